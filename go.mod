@@ -1,0 +1,3 @@
+module github.com/mpenc/mpenc
+
+go 1.26.0

@@ -1,0 +1,270 @@
+package wire
+
+import (
+	"github.com/mpenc/mpenc/crypto"
+)
+
+// GreetPacket is a greeting packet (MESSAGE_TYPE 0x02). Its records, in the
+// only order accepted:
+//
+//	MESSAGE_SIGNATURE, PROTOCOL_VERSION, MESSAGE_TYPE, GREET_TYPE, SOURCE,
+//	DEST, MEMBER*, INT_KEY*, NONCE*, PUB_KEY*,
+//	[PREV_PF, CHAIN_HASH, LATEST_PM*], SESSION_SIGNATURE?, SIGNING_KEY?
+//
+// The signature covers "greetmsgsig" ‖ the bytes from PROTOCOL_VERSION to the
+// end ([SignGreet]).
+type GreetPacket struct {
+	Signature crypto.Signature
+	Type      GreetType
+	Source    string
+	Dest      string // empty: broadcast
+	Members   []string
+	// IntKeys are CLIQUES intermediate keys. The zero value stands for the
+	// base point, which the reference sends as an empty INT_KEY; a 32-byte
+	// all-zero INT_KEY (a low-order point) is rejected by the decoder.
+	IntKeys []IntKey
+	Nonces  [][32]byte
+	PubKeys []crypto.PublicKey
+	// Metadata is present on the initial packet of an operation only.
+	Metadata *Metadata
+	// SessionSignature is the ASKE confirmation, on downflow packets.
+	SessionSignature *crypto.Signature
+	// SigningKey is a published ephemeral signing seed (unused upstream).
+	SigningKey *[32]byte
+
+	// Signed holds, for a decoded packet, the exact bytes the
+	// MESSAGE_SIGNATURE covers (without the "greetmsgsig" context). Marshal
+	// ignores it.
+	Signed []byte
+}
+
+// Metadata is the proposal metadata of an operation's initial packet, read by
+// the ServerOrder concurrency resolver.
+type Metadata struct {
+	PrevPF    [32]byte
+	ChainHash [32]byte
+	LatestPM  []MessageID
+}
+
+// MessageType returns MsgGreet.
+func (*GreetPacket) MessageType() MessageType { return MsgGreet }
+
+// MarshalSigned encodes the records the MESSAGE_SIGNATURE covers.
+func (p *GreetPacket) MarshalSigned() ([]byte, error) {
+	var w builder
+	w.header(MsgGreet)
+	w.add(RecGreetType, []byte{byte(p.Type >> 8), byte(p.Type)})
+	w.add(RecSource, []byte(p.Source))
+	w.add(RecDest, []byte(p.Dest))
+	for _, m := range p.Members {
+		w.add(RecMember, []byte(m))
+	}
+	for _, k := range p.IntKeys {
+		if k.IsBase() {
+			w.add(RecIntKey, nil)
+		} else {
+			w.add(RecIntKey, k[:])
+		}
+	}
+	for _, n := range p.Nonces {
+		w.add(RecNonce, n[:])
+	}
+	for _, k := range p.PubKeys {
+		w.add(RecPubKey, k[:])
+	}
+	if m := p.Metadata; m != nil {
+		w.add(RecPrevPF, m.PrevPF[:])
+		w.add(RecChainHash, m.ChainHash[:])
+		for _, id := range m.LatestPM {
+			w.add(RecLatestPM, id[:])
+		}
+	}
+	if p.SessionSignature != nil {
+		w.add(RecSessionSignature, p.SessionSignature[:])
+	}
+	if p.SigningKey != nil {
+		w.add(RecSigningKey, p.SigningKey[:])
+	}
+	return w.bytes()
+}
+
+// Marshal encodes the whole packet with p.Signature.
+func (p *GreetPacket) Marshal() ([]byte, error) {
+	signed, err := p.MarshalSigned()
+	if err != nil {
+		return nil, err
+	}
+	return finishSigned(p.Signature, signed)
+}
+
+// Sign signs the packet with the ephemeral key k, sets p.Signature and
+// p.Signed, and returns the whole encoded packet.
+func (p *GreetPacket) Sign(k *crypto.SigningKey) ([]byte, error) {
+	signed, err := p.MarshalSigned()
+	if err != nil {
+		return nil, err
+	}
+	p.Signature = SignGreet(k, signed)
+	p.Signed = signed
+	return finishSigned(p.Signature, signed)
+}
+
+// Verify reports whether p.Signed carries a valid greeting signature by pub.
+// It is false for a packet that was not decoded or signed here.
+func (p *GreetPacket) Verify(pub crypto.PublicKey) bool {
+	return p.Signed != nil && VerifyGreet(pub, p.Signed, &p.Signature)
+}
+
+func finishSigned(sig crypto.Signature, signed []byte) ([]byte, error) {
+	out := make([]byte, 0, sigRecordSize+len(signed))
+	out, _ = AppendRecord(out, RecMessageSignature, sig[:])
+	out = append(out, signed...)
+	if len(out) > MaxPacketSize {
+		return nil, errAt(ErrTooLarge, 0, 0, "packet of %d bytes, cap %d", len(out), MaxPacketSize)
+	}
+	return out, nil
+}
+
+// DecodeGreet decodes a greeting packet.
+func DecodeGreet(b []byte) (*GreetPacket, error) {
+	p, err := Decode(b)
+	if err != nil {
+		return nil, err
+	}
+	g, ok := p.(*GreetPacket)
+	if !ok {
+		return nil, errAt(ErrLayout, RecMessageType, 0, "%v, want %v", p.MessageType(), MsgGreet)
+	}
+	return g, nil
+}
+
+func decodeGreet(c *cursor, buf []byte) (*GreetPacket, error) {
+	p := &GreetPacket{}
+	sig, err := c.requireSize(RecMessageSignature, crypto.SignatureSize)
+	if err != nil {
+		return nil, err
+	}
+	copy(p.Signature[:], sig)
+	signedStart := c.offset()
+	if err := c.header(MsgGreet); err != nil {
+		return nil, err
+	}
+	gt, err := c.requireSize(RecGreetType, 2)
+	if err != nil {
+		return nil, err
+	}
+	p.Type = GreetType(uint16(gt[0])<<8 | uint16(gt[1]))
+	if !p.Type.Known() {
+		return nil, errAt(ErrValue, RecGreetType, c.recs[c.i-1].Offset, "unknown greeting type %v", p.Type)
+	}
+	r, err := c.require(RecSource)
+	if err != nil {
+		return nil, err
+	}
+	if p.Source, err = checkID(r, false); err != nil {
+		return nil, err
+	}
+	if r, err = c.require(RecDest); err != nil {
+		return nil, err
+	}
+	if p.Dest, err = checkID(r, true); err != nil {
+		return nil, err
+	}
+	members, err := c.repeated(RecMember, MaxMembers)
+	if err != nil {
+		return nil, err
+	}
+	p.Members = make([]string, len(members))
+	for i, r := range members {
+		if p.Members[i], err = checkID(r, false); err != nil {
+			return nil, err
+		}
+	}
+	intKeys, err := c.repeated(RecIntKey, MaxRepeated)
+	if err != nil {
+		return nil, err
+	}
+	p.IntKeys = make([]IntKey, len(intKeys))
+	for i, r := range intKeys {
+		if len(r.Value) == 0 {
+			continue // the base point
+		}
+		if p.IntKeys[i], err = fixed32(r); err != nil {
+			return nil, err
+		}
+		if p.IntKeys[i].IsBase() {
+			return nil, errAt(ErrValue, RecIntKey, r.Offset, "all-zero key")
+		}
+	}
+	nonces, err := c.repeated(RecNonce, MaxRepeated)
+	if err != nil {
+		return nil, err
+	}
+	p.Nonces = make([][32]byte, len(nonces))
+	for i, r := range nonces {
+		if p.Nonces[i], err = fixed32(r); err != nil {
+			return nil, err
+		}
+	}
+	pubKeys, err := c.repeated(RecPubKey, MaxRepeated)
+	if err != nil {
+		return nil, err
+	}
+	p.PubKeys = make([]crypto.PublicKey, len(pubKeys))
+	for i, r := range pubKeys {
+		if p.PubKeys[i], err = fixed32(r); err != nil {
+			return nil, err
+		}
+	}
+	if r, ok := c.optional(RecPrevPF); ok {
+		m := &Metadata{}
+		if m.PrevPF, err = fixed32(r); err != nil {
+			return nil, err
+		}
+		ch, err := c.requireSize(RecChainHash, 32)
+		if err != nil {
+			return nil, err
+		}
+		copy(m.ChainHash[:], ch)
+		pms, err := c.repeated(RecLatestPM, MaxRepeated)
+		if err != nil {
+			return nil, err
+		}
+		m.LatestPM = make([]MessageID, len(pms))
+		for i, r := range pms {
+			if len(r.Value) != MessageIDSize {
+				return nil, errAt(ErrLength, RecLatestPM, r.Offset, "%d bytes, want %d", len(r.Value), MessageIDSize)
+			}
+			copy(m.LatestPM[i][:], r.Value)
+		}
+		p.Metadata = m
+	}
+	if v, ok, err := c.optionalSize(RecSessionSignature, crypto.SignatureSize); err != nil {
+		return nil, err
+	} else if ok {
+		p.SessionSignature = new(crypto.Signature)
+		copy(p.SessionSignature[:], v)
+	}
+	if v, ok, err := c.optionalSize(RecSigningKey, 32); err != nil {
+		return nil, err
+	} else if ok {
+		p.SigningKey = new([32]byte)
+		copy(p.SigningKey[:], v)
+	}
+	if err := c.done(); err != nil {
+		return nil, err
+	}
+	p.Signed = buf[signedStart:]
+	return p, nil
+}
+
+// IntKey is a CLIQUES intermediate key as carried by INT_KEY: an X25519
+// u-coordinate, with the zero value standing for the base point (which the
+// reference encodes as an empty record).
+type IntKey [32]byte
+
+// BaseIntKey is the intermediate key of a member with no contribution yet.
+var BaseIntKey IntKey
+
+// IsBase reports whether k stands for the base point.
+func (k IntKey) IsBase() bool { return k == BaseIntKey }

@@ -1,0 +1,116 @@
+package wire
+
+import (
+	"encoding/binary"
+)
+
+// Padding of data plaintext (design document 5.3; reference layout).
+const (
+	// PaddingBase is the smallest padded plaintext size.
+	PaddingBase = 128
+	// MaxPlaintextInner is the largest inner TLV string a data packet can
+	// carry: its padded size, 32,768 bytes, is the largest power-of-two
+	// multiple of 128 that still fits the 16-bit MESSAGE_PAYLOAD length.
+	MaxPlaintextInner = 32766
+)
+
+// PaddedSize returns the padded plaintext size for an inner TLV string of
+// inner bytes: 128·2^⌈log2(⌈(inner+2)/128⌉)⌉, so 0–126 → 128,
+// 127–254 → 256, 255–510 → 512, and so on.
+func PaddedSize(inner int) int {
+	size := PaddingBase
+	for size < inner+2 {
+		size *= 2
+	}
+	return size
+}
+
+// Plaintext is the decrypted content of a data packet:
+//
+//	uint16 BE length L ‖ MESSAGE_PARENT* ‖ MESSAGE_BODY (L bytes) ‖ zero bytes
+//
+// The length prefix covers the whole inner TLV string (the design document
+// says the body only; the reference, which is what ran, covers both).
+type Plaintext struct {
+	Parents []MessageID
+	Body    []byte
+	// Size is the total length with padding. Zero when marshalling means
+	// PaddedSize of the inner length. Decoding sets it to the length found:
+	// the reference's own early test packets carry no padding at all, and
+	// the decoder accepts any length that leaves zero bytes after the inner
+	// string.
+	Size int
+}
+
+// Marshal encodes and pads the plaintext.
+func (p *Plaintext) Marshal() ([]byte, error) {
+	var w builder
+	for _, id := range p.Parents {
+		w.add(RecMessageParent, id[:])
+	}
+	w.add(RecMessageBody, p.Body)
+	if w.err != nil {
+		return nil, w.err
+	}
+	inner := w.b
+	if len(inner) > MaxPlaintextInner {
+		return nil, errAt(ErrTooLarge, 0, 0, "plaintext of %d bytes, cap %d", len(inner), MaxPlaintextInner)
+	}
+	size := p.Size
+	if size == 0 {
+		size = PaddedSize(len(inner))
+	}
+	if size < len(inner)+2 || size > MaxValueSize {
+		return nil, errAt(ErrValue, 0, 0, "padded size %d for %d bytes", size, len(inner))
+	}
+	out := make([]byte, size)
+	binary.BigEndian.PutUint16(out, uint16(len(inner)))
+	copy(out[2:], inner)
+	return out, nil
+}
+
+// DecodePlaintext decodes a decrypted data payload. The result does not
+// alias b.
+func DecodePlaintext(b []byte) (*Plaintext, error) {
+	if len(b) > MaxValueSize {
+		return nil, errAt(ErrTooLarge, 0, 0, "plaintext of %d bytes", len(b))
+	}
+	if len(b) < 2 {
+		return nil, errAt(ErrTruncated, 0, 0, "no length prefix")
+	}
+	n := int(binary.BigEndian.Uint16(b))
+	if n > len(b)-2 {
+		return nil, errAt(ErrTruncated, 0, 0, "length prefix %d, %d bytes follow", n, len(b)-2)
+	}
+	for i, x := range b[2+n:] {
+		if x != 0 {
+			return nil, errAt(ErrValue, 0, 2+n+i, "non-zero padding")
+		}
+	}
+	inner := append([]byte(nil), b[2:2+n]...)
+	recs, err := decodeRecordsNoCopy(inner)
+	if err != nil {
+		return nil, err
+	}
+	c := &cursor{recs: recs, end: len(inner)}
+	parents, err := c.repeated(RecMessageParent, MaxMembers)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plaintext{Parents: make([]MessageID, len(parents)), Size: len(b)}
+	for i, r := range parents {
+		if len(r.Value) != MessageIDSize {
+			return nil, errAt(ErrLength, RecMessageParent, r.Offset, "%d bytes, want %d", len(r.Value), MessageIDSize)
+		}
+		copy(p.Parents[i][:], r.Value)
+	}
+	body, err := c.require(RecMessageBody)
+	if err != nil {
+		return nil, err
+	}
+	p.Body = body.Value
+	if err := c.done(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
