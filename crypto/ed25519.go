@@ -76,3 +76,6 @@ func (k *SigningKey) String() string { return fmt.Sprintf("SigningKey(public %x)
 func Verify(pub PublicKey, message []byte, sig *Signature) bool {
 	return ed25519.Verify(pub[:], message, sig[:])
 }
+
+// Bytes returns the key as a byte slice (a copy).
+func (p PublicKey) Bytes() []byte { return append([]byte(nil), p[:]...) }

@@ -1,0 +1,237 @@
+package greeter
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/wire"
+)
+
+// Directory maps participant ids to their static Ed25519 identity keys. An
+// error (for example an unknown member, or a key the trust store refuses)
+// makes the operation that needs the key fail with that error as reason.
+type Directory interface {
+	IdentityKey(member string) (crypto.PublicKey, error)
+}
+
+// DirectoryFunc adapts a function to the Directory interface.
+type DirectoryFunc func(member string) (crypto.PublicKey, error)
+
+// IdentityKey calls f.
+func (f DirectoryFunc) IdentityKey(member string) (crypto.PublicKey, error) { return f(member) }
+
+// Greeter holds what every operation of one member needs: its id, its static
+// identity key, the key directory and the source of randomness. It is a
+// codec and a factory; it keeps no per-operation state, and its fields are
+// never modified, so one Greeter serves every operation of a session.
+type Greeter struct {
+	// Self is our participant id (our full JID on XMPP).
+	Self string
+	// Identity is our static identity key.
+	Identity *crypto.SigningKey
+	// Directory gives the other members' static identity keys.
+	Directory Directory
+	// Rand is the source of every random value (contributions, nonces,
+	// ephemeral keys). Nil means crypto/rand.
+	Rand io.Reader
+}
+
+// Errors callers branch on.
+var (
+	// ErrNotForThisOperation: the packet does not belong to the running
+	// operation (another operation, a non-member, another recipient). The
+	// Greeting ignored it and is unchanged.
+	ErrNotForThisOperation = errors.New("greeter: packet is not part of this operation")
+	// ErrDuplicate: the packet was already processed. The Greeting is
+	// unchanged.
+	ErrDuplicate = errors.New("greeter: duplicate packet")
+	// ErrInvalidProposal: Propose was asked for something mpENC cannot do
+	// (include and exclude together, excluding ourselves, no change...).
+	ErrInvalidProposal = errors.New("greeter: invalid proposal")
+)
+
+// Class is how ServerOrder sees a greeting packet.
+type Class uint8
+
+// Packet classes (the chain-hash ptypes: "2" initial, "1" final, "3" both).
+const (
+	ClassNone    Class = 0
+	ClassFinal   Class = 1
+	ClassInitial Class = 2
+	ClassBoth    Class = 3
+)
+
+func (c Class) String() string {
+	switch c {
+	case ClassNone:
+		return "none"
+	case ClassFinal:
+		return "final"
+	case ClassInitial:
+		return "initial"
+	case ClassBoth:
+		return "initial+final"
+	}
+	return fmt.Sprintf("Class(%d)", uint8(c))
+}
+
+// Classify tells ServerOrder whether p is the initial packet of an
+// operation, its final packet, both, or neither, without any cryptography
+// (SESSION-RULES §2.3). running is the Greeting of the operation under way
+// at this point of the order, or nil.
+//
+//   - initial: INIT_INITIATOR_UP, INCLUDE_AUX_INITIATOR_UP, and
+//     EXCLUDE_AUX_INITIATOR_DOWN leaving two members or more;
+//   - both: REFRESH_AUX_INITIATOR_DOWN, and an exclude leaving one member;
+//   - final: the confirm of the last member still to authenticate, judged
+//     by the running Greeting ([Greeting.ExpectsFinal]);
+//   - none: everything else (QUIT_DOWN included: it is vestigial).
+func Classify(p *wire.GreetPacket, running *Greeting) Class {
+	switch p.Type {
+	case wire.GreetInitInitiatorUp, wire.GreetIncludeAuxInitiatorUp:
+		return ClassInitial
+	case wire.GreetExcludeAuxInitiatorDown:
+		if len(p.Members) >= 2 {
+			return ClassInitial
+		}
+		return ClassBoth
+	case wire.GreetRefreshAuxInitiatorDown:
+		return ClassBoth
+	}
+	if running != nil && running.ExpectsFinal(p) {
+		return ClassFinal
+	}
+	return ClassNone
+}
+
+// Proposal is an initial packet we built, with the Greeting prepared for
+// it. Send Wire; when ServerOrder accepts its echo, pass the Proposal to
+// [Greeter.Accept], which continues with the prepared Greeting.
+type Proposal struct {
+	Op      wire.Operation
+	Members []string // the members after the operation, in operation order
+	// Wire is the armoured packet to send.
+	Wire string
+	// Hash is SHA-256 of the packet bytes: how we recognise our echo.
+	Hash [32]byte
+
+	greeting *Greeting
+}
+
+// Propose builds the initial packet of an operation that changes the
+// membership from prev's members (or just us when prev is nil: a solo
+// member starts a session) to next, carrying meta for ServerOrder.
+//
+// The operation follows from the sets: from no session, START with next
+// ordered [us] + sorted(others); a strict superset, INCLUDE (newcomers
+// appended sorted); a strict subset, EXCLUDE (order kept); the same set,
+// REFRESH. Including and excluding at once, or excluding ourselves, is
+// refused with [ErrInvalidProposal]. prev is not modified.
+func (gr *Greeter) Propose(prev *State, next []string, meta *wire.Metadata) (*Proposal, error) {
+	if meta == nil {
+		return nil, fmt.Errorf("%w: no proposal metadata", ErrInvalidProposal)
+	}
+	if !slices.Contains(next, gr.Self) {
+		return nil, fmt.Errorf("%w: we never exclude ourselves", ErrInvalidProposal)
+	}
+	if hasDuplicates(next) {
+		return nil, fmt.Errorf("%w: duplicate member", ErrInvalidProposal)
+	}
+	if len(next) > wire.MaxMembers {
+		return nil, fmt.Errorf("%w: %d members, cap %d", ErrInvalidProposal, len(next), wire.MaxMembers)
+	}
+	g := &Greeting{gr: gr, initiator: gr.Self, prev: prev, seen: map[[32]byte]bool{}}
+	var p *wire.GreetPacket
+	var err error
+	switch {
+	case prev == nil:
+		if len(next) < 2 {
+			return nil, fmt.Errorf("%w: a session needs two members", ErrInvalidProposal)
+		}
+		p, err = g.proposeStart(next)
+	default:
+		include, exclude := diff(prev.Members, next)
+		switch {
+		case len(include) > 0 && len(exclude) > 0:
+			return nil, fmt.Errorf("%w: include and exclude in one operation", ErrInvalidProposal)
+		case len(include) > 0:
+			p, err = g.proposeInclude(include)
+		case len(exclude) > 0:
+			p, err = g.proposeExclude(exclude)
+		default:
+			p, err = g.proposeRefresh()
+		}
+	}
+	if err != nil {
+		g.clear()
+		return nil, err
+	}
+	p.Metadata = &wire.Metadata{PrevPF: meta.PrevPF, ChainHash: meta.ChainHash, LatestPM: slices.Clone(meta.LatestPM)}
+	raw, err := p.Sign(g.eph)
+	if err != nil {
+		g.clear()
+		return nil, fmt.Errorf("greeter: encoding the initial packet: %w", err)
+	}
+	g.sent = append(g.sent, packetHash(p))
+	return &Proposal{
+		Op:       g.op,
+		Members:  slices.Clone(g.members),
+		Wire:     wire.Armour(raw),
+		Hash:     crypto.Hash(raw),
+		greeting: g,
+	}, nil
+}
+
+// Accept creates the Greeting for an initial packet that ServerOrder has
+// accepted, and feeds it that packet. prev is our current result state
+// (nil if we have none: a newcomer, or a solo member). If the packet is our
+// own proposal's echo (its bytes hash to own.Hash), the prepared Greeting
+// continues; otherwise a fresh one is built. own may be nil.
+//
+// It returns the Greeting and the packet to send in answer, if any. An
+// error means the operation failed for us at once (the Greeting is
+// returned too, failed, so that the session can report it); prev is never
+// modified.
+func (gr *Greeter) Accept(prev *State, p *wire.GreetPacket, own *Proposal) (*Greeting, string, error) {
+	if own != nil && own.greeting != nil {
+		raw, err := p.Marshal()
+		if err == nil && crypto.Hash(raw) == own.Hash {
+			g := own.greeting
+			out, err := g.Receive(p)
+			return g, out, err
+		}
+	}
+	g := &Greeting{gr: gr, prev: prev, initiator: p.Source, seen: map[[32]byte]bool{}}
+	out, err := g.start(p)
+	return g, out, err
+}
+
+func hasDuplicates(ids []string) bool {
+	s := slices.Clone(ids)
+	slices.Sort(s)
+	for i := 1; i < len(s); i++ {
+		if s[i] == s[i-1] {
+			return true
+		}
+	}
+	return false
+}
+
+// diff returns next − prev (sorted) and prev − next (in prev order).
+func diff(prev, next []string) (include, exclude []string) {
+	for _, m := range next {
+		if !slices.Contains(prev, m) {
+			include = append(include, m)
+		}
+	}
+	slices.Sort(include)
+	for _, m := range prev {
+		if !slices.Contains(next, m) {
+			exclude = append(exclude, m)
+		}
+	}
+	return include, exclude
+}
