@@ -1,8 +1,8 @@
 package greeter_test
 
 import (
-	"errors"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
