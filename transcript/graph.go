@@ -1,0 +1,500 @@
+package transcript
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+)
+
+// maxMessages bounds the messages of one graph, so that an Index+1 fits the
+// 32-bit half of an id-table slot.
+const maxMessages = 1<<32 - 2
+
+// maxRejected bounds the ids of rejected messages a graph remembers, so that
+// a hostile member cannot grow it without bound; beyond it the oldest are
+// forgotten (their descendants then wait in the caller's buffer until it
+// drops them, instead of being rejected at once).
+const maxRejected = 4096
+
+// Options tunes a [Graph]. The zero value is valid.
+type Options struct {
+	// HashKey keys the id index. Draw it from the session's random source:
+	// with a known key a member could grind message ids that all land in
+	// one bucket. Results never depend on it.
+	HashKey uint64
+}
+
+type meta struct {
+	author uint8
+	kind   Kind
+}
+
+// Graph is the causal transcript of one subsession: every accepted message
+// with its author, parents and kind, the vector clocks that decide ancestry
+// in O(1), who has acked what, the heads, and the messages not yet fully
+// acked. It implements the acceptance checks of LIVENESS-NOTES §1.2 and the
+// algorithms of §1.5.
+//
+// Storage is a set of slabs indexed by accept position ([Index]): per
+// message 20 bytes of id, 2 of author and kind, 4·n of vector clock, 4 of
+// parent offset, 4 per parent, 4 in its author's line and about 16 in the id
+// index; no pointers, so the garbage collector never scans it.
+//
+// A Graph is not safe for concurrent use; its owner serialises calls.
+type Graph struct {
+	members []string
+	n       int
+
+	ids     []ID
+	meta    []meta
+	vc      []uint32 // vc[i*n+a]: how many of a's messages are ≤ i (so vc[i*n+author(i)] = seq(i))
+	parOff  []uint32 // parents of i: parents[parOff[i]:parOff[i+1]]
+	parents []Index
+	by      [][]Index // by[a][s-1]: a's message with seq s
+	table   idTable
+
+	acked  []uint32 // acked[a*n+r]: highest seq of a's messages acked by r
+	faUpTo []uint32 // a's messages with seq ≤ faUpTo[a] are fully acked
+	finSeq []uint32 // seq of a's first FIN, 0 if none
+	headOf []uint32 // index+1 of a's message if it is a head, else 0
+
+	nfa      []Index // not fully acked, in accept order; may hold stale entries
+	nfaStale int
+
+	rejected rejectSet
+
+	// Scratch buffers, reused by Accept so that it does not allocate.
+	pidx   []Index
+	vcp    []uint32
+	mark   []uint32
+	epoch  uint32
+	events []Index
+	sorted []ID
+}
+
+// Accepted reports a successful [Graph.Accept].
+type Accepted struct {
+	Index Index
+	// FullyAcked lists the messages that became fully acked through this
+	// accept, in accept order (which is a topological order). It includes
+	// Index itself when the author is the only member. It aliases a buffer
+	// of the graph and is valid until the next call to Accept.
+	FullyAcked []Index
+}
+
+// New returns an empty graph for the members, which must be sorted bytewise
+// without repetition (1 to [MaxMembers] non-empty ids). Member i of this
+// list is the Author index i of every message.
+func New(members []string, opt Options) (*Graph, error) {
+	if len(members) == 0 || len(members) > MaxMembers {
+		return nil, fmt.Errorf("transcript: %d members, want 1 to %d", len(members), MaxMembers)
+	}
+	for i, m := range members {
+		if m == "" {
+			return nil, fmt.Errorf("transcript: empty member id")
+		}
+		if i > 0 && members[i-1] >= m {
+			return nil, fmt.Errorf("transcript: members not sorted without repetition at %d", i)
+		}
+	}
+	n := len(members)
+	g := &Graph{
+		members: slices.Clone(members),
+		n:       n,
+		parOff:  []uint32{0},
+		by:      make([][]Index, n),
+		acked:   make([]uint32, n*n),
+		faUpTo:  make([]uint32, n),
+		finSeq:  make([]uint32, n),
+		headOf:  make([]uint32, n),
+		vcp:     make([]uint32, n),
+		mark:    make([]uint32, n),
+	}
+	g.table.init(opt.HashKey)
+	g.rejected.init()
+	return g, nil
+}
+
+// Members returns the members, sorted bytewise.
+func (g *Graph) Members() []string { return slices.Clone(g.members) }
+
+// Member returns the id of member index i.
+func (g *Graph) Member(i int) string { return g.members[i] }
+
+// N returns the number of members.
+func (g *Graph) N() int { return g.n }
+
+// MemberIndex returns the index of a member id.
+func (g *Graph) MemberIndex(id string) (int, bool) {
+	i := sort.SearchStrings(g.members, id)
+	return i, i < g.n && g.members[i] == id
+}
+
+// Len returns the number of accepted messages.
+func (g *Graph) Len() int { return len(g.ids) }
+
+// Lookup returns the index of an accepted message.
+func (g *Graph) Lookup(id ID) (Index, bool) { return g.table.lookup(&id, g.ids) }
+
+// Has reports whether the message is accepted.
+func (g *Graph) Has(id ID) bool { _, ok := g.Lookup(id); return ok }
+
+// WasRejected reports whether the message was rejected (among the last
+// 4,096 rejections).
+func (g *Graph) WasRejected(id ID) bool { return g.rejected.has(id) }
+
+// Reject records a message the caller rejected before offering it to the
+// graph (say, a validly signed packet whose body does not decode), so that
+// its descendants are rejected at once with [ErrRejectedParent].
+func (g *Graph) Reject(id ID) {
+	if !g.Has(id) {
+		g.rejected.add(id)
+	}
+}
+
+// ID returns the id of message i.
+func (g *Graph) ID(i Index) ID { return g.ids[i] }
+
+// Author returns the member index of the author of message i.
+func (g *Graph) Author(i Index) int { return int(g.meta[i].author) }
+
+// Kind returns the kind of message i.
+func (g *Graph) Kind(i Index) Kind { return g.meta[i].kind }
+
+// Seq returns the 1-based position of message i in its author's line.
+func (g *Graph) Seq(i Index) uint32 { return g.vc[int(i)*g.n+int(g.meta[i].author)] }
+
+// Parents returns the parents of message i in the order they were sent. The
+// slice aliases the graph: do not modify it.
+func (g *Graph) Parents(i Index) []Index { return g.parents[g.parOff[i]:g.parOff[i+1]] }
+
+// Clock returns the vector clock of message i: for each member a, how many
+// of a's messages are ancestors of i or i itself. The slice aliases the
+// graph: do not modify it.
+func (g *Graph) Clock(i Index) []uint32 { return g.vc[int(i)*g.n : int(i+1)*g.n] }
+
+// Less reports whether a is a strict ancestor of b (a < b).
+func (g *Graph) Less(a, b Index) bool {
+	return a != b && g.Seq(a) <= g.vc[int(b)*g.n+int(g.meta[a].author)]
+}
+
+// LastSeq returns the number of messages author a has in the graph.
+func (g *Graph) LastSeq(a int) uint32 { return uint32(len(g.by[a])) }
+
+// BySeq returns author a's message with the given 1-based seq.
+func (g *Graph) BySeq(a int, seq uint32) (Index, bool) {
+	if seq == 0 || int(seq) > len(g.by[a]) {
+		return 0, false
+	}
+	return g.by[a][seq-1], true
+}
+
+// Fin returns author a's first FIN.
+func (g *Graph) Fin(a int) (Index, bool) { return g.BySeq(a, g.finSeq[a]) }
+
+// LeaveIntent reports whether message i is a leave intent: a FIN whose only
+// parent is a FIN by the same author (LIVENESS-NOTES §6).
+func (g *Graph) LeaveIntent(i Index) bool {
+	if g.Kind(i) != KindFin {
+		return false
+	}
+	p := g.Parents(i)
+	return len(p) == 1 && g.Kind(p[0]) == KindFin && g.Author(p[0]) == g.Author(i)
+}
+
+// Heads returns the heads (accepted messages nothing points to yet), sorted
+// bytewise: the parents of the next message we send.
+func (g *Graph) Heads() []ID {
+	h := make([]ID, 0, 4)
+	for _, x := range g.headOf {
+		if x != 0 {
+			h = append(h, g.ids[x-1])
+		}
+	}
+	slices.SortFunc(h, ID.Compare)
+	return h
+}
+
+// HeadIndexes returns the heads in accept order.
+func (g *Graph) HeadIndexes() []Index {
+	h := make([]Index, 0, 4)
+	for _, x := range g.headOf {
+		if x != 0 {
+			h = append(h, Index(x-1))
+		}
+	}
+	slices.Sort(h)
+	return h
+}
+
+// AckedUpTo returns the highest seq of author a's messages that reader r
+// has acked.
+func (g *Graph) AckedUpTo(a, r int) uint32 { return g.acked[a*g.n+r] }
+
+// AckedBy reports whether member r has acked message i, that is sent a
+// message after it. The author counts as having acked its own messages.
+func (g *Graph) AckedBy(i Index, r int) bool {
+	a := g.Author(i)
+	return r == a || g.acked[a*g.n+r] >= g.Seq(i)
+}
+
+// FullyAcked reports whether every reader of message i has acked it.
+func (g *Graph) FullyAcked(i Index) bool {
+	if g.n == 1 {
+		return true
+	}
+	return g.Seq(i) <= g.faUpTo[g.Author(i)]
+}
+
+// UnackedBy appends to dst the readers of message i that have not acked it
+// (unackby(m) of LIVENESS-NOTES §1.3), in member order.
+func (g *Graph) UnackedBy(i Index, dst []int) []int {
+	a, s := g.Author(i), g.Seq(i)
+	for r := 0; r < g.n; r++ {
+		if r != a && g.acked[a*g.n+r] < s {
+			dst = append(dst, r)
+		}
+	}
+	return dst
+}
+
+// FirstAckBy returns the first message by member r that acks message i (r's
+// earliest message with i as an ancestor).
+func (g *Graph) FirstAckBy(i Index, r int) (Index, bool) {
+	a, s := g.Author(i), g.Seq(i)
+	if r == a || g.acked[a*g.n+r] < s {
+		return 0, false
+	}
+	line := g.by[r]
+	k := sort.Search(len(line), func(k int) bool { return g.vc[int(line[k])*g.n+a] >= s })
+	return line[k], true
+}
+
+// NotFullyAcked appends to dst the messages not yet fully acked, in accept
+// order.
+func (g *Graph) NotFullyAcked(dst []Index) []Index {
+	for _, i := range g.nfa {
+		if !g.FullyAcked(i) {
+			dst = append(dst, i)
+		}
+	}
+	return dst
+}
+
+// Accept runs the acceptance checks of LIVENESS-NOTES §1.2 on m, in order,
+// and adds it to the graph if they pass. On any error the graph is
+// unchanged, apart from remembering a rejected id:
+//
+//   - [ErrDuplicate], returned as is: m is already accepted;
+//   - a [*MissingParentError]: some parents are not accepted yet, buffer m;
+//   - a [*RejectError] wrapping ErrMalformed, ErrNotMember,
+//     ErrRejectedParent, ErrRedundantParents, ErrFork, ErrNotAntichain or
+//     ErrAfterFin: m is invalid for every member, forever;
+//   - [ErrFull].
+//
+// Accepting m by author r acks, for r, every ancestor of m; the messages
+// that thereby become fully acked are listed in the result.
+func (g *Graph) Accept(m Message) (Accepted, error) {
+	// 1. Duplicate.
+	if _, ok := g.table.lookup(&m.ID, g.ids); ok {
+		return Accepted{}, ErrDuplicate
+	}
+	reject := func(err error, format string, args ...any) (Accepted, error) {
+		g.rejected.add(m.ID)
+		return Accepted{}, &RejectError{Err: err, ID: m.ID, Author: m.Author, Detail: fmt.Sprintf(format, args...)}
+	}
+	// 2. Malformed.
+	if !m.Kind.Valid() {
+		return reject(ErrMalformed, "unknown kind %d", m.Kind)
+	}
+	if len(m.Parents) > g.n {
+		return reject(ErrMalformed, "%d parents for %d members", len(m.Parents), g.n)
+	}
+	g.sorted = append(g.sorted[:0], m.Parents...)
+	slices.SortFunc(g.sorted, ID.Compare)
+	for k, p := range g.sorted {
+		if p == m.ID {
+			return reject(ErrMalformed, "cites itself")
+		}
+		if k > 0 && g.sorted[k-1] == p {
+			return reject(ErrMalformed, "parent %x repeated", p[:6])
+		}
+	}
+	// 3. Author is a member. (Readers are every other member, never on the
+	// wire, so a self-send cannot be expressed.)
+	if m.Author < 0 || m.Author >= g.n {
+		return reject(ErrNotMember, "author index %d of %d members", m.Author, g.n)
+	}
+	if len(g.ids) >= maxMessages {
+		return Accepted{}, ErrFull
+	}
+	// 4. Every parent accepted.
+	g.pidx = g.pidx[:0]
+	var missing []ID
+	for _, p := range m.Parents {
+		if idx, ok := g.table.lookup(&p, g.ids); ok {
+			g.pidx = append(g.pidx, idx)
+			continue
+		}
+		if g.rejected.has(p) {
+			return reject(ErrRejectedParent, "parent %x", p[:6])
+		}
+		missing = append(missing, p)
+	}
+	if missing != nil {
+		return Accepted{}, &MissingParentError{ID: m.ID, Missing: missing}
+	}
+	// 5. Parents readable by the author: every member reads every message
+	// of a subsession, so this always holds.
+
+	// 6. Parents by distinct authors.
+	g.epoch++
+	for _, p := range g.pidx {
+		a := g.meta[p].author
+		if g.mark[a] == g.epoch {
+			return reject(ErrRedundantParents, "two parents by member %d", a)
+		}
+		g.mark[a] = g.epoch
+	}
+	// The parents' clock: element-wise maximum.
+	n := g.n
+	vcp := g.vcp
+	clear(vcp)
+	for _, p := range g.pidx {
+		row := g.vc[int(p)*n : int(p+1)*n]
+		for a, v := range row {
+			if v > vcp[a] {
+				vcp[a] = v
+			}
+		}
+	}
+	// 7. Own line: the author's last message must be ≤ some parent, that is
+	// the parents' clock must count all of the author's messages.
+	last := uint32(len(g.by[m.Author]))
+	if vcp[m.Author] != last {
+		return reject(ErrFork, "parents include %d of the author's %d messages", vcp[m.Author], last)
+	}
+	// 8. Antichain: no parent ≤ another (authors are distinct, so p ≠ q).
+	for _, p := range g.pidx {
+		pa, ps := int(g.meta[p].author), g.vc[int(p)*n+int(g.meta[p].author)]
+		for _, q := range g.pidx {
+			if q != p && ps <= g.vc[int(q)*n+pa] {
+				return reject(ErrNotAntichain, "parent %x is an ancestor of parent %x", g.ids[p][:6], g.ids[q][:6])
+			}
+		}
+	}
+	// Our rule (§6): after its FIN an author may only ack, flush, or send
+	// the one leave-intent FIN that cites the FIN alone.
+	if fs := g.finSeq[m.Author]; fs != 0 {
+		switch {
+		case m.Kind.IsExplicitAck() || m.Kind == KindFlush:
+		case m.Kind == KindFin && len(g.pidx) == 1 && g.pidx[0] == g.by[m.Author][fs-1]:
+		default:
+			return reject(ErrAfterFin, "%v after the author's FIN", m.Kind)
+		}
+	}
+	return g.commit(&m), nil
+}
+
+// commit adds a message that passed every check.
+func (g *Graph) commit(m *Message) Accepted {
+	n := g.n
+	idx := Index(len(g.ids))
+	r := m.Author
+	seq := uint32(len(g.by[r])) + 1
+
+	g.ids = append(g.ids, m.ID)
+	g.meta = append(g.meta, meta{author: uint8(r), kind: m.Kind})
+	g.vcp[r] = seq
+	g.vc = append(g.vc, g.vcp...)
+	g.parents = append(g.parents, g.pidx...)
+	g.parOff = append(g.parOff, uint32(len(g.parents)))
+	g.by[r] = append(g.by[r], idx)
+	g.table.insert(&m.ID, idx, g.ids)
+	if m.Kind == KindFin && g.finSeq[r] == 0 {
+		g.finSeq[r] = seq
+	}
+	for _, p := range g.pidx {
+		if a := g.meta[p].author; g.headOf[a] == uint32(p)+1 {
+			g.headOf[a] = 0
+		}
+	}
+	g.headOf[r] = uint32(idx) + 1
+
+	g.events = g.events[:0]
+	if n == 1 {
+		g.faUpTo[r] = seq
+		g.events = append(g.events, idx)
+		return Accepted{Index: idx, FullyAcked: g.events}
+	}
+	g.nfa = append(g.nfa, idx)
+	// Acks: r has now acked every ancestor of m. For each other author a,
+	// r's acked prefix of a's line grows to vc(m)[a]; a's fully-acked
+	// prefix is the minimum over its readers and can only grow when r was
+	// at that minimum.
+	row := g.vc[int(idx)*n : int(idx+1)*n]
+	for a, nw := range row {
+		if a == r {
+			continue
+		}
+		k := a*n + r
+		old := g.acked[k]
+		if nw <= old {
+			continue
+		}
+		g.acked[k] = nw
+		if old != g.faUpTo[a] {
+			continue
+		}
+		mn := ^uint32(0)
+		for rr, v := range g.acked[a*n : a*n+n] {
+			if rr != a && v < mn {
+				mn = v
+			}
+		}
+		if mn > g.faUpTo[a] {
+			g.events = append(g.events, g.by[a][g.faUpTo[a]:mn]...)
+			g.faUpTo[a] = mn
+		}
+	}
+	if len(g.events) > 1 {
+		slices.Sort(g.events)
+	}
+	g.nfaStale += len(g.events)
+	if g.nfaStale >= 32 && 2*g.nfaStale > len(g.nfa) {
+		live := g.nfa[:0]
+		for _, i := range g.nfa {
+			if !g.FullyAcked(i) {
+				live = append(live, i)
+			}
+		}
+		g.nfa = live
+		g.nfaStale = 0
+	}
+	return Accepted{Index: idx, FullyAcked: g.events}
+}
+
+// rejectSet remembers the last maxRejected rejected ids.
+type rejectSet struct {
+	m    map[ID]struct{}
+	ring []ID
+	next int
+}
+
+func (s *rejectSet) init() { s.m = make(map[ID]struct{}) }
+
+func (s *rejectSet) has(id ID) bool { _, ok := s.m[id]; return ok }
+
+func (s *rejectSet) add(id ID) {
+	if s.has(id) {
+		return
+	}
+	if len(s.ring) < maxRejected {
+		s.ring = append(s.ring, id)
+	} else {
+		delete(s.m, s.ring[s.next])
+		s.ring[s.next] = id
+		s.next = (s.next + 1) % maxRejected
+	}
+	s.m[id] = struct{}{}
+}

@@ -1,0 +1,360 @@
+package transcript_test
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/mpenc/mpenc/transcript"
+)
+
+// logHarness accepts messages into several graphs and appends each to one
+// MessageLog in accept order.
+type logHarness struct {
+	t     *testing.T
+	log   *transcript.MessageLog
+	names map[transcript.ID]string
+	ready map[string]transcript.Ready
+}
+
+func (h *logHarness) accept(g *transcript.Graph, ref transcript.TranscriptRef, name string, author int, kind transcript.Kind, parents ...string) {
+	h.t.Helper()
+	id := nameID(name)
+	m := transcript.Message{ID: id, Author: author, Kind: kind}
+	for _, p := range parents {
+		m.Parents = append(m.Parents, nameID(p))
+	}
+	res, err := g.Accept(m)
+	if err != nil {
+		h.t.Fatalf("accept %s: %v", name, err)
+	}
+	h.names[id] = name
+	r, ok, err := h.log.Append(ref, res.Index, "text of "+name)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if ok != (kind == transcript.KindPayload) {
+		h.t.Fatalf("%s (%v) in the log: %v", name, kind, ok)
+	}
+	if ok {
+		h.ready[name] = r
+	}
+}
+
+func nameID(name string) transcript.ID {
+	var id transcript.ID
+	copy(id[:], "name:"+name)
+	return id
+}
+
+func (h *logHarness) order() []string {
+	var out []string
+	for k := range h.log.Len() {
+		out = append(out, h.names[h.log.Entry(k).ID])
+	}
+	return out
+}
+
+func (h *logHarness) parents(name string) []string {
+	for k := range h.log.Len() {
+		e := h.log.Entry(k)
+		if h.names[e.ID] == name {
+			var out []string
+			for _, p := range e.Parents {
+				out = append(out, h.names[h.log.Entry(p).ID])
+			}
+			return out
+		}
+	}
+	h.t.Fatalf("%s not in the log", name)
+	return nil
+}
+
+// TestScenario14MessageLogSplicing is scenario 14, the reference's
+// MessageLog vector: two transcripts interleaved in accept order, the
+// second spliced after the first's LATEST_PM {C}.
+func TestScenario14MessageLogSplicing(t *testing.T) {
+	h := &logHarness{t: t, log: transcript.NewMessageLog(), names: map[transcript.ID]string{}, ready: map[string]transcript.Ready{}}
+	const alice, bob = 0, 1
+	t1, _ := transcript.New([]string{"alice", "bob"}, transcript.Options{})
+	t2, _ := transcript.New([]string{"alice", "bob"}, transcript.Options{})
+	r1, err := h.log.AddTranscript(t1, transcript.NoTranscript, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	P, A := transcript.KindPayload, transcript.KindAutoAck
+	h.accept(t1, r1, "O", alice, P)
+	h.accept(t1, r1, "A", alice, P, "O")
+	h.accept(t1, r1, "C", alice, A, "A")
+	h.accept(t1, r1, "B", bob, P, "A")
+	r2, err := h.log.AddTranscript(t2, r1, []transcript.ID{nameID("C")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.accept(t2, r2, "X", alice, P)
+	h.accept(t1, r1, "D", bob, A, "B", "C")
+	h.accept(t2, r2, "Y", alice, P, "X")
+	h.accept(t1, r1, "E", bob, P, "D")
+	h.accept(t2, r2, "Z", alice, A, "Y")
+
+	if got := h.order(); !slices.Equal(got, []string{"O", "A", "B", "X", "Y", "E"}) {
+		t.Errorf("log %v, want O A B X Y E", got)
+	}
+	for name, want := range map[string][]string{"X": {"A"}, "O": nil, "E": {"B"}, "A": {"O"}, "B": {"A"}, "Y": {"X"}} {
+		if got := h.parents(name); !slices.Equal(got, want) {
+			t.Errorf("log parents of %s = %v, want %v", name, got, want)
+		}
+	}
+	var unacked []string
+	for k := range h.log.Len() {
+		e := h.log.Entry(k)
+		if !h.log.Graph(e.Transcript).FullyAcked(e.Index) {
+			unacked = append(unacked, h.names[e.ID])
+		}
+	}
+	if !slices.Equal(unacked, []string{"B", "X", "Y", "E"}) {
+		t.Errorf("unacked %v, want B X Y E", unacked)
+	}
+	// parIdx: X hangs from A two lines up, E from B three lines up.
+	for name, want := range map[string][]int{"O": nil, "A": {1}, "B": {1}, "X": {2}, "Y": {1}, "E": {3}} {
+		if got := h.ready[name].ParIdx; !slices.Equal(got, want) && !(len(got) == 0 && len(want) == 0) {
+			t.Errorf("parIdx(%s) = %v, want %v", name, got, want)
+		}
+	}
+	if e := h.log.Entry(3); e.Text != "text of X" || e.Author != "alice" {
+		t.Errorf("entry 3 = %+v", e)
+	}
+	// A LATEST_PM missing from the previous transcript is reported.
+	t3, _ := transcript.New([]string{"alice", "bob"}, transcript.Options{})
+	r3, err := h.log.AddTranscript(t3, r2, []transcript.ID{nameID("nope"), nameID("Y")})
+	if !errors.Is(err, transcript.ErrLatestPMMissing) || r3 != 2 {
+		t.Errorf("missing LATEST_PM: %v, %v", r3, err)
+	}
+	if got := h.log.TranscriptParents(r3); !slices.Equal(got, []int{4}) {
+		t.Errorf("transcript parents %v, want [4] (Y)", got)
+	}
+	// A transcript whose LATEST_PM resolves to nothing inherits its
+	// parent's transcript parents.
+	r4, _ := h.log.AddTranscript(t3, r3, nil)
+	if got := h.log.TranscriptParents(r4); !slices.Equal(got, []int{4}) {
+		t.Errorf("inherited transcript parents %v", got)
+	}
+	if got := h.log.PayloadHeads(r1); !slices.Equal(got, []int{5}) {
+		t.Errorf("payload heads of transcript 1: %v, want [5] (E)", got)
+	}
+	// Appending out of accept order is refused.
+	if _, _, err := h.log.Append(r1, 0, ""); err == nil {
+		t.Error("re-append accepted")
+	}
+}
+
+// TestScenario15ParIdx is scenario 15.
+func TestScenario15ParIdx(t *testing.T) {
+	h := &logHarness{t: t, log: transcript.NewMessageLog(), names: map[transcript.ID]string{}, ready: map[string]transcript.Ready{}}
+	g, _ := transcript.New([]string{"a", "b", "c"}, transcript.Options{})
+	ref, _ := h.log.AddTranscript(g, transcript.NoTranscript, nil)
+	P := transcript.KindPayload
+	h.accept(g, ref, "x", 0, P)
+	h.accept(g, ref, "a", 1, P, "x")
+	h.accept(g, ref, "b", 2, P, "x")
+	h.accept(g, ref, "c", 0, P, "b")
+	want := map[string]struct {
+		par       []int
+		highlight bool
+	}{"x": {nil, false}, "a": {[]int{1}, false}, "b": {[]int{2}, true}, "c": {[]int{1}, false}}
+	for name, w := range want {
+		r := h.ready[name]
+		if !slices.Equal(r.ParIdx, w.par) && !(len(r.ParIdx) == 0 && len(w.par) == 0) || r.RIdx != 0 || r.Highlight() != w.highlight {
+			t.Errorf("%s: %+v highlight %v, want parIdx %v highlight %v", name, r, r.Highlight(), w.par, w.highlight)
+		}
+	}
+	// An entry with two log parents is highlighted.
+	h.accept(g, ref, "d", 1, P, "a", "c")
+	if r := h.ready["d"]; !slices.Equal(r.ParIdx, []int{1, 3}) || !r.Highlight() {
+		t.Errorf("d: %+v", r)
+	}
+}
+
+// reader is one member's copy of the transcript, fed by a lossy channel.
+type reader struct {
+	g      *transcript.Graph
+	log    *transcript.MessageLog
+	ref    transcript.TranscriptRef
+	buffer map[transcript.ID]transcript.Message
+	fa     []transcript.ID // fully acked, in event order
+	order  []transcript.ID
+}
+
+func (r *reader) offer(m transcript.Message) {
+	if _, ok := r.buffer[m.ID]; ok {
+		r.buffer[m.ID] = m // a duplicate replaces the buffered entry
+		return
+	}
+	queue := []transcript.Message{m}
+	for len(queue) > 0 {
+		m := queue[0]
+		queue = queue[1:]
+		res, err := r.g.Accept(m)
+		var mp *transcript.MissingParentError
+		switch {
+		case err == nil:
+		case err == transcript.ErrDuplicate:
+			continue
+		case errors.As(err, &mp):
+			r.buffer[m.ID] = m
+			continue
+		default:
+			panic(fmt.Sprintf("honest message rejected: %v", err))
+		}
+		delete(r.buffer, m.ID)
+		r.order = append(r.order, m.ID)
+		for _, i := range res.FullyAcked {
+			r.fa = append(r.fa, r.g.ID(i))
+		}
+		if _, _, err := r.log.Append(r.ref, res.Index, ""); err != nil {
+			panic(err)
+		}
+		// Wake waiters (a real buffer indexes them by missing parent).
+		for _, w := range r.buffer {
+			if slices.Contains(w.Parents, m.ID) {
+				queue = append(queue, w)
+			}
+		}
+	}
+}
+
+// TestRandomDeliveryConverges: random honest histories among several
+// authors, delivered to several readers in random orders with drops and
+// duplicates; dropped messages are resent until everything arrived. Every
+// reader ends with the same transcript (ids, authors, parents), the same
+// fully-acked set, the same MessageLog entries with the same log parents,
+// in an order consistent with causality.
+func TestRandomDeliveryConverges(t *testing.T) {
+	for seed := range uint64(20) {
+		rng := rand.New(rand.NewPCG(seed, 99))
+		n := 2 + rng.IntN(6)
+		h := genHistory(rng, n, 150+rng.IntN(250), seed%5 == 4)
+		members := make([]string, n)
+		for i := range members {
+			members[i] = fmt.Sprintf("u%d", i)
+		}
+		readers := make([]*reader, 4)
+		for k := range readers {
+			g, _ := transcript.New(members, transcript.Options{HashKey: rng.Uint64()})
+			r := &reader{g: g, log: transcript.NewMessageLog(), buffer: map[transcript.ID]transcript.Message{}}
+			r.ref, _ = r.log.AddTranscript(g, transcript.NoTranscript, nil)
+			readers[k] = r
+			// Deliver: a random permutation with 20% drops and 10%
+			// duplicates; then resend rounds of whatever is missing.
+			pending := slices.Clone(h.msgs)
+			for round := 0; len(pending) > 0; round++ {
+				rng.Shuffle(len(pending), func(i, j int) { pending[i], pending[j] = pending[j], pending[i] })
+				var lost []transcript.Message
+				for _, m := range pending {
+					if rng.IntN(5) == 0 {
+						lost = append(lost, m)
+						continue
+					}
+					r.offer(m)
+					if rng.IntN(10) == 0 {
+						r.offer(m)
+					}
+				}
+				pending = lost
+				if round > 200 {
+					t.Fatal("delivery does not converge")
+				}
+			}
+			if len(r.buffer) != 0 || r.g.Len() != len(h.msgs) {
+				t.Fatalf("seed %d reader %d: %d accepted, %d buffered of %d", seed, k, r.g.Len(), len(r.buffer), len(h.msgs))
+			}
+		}
+		ref := readers[0]
+		for k, r := range readers[1:] {
+			for _, m := range h.msgs {
+				i, _ := r.g.Lookup(m.ID)
+				j, _ := ref.g.Lookup(m.ID)
+				if r.g.Author(i) != ref.g.Author(j) || !sameParents(r.g, i, ref.g, j) || r.g.FullyAcked(i) != ref.g.FullyAcked(j) {
+					t.Fatalf("seed %d: reader %d differs on %x", seed, k+1, m.ID[:4])
+				}
+				for a := range n {
+					if r.g.AckedBy(i, a) != ref.g.AckedBy(j, a) {
+						t.Fatalf("seed %d: reader %d differs on who acked %x", seed, k+1, m.ID[:4])
+					}
+				}
+			}
+			if !slices.Equal(r.g.Heads(), ref.g.Heads()) {
+				t.Fatalf("seed %d: heads differ", seed)
+			}
+			if !slices.Equal(sortedCopy(r.fa), sortedCopy(ref.fa)) {
+				t.Fatalf("seed %d: fully-acked sets differ", seed)
+			}
+			compareLogs(t, r, ref)
+		}
+	}
+}
+
+func sameParents(g1 *transcript.Graph, i transcript.Index, g2 *transcript.Graph, j transcript.Index) bool {
+	var a, b []transcript.ID
+	for _, p := range g1.Parents(i) {
+		a = append(a, g1.ID(p))
+	}
+	for _, p := range g2.Parents(j) {
+		b = append(b, g2.ID(p))
+	}
+	return slices.Equal(a, b)
+}
+
+func sortedCopy(ids []transcript.ID) []transcript.ID {
+	c := slices.Clone(ids)
+	slices.SortFunc(c, transcript.ID.Compare)
+	return c
+}
+
+// compareLogs: same entries, same log parents (by id), and each log is a
+// linear extension of causality.
+func compareLogs(t *testing.T, r, ref *reader) {
+	t.Helper()
+	type view struct {
+		parents []transcript.ID
+		pos     int
+	}
+	collect := func(x *reader) map[transcript.ID]view {
+		out := map[transcript.ID]view{}
+		for k := range x.log.Len() {
+			e := x.log.Entry(k)
+			var ps []transcript.ID
+			for _, p := range e.Parents {
+				ps = append(ps, x.log.Entry(p).ID)
+				if p >= k {
+					t.Fatalf("log parent after its child")
+				}
+			}
+			slices.SortFunc(ps, transcript.ID.Compare)
+			out[e.ID] = view{ps, k}
+		}
+		return out
+	}
+	a, b := collect(r), collect(ref)
+	if len(a) != len(b) {
+		t.Fatalf("log lengths %d and %d", len(a), len(b))
+	}
+	for id, va := range a {
+		vb, ok := b[id]
+		if !ok || !slices.Equal(va.parents, vb.parents) {
+			t.Fatalf("log entry %x differs: %v vs %v", id[:4], va.parents, vb.parents)
+		}
+	}
+	// Causality: if x < y then x before y in the log.
+	for id, va := range a {
+		i, _ := r.g.Lookup(id)
+		for id2, vb := range a {
+			j, _ := r.g.Lookup(id2)
+			if r.g.Less(i, j) && va.pos >= vb.pos {
+				t.Fatalf("log order violates causality")
+			}
+		}
+	}
+}
