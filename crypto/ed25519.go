@@ -32,6 +32,7 @@ type SigningKey struct {
 
 // NewSigningKey builds a signing key from its 32-byte seed.
 func NewSigningKey(seed [SeedSize]byte) *SigningKey {
+	opCounts.sign.Add(1)
 	k := &SigningKey{seed: seed, priv: ed25519.NewKeyFromSeed(seed[:])}
 	copy(k.public[:], k.priv[SeedSize:])
 	return k
@@ -56,6 +57,7 @@ func (k *SigningKey) Public() PublicKey { return k.public }
 
 // Sign signs message (pure Ed25519, RFC 8032).
 func (k *SigningKey) Sign(message []byte) Signature {
+	opCounts.sign.Add(1)
 	var s Signature
 	copy(s[:], ed25519.Sign(k.priv, message))
 	return s
@@ -74,6 +76,7 @@ func (k *SigningKey) String() string { return fmt.Sprintf("SigningKey(public %x)
 // Verify reports whether sig is a valid Ed25519 signature of message by pub
 // (RFC 8032 verification as implemented by crypto/ed25519).
 func Verify(pub PublicKey, message []byte, sig *Signature) bool {
+	opCounts.verify.Add(1)
 	return ed25519.Verify(pub[:], message, sig[:])
 }
 

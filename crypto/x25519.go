@@ -33,6 +33,7 @@ type X25519Key struct {
 // NewX25519Key wraps a 32-byte scalar. Any 32 bytes are valid: the scalar is
 // clamped when used, as RFC 7748 specifies.
 func NewX25519Key(scalar [X25519Size]byte) (*X25519Key, error) {
+	opCounts.x25519.Add(1)
 	k, err := ecdh.X25519().NewPrivateKey(scalar[:])
 	if err != nil {
 		return nil, fmt.Errorf("crypto: building X25519 key: %w", err)
@@ -70,6 +71,7 @@ func (k *X25519Key) DH(peer [X25519Size]byte) ([X25519Size]byte, error) {
 	if err != nil { // cannot happen for 32 bytes; kept for safety
 		return out, fmt.Errorf("crypto: X25519 peer value: %w", err)
 	}
+	opCounts.x25519.Add(1)
 	shared, err := k.key.ECDH(pub)
 	if err != nil {
 		return out, ErrLowOrderPoint

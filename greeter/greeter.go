@@ -143,7 +143,7 @@ func (gr *Greeter) Propose(prev *State, next []string, meta *wire.Metadata) (*Pr
 	if len(next) > wire.MaxMembers {
 		return nil, fmt.Errorf("%w: %d members, cap %d", ErrInvalidProposal, len(next), wire.MaxMembers)
 	}
-	g := &Greeting{gr: gr, initiator: gr.Self, prev: prev, seen: map[[32]byte]bool{}}
+	g := &Greeting{gr: gr, initiator: gr.Self, prev: prev, seen: map[crypto.Signature]bool{}}
 	var p *wire.GreetPacket
 	var err error
 	switch {
@@ -204,18 +204,18 @@ func (gr *Greeter) Accept(prev *State, p *wire.GreetPacket, own *Proposal) (*Gre
 			return g, out, err
 		}
 	}
-	g := &Greeting{gr: gr, prev: prev, initiator: p.Source, seen: map[[32]byte]bool{}}
+	g := &Greeting{gr: gr, prev: prev, initiator: p.Source, seen: map[crypto.Signature]bool{}}
 	out, err := g.start(p)
 	return g, out, err
 }
 
-func hasDuplicates(ids []string) bool {
-	s := slices.Clone(ids)
-	slices.Sort(s)
-	for i := 1; i < len(s); i++ {
-		if s[i] == s[i-1] {
+func hasDuplicates[T comparable](xs []T) bool {
+	seen := make(map[T]struct{}, len(xs))
+	for _, x := range xs {
+		if _, ok := seen[x]; ok {
 			return true
 		}
+		seen[x] = struct{}{}
 	}
 	return false
 }

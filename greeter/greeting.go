@@ -59,8 +59,8 @@ type Greeting struct {
 	authed    []bool // session signature verified (ours: produced)
 	ownEchoed bool   // our own DOWN or confirm came back from the channel
 
-	sent [][32]byte        // hashes of the packets we sent
-	seen map[[32]byte]bool // hashes of the packets processed
+	sent [][32]byte                // hashes of the packets we sent
+	seen map[crypto.Signature]bool // signatures of the packets processed
 
 	err    error
 	result *State
@@ -131,16 +131,16 @@ func (g *Greeting) ExpectsFinal(p *wire.GreetPacket) bool {
 	if src < 0 || g.authed == nil {
 		return false
 	}
-	var unauthed []int
+	unauthed, last := 0, -1
 	for i, ok := range g.authed {
 		if !ok {
-			unauthed = append(unauthed, i)
+			unauthed, last = unauthed+1, i
 		}
 	}
 	if src == g.pos {
-		return len(unauthed) == 0 && !g.ownEchoed
+		return unauthed == 0 && !g.ownEchoed
 	}
-	return g.ownEchoed && len(unauthed) == 1 && unauthed[0] == src
+	return g.ownEchoed && unauthed == 1 && last == src
 }
 
 // fail records the sticky failure and wipes what this operation created.
@@ -363,7 +363,7 @@ func (g *Greeting) start(p *wire.GreetPacket) (string, error) {
 	}
 	if g.pos < 0 {
 		g.state = StateQuit
-		g.seen[packetHash(p)] = true
+		g.seen[p.Signature] = true
 		return "", nil
 	}
 	g.initAuth()
@@ -462,19 +462,33 @@ func (g *Greeting) Receive(p *wire.GreetPacket) (string, error) {
 	if g.err != nil {
 		return "", g.err
 	}
-	h := packetHash(p)
-	if g.seen[h] {
+	// Deduplicate by signature: cheap, and a different packet carrying a
+	// copied signature would not verify anyway.
+	if g.seen[p.Signature] {
 		return "", ErrDuplicate
 	}
 	if g.result != nil || g.state == StateQuit {
 		return "", fmt.Errorf("%w: operation already ended", ErrNotForThisOperation)
 	}
 	if err := g.belongs(p); err != nil {
+		// A packet of another operation is normal (a late packet of an
+		// operation that failed). But one that claims a sender whose
+		// ephemeral key we know and does not verify under it was altered
+		// or forged: that ends the operation.
+		if src := slices.Index(g.members, p.Source); src >= 0 {
+			k, ok := g.knownEph[src]
+			if src == g.pos && g.eph != nil {
+				k, ok = g.eph.Public(), true
+			}
+			if ok && !p.Verify(k) {
+				return "", g.fail(fmt.Errorf("altered or forged packet from %q: %v", p.Source, err))
+			}
+		}
 		return "", err
 	}
-	g.seen[h] = true
+	g.seen[p.Signature] = true
 	if p.Source == g.gr.Self {
-		return "", g.ownEcho(p, h)
+		return "", g.ownEcho(p, packetHash(p))
 	}
 	var out *wire.GreetPacket
 	var err error
@@ -772,6 +786,11 @@ func (g *Greeting) downflow(p *wire.GreetPacket) (*wire.GreetPacket, error) {
 	}
 	if p.PubKeys[g.pos] != g.eph.Public() || p.Nonces[g.pos] != g.nonce {
 		return nil, errors.New("downflow misstates our own contribution")
+	}
+	// Distinct ephemeral keys: a member claiming another's key could have
+	// that member's data messages attributed to itself.
+	if hasDuplicates(p.PubKeys) {
+		return nil, errors.New("two members claim the same ephemeral key")
 	}
 	if err := g.checkKnown(p); err != nil {
 		return nil, err

@@ -96,7 +96,7 @@ func DecodeData(b []byte) (*DataPacket, error) {
 	return d, nil
 }
 
-func decodeData(c *cursor, buf []byte) (*DataPacket, error) {
+func decodeData(c *cursor) (*DataPacket, error) {
 	p := &DataPacket{}
 	hint, err := c.requireSize(RecSidkeyHint, 1)
 	if err != nil {
@@ -108,7 +108,7 @@ func decodeData(c *cursor, buf []byte) (*DataPacket, error) {
 		return nil, err
 	}
 	copy(p.Signature[:], sig)
-	signedStart := c.offset()
+	signedStart := c.off
 	if err := c.header(MsgData); err != nil {
 		return nil, err
 	}
@@ -117,14 +117,12 @@ func decodeData(c *cursor, buf []byte) (*DataPacket, error) {
 		return nil, err
 	}
 	copy(p.IV[:], iv)
-	r, err := c.require(RecMessagePayload)
-	if err != nil {
+	if p.Payload, err = c.require(RecMessagePayload); err != nil {
 		return nil, err
 	}
-	p.Payload = r.Value
 	if err := c.done(); err != nil {
 		return nil, err
 	}
-	p.Signed = buf[signedStart:]
+	p.Signed = c.buf[signedStart:]
 	return p, nil
 }

@@ -64,7 +64,7 @@ func (p *ErrorPacket) Verify(pub crypto.PublicKey) bool {
 	return p.Signature != nil && p.Signed != nil && VerifyError(pub, p.Signed, p.Signature)
 }
 
-func decodeError(c *cursor, buf []byte) (*ErrorPacket, error) {
+func decodeError(c *cursor) (*ErrorPacket, error) {
 	p := &ErrorPacket{}
 	if v, ok, err := c.optionalSize(RecMessageSignature, crypto.SignatureSize); err != nil {
 		return nil, err
@@ -72,15 +72,15 @@ func decodeError(c *cursor, buf []byte) (*ErrorPacket, error) {
 		p.Signature = new(crypto.Signature)
 		copy(p.Signature[:], v)
 	}
-	signedStart := c.offset()
+	signedStart := c.off
 	if err := c.header(MsgError); err != nil {
 		return nil, err
 	}
-	r, err := c.require(RecSource)
+	v, err := c.require(RecSource)
 	if err != nil {
 		return nil, err
 	}
-	if p.Source, err = checkID(r, false); err != nil {
+	if p.Source, err = c.id(RecSource, v, false); err != nil {
 		return nil, err
 	}
 	sev, err := c.requireSize(RecSeverity, 1)
@@ -89,16 +89,14 @@ func decodeError(c *cursor, buf []byte) (*ErrorPacket, error) {
 	}
 	p.Severity = Severity(sev[0])
 	if p.Severity > SeverityTerminal {
-		return nil, errAt(ErrValue, RecSeverity, c.recs[c.i-1].Offset, "unknown severity %d", sev[0])
+		return nil, errAt(ErrValue, RecSeverity, c.prev, "unknown severity %d", sev[0])
 	}
-	r, err = c.require(RecMessagePayload)
-	if err != nil {
+	if p.Message, err = c.require(RecMessagePayload); err != nil {
 		return nil, err
 	}
-	p.Message = r.Value
 	if err := c.done(); err != nil {
 		return nil, err
 	}
-	p.Signed = buf[signedStart:]
+	p.Signed = c.buf[signedStart:]
 	return p, nil
 }

@@ -138,14 +138,14 @@ func DecodeGreet(b []byte) (*GreetPacket, error) {
 	return g, nil
 }
 
-func decodeGreet(c *cursor, buf []byte) (*GreetPacket, error) {
+func decodeGreet(c *cursor) (*GreetPacket, error) {
 	p := &GreetPacket{}
 	sig, err := c.requireSize(RecMessageSignature, crypto.SignatureSize)
 	if err != nil {
 		return nil, err
 	}
 	copy(p.Signature[:], sig)
-	signedStart := c.offset()
+	signedStart := c.off
 	if err := c.header(MsgGreet); err != nil {
 		return nil, err
 	}
@@ -155,70 +155,69 @@ func decodeGreet(c *cursor, buf []byte) (*GreetPacket, error) {
 	}
 	p.Type = GreetType(uint16(gt[0])<<8 | uint16(gt[1]))
 	if !p.Type.Known() {
-		return nil, errAt(ErrValue, RecGreetType, c.recs[c.i-1].Offset, "unknown greeting type %v", p.Type)
+		return nil, errAt(ErrValue, RecGreetType, c.prev, "unknown greeting type %v", p.Type)
 	}
-	r, err := c.require(RecSource)
+	v, err := c.require(RecSource)
 	if err != nil {
 		return nil, err
 	}
-	if p.Source, err = checkID(r, false); err != nil {
+	if p.Source, err = c.id(RecSource, v, false); err != nil {
 		return nil, err
 	}
-	if r, err = c.require(RecDest); err != nil {
+	if v, err = c.require(RecDest); err != nil {
 		return nil, err
 	}
-	if p.Dest, err = checkID(r, true); err != nil {
+	if p.Dest, err = c.id(RecDest, v, true); err != nil {
 		return nil, err
 	}
-	members, err := c.repeated(RecMember, MaxMembers)
+	p.Members = make([]string, 0, c.countRepeated(RecMember, MaxMembers))
+	err = c.repeated(RecMember, MaxMembers, func(_ int, v []byte) error {
+		m, err := c.id(RecMember, v, false)
+		p.Members = append(p.Members, m)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	p.Members = make([]string, len(members))
-	for i, r := range members {
-		if p.Members[i], err = checkID(r, false); err != nil {
-			return nil, err
+	p.IntKeys = make([]IntKey, 0, c.countRepeated(RecIntKey, MaxRepeated))
+	err = c.repeated(RecIntKey, MaxRepeated, func(_ int, v []byte) error {
+		if len(v) == 0 {
+			p.IntKeys = append(p.IntKeys, BaseIntKey)
+			return nil
 		}
-	}
-	intKeys, err := c.repeated(RecIntKey, MaxRepeated)
+		k, err := c.fixed32(RecIntKey, v)
+		if err == nil && IntKey(k).IsBase() {
+			err = errAt(ErrValue, RecIntKey, c.prev, "all-zero key")
+		}
+		p.IntKeys = append(p.IntKeys, k)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	p.IntKeys = make([]IntKey, len(intKeys))
-	for i, r := range intKeys {
-		if len(r.Value) == 0 {
-			continue // the base point
-		}
-		if p.IntKeys[i], err = fixed32(r); err != nil {
-			return nil, err
-		}
-		if p.IntKeys[i].IsBase() {
-			return nil, errAt(ErrValue, RecIntKey, r.Offset, "all-zero key")
-		}
-	}
-	nonces, err := c.repeated(RecNonce, MaxRepeated)
+	p.Nonces = make([][32]byte, 0, c.countRepeated(RecNonce, MaxRepeated))
+	err = c.repeated(RecNonce, MaxRepeated, func(_ int, v []byte) error {
+		n, err := c.fixed32(RecNonce, v)
+		p.Nonces = append(p.Nonces, n)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	p.Nonces = make([][32]byte, len(nonces))
-	for i, r := range nonces {
-		if p.Nonces[i], err = fixed32(r); err != nil {
-			return nil, err
-		}
-	}
-	pubKeys, err := c.repeated(RecPubKey, MaxRepeated)
+	p.PubKeys = make([]crypto.PublicKey, 0, c.countRepeated(RecPubKey, MaxRepeated))
+	err = c.repeated(RecPubKey, MaxRepeated, func(_ int, v []byte) error {
+		k, err := c.fixed32(RecPubKey, v)
+		p.PubKeys = append(p.PubKeys, k)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	p.PubKeys = make([]crypto.PublicKey, len(pubKeys))
-	for i, r := range pubKeys {
-		if p.PubKeys[i], err = fixed32(r); err != nil {
-			return nil, err
-		}
-	}
-	if r, ok := c.optional(RecPrevPF); ok {
+	if v, ok, err := c.optional(RecPrevPF); err != nil {
+		return nil, err
+	} else if ok {
 		m := &Metadata{}
-		if m.PrevPF, err = fixed32(r); err != nil {
+		if m.PrevPF, err = c.fixed32(RecPrevPF, v); err != nil {
 			return nil, err
 		}
 		ch, err := c.requireSize(RecChainHash, 32)
@@ -226,35 +225,33 @@ func decodeGreet(c *cursor, buf []byte) (*GreetPacket, error) {
 			return nil, err
 		}
 		copy(m.ChainHash[:], ch)
-		pms, err := c.repeated(RecLatestPM, MaxRepeated)
+		m.LatestPM = make([]MessageID, 0, c.countRepeated(RecLatestPM, MaxRepeated))
+		err = c.repeated(RecLatestPM, MaxRepeated, func(_ int, v []byte) error {
+			if len(v) != MessageIDSize {
+				return errAt(ErrLength, RecLatestPM, c.prev, "%d bytes, want %d", len(v), MessageIDSize)
+			}
+			m.LatestPM = append(m.LatestPM, MessageID(v))
+			return nil
+		})
 		if err != nil {
 			return nil, err
-		}
-		m.LatestPM = make([]MessageID, len(pms))
-		for i, r := range pms {
-			if len(r.Value) != MessageIDSize {
-				return nil, errAt(ErrLength, RecLatestPM, r.Offset, "%d bytes, want %d", len(r.Value), MessageIDSize)
-			}
-			copy(m.LatestPM[i][:], r.Value)
 		}
 		p.Metadata = m
 	}
 	if v, ok, err := c.optionalSize(RecSessionSignature, crypto.SignatureSize); err != nil {
 		return nil, err
 	} else if ok {
-		p.SessionSignature = new(crypto.Signature)
-		copy(p.SessionSignature[:], v)
+		p.SessionSignature = (*crypto.Signature)(v)
 	}
 	if v, ok, err := c.optionalSize(RecSigningKey, 32); err != nil {
 		return nil, err
 	} else if ok {
-		p.SigningKey = new([32]byte)
-		copy(p.SigningKey[:], v)
+		p.SigningKey = (*[32]byte)(v)
 	}
 	if err := c.done(); err != nil {
 		return nil, err
 	}
-	p.Signed = buf[signedStart:]
+	p.Signed = c.buf[signedStart:]
 	return p, nil
 }
 

@@ -1,87 +1,135 @@
 package wire
 
-// cursor walks the records of one packet in order, enforcing its layout.
+import "encoding/binary"
+
+// cursor walks the records of one packet in order, straight from the
+// buffer (no slice of records is built), enforcing the packet's layout.
+// buf is owned by the decoder and never written again, so values may alias
+// it; ids are cut from one string copy of it.
 type cursor struct {
-	recs []Record
-	i    int
-	end  int // offset just past the last record, for errors at the end
+	buf   []byte
+	str   string // string(buf), made on the first id
+	off   int    // offset of the next record
+	count int    // records consumed
+	prev  int    // offset of the last record consumed
 }
 
-func (c *cursor) peek() (RecordType, bool) {
-	if c.i >= len(c.recs) {
-		return 0, false
+// peek decodes the header of the next record without consuming it. ok is
+// false at the end of the buffer; err reports a record that runs past it.
+func (c *cursor) peek() (t RecordType, v []byte, ok bool, err error) {
+	if c.off >= len(c.buf) {
+		return 0, nil, false, nil
 	}
-	return c.recs[c.i].Type, true
+	if len(c.buf)-c.off < 4 {
+		return 0, nil, false, errAt(ErrTruncated, 0, c.off, "record header")
+	}
+	t = RecordType(binary.BigEndian.Uint16(c.buf[c.off:]))
+	l := int(binary.BigEndian.Uint16(c.buf[c.off+2:]))
+	if len(c.buf)-c.off-4 < l {
+		return t, nil, false, errAt(ErrTruncated, t, c.off, "record value of %d bytes, %d left", l, len(c.buf)-c.off-4)
+	}
+	return t, c.buf[c.off+4 : c.off+4+l : c.off+4+l], true, nil
 }
 
-func (c *cursor) offset() int {
-	if c.i < len(c.recs) {
-		return c.recs[c.i].Offset
+func (c *cursor) advance(v []byte) error {
+	c.prev = c.off
+	c.off += 4 + len(v)
+	c.count++
+	if c.count > MaxRecords {
+		return errAt(ErrTooMany, 0, c.prev, "more than %d records", MaxRecords)
 	}
-	return c.end
+	return nil
 }
 
 // optional consumes the next record if it has type t.
-func (c *cursor) optional(t RecordType) (Record, bool) {
-	if got, ok := c.peek(); ok && got == t {
-		r := c.recs[c.i]
-		c.i++
-		return r, true
+func (c *cursor) optional(t RecordType) ([]byte, bool, error) {
+	got, v, ok, err := c.peek()
+	if err != nil || !ok || got != t {
+		return nil, false, err
 	}
-	return Record{}, false
+	return v, true, c.advance(v)
 }
 
 // require consumes the next record, which must have type t.
-func (c *cursor) require(t RecordType) (Record, error) {
-	if r, ok := c.optional(t); ok {
-		return r, nil
+func (c *cursor) require(t RecordType) ([]byte, error) {
+	got, v, ok, err := c.peek()
+	switch {
+	case err != nil:
+		return nil, err
+	case !ok:
+		return nil, errAt(ErrLayout, t, c.off, "missing %v", t)
+	case got != t:
+		return nil, errAt(ErrLayout, t, c.off, "expected %v, found %v", t, got)
 	}
-	if got, ok := c.peek(); ok {
-		return Record{}, errAt(ErrLayout, t, c.offset(), "expected %v, found %v", t, got)
-	}
-	return Record{}, errAt(ErrLayout, t, c.offset(), "missing %v", t)
+	return v, c.advance(v)
 }
 
 // requireSize is require with an exact value length.
 func (c *cursor) requireSize(t RecordType, size int) ([]byte, error) {
-	r, err := c.require(t)
+	v, err := c.require(t)
 	if err != nil {
 		return nil, err
 	}
-	if len(r.Value) != size {
-		return nil, errAt(ErrLength, t, r.Offset, "%d bytes, want %d", len(r.Value), size)
+	if len(v) != size {
+		return nil, errAt(ErrLength, t, c.prev, "%d bytes, want %d", len(v), size)
 	}
-	return r.Value, nil
+	return v, nil
 }
 
 // optionalSize is optional with an exact value length.
 func (c *cursor) optionalSize(t RecordType, size int) ([]byte, bool, error) {
-	r, ok := c.optional(t)
-	if !ok {
-		return nil, false, nil
+	v, ok, err := c.optional(t)
+	if err != nil || !ok {
+		return nil, false, err
 	}
-	if len(r.Value) != size {
-		return nil, true, errAt(ErrLength, t, r.Offset, "%d bytes, want %d", len(r.Value), size)
+	if len(v) != size {
+		return nil, true, errAt(ErrLength, t, c.prev, "%d bytes, want %d", len(v), size)
 	}
-	return r.Value, true, nil
+	return v, true, nil
 }
 
-// repeated consumes every consecutive record of type t, at most max of them.
-func (c *cursor) repeated(t RecordType, max int) ([]Record, error) {
-	start := c.i
-	for c.i < len(c.recs) && c.recs[c.i].Type == t {
-		if c.i-start == max {
-			return nil, errAt(ErrTooMany, t, c.recs[c.i].Offset, "more than %d", max)
+// repeated consumes every consecutive record of type t, at most max of
+// them, calling f on each value with its index.
+func (c *cursor) repeated(t RecordType, max int, f func(i int, v []byte) error) error {
+	for i := 0; ; i++ {
+		v, ok, err := c.optional(t)
+		if err != nil {
+			return err
 		}
-		c.i++
+		if !ok {
+			return nil
+		}
+		if i == max {
+			return errAt(ErrTooMany, t, c.prev, "more than %d", max)
+		}
+		if err := f(i, v); err != nil {
+			return err
+		}
 	}
-	return c.recs[start:c.i], nil
 }
 
-// done fails if any record is left.
+// countRepeated counts the consecutive records of type t from the current
+// position (capped at max+1), so that a slice can be sized once.
+func (c *cursor) countRepeated(t RecordType, max int) int {
+	d := *c
+	n := 0
+	for n <= max {
+		if _, ok, err := d.optional(t); err != nil || !ok {
+			break
+		}
+		n++
+	}
+	return n
+}
+
+// done fails if any byte is left.
 func (c *cursor) done() error {
-	if got, ok := c.peek(); ok {
-		return errAt(ErrLayout, got, c.offset(), "unexpected trailing %v", got)
+	got, _, ok, err := c.peek()
+	if err != nil {
+		return err
+	}
+	if ok {
+		return errAt(ErrLayout, got, c.off, "unexpected trailing %v", got)
 	}
 	return nil
 }
@@ -93,35 +141,44 @@ func (c *cursor) header(want MessageType) error {
 		return err
 	}
 	if v[0] != ProtocolVersion {
-		return errAt(ErrVersion, RecProtocolVersion, c.recs[c.i-1].Offset, "version 0x%02x", v[0])
+		return errAt(ErrVersion, RecProtocolVersion, c.prev, "version 0x%02x", v[0])
 	}
 	t, err := c.requireSize(RecMessageType, 1)
 	if err != nil {
 		return err
 	}
 	if MessageType(t[0]) != want {
-		return errAt(ErrLayout, RecMessageType, c.recs[c.i-1].Offset, "message type %v, want %v", MessageType(t[0]), want)
+		return errAt(ErrLayout, RecMessageType, c.prev, "message type %v, want %v", MessageType(t[0]), want)
 	}
 	return nil
 }
 
-// id reads a participant id: 1 to MaxIDSize bytes, or 0 when empty is allowed.
-func checkID(r Record, allowEmpty bool) (string, error) {
-	if len(r.Value) > MaxIDSize {
-		return "", errAt(ErrTooLarge, r.Type, r.Offset, "id of %d bytes, cap %d", len(r.Value), MaxIDSize)
+// id returns a participant id: 1 to MaxIDSize bytes, or 0 when empty is
+// allowed. v must be a value of c.buf; the id is cut from one string copy
+// of the buffer, so n ids cost one allocation.
+func (c *cursor) id(t RecordType, v []byte, allowEmpty bool) (string, error) {
+	if len(v) > MaxIDSize {
+		return "", errAt(ErrTooLarge, t, c.prev, "id of %d bytes, cap %d", len(v), MaxIDSize)
 	}
-	if len(r.Value) == 0 && !allowEmpty {
-		return "", errAt(ErrValue, r.Type, r.Offset, "empty id")
+	if len(v) == 0 {
+		if !allowEmpty {
+			return "", errAt(ErrValue, t, c.prev, "empty id")
+		}
+		return "", nil
 	}
-	return string(r.Value), nil
+	if c.str == "" {
+		c.str = string(c.buf)
+	}
+	start := c.off - len(v) // the value just consumed ends at c.off
+	return c.str[start:c.off], nil
 }
 
-func fixed32(r Record) ([32]byte, error) {
+func (c *cursor) fixed32(t RecordType, v []byte) ([32]byte, error) {
 	var a [32]byte
-	if len(r.Value) != 32 {
-		return a, errAt(ErrLength, r.Type, r.Offset, "%d bytes, want 32", len(r.Value))
+	if len(v) != 32 {
+		return a, errAt(ErrLength, t, c.prev, "%d bytes, want 32", len(v))
 	}
-	copy(a[:], r.Value)
+	copy(a[:], v)
 	return a, nil
 }
 

@@ -24,37 +24,45 @@ type Packet interface {
 
 // Decode decodes one packet of any type. It returns an error wrapping a
 // sentinel of this package for anything that is not exactly one
-// well-formed mpENC/1 packet.
+// well-formed mpENC/1 packet. The result does not alias b.
 func Decode(b []byte) (Packet, error) {
 	if len(b) > MaxPacketSize {
 		return nil, errAt(ErrTooLarge, 0, 0, "packet of %d bytes, cap %d", len(b), MaxPacketSize)
 	}
-	buf := append([]byte(nil), b...)
-	recs, err := decodeRecordsNoCopy(buf)
-	if err != nil {
-		return nil, err
-	}
-	c := &cursor{recs: recs, end: len(buf)}
+	return decodeOwned(append([]byte(nil), b...))
+}
+
+// decodeOwned decodes a buffer nobody else holds; the packet aliases it.
+func decodeOwned(buf []byte) (Packet, error) {
 	// The MESSAGE_TYPE record is the second (query, unsigned error), third
 	// (greeting, signed error) or fourth (data) record.
+	scan := &cursor{buf: buf}
 	var mt MessageType
 	found := false
-	for i := 1; i < len(recs) && i < 4; i++ {
-		if recs[i].Type == RecMessageType && len(recs[i].Value) == 1 {
-			mt, found = MessageType(recs[i].Value[0]), true
+	for i := 0; i < 4 && !found; i++ {
+		t, v, ok, err := scan.peek()
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
 			break
 		}
+		if i > 0 && t == RecMessageType && len(v) == 1 {
+			mt, found = MessageType(v[0]), true
+		}
+		scan.advance(v)
 	}
 	if !found {
 		return nil, errAt(ErrLayout, RecMessageType, 0, "no message type")
 	}
+	c := &cursor{buf: buf}
 	switch mt {
 	case MsgGreet:
-		return decodeGreet(c, buf)
+		return decodeGreet(c)
 	case MsgData:
-		return decodeData(c, buf)
+		return decodeData(c)
 	case MsgError:
-		return decodeError(c, buf)
+		return decodeError(c)
 	case MsgQuery:
 		if err := c.header(MsgQuery); err != nil {
 			return nil, err
@@ -73,7 +81,7 @@ func DecodeWire(s string) (Packet, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Decode(b)
+	return decodeOwned(b) // Dearmour's result is ours alone: no second copy
 }
 
 // QueryPacket is an MPENC_QUERY packet: PROTOCOL_VERSION, MESSAGE_TYPE only.

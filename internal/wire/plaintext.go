@@ -87,28 +87,21 @@ func DecodePlaintext(b []byte) (*Plaintext, error) {
 			return nil, errAt(ErrValue, 0, 2+n+i, "non-zero padding")
 		}
 	}
-	inner := append([]byte(nil), b[2:2+n]...)
-	recs, err := decodeRecordsNoCopy(inner)
-	if err != nil {
-		return nil, err
-	}
-	c := &cursor{recs: recs, end: len(inner)}
-	parents, err := c.repeated(RecMessageParent, MaxMembers)
-	if err != nil {
-		return nil, err
-	}
-	p := &Plaintext{Parents: make([]MessageID, len(parents)), Size: len(b)}
-	for i, r := range parents {
-		if len(r.Value) != MessageIDSize {
-			return nil, errAt(ErrLength, RecMessageParent, r.Offset, "%d bytes, want %d", len(r.Value), MessageIDSize)
+	c := &cursor{buf: append([]byte(nil), b[2:2+n]...)}
+	p := &Plaintext{Parents: make([]MessageID, 0, c.countRepeated(RecMessageParent, MaxMembers)), Size: len(b)}
+	err := c.repeated(RecMessageParent, MaxMembers, func(_ int, v []byte) error {
+		if len(v) != MessageIDSize {
+			return errAt(ErrLength, RecMessageParent, c.prev, "%d bytes, want %d", len(v), MessageIDSize)
 		}
-		copy(p.Parents[i][:], r.Value)
-	}
-	body, err := c.require(RecMessageBody)
+		p.Parents = append(p.Parents, MessageID(v))
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	p.Body = body.Value
+	if p.Body, err = c.require(RecMessageBody); err != nil {
+		return nil, err
+	}
 	if err := c.done(); err != nil {
 		return nil, err
 	}

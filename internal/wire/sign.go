@@ -1,6 +1,8 @@
 package wire
 
 import (
+	"sync"
+
 	"github.com/mpenc/mpenc/crypto"
 )
 
@@ -12,27 +14,35 @@ const (
 	errorSigContext = "errormsgsig"
 )
 
-func withContext(ctx string, parts ...[]byte) []byte {
-	n := len(ctx)
-	for _, p := range parts {
-		n += len(p)
-	}
-	m := make([]byte, 0, n)
-	m = append(m, ctx...)
+// sigInputs pools the buffers that hold ctx ‖ parts while a signature is
+// made or checked: greetings of many members are kilobytes long, and every
+// member checks every packet.
+var sigInputs = sync.Pool{New: func() any { return new([]byte) }}
+
+// withContext calls f with ctx ‖ parts in a pooled buffer, which must not be
+// kept after f returns.
+func withContext[T any](f func(m []byte) T, ctx string, parts ...[]byte) T {
+	bp := sigInputs.Get().(*[]byte)
+	m := append((*bp)[:0], ctx...)
 	for _, p := range parts {
 		m = append(m, p...)
 	}
-	return m
+	r := f(m)
+	if cap(m) <= MaxPacketSize+64 {
+		*bp = m
+		sigInputs.Put(bp)
+	}
+	return r
 }
 
 // SignGreet signs "greetmsgsig" ‖ signed with the ephemeral key k.
 func SignGreet(k *crypto.SigningKey, signed []byte) crypto.Signature {
-	return k.Sign(withContext(greetSigContext, signed))
+	return withContext(k.Sign, greetSigContext, signed)
 }
 
 // VerifyGreet verifies a greeting signature.
 func VerifyGreet(pub crypto.PublicKey, signed []byte, sig *crypto.Signature) bool {
-	return crypto.Verify(pub, withContext(greetSigContext, signed), sig)
+	return withContext(func(m []byte) bool { return crypto.Verify(pub, m, sig) }, greetSigContext, signed)
 }
 
 // SidKeyHash returns SHA256(sid ‖ groupKey), which binds a data signature to
@@ -41,20 +51,20 @@ func SidKeyHash(sid, groupKey []byte) [32]byte { return crypto.Hash(sid, groupKe
 
 // SignData signs "datamsgsig" ‖ sidKeyHash ‖ signed with the ephemeral key k.
 func SignData(k *crypto.SigningKey, sidKeyHash *[32]byte, signed []byte) crypto.Signature {
-	return k.Sign(withContext(dataSigContext, sidKeyHash[:], signed))
+	return withContext(k.Sign, dataSigContext, sidKeyHash[:], signed)
 }
 
 // VerifyData verifies a data signature.
 func VerifyData(pub crypto.PublicKey, sidKeyHash *[32]byte, signed []byte, sig *crypto.Signature) bool {
-	return crypto.Verify(pub, withContext(dataSigContext, sidKeyHash[:], signed), sig)
+	return withContext(func(m []byte) bool { return crypto.Verify(pub, m, sig) }, dataSigContext, sidKeyHash[:], signed)
 }
 
 // SignError signs "errormsgsig" ‖ signed with k.
 func SignError(k *crypto.SigningKey, signed []byte) crypto.Signature {
-	return k.Sign(withContext(errorSigContext, signed))
+	return withContext(k.Sign, errorSigContext, signed)
 }
 
 // VerifyError verifies an error signature.
 func VerifyError(pub crypto.PublicKey, signed []byte, sig *crypto.Signature) bool {
-	return crypto.Verify(pub, withContext(errorSigContext, signed), sig)
+	return withContext(func(m []byte) bool { return crypto.Verify(pub, m, sig) }, errorSigContext, signed)
 }

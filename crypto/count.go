@@ -1,0 +1,32 @@
+package crypto
+
+import "sync/atomic"
+
+// OpCounts counts the expensive primitive operations performed by this
+// package since the process started. Benchmarks read it to express a
+// protocol's cost as a ratio to the primitive-operation model
+// (docs/PERFORMANCE.md); nothing else should depend on it.
+type OpCounts struct {
+	// X25519 counts variable-base scalar multiplications (DH) and the
+	// fixed-base one done when a key is built.
+	X25519 int64
+	// Sign counts Ed25519 signatures and key expansions from a seed (each
+	// costs one fixed-base multiplication, as a signature does).
+	Sign int64
+	// Verify counts Ed25519 verifications.
+	Verify int64
+}
+
+var opCounts struct {
+	x25519, sign, verify atomic.Int64
+}
+
+// ReadOpCounts returns the counts so far. Take two readings and subtract.
+func ReadOpCounts() OpCounts {
+	return OpCounts{X25519: opCounts.x25519.Load(), Sign: opCounts.sign.Load(), Verify: opCounts.verify.Load()}
+}
+
+// Sub returns c − d.
+func (c OpCounts) Sub(d OpCounts) OpCounts {
+	return OpCounts{X25519: c.X25519 - d.X25519, Sign: c.Sign - d.Sign, Verify: c.Verify - d.Verify}
+}
