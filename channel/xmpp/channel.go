@@ -1,0 +1,826 @@
+package xmpp
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"mellium.im/xmlstream"
+	mxmpp "mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/muc"
+	"mellium.im/xmpp/ping"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/mpenc/mpenc/channel"
+)
+
+var _ channel.GroupChannel = (*Channel)(nil)
+
+// errAbandoned ends a join attempt nobody wants any more (Leave, or the
+// Enter that asked for it gave up). It is never returned to callers.
+var errAbandoned = errors.New("xmpp: join abandoned")
+
+// Channel is a GroupChannel over one multi-user chat room. Create it with
+// Dial; it is safe for concurrent use.
+type Channel struct {
+	cfg *settings
+
+	events chan channel.Event // unbuffered; the pump writes, the consumer reads
+	wake   chan struct{}      // cap 1: something changed; the manager looks
+	poked  chan struct{}      // cap 1: a stanza was applied; join/leave waits look
+	done   chan struct{}      // closed by Close
+	ctx    context.Context    // the channel's life; cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the pump, the manager, and each connection's goroutines
+
+	// mu guards everything below. It is never held during network I/O,
+	// so the receive loop never waits behind a sender.
+	mu      sync.Mutex
+	closed  bool
+	self    jid.JID // our full JID; the resource is requested again on reconnect
+	conn    *conn   // nil while disconnected
+	room    *room
+	want    bool         // we should be in the room (Enter called, Leave not)
+	waiters []chan error // Enter calls waiting for EventOwnEnter or a permanent error
+	entered uint64       // EventOwnEnter events queued so far
+	err     error        // why we stay out for good (permanent failure or removal)
+	retryAt time.Time    // no join attempt before this (backoff)
+	fails   int          // consecutive failed attempts
+	queue   []channel.Event
+	qNotify chan struct{} // cap 1: the queue grew
+	paused  bool          // the queue overflowed: no reconnect until it drains
+	stats   Stats
+}
+
+// Stats are counters for diagnostics.
+type Stats struct {
+	Connects  uint64 // successful connections (the first included)
+	Entered   uint64 // EventOwnEnter queued
+	Ignored   uint64 // stanzas ignored: malformed, unknown sender, hidden real JID, over caps
+	Delayed   uint64 // delayed (history) messages ignored
+	TooLong   uint64 // bodies over the size cap, ignored
+	BadKeys   uint64 // malformed identity announcements
+	Overflows uint64 // event queue overflows (each drops the connection)
+}
+
+// Dial connects and authenticates to the server of cfg.JID. It does not
+// enter the room: call Enter. The returned Channel must be closed with
+// Close. Dial fails with ErrConfig or ErrInsecure for a bad cfg, ErrTLS or
+// ErrAuth for refusals that retrying cannot fix, or a network error.
+func Dial(ctx context.Context, cfg *Config) (*Channel, error) {
+	s, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	resource := s.resource
+	if resource == "" {
+		resource = "mpenc-" + randomID()
+	}
+	origin, err := s.account.WithResource(resource)
+	if err != nil {
+		return nil, fmt.Errorf("%w: resource %q: %v", ErrConfig, resource, err)
+	}
+	cn, err := s.connect(ctx, origin)
+	if err != nil {
+		return nil, err
+	}
+	c := &Channel{
+		cfg:     s,
+		events:  make(chan channel.Event),
+		wake:    make(chan struct{}, 1),
+		poked:   make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		qNotify: make(chan struct{}, 1),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.self = cn.sess.LocalAddr()
+	c.room = newRoom(s.room, c.self.String(), s.MaxOccupants)
+	c.mu.Lock()
+	c.installLocked(cn)
+	c.mu.Unlock()
+	c.wg.Add(2)
+	go c.pump()
+	go c.manage()
+	s.logf("xmpp: connected as %s", c.self)
+	return c, nil
+}
+
+// Self returns our participant id: our real full JID.
+func (c *Channel) Self() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.self.String()
+}
+
+// Events returns the event stream, closed by Close. It must be drained: when
+// DefaultEventQueue (Config.EventQueue) events wait, the channel drops its
+// connection (the consumer sees EventOwnLeave, and EventOwnEnter once the
+// queue has drained and the channel re-entered).
+func (c *Channel) Events() <-chan channel.Event { return c.events }
+
+// Err reports why the channel stays out of the room for good: a permanent
+// join failure (ErrRoomAnonymous, a *RoomError, ErrAuth, ErrTLS) or a
+// *RemovedError (kicked, banned, room destroyed). It is nil while the channel
+// is in the room or trying to get back in, and is cleared by Enter.
+func (c *Channel) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Stats returns a copy of the counters.
+func (c *Channel) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.stats
+	st := c.room.stats
+	s.Ignored, s.Delayed, s.TooLong, s.BadKeys = st.ignored, st.delayed, st.tooLong, st.keyErrors
+	return s
+}
+
+// Enter enters the room and returns once EventOwnEnter is queued. If the
+// room does not exist we create it and configure it to show real JIDs to
+// every occupant. It returns ErrRoomAnonymous for a room that hides them,
+// a *RoomError for the room's refusal (nick in use, banned, members only),
+// or ctx's error; passing failures (network, server restarting) are retried
+// with backoff until ctx ends. Entering while in the room is a no-op.
+// After a successful Enter the channel stays in the room: it reconnects and
+// re-enters by itself (EventOwnLeave, then EventOwnEnter) until Leave,
+// Close or a permanent removal.
+func (c *Channel) Enter(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if c.room.phase == phaseIn {
+		c.mu.Unlock()
+		return nil
+	}
+	wanted := c.want
+	c.want, c.err = true, nil
+	w := make(chan error, 1)
+	c.waiters = append(c.waiters, w)
+	c.mu.Unlock()
+	c.kick()
+	select {
+	case err := <-w:
+		return err
+	case <-ctx.Done():
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case err := <-w: // answered meanwhile
+		return err
+	default:
+	}
+	for i, x := range c.waiters {
+		if x == w {
+			c.waiters = append(c.waiters[:i], c.waiters[i+1:]...)
+			break
+		}
+	}
+	if !wanted && len(c.waiters) == 0 && !c.room.inRoom() {
+		c.want = false // nobody wants the attempt this call started
+		c.kickLocked()
+	}
+	return fmt.Errorf("xmpp: enter %s: %w", c.cfg.room, ctx.Err())
+}
+
+// Leave leaves the room and returns once EventOwnLeave is queued (at once if
+// we were not in the room). If the server does not confirm before ctx
+// ends, the connection is dropped, which takes us out for sure.
+func (c *Channel) Leave(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.want = false
+	c.failWaitersLocked(fmt.Errorf("xmpp: enter %s: %w", c.cfg.room, errors.New("left before entering")))
+	if !c.room.inRoom() {
+		c.mu.Unlock()
+		c.kick()
+		return nil
+	}
+	cn := c.conn
+	sendLeave := c.room.phase == phaseIn
+	c.room.phase = phaseLeaving
+	occ, _ := c.cfg.room.WithResource(c.room.nick)
+	c.mu.Unlock()
+	if sendLeave {
+		if err := cn.sess.Send(cn.ctx, leavePresence(occ, randomID())); err != nil {
+			c.dropConn(cn, fmt.Errorf("send leave: %w", err))
+		}
+	}
+	for {
+		c.mu.Lock()
+		if c.room.phase != phaseLeaving {
+			c.mu.Unlock()
+			return nil
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.poked:
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			c.dropConn(cn, errors.New("leave not confirmed in time"))
+			return nil
+		}
+	}
+}
+
+// Send broadcasts a wire string to the room, best effort; its echo is an
+// EventPacket from Self. It fails with ErrNotInRoom outside the room,
+// ErrInvalidBody for a string XML cannot carry unchanged, and a
+// *StanzaTooLargeError (ErrStanzaTooLarge) above Config.MaxStanzaSize, in
+// which cases nothing is sent and the connection is kept. A write error
+// drops the connection (the channel reconnects). A write blocked by the
+// server is bounded by Config.WriteTimeout, not by ctx.
+func (c *Channel) Send(ctx context.Context, wire string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(wire) > c.cfg.MaxStanzaSize {
+		return &StanzaTooLargeError{Size: len(wire), Limit: c.cfg.MaxStanzaSize}
+	}
+	if !xmlSafe(wire) {
+		return ErrInvalidBody
+	}
+	id := randomID()
+	size, err := stanzaSize(groupchat(c.cfg.room, id, wire))
+	if err != nil {
+		return fmt.Errorf("xmpp: encode message: %w", err)
+	}
+	// The session adds xmlns='jabber:client' to the stanza.
+	size += len(` xmlns="jabber:client"`)
+	if size > c.cfg.MaxStanzaSize {
+		return &StanzaTooLargeError{Size: size, Limit: c.cfg.MaxStanzaSize}
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if !c.room.inRoom() || c.conn == nil {
+		c.mu.Unlock()
+		return ErrNotInRoom
+	}
+	cn := c.conn
+	c.mu.Unlock()
+	if err := cn.sess.Send(cn.ctx, groupchat(c.cfg.room, id, wire)); err != nil {
+		c.dropConn(cn, fmt.Errorf("send: %w", err))
+		return fmt.Errorf("xmpp: send to %s: %w", c.cfg.room, err)
+	}
+	return nil
+}
+
+// Kick asks the room to remove members (real full JIDs) by setting their
+// role to none (XEP-0045 §8.2). It needs the moderator role
+// (ErrNotModerator otherwise). Members not in the room are skipped. The
+// removals show up later as EventOthers.
+func (c *Channel) Kick(ctx context.Context, members []string) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if !c.room.inRoom() || c.conn == nil {
+		c.mu.Unlock()
+		return ErrNotInRoom
+	}
+	if c.room.me.role != "moderator" {
+		c.mu.Unlock()
+		return ErrNotModerator
+	}
+	var nicks []string
+	for _, m := range members {
+		if m == c.self.String() {
+			continue
+		}
+		nicks = append(nicks, c.room.nicksOf(m)...)
+	}
+	cn := c.conn
+	c.mu.Unlock()
+	var errs []error
+	for _, nick := range nicks {
+		err := c.iq(ctx, cn, kickPayload(nick), stanza.SetIQ)
+		var se stanza.Error
+		switch {
+		case err == nil:
+		case errors.As(err, &se) && se.Condition == stanza.ItemNotFound:
+			// Gone already: a no-op by contract.
+		case errors.As(err, &se) && (se.Condition == stanza.Forbidden || se.Condition == stanza.NotAllowed):
+			errs = append(errs, fmt.Errorf("%w: %w", ErrNotModerator, &RoomError{Op: "kick", Room: c.cfg.room.String(), Condition: string(se.Condition), Text: clip(se.Text[""], maxErrText)}))
+		case errors.As(err, &se):
+			errs = append(errs, &RoomError{Op: "kick", Room: c.cfg.room.String(), Condition: string(se.Condition), Text: clip(se.Text[""], maxErrText)})
+		default:
+			errs = append(errs, fmt.Errorf("xmpp: kick in %s: %w", c.cfg.room, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close leaves the room if needed (waiting a few seconds for the server),
+// disconnects, stops every goroutine and closes Events. Events not yet
+// received are discarded. Close is idempotent.
+func (c *Channel) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	in := c.room.inRoom()
+	c.mu.Unlock()
+	if in {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_ = c.Leave(ctx)
+		cancel()
+	}
+	c.mu.Lock()
+	c.closed, c.want = true, false
+	c.failWaitersLocked(ErrClosed)
+	cn := c.conn
+	c.conn = nil
+	c.mu.Unlock()
+	if cn != nil {
+		// End the stream politely (bounded by WriteTimeout), then the socket.
+		_ = cn.sess.Close()
+		cn.cancel()
+		_ = cn.raw.Close()
+	}
+	c.cancel()
+	close(c.done)
+	c.wg.Wait()
+	return nil
+}
+
+// installLocked makes cn the current connection and starts its receive loop
+// and keep-alive.
+func (c *Channel) installLocked(cn *conn) {
+	c.conn = cn
+	c.stats.Connects++
+	c.wg.Add(2)
+	go func() {
+		defer c.wg.Done()
+		err := cn.sess.Serve(c.handler(cn))
+		close(cn.served)
+		if err == nil {
+			err = errors.New("stream closed by the server")
+		}
+		c.dropConn(cn, err)
+	}()
+	go func() {
+		defer c.wg.Done()
+		c.keepAlive(cn)
+	}()
+}
+
+// dropConn tears cn down if it is still current: the socket is closed, and
+// if we were in the room EventOwnLeave is queued (the membership before it,
+// us included). The manager reconnects if we still want to be in.
+func (c *Channel) dropConn(cn *conn, why error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.dropConnLocked(cn, why)
+}
+
+func (c *Channel) dropConnLocked(cn *conn, why error) {
+	if cn == nil || c.conn != cn {
+		return
+	}
+	c.conn = nil
+	cn.cancel()
+	_ = cn.raw.Close()
+	wasIn := c.room.inRoom()
+	c.pushLocked(c.room.lost()...)
+	if wasIn && c.want {
+		c.scheduleRetryLocked()
+	}
+	if !c.closed {
+		c.cfg.logf("xmpp: connection lost: %v", why)
+	}
+	c.kickLocked()
+	c.pokeLocked()
+}
+
+// handler is the receive loop's stanza handler for connection cn. It only
+// decodes and applies the stanza to the room state under the mutex (no I/O,
+// no waiting) and queues the resulting events.
+//
+// mellium workaround (XMPP-NOTES pitfalls 2–4): we do not use mux or
+// muc.Client. Handlers run on the receive loop, where an IQ would deadlock;
+// muc.Client ignores other occupants' presence and its Join/Leave hang on
+// re-entry. We read every stanza ourselves and do requests from other
+// goroutines.
+func (c *Channel) handler(cn *conn) mxmpp.Handler {
+	return mxmpp.HandlerFunc(func(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+		st, err := decodeStanza(*start, t)
+		if errors.Is(err, errNotStanza) {
+			return nil // a stream-level element we do not use
+		}
+		if err != nil {
+			return err // the stream is broken; Serve ends and we reconnect
+		}
+		if st.Kind == kindOther {
+			return nil // IQs: the session answers get/set with service-unavailable
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.conn != cn {
+			return nil // a torn-down connection's last stanzas
+		}
+		if !c.want && (c.room.phase == phaseJoining || c.room.phase == phaseSettling) {
+			// The join was abandoned (Leave, or Enter gave up): never let it
+			// complete; the manager drops the connection.
+			c.pokeLocked()
+			return nil
+		}
+		c.pushLocked(c.room.handle(st)...)
+		if rm := c.room.removed; rm != nil {
+			c.room.removed = nil
+			c.want = false
+			if rm.Reason != LeftByRequest {
+				c.err = rm
+				c.cfg.logf("xmpp: %v", rm)
+			}
+		}
+		if c.room.lossTransient {
+			c.room.lossTransient = false
+			c.scheduleRetryLocked()
+		}
+		c.pokeLocked()
+		c.kickLocked()
+		return nil
+	})
+}
+
+// pushLocked queues events for the consumer. An EventOwnLeave is always
+// queued; any other event that finds the queue full overflows it: the event
+// is dropped and so is the connection, whose EventOwnLeave then marks the
+// gap. No reconnect happens until the queue has drained to half.
+func (c *Channel) pushLocked(evs ...channel.Event) {
+	for _, ev := range evs {
+		if ev.Kind != channel.EventOwnLeave && len(c.queue) >= c.cfg.EventQueue {
+			if !c.paused {
+				c.paused = true
+				c.stats.Overflows++
+				c.cfg.logf("xmpp: event queue full (%d): dropping the connection", len(c.queue))
+			}
+			if c.conn != nil {
+				c.dropConnLocked(c.conn, ErrOverflow)
+			}
+			return
+		}
+		if ev.Kind == channel.EventOwnEnter {
+			c.entered++
+			c.stats.Entered++
+		}
+		c.queue = append(c.queue, ev)
+	}
+	select {
+	case c.qNotify <- struct{}{}:
+	default:
+	}
+}
+
+// pump moves queued events to the unbuffered Events channel, so that
+// producers never wait for the consumer.
+func (c *Channel) pump() {
+	defer c.wg.Done()
+	defer close(c.events)
+	for {
+		c.mu.Lock()
+		for len(c.queue) == 0 {
+			c.mu.Unlock()
+			select {
+			case <-c.qNotify:
+			case <-c.done:
+				return
+			}
+			c.mu.Lock()
+		}
+		ev := c.queue[0]
+		c.queue[0] = channel.Event{}
+		c.queue = c.queue[1:]
+		if len(c.queue) == 0 {
+			c.queue = nil // let the backing array go
+		}
+		if c.paused && len(c.queue) <= c.cfg.EventQueue/2 {
+			c.paused = false
+			c.kickLocked()
+		}
+		c.mu.Unlock()
+		select {
+		case c.events <- ev:
+		case <-c.done:
+			return
+		}
+	}
+}
+
+// kick wakes the manager, and a join or leave waiting for news.
+func (c *Channel) kick() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case c.poked <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Channel) kickLocked() { c.kick() }
+
+func (c *Channel) pokeLocked() {
+	select {
+	case c.poked <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Channel) failWaitersLocked(err error) {
+	for _, w := range c.waiters {
+		w <- err
+	}
+	c.waiters = nil
+}
+
+// scheduleRetryLocked sets the next join attempt after a backoff delay:
+// ReconnectMin doubled per consecutive failure up to ReconnectMax, ±25 %.
+func (c *Channel) scheduleRetryLocked() {
+	d := c.cfg.ReconnectMin
+	for i := 0; i < c.fails && d < c.cfg.ReconnectMax; i++ {
+		d *= 2
+	}
+	d = min(d, c.cfg.ReconnectMax)
+	d = d*3/4 + time.Duration(rand.Int64N(int64(d/2)+1))
+	c.retryAt = time.Now().Add(d)
+}
+
+// manage is the one goroutine that connects and joins. It runs until Close.
+func (c *Channel) manage() {
+	defer c.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-c.wake:
+		case <-timer.C:
+		}
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return
+		}
+		if c.room.needsExit && c.conn != nil {
+			// The room turned semi-anonymous: we are out (EventOwnLeave is
+			// queued) but the server still has us. Drop the connection,
+			// which takes us out of the room for sure.
+			c.room.needsExit = false
+			c.dropConnLocked(c.conn, ErrRoomAnonymous)
+		}
+		if !c.want || c.room.phase != phaseOut || c.paused {
+			c.mu.Unlock()
+			continue
+		}
+		if wait := time.Until(c.retryAt); wait > 0 {
+			c.mu.Unlock()
+			timer.Reset(wait)
+			continue
+		}
+		c.mu.Unlock()
+
+		err := c.attempt()
+
+		c.mu.Lock()
+		switch {
+		case err == nil:
+			c.fails = 0
+			c.retryAt = time.Time{}
+			c.failWaitersLocked(nil)
+		case errors.Is(err, errAbandoned):
+		case permanent(err):
+			c.fails = 0
+			c.want = false
+			c.err = err
+			c.failWaitersLocked(err)
+			c.cfg.logf("xmpp: not entering %s: %v", c.cfg.room, err)
+		default:
+			c.fails++
+			c.scheduleRetryLocked()
+			c.cfg.logf("xmpp: entering %s failed (attempt %d), retrying: %v", c.cfg.room, c.fails, err)
+		}
+		c.kickLocked()
+		c.mu.Unlock()
+	}
+}
+
+// attempt connects if needed and enters the room once. It returns nil
+// once EventOwnEnter is queued.
+func (c *Channel) attempt() error {
+	c.mu.Lock()
+	cn := c.conn
+	c.mu.Unlock()
+	if cn == nil {
+		var err error
+		cn, err = c.reconnect()
+		if err != nil {
+			return err
+		}
+	}
+
+	c.mu.Lock()
+	if !c.want || c.conn != cn || c.closed {
+		c.mu.Unlock()
+		return errAbandoned
+	}
+	c.room.startJoin(c.cfg.Nick)
+	entered := c.entered
+	occ, err := c.cfg.room.WithResource(c.cfg.Nick)
+	c.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("%w: nick: %v", ErrConfig, err)
+	}
+	if err := cn.sess.Send(cn.ctx, joinPresence(occ, randomID(), c.cfg.Identity)); err != nil {
+		c.dropConn(cn, fmt.Errorf("send join: %w", err))
+		return fmt.Errorf("xmpp: join %s: %w", c.cfg.room, err)
+	}
+
+	deadline := time.NewTimer(c.cfg.JoinTimeout)
+	defer deadline.Stop()
+	var grace <-chan time.Time
+	configuring := false
+	for {
+		c.mu.Lock()
+		switch {
+		case c.entered != entered:
+			c.mu.Unlock()
+			return nil
+		case c.conn != cn:
+			c.mu.Unlock()
+			return fmt.Errorf("xmpp: join %s: connection lost", c.cfg.room)
+		case c.room.joinErr != nil:
+			err := c.room.joinErr
+			c.room.reset()
+			c.mu.Unlock()
+			if errors.Is(err, ErrOverflow) {
+				c.dropConn(cn, err)
+			}
+			return err
+		case !c.want:
+			c.room.reset()
+			c.dropConnLocked(cn, errAbandoned)
+			c.mu.Unlock()
+			return errAbandoned
+		case c.room.phase == phaseSettling && !c.room.nonAnon:
+			if c.room.created && !configuring {
+				// We created the room: make it non-anonymous. Prosody and
+				// most servers create rooms semi-anonymous.
+				configuring = true
+				c.mu.Unlock()
+				err := c.configure(cn)
+				c.mu.Lock()
+				if err == nil && c.conn == cn && c.room.phase == phaseSettling {
+					c.pushLocked(c.room.configured()...)
+				}
+				c.mu.Unlock()
+				if err != nil {
+					c.exitRoom(cn)
+					return err
+				}
+				continue
+			}
+			if !c.room.created && grace == nil {
+				// Someone else's room without status 100. Its creator may be
+				// configuring it right now (a 172 would come): wait a little.
+				grace = time.After(c.cfg.AnonymityGrace)
+			}
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.poked:
+		case <-deadline.C:
+			c.exitRoom(cn)
+			return fmt.Errorf("xmpp: join %s: no answer in %v", c.cfg.room, c.cfg.JoinTimeout)
+		case <-grace:
+			c.exitRoom(cn)
+			return fmt.Errorf("%w (%s: no status 100 or 172 after %v)", ErrRoomAnonymous, c.cfg.room, c.cfg.AnonymityGrace)
+		case <-c.done:
+			return ErrClosed
+		}
+	}
+}
+
+// exitRoom abandons a join in progress: we tell the room we leave and
+// forget it (no EventOwnEnter was queued, so no event).
+func (c *Channel) exitRoom(cn *conn) {
+	c.mu.Lock()
+	if c.conn != cn || c.room.inRoom() {
+		c.mu.Unlock()
+		return
+	}
+	c.room.reset()
+	occ, _ := c.cfg.room.WithResource(c.room.nick)
+	c.mu.Unlock()
+	if err := cn.sess.Send(cn.ctx, leavePresence(occ, randomID())); err != nil {
+		c.dropConn(cn, err)
+	}
+}
+
+// configure makes the room we just created non-anonymous through the owner
+// configuration form, after checking that the form offers it.
+func (c *Channel) configure(cn *conn) error {
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.IQTimeout)
+	defer cancel()
+	form, err := muc.GetConfig(ctx, c.cfg.room, cn.sess)
+	if err != nil {
+		return fmt.Errorf("%w: %s: fetching the room configuration: %w", ErrRoomAnonymous, c.cfg.room, err)
+	}
+	opts, ok := form.GetOptions("muc#roomconfig_whois")
+	offers := false
+	for _, o := range opts {
+		offers = offers || o.Value == "anyone"
+	}
+	if !ok || !offers {
+		return fmt.Errorf("%w: %s: the configuration form offers no muc#roomconfig_whois=anyone", ErrRoomAnonymous, c.cfg.room)
+	}
+	if err := c.iq(ctx, cn, nonAnonymousForm(), stanza.SetIQ); err != nil {
+		return fmt.Errorf("%w: %s: configuring the room: %w", ErrRoomAnonymous, c.cfg.room, err)
+	}
+	c.cfg.logf("xmpp: created %s and made it non-anonymous", c.cfg.room)
+	return nil
+}
+
+// iq sends a request to the room and waits for the answer (a stanza.Error
+// when the room refuses), bounded by ctx and IQTimeout.
+func (c *Channel) iq(ctx context.Context, cn *conn, payload xml.TokenReader, typ stanza.IQType) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.IQTimeout)
+	defer cancel()
+	stop := context.AfterFunc(cn.ctx, cancel) // the connection went away
+	defer stop()
+	return cn.sess.UnmarshalIQElement(ctx, payload, stanza.IQ{Type: typ, To: c.cfg.room, ID: randomID()}, nil)
+}
+
+// reconnect opens a new connection with the same full JID and installs it.
+func (c *Channel) reconnect() (*conn, error) {
+	c.mu.Lock()
+	origin := c.self
+	c.mu.Unlock()
+	cn, err := c.cfg.connect(c.ctx, origin)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		_ = cn.raw.Close()
+		cn.cancel()
+		return nil, ErrClosed
+	}
+	if got := cn.sess.LocalAddr(); !got.Equal(c.self) {
+		// The server gave us another resource: our participant id changes.
+		// The session sees us leave and enter as someone new.
+		c.cfg.logf("xmpp: server bound %s instead of %s", got, c.self)
+		c.self = got
+		c.room.self = got.String()
+	}
+	c.installLocked(cn)
+	c.cfg.logf("xmpp: reconnected as %s", c.self)
+	return cn, nil
+}
+
+// keepAlive pings the server every KeepAlive; a ping that is not answered
+// within IQTimeout drops the connection (a silent network failure would
+// otherwise go unnoticed until the next write).
+func (c *Channel) keepAlive(cn *conn) {
+	if c.cfg.KeepAlive < 0 {
+		return
+	}
+	t := time.NewTicker(c.cfg.KeepAlive)
+	defer t.Stop()
+	for {
+		select {
+		case <-cn.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(cn.ctx, c.cfg.IQTimeout)
+		err := ping.Send(ctx, cn.sess, cn.sess.LocalAddr().Domain())
+		cancel()
+		var se stanza.Error
+		if err != nil && !errors.As(err, &se) { // an error reply still proves the server is there
+			c.dropConn(cn, fmt.Errorf("keep-alive: %w", err))
+			return
+		}
+	}
+}

@@ -1,0 +1,218 @@
+package xmpp
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"reflect"
+	"strconv"
+	"time"
+
+	"mellium.im/sasl"
+	mxmpp "mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
+)
+
+// conn is one authenticated XMPP session and its socket.
+type conn struct {
+	sess *mxmpp.Session
+	raw  net.Conn // the TCP socket under everything (closing it ends the session)
+	// ctx ends when the connection is torn down; requests made over the
+	// connection derive from it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	served chan struct{} // closed when Serve has returned
+}
+
+// watchdogConn is the socket we hand to mellium. It gives every write its
+// own deadline (WriteTimeout), so a server that stops reading cannot block
+// a sender for ever, and it ignores the deadlines mellium sets.
+//
+// mellium workaround (XMPP-NOTES pitfall 11): Session.Send and friends run a
+// goroutine that, when the context passed to them is cancelled, sets the
+// connection's write deadline to the past and back to zero. If the context
+// is cancelled just after the call returns, that goroutine can still fire
+// later and fail an unrelated concurrent write with "i/o timeout", which
+// breaks the stream in the middle of a stanza. With deadlines from outside
+// ignored here, contexts passed to mellium only bound the waits, never the
+// socket. Negotiation time-outs are enforced by closing the socket instead.
+type watchdogConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c *watchdogConn) Write(b []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(b)
+}
+
+func (c *watchdogConn) SetDeadline(time.Time) error      { return nil }
+func (c *watchdogConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *watchdogConn) SetWriteDeadline(time.Time) error { return nil }
+
+// addrs returns the addresses to try, in order.
+func (s *settings) addrs(ctx context.Context) ([]string, error) {
+	if s.Addr != "" {
+		return []string{s.Addr}, nil
+	}
+	domain := s.account.Domainpart()
+	service, port := "xmpp-client", 5222
+	if s.Security == DirectTLS {
+		service, port = "xmpps-client", 5223
+	}
+	_, srvs, err := net.DefaultResolver.LookupSRV(ctx, service, "tcp", domain)
+	if err != nil || len(srvs) == 0 {
+		// RFC 6120 §3.2.2: no SRV records, fall back to the domain itself.
+		return []string{net.JoinHostPort(domain, strconv.Itoa(port))}, nil
+	}
+	if len(srvs) == 1 && srvs[0].Target == "." {
+		return nil, fmt.Errorf("xmpp: %s declares no %s service (SRV target \".\")", domain, service)
+	}
+	var out []string
+	for _, r := range srvs {
+		out = append(out, net.JoinHostPort(r.Target, strconv.Itoa(int(r.Port))))
+	}
+	return out, nil
+}
+
+// connect dials, secures, authenticates and binds origin's resource. It
+// does not start serving.
+func (s *settings) connect(ctx context.Context, origin jid.JID) (*conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.ConnectTimeout)
+	defer cancel()
+	addrs, err := s.addrs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var raw net.Conn
+	var d net.Dialer
+	for _, a := range addrs {
+		raw, err = d.DialContext(ctx, "tcp", a)
+		if err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("xmpp: dial: %w", err)
+	}
+	// The socket is closed if negotiation outlives ctx (see watchdogConn).
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	cn, err := s.negotiate(ctx, raw, origin)
+	if !stop() && err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		raw.Close()
+		return nil, classify(err)
+	}
+	return cn, nil
+}
+
+func (s *settings) negotiate(ctx context.Context, raw net.Conn, origin jid.JID) (*conn, error) {
+	wd := &watchdogConn{Conn: raw, timeout: s.WriteTimeout}
+	var rw net.Conn = wd
+	var state mxmpp.SessionState
+	var features []mxmpp.StreamFeature
+	switch s.Security {
+	case DirectTLS:
+		tc := tls.Client(wd, s.tls)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrTLS, err)
+		}
+		rw = tc // mellium marks a *tls.Conn as secure by itself
+	case StartTLS:
+		features = append(features, mxmpp.StartTLS(s.tls))
+	case UnsafePlaintext:
+		// mellium workaround (XMPP-NOTES pitfall 1): mellium only offers
+		// SASL on a session it believes secure. validate made sure the
+		// server is on loopback; SCRAM never sends the password anyway.
+		state = mxmpp.Secure
+	}
+	// SCRAM only: the password never crosses the wire, even without TLS.
+	// Channel-binding variants first, so TLS cannot be stripped unnoticed
+	// where the server supports them.
+	features = append(features,
+		mxmpp.SASL("", s.Password, sasl.ScramSha256Plus, sasl.ScramSha1Plus, sasl.ScramSha256, sasl.ScramSha1),
+		bindResource(origin.Resourcepart()),
+	)
+	sess, err := mxmpp.NewSession(ctx, origin.Domain(), origin, rw, state,
+		mxmpp.NewNegotiator(func(*mxmpp.Session, *mxmpp.StreamConfig) mxmpp.StreamConfig {
+			return mxmpp.StreamConfig{Features: features}
+		}))
+	if err != nil {
+		return nil, err
+	}
+	if s.Security != UnsafePlaintext && !sess.ConnectionState().HandshakeComplete {
+		return nil, fmt.Errorf("%w: the server did not negotiate TLS", ErrTLS)
+	}
+	if sess.State()&mxmpp.Ready == 0 || sess.LocalAddr().Resourcepart() == "" {
+		return nil, errors.New("xmpp: session not ready after negotiation")
+	}
+	cctx, ccancel := context.WithCancel(context.Background())
+	return &conn{sess: sess, raw: raw, ctx: cctx, cancel: ccancel, served: make(chan struct{})}, nil
+}
+
+// classify wraps errors callers branch on (and that retrying cannot fix)
+// into ErrAuth or ErrTLS.
+func classify(err error) error {
+	if errors.Is(err, ErrTLS) || errors.Is(err, ErrAuth) {
+		return err
+	}
+	var cve *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	if errors.As(err, &cve) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci) {
+		return fmt.Errorf("%w: %w", ErrTLS, err)
+	}
+	if isSASLFailure(err) {
+		return fmt.Errorf("%w: %w", ErrAuth, err)
+	}
+	return err
+}
+
+// isSASLFailure recognises a SASL <failure/> from the server.
+//
+// mellium workaround: the failure is returned as a value of
+// mellium.im/xmpp/internal/saslerr.Error, an internal package we cannot
+// name, so we recognise it by its type's package path. "No matching
+// mechanism" is a plain error value; we match its text.
+func isSASLFailure(err error) bool {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		t := reflect.TypeOf(e)
+		if t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t.PkgPath() == "mellium.im/xmpp/internal/saslerr" {
+			return true
+		}
+		if e.Error() == "xmpp: no matching SASL mechanisms found" {
+			return true
+		}
+	}
+	return false
+}
+
+// permanent reports whether err is not worth retrying.
+func permanent(err error) bool {
+	var re *RoomError
+	if errors.As(err, &re) {
+		return re.permanent()
+	}
+	return errors.Is(err, ErrAuth) || errors.Is(err, ErrTLS) || errors.Is(err, ErrRoomAnonymous) ||
+		errors.Is(err, ErrConfig) || errors.Is(err, ErrClosed)
+}
+
+// randomID returns a fresh stanza id or resource suffix.
+func randomID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // never fails (Go ≥ 1.24)
+	return hex.EncodeToString(b[:])
+}

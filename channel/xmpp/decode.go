@@ -1,0 +1,390 @@
+package xmpp
+
+import (
+	"encoding/xml"
+	"errors"
+	"io"
+	"strconv"
+	"unicode/utf8"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/mpenc/mpenc/crypto"
+)
+
+// Namespaces we read.
+const (
+	nsClient    = "jabber:client"
+	nsMUC       = "http://jabber.org/protocol/muc"
+	nsMUCUser   = "http://jabber.org/protocol/muc#user"
+	nsMUCAdmin  = "http://jabber.org/protocol/muc#admin"
+	nsMUCOwner  = "http://jabber.org/protocol/muc#owner"
+	nsDelay     = "urn:xmpp:delay"
+	nsDelayOld  = "jabber:x:delay"
+	nsStanzas   = "urn:ietf:params:xml:ns:xmpp-stanzas"
+	nsDataForms = "jabber:x:data"
+	nsPing      = "urn:xmpp:ping"
+)
+
+// Caps on what one stanza may make us keep. The stream parser below us
+// (encoding/xml through mellium) reads whole tokens; these bound what we
+// store and how long we look.
+const (
+	// maxBody is the longest body we deliver: honest servers refuse client
+	// stanzas over 256 KiB, so no honest body is longer.
+	maxBody = 256 << 10
+	// maxTokens bounds the tokens we inspect in one stanza; the rest is
+	// discarded unread by the session.
+	maxTokens = 4096
+	// maxDepth bounds element nesting we follow.
+	maxDepth = 16
+	// maxStatus bounds the status codes kept.
+	maxStatus = 16
+	// maxJID is the longest JID (RFC 7622: three parts of 1023 bytes).
+	maxJID = 3071 + 2
+	// maxAttr bounds other attribute values we keep (roles, codes).
+	maxAttr = 64
+	// maxErrText bounds a stanza error's text.
+	maxErrText = 256
+)
+
+type stanzaKind uint8
+
+const (
+	kindOther stanzaKind = iota
+	kindPresence
+	kindMessage
+)
+
+// mucItem is the <item/> of a muc#user payload.
+type mucItem struct {
+	JID         string // real JID, as sent (parsed later)
+	Nick        string // new nick (status 303)
+	Role        string
+	Affiliation string
+}
+
+// inStanza is what the receive loop keeps of one stanza: only the parts the
+// channel acts on, each bounded.
+type inStanza struct {
+	Kind stanzaKind
+	From jid.JID // zero when absent or malformed
+	// FromOK reports that the from attribute was present and well-formed.
+	FromOK bool
+	Type   string
+	ID     string
+
+	HasBody     bool
+	Body        string
+	BodyTooLong bool
+	HasSubject  bool
+	Delayed     bool
+
+	HasMUCUser bool
+	Item       *mucItem // the first item only
+	Status     []int
+	Destroyed  bool
+
+	HasIdentity bool // an identity element was present, valid or not
+	IdentityOK  bool
+	Identity    crypto.PublicKey
+
+	ErrCondition string
+	ErrText      string
+
+	Truncated bool // hit maxTokens or maxDepth
+}
+
+func (s *inStanza) hasStatus(code int) bool {
+	for _, c := range s.Status {
+		if c == code {
+			return true
+		}
+	}
+	return false
+}
+
+var errNotStanza = errors.New("xmpp: not a stanza")
+
+// decodeStanza reads one stanza from r, whose next tokens are the children
+// of start, up to (and possibly including) start's end element. It never
+// fails on content it does not like: it records what it understood and
+// marks the rest. It returns an error only when r does (a broken stream) or
+// for an element that is not a stanza.
+func decodeStanza(start xml.StartElement, r xml.TokenReader) (*inStanza, error) {
+	st := &inStanza{}
+	switch {
+	case start.Name.Local == "presence" && (start.Name.Space == nsClient || start.Name.Space == ""):
+		st.Kind = kindPresence
+	case start.Name.Local == "message" && (start.Name.Space == nsClient || start.Name.Space == ""):
+		st.Kind = kindMessage
+	case start.Name.Local == "iq" && (start.Name.Space == nsClient || start.Name.Space == ""):
+		st.Kind = kindOther
+	default:
+		return nil, errNotStanza
+	}
+	for _, a := range start.Attr {
+		if a.Name.Space != "" {
+			continue
+		}
+		switch a.Name.Local {
+		case "from":
+			if len(a.Value) <= maxJID {
+				if j, err := jid.Parse(a.Value); err == nil {
+					st.From, st.FromOK = j, true
+				}
+			}
+		case "type":
+			st.Type = clip(a.Value, maxAttr)
+		case "id":
+			st.ID = clip(a.Value, maxAttr)
+		}
+	}
+	if st.Kind == kindOther {
+		return st, nil
+	}
+
+	st, err := walkStanza(st, &walker{r: r})
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		// The stanza ended (possibly inside an element we were reading,
+		// which a well-formed stream cannot do; keep what we have).
+		err = nil
+	}
+	return st, err
+}
+
+func walkStanza(st *inStanza, d *walker) (*inStanza, error) {
+	for {
+		tok, err := d.next()
+		if err != nil {
+			return st, err
+		}
+		if d.stopped {
+			st.Truncated = true
+			return st, nil
+		}
+		t, ok := tok.(xml.StartElement)
+		if !ok || d.depth != 1 {
+			continue
+		}
+		// A direct child of the stanza.
+		switch {
+		case t.Name.Local == "body" && (t.Name.Space == nsClient || t.Name.Space == ""):
+			if st.HasBody {
+				// Only the first body counts (all readers pick the same).
+				continue
+			}
+			st.HasBody = true
+			text, tooLong, err := d.text(maxBody)
+			if err != nil {
+				return st, err
+			}
+			st.Body, st.BodyTooLong = text, tooLong
+		case t.Name.Local == "subject" && (t.Name.Space == nsClient || t.Name.Space == ""):
+			st.HasSubject = true
+		case t.Name.Local == "delay" && t.Name.Space == nsDelay,
+			t.Name.Local == "x" && t.Name.Space == nsDelayOld:
+			st.Delayed = true
+		case t.Name.Local == "x" && t.Name.Space == nsMUCUser:
+			if st.HasMUCUser {
+				continue
+			}
+			st.HasMUCUser = true
+			if err := d.mucUser(st); err != nil {
+				return st, err
+			}
+		case t.Name.Local == "identity" && t.Name.Space == NSIdentity:
+			if st.HasIdentity {
+				// Two announcements in one presence: trust neither.
+				st.IdentityOK = false
+				st.Identity = crypto.PublicKey{}
+				continue
+			}
+			st.HasIdentity = true
+			text, tooLong, err := d.text(identityTextLen)
+			if err != nil {
+				return st, err
+			}
+			if !tooLong {
+				if key, err := parseIdentity(t.Attr, text); err == nil {
+					st.Identity, st.IdentityOK = key, true
+				}
+			}
+		case t.Name.Local == "error" && (t.Name.Space == nsClient || t.Name.Space == ""):
+			if err := d.stanzaError(st); err != nil {
+				return st, err
+			}
+		}
+	}
+}
+
+// mucUser reads the children of a muc#user <x/> (the walker is just inside it).
+func (d *walker) mucUser(st *inStanza) error {
+	base := d.depth
+	for {
+		tok, err := d.next()
+		if err != nil {
+			return err
+		}
+		if d.stopped {
+			st.Truncated = true
+			return nil
+		}
+		if d.depth < base {
+			return nil // the end of <x/>
+		}
+		t, ok := tok.(xml.StartElement)
+		if !ok || d.depth != base+1 || t.Name.Space != nsMUCUser {
+			continue
+		}
+		switch t.Name.Local {
+		case "item":
+			if st.Item != nil {
+				continue
+			}
+			it := &mucItem{}
+			for _, a := range t.Attr {
+				if a.Name.Space != "" {
+					continue
+				}
+				switch a.Name.Local {
+				case "jid":
+					it.JID = clip(a.Value, maxJID)
+				case "nick":
+					it.Nick = clip(a.Value, maxJID)
+				case "role":
+					it.Role = clip(a.Value, maxAttr)
+				case "affiliation":
+					it.Affiliation = clip(a.Value, maxAttr)
+				}
+			}
+			st.Item = it
+		case "status":
+			if len(st.Status) >= maxStatus {
+				continue
+			}
+			for _, a := range t.Attr {
+				if a.Name.Local == "code" && a.Name.Space == "" && len(a.Value) == 3 {
+					if n, err := strconv.Atoi(a.Value); err == nil && n >= 100 && n <= 999 {
+						st.Status = append(st.Status, n)
+					}
+				}
+			}
+		case "destroy":
+			st.Destroyed = true
+		}
+	}
+}
+
+// stanzaError reads a stanza <error/>: its defined condition and text.
+func (d *walker) stanzaError(st *inStanza) error {
+	base := d.depth
+	for {
+		tok, err := d.next()
+		if err != nil {
+			return err
+		}
+		if d.stopped {
+			st.Truncated = true
+			return nil
+		}
+		if d.depth < base {
+			return nil
+		}
+		t, ok := tok.(xml.StartElement)
+		if !ok || d.depth != base+1 || t.Name.Space != nsStanzas {
+			continue
+		}
+		if t.Name.Local == "text" {
+			text, _, err := d.text(maxErrText)
+			if err != nil {
+				return err
+			}
+			st.ErrText = text
+		} else if st.ErrCondition == "" {
+			st.ErrCondition = clip(t.Name.Local, maxAttr)
+		}
+	}
+}
+
+// walker reads tokens, tracking depth relative to the stanza (children are
+// at depth 1) and stopping at the caps.
+type walker struct {
+	r       xml.TokenReader
+	depth   int
+	tokens  int
+	stopped bool
+}
+
+// next returns the next token. After the stanza's end element (or the end
+// of r) it returns io.EOF. When a cap is hit it sets stopped.
+func (d *walker) next() (xml.Token, error) {
+	if d.stopped {
+		return nil, nil
+	}
+	tok, err := d.r.Token()
+	if err != nil {
+		return nil, err
+	}
+	if tok == nil {
+		return nil, io.EOF
+	}
+	d.tokens++
+	switch tok.(type) {
+	case xml.StartElement:
+		d.depth++
+	case xml.EndElement:
+		d.depth--
+		if d.depth < 0 {
+			return nil, io.EOF // the stanza's own end element
+		}
+	}
+	if d.tokens > maxTokens || d.depth > maxDepth {
+		d.stopped = true
+	}
+	return tok, nil
+}
+
+// text collects the character data of the element just opened, up to max
+// bytes, and consumes its end. Nested elements inside it are skipped (their
+// text is not part of a body).
+func (d *walker) text(max int) (string, bool, error) {
+	base := d.depth
+	var b []byte
+	tooLong := false
+	for {
+		tok, err := d.next()
+		if err != nil {
+			if err == io.EOF {
+				return string(b), tooLong, io.ErrUnexpectedEOF
+			}
+			return string(b), tooLong, err
+		}
+		if d.stopped {
+			return "", true, nil
+		}
+		if d.depth < base {
+			return string(b), tooLong, nil
+		}
+		if cd, ok := tok.(xml.CharData); ok && d.depth == base && !tooLong {
+			if len(b)+len(cd) > max {
+				tooLong = true
+				b = nil
+				continue
+			}
+			b = append(b, cd...)
+		}
+	}
+}
+
+// clip cuts s to at most n bytes at a rune boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}

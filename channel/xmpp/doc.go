@@ -1,0 +1,81 @@
+// Package xmpp is the GroupChannel of mpenc over an XMPP multi-user chat
+// (XEP-0045), built on mellium.im/xmpp v0.23.0.
+//
+// A Channel is one device in one room. The server puts every presence and
+// groupchat message of the room in a single order; the Channel turns that
+// order into channel events (package channel):
+//
+//   - presence becomes EventOwnEnter, EventOwnLeave and EventOthers, keyed by
+//     the occupants' real full JIDs (never their nicks), each stamped with
+//     the membership at its position;
+//   - a groupchat body starting with "?mpENC:" becomes EventPacket, any other
+//     body EventPlain (a client that does not speak mpENC), in the order
+//     received, our own echoes included: the echo is our message's place in
+//     the order;
+//   - the identity key each occupant announces in its presence (the
+//     NSIdentity element, docs/XMPP.md) becomes EventIdentity, on entering
+//     and whenever it changes.
+//
+// # Entry points
+//
+// [Dial] connects (SRV lookup or Config.Addr; StartTLS or direct TLS with
+// certificate verification; SCRAM; resource binding). [Channel.Enter] joins
+// the room without history, treats the room subject as the end of the join,
+// creates the room if needed and configures it to show real JIDs to every
+// occupant, and refuses with [ErrRoomAnonymous] a room that hides them.
+// [Channel.Send], [Channel.Kick], [Channel.Leave] and [Channel.Close] do what
+// channel.GroupChannel says.
+//
+// # Reconnection
+//
+// Once entered, a Channel stays in the room: when the connection drops (or
+// the room reports a passing shutdown, status 332) the consumer sees
+// EventOwnLeave, and the Channel reconnects with exponential backoff
+// (Config.ReconnectMin to ReconnectMax, ±25 %) with the same full JID and
+// re-enters, which the consumer sees as EventOwnEnter. Being kicked,
+// banned, the room destroyed or turned semi-anonymous end this: the Channel
+// stays out and [Channel.Err] says why. A keep-alive ping detects silent
+// network failures.
+//
+// # Hostile input
+//
+// Everything from the network is treated as hostile. Stanzas are decoded
+// by a bounded decoder (decode.go: caps on body size, tokens, depth,
+// status codes, JID lengths) into the few facts the channel acts on; a
+// stanza that does not make sense is ignored and counted ([Channel.Stats]),
+// never a panic. Delayed (history) messages are ignored. An occupant
+// without a visible real JID is not a member.
+//
+// # Concurrency
+//
+// A Channel is safe for concurrent use. Its goroutines:
+//
+//   - per connection, the receive loop (mellium's Session.Serve), which
+//     calls our handler: it decodes a stanza, applies it to the room state
+//     machine (room.go, pure data) under the Channel's mutex and appends the
+//     resulting events to the queue. It never does I/O or waits;
+//   - per connection, the keep-alive;
+//   - the manager: the only goroutine that connects and joins (requests to
+//     the server, such as configuring a new room, are never made from the
+//     receive loop);
+//   - the pump: moves queued events to the unbuffered Events channel.
+//
+// The mutex is never held during network I/O. Send, Kick, Enter and Leave
+// run on the caller's goroutine.
+//
+// # Queue policy
+//
+// Events wait in a queue of Config.EventQueue entries for the consumer.
+// The consumer must drain Events. If the queue fills up, the Channel drops
+// the event that did not fit and the connection with it: the consumer sees
+// EventOwnLeave (so a gap in the order is never silent), and the Channel
+// reconnects and re-enters once the queue has drained to half. Memory stays
+// bounded whatever the server sends.
+//
+// # What it does not do
+//
+// It does not judge identity keys (the trust layer does), decrypt or parse
+// mpENC packets, keep history, fetch MAM archives, send private messages,
+// invite, or stream-manage (XEP-0198). It sends plain text only as given
+// to Send. It never logs passwords, keys or message bodies.
+package xmpp

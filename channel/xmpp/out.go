@@ -1,0 +1,130 @@
+package xmpp
+
+import (
+	"encoding/xml"
+	"io"
+	"unicode/utf8"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/mpenc/mpenc/crypto"
+)
+
+// Outgoing stanzas. Each builder returns a fresh token stream.
+
+// joinPresence asks to enter the room as nick, with no history replay
+// (XEP-0045 §7.2.14, maxstanzas='0'), announcing our identity key.
+func joinPresence(occupant jid.JID, id string, key crypto.PublicKey) xml.TokenReader {
+	mucX := xmlstream.Wrap(
+		xmlstream.Wrap(nil, xml.StartElement{
+			Name: xml.Name{Local: "history"},
+			Attr: []xml.Attr{{Name: xml.Name{Local: "maxstanzas"}, Value: "0"}},
+		}),
+		xml.StartElement{Name: xml.Name{Space: nsMUC, Local: "x"}},
+	)
+	payload := mucX
+	if key != (crypto.PublicKey{}) {
+		payload = xmlstream.MultiReader(mucX, Identity{Key: key}.TokenReader())
+	}
+	return stanza.Presence{To: occupant, ID: id}.Wrap(payload)
+}
+
+// leavePresence leaves the room.
+func leavePresence(occupant jid.JID, id string) xml.TokenReader {
+	return stanza.Presence{To: occupant, ID: id, Type: stanza.UnavailablePresence}.Wrap(nil)
+}
+
+// groupchat is a message to the whole room.
+func groupchat(room jid.JID, id, body string) xml.TokenReader {
+	return stanza.Message{To: room, ID: id, Type: stanza.GroupChatMessage}.Wrap(
+		xmlstream.Wrap(xmlstream.Token(xml.CharData(body)), xml.StartElement{Name: xml.Name{Local: "body"}}),
+	)
+}
+
+// kickPayload removes the occupant nick (XEP-0045 §8.2: role none).
+func kickPayload(nick string) xml.TokenReader {
+	return xmlstream.Wrap(
+		xmlstream.Wrap(nil, xml.StartElement{
+			Name: xml.Name{Local: "item"},
+			Attr: []xml.Attr{
+				{Name: xml.Name{Local: "nick"}, Value: nick},
+				{Name: xml.Name{Local: "role"}, Value: "none"},
+			},
+		}),
+		xml.StartElement{Name: xml.Name{Space: nsMUCAdmin, Local: "query"}},
+	)
+}
+
+// nonAnonymousForm submits the room configuration that shows real JIDs to
+// every occupant (XEP-0045 §10.1.3, muc#roomconfig_whois = anyone). Only
+// that field is submitted: the others keep their values.
+func nonAnonymousForm() xml.TokenReader {
+	field := func(v, value string) xml.TokenReader {
+		return xmlstream.Wrap(
+			xmlstream.Wrap(xmlstream.Token(xml.CharData(value)), xml.StartElement{Name: xml.Name{Local: "value"}}),
+			xml.StartElement{Name: xml.Name{Local: "field"}, Attr: []xml.Attr{{Name: xml.Name{Local: "var"}, Value: v}}},
+		)
+	}
+	return xmlstream.Wrap(
+		xmlstream.Wrap(
+			xmlstream.MultiReader(
+				field("FORM_TYPE", "http://jabber.org/protocol/muc#roomconfig"),
+				field("muc#roomconfig_whois", "anyone"),
+			),
+			xml.StartElement{
+				Name: xml.Name{Space: nsDataForms, Local: "x"},
+				Attr: []xml.Attr{{Name: xml.Name{Local: "type"}, Value: "submit"}},
+			},
+		),
+		xml.StartElement{Name: xml.Name{Space: nsMUCOwner, Local: "query"}},
+	)
+}
+
+// stanzaSize returns the number of bytes r encodes to, as the session will
+// write it (give or take the namespace declaration the session adds, which
+// the size limit's margin covers).
+func stanzaSize(r xml.TokenReader) (int, error) {
+	var n countWriter
+	e := xml.NewEncoder(&n)
+	if _, err := xmlstream.Copy(e, r); err != nil {
+		return 0, err
+	}
+	if err := e.Flush(); err != nil {
+		return 0, err
+	}
+	return int(n), nil
+}
+
+type countWriter int
+
+func (w *countWriter) Write(b []byte) (int, error) {
+	*w += countWriter(len(b))
+	return len(b), nil
+}
+
+var _ io.Writer = (*countWriter)(nil)
+
+// xmlSafe reports whether s survives an XML round trip unchanged: valid
+// UTF-8 made only of XML 1.0 characters (§2.2), without CR, which parsers
+// normalise to LF. encoding/xml would silently replace anything else, and a
+// changed body would change an mpENC packet's id.
+func xmlSafe(s string) bool {
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			return false
+		}
+		switch {
+		case r == 0x09 || r == 0x0A:
+		case r >= 0x20 && r <= 0xD7FF:
+		case r >= 0xE000 && r <= 0xFFFD:
+		case r >= 0x10000 && r <= 0x10FFFF:
+		default:
+			return false
+		}
+		i += size
+	}
+	return true
+}

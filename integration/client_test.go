@@ -1,0 +1,165 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mpenc/mpenc/channel"
+	"github.com/mpenc/mpenc/channel/xmpp"
+	"github.com/mpenc/mpenc/crypto"
+)
+
+// waitBound bounds every wait so that a broken run fails instead of
+// hanging; it is not a performance assertion.
+const waitBound = 30 * time.Second
+
+// client is one device: a Channel and the events it has delivered so far.
+type client struct {
+	t   testing.TB
+	ch  *xmpp.Channel
+	key crypto.PublicKey
+
+	mu     sync.Mutex
+	evs    []channel.Event
+	notify chan struct{}
+	done   chan struct{}
+}
+
+func testKey(t testing.TB, i int) crypto.PublicKey {
+	var seed [crypto.SeedSize]byte
+	seed[0], seed[1] = byte(i), byte(i>>8)
+	seed[31] = 0x5a
+	return crypto.NewSigningKey(seed).Public()
+}
+
+// dial connects device i; the client is closed at the end of the test.
+func (s *server) dial(t testing.TB, i int, room string, tweak ...func(*xmpp.Config)) *client {
+	t.Helper()
+	cfg := s.config(i, room, testKey(t, i))
+	for _, f := range tweak {
+		f(cfg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitBound)
+	defer cancel()
+	ch, err := xmpp.Dial(ctx, cfg)
+	if err != nil {
+		t.Fatalf("dial device %d: %v", i, err)
+	}
+	c := &client{t: t, ch: ch, key: cfg.Identity, notify: make(chan struct{}, 1), done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		for ev := range ch.Events() {
+			c.mu.Lock()
+			c.evs = append(c.evs, ev)
+			c.mu.Unlock()
+			select {
+			case c.notify <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		if err := ch.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+		<-c.done
+	})
+	return c
+}
+
+func (c *client) events() []channel.Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.evs)
+}
+
+// waitFor waits until pred holds for the events so far.
+func (c *client) waitFor(what string, pred func([]channel.Event) bool) []channel.Event {
+	c.t.Helper()
+	deadline := time.After(waitBound)
+	for {
+		evs := c.events()
+		if pred(evs) {
+			return evs
+		}
+		select {
+		case <-c.notify:
+		case <-deadline:
+			c.t.Fatalf("%s: waited %v for %s; events:\n%s", c.ch.Self(), waitBound, what, dump(evs))
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (c *client) enter() {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitBound)
+	defer cancel()
+	if err := c.ch.Enter(ctx); err != nil {
+		c.t.Fatalf("%s: enter: %v", c.ch.Self(), err)
+	}
+}
+
+func (c *client) send(body string) {
+	c.t.Helper()
+	if err := c.ch.Send(context.Background(), body); err != nil {
+		c.t.Fatalf("%s: send: %v", c.ch.Self(), err)
+	}
+}
+
+func count(kind channel.EventKind) func([]channel.Event) int {
+	return func(evs []channel.Event) int {
+		n := 0
+		for _, e := range evs {
+			if e.Kind == kind {
+				n++
+			}
+		}
+		return n
+	}
+}
+
+func atLeast(n int, kind channel.EventKind) func([]channel.Event) bool {
+	return func(evs []channel.Event) bool { return count(kind)(evs) >= n }
+}
+
+func dump(evs []channel.Event) string {
+	var b strings.Builder
+	for i, e := range evs {
+		fmt.Fprintf(&b, "  %3d %s\n", i, fmtEvent(e))
+	}
+	return b.String()
+}
+
+func fmtEvent(e channel.Event) string {
+	switch e.Kind {
+	case channel.EventPacket, channel.EventPlain:
+		body := e.Body
+		if len(body) > 40 {
+			body = body[:40] + "…"
+		}
+		return fmt.Sprintf("%v from %s %q members=%v", e.Kind, e.Sender, body, e.Members)
+	case channel.EventOthers:
+		return fmt.Sprintf("others enter=%v leave=%v members=%v", e.Enter, e.Leave, e.Members)
+	case channel.EventIdentity:
+		return fmt.Sprintf("identity %s %x members=%v", e.Sender, e.Key[:4], e.Members)
+	}
+	return fmt.Sprintf("%v members=%v", e.Kind, e.Members)
+}
+
+// after returns the events after the last EventOwnEnter.
+func afterEnter(evs []channel.Event) []channel.Event {
+	for i := len(evs) - 1; i >= 0; i-- {
+		if evs[i].Kind == channel.EventOwnEnter {
+			return evs[i+1:]
+		}
+	}
+	return nil
+}
