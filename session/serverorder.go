@@ -1,0 +1,244 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/wire"
+)
+
+// ServerOrder is the concurrency resolver of mpENC (design document 3.3,
+// SESSION-RULES §2): it orders membership operations by the server's total
+// order. For each parent (the final packet of the last completed
+// operation), the first initial packet echoed wins; a final packet is
+// accepted only for the operation under way. Every accepted packet extends a
+// hash chain that all members of a session compute identically.
+//
+// It is pure data: callers classify packets (greeter.Classify), verify them,
+// check XP, and pass candidates in. Not safe for concurrent use.
+type ServerOrder struct {
+	synced    bool
+	blacklist map[[32]byte]bool // PREV_PF values spent while unsynced (EIO)
+
+	packetIDs   [][32]byte // index 0: the sync point
+	chainHashes [][32]byte
+	opInitial   [][32]byte // index 0: a sentinel
+	opFinal     [][32]byte // index 0: the sync prevPf
+}
+
+// Chain positions ServerOrder keeps at most; older ones are forgotten (only
+// the last entries are ever compared). It bounds memory in long sessions.
+const maxChainKept = 4096
+
+// Why ServerOrder rejected a candidate.
+var (
+	ErrNotSynced      = errors.New("session: not synced to the chain")
+	ErrBlacklisted    = errors.New("session: parent already spent (EIO)")
+	ErrNotForUs       = errors.New("session: initial packet of an operation without us, while unsynced (EIO)")
+	ErrDuplicatePI    = errors.New("session: initial packet already accepted")
+	ErrOngoing        = errors.New("session: an operation is already under way")
+	ErrStaleParent    = errors.New("session: initial packet names another parent")
+	ErrDuplicatePF    = errors.New("session: final packet already accepted")
+	ErrNoOperation    = errors.New("session: no operation under way")
+	ErrWrongOperation = errors.New("session: final packet of another operation")
+	ErrNotInChannel   = errors.New("session: operation members not all in the channel (XP)")
+)
+
+// Candidate is an initial and/or final packet offered to ServerOrder.
+type Candidate struct {
+	PacketID [32]byte
+	Initial  bool
+	Final    bool
+	// Initial packets: the proposal metadata, and whether we are among the
+	// operation's members.
+	PrevPF    [32]byte
+	ChainHash [32]byte
+	ForUs     bool
+	// Members and EchoMembers: the operation's members and the channel
+	// membership stamped on the packet, for rule XP (initial packets only).
+	Members, EchoMembers []string
+	// Final packets: the initial packet the operation began with (for a
+	// one-packet operation, its own id).
+	PrevPI [32]byte
+}
+
+// Synced reports whether we hold a chain.
+func (s *ServerOrder) Synced() bool { return s.synced }
+
+// Ongoing reports whether an accepted operation has not ended yet.
+func (s *ServerOrder) Ongoing() bool { return s.synced && len(s.opInitial) > len(s.opFinal) }
+
+// PrevPF is the id of the last final packet (the parent of the next
+// operation).
+func (s *ServerOrder) PrevPF() [32]byte { return s.opFinal[len(s.opFinal)-1] }
+
+// PrevPI is the id of the last initial packet.
+func (s *ServerOrder) PrevPI() [32]byte { return s.opInitial[len(s.opInitial)-1] }
+
+// PrevCH is the chain hash after the last accepted packet.
+func (s *ServerOrder) PrevCH() [32]byte { return s.chainHashes[len(s.chainHashes)-1] }
+
+// PacketIDs and ChainHashes return copies of the chain (oldest kept first).
+func (s *ServerOrder) PacketIDs() [][32]byte   { return slices.Clone(s.packetIDs) }
+func (s *ServerOrder) ChainHashes() [][32]byte { return slices.Clone(s.chainHashes) }
+
+// Clear forgets everything (rule LI: we left the channel).
+func (s *ServerOrder) Clear() { *s = ServerOrder{} }
+
+// SyncNew starts a new chain from a random parent: prevPf = 32 random bytes,
+// chain hash SHA256(prevPf ‖ 0xFF).
+func (s *ServerOrder) SyncNew(rand io.Reader) error {
+	pf, err := crypto.Random32(rand)
+	if err != nil {
+		return err
+	}
+	s.SyncWith(pf, wire.SyncChainHash(pf))
+	return nil
+}
+
+// SyncWith restarts every list at the given point and drops the blacklist.
+func (s *ServerOrder) SyncWith(prevPF, prevCH [32]byte) {
+	*s = ServerOrder{
+		synced:      true,
+		packetIDs:   [][32]byte{prevPF},
+		chainHashes: [][32]byte{prevCH},
+		opInitial:   [][32]byte{{}},
+		opFinal:     [][32]byte{prevPF},
+	}
+}
+
+// Check decides on a candidate without changing anything (SESSION-RULES
+// §2.4, in order). A nil error means Commit will accept it.
+func (s *ServerOrder) Check(c *Candidate) error {
+	if c.Initial && !subset(c.Members, c.EchoMembers) {
+		return ErrNotInChannel
+	}
+	if !s.synced {
+		switch {
+		case !c.Initial:
+			return ErrNotSynced
+		case s.blacklist[c.PrevPF]:
+			return ErrBlacklisted
+		case !c.ForUs:
+			return ErrNotForUs
+		}
+		return nil // EII: Commit syncs to its parent
+	}
+	if c.Initial {
+		switch {
+		case slices.Contains(s.opInitial, c.PacketID):
+			return ErrDuplicatePI
+		case s.Ongoing():
+			return ErrOngoing
+		case c.PrevPF != s.PrevPF():
+			return ErrStaleParent
+		}
+	}
+	if c.Final {
+		ongoing := s.Ongoing() || c.Initial
+		prevPI := s.PrevPI()
+		if c.Initial {
+			prevPI = c.PacketID
+		}
+		switch {
+		case slices.Contains(s.opFinal, c.PacketID):
+			return ErrDuplicatePF
+		case !ongoing:
+			return ErrNoOperation
+		case c.PrevPI != prevPI:
+			return ErrWrongOperation
+		}
+	}
+	return nil
+}
+
+// Commit applies the decision of Check: an accepted candidate extends the
+// chain (syncing first for a newcomer, rule EII); a candidate rejected by
+// rule EIO blacklists its parent. It returns Check's error.
+func (s *ServerOrder) Commit(c *Candidate) error {
+	err := s.Check(c)
+	switch {
+	case errors.Is(err, ErrBlacklisted), errors.Is(err, ErrNotForUs):
+		if s.blacklist == nil {
+			s.blacklist = map[[32]byte]bool{}
+		}
+		if len(s.blacklist) < maxChainKept {
+			s.blacklist[c.PrevPF] = true
+		}
+		return err
+	case err != nil:
+		return err
+	}
+	if !s.synced {
+		s.SyncWith(c.PrevPF, c.ChainHash)
+	}
+	ptype := wire.PTypeFinal
+	switch {
+	case c.Initial && c.Final:
+		ptype = wire.PTypeBoth
+	case c.Initial:
+		ptype = wire.PTypeInitial
+	}
+	if c.Initial {
+		s.opInitial = append(s.opInitial, c.PacketID)
+	}
+	if c.Final {
+		s.opFinal = append(s.opFinal, c.PacketID)
+	}
+	s.appendChain(c.PacketID, ptype)
+	return nil
+}
+
+// AcceptLeave ends the operation under way with the leave pseudo-packet of
+// rule LOI: leavers left the channel during it; members is the membership
+// after the leave. It returns the pseudo-packet's id.
+func (s *ServerOrder) AcceptLeave(leavers, members []string) ([32]byte, error) {
+	if !s.Ongoing() {
+		return [32]byte{}, ErrNoOperation
+	}
+	pid := wire.LeavePacketID(s.PrevPI(), leavers, members)
+	s.opFinal = append(s.opFinal, pid)
+	s.appendChain(pid, wire.PTypeLeave)
+	return pid, nil
+}
+
+func (s *ServerOrder) appendChain(pid [32]byte, ptype string) {
+	prev := s.PrevCH()
+	ch := wire.ChainHash(prev[:], pid, ptype)
+	s.packetIDs = append(s.packetIDs, pid)
+	s.chainHashes = append(s.chainHashes, ch)
+	if len(s.packetIDs) > maxChainKept {
+		s.packetIDs = slices.Delete(s.packetIDs, 0, len(s.packetIDs)-maxChainKept)
+		s.chainHashes = slices.Delete(s.chainHashes, 0, len(s.chainHashes)-maxChainKept)
+	}
+	// Duplicate checks need the operation lists; keep them bounded too, but
+	// never drop the last entry of either.
+	if len(s.opInitial) > maxChainKept {
+		s.opInitial = slices.Delete(s.opInitial, 0, len(s.opInitial)-maxChainKept)
+	}
+	if len(s.opFinal) > maxChainKept {
+		s.opFinal = slices.Delete(s.opFinal, 0, len(s.opFinal)-maxChainKept)
+	}
+}
+
+// String describes the position in the chain (for logs; no secrets).
+func (s *ServerOrder) String() string {
+	if !s.synced {
+		return fmt.Sprintf("ServerOrder(unsynced, %d blacklisted)", len(s.blacklist))
+	}
+	ch := s.PrevCH()
+	return fmt.Sprintf("ServerOrder(%d entries, ongoing %v, ch %x)", len(s.packetIDs), s.Ongoing(), ch[:4])
+}
+
+// subset reports whether every element of a is in b.
+func subset(a, b []string) bool {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
+}
