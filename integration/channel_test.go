@@ -3,28 +3,640 @@
 package integration
 
 import (
+	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/mpenc/mpenc/channel"
+	"github.com/mpenc/mpenc/channel/xmpp"
+	"github.com/mpenc/mpenc/internal/wire"
 )
 
-func TestIntegrationBasic(t *testing.T) {
-	s := serverFromEnv(t)
-	room := s.newRoom(t)
+// enterAll dials and enters n devices one after the other.
+func enterAll(t *testing.T, s *server, room string, n int) []*client {
+	t.Helper()
 	var cs []*client
-	for i := range 3 {
+	for i := range n {
 		c := s.dial(t, i, room)
 		c.enter()
 		cs = append(cs, c)
 	}
-	for i, c := range cs {
-		for k := range 5 {
-			c.send(fmt.Sprintf("?mpENC:%d-%d.", i, k))
+	return cs
+}
+
+// sinceEntered returns c's events after the point where who entered: after
+// its own EventOwnEnter (and the identity burst that follows it) if c is who,
+// else after the EventOthers that brought who in.
+func sinceEntered(c *client, who string) []channel.Event {
+	evs := c.events()
+	if c.ch.Self() == who {
+		out := afterEnter(evs)
+		for len(out) > 0 && out[0].Kind == channel.EventIdentity {
+			out = out[1:]
+		}
+		return out
+	}
+	for i := len(evs) - 1; i >= 0; i-- {
+		if evs[i].Kind == channel.EventOthers && slices.Contains(evs[i].Enter, who) {
+			out := evs[i+1:]
+			// The identity the entrant announced follows its enter for everyone
+			// else; the entrant reports it in its own burst.
+			for len(out) > 0 && out[0].Kind == channel.EventIdentity && out[0].Sender == who {
+				out = out[1:]
+			}
+			return out
 		}
 	}
+	return nil
+}
+
+// checkSameOrder checks that every client saw the same events since the
+// last client entered, members stamps included.
+func checkSameOrder(t *testing.T, cs []*client, last string) {
+	t.Helper()
+	ref := sinceEntered(cs[0], last)
+	for _, c := range cs[1:] {
+		got := sinceEntered(c, last)
+		if !reflect.DeepEqual(got, ref) {
+			t.Fatalf("%s and %s disagree on the order:\n%s\nversus\n%s", cs[0].ch.Self(), c.ch.Self(), dump(ref), dump(got))
+		}
+	}
+}
+
+func TestIntegrationSameOrderForAll(t *testing.T) {
+	s := serverFromEnv(t)
+	room := s.newRoom(t)
+	const n, per = 5, 40
+	cs := enterAll(t, s, room, n)
+	last := cs[n-1].ch.Self()
+	// Everyone must have seen the last entrant before the flood starts, so
+	// that the sequences are comparable from that point on.
+	for _, c := range cs[:n-1] {
+		c.waitFor("the last entrant", func(evs []channel.Event) bool { return sinceEntered(c, last) != nil })
+	}
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		wg.Go(func() {
+			for k := range per {
+				if err := c.ch.Send(context.Background(), fmt.Sprintf("?mpENC:%d-%d.", i, k)); err != nil {
+					t.Errorf("send: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 	for _, c := range cs {
-		evs := c.waitFor("15 packets", atLeast(15, channel.EventPacket))
-		t.Logf("%s:\n%s", c.ch.Self(), dump(evs))
+		c.waitFor("every packet", atLeast(n*per, channel.EventPacket))
+	}
+	checkSameOrder(t, cs, last)
+	// Each sender's packets keep their order, and every member is in every
+	// stamp, the sender included.
+	ref := sinceEntered(cs[0], last)
+	next := make(map[string]int)
+	for _, e := range ref {
+		if e.Kind != channel.EventPacket {
+			continue
+		}
+		var i, k int
+		if _, err := fmt.Sscanf(e.Body, "?mpENC:%d-%d.", &i, &k); err != nil {
+			t.Fatalf("unexpected body %q", e.Body)
+		}
+		if want := cs[i].ch.Self(); e.Sender != want {
+			t.Fatalf("packet %q from %s, want %s", e.Body, e.Sender, want)
+		}
+		if k != next[e.Sender] {
+			t.Fatalf("%s: packet %d after %d", e.Sender, k, next[e.Sender]-1)
+		}
+		next[e.Sender]++
+		if len(e.Members) != n || !slices.Contains(e.Members, e.Sender) {
+			t.Fatalf("packet stamped %v", e.Members)
+		}
+	}
+}
+
+func TestIntegrationEnterLeave(t *testing.T) {
+	s := serverFromEnv(t)
+	room := s.newRoom(t)
+	cs := enterAll(t, s, room, 3)
+	a, b, c := cs[0], cs[1], cs[2]
+	// The first event of every client is its own enter, with the members
+	// present then, itself included.
+	for i, x := range cs {
+		evs := x.waitFor("own enter", atLeast(1, channel.EventOwnEnter))
+		if evs[0].Kind != channel.EventOwnEnter || len(evs[0].Members) != i+1 || !slices.Contains(evs[0].Members, x.ch.Self()) {
+			t.Fatalf("%s: first event %s", x.ch.Self(), fmtEvent(evs[0]))
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitBound)
+	defer cancel()
+	if err := c.ch.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	evs := c.waitFor("own leave", atLeast(1, channel.EventOwnLeave))
+	if e := tail(evs); e.Kind != channel.EventOwnLeave || len(e.Members) != 3 {
+		t.Fatalf("leaver's last event: %s", fmtEvent(e))
+	}
+	if err := c.ch.Send(ctx, "?mpENC:x."); !errors.Is(err, xmpp.ErrNotInRoom) {
+		t.Fatalf("send after leave: %v, want ErrNotInRoom", err)
+	}
+	for _, x := range []*client{a, b} {
+		x.waitFor("the leave", func(evs []channel.Event) bool {
+			e := tail(evs)
+			return e.Kind == channel.EventOthers && slices.Equal(e.Leave, []string{c.ch.Self()}) && len(e.Enter) == 0 && len(e.Members) == 2
+		})
+	}
+	// Entering again is seen as an enter; leaving is idempotent.
+	if err := c.ch.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.enter()
+	c.enter() // a no-op while in the room
+	for _, x := range []*client{a, b} {
+		x.waitFor("the re-enter", func(evs []channel.Event) bool {
+			for _, e := range evs {
+				if e.Kind == channel.EventOthers && slices.Equal(e.Enter, []string{c.ch.Self()}) && len(e.Members) == 3 && count(channel.EventOthers)(evs) >= 3 {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	if n := count(channel.EventOwnEnter)(c.events()); n != 2 {
+		t.Fatalf("%d own enters, want 2", n)
+	}
+}
+
+func TestIntegrationPlainClient(t *testing.T) {
+	s := serverFromEnv(t)
+	room := s.newRoom(t)
+	cs := enterAll(t, s, room, 2)
+	r := s.rawDial(t, 2)
+	r.join(room, "plain-client", "")
+	r.mustWrite(fmt.Sprintf(`<message to='%s' type='groupchat' id='p1'><body>hello &amp; &lt;welcome&gt; ☃</body></message>`, room))
+	for _, c := range cs {
+		evs := c.waitFor("the plain message", atLeast(1, channel.EventPlain))
+		for _, e := range evs {
+			if e.Kind == channel.EventPlain {
+				if e.Sender != r.jid.String() || e.Body != "hello & <welcome> ☃" {
+					t.Fatalf("plain event %s", fmtEvent(e))
+				}
+			}
+		}
+		if count(channel.EventPacket)(evs) != 0 {
+			t.Fatal("a plain message became a packet")
+		}
+	}
+}
+
+func TestIntegrationIdentity(t *testing.T) {
+	s := serverFromEnv(t)
+	room := s.newRoom(t)
+	cs := enterAll(t, s, room, 3)
+	// Everyone collected everyone's key, its own included.
+	for _, c := range cs {
+		c.waitFor("all three keys", func(evs []channel.Event) bool {
+			keys := make(map[string]bool)
+			for _, e := range evs {
+				if e.Kind == channel.EventIdentity {
+					keys[e.Sender] = true
+				}
+			}
+			for _, x := range cs {
+				if !keys[x.ch.Self()] {
+					return false
+				}
+			}
+			return true
+		})
+		for _, e := range c.events() {
+			if e.Kind != channel.EventIdentity {
+				continue
+			}
+			var want []byte
+			for _, x := range cs {
+				if x.ch.Self() == e.Sender {
+					want = x.key[:]
+				}
+			}
+			if !slices.Equal(e.Key[:], want) {
+				t.Fatalf("%s reports key %x for %s, want %x", c.ch.Self(), e.Key, e.Sender, want)
+			}
+		}
+	}
+
+	// The same device (full JID) comes back with another key: reported again.
+	old := cs[2]
+	self := old.ch.Self()
+	ctx, cancel := context.WithTimeout(context.Background(), waitBound)
+	defer cancel()
+	if err := old.ch.Close(); err != nil {
+		t.Fatal(err)
+	}
+	newKey := testKey(t, 99)
+	res := self[strings.Index(self, "/")+1:]
+	again := s.dial(t, 2, room, func(cfg *xmpp.Config) {
+		cfg.Identity = newKey
+		cfg.JID = self[:strings.Index(self, "/")] + "/" + res
+	})
+	if again.ch.Self() != self {
+		t.Fatalf("re-dialled as %s, want %s", again.ch.Self(), self)
+	}
+	if err := again.ch.Enter(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs[:2] {
+		c.waitFor("the new key", func(evs []channel.Event) bool {
+			e := tail(evs)
+			return e.Kind == channel.EventIdentity && e.Sender == self && e.Key == newKey
+		})
+	}
+
+	// A presence update with another key, without leaving, from a raw client.
+	r := s.rawDial(t, 3)
+	k1, k2 := testKey(t, 50), testKey(t, 51)
+	r.join(room, "raw-keys", identityXML(k1))
+	r.mustWrite(fmt.Sprintf(`<presence to='%s/raw-keys'>%s</presence>`, room, identityXML(k2)))
+	for _, c := range cs[:2] {
+		evs := c.waitFor("the changed key", func(evs []channel.Event) bool {
+			e := tail(evs)
+			return e.Kind == channel.EventIdentity && e.Sender == r.jid.String() && e.Key == k2
+		})
+		var seen []string
+		for _, e := range evs {
+			if e.Sender == r.jid.String() {
+				seen = append(seen, fmtEvent(e))
+			}
+		}
+		n := 0
+		for _, e := range evs {
+			if e.Kind == channel.EventOthers && slices.Contains(e.Enter, r.jid.String()) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Fatalf("the key change was seen as %d enters", n)
+		}
+	}
+}
+
+func TestIntegrationKick(t *testing.T) {
+	s := serverFromEnv(t)
+	room := s.newRoom(t)
+	cs := enterAll(t, s, room, 3)
+	owner, member, victim := cs[0], cs[1], cs[2]
+	ctx, cancel := context.WithTimeout(context.Background(), waitBound)
+	defer cancel()
+	if err := member.ch.Kick(ctx, []string{victim.ch.Self()}); !errors.Is(err, xmpp.ErrNotModerator) {
+		t.Fatalf("kick by a participant: %v, want ErrNotModerator", err)
+	}
+	if err := owner.ch.Kick(ctx, []string{victim.ch.Self(), "nobody@" + s.domain + "/gone"}); err != nil {
+		t.Fatalf("kick by the owner: %v", err)
+	}
+	victim.waitFor("own leave", func(evs []channel.Event) bool {
+		e := tail(evs)
+		return e.Kind == channel.EventOwnLeave && len(e.Members) == 3
+	})
+	var re *xmpp.RemovedError
+	if err := victim.ch.Err(); !errors.As(err, &re) || re.Reason != xmpp.LeftKicked {
+		t.Fatalf("kicked client's Err: %v", err)
+	}
+	for _, x := range []*client{owner, member} {
+		x.waitFor("the victim's leave", func(evs []channel.Event) bool {
+			e := tail(evs)
+			return e.Kind == channel.EventOthers && slices.Equal(e.Leave, []string{victim.ch.Self()}) && len(e.Members) == 2
+		})
+	}
+	// The kicked client does not come back by itself.
+	member.send("?mpENC:after-kick.")
+	owner.waitFor("the packet after the kick", atLeast(1, channel.EventPacket))
+	if n := count(channel.EventOwnEnter)(victim.events()); n != 1 {
+		t.Fatalf("kicked client entered %d times", n)
+	}
+}
+
+func TestIntegrationOversizeSend(t *testing.T) {
+	s := serverFromEnv(t)
+	room := s.newRoom(t)
+	cs := enterAll(t, s, room, 2)
+	a, b := cs[0], cs[1]
+	ctx := context.Background()
+	huge := "?mpENC:" + strings.Repeat("A", 300<<10) + "."
+	var tl *xmpp.StanzaTooLargeError
+	if err := a.ch.Send(ctx, huge); !errors.As(err, &tl) || !errors.Is(err, xmpp.ErrStanzaTooLarge) {
+		t.Fatalf("300 KiB send: %v, want StanzaTooLargeError", err)
+	}
+	escaped := strings.Repeat("<&", 70<<10) // 140 KiB that escape to 630 KiB
+	if err := a.ch.Send(ctx, escaped); !errors.Is(err, xmpp.ErrStanzaTooLarge) {
+		t.Fatalf("escaped send: %v, want ErrStanzaTooLarge", err)
+	}
+	if err := a.ch.Send(ctx, "bad \x00 byte"); !errors.Is(err, xmpp.ErrInvalidBody) {
+		t.Fatalf("NUL send: %v, want ErrInvalidBody", err)
+	}
+	// The largest packet the wire codec allows goes through.
+	biggest := "?mpENC:" + strings.Repeat("QUFB", (wire.MaxArmouredSize-8)/4) + "."
+	a.send(biggest)
+	a.send("?mpENC:small.")
+	for _, c := range cs {
+		evs := c.waitFor("both packets", atLeast(2, channel.EventPacket))
+		if count(channel.EventOwnLeave)(evs) != 0 {
+			t.Fatalf("%s lost the room:\n%s", c.ch.Self(), dump(evs))
+		}
+		var got []int
+		for _, e := range evs {
+			if e.Kind == channel.EventPacket {
+				got = append(got, len(e.Body))
+			}
+		}
+		if !slices.Equal(got, []int{len(biggest), len("?mpENC:small.")}) {
+			t.Fatalf("packet sizes %v", got)
+		}
+	}
+	_ = b
+}
+
+func TestIntegrationHostilePeer(t *testing.T) {
+	s := serverFromEnv(t)
+	room := s.newRoom(t)
+	cs := enterAll(t, s, room, 3)
+	r := s.rawDial(t, 3)
+	r.join(room, "mallory", `<identity xmlns='`+xmpp.NSIdentity+`' alg='ed25519'>not base64</identity>`)
+	msg := func(id, inner string) string {
+		return fmt.Sprintf(`<message to='%s' type='groupchat' id='%s'>%s</message>`, room, id, inner)
+	}
+	valid := "?mpENC:" + strings.Repeat("QUFB", 50) + "."
+	junk := []string{
+		msg("g1", `<body>?mpENC:!!!garbage!!!</body>`),
+		msg("g2", `<body>?mpENC:QUFB</body>`), // truncated
+		msg("g3", `<body>`+valid+`</body>`),
+		msg("g4", `<body>`+valid+`</body>`),                                  // replayed
+		msg("g5", `<body>?mpENC:`+strings.Repeat("QUFB", 60<<10)+`.</body>`), // 240 KiB
+		msg("g6", `<body>first</body><body>second</body>`),
+		msg("g7", `<body>?mpENC:old.</body><delay xmlns='urn:xmpp:delay' stamp='2002-09-10T23:08:25Z'/>`),
+		msg("g8", `<subject>new subject</subject>`),
+		msg("g9", strings.Repeat("<a>", 200)+"deep"+strings.Repeat("</a>", 200)),
+		msg("g10", `<x xmlns='http://jabber.org/protocol/muc#user'><status code='173'/><item jid='evil@`+s.domain+`/x'/></x><body>spoofed status</body>`),
+		fmt.Sprintf(`<presence to='%s/mallory'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='admin@%s/fake' role='moderator'/><status code='110'/></x></presence>`, room, s.domain),
+		fmt.Sprintf(`<presence to='%s/mallory'>%s%s</presence>`, room, identityXML(testKey(t, 7)), identityXML(testKey(t, 8))),
+		fmt.Sprintf(`<message to='%s/dev0' type='chat'><body>private</body></message>`, room),
+	}
+	for _, j := range junk {
+		r.mustWrite(j)
+	}
+	// A stanza over the server's limit ends the sender's session, not ours.
+	_ = r.write(msg("huge", `<body>`+strings.Repeat("B", 300<<10)+`</body>`))
+	select {
+	case <-r.dead:
+	case <-time.After(waitBound):
+		t.Fatal("the server kept a client that sent a 300 KiB stanza")
+	}
+	// Everyone is still there and in the same order.
+	cs[0].send("?mpENC:still-alive.")
+	for _, c := range cs {
+		evs := c.waitFor("the packet after the junk", func(evs []channel.Event) bool {
+			for _, e := range evs {
+				if e.Body == "?mpENC:still-alive." {
+					return true
+				}
+			}
+			return false
+		})
+		if count(channel.EventOwnLeave)(evs) != 0 {
+			t.Fatalf("%s left:\n%s", c.ch.Self(), dump(evs))
+		}
+		var bodies []string
+		for _, e := range evs {
+			if (e.Kind == channel.EventPacket || e.Kind == channel.EventPlain) && e.Sender == r.jid.String() {
+				if e.Kind == channel.EventPacket != wire.IsMpENC(e.Body) {
+					t.Fatalf("misclassified %q", e.Body)
+				}
+				bodies = append(bodies, e.Body[:min(len(e.Body), 20)])
+			}
+			if e.Kind == channel.EventIdentity && e.Sender == r.jid.String() {
+				t.Fatalf("a malformed or doubled key was reported: %s", fmtEvent(e))
+			}
+			if e.Body == "?mpENC:old." || e.Body == "second" || e.Body == "private" {
+				t.Fatalf("delivered %q", e.Body)
+			}
+		}
+		want := []string{"?mpENC:!!!garbage!!!", "?mpENC:QUFB", valid[:20], valid[:20], "?mpENC:QUFBQUFBQUFBQ", "first", "spoofed status"}
+		if !slices.Equal(bodies, want) {
+			t.Fatalf("%s delivered %q, want %q", c.ch.Self(), bodies, want)
+		}
+	}
+	last := cs[2].ch.Self()
+	checkSameOrder(t, cs, last)
+}
+
+func TestIntegrationServerRestart(t *testing.T) {
+	s := serverFromEnv(t)
+	if s.restartCmd == "" {
+		t.Skip("MPENC_XMPP_RESTART_CMD is not set: the server under test cannot be restarted from here")
+	}
+	room := s.newRoom(t)
+	cs := enterAll(t, s, room, 3)
+	cs[0].send("?mpENC:before.")
+	for _, c := range cs {
+		c.waitFor("the packet before", atLeast(1, channel.EventPacket))
+	}
+	s.restart(t)
+	for _, c := range cs {
+		c.waitFor("leave then enter", func(evs []channel.Event) bool {
+			return count(channel.EventOwnLeave)(evs) == 1 && count(channel.EventOwnEnter)(evs) == 2 &&
+				slices.IndexFunc(evs, func(e channel.Event) bool { return e.Kind == channel.EventOwnLeave }) <
+					slices.IndexFunc(evs[1:], func(e channel.Event) bool { return e.Kind == channel.EventOwnEnter })+1
+		})
+	}
+	// Wait until everyone sees everyone again, then talk.
+	for _, c := range cs {
+		c.waitFor("all three back", func(evs []channel.Event) bool {
+			var e channel.Event
+			for _, x := range evs {
+				if x.Members != nil {
+					e = x
+				}
+			}
+			return len(e.Members) == 3 && e.Kind != channel.EventOwnLeave
+		})
+	}
+	cs[1].send("?mpENC:after.")
+	for _, c := range cs {
+		c.waitFor("the packet after", atLeast(2, channel.EventPacket))
+		if c.ch.Err() != nil {
+			t.Fatalf("%s: Err %v", c.ch.Self(), c.ch.Err())
+		}
+	}
+}
+
+func TestIntegrationSemiAnonymousRoomRefused(t *testing.T) {
+	s := serverFromEnv(t)
+	room := s.newRoom(t)
+	// A plain client creates the room and makes it semi-anonymous
+	// explicitly (the default differs between servers).
+	r := s.rawDial(t, 4)
+	r.join(room, "owner", "")
+	ans := r.iq("cfg1", fmt.Sprintf(`<iq type='set' to='%s' id='cfg1'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field><field var='muc#roomconfig_whois'><value>moderators</value></field></x></query></iq>`, room))
+	if !strings.Contains(ans, `type="result"`) {
+		t.Fatalf("configuring the room: %s", ans)
+	}
+	c := s.dial(t, 0, room)
+	ctx, cancel := context.WithTimeout(context.Background(), waitBound)
+	defer cancel()
+	err := c.ch.Enter(ctx)
+	if !errors.Is(err, xmpp.ErrRoomAnonymous) {
+		t.Fatalf("enter a semi-anonymous room: %v, want ErrRoomAnonymous", err)
+	}
+	t.Logf("refused as expected: %v", err)
+	if evs := c.events(); len(evs) != 0 {
+		t.Fatalf("events from a refused room:\n%s", dump(evs))
+	}
+	// We did not stay in the room.
+	r.waitFor("our prober's leave", func(st string) bool {
+		return strings.HasPrefix(st, "<presence") && strings.Contains(st, `type="unavailable"`) && strings.Contains(st, "/dev0")
+	})
+}
+
+func TestIntegrationCreatedRoomIsNonAnonymous(t *testing.T) {
+	s := serverFromEnv(t)
+	room := s.newRoom(t)
+	c := s.dial(t, 0, room)
+	c.enter() // creates the room
+	// A plain client that is not a moderator sees real JIDs (status 100 in
+	// its own presence, and the creator's real JID in the creator's item).
+	r := s.rawDial(t, 1)
+	r.join(room, "observer", "")
+	r.waitFor("status 100", func(st string) bool {
+		return strings.HasPrefix(st, "<presence") && strings.Contains(st, `code="110"`) && strings.Contains(st, `code="100"`)
+	})
+	r.waitFor("the creator's real JID", func(st string) bool {
+		return strings.HasPrefix(st, "<presence") && strings.Contains(st, `jid="`+c.ch.Self()+`"`)
+	})
+	ans := r.iq("disco1", fmt.Sprintf(`<iq type='get' to='%s' id='disco1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`, room))
+	if !strings.Contains(ans, "muc_nonanonymous") {
+		t.Fatalf("disco#info of the room: %s", ans)
+	}
+	c.waitFor("the observer", func(evs []channel.Event) bool {
+		e := tail(evs)
+		return e.Kind == channel.EventOthers && slices.Equal(e.Enter, []string{r.jid.String()})
+	})
+}
+
+func TestIntegrationSecurityModes(t *testing.T) {
+	s := serverFromEnv(t)
+	room := s.newRoom(t)
+	type mode struct {
+		name  string
+		tweak func(*xmpp.Config)
+		want  error
+	}
+	modes := []mode{
+		{"starttls-verified", func(c *xmpp.Config) { c.Security = xmpp.StartTLS; c.Addr = s.addr }, nil},
+		{"starttls-unknown-ca", func(c *xmpp.Config) { c.Security = xmpp.StartTLS; c.Addr = s.addr; c.TLS = nil }, xmpp.ErrTLS},
+		{"starttls-wrong-name", func(c *xmpp.Config) {
+			c.Security = xmpp.StartTLS
+			c.Addr = s.addr
+			c.TLS = &tls.Config{RootCAs: s.roots, ServerName: "other.example"}
+		}, xmpp.ErrTLS},
+		{"wrong-password", func(c *xmpp.Config) { c.Password += "x" }, xmpp.ErrAuth},
+	}
+	if s.tlsAddr != "" {
+		modes = append(modes, mode{"directtls-verified", func(c *xmpp.Config) { c.Security = xmpp.DirectTLS; c.Addr = s.tlsAddr }, nil})
+	}
+	if s.insecure {
+		modes = append(modes, mode{"plaintext-loopback", func(c *xmpp.Config) { c.Security = xmpp.UnsafePlaintext; c.Addr = s.addr }, nil})
+	}
+	for i, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			if s.roots == nil && m.want == nil && strings.Contains(m.name, "verified") {
+				t.Skip("MPENC_XMPP_CA is not set: the server's certificate is checked against the system roots")
+			}
+			cfg := s.config(i, room, testKey(t, i))
+			m.tweak(cfg)
+			ctx, cancel := context.WithTimeout(context.Background(), waitBound)
+			defer cancel()
+			ch, err := xmpp.Dial(ctx, cfg)
+			if m.want != nil {
+				if !errors.Is(err, m.want) {
+					t.Fatalf("dial: %v, want %v", err, m.want)
+				}
+				t.Logf("refused as expected: %v", err)
+				return
+			}
+			if err != nil {
+				t.Fatalf("dial: %v", err)
+			}
+			defer ch.Close()
+			go func() {
+				for range ch.Events() {
+				}
+			}()
+			if err := ch.Enter(ctx); err != nil {
+				t.Fatalf("enter: %v", err)
+			}
+		})
+	}
+}
+
+func TestIntegrationManyClients(t *testing.T) {
+	s := serverFromEnv(t)
+	room := s.newRoom(t)
+	const n = 6
+	cs := enterAll(t, s, room, n)
+	last := cs[n-1].ch.Self()
+	for _, c := range cs {
+		c.waitFor("all present", func(evs []channel.Event) bool { return len(tail(evs).Members) == n })
+	}
+	for i, c := range cs {
+		c.send(fmt.Sprintf("?mpENC:m%d.", i))
+	}
+	// One member drops out in the middle, the rest keep talking.
+	ctx, cancel := context.WithTimeout(context.Background(), waitBound)
+	defer cancel()
+	if err := cs[3].ch.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cs[0].send("?mpENC:end.")
+	rest := slices.Delete(slices.Clone(cs), 3, 4)
+	for _, c := range rest {
+		c.waitFor("all packets and the leave", func(evs []channel.Event) bool {
+			return atLeast(n+1, channel.EventPacket)(evs) && slices.ContainsFunc(evs, func(e channel.Event) bool {
+				return e.Kind == channel.EventOthers && len(e.Leave) == 1
+			})
+		})
+	}
+	_ = ctx
+	checkSameOrder(t, rest, last)
+}
+
+func TestIntegrationEnterTimesOutCleanly(t *testing.T) {
+	s := serverFromEnv(t)
+	// A nick already taken by another account is a permanent refusal.
+	room := s.newRoom(t)
+	a := s.dial(t, 0, room)
+	a.enter()
+	b := s.dial(t, 1, room, func(c *xmpp.Config) { c.Nick = "dev0" })
+	ctx, cancel := context.WithTimeout(context.Background(), waitBound)
+	defer cancel()
+	err := b.ch.Enter(ctx)
+	var re *xmpp.RoomError
+	if !errors.As(err, &re) || re.Condition != "conflict" {
+		t.Fatalf("enter with a taken nick: %v, want a conflict RoomError", err)
+	}
+	if b.ch.Err() == nil {
+		t.Fatal("Err is nil after a refused enter")
+	}
+	// An Enter whose context ends leaves nothing behind.
+	short, cancel2 := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel2()
+	c := s.dial(t, 2, s.newRoom(t))
+	if err := c.ch.Enter(short); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("enter with an expired context: %v", err)
 	}
 }

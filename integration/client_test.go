@@ -4,6 +4,7 @@ package integration
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"slices"
 	"strings"
@@ -43,6 +44,7 @@ func testKey(t testing.TB, i int) crypto.PublicKey {
 func (s *server) dial(t testing.TB, i int, room string, tweak ...func(*xmpp.Config)) *client {
 	t.Helper()
 	cfg := s.config(i, room, testKey(t, i))
+	cfg.Logf = func(format string, args ...any) { t.Logf("device %d: "+format, append([]any{i}, args...)...) }
 	for _, f := range tweak {
 		f(cfg)
 	}
@@ -162,4 +164,17 @@ func afterEnter(evs []channel.Event) []channel.Event {
 		}
 	}
 	return nil
+}
+
+// identityXML is the identity announcement of key, as docs/XMPP.md defines it.
+func identityXML(key crypto.PublicKey) string {
+	return fmt.Sprintf(`<identity xmlns='%s' alg='ed25519'>%s</identity>`, xmpp.NSIdentity, base64.StdEncoding.EncodeToString(key[:]))
+}
+
+// tail returns the last event, or the zero Event when there is none.
+func tail(evs []channel.Event) channel.Event {
+	if len(evs) == 0 {
+		return channel.Event{}
+	}
+	return evs[len(evs)-1]
 }

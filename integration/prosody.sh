@@ -118,7 +118,7 @@ start() {
   while [ "$tlsport" = "$port" ]; do tlsport=$(free_port); done
   echo "$port $tlsport" >"$dir/ports"
   [ "${MPENC_PROSODY_PUBLIC_JIDS:-0}" = 1 ] && public=true
-  mkdir -p "$dir/data"
+  mkdir -p "$dir/data" "$dir/certs"
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
     -days 2 -subj /CN=localhost \
     -addext "subjectAltName=DNS:localhost,DNS:conference.localhost" \
@@ -147,7 +147,6 @@ export MPENC_XMPP_ACCOUNTS='$accounts'
 export MPENC_XMPP_CA=$dir/cert.pem
 export MPENC_XMPP_INSECURE=1
 export MPENC_XMPP_RESTART_CMD='$here/prosody.sh restart $dir'
-export MPENC_XMPP_RAW_OK=1
 EOF
   launch "$dir"
   echo "$dir"
