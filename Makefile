@@ -5,10 +5,11 @@ FUZZTIME  ?= 2m
 BENCHTIME ?= 1s
 PKGS      := ./...
 
-.PHONY: test unit lint fuzz bench tidy
+.PHONY: test unit lint integration xmpp-measure fuzz bench tidy
 
-## test: everything CI checks: formatting, vet, and all tests.
-test: lint unit
+## test: everything CI checks: formatting, vet, all tests, and the XMPP
+## integration tests against a throw-away Prosody.
+test: lint unit integration
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -18,6 +19,19 @@ lint:
 ## unit: the Go tests (race detector on; vectors read from ../shared/vectors).
 unit:
 	$(GO) test -race -count=1 $(PKGS)
+
+## integration: the tests behind the `integration` build tag, against a
+## throw-away Prosody on loopback started and always stopped by
+## integration/run.sh (which installs the Debian package when missing; that
+## needs root). Against another server: set the MPENC_XMPP_* variables of
+## docs/XMPP.md and run the `go test` line yourself.
+integration:
+	$(GO) vet -tags integration ./integration/...
+	./integration/run.sh $(GO) test -tags integration -race -count=1 -timeout 10m ./integration/...
+
+## xmpp-measure: plain groupchat latency and throughput (docs/XMPP.md).
+xmpp-measure:
+	MPENC_XMPP_MEASURE=1 ./integration/run.sh $(GO) test -tags integration -run '^TestIntegrationMeasure' -count=1 -v -timeout 30m ./integration/...
 
 ## fuzz: run every fuzz target for FUZZTIME each (default 2m).
 fuzz:
