@@ -13,7 +13,7 @@ func seedPackets(f *testing.F) [][]byte {
 	u := testvectors.LoadUpstream(f)
 	var seeds [][]byte
 	for name := range u.Packets {
-		seeds = append(seeds, u.Packet(f, name))
+		seeds = append(seeds, testvectors.Packet(f, u, name))
 	}
 	var flow struct {
 		Operations []struct {

@@ -16,7 +16,7 @@ func allPackets(t *testing.T) map[string][]byte {
 	u := testvectors.LoadUpstream(t)
 	out := map[string][]byte{}
 	for name := range u.Packets {
-		out[name] = u.Packet(t, name)
+		out[name] = testvectors.Packet(t, u, name)
 	}
 	q, _ := (&wire.QueryPacket{}).Marshal()
 	out["QUERY"] = q
