@@ -84,6 +84,26 @@ func (g *Greeting) Err() error { return g.err }
 // Excluded reports whether the operation excludes us (state QUIT).
 func (g *Greeting) Excluded() bool { return g.state == StateQuit }
 
+// Unconfirmed returns the members, other than us, whose confirmation (ASKE
+// session signature) has not been verified: after a stall, the members
+// that did not take their turn.
+func (g *Greeting) Unconfirmed() []string {
+	var out []string
+	for i, ok := range g.authed {
+		if !ok && i != g.pos {
+			out = append(out, g.members[i])
+		}
+	}
+	if g.authed == nil && g.pos >= 0 {
+		for i, m := range g.members {
+			if i != g.pos {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
 // Result returns the new result state once the operation succeeded (state
 // READY), else nil.
 func (g *Greeting) Result() *State { return g.result }

@@ -9,8 +9,10 @@ import (
 //
 //	MESSAGE_SIGNATURE, PROTOCOL_VERSION, MESSAGE_TYPE, GREET_TYPE, SOURCE,
 //	DEST, MEMBER*, INT_KEY*, NONCE*, PUB_KEY*,
-//	[PREV_PF, CHAIN_HASH, LATEST_PM*], SESSION_SIGNATURE?, SIGNING_KEY?
+//	[PREV_PF, CHAIN_HASH, LATEST_PM*], SESSION_SIGNATURE?, SIGNING_KEY?,
+//	ABORT_PI?
 //
+// ABORT_PI (our addition) appears on ABORT_DOWN packets and nowhere else.
 // The signature covers "greetmsgsig" ‖ the bytes from PROTOCOL_VERSION to the
 // end ([SignGreet]).
 type GreetPacket struct {
@@ -31,6 +33,9 @@ type GreetPacket struct {
 	SessionSignature *crypto.Signature
 	// SigningKey is a published ephemeral signing seed (unused upstream).
 	SigningKey *[32]byte
+	// AbortPI is the packet id of the initial packet an ABORT_DOWN ends
+	// (our addition; absent from every reference packet).
+	AbortPI *[32]byte
 
 	// Signed holds, for a decoded packet, the exact bytes the
 	// MESSAGE_SIGNATURE covers (without the "greetmsgsig" context). Marshal
@@ -84,6 +89,9 @@ func (p *GreetPacket) MarshalSigned() ([]byte, error) {
 	}
 	if p.SigningKey != nil {
 		w.add(RecSigningKey, p.SigningKey[:])
+	}
+	if p.AbortPI != nil {
+		w.add(RecAbortPI, p.AbortPI[:])
 	}
 	return w.bytes()
 }
@@ -247,6 +255,14 @@ func decodeGreet(c *cursor) (*GreetPacket, error) {
 		return nil, err
 	} else if ok {
 		p.SigningKey = (*[32]byte)(v)
+	}
+	if v, ok, err := c.optionalSize(RecAbortPI, 32); err != nil {
+		return nil, err
+	} else if ok {
+		p.AbortPI = (*[32]byte)(v)
+	}
+	if (p.AbortPI != nil) != (p.Type == GreetAbortDown) {
+		return nil, errAt(ErrLayout, RecAbortPI, c.off, "ABORT_PI goes with ABORT_DOWN, and only there")
 	}
 	if err := c.done(); err != nil {
 		return nil, err

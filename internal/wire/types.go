@@ -32,6 +32,12 @@ const (
 	RecPrevPF           RecordType = 0x0301 // 32 bytes
 	RecChainHash        RecordType = 0x0302 // 32 bytes
 	RecLatestPM         RecordType = 0x0303 // repeated 20-byte message ids
+
+	// Our additions (docs/PROTOCOL.md §8); the reference has no such codes.
+
+	// RecAbortPI names, in an abort packet, the initial packet (its
+	// ServerOrder packet id, 32 bytes) of the operation being aborted.
+	RecAbortPI RecordType = 0x0304
 )
 
 var recordNames = map[RecordType]string{
@@ -56,6 +62,7 @@ var recordNames = map[RecordType]string{
 	RecPrevPF:           "PREV_PF",
 	RecChainHash:        "CHAIN_HASH",
 	RecLatestPM:         "LATEST_PM",
+	RecAbortPI:          "ABORT_PI",
 }
 
 // String returns the reference's name of the record type, or its hex code.
@@ -131,6 +138,8 @@ const (
 	OpExclude Operation = 3
 	OpRefresh Operation = 4
 	OpQuit    Operation = 5
+	// OpAbort is our addition: ending a stalled operation for everyone.
+	OpAbort Operation = 6
 )
 
 // String returns the reference's name of the operation.
@@ -148,6 +157,8 @@ func (o Operation) String() string {
 		return "REFRESH"
 	case OpQuit:
 		return "QUIT"
+	case OpAbort:
+		return "ABORT"
 	}
 	return fmt.Sprintf("Operation(%d)", uint8(o))
 }
@@ -171,6 +182,11 @@ const (
 	GreetExcludeAuxParticipantConfirmDown GreetType = 0x003b
 	GreetRefreshAuxInitiatorDown          GreetType = 0x00c7
 	GreetQuitDown                         GreetType = 0x00d3
+
+	// GreetAbortDown is our addition (docs/PROTOCOL.md §8): a member of the
+	// operation's continuing members ends a stalled operation; ServerOrder
+	// takes it like a final packet. Operation 6, DOWN and AUX set.
+	GreetAbortDown GreetType = 0x0063
 )
 
 const (
@@ -194,6 +210,7 @@ var greetNames = map[GreetType]string{
 	GreetExcludeAuxParticipantConfirmDown: "EXCLUDE_AUX_PARTICIPANT_CONFIRM_DOWN",
 	GreetRefreshAuxInitiatorDown:          "REFRESH_AUX_INITIATOR_DOWN",
 	GreetQuitDown:                         "QUIT_DOWN",
+	GreetAbortDown:                        "ABORT_DOWN",
 }
 
 // Known reports whether g is one of the greeting types this version defines.
