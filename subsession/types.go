@@ -229,12 +229,12 @@ type Presence uint8
 
 // Presences.
 const (
-	Present        Presence = iota + 1
-	NotResponding           // expired: no ack of ours for OthersExpiry
-	MemberParting           // its FIN is accepted, not yet fully acked
-	IntentAbsent            // its FIN is fully acked: left intentionally
-	LeftChannel             // not in the room (SetChannelMembers)
-	PresenceSelf            // ourselves
+	Present       Presence = iota + 1
+	NotResponding          // expired: no ack of ours for OthersExpiry
+	MemberParting          // its FIN is accepted, not yet fully acked
+	IntentAbsent           // its FIN is fully acked: left intentionally
+	LeftChannel            // not in the room (SetChannelMembers)
+	PresenceSelf           // ourselves
 )
 
 func (p Presence) String() string {
