@@ -84,6 +84,11 @@ func (g *Greeting) Err() error { return g.err }
 // Excluded reports whether the operation excludes us (state QUIT).
 func (g *Greeting) Excluded() bool { return g.state == StateQuit }
 
+// EphemeralKey returns our ephemeral signing key in this operation, or nil
+// before we have one (a newcomer before its upflow). The session signs its
+// abort packets with it. Read-only: it is the key of the new subsession.
+func (g *Greeting) EphemeralKey() *crypto.SigningKey { return g.eph }
+
 // Unconfirmed returns the members, other than us, whose confirmation (ASKE
 // session signature) has not been verified: after a stall, the members
 // that did not take their turn.

@@ -44,7 +44,7 @@ var (
 	ErrDuplicatePF    = errors.New("session: final packet already accepted")
 	ErrNoOperation    = errors.New("session: no operation under way")
 	ErrWrongOperation = errors.New("session: final packet of another operation")
-	ErrNotInChannel   = errors.New("session: operation members not all in the channel (XP)")
+	ErrXP             = errors.New("session: operation members not all in the channel (XP)")
 )
 
 // Candidate is an initial and/or final packet offered to ServerOrder.
@@ -114,7 +114,7 @@ func (s *ServerOrder) SyncWith(prevPF, prevCH [32]byte) {
 // §2.4, in order). A nil error means Commit will accept it.
 func (s *ServerOrder) Check(c *Candidate) error {
 	if c.Initial && !subset(c.Members, c.EchoMembers) {
-		return ErrNotInChannel
+		return ErrXP
 	}
 	if !s.synced {
 		switch {

@@ -1,0 +1,251 @@
+// Package sim drives many session cores over an in-memory server-ordered
+// room (channel/memchan) on one virtual clock with seeded randomness: the
+// deterministic simulator of issue [D]. A World replays exactly from its
+// seed; invariants are checked after every step by the caller (see
+// Check*).
+package sim
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/mpenc/mpenc/channel"
+	"github.com/mpenc/mpenc/channel/memchan"
+	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/session"
+	"github.com/mpenc/mpenc/subsession"
+)
+
+// Start is the virtual time every world starts at.
+var Start = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Member is one simulated user.
+type Member struct {
+	ID      string
+	Core    *session.Core
+	Key     *crypto.SigningKey
+	Notices []session.Notice
+	// Sent are the ids of the Payloads this member sent, with the
+	// subsession members they went to.
+	Sent []SentMessage
+}
+
+// SentMessage is a Payload a member sent.
+type SentMessage struct {
+	ID      [20]byte
+	Readers []string
+	At      time.Time
+}
+
+// World is the simulation: a hub, members and a clock.
+type World struct {
+	Hub     *memchan.Hub
+	Rand    *rand.Rand
+	Timing  subsession.Timing
+	Members map[string]*Member
+	order   []string // member ids, sorted, for deterministic iteration
+	keys    map[string]crypto.PublicKey
+	seed    uint64
+	// OnStep, when set, runs after every step (for invariant checks).
+	OnStep func(w *World) error
+	steps  int
+}
+
+// NewWorld creates a world with the given seed, room faults and timing.
+func NewWorld(seed uint64, faults memchan.Faults, timing subsession.Timing) *World {
+	return &World{
+		Hub:     memchan.NewHub(Start, seed, faults),
+		Rand:    rand.New(rand.NewPCG(seed, seed*0x9e3779b97f4a7c15+1)),
+		Timing:  timing,
+		Members: map[string]*Member{},
+		keys:    map[string]crypto.PublicKey{},
+		seed:    seed,
+	}
+}
+
+// Now returns the virtual time.
+func (w *World) Now() time.Time { return w.Hub.Now() }
+
+// Steps returns the number of steps run.
+func (w *World) Steps() int { return w.steps }
+
+// randReader is a deterministic io.Reader for one member.
+type randReader struct{ r *rand.ChaCha8 }
+
+func (r randReader) Read(p []byte) (int, error) { return r.r.Read(p) }
+
+// Add creates a member (out of the room) with its own seeded randomness.
+func (w *World) Add(id string, configure func(*session.Config)) *Member {
+	var seed [32]byte
+	for i := range seed {
+		seed[i] = byte(w.Rand.Uint32())
+	}
+	rr := randReader{rand.NewChaCha8(seed)}
+	key, err := crypto.GenerateSigningKey(rr)
+	if err != nil {
+		panic(err)
+	}
+	w.keys[id] = key.Public()
+	cfg := session.Config{
+		Self:      id,
+		Identity:  key,
+		Directory: directory(w.keys),
+		Timing:    w.Timing,
+		Rand:      rr,
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	core, err := session.NewCore(cfg, w.Now())
+	if err != nil {
+		panic(err)
+	}
+	m := &Member{ID: id, Core: core, Key: key}
+	w.Members[id] = m
+	w.order = append(w.order, id)
+	slices.Sort(w.order)
+	return m
+}
+
+type directory map[string]crypto.PublicKey
+
+func (d directory) IdentityKey(m string) (crypto.PublicKey, error) {
+	k, ok := d[m]
+	if !ok {
+		return crypto.PublicKey{}, fmt.Errorf("sim: no identity key for %q", m)
+	}
+	return k, nil
+}
+
+// Order returns the member ids, sorted.
+func (w *World) Order() []string { return slices.Clone(w.order) }
+
+// apply performs a member's channel actions and keeps its notices.
+func (w *World) apply(m *Member) {
+	for _, a := range m.Core.TakeActions() {
+		switch a.Kind {
+		case session.ActSend:
+			w.Hub.Send(m.ID, a.Wire)
+		case session.ActEnter:
+			w.Hub.Enter(m.ID)
+		case session.ActLeave:
+			w.Hub.Leave(m.ID)
+		case session.ActKick:
+			w.Hub.Kick(m.ID, a.Members)
+		}
+	}
+	m.Notices = append(m.Notices, m.Core.TakeNotices()...)
+}
+
+// Do runs a user action on a member now and applies its outputs.
+func (w *World) Do(id string, f func(c *session.Core, now time.Time)) {
+	m := w.Members[id]
+	f(m.Core, w.Now())
+	w.apply(m)
+}
+
+// Send makes a member send a message, recording it.
+func (w *World) Send(id, text string) error {
+	m := w.Members[id]
+	readers := m.Core.Members()
+	tid, err := m.Core.Send(text, w.Now())
+	w.apply(m)
+	if err == nil {
+		var rs []string
+		for _, r := range readers {
+			if r != id {
+				rs = append(rs, r)
+			}
+		}
+		m.Sent = append(m.Sent, SentMessage{ID: tid, Readers: rs, At: w.Now()})
+	}
+	return err
+}
+
+// next returns the time of the next thing to happen and who it is for.
+func (w *World) next() (time.Time, string, bool) {
+	t, hubOK := w.Hub.NextTime()
+	who := ""
+	for _, id := range w.order {
+		d, ok := w.Members[id].Core.NextDeadline()
+		if ok && (!hubOK && who == "" || d.Before(t)) {
+			t, who, hubOK = d, id, true
+		}
+	}
+	return t, who, hubOK
+}
+
+// Step performs the next thing to happen: a hub step, or a member's timer.
+// It returns false when nothing is pending.
+func (w *World) Step() (bool, error) {
+	t, who, ok := w.next()
+	if !ok {
+		return false, nil
+	}
+	w.steps++
+	if who != "" {
+		w.Hub.Advance(t)
+		m := w.Members[who]
+		m.Core.Tick(t)
+		w.apply(m)
+	} else if d, delivered := w.Hub.Step(); delivered {
+		if m := w.Members[d.To]; m != nil {
+			m.Core.HandleEvent(d.Event, d.At)
+			w.apply(m)
+		}
+	}
+	if w.OnStep != nil {
+		if err := w.OnStep(w); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// RunUntil steps until virtual time t (or until nothing is pending), then
+// advances the clock to t.
+func (w *World) RunUntil(t time.Time) error {
+	for {
+		nt, _, ok := w.next()
+		if !ok || nt.After(t) {
+			w.Hub.Advance(t)
+			return nil
+		}
+		if _, err := w.Step(); err != nil {
+			return err
+		}
+	}
+}
+
+// RunFor runs for a virtual duration.
+func (w *World) RunFor(d time.Duration) error { return w.RunUntil(w.Now().Add(d)) }
+
+// Warnings returns a member's warning notices.
+func (m *Member) Warnings() []session.Notice {
+	var out []session.Notice
+	for _, n := range m.Notices {
+		if n.Kind.Warning() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Count returns how many notices of kind the member got.
+func (m *Member) Count(kind session.NoticeKind) int {
+	n := 0
+	for _, x := range m.Notices {
+		if x.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
+// Crash drops a member's connection (the server sees it leave; the member
+// sees its own leave).
+func (w *World) Crash(id string) { w.Hub.Crash(id) }
+
+var _ = channel.Event{}

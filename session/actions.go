@@ -1,0 +1,323 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/greeter"
+	"github.com/mpenc/mpenc/internal/wire"
+	"github.com/mpenc/mpenc/subsession"
+	"github.com/mpenc/mpenc/transcript"
+)
+
+func (c *Core) newOp(kind OpKind, members []string) *Op {
+	c.ops++
+	return newOp(c.ops, kind, members, c.now)
+}
+
+// settle ends an operation (once). Join and part announce it here;
+// membership operations are announced by the flow that ends them.
+func (c *Core) settle(op *Op, err error) {
+	if op == nil || !op.settle(err) {
+		return
+	}
+	if op.Kind == OpJoin || op.Kind == OpPart {
+		n := Notice{Kind: OpSucceeded, Op: op, OpKind: op.Kind, Err: err}
+		if err != nil {
+			n.Kind = OpFailed
+		}
+		c.notify(n)
+	}
+	if op == c.userOp {
+		c.userOp = nil
+	}
+}
+
+// randFloat draws a float in [0, 1) from the configured randomness.
+func (c *Core) randFloat() float64 {
+	b, err := crypto.Random32(c.cfg.Rand)
+	if err != nil {
+		return 0.5
+	}
+	var seed [32]byte = b
+	return rand.New(rand.NewChaCha8(seed)).Float64()
+}
+
+// --- User actions. Each takes the time and returns at once; its outcome
+// comes later as a notice and through the Op handle. ---
+
+// Join enters the room and waits to be included, or founds the session if
+// nobody is there (SESSION-RULES §3.5).
+func (c *Core) Join(now time.Time) (*Op, error) {
+	c.advance(now)
+	defer c.after()
+	if c.fatal != nil {
+		return nil, c.fatal
+	}
+	switch {
+	case c.cur != nil || c.justSynced:
+		op := c.newOp(OpJoin, nil)
+		c.settle(op, nil)
+		return op, nil
+	case c.joinOp != nil && !c.joinOp.done:
+		return c.joinOp, nil
+	case c.inChannel && c.so.Synced():
+		return nil, fmt.Errorf("%w: joining or parting", ErrBusy)
+	case c.inChannel:
+		c.joinOp = c.newOp(OpJoin, nil)
+		c.wantIn = true
+		return c.joinOp, nil
+	}
+	c.wantIn = true
+	c.rejoins = 0
+	c.lastOutcome = StateParted
+	c.joinOp = c.newOp(OpJoin, nil)
+	c.enterChannel()
+	return c.joinOp, nil
+}
+
+// Part leaves the session: announce it (a double FIN), finish the
+// subsession, then leave the room (SESSION-RULES §3.6).
+func (c *Core) Part(now time.Time) (*Op, error) {
+	c.advance(now)
+	defer c.after()
+	if c.partOp != nil && !c.partOp.done {
+		return c.partOp, nil
+	}
+	op := c.newOp(OpPart, nil)
+	c.wantIn = false
+	c.settle(c.joinOp, fmt.Errorf("%w: parting", ErrAborted))
+	c.settle(c.userOp, fmt.Errorf("%w: parting", ErrAborted))
+	switch {
+	case !c.inChannel:
+		c.settle(op, nil)
+		return op, nil
+	case c.cur != nil && c.cur.base.State() == subsession.Joined && c.excludedAt.IsZero():
+		c.partOp, c.parting = op, true
+		if _, _, err := c.cur.base.SendLeaveIntent(c.now); err != nil {
+			c.leaveAt = c.now
+		}
+		c.drain(c.cur)
+	default:
+		c.partOp, c.parting = op, true
+		c.leaveAt = c.now
+	}
+	return op, nil
+}
+
+// Send sends a message to the session.
+func (c *Core) Send(text string, now time.Time) (transcript.ID, error) {
+	c.advance(now)
+	defer c.after()
+	if c.fatal != nil {
+		return transcript.ID{}, c.fatal
+	}
+	if c.cur == nil || c.parting {
+		return transcript.ID{}, ErrNotJoined
+	}
+	id, err := c.cur.base.SendPayload(text, c.now)
+	c.drain(c.cur)
+	return id, err
+}
+
+// Ack sends a read receipt: "I have read everything up to here".
+func (c *Core) Ack(now time.Time) error {
+	c.advance(now)
+	defer c.after()
+	if c.cur == nil {
+		return ErrNotJoined
+	}
+	_, err := c.cur.base.SendAck(true, c.now)
+	c.drain(c.cur)
+	return err
+}
+
+// Include proposes to bring members into the session. They must be in the
+// room.
+func (c *Core) Include(members []string, now time.Time) (*Op, error) {
+	return c.userOperation(OpInclude, members, now)
+}
+
+// Exclude proposes to remove members from the session.
+func (c *Core) Exclude(members []string, now time.Time) (*Op, error) {
+	return c.userOperation(OpExclude, members, now)
+}
+
+// Refresh proposes a new group key.
+func (c *Core) Refresh(now time.Time) (*Op, error) {
+	return c.userOperation(OpRefresh, nil, now)
+}
+
+func (c *Core) userOperation(kind OpKind, members []string, now time.Time) (*Op, error) {
+	c.advance(now)
+	defer c.after()
+	members = slices.Compact(slices.Sorted(slices.Values(members)))
+	if c.fatal != nil {
+		return nil, c.fatal
+	}
+	if u := c.userOp; u != nil && !u.done {
+		if u.Kind == kind && slices.Equal(u.Members, members) {
+			return u, nil // the same action: the same handle (D3)
+		}
+		return nil, ErrOperationInProgress
+	}
+	if !c.inChannel || !c.so.Synced() || c.parting || !c.excludedAt.IsZero() {
+		return nil, ErrNotJoined
+	}
+	if c.op != nil || c.proposal != nil {
+		return nil, ErrBusy // D8: it would carry a doomed parent
+	}
+	cur := c.sessionMembers()
+	var next []string
+	switch kind {
+	case OpInclude:
+		if len(members) == 0 {
+			return nil, fmt.Errorf("%w: nobody to include", ErrInvalid)
+		}
+		for _, m := range members {
+			if slices.Contains(cur, m) || m == c.cfg.Self {
+				return nil, fmt.Errorf("%w: %s is already a member", ErrInvalid, m)
+			}
+			if c.taskExclude[m] {
+				return nil, fmt.Errorf("%w: %s is being excluded", ErrInvalid, m)
+			}
+			if !slices.Contains(c.channel, m) {
+				return nil, fmt.Errorf("%w: %s", ErrNotInChannel, m)
+			}
+		}
+		next = append(slices.Clone(cur), members...)
+	case OpExclude:
+		if len(members) == 0 {
+			return nil, fmt.Errorf("%w: nobody to exclude", ErrInvalid)
+		}
+		for _, m := range members {
+			if m == c.cfg.Self {
+				return nil, fmt.Errorf("%w: we never exclude ourselves; part instead", ErrInvalid)
+			}
+			if !slices.Contains(cur, m) {
+				return nil, fmt.Errorf("%w: %s is not a member", ErrInvalid, m)
+			}
+		}
+		next = slices.DeleteFunc(slices.Clone(cur), func(m string) bool { return slices.Contains(members, m) })
+	case OpRefresh:
+		if c.state == nil {
+			return nil, fmt.Errorf("%w: no group key to refresh when alone", ErrInvalid)
+		}
+		next = slices.Clone(cur)
+	}
+	op := c.newOp(kind, members)
+	if err := c.propose(next, kind, members, op); err != nil {
+		return nil, err
+	}
+	c.userOp = op
+	return op, nil
+}
+
+// propose builds and sends an initial packet (SESSION-RULES §2.7).
+func (c *Core) propose(next []string, kind OpKind, members []string, op *Op) error {
+	if c.so.Ongoing() || c.op != nil || c.proposal != nil || !c.so.Synced() {
+		return ErrBusy
+	}
+	if !subset(next, c.channel) {
+		return ErrNotInChannel // an advisory XP: it would be rejected anyway
+	}
+	meta := &wire.Metadata{PrevPF: c.so.PrevPF(), ChainHash: c.so.PrevCH(), LatestPM: c.heads()}
+	prop, err := c.gr.Propose(c.state, next, meta)
+	if err != nil {
+		if errors.Is(err, greeter.ErrInvalidProposal) {
+			return fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		return err
+	}
+	c.proposal = &proposal{prop: prop, op: op, kind: kind, members: slices.Clone(members), sentAt: c.now}
+	c.send(prop.Wire)
+	c.notify(Notice{Kind: OpProposed, Op: op, OpKind: kind, Author: c.cfg.Self, Include: includes(kind, members), Exclude: excludes(kind, members)})
+	return nil
+}
+
+func includes(k OpKind, m []string) []string {
+	if k == OpInclude || k == OpStart {
+		return m
+	}
+	return nil
+}
+
+func excludes(k OpKind, m []string) []string {
+	if k == OpExclude {
+		return m
+	}
+	return nil
+}
+
+// rejectProposal settles a proposal that lost. Rule-driven proposals lose
+// quietly (all propose, one wins); a user's is reported.
+func (c *Core) rejectProposal(p *proposal, err error) {
+	c.dropProposal(p)
+	if p.op != nil {
+		c.notify(Notice{Kind: OpRejected, Op: p.op, OpKind: p.kind, Err: err})
+		c.settle(p.op, err)
+	}
+}
+
+// settleProposal rejects our outstanding proposal, if any.
+func (c *Core) settleProposal(err error) {
+	if c.proposal != nil {
+		c.rejectProposal(c.proposal, err)
+	}
+	c.withdrawn = nil
+}
+
+func (c *Core) dropProposal(p *proposal) {
+	if c.proposal == p {
+		c.proposal = nil
+	}
+	c.withdrawn = slices.DeleteFunc(c.withdrawn, func(q *proposal) bool { return q == p })
+}
+
+// handleTasks proposes what the rules call for when the session is idle
+// (SESSION-RULES §3.3): exclusions first, then (AutoInclude) inclusions.
+// Rule-driven proposals are re-derived from the state each time, never
+// retried as such.
+func (c *Core) handleTasks() {
+	if c.fatal != nil || !c.inChannel || !c.so.Synced() || c.so.Ongoing() || c.op != nil ||
+		c.proposal != nil || c.parting || !c.excludedAt.IsZero() || (c.userOp != nil && !c.userOp.done) {
+		return
+	}
+	if c.cur == nil && !c.justSynced {
+		return // COsj: being included, or waiting to leave
+	}
+	members := c.sessionMembers()
+	if len(c.taskExclude) > 0 {
+		var next []string
+		for _, m := range members {
+			if !c.taskExclude[m] {
+				next = append(next, m)
+			}
+		}
+		c.taskExclude = set{}
+		for _, m := range members {
+			if m != c.cfg.Self && !slices.Contains(next, m) {
+				c.taskExclude.add(m)
+			}
+		}
+		if len(next) < len(members) && len(c.taskExclude) > 0 {
+			c.propose(next, OpExclude, c.taskExclude.sorted(), nil)
+		}
+		return
+	}
+	if c.cfg.AutoInclude {
+		var inc []string
+		for _, m := range c.channel {
+			if m != c.cfg.Self && !slices.Contains(members, m) && !c.taskLeave[m] && !c.taskExclude[m] {
+				inc = append(inc, m)
+			}
+		}
+		if len(inc) > 0 {
+			c.propose(append(slices.Clone(members), inc...), OpInclude, inc, nil)
+		}
+	}
+}

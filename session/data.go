@@ -1,0 +1,151 @@
+package session
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/mpenc/mpenc/internal/wire"
+	"github.com/mpenc/mpenc/subsession"
+	"github.com/mpenc/mpenc/transcript"
+)
+
+// sessionMembersIf returns sessionMembers when synced, else nil.
+func (c *Core) sessionMembersIf(synced bool) []string {
+	if !synced {
+		return nil
+	}
+	return c.sessionMembers()
+}
+
+// onData tries a data packet on the current, then the previous subsession
+// (SIDKEY_HINT, signature, decryption); neither: the trial buffer.
+func (c *Core) onData(p *wire.DataPacket, w, sender string) {
+	if c.tryData(p, w, sender) {
+		return
+	}
+	c.trial.Add(p, w, sender, c.now)
+	c.drainTrial()
+}
+
+// tryData offers a packet to our subsessions; false if none takes it.
+func (c *Core) tryData(p *wire.DataPacket, w, sender string) bool {
+	for _, s := range []*sub{c.cur, c.prev} {
+		if s == nil || s.finished {
+			continue
+		}
+		r := s.base.Receive(p, w, sender, c.now)
+		c.drain(s)
+		if r.Outcome != subsession.NotMine {
+			return true
+		}
+	}
+	return false
+}
+
+// retryTrial offers the trial buffer's packets again (a greeting completed
+// or was cleared).
+func (c *Core) retryTrial() {
+	c.trial.Retry(func(pd subsession.Pending) bool { return c.tryData(pd.Packet, pd.Wire, pd.Sender) })
+	c.drainTrial()
+}
+
+func (c *Core) drainTrial() {
+	for _, n := range c.trial.TakeNotices() {
+		c.notify(Notice{Kind: NotDecrypted, Author: n.Author})
+	}
+}
+
+// drain collects a subsession's output: packets to send, notices to
+// translate.
+func (c *Core) drain(s *sub) {
+	out := s.base.TakeOutput()
+	for _, w := range out.Packets {
+		c.send(w)
+	}
+	c.translate(s, out.Notices)
+}
+
+// drainNotices is drain for a subsession being dropped: its notices still
+// matter, its packets are not sent.
+func (c *Core) drainNotices(s *sub) {
+	c.translate(s, s.base.TakeOutput().Notices)
+}
+
+// translate turns a subsession's notices into session notices and acts on
+// those that concern the session (leave intents, shutdowns).
+func (c *Core) translate(s *sub, ns []subsession.Notice) {
+	members := s.base.Members()
+	for _, n := range ns {
+		switch n.Kind {
+		case subsession.MsgAccepted:
+			ready, ok, err := c.log.Append(s.ref, n.Index, n.Text)
+			if err != nil {
+				c.setFatal(fmt.Errorf("session: message log: %w", err))
+				continue
+			}
+			if !ok {
+				continue // acks, flushes, FINs: not shown
+			}
+			c.notify(Notice{Kind: Message, ID: n.ID, Author: n.Author, Text: n.Text, Own: n.Own,
+				Members: members, LogParents: ready.ParIdx, AfterOwnFin: n.AfterOwnFin, Late: n.Late})
+		case subsession.MsgFullyAcked:
+			c.notify(Notice{Kind: FullyAcked, ID: n.ID, Author: n.Author})
+		case subsession.MsgNotFullyAcked:
+			c.notify(Notice{Kind: NotFullyAcked, ID: n.ID, Author: n.Author, Members: n.Members, Final: n.Final, Absent: n.Absent})
+		case subsession.MsgNotAccepted:
+			c.notify(Notice{Kind: Waiting, ID: n.ID, Author: n.Author, Missing: n.Missing})
+		case subsession.MsgDropped, subsession.BufferOverflow:
+			c.notify(Notice{Kind: Dropped, ID: n.ID, Author: n.Author})
+		case subsession.SecurityWarning:
+			c.notify(Notice{Kind: SecurityWarning, ID: n.ID, Author: n.Author, Err: n.Err, Terminal: n.Terminal})
+		case subsession.LeaveIntent:
+			// The author wants to leave the session: exclude it (unless it
+			// is us, or no longer a member).
+			if s == c.cur && n.Author != c.cfg.Self && slices.Contains(members, n.Author) {
+				c.taskExclude.add(n.Author)
+			}
+		case subsession.MemberExpired:
+			c.notify(Notice{Kind: MemberExpired, Author: n.Author})
+		case subsession.MemberPresent:
+			c.notify(Notice{Kind: MemberPresent, Author: n.Author})
+		case subsession.MemberAbsent:
+			c.notify(Notice{Kind: MemberAbsent, Author: n.Author})
+		case subsession.FinComplete:
+			s.finished = true
+			c.onFinComplete(s, n.State)
+		case subsession.NotDecrypted:
+			c.notify(Notice{Kind: NotDecrypted, Author: n.Author})
+		}
+	}
+}
+
+// onFinComplete: a subsession's shutdown completed.
+func (c *Core) onFinComplete(s *sub, st subsession.State) {
+	switch s {
+	case c.prev:
+		c.onPrevSessionFin()
+	case c.cur:
+		if c.parting && c.inChannel {
+			// Our leave intent's subsession is done: leave the room. The
+			// others exclude us and kick us if we are still there.
+			if st == subsession.PartFailed {
+				c.lastOutcome = StatePartFailed
+			}
+			c.leaveAt = c.now
+		}
+	}
+}
+
+// heads returns the current subsession's heads, as LATEST_PM.
+func (c *Core) heads() []wire.MessageID {
+	if c.cur == nil {
+		return nil
+	}
+	var out []wire.MessageID
+	for _, h := range c.cur.base.Heads() {
+		out = append(out, wire.MessageID(h))
+	}
+	return out
+}
+
+var _ = transcript.ID{}

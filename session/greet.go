@@ -1,0 +1,600 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/mpenc/mpenc/channel"
+	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/greeter"
+	"github.com/mpenc/mpenc/internal/wire"
+	"github.com/mpenc/mpenc/subsession"
+	"github.com/mpenc/mpenc/transcript"
+)
+
+// onGreet handles a greeting packet (SESSION-RULES §3.2 step 2).
+func (c *Core) onGreet(p *wire.GreetPacket, ev channel.Event) {
+	if p.Source != ev.Sender {
+		// D1: the transport sender must be the packet's SOURCE.
+		c.warn(ev.Sender, fmt.Errorf("%w (%q)", errSourceMismatch, p.Source))
+		return
+	}
+	if p.Type == wire.GreetQuitDown {
+		return // vestigial; the reference throws, we ignore it
+	}
+	if p.Type == wire.GreetAbortDown {
+		c.onAbort(p, ev)
+		return
+	}
+	var running *greeter.Greeting
+	if c.op != nil {
+		running = c.op.g
+	}
+	switch greeter.Classify(p, running) {
+	case greeter.ClassInitial:
+		c.onInitial(p, ev, false)
+	case greeter.ClassBoth:
+		c.onInitial(p, ev, true)
+	case greeter.ClassFinal:
+		c.onFinal(p, ev)
+	default:
+		if c.so.Synced() && c.op != nil {
+			c.deliver(p)
+		}
+		// Otherwise nothing to do with it (D20: never into the data path).
+	}
+}
+
+// ownProposal returns our proposal whose bytes the echoed wire string
+// carries, if any (the own-pI guard, SESSION-RULES §2.3).
+func (c *Core) ownProposal(w string) *proposal {
+	raw, err := wire.Dearmour(w)
+	if err != nil {
+		return nil
+	}
+	h := crypto.Hash(raw)
+	if c.proposal != nil && c.proposal.prop.Hash == h {
+		return c.proposal
+	}
+	for _, p := range c.withdrawn {
+		if p.prop.Hash == h {
+			return p
+		}
+	}
+	return nil
+}
+
+// sessionMembers is M' for proposals: our membership, or just us when solo.
+func (c *Core) sessionMembers() []string {
+	if c.state != nil {
+		return c.state.Members
+	}
+	return []string{c.cfg.Self}
+}
+
+// verifyInitial checks an initial packet's signature before ServerOrder
+// sees it (D2): with the initiator's ephemeral key if we know it, else with
+// the packet's own PUB_KEY entry when it has one (newcomers can do no
+// better; the ASKE authenticates it before anything completes).
+func (c *Core) verifyInitial(p *wire.GreetPacket) bool {
+	if c.state != nil {
+		if i := c.state.Position(p.Source); i >= 0 {
+			return p.Verify(c.state.EphemeralKeys[i])
+		}
+	}
+	if i := slices.Index(p.Members, p.Source); i >= 0 && i < len(p.PubKeys) {
+		return p.Verify(p.PubKeys[i])
+	}
+	return true
+}
+
+// onInitial handles an initial (or initial+final) packet.
+func (c *Core) onInitial(p *wire.GreetPacket, ev channel.Event, both bool) {
+	self := c.cfg.Self
+	var own *proposal
+	if ev.Sender == self || p.Source == self {
+		if own = c.ownProposal(ev.Body); own == nil {
+			return // a replay or forgery of a proposal in our name: ignore it
+		}
+	}
+	if p.Metadata == nil {
+		c.warn(p.Source, errors.New("session: initial packet without proposal metadata"))
+		return
+	}
+	// Group filter: a proposal from outside our group is none of our
+	// business (no blacklist, no chain entry).
+	if c.so.Synced() && !slices.Contains(c.sessionMembers(), p.Source) {
+		return
+	}
+	if own == nil && !c.verifyInitial(p) {
+		c.warn(p.Source, errors.New("session: initial packet with a bad signature"))
+		return
+	}
+	pid := wire.PacketID(ev.Body, ev.Sender, ev.Members)
+	cand := &Candidate{
+		PacketID: pid, Initial: true, Final: both,
+		PrevPF: p.Metadata.PrevPF, ChainHash: p.Metadata.ChainHash,
+		ForUs: slices.Contains(p.Members, self), Members: p.Members, EchoMembers: ev.Members,
+		PrevPI: pid,
+	}
+	wasSynced := c.so.Synced()
+	if err := c.so.Commit(cand); err != nil {
+		if own != nil {
+			c.rejectProposal(own, fmt.Errorf("%w: %w", ErrRejected, err))
+		}
+		return
+	}
+	c.acceptInitial(p, ev, pid, own, wasSynced)
+	if both && c.op != nil {
+		if c.op.g.Result() != nil || c.op.g.Excluded() {
+			c.complete()
+		} else {
+			// A one-packet operation whose Greeting did not complete: it
+			// failed (warned in acceptInitial); it is over all the same.
+			c.endOp(fmt.Errorf("%w: %v", ErrAborted, c.op.g.Err()), false)
+		}
+	}
+}
+
+// acceptInitial is the accept-initial hook: build the Greeting, flush the
+// current subsession, settle our proposal, apply IAL.
+func (c *Core) acceptInitial(p *wire.GreetPacket, ev channel.Event, pid [32]byte, own *proposal, wasSynced bool) {
+	kind, inc, exc := opShape(c.sessionMembersIf(wasSynced), p.Members, p.Type)
+	if own == nil && c.proposal != nil {
+		// Another proposal won our parent: ours is rejected (its echo will
+		// be refused by ServerOrder); settle the user now, unless the winner
+		// does what we asked (both include D): then it succeeds with it.
+		lost := c.proposal
+		if lost.op != nil && lost.op.satisfiedBy(inc, exc, kind) {
+			lost.op.followsWinner = true
+			lost.op = nil
+		}
+		c.rejectProposal(lost, fmt.Errorf("%w: %s's proposal came first", ErrRejected, p.Source))
+	}
+	var ownProp *greeter.Proposal
+	if own != nil {
+		ownProp = own.prop
+		c.dropProposal(own)
+	}
+	prev := c.state
+	g, out, err := c.gr.Accept(prev, p, ownProp)
+	op := &running{
+		g: g, pi: pid, initiator: p.Source, members: slices.Clone(p.Members),
+		prevMembers: c.sessionMembers(), started: c.now, own: own, piKeys: map[string]crypto.PublicKey{},
+	}
+	if !wasSynced {
+		op.prevMembers = nil // a newcomer knows no previous membership
+	}
+	for i, k := range p.PubKeys {
+		if i < len(p.Members) {
+			op.piKeys[p.Members[i]] = k
+		}
+	}
+	// Who may abort it, from the initial packet alone, so that every member
+	// agrees: the continuing members whose key the packet lists (an
+	// include's existing members, an exclude's remaining ones), or a
+	// START's founder.
+	switch p.Type {
+	case wire.GreetInitInitiatorUp:
+		op.abortR = []string{p.Source}
+	case wire.GreetIncludeAuxInitiatorUp:
+		op.abortR = slices.Clone(p.Members[:min(len(p.Nonces), len(p.Members))])
+	case wire.GreetExcludeAuxInitiatorDown:
+		op.abortR = slices.Clone(p.Members)
+	}
+	slices.Sort(op.abortR)
+	for _, id := range p.Metadata.LatestPM {
+		op.latestPM = append(op.latestPM, transcript.ID(id))
+	}
+	c.op = op
+	n := Notice{Kind: OpAccepted, Author: p.Source, OpKind: kind, Include: inc, Exclude: exc}
+	if own != nil {
+		n.Op = own.op
+	}
+	c.notify(n)
+	if c.cur != nil && c.cur.base.State() == subsession.Joined {
+		// Flush acks so the old subsession reaches full-ack before rotation.
+		c.cur.base.SendFlush(c.now)
+		c.drain(c.cur)
+	}
+	if out != "" {
+		c.send(out)
+	}
+	if err != nil && !errors.Is(err, greeter.ErrNotForThisOperation) {
+		c.opFailed(err)
+	}
+	if g.Excluded() {
+		c.excludedAt = c.now // the D17 backstop runs from the pI
+	}
+	c.scheduleAbort()
+	// IAL: someone excluded but not yet gone is in the new membership.
+	var ial []string
+	for _, m := range op.members {
+		if c.taskLeave[m] {
+			ial = append(ial, m)
+		}
+	}
+	c.kick(ial)
+}
+
+// opShape describes an operation for notices.
+func opShape(prev, next []string, t wire.GreetType) (OpKind, []string, []string) {
+	if len(prev) == 0 || t.Op() == wire.OpStart {
+		var inc []string
+		for _, m := range next {
+			if !slices.Contains(prev, m) {
+				inc = append(inc, m)
+			}
+		}
+		return OpStart, inc, nil
+	}
+	var inc, exc []string
+	for _, m := range next {
+		if !slices.Contains(prev, m) {
+			inc = append(inc, m)
+		}
+	}
+	for _, m := range prev {
+		if !slices.Contains(next, m) {
+			exc = append(exc, m)
+		}
+	}
+	switch {
+	case len(inc) > 0:
+		return OpInclude, inc, nil
+	case len(exc) > 0:
+		return OpExclude, nil, exc
+	}
+	return OpRefresh, nil, nil
+}
+
+// onFinal handles a final candidate: ServerOrder must accept it, and it must
+// pass its signatures (D2) before it enters the chain.
+func (c *Core) onFinal(p *wire.GreetPacket, ev channel.Event) {
+	pid := wire.PacketID(ev.Body, ev.Sender, ev.Members)
+	cand := &Candidate{PacketID: pid, Final: true, PrevPI: c.op.pi}
+	if err := c.so.Check(cand); err != nil {
+		return
+	}
+	out, err := c.op.g.Receive(p)
+	if out != "" {
+		c.send(out)
+	}
+	switch {
+	case errors.Is(err, greeter.ErrDuplicate), errors.Is(err, greeter.ErrNotForThisOperation):
+		return
+	case err != nil:
+		c.opFailed(err)
+		return
+	case c.op.g.Result() == nil:
+		c.opFailed(errors.New("session: the final packet did not complete the operation"))
+		return
+	}
+	c.so.Commit(cand)
+	c.complete()
+}
+
+// deliver passes a non-initial, non-final packet to the running Greeting.
+func (c *Core) deliver(p *wire.GreetPacket) {
+	out, err := c.op.g.Receive(p)
+	if out != "" {
+		c.send(out)
+	}
+	if err != nil && !errors.Is(err, greeter.ErrDuplicate) && !errors.Is(err, greeter.ErrNotForThisOperation) {
+		c.opFailed(err)
+	}
+}
+
+// opFailed records that our Greeting failed: the operation cannot complete
+// for us. Everyone who saw the same packet fails the same way; the abort
+// (or a member's leave) ends it for all at one position.
+func (c *Core) opFailed(err error) {
+	if c.op == nil || c.op.failed != nil {
+		return
+	}
+	c.op.failed = err
+	c.warn(c.op.initiator, fmt.Errorf("session: operation by %s failed: %w", c.op.initiator, err))
+	c.scheduleAbort()
+}
+
+// abortRank returns our position among the members allowed to abort the
+// running operation, or -1.
+func (c *Core) abortRank() int { return slices.Index(c.op.abortR, c.cfg.Self) }
+
+// opTimeout: every member broadcasts about once per operation, so
+// (2 + n)·(BC + 1 s) for n members involved, like a newcomer's join wait.
+func (c *Core) opTimeout() time.Duration {
+	n := len(c.op.members)
+	for _, m := range c.op.prevMembers {
+		if !slices.Contains(c.op.members, m) {
+			n++
+		}
+	}
+	return time.Duration(2+n) * (c.cfg.Timing.BC + time.Second)
+}
+
+// scheduleAbort sets when we send an abort: after the operation timeout, or
+// at once if our Greeting failed, spaced BC/2 apart by rank.
+func (c *Core) scheduleAbort() {
+	op := c.op
+	if op == nil || op.abortSent || !c.so.Synced() {
+		return
+	}
+	rank := c.abortRank()
+	if rank < 0 {
+		op.abortAt = time.Time{}
+		return
+	}
+	base := op.started.Add(c.opTimeout())
+	if op.failed != nil && c.now.Before(base) {
+		base = c.now
+	}
+	op.abortAt = base.Add(time.Duration(rank) * c.cfg.Timing.BC / 2)
+}
+
+// sendAbort broadcasts ABORT_DOWN for the running operation.
+func (c *Core) sendAbort() {
+	op := c.op
+	op.abortSent = true
+	key := op.g.EphemeralKey()
+	if key == nil || op.piKeys[c.cfg.Self] != key.Public() {
+		return
+	}
+	pi := op.pi
+	ab := &wire.GreetPacket{
+		Type: wire.GreetAbortDown, Source: c.cfg.Self, Members: op.members,
+		PubKeys: []crypto.PublicKey{key.Public()}, AbortPI: &pi,
+	}
+	raw, err := ab.Sign(key)
+	if err != nil {
+		return
+	}
+	c.send(wire.Armour(raw))
+}
+
+// onAbort handles ABORT_DOWN: ServerOrder takes it like a final packet of
+// the running operation if it names it, comes from a member allowed to
+// abort, and verifies.
+func (c *Core) onAbort(p *wire.GreetPacket, ev channel.Event) {
+	op := c.op
+	if op == nil || !c.so.Ongoing() || p.AbortPI == nil || *p.AbortPI != op.pi ||
+		!slices.Equal(p.Members, op.members) || len(p.PubKeys) != 1 {
+		return
+	}
+	k, ok := op.piKeys[p.Source]
+	if !ok || k != p.PubKeys[0] || !slices.Contains(op.abortR, p.Source) {
+		c.warn(p.Source, errors.New("session: abort from a member not allowed to abort"))
+		return
+	}
+	if !p.Verify(k) {
+		c.warn(p.Source, errors.New("session: abort with a bad signature"))
+		return
+	}
+	pid := wire.PacketID(ev.Body, ev.Sender, ev.Members)
+	cand := &Candidate{PacketID: pid, Final: true, PrevPI: op.pi}
+	if c.so.Commit(cand) != nil {
+		return
+	}
+	// Members of the session that did not take their turn are excluded
+	// next (D5): otherwise every later operation would stall behind them.
+	if op.prevMembers != nil {
+		for _, m := range op.g.Unconfirmed() {
+			if slices.Contains(op.prevMembers, m) && m != c.cfg.Self && m != p.Source {
+				c.taskExclude.add(m)
+			}
+		}
+	}
+	c.endOp(fmt.Errorf("%w: ended by %s after a stall", ErrAborted, p.Source), false)
+}
+
+// endOp ends the running operation without a result: a leave (LOI), an
+// abort, or our own leave (LI). ignored: it excluded us and we assume it
+// succeeded.
+func (c *Core) endOp(reason error, ignored bool) {
+	op := c.op
+	if op == nil {
+		return
+	}
+	c.op = nil
+	op.g.Abandon()
+	n := Notice{Kind: OpFailed, Author: op.initiator, Err: reason}
+	kind, inc, exc := opShape(op.prevMembers, op.members, wire.GreetInitInitiatorUp)
+	n.OpKind, n.Include, n.Exclude = kind, inc, exc
+	if ignored {
+		n.Kind, n.Err = OpSucceeded, nil
+	}
+	if op.own != nil && op.own.op != nil {
+		n.Op = op.own.op
+		if ignored {
+			c.settle(op.own.op, nil)
+		} else {
+			c.settle(op.own.op, reason)
+		}
+	}
+	c.notify(n)
+	if c.userOp != nil && !c.userOp.done && c.userOp.followsWinner {
+		c.settle(c.userOp, fmt.Errorf("%w: the operation it joined failed: %w", ErrRejected, reason))
+	}
+	if op.prevMembers == nil && c.cur == nil {
+		// D10: a newcomer whose inclusion failed goes back to waiting,
+		// unsynced, keeping its seniors and join timer.
+		c.so.Clear()
+	}
+	if !c.excludedAt.IsZero() && !ignored {
+		c.excludedAt = time.Time{}
+	}
+	c.retryTrial()
+}
+
+// complete finishes the running operation at its final packet: rotate the
+// subsessions (SESSION-RULES §3.7).
+func (c *Core) complete() {
+	op := c.op
+	res := op.g.Result()
+	if res == nil {
+		// It excludes us: we keep the old subsession, reading and acking,
+		// until we are kicked (or the backstop fires).
+		c.op = nil
+		return
+	}
+	c.op = nil
+	if !subset(res.Members, c.channel) {
+		c.setFatal(errors.New("session: operation completed with members outside the room"))
+		return
+	}
+	old := op.prevMembers
+	if old == nil {
+		old = []string{c.cfg.Self}
+	}
+	var X, I, R []string
+	for _, m := range old {
+		if slices.Contains(res.Members, m) {
+			R = append(R, m)
+		} else {
+			X = append(X, m)
+		}
+	}
+	for _, m := range res.Members {
+		if !slices.Contains(old, m) {
+			I = append(I, m)
+		}
+	}
+	c.taskExclude.del(X...)
+	for _, m := range X {
+		if slices.Contains(c.channel, m) {
+			c.taskLeave.add(m)
+		}
+	}
+	c.justSynced = false
+	c.excludedAt = time.Time{}
+	if c.prev != nil {
+		c.prev.base.Stop(c.now)
+		c.drainNotices(c.prev)
+	}
+	c.prev = c.cur
+	if c.prev != nil && c.prev.base.State() == subsession.Joined {
+		c.prev.base.Fin(c.now)
+		c.drain(c.prev)
+	}
+	prevRef := transcript.NoTranscript
+	if c.prev != nil {
+		prevRef = c.prev.ref
+	}
+	c.cur = nil
+	if len(res.Members) > 1 {
+		s, err := c.newSub(res, prevRef, op.latestPM)
+		if err != nil {
+			c.setFatal(err)
+			return
+		}
+		c.cur = s
+		c.state = res
+	} else {
+		c.state = nil // solo: the next inclusion starts afresh
+	}
+	kind, _, _ := opShape(op.prevMembers, res.Members, wire.GreetRefreshAuxInitiatorDown)
+	done := Notice{Kind: OpSucceeded, Author: op.initiator, OpKind: kind, Include: I, Exclude: X}
+	if op.own != nil && op.own.op != nil {
+		done.Op = op.own.op
+		c.settle(op.own.op, nil)
+	}
+	c.notify(done)
+	c.notify(Notice{Kind: Membership, Remain: R, Include: I, Exclude: X, LogParents: c.logHeads()})
+	if c.joinOp != nil && !c.joinOp.done && slices.Contains(res.Members, c.cfg.Self) {
+		c.settle(c.joinOp, nil)
+		c.joinDeadline, c.rejoins = time.Time{}, 0
+	}
+	if c.userOp != nil && !c.userOp.done && c.userOp.followsWinner {
+		c.settle(c.userOp, nil) // someone else's operation did what we asked
+	}
+	if c.prev == nil || c.prev.base.State().Done() {
+		c.onPrevSessionFin()
+	}
+	c.retryTrial()
+}
+
+// satisfiedBy reports whether an operation that included inc and excluded
+// exc does what the pending user operation asked.
+func (o *Op) satisfiedBy(inc, exc []string, kind OpKind) bool {
+	switch o.Kind {
+	case OpInclude:
+		return subset(o.Members, inc)
+	case OpExclude:
+		return subset(o.Members, exc)
+	case OpRefresh:
+		return kind == OpRefresh
+	}
+	return false
+}
+
+// newSub creates the subsession of a new membership and registers its
+// transcript with the message log after the previous one, checking
+// LATEST_PM (SESSION-RULES §3.7 step 5).
+func (c *Core) newSub(res *greeter.State, prevRef transcript.TranscriptRef, latestPM []transcript.ID) (*sub, error) {
+	members := slices.Sorted(slices.Values(res.Members))
+	pubs := make([]crypto.PublicKey, len(members))
+	for i, m := range members {
+		pubs[i] = res.EphemeralKeys[res.Position(m)]
+	}
+	base, err := subsession.New(subsession.Config{
+		Self: c.cfg.Self, Members: members, SID: res.SID[:], GroupKey: res.GroupKey[:],
+		SigningKey: res.OwnEphemeralKey(), PublicKeys: pubs, Timing: c.cfg.Timing, Rand: c.cfg.Rand,
+	}, c.now)
+	if err != nil {
+		return nil, fmt.Errorf("session: new subsession: %w", err)
+	}
+	base.SetChannelMembers(c.channel)
+	if prevRef == transcript.NoTranscript {
+		latestPM = nil // a newcomer cannot check what it never saw
+	}
+	ref, err := c.log.AddTranscript(base.Graph(), prevRef, latestPM)
+	if err != nil && errors.Is(err, transcript.ErrLatestPMMissing) {
+		return nil, fmt.Errorf("session: dodgy transport: %w", err)
+	} else if err != nil {
+		return nil, err
+	}
+	return &sub{base: base, ref: ref, sid: res.SID}, nil
+}
+
+// logHeads returns the message log's heads for a membership notice.
+func (c *Core) logHeads() []int {
+	if c.cur != nil {
+		return c.log.PayloadHeads(c.cur.ref)
+	}
+	if c.prev != nil {
+		return c.log.PayloadHeads(c.prev.ref)
+	}
+	return nil
+}
+
+// onPrevSessionFin runs when the previous subsession's shutdown is complete
+// (or at once if there is none): kick who was excluded, and leave if no
+// session is left for us.
+func (c *Core) onPrevSessionFin() {
+	if !c.inChannel {
+		return
+	}
+	kicked := []string{}
+	for _, m := range c.taskLeave.sorted() {
+		if slices.Contains(c.channel, m) {
+			kicked = append(kicked, m)
+		}
+	}
+	c.kick(kicked)
+	if c.cur != nil || !c.so.Synced() || c.op != nil || c.justSynced {
+		return
+	}
+	rest := 0
+	for _, m := range c.channel {
+		if m != c.cfg.Self && !slices.Contains(kicked, m) {
+			rest++
+		}
+	}
+	if c.cfg.StayIfLastMember && rest == 0 && !c.parting {
+		c.justSynced = true // stay, keeping the chain (COsJ)
+		return
+	}
+	c.leaveAt = c.now
+}

@@ -1,0 +1,109 @@
+package session_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mpenc/mpenc/channel/memchan"
+	"github.com/mpenc/mpenc/internal/sim"
+	"github.com/mpenc/mpenc/session"
+	"github.com/mpenc/mpenc/subsession"
+)
+
+// ref is the reference timing profile, as in the scenarios of
+// SESSION-RULES and LIVENESS-NOTES (BC 5 s).
+var ref = subsession.ReferenceTiming()
+
+// hop is the room's per-hop delay in scenarios: well inside BC.
+var hop = memchan.Faults{Uplink: 20 * time.Millisecond, Downlink: 20 * time.Millisecond, Jitter: 10 * time.Millisecond}
+
+func world(t *testing.T, seed uint64, faults memchan.Faults, ids ...string) *sim.World {
+	t.Helper()
+	w := sim.NewWorld(seed, faults, ref)
+	for _, id := range ids {
+		w.Add(id, nil)
+	}
+	return w
+}
+
+func auto(c *session.Config) { c.AutoInclude = true }
+
+func run(t *testing.T, w *sim.World, d time.Duration) {
+	t.Helper()
+	if err := w.RunFor(d); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func join(t *testing.T, w *sim.World, id string) *session.Op {
+	t.Helper()
+	var op *session.Op
+	var err error
+	w.Do(id, func(c *session.Core, now time.Time) { op, err = c.Join(now) })
+	if err != nil {
+		t.Fatalf("%s join: %v", id, err)
+	}
+	return op
+}
+
+func letters(w *sim.World, ids ...string) string {
+	var out []string
+	for _, id := range ids {
+		out = append(out, id+":"+w.Members[id].Core.Letters())
+	}
+	return strings.Join(out, " ")
+}
+
+func noWarnings(t *testing.T, w *sim.World) {
+	t.Helper()
+	for _, id := range w.Order() {
+		for _, n := range w.Members[id].Warnings() {
+			t.Errorf("%s: unexpected warning %v", id, n)
+		}
+	}
+}
+
+// sameSession checks that the members share one subsession: same sid,
+// members and group key.
+func sameSession(t *testing.T, w *sim.World, ids ...string) {
+	t.Helper()
+	first := w.Members[ids[0]].Core
+	sid, ok := first.SessionID()
+	if !ok {
+		t.Fatalf("%s has no session (%s)", ids[0], first.Letters())
+	}
+	for _, id := range ids {
+		c := w.Members[id].Core
+		s, ok := c.SessionID()
+		if !ok || s != sid {
+			t.Fatalf("%s: session %x (ok %v), %s has %x", id, s[:4], ok, ids[0], sid[:4])
+		}
+		if !slices.Equal(c.Members(), slices.Sorted(slices.Values(ids))) {
+			t.Fatalf("%s: members %v, want %v", id, c.Members(), ids)
+		}
+		if c.GroupState().GroupKey != first.GroupState().GroupKey {
+			t.Fatalf("%s: group key differs", id)
+		}
+	}
+}
+
+func notices(m *sim.Member, kind session.NoticeKind) []session.Notice {
+	var out []session.Notice
+	for _, n := range m.Notices {
+		if n.Kind == kind {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func texts(m *sim.Member) []string {
+	var out []string
+	for _, n := range notices(m, session.Message) {
+		out = append(out, fmt.Sprintf("%s:%s", n.Author, n.Text))
+	}
+	return out
+}

@@ -1,0 +1,184 @@
+package session
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/mpenc/mpenc/transcript"
+)
+
+// State is the public session state, with the reference's numbers.
+type State uint8
+
+// Public session states.
+const (
+	StateJoined     State = 1 // in a session with others
+	StateParting    State = 2 // leaving (or being excluded)
+	StatePartFailed State = 3 // left, some of our messages were not acknowledged by everyone
+	StateParted     State = 4 // out of the room
+	StateJoining    State = 5 // in the room, waiting to be included (or alone)
+	StateJoinFailed State = 6 // nobody included us in time; we left the room
+	StateError      State = 7 // a fatal protocol error; see the last SecurityWarning
+)
+
+func (s State) String() string {
+	switch s {
+	case StateJoined:
+		return "JOINED"
+	case StateParting:
+		return "PARTING"
+	case StatePartFailed:
+		return "PART_FAILED"
+	case StateParted:
+		return "PARTED"
+	case StateJoining:
+		return "JOINING"
+	case StateJoinFailed:
+		return "JOIN_FAILED"
+	case StateError:
+		return "ERROR"
+	}
+	return fmt.Sprintf("State(%d)", uint8(s))
+}
+
+// NoticeKind says what a Notice reports.
+type NoticeKind uint8
+
+// Notice kinds. The Notice fields each kind sets are listed with it.
+const (
+	// Message: a Payload entered the message log. ID, Author, Text, Own,
+	// Members (the subsession's members: who it was sent to), LogParents
+	// (how many entries above each of its log parents is: {1} answers the
+	// entry just above; anything else must be highlighted), AfterOwnFin.
+	Message NoticeKind = iota + 1
+	// FullyAcked: everyone the message was sent to has acknowledged it.
+	// ID. Clears NotFullyAcked.
+	FullyAcked
+	// NotFullyAcked: the message is not acknowledged by Members in time (a
+	// persistent state of the message, cleared by FullyAcked). ID, Members,
+	// Final (can no longer be verified), Absent (all named left on purpose).
+	NotFullyAcked
+	// ReadReceipt: Author acknowledged our messages up to ID manually.
+	ReadReceipt
+	// Waiting: a message waits for older ones that have not arrived (its
+	// content is not shown). ID, Author, Missing. Withdrawn by Message with
+	// Late set, or turned into Dropped.
+	Waiting
+	// Dropped: a message waited too long for older ones and was dropped;
+	// no one is blamed. ID, Author.
+	Dropped
+	// NotDecrypted: a packet none of our subsessions can open (Author is
+	// the channel sender).
+	NotDecrypted
+	// SecurityWarning: something is wrong: a forged, altered, malformed or
+	// inconsistent packet, a fork, a dodgy transport. Author (when known),
+	// Err, Terminal (the session is in ERROR).
+	SecurityWarning
+	// Membership: the session's membership changed. Remain, Include,
+	// Exclude, LogParents (the message-log heads it follows).
+	Membership
+	// OpProposed, OpAccepted, OpRejected, OpFailed, OpSucceeded: progress of
+	// a membership operation. Op (the handle, ours or nil for others'),
+	// OpKind, Author (the initiator), Include/Exclude, Err (why it was
+	// rejected or failed).
+	OpProposed
+	OpAccepted
+	OpRejected
+	OpFailed
+	OpSucceeded
+	// StateChanged: the public state changed. State.
+	StateChanged
+	// JoinRequest: Author entered the room and is not in the session; a
+	// member may include them.
+	JoinRequest
+	// ChannelEnter, ChannelLeave: Author entered or left the room.
+	ChannelEnter
+	ChannelLeave
+	// Plain: Author sent a message without encryption (a client that does
+	// not speak mpENC). Text. Never trusted: show it marked unencrypted.
+	Plain
+	// MemberExpired: Author has not responded for a long time ("not
+	// responding"). MemberPresent: it responded again. MemberAbsent: it left
+	// the session on purpose (its FIN is fully acknowledged).
+	MemberExpired
+	MemberPresent
+	MemberAbsent
+	// Gap: we were out of the room (a reconnection, a restart): messages
+	// sent meanwhile may be lost; a new subsession follows once we are
+	// included again.
+	Gap
+)
+
+var noticeNames = [...]string{Message: "Message", FullyAcked: "FullyAcked", NotFullyAcked: "NotFullyAcked",
+	ReadReceipt: "ReadReceipt", Waiting: "Waiting", Dropped: "Dropped", NotDecrypted: "NotDecrypted",
+	SecurityWarning: "SecurityWarning", Membership: "Membership", OpProposed: "OpProposed",
+	OpAccepted: "OpAccepted", OpRejected: "OpRejected", OpFailed: "OpFailed", OpSucceeded: "OpSucceeded",
+	StateChanged: "StateChanged", JoinRequest: "JoinRequest", ChannelEnter: "ChannelEnter",
+	ChannelLeave: "ChannelLeave", Plain: "Plain", MemberExpired: "MemberExpired", MemberPresent: "MemberPresent",
+	MemberAbsent: "MemberAbsent", Gap: "Gap"}
+
+func (k NoticeKind) String() string {
+	if int(k) < len(noticeNames) && noticeNames[k] != "" {
+		return noticeNames[k]
+	}
+	return fmt.Sprintf("NoticeKind(%d)", uint8(k))
+}
+
+// Warning reports whether the notice signals that something is wrong. On
+// an honest channel with no crashes a correct session emits none.
+func (k NoticeKind) Warning() bool {
+	switch k {
+	case NotFullyAcked, Waiting, Dropped, NotDecrypted, SecurityWarning, MemberExpired:
+		return true
+	}
+	return false
+}
+
+// Notice is an event for the user interface. Which fields are set depends
+// on Kind. Notices never carry key material; Text is message plaintext for
+// display only: never log it.
+type Notice struct {
+	Kind NoticeKind
+	At   time.Time
+
+	ID          transcript.ID
+	Author      string
+	Text        string
+	Own         bool
+	Members     []string
+	LogParents  []int
+	AfterOwnFin bool
+	Late        bool
+	Missing     []transcript.ID
+	Final       bool
+	Absent      bool
+
+	Remain, Include, Exclude []string
+
+	Op     *Op
+	OpKind OpKind
+
+	State    State
+	Err      error
+	Terminal bool
+}
+
+func (n Notice) String() string {
+	s := fmt.Sprintf("%v", n.Kind)
+	if n.Author != "" {
+		s += " author=" + n.Author
+	}
+	if n.Kind == Membership {
+		s += fmt.Sprintf(" remain=%v include=%v exclude=%v", n.Remain, n.Include, n.Exclude)
+	}
+	if n.Op != nil {
+		s += " op=" + n.Op.String()
+	}
+	if n.Kind == StateChanged {
+		s += " state=" + n.State.String()
+	}
+	if n.Err != nil {
+		s += " err=" + n.Err.Error()
+	}
+	return s
+}

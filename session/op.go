@@ -1,0 +1,125 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// OpKind is what an operation does.
+type OpKind uint8
+
+// Operation kinds. Join and Part are session-level; the rest are
+// membership operations of the greeter.
+const (
+	OpJoin OpKind = iota + 1
+	OpPart
+	OpInclude
+	OpExclude
+	OpRefresh
+	OpStart // a session founded by an include from a solo member
+)
+
+func (k OpKind) String() string {
+	switch k {
+	case OpJoin:
+		return "join"
+	case OpPart:
+		return "part"
+	case OpInclude:
+		return "include"
+	case OpExclude:
+		return "exclude"
+	case OpRefresh:
+		return "refresh"
+	case OpStart:
+		return "start"
+	}
+	return fmt.Sprintf("OpKind(%d)", uint8(k))
+}
+
+// Errors of user operations.
+var (
+	// ErrOperationInProgress: another user operation is pending (D3): one
+	// at a time. The same action again returns the pending handle instead.
+	ErrOperationInProgress = errors.New("session: another operation is in progress")
+	// ErrBusy: a membership operation is under way in the session (D8);
+	// retry when it ends.
+	ErrBusy = errors.New("session: a membership operation is under way")
+	// ErrNotJoined: the session is not in a state that allows this.
+	ErrNotJoined = errors.New("session: not joined")
+	// ErrNotInChannel: some members to include are not in the room.
+	ErrNotInChannel = errors.New("session: not everyone to include is in the room")
+	// ErrInvalid: the request makes no sense (excluding ourselves, an
+	// empty set, a member already there, include and exclude at once...).
+	ErrInvalid = errors.New("session: invalid request")
+	// ErrRejected: our proposal lost to another one (ServerOrder).
+	ErrRejected = errors.New("session: proposal rejected")
+	// ErrAborted: the operation ended without completing (a member left, it
+	// timed out, an abort packet, we left the room).
+	ErrAborted = errors.New("session: operation aborted")
+	// ErrJoinTimeout: nobody included us in time.
+	ErrJoinTimeout = errors.New("session: nobody included us in time")
+	// ErrClosed: the session is closed.
+	ErrClosed = errors.New("session: closed")
+)
+
+// Op is the handle of a user operation. It settles exactly once, with a
+// notice (OpSucceeded or OpFailed) carrying it.
+type Op struct {
+	id      uint64
+	Kind    OpKind
+	Members []string // included or excluded members
+	started time.Time
+
+	done bool
+	err  error
+	// ignored: the outcome could not be observed but is assumed (we were
+	// excluded and left: "ignored, assume it succeeded").
+	ignored bool
+	// followsWinner: our proposal lost to one that does the same; we
+	// succeed or fail with it.
+	followsWinner bool
+	// doneCh is closed when the op settles (for the goroutine wrapper).
+	doneCh chan struct{}
+}
+
+func newOp(id uint64, kind OpKind, members []string, now time.Time) *Op {
+	return &Op{id: id, Kind: kind, Members: slices.Clone(members), started: now, doneCh: make(chan struct{})}
+}
+
+// Done reports whether the operation has settled.
+func (o *Op) Done() bool { return o.done }
+
+// Err returns nil if the operation succeeded, else why it failed. It is
+// meaningful once Done.
+func (o *Op) Err() error { return o.err }
+
+// Wait returns a channel closed when the operation settles.
+func (o *Op) Wait() <-chan struct{} { return o.doneCh }
+
+func (o *Op) String() string {
+	if o == nil {
+		return "<nil>"
+	}
+	s := fmt.Sprintf("#%d %v %v", o.id, o.Kind, o.Members)
+	switch {
+	case !o.done:
+		s += " pending"
+	case o.err != nil:
+		s += " failed: " + o.err.Error()
+	default:
+		s += " succeeded"
+	}
+	return s
+}
+
+func (o *Op) settle(err error) bool {
+	if o.done {
+		return false
+	}
+	o.done, o.err = true, err
+	close(o.doneCh)
+	return true
+}

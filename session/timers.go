@@ -1,0 +1,88 @@
+package session
+
+import (
+	"time"
+)
+
+// Tick fires everything due at now.
+func (c *Core) Tick(now time.Time) {
+	c.advance(now)
+	c.tick()
+	c.after()
+}
+
+// NextDeadline returns when Tick must be called next, if ever.
+func (c *Core) NextDeadline() (time.Time, bool) {
+	var t time.Time
+	ok := false
+	consider := func(d time.Time, has bool) {
+		if has && !d.IsZero() && (!ok || d.Before(t)) {
+			t, ok = d, true
+		}
+	}
+	for _, s := range []*sub{c.cur, c.prev} {
+		if s != nil && !s.finished {
+			consider(s.base.NextDeadline())
+		}
+	}
+	consider(c.trial.NextDeadline())
+	if c.joinOp != nil && !c.joinOp.done && c.inChannel && !c.so.Synced() {
+		consider(c.joinDeadline, true)
+	}
+	consider(c.reenterAt, true)
+	consider(c.leaveAt, true)
+	if c.op != nil && !c.op.abortSent {
+		consider(c.op.abortAt, true)
+	}
+	if !c.excludedAt.IsZero() {
+		consider(c.backstop(), true)
+	}
+	return t, ok
+}
+
+// backstop is when an excluded member that was not kicked leaves by
+// itself (D17): (2 + n)·(BC + 1 s) + 17·BC after the initial packet.
+func (c *Core) backstop() time.Time {
+	return c.excludedAt.Add(c.joinWait(len(c.channel)) + 17*c.cfg.Timing.BC)
+}
+
+func due(t, now time.Time) bool { return !t.IsZero() && !now.Before(t) }
+
+// tick fires the core's own timers and the subsessions'.
+func (c *Core) tick() {
+	now := c.now
+	for _, s := range []*sub{c.cur, c.prev} {
+		if s != nil && !s.finished {
+			s.base.Tick(now)
+			c.drain(s)
+		}
+	}
+	c.trial.Tick(now)
+	c.drainTrial()
+	if c.joinOp != nil && !c.joinOp.done && c.inChannel && !c.so.Synced() && due(c.joinDeadline, now) {
+		c.joinFailed()
+	}
+	if due(c.reenterAt, now) {
+		c.reenterAt = time.Time{}
+		if c.wantIn && !c.inChannel {
+			c.enterChannel()
+		}
+	}
+	if due(c.leaveAt, now) {
+		c.leaveAt = time.Time{}
+		if c.inChannel {
+			c.leaveChannel()
+		}
+	}
+	if c.op != nil && !c.op.abortSent && due(c.op.abortAt, now) {
+		c.sendAbort()
+	}
+	if !c.excludedAt.IsZero() && due(c.backstop(), now) {
+		// Excluded and never kicked: leave by ourselves (D17).
+		c.excludedAt = time.Time{}
+		c.wantIn = false
+		if c.inChannel {
+			c.leaveChannel()
+		}
+	}
+}
