@@ -85,6 +85,11 @@ type Core struct {
 	log       *transcript.MessageLog
 	trial     *subsession.TrialBuffer
 
+	// oldSenders: members known to be finishing an older subsession we
+	// were not part of (we were just included); their undecryptable
+	// packets are that subsession's, not warnings, until the time given.
+	oldSenders map[string]time.Time
+
 	seniors     set
 	taskExclude set
 	taskLeave   set
@@ -128,6 +133,7 @@ type running struct {
 	prevMembers []string // M': the session's members before it
 	piKeys      map[string]crypto.PublicKey
 	latestPM    []transcript.ID
+	piPrev      []string  // the members that had a session before it, as its initial packet says
 	started     time.Time
 	abortR      []string  // who may abort it (sorted), from its initial packet
 	failed      error     // our Greeting failed: the operation cannot complete
@@ -188,6 +194,7 @@ func NewCore(cfg Config, now time.Time) (*Core, error) {
 		seniors:     set{},
 		taskExclude: set{},
 		taskLeave:   set{},
+		oldSenders:  map[string]time.Time{},
 		lastOutcome: StateParted,
 		public:      StateParted,
 	}

@@ -23,8 +23,32 @@ func (c *Core) onData(p *wire.DataPacket, w, sender string) {
 	if c.tryData(p, w, sender) {
 		return
 	}
-	c.trial.Add(p, w, sender, c.now)
-	c.drainTrial()
+	if c.couldBeOurs(sender) {
+		c.trial.Add(p, w, sender, c.now)
+		c.drainTrial()
+	}
+	// Otherwise it belongs to a subsession we are not part of (the old
+	// one of members who just included us, the new one of members who
+	// are excluding us, another group in the room): not ours to read, and
+	// nothing is wrong.
+}
+
+// couldBeOurs reports whether an undecryptable data packet from sender may
+// be meant for us, so that it waits in the trial buffer (and is reported
+// if it never opens): the sender is in our current subsession, we are not
+// being excluded, and the sender is not finishing an older subsession we
+// were not part of.
+func (c *Core) couldBeOurs(sender string) bool {
+	if c.cur == nil || !c.excludedAt.IsZero() || !slices.Contains(c.cur.base.Members(), sender) {
+		return false
+	}
+	if until, ok := c.oldSenders[sender]; ok {
+		if c.now.Before(until) {
+			return false
+		}
+		delete(c.oldSenders, sender)
+	}
+	return true
 }
 
 // tryData offers a packet to our subsessions; false if none takes it.

@@ -179,10 +179,13 @@ func (c *Core) acceptInitial(p *wire.GreetPacket, ev channel.Event, pid [32]byte
 	switch p.Type {
 	case wire.GreetInitInitiatorUp:
 		op.abortR = []string{p.Source}
+		op.piPrev = []string{p.Source}
 	case wire.GreetIncludeAuxInitiatorUp:
 		op.abortR = slices.Clone(p.Members[:min(len(p.Nonces), len(p.Members))])
+		op.piPrev = op.abortR
 	case wire.GreetExcludeAuxInitiatorDown:
 		op.abortR = slices.Clone(p.Members)
+		op.piPrev = op.abortR
 	}
 	slices.Sort(op.abortR)
 	for _, id := range p.Metadata.LatestPM {
@@ -502,6 +505,14 @@ func (c *Core) complete() {
 	}
 	c.notify(done)
 	c.notify(Notice{Kind: Membership, Remain: R, Include: I, Exclude: X, LogParents: c.logHeads()})
+	if op.prevMembers == nil {
+		// We were just included: the others are still finishing the
+		// subsession they had without us; its packets are not for us.
+		until := c.now.Add(c.cfg.Timing.FinTimeout + 2*c.cfg.Timing.BC)
+		for _, m := range op.piPrev {
+			c.oldSenders[m] = until
+		}
+	}
 	if c.joinOp != nil && !c.joinOp.done && slices.Contains(res.Members, c.cfg.Self) {
 		c.settle(c.joinOp, nil)
 		c.joinDeadline, c.rejoins = time.Time{}, 0

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mpenc/mpenc/channel/memchan"
+	"github.com/mpenc/mpenc/internal/wire"
 	"github.com/mpenc/mpenc/internal/sim"
 	"github.com/mpenc/mpenc/session"
 	"github.com/mpenc/mpenc/subsession"
@@ -106,4 +107,82 @@ func texts(m *sim.Member) []string {
 		out = append(out, fmt.Sprintf("%s:%s", n.Author, n.Text))
 	}
 	return out
+}
+
+// session forms a session of ids (all auto-including), the first founding it.
+func formSession(t *testing.T, w *sim.World, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		join(t, w, id)
+		run(t, w, 15*time.Second)
+	}
+	sameSession(t, w, ids...)
+}
+
+func addAll(w *sim.World, configure func(*session.Config), ids ...string) {
+	for _, id := range ids {
+		w.Add(id, configure)
+	}
+}
+
+func opOf(t *testing.T, w *sim.World, id string, f func(c *session.Core, now time.Time) (*session.Op, error)) *session.Op {
+	t.Helper()
+	var op *session.Op
+	var err error
+	w.Do(id, func(c *session.Core, now time.Time) { op, err = f(c, now) })
+	if err != nil {
+		t.Fatalf("%s: %v", id, err)
+	}
+	return op
+}
+
+func include(ms ...string) func(*session.Core, time.Time) (*session.Op, error) {
+	return func(c *session.Core, now time.Time) (*session.Op, error) { return c.Include(ms, now) }
+}
+
+func exclude(ms ...string) func(*session.Core, time.Time) (*session.Op, error) {
+	return func(c *session.Core, now time.Time) (*session.Op, error) { return c.Exclude(ms, now) }
+}
+
+func part(c *session.Core, now time.Time) (*session.Op, error) { return c.Part(now) }
+
+// holdFirst makes the interceptor keep back the first packet member id
+// sends for which pick is true, returning a function that releases it.
+func holdFirst(w *sim.World, id string, pick func(wire string) bool) (release func()) {
+	var held []session.Action
+	done := false
+	prev := w.Intercept
+	w.Intercept = func(who string, a session.Action) []session.Action {
+		if !done && who == id && a.Kind == session.ActSend && pick(a.Wire) {
+			done = true
+			held = append(held, a)
+			return nil
+		}
+		if prev != nil {
+			return prev(who, a)
+		}
+		return []session.Action{a}
+	}
+	return func() {
+		for _, a := range held {
+			w.Act(id, a)
+		}
+		held = nil
+	}
+}
+
+func isGreet(t wire.GreetType) func(string) bool {
+	return func(w string) bool {
+		p, err := wire.DecodeWire(w)
+		if err != nil {
+			return false
+		}
+		g, ok := p.(*wire.GreetPacket)
+		return ok && g.Type == t
+	}
+}
+
+func chainLen(w *sim.World, id string) int {
+	ids, _ := w.Members[id].Core.Chain()
+	return len(ids)
 }

@@ -50,7 +50,40 @@ type World struct {
 	seed    uint64
 	// OnStep, when set, runs after every step (for invariant checks).
 	OnStep func(w *World) error
-	steps  int
+	// Intercept, when set, sees every channel action before the hub does:
+	// it may return a replacement list (empty drops it). Tests use it to
+	// hold a packet back (see Later) or to observe what is sent.
+	Intercept func(id string, a session.Action) []session.Action
+	steps     int
+	later     []laterFn
+	laterSeq  int
+}
+
+type laterFn struct {
+	at  time.Time
+	seq int
+	f   func()
+}
+
+// Later runs f at virtual time at (in order with everything else).
+func (w *World) Later(at time.Time, f func()) {
+	w.laterSeq++
+	w.later = append(w.later, laterFn{at: at, seq: w.laterSeq, f: f})
+	slices.SortStableFunc(w.later, func(a, b laterFn) int { return a.at.Compare(b.at) })
+}
+
+// Act performs a channel action as if member id had asked for it.
+func (w *World) Act(id string, a session.Action) {
+	switch a.Kind {
+	case session.ActSend:
+		w.Hub.Send(id, a.Wire)
+	case session.ActEnter:
+		w.Hub.Enter(id)
+	case session.ActLeave:
+		w.Hub.Leave(id)
+	case session.ActKick:
+		w.Hub.Kick(id, a.Members)
+	}
 }
 
 // NewWorld creates a world with the given seed, room faults and timing.
@@ -125,15 +158,12 @@ func (w *World) Order() []string { return slices.Clone(w.order) }
 // apply performs a member's channel actions and keeps its notices.
 func (w *World) apply(m *Member) {
 	for _, a := range m.Core.TakeActions() {
-		switch a.Kind {
-		case session.ActSend:
-			w.Hub.Send(m.ID, a.Wire)
-		case session.ActEnter:
-			w.Hub.Enter(m.ID)
-		case session.ActLeave:
-			w.Hub.Leave(m.ID)
-		case session.ActKick:
-			w.Hub.Kick(m.ID, a.Members)
+		acts := []session.Action{a}
+		if w.Intercept != nil {
+			acts = w.Intercept(m.ID, a)
+		}
+		for _, a := range acts {
+			w.Act(m.ID, a)
 		}
 	}
 	m.Notices = append(m.Notices, m.Core.TakeNotices()...)
@@ -164,10 +194,14 @@ func (w *World) Send(id, text string) error {
 	return err
 }
 
-// next returns the time of the next thing to happen and who it is for.
+// next returns the time of the next thing to happen and who it is for
+// ("" for the hub, "*" for a Later callback).
 func (w *World) next() (time.Time, string, bool) {
 	t, hubOK := w.Hub.NextTime()
 	who := ""
+	if len(w.later) > 0 && (!hubOK || w.later[0].at.Before(t)) {
+		t, who, hubOK = w.later[0].at, "*", true
+	}
 	for _, id := range w.order {
 		d, ok := w.Members[id].Core.NextDeadline()
 		if ok && (!hubOK && who == "" || d.Before(t)) {
@@ -185,7 +219,12 @@ func (w *World) Step() (bool, error) {
 		return false, nil
 	}
 	w.steps++
-	if who != "" {
+	if who == "*" {
+		w.Hub.Advance(t)
+		f := w.later[0].f
+		w.later = w.later[1:]
+		f()
+	} else if who != "" {
 		w.Hub.Advance(t)
 		m := w.Members[who]
 		m.Core.Tick(t)
