@@ -133,7 +133,7 @@ type running struct {
 	prevMembers []string // M': the session's members before it
 	piKeys      map[string]crypto.PublicKey
 	latestPM    []transcript.ID
-	piPrev      []string  // the members that had a session before it, as its initial packet says
+	piPrev      []string // the members that had a session before it, as its initial packet says
 	started     time.Time
 	abortR      []string  // who may abort it (sorted), from its initial packet
 	failed      error     // our Greeting failed: the operation cannot complete

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/mpenc/mpenc/channel/memchan"
-	"github.com/mpenc/mpenc/internal/wire"
 	"github.com/mpenc/mpenc/internal/sim"
+	"github.com/mpenc/mpenc/internal/wire"
 	"github.com/mpenc/mpenc/session"
 	"github.com/mpenc/mpenc/subsession"
 )
