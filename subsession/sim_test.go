@@ -375,3 +375,34 @@ func (s *sim) noWarnings() {
 
 // rebuildHeap restores the heap order after editing s.q directly.
 func rebuildHeap(s *sim) { heap.Init(&s.q) }
+
+// manual makes a sim whose room delivers nothing by itself: the test hands
+// packets over with hand.
+func manual(t *testing.T, timing Timing, names ...string) *sim {
+	s := newSim(t, 3, timing, names...)
+	s.filter = func(string, *node, string) bool { return false }
+	return s
+}
+
+// hand delivers wire to node to now, from channel sender from.
+func (s *sim) hand(to, from, wire string) Result {
+	s.t.Helper()
+	return s.deliver(delivery{to: s.node(to), wire: wire, from: from})
+}
+
+// last returns the last packet node name sent.
+func (s *sim) last(name string) string {
+	n := s.node(name)
+	return n.sent[len(n.sent)-1].wire
+}
+
+// acceptedOrder returns the ids node accepted, in order.
+func (n *node) acceptedOrder() []transcript.ID {
+	var out []transcript.ID
+	for _, x := range n.notices {
+		if x.Kind == MsgAccepted {
+			out = append(out, x.ID)
+		}
+	}
+	return out
+}

@@ -88,7 +88,9 @@ type SessionBase struct {
 
 	ackPending    bool
 	ackDue        time.Duration
-	hbDue         time.Duration
+	hbDue         time.Duration // when the next heartbeat is due, -1 if none
+	hbTimer       time.Duration // the pending heartbeat timer, -1 if none
+	bufTimer      time.Duration // the pending buffer timer, -1 if none
 	lastMonitored time.Duration
 	ownAt         []time.Duration // when we sent our message of seq k+1
 
@@ -120,6 +122,7 @@ type monitor struct {
 type presence struct {
 	knownAt  time.Duration
 	expireAt time.Duration
+	timerAt  time.Duration // the pending expiry timer, -1 if none
 	expired  bool
 	parting  bool // its FIN is accepted
 	absent   bool // its FIN is fully acked
@@ -163,16 +166,18 @@ func New(cfg Config, now time.Time) (*SessionBase, error) {
 		wires:     make(map[transcript.Index]string),
 		ackResent: make(map[transcript.Index]time.Duration),
 		buf:       newTryBuffer(n),
+		hbDue:     -1,
+		hbTimer:   -1,
+		bufTimer:  -1,
 	}
 	for i := range s.inChannel {
 		s.inChannel[i] = true
 	}
-	if s.timing.Heartbeats {
-		for a := range s.presence {
-			if a != self {
-				s.presence[a].expireAt = s.timing.OthersExpiry
-				s.schedule(s.timing.OthersExpiry, tExpire, uint32(a), transcript.ID{})
-			}
+	for a := range s.presence {
+		s.presence[a].timerAt = -1
+		if a != self && s.timing.Heartbeats {
+			s.presence[a].expireAt = s.timing.OthersExpiry
+			s.armExpiry(a)
 		}
 	}
 	s.rescheduleHeartbeat()
@@ -426,10 +431,7 @@ func (s *SessionBase) offer(e *bufEntry, t time.Duration, fromBuffer bool) (Outc
 		}
 		s.makeRoom(e, t)
 		s.buf.add(e)
-		if !fromBuffer && !s.state.Done() {
-			s.schedule(t+s.timing.NotAccepted, tNotAccepted, 0, e.id)
-			s.schedule(t+s.timing.BufferDrop, tDrop, 0, e.id)
-		}
+		s.armBuffer(e.firstAt + s.timing.NotAccepted)
 		return Buffered, err
 	case err == transcript.ErrDuplicate:
 		return Duplicate, err
@@ -485,16 +487,46 @@ func (s *SessionBase) overflow(e *bufEntry, t time.Duration) {
 	s.emit(Notice{Kind: BufferOverflow, At: s.at(t), ID: e.id, Author: s.members[e.author]})
 }
 
-func (s *SessionBase) reportNotAccepted(id transcript.ID, t time.Duration) {
-	e := s.buf.entries[id]
-	e.reported = true
-	s.emit(Notice{Kind: MsgNotAccepted, At: s.at(t), ID: id, Author: s.members[e.author], Missing: slices.Clone(e.missing)})
+// armBuffer makes sure the buffer timer fires by at.
+func (s *SessionBase) armBuffer(at time.Duration) {
+	if s.state.Done() || (s.bufTimer >= 0 && s.bufTimer <= at) {
+		return
+	}
+	s.bufTimer = at
+	s.schedule(at, tBuffer, 0, transcript.ID{})
 }
 
-func (s *SessionBase) dropBuffered(id transcript.ID, t time.Duration) {
-	e := s.buf.entries[id]
-	s.buf.remove(e)
-	s.emit(Notice{Kind: MsgDropped, At: s.at(t), ID: id, Author: s.members[e.author], Missing: slices.Clone(e.missing)})
+// bufferDeadlines reports the buffered messages that waited NotAccepted
+// (BC) and drops those that waited BufferDrop (FA), oldest first, then
+// re-arms the timer for the next deadline. The buffer holds at most a few
+// hundred entries, so a scan is cheap.
+func (s *SessionBase) bufferDeadlines(t time.Duration) {
+	next := time.Duration(-1)
+	for _, it := range slices.Clone(s.buf.age) {
+		e := s.buf.entries[it.id]
+		if e == nil || e.seq != it.seq {
+			continue
+		}
+		if !e.reported && e.firstAt+s.timing.NotAccepted <= t {
+			e.reported = true
+			s.emit(Notice{Kind: MsgNotAccepted, At: s.at(t), ID: e.id, Author: s.members[e.author], Missing: slices.Clone(e.missing)})
+		}
+		if e.firstAt+s.timing.BufferDrop <= t {
+			s.buf.remove(e)
+			s.emit(Notice{Kind: MsgDropped, At: s.at(t), ID: e.id, Author: s.members[e.author], Missing: slices.Clone(e.missing)})
+			continue
+		}
+		d := e.firstAt + s.timing.BufferDrop
+		if !e.reported {
+			d = e.firstAt + s.timing.NotAccepted
+		}
+		if next < 0 || d < next {
+			next = d
+		}
+	}
+	if next >= 0 {
+		s.armBuffer(next)
+	}
 }
 
 // reject records a verified message as invalid and warns, naming its
@@ -790,14 +822,23 @@ func (s *SessionBase) rescheduleHeartbeat() {
 		return
 	}
 	s.hbDue = s.lastMonitored + s.timing.HeartbeatIdle
-	s.schedule(s.hbDue, tHeartbeat, 0, transcript.ID{})
+	if s.hbTimer < 0 || s.hbTimer > s.hbDue {
+		s.hbTimer = s.hbDue
+		s.schedule(s.hbDue, tHeartbeat, 0, transcript.ID{})
+	}
 }
 
 // heartbeat sends a Consistency(false) when our newest monitored message
 // is HeartbeatIdle old, so that the others' acks prove they are alive
 // (LIVENESS-NOTES §5). Never body type 2: the reference cannot decode it.
 func (s *SessionBase) heartbeat(t time.Duration) {
+	s.hbTimer = -1
 	if s.state != Joined || s.failed {
+		return
+	}
+	if t < s.hbDue { // a later send moved it: re-arm
+		s.hbTimer = s.hbDue
+		s.schedule(s.hbDue, tHeartbeat, 0, transcript.ID{})
 		return
 	}
 	others := false
@@ -806,6 +847,7 @@ func (s *SessionBase) heartbeat(t time.Duration) {
 	}
 	if !others {
 		s.hbDue = t + s.timing.HeartbeatIdle
+		s.hbTimer = s.hbDue
 		s.schedule(s.hbDue, tHeartbeat, 0, transcript.ID{})
 		return
 	}
@@ -826,7 +868,7 @@ func (s *SessionBase) renew(a int, ts, t time.Duration) {
 		return
 	}
 	p.expireAt = ts + s.timing.OthersExpiry
-	s.schedule(p.expireAt, tExpire, uint32(a), transcript.ID{})
+	s.armExpiry(a)
 	// An ack of an old message of ours does not bring an expired member
 	// back: only one that keeps it fresh past now.
 	if p.expired && p.expireAt > t {
@@ -835,9 +877,23 @@ func (s *SessionBase) renew(a int, ts, t time.Duration) {
 	}
 }
 
+// armExpiry makes sure member a's expiry timer fires by its expireAt.
+func (s *SessionBase) armExpiry(a int) {
+	p := &s.presence[a]
+	if p.timerAt >= 0 && p.timerAt <= p.expireAt {
+		return
+	}
+	p.timerAt = p.expireAt
+	s.schedule(p.expireAt, tExpire, uint32(a), transcript.ID{})
+}
+
 func (s *SessionBase) expire(a int, t time.Duration) {
 	p := &s.presence[a]
-	if s.state.Done() || p.parting || p.absent || !s.inChannel[a] {
+	if t < p.expireAt { // renewed since: re-arm
+		s.armExpiry(a)
+		return
+	}
+	if p.expired || s.state.Done() || p.parting || p.absent || !s.inChannel[a] {
 		return
 	}
 	p.expired = true

@@ -15,8 +15,7 @@ const (
 	tResend                           // idx: resend monitor round
 	tAck                              // automatic ack due
 	tHeartbeat                        // heartbeat due
-	tNotAccepted                      // id: buffered message waited BC
-	tDrop                             // id: buffered message waited FA
+	tBuffer                           // the earliest NotAccepted or drop deadline in the buffer
 	tExpire                           // member: presence expiry
 	tFinTimeout                       // our FIN not fully acked in time
 	tFinComplete                      // our FIN fully acked + BC
@@ -25,7 +24,11 @@ const (
 // timer is one entry of the deadline heap. Entries are never removed
 // early: each is checked against the current state when it fires and
 // ignored if stale (a cancelled monitor, a rescheduled singleton), which
-// keeps rescheduling O(log n) without an index.
+// keeps rescheduling O(log n) without an index. Timers whose deadline only
+// moves later (the buffer's, each member's expiry, the heartbeat) keep a
+// single pending entry that fires at the old deadline, finds nothing due
+// and re-arms itself: the heap then holds O(1) entries for them whatever
+// the traffic, and a flood of buffered packets adds none.
 type timer struct {
 	at   time.Duration // since the subsession's start
 	seq  uint64        // insertion order: ties fire first-in first-out
@@ -69,19 +72,11 @@ func (s *SessionBase) valid(t timer) bool {
 	case tAck:
 		return s.ackPending && s.ackDue == t.at
 	case tHeartbeat:
-		return s.hbDue == t.at
-	case tNotAccepted, tDrop:
-		e := s.buf.entries[t.id]
-		if e == nil || s.state.Done() {
-			return false
-		}
-		if t.kind == tNotAccepted {
-			return !e.reported && e.firstAt+s.timing.NotAccepted == t.at
-		}
-		return e.firstAt+s.timing.BufferDrop == t.at
+		return s.hbTimer == t.at && s.hbDue >= 0
+	case tBuffer:
+		return s.bufTimer == t.at && !s.state.Done()
 	case tExpire:
-		p := &s.presence[t.arg]
-		return p.expireAt == t.at && !p.expired
+		return s.presence[t.arg].timerAt == t.at && !s.state.Done()
 	case tFinTimeout:
 		return s.state == Parting
 	case tFinComplete:
@@ -144,11 +139,11 @@ func (s *SessionBase) fire(t timer) {
 		}
 	case tHeartbeat:
 		s.heartbeat(t.at)
-	case tNotAccepted:
-		s.reportNotAccepted(t.id, t.at)
-	case tDrop:
-		s.dropBuffered(t.id, t.at)
+	case tBuffer:
+		s.bufTimer = -1
+		s.bufferDeadlines(t.at)
 	case tExpire:
+		s.presence[t.arg].timerAt = -1
 		s.expire(int(t.arg), t.at)
 	case tFinTimeout, tFinComplete:
 		s.complete(t.at)
