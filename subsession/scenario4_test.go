@@ -180,4 +180,3 @@ func TestScenario25Heartbeats(t *testing.T) {
 		t.Error("A, heart-beating, does not count as fresh")
 	}
 }
-
