@@ -185,6 +185,12 @@ func (c *Core) userOperation(kind OpKind, members []string, now time.Time) (*Op,
 			if c.taskExclude[m] {
 				return nil, fmt.Errorf("%w: %s is being excluded", ErrInvalid, m)
 			}
+			if c.taskLeave[m] {
+				// Excluded but still in the room: it must go before it can
+				// come back (so that rule IAL never fires against us).
+				c.kick([]string{m})
+				return nil, fmt.Errorf("%w: %s must leave the room first (kicked); include it when it is back", ErrBusy, m)
+			}
 			if !slices.Contains(c.channel, m) {
 				return nil, fmt.Errorf("%w: %s", ErrNotInChannel, m)
 			}
