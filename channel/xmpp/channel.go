@@ -210,7 +210,7 @@ func (c *Channel) Leave(ctx context.Context) error {
 		return nil
 	}
 	cn := c.conn
-	sendLeave := c.room.phase == phaseIn
+	sendLeave := c.room.phase == phaseIn && cn != nil
 	c.room.phase = phaseLeaving
 	occ, _ := c.cfg.room.WithResource(c.room.nick)
 	c.mu.Unlock()
@@ -350,8 +350,11 @@ func (c *Channel) Close() error {
 	c.conn = nil
 	c.mu.Unlock()
 	if cn != nil {
-		// End the stream politely (bounded by WriteTimeout), then the socket.
+		// End the stream politely, then the socket; a server that does not
+		// read gets two seconds.
+		t := time.AfterFunc(2*time.Second, func() { _ = cn.raw.Close() })
 		_ = cn.sess.Close()
+		t.Stop()
 		cn.cancel()
 		_ = cn.raw.Close()
 	}

@@ -1,0 +1,173 @@
+package xmpp
+
+import (
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/jid"
+
+	"github.com/mpenc/mpenc/crypto"
+)
+
+// decodeString decodes one stanza from XML text the way the receive loop
+// does: the start element, then its inner tokens and its end element.
+func decodeString(s string) (*inStanza, error) {
+	d := xml.NewDecoder(strings.NewReader(s))
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return nil, err
+		}
+		if start, ok := tok.(xml.StartElement); ok {
+			return decodeStanza(start, xmlstream.InnerElement(d))
+		}
+	}
+}
+
+func mustDecode(t testing.TB, s string) *inStanza {
+	t.Helper()
+	st, err := decodeString(s)
+	if err != nil {
+		t.Fatalf("decode %q: %v", s, err)
+	}
+	return st
+}
+
+var testKeyA = func() crypto.PublicKey {
+	var k crypto.PublicKey
+	for i := range k {
+		k[i] = byte(i + 1)
+	}
+	return k
+}()
+
+func identityEl(k crypto.PublicKey) string {
+	return fmt.Sprintf(`<identity xmlns='%s' alg='ed25519'>%s</identity>`, NSIdentity, base64.StdEncoding.EncodeToString(k[:]))
+}
+
+func TestDecodeStanza(t *testing.T) {
+	const room = "r@muc.example"
+	tests := []struct {
+		in   string
+		want inStanza
+	}{
+		0: {
+			in: `<message xmlns='jabber:client' from='r@muc.example/alice' type='groupchat' id='m1'><body>?mpENC:AAAA.</body></message>`,
+			want: inStanza{Kind: kindMessage, From: jid.MustParse(room + "/alice"), FromOK: true, Type: "groupchat", ID: "m1",
+				HasBody: true, Body: "?mpENC:AAAA."},
+		},
+		1: { // history is marked delayed; only the first body counts
+			in: `<message xmlns='jabber:client' from='r@muc.example/a' type='groupchat'><body>one</body><body xml:lang='de'>zwei</body><delay xmlns='urn:xmpp:delay' stamp='2002-09-10T23:08:25Z'/></message>`,
+			want: inStanza{Kind: kindMessage, From: jid.MustParse(room + "/a"), FromOK: true, Type: "groupchat",
+				HasBody: true, Body: "one", Delayed: true},
+		},
+		2: { // a subject without a body; escaped text
+			in: `<message xmlns='jabber:client' from='r@muc.example' type='groupchat'><subject>a &amp; b</subject></message>`,
+			want: inStanza{Kind: kindMessage, From: jid.MustParse(room), FromOK: true, Type: "groupchat", HasSubject: true},
+		},
+		3: { // self-presence with status codes, item and identity
+			in: `<presence xmlns='jabber:client' from='r@muc.example/me'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='me@example.org/dev' affiliation='owner' role='moderator'/><status code='110'/><status code='100'/><status code='201'/></x>` + identityEl(testKeyA) + `</presence>`,
+			want: inStanza{Kind: kindPresence, From: jid.MustParse(room + "/me"), FromOK: true,
+				HasMUCUser: true, Item: &mucItem{JID: "me@example.org/dev", Role: "moderator", Affiliation: "owner"}, Status: []int{110, 100, 201},
+				HasIdentity: true, IdentityOK: true, Identity: testKeyA},
+		},
+		4: { // a presence error
+			in: `<presence xmlns='jabber:client' from='r@muc.example/me' type='error'><x xmlns='http://jabber.org/protocol/muc'/><error type='cancel'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>nick in use</text></error></presence>`,
+			want: inStanza{Kind: kindPresence, From: jid.MustParse(room + "/me"), FromOK: true, Type: "error",
+				ErrCondition: "conflict", ErrText: "nick in use"},
+		},
+		5: { // bad status codes, a nick change, a destroy
+			in: `<presence xmlns='jabber:client' from='r@muc.example/old' type='unavailable'><x xmlns='http://jabber.org/protocol/muc#user'><item nick='new' jid='a@b/c'/><item nick='ignored'/><status code='303'/><status code='abc'/><status code='1000'/><status code='99'/><destroy/></x></presence>`,
+			want: inStanza{Kind: kindPresence, From: jid.MustParse(room + "/old"), FromOK: true, Type: "unavailable",
+				HasMUCUser: true, Item: &mucItem{JID: "a@b/c", Nick: "new"}, Status: []int{303}, Destroyed: true},
+		},
+		6: { // a malformed from, a bad identity
+			in: `<presence xmlns='jabber:client' from='@@@'><identity xmlns='` + NSIdentity + `' alg='ed25519'>AAAA</identity></presence>`,
+			want: inStanza{Kind: kindPresence, HasIdentity: true},
+		},
+		7: { // two identities: neither counts
+			in: `<presence xmlns='jabber:client' from='r@muc.example/x'>` + identityEl(testKeyA) + identityEl(crypto.PublicKey{9}) + `</presence>`,
+			want: inStanza{Kind: kindPresence, From: jid.MustParse(room + "/x"), FromOK: true, HasIdentity: true},
+		},
+		8: { // text of nested elements inside a body is not body text; wrong namespaces are not ours
+			in: `<message xmlns='jabber:client' from='r@muc.example/a' type='groupchat'><body>a<b>x</b>c</body><x xmlns='urn:other'><status code='110'/></x><delay xmlns='urn:not-delay'/></message>`,
+			want: inStanza{Kind: kindMessage, From: jid.MustParse(room + "/a"), FromOK: true, Type: "groupchat", HasBody: true, Body: "ac"},
+		},
+		9: { // an IQ: only the envelope is looked at
+			in:   `<iq xmlns='jabber:client' from='example.org' type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>`,
+			want: inStanza{Kind: kindOther, From: jid.MustParse("example.org"), FromOK: true, Type: "get", ID: "p"},
+		},
+	}
+	for i, tc := range tests {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			got := mustDecode(t, tc.in)
+			if !reflect.DeepEqual(*got, tc.want) {
+				t.Fatalf("got  %+v\nwant %+v", *got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDecodeCaps(t *testing.T) {
+	// A body over the cap is flagged, not kept.
+	long := `<message xmlns='jabber:client' from='r@m/a' type='groupchat'><body>` + strings.Repeat("x", maxBody+1) + `</body></message>`
+	st := mustDecode(t, long)
+	if !st.HasBody || !st.BodyTooLong || st.Body != "" {
+		t.Fatalf("long body: HasBody %v TooLong %v len %d", st.HasBody, st.BodyTooLong, len(st.Body))
+	}
+	exact := `<message xmlns='jabber:client' from='r@m/a' type='groupchat'><body>` + strings.Repeat("x", maxBody) + `</body></message>`
+	if st := mustDecode(t, exact); st.BodyTooLong || len(st.Body) != maxBody {
+		t.Fatalf("body at the cap: TooLong %v len %d", st.BodyTooLong, len(st.Body))
+	}
+	// Deep nesting and many tokens stop the walk without an error.
+	deep := `<message xmlns='jabber:client' from='r@m/a' type='groupchat'>` + strings.Repeat("<a>", 100) + strings.Repeat("</a>", 100) + `<body>late</body></message>`
+	if st := mustDecode(t, deep); !st.Truncated || st.HasBody {
+		t.Fatalf("deep: truncated %v body %v", st.Truncated, st.HasBody)
+	}
+	many := `<message xmlns='jabber:client' from='r@m/a' type='groupchat'>` + strings.Repeat("<a/>", maxTokens) + `<body>late</body></message>`
+	if st := mustDecode(t, many); !st.Truncated || st.HasBody {
+		t.Fatalf("many: truncated %v body %v", st.Truncated, st.HasBody)
+	}
+	codes := `<presence xmlns='jabber:client' from='r@m/a'><x xmlns='http://jabber.org/protocol/muc#user'>` + strings.Repeat("<status code='110'/>", 100) + `</x></presence>`
+	if st := mustDecode(t, codes); len(st.Status) != maxStatus {
+		t.Fatalf("%d status codes kept", len(st.Status))
+	}
+	longAttr := `<presence xmlns='jabber:client' from='r@m/a' type='` + strings.Repeat("t", 1000) + `'/>`
+	if st := mustDecode(t, longAttr); len(st.Type) != maxAttr {
+		t.Fatalf("type of %d bytes kept", len(st.Type))
+	}
+}
+
+func TestDecodeNotStanza(t *testing.T) {
+	for _, s := range []string{
+		`<features xmlns='http://etherx.jabber.org/streams'/>`,
+		`<message xmlns='urn:other'/>`,
+		`<r xmlns='urn:xmpp:sm:3'/>`,
+	} {
+		if _, err := decodeString(s); !errors.Is(err, errNotStanza) {
+			t.Errorf("%s: %v, want errNotStanza", s, err)
+		}
+	}
+}
+
+// A stream that breaks inside a stanza is an error, not a stanza.
+func TestDecodeBrokenStream(t *testing.T) {
+	if _, err := decodeString(`<message xmlns='jabber:client' from='r@m/a'><body>abc`); err == nil {
+		t.Fatal("no error for a truncated stream")
+	}
+}
+
+func TestClip(t *testing.T) {
+	if got := clip("héllo", 2); got != "h" {
+		t.Fatalf("clip at a rune boundary: %q", got)
+	}
+	if got := clip("abc", 5); got != "abc" {
+		t.Fatalf("clip short: %q", got)
+	}
+}

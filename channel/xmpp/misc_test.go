@@ -1,0 +1,190 @@
+package xmpp
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/jid"
+
+	"github.com/mpenc/mpenc/crypto"
+)
+
+func encode(t testing.TB, r xml.TokenReader) string {
+	t.Helper()
+	var b bytes.Buffer
+	e := xml.NewEncoder(&b)
+	if _, err := xmlstream.Copy(e, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func TestIdentityRoundTrip(t *testing.T) {
+	id := Identity{Key: testKeyA}
+	out, err := xml.Marshal(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(`<identity xmlns="%s" alg="ed25519">%s</identity>`, NSIdentity, base64.StdEncoding.EncodeToString(testKeyA[:]))
+	if string(out) != want {
+		t.Fatalf("marshal:\n%s\nwant\n%s", out, want)
+	}
+	var back Identity
+	if err := xml.Unmarshal(out, &back); err != nil || back != id {
+		t.Fatalf("unmarshal: %v %x", err, back.Key)
+	}
+	if got := encode(t, id.TokenReader()); got != want {
+		t.Fatalf("TokenReader: %s", got)
+	}
+}
+
+func TestIdentityStrict(t *testing.T) {
+	good := base64.StdEncoding.EncodeToString(testKeyA[:])
+	// A canonical encoding with non-zero padding bits is not canonical.
+	nonCanon := good[:len(good)-2] + "B="
+	for i, s := range []string{
+		`<identity xmlns='%[1]s' alg='ed448'>%[2]s</identity>`,
+		`<identity xmlns='%[1]s'>%[2]s</identity>`,
+		`<identity xmlns='%[1]s' alg='ed25519'>%[2]sAAAA</identity>`,
+		`<identity xmlns='%[1]s' alg='ed25519'> %[2]s</identity>`,
+		`<identity xmlns='%[1]s' alg='ed25519'>%[2]s<x/></identity>`,
+		`<identity xmlns='%[1]s' alg='ed25519'>` + nonCanon + `</identity>`,
+		`<identity xmlns='%[1]s' alg='ed25519'>` + strings.Replace(good, "A", "\n", 1) + `</identity>`,
+		`<identity xmlns='%[1]s' alg='ed25519'></identity>`,
+	} {
+		var id Identity
+		id.Key = crypto.PublicKey{1}
+		err := xml.Unmarshal([]byte(fmt.Sprintf(s, NSIdentity, good)), &id)
+		if err == nil || id.Key != (crypto.PublicKey{}) {
+			t.Errorf("%d: accepted %q (key %x)", i, s, id.Key[:4])
+		}
+	}
+}
+
+func TestOutgoingStanzas(t *testing.T) {
+	room := jid.MustParse("r@muc.example")
+	occ := jid.MustParse("r@muc.example/nick")
+	p := encode(t, joinPresence(occ, "id1", testKeyA))
+	for _, want := range []string{`to="r@muc.example/nick"`, `<history maxstanzas="0">`, `xmlns="http://jabber.org/protocol/muc"`, NSIdentity} {
+		if !strings.Contains(p, want) {
+			t.Errorf("join presence %s lacks %s", p, want)
+		}
+	}
+	if p := encode(t, joinPresence(occ, "id1", crypto.PublicKey{})); strings.Contains(p, NSIdentity) {
+		t.Errorf("the zero key was announced: %s", p)
+	}
+	// The join presence decodes back into what the room expects of us.
+	st := mustDecode(t, strings.Replace(encode(t, joinPresence(occ, "id1", testKeyA)), "<presence", "<presence xmlns='jabber:client' from='r@muc.example/nick'", 1))
+	if !st.IdentityOK || st.Identity != testKeyA {
+		t.Fatalf("own announcement does not decode: %+v", st)
+	}
+	if p := encode(t, leavePresence(occ, "id2")); !strings.Contains(p, `type="unavailable"`) {
+		t.Errorf("leave presence %s", p)
+	}
+	m := encode(t, groupchat(room, "id3", "a<b&c"))
+	if m != `<message type="groupchat" to="r@muc.example" id="id3"><body>a&lt;b&amp;c</body></message>` {
+		t.Errorf("groupchat %s", m)
+	}
+	n, err := stanzaSize(groupchat(room, "id3", "a<b&c"))
+	if err != nil || n != len(m) {
+		t.Errorf("stanzaSize %d %v, encoded %d", n, err, len(m))
+	}
+	if k := encode(t, kickPayload("bad'nick")); !strings.Contains(k, `nick="bad&#39;nick"`) || !strings.Contains(k, `role="none"`) {
+		t.Errorf("kick %s", k)
+	}
+	f := encode(t, nonAnonymousForm())
+	for _, want := range []string{`type="submit"`, `var="muc#roomconfig_whois"`, `<value>anyone</value>`, `http://jabber.org/protocol/muc#roomconfig`} {
+		if !strings.Contains(f, want) {
+			t.Errorf("config form %s lacks %s", f, want)
+		}
+	}
+}
+
+func TestXMLSafe(t *testing.T) {
+	for s, want := range map[string]bool{
+		"?mpENC:QUFB.":  true,
+		"tab\tand\nlf":  true,
+		"snow ☃ 𝄞":      true,
+		"nul \x00":      false,
+		"cr \r":         false,
+		"bell \x07":     false,
+		"bad \xff utf8": false,
+		"\uFFFE":        false,
+		"\uFFFD":        true,
+	} {
+		if got := xmlSafe(s); got != want {
+			t.Errorf("xmlSafe(%q) = %v", s, got)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	base := Config{JID: "me@example.org", Password: "pw", Room: "r@muc.example.org", Nick: "n"}
+	if _, err := base.validate(); err != nil {
+		t.Fatalf("valid config: %v", err)
+	}
+	for name, tc := range map[string]struct {
+		mod  func(*Config)
+		want error
+	}{
+		"no local part":      {func(c *Config) { c.JID = "example.org" }, ErrConfig},
+		"no password":        {func(c *Config) { c.Password = "" }, ErrConfig},
+		"room with resource": {func(c *Config) { c.Room = "r@m/x" }, ErrConfig},
+		"room without local": {func(c *Config) { c.Room = "muc.example.org" }, ErrConfig},
+		"no nick":            {func(c *Config) { c.Nick = "" }, ErrConfig},
+		"bad addr":           {func(c *Config) { c.Addr = "nohostport" }, ErrConfig},
+		"plaintext remote":   {func(c *Config) { c.Security = UnsafePlaintext; c.Addr = "192.0.2.1:5222" }, ErrInsecure},
+		"plaintext no addr":  {func(c *Config) { c.Security = UnsafePlaintext }, ErrInsecure},
+		"skip verify remote": {func(c *Config) { c.UnsafeSkipVerify = true; c.Addr = "xmpp.example.org:5222" }, ErrInsecure},
+		"huge stanza limit":  {func(c *Config) { c.MaxStanzaSize = 300 << 10 }, ErrConfig},
+		"unknown security":   {func(c *Config) { c.Security = 9 }, ErrConfig},
+	} {
+		c := base
+		tc.mod(&c)
+		if _, err := c.validate(); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", name, err, tc.want)
+		}
+	}
+	for _, addr := range []string{"127.0.0.1:5222", "[::1]:5222", "localhost:1", "127.1.2.3:9"} {
+		c := base
+		c.Security, c.Addr = UnsafePlaintext, addr
+		if _, err := c.validate(); err != nil {
+			t.Errorf("loopback %s refused: %v", addr, err)
+		}
+	}
+	s, _ := base.validate()
+	if s.tls.ServerName != "example.org" || s.tls.InsecureSkipVerify || s.MaxStanzaSize != DefaultMaxStanzaSize {
+		t.Errorf("defaults: %+v", s.tls)
+	}
+}
+
+func TestConfigRedactsPassword(t *testing.T) {
+	c := Config{JID: "me@example.org", Password: "hunter2-secret"}
+	for _, s := range []string{fmt.Sprint(c), fmt.Sprintf("%v %+v %#v %s", c, c, c, c), fmt.Sprint(&c), fmt.Sprintf("%+v", struct{ C Config }{c})} {
+		if strings.Contains(s, "hunter2") {
+			t.Fatalf("password printed: %s", s)
+		}
+	}
+}
+
+func TestErrors(t *testing.T) {
+	var err error = &StanzaTooLargeError{Size: 10, Limit: 5}
+	if !errors.Is(err, ErrStanzaTooLarge) {
+		t.Fatal("StanzaTooLargeError is not ErrStanzaTooLarge")
+	}
+	if !permanent(fmt.Errorf("x: %w", ErrAuth)) || permanent(errors.New("i/o timeout")) {
+		t.Fatal("permanent")
+	}
+	if !permanent(&RoomError{Condition: "forbidden"}) || permanent(&RoomError{Condition: "item-not-found"}) {
+		t.Fatal("room error permanence")
+	}
+}
