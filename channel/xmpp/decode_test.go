@@ -68,7 +68,7 @@ func TestDecodeStanza(t *testing.T) {
 				HasBody: true, Body: "one", Delayed: true},
 		},
 		2: { // a subject without a body; escaped text
-			in: `<message xmlns='jabber:client' from='r@muc.example' type='groupchat'><subject>a &amp; b</subject></message>`,
+			in:   `<message xmlns='jabber:client' from='r@muc.example' type='groupchat'><subject>a &amp; b</subject></message>`,
 			want: inStanza{Kind: kindMessage, From: jid.MustParse(room), FromOK: true, Type: "groupchat", HasSubject: true},
 		},
 		3: { // self-presence with status codes, item and identity
@@ -88,15 +88,15 @@ func TestDecodeStanza(t *testing.T) {
 				HasMUCUser: true, Item: &mucItem{JID: "a@b/c", Nick: "new"}, Status: []int{303}, Destroyed: true},
 		},
 		6: { // a malformed from, a bad identity
-			in: `<presence xmlns='jabber:client' from='@@@'><identity xmlns='` + NSIdentity + `' alg='ed25519'>AAAA</identity></presence>`,
+			in:   `<presence xmlns='jabber:client' from='@@@'><identity xmlns='` + NSIdentity + `' alg='ed25519'>AAAA</identity></presence>`,
 			want: inStanza{Kind: kindPresence, HasIdentity: true},
 		},
 		7: { // two identities: neither counts
-			in: `<presence xmlns='jabber:client' from='r@muc.example/x'>` + identityEl(testKeyA) + identityEl(crypto.PublicKey{9}) + `</presence>`,
+			in:   `<presence xmlns='jabber:client' from='r@muc.example/x'>` + identityEl(testKeyA) + identityEl(crypto.PublicKey{9}) + `</presence>`,
 			want: inStanza{Kind: kindPresence, From: jid.MustParse(room + "/x"), FromOK: true, HasIdentity: true},
 		},
 		8: { // text of nested elements inside a body is not body text; wrong namespaces are not ours
-			in: `<message xmlns='jabber:client' from='r@muc.example/a' type='groupchat'><body>a<b>x</b>c</body><x xmlns='urn:other'><status code='110'/></x><delay xmlns='urn:not-delay'/></message>`,
+			in:   `<message xmlns='jabber:client' from='r@muc.example/a' type='groupchat'><body>a<b>x</b>c</body><x xmlns='urn:other'><status code='110'/></x><delay xmlns='urn:not-delay'/></message>`,
 			want: inStanza{Kind: kindMessage, From: jid.MustParse(room + "/a"), FromOK: true, Type: "groupchat", HasBody: true, Body: "ac"},
 		},
 		9: { // an IQ: only the envelope is looked at
