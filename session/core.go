@@ -81,8 +81,13 @@ type Core struct {
 	state *greeter.State // our membership's result state; nil when solo or outside
 	op    *running       // the operation under way, accepted by ServerOrder
 
-	cur, prev *sub
-	log       *transcript.MessageLog
+	// cur is the current subsession; prevs are older ones still finishing
+	// their shutdown, oldest first (at most maxPrevs: a quick succession of
+	// operations must not force-stop a shutdown in progress, which would
+	// report its unacknowledged messages for no fault of anyone's).
+	cur   *sub
+	prevs []*sub
+	log   *transcript.MessageLog
 	trial     *subsession.TrialBuffer
 
 	// oldSenders: members known to be finishing an older subsession we
@@ -114,6 +119,30 @@ type Core struct {
 
 	actions []Action
 	notices []Notice
+}
+
+// maxPrevs bounds the previous subsessions kept while they shut down.
+const maxPrevs = 4
+
+// subs returns the current subsession then the previous ones, newest
+// first: the order of trial decryption.
+func (c *Core) subs() []*sub {
+	out := make([]*sub, 0, 1+len(c.prevs))
+	if c.cur != nil {
+		out = append(out, c.cur)
+	}
+	for i := len(c.prevs) - 1; i >= 0; i-- {
+		out = append(out, c.prevs[i])
+	}
+	return out
+}
+
+// lastPrev returns the most recent previous subsession, or nil.
+func (c *Core) lastPrev() *sub {
+	if len(c.prevs) == 0 {
+		return nil
+	}
+	return c.prevs[len(c.prevs)-1]
 }
 
 // sub is a subsession and its place in the message log.

@@ -53,8 +53,8 @@ func (c *Core) couldBeOurs(sender string) bool {
 
 // tryData offers a packet to our subsessions; false if none takes it.
 func (c *Core) tryData(p *wire.DataPacket, w, sender string) bool {
-	for _, s := range []*sub{c.cur, c.prev} {
-		if s == nil || s.finished {
+	for _, s := range c.subs() {
+		if s.finished {
 			continue
 		}
 		r := s.base.Receive(p, w, sender, c.now)
@@ -113,9 +113,16 @@ func (c *Core) translate(s *sub, ns []subsession.Notice) {
 			c.notify(Notice{Kind: Message, ID: n.ID, Author: n.Author, Text: n.Text, Own: n.Own,
 				Members: members, LogParents: ready.ParIdx, AfterOwnFin: n.AfterOwnFin, Late: n.Late})
 		case subsession.MsgFullyAcked:
-			c.notify(Notice{Kind: FullyAcked, ID: n.ID, Author: n.Author})
+			if n.Body == transcript.KindPayload {
+				c.notify(Notice{Kind: FullyAcked, ID: n.ID, Author: n.Author})
+			}
 		case subsession.MsgNotFullyAcked:
-			c.notify(Notice{Kind: NotFullyAcked, ID: n.ID, Author: n.Author, Members: n.Members, Final: n.Final, Absent: n.Absent})
+			// Only Payloads' acknowledgement is the user's business (the
+			// reference forwards only these too); FINs, flushes and
+			// heartbeats have their own consequences (PART_FAILED, expiry).
+			if n.Body == transcript.KindPayload {
+				c.notify(Notice{Kind: NotFullyAcked, ID: n.ID, Author: n.Author, Members: n.Members, Final: n.Final, Absent: n.Absent})
+			}
 		case subsession.MsgNotAccepted:
 			c.notify(Notice{Kind: Waiting, ID: n.ID, Author: n.Author, Missing: n.Missing})
 		case subsession.MsgDropped, subsession.BufferOverflow:
@@ -145,10 +152,13 @@ func (c *Core) translate(s *sub, ns []subsession.Notice) {
 
 // onFinComplete: a subsession's shutdown completed.
 func (c *Core) onFinComplete(s *sub, st subsession.State) {
-	switch s {
-	case c.prev:
+	switch {
+	case s == c.lastPrev():
+		c.prevs = c.prevs[:len(c.prevs)-1]
 		c.onPrevSessionFin()
-	case c.cur:
+	case s != c.cur:
+		c.prevs = slices.DeleteFunc(c.prevs, func(p *sub) bool { return p == s })
+	default:
 		if c.parting && c.inChannel {
 			// Our leave intent's subsession is done: leave the room. The
 			// others exclude us and kick us if we are still there.
@@ -172,4 +182,3 @@ func (c *Core) heads() []wire.MessageID {
 	return out
 }
 
-var _ = transcript.ID{}

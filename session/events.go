@@ -43,11 +43,9 @@ func (c *Core) after() {
 
 func (c *Core) setChannel(members []string) {
 	c.channel = slices.Sorted(slices.Values(members))
-	for _, s := range []*sub{c.cur, c.prev} {
-		if s != nil {
-			s.base.SetChannelMembers(c.channel)
-			c.drain(s)
-		}
+	for _, s := range c.subs() {
+		s.base.SetChannelMembers(c.channel)
+		c.drain(s)
 	}
 }
 
@@ -116,13 +114,12 @@ func (c *Core) onOwnLeave(ev channel.Event) {
 	}
 	c.settleProposal(fmt.Errorf("%w: we left the room", ErrAborted))
 	c.settle(c.userOp, fmt.Errorf("%w: we left the room", ErrAborted))
-	for _, s := range []*sub{c.cur, c.prev} {
-		if s != nil {
-			s.base.Stop(c.now)
-			c.drainNotices(s)
-		}
+	excluded := !c.excludedAt.IsZero()
+	for _, s := range c.subs() {
+		s.base.Stop(c.now)
+		c.drainNotices(s)
 	}
-	c.cur, c.prev, c.state = nil, nil, nil
+	c.cur, c.prevs, c.state = nil, nil, nil
 	c.so.Clear()
 	c.seniors, c.taskExclude, c.taskLeave = set{}, set{}, set{}
 	c.justSynced = false
@@ -155,6 +152,9 @@ func (c *Core) onOwnLeave(ev channel.Event) {
 		} else {
 			c.joinFailed()
 		}
+	case excluded:
+		// Kicked after an operation excluded us: that is its expected end.
+		c.wantIn = false
 	case c.wantIn && hadSession:
 		// Disconnected or kicked out of a running session: the transport
 		// may re-enter; when it does, we join again. Warn about the gap.

@@ -472,18 +472,21 @@ func (c *Core) complete() {
 	}
 	c.justSynced = false
 	c.excludedAt = time.Time{}
-	if c.prev != nil {
-		c.prev.base.Stop(c.now)
-		c.drainNotices(c.prev)
-	}
-	c.prev = c.cur
-	if c.prev != nil && c.prev.base.State() == subsession.Joined {
-		c.prev.base.Fin(c.now)
-		c.drain(c.prev)
-	}
 	prevRef := transcript.NoTranscript
-	if c.prev != nil {
-		prevRef = c.prev.ref
+	if old := c.cur; old != nil {
+		prevRef = old.ref
+		c.prevs = append(c.prevs, old)
+		if old.base.State() == subsession.Joined {
+			old.base.Fin(c.now)
+			c.drain(old)
+		}
+	}
+	for len(c.prevs) > maxPrevs {
+		// Too many shutdowns at once: force-stop the oldest; what it had
+		// not seen acknowledged is reported.
+		c.prevs[0].base.Stop(c.now)
+		c.drainNotices(c.prevs[0])
+		c.prevs = c.prevs[1:]
 	}
 	c.cur = nil
 	if len(res.Members) > 1 {
@@ -520,7 +523,10 @@ func (c *Core) complete() {
 	if c.userOp != nil && !c.userOp.done && c.userOp.followsWinner {
 		c.settle(c.userOp, nil) // someone else's operation did what we asked
 	}
-	if c.prev == nil || c.prev.base.State().Done() {
+	if lp := c.lastPrev(); lp == nil || lp.base.State().Done() {
+		if lp != nil {
+			c.prevs = c.prevs[:len(c.prevs)-1]
+		}
 		c.onPrevSessionFin()
 	}
 	c.retryTrial()
@@ -574,8 +580,8 @@ func (c *Core) logHeads() []int {
 	if c.cur != nil {
 		return c.log.PayloadHeads(c.cur.ref)
 	}
-	if c.prev != nil {
-		return c.log.PayloadHeads(c.prev.ref)
+	if lp := c.lastPrev(); lp != nil {
+		return c.log.PayloadHeads(lp.ref)
 	}
 	return nil
 }

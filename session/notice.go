@@ -128,7 +128,7 @@ func (k NoticeKind) String() string {
 // an honest channel with no crashes a correct session emits none.
 func (k NoticeKind) Warning() bool {
 	switch k {
-	case NotFullyAcked, Waiting, Dropped, NotDecrypted, SecurityWarning, MemberExpired:
+	case NotFullyAcked, Waiting, Dropped, NotDecrypted, SecurityWarning, MemberExpired, Gap:
 		return true
 	}
 	return false
@@ -161,6 +161,16 @@ type Notice struct {
 	State    State
 	Err      error
 	Terminal bool
+}
+
+// IsWarning reports whether this notice signals that something is wrong:
+// a warning kind, except a NotFullyAcked whose named members all left on
+// purpose (their FIN was fully acked): that is information, not alarm.
+func (n Notice) IsWarning() bool {
+	if n.Kind == NotFullyAcked && n.Absent {
+		return false
+	}
+	return n.Kind.Warning()
 }
 
 func (n Notice) String() string {

@@ -20,8 +20,8 @@ func (c *Core) NextDeadline() (time.Time, bool) {
 			t, ok = d, true
 		}
 	}
-	for _, s := range []*sub{c.cur, c.prev} {
-		if s != nil && !s.finished {
+	for _, s := range c.subs() {
+		if !s.finished {
 			consider(s.base.NextDeadline())
 		}
 	}
@@ -51,8 +51,8 @@ func due(t, now time.Time) bool { return !t.IsZero() && !now.Before(t) }
 // tick fires the core's own timers and the subsessions'.
 func (c *Core) tick() {
 	now := c.now
-	for _, s := range []*sub{c.cur, c.prev} {
-		if s != nil && !s.finished {
+	for _, s := range c.subs() {
+		if !s.finished {
 			s.base.Tick(now)
 			c.drain(s)
 		}

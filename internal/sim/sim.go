@@ -16,6 +16,7 @@ import (
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/session"
 	"github.com/mpenc/mpenc/subsession"
+	"github.com/mpenc/mpenc/transcript"
 )
 
 // Start is the virtual time every world starts at.
@@ -29,12 +30,13 @@ type Member struct {
 	Notices []session.Notice
 	// Sent are the ids of the Payloads this member sent, with the
 	// subsession members they went to.
-	Sent []SentMessage
+	Sent    []SentMessage
+	checked int // notices already seen by CheckStep
 }
 
 // SentMessage is a Payload a member sent.
 type SentMessage struct {
-	ID      [20]byte
+	ID      transcript.ID
 	Readers []string
 	At      time.Time
 }
@@ -265,7 +267,7 @@ func (w *World) RunFor(d time.Duration) error { return w.RunUntil(w.Now().Add(d)
 func (m *Member) Warnings() []session.Notice {
 	var out []session.Notice
 	for _, n := range m.Notices {
-		if n.Kind.Warning() {
+		if n.IsWarning() {
 			out = append(out, n)
 		}
 	}

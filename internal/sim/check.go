@@ -1,0 +1,190 @@
+package sim
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/mpenc/mpenc/session"
+	"github.com/mpenc/mpenc/transcript"
+)
+
+// CheckStep runs the invariants that must hold after every step:
+//
+//   - members in the same subsession (same sid) agree on the group key and
+//     the membership;
+//   - their ServerOrder chains agree at every common position;
+//   - nobody has shown a message whose author is not a member of its
+//     subsession.
+func CheckStep(w *World) error {
+	type view struct {
+		id      string
+		members []string
+		gk      [32]byte
+	}
+	// A subsession is identified by its sid and group key together: a
+	// refresh keeps the sid and changes the key, so for a moment members
+	// that have and have not processed it share a sid.
+	type subID struct{ sid, gk [32]byte }
+	bySub := map[subID][]view{}
+	for _, id := range w.order {
+		c := w.Members[id].Core
+		sid, ok := c.SessionID()
+		if !ok {
+			continue
+		}
+		gs := c.GroupState()
+		k := subID{sid, gs.GroupKey}
+		bySub[k] = append(bySub[k], view{id, c.Members(), gs.GroupKey})
+	}
+	for k, vs := range bySub {
+		sid := k.sid
+		for _, v := range vs[1:] {
+			if !slices.Equal(v.members, vs[0].members) {
+				return fmt.Errorf("subsession %x: %s and %s disagree on the members (%v / %v)",
+					sid[:4], vs[0].id, v.id, vs[0].members, v.members)
+			}
+			if err := chainsAgree(w.Members[vs[0].id].Core, w.Members[v.id].Core); err != nil {
+				return fmt.Errorf("subsession %x: %s and %s: %w", sid[:4], vs[0].id, v.id, err)
+			}
+		}
+	}
+	for _, id := range w.order {
+		m := w.Members[id]
+		for _, n := range m.Notices[m.checked:] {
+			if n.Kind == session.Message && !slices.Contains(n.Members, n.Author) {
+				return fmt.Errorf("%s accepted a message by %s, not a member of %v", id, n.Author, n.Members)
+			}
+		}
+		m.checked = len(m.Notices)
+	}
+	return nil
+}
+
+// chainsAgree checks that two ServerOrder chains are equal at every common
+// position (aligned at the first id they share).
+func chainsAgree(a, b *session.Core) error {
+	ia, ha := a.Chain()
+	ib, hb := b.Chain()
+	if len(ib) > len(ia) {
+		ia, ha, ib, hb = ib, hb, ia, ha
+	}
+	off := -1
+	for k := range ib {
+		if i := slices.Index(ia, ib[k]); i >= 0 {
+			off = i - k
+			break
+		}
+	}
+	if off < 0 {
+		return fmt.Errorf("chains share no position")
+	}
+	common := 0
+	for k := range ib {
+		i := off + k
+		if i < 0 || i >= len(ia) {
+			continue
+		}
+		if ia[i] != ib[k] || ha[i] != hb[k] {
+			return fmt.Errorf("chains differ at a common position")
+		}
+		common++
+	}
+	if common == 0 {
+		return fmt.Errorf("chains do not overlap")
+	}
+	return nil
+}
+
+// msgView is what a member's log says about a message.
+type msgView struct {
+	author, text string
+	parents      string
+}
+
+// logViews returns every Payload in a member's message log with its author,
+// text and parents (ids).
+func logViews(c *session.Core) map[transcript.ID]msgView {
+	out := map[transcript.ID]msgView{}
+	l := c.Log()
+	for pos := range l.Len() {
+		e := l.Entry(pos)
+		g := l.Graph(e.Transcript)
+		var ps []string
+		for _, p := range g.Parents(e.Index) {
+			id := g.ID(p)
+			ps = append(ps, fmt.Sprintf("%x", id[:6]))
+		}
+		out[e.ID] = msgView{author: e.Author, text: e.Text, parents: fmt.Sprint(ps)}
+	}
+	return out
+}
+
+// CheckEnd runs the invariants of a finished run (after a quiet period):
+//
+//   - members' transcripts agree on every message they share (author, text,
+//     parents);
+//   - every Payload shown as some author's was sent by that author (none is
+//     forged or accepted silently);
+//   - every Payload reached every reader, or its author was warned that it
+//     did not (NotFullyAcked).
+func CheckEnd(w *World) error {
+	views := map[string]map[transcript.ID]msgView{}
+	sent := map[transcript.ID]string{}
+	for _, id := range w.order {
+		views[id] = logViews(w.Members[id].Core)
+		for _, s := range w.Members[id].Sent {
+			sent[s.ID] = id
+		}
+	}
+	seen := map[transcript.ID]msgView{}
+	for _, id := range w.order {
+		for mid, v := range views[id] {
+			if author, ok := sent[mid]; !ok || author != v.author {
+				return fmt.Errorf("%s shows a message %x by %s that %s never sent", id, mid[:6], v.author, v.author)
+			}
+			if prev, ok := seen[mid]; ok && prev != v {
+				return fmt.Errorf("message %x: members disagree: %+v / %+v", mid[:6], prev, v)
+			}
+			seen[mid] = v
+		}
+	}
+	for _, id := range w.order {
+		m := w.Members[id]
+		warned := map[transcript.ID]bool{}
+		var gaps []session.Notice
+		for _, n := range m.Notices {
+			switch n.Kind {
+			case session.NotFullyAcked:
+				warned[n.ID] = true
+			case session.Gap:
+				gaps = append(gaps, n)
+			}
+		}
+		// A gap (we were cut off) after a send warns about it too: the
+		// user was told messages may be lost.
+		gapAfter := func(t time.Time) bool {
+			return slices.ContainsFunc(gaps, func(n session.Notice) bool { return !n.At.Before(t) })
+		}
+		for _, s := range m.Sent {
+			for _, r := range s.Readers {
+				if _, ok := views[r][s.ID]; !ok && !warned[s.ID] && !gapAfter(s.At) {
+					return fmt.Errorf("%s's message %x (at %s) never reached %s, and %s was not warned",
+						id, s.ID[:6], s.At.Sub(Start), r, id)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Warnings returns every member's warnings, by member.
+func (w *World) Warnings() map[string][]session.Notice {
+	out := map[string][]session.Notice{}
+	for _, id := range w.order {
+		if ws := w.Members[id].Warnings(); len(ws) > 0 {
+			out[id] = ws
+		}
+	}
+	return out
+}
