@@ -88,7 +88,7 @@ type Core struct {
 	cur   *sub
 	prevs []*sub
 	log   *transcript.MessageLog
-	trial     *subsession.TrialBuffer
+	trial *subsession.TrialBuffer
 
 	// oldSenders: members known to be finishing an older subsession we
 	// were not part of (we were just included); their undecryptable

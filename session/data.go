@@ -181,4 +181,3 @@ func (c *Core) heads() []wire.MessageID {
 	}
 	return out
 }
-
