@@ -209,6 +209,20 @@ func (gr *Greeter) Accept(prev *State, p *wire.GreetPacket, own *Proposal) (*Gre
 	return g, out, err
 }
 
+// Observe creates a verification-only Greeting, as member gr.Self, for an
+// initial packet ServerOrder accepted, when we do not hold that member's
+// secrets: the conformance runner uses it to replay a recorded session for
+// every user. It checks every packet's signatures (with the keys the
+// packets carry, and the static keys of the Directory) and keeps the ASKE
+// state, so that Classify and ExpectsFinal answer as that member's own
+// Greeting did. It never answers and derives no keys; it ends READY without
+// a Result. gr.Identity may be nil.
+func (gr *Greeter) Observe(p *wire.GreetPacket) (*Greeting, error) {
+	g := &Greeting{gr: gr, initiator: p.Source, seen: map[crypto.Signature]bool{}, observer: true}
+	_, err := g.start(p)
+	return g, err
+}
+
 func hasDuplicates[T comparable](xs []T) bool {
 	seen := make(map[T]struct{}, len(xs))
 	for _, x := range xs {

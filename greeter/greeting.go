@@ -64,6 +64,10 @@ type Greeting struct {
 
 	err    error
 	result *State
+
+	// observer: a verification-only Greeting for a member whose secrets we
+	// do not hold (see Greeter.Observe).
+	observer bool
 }
 
 // Op returns the operation.
@@ -380,7 +384,7 @@ func (g *Greeting) start(p *wire.GreetPacket) (string, error) {
 		g.state = StateNull
 		return "", g.fail(fmt.Errorf("%v is not an initial packet", p.Type))
 	}
-	if p.Source == g.gr.Self {
+	if p.Source == g.gr.Self && !g.observer {
 		// Our own proposals continue in their prepared Greeting; an initial
 		// packet in our name that we did not prepare is a replay or a
 		// forgery (SESSION-RULES §2.3, own-pI guard).
@@ -392,6 +396,15 @@ func (g *Greeting) start(p *wire.GreetPacket) (string, error) {
 		return "", nil
 	}
 	g.initAuth()
+	if g.observer {
+		if slices.Index(g.members, p.Source) < 0 || hasDuplicates(g.members) {
+			return "", g.fail(errors.New("malformed initial packet"))
+		}
+		if g.op == wire.OpInclude {
+			g.prevCount = len(p.Nonces)
+		}
+		return g.Receive(p)
+	}
 	if err := g.setup(p); err != nil {
 		return "", g.fail(err)
 	}
@@ -513,6 +526,9 @@ func (g *Greeting) Receive(p *wire.GreetPacket) (string, error) {
 	}
 	g.seen[p.Signature] = true
 	if p.Source == g.gr.Self {
+		if g.observer {
+			return "", g.observeOwn(p)
+		}
 		return "", g.ownEcho(p, packetHash(p))
 	}
 	var out *wire.GreetPacket
@@ -578,6 +594,37 @@ func (g *Greeting) ownEcho(p *wire.GreetPacket, h [32]byte) error {
 		g.ownEchoed = true
 		g.maybeReady()
 	}
+	return nil
+}
+
+// observeOwn handles, in an observer, the observed member's own packet: its
+// upflow contribution (nothing to check), its DOWN (it has the keys and its
+// session signature; the echo counts), its confirm (the echo counts).
+func (g *Greeting) observeOwn(p *wire.GreetPacket) error {
+	if !p.Type.Down() {
+		return nil
+	}
+	if !g.haveKeys && p.Type != wire.GreetRefreshAuxInitiatorDown {
+		n := len(g.members)
+		if err := checkLayout(p, n, n, n, true); err != nil {
+			return err
+		}
+		if !p.Verify(p.PubKeys[g.pos]) {
+			return errors.New("bad signature on our own packet")
+		}
+		if err := g.setKeys(p.IntKeys, p.Nonces, p.PubKeys); err != nil {
+			return err
+		}
+		if err := g.verifySession(p, g.pos); err != nil {
+			return err
+		}
+	}
+	if p.Type == wire.GreetRefreshAuxInitiatorDown {
+		g.haveKeys = true
+	}
+	g.authed[g.pos] = true
+	g.ownEchoed = true
+	g.maybeReady()
 	return nil
 }
 
@@ -666,7 +713,7 @@ func (g *Greeting) checkIncludeInitial(p *wire.GreetPacket) error {
 // nonce and ephemeral key, and pass it on, or, as the last member, start the
 // downflow (design document 5.2.1 Upflow and 5.2.2 Phase 1).
 func (g *Greeting) upflow(p *wire.GreetPacket) (*wire.GreetPacket, error) {
-	if g.eph != nil && g.freshEph {
+	if g.eph != nil && g.freshEph || g.observer && g.state != StateNull && g.state != StateReady {
 		return nil, errors.New("a second upflow for us")
 	}
 	src := slices.Index(g.members, p.Source)
@@ -687,6 +734,14 @@ func (g *Greeting) upflow(p *wire.GreetPacket) (*wire.GreetPacket, error) {
 	}
 	for i := range g.pos {
 		g.knownEph[i], g.knownNonce[i] = p.PubKeys[i], p.Nonces[i]
+	}
+	if g.observer {
+		// Our contribution will show in our own next packet.
+		g.state = StateInitUpflow
+		if g.op == wire.OpInclude {
+			g.state = StateAuxUpflow
+		}
+		return nil, nil
 	}
 	// Draws in the reference's order: contribution, nonce, ephemeral seed.
 	g.contributions = nil
@@ -736,11 +791,15 @@ func (g *Greeting) upflow(p *wire.GreetPacket) (*wire.GreetPacket, error) {
 	return out, nil
 }
 
-// setKeys stores the complete lists and derives sid and group key.
+// setKeys stores the complete lists and derives sid and group key (an
+// observer derives the sid only).
 func (g *Greeting) setKeys(intKeys []wire.IntKey, nonces [][32]byte, pubs []crypto.PublicKey) error {
-	gk, err := groupKey(g.contributions, intKeys[g.pos])
-	if err != nil {
-		return err
+	var gk [32]byte
+	if !g.observer {
+		var err error
+		if gk, err = groupKey(g.contributions, intKeys[g.pos]); err != nil {
+			return err
+		}
 	}
 	g.intKeys, g.nonces, g.pubKeys = slices.Clone(intKeys), slices.Clone(nonces), slices.Clone(pubs)
 	ns := make([][]byte, len(nonces))
@@ -801,7 +860,7 @@ func (g *Greeting) downflow(p *wire.GreetPacket) (*wire.GreetPacket, error) {
 		return nil, errors.New("exclude downflow not from the initiator")
 	case g.op != wire.OpExclude && src != n-1:
 		return nil, errors.New("downflow not from the last member")
-	case g.eph == nil:
+	case g.eph == nil && !g.observer:
 		return nil, errors.New("downflow before our own upflow")
 	case p.Dest != "":
 		return nil, errors.New("downflow addressed to one member")
@@ -809,7 +868,7 @@ func (g *Greeting) downflow(p *wire.GreetPacket) (*wire.GreetPacket, error) {
 	if err := checkLayout(p, n, n, n, true); err != nil {
 		return nil, err
 	}
-	if p.PubKeys[g.pos] != g.eph.Public() || p.Nonces[g.pos] != g.nonce {
+	if !g.observer && (p.PubKeys[g.pos] != g.eph.Public() || p.Nonces[g.pos] != g.nonce) {
 		return nil, errors.New("downflow misstates our own contribution")
 	}
 	// Distinct ephemeral keys: a member claiming another's key could have
@@ -828,6 +887,14 @@ func (g *Greeting) downflow(p *wire.GreetPacket) (*wire.GreetPacket, error) {
 	}
 	if err := g.verifySession(p, src); err != nil {
 		return nil, err
+	}
+	if g.observer {
+		g.authed[g.pos] = true // we confirm now; our confirm comes later in the record
+		g.state = StateAuxDownflow
+		if g.op == wire.OpStart {
+			g.state = StateInitDownflow
+		}
+		return nil, nil
 	}
 	sig := g.ownSessionSig()
 	out := &wire.GreetPacket{Source: g.gr.Self, Members: g.members, Nonces: g.nonces, PubKeys: g.pubKeys, SessionSignature: &sig}
@@ -882,6 +949,13 @@ func (g *Greeting) refresh(p *wire.GreetPacket) error {
 		return errors.New("refresh addressed to one member")
 	}
 	src := slices.Index(g.members, p.Source)
+	if g.observer {
+		// An observer knows no previous keys: it cannot check a refresh,
+		// which has no ASKE part; it notes it.
+		g.haveKeys, g.ownEchoed = true, true
+		g.maybeReady()
+		return nil
+	}
 	if !p.Verify(g.prev.EphemeralKeys[src]) {
 		return fmt.Errorf("bad packet signature from %q", p.Source)
 	}
@@ -910,6 +984,9 @@ func (g *Greeting) maybeReady() {
 		}
 	}
 	g.state = StateReady
+	if g.observer {
+		return // no keys, no result: only the state
+	}
 	g.result = &State{
 		Self:          g.gr.Self,
 		Members:       slices.Clone(g.members),

@@ -114,6 +114,14 @@ func checkFlowOp(oi int, op *FlowOp, keys map[string]*crypto.SigningKey, dir gre
 	// What each member produced and has not been matched with the record yet.
 	produced := map[string][]string{op.Initiator: {prop.Wire}}
 	greetings := map[string]*greeter.Greeting{}
+	// Verification-only observers of every member, holding no secrets: they
+	// must classify every packet exactly as the members' own greeters did
+	// (the session-trace checks rely on them).
+	observers := map[string]*greeter.Greeting{}
+	watchers := map[string]*greeter.Greeter{}
+	for id := range keys {
+		watchers[id] = &greeter.Greeter{Self: id, Directory: dir}
+	}
 	chain := prevCH
 	members := slices.Sorted(slices.Values(op.ChannelMembers))
 	ok := true
@@ -139,6 +147,18 @@ func checkFlowOp(oi int, op *FlowOp, keys map[string]*crypto.SigningKey, dir gre
 				return false
 			}
 			c := greeter.Classify(gp, greetings[m])
+			oc := greeter.Classify(gp, observers[m])
+			r.check(oc == c, "%s: %s's observer classifies it %v, its greeter %v", pw, m, oc, c)
+			switch {
+			case (oc == greeter.ClassInitial || oc == greeter.ClassBoth) && observers[m] == nil:
+				var oerr error
+				observers[m], oerr = watchers[m].Observe(gp)
+				r.check(oerr == nil || errors.Is(oerr, greeter.ErrNotForThisOperation), "%s: %s's observer: %v", pw, m, oerr)
+			case observers[m] != nil:
+				_, oerr := observers[m].Receive(gp)
+				r.check(oerr == nil || errors.Is(oerr, greeter.ErrNotForThisOperation) && observers[m].Excluded(),
+					"%s: %s's observer: %v", pw, m, oerr)
+			}
 			exp, known := want.SummaryByMember[m]
 			if known {
 				got := classString(c)
@@ -192,6 +212,9 @@ func checkFlowOp(oi int, op *FlowOp, keys map[string]*crypto.SigningKey, dir gre
 			continue
 		}
 		r.equal(where+" member "+m+" state", g.State(), want.OpState)
+		if o := observers[m]; o != nil {
+			r.equal(where+" member "+m+" observer state", o.State(), want.OpState)
+		}
 		checkState(where+" member "+m, g.Result(), &want, r)
 		states[m] = g.Result()
 	}
