@@ -1,0 +1,104 @@
+package session_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mpenc/mpenc/channel/memchan"
+	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/session"
+	"github.com/mpenc/mpenc/subsession"
+)
+
+type keys map[string]crypto.PublicKey
+
+func (k keys) IdentityKey(m string) (crypto.PublicKey, error) {
+	p, ok := k[m]
+	if !ok {
+		return p, fmt.Errorf("no key for %q", m)
+	}
+	return p, nil
+}
+
+// TestSessionRealTime runs three sessions with goroutines over a real-time
+// memchan room: join, auto-include, messages, part.
+func TestSessionRealTime(t *testing.T) {
+	room := memchan.NewRoom(1, memchan.Faults{Downlink: time.Millisecond})
+	defer room.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dir := keys{}
+	ids := []string{"alice@x/1", "bob@x/1", "carol@x/1"}
+	sessions := map[string]*session.Session{}
+	var mu sync.Mutex
+	got := map[string][]string{}
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		k, _ := crypto.GenerateSigningKey(nil)
+		dir[id] = k.Public()
+		s, err := session.New(session.Config{Self: id, Identity: k, Directory: dir,
+			Timing: subsession.LoopbackTiming(), AutoInclude: true}, room.Conn(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessions[id] = s
+		wg.Add(2)
+		go func() { defer wg.Done(); s.Run(ctx) }()
+		go func() {
+			defer wg.Done()
+			for n := range s.Notices() {
+				if n.Kind == session.Message {
+					mu.Lock()
+					got[id] = append(got[id], n.Author+": "+n.Text)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, id := range ids {
+		if err := sessions[id].Join(ctx); err != nil {
+			t.Fatalf("%s join: %v", id, err)
+		}
+	}
+	// Wait for everyone in one session.
+	for {
+		m, err := sessions["alice@x/1"].Members(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m) == 3 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := sessions["bob@x/1"].Send(ctx, "hello from bob"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		ok := slices.Contains(got["alice@x/1"], "bob@x/1: hello from bob") && slices.Contains(got["carol@x/1"], "bob@x/1: hello from bob")
+		mu.Unlock()
+		if ok {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	if !slices.Contains(got["carol@x/1"], "bob@x/1: hello from bob") {
+		t.Fatalf("carol got %v", got["carol@x/1"])
+	}
+	mu.Unlock()
+	if err := sessions["carol@x/1"].Part(ctx); err != nil {
+		t.Fatalf("carol's part: %v", err)
+	}
+	for _, s := range sessions {
+		s.Close()
+	}
+	cancel()
+	wg.Wait()
+}
