@@ -335,3 +335,33 @@ func TestScenario30EnterDuringPostProcessing(t *testing.T) {
 	// A was included again by the auto-including members.
 	sameSession(t, w, "A", "B", "C")
 }
+
+// D5: a member that stops answering but stays in the room no longer blocks
+// the session: the operation is aborted for everyone at one position, and
+// the silent member is excluded next.
+func TestAbortStalledOperation(t *testing.T) {
+	w := three(t, 31, false, "D")
+	w.Freeze("C")
+	op := opOf(t, w, "A", exclude("B"))
+	run(t, w, 10*time.Second)
+	if op.Done() {
+		t.Fatalf("the exclusion completed without C: %v", op)
+	}
+	// (2 + 3)·(BC + 1 s) = 30 s after the proposal, the first of the
+	// remaining members sends the abort.
+	run(t, w, 40*time.Second)
+	if !op.Done() || !errors.Is(op.Err(), session.ErrAborted) {
+		t.Fatalf("A's exclusion: %v", op)
+	}
+	ia, _ := w.Members["A"].Core.Chain()
+	ib, _ := w.Members["B"].Core.Chain()
+	if !slices.Equal(ia, ib) {
+		t.Fatal("A and B disagree on the chain after the abort")
+	}
+	// C did not take its turn: excluded next, then kicked.
+	run(t, w, 2*time.Minute)
+	sameSession(t, w, "A", "B")
+	if slices.Contains(w.Hub.Members(), "C") {
+		t.Fatal("C is still in the room")
+	}
+}

@@ -57,6 +57,7 @@ type World struct {
 	// hold a packet back (see Later) or to observe what is sent.
 	Intercept func(id string, a session.Action) []session.Action
 	steps     int
+	frozen    map[string]bool
 	later     []laterFn
 	laterSeq  int
 }
@@ -66,6 +67,18 @@ type laterFn struct {
 	seq int
 	f   func()
 }
+
+// Freeze makes a member stop processing anything (it stays in the room:
+// a hung client); Thaw resumes it, dropping what it missed meanwhile.
+func (w *World) Freeze(id string) {
+	if w.frozen == nil {
+		w.frozen = map[string]bool{}
+	}
+	w.frozen[id] = true
+}
+
+// Thaw resumes a frozen member.
+func (w *World) Thaw(id string) { delete(w.frozen, id) }
 
 // Later runs f at virtual time at (in order with everything else).
 func (w *World) Later(at time.Time, f func()) {
@@ -205,6 +218,9 @@ func (w *World) next() (time.Time, string, bool) {
 		t, who, hubOK = w.later[0].at, "*", true
 	}
 	for _, id := range w.order {
+		if w.frozen[id] {
+			continue
+		}
 		d, ok := w.Members[id].Core.NextDeadline()
 		if ok && (!hubOK && who == "" || d.Before(t)) {
 			t, who, hubOK = d, id, true
@@ -232,7 +248,7 @@ func (w *World) Step() (bool, error) {
 		m.Core.Tick(t)
 		w.apply(m)
 	} else if d, delivered := w.Hub.Step(); delivered {
-		if m := w.Members[d.To]; m != nil {
+		if m := w.Members[d.To]; m != nil && !w.frozen[d.To] {
 			m.Core.HandleEvent(d.Event, d.At)
 			w.apply(m)
 		}
