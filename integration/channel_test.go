@@ -169,9 +169,7 @@ func TestIntegrationEnterLeave(t *testing.T) {
 			return false
 		})
 	}
-	if n := count(channel.EventOwnEnter)(c.events()); n != 2 {
-		t.Fatalf("%d own enters, want 2", n)
-	}
+	c.waitFor("the second own enter", atLeast(2, channel.EventOwnEnter))
 }
 
 func TestIntegrationPlainClient(t *testing.T) {
@@ -292,6 +290,8 @@ func TestIntegrationKick(t *testing.T) {
 	room := s.newRoom(t)
 	cs := enterAll(t, s, room, 3)
 	owner, member, victim := cs[0], cs[1], cs[2]
+	// Kick names members the kicker has seen; wait until it has.
+	owner.waitFor("the victim", func(evs []channel.Event) bool { return len(tail(evs).Members) == 3 })
 	ctx, cancel := context.WithTimeout(context.Background(), waitBound)
 	defer cancel()
 	if err := member.ch.Kick(ctx, []string{victim.ch.Self()}); !errors.Is(err, xmpp.ErrNotModerator) {
@@ -639,4 +639,88 @@ func TestIntegrationEnterTimesOutCleanly(t *testing.T) {
 	if err := c.ch.Enter(short); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("enter with an expired context: %v", err)
 	}
+}
+
+func TestIntegrationQueueOverflow(t *testing.T) {
+	s := serverFromEnv(t)
+	room := s.newRoom(t)
+	a := s.dial(t, 0, room)
+	a.enter()
+	gate := make(chan struct{})
+	slow := s.dial(t, 1, room, gated(gate), func(c *xmpp.Config) { c.EventQueue = 20 })
+	slow.enter()
+	// The slow consumer reads nothing while 100 packets arrive: its queue
+	// overflows, the channel drops the connection.
+	for k := range 100 {
+		a.send(fmt.Sprintf("?mpENC:%d.", k))
+	}
+	a.waitFor("all echoes", atLeast(100, channel.EventPacket))
+	a.waitFor("the slow one dropped", func(evs []channel.Event) bool {
+		return slices.ContainsFunc(evs, func(e channel.Event) bool {
+			return e.Kind == channel.EventOthers && slices.Equal(e.Leave, []string{slow.ch.Self()})
+		})
+	})
+	close(gate)
+	// It sees a gap-marking own leave right after what fitted, then comes
+	// back once it has drained its queue.
+	evs := slow.waitFor("leave then enter", func(evs []channel.Event) bool { return count(channel.EventOwnEnter)(evs) == 2 })
+	var ks []channel.EventKind
+	for _, e := range evs {
+		if e.Kind != channel.EventIdentity && e.Kind != channel.EventPacket {
+			ks = append(ks, e.Kind)
+		}
+	}
+	if !slices.Equal(ks, []channel.EventKind{channel.EventOwnEnter, channel.EventOwnLeave, channel.EventOwnEnter}) {
+		t.Fatalf("slow consumer's events:\n%s", dump(evs))
+	}
+	if n := count(channel.EventPacket)(evs); n == 0 || n >= 100 {
+		t.Fatalf("%d packets before the overflow", n)
+	}
+	if st := slow.ch.Stats(); st.Overflows != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	a.send("?mpENC:after.")
+	slow.waitFor("the packet after", func(evs []channel.Event) bool { return tail(evs).Body == "?mpENC:after." })
+}
+
+func TestIntegrationEnterWhileRoomIsConfigured(t *testing.T) {
+	s := serverFromEnv(t)
+	room := s.newRoom(t)
+	// A plain client creates the room and leaves it as the server made it
+	// (semi-anonymous on Prosody and ejabberd) for now.
+	r := s.rawDial(t, 4)
+	r.join(room, "creator", "")
+	c := s.dial(t, 0, room)
+	entered := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitBound)
+		defer cancel()
+		entered <- c.ch.Enter(ctx)
+	}()
+	// Once our device is in the room (and saw the creator without a real
+	// JID), the creator makes the room non-anonymous.
+	r.waitFor("our device's presence", func(st string) bool {
+		return strings.HasPrefix(st, "<presence") && strings.Contains(st, room+"/dev0")
+	})
+	ans := r.iq("cfg2", fmt.Sprintf(`<iq type='set' to='%s' id='cfg2'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field><field var='muc#roomconfig_whois'><value>anyone</value></field></x></query></iq>`, room))
+	if !strings.Contains(ans, `type="result"`) {
+		t.Fatalf("configuring the room: %s", ans)
+	}
+	if err := <-entered; err != nil {
+		t.Fatalf("enter: %v", err)
+	}
+	// The creator is a member from our first event on: nobody is hidden.
+	evs := c.waitFor("own enter", atLeast(1, channel.EventOwnEnter))
+	if want := []string{r.jid.String(), c.ch.Self()}; !slices.Equal(evs[0].Members, sorted(want)) {
+		t.Fatalf("own enter members %v, want %v", evs[0].Members, want)
+	}
+	if n := count(channel.EventOwnEnter)(evs); n != 1 {
+		t.Fatalf("%d own enters", n)
+	}
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
 }

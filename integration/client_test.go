@@ -31,6 +31,7 @@ type client struct {
 	evs    []channel.Event
 	notify chan struct{}
 	done   chan struct{}
+	gate   chan struct{} // when set, events are not read until it is closed
 }
 
 func testKey(t testing.TB, i int) crypto.PublicKey {
@@ -54,9 +55,13 @@ func (s *server) dial(t testing.TB, i int, room string, tweak ...func(*xmpp.Conf
 	if err != nil {
 		t.Fatalf("dial device %d: %v", i, err)
 	}
-	c := &client{t: t, ch: ch, key: cfg.Identity, notify: make(chan struct{}, 1), done: make(chan struct{})}
+	c := &client{t: t, ch: ch, key: cfg.Identity, notify: make(chan struct{}, 1), done: make(chan struct{}), gate: gates[cfg]}
+	delete(gates, cfg)
 	go func() {
 		defer close(c.done)
+		if c.gate != nil {
+			<-c.gate
+		}
 		for ev := range ch.Events() {
 			c.mu.Lock()
 			c.evs = append(c.evs, ev)
@@ -68,6 +73,13 @@ func (s *server) dial(t testing.TB, i int, room string, tweak ...func(*xmpp.Conf
 		}
 	}()
 	t.Cleanup(func() {
+		if c.gate != nil {
+			select {
+			case <-c.gate:
+			default:
+				close(c.gate)
+			}
+		}
 		if err := ch.Close(); err != nil {
 			t.Errorf("close: %v", err)
 		}
@@ -177,4 +189,13 @@ func tail(evs []channel.Event) channel.Event {
 		return channel.Event{}
 	}
 	return evs[len(evs)-1]
+}
+
+// gates holds the gate a tweak asked for, by config (see gated).
+var gates = map[*xmpp.Config]chan struct{}{}
+
+// gated is a dial tweak: the client does not read its events until gate
+// is closed.
+func gated(gate chan struct{}) func(*xmpp.Config) {
+	return func(cfg *xmpp.Config) { gates[cfg] = gate }
 }

@@ -283,7 +283,8 @@ func (c *Channel) Send(ctx context.Context, wire string) error {
 
 // Kick asks the room to remove members (real full JIDs) by setting their
 // role to none (XEP-0045 §8.2). It needs the moderator role
-// (ErrNotModerator otherwise). Members not in the room are skipped. The
+// (ErrNotModerator otherwise). Members not in the room as far as our event
+// stream has got are skipped (kicking someone already gone is a no-op). The
 // removals show up later as EventOthers.
 func (c *Channel) Kick(ctx context.Context, members []string) error {
 	c.mu.Lock()
@@ -676,8 +677,11 @@ func (c *Channel) attempt() error {
 			err := c.room.joinErr
 			c.room.reset()
 			c.mu.Unlock()
-			if errors.Is(err, ErrOverflow) {
+			switch {
+			case errors.Is(err, ErrOverflow):
 				c.dropConn(cn, err)
+			case errors.Is(err, errHiddenOccupants):
+				c.exitRoom(cn) // the server has us in the room
 			}
 			return err
 		case !c.want:

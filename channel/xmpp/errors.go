@@ -41,6 +41,10 @@ var (
 	ErrOverflow = errors.New("xmpp: event queue overflow")
 )
 
+// errHiddenOccupants fails a join attempt (to be retried) in a room that
+// hid some occupants' real JIDs while we entered.
+var errHiddenOccupants = errors.New("xmpp: some occupants entered while the room hid real JIDs; entering again")
+
 // StanzaTooLargeError is returned by Send for a message whose stanza would
 // exceed the limit. It matches ErrStanzaTooLarge.
 type StanzaTooLargeError struct {

@@ -80,6 +80,7 @@ type room struct {
 
 	// Join progress (phaseJoining, phaseSettling).
 	sawSelf, created, nonAnon bool
+	hidden                    map[string]bool // nicks seen without a real JID while joining
 	enterMembers              []string
 	pending                   []*inStanza
 	joinErr                   error // the join failed; the Channel reports it
@@ -104,6 +105,7 @@ func (r *room) startJoin(nick string) {
 	r.count = make(map[string]int)
 	r.me = occupant{jid: r.self}
 	r.sawSelf, r.created, r.nonAnon = false, false, false
+	r.hidden = make(map[string]bool)
 	r.enterMembers, r.pending, r.joinErr = nil, nil, nil
 	r.removed, r.lossTransient, r.needsExit = nil, false, false
 }
@@ -147,7 +149,7 @@ func (r *room) lost() []channel.Event {
 
 func (r *room) reset() {
 	r.phase = phaseOut
-	r.occ, r.count = nil, nil
+	r.occ, r.count, r.hidden = nil, nil, nil
 	r.pending, r.enterMembers = nil, nil
 }
 
@@ -197,6 +199,14 @@ func (r *room) noteSettling(st *inStanza) {
 // settle completes the join once the room is known to show real JIDs.
 func (r *room) settle() []channel.Event {
 	if r.phase != phaseSettling || !r.nonAnon {
+		return nil
+	}
+	if len(r.hidden) > 0 {
+		// Some occupants were announced while the room still hid real JIDs
+		// (we entered while its creator was configuring it), and the room
+		// does not announce them again: we cannot name them. Enter again.
+		r.joinErr = errHiddenOccupants
+		r.reset()
 		return nil
 	}
 	return r.complete()
@@ -379,8 +389,12 @@ func (r *room) otherAvailable(st *inStanza, nick string) []channel.Event {
 		// No real JID (hidden, or malformed), or our own JID under another
 		// nick: not a member we can name.
 		r.stats.ignored++
+		if r.phase == phaseJoining && j == "" && len(r.hidden) < r.maxOcc {
+			r.hidden[nick] = true
+		}
 		return nil
 	}
+	delete(r.hidden, nick)
 	if st.HasIdentity && !st.IdentityOK {
 		r.stats.keyErrors++
 	}
@@ -429,6 +443,7 @@ func (r *room) otherAvailable(st *inStanza, nick string) []channel.Event {
 }
 
 func (r *room) otherLeft(st *inStanza, nick string) []channel.Event {
+	delete(r.hidden, nick)
 	o := r.occ[nick]
 	if o == nil {
 		return nil

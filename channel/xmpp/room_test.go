@@ -437,3 +437,26 @@ func TestRoomNickChangeOfSelf(t *testing.T) {
 		t.Fatalf("echo under the new nick: %s", fmtEvents(evs))
 	}
 }
+
+func TestRoomHiddenOccupantsRetry(t *testing.T) {
+	// We enter while the room is still semi-anonymous: one occupant comes
+	// without a real JID. When the room turns non-anonymous we cannot name
+	// it, so the join fails (to be retried) instead of hiding a member.
+	h := newHarness(t)
+	h.feed(fmt.Sprintf(`<presence xmlns='jabber:client' from='%s/creator'>%s</presence>`, tRoom, xUser(`<item affiliation='owner' role='moderator'/>`)),
+		selfPres("participant", ""), subjectMsg)
+	if evs := h.feed(roomStatus(104, 172)); len(evs) != 0 {
+		t.Fatalf("events: %v", kinds(evs))
+	}
+	if !errors.Is(h.r.joinErr, errHiddenOccupants) || h.r.phase != phaseOut {
+		t.Fatalf("joinErr %v phase %v", h.r.joinErr, h.r.phase)
+	}
+	// A hidden occupant that left before the room settled does not count.
+	h = newHarness(t)
+	h.feed(fmt.Sprintf(`<presence xmlns='jabber:client' from='%s/creator'>%s</presence>`, tRoom, xUser(`<item role='moderator'/>`)),
+		fmt.Sprintf(`<presence xmlns='jabber:client' from='%s/creator' type='unavailable'>%s</presence>`, tRoom, xUser(`<item role='none'/>`)),
+		selfPres("participant", ""), subjectMsg)
+	if evs := h.feed(roomStatus(172)); len(evs) != 1 || evs[0].Kind != channel.EventOwnEnter {
+		t.Fatalf("events: %v, joinErr %v", kinds(evs), h.r.joinErr)
+	}
+}
