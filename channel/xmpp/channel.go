@@ -164,6 +164,11 @@ func (c *Channel) Enter(ctx context.Context) error {
 	}
 	wanted := c.want
 	c.want, c.err = true, nil
+	if !wanted {
+		// An explicit Enter tries at once, whatever earlier failures
+		// scheduled.
+		c.fails, c.retryAt = 0, time.Time{}
+	}
 	w := make(chan error, 1)
 	c.waiters = append(c.waiters, w)
 	c.mu.Unlock()
