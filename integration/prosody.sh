@@ -27,10 +27,10 @@ wait_secs=${MPENC_PROSODY_WAIT:-15}
 die() { echo "prosody.sh: $*" >&2; exit 1; }
 
 install() {
-  if command -v prosody >/dev/null && command -v prosodyctl >/dev/null; then
+  if command -v prosody >/dev/null && command -v prosodyctl >/dev/null && command -v openssl >/dev/null; then
     return 0
   fi
-  [ "$(id -u)" = 0 ] || die "Prosody is not installed and we are not root: run 'apt-get install prosody' first"
+  [ "$(id -u)" = 0 ] || die "Prosody or openssl is missing and we are not root: run 'apt-get install prosody openssl' first"
   echo "prosody.sh: installing Prosody (Debian package)" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
@@ -114,6 +114,8 @@ start() {
   install
   local dir port tlsport i public=false
   dir=$(mktemp -d /tmp/mpenc-prosody.XXXXXX)
+  # Whatever fails from here on, leave nothing behind.
+  trap 'stop_server "$dir"; rm -rf "$dir"' EXIT
   port=$(free_port); tlsport=$(free_port)
   while [ "$tlsport" = "$port" ]; do tlsport=$(free_port); done
   echo "$port $tlsport" >"$dir/ports"
@@ -129,6 +131,7 @@ start() {
   chmod 0755 "$dir"
 
   local n=${MPENC_PROSODY_ACCOUNTS:-6} accounts=""
+  [[ $n =~ ^[1-9][0-9]?$ ]] || die "MPENC_PROSODY_ACCOUNTS: want 1 to 99, not '$n'"
   for i in $(seq 1 "$n"); do
     local pw
     pw=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -149,6 +152,7 @@ export MPENC_XMPP_INSECURE=1
 export MPENC_XMPP_RESTART_CMD='$here/prosody.sh restart $dir'
 EOF
   launch "$dir"
+  trap - EXIT
   echo "$dir"
 }
 
