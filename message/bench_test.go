@@ -1,6 +1,7 @@
-package message
+package message_test
 
 import (
+	"github.com/mpenc/mpenc/message"
 	"strings"
 	"testing"
 
@@ -18,11 +19,11 @@ import (
 // Goals (issue [C]): Open ≤ 1.15 × (Verify + CTR + SHA256),
 // Seal ≤ 1.15 × (Sign + CTR + SHA256).
 
-func benchSetup(b *testing.B) (*Security, *Security, []transcript.ID, []byte, Sealed) {
+func benchSetup(b *testing.B) (*message.Security, *message.Security, []transcript.ID, []byte, message.Sealed) {
 	g := newTestGroup(3, 7)
 	a, r := g.sec(b, 0, 1), g.sec(b, 1, 2)
 	parents := []transcript.ID{{1}, {2}}
-	body, err := EncodeBody(Body{Kind: transcript.KindPayload, Text: strings.Repeat("m", 128)})
+	body, err := message.EncodeBody(message.Body{Kind: transcript.KindPayload, Text: strings.Repeat("m", 128)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -36,13 +37,13 @@ func benchSetup(b *testing.B) (*Security, *Security, []transcript.ID, []byte, Se
 // signedInput returns what the signature and the message id cover for the
 // benchmark packet: "datamsgsig" ‖ SHA256(sid ‖ gk) ‖ signed bytes, and
 // signature ‖ signed bytes.
-func signedInput(b *testing.B, s Sealed, a *Security) ([]byte, []byte, *wire.DataPacket) {
+func signedInput(b *testing.B, s message.Sealed, a *message.Security) ([]byte, []byte, *wire.DataPacket) {
 	pk, err := wire.DecodeWire(s.Wire)
 	if err != nil {
 		b.Fatal(err)
 	}
 	p := pk.(*wire.DataPacket)
-	sigInput := append(append([]byte("datamsgsig"), a.skh[:]...), p.Signed...)
+	sigInput := append(append([]byte("datamsgsig"), skhOf(a)...), p.Signed...)
 	idInput := append(p.Signature[:len(p.Signature):len(p.Signature)], p.Signed...)
 	return sigInput, idInput, p
 }
@@ -51,14 +52,14 @@ func BenchmarkPrimitiveEd25519Sign(b *testing.B) {
 	a, _, _, _, s := benchSetup(b)
 	in, _, _ := signedInput(b, s, a)
 	for b.Loop() {
-		a.key.Sign(in)
+		a.SigningKeyForTest().Sign(in)
 	}
 }
 
 func BenchmarkPrimitiveEd25519Verify(b *testing.B) {
 	a, _, _, _, s := benchSetup(b)
 	in, _, p := signedInput(b, s, a)
-	pub := a.key.Public()
+	pub := a.SigningKeyForTest().Public()
 	for b.Loop() {
 		if !crypto.Verify(pub, in, &p.Signature) {
 			b.Fatal("verify")
@@ -72,7 +73,7 @@ func BenchmarkPrimitiveAES256CTR(b *testing.B) {
 	buf := make([]byte, len(p.Payload))
 	b.SetBytes(int64(len(buf)))
 	for b.Loop() {
-		if err := crypto.XORKeyStreamCTR(buf, p.Payload, a.gk, &p.IV); err != nil {
+		if err := crypto.XORKeyStreamCTR(buf, p.Payload, a.GroupKeyForTest(), &p.IV); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -93,7 +94,7 @@ func BenchmarkSeal128(b *testing.B) {
 	a, _, parents, _, _ := benchSetup(b)
 	text := strings.Repeat("m", 128)
 	for b.Loop() {
-		body, err := EncodeBody(Body{Kind: transcript.KindPayload, Text: text})
+		body, err := message.EncodeBody(message.Body{Kind: transcript.KindPayload, Text: text})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -108,7 +109,7 @@ func BenchmarkSeal128(b *testing.B) {
 // body, compute the id.
 func BenchmarkOpen128(b *testing.B) {
 	a, r, _, _, s := benchSetup(b)
-	sender := a.members[0]
+	sender := a.Members()[0]
 	for b.Loop() {
 		pk, err := wire.DecodeWire(s.Wire)
 		if err != nil {
@@ -118,8 +119,10 @@ func BenchmarkOpen128(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := DecodeBody(o.Body); err != nil {
+		if _, err := message.DecodeBody(o.Body); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
+
+func skhOf(s *message.Security) []byte { h := s.SidKeyHashForTest(); return h[:] }

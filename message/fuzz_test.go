@@ -1,8 +1,9 @@
-package message
+package message_test
 
 import (
 	"bytes"
 	"errors"
+	"github.com/mpenc/mpenc/message"
 	"testing"
 	"unicode/utf8"
 
@@ -21,21 +22,21 @@ func FuzzDecodeBody(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		b, err := DecodeBody(data)
+		b, err := message.DecodeBody(data)
 		if err == nil {
-			enc, err := appendBody(nil, b)
+			enc, err := message.AppendBodyForTest(nil, b)
 			if err != nil || !bytes.Equal(enc, data) {
 				t.Fatalf("%q decodes to %+v which encodes to %q (%v)", data, b, enc, err)
 			}
-		} else if !errors.Is(err, ErrBody) {
+		} else if !errors.Is(err, message.ErrBody) {
 			t.Fatalf("error %v does not wrap ErrBody", err)
 		}
 		if utf8.Valid(data) {
-			enc, err := EncodeBody(Body{Kind: transcript.KindPayload, Text: string(data)})
+			enc, err := message.EncodeBody(message.Body{Kind: transcript.KindPayload, Text: string(data)})
 			if err != nil {
 				t.Fatal(err)
 			}
-			b, err := DecodeBody(enc)
+			b, err := message.DecodeBody(enc)
 			if err != nil || b.Text != string(data) {
 				t.Fatalf("text %q does not round-trip: %q %v", data, b.Text, err)
 			}
@@ -45,36 +46,36 @@ func FuzzDecodeBody(f *testing.F) {
 
 // fuzzSecs returns receive-side instances: a 3-member group and the
 // reference's KAT subsession (where Moe's key signs).
-func fuzzSecs(tb testing.TB) ([]*Security, *testGroup) {
+func fuzzSecs(tb testing.TB) ([]*message.Security, *testGroup) {
 	g := newTestGroup(3, 7)
 	u := testvectors.LoadUpstream(tb)
-	moe := crypto.NewSigningKey([32]byte(u.Key(tb, "ED25519_PRIV_KEY")))
-	kat, err := New(Config{Members: []string{"Curly", "Larry", "Moe"},
+	moe := crypto.NewSigningKey([32]byte(testvectors.Key(tb, u, "ED25519_PRIV_KEY")))
+	kat, err := message.New(message.Config{Members: []string{"Curly", "Larry", "Moe"},
 		PublicKeys: []crypto.PublicKey{g.pubs[1], g.pubs[2], moe.Public()}, Self: 2, SigningKey: moe,
-		SID: u.Key(tb, "SESSION_ID"), GroupKey: u.Key(tb, "GROUP_KEY")})
+		SID: testvectors.Key(tb, u, "SESSION_ID"), GroupKey: testvectors.Key(tb, u, "GROUP_KEY")})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return []*Security{g.sec(tb, 0, 1), kat}, g
+	return []*message.Security{g.sec(tb, 0, 1), kat}, g
 }
 
 // checkOpened re-seals an opened packet with its author's key, IV and
 // padded size: the result must be the packet itself (nothing malleable
 // survives Open), and its body decodes or fails cleanly.
-func checkOpened(t *testing.T, signers []*Security, p *wire.DataPacket, raw []byte, o *Opened) {
+func checkOpened(t *testing.T, signers []*message.Security, p *wire.DataPacket, raw []byte, o *message.Opened) {
 	s := signers[o.Author]
 	if s == nil {
 		return
 	}
-	re, err := s.seal(o.Parents, o.Body, o.Size, &p.IV)
+	re, err := s.SealIV(o.Parents, o.Body, o.Size, &p.IV)
 	if err != nil {
 		t.Fatalf("cannot re-seal an opened packet: %v", err)
 	}
 	if re.Wire != wire.Armour(raw) {
 		t.Fatalf("opened packet does not re-seal to itself")
 	}
-	if b, err := DecodeBody(o.Body); err == nil {
-		if enc, err := appendBody(nil, b); err != nil || !bytes.Equal(enc, o.Body) {
+	if b, err := message.DecodeBody(o.Body); err == nil {
+		if enc, err := message.AppendBodyForTest(nil, b); err != nil || !bytes.Equal(enc, o.Body) {
 			t.Fatal("body does not re-encode")
 		}
 	}
@@ -86,7 +87,7 @@ func FuzzOpen(f *testing.F) {
 	secs, g := fuzzSecs(f)
 	u := testvectors.LoadUpstream(f)
 	for _, name := range []string{"DATA_MESSAGE_STRING", "DATA_MESSAGE_STRING2", "DATA_MESSAGE_STRING32"} {
-		f.Add(u.Packet(f, name))
+		f.Add(testvectors.Packet(f, u, name))
 	}
 	a := g.sec(f, 1, 9)
 	for _, body := range []string{"\x00[\"hi\"]", "\x01[false]", "\x03[true]"} {
@@ -94,18 +95,18 @@ func FuzzOpen(f *testing.F) {
 		raw, _ := wire.Dearmour(s.Wire)
 		f.Add(raw)
 	}
-	signers := [][]*Security{{g.sec(f, 0, 1), g.sec(f, 1, 1), g.sec(f, 2, 1)}, {nil, nil, secs[1]}}
+	signers := [][]*message.Security{{g.sec(f, 0, 1), g.sec(f, 1, 1), g.sec(f, 2, 1)}, {nil, nil, secs[1]}}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		p, err := wire.DecodeData(raw)
 		if err != nil {
 			return
 		}
 		for k, s := range secs {
-			for _, sender := range []string{s.members[0], s.members[2], ""} {
+			for _, sender := range []string{s.Members()[0], s.Members()[2], ""} {
 				o, err := s.Open(p, sender)
 				if err != nil {
-					var ae *AuthorError
-					if !errors.Is(err, ErrHint) && !errors.Is(err, ErrPacket) && !errors.Is(err, ErrNotVerified) && !errors.As(err, &ae) {
+					var ae *message.AuthorError
+					if !errors.Is(err, message.ErrHint) && !errors.Is(err, message.ErrPacket) && !errors.Is(err, message.ErrNotVerified) && !errors.As(err, &ae) {
 						t.Fatalf("unexpected error %v", err)
 					}
 					continue
@@ -135,7 +136,7 @@ func FuzzOpenSigned(f *testing.F) {
 		ct := bytes.Clone(pt)
 		crypto.XORKeyStreamCTR(ct, ct, g.gk, &iv)
 		dp := &wire.DataPacket{IV: iv, Payload: ct}
-		raw, err := dp.Sign(g.keys[1], &author.skh)
+		raw, err := dp.Sign(g.keys[1], ptr(author.SidKeyHashForTest()))
 		if err != nil {
 			return
 		}
@@ -145,8 +146,8 @@ func FuzzOpenSigned(f *testing.F) {
 		}
 		o, err := recv.Open(p, g.members[1])
 		if err != nil {
-			var ae *AuthorError
-			if errors.Is(err, ErrPacket) {
+			var ae *message.AuthorError
+			if errors.Is(err, message.ErrPacket) {
 				return
 			}
 			if !errors.As(err, &ae) || ae.Author != 1 {
@@ -157,6 +158,6 @@ func FuzzOpenSigned(f *testing.F) {
 		if o.Author != 1 {
 			t.Fatalf("author %d", o.Author)
 		}
-		checkOpened(t, []*Security{nil, author, nil}, p, raw, o)
+		checkOpened(t, []*message.Security{nil, author, nil}, p, raw, o)
 	})
 }

@@ -1,9 +1,10 @@
-package message
+package message_test
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/mpenc/mpenc/message"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -24,11 +25,11 @@ func TestBodyRejectsNonCanonical(t *testing.T) {
 		"\x02[true]", "\x02", "\x03[]", "\x03[\"x\"]", "\x04[]", "\xff[]",
 	}
 	for _, s := range bad {
-		if b, err := DecodeBody([]byte(s)); !errors.Is(err, ErrBody) {
+		if b, err := message.DecodeBody([]byte(s)); !errors.Is(err, message.ErrBody) {
 			t.Errorf("DecodeBody(%q) = %+v, %v; want ErrBody", s, b, err)
 		}
 	}
-	good := map[string]Body{
+	good := map[string]message.Body{
 		"\x00[\"\"]":                 {Kind: transcript.KindPayload},
 		"\x00[\"a\\\"b\\\\c\"]":      {Kind: transcript.KindPayload, Text: "a\"b\\c"},
 		"\x00[\"\\b\\f\\n\\r\\t\"]":  {Kind: transcript.KindPayload, Text: "\b\f\n\r\t"},
@@ -37,21 +38,21 @@ func TestBodyRejectsNonCanonical(t *testing.T) {
 		"\x02[]":                     {Kind: transcript.KindHeartBeat},
 	}
 	for s, want := range good {
-		b, err := DecodeBody([]byte(s))
+		b, err := message.DecodeBody([]byte(s))
 		if err != nil || b != want {
 			t.Errorf("DecodeBody(%q) = %+v, %v; want %+v", s, b, err, want)
 		}
-		if enc, err := appendBody(nil, b); err != nil || string(enc) != s {
+		if enc, err := message.AppendBodyForTest(nil, b); err != nil || string(enc) != s {
 			t.Errorf("re-encoding %q gives %q, %v", s, enc, err)
 		}
 	}
-	if _, err := EncodeBody(Body{Kind: transcript.KindHeartBeat}); !errors.Is(err, ErrNotSendable) {
+	if _, err := message.EncodeBody(message.Body{Kind: transcript.KindHeartBeat}); !errors.Is(err, message.ErrNotSendable) {
 		t.Error("a HeartBeat must not be sendable")
 	}
-	if _, err := EncodeBody(Body{Kind: transcript.KindPayload, Text: "\xff"}); !errors.Is(err, ErrNotSendable) {
+	if _, err := message.EncodeBody(message.Body{Kind: transcript.KindPayload, Text: "\xff"}); !errors.Is(err, message.ErrNotSendable) {
 		t.Error("invalid UTF-8 must not be sendable")
 	}
-	if _, err := EncodeBody(Body{Kind: transcript.KindFin, Text: "x"}); !errors.Is(err, ErrNotSendable) {
+	if _, err := message.EncodeBody(message.Body{Kind: transcript.KindFin, Text: "x"}); !errors.Is(err, message.ErrNotSendable) {
 		t.Error("text on a FIN must not be sendable")
 	}
 }
@@ -67,7 +68,7 @@ func TestBodyAgreesWithJSON(t *testing.T) {
 			sb.WriteRune(alphabet[rng.IntN(len(alphabet))])
 		}
 		text := sb.String()
-		enc, err := EncodeBody(Body{Kind: transcript.KindPayload, Text: text})
+		enc, err := message.EncodeBody(message.Body{Kind: transcript.KindPayload, Text: text})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,7 +76,7 @@ func TestBodyAgreesWithJSON(t *testing.T) {
 		if err := json.Unmarshal(enc[1:], &arr); err != nil || len(arr) != 1 || arr[0] != text {
 			t.Fatalf("%q: encoding/json reads %q (%v)", text, arr, err)
 		}
-		b, err := DecodeBody(enc)
+		b, err := message.DecodeBody(enc)
 		if err != nil || b.Text != text {
 			t.Fatalf("%q: round trip %q %v", text, b.Text, err)
 		}
@@ -103,8 +104,8 @@ func newTestGroup(n int, salt byte) *testGroup {
 	return g
 }
 
-func (g *testGroup) sec(t testing.TB, self int, seed uint64) *Security {
-	s, err := New(Config{Members: g.members, PublicKeys: g.pubs, Self: self, SigningKey: g.keys[self],
+func (g *testGroup) sec(t testing.TB, self int, seed uint64) *message.Security {
+	s, err := message.New(message.Config{Members: g.members, PublicKeys: g.pubs, Self: self, SigningKey: g.keys[self],
 		SID: g.sid, GroupKey: g.gk, Rand: rand.NewChaCha8([32]byte{byte(seed)})})
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +125,7 @@ func TestSealOpen(t *testing.T) {
 	g := newTestGroup(3, 7)
 	a, b := g.sec(t, 0, 1), g.sec(t, 1, 2)
 	parents := []transcript.ID{{1}, {2}}
-	body, _ := EncodeBody(Body{Kind: transcript.KindPayload, Text: strings.Repeat("x", 150)})
+	body, _ := message.EncodeBody(message.Body{Kind: transcript.KindPayload, Text: strings.Repeat("x", 150)})
 	s, err := a.Seal(parents, body)
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +155,7 @@ func TestSealOpen(t *testing.T) {
 		if err != nil {
 			continue
 		}
-		if _, err := b.Open(q, g.members[0]); !errors.Is(err, ErrNotVerified) {
+		if _, err := b.Open(q, g.members[0]); !errors.Is(err, message.ErrNotVerified) {
 			t.Errorf("flip at %d: %v", off, err)
 		}
 	}
@@ -163,14 +164,14 @@ func TestSealOpen(t *testing.T) {
 	short := &wire.DataPacket{SidkeyHint: a.Hint(), Payload: []byte{0, 1, 2}}
 	signed, _ := short.MarshalSigned()
 	short.Signed = signed
-	if _, err := b.Open(short, g.members[0]); !errors.Is(err, ErrPacket) {
+	if _, err := b.Open(short, g.members[0]); !errors.Is(err, message.ErrPacket) {
 		t.Errorf("short payload: %v", err)
 	}
-	if _, err := b.Open(&wire.DataPacket{SidkeyHint: a.Hint()}, g.members[0]); !errors.Is(err, ErrPacket) {
+	if _, err := b.Open(&wire.DataPacket{SidkeyHint: a.Hint()}, g.members[0]); !errors.Is(err, message.ErrPacket) {
 		t.Errorf("undecoded packet: %v", err)
 	}
 	// Failing randomness fails the seal.
-	a.rand = &fixedReader{}
+	a.SetRandForTest(&fixedReader{})
 	if _, err := a.Seal(nil, body); err == nil {
 		t.Error("seal without randomness")
 	}
@@ -198,24 +199,24 @@ func TestReplayFromAnotherSubsession(t *testing.T) {
 	if p.SidkeyHint != cur.Hint() {
 		t.Fatal("hints should collide")
 	}
-	if _, err := cur.Open(p, g1.members[0]); !errors.Is(err, ErrNotVerified) {
+	if _, err := cur.Open(p, g1.members[0]); !errors.Is(err, message.ErrNotVerified) {
 		t.Errorf("replay into another subsession: %v", err)
 	}
 	// Trial over (current, previous) finds the right one.
 	prev := g1.sec(t, 1, 3)
-	k, o, err := Trial([]*Security{cur, prev}, p, g1.members[0])
+	k, o, err := message.Trial([]*message.Security{cur, prev}, p, g1.members[0])
 	if err != nil || k != 1 || o.Author != 0 {
 		t.Errorf("trial: %d %v", k, err)
 	}
-	if k, _, err := Trial([]*Security{cur}, p, g1.members[0]); k != -1 || !errors.Is(err, ErrNotVerified) {
+	if k, _, err := message.Trial([]*message.Security{cur}, p, g1.members[0]); k != -1 || !errors.Is(err, message.ErrNotVerified) {
 		t.Errorf("trial without the right key: %d %v", k, err)
 	}
 	other := newTestGroup(3, 99).sec(t, 0, 4)
 	if other.Hint() != p.SidkeyHint {
-		if k, _, err := Trial([]*Security{other}, p, g1.members[0]); k != -1 || !errors.Is(err, ErrHint) {
+		if k, _, err := message.Trial([]*message.Security{other}, p, g1.members[0]); k != -1 || !errors.Is(err, message.ErrHint) {
 			t.Errorf("trial with no matching hint: %d %v", k, err)
 		}
-		if _, err := other.Open(p, g1.members[0]); !errors.Is(err, ErrHint) {
+		if _, err := other.Open(p, g1.members[0]); !errors.Is(err, message.ErrHint) {
 			t.Errorf("open with another hint: %v", err)
 		}
 	}
@@ -230,39 +231,39 @@ func TestAuthorError(t *testing.T) {
 	iv := [12]byte{9}
 	crypto.XORKeyStreamCTR(pt, pt, g.gk, &iv)
 	dp := &wire.DataPacket{IV: iv, Payload: pt}
-	raw, err := dp.Sign(g.keys[2], &a.skh)
+	raw, err := dp.Sign(g.keys[2], ptr(a.SidKeyHashForTest()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p, _ := wire.DecodeData(raw)
 	_, err = b.Open(p, g.members[2])
-	var ae *AuthorError
-	if !errors.As(err, &ae) || ae.Author != 2 || !errors.Is(err, ErrPlaintext) || ae.ID != transcript.ID(p.ID()) {
+	var ae *message.AuthorError
+	if !errors.As(err, &ae) || ae.Author != 2 || !errors.Is(err, message.ErrPlaintext) || ae.ID != transcript.ID(p.ID()) {
 		t.Errorf("garbage plaintext: %v", err)
 	}
 }
 
 func TestNewValidates(t *testing.T) {
 	g := newTestGroup(3, 7)
-	base := Config{Members: g.members, PublicKeys: g.pubs, Self: 0, SigningKey: g.keys[0], SID: g.sid, GroupKey: g.gk}
-	bad := []func(c *Config){
-		func(c *Config) { c.Members = nil },
-		func(c *Config) { c.PublicKeys = c.PublicKeys[:2] },
-		func(c *Config) { c.Members = []string{"c", "b", "a"} },
-		func(c *Config) { c.GroupKey = c.GroupKey[:20] },
-		func(c *Config) { c.SID = nil },
-		func(c *Config) { c.Self = 3 },
-		func(c *Config) { c.SigningKey = nil },
-		func(c *Config) { c.SigningKey = g.keys[1] },
+	base := message.Config{Members: g.members, PublicKeys: g.pubs, Self: 0, SigningKey: g.keys[0], SID: g.sid, GroupKey: g.gk}
+	bad := []func(c *message.Config){
+		func(c *message.Config) { c.Members = nil },
+		func(c *message.Config) { c.PublicKeys = c.PublicKeys[:2] },
+		func(c *message.Config) { c.Members = []string{"c", "b", "a"} },
+		func(c *message.Config) { c.GroupKey = c.GroupKey[:20] },
+		func(c *message.Config) { c.SID = nil },
+		func(c *message.Config) { c.Self = 3 },
+		func(c *message.Config) { c.SigningKey = nil },
+		func(c *message.Config) { c.SigningKey = g.keys[1] },
 	}
 	for i, f := range bad {
 		c := base
 		f(&c)
-		if _, err := New(c); err == nil {
+		if _, err := message.New(c); err == nil {
 			t.Errorf("case %d accepted", i)
 		}
 	}
-	s, err := New(base)
+	s, err := message.New(base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,10 +272,12 @@ func TestNewValidates(t *testing.T) {
 		t.Error("4 parents for 3 members")
 	}
 	s.Zero()
-	if s.gk[0] != 0 {
+	if s.GroupKeyForTest()[0] != 0 {
 		t.Error("Zero left the key")
 	}
 	if !utf8.ValidString(s.Members()[0]) {
 		t.Error("members")
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -1,10 +1,11 @@
-package message
+package message_test
 
 import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"github.com/mpenc/mpenc/message"
 	"slices"
 	"strings"
 	"testing"
@@ -39,20 +40,20 @@ func otherKey(t *testing.T, b byte) *crypto.SigningKey {
 // rebuilds each one byte for byte from its IV and plaintext with Moe's key.
 func TestUpstreamDataPackets(t *testing.T) {
 	u := testvectors.LoadUpstream(t)
-	moe := crypto.NewSigningKey([32]byte(u.Key(t, "ED25519_PRIV_KEY")))
-	if moe.Public() != crypto.PublicKey(u.Key(t, "ED25519_PUB_KEY")) {
+	moe := crypto.NewSigningKey([32]byte(testvectors.Key(t, u, "ED25519_PRIV_KEY")))
+	if moe.Public() != crypto.PublicKey(testvectors.Key(t, u, "ED25519_PUB_KEY")) {
 		t.Fatal("Moe's key does not match")
 	}
 	members := []string{"Curly", "Larry", "Moe"}
 	pubs := []crypto.PublicKey{otherKey(t, 1).Public(), otherKey(t, 2).Public(), moe.Public()}
-	sec, err := New(Config{Members: members, PublicKeys: pubs, Self: 2, SigningKey: moe,
-		SID: u.Key(t, "SESSION_ID"), GroupKey: u.Key(t, "GROUP_KEY")})
+	sec, err := message.New(message.Config{Members: members, PublicKeys: pubs, Self: 2, SigningKey: moe,
+		SID: testvectors.Key(t, u, "SESSION_ID"), GroupKey: testvectors.Key(t, u, "GROUP_KEY")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	wantIDs := map[string]string{"DATA_MESSAGE_STRING": "001e2d20778a66d8199f5c3e190fa220956d8b6c"}
 	for _, name := range []string{"DATA_MESSAGE_STRING", "DATA_MESSAGE_STRING2", "DATA_MESSAGE_STRING32"} {
-		raw := u.Packet(t, name)
+		raw := testvectors.Packet(t, u, name)
 		p, err := wire.DecodeData(raw)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -72,7 +73,7 @@ func TestUpstreamDataPackets(t *testing.T) {
 			}
 		}
 		// The other way: same IV, same (unpadded) size, Moe's key.
-		s, err := sec.seal(nil, []byte("foo"), 9, &p.IV)
+		s, err := sec.SealIV(nil, []byte("foo"), 9, &p.IV)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,11 +134,11 @@ func TestGreeterFlowDataMessages(t *testing.T) {
 	for i, m := range members {
 		pubs[i] = crypto.PublicKey(testvectors.Hex(t, final[m].EphemeralPubKey))
 	}
-	secs := map[string]*Security{}
+	secs := map[string]*message.Security{}
 	for i, m := range members {
 		r := final[m]
 		key := crypto.NewSigningKey(testvectors.Hex32(t, r.EphSeed))
-		s, err := New(Config{Members: members, PublicKeys: pubs, Self: i, SigningKey: key,
+		s, err := message.New(message.Config{Members: members, PublicKeys: pubs, Self: i, SigningKey: key,
 			SID: testvectors.Hex(t, r.SessionID), GroupKey: testvectors.Hex(t, r.GroupKey)})
 		if err != nil {
 			t.Fatal(err)
@@ -172,11 +173,11 @@ func TestGreeterFlowDataMessages(t *testing.T) {
 		if hex.EncodeToString(o.Body) != d.Body {
 			t.Errorf("message %d: body %x, want %s", k, o.Body, d.Body)
 		}
-		b, err := DecodeBody(o.Body)
+		b, err := message.DecodeBody(o.Body)
 		if err != nil || b.Kind != transcript.KindPayload {
 			t.Fatalf("message %d: body %v %v", k, b, err)
 		}
-		if enc, _ := EncodeBody(b); !bytes.Equal(enc, o.Body) {
+		if enc, _ := message.EncodeBody(b); !bytes.Equal(enc, o.Body) {
 			t.Errorf("message %d: body re-encodes to %x", k, enc)
 		}
 		if k == 0 && b.Text != "Hello, mpENC! é" {
@@ -196,7 +197,7 @@ func TestGreeterFlowDataMessages(t *testing.T) {
 		if len(d.RngDraws) > 0 {
 			iv = [12]byte(testvectors.Hex(t, d.RngDraws[0].Hex))
 		}
-		s, err := secs[d.Author].seal(o.Parents, o.Body, 0, &iv)
+		s, err := secs[d.Author].SealIV(o.Parents, o.Body, 0, &iv)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -205,7 +206,7 @@ func TestGreeterFlowDataMessages(t *testing.T) {
 		}
 		// Sealing with the IV drawn from an injected reader is the same.
 		sec := *secs[d.Author]
-		sec.rand = &fixedReader{b: iv[:]}
+		sec.SetRandForTest(&fixedReader{b: iv[:]})
 		if s2, err := sec.Seal(o.Parents, o.Body); err != nil || s2.Wire != d.Wire {
 			t.Errorf("message %d: Seal with the injected IV: %v", k, err)
 		}
@@ -222,15 +223,15 @@ func TestBodyCodecVectors(t *testing.T) {
 	if len(m.BodyCodec) != 5 {
 		t.Fatalf("%d body vectors, want 5", len(m.BodyCodec))
 	}
-	want := []Body{{Kind: transcript.KindPayload, Text: "hi"}, {Kind: transcript.KindManualAck},
+	want := []message.Body{{Kind: transcript.KindPayload, Text: "hi"}, {Kind: transcript.KindManualAck},
 		{Kind: transcript.KindAutoAck}, {Kind: transcript.KindFin}, {Kind: transcript.KindFlush}}
 	for i, c := range m.BodyCodec {
 		enc := testvectors.Hex(t, c.EncodedHex)
-		b, err := DecodeBody(enc)
+		b, err := message.DecodeBody(enc)
 		if err != nil || b != want[i] {
 			t.Errorf("vector %d (%s): %+v %v, want %+v", i, c.Body, b, err, want[i])
 		}
-		got, err := EncodeBody(want[i])
+		got, err := message.EncodeBody(want[i])
 		if err != nil || !bytes.Equal(got, enc) {
 			t.Errorf("vector %d: encoded %x, want %x", i, got, enc)
 		}
@@ -276,11 +277,11 @@ func TestHybridTraceDataPackets(t *testing.T) {
 	var h hybridTrace
 	testvectors.Load(t, "derived_hybrid_trace.json", &h)
 	type sub struct {
-		sec   *Security
+		sec   *message.Security
 		graph *transcript.Graph
 	}
 	var subs []*sub
-	var cands []*Security
+	var cands []*message.Security
 	seen := map[string]bool{}
 	for _, s := range h.Snapshots {
 		for _, m := range s.Members {
@@ -295,7 +296,7 @@ func TestHybridTraceDataPackets(t *testing.T) {
 				members = append(members, p[0])
 				pubs = append(pubs, crypto.PublicKey(testvectors.Hex(t, p[1])))
 			}
-			sec, err := New(Config{Members: members, PublicKeys: pubs, Self: -1,
+			sec, err := message.New(message.Config{Members: members, PublicKeys: pubs, Self: -1,
 				SID: testvectors.Hex(t, ss.SID), GroupKey: testvectors.Hex(t, ss.GroupKey)})
 			if err != nil {
 				t.Fatal(err)
@@ -321,16 +322,16 @@ func TestHybridTraceDataPackets(t *testing.T) {
 		if err != nil {
 			t.Fatalf("event %d: %v", ev.I, err)
 		}
-		k, o, err := Trial(cands, pk.(*wire.DataPacket), ev.Sender)
+		k, o, err := message.Trial(cands, pk.(*wire.DataPacket), ev.Sender)
 		if err != nil {
 			t.Fatalf("event %d: no subsession opens it: %v", ev.I, err)
 		}
 		opened++
-		b, err := DecodeBody(o.Body)
+		b, err := message.DecodeBody(o.Body)
 		if err != nil {
 			t.Fatalf("event %d: body %q: %v", ev.I, o.Body, err)
 		}
-		enc, err := appendBody(nil, b)
+		enc, err := message.AppendBodyForTest(nil, b)
 		if err != nil || !bytes.Equal(enc, o.Body) {
 			t.Errorf("event %d: body %q re-encodes to %q", ev.I, o.Body, enc)
 		}
