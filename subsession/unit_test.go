@@ -15,8 +15,8 @@ import (
 func TestTimingProfiles(t *testing.T) {
 	s := time.Second
 	for _, c := range []struct {
-		name                                             string
-		tm                                               Timing
+		name                                           string
+		tm                                             Timing
 		bc, fa, d, finAck, finTimeout, hb, own, others time.Duration
 	}{
 		{"reference", ReferenceTiming(), 5 * s, 26 * s, 16 * s, s, 80 * s, 78 * s, 104 * s, 110500 * time.Millisecond},
