@@ -454,9 +454,10 @@ func (c *Channel) handler(cn *conn) mxmpp.Handler {
 		c.pushLocked(c.room.handle(st)...)
 		if rm := c.room.removed; rm != nil {
 			c.room.removed = nil
-			c.want = false
-			if rm.Reason != LeftByRequest {
+			if rm.Reason != LeftByRequest { // (Leave already cleared want; an Enter since may have set it)
+				c.want = false
 				c.err = rm
+				c.failWaitersLocked(rm)
 				c.cfg.logf("xmpp: %v", rm)
 			}
 		}
@@ -721,6 +722,7 @@ func (c *Channel) attempt() error {
 		c.mu.Unlock()
 		select {
 		case <-c.poked:
+		case <-time.After(100 * time.Millisecond): // pokes are shared with Leave
 		case <-deadline.C:
 			c.exitRoom(cn)
 			return fmt.Errorf("xmpp: join %s: no answer in %v", c.cfg.room, c.cfg.JoinTimeout)
