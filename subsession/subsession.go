@@ -379,6 +379,7 @@ func (s *SessionBase) Receive(p *wire.DataPacket, w string, sender string, now t
 		var ae *message.AuthorError
 		if errors.As(err, &ae) {
 			s.reject(id, ae.Author, err, t)
+			s.wake(id, t)
 			return Result{Outcome: Rejected, ID: id, Author: s.members[ae.Author], Err: err}
 		}
 		s.stats.NotMine++
@@ -387,12 +388,14 @@ func (s *SessionBase) Receive(p *wire.DataPacket, w string, sender string, now t
 	author := s.members[o.Author]
 	if o.Author == s.self {
 		s.reject(id, o.Author, ErrOwnKey, t)
+		s.wake(id, t)
 		return Result{Outcome: Rejected, ID: id, Author: author, Err: ErrOwnKey}
 	}
 	body, err := message.DecodeBody(o.Body)
 	if err != nil {
 		err = &message.AuthorError{Author: o.Author, ID: id, Err: err}
 		s.reject(id, o.Author, err, t)
+		s.wake(id, t)
 		return Result{Outcome: Rejected, ID: id, Author: author, Err: err}
 	}
 	e := &bufEntry{id: id, author: o.Author, parents: o.Parents, kind: body.Kind, text: body.Text, wire: w}
@@ -531,6 +534,12 @@ func (s *SessionBase) bufferDeadlines(t time.Duration) {
 
 // reject records a verified message as invalid and warns, naming its
 // author. A fork fails the subsession.
+//
+// After a fork, members may hold different branches: one that saw a2 before
+// a3 rejects a3, one that saw only a3 accepts it and rejects a2 later. A
+// message citing the branch we rejected is then rejected with
+// ErrRejectedParent, and its notice names that message's author, who may
+// be honest: the error, not the name, says what is wrong.
 func (s *SessionBase) reject(id transcript.ID, author int, err error, t time.Duration) {
 	s.g.Reject(id)
 	s.stats.Rejected++

@@ -119,6 +119,16 @@ func TestReceiveRejectsForeignPackets(t *testing.T) {
 	if r := s.hand("A", "C", forge(t, g.forger(t, "C"), transcript.KindPayload, "x", sealed.ID).Wire); r.Outcome != Rejected {
 		t.Errorf("descendant of a rejected message: %+v", r)
 	}
+	// A descendant that arrived first waits, and is rejected at once when
+	// its parent turns out to be invalid.
+	bad2, _ := bs.Seal(nil, []byte("\x01[maybe]"))
+	child := forge(t, g.forger(t, "C"), transcript.KindPayload, "y", bad2.ID)
+	if r := s.hand("A", "C", child.Wire); r.Outcome != Buffered {
+		t.Errorf("child first: %+v", r)
+	}
+	if r := s.hand("A", "B", bad2.Wire); r.Outcome != Rejected || a.s.Buffered() != 0 {
+		t.Errorf("bad parent: %+v, %d still buffered", r, a.s.Buffered())
+	}
 	// Not a data packet; not mpENC.
 	if r := a.s.ReceiveWire(wire.Armour([]byte{0, 1, 0, 1, 1, 0, 2, 0, 1, 1}), "B", s.now); r.Outcome != Invalid {
 		t.Errorf("query packet: %+v", r)
@@ -134,8 +144,8 @@ func TestReceiveRejectsForeignPackets(t *testing.T) {
 			t.Errorf("warning %+v", w)
 		}
 	}
-	if n := len(a.warnings()); n != 3 {
-		t.Errorf("%d warnings, want 3 (own key, bad body, its descendant)", n)
+	if n := len(a.warnings()); n != 5 {
+		t.Errorf("%d warnings, want 5 (own key, two bad bodies, their descendants)", n)
 	}
 }
 

@@ -1,0 +1,158 @@
+package subsession
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/wire"
+)
+
+// CPU per 128-byte message sent and received through a SessionBase (body
+// codec, heads, padding, encryption, signature, armour, transcript, acks
+// bookkeeping, notices), with the primitives it cannot avoid timed in the
+// same run on the same sizes:
+//
+//	go test -run '^$' -bench 'Primitive|Subsession' -benchmem ./subsession/
+//
+// Goals (issue [C]): receive ≤ 1.15 × (Verify + CTR + SHA256),
+// send ≤ 1.15 × (Sign + CTR + SHA256).
+
+var text128 = strings.Repeat("m", 128)
+
+// benchPair returns A's and B's SessionBases (3 members), heartbeats off.
+func benchPair(b *testing.B) (*SessionBase, *SessionBase) {
+	g := newGroup("A", "B", "C")
+	tm := ReferenceTiming()
+	tm.Heartbeats = false
+	a, err := New(g.config("A", tm, 1), t0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bb, err := New(g.config("B", tm, 2), t0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return a, bb
+}
+
+// benchPacket is one of B's 128-byte payloads, with what its signature and
+// id cover.
+func benchPacket(b *testing.B) (sigInput, idInput []byte, p *wire.DataPacket, key *crypto.SigningKey, gk []byte) {
+	g := newGroup("A", "B", "C")
+	_, bs := benchPair(b)
+	bs.SendPayload(text128, t0)
+	bs.SendPayload(text128, t0) // cites the first: one parent
+	w := bs.TakeOutput().Packets[1]
+	p, err := decodeWire(w)
+	if err != nil {
+		b.Fatal(err)
+	}
+	skh := wire.SidKeyHash(g.sid, g.gk)
+	sigInput = append(append([]byte("datamsgsig"), skh[:]...), p.Signed...)
+	idInput = append(p.Signature[:len(p.Signature):len(p.Signature)], p.Signed...)
+	return sigInput, idInput, p, g.keys[1], g.gk
+}
+
+func BenchmarkPrimitiveEd25519Sign(b *testing.B) {
+	in, _, _, k, _ := benchPacket(b)
+	for b.Loop() {
+		k.Sign(in)
+	}
+}
+
+func BenchmarkPrimitiveEd25519Verify(b *testing.B) {
+	in, _, p, k, _ := benchPacket(b)
+	pub := k.Public()
+	for b.Loop() {
+		if !crypto.Verify(pub, in, &p.Signature) {
+			b.Fatal("verify")
+		}
+	}
+}
+
+func BenchmarkPrimitiveAES256CTR(b *testing.B) {
+	_, _, p, _, gk := benchPacket(b)
+	buf := make([]byte, len(p.Payload))
+	b.SetBytes(int64(len(buf)))
+	for b.Loop() {
+		crypto.XORKeyStreamCTR(buf, p.Payload, gk, &p.IV)
+	}
+}
+
+func BenchmarkPrimitiveSHA256(b *testing.B) {
+	_, in, _, _, _ := benchPacket(b)
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		crypto.Hash(in)
+	}
+}
+
+// BenchmarkSubsessionSend128: A sends 128-byte Payloads (each citing the
+// previous one). A fresh subsession every 4,096 messages keeps the state
+// at a realistic size (nothing is acked in this benchmark).
+func BenchmarkSubsessionSend128(b *testing.B) {
+	a, _ := benchPair(b)
+	now := t0
+	k := 0
+	for b.Loop() {
+		if k == 4096 {
+			b.StopTimer()
+			a, _ = benchPair(b)
+			k = 0
+			b.StartTimer()
+		}
+		now = now.Add(time.Millisecond)
+		if _, err := a.SendPayload(text128, now); err != nil {
+			b.Fatal(err)
+		}
+		a.TakeOutput()
+		k++
+	}
+}
+
+// BenchmarkSubsessionReceive128: A receives B's 128-byte Payloads, from
+// the wire string to the accepted notice (dearmour, decode, id, dedup,
+// verify, decrypt, body, transcript, monitors).
+func BenchmarkSubsessionReceive128(b *testing.B) {
+	const batch = 4096
+	_, bs := benchPair(b)
+	var wires []string
+	for range batch {
+		bs.SendPayload(text128, t0)
+	}
+	wires = bs.TakeOutput().Packets
+	a, _ := benchPair(b)
+	now := t0
+	k := 0
+	for b.Loop() {
+		if k == batch {
+			b.StopTimer()
+			a, _ = benchPair(b)
+			k = 0
+			b.StartTimer()
+		}
+		now = now.Add(time.Millisecond)
+		if r := a.ReceiveWire(wires[k], "B", now); r.Outcome != Accepted {
+			b.Fatal(r.Outcome, r.Err)
+		}
+		a.TakeOutput()
+		k++
+	}
+}
+
+// BenchmarkSubsessionDuplicate128: a duplicate is dropped before any
+// cryptography.
+func BenchmarkSubsessionDuplicate128(b *testing.B) {
+	_, bs := benchPair(b)
+	bs.SendPayload(text128, t0)
+	w := bs.TakeOutput().Packets[0]
+	a, _ := benchPair(b)
+	a.ReceiveWire(w, "B", t0)
+	for b.Loop() {
+		if r := a.ReceiveWire(w, "B", t0); r.Outcome != Duplicate {
+			b.Fatal(r.Outcome)
+		}
+	}
+}
