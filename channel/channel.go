@@ -46,8 +46,9 @@ const (
 	// EventOthers: others entered (Enter) and/or left (Leave).
 	EventOthers
 	// EventIdentity: Sender announced identity key Key (on entering, or
-	// later in a presence update). The channel reports announcements; it
-	// does not judge them: the trust layer does.
+	// later in a presence update; also for ourselves, just after our own
+	// enter). The channel reports announcements; it does not judge them:
+	// the trust layer does.
 	EventIdentity
 )
 
@@ -84,13 +85,19 @@ type Event struct {
 	Members []string
 	// Key is the announced identity key (EventIdentity).
 	Key crypto.PublicKey
+	// Err says why we are out of the room (EventOwnLeave): nil when we left
+	// on request; otherwise a lost connection, a kick, a ban... Channels
+	// report what they know; the session shows it and does not branch on
+	// it (a leave is a leave, SESSION-RULES rule LI).
+	Err error
 }
 
 // GroupChannel is a server-ordered room. Implementations are safe for
 // concurrent use; Events must be drained by its one consumer (the session's
 // event loop), or the channel stalls.
 type GroupChannel interface {
-	// Self returns our participant id in this room.
+	// Self returns our participant id in this room. It never changes for
+	// the life of the channel (a reconnecting channel keeps its full JID).
 	Self() string
 	// Events returns the stream of events. It is closed by Close.
 	Events() <-chan Event

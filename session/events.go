@@ -158,7 +158,7 @@ func (c *Core) onOwnLeave(ev channel.Event) {
 	case c.wantIn && hadSession:
 		// Disconnected or kicked out of a running session: the transport
 		// may re-enter; when it does, we join again. Warn about the gap.
-		c.notify(Notice{Kind: Gap})
+		c.notify(Notice{Kind: Gap, Err: ev.Err})
 	}
 }
 

@@ -408,7 +408,7 @@ func (c *Channel) dropConnLocked(cn *conn, why error) {
 	cn.cancel()
 	_ = cn.raw.Close()
 	wasIn := c.room.inRoom()
-	c.pushLocked(c.room.lost()...)
+	c.pushLocked(c.room.lost(fmt.Errorf("xmpp: connection lost: %w", why))...)
 	if wasIn && c.want {
 		c.scheduleRetryLocked()
 	}

@@ -2,6 +2,7 @@ package xmpp
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -91,7 +92,7 @@ func FuzzRoom(f *testing.F) {
 				}
 				continue
 			case "LOST":
-				h.accept(t, h.r.lost())
+				h.accept(t, h.r.lost(errors.New("fuzz: connection lost")))
 				continue
 			case "CONF":
 				if h.r.phase == phaseSettling && h.r.created {

@@ -137,11 +137,12 @@ func (r *room) nicksOf(j string) []string {
 }
 
 // lost ends our presence without the server's word (connection lost, or
-// forced): EventOwnLeave if we were in, with the membership before it.
-func (r *room) lost() []channel.Event {
+// forced): EventOwnLeave if we were in, with the membership before it and
+// why.
+func (r *room) lost(why error) []channel.Event {
 	var evs []channel.Event
 	if r.inRoom() {
-		evs = append(evs, channel.Event{Kind: channel.EventOwnLeave, Members: r.members()})
+		evs = append(evs, channel.Event{Kind: channel.EventOwnLeave, Members: r.members(), Err: why})
 	}
 	r.reset()
 	return evs
@@ -345,7 +346,10 @@ func (r *room) selfPresence(st *inStanza, nick string) []channel.Event {
 			case st.hasStatus(statusMembersOnly):
 				reason = LeftMembersOnly
 			}
-			if reason != 0 {
+			if reason != 0 && reason != LeftByRequest {
+				r.removed = &RemovedError{Room: r.addr.String(), Reason: reason}
+				evs[0].Err = r.removed
+			} else if reason == LeftByRequest {
 				r.removed = &RemovedError{Room: r.addr.String(), Reason: reason}
 			} else {
 				// 332 (service shutting down) or no reason given: a passing
@@ -542,8 +546,8 @@ func (r *room) roomMessage(st *inStanza) []channel.Event {
 	}
 	if st.hasStatus(statusNowSemiAnon) || st.hasStatus(statusNowFullyAnon) {
 		if r.inRoom() {
-			evs := []channel.Event{{Kind: channel.EventOwnLeave, Members: r.members()}}
 			r.removed = &RemovedError{Room: r.addr.String(), Reason: LeftAnonymous}
+			evs := []channel.Event{{Kind: channel.EventOwnLeave, Members: r.members(), Err: r.removed}}
 			r.needsExit = true
 			r.reset()
 			return evs

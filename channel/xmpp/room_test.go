@@ -392,12 +392,12 @@ func TestRoomLeaveAndLoss(t *testing.T) {
 	// Rejoin and lose the connection.
 	h.r.startJoin(tNick)
 	h.join()
-	evs = h.r.lost()
+	evs = h.r.lost(errors.New("test: connection lost"))
 	h.accept(evs)
 	if len(evs) != 1 || evs[0].Kind != channel.EventOwnLeave {
 		t.Fatalf("lost: %v", kinds(evs))
 	}
-	if evs := h.r.lost(); len(evs) != 0 {
+	if evs := h.r.lost(errors.New("test: connection lost")); len(evs) != 0 {
 		t.Fatalf("lost twice: %v", kinds(evs))
 	}
 }
