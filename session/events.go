@@ -28,8 +28,13 @@ func (c *Core) HandleEvent(ev channel.Event, now time.Time) {
 		case channel.EventPlain:
 			c.notify(Notice{Kind: Plain, Author: ev.Sender, Text: ev.Body})
 		case channel.EventIdentity:
-			// Identity announcements are the trust layer's business; the
-			// greeter asks the Directory when it needs a key.
+			// Identity announcements are the trust layer's business: a
+			// directory that learns keys gets them now, in order.
+			if o, ok := c.cfg.Directory.(KeyObserver); ok {
+				if err := o.ObserveKey(ev.Sender, ev.Key); err != nil {
+					c.warn(ev.Sender, err)
+				}
+			}
 		}
 	}
 	c.after()
