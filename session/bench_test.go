@@ -1,0 +1,117 @@
+package session_test
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/mpenc/mpenc/channel/memchan"
+	"github.com/mpenc/mpenc/internal/sim"
+	"github.com/mpenc/mpenc/session"
+	"github.com/mpenc/mpenc/subsession"
+)
+
+// fixedHop is a room with a fixed 10 ms delay per hop (sender to server,
+// server to each recipient): 20 ms per broadcast.
+var fixedHop = memchan.Faults{Uplink: 10 * time.Millisecond, Downlink: 10 * time.Millisecond}
+
+func benchWorld(b *testing.B, n int) (*sim.World, []string) {
+	w := sim.NewWorld(uint64(n), fixedHop, subsession.LoopbackTiming())
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("member%02d@example.org/dev", i)
+		w.Add(ids[i], nil)
+	}
+	return w, ids
+}
+
+// enterAll: the first member founds the session alone; the others enter
+// together right after (they wait to be included).
+func enterAll(w *sim.World, ids []string) {
+	w.Do(ids[0], func(c *session.Core, now time.Time) { c.Join(now) })
+	w.RunFor(100 * time.Millisecond)
+	for _, id := range ids[1:] {
+		w.Do(id, func(c *session.Core, now time.Time) { c.Join(now) })
+	}
+	w.RunFor(100 * time.Millisecond)
+}
+
+// opFigures runs op until every member in want has the session, and
+// reports the virtual time, the deliveries and the CPU per member.
+func opFigures(b *testing.B, w *sim.World, want []string, op func()) (time.Duration, int, time.Duration) {
+	before := w.Hub.Stats().Deliveries
+	start := w.Now()
+	cpu := time.Now()
+	op()
+	for {
+		done := true
+		var sid [32]byte
+		for i, id := range want {
+			s, ok := w.Members[id].Core.SessionID()
+			if !ok || !slices.Equal(w.Members[id].Core.Members(), want) || i > 0 && s != sid {
+				done = false
+				break
+			}
+			sid = s
+		}
+		if done {
+			break
+		}
+		if ok, err := w.Step(); err != nil || !ok {
+			b.Fatalf("stuck: %v", err)
+		}
+	}
+	elapsed := time.Since(cpu)
+	return w.Now().Sub(start), w.Hub.Stats().Deliveries - before, elapsed / time.Duration(len(want))
+}
+
+// BenchmarkStartSession: a solo member starts a session with n−1 others
+// present (one START); virtual time, packet deliveries, CPU per member.
+func BenchmarkStartSession(b *testing.B) {
+	for _, n := range []int{5, 10, 30} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			var vt time.Duration
+			var del int
+			var cpu time.Duration
+			for b.Loop() {
+				w, ids := benchWorld(b, n)
+				enterAll(w, ids)
+				want := slices.Sorted(slices.Values(ids))
+				vt, del, cpu = opFigures(b, w, want, func() {
+					w.Do(ids[0], func(c *session.Core, now time.Time) { c.Include(ids[1:], now) })
+				})
+			}
+			b.ReportMetric(float64(vt.Milliseconds()), "virtual-ms")
+			b.ReportMetric(float64(del), "deliveries")
+			b.ReportMetric(float64(cpu.Microseconds()), "cpu-µs/member")
+		})
+	}
+}
+
+// BenchmarkIncludeOneSession: include one member into a session of n.
+func BenchmarkIncludeOneSession(b *testing.B) {
+	for _, n := range []int{10, 30} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			var vt time.Duration
+			var del int
+			var cpu time.Duration
+			for b.Loop() {
+				w, ids := benchWorld(b, n+1)
+				enterAll(w, ids)
+				first := slices.Sorted(slices.Values(ids[:n]))
+				opFigures(b, w, first, func() {
+					w.Do(ids[0], func(c *session.Core, now time.Time) { c.Include(ids[1:n], now) })
+				})
+				w.RunFor(10 * time.Second) // settle: acks, previous subsessions
+				all := slices.Sorted(slices.Values(ids))
+				vt, del, cpu = opFigures(b, w, all, func() {
+					w.Do(ids[1], func(c *session.Core, now time.Time) { c.Include([]string{ids[n]}, now) })
+				})
+			}
+			b.ReportMetric(float64(vt.Milliseconds()), "virtual-ms")
+			b.ReportMetric(float64(del), "deliveries")
+			b.ReportMetric(float64(cpu.Microseconds()), "cpu-µs/member")
+		})
+	}
+}
