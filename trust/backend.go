@@ -1,0 +1,272 @@
+package trust
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/mpenc/mpenc/crypto"
+)
+
+// Backend persists the trust store. Package store implements it over
+// SQLite; [Memory] keeps it in memory.
+//
+// Every Store operation is one call to Update or View, so a backend that
+// runs fn in one database transaction makes each observation and each
+// decision atomic: the store never holds a key without its binding, nor a
+// binding without its event. Implementations must be safe for concurrent
+// use; fn must see a consistent snapshot and its writes must be all or
+// nothing (none if fn returns an error).
+type Backend interface {
+	// Update runs fn in a read-write transaction.
+	Update(fn func(Tx) error) error
+	// View runs fn in a transaction whose writes, if any, are discarded.
+	View(fn func(Tx) error) error
+}
+
+// Tx is one transaction of a Backend. Its methods are only valid during
+// the Update or View call that provided it.
+type Tx interface {
+	// Keys returns the records of jid (a bare JID), ordered by FirstSeen
+	// then key bytes.
+	Keys(jid string) ([]Record, error)
+	// AllKeys returns every record, ordered by JID, FirstSeen, key bytes.
+	AllKeys() ([]Record, error)
+	// PutKey inserts or replaces the record of (r.JID, r.Key).
+	PutKey(r Record) error
+	// Binding returns the key member (a full JID) announced last.
+	Binding(member string) (key crypto.PublicKey, ok bool, err error)
+	// Bind records that member announced key at time at.
+	Bind(member string, key crypto.PublicKey, at time.Time) error
+	// AppendEvent adds e to the trust history.
+	AppendEvent(e Event) error
+	// Events returns the most recent events of jid (all JIDs if jid is
+	// ""), at most limit of them (all if limit <= 0), oldest first.
+	Events(jid string, limit int) ([]Event, error)
+}
+
+// EventKind says what an Event records. The numbers are stored on disk:
+// never renumber. The first values equal the observation Kinds.
+type EventKind uint8
+
+// Trust history events.
+const (
+	EventNew        EventKind = EventKind(KeyNew)       // first key of a JID
+	EventNewDevice  EventKind = EventKind(KeyNewDevice) // another device's key
+	EventChanged    EventKind = EventKind(KeyChanged)   // a member's key changed
+	EventVerified   EventKind = 10                      // the user authenticated a key
+	EventTrusted    EventKind = 11                      // the user trusted a key without verifying it
+	EventDistrusted EventKind = 12                      // the user distrusted a key
+)
+
+// Valid reports whether k is a defined event kind.
+func (k EventKind) Valid() bool {
+	switch k {
+	case EventNew, EventNewDevice, EventChanged, EventVerified, EventTrusted, EventDistrusted:
+		return true
+	}
+	return false
+}
+
+func (k EventKind) String() string {
+	switch k {
+	case EventNew:
+		return "new"
+	case EventNewDevice:
+		return "new-device"
+	case EventChanged:
+		return "changed"
+	case EventVerified:
+		return "verified"
+	case EventTrusted:
+		return "trusted"
+	case EventDistrusted:
+		return "distrusted"
+	}
+	return fmt.Sprintf("EventKind(%d)", uint8(k))
+}
+
+// Event is one entry of the trust history: what changed, when. Keys seen
+// again (KeyKnown) are not events.
+type Event struct {
+	At     time.Time
+	Kind   EventKind
+	Member string // the announcing full JID (observations only)
+	JID    string
+	Key    crypto.PublicKey
+	// Previous is the member's previous key (EventChanged only).
+	Previous crypto.PublicKey
+}
+
+// errClosedTx is returned by a Memory Tx used outside its callback.
+var errClosedTx = errors.New("trust: transaction used after it ended")
+
+// Memory is an in-memory Backend, for tests and for bots that keep no
+// state across restarts. Safe for concurrent use; the zero value is ready.
+type Memory struct {
+	mu       sync.Mutex
+	keys     map[string]map[crypto.PublicKey]Record
+	bindings map[string]crypto.PublicKey
+	events   []Event
+}
+
+var _ Backend = (*Memory)(nil)
+
+// Update runs fn with the store locked; fn's writes are applied only if it
+// returns nil.
+func (m *Memory) Update(fn func(Tx) error) error { return m.run(fn, true) }
+
+// View runs fn with the store locked and discards any write.
+func (m *Memory) View(fn func(Tx) error) error { return m.run(fn, false) }
+
+func (m *Memory) run(fn func(Tx) error, commit bool) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	tx := &memTx{m: m, keys: map[string]map[crypto.PublicKey]Record{}, bindings: map[string]crypto.PublicKey{}}
+	err := fn(tx)
+	tx.done = true
+	if err != nil || !commit {
+		return err
+	}
+	if m.keys == nil {
+		m.keys = map[string]map[crypto.PublicKey]Record{}
+		m.bindings = map[string]crypto.PublicKey{}
+	}
+	for jid, ks := range tx.keys {
+		if m.keys[jid] == nil {
+			m.keys[jid] = map[crypto.PublicKey]Record{}
+		}
+		for k, r := range ks {
+			m.keys[jid][k] = r
+		}
+	}
+	for member, k := range tx.bindings {
+		m.bindings[member] = k
+	}
+	m.events = append(m.events, tx.events...)
+	return nil
+}
+
+// memTx buffers writes over the committed maps, so a failed Update leaves
+// nothing behind.
+type memTx struct {
+	m        *Memory
+	done     bool
+	keys     map[string]map[crypto.PublicKey]Record
+	bindings map[string]crypto.PublicKey
+	events   []Event
+}
+
+func sortRecords(rs []Record) {
+	slices.SortFunc(rs, func(a, b Record) int {
+		if a.JID != b.JID {
+			if a.JID < b.JID {
+				return -1
+			}
+			return 1
+		}
+		if c := a.FirstSeen.Compare(b.FirstSeen); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.Key[:], b.Key[:])
+	})
+}
+
+func (t *memTx) Keys(jid string) ([]Record, error) {
+	if t.done {
+		return nil, errClosedTx
+	}
+	merged := map[crypto.PublicKey]Record{}
+	for k, r := range t.m.keys[jid] {
+		merged[k] = r
+	}
+	for k, r := range t.keys[jid] {
+		merged[k] = r
+	}
+	var out []Record
+	for _, r := range merged {
+		out = append(out, r)
+	}
+	sortRecords(out)
+	return out, nil
+}
+
+func (t *memTx) AllKeys() ([]Record, error) {
+	if t.done {
+		return nil, errClosedTx
+	}
+	jids := map[string]bool{}
+	for j := range t.m.keys {
+		jids[j] = true
+	}
+	for j := range t.keys {
+		jids[j] = true
+	}
+	var out []Record
+	for j := range jids {
+		rs, _ := t.Keys(j)
+		out = append(out, rs...)
+	}
+	sortRecords(out)
+	return out, nil
+}
+
+func (t *memTx) PutKey(r Record) error {
+	if t.done {
+		return errClosedTx
+	}
+	r.Trusted = false
+	if t.keys[r.JID] == nil {
+		t.keys[r.JID] = map[crypto.PublicKey]Record{}
+	}
+	t.keys[r.JID][r.Key] = r
+	return nil
+}
+
+func (t *memTx) Binding(member string) (crypto.PublicKey, bool, error) {
+	if t.done {
+		return crypto.PublicKey{}, false, errClosedTx
+	}
+	if k, ok := t.bindings[member]; ok {
+		return k, true, nil
+	}
+	k, ok := t.m.bindings[member]
+	return k, ok, nil
+}
+
+func (t *memTx) Bind(member string, key crypto.PublicKey, _ time.Time) error {
+	if t.done {
+		return errClosedTx
+	}
+	t.bindings[member] = key
+	return nil
+}
+
+func (t *memTx) AppendEvent(e Event) error {
+	if t.done {
+		return errClosedTx
+	}
+	t.events = append(t.events, e)
+	return nil
+}
+
+func (t *memTx) Events(jid string, limit int) ([]Event, error) {
+	if t.done {
+		return nil, errClosedTx
+	}
+	var out []Event
+	for _, evs := range [][]Event{t.m.events, t.events} {
+		for _, e := range evs {
+			if jid == "" || e.JID == jid {
+				out = append(out, e)
+			}
+		}
+	}
+	if limit > 0 && len(out) > limit {
+		out = out[len(out)-limit:]
+	}
+	return out, nil
+}

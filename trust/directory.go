@@ -1,0 +1,60 @@
+package trust
+
+import (
+	"fmt"
+
+	"github.com/mpenc/mpenc/crypto"
+)
+
+// Directory adapts a Store to the key directory a session needs: it
+// implements greeter.Directory (IdentityKey) and session.KeyObserver
+// (ObserveKey), so it can be session.Config.Directory. Make one per
+// session: OnDecision then knows which room a decision came from.
+//
+// Directory fields are read, never modified; set them before first use.
+// Its methods are safe for concurrent use.
+type Directory struct {
+	Store *Store
+	// Self and SelfKey are our own participant id and identity public key:
+	// answered directly, never recorded in the trust store (our own key
+	// is not "authenticated" by us, and must not switch our other devices
+	// to verified-only). An announcement of another key for Self is
+	// reported as a *KeyChangedError: someone impersonates us.
+	Self    string
+	SelfKey crypto.PublicKey
+	// OnDecision, if set, receives every decision (new keys, new devices,
+	// changes, distrusted keys), synchronously on the session's goroutine:
+	// keep it short (hand it to the UI).
+	OnDecision func(Decision)
+}
+
+// IdentityKey implements greeter.Directory: our own key for Self, else the
+// key the member announced last if the policy lets it be used; otherwise
+// an error that the session shows as the reason an operation failed.
+func (d *Directory) IdentityKey(member string) (crypto.PublicKey, error) {
+	if d.Self != "" && member == d.Self {
+		return d.SelfKey, nil
+	}
+	return d.Store.IdentityKey(member)
+}
+
+// ObserveKey implements session.KeyObserver: it records the announcement
+// and returns an error only for a changed or distrusted key (which the
+// session shows as a security warning). Backend failures are returned too:
+// a key we could not record is not silently accepted.
+func (d *Directory) ObserveKey(member string, key crypto.PublicKey) error {
+	if d.Self != "" && member == d.Self {
+		if !crypto.Equal(key[:], d.SelfKey[:]) {
+			return &KeyChangedError{Member: member, Key: key, Previous: []Record{{JID: Bare(member), Key: d.SelfKey, State: Authenticated, Trusted: true}}}
+		}
+		return nil
+	}
+	dec, err := d.Store.Observe(member, key)
+	if err != nil {
+		return fmt.Errorf("trust: key from %s not recorded: %w", member, err)
+	}
+	if d.OnDecision != nil {
+		d.OnDecision(dec)
+	}
+	return dec.Err()
+}

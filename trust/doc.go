@@ -1,0 +1,50 @@
+// Package trust binds identity keys to JIDs and decides which keys may be
+// used: the trust store and its policy (XEP-0450 trust states), key
+// fingerprints for people to compare, and the key directory a session
+// uses.
+//
+// It is pure: no I/O and no SQL. Persistence is behind [Backend] (package
+// store implements it over SQLite; [Memory] keeps it in memory).
+//
+// # Model
+//
+// Trust is kept per (bare JID, key): an account (XEP-0450's identity) has
+// one key per device (endpoint). Each key is [Undecided], [BlindlyTrusted],
+// [Authenticated] or [Distrusted]. The store also remembers which key each
+// member (full JID, the participant id) announced last, so that a device
+// that suddenly announces another key is noticed.
+//
+// # Entry points
+//
+//   - [New] makes a [Store] over a Backend with a [Policy]:
+//     [BlindTrustBeforeVerification] (XEP-0450's recommendation, the
+//     default) or [AuthenticatedOnly] (bots).
+//   - [Store.Observe] records an announced key and returns a [Decision],
+//     data in the manner of ssh/knownhosts: [KeyNew], [KeyNewDevice],
+//     [KeyKnown], [KeyChanged] (a loud warning; the new key is recorded as
+//     undecided and never replaces the old one) or [KeyDistrusted].
+//   - [Store.Verify], [Store.Trust], [Store.Distrust] record the user's
+//     decisions; [Store.Keys], [Store.All], [Store.Current], [Store.Events]
+//     list what is known.
+//   - [Directory] is a session's key directory (greeter.Directory and
+//     session.KeyObserver): it answers only keys the policy allows and
+//     refuses the rest with an *[UntrustedError].
+//   - [FingerprintOf] gives a key's [Fingerprint], shown as hex groups
+//     ([Fingerprint.String]) or words ([Fingerprint.Words]); [URI] is the
+//     payload of a QR code; [ParseFingerprint], [ParseWords], [Matches] and
+//     [ParseURI] read them back.
+//
+// # What it does not do
+//
+// It does not judge JIDs (callers pass them as the XMPP layer normalised
+// them), render QR codes (the client does), nor send or receive XEP-0450
+// trust messages: those need authenticated pairwise channels, which do not
+// exist yet. Nothing here is secret: identity public keys, fingerprints and
+// trust states; private keys are package store's business.
+//
+// # Concurrency
+//
+// A [Store] is safe for concurrent use if its Backend is (both of this
+// project's are): each method is one backend transaction, so concurrent
+// observations of the same JID cannot both record a "first" key.
+package trust

@@ -1,0 +1,162 @@
+package trust
+
+import (
+	_ "embed"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"github.com/mpenc/mpenc/crypto"
+)
+
+// fingerprintLabel separates fingerprints from every other hash of a key.
+const fingerprintLabel = "mpenc/v1/fingerprint"
+
+// FingerprintSize is the size of a fingerprint: 128 bits. Matching a given
+// fingerprint with another key takes about 2^128 key generations (a second
+// preimage of truncated SHA-256); that is the security a user gets from
+// comparing it in full.
+const FingerprintSize = 16
+
+// Fingerprint identifies an identity key for comparison by people:
+// SHA-256("mpenc/v1/fingerprint" ‖ key)[0:16]. The same 16 bytes are shown
+// as hex groups (String) or as words (Words). The QR code carries the full
+// key instead (URI).
+type Fingerprint [FingerprintSize]byte
+
+// FingerprintOf returns key's fingerprint.
+func FingerprintOf(key crypto.PublicKey) Fingerprint {
+	h := crypto.Hash([]byte(fingerprintLabel), key[:])
+	var f Fingerprint
+	copy(f[:], h[:FingerprintSize])
+	return f
+}
+
+// String returns the fingerprint as 8 groups of 4 lowercase hex digits,
+// "1a2b 3c4d 5e6f 7a8b 9c0d 1e2f 3a4b 5c6d".
+func (f Fingerprint) String() string {
+	h := hex.EncodeToString(f[:])
+	var b strings.Builder
+	for i := 0; i < len(h); i += 4 {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(h[i : i+4])
+	}
+	return b.String()
+}
+
+// Short returns the first group, for lists: it identifies, it does not
+// authenticate.
+func (f Fingerprint) Short() string { return hex.EncodeToString(f[:2]) }
+
+// maxFingerprintInput bounds what the parsers read: a fingerprint typed
+// with generous separators is far shorter.
+const maxFingerprintInput = 1024
+
+// ParseFingerprint parses a fingerprint typed or pasted by a user: 32 hex
+// digits in either case, optionally separated by spaces, tabs, ':' or '-'.
+func ParseFingerprint(s string) (Fingerprint, error) {
+	var f Fingerprint
+	if len(s) > maxFingerprintInput {
+		return f, fmt.Errorf("%w: fingerprint too long", ErrInvalid)
+	}
+	digits := make([]byte, 0, 2*FingerprintSize)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == ' ' || c == '\t' || c == ':' || c == '-':
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'f':
+			digits = append(digits, c)
+		case 'A' <= c && c <= 'F':
+			digits = append(digits, c+('a'-'A'))
+		default:
+			return f, fmt.Errorf("%w: fingerprint has a character that is not a hex digit", ErrInvalid)
+		}
+		if len(digits) > 2*FingerprintSize {
+			return f, fmt.Errorf("%w: fingerprint has more than %d hex digits", ErrInvalid, 2*FingerprintSize)
+		}
+	}
+	if len(digits) != 2*FingerprintSize {
+		return f, fmt.Errorf("%w: fingerprint has %d hex digits, want %d", ErrInvalid, len(digits), 2*FingerprintSize)
+	}
+	if _, err := hex.Decode(f[:], digits); err != nil {
+		return Fingerprint{}, fmt.Errorf("%w: fingerprint: %v", ErrInvalid, err)
+	}
+	return f, nil
+}
+
+// wordsFile is the word list: 256 lowercase English words, one per line,
+// sorted, unique in their first four letters, written for this project
+// (no third-party licence). Word i encodes byte value i. It must never
+// change: a change would make fingerprints read by two versions differ.
+// TestWordList pins its SHA-256.
+//
+//go:embed words.txt
+var wordsFile string
+
+var (
+	wordList  [256]string
+	wordIndex = map[string]byte{}
+)
+
+func init() {
+	lines := strings.Split(strings.TrimSuffix(wordsFile, "\n"), "\n")
+	if len(lines) != len(wordList) {
+		panic("trust: words.txt must hold 256 words")
+	}
+	for i, w := range lines {
+		if _, dup := wordIndex[w]; dup || w == "" {
+			panic("trust: words.txt has an empty or repeated word")
+		}
+		wordList[i] = w
+		wordIndex[w] = byte(i)
+	}
+}
+
+// Words returns the fingerprint as 16 words, one per byte, separated by
+// spaces, for comparison out loud ("acorn zebra ...").
+func (f Fingerprint) Words() string {
+	ws := make([]string, len(f))
+	for i, b := range f {
+		ws[i] = wordList[b]
+	}
+	return strings.Join(ws, " ")
+}
+
+// ParseWords parses the 16 words of a fingerprint, in any case, separated
+// by any run of spaces, tabs, newlines, ',' or '-'.
+func ParseWords(s string) (Fingerprint, error) {
+	var f Fingerprint
+	if len(s) > maxFingerprintInput {
+		return f, fmt.Errorf("%w: fingerprint words too long", ErrInvalid)
+	}
+	fields := strings.FieldsFunc(strings.ToLower(s), func(r rune) bool {
+		return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == ',' || r == '-'
+	})
+	if len(fields) != FingerprintSize {
+		return f, fmt.Errorf("%w: fingerprint has %d words, want %d", ErrInvalid, len(fields), FingerprintSize)
+	}
+	for i, w := range fields {
+		b, ok := wordIndex[w]
+		if !ok {
+			return Fingerprint{}, fmt.Errorf("%w: word %d (%.20q) is not in the word list", ErrInvalid, i+1, w)
+		}
+		f[i] = b
+	}
+	return f, nil
+}
+
+// Matches reports whether s, hex groups or words as a user typed them, is
+// key's fingerprint. Fingerprints are public; the comparison is constant
+// time anyway, as all key comparisons here are.
+func Matches(key crypto.PublicKey, s string) bool {
+	f, err := ParseFingerprint(s)
+	if err != nil {
+		if f, err = ParseWords(s); err != nil {
+			return false
+		}
+	}
+	want := FingerprintOf(key)
+	return crypto.Equal(f[:], want[:])
+}

@@ -1,0 +1,389 @@
+package trust
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/mpenc/mpenc/crypto"
+)
+
+// Policy says which keys may be used.
+type Policy uint8
+
+// Policies.
+const (
+	// BlindTrustBeforeVerification is XEP-0450's recommended policy
+	// (§Security Considerations, "Trust Only Authenticated Keys After
+	// First Authentication"): while a JID has no authenticated key, its
+	// new keys are blindly trusted (protection against passive attackers
+	// beats no encryption); from the first authentication on, only its
+	// authenticated keys are used, so blindly trusted keys stop being
+	// used and new keys wait for verification. A key that replaces
+	// another for the same member is never trusted blindly.
+	BlindTrustBeforeVerification Policy = 0
+	// AuthenticatedOnly uses authenticated keys only: for bots and
+	// rooms that must not include members nobody has verified.
+	AuthenticatedOnly Policy = 1
+)
+
+func (p Policy) String() string {
+	switch p {
+	case BlindTrustBeforeVerification:
+		return "blind-trust-before-verification"
+	case AuthenticatedOnly:
+		return "authenticated-only"
+	}
+	return fmt.Sprintf("Policy(%d)", uint8(p))
+}
+
+// ParsePolicy parses the names String returns.
+func ParsePolicy(s string) (Policy, error) {
+	switch s {
+	case "blind-trust-before-verification":
+		return BlindTrustBeforeVerification, nil
+	case "authenticated-only":
+		return AuthenticatedOnly, nil
+	}
+	return 0, fmt.Errorf("%w: unknown trust policy %.40q", ErrInvalid, s)
+}
+
+// Allows reports whether the policy lets a key in state s be used, given
+// whether its JID has an authenticated key.
+func (p Policy) Allows(s State, jidAuthenticated bool) bool {
+	switch s {
+	case Authenticated:
+		return true
+	case BlindlyTrusted:
+		return p == BlindTrustBeforeVerification && !jidAuthenticated
+	}
+	return false
+}
+
+// Config configures a Store. It is never modified and may be reused.
+type Config struct {
+	Policy Policy
+	// Now gives the time recorded in records and events; nil means
+	// time.Now.
+	Now func() time.Time
+}
+
+// Store is the trust store: the policy over a Backend. It is safe for
+// concurrent use as far as its Backend is (both backends of this project
+// are); each method is one backend transaction.
+type Store struct {
+	b   Backend
+	cfg Config
+}
+
+// New returns a trust store over b.
+func New(b Backend, cfg Config) *Store {
+	if b == nil {
+		panic("trust: New with a nil Backend")
+	}
+	return &Store{b: b, cfg: cfg}
+}
+
+// Policy returns the store's policy.
+func (s *Store) Policy() Policy { return s.cfg.Policy }
+
+func (s *Store) now() time.Time {
+	if s.cfg.Now != nil {
+		return s.cfg.Now()
+	}
+	return time.Now()
+}
+
+func anyAuthenticated(rs []Record) bool {
+	for _, r := range rs {
+		if r.State == Authenticated {
+			return true
+		}
+	}
+	return false
+}
+
+func find(rs []Record, key crypto.PublicKey) (Record, bool) {
+	for _, r := range rs {
+		if crypto.Equal(r.Key[:], key[:]) {
+			return r, true
+		}
+	}
+	return Record{}, false
+}
+
+// withTrusted fills the computed Trusted field of each record.
+func (s *Store) withTrusted(rs []Record) []Record {
+	auth := map[string]bool{}
+	for _, r := range rs {
+		if r.State == Authenticated {
+			auth[r.JID] = true
+		}
+	}
+	for i := range rs {
+		rs[i].Trusted = s.cfg.Policy.Allows(rs[i].State, auth[rs[i].JID])
+	}
+	return rs
+}
+
+// Observe records that member (a full JID, the participant id) announced
+// key, and returns what that means. It never replaces a key: a different
+// key for a member is recorded next to the old one as Undecided and
+// reported as KeyChanged. The error is non-nil only for invalid input or a
+// backend failure; trust outcomes are in the Decision.
+func (s *Store) Observe(member string, key crypto.PublicKey) (Decision, error) {
+	if err := CheckJID(member); err != nil {
+		return Decision{}, err
+	}
+	if err := checkKey(key); err != nil {
+		return Decision{}, err
+	}
+	jid := Bare(member)
+	now := s.now()
+	var d Decision
+	err := s.b.Update(func(tx Tx) error {
+		d = Decision{Member: member, JID: jid, Key: key}
+		recs, err := tx.Keys(jid)
+		if err != nil {
+			return err
+		}
+		bound, hasBinding, err := tx.Binding(member)
+		if err != nil {
+			return err
+		}
+		rec, known := find(recs, key)
+		if known {
+			// Seen before (perhaps from another resource of the same
+			// device): refresh, keep the state.
+			rec.LastSeen, rec.Member = now, member
+			if err := tx.PutKey(rec); err != nil {
+				return err
+			}
+			if !hasBinding || !crypto.Equal(bound[:], key[:]) {
+				if err := tx.Bind(member, key, now); err != nil {
+					return err
+				}
+			}
+			d.Kind = KeyKnown
+			if rec.State == Distrusted {
+				d.Kind = KeyDistrusted
+			}
+			d.State = rec.State
+			d.Trusted = s.cfg.Policy.Allows(rec.State, anyAuthenticated(recs))
+			return nil
+		}
+
+		rec = Record{JID: jid, Key: key, FirstSeen: now, LastSeen: now, Member: member, State: Undecided}
+		ev := Event{At: now, Member: member, JID: jid, Key: key}
+		switch {
+		case hasBinding:
+			// The member had another key: never a silent replacement.
+			d.Kind, ev.Kind, ev.Previous = KeyChanged, EventChanged, bound
+			if prev, ok := find(recs, bound); ok {
+				d.Previous = s.withTrusted([]Record{prev})
+			} else {
+				// A binding without its record: only a damaged
+				// database gets here. Report the old key anyway.
+				d.Previous = []Record{{JID: jid, Key: bound, State: Undecided}}
+			}
+		case len(recs) == 0:
+			d.Kind, ev.Kind = KeyNew, EventNew
+			if s.cfg.Policy == BlindTrustBeforeVerification {
+				rec.State = BlindlyTrusted
+			}
+		default:
+			d.Kind, ev.Kind = KeyNewDevice, EventNewDevice
+			d.Previous = s.withTrusted(recs)
+			if s.cfg.Policy == BlindTrustBeforeVerification && !anyAuthenticated(recs) {
+				rec.State = BlindlyTrusted
+			}
+		}
+		if err := tx.PutKey(rec); err != nil {
+			return err
+		}
+		if err := tx.Bind(member, key, now); err != nil {
+			return err
+		}
+		if err := tx.AppendEvent(ev); err != nil {
+			return err
+		}
+		d.State = rec.State
+		d.Trusted = s.cfg.Policy.Allows(rec.State, anyAuthenticated(recs))
+		return nil
+	})
+	if err != nil {
+		return Decision{}, fmt.Errorf("trust: observing %s's key: %w", member, err)
+	}
+	return d, nil
+}
+
+// Verify records that the user authenticated key as jid's (a bare or full
+// JID: the bare part is used), for example after comparing fingerprints or
+// scanning a QR code. The key need not have been seen yet. From now on
+// only jid's authenticated keys are used (XEP-0450 TOAKAFA).
+func (s *Store) Verify(jid string, key crypto.PublicKey) (Record, error) {
+	return s.decide(jid, key, Authenticated, EventVerified)
+}
+
+// Trust records that the user trusts key as jid's without having verified
+// it (for example to accept a changed key). Blind trust only counts while
+// jid has no authenticated key and the policy allows it; the returned
+// record's Trusted field says whether it does.
+func (s *Store) Trust(jid string, key crypto.PublicKey) (Record, error) {
+	return s.decide(jid, key, BlindlyTrusted, EventTrusted)
+}
+
+// Distrust records that key must never be used for jid.
+func (s *Store) Distrust(jid string, key crypto.PublicKey) (Record, error) {
+	return s.decide(jid, key, Distrusted, EventDistrusted)
+}
+
+func (s *Store) decide(jid string, key crypto.PublicKey, st State, kind EventKind) (Record, error) {
+	if err := CheckJID(jid); err != nil {
+		return Record{}, err
+	}
+	if err := checkKey(key); err != nil {
+		return Record{}, err
+	}
+	jid = Bare(jid)
+	now := s.now()
+	var out Record
+	err := s.b.Update(func(tx Tx) error {
+		recs, err := tx.Keys(jid)
+		if err != nil {
+			return err
+		}
+		rec, ok := find(recs, key)
+		if !ok {
+			rec = Record{JID: jid, Key: key, FirstSeen: now, LastSeen: now}
+		}
+		rec.State, rec.Decided = st, now
+		if err := tx.PutKey(rec); err != nil {
+			return err
+		}
+		if err := tx.AppendEvent(Event{At: now, Kind: kind, JID: jid, Key: key}); err != nil {
+			return err
+		}
+		if !ok {
+			recs = append(recs, rec)
+		} else {
+			for i := range recs {
+				if crypto.Equal(recs[i].Key[:], key[:]) {
+					recs[i] = rec
+				}
+			}
+		}
+		rec.Trusted = s.cfg.Policy.Allows(st, anyAuthenticated(recs))
+		out = rec
+		return nil
+	})
+	if err != nil {
+		return Record{}, fmt.Errorf("trust: recording %v for %s: %w", st, jid, err)
+	}
+	return out, nil
+}
+
+// Keys returns jid's records (a bare or full JID: the bare part is used),
+// oldest first, with Trusted filled in.
+func (s *Store) Keys(jid string) ([]Record, error) {
+	if err := CheckJID(jid); err != nil {
+		return nil, err
+	}
+	var out []Record
+	err := s.b.View(func(tx Tx) error {
+		var err error
+		out, err = tx.Keys(Bare(jid))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("trust: listing %s's keys: %w", jid, err)
+	}
+	return s.withTrusted(out), nil
+}
+
+// All returns every record, by JID then age, with Trusted filled in.
+func (s *Store) All() ([]Record, error) {
+	var out []Record
+	err := s.b.View(func(tx Tx) error {
+		var err error
+		out, err = tx.AllKeys()
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("trust: listing keys: %w", err)
+	}
+	return s.withTrusted(out), nil
+}
+
+// Events returns the trust history of jid (every JID if ""), at most
+// limit entries (all if limit <= 0), oldest first.
+func (s *Store) Events(jid string, limit int) ([]Event, error) {
+	if jid != "" {
+		if err := CheckJID(jid); err != nil {
+			return nil, err
+		}
+		jid = Bare(jid)
+	}
+	var out []Event
+	err := s.b.View(func(tx Tx) error {
+		var err error
+		out, err = tx.Events(jid, limit)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("trust: reading the history: %w", err)
+	}
+	return out, nil
+}
+
+// Current returns the record of the key member (a full JID) announced
+// last, with Trusted filled in; ok is false if it announced none.
+func (s *Store) Current(member string) (rec Record, ok bool, err error) {
+	if err := CheckJID(member); err != nil {
+		return Record{}, false, err
+	}
+	err = s.b.View(func(tx Tx) error {
+		key, bound, err := tx.Binding(member)
+		if err != nil || !bound {
+			return err
+		}
+		recs, err := tx.Keys(Bare(member))
+		if err != nil {
+			return err
+		}
+		r, found := find(recs, key)
+		if !found {
+			// Damaged database: a binding without its record. Treat
+			// the key as undecided rather than guessing.
+			r = Record{JID: Bare(member), Key: key, State: Undecided}
+		}
+		rec, ok = r, true
+		rec.Trusted = s.cfg.Policy.Allows(r.State, anyAuthenticated(recs))
+		return nil
+	})
+	if err != nil {
+		return Record{}, false, fmt.Errorf("trust: looking up %s: %w", member, err)
+	}
+	return rec, ok, nil
+}
+
+// IdentityKey returns the key member announced last if the policy lets it
+// be used; otherwise an error: ErrUnknownMember (wrapped) if it announced
+// none, *UntrustedError if the key is not trusted. It has the signature of
+// greeter.Directory; [Directory] adds our own key and observation.
+func (s *Store) IdentityKey(member string) (crypto.PublicKey, error) {
+	rec, ok, err := s.Current(member)
+	if err != nil {
+		return crypto.PublicKey{}, err
+	}
+	if !ok {
+		return crypto.PublicKey{}, fmt.Errorf("%w: %s", ErrUnknownMember, member)
+	}
+	if !rec.Trusted {
+		keys, err := s.Keys(member)
+		if err != nil {
+			return crypto.PublicKey{}, err
+		}
+		return crypto.PublicKey{}, &UntrustedError{Member: member, Key: rec.Key, State: rec.State, JIDAuthenticated: anyAuthenticated(keys)}
+	}
+	return rec.Key, nil
+}

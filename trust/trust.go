@@ -1,0 +1,259 @@
+package trust
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mpenc/mpenc/crypto"
+)
+
+// State is what we have decided about one identity key of one JID.
+// The numbers are stored on disk by package store: never renumber.
+type State uint8
+
+// Trust states (XEP-0450 §2 and the mpENC architecture).
+const (
+	// Undecided: seen, not trusted. A key that replaced another for the
+	// same member starts here, as does every new key once the JID has an
+	// authenticated key, or under AuthenticatedOnly.
+	Undecided State = 1
+	// BlindlyTrusted: trusted without verification (XEP-0450 "blind
+	// trust before verification"). Used only while its JID has no
+	// authenticated key and the policy allows blind trust.
+	BlindlyTrusted State = 2
+	// Authenticated: verified by the user (fingerprint, words or QR code).
+	Authenticated State = 3
+	// Distrusted: never used.
+	Distrusted State = 4
+)
+
+// Valid reports whether s is one of the defined states.
+func (s State) Valid() bool { return s >= Undecided && s <= Distrusted }
+
+func (s State) String() string {
+	switch s {
+	case Undecided:
+		return "undecided"
+	case BlindlyTrusted:
+		return "blindly-trusted"
+	case Authenticated:
+		return "authenticated"
+	case Distrusted:
+		return "distrusted"
+	}
+	return fmt.Sprintf("State(%d)", uint8(s))
+}
+
+// Record is what the store knows of one identity key of one JID.
+//
+// JID is always a bare JID: trust is a matter between an account and the
+// keys of its devices (XEP-0450's identities and endpoints). Member is the
+// full JID (participant id) that last announced the key.
+type Record struct {
+	JID       string
+	Key       crypto.PublicKey
+	State     State
+	FirstSeen time.Time // when the key was first observed or recorded
+	LastSeen  time.Time // last observation; equals FirstSeen for a key never announced
+	Member    string    // the full JID that last announced it ("" if never announced)
+	Decided   time.Time // last manual decision (Verify, Trust, Distrust); zero if none
+
+	// Trusted is computed by Store from State and the policy: whether the
+	// key may be used now. Backends neither store nor read it.
+	Trusted bool
+}
+
+// Kind is the outcome of observing a key.
+type Kind uint8
+
+// Observation outcomes. The numbers are stored on disk (in events) by
+// package store: never renumber.
+const (
+	// KeyNew: the first key ever seen for this JID. Recorded, blindly
+	// trusted or undecided by policy.
+	KeyNew Kind = 1
+	// KeyNewDevice: another key for a JID we already know, announced by a
+	// member (full JID) we have not seen with any other key: a new device
+	// of that account. Blindly trusted only while the JID has no
+	// authenticated key (XEP-0450 TOAKAFA); Previous lists the JID's other
+	// keys. Worth telling the user, not an alarm.
+	KeyNewDevice Kind = 2
+	// KeyKnown: the key is already recorded for this JID and not distrusted.
+	KeyKnown Kind = 3
+	// KeyChanged: the member announced a key different from the one it
+	// announced before: a possible man in the middle, or a reinstalled
+	// device. Loud. The new key is recorded as Undecided (never trusted
+	// without a decision), the old one stays as it was; Previous holds the
+	// old key's record.
+	KeyChanged Kind = 4
+	// KeyDistrusted: the key is recorded as distrusted.
+	KeyDistrusted Kind = 5
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KeyNew:
+		return "new"
+	case KeyNewDevice:
+		return "new-device"
+	case KeyKnown:
+		return "known"
+	case KeyChanged:
+		return "changed"
+	case KeyDistrusted:
+		return "distrusted"
+	}
+	return fmt.Sprintf("Kind(%d)", uint8(k))
+}
+
+// Decision is the result of [Store.Observe]: data for the caller to act on,
+// as ssh/knownhosts returns a KeyError. The store has already recorded what
+// it describes.
+type Decision struct {
+	Kind   Kind
+	Member string           // the full JID that announced the key
+	JID    string           // its bare JID
+	Key    crypto.PublicKey // the announced key
+	// State of Key after the observation, and whether the policy lets it
+	// be used now.
+	State   State
+	Trusted bool
+	// Previous: for KeyChanged, the record of the key the member announced
+	// before; for KeyNewDevice, the JID's other keys. Nil otherwise.
+	Previous []Record
+}
+
+// Warning reports whether the decision must be shown to the user as a
+// security warning (a changed or a distrusted key). New devices and
+// untrusted new keys are information, not alarms.
+func (d Decision) Warning() bool { return d.Kind == KeyChanged || d.Kind == KeyDistrusted }
+
+// Err returns the decision as an error for callers that only pass errors
+// on (session.KeyObserver): a *KeyChangedError for KeyChanged, a
+// *DistrustedError for a distrusted key, nil otherwise.
+func (d Decision) Err() error {
+	switch d.Kind {
+	case KeyChanged:
+		return &KeyChangedError{Member: d.Member, Key: d.Key, Previous: d.Previous}
+	case KeyDistrusted:
+		return &DistrustedError{Member: d.Member, Key: d.Key}
+	}
+	return nil
+}
+
+func (d Decision) String() string {
+	return fmt.Sprintf("%v %s %s (%v, trusted=%v)", d.Kind, d.Member, FingerprintOf(d.Key), d.State, d.Trusted)
+}
+
+// KeyChangedError reports that a member announced a key other than the one
+// it announced before. The previous key stays recorded as it was; the new
+// one is undecided until the user verifies (or trusts) it.
+type KeyChangedError struct {
+	Member   string
+	Key      crypto.PublicKey
+	Previous []Record
+}
+
+func (e *KeyChangedError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "trust: %s announced a DIFFERENT identity key %s", e.Member, FingerprintOf(e.Key))
+	for i, p := range e.Previous {
+		if i == 0 {
+			b.WriteString(" (before: ")
+		} else {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s, %v", FingerprintOf(p.Key), p.State)
+	}
+	if len(e.Previous) > 0 {
+		b.WriteString(")")
+	}
+	b.WriteString("; not trusted until verified")
+	return b.String()
+}
+
+// DistrustedError reports a key the user distrusted.
+type DistrustedError struct {
+	Member string
+	Key    crypto.PublicKey
+}
+
+func (e *DistrustedError) Error() string {
+	return fmt.Sprintf("trust: %s uses the distrusted identity key %s", e.Member, FingerprintOf(e.Key))
+}
+
+// UntrustedError is the key directory's refusal of a member whose key the
+// policy does not let us use (undecided, distrusted, or blindly trusted
+// once the JID has an authenticated key or under AuthenticatedOnly).
+type UntrustedError struct {
+	Member string
+	Key    crypto.PublicKey
+	State  State
+	// JIDAuthenticated: the JID has an authenticated key, so only
+	// authenticated keys are used (XEP-0450 TOAKAFA).
+	JIDAuthenticated bool
+}
+
+func (e *UntrustedError) Error() string {
+	why := ""
+	switch {
+	case e.State == Distrusted:
+		why = "it is distrusted"
+	case e.State == BlindlyTrusted && e.JIDAuthenticated:
+		why = "the account has verified keys and this one is not verified"
+	case e.State == BlindlyTrusted:
+		why = "only verified keys are used"
+	default:
+		why = "it is not verified"
+	}
+	return fmt.Sprintf("trust: %s's identity key %s is not trusted: %s", e.Member, FingerprintOf(e.Key), why)
+}
+
+// ErrUnknownMember is returned (wrapped) by the key directory for a member
+// that has announced no identity key.
+var ErrUnknownMember = errors.New("trust: no identity key announced")
+
+// ErrInvalid is returned (wrapped) for a malformed JID or key.
+var ErrInvalid = errors.New("trust: invalid input")
+
+// MaxJIDSize bounds a JID in bytes: RFC 7622 allows 1023 bytes for each of
+// the three parts, plus the separators.
+const MaxJIDSize = 3*1023 + 2
+
+// Bare returns the bare JID of a full JID (everything before the first
+// '/'). Participant ids without a resource are their own bare JID.
+func Bare(jid string) string {
+	if i := strings.IndexByte(jid, '/'); i >= 0 {
+		return jid[:i]
+	}
+	return jid
+}
+
+// CheckJID validates a JID as the trust store needs it: non-empty,
+// bounded, valid UTF-8 without control characters, with a non-empty bare
+// part. It does not apply PRECIS: callers pass JIDs as the XMPP layer
+// normalised them (channel/xmpp passes jid.JID.String()).
+func CheckJID(jid string) error {
+	if jid == "" || len(jid) > MaxJIDSize || !utf8.ValidString(jid) || Bare(jid) == "" {
+		return fmt.Errorf("%w: JID %.40q", ErrInvalid, jid)
+	}
+	for _, r := range jid {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("%w: JID %.40q has a control character", ErrInvalid, jid)
+		}
+	}
+	return nil
+}
+
+// checkKey refuses the all-zero key: no device announces it, and a
+// directory answering it would only make verification fail later.
+func checkKey(k crypto.PublicKey) error {
+	var zero crypto.PublicKey
+	if crypto.Equal(k[:], zero[:]) {
+		return fmt.Errorf("%w: all-zero identity key", ErrInvalid)
+	}
+	return nil
+}

@@ -1,0 +1,189 @@
+package trust_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/greeter"
+	"github.com/mpenc/mpenc/session"
+	"github.com/mpenc/mpenc/trust"
+	"github.com/mpenc/mpenc/trust/trusttest"
+)
+
+// The directory is what a session takes as its key directory.
+var (
+	_ greeter.Directory   = (*trust.Directory)(nil)
+	_ session.KeyObserver = (*trust.Directory)(nil)
+	_ greeter.Directory   = (*trust.Store)(nil)
+)
+
+func TestMemoryBackend(t *testing.T) {
+	trusttest.Run(t, func(*testing.T) trust.Backend { return new(trust.Memory) })
+}
+
+func seqKey() crypto.PublicKey {
+	var k crypto.PublicKey
+	for i := range k {
+		k[i] = byte(i)
+	}
+	return k
+}
+
+// TestFingerprintVector pins the fingerprint of one key in both forms:
+// a change here breaks comparisons between versions.
+func TestFingerprintVector(t *testing.T) {
+	f := trust.FingerprintOf(seqKey())
+	h := crypto.Hash([]byte("mpenc/v1/fingerprint"), seqKey().Bytes())
+	if hex.EncodeToString(f[:]) != hex.EncodeToString(h[:16]) {
+		t.Fatal("fingerprint is not SHA-256(label || key)[:16]")
+	}
+	const wantHex = "9841 6545 49ca a879 78e5 515a db40 7d6b"
+	const wantWords = "meteor doctor glove drum earth raven olive jaguar jacket tomato falcon fossil spoon dinner jigsaw harbor"
+	if f.String() != wantHex || f.Words() != wantWords {
+		t.Fatalf("fingerprint\n%q\n%q", f.String(), f.Words())
+	}
+	if f.Short() != wantHex[:4] {
+		t.Fatalf("Short = %q", f.Short())
+	}
+}
+
+func TestWordList(t *testing.T) {
+	// Pin the list: it must never change.
+	const wantSHA = "f5fe2fedbcecd40313de7823f09c04c24d2acbe7f1837396fc70853fe734217e"
+	var all []string
+	var f trust.Fingerprint
+	for b := 0; b < 256; b += 16 {
+		for i := range f {
+			f[i] = byte(b + i)
+		}
+		all = append(all, strings.Fields(f.Words())...)
+	}
+	sum := sha256.Sum256([]byte(strings.Join(all, "\n") + "\n"))
+	if hex.EncodeToString(sum[:]) != wantSHA {
+		t.Fatalf("word list changed: %x", sum)
+	}
+	prefixes := map[string]bool{}
+	for i, w := range all {
+		if len(w) < 3 || len(w) > 8 || strings.Trim(w, "abcdefghijklmnopqrstuvwxyz") != "" {
+			t.Errorf("word %d %q", i, w)
+		}
+		if i > 0 && all[i-1] >= w {
+			t.Errorf("words not sorted at %d", i)
+		}
+		p := w[:min(4, len(w))]
+		if prefixes[p] {
+			t.Errorf("prefix %q repeated", p)
+		}
+		prefixes[p] = true
+	}
+}
+
+func TestFingerprintParse(t *testing.T) {
+	for n := range byte(50) {
+		k := trusttest.Key(n + 1)
+		f := trust.FingerprintOf(k)
+		for _, s := range []string{f.String(), strings.ToUpper(f.String()), strings.ReplaceAll(f.String(), " ", ""), strings.ReplaceAll(f.String(), " ", ":")} {
+			g, err := trust.ParseFingerprint(s)
+			if err != nil || g != f {
+				t.Fatalf("ParseFingerprint(%q) = %v", s, err)
+			}
+			if !trust.Matches(k, s) {
+				t.Fatalf("Matches(%q)", s)
+			}
+		}
+		for _, s := range []string{f.Words(), strings.ToUpper(f.Words()), strings.ReplaceAll(f.Words(), " ", "-"), strings.ReplaceAll(f.Words(), " ", " ,\n ")} {
+			g, err := trust.ParseWords(s)
+			if err != nil || g != f {
+				t.Fatalf("ParseWords(%q) = %v", s, err)
+			}
+			if !trust.Matches(k, s) {
+				t.Fatalf("Matches(%q)", s)
+			}
+		}
+		if trust.Matches(trusttest.Key(n+2), f.String()) || trust.Matches(trusttest.Key(n+2), f.Words()) {
+			t.Fatal("matched another key")
+		}
+	}
+	f := trust.FingerprintOf(seqKey())
+	words := strings.Fields(f.Words())
+	for _, bad := range []string{
+		"", "abc", f.String()[:38], f.String() + "0", f.String() + " 0000", strings.Replace(f.String(), " ", "g", 1),
+		f.String() + "\x00", strings.Repeat(" ", 2000),
+	} {
+		if _, err := trust.ParseFingerprint(bad); !errors.Is(err, trust.ErrInvalid) {
+			t.Errorf("ParseFingerprint(%q) = %v", bad, err)
+		}
+	}
+	for _, bad := range []string{
+		"", strings.Join(words[:15], " "), f.Words() + " acorn", strings.Replace(f.Words(), words[3], "xylophone", 1),
+		strings.Repeat("acorn ", 300),
+	} {
+		if _, err := trust.ParseWords(bad); !errors.Is(err, trust.ErrInvalid) {
+			t.Errorf("ParseWords(%q) = %v", bad, err)
+		}
+	}
+}
+
+func TestURI(t *testing.T) {
+	k := seqKey()
+	u := trust.URI("alice@example.org/phone", k)
+	const want = "mpenc:alice@example.org/phone?ed25519=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+	if u != want {
+		t.Fatalf("URI = %q", u)
+	}
+	for _, jid := range []string{"alice@example.org/phone", "x", "ünï@例え.jp/a b?c&d#e%f", "a@b/ed25519=", "a@b/?ed25519=00"} {
+		u := trust.URI(jid, k)
+		got, gk, err := trust.ParseURI(u)
+		if err != nil || got != jid || gk != k {
+			t.Fatalf("ParseURI(%q) = %q, %v", u, got, err)
+		}
+	}
+	if u := trust.URI("a b@c", k); !strings.HasPrefix(u, "mpenc:a%20b@c?") {
+		t.Fatalf("escaping: %q", u)
+	}
+	hk := hex.EncodeToString(k[:])
+	for _, bad := range []string{
+		"", "mpenc:", "xmpp:a@b?ed25519=" + hk, "MPENC:a@b?ed25519=" + hk,
+		"mpenc:a@b", "mpenc:?ed25519=" + hk, "mpenc:a@b?ed25519=" + hk[:62], "mpenc:a@b?ed25519=" + hk + "00",
+		"mpenc:a@b?ed25519=" + strings.ToUpper(hk), "mpenc:a@b?x25519=" + hk, "mpenc:a@b?ed25519=" + hk + "&v=1",
+		"mpenc:a%61@b?ed25519=" + hk, "mpenc:a%2x@b?ed25519=" + hk, "mpenc:a%2f@b?ed25519=" + hk, "mpenc:a%2?ed25519=" + hk,
+		"mpenc:a b@c?ed25519=" + hk, "mpenc:a%0A@b?ed25519=" + hk, "mpenc:%FF@b?ed25519=" + hk,
+		"mpenc:/r?ed25519=" + hk, "mpenc:a@b?ed25519=" + strings.Repeat("0", 64),
+		"mpenc:" + strings.Repeat("a", trust.MaxJIDSize+1) + "?ed25519=" + hk,
+	} {
+		if _, _, err := trust.ParseURI(bad); !errors.Is(err, trust.ErrInvalid) {
+			t.Errorf("ParseURI(%q) = %v", bad, err)
+		}
+	}
+}
+
+func TestPolicyNames(t *testing.T) {
+	for _, p := range []trust.Policy{trust.BlindTrustBeforeVerification, trust.AuthenticatedOnly} {
+		q, err := trust.ParsePolicy(p.String())
+		if err != nil || q != p {
+			t.Fatalf("ParsePolicy(%v) = %v, %v", p, q, err)
+		}
+	}
+	if _, err := trust.ParsePolicy("tofu"); err == nil {
+		t.Fatal("unknown policy parsed")
+	}
+}
+
+func TestErrorsName(t *testing.T) {
+	k := seqKey()
+	fp := trust.FingerprintOf(k).String()
+	for _, err := range []error{
+		&trust.KeyChangedError{Member: "a@b/c", Key: k, Previous: []trust.Record{{Key: k, State: trust.Authenticated}}},
+		&trust.DistrustedError{Member: "a@b/c", Key: k},
+		&trust.UntrustedError{Member: "a@b/c", Key: k, State: trust.Undecided},
+		&trust.UntrustedError{Member: "a@b/c", Key: k, State: trust.BlindlyTrusted, JIDAuthenticated: true},
+	} {
+		if s := err.Error(); !strings.HasPrefix(s, "trust: ") || !strings.Contains(s, "a@b/c") || !strings.Contains(s, fp) {
+			t.Errorf("%q", s)
+		}
+	}
+}

@@ -1,0 +1,130 @@
+package trust
+
+import (
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"github.com/mpenc/mpenc/crypto"
+)
+
+// URIScheme is the scheme of the QR code payload.
+const URIScheme = "mpenc:"
+
+// uriKeyParam names the key's algorithm; another algorithm would be
+// another parameter.
+const uriKeyParam = "?ed25519="
+
+// MaxURISize bounds a URI: a JID escaped in full, and the key.
+const MaxURISize = len(URIScheme) + 3*MaxJIDSize + len(uriKeyParam) + 2*crypto.PublicKeySize
+
+// URI returns the payload of a QR code that authenticates key as member's
+// (a full JID, so the scanner sees which device):
+//
+//	mpenc:alice@example.org/phone?ed25519=<64 lowercase hex digits>
+//
+// The JID is percent-encoded (uppercase hex) except for ASCII letters,
+// digits and "-._~@/"; this is the only encoding ParseURI accepts, so a
+// payload has one spelling. The client renders the string as a QR code;
+// a scanner calls ParseURI and then Store.Verify.
+func URI(member string, key crypto.PublicKey) string {
+	var b strings.Builder
+	b.Grow(len(URIScheme) + len(member) + len(uriKeyParam) + 2*len(key))
+	b.WriteString(URIScheme)
+	const hexdig = "0123456789ABCDEF"
+	for i := 0; i < len(member); i++ {
+		c := member[i]
+		if uriPlain(c) {
+			b.WriteByte(c)
+		} else {
+			b.WriteByte('%')
+			b.WriteByte(hexdig[c>>4])
+			b.WriteByte(hexdig[c&15])
+		}
+	}
+	b.WriteString(uriKeyParam)
+	b.WriteString(hex.EncodeToString(key[:]))
+	return b.String()
+}
+
+func uriPlain(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		c == '-' || c == '.' || c == '_' || c == '~' || c == '@' || c == '/'
+}
+
+func unhexUpper(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// ParseURI parses a QR code payload made by URI. It is strict: the scheme,
+// the canonical escaping, one ed25519 parameter with exactly 64 lowercase
+// hex digits, a valid JID (CheckJID) and a non-zero key; anything else is
+// refused.
+func ParseURI(s string) (member string, key crypto.PublicKey, err error) {
+	bad := func(why string) (string, crypto.PublicKey, error) {
+		return "", crypto.PublicKey{}, fmt.Errorf("%w: mpenc URI: %s", ErrInvalid, why)
+	}
+	if len(s) > MaxURISize {
+		return bad("too long")
+	}
+	rest, ok := strings.CutPrefix(s, URIScheme)
+	if !ok {
+		return bad("not an " + URIScheme + " URI")
+	}
+	i := strings.IndexByte(rest, '?')
+	if i < 0 {
+		return bad("no key")
+	}
+	escaped, query := rest[:i], rest[i:]
+	hexKey, ok := strings.CutPrefix(query, uriKeyParam)
+	if !ok || len(hexKey) != 2*crypto.PublicKeySize {
+		return bad("want one ed25519 parameter of 64 hex digits")
+	}
+	for j := 0; j < len(hexKey); j++ {
+		if c := hexKey[j]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return bad("key is not lowercase hex")
+		}
+	}
+	if _, err := hex.Decode(key[:], []byte(hexKey)); err != nil {
+		return bad("key is not hex")
+	}
+	jid := make([]byte, 0, len(escaped))
+	for j := 0; j < len(escaped); j++ {
+		c := escaped[j]
+		switch {
+		case uriPlain(c):
+			jid = append(jid, c)
+		case c == '%':
+			if j+2 >= len(escaped) {
+				return bad("truncated escape")
+			}
+			hi, ok1 := unhexUpper(escaped[j+1])
+			lo, ok2 := unhexUpper(escaped[j+2])
+			if !ok1 || !ok2 {
+				return bad("escape is not uppercase hex")
+			}
+			v := hi<<4 | lo
+			if uriPlain(v) {
+				return bad("needless escape")
+			}
+			jid = append(jid, v)
+			j += 2
+		default:
+			return bad("JID character must be escaped")
+		}
+	}
+	member = string(jid)
+	if err := CheckJID(member); err != nil {
+		return "", crypto.PublicKey{}, err
+	}
+	if err := checkKey(key); err != nil {
+		return "", crypto.PublicKey{}, err
+	}
+	return member, key, nil
+}
