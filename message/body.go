@@ -51,7 +51,7 @@ func EncodeBody(b Body) ([]byte, error) {
 	if b.Kind == transcript.KindHeartBeat {
 		return nil, fmt.Errorf("%w: HeartBeat is decode-only", ErrNotSendable)
 	}
-	return appendBody(nil, b)
+	return appendBody(make([]byte, 0, len(b.Text)+8), b)
 }
 
 func appendBody(dst []byte, b Body) ([]byte, error) {

@@ -1,6 +1,7 @@
 package subsession
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -154,5 +155,49 @@ func BenchmarkSubsessionDuplicate128(b *testing.B) {
 		if r := a.ReceiveWire(w, "B", t0); r.Outcome != Duplicate {
 			b.Fatal(r.Outcome)
 		}
+	}
+}
+
+// BenchmarkSubsessionMemory: heap held by a SessionBase per message after
+// receiving 10⁵ 128-byte Payloads from B in a two-member subsession, A
+// acking every 64 (so B's messages are fully acked and their wire strings
+// released, as in a live room). Beyond the transcript this counts the
+// notices' and caches' leftovers; the body (payload text) is not kept.
+//
+//	go test -run '^$' -bench SubsessionMemory -benchtime 1x ./subsession/
+func BenchmarkSubsessionMemory(b *testing.B) {
+	const count = 100_000
+	g := newGroup("A", "B")
+	tm := ReferenceTiming()
+	tm.Heartbeats = false
+	bs, _ := New(g.config("B", tm, 2), t0)
+	wires := make([]string, 0, count)
+	for k := range count {
+		bs.SendPayload(text128, t0.Add(time.Duration(k)*time.Millisecond))
+		wires = append(wires, bs.TakeOutput().Packets...)
+	}
+	bs = nil
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		a, _ := New(g.config("A", tm, 1), t0)
+		for k, w := range wires {
+			now := t0.Add(time.Duration(k) * time.Millisecond)
+			if r := a.ReceiveWire(w, "B", now); r.Outcome != Accepted {
+				b.Fatal(r.Outcome, r.Err)
+			}
+			if k%64 == 63 {
+				a.SendAck(false, now)
+			}
+			a.TakeOutput()
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if !a.IsConsistent() && a.Graph().Len() < count {
+			b.Fatal("not all accepted")
+		}
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/count, "B/msg")
+		runtime.KeepAlive(a)
 	}
 }

@@ -84,7 +84,14 @@ type SessionBase struct {
 
 	timers   timerHeap
 	timerSeq uint64
-	monitors map[transcript.Index]*monitor
+	// watch holds every monitored message in accept order with its
+	// full-ack deadline (accept + FA, so the deadlines are sorted): one
+	// heap entry serves the head, and a resend monitor is created only for
+	// a message still not fully acked at its deadline.
+	watch      []watchItem
+	watchTimer time.Duration // the pending watch timer, -1 if none
+	monitors   map[transcript.Index]*monitor
+	dupSeen    map[transcript.Index]time.Duration // duplicates seen before a monitor exists
 
 	ackPending    bool
 	ackDue        time.Duration
@@ -109,6 +116,11 @@ type SessionBase struct {
 	notices []Notice
 	stats   Stats
 	scratch []int
+}
+
+type watchItem struct {
+	idx transcript.Index
+	due time.Duration
 }
 
 // monitor is the resend state of a monitored message not yet fully acked.
@@ -152,23 +164,25 @@ func New(cfg Config, now time.Time) (*SessionBase, error) {
 	}
 	n := len(cfg.Members)
 	s := &SessionBase{
-		timing:    cfg.Timing,
-		rand:      cfg.Rand,
-		start:     now,
-		self:      self,
-		members:   slices.Clone(cfg.Members),
-		sec:       sec,
-		g:         g,
-		state:     Joined,
-		monitors:  make(map[transcript.Index]*monitor),
-		presence:  make([]presence, n),
-		inChannel: make([]bool, n),
-		wires:     make(map[transcript.Index]string),
-		ackResent: make(map[transcript.Index]time.Duration),
-		buf:       newTryBuffer(n),
-		hbDue:     -1,
-		hbTimer:   -1,
-		bufTimer:  -1,
+		timing:     cfg.Timing,
+		rand:       cfg.Rand,
+		start:      now,
+		self:       self,
+		members:    slices.Clone(cfg.Members),
+		sec:        sec,
+		g:          g,
+		state:      Joined,
+		monitors:   make(map[transcript.Index]*monitor),
+		dupSeen:    make(map[transcript.Index]time.Duration),
+		watchTimer: -1,
+		presence:   make([]presence, n),
+		inChannel:  make([]bool, n),
+		wires:      make(map[transcript.Index]string),
+		ackResent:  make(map[transcript.Index]time.Duration),
+		buf:        newTryBuffer(n),
+		hbDue:      -1,
+		hbTimer:    -1,
+		bufTimer:   -1,
 	}
 	for i := range s.inChannel {
 		s.inChannel[i] = true
@@ -555,6 +569,8 @@ func (s *SessionBase) reject(id transcript.ID, author int, err error, t time.Dur
 func (s *SessionBase) duplicate(idx transcript.Index, t time.Duration) {
 	if m := s.monitors[idx]; m != nil {
 		m.dupAt, m.hasDup = t, true
+	} else if !s.g.FullyAcked(idx) && s.g.Kind(idx).Monitored() {
+		s.dupSeen[idx] = t
 	}
 	if s.state.Done() {
 		return
@@ -603,14 +619,11 @@ func (s *SessionBase) accepted(res transcript.Accepted, t time.Duration, text, w
 	}
 	s.cacheWire(idx, w)
 	if kind.Monitored() && !s.state.Done() {
-		s.schedule(t+s.timing.FA, tFullAck, uint32(idx), id)
-		first := s.timing.ResendFirst
-		if !own {
-			first += s.jitter(s.timing.ResendOthersExtra)
+		s.watch = append(s.watch, watchItem{idx, t + s.timing.FA})
+		if s.watchTimer < 0 {
+			s.watchTimer = t + s.timing.FA
+			s.schedule(s.watchTimer, tWatch, 0, transcript.ID{})
 		}
-		m := &monitor{due: t + first}
-		s.monitors[idx] = m
-		s.schedule(m.due, tResend, uint32(idx), id)
 	}
 	if own {
 		s.ownAt = append(s.ownAt, t)
@@ -654,6 +667,7 @@ func (s *SessionBase) fullyAcked(i transcript.Index, t time.Duration) {
 		return
 	}
 	delete(s.monitors, i)
+	delete(s.dupSeen, i)
 	s.emit(Notice{Kind: MsgFullyAcked, At: s.at(t), ID: s.g.ID(i), Index: i, Author: s.members[author], Body: kind})
 	if kind != transcript.KindFin {
 		return
@@ -682,11 +696,42 @@ func (s *SessionBase) wantAck(at time.Duration) {
 	s.schedule(at, tAck, 0, transcript.ID{})
 }
 
-func (s *SessionBase) checkFullAck(idx transcript.Index, t time.Duration) {
-	if s.g.FullyAcked(idx) {
-		return
+// watchDue handles the watched messages whose full-ack deadline (accept +
+// FA) has come: a message not fully acked gets MsgNotFullyAcked and a
+// resend monitor (LIVENESS-NOTES §3, §4.1): the author resends at once
+// (its first round is at FA), the others one round later (FA + BC ±
+// jitter). Then the timer is re-armed for the next deadline.
+func (s *SessionBase) watchDue(t time.Duration) {
+	k := 0
+	for ; k < len(s.watch) && s.watch[k].due <= t; k++ {
+		idx, due := s.watch[k].idx, s.watch[k].due
+		if s.g.FullyAcked(idx) {
+			continue
+		}
+		s.emit(s.notFullyAcked(idx, due, false))
+		m := &monitor{}
+		if d, ok := s.dupSeen[idx]; ok {
+			m.dupAt, m.hasDup = d, true
+			delete(s.dupSeen, idx)
+		}
+		s.monitors[idx] = m
+		if s.g.Author(idx) == s.self {
+			s.resendRound(idx, due)
+		} else {
+			m.due = due + s.jitter(s.timing.ResendOthersExtra)
+			s.schedule(m.due, tResend, uint32(idx), s.g.ID(idx))
+		}
 	}
-	s.emit(s.notFullyAcked(idx, t, false))
+	s.watch = s.watch[k:]
+	if len(s.watch) == 0 {
+		s.watch = nil // let the backing array go
+	} else if cap(s.watch) > 64 && len(s.watch) < cap(s.watch)/4 {
+		s.watch = append([]watchItem(nil), s.watch...)
+	}
+	if len(s.watch) > 0 && s.watchTimer < 0 && !s.state.Done() {
+		s.watchTimer = s.watch[0].due
+		s.schedule(s.watchTimer, tWatch, 0, transcript.ID{})
+	}
 }
 
 func (s *SessionBase) notFullyAcked(idx transcript.Index, t time.Duration, final bool) Notice {
@@ -929,6 +974,8 @@ func (s *SessionBase) complete(t time.Duration) {
 		}
 	}
 	clear(s.monitors)
+	clear(s.dupSeen)
+	s.watch = nil
 	s.ackPending = false
 	s.hbDue = -1
 	st := Parted

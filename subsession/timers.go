@@ -11,7 +11,7 @@ import (
 type timerKind uint8
 
 const (
-	tFullAck     timerKind = iota + 1 // idx: warn if not fully acked
+	tWatch       timerKind = iota + 1 // the head of the full-ack watch queue is due
 	tResend                           // idx: resend monitor round
 	tAck                              // automatic ack due
 	tHeartbeat                        // heartbeat due
@@ -64,8 +64,8 @@ func (s *SessionBase) schedule(at time.Duration, kind timerKind, arg uint32, id 
 // valid reports whether a timer is still current.
 func (s *SessionBase) valid(t timer) bool {
 	switch t.kind {
-	case tFullAck:
-		return !s.state.Done()
+	case tWatch:
+		return s.watchTimer == t.at && !s.state.Done()
 	case tResend:
 		m, ok := s.monitors[transcript.Index(t.arg)]
 		return ok && m.due == t.at
@@ -128,8 +128,9 @@ func (s *SessionBase) runTimers(t time.Duration, inclusive bool) {
 
 func (s *SessionBase) fire(t timer) {
 	switch t.kind {
-	case tFullAck:
-		s.checkFullAck(transcript.Index(t.arg), t.at)
+	case tWatch:
+		s.watchTimer = -1
+		s.watchDue(t.at)
 	case tResend:
 		s.resendRound(transcript.Index(t.arg), t.at)
 	case tAck:

@@ -50,12 +50,12 @@ type Timing struct {
 	// FinTimeout: if our FIN is not fully acked 16·BC after fin(), we
 	// complete anyway (FIN_TIMEOUT_RATIO).
 	FinTimeout time.Duration
-	// ResendFirst: the author resends a message not fully acked at accept
-	// + FA, then after ResendBase·2^k (k = 0, 1, …) capped at ResendMax,
-	// each interval ±ResendJitter. Others start ResendOthersExtra later
-	// (one round) and skip a round if they saw a duplicate of the message
-	// within ResendThrottle (§4.1, our rule).
-	ResendFirst       time.Duration
+	// Resends (§4.1, our rule): the author resends a message not fully
+	// acked at its full-ack deadline (accept + FA), then after
+	// ResendBase·2^k (k = 0, 1, …) capped at ResendMax, each interval
+	// ±ResendJitter. Others start ResendOthersExtra later (one round) and
+	// skip a round if they saw a duplicate of the message within
+	// ResendThrottle.
 	ResendBase        time.Duration
 	ResendMax         time.Duration
 	ResendOthersExtra time.Duration
@@ -103,7 +103,6 @@ func NewTiming(bc, mi time.Duration) Timing {
 		BufferDrop:        fa,
 		FinComplete:       bc,
 		FinTimeout:        finTimeoutRatio * bc,
-		ResendFirst:       fa,
 		ResendBase:        bc,
 		ResendMax:         resendMaxRatio * bc,
 		ResendOthersExtra: bc,
@@ -138,7 +137,7 @@ func (t Timing) Validate() error {
 		d    time.Duration
 	}{{"BC", t.BC}, {"MI", t.MI}, {"FA", t.FA}, {"AckDelay", t.AckDelay}, {"DuplicateAckDelay", t.DuplicateAckDelay},
 		{"FinAckDelay", t.FinAckDelay}, {"NotAccepted", t.NotAccepted}, {"BufferDrop", t.BufferDrop},
-		{"FinComplete", t.FinComplete}, {"FinTimeout", t.FinTimeout}, {"ResendFirst", t.ResendFirst},
+		{"FinComplete", t.FinComplete}, {"FinTimeout", t.FinTimeout},
 		{"ResendBase", t.ResendBase}, {"ResendMax", t.ResendMax}, {"ResendOthersExtra", t.ResendOthersExtra},
 		{"ResendThrottle", t.ResendThrottle}, {"HeartbeatIdle", t.HeartbeatIdle}, {"OwnExpiry", t.OwnExpiry},
 		{"OthersExpiry", t.OthersExpiry}, {"NotDecrypted", t.NotDecrypted}} {

@@ -32,7 +32,7 @@ func TestTimingProfiles(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Errorf("%s: %v, want %v", c.name, got, want)
 		}
-		if tm.NotAccepted != tm.BC || tm.BufferDrop != tm.FA || tm.FinComplete != tm.BC || tm.ResendFirst != tm.FA ||
+		if tm.NotAccepted != tm.BC || tm.BufferDrop != tm.FA || tm.FinComplete != tm.BC ||
 			tm.ResendMax != 16*tm.BC || tm.NotDecrypted != tm.BC || !tm.Heartbeats || tm.AckDelay+2*tm.BC > tm.FA {
 			t.Errorf("%s: derived timers wrong: %+v", c.name, tm)
 		}
