@@ -1,0 +1,511 @@
+//go:build integration
+
+package integration
+
+import (
+	"errors"
+	"fmt"
+	"html"
+	"regexp"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mpenc/mpenc/channel"
+	"github.com/mpenc/mpenc/internal/wire"
+	"github.com/mpenc/mpenc/session"
+	"github.com/mpenc/mpenc/transcript"
+)
+
+// TestIntegrationSessionExchange: four devices form a session one after
+// the other (each auto-included by those already there), then everyone
+// talks: every member sees every message, each author sees its messages
+// fully acknowledged, and nobody shows a single warning.
+func TestIntegrationSessionExchange(t *testing.T) {
+	s := serverFromEnv(t)
+	room := s.newRoom(t)
+	ps := s.formAuto(t, room, 4, peerOpts{})
+	exchange(t, ps, ps, "round 1")
+	exchange(t, ps[1:2], ps, "round 2")
+	exchange(t, ps, ps, "round 3")
+	noWarning(t, ps...)
+}
+
+// include has the peers of joiners join (they enter the room and wait) and
+// by include them: it waits until by saw each one enter (a JoinRequest),
+// includes them all at once, and waits until every joiner's Join returned.
+func include(t *testing.T, by *peer, joiners ...*peer) {
+	t.Helper()
+	errs := make(chan error, len(joiners))
+	for _, j := range joiners {
+		go func() { errs <- j.sess.Join(ctxBound(t)) }()
+	}
+	var names []string
+	for _, j := range joiners {
+		by.waitNotes("the join request of "+j.id, func(ns []session.Notice) bool {
+			return slices.ContainsFunc(ns, func(n session.Notice) bool { return n.Kind == session.JoinRequest && n.Author == j.id })
+		})
+		names = append(names, j.id)
+	}
+	if err := by.sess.Include(ctxBound(t), names); err != nil {
+		t.Fatalf("%v: include %v: %v\n%s", by, names, err, dumpNotes(by.notices()))
+	}
+	for range joiners {
+		if err := <-errs; err != nil {
+			t.Fatalf("join: %v", err)
+		}
+	}
+}
+
+// lastMembership returns p's last Membership notice.
+func lastMembership(t *testing.T, p *peer) session.Notice {
+	t.Helper()
+	ms := ofKind(p.notices(), session.Membership)
+	if len(ms) == 0 {
+		t.Fatalf("%v: no membership notice", p)
+	}
+	return ms[len(ms)-1]
+}
+
+// agreeMembership waits until each of ps got a Membership notice (its
+// count-th) with exactly these remaining, included and excluded members.
+func agreeMembership(t *testing.T, ps []*peer, count int, remain, inc, exc []string) {
+	t.Helper()
+	norm := func(s []string) []string {
+		s = slices.Clone(s)
+		slices.Sort(s)
+		return s
+	}
+	remain, inc, exc = norm(remain), norm(inc), norm(exc)
+	for _, p := range ps {
+		p.waitNotes(fmt.Sprintf("membership notice %d", count), func(ns []session.Notice) bool {
+			return len(ofKind(ns, session.Membership)) >= count
+		})
+		n := ofKind(p.notices(), session.Membership)[count-1]
+		if !slices.Equal(norm(n.Remain), remain) || !slices.Equal(norm(n.Include), inc) || !slices.Equal(norm(n.Exclude), exc) {
+			t.Fatalf("%v: membership notice %d is %v, want remain=%v include=%v exclude=%v\n%s", p, count, n, remain, inc, exc, dumpNotes(p.notices()))
+		}
+	}
+}
+
+// TestIntegrationSessionMembership: user operations over XMPP, without
+// auto-inclusion. Device 0 founds the session and includes 1 and 2 at
+// once; 0 excludes 2 (who ends up out of the room, kicked by 0, the room's
+// moderator); 1 refreshes the group key; 1 includes a new device 3. Every
+// member's membership notices agree, messages flow after each step, and
+// nobody shows a warning.
+func TestIntegrationSessionMembership(t *testing.T) {
+	s := serverFromEnv(t)
+	room := s.newRoom(t)
+	var ps []*peer
+	for i := range 4 {
+		ps = append(ps, s.newPeer(t, i, room, peerOpts{}))
+	}
+	a, b, c, d := ps[0], ps[1], ps[2], ps[3]
+	a.join() // alone: founds the session
+	if v := a.view(); v.state != session.StateJoining || v.ok {
+		t.Fatalf("the founder alone: %+v", v)
+	}
+
+	// Include two at once.
+	include(t, a, b, c)
+	v1 := waitSession(t, []*peer{a, b, c})
+	agreeMembership(t, []*peer{a}, 1, []string{a.id}, []string{b.id, c.id}, nil)
+	agreeMembership(t, []*peer{b}, 1, []string{b.id}, []string{a.id, c.id}, nil)
+	agreeMembership(t, []*peer{c}, 1, []string{c.id}, []string{a.id, b.id}, nil)
+	exchange(t, []*peer{a, b, c}, []*peer{a, b, c}, "after include")
+
+	// Exclude one.
+	if err := a.sess.Exclude(ctxBound(t), []string{c.id}); err != nil {
+		t.Fatalf("exclude: %v\n%s", err, dumpNotes(a.notices()))
+	}
+	v2 := waitSession(t, []*peer{a, b})
+	if v2.sid == v1.sid {
+		t.Fatal("the exclusion kept the session id")
+	}
+	agreeMembership(t, []*peer{a, b}, 2, []string{a.id, b.id}, nil, []string{c.id})
+	// The excluded member ends out of the room: kicked by a once its
+	// previous subsession finished. It sees everyone else go.
+	c.waitNotes("being out", func(ns []session.Notice) bool {
+		return slices.ContainsFunc(ns, func(n session.Notice) bool { return n.Kind == session.StateChanged && n.State == session.StateParted })
+	})
+	agreeMembership(t, []*peer{c}, 2, []string{c.id}, nil, []string{a.id, b.id})
+	exchange(t, []*peer{a, b}, []*peer{a, b}, "after exclude")
+	for _, n := range c.notices() {
+		if n.Kind == session.Message && strings.HasPrefix(n.Text, "after exclude") {
+			t.Fatalf("the excluded member read %q", n.Text)
+		}
+	}
+
+	// Refresh: same members, a new group key.
+	if err := b.sess.Refresh(ctxBound(t)); err != nil {
+		t.Fatalf("refresh: %v\n%s", err, dumpNotes(b.notices()))
+	}
+	agreeMembership(t, []*peer{a, b}, 3, []string{a.id, b.id}, nil, nil)
+	v3 := waitSession(t, []*peer{a, b})
+	if v3.key == v2.key {
+		t.Fatal("the refresh kept the group key")
+	}
+	exchange(t, []*peer{a, b}, []*peer{a, b}, "after refresh")
+
+	// Include a newcomer (by the member that is not the room's moderator).
+	include(t, b, d)
+	v4 := waitSession(t, []*peer{a, b, d})
+	if v4.sid == v3.sid {
+		t.Fatal("the inclusion kept the session id")
+	}
+	agreeMembership(t, []*peer{a, b}, 4, []string{a.id, b.id}, []string{d.id}, nil)
+	agreeMembership(t, []*peer{d}, 1, []string{d.id}, []string{a.id, b.id}, nil)
+	exchange(t, []*peer{a, b, d}, []*peer{a, b, d}, "after second include")
+	for _, n := range d.notices() {
+		if n.Kind == session.Message && !strings.HasPrefix(n.Text, "after second include") {
+			t.Fatalf("the newcomer read an older message %q", n.Text)
+		}
+	}
+	noWarning(t, a, b, c, d)
+	for _, p := range ps {
+		for _, n := range ofKind(p.notices(), session.OpFailed, session.OpRejected) {
+			t.Errorf("%v: %v", p, n)
+		}
+	}
+}
+
+// TestIntegrationSessionDisconnectDuringOperation: four auto-including
+// devices in a session; a fifth enters and they start including it. Device
+// 2 receives the operation's initial packet and dies at once: its socket is
+// cut (the server finds the connection closed; no stream end, no
+// unavailable presence from the client) and it never answers. The
+// operation fails for everyone at the one position of its leave; the
+// others exclude it, include the newcomer again, agree on the chain, and
+// talk.
+func TestIntegrationSessionDisconnectDuringOperation(t *testing.T) {
+	s := serverFromEnv(t)
+	room := s.newRoom(t)
+	var armed atomic.Bool
+	var victimProxy atomic.Pointer[proxy]
+	var ps []*peer
+	for i := range 4 {
+		o := peerOpts{auto: true}
+		if i == 2 {
+			o.proxied = true
+			o.intercept = func(ev channel.Event) bool {
+				if !armed.Load() || !isProposal(ev) {
+					return false
+				}
+				victimProxy.Load().cut() // dies right there
+				return true
+			}
+		}
+		p := s.newPeer(t, i, room, o)
+		if i == 2 {
+			victimProxy.Store(p.via)
+		}
+		p.join()
+		ps = append(ps, p)
+	}
+	before := waitSession(t, ps)
+	exchange(t, ps, ps, "before")
+	victim := ps[2]
+	rest := []*peer{ps[0], ps[1], ps[3]}
+
+	armed.Store(true)
+	newcomer := s.newPeer(t, 4, room, peerOpts{auto: true})
+	joined := make(chan error, 1)
+	go func() { joined <- newcomer.sess.Join(ctxBound(t)) }()
+	select {
+	case <-victim.tap.froze:
+	case <-time.After(waitBound):
+		t.Fatalf("no operation started:\n%s", dumpNotes(ps[0].notices()))
+	}
+	// Every remaining member sees the operation fail where the victim left.
+	for _, p := range rest {
+		p.waitNotes("the operation failing", func(ns []session.Notice) bool {
+			return slices.ContainsFunc(ns, func(n session.Notice) bool {
+				return n.Kind == session.OpFailed && errors.Is(n.Err, session.ErrAborted) && strings.Contains(n.Err.Error(), victim.id)
+			})
+		})
+	}
+	if err := <-joined; err != nil {
+		t.Fatalf("the newcomer's join: %v\n%s", err, dumpNotes(newcomer.notices()))
+	}
+	all := append(slices.Clone(rest), newcomer)
+	after := waitSession(t, all)
+	if after.sid == before.sid {
+		t.Fatal("same session id after the exclusion")
+	}
+	for _, p := range rest {
+		ms := ofKind(p.notices(), session.Membership)
+		if !slices.ContainsFunc(ms, func(n session.Notice) bool {
+			return slices.Equal(n.Exclude, []string{victim.id}) && len(n.Include) == 0
+		}) ||
+			!slices.ContainsFunc(ms, func(n session.Notice) bool { return slices.Equal(n.Include, []string{newcomer.id}) }) {
+			t.Fatalf("%v: membership notices %v", p, ms)
+		}
+		if n := len(ofKind(p.notices(), session.OpFailed)); n != 1 {
+			t.Fatalf("%v: %d failed operations\n%s", p, n, dumpNotes(p.notices()))
+		}
+	}
+	// One position for all: the same chain of accepted packets.
+	ref := rest[0].view()
+	for _, p := range all[1:] {
+		if v := p.view(); v.lastHash != ref.lastHash {
+			t.Fatalf("%v: chain hash %x, %v has %x", p, v.lastHash[:4], rest[0], ref.lastHash[:4])
+		}
+	}
+	exchange(t, all, all, "after")
+	// Whatever happened, nothing was forged or undecryptable.
+	for _, p := range all {
+		for _, n := range ofKind(p.notices(), session.SecurityWarning, session.NotDecrypted, session.Dropped) {
+			t.Errorf("%v: %v", p, n)
+		}
+	}
+}
+
+// TestIntegrationSessionServerRestart: the server restarts under a session
+// of three auto-including devices. Each one's channel reconnects and
+// re-enters by itself; every user is warned about the gap (a Gap notice);
+// the session recovers in a new subsession of all three, and messages flow.
+func TestIntegrationSessionServerRestart(t *testing.T) {
+	s := serverFromEnv(t)
+	if s.restartCmd == "" {
+		t.Skip("MPENC_XMPP_RESTART_CMD is not set: the server under test cannot be restarted from here")
+	}
+	room := s.newRoom(t)
+	ps := s.formAuto(t, room, 3, peerOpts{})
+	exchange(t, ps, ps, "before")
+	before := waitSession(t, ps)
+	s.restart(t)
+	for _, p := range ps {
+		p.waitNotes("the gap warning", func(ns []session.Notice) bool { return len(ofKind(ns, session.Gap)) > 0 })
+	}
+	after := waitSession(t, ps)
+	if after.sid == before.sid {
+		t.Fatal("the session id did not change across the restart")
+	}
+	exchange(t, ps, ps, "after")
+	for _, p := range ps {
+		ns := p.notices()
+		if n := len(ofKind(ns, session.Gap)); n != 1 {
+			t.Errorf("%v: %d gap notices", p, n)
+		}
+		// The only kind of warning is the gap (and nothing undecryptable:
+		// the new subsession starts clean).
+		for _, w := range warningsIn(ns) {
+			if w.Kind != session.Gap {
+				t.Errorf("%v: unexpected warning %v", p, w)
+			}
+		}
+	}
+}
+
+// TestIntegrationSessionPlainClient: a client that does not speak mpENC
+// is in the room of a session of three and writes in plain text. Every
+// member shows it as a Plain notice from its real JID, and it disturbs
+// nothing: no warning, messages flow, and a fourth device that enters
+// afterwards is included. (Members include by hand here: with AutoInclude
+// the plain client is proposed for inclusion, see
+// TestIntegrationSessionBugPlainClientAutoInclude.)
+func TestIntegrationSessionPlainClient(t *testing.T) {
+	s := serverFromEnv(t)
+	room := s.newRoom(t)
+	ps := s.formByHand(t, room, 3)
+	r := s.rawDial(t, 5)
+	r.join(room, "plain-client", "")
+	plainAndLateJoin(t, s, room, ps, r, func(late *peer) { include(t, ps[0], late) })
+}
+
+// plainAndLateJoin is the body of the plain-client tests: r writes in
+// plain text, everyone shows it, the members talk, a late device enters
+// and is brought in by includeLate, and everyone talks again.
+func plainAndLateJoin(t *testing.T, s *server, room string, ps []*peer, r *raw, includeLate func(*peer)) {
+	t.Helper()
+	const text = "hello & <welcome> ☃ (unencrypted)"
+	r.mustWrite(fmt.Sprintf(`<message to='%s' type='groupchat' id='plain1'><body>hello &amp; &lt;welcome&gt; ☃ (unencrypted)</body></message>`, room))
+	for _, p := range ps {
+		p.waitNotes("the plain message", func(ns []session.Notice) bool {
+			return slices.ContainsFunc(ns, func(n session.Notice) bool {
+				return n.Kind == session.Plain && n.Author == r.jid.String() && n.Text == text
+			})
+		})
+	}
+	exchange(t, ps, ps, "with a plain client")
+	late := s.newPeer(t, len(ps), room, peerOpts{auto: ps[0].auto})
+	includeLate(late)
+	all := append(slices.Clone(ps), late)
+	waitSession(t, all)
+	exchange(t, all, all, "after a late join")
+	r.mustWrite(fmt.Sprintf(`<message to='%s' type='groupchat' id='plain2'><body>bye</body></message>`, room))
+	for _, p := range all {
+		p.waitNotes("the second plain message", func(ns []session.Notice) bool {
+			return slices.ContainsFunc(ns, func(n session.Notice) bool { return n.Kind == session.Plain && n.Text == "bye" })
+		})
+	}
+	noWarning(t, all...)
+	for _, p := range all {
+		for _, n := range p.notices() {
+			if n.Author == r.jid.String() && n.Kind != session.Plain && n.Kind != session.ChannelEnter && n.Kind != session.JoinRequest && n.Kind != session.ChannelLeave {
+				t.Errorf("%v: the plain client caused %v", p, n)
+			}
+			if slices.Contains(n.Include, r.jid.String()) {
+				t.Errorf("%v: the plain client was proposed for inclusion: %v", p, n)
+			}
+		}
+	}
+}
+
+// formByHand forms a session of n devices without auto-inclusion: device
+// 0 founds it and includes the others at once.
+func (s *server) formByHand(t *testing.T, room string, n int) []*peer {
+	t.Helper()
+	var ps []*peer
+	for i := range n {
+		ps = append(ps, s.newPeer(t, i, room, peerOpts{}))
+	}
+	ps[0].join()
+	include(t, ps[0], ps[1:]...)
+	waitSession(t, ps)
+	return ps
+}
+
+var bodyRE = regexp.MustCompile(`<body[^>]*>([^<]*)</body>`)
+
+// mpencBodies returns the mpENC bodies among the groupchat messages a raw
+// client received, in order.
+func (r *raw) mpencBodies() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, st := range r.in {
+		if !strings.HasPrefix(st, "<message") {
+			continue
+		}
+		m := bodyRE.FindStringSubmatch(st)
+		if m == nil {
+			continue
+		}
+		body := html.UnescapeString(m[1])
+		if wire.IsMpENC(body) {
+			out = append(out, body)
+		}
+	}
+	return out
+}
+
+// TestIntegrationSessionHostilePeer: a raw client in the room of a session
+// of three (there before the session formed, so it recorded every packet)
+// sends garbage, truncated packets, a replayed data packet, a forged one
+// (a real packet with one byte changed), an oversized mpENC body, a
+// replayed and a forged proposal, and finally a stanza over the server's
+// limit (which ends its own connection). Nobody crashes or leaves, the
+// session is unchanged, the undecodable packets and the proposals are
+// SecurityWarnings naming the raw client, the replay is a harmless
+// duplicate (no second Message), and messages flow after it all.
+func TestIntegrationSessionHostilePeer(t *testing.T) {
+	s := serverFromEnv(t)
+	room := s.newRoom(t)
+	var ps []*peer
+	for i := range 3 {
+		ps = append(ps, s.newPeer(t, i, room, peerOpts{}))
+	}
+	ps[0].join() // creates the room
+	// The raw client is there from before the session forms, and records
+	// every packet.
+	r := s.rawDial(t, 5)
+	r.join(room, "mallory", "")
+	include(t, ps[0], ps[1:]...)
+	before := waitSession(t, ps)
+	exchange(t, ps, ps, "before")
+	var data, greet []string
+	for _, b := range r.mpencBodies() {
+		p, err := wire.DecodeWire(b)
+		if err != nil {
+			t.Fatalf("a member sent an undecodable packet: %v", err)
+		}
+		switch p.(type) {
+		case *wire.DataPacket:
+			data = append(data, b)
+		case *wire.GreetPacket:
+			greet = append(greet, b)
+		}
+	}
+	if len(data) == 0 {
+		t.Fatal("the raw client saw no data packet")
+	}
+	real := data[0]
+	raw, err := wire.Dearmour(real)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)-1] ^= 0x40 // in the ciphertext: decodes, does not verify
+	forged := wire.Armour(raw)
+	msg := func(id, body string) string {
+		return fmt.Sprintf(`<message to='%s' type='groupchat' id='%s'><body>%s</body></message>`, room, id, body)
+	}
+	junk := []string{
+		msg("h1", "?mpENC:!!!garbage!!!"),
+		msg("h2", real[:len(real)/2]),                           // truncated
+		msg("h3", real[:len(real)/2]+"."),                       // truncated, framed
+		msg("h4", real),                                         // replayed
+		msg("h5", forged),                                       // forged
+		msg("h6", "?mpENC:"+strings.Repeat("QUFB", 60<<10)+"."), // 240 KiB, over the codec's cap
+	}
+	if len(greet) == 0 {
+		t.Fatal("the raw client saw no greeting packet")
+	}
+	g, err := wire.Dearmour(greet[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	g[len(g)-1] ^= 0x40 // in the last metadata record: decodes, does not verify
+	junk = append(junk,
+		msg("h7", greet[0]),       // an old proposal, replayed
+		msg("h8", wire.Armour(g)), // an old proposal, forged
+	)
+	for _, j := range junk {
+		r.mustWrite(j)
+	}
+	// A stanza over the server's limit ends the raw client's session.
+	_ = r.write(msg("huge", strings.Repeat("B", 300<<10)))
+	select {
+	case <-r.dead:
+	case <-time.After(waitBound):
+		t.Fatal("the server kept a client that sent a 300 KiB stanza")
+	}
+	exchange(t, ps, ps, "after")
+	if v := waitSession(t, ps); v.sid != before.sid || v.key != before.key {
+		t.Fatal("the junk changed the session")
+	}
+	for _, p := range ps {
+		ns := p.notices()
+		// Six warnings naming the raw client: the garbage, the two
+		// truncated packets and the oversized body do not decode; the
+		// replayed and the forged proposal name another SOURCE than their
+		// sender. The forged data packet does not verify with any member's
+		// key and its sender is no member: it may belong to another group
+		// in the room, so it is dropped without a word; the replayed one
+		// is a duplicate.
+		var sw int
+		for _, w := range warningsIn(ns) {
+			if w.Kind != session.SecurityWarning || w.Author != r.jid.String() || w.Terminal {
+				t.Errorf("%v: unexpected warning %v", p, w)
+			}
+			sw++
+		}
+		if sw != 6 {
+			t.Errorf("%v: %d security warnings, want 6:\n%s", p, sw, dumpNotes(ns))
+		}
+		// The replay is a harmless duplicate: each message once.
+		seen := map[transcript.ID]bool{}
+		for _, n := range ofKind(ns, session.Message) {
+			if seen[n.ID] {
+				t.Errorf("%v: message %q shown twice", p, n.Text)
+			}
+			seen[n.ID] = true
+		}
+		if len(seen) != 2*len(ps) {
+			t.Errorf("%v: %d messages, want %d", p, len(seen), 2*len(ps))
+		}
+	}
+}
