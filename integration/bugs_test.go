@@ -28,6 +28,19 @@ func knownBug(t *testing.T) {
 // the room is proposed for inclusion. The operation stalls on it until the
 // abort (D5) after (2+n)·(BC+1 s); the abort then excludes the honest
 // members that had no chance to take their turn (see
+// TestIntegrationSessionBugStalledJoinerExcludesMembers), and the session
+// collapses; a device that enters meanwhile is kicked (rule EO) and its
+// join fails. Expected: the plain client disturbs nothing.
+func TestIntegrationSessionBugPlainClientAutoInclude(t *testing.T) {
+	knownBug(t)
+	s := serverFromEnv(t)
+	room := s.newRoom(t)
+	ps := s.formAuto(t, room, 3, peerOpts{})
+	r := s.rawDial(t, 5)
+	r.join(room, "plain-client", "")
+	plainAndLateJoin(t, s, room, ps, r, func(late *peer) { late.join() })
+}
+
 // TestIntegrationSessionBugStalledJoinerExcludesMembers: three devices in
 // a session (no auto-inclusion); a fourth client enters, announcing an
 // identity key, and device 0 includes it, but it never answers (a hung
