@@ -58,6 +58,9 @@ type Greeting struct {
 
 	authed    []bool // session signature verified (ours: produced)
 	ownEchoed bool   // our own DOWN or confirm came back from the channel
+	// upTo is the member the last upflow packet seen was addressed to:
+	// while the downflow has not come, it is that member's turn.
+	upTo string
 
 	sent [][32]byte                // hashes of the packets we sent
 	seen map[crypto.Signature]bool // signatures of the packets processed
@@ -111,6 +114,24 @@ func (g *Greeting) Unconfirmed() []string {
 		}
 	}
 	return out
+}
+
+// Stalled returns the members, other than us, that an operation which has
+// not completed is waiting for: during the upflow, the one the last upflow
+// packet was addressed to (nobody else could act); once the downflow came,
+// those that have not confirmed. After an abort, these are the members
+// that did not take their turn; the others had no chance to.
+func (g *Greeting) Stalled() []string {
+	if g.result != nil || g.state == StateQuit {
+		return nil
+	}
+	if !g.haveKeys {
+		if g.upTo != "" && g.upTo != g.gr.Self {
+			return []string{g.upTo}
+		}
+		return nil
+	}
+	return g.Unconfirmed()
 }
 
 // Result returns the new result state once the operation succeeded (state
@@ -525,6 +546,9 @@ func (g *Greeting) Receive(p *wire.GreetPacket) (string, error) {
 		return "", err
 	}
 	g.seen[p.Signature] = true
+	if !p.Type.Down() && p.Dest != "" {
+		g.upTo = p.Dest
+	}
 	if p.Source == g.gr.Self {
 		if g.observer {
 			return "", g.observeOwn(p)

@@ -284,6 +284,15 @@ func (c *Core) dropProposal(p *proposal) {
 	c.withdrawn = slices.DeleteFunc(c.withdrawn, func(q *proposal) bool { return q == p })
 }
 
+// speaksMpENC reports whether a member can take part: the directory has
+// an identity key for it (it announced one, or the trust store knows it).
+// A client that does not speak mpENC announces none; including it would
+// stall the operation until the abort.
+func (c *Core) speaksMpENC(m string) bool {
+	_, err := c.cfg.Directory.IdentityKey(m)
+	return err == nil
+}
+
 // handleTasks proposes what the rules call for when the session is idle
 // (SESSION-RULES §3.3): exclusions first, then (AutoInclude) inclusions.
 // Rule-driven proposals are re-derived from the state each time, never
@@ -318,7 +327,7 @@ func (c *Core) handleTasks() {
 	if c.cfg.AutoInclude {
 		var inc []string
 		for _, m := range c.channel {
-			if m != c.cfg.Self && !slices.Contains(members, m) && !c.taskLeave[m] && !c.taskExclude[m] {
+			if m != c.cfg.Self && !slices.Contains(members, m) && !c.taskLeave[m] && !c.taskExclude[m] && c.speaksMpENC(m) {
 				inc = append(inc, m)
 			}
 		}

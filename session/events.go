@@ -31,8 +31,15 @@ func (c *Core) HandleEvent(ev channel.Event, now time.Time) {
 			// Identity announcements are the trust layer's business: a
 			// directory that learns keys gets them now, in order.
 			if o, ok := c.cfg.Directory.(KeyObserver); ok {
+				known := c.speaksMpENC(ev.Sender)
 				if err := o.ObserveKey(ev.Sender, ev.Key); err != nil {
 					c.warn(ev.Sender, err)
+				}
+				// A newcomer's key usually arrives just after its entry: now
+				// it is known to speak mpENC, ask for its inclusion.
+				if !known && ev.Sender != c.cfg.Self && c.so.Synced() && !c.cfg.AutoInclude &&
+					slices.Contains(c.channel, ev.Sender) && !slices.Contains(c.Members(), ev.Sender) && c.speaksMpENC(ev.Sender) {
+					c.notify(Notice{Kind: JoinRequest, Author: ev.Sender})
 				}
 			}
 		}
@@ -241,7 +248,7 @@ func (c *Core) onEnter(m string) {
 		c.kick([]string{m})
 	case !c.so.Synced():
 		// D11: unsynced members ignore entries.
-	case !c.cfg.AutoInclude:
+	case !c.cfg.AutoInclude && c.speaksMpENC(m):
 		c.notify(Notice{Kind: JoinRequest, Author: m})
 	}
 	// With AutoInclude, handleTasks proposes the inclusion when idle.

@@ -383,7 +383,7 @@ func (c *Core) onAbort(p *wire.GreetPacket, ev channel.Event) {
 	// Members of the session that did not take their turn are excluded
 	// next (D5): otherwise every later operation would stall behind them.
 	if op.prevMembers != nil {
-		for _, m := range op.g.Unconfirmed() {
+		for _, m := range op.g.Stalled() {
 			if slices.Contains(op.prevMembers, m) && m != c.cfg.Self && m != p.Source {
 				c.taskExclude.add(m)
 			}
