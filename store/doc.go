@@ -1,0 +1,66 @@
+// Package store keeps mpenc's state on disk in one SQLite database
+// (modernc.org/sqlite: pure Go, no cgo): our accounts and devices, our
+// identity keys sealed under a passphrase, the trust store, rooms, and
+// message history. docs/STORE.md describes the schema and the arguments.
+//
+// # Entry points
+//
+//	st, err := store.Open(path, nil)           // creates and migrates
+//	acct, err := st.CreateAccount(ctx, "alice@example.org", "alice")
+//	res, _ := store.RandomResource(nil)
+//	dev, key, err := st.CreateDevice(ctx, acct.ID, res, pass, nil)
+//	// later runs:
+//	acct, _ = st.Account(ctx, "alice@example.org")
+//	devs, _ := st.Devices(ctx, acct.ID)
+//	key, err = st.Unlock(ctx, devs[0].ID, pass) // ErrWrongPassphrase
+//	ts := st.Trust(acct.ID, trust.Config{})     // the trust store
+//	dir := &trust.Directory{Store: ts, Self: acct.JID + "/" + dev.Resource, SelfKey: key.Public()}
+//	// session.Config{Directory: dir, Identity: key, ...}
+//	h := st.History(acct.ID, "room@muc.example.org")
+//	h.Record(ctx, notice)                       // for every session notice
+//	page, _ := h.Page(ctx, 0, 50)               // the last 50 entries
+//
+// Rooms: [Store.SaveRoom], [Store.Rooms]. Settings: [Store.SetSetting].
+// A bot reads its passphrase with [PassphraseFromEnv].
+//
+// # Durability
+//
+// The database runs in WAL mode with synchronous=FULL and every logical
+// write is one transaction: once a method returns, its write survives the
+// process being killed and the machine losing power; a write interrupted
+// part-way leaves nothing behind. The client should record a notice before
+// showing it.
+//
+// # Concurrency
+//
+// A *Store is safe for concurrent use: the UI goroutine and the session
+// goroutines may share one. Operations are serialised on a single SQLite
+// connection. Two processes may open the same file (writes wait up to
+// Options.BusyTimeout for each other), but two clients running the same
+// device at once would be two members with one participant id: the store
+// does not prevent that.
+//
+// # Secrets
+//
+// Identity seeds are sealed with XChaCha20-Poly1305 under a key derived
+// from the passphrase by Argon2id (parameters recorded per key); a wrong
+// passphrase gives [ErrWrongPassphrase], a damaged or swapped key
+// [ErrCorrupt], never a wrong key. Passphrases are []byte so callers can
+// zero them; the store zeroes its derived keys, the decrypted seed and
+// its normalised copy of the passphrase. It cannot zero what Go and the
+// libraries keep: Argon2id's 64 MiB work area (left to the garbage
+// collector), the AEAD's internal state, crypto/ed25519's expanded key
+// copy, strings (a passphrase read from the environment stays in the
+// process's environment block) and whatever the runtime copied.
+//
+// Not secret, and stored in the clear: message history (plaintext of what
+// the user saw), trust decisions, JIDs and public keys. Anyone who can
+// read the file can read the history; protect it with the file system
+// (the file is created mode 0600) or full-disk encryption.
+//
+// # What it does not do
+//
+// It does not decide trust (package trust does; the store only keeps its
+// records), and it keeps no group session keys: a restarted client joins
+// its rooms again and is included in new subsessions.
+package store

@@ -1,0 +1,243 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"testing"
+
+	"github.com/mpenc/mpenc/crypto"
+)
+
+func newDevice(t *testing.T, st *Store, pass string) (Account, Device, *crypto.SigningKey) {
+	t.Helper()
+	a := mustAccount(t, st, "alice@example.org")
+	d, sk, err := st.CreateDevice(ctx, a.ID, "mpenc-phone", []byte(pass), &DeviceOptions{KDF: fastKDF})
+	if err != nil {
+		t.Fatalf("CreateDevice: %v", err)
+	}
+	return a, d, sk
+}
+
+func TestIdentityRoundTrip(t *testing.T) {
+	path := tempPath(t)
+	st := openAt(t, path)
+	a, d, sk := newDevice(t, st, "correct horse battery")
+	if d.Public != sk.Public() || d.KDF != fastKDF || d.Account != a.ID || d.Resource != "mpenc-phone" {
+		t.Fatalf("device %+v", d)
+	}
+	st.Close()
+
+	st = openAt(t, path)
+	defer st.Close()
+	devs, err := st.Devices(ctx, a.ID)
+	if err != nil || len(devs) != 1 || devs[0].ID != d.ID || devs[0].Public != d.Public {
+		t.Fatalf("Devices = %+v, %v", devs, err)
+	}
+	// The parameters are recorded with the key.
+	if devs[0].KDF != fastKDF {
+		t.Fatalf("KDF params %v", devs[0].KDF)
+	}
+	got, err := st.Unlock(ctx, d.ID, []byte("correct horse battery"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Seed() != sk.Seed() || got.Public() != sk.Public() {
+		t.Fatal("unlocked another key")
+	}
+	msg := []byte("hello")
+	sig := got.Sign(msg)
+	if !crypto.Verify(d.Public, msg, &sig) {
+		t.Fatal("unlocked key does not sign for its public key")
+	}
+	if byRes, err := st.Device(ctx, a.ID, "mpenc-phone"); err != nil || byRes.ID != d.ID {
+		t.Fatalf("Device = %+v, %v", byRes, err)
+	}
+	if _, err := st.Device(ctx, a.ID, "other"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing device: %v", err)
+	}
+}
+
+func TestWrongPassphrase(t *testing.T) {
+	st := openTemp(t)
+	_, d, _ := newDevice(t, st, "correct horse battery")
+	for _, p := range []string{"correct horse batterY", "", "correct horse battery ", string(make([]byte, MaxPassphraseSize+1))} {
+		sk, err := st.Unlock(ctx, d.ID, []byte(p))
+		if !errors.Is(err, ErrWrongPassphrase) || sk != nil {
+			t.Fatalf("Unlock(%.30q) = %v, %v", p, sk, err)
+		}
+		if errors.Is(err, ErrCorrupt) {
+			t.Fatal("a wrong passphrase reported as corruption")
+		}
+	}
+	if _, err := st.Unlock(ctx, d.ID+100, []byte("correct horse battery")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing device: %v", err)
+	}
+}
+
+func TestTamperedKeyRefused(t *testing.T) {
+	st := openTemp(t)
+	_, d, _ := newDevice(t, st, "correct horse battery")
+	var orig []byte
+	if err := st.db.QueryRow(`SELECT sealed FROM devices WHERE id = ?`, d.ID).Scan(&orig); err != nil {
+		t.Fatal(err)
+	}
+	set := func(b []byte) {
+		t.Helper()
+		if _, err := st.db.Exec(`UPDATE devices SET sealed = ? WHERE id = ?`, b, d.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every byte of the ciphertext and nonce is authenticated.
+	for _, off := range []int{headerSize - 24, headerSize - 1, headerSize, headerSize + 10, sealedSize - 1} {
+		b := bytes.Clone(orig)
+		b[off] ^= 0x01
+		set(b)
+		if _, err := st.Unlock(ctx, d.ID, []byte("correct horse battery")); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("flipped byte %d: %v", off, err)
+		}
+	}
+	// Truncated, extended, wrong magic, absurd parameters: refused before
+	// any work.
+	for name, b := range map[string][]byte{
+		"truncated": orig[:len(orig)-1],
+		"extended":  append(bytes.Clone(orig), 0),
+		"magic":     append([]byte("XPKS"), orig[4:]...),
+		"huge time": func() []byte { b := bytes.Clone(orig); b[6] = 0xff; return b }(),
+		"huge mem":  func() []byte { b := bytes.Clone(orig); b[10] = 0xff; return b }(),
+		"0 threads": func() []byte { b := bytes.Clone(orig); b[14] = 0; return b }(),
+	} {
+		set(b)
+		if _, err := st.Unlock(ctx, d.ID, []byte("correct horse battery")); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err := st.Devices(ctx, d.Account); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("%s: Devices = %v", name, err)
+		}
+	}
+	// Another key's public half: the AEAD binds the public key.
+	set(orig)
+	other := crypto.NewSigningKey([32]byte{1}).Public()
+	if _, err := st.db.Exec(`UPDATE devices SET public_key = ? WHERE id = ?`, other[:], d.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Unlock(ctx, d.ID, []byte("correct horse battery")); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("swapped public key: %v", err)
+	}
+}
+
+func TestDeviceDeterministicAndDuplicates(t *testing.T) {
+	st := openTemp(t)
+	a := mustAccount(t, st, "alice@example.org")
+	_, sk1, err := st.CreateDevice(ctx, a.ID, "r1", []byte("passphrase"), &DeviceOptions{KDF: fastKDF, Rand: &seqReader{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want [32]byte
+	for i := range want {
+		want[i] = byte(i + 1)
+	}
+	if sk1.Seed() != want {
+		t.Fatal("the identity key does not come from the injected reader")
+	}
+	if _, _, err := st.CreateDevice(ctx, a.ID, "r1", []byte("passphrase"), &DeviceOptions{KDF: fastKDF}); !errors.Is(err, ErrExists) {
+		t.Fatalf("duplicate resource: %v", err)
+	}
+	if _, _, err := st.CreateDevice(ctx, a.ID+1, "r2", []byte("passphrase"), &DeviceOptions{KDF: fastKDF}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing account: %v", err)
+	}
+	for _, p := range []string{"", "short"} {
+		if _, _, err := st.CreateDevice(ctx, a.ID, "r3", []byte(p), &DeviceOptions{KDF: fastKDF}); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("passphrase %q: %v", p, err)
+		}
+	}
+	if _, _, err := st.CreateDevice(ctx, a.ID, "r3", []byte("passphrase"), &DeviceOptions{KDF: KDFParams{Time: 1, MemoryKiB: 1, Threads: 1}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("bad KDF params: %v", err)
+	}
+	if _, _, err := st.CreateDevice(ctx, a.ID, "", []byte("passphrase"), &DeviceOptions{KDF: fastKDF}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("empty resource: %v", err)
+	}
+}
+
+func TestChangePassphrase(t *testing.T) {
+	st := openTemp(t)
+	_, d, sk := newDevice(t, st, "old passphrase")
+	newKDF := KDFParams{Time: 2, MemoryKiB: 128, Threads: 2}
+	if err := st.ChangePassphrase(ctx, d.ID, []byte("wrong passphrase"), []byte("new passphrase"), nil); !errors.Is(err, ErrWrongPassphrase) {
+		t.Fatalf("wrong old passphrase: %v", err)
+	}
+	if err := st.ChangePassphrase(ctx, d.ID, []byte("old passphrase"), []byte("new passphrase"), &DeviceOptions{KDF: newKDF}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Unlock(ctx, d.ID, []byte("old passphrase")); !errors.Is(err, ErrWrongPassphrase) {
+		t.Fatalf("old passphrase still works: %v", err)
+	}
+	got, err := st.Unlock(ctx, d.ID, []byte("new passphrase"))
+	if err != nil || got.Seed() != sk.Seed() {
+		t.Fatalf("new passphrase: %v", err)
+	}
+	if dd, _ := st.Device(ctx, d.Account, d.Resource); dd.KDF != newKDF {
+		t.Fatalf("params after change: %v", dd.KDF)
+	}
+}
+
+func TestPassphraseNormalised(t *testing.T) {
+	st := openTemp(t)
+	// "café" composed (NFC) and decomposed (NFD) unlock the same key.
+	_, d, _ := newDevice(t, st, "caf\u00e9 passphrase")
+	if _, err := st.Unlock(ctx, d.ID, []byte("cafe\u0301 passphrase")); err != nil {
+		t.Fatalf("NFD passphrase: %v", err)
+	}
+}
+
+func TestPassphraseFromEnv(t *testing.T) {
+	t.Setenv("MPENC_TEST_PASSPHRASE", "from the environment")
+	p, err := PassphraseFromEnv("MPENC_TEST_PASSPHRASE")
+	if err != nil || string(p) != "from the environment" {
+		t.Fatalf("PassphraseFromEnv = %q, %v", p, err)
+	}
+	if _, ok := os.LookupEnv("MPENC_TEST_PASSPHRASE"); ok {
+		t.Fatal("the variable stays in the environment")
+	}
+	if _, err := PassphraseFromEnv("MPENC_TEST_PASSPHRASE"); !errors.Is(err, ErrNoPassphrase) {
+		t.Fatalf("unset: %v", err)
+	}
+	t.Setenv("MPENC_TEST_EMPTY", "")
+	if _, err := PassphraseFromEnv("MPENC_TEST_EMPTY"); !errors.Is(err, ErrNoPassphrase) {
+		t.Fatalf("empty: %v", err)
+	}
+}
+
+func TestSealedCodec(t *testing.T) {
+	var seed [32]byte
+	seed[0] = 7
+	sk := crypto.NewSigningKey(seed)
+	blob, err := seal(&seed, sk.Public(), []byte("passphrase"), fastKDF, &seqReader{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(blob) != sealedSize || string(blob[:4]) != "MPKS" {
+		t.Fatalf("blob %x", blob)
+	}
+	k, err := decodeSealed(blob)
+	if err != nil || !bytes.Equal(k.encode(), blob) || k.kdf != fastKDF {
+		t.Fatalf("decode: %v", err)
+	}
+	// Every prefix is refused.
+	for i := range blob {
+		if _, err := decodeSealed(blob[:i]); err == nil {
+			t.Fatalf("prefix %d accepted", i)
+		}
+	}
+	got, err := open(blob, sk.Public(), []byte("passphrase"))
+	if err != nil || got.Seed() != seed {
+		t.Fatalf("open: %v", err)
+	}
+}
+
+func TestRandomResource(t *testing.T) {
+	r, err := RandomResource(&seqReader{})
+	if err != nil || r != "mpenc-01020304" {
+		t.Fatalf("RandomResource = %q, %v", r, err)
+	}
+}

@@ -1,0 +1,232 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// applicationID marks an SQLite file as an mpenc store ("mpen"), so that
+// Open refuses another program's database instead of adding tables to it.
+const applicationID = 0x6d70656e
+
+// migration is one forward-only schema step. Steps are applied in order,
+// each in the transaction that records it, so a database is always at a
+// version it records: never between two.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations is the schema history. Append only: never edit a step that
+// has shipped, add a new one.
+var migrations = []migration{
+	{1, "initial schema", schemaV1},
+}
+
+// schemaV1 is the first schema. Times are Unix nanoseconds (0: none);
+// keys are fixed-size BLOBs checked on the way out too; lists are JSON
+// arrays of strings. STRICT tables refuse values of the wrong type.
+const schemaV1 = `
+CREATE TABLE accounts (
+	id      INTEGER PRIMARY KEY,
+	jid     TEXT    NOT NULL UNIQUE, -- bare JID, as mellium's jid package normalises it
+	nick    TEXT    NOT NULL,
+	created INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE settings (
+	account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+	name       TEXT    NOT NULL,
+	value      TEXT    NOT NULL,
+	PRIMARY KEY (account_id, name)
+) STRICT;
+
+-- Our own devices: one identity key each, its seed sealed under a
+-- passphrase (see sealed.go for the blob layout, which carries the KDF
+-- parameters).
+CREATE TABLE devices (
+	id         INTEGER PRIMARY KEY,
+	account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+	resource   TEXT    NOT NULL,
+	public_key BLOB    NOT NULL CHECK (length(public_key) = 32),
+	sealed     BLOB    NOT NULL,
+	created    INTEGER NOT NULL,
+	UNIQUE (account_id, resource)
+) STRICT;
+
+-- The trust store (package trust): one row per (bare JID, key).
+CREATE TABLE trust_keys (
+	account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+	jid        TEXT    NOT NULL,
+	key        BLOB    NOT NULL CHECK (length(key) = 32),
+	state      INTEGER NOT NULL,
+	first_seen INTEGER NOT NULL,
+	last_seen  INTEGER NOT NULL,
+	member     TEXT    NOT NULL,
+	decided    INTEGER NOT NULL,
+	PRIMARY KEY (account_id, jid, key)
+) STRICT;
+
+-- The key each member (full JID) announced last.
+CREATE TABLE trust_bindings (
+	account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+	member     TEXT    NOT NULL,
+	key        BLOB    NOT NULL CHECK (length(key) = 32),
+	since      INTEGER NOT NULL,
+	PRIMARY KEY (account_id, member)
+) STRICT;
+
+-- The trust history: first keys, new devices, changes, decisions.
+CREATE TABLE trust_events (
+	id         INTEGER PRIMARY KEY AUTOINCREMENT,
+	account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+	at         INTEGER NOT NULL,
+	kind       INTEGER NOT NULL,
+	member     TEXT    NOT NULL,
+	jid        TEXT    NOT NULL,
+	key        BLOB    NOT NULL CHECK (length(key) = 32),
+	previous   BLOB    CHECK (previous IS NULL OR length(previous) = 32)
+) STRICT;
+CREATE INDEX trust_events_jid ON trust_events (account_id, jid, id);
+
+CREATE TABLE rooms (
+	account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+	jid        TEXT    NOT NULL,
+	nick       TEXT    NOT NULL,
+	auto_join  INTEGER NOT NULL,
+	include    INTEGER NOT NULL,
+	added      INTEGER NOT NULL,
+	PRIMARY KEY (account_id, jid)
+) STRICT;
+
+-- Message history: what the client showed, in the order it showed it
+-- (seq), so the message log comes back after a restart.
+CREATE TABLE messages (
+	seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+	account_id  INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+	room        TEXT    NOT NULL,
+	kind        INTEGER NOT NULL,
+	msg_id      BLOB    CHECK (msg_id IS NULL OR length(msg_id) = 20),
+	author      TEXT    NOT NULL,
+	body        TEXT    NOT NULL,
+	at          INTEGER NOT NULL,
+	own         INTEGER NOT NULL,
+	members     TEXT    NOT NULL,
+	include     TEXT    NOT NULL,
+	exclude     TEXT    NOT NULL,
+	log_parents TEXT    NOT NULL,
+	ack         INTEGER NOT NULL,
+	not_acked   TEXT    NOT NULL,
+	final       INTEGER NOT NULL,
+	absent      INTEGER NOT NULL,
+	UNIQUE (account_id, room, msg_id)
+) STRICT;
+CREATE INDEX messages_room ON messages (account_id, room, seq);
+`
+
+// migrate brings db to the last version of ms, in one transaction per
+// step. It refuses a database whose recorded version is newer than ms
+// knows (a newer program wrote it) and a database that is not ours.
+func migrate(ctx context.Context, db *sql.DB, ms []migration, now func() time.Time) (from, to int, err error) {
+	for i, m := range ms {
+		if m.version != i+1 {
+			panic("store: migrations must be numbered 1, 2, 3...")
+		}
+	}
+	if err := checkOurs(ctx, db); err != nil {
+		return 0, 0, err
+	}
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY,
+		name    TEXT    NOT NULL,
+		applied INTEGER NOT NULL
+	) STRICT`); err != nil {
+		return 0, 0, fmt.Errorf("store: creating the schema table: %w", err)
+	}
+	from, err = schemaVersion(ctx, db)
+	if err != nil {
+		return 0, 0, err
+	}
+	if from > len(ms) {
+		return from, from, &SchemaError{Found: from, Supported: len(ms)}
+	}
+	for _, m := range ms[from:] {
+		err := inTx(ctx, db, func(tx *sql.Tx) error {
+			// Re-read inside the write transaction: another process may
+			// have migrated since we looked.
+			var v int
+			if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&v); err != nil {
+				return err
+			}
+			if v >= m.version {
+				return nil
+			}
+			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied) VALUES (?, ?, ?)`,
+				m.version, m.name, now().UnixNano()); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA application_id = %d", applicationID))
+			return err
+		})
+		if err != nil {
+			return from, 0, fmt.Errorf("store: migration %d (%s): %w", m.version, m.name, err)
+		}
+	}
+	to, err = schemaVersion(ctx, db)
+	return from, to, err
+}
+
+func schemaVersion(ctx context.Context, db *sql.DB) (int, error) {
+	var v int
+	if err := db.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("store: reading the schema version: %w", err)
+	}
+	return v, nil
+}
+
+// checkOurs refuses a database that carries another application id, or
+// none and tables of its own.
+func checkOurs(ctx context.Context, db *sql.DB) error {
+	var id int64
+	if err := db.QueryRowContext(ctx, `PRAGMA application_id`).Scan(&id); err != nil {
+		return fmt.Errorf("store: reading the database header: %w", err)
+	}
+	if id == applicationID {
+		return nil
+	}
+	if id != 0 {
+		return fmt.Errorf("%w (application id %#x)", ErrNotStore, id)
+	}
+	var n int
+	err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE name NOT IN ('schema_migrations') AND name NOT LIKE 'sqlite_%'`).Scan(&n)
+	if err != nil {
+		return fmt.Errorf("store: reading the schema: %w", err)
+	}
+	if n > 0 {
+		return fmt.Errorf("%w (it has %d tables of its own)", ErrNotStore, n)
+	}
+	return nil
+}
+
+// SchemaError reports a database written by a newer version of this
+// package: opening it could misread or damage what that version wrote.
+type SchemaError struct {
+	Found, Supported int
+}
+
+func (e *SchemaError) Error() string {
+	return fmt.Sprintf("store: the database has schema version %d; this program knows versions up to %d: use a newer version", e.Found, e.Supported)
+}
+
+// Is makes errors.Is(err, ErrSchemaTooNew) true.
+func (e *SchemaError) Is(target error) bool { return target == ErrSchemaTooNew }
+
+// ErrSchemaTooNew matches a *SchemaError.
+var ErrSchemaTooNew = errors.New("store: database schema is newer than this program")

@@ -1,0 +1,220 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/trust"
+)
+
+// TrustBackend returns account's trust store as a trust.Backend. Each
+// Update is one SQLite write transaction, so an observation and its
+// binding and event are committed together or not at all.
+func (s *Store) TrustBackend(account int64) trust.Backend {
+	return &trustBackend{s: s, account: account}
+}
+
+// Trust returns account's trust store with the given policy: what the
+// client and bot use (trust.Directory{Store: st.Trust(id, cfg)} is a
+// session's key directory). cfg.Now defaults to the store's clock.
+func (s *Store) Trust(account int64, cfg trust.Config) *trust.Store {
+	if cfg.Now == nil {
+		cfg.Now = s.now
+	}
+	return trust.New(s.TrustBackend(account), cfg)
+}
+
+type trustBackend struct {
+	s       *Store
+	account int64
+}
+
+func (b *trustBackend) Update(fn func(trust.Tx) error) error {
+	ctx := context.Background()
+	return b.s.wrap("trust store", inTx(ctx, b.s.db, func(tx *sql.Tx) error {
+		t := &trustTx{ctx: ctx, tx: tx, account: b.account}
+		err := fn(t)
+		t.done = true
+		return err
+	}))
+}
+
+func (b *trustBackend) View(fn func(trust.Tx) error) error {
+	ctx := context.Background()
+	tx, err := b.s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return b.s.wrap("trust store", err)
+	}
+	defer tx.Rollback()
+	t := &trustTx{ctx: ctx, tx: tx, account: b.account}
+	err = fn(t)
+	t.done = true
+	return b.s.wrap("trust store", err)
+}
+
+type trustTx struct {
+	ctx     context.Context
+	tx      *sql.Tx
+	account int64
+	done    bool
+}
+
+var errTxDone = errors.New("store: trust transaction used after it ended")
+
+const trustKeyCols = `jid, key, state, first_seen, last_seen, member, decided`
+
+func scanRecord(sc interface{ Scan(...any) error }) (trust.Record, error) {
+	var r trust.Record
+	var key []byte
+	var state, first, last, decided int64
+	if err := sc.Scan(&r.JID, &key, &state, &first, &last, &r.Member, &decided); err != nil {
+		return r, err
+	}
+	r.State = trust.State(state)
+	if len(key) != crypto.PublicKeySize || state != int64(r.State) || !r.State.Valid() ||
+		trust.CheckJID(r.JID) != nil || (r.Member != "" && trust.CheckJID(r.Member) != nil) {
+		return trust.Record{}, fmt.Errorf("%w: trust record of %.40q", ErrCorrupt, r.JID)
+	}
+	copy(r.Key[:], key)
+	r.FirstSeen, r.LastSeen, r.Decided = decTime(first), decTime(last), decTime(decided)
+	return r, nil
+}
+
+func (t *trustTx) records(q string, args ...any) ([]trust.Record, error) {
+	if t.done {
+		return nil, errTxDone
+	}
+	rows, err := t.tx.QueryContext(t.ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []trust.Record
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func (t *trustTx) Keys(jid string) ([]trust.Record, error) {
+	return t.records(`SELECT `+trustKeyCols+` FROM trust_keys WHERE account_id = ? AND jid = ? ORDER BY first_seen, key`, t.account, jid)
+}
+
+func (t *trustTx) AllKeys() ([]trust.Record, error) {
+	return t.records(`SELECT `+trustKeyCols+` FROM trust_keys WHERE account_id = ? ORDER BY jid, first_seen, key`, t.account)
+}
+
+func (t *trustTx) PutKey(r trust.Record) error {
+	if t.done {
+		return errTxDone
+	}
+	if !r.State.Valid() {
+		return fmt.Errorf("%w: trust state %d", ErrInvalid, r.State)
+	}
+	_, err := t.tx.ExecContext(t.ctx, `INSERT INTO trust_keys (account_id, `+trustKeyCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (account_id, jid, key) DO UPDATE SET state = excluded.state, first_seen = excluded.first_seen,
+			last_seen = excluded.last_seen, member = excluded.member, decided = excluded.decided`,
+		t.account, r.JID, r.Key[:], int64(r.State), encTime(r.FirstSeen), encTime(r.LastSeen), r.Member, encTime(r.Decided))
+	if isFK(err) {
+		return fmt.Errorf("%w: account %d", ErrNotFound, t.account)
+	}
+	return err
+}
+
+func (t *trustTx) Binding(member string) (crypto.PublicKey, bool, error) {
+	var k crypto.PublicKey
+	if t.done {
+		return k, false, errTxDone
+	}
+	var key []byte
+	err := t.tx.QueryRowContext(t.ctx, `SELECT key FROM trust_bindings WHERE account_id = ? AND member = ?`, t.account, member).Scan(&key)
+	if errors.Is(err, sql.ErrNoRows) {
+		return k, false, nil
+	}
+	if err != nil {
+		return k, false, err
+	}
+	if len(key) != crypto.PublicKeySize {
+		return k, false, fmt.Errorf("%w: trust binding of %.40q", ErrCorrupt, member)
+	}
+	copy(k[:], key)
+	return k, true, nil
+}
+
+func (t *trustTx) Bind(member string, key crypto.PublicKey, at time.Time) error {
+	if t.done {
+		return errTxDone
+	}
+	_, err := t.tx.ExecContext(t.ctx, `INSERT INTO trust_bindings (account_id, member, key, since) VALUES (?, ?, ?, ?)
+		ON CONFLICT (account_id, member) DO UPDATE SET key = excluded.key, since = excluded.since`,
+		t.account, member, key[:], encTime(at))
+	if isFK(err) {
+		return fmt.Errorf("%w: account %d", ErrNotFound, t.account)
+	}
+	return err
+}
+
+func (t *trustTx) AppendEvent(e trust.Event) error {
+	if t.done {
+		return errTxDone
+	}
+	var prev any
+	if e.Previous != (crypto.PublicKey{}) {
+		prev = e.Previous[:]
+	}
+	_, err := t.tx.ExecContext(t.ctx, `INSERT INTO trust_events (account_id, at, kind, member, jid, key, previous) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		t.account, encTime(e.At), int64(e.Kind), e.Member, e.JID, e.Key[:], prev)
+	if isFK(err) {
+		return fmt.Errorf("%w: account %d", ErrNotFound, t.account)
+	}
+	return err
+}
+
+func (t *trustTx) Events(jid string, limit int) ([]trust.Event, error) {
+	if t.done {
+		return nil, errTxDone
+	}
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	q := `SELECT at, kind, member, jid, key, previous FROM trust_events WHERE account_id = ? AND (? = '' OR jid = ?) ORDER BY id DESC LIMIT ?`
+	rows, err := t.tx.QueryContext(t.ctx, q, t.account, jid, jid, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []trust.Event
+	for rows.Next() {
+		var e trust.Event
+		var at, kind int64
+		var key, prev []byte
+		if err := rows.Scan(&at, &kind, &e.Member, &e.JID, &key, &prev); err != nil {
+			return nil, err
+		}
+		e.Kind = trust.EventKind(kind)
+		if len(key) != crypto.PublicKeySize || (prev != nil && len(prev) != crypto.PublicKeySize) ||
+			kind != int64(e.Kind) || !e.Kind.Valid() || trust.CheckJID(e.JID) != nil {
+			return nil, fmt.Errorf("%w: trust event", ErrCorrupt)
+		}
+		e.At = decTime(at)
+		copy(e.Key[:], key)
+		copy(e.Previous[:], prev)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	// Oldest first.
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
+}
