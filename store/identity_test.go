@@ -115,6 +115,17 @@ func TestTamperedKeyRefused(t *testing.T) {
 			t.Fatalf("%s: Devices = %v", name, err)
 		}
 	}
+	// The salt and parameters feed the KDF: changing them derives another
+	// key, which reads as a wrong passphrase (nothing can tell them apart
+	// without the passphrase). It is refused all the same.
+	for _, off := range []int{9, 15, 30, 31, 62} {
+		b := bytes.Clone(orig)
+		b[off] ^= 0x01
+		set(b)
+		if _, err := st.Unlock(ctx, d.ID, []byte("correct horse battery")); !errors.Is(err, ErrWrongPassphrase) && !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("flipped header byte %d: %v", off, err)
+		}
+	}
 	// Another key's public half: the AEAD binds the public key.
 	set(orig)
 	other := crypto.NewSigningKey([32]byte{1}).Public()

@@ -25,9 +25,9 @@ type KDFParams struct {
 }
 
 // DefaultKDF is RFC 9106's second recommended option (§4: t=3, 64 MiB,
-// p=4), for machines that cannot spare 2 GiB. Unlocking costs about a
-// quarter of a second on one laptop core (docs/STORE.md has figures);
-// every guess costs an attacker the same.
+// p=4), for machines that cannot spare 2 GiB. Unlocking takes about
+// 0.4 s on a 2-core virtual machine (docs/STORE.md has figures); every
+// guess costs an attacker the same work.
 var DefaultKDF = KDFParams{Time: 3, MemoryKiB: 64 << 10, Threads: 4}
 
 // Bounds on parameters read back from disk: a damaged or hostile file
