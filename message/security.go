@@ -175,7 +175,7 @@ func (s *Security) seal(parents []transcript.ID, body []byte, size int, iv *[cry
 	if err != nil {
 		return Sealed{}, fmt.Errorf("message: %w", err)
 	}
-	return Sealed{Wire: wire.Armour(raw), ID: transcript.ID(p.ID())}, nil
+	return Sealed{Wire: armour(raw), ID: transcript.ID(p.ID())}, nil
 }
 
 // Opened is a verified and decrypted data message.
