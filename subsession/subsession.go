@@ -642,7 +642,7 @@ func (s *SessionBase) accepted(res transcript.Accepted, t time.Duration, text, w
 		}
 		// Freshness: the author has seen our latest message among its
 		// ancestors.
-		if v := s.g.Clock(idx)[s.self]; v > 0 {
+		if v := s.g.ClockAt(idx, s.self); v > 0 {
 			s.renew(author, s.ownAt[v-1], t)
 		}
 		if kind == transcript.KindFin {

@@ -45,9 +45,16 @@ type Graph struct {
 	members []string
 	n       int
 
-	ids     []ID
-	meta    []meta
-	vc      []uint32 // vc[i*n+a]: how many of a's messages are ≤ i (so vc[i*n+author(i)] = seq(i))
+	ids  []ID
+	meta []meta
+	// The vector clocks, n entries per message: entry a of message i is
+	// how many of a's messages are ≤ i (so entry author(i) is seq(i)).
+	// They are stored as uint16 (vc16) until some author's seq passes
+	// 65,535, then the slab is widened once to uint32 (vc32): 2·n bytes
+	// per message in any realistic subsession instead of 4·n.
+	vc16    []uint16
+	vc32    []uint32
+	wide    bool
 	parOff  []uint32 // parents of i: parents[parOff[i]:parOff[i+1]]
 	parents []Index
 	by      [][]Index // by[a][s-1]: a's message with seq s
@@ -162,20 +169,36 @@ func (g *Graph) Author(i Index) int { return int(g.meta[i].author) }
 func (g *Graph) Kind(i Index) Kind { return g.meta[i].kind }
 
 // Seq returns the 1-based position of message i in its author's line.
-func (g *Graph) Seq(i Index) uint32 { return g.vc[int(i)*g.n+int(g.meta[i].author)] }
+func (g *Graph) Seq(i Index) uint32 { return g.vcAt(i, int(g.meta[i].author)) }
+
+// vcAt returns entry a of message i's vector clock.
+func (g *Graph) vcAt(i Index, a int) uint32 {
+	if g.wide {
+		return g.vc32[int(i)*g.n+a]
+	}
+	return uint32(g.vc16[int(i)*g.n+a])
+}
 
 // Parents returns the parents of message i in the order they were sent. The
 // slice aliases the graph: do not modify it.
 func (g *Graph) Parents(i Index) []Index { return g.parents[g.parOff[i]:g.parOff[i+1]] }
 
-// Clock returns the vector clock of message i: for each member a, how many
-// of a's messages are ancestors of i or i itself. The slice aliases the
-// graph: do not modify it.
-func (g *Graph) Clock(i Index) []uint32 { return g.vc[int(i)*g.n : int(i+1)*g.n] }
+// Clock appends to dst the vector clock of message i: for each member a,
+// how many of a's messages are ancestors of i or i itself.
+func (g *Graph) Clock(i Index, dst []uint32) []uint32 {
+	for a := range g.n {
+		dst = append(dst, g.vcAt(i, a))
+	}
+	return dst
+}
+
+// ClockAt returns entry a of message i's vector clock: how many of member
+// a's messages are ancestors of i or i itself.
+func (g *Graph) ClockAt(i Index, a int) uint32 { return g.vcAt(i, a) }
 
 // Less reports whether a is a strict ancestor of b (a < b).
 func (g *Graph) Less(a, b Index) bool {
-	return a != b && g.Seq(a) <= g.vc[int(b)*g.n+int(g.meta[a].author)]
+	return a != b && g.Seq(a) <= g.vcAt(b, int(g.meta[a].author))
 }
 
 // LastSeq returns the number of messages author a has in the graph.
@@ -266,7 +289,7 @@ func (g *Graph) FirstAckBy(i Index, r int) (Index, bool) {
 		return 0, false
 	}
 	line := g.by[r]
-	k := sort.Search(len(line), func(k int) bool { return g.vc[int(line[k])*g.n+a] >= s })
+	k := sort.Search(len(line), func(k int) bool { return g.vcAt(line[k], a) >= s })
 	return line[k], true
 }
 
@@ -361,10 +384,13 @@ func (g *Graph) Accept(m Message) (Accepted, error) {
 	vcp := g.vcp
 	clear(vcp)
 	for _, p := range g.pidx {
-		row := g.vc[int(p)*n : int(p+1)*n]
-		for a, v := range row {
-			if v > vcp[a] {
-				vcp[a] = v
+		if g.wide {
+			for a, v := range g.vc32[int(p)*n : int(p+1)*n] {
+				vcp[a] = max(vcp[a], v)
+			}
+		} else {
+			for a, v := range g.vc16[int(p)*n : int(p+1)*n] {
+				vcp[a] = max(vcp[a], uint32(v))
 			}
 		}
 	}
@@ -376,9 +402,10 @@ func (g *Graph) Accept(m Message) (Accepted, error) {
 	}
 	// 8. Antichain: no parent ≤ another (authors are distinct, so p ≠ q).
 	for _, p := range g.pidx {
-		pa, ps := int(g.meta[p].author), g.vc[int(p)*n+int(g.meta[p].author)]
+		pa := int(g.meta[p].author)
+		ps := g.vcAt(p, pa)
 		for _, q := range g.pidx {
-			if q != p && ps <= g.vc[int(q)*n+pa] {
+			if q != p && ps <= g.vcAt(q, pa) {
 				return reject(ErrNotAntichain, "parent %x is an ancestor of parent %x", g.ids[p][:6], g.ids[q][:6])
 			}
 		}
@@ -406,7 +433,16 @@ func (g *Graph) commit(m *Message) Accepted {
 	g.ids = append(g.ids, m.ID)
 	g.meta = append(g.meta, meta{author: uint8(r), kind: m.Kind})
 	g.vcp[r] = seq
-	g.vc = append(g.vc, g.vcp...)
+	if !g.wide && seq > 0xffff {
+		g.widen()
+	}
+	if g.wide {
+		g.vc32 = append(g.vc32, g.vcp...)
+	} else {
+		for _, v := range g.vcp {
+			g.vc16 = append(g.vc16, uint16(v))
+		}
+	}
 	g.parents = append(g.parents, g.pidx...)
 	g.parOff = append(g.parOff, uint32(len(g.parents)))
 	g.by[r] = append(g.by[r], idx)
@@ -432,8 +468,7 @@ func (g *Graph) commit(m *Message) Accepted {
 	// r's acked prefix of a's line grows to vc(m)[a]; a's fully-acked
 	// prefix is the minimum over its readers and can only grow when r was
 	// at that minimum.
-	row := g.vc[int(idx)*n : int(idx+1)*n]
-	for a, nw := range row {
+	for a, nw := range g.vcp { // the clock of m, just stored
 		if a == r {
 			continue
 		}
@@ -472,6 +507,17 @@ func (g *Graph) commit(m *Message) Accepted {
 		g.nfaStale = 0
 	}
 	return Accepted{Index: idx, FullyAcked: g.events}
+}
+
+// widen moves the clocks to 32-bit entries, once, when an author's seq is
+// about to pass 65,535.
+func (g *Graph) widen() {
+	g.vc32 = make([]uint32, len(g.vc16), len(g.vc16)+len(g.vc16)/4+g.n)
+	for k, v := range g.vc16 {
+		g.vc32[k] = uint32(v)
+	}
+	g.vc16 = nil
+	g.wide = true
 }
 
 // rejectSet remembers the last maxRejected rejected ids.

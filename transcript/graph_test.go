@@ -441,3 +441,45 @@ func TestHellGraph10000(t *testing.T) {
 		t.Errorf("%d messages not fully acked, want 2", len(nfa))
 	}
 }
+
+// TestWideClocks: clocks are stored in 16 bits until an author's seq
+// passes 65,535; crossing that point keeps every answer right.
+func TestWideClocks(t *testing.T) {
+	g, _ := transcript.New([]string{"a", "b"}, transcript.Options{})
+	const count = 66_000
+	prev := []transcript.ID(nil)
+	var xIdx transcript.Index
+	for k := 0; k < count; k++ {
+		id := mkID(k)
+		if _, err := g.Accept(transcript.Message{ID: id, Author: 0, Parents: prev}); err != nil {
+			t.Fatalf("message %d: %v", k, err)
+		}
+		prev = []transcript.ID{id}
+		if k == 65_000 {
+			// b acks everything so far, before the widening.
+			res, err := g.Accept(transcript.Message{ID: mkID(1 << 30), Author: 1, Parents: prev})
+			if err != nil || len(res.FullyAcked) != 65_001 {
+				t.Fatalf("b's ack: %v, %d fully acked", err, len(res.FullyAcked))
+			}
+			xIdx = res.Index
+			prev = []transcript.ID{mkID(1 << 30)} // a's next message cites b's ack
+
+		}
+	}
+	last, _ := g.Lookup(mkID(count - 1))
+	first, _ := g.Lookup(mkID(0))
+	if g.Seq(last) != count || !g.Less(first, last) || !g.Less(xIdx, last) || g.Less(last, xIdx) {
+		t.Fatalf("seq %d, ancestry wrong after widening", g.Seq(last))
+	}
+	if g.FullyAcked(last) || !g.FullyAcked(first) || g.ClockAt(last, 1) != 1 || g.ClockAt(last, 0) != count {
+		t.Fatal("acks wrong after widening")
+	}
+	// b acks the rest, after the widening.
+	res, err := g.Accept(transcript.Message{ID: mkID(1<<30 + 1), Author: 1, Parents: []transcript.ID{mkID(count - 1)}})
+	if err != nil || len(res.FullyAcked) != count-65_001 || !g.FullyAcked(last) {
+		t.Fatalf("b's second ack: %v, %d fully acked", err, len(res.FullyAcked))
+	}
+	if c := g.Clock(res.Index, nil); c[0] != count || c[1] != 2 {
+		t.Fatalf("clock %v", c)
+	}
+}

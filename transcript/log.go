@@ -174,7 +174,7 @@ func (l *MessageLog) latestPayloads(t *logTranscript, from []Index, inclusive bo
 	for a := 0; a < g.n; a++ {
 		var s uint32
 		for _, i := range from {
-			v := g.Clock(i)[a]
+			v := g.ClockAt(i, a)
 			if !inclusive && g.Author(i) == a {
 				v-- // strict ancestors only
 			}
