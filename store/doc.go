@@ -14,7 +14,7 @@
 //	devs, _ := st.Devices(ctx, acct.ID)
 //	key, err = st.Unlock(ctx, devs[0].ID, pass) // ErrWrongPassphrase
 //	ts := st.Trust(acct.ID, trust.Config{})     // the trust store
-//	dir := &trust.Directory{Store: ts, Self: acct.JID + "/" + dev.Resource, SelfKey: key.Public()}
+//	dir := &trust.Directory{Store: ts, Self: ch.Self(), SelfKey: key.Public()} // ch: the room's channel
 //	// session.Config{Directory: dir, Identity: key, ...}
 //	h := st.History(acct.ID, "room@muc.example.org")
 //	h.Record(ctx, notice)                       // for every session notice
