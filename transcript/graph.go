@@ -1,6 +1,7 @@
 package transcript
 
 import (
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"sort"
@@ -340,7 +341,7 @@ func (g *Graph) Accept(m Message) (Accepted, error) {
 			return reject(ErrMalformed, "cites itself")
 		}
 		if k > 0 && g.sorted[k-1] == p {
-			return reject(ErrMalformed, "parent %x repeated", p[:6])
+			return reject(ErrMalformed, "parent %s repeated", short(p))
 		}
 	}
 	// 3. Author is a member. (Readers are every other member, never on the
@@ -360,7 +361,7 @@ func (g *Graph) Accept(m Message) (Accepted, error) {
 			continue
 		}
 		if g.rejected.has(p) {
-			return reject(ErrRejectedParent, "parent %x", p[:6])
+			return reject(ErrRejectedParent, "parent %s", short(p))
 		}
 		missing = append(missing, p)
 	}
@@ -406,7 +407,7 @@ func (g *Graph) Accept(m Message) (Accepted, error) {
 		ps := g.vcAt(p, pa)
 		for _, q := range g.pidx {
 			if q != p && ps <= g.vcAt(q, pa) {
-				return reject(ErrNotAntichain, "parent %x is an ancestor of parent %x", g.ids[p][:6], g.ids[q][:6])
+				return reject(ErrNotAntichain, "parent %s is an ancestor of parent %s", short(g.ids[p]), short(g.ids[q]))
 			}
 		}
 	}
@@ -508,6 +509,10 @@ func (g *Graph) commit(m *Message) Accepted {
 	}
 	return Accepted{Index: idx, FullyAcked: g.events}
 }
+
+// short formats the first bytes of an id for errors. Taking the id by value
+// keeps callers' loop variables off the heap.
+func short(id ID) string { return hex.EncodeToString(id[:6]) }
 
 // widen moves the clocks to 32-bit entries, once, when an author's seq is
 // about to pass 65,535.
