@@ -38,9 +38,11 @@ type peer struct {
 	dir  *session.MemoryDirectory
 	via  *proxy // nil: connected to the server directly
 	auto bool   // AutoInclude
+	room string
 
 	mu     sync.Mutex
 	notes  []session.Notice
+	counts map[session.NoticeKind]int
 	notify chan struct{}
 
 	cancel   context.CancelFunc
@@ -69,7 +71,7 @@ func (s *server) newPeer(t testing.TB, i int, room string, o peerOpts) *peer {
 	if !o.quiet {
 		cfg.Logf = func(format string, args ...any) { t.Logf("device %d: "+format, append([]any{i}, args...)...) }
 	}
-	p := &peer{t: t, i: i, auto: o.auto, dir: &session.MemoryDirectory{}, notify: make(chan struct{}, 1),
+	p := &peer{t: t, i: i, auto: o.auto, room: room, dir: &session.MemoryDirectory{}, counts: map[session.NoticeKind]int{}, notify: make(chan struct{}, 1),
 		runDone: make(chan struct{}), noteDone: make(chan struct{})}
 	if o.proxied {
 		p.via = newProxy(t, cfg.Addr)
@@ -104,6 +106,7 @@ func (s *server) newPeer(t testing.TB, i int, room string, o peerOpts) *peer {
 		for n := range p.sess.Notices() {
 			p.mu.Lock()
 			p.notes = append(p.notes, n)
+			p.counts[n.Kind]++
 			p.mu.Unlock()
 			select {
 			case p.notify <- struct{}{}:
@@ -158,6 +161,26 @@ func (p *peer) waitNotes(what string, pred func([]session.Notice) bool) []sessio
 		case <-p.notify:
 		case <-deadline:
 			p.t.Fatalf("%v: waited %v for %s; notices:\n%s", p, waitBound, what, dumpNotes(ns))
+		}
+	}
+}
+
+// waitCount waits until p has shown at least n notices of kind (cheaper
+// than waitNotes for long runs).
+func (p *peer) waitCount(kind session.NoticeKind, n int, bound time.Duration) {
+	p.t.Helper()
+	deadline := time.After(bound)
+	for {
+		p.mu.Lock()
+		got := p.counts[kind]
+		p.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-p.notify:
+		case <-deadline:
+			p.t.Fatalf("%v: waited %v for %d %v notices, got %d", p, bound, n, kind, got)
 		}
 	}
 }
