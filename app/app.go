@@ -1,0 +1,419 @@
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/mpenc/mpenc/channel/xmpp"
+	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/session"
+	"github.com/mpenc/mpenc/store"
+	"github.com/mpenc/mpenc/subsession"
+	"github.com/mpenc/mpenc/trust"
+)
+
+// The trust store's directory is what feeds announced keys to the trust
+// store: the session calls ObserveKey for every EventIdentity.
+var _ session.KeyObserver = (*trust.Directory)(nil)
+
+// Level is the severity of a diagnostic.
+type Level uint8
+
+// Levels.
+const (
+	LevelDebug Level = iota
+	LevelInfo
+	LevelWarn
+	LevelError
+)
+
+func (l Level) String() string {
+	return [...]string{"debug", "info", "warn", "error"}[min(int(l), 3)]
+}
+
+// LogFunc receives a diagnostic: a message and key/value pairs. It is
+// called from several goroutines. Values never hold message text, keys or
+// passwords.
+type LogFunc func(level Level, msg string, kv ...any)
+
+// Config configures an App. Only Store, Account, Password and Passphrase
+// are required.
+type Config struct {
+	// Store is the path of the SQLite database (created mode 0600).
+	Store string
+	// Account is our bare JID, "alice@example.org".
+	Account string
+	// Nick is our default nick in rooms; empty: the account's local part.
+	Nick string
+	// Password is the XMPP account password.
+	Password string
+	// Passphrase returns the passphrase that seals the device's identity
+	// key: create is true when a new key is being made (a prompt should
+	// ask twice). The App zeroes the returned slice.
+	Passphrase func(create bool) ([]byte, error)
+	// KDF seals a new device's key; zero: store.DefaultKDF. Tests use
+	// small parameters.
+	KDF store.KDFParams
+
+	// Server is the server's "host:port"; empty: SRV lookup.
+	Server string
+	// Security: StartTLS (default), DirectTLS, or UnsafePlaintext
+	// (loopback only).
+	Security xmpp.Security
+	// RootCAs verifies the server's certificate; nil: the system roots.
+	RootCAs *x509.CertPool
+
+	// Timing of the sessions; zero: subsession.InternetTiming().
+	Timing subsession.Timing
+	// PartTimeout bounds how long leaving a room properly may take at
+	// Close and Leave (default 15 s); after it the room is left anyway.
+	PartTimeout time.Duration
+	// JoinTimeout bounds entering a room (default 30 s) and, separately,
+	// waiting to be included (default: the session's own limit).
+	JoinTimeout time.Duration
+
+	// Log receives diagnostics; nil: silent.
+	Log LogFunc
+	// XMPP, if set, may adjust each room's channel configuration before
+	// it is dialled (tests shorten timers with it).
+	XMPP func(*xmpp.Config)
+}
+
+// App runs one account: its device, its rooms, their sessions. Create it
+// with Open and end it with Close. Its methods are safe for concurrent use.
+type App struct {
+	cfg   Config
+	st    *store.Store
+	acct  store.Account
+	dev   store.Device
+	key   *crypto.SigningKey
+	trust *trust.Store
+
+	q *queue
+
+	mu     sync.Mutex
+	rooms  map[string]*Room
+	closed bool
+}
+
+// ErrClosed is returned by the methods of a closed App.
+var ErrClosed = errors.New("app: closed")
+
+func (a *App) log(level Level, msg string, kv ...any) {
+	if a.cfg.Log != nil {
+		a.cfg.Log(level, msg, kv...)
+	}
+}
+
+// Open opens the store (creating it if needed), finds or creates the
+// account and its device, and unlocks the device's identity key (or makes
+// one) with the passphrase from cfg.Passphrase. A wrong passphrase gives
+// an error matching store.ErrWrongPassphrase.
+func Open(ctx context.Context, cfg Config) (*App, error) {
+	if cfg.Store == "" || cfg.Account == "" {
+		return nil, errors.New("app: Config.Store and Config.Account are required")
+	}
+	if cfg.Password == "" {
+		return nil, errors.New("app: no XMPP password")
+	}
+	if cfg.Passphrase == nil {
+		return nil, errors.New("app: Config.Passphrase is required")
+	}
+	j, err := jid.Parse(cfg.Account)
+	if err != nil || j.Localpart() == "" || j.Resourcepart() != "" {
+		return nil, fmt.Errorf("app: account %q must be a bare JID user@example.org", cfg.Account)
+	}
+	if cfg.Nick == "" {
+		cfg.Nick = j.Localpart()
+	}
+	if cfg.Timing == (subsession.Timing{}) {
+		cfg.Timing = subsession.InternetTiming()
+	}
+	if err := cfg.Timing.Validate(); err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	if cfg.PartTimeout <= 0 {
+		cfg.PartTimeout = 15 * time.Second
+	}
+	if cfg.JoinTimeout <= 0 {
+		cfg.JoinTimeout = 30 * time.Second
+	}
+	st, err := store.Open(cfg.Store, nil)
+	if err != nil {
+		return nil, fmt.Errorf("app: opening the store %s: %w", cfg.Store, err)
+	}
+	a := &App{cfg: cfg, st: st, rooms: map[string]*Room{}, q: newQueue()}
+	if err := a.unlock(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	a.trust = st.Trust(a.acct.ID, trust.Config{})
+	a.log(LevelInfo, "device ready", "account", a.acct.JID, "device", a.dev.Resource,
+		"fingerprint", trust.FingerprintOf(a.key.Public()).String())
+	return a, nil
+}
+
+// unlock finds or creates the account and the device and unlocks its key.
+func (a *App) unlock(ctx context.Context) error {
+	acct, err := a.st.Account(ctx, a.cfg.Account)
+	if errors.Is(err, store.ErrNotFound) {
+		acct, err = a.st.CreateAccount(ctx, a.cfg.Account, a.cfg.Nick)
+	}
+	if err != nil {
+		return fmt.Errorf("app: account %s: %w", a.cfg.Account, err)
+	}
+	a.acct = acct
+	devs, err := a.st.Devices(ctx, acct.ID)
+	if err != nil {
+		return fmt.Errorf("app: devices: %w", err)
+	}
+	create := len(devs) == 0
+	pass, err := a.cfg.Passphrase(create)
+	if err != nil {
+		return fmt.Errorf("app: passphrase: %w", err)
+	}
+	defer crypto.Zero(pass)
+	if create {
+		res, err := store.RandomResource(nil)
+		if err != nil {
+			return err
+		}
+		dev, key, err := a.st.CreateDevice(ctx, acct.ID, res, pass, &store.DeviceOptions{KDF: a.cfg.KDF})
+		if err != nil {
+			return fmt.Errorf("app: creating this device's identity key: %w", err)
+		}
+		a.dev, a.key = dev, key
+		a.log(LevelInfo, "created device", "device", res)
+		return nil
+	}
+	key, err := a.st.Unlock(ctx, devs[0].ID, pass)
+	if errors.Is(err, store.ErrWrongPassphrase) {
+		return fmt.Errorf("app: unlocking the identity key of %s: wrong passphrase: %w", acct.JID, err)
+	}
+	if err != nil {
+		return fmt.Errorf("app: unlocking the identity key of %s: %w", acct.JID, err)
+	}
+	a.dev, a.key = devs[0], key
+	return nil
+}
+
+// Account returns our bare JID.
+func (a *App) Account() string { return a.acct.JID }
+
+// Device returns the device's resource (the stem of our participant ids).
+func (a *App) Device() string { return a.dev.Resource }
+
+// PublicKey returns our identity public key.
+func (a *App) PublicKey() crypto.PublicKey { return a.key.Public() }
+
+// Fingerprint returns our identity key's fingerprint.
+func (a *App) Fingerprint() trust.Fingerprint { return trust.FingerprintOf(a.key.Public()) }
+
+// Trust returns the account's trust store (for /verify, /trust,
+// /distrust, and listing keys).
+func (a *App) Trust() *trust.Store { return a.trust }
+
+// Store returns the store (rooms, settings, history).
+func (a *App) Store() *store.Store { return a.st }
+
+// AccountID is the store's id of the account.
+func (a *App) AccountID() int64 { return a.acct.ID }
+
+// Events returns every room's events, in order per room. It must be
+// drained; it is closed by Close.
+func (a *App) Events() <-chan Event { return a.q.out }
+
+// Rooms returns the rooms we are in or joining, sorted by JID.
+func (a *App) Rooms() []*Room {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []*Room
+	for _, r := range a.rooms {
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(x, y *Room) int {
+		switch {
+		case x.jid < y.jid:
+			return -1
+		case x.jid > y.jid:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Room returns the room with this bare JID, or nil.
+func (a *App) Room(roomJID string) *Room {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.rooms[normRoom(roomJID)]
+}
+
+// SavedRooms returns the rooms recorded to be joined at start.
+func (a *App) SavedRooms(ctx context.Context) ([]store.Room, error) {
+	rs, err := a.st.Rooms(ctx, a.acct.ID)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(rs, func(r store.Room) bool { return !r.AutoJoin }), nil
+}
+
+func normRoom(s string) string {
+	j, err := jid.Parse(s)
+	if err != nil {
+		return s
+	}
+	return j.Bare().String()
+}
+
+// resourceFor is our resource in a room: the device's resource and a hash
+// of the room, so that the connections of several rooms do not replace
+// each other, and each room's participant id survives restarts.
+func (a *App) resourceFor(room string) string {
+	h := sha256.Sum256([]byte("mpenc/app/room-resource\x00" + room))
+	return a.dev.Resource + "-" + hex.EncodeToString(h[:3])
+}
+
+// RoomOptions configures one room.
+type RoomOptions struct {
+	// Nick in the room; empty: the App's.
+	Nick string
+	// Include is whom we include automatically when they enter:
+	// store.IncludeManual (nobody: a JoinRequest event, then Room.Invite
+	// or Room.Include), store.IncludeTrusted (members whose key is
+	// verified) or store.IncludeEveryone (every member that announces an
+	// identity key that is not distrusted or changed).
+	Include store.IncludePolicy
+	// Remember records the room to be joined at the next start.
+	Remember bool
+	// StayIfLastMember keeps us in the room, and the session's chain,
+	// when everyone else left (bots).
+	StayIfLastMember bool
+}
+
+// ErrAlreadyJoined is returned by Join for a room we are in or joining.
+var ErrAlreadyJoined = errors.New("app: already in that room")
+
+// Join connects to a room and joins its session in the background: the
+// outcome arrives as an EventJoined (Err set if it failed). It returns
+// once the connection is up; ctx bounds only that. ErrAlreadyJoined (with
+// the room) if we are there already.
+func (a *App) Join(ctx context.Context, roomJID string, opt RoomOptions) (*Room, error) {
+	rj, err := jid.Parse(roomJID)
+	if err != nil || rj.Localpart() == "" || rj.Resourcepart() != "" {
+		return nil, fmt.Errorf("app: room %q must be a bare JID room@conference.example.org", roomJID)
+	}
+	room := rj.String()
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if r, ok := a.rooms[room]; ok {
+		a.mu.Unlock()
+		return r, ErrAlreadyJoined
+	}
+	r := &Room{app: a, jid: room, opt: opt, done: make(chan struct{}), pumpDone: make(chan struct{}),
+		expired: map[string]bool{}, absent: map[string]bool{}, invited: map[string]bool{}}
+	a.rooms[room] = r
+	a.mu.Unlock()
+	if err := r.start(ctx); err != nil {
+		a.mu.Lock()
+		delete(a.rooms, room)
+		a.mu.Unlock()
+		return nil, err
+	}
+	if opt.Remember {
+		nick := opt.Nick
+		if nick == "" {
+			nick = a.cfg.Nick
+		}
+		if _, err := a.st.SaveRoom(ctx, store.Room{Account: a.acct.ID, JID: room, Nick: nick, AutoJoin: true, Include: opt.Include}); err != nil {
+			a.log(LevelWarn, "could not record the room", "room", room, "err", err)
+		}
+	}
+	return r, nil
+}
+
+// Leave parts a room properly (bounded by Config.PartTimeout) and closes
+// its connection. forget also removes it from the rooms joined at start.
+func (a *App) Leave(ctx context.Context, roomJID string, forget bool) error {
+	room := normRoom(roomJID)
+	r := a.Room(room)
+	if forget {
+		if sr, err := a.st.Room(ctx, a.acct.ID, room); err == nil && sr.AutoJoin {
+			sr.AutoJoin = false
+			if _, err := a.st.SaveRoom(ctx, sr); err != nil {
+				a.log(LevelWarn, "could not update the room", "room", room, "err", err)
+			}
+		}
+	}
+	if r == nil {
+		return fmt.Errorf("app: not in %s", room)
+	}
+	return r.stop(ctx, true)
+}
+
+// Close parts every room properly (each bounded by Config.PartTimeout, in
+// parallel), closes the connections and the store, zeroes the identity key
+// and closes Events. It is idempotent.
+func (a *App) Close(ctx context.Context) error {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return nil
+	}
+	a.closed = true
+	var rooms []*Room
+	for _, r := range a.rooms {
+		rooms = append(rooms, r)
+	}
+	a.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, r := range rooms {
+		wg.Go(func() {
+			if err := r.stop(ctx, true); err != nil {
+				a.log(LevelWarn, "part", "room", r.jid, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+	a.q.close()
+	err := a.st.Close()
+	a.key.Zero()
+	a.log(LevelInfo, "closed")
+	return err
+}
+
+// tlsConfig is the channel's TLS configuration.
+func (a *App) tlsConfig() *tls.Config {
+	if a.cfg.RootCAs == nil {
+		return nil
+	}
+	return &tls.Config{RootCAs: a.cfg.RootCAs}
+}
+
+// LoadCAFile reads a PEM file of root certificates (for Config.RootCAs).
+func LoadCAFile(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("app: CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("app: CA file %s: no PEM certificate", path)
+	}
+	return pool, nil
+}

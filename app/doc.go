@@ -1,0 +1,54 @@
+// Package app is the wiring a client or a bot needs to run one account:
+// the store, the device's identity key, one XMPP connection and one mpENC
+// session per room, the trust store as every session's key directory, the
+// history, and the notices for the user interface.
+//
+// It is an edge package: cmd/mpenc-client and cmd/mpenc-bot are thin
+// layers over it, and it uses only the module's exported API.
+//
+// # Entry points
+//
+//	a, err := app.Open(ctx, app.Config{
+//		Store: "alice.db", Account: "alice@example.org", Password: pw,
+//		Passphrase: func(create bool) ([]byte, error) { ... },
+//		Timing: subsession.InternetTiming(),
+//	})
+//	defer a.Close(ctx)                  // parts every room properly, then closes
+//	r, err := a.Join(ctx, "room@conference.example.org", app.RoomOptions{})
+//	for ev := range a.Events() { ... }  // notices, trust decisions, join results
+//	id, err := r.Send(ctx, "hello")
+//
+// [Open] opens (or creates) the store, the account and the device, and
+// unlocks (or creates) the device's Ed25519 identity key with the
+// passphrase the caller supplies (environment or prompt: the caller's
+// choice). [App.Join] connects to the room with channel/xmpp, announcing
+// our identity key, runs a session.Session over it with a trust.Directory
+// as its key directory (keys announced in the room reach the trust store
+// through session.KeyObserver), enters, and joins in the background.
+// [App.Events] delivers every session notice after it has been recorded
+// in the history (store.History.Record: messages, membership changes,
+// acknowledgement state), every trust decision, and the outcome of joins.
+// [Room] has the user's actions: Send, Invite, Include, Exclude (kick),
+// Refresh, Members (session status and trust), History, Unacked.
+//
+// # Rooms and resources
+//
+// Each room has its own XMPP connection (channel/xmpp serves one room per
+// connection). Two connections with the same full JID would keep
+// replacing each other, so each room's resource is the device's resource
+// plus a short hash of the room: our participant id is stable per room
+// across restarts, and every room sees the same identity key.
+//
+// # Logging
+//
+// Diagnostics go to [Config.Log] (nil: silent) as a message and key/value
+// pairs. They never contain message text, keys or passwords.
+//
+// # What it does not do
+//
+// It draws nothing, reads no files but the store, and prompts for
+// nothing: passwords and passphrases come from the caller. It does not
+// send XMPP invitations (channel/xmpp cannot yet): [Room.Invite] includes
+// a member who is in the room, and otherwise remembers the invitation and
+// includes them when they enter.
+package app

@@ -1,0 +1,469 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mpenc/mpenc/channel/xmpp"
+	"github.com/mpenc/mpenc/session"
+	"github.com/mpenc/mpenc/store"
+	"github.com/mpenc/mpenc/transcript"
+	"github.com/mpenc/mpenc/trust"
+)
+
+// Room is one room of an App: its channel, its session and its history.
+// Its methods are safe for concurrent use. Membership operations (Include,
+// Exclude, Refresh, Invite) wait until the operation settles: call them
+// from a goroutine of their own in a user interface; their progress also
+// arrives as notices.
+type Room struct {
+	app  *App
+	jid  string
+	opt  RoomOptions
+	self string
+
+	ch    *xmpp.Channel
+	sess  *session.Session
+	dir   *trust.Directory
+	hist  *store.History
+	trust *trust.Store
+
+	rctx     context.Context // the room's life: cancelled by stop
+	cancel   context.CancelFunc
+	runDone  chan struct{}
+	pumpDone chan struct{}
+	done     chan struct{} // closed when the room is stopped
+	stopOnce sync.Once
+	stopErr  error
+
+	mu      sync.Mutex
+	state   session.State
+	expired map[string]bool // members not responding
+	absent  map[string]bool // members who left the session on purpose
+	invited map[string]bool // bare JIDs to include when they enter
+}
+
+// JID returns the room's bare JID.
+func (r *Room) JID() string { return r.jid }
+
+// Self returns our participant id in the room (our full JID there).
+func (r *Room) Self() string { return r.self }
+
+// Session returns the room's session, for what Room does not wrap.
+func (r *Room) Session() *session.Session { return r.sess }
+
+// Done is closed once the room has been left and its connection closed.
+func (r *Room) Done() <-chan struct{} { return r.done }
+
+// start dials the room and starts the session, the notice pump and the
+// background join.
+func (r *Room) start(ctx context.Context) error {
+	a := r.app
+	nick := r.opt.Nick
+	if nick == "" {
+		nick = a.cfg.Nick
+	}
+	xc := &xmpp.Config{
+		JID:      a.acct.JID + "/" + a.resourceFor(r.jid),
+		Password: a.cfg.Password,
+		Addr:     a.cfg.Server,
+		Security: a.cfg.Security,
+		TLS:      a.tlsConfig(),
+		Room:     r.jid,
+		Nick:     nick,
+		Identity: a.key.Public(),
+		Logf: func(format string, args ...any) {
+			a.log(LevelDebug, fmt.Sprintf(format, args...), "room", r.jid)
+		},
+	}
+	if a.cfg.XMPP != nil {
+		a.cfg.XMPP(xc)
+	}
+	ch, err := xmpp.Dial(ctx, xc)
+	if err != nil {
+		return fmt.Errorf("app: connecting for %s: %w", r.jid, err)
+	}
+	r.ch = ch
+	r.self = ch.Self()
+	policy := trust.BlindTrustBeforeVerification
+	if r.opt.Include == store.IncludeTrusted {
+		policy = trust.AuthenticatedOnly
+	}
+	r.trust = a.st.Trust(a.acct.ID, trust.Config{Policy: policy})
+	r.dir = &trust.Directory{Store: r.trust, Self: r.self, SelfKey: a.key.Public(),
+		OnDecision: func(d trust.Decision) {
+			if d.Kind != trust.KeyKnown {
+				a.q.push(Event{Room: r.jid, Kind: EventDecision, Decision: d})
+			}
+		}}
+	r.hist = a.st.History(a.acct.ID, r.jid)
+	r.sess, err = session.New(session.Config{
+		Self:             r.self,
+		Identity:         a.key,
+		Directory:        r.dir,
+		Timing:           a.cfg.Timing,
+		AutoInclude:      r.opt.Include != store.IncludeManual,
+		StayIfLastMember: r.opt.StayIfLastMember,
+	}, ch)
+	if err != nil {
+		ch.Close()
+		return fmt.Errorf("app: session for %s: %w", r.jid, err)
+	}
+	r.rctx, r.cancel = context.WithCancel(context.Background())
+	r.runDone = make(chan struct{})
+	go func() {
+		defer close(r.runDone)
+		if err := r.sess.Run(r.rctx); err != nil {
+			a.log(LevelWarn, "session stopped", "room", r.jid, "err", err)
+		}
+	}()
+	go r.pump()
+	a.log(LevelInfo, "connected", "room", r.jid, "self", r.self)
+	go r.join(r.rctx)
+	return nil
+}
+
+// Rejoin enters the room and joins the session again in the background
+// (after a failed join, a kick, or a part of the session alone); the
+// outcome arrives as an EventJoined. Joining while joined is a no-op that
+// reports success.
+func (r *Room) Rejoin() { go r.join(r.rctx) }
+
+// join enters the room (so that a refusal is reported clearly: nick in
+// use, room not anonymous...) and waits to be in the session.
+func (r *Room) join(ctx context.Context) {
+	a := r.app
+	ectx, cancel := context.WithTimeout(ctx, a.cfg.JoinTimeout)
+	err := r.ch.Enter(ectx)
+	cancel()
+	if err == nil {
+		err = r.sess.Join(ctx)
+	}
+	if err != nil && ctx.Err() != nil {
+		return // stopped meanwhile
+	}
+	if err != nil {
+		if cerr := r.ch.Err(); cerr != nil {
+			err = cerr
+		}
+		a.log(LevelWarn, "join failed", "room", r.jid, "err", err)
+	} else {
+		a.log(LevelInfo, "joined", "room", r.jid)
+	}
+	a.q.push(Event{Room: r.jid, Kind: EventJoined, Err: err})
+}
+
+// pump records each notice in the history, keeps the room's view of its
+// members, and hands the notice on.
+func (r *Room) pump() {
+	defer close(r.pumpDone)
+	a := r.app
+	for n := range r.sess.Notices() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := r.hist.Record(ctx, n); err != nil {
+			a.log(LevelError, "history not recorded", "room", r.jid, "notice", n.Kind.String(), "err", err)
+		}
+		cancel()
+		r.observe(n)
+		a.q.push(Event{Room: r.jid, Kind: EventNotice, Notice: n})
+	}
+}
+
+// observe updates the room's view from a notice, and carries out
+// remembered invitations.
+func (r *Room) observe(n session.Notice) {
+	a := r.app
+	lvl := LevelDebug
+	if n.IsWarning() {
+		lvl = LevelWarn
+	}
+	kv := []any{"room", r.jid, "kind", n.Kind.String()}
+	if n.Author != "" {
+		kv = append(kv, "author", n.Author)
+	}
+	if n.Err != nil {
+		kv = append(kv, "err", n.Err)
+	}
+	a.log(lvl, "notice", kv...)
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch n.Kind {
+	case session.StateChanged:
+		r.state = n.State
+	case session.MemberExpired:
+		r.expired[n.Author] = true
+	case session.MemberPresent:
+		delete(r.expired, n.Author)
+	case session.MemberAbsent:
+		r.absent[n.Author] = true
+	case session.Membership:
+		for _, m := range n.Exclude {
+			delete(r.expired, m)
+			delete(r.absent, m)
+		}
+		for _, m := range n.Include {
+			delete(r.invited, trust.Bare(m))
+			delete(r.absent, m)
+		}
+	case session.JoinRequest:
+		if r.invited[trust.Bare(n.Author)] {
+			who := n.Author
+			go func() {
+				a.q.push(Event{Room: r.jid, Kind: EventInfo, Text: "including " + who + " (invited)"})
+				if err := r.Include(context.Background(), []string{who}); err != nil {
+					a.q.push(Event{Room: r.jid, Kind: EventInfo, Text: "could not include " + who, Err: err})
+				}
+			}()
+		}
+	}
+}
+
+// Send sends a message to the session's members; its acknowledgement comes
+// later as FullyAcked or NotFullyAcked notices.
+func (r *Room) Send(ctx context.Context, text string) (transcript.ID, error) {
+	return r.sess.Send(ctx, text)
+}
+
+// Include brings members (full JIDs present in the room) into the session.
+func (r *Room) Include(ctx context.Context, members []string) error {
+	return r.sess.Include(ctx, members)
+}
+
+// Exclude removes members from the session; once the old subsession has
+// shut down, the session kicks them from the room if we are a moderator
+// (otherwise they leave by themselves when they see they are excluded).
+func (r *Room) Exclude(ctx context.Context, members []string) error {
+	return r.sess.Exclude(ctx, members)
+}
+
+// Refresh renews the group key.
+func (r *Room) Refresh(ctx context.Context) error { return r.sess.Refresh(ctx) }
+
+// State returns the session's public state.
+func (r *Room) State(ctx context.Context) (session.State, error) { return r.sess.State(ctx) }
+
+// Resolve turns what a user typed (a full JID, a bare JID, or a nick-like
+// prefix of either) into the participant ids in the room that match it:
+// an exact full JID first, else every occupant of that bare JID, else the
+// occupants whose JID starts with it.
+func (r *Room) Resolve(ctx context.Context, who string) ([]string, error) {
+	var channel, members []string
+	if err := r.sess.Query(ctx, func(c *session.Core) {
+		channel, members = c.ChannelMembers(), c.Members()
+	}); err != nil {
+		return nil, err
+	}
+	all := slices.Compact(slices.Sorted(slices.Values(append(channel, members...))))
+	if slices.Contains(all, who) {
+		return []string{who}, nil
+	}
+	var out []string
+	for _, m := range all {
+		if trust.Bare(m) == who {
+			out = append(out, m)
+		}
+	}
+	if len(out) > 0 {
+		return out, nil
+	}
+	for _, m := range all {
+		if strings.HasPrefix(m, who) {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// Inviter is implemented by channels that can send an XMPP mediated
+// invitation (XEP-0045 §7.8.2). channel/xmpp does not yet.
+type Inviter interface {
+	Invite(ctx context.Context, to, reason string) error
+}
+
+// Invite brings who (a full or bare JID) into the session. Members of that
+// account present in the room and not in the session are included (the
+// call waits for the operation). If none is present, the invitation is
+// sent through the channel if it can, and remembered: they are included
+// as soon as they enter. The returned text says what happened.
+func (r *Room) Invite(ctx context.Context, who string) (string, error) {
+	var channel, members []string
+	if err := r.sess.Query(ctx, func(c *session.Core) {
+		channel, members = c.ChannelMembers(), c.Members()
+	}); err != nil {
+		return "", err
+	}
+	var in []string
+	for _, m := range channel {
+		if m == r.self || slices.Contains(members, m) {
+			continue
+		}
+		if m == who || trust.Bare(m) == trust.Bare(who) && !strings.Contains(who, "/") {
+			in = append(in, m)
+		}
+	}
+	if len(in) > 0 {
+		if err := r.Include(ctx, in); err != nil {
+			return "", err
+		}
+		return "included " + strings.Join(in, ", "), nil
+	}
+	for _, m := range members {
+		if m == who || trust.Bare(m) == who {
+			return who + " is already a member of the session", nil
+		}
+	}
+	if err := trust.CheckJID(who); err != nil {
+		return "", fmt.Errorf("app: invite %q: %w", who, err)
+	}
+	r.mu.Lock()
+	r.invited[trust.Bare(who)] = true
+	r.mu.Unlock()
+	if inv, ok := any(r.ch).(Inviter); ok {
+		if err := inv.Invite(ctx, trust.Bare(who), "mpENC encrypted room"); err != nil {
+			return "", err
+		}
+		return "invitation sent to " + who + "; they will be included when they enter", nil
+	}
+	return who + " is not in the room, and this server connection cannot send XMPP invitations: ask them to join " +
+		r.jid + "; they will be included when they enter", nil
+}
+
+// Member is one participant as the room sees it.
+type Member struct {
+	ID        string // participant id (full JID)
+	InSession bool   // a member of our current subsession
+	InRoom    bool   // an occupant of the room
+	Expired   bool   // not responding (no acknowledgement for a long time)
+	Absent    bool   // left the session on purpose
+	Self      bool
+	// Trust: the key it announced last and what we think of it; HasKey
+	// is false if it announced none (a client that does not speak mpENC).
+	HasKey bool
+	Trust  trust.Record
+}
+
+// Status is a short word for the member's session status.
+func (m Member) Status() string {
+	switch {
+	case m.InSession && m.Expired:
+		return "expired"
+	case m.InSession && m.Absent:
+		return "leaving"
+	case m.InSession && !m.InRoom:
+		return "member, gone"
+	case m.InSession:
+		return "member"
+	case m.InRoom && !m.HasKey:
+		return "no mpENC"
+	case m.InRoom:
+		return "room only"
+	}
+	return "gone"
+}
+
+// Members lists the session's members and the room's occupants with their
+// status and trust, self first, then by id.
+func (r *Room) Members(ctx context.Context) ([]Member, error) {
+	var channel, members []string
+	if err := r.sess.Query(ctx, func(c *session.Core) {
+		channel, members = c.ChannelMembers(), c.Members()
+	}); err != nil {
+		return nil, err
+	}
+	all := slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(channel), members...))))
+	r.mu.Lock()
+	var out []Member
+	for _, id := range all {
+		out = append(out, Member{ID: id, InSession: slices.Contains(members, id), InRoom: slices.Contains(channel, id),
+			Expired: r.expired[id], Absent: r.absent[id], Self: id == r.self})
+	}
+	r.mu.Unlock()
+	for i := range out {
+		if out[i].Self {
+			out[i].HasKey = true
+			out[i].Trust = trust.Record{JID: trust.Bare(r.self), Key: r.app.key.Public(), State: trust.Authenticated, Trusted: true, Member: r.self}
+			continue
+		}
+		rec, ok, err := r.trust.Current(out[i].ID)
+		if err == nil && ok {
+			out[i].HasKey, out[i].Trust = true, rec
+		}
+	}
+	slices.SortStableFunc(out, func(x, y Member) int {
+		switch {
+		case x.Self && !y.Self:
+			return -1
+		case y.Self && !x.Self:
+			return 1
+		}
+		return 0
+	})
+	return out, nil
+}
+
+// Unacked returns the members that have not acknowledged message id yet,
+// if the message is in the running session's log (ok false otherwise:
+// a message from an earlier run, whose state is in the history).
+func (r *Room) Unacked(ctx context.Context, id transcript.ID) (members []string, ok bool, err error) {
+	err = r.sess.Query(ctx, func(c *session.Core) {
+		l := c.Log()
+		for pos := l.Len() - 1; pos >= 0; pos-- {
+			e := l.Entry(pos)
+			if e.ID != id {
+				continue
+			}
+			g := l.Graph(e.Transcript)
+			for _, k := range g.UnackedBy(e.Index, nil) {
+				members = append(members, g.Member(k))
+			}
+			ok = true
+			return
+		}
+	})
+	return members, ok, err
+}
+
+// History returns up to limit history entries older than before (a Seq;
+// 0: the newest), oldest first.
+func (r *Room) History(ctx context.Context, before int64, limit int) ([]store.Entry, error) {
+	return r.hist.Page(ctx, before, limit)
+}
+
+// stop parts the session properly if part is set (bounded by
+// Config.PartTimeout), stops the session and closes the channel. The room
+// is removed from the App and EventClosed is sent.
+func (r *Room) stop(ctx context.Context, part bool) error {
+	r.stopOnce.Do(func() {
+		a := r.app
+		if part {
+			pctx, cancel := context.WithTimeout(ctx, a.cfg.PartTimeout)
+			err := r.sess.Part(pctx)
+			cancel()
+			if err != nil && !errors.Is(err, session.ErrClosed) {
+				r.stopErr = fmt.Errorf("app: parting %s: %w", r.jid, err)
+			}
+		}
+		r.sess.Close()
+		r.cancel()
+		<-r.runDone
+		<-r.pumpDone
+		if err := r.ch.Close(); err != nil && r.stopErr == nil {
+			r.stopErr = err
+		}
+		a.mu.Lock()
+		if a.rooms[r.jid] == r {
+			delete(a.rooms, r.jid)
+		}
+		a.mu.Unlock()
+		a.log(LevelInfo, "left", "room", r.jid, "err", r.stopErr)
+		a.q.push(Event{Room: r.jid, Kind: EventClosed, Err: r.stopErr})
+		close(r.done)
+	})
+	return r.stopErr
+}

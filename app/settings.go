@@ -1,0 +1,93 @@
+package app
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/mpenc/mpenc/channel/xmpp"
+	"github.com/mpenc/mpenc/subsession"
+)
+
+// Settings are the account settings that the client's and the bot's
+// configuration files share (TOML keys in the tags). Settings.Config
+// turns them into a Config.
+type Settings struct {
+	// Account is the bare JID, "alice@example.org".
+	Account string `toml:"account" json:"account"`
+	// Nick in rooms; empty: the account's local part.
+	Nick string `toml:"nick" json:"nick"`
+	// Store is the database path; "~/" is the home directory. Empty: the
+	// caller's default.
+	Store string `toml:"store" json:"store"`
+	// Server is "host:port"; empty: the domain's SRV records.
+	Server string `toml:"server" json:"server"`
+	// Security: "starttls" (default), "directtls" or "plaintext"
+	// (loopback servers only).
+	Security string `toml:"security" json:"security"`
+	// CAFile is a PEM file of roots to verify the server with; empty:
+	// the system roots.
+	CAFile string `toml:"ca_file" json:"ca_file"`
+	// Timing: "internet" (default) or "loopback" (a server on this
+	// machine: faster acknowledgements and timeouts).
+	Timing string `toml:"timing" json:"timing"`
+}
+
+// ParseSecurity parses "starttls", "directtls" or "plaintext".
+func ParseSecurity(s string) (xmpp.Security, error) {
+	switch strings.ToLower(s) {
+	case "", "starttls":
+		return xmpp.StartTLS, nil
+	case "directtls", "tls":
+		return xmpp.DirectTLS, nil
+	case "plaintext", "plain":
+		return xmpp.UnsafePlaintext, nil
+	}
+	return 0, fmt.Errorf("app: security %q: want starttls, directtls or plaintext", s)
+}
+
+// ParseTiming parses "internet" or "loopback".
+func ParseTiming(s string) (subsession.Timing, error) {
+	switch strings.ToLower(s) {
+	case "", "internet":
+		return subsession.InternetTiming(), nil
+	case "loopback", "local":
+		return subsession.LoopbackTiming(), nil
+	}
+	return subsession.Timing{}, fmt.Errorf("app: timing %q: want internet or loopback", s)
+}
+
+// ExpandHome replaces a leading "~/" with the home directory.
+func ExpandHome(p string) string {
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		if home, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(home, rest)
+		}
+	}
+	return p
+}
+
+// Config returns the Config these settings describe, without the
+// password and passphrase, which the caller adds.
+func (s Settings) Config() (Config, error) {
+	var c Config
+	if s.Account == "" {
+		return c, fmt.Errorf("app: no account configured")
+	}
+	sec, err := ParseSecurity(s.Security)
+	if err != nil {
+		return c, err
+	}
+	tm, err := ParseTiming(s.Timing)
+	if err != nil {
+		return c, err
+	}
+	c = Config{Store: ExpandHome(s.Store), Account: s.Account, Nick: s.Nick, Server: s.Server, Security: sec, Timing: tm}
+	if s.CAFile != "" {
+		if c.RootCAs, err = LoadCAFile(ExpandHome(s.CAFile)); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
