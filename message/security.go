@@ -127,6 +127,11 @@ func (s *Security) Hint() byte { return s.skh[0] }
 // Members returns the member ids (do not modify).
 func (s *Security) Members() []string { return s.members }
 
+// String describes s without revealing key material.
+func (s *Security) String() string {
+	return fmt.Sprintf("message.Security(hint %02x, %d members, self %d)", s.skh[0], len(s.members), s.self)
+}
+
 // Zero wipes the group key and the key hash held by s; s is unusable
 // afterwards. The signing key belongs to the caller.
 func (s *Security) Zero() {

@@ -77,6 +77,7 @@ type SessionBase struct {
 
 	state  State
 	failed bool
+	zeroed bool
 	hasFin bool
 	finIdx transcript.Index
 	// finCompleteAt: our FIN became fully acked; complete at this time.
@@ -321,6 +322,9 @@ func (s *SessionBase) SendLeaveIntent(now time.Time) (first, second transcript.I
 
 // sendAt makes, records and queues a new message of ours.
 func (s *SessionBase) sendAt(kind transcript.Kind, text string, t time.Duration) (transcript.ID, error) {
+	if s.zeroed {
+		return transcript.ID{}, ErrState
+	}
 	body, err := message.EncodeBody(message.Body{Kind: kind, Text: text})
 	if err != nil {
 		return transcript.ID{}, fmt.Errorf("subsession: %w", err)
@@ -366,6 +370,9 @@ func (s *SessionBase) sendAt(kind transcript.Kind, text string, t time.Duration)
 func (s *SessionBase) Receive(p *wire.DataPacket, w string, sender string, now time.Time) Result {
 	t := s.enter(now)
 	s.stats.Received++
+	if s.zeroed {
+		return Result{Outcome: NotMine, Err: ErrState}
+	}
 	if err := s.sec.CheckPacket(p); err != nil {
 		if errors.Is(err, message.ErrHint) {
 			s.stats.NotMine++
@@ -996,6 +1003,21 @@ func (s *SessionBase) complete(t time.Duration) {
 // notices and in PART_FAILED.
 func (s *SessionBase) Stop(now time.Time) {
 	s.complete(s.enter(now))
+}
+
+// Zero completes the subsession if needed (as Stop does) and wipes its
+// group key; afterwards it sends nothing and takes no packet (NotMine).
+// Call it when the session drops the subsession. The ephemeral signing
+// key belongs to the caller, who may still use it in other subsessions.
+func (s *SessionBase) Zero(now time.Time) {
+	s.Stop(now)
+	s.zeroed = true
+	s.sec.Zero()
+}
+
+// String describes the subsession without revealing key material.
+func (s *SessionBase) String() string {
+	return fmt.Sprintf("subsession(%s of %d, %v, %d messages)", s.members[s.self], len(s.members), s.state, s.g.Len())
 }
 
 // --- Queries and channel ---

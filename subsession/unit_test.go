@@ -3,7 +3,9 @@ package subsession
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -196,6 +198,23 @@ func TestSoloAndStop(t *testing.T) {
 	if _, err := a.s.SendAck(false, t0); !errors.Is(err, ErrState) {
 		t.Errorf("send after stop: %v", err)
 	}
+	// Zero wipes the key: nothing is sent or taken any more, and printing
+	// the subsession reveals no key.
+	w := x.node("B").s
+	gk := newGroup("A", "B", "C").gk
+	printed := []string{fmt.Sprint(w), fmt.Sprintf("%v %+v", w.sec, w.sec)}
+	x.act(x.node("B"), func(now time.Time) { w.Zero(now) })
+	if w.State().Done() != true || w.Receive(mustDecode(t, x.node("A").sent[0].wire), x.node("A").sent[0].wire, "A", x.now).Outcome != NotMine {
+		t.Error("a zeroed subsession still takes packets")
+	}
+	if _, err := w.SendFlush(x.now); err == nil {
+		t.Error("a zeroed subsession still sends")
+	}
+	for _, str := range printed {
+		if strings.Contains(str, fmt.Sprintf("%x", gk[:8])) || strings.Contains(str, fmt.Sprint(gk[:8])) {
+			t.Errorf("key material printed: %s", str)
+		}
+	}
 }
 
 // TestPresenceAndChannel: SetChannelMembers, presence states, LastSeen.
@@ -228,4 +247,13 @@ func TestPresenceAndChannel(t *testing.T) {
 	if a.s.Self() != "A" || !slices.Equal(a.s.Members(), []string{"A", "B", "C"}) || a.s.Graph() == nil {
 		t.Error("accessors")
 	}
+}
+
+func mustDecode(t *testing.T, w string) *wire.DataPacket {
+	t.Helper()
+	p, err := decodeWire(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

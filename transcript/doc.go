@@ -41,8 +41,9 @@
 // # Memory
 //
 // Messages are stored in slabs indexed by accept position ([Index]) rather
-// than as objects with pointers: about 54 + 4·n + 4·|parents| bytes per
-// message for n members (docs/MESSAGE-LAYER.md has the measurements).
+// than as objects with pointers: about 45 + 2·n + 4·|parents| bytes per
+// message for n members, plus slab slack (docs/MESSAGE-LAYER.md has the
+// measurements).
 //
 // # Concurrency
 //

@@ -37,9 +37,10 @@ type meta struct {
 // algorithms of §1.5.
 //
 // Storage is a set of slabs indexed by accept position ([Index]): per
-// message 20 bytes of id, 2 of author and kind, 4·n of vector clock, 4 of
-// parent offset, 4 per parent, 4 in its author's line and about 16 in the id
-// index; no pointers, so the garbage collector never scans it.
+// message 20 bytes of id, 2 of author and kind, 2·n of vector clock (4·n
+// once an author passes 65,535 messages), 4 of parent offset, 4 per
+// parent, 4 in its author's line and 11 to 21 in the id index; no
+// pointers, so the garbage collector never scans it.
 //
 // A Graph is not safe for concurrent use; its owner serialises calls.
 type Graph struct {
