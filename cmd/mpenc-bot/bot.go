@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mpenc/mpenc/app"
+	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/session"
+	"github.com/mpenc/mpenc/store"
+	"github.com/mpenc/mpenc/trust"
+)
+
+// Bot answers commands in its rooms.
+type Bot struct {
+	app      *app.App
+	cfg      *Config
+	prefix   string
+	commands map[string]Command
+	log      app.LogFunc
+}
+
+// run starts the bot and serves until ctx ends; then it parts every room
+// properly and returns.
+func run(ctx context.Context, cfg *Config, log app.LogFunc) error {
+	password, passphrase, err := cfg.secrets()
+	if err != nil {
+		return err
+	}
+	acfg, err := cfg.Settings.Config()
+	if err != nil {
+		return err
+	}
+	acfg.Password = password
+	acfg.Log = log
+	acfg.Passphrase = func(bool) ([]byte, error) { return passphrase, nil }
+	a, err := app.Open(ctx, acfg)
+	crypto.Zero(passphrase)
+	if err != nil {
+		return err
+	}
+	b := &Bot{app: a, cfg: cfg, prefix: cfg.Prefix, commands: commands(), log: log}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := a.Close(cctx); err != nil {
+			log(app.LevelError, "close", "err", err)
+		}
+	}()
+	for _, rc := range cfg.Rooms {
+		inc, _ := store.ParseIncludePolicy(rc.Include)
+		if _, err := a.Join(ctx, rc.JID, app.RoomOptions{Nick: rc.Nick, Include: inc, StayIfLastMember: true}); err != nil {
+			return fmt.Errorf("room %s: %w", rc.JID, err)
+		}
+	}
+	log(app.LevelInfo, "bot started", "account", a.Account(), "fingerprint", a.Fingerprint().String(), "rooms", len(cfg.Rooms))
+	return b.serve(ctx)
+}
+
+// serve handles events until ctx ends.
+func (b *Bot) serve(ctx context.Context) error {
+	retries := map[string]int{}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-b.app.Events():
+			if !ok {
+				return errors.New("events closed")
+			}
+			r := b.app.Room(ev.Room)
+			switch ev.Kind {
+			case app.EventJoined:
+				if ev.Err == nil {
+					retries[ev.Room] = 0
+					continue
+				}
+				// Nobody included us, or the room refused: try again
+				// later, with backoff, while we run.
+				retries[ev.Room]++
+				d := min(time.Duration(1<<min(retries[ev.Room], 6))*time.Second, time.Minute)
+				d += time.Duration(rand.Int64N(int64(d / 4)))
+				b.log(app.LevelWarn, "join failed; retrying", "room", ev.Room, "err", ev.Err, "in", d.String())
+				if r != nil {
+					time.AfterFunc(d, func() {
+						if ctx.Err() == nil {
+							r.Rejoin()
+						}
+					})
+				}
+			case app.EventDecision:
+				lvl := app.LevelInfo
+				if ev.Decision.Warning() {
+					lvl = app.LevelWarn
+				}
+				b.log(lvl, "key", "room", ev.Room, "member", ev.Decision.Member, "decision", ev.Decision.Kind.String(),
+					"fingerprint", trust.FingerprintOf(ev.Decision.Key).String(), "trusted", ev.Decision.Trusted)
+			case app.EventNotice:
+				if r != nil {
+					b.notice(ctx, r, ev.Notice)
+				}
+			case app.EventInfo:
+				b.log(app.LevelInfo, ev.Text, "room", ev.Room, "err", ev.Err)
+			}
+		}
+	}
+}
+
+// notice answers commands and greets newcomers.
+func (b *Bot) notice(ctx context.Context, r *app.Room, n session.Notice) {
+	switch n.Kind {
+	case session.Message:
+		if n.Own {
+			return
+		}
+		name, args, ok := parseCommand(b.prefix, n.Text)
+		if !ok {
+			return
+		}
+		go b.answer(ctx, r, n.Author, name, args)
+	case session.Membership:
+		if b.cfg.Greeting == "" {
+			return
+		}
+		var names []string
+		for _, m := range n.Include {
+			if m != r.Self() {
+				names = append(names, trust.Bare(m))
+			}
+		}
+		if len(names) == 0 {
+			return
+		}
+		names = slices.Compact(slices.Sorted(slices.Values(names)))
+		text := strings.ReplaceAll(b.cfg.Greeting, "{name}", strings.Join(names, ", "))
+		go b.send(ctx, r, text, "greeting")
+	}
+}
+
+func (b *Bot) answer(ctx context.Context, r *app.Room, from, name, args string) {
+	cmd, ok := b.commands[name]
+	if !ok {
+		b.send(ctx, r, fmt.Sprintf("unknown command %s%s; try %shelp", b.prefix, name, b.prefix), name)
+		return
+	}
+	b.log(app.LevelInfo, "command", "room", r.JID(), "from", from, "command", name)
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	reply, err := cmd.Run(cctx, Request{Bot: b, Room: r, From: from, Name: name, Args: args})
+	if err != nil {
+		reply = "error: " + err.Error()
+	}
+	if reply != "" {
+		b.send(ctx, r, reply, name)
+	}
+}
+
+func (b *Bot) send(ctx context.Context, r *app.Room, text, what string) {
+	if _, err := r.Send(ctx, text); err != nil {
+		b.log(app.LevelWarn, "reply not sent", "room", r.JID(), "what", what, "err", err)
+	}
+}

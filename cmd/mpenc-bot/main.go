@@ -1,0 +1,136 @@
+// Command mpenc-bot is an mpENC bot: it sits in encrypted rooms, includes
+// newcomers by policy, greets them and answers commands. It uses only the
+// module's exported API (package app and below).
+//
+// See the usage constant (mpenc-bot -h) and docs/USAGE.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mpenc/mpenc/app"
+)
+
+const usage = `mpenc-bot: an mpENC bot for XMPP rooms.
+
+Usage:
+    mpenc-bot -config FILE [-v]
+
+The configuration file (TOML):
+
+    account  = "bot@example.org"      # required
+    nick     = "bot"                  # default: the account's local part
+    store    = "bot.db"               # identity key, trust, history (SQLite)
+    server   = "xmpp.example.org:5222"  # default: SRV records
+    security = "starttls"             # starttls | directtls | plaintext (loopback only)
+    ca_file  = ""                     # PEM roots; default: the system's
+    timing   = "internet"             # internet | loopback
+    password_env   = "MPENC_PASSWORD"    # variable holding the XMPP password
+    passphrase_env = "MPENC_PASSPHRASE"  # variable holding the key's passphrase
+    prefix   = "!"
+    greeting = "Hello {name}! ..."    # "" for none
+    log_file = ""                     # JSON logs; default: standard error
+    log_level = "info"                # debug | info | warn | error
+
+    [[rooms]]
+    jid     = "lobby@conference.example.org"
+    include = "everyone"              # everyone | trusted (verified keys) | manual
+
+Commands in the rooms: !help, !ping, !echo TEXT, !members, !fingerprint [JID].
+
+The password and the passphrase are read from the environment and removed
+from it. The first run creates the bot's identity key, sealed with the
+passphrase, in the store. SIGINT or SIGTERM make the bot leave its rooms
+properly and exit.
+
+Example:
+    MPENC_PASSWORD=... MPENC_PASSPHRASE=... mpenc-bot -config bot.toml
+`
+
+func main() {
+	fs := flag.NewFlagSet("mpenc-bot", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(os.Stderr, usage) }
+	cfgPath := fs.String("config", "", "configuration file (TOML)")
+	verbose := fs.Bool("v", false, "debug logs")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if err == flag.ErrHelp {
+			os.Exit(0)
+		}
+		os.Exit(2)
+	}
+	if *cfgPath == "" || fs.NArg() > 0 {
+		fs.Usage()
+		os.Exit(2)
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "mpenc-bot: error: %v\n", err)
+		os.Exit(1)
+	}
+	var out io.Writer = os.Stderr
+	if cfg.LogFile != "" {
+		f, err := os.OpenFile(app.ExpandHome(cfg.LogFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "mpenc-bot: error: log file: %v\n", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		out = f
+	}
+	level, err := zerolog.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "mpenc-bot: error: log_level: %v\n", err)
+		os.Exit(1)
+	}
+	if *verbose {
+		level = zerolog.DebugLevel
+	}
+	zl := zerolog.New(out).Level(level).With().Timestamp().Str("cmd", "mpenc-bot").Logger()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, zerologFunc(zl)); err != nil {
+		zl.Error().Err(err).Msg("exit")
+		fmt.Fprintf(os.Stderr, "mpenc-bot: error: %v\n", err)
+		os.Exit(1)
+	}
+	zl.Info().Msg("stopped")
+}
+
+// zerologFunc adapts a zerolog logger to app.LogFunc.
+func zerologFunc(zl zerolog.Logger) app.LogFunc {
+	return func(level app.Level, msg string, kv ...any) {
+		var ev *zerolog.Event
+		switch level {
+		case app.LevelDebug:
+			ev = zl.Debug()
+		case app.LevelInfo:
+			ev = zl.Info()
+		case app.LevelWarn:
+			ev = zl.Warn()
+		default:
+			ev = zl.Error()
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			k, _ := kv[i].(string)
+			switch v := kv[i+1].(type) {
+			case error:
+				if v != nil {
+					ev = ev.AnErr(k, v)
+				}
+			case nil:
+			default:
+				ev = ev.Interface(k, v)
+			}
+		}
+		ev.Msg(msg)
+	}
+}

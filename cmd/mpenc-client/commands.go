@@ -1,0 +1,101 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// command is a parsed input line: a slash command, or a message to send
+// (name "").
+type command struct {
+	name string   // without the slash, lower case; "" for a message
+	args []string // whitespace-separated arguments
+	rest string   // everything after the name, trimmed (for messages: the text)
+}
+
+// cmdSpec describes a command for parsing and /help.
+type cmdSpec struct {
+	name     string
+	aliases  []string
+	usage    string
+	help     string
+	min, max int // argument counts; max < 0: any
+}
+
+var cmdSpecs = []cmdSpec{
+	{name: "join", aliases: []string{"j"}, usage: "/join ROOM [NICK]", help: "join a room (room@conference.example.org) and remember it", min: 1, max: 2},
+	{name: "part", aliases: []string{"leave"}, usage: "/part [ROOM]", help: "leave the session properly, then the room, and forget it", min: 0, max: 1},
+	{name: "invite", usage: "/invite JID", help: "include JID's devices present in the room; otherwise include them when they enter", min: 1, max: 1},
+	{name: "kick", aliases: []string{"exclude"}, usage: "/kick JID", help: "exclude from the session (and from the room once done, if we are moderator)", min: 1, max: 1},
+	{name: "refresh", usage: "/refresh", help: "renew the group key", min: 0, max: 0},
+	{name: "who", aliases: []string{"members"}, usage: "/who", help: "list members: session status and trust", min: 0, max: 0},
+	{name: "info", usage: "/info N", help: "show message #N: who it went to, what it answers, who has not acknowledged it", min: 1, max: 1},
+	{name: "fingerprint", aliases: []string{"fp"}, usage: "/fingerprint [JID]", help: "show your key's fingerprint (or JID's) as hex, words and a QR code", min: 0, max: 1},
+	{name: "verify", usage: "/verify JID FINGERPRINT|WORDS|confirm", help: "mark JID's key authenticated after comparing its fingerprint out of band", min: 1, max: -1},
+	{name: "trust", usage: "/trust JID", help: "trust JID's current key without verifying it", min: 1, max: 1},
+	{name: "distrust", usage: "/distrust JID", help: "never use JID's current key", min: 1, max: 1},
+	{name: "rooms", usage: "/rooms", help: "list your rooms", min: 0, max: 0},
+	{name: "room", aliases: []string{"switch", "go"}, usage: "/room N|ROOM", help: "switch to a room (also Alt-1..9, Ctrl-N, Ctrl-P)", min: 1, max: 1},
+	{name: "help", aliases: []string{"h", "?"}, usage: "/help", help: "this list", min: 0, max: 0},
+	{name: "quit", aliases: []string{"q", "exit"}, usage: "/quit", help: "leave every room properly and exit", min: 0, max: 0},
+}
+
+func findSpec(name string) (cmdSpec, bool) {
+	for _, s := range cmdSpecs {
+		if s.name == name {
+			return s, true
+		}
+		for _, a := range s.aliases {
+			if a == name {
+				return s, true
+			}
+		}
+	}
+	return cmdSpec{}, false
+}
+
+// parseInput parses one input line. A line starting with "/" is a
+// command ("//" sends a message starting with "/"); anything else is a
+// message. An empty line is (command{}, false, nil).
+func parseInput(s string) (cmd command, ok bool, err error) {
+	s = strings.TrimRight(s, "\r\n")
+	if strings.TrimSpace(s) == "" {
+		return command{}, false, nil
+	}
+	if !strings.HasPrefix(s, "/") {
+		return command{rest: s}, true, nil
+	}
+	if strings.HasPrefix(s, "//") {
+		return command{rest: s[1:]}, true, nil
+	}
+	body := strings.TrimSpace(s[1:])
+	name, rest, _ := strings.Cut(body, " ")
+	name = strings.ToLower(name)
+	spec, known := findSpec(name)
+	if !known {
+		return command{}, false, fmt.Errorf("unknown command /%s (/help lists them; // starts a message with /)", name)
+	}
+	rest = strings.TrimSpace(rest)
+	args := strings.Fields(rest)
+	if len(args) < spec.min || spec.max >= 0 && len(args) > spec.max {
+		return command{}, false, fmt.Errorf("usage: %s", spec.usage)
+	}
+	if spec.name == "info" {
+		if _, err := strconv.Atoi(strings.TrimPrefix(args[0], "#")); err != nil {
+			return command{}, false, fmt.Errorf("usage: %s (N is a message number, as in #12)", spec.usage)
+		}
+	}
+	return command{name: spec.name, args: args, rest: rest}, true, nil
+}
+
+// helpText lists the commands.
+func helpText() string {
+	var b strings.Builder
+	b.WriteString("commands:")
+	for _, s := range cmdSpecs {
+		fmt.Fprintf(&b, "\n  %-40s %s", s.usage, s.help)
+	}
+	b.WriteString("\nanything else is sent to the current room, encrypted; // sends a message starting with /")
+	return b.String()
+}

@@ -1,0 +1,217 @@
+// Command mpenc-client is the terminal client of mpenc: end-to-end
+// encrypted group chat in XMPP rooms (the mpENC protocol). It has a
+// full-screen interface and a line mode (-plain) for pipes and scripts.
+//
+// See the usage constant (mpenc-client -h) and docs/USAGE.md.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/term"
+
+	"github.com/mpenc/mpenc/app"
+	"github.com/mpenc/mpenc/store"
+)
+
+const usage = `mpenc-client: end-to-end encrypted group chat over XMPP (mpENC).
+
+Usage:
+    mpenc-client [flags]
+
+Flags (they override the configuration file):
+    -config FILE     configuration file (TOML); default ~/.config/mpenc/client.toml if it exists
+    -account JID     your account, user@example.org
+    -room ROOM       a room to join, room@conference.example.org (repeat, or comma-separated)
+    -nick NICK       your nick in rooms (default: the account's local part)
+    -server H:P      the server's host:port (default: the domain's SRV records)
+    -security S      starttls (default), directtls, or plaintext (loopback servers only)
+    -ca FILE         PEM roots to verify the server with (default: the system's)
+    -store FILE      database: identity key, trust, history (default ~/.local/share/mpenc/ACCOUNT.db)
+    -timing T        internet (default) or loopback (a server on this machine)
+    -include P       whom to include when they enter: manual (default), trusted, everyone
+    -log FILE        log file (default: the store's path + ".log"); never the screen
+    -log-level L     debug, info (default), warn, error; -v is debug
+    -plain           line mode: read lines from standard input, print events as lines
+
+The XMPP password is read from $MPENC_PASSWORD, else prompted for; the
+passphrase that seals your identity key from $MPENC_PASSPHRASE, else
+prompted for (twice, the first time). Both variables are removed from the
+environment once read.
+
+In the client, type a message and Enter to send it to the room, encrypted.
+Commands: /join /part /invite /kick /refresh /who /info /fingerprint /verify
+/trust /distrust /rooms /room /help /quit. Keys (full screen): Up with an
+empty input selects messages (Up/Down move, Esc leaves), PgUp/PgDn scroll,
+Ctrl-N/Ctrl-P or Alt-1..9 switch rooms, Ctrl-C quits.
+
+Examples:
+    mpenc-client -account alice@example.org -room team@conference.example.org
+    MPENC_PASSWORD=... MPENC_PASSPHRASE=... mpenc-client -plain -config bot-peer.toml < script.txt
+`
+
+func main() {
+	cfg, err := loadConfig(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "mpenc-client: error: %v\n", err)
+		os.Exit(2)
+	}
+	if err := run(cfg); err != nil {
+		fmt.Fprintf(os.Stderr, "mpenc-client: error: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(cfg *Config) error {
+	if err := os.MkdirAll(filepath.Dir(cfg.Store), 0o700); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.LogFile), 0o700); err != nil {
+		return err
+	}
+	lf, err := os.OpenFile(cfg.LogFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("log file: %w", err)
+	}
+	defer lf.Close()
+	level, err := zerolog.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		return fmt.Errorf("log level: %w", err)
+	}
+	log := zerolog.New(lf).Level(level).With().Timestamp().Str("cmd", "mpenc-client").Logger()
+
+	password, err := secret(cfg.PasswordEnv, "XMPP password for "+cfg.Account+": ", false)
+	if err != nil {
+		return err
+	}
+	acfg, err := cfg.Settings.Config()
+	if err != nil {
+		return err
+	}
+	acfg.Password = string(password)
+	acfg.Log = zerologFunc(log)
+	acfg.Passphrase = func(create bool) ([]byte, error) {
+		if create {
+			fmt.Fprintf(os.Stderr, "mpenc-client: creating this device's identity key for %s\n", cfg.Account)
+		}
+		return secret(cfg.PassphraseEnv, "passphrase for your identity key: ", create)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	a, err := app.Open(ctx, acfg)
+	if err != nil {
+		return err
+	}
+	c := newClient(a, cfg, log)
+	var fe interface{ run(ctx context.Context) error }
+	if cfg.Plain {
+		fe = newPlainUI(c, os.Stdin, os.Stdout)
+	} else {
+		fe = newTUI(c)
+	}
+	// Rooms: the configured ones, then those remembered from /join.
+	rooms := cfg.Rooms
+	if saved, err := a.SavedRooms(ctx); err == nil {
+		for _, r := range saved {
+			rooms = append(rooms, r.JID)
+		}
+	}
+	seen := map[string]bool{}
+	for _, r := range rooms {
+		if !seen[r] {
+			seen[r] = true
+			c.initial = append(c.initial, r)
+		}
+	}
+	runErr := fe.run(ctx)
+	if !cfg.Plain {
+		fmt.Fprintln(os.Stderr, "mpenc-client: leaving the rooms properly…")
+	}
+	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.Close(cctx); err != nil {
+		log.Warn().Err(err).Msg("close")
+	}
+	log.Info().Msg("exit")
+	return runErr
+}
+
+// secret reads a secret from the environment variable env (removing it),
+// else prompts on the terminal; confirm asks twice.
+func secret(env, prompt string, confirm bool) ([]byte, error) {
+	if v, err := store.PassphraseFromEnv(env); err == nil {
+		return v, nil
+	}
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("$%s is not set and there is no terminal to ask on", env)
+	}
+	defer tty.Close()
+	for {
+		fmt.Fprint(tty, prompt)
+		v, err := term.ReadPassword(int(tty.Fd()))
+		fmt.Fprintln(tty)
+		if err != nil {
+			return nil, err
+		}
+		if !confirm {
+			return v, nil
+		}
+		fmt.Fprint(tty, "again: ")
+		w, err := term.ReadPassword(int(tty.Fd()))
+		fmt.Fprintln(tty)
+		if err != nil {
+			return nil, err
+		}
+		if bytes.Equal(v, w) {
+			clear(w)
+			return v, nil
+		}
+		clear(v)
+		clear(w)
+		fmt.Fprintln(tty, "they differ; once more")
+	}
+}
+
+// zerologFunc adapts a zerolog logger to app.LogFunc.
+func zerologFunc(zl zerolog.Logger) app.LogFunc {
+	return func(level app.Level, msg string, kv ...any) {
+		var ev *zerolog.Event
+		switch level {
+		case app.LevelDebug:
+			ev = zl.Debug()
+		case app.LevelInfo:
+			ev = zl.Info()
+		case app.LevelWarn:
+			ev = zl.Warn()
+		default:
+			ev = zl.Error()
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			k, _ := kv[i].(string)
+			switch v := kv[i+1].(type) {
+			case error:
+				if v != nil {
+					ev = ev.AnErr(k, v)
+				}
+			case nil:
+			default:
+				ev = ev.Interface(k, v)
+			}
+		}
+		ev.Msg(msg)
+	}
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// plainUI is the line mode: input lines from a reader, events printed as
+// lines. It suits pipes and scripts: at the end of the input it waits
+// (at most drainTimeout) until queued messages are sent and its own
+// messages acknowledged, then quits.
+type plainUI struct {
+	c     *client
+	in    io.Reader
+	out   *bufio.Writer
+	posts chan func()
+	done  bool
+}
+
+const drainTimeout = 30 * time.Second
+
+func newPlainUI(c *client, in io.Reader, out io.Writer) *plainUI {
+	p := &plainUI{c: c, in: in, out: bufio.NewWriter(out), posts: make(chan func(), 64)}
+	c.ui = p
+	c.post = func(f func()) { p.posts <- f }
+	return p
+}
+
+func (p *plainUI) println(s string) {
+	p.out.WriteString(s)
+	p.out.WriteByte('\n')
+	p.out.Flush()
+}
+
+// prefix names the room when there are several.
+func (p *plainUI) prefix(v *roomView) string {
+	if len(p.c.order) > 1 {
+		return "[" + v.jid + "] "
+	}
+	return ""
+}
+
+func (p *plainUI) lineAdded(v *roomView, l *line) { p.println(p.prefix(v) + v.plainText(l)) }
+
+func (p *plainUI) lineChanged(v *roomView, l *line) {
+	switch l.ack {
+	case ackFull:
+		if l.own {
+			p.println(fmt.Sprintf("%s-- #%d acknowledged by everyone", p.prefix(v), l.num))
+		}
+	case ackMissing:
+		p.println(p.prefix(v) + "!! " + v.plainText(l))
+	}
+}
+
+func (p *plainUI) note(text string, warning bool) {
+	if warning {
+		text = "!! " + text
+	}
+	p.println(text)
+}
+
+func (p *plainUI) roomsChanged()              {}
+func (p *plainUI) membersChanged(v *roomView) {}
+func (p *plainUI) quit()                      { p.done = true }
+
+func (p *plainUI) run(ctx context.Context) error {
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(p.in)
+		sc.Buffer(make([]byte, 64<<10), 256<<10)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	p.c.start()
+	events := p.c.app.Events()
+	var drain <-chan time.Time // set at the end of the input
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for !p.done {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-events:
+			if !ok {
+				return nil
+			}
+			p.c.handle(ev)
+		case f := <-p.posts:
+			f()
+		case s, ok := <-lines:
+			if !ok {
+				lines = nil
+				drain = time.After(drainTimeout)
+				continue
+			}
+			p.c.input(strings.TrimRight(s, "\r"))
+		case <-tick.C:
+			if lines == nil && p.c.idle() {
+				return nil
+			}
+		case <-drain:
+			p.println("!! gave up waiting for acknowledgements")
+			return nil
+		}
+	}
+	return nil
+}

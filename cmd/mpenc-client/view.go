@@ -1,0 +1,516 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mpenc/mpenc/app"
+	"github.com/mpenc/mpenc/session"
+	"github.com/mpenc/mpenc/store"
+	"github.com/mpenc/mpenc/transcript"
+	"github.com/mpenc/mpenc/trust"
+)
+
+// The view model: what a room shows, built from the history and from the
+// App's events, independent of how it is drawn (full screen or lines).
+
+type lineKind uint8
+
+const (
+	lineMessage    lineKind = iota + 1 // an encrypted message
+	linePlain                          // an unencrypted message (a client without mpENC)
+	lineMembership                     // the session's membership changed
+	lineInfo                           // progress and information
+	lineWarning                        // something is wrong
+)
+
+type ackState uint8
+
+const (
+	ackPending ackState = iota // not yet acknowledged by everyone
+	ackFull                    // acknowledged by everyone it was sent to
+	ackMissing                 // not acknowledged in time (notAcked)
+	ackUnknown                 // from an earlier run, never confirmed
+)
+
+// line is one line of a room's view.
+type line struct {
+	kind   lineKind
+	at     time.Time
+	author string // participant id (full JID), sanitised
+	text   string // sanitised
+	own    bool
+
+	// Messages only.
+	id       transcript.ID
+	num      int      // 1-based message number in this view
+	members  []string // who it was sent to (its subsession's members), sorted
+	parents  []int    // log parents: how many messages above each one is
+	ack      ackState
+	notAcked []string
+	final    bool // can no longer be acknowledged
+	absent   bool // the members who did not acknowledge left on purpose
+	late     bool // arrived after older ones were missing
+}
+
+// roomView is a room's lines and what the marks on them depend on.
+type roomView struct {
+	jid     string
+	self    string
+	lines   []*line
+	msgs    []*line // message lines, in order (log parents count these)
+	byID    map[transcript.ID]*line
+	members []string // the session's current members, sorted; nil before the first membership
+	state   session.State
+	unread  int
+}
+
+func newRoomView(jid string) *roomView {
+	return &roomView{jid: jid, byID: map[transcript.ID]*line{}}
+}
+
+func (v *roomView) add(l *line) *line {
+	if l.kind == lineMessage {
+		if old, ok := v.byID[l.id]; ok {
+			return old
+		}
+		v.msgs = append(v.msgs, l)
+		l.num = len(v.msgs)
+		v.byID[l.id] = l
+	}
+	v.lines = append(v.lines, l)
+	return l
+}
+
+// loadHistory adds history entries (oldest first) before anything else.
+func (v *roomView) loadHistory(es []store.Entry) {
+	for _, e := range es {
+		switch e.Kind {
+		case store.EntryMessage:
+			l := &line{kind: lineMessage, at: e.At, author: oneLine(e.Author), text: sanitize(e.Text, true), own: e.Own,
+				id: e.ID, members: sortedClean(e.Members), parents: e.LogParents, notAcked: sortedClean(e.NotAcked),
+				final: e.Final, absent: e.Absent}
+			switch e.Ack {
+			case store.AckFull:
+				l.ack = ackFull
+			case store.AckMissing:
+				l.ack = ackMissing
+			default:
+				l.ack = ackUnknown
+			}
+			v.add(l)
+		case store.EntryPlain:
+			v.add(&line{kind: linePlain, at: e.At, author: oneLine(e.Author), text: sanitize(e.Text, true)})
+		case store.EntryMembership:
+			v.add(&line{kind: lineMembership, at: e.At, text: membershipText(e.Members, e.Include, e.Exclude)})
+		}
+	}
+	if len(es) > 0 {
+		v.add(&line{kind: lineInfo, at: es[len(es)-1].At, text: "end of history"})
+	}
+}
+
+func sortedClean(l []string) []string {
+	if len(l) == 0 {
+		return nil
+	}
+	out := make([]string, len(l))
+	for i, s := range l {
+		out[i] = oneLine(s)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// name is how a participant is shown: the bare JID, or "you".
+func (v *roomView) name(member string) string {
+	if member == v.self && v.self != "" {
+		return "you"
+	}
+	return trust.Bare(member)
+}
+
+func (v *roomView) names(ms []string) string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, v.name(m))
+	}
+	return strings.Join(out, ", ")
+}
+
+func membershipText(remain, include, exclude []string) string {
+	s := "members: " + strings.Join(bareAll(remain, include), ", ")
+	if len(include) > 0 {
+		s += " (+" + strings.Join(bareAll(include), ", +") + ")"
+	}
+	if len(exclude) > 0 {
+		s += " (−" + strings.Join(bareAll(exclude), ", −") + ")"
+	}
+	return s
+}
+
+func bareAll(lists ...[]string) []string {
+	var out []string
+	for _, l := range lists {
+		for _, m := range l {
+			out = append(out, oneLine(trust.Bare(m)))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// apply turns an App event into view changes. It returns the line it
+// added or changed (nil if none) and whether the room's members may have
+// changed (the member list needs a refresh).
+func (v *roomView) apply(ev app.Event) (changed *line, membersChanged bool) {
+	switch ev.Kind {
+	case app.EventNotice:
+		return v.applyNotice(ev.Notice)
+	case app.EventDecision:
+		return v.add(decisionLine(ev.Decision)), true
+	case app.EventJoined:
+		if ev.Err != nil {
+			return v.add(&line{kind: lineWarning, at: time.Now(), text: "could not join: " + oneLine(ev.Err.Error()) + " (/join to try again)"}), true
+		}
+		return v.add(&line{kind: lineInfo, at: time.Now(), text: "joined the session: messages are end-to-end encrypted"}), true
+	case app.EventInfo:
+		t := oneLine(ev.Text)
+		if ev.Err != nil {
+			return v.add(&line{kind: lineWarning, at: time.Now(), text: t + ": " + oneLine(ev.Err.Error())}), false
+		}
+		return v.add(&line{kind: lineInfo, at: time.Now(), text: t}), false
+	case app.EventClosed:
+		t := "left the room"
+		if ev.Err != nil {
+			return v.add(&line{kind: lineWarning, at: time.Now(), text: t + ": " + oneLine(ev.Err.Error())}), true
+		}
+		return v.add(&line{kind: lineInfo, at: time.Now(), text: t}), true
+	}
+	return nil, false
+}
+
+func decisionLine(d trust.Decision) *line {
+	who := oneLine(d.Member)
+	fp := trust.FingerprintOf(d.Key).String()
+	l := &line{kind: lineInfo, at: time.Now()}
+	trusted := "trusted until you verify it"
+	if !d.Trusted {
+		trusted = "NOT trusted: /verify " + oneLine(d.JID) + " after comparing fingerprints"
+	}
+	switch d.Kind {
+	case trust.KeyNew:
+		l.text = fmt.Sprintf("%s announced key %s (%s)", who, fp, trusted)
+	case trust.KeyNewDevice:
+		l.text = fmt.Sprintf("new device %s with key %s (%s)", who, fp, trusted)
+	case trust.KeyChanged:
+		l.kind = lineWarning
+		l.text = fmt.Sprintf("%s CHANGED its identity key to %s: someone may be impersonating it, or it reinstalled. "+
+			"It is not used until you /verify it (compare fingerprints in person) or /trust it", who, fp)
+	case trust.KeyDistrusted:
+		l.kind = lineWarning
+		l.text = fmt.Sprintf("%s announced key %s, which you distrusted: it is not used", who, fp)
+	default:
+		l.text = fmt.Sprintf("%s: key %s", who, fp)
+	}
+	return l
+}
+
+func (v *roomView) applyNotice(n session.Notice) (*line, bool) {
+	at := n.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	who := oneLine(n.Author)
+	info := func(format string, args ...any) *line {
+		return v.add(&line{kind: lineInfo, at: at, text: fmt.Sprintf(format, args...)})
+	}
+	warn := func(format string, args ...any) *line {
+		return v.add(&line{kind: lineWarning, at: at, text: fmt.Sprintf(format, args...)})
+	}
+	errText := ""
+	if n.Err != nil {
+		errText = oneLine(n.Err.Error())
+	}
+	switch n.Kind {
+	case session.Message:
+		l := v.add(&line{kind: lineMessage, at: at, author: who, text: sanitize(n.Text, true), own: n.Own, id: n.ID,
+			members: sortedClean(n.Members), parents: slices.Clone(n.LogParents), late: n.Late})
+		if !n.Own {
+			v.unread++
+		}
+		return l, false
+	case session.FullyAcked:
+		if l, ok := v.byID[n.ID]; ok {
+			l.ack, l.notAcked = ackFull, nil
+			return l, false
+		}
+	case session.NotFullyAcked:
+		if l, ok := v.byID[n.ID]; ok {
+			l.ack, l.notAcked, l.final, l.absent = ackMissing, sortedClean(n.Members), n.Final, n.Absent
+			return l, false
+		}
+	case session.Membership:
+		v.members = sortedClean(append(slices.Clone(n.Remain), n.Include...))
+		return v.add(&line{kind: lineMembership, at: at, text: membershipText(n.Remain, n.Include, n.Exclude)}), true
+	case session.OpProposed:
+		return info("%s proposed: %s", v.name(n.Author), opText(n)), false
+	case session.OpAccepted:
+		return info("%s: started (messages sent now still go to the current members)", opText(n)), false
+	case session.OpRejected:
+		return warn("%s: rejected (%s)", opText(n), errText), false
+	case session.OpFailed:
+		return warn("%s: failed (%s)", opText(n), errText), true
+	case session.OpSucceeded:
+		if n.OpKind == session.OpJoin || n.OpKind == session.OpPart {
+			return nil, true // the state change and the membership say it
+		}
+		return info("%s: done", opText(n)), true
+	case session.StateChanged:
+		v.state = n.State
+		switch n.State {
+		case session.StateJoined, session.StateJoining:
+			return nil, true
+		case session.StateParted:
+			v.members = nil
+			return info("out of the session"), true
+		}
+		return info("session state: %s", n.State), true
+	case session.JoinRequest:
+		return info("%s entered and waits to be included: /invite %s", who, trust.Bare(who)), true
+	case session.ChannelEnter:
+		return info("%s entered the room", who), true
+	case session.ChannelLeave:
+		return info("%s left the room", who), true
+	case session.Plain:
+		return v.add(&line{kind: linePlain, at: at, author: who, text: sanitize(n.Text, true)}), false
+	case session.MemberExpired:
+		return warn("%s is not responding (no acknowledgement for a long time)", who), true
+	case session.MemberPresent:
+		return info("%s responds again", who), true
+	case session.MemberAbsent:
+		return nil, true
+	case session.Waiting:
+		return warn("a message from %s waits for older messages that have not arrived", who), false
+	case session.Dropped:
+		return warn("a message from %s was dropped: older messages it follows never arrived", who), false
+	case session.NotDecrypted:
+		return warn("a packet from %s could not be decrypted", who), false
+	case session.SecurityWarning:
+		t := "SECURITY WARNING"
+		if who != "" {
+			t += " about " + who
+		}
+		if n.Terminal {
+			t += " (the session stopped)"
+		}
+		return warn("%s: %s", t, errText), true
+	case session.Gap:
+		return warn("we were out of the room: messages sent meanwhile may be lost"), true
+	case session.ReadReceipt:
+		return nil, false
+	}
+	return nil, false
+}
+
+func opText(n session.Notice) string {
+	s := n.OpKind.String()
+	if len(n.Include) > 0 {
+		s += " " + strings.Join(bareAll(n.Include), ", ")
+	}
+	if len(n.Exclude) > 0 {
+		s += " " + strings.Join(bareAll(n.Exclude), ", ")
+	}
+	return s
+}
+
+// parentsOf returns the message lines a message answers (nil for unknown
+// ones: older than what the view holds).
+func (v *roomView) parentsOf(l *line) []*line {
+	var out []*line
+	for _, p := range l.parents {
+		k := l.num - 1 - p
+		if k >= 0 && k < len(v.msgs) {
+			out = append(out, v.msgs[k])
+		} else {
+			out = append(out, nil)
+		}
+	}
+	return out
+}
+
+// highlight reports whether a message's log parents are not just the
+// message above it (LIVENESS-NOTES §1.6): the UI must mark it.
+func highlight(l *line) bool {
+	return l.kind == lineMessage && !(len(l.parents) == 0 || len(l.parents) == 1 && l.parents[0] == 1)
+}
+
+// oldMembers reports whether a message went to another membership than
+// the session's current one ("sent to the old members").
+func (v *roomView) oldMembers(l *line) bool {
+	return l.kind == lineMessage && v.members != nil && !slices.Equal(l.members, v.members)
+}
+
+// ancestors returns the set of message numbers l descends from.
+func (v *roomView) ancestors(l *line) map[int]bool {
+	seen := map[int]bool{}
+	stack := []*line{l}
+	for len(stack) > 0 {
+		x := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		for _, p := range v.parentsOf(x) {
+			if p != nil && !seen[p.num] {
+				seen[p.num] = true
+				stack = append(stack, p)
+			}
+		}
+	}
+	return seen
+}
+
+// message returns message number num, or nil.
+func (v *roomView) message(num int) *line {
+	if num < 1 || num > len(v.msgs) {
+		return nil
+	}
+	return v.msgs[num-1]
+}
+
+// marks returns the annotations of a message, in words: the unacked
+// marker, who did not acknowledge it, the reply hint, the old membership.
+func (v *roomView) marks(l *line) (prefix, suffix string) {
+	if l.kind != lineMessage {
+		return "", ""
+	}
+	if highlight(l) {
+		var refs []string
+		for i, p := range v.parentsOf(l) {
+			if p == nil {
+				refs = append(refs, fmt.Sprintf("↑%d", l.parents[i]))
+			} else {
+				refs = append(refs, fmt.Sprintf("#%d", p.num))
+			}
+		}
+		prefix = "[re " + strings.Join(refs, ",") + "] "
+	}
+	var s []string
+	switch l.ack {
+	case ackPending:
+		if l.own {
+			s = append(s, "…unacked")
+		}
+	case ackMissing:
+		if l.absent {
+			s = append(s, "(not seen by "+v.names(l.notAcked)+", who left)")
+		} else {
+			s = append(s, "⚠ NOT SEEN BY "+v.names(l.notAcked))
+		}
+	case ackUnknown:
+		if l.own {
+			s = append(s, "?unconfirmed")
+		}
+	}
+	if v.oldMembers(l) {
+		s = append(s, "(sent to other members: "+v.names(l.members)+")")
+	}
+	if len(s) > 0 {
+		suffix = " " + strings.Join(s, " ")
+	}
+	return prefix, suffix
+}
+
+// plainText renders a line without styles (line mode, tests).
+func (v *roomView) plainText(l *line) string {
+	ts := l.at.Local().Format("15:04")
+	switch l.kind {
+	case lineMessage:
+		pre, suf := v.marks(l)
+		return fmt.Sprintf("%s #%d %s%s: %s%s", ts, l.num, pre, v.name(l.author), indent(l.text), suf)
+	case linePlain:
+		return fmt.Sprintf("%s [UNENCRYPTED] %s: %s", ts, v.name(l.author), indent(l.text))
+	case lineMembership:
+		return fmt.Sprintf("%s -- %s", ts, l.text)
+	case lineWarning:
+		return fmt.Sprintf("%s !! %s", ts, l.text)
+	default:
+		return fmt.Sprintf("%s -- %s", ts, l.text)
+	}
+}
+
+// indent continues a multi-line text under its first line.
+func indent(s string) string { return strings.ReplaceAll(s, "\n", "\n      ") }
+
+// details describes a message for the selection view and /info: author,
+// time, who it was sent to, what it answers, who has not acknowledged it.
+// unacked is the live list from the session when known.
+func (v *roomView) details(l *line, unacked []string, live bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "#%d by %s at %s\n", l.num, l.author, l.at.Local().Format("2006-01-02 15:04:05"))
+	fmt.Fprintf(&b, "sent to: %s", v.names(l.members))
+	if v.oldMembers(l) {
+		fmt.Fprintf(&b, " (the session's members are now: %s)", v.names(v.members))
+	}
+	b.WriteString("\n")
+	ps := v.parentsOf(l)
+	switch {
+	case len(ps) == 0:
+		b.WriteString("answers: nothing (first message of the session)\n")
+	default:
+		var refs []string
+		for i, p := range ps {
+			if p == nil {
+				refs = append(refs, fmt.Sprintf("a message %d above (not shown)", l.parents[i]))
+				continue
+			}
+			refs = append(refs, fmt.Sprintf("#%d %s: %q", p.num, v.name(p.author), clip(p.text, 40)))
+		}
+		b.WriteString("answers: " + strings.Join(refs, "; ") + "\n")
+	}
+	switch {
+	case l.ack == ackFull:
+		b.WriteString("acknowledged by everyone it was sent to")
+	case l.ack == ackMissing:
+		fmt.Fprintf(&b, "NOT acknowledged in time by: %s", v.names(l.notAcked))
+		if l.final {
+			b.WriteString(" (final: it can no longer be confirmed)")
+		}
+		if l.absent {
+			b.WriteString(" (they left on purpose)")
+		}
+	case live && len(unacked) > 0:
+		fmt.Fprintf(&b, "waiting for acknowledgement from: %s", v.names(sortedClean(unacked)))
+	case live:
+		b.WriteString("acknowledged by everyone it was sent to")
+	case l.ack == ackUnknown:
+		b.WriteString("acknowledgement unknown (from an earlier run, never confirmed)")
+	default:
+		b.WriteString("waiting for acknowledgements")
+	}
+	return b.String()
+}
+
+func clip(s string, n int) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
+}
+
+// memberLine describes one member for the member list and /who.
+func memberLine(m app.Member) string {
+	t := "no identity key"
+	if m.HasKey {
+		t = m.Trust.State.String()
+		if !m.Trust.Trusted {
+			t += ", not trusted"
+		}
+		t += ", " + trust.FingerprintOf(m.Trust.Key).Short()
+	}
+	if m.Self {
+		t = "you"
+	}
+	return fmt.Sprintf("%s: %s (%s)", oneLine(m.ID), m.Status(), t)
+}
