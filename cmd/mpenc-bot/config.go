@@ -26,7 +26,7 @@ type Config struct {
 	// LogFile: JSON logs go there (appended); empty: standard error.
 	LogFile string `toml:"log_file"`
 	// LogLevel: debug, info, warn or error.
-	LogLevel string `toml:"log_level"`
+	LogLevel string       `toml:"log_level"`
 	Rooms    []RoomConfig `toml:"rooms"`
 }
 

@@ -80,12 +80,12 @@ func loadConfig(args []string) (*Config, error) {
 	fs := flag.NewFlagSet("mpenc-client", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(os.Stderr, usage) }
 	var (
-		path                                 = fs.String("config", "", "configuration file")
-		account, nick, server, security, ca  string
-		storePath, timing, include, logFile  string
-		logLevel                             string
-		plain, verbose                       bool
-		rooms                                roomList
+		path                                = fs.String("config", "", "configuration file")
+		account, nick, server, security, ca string
+		storePath, timing, include, logFile string
+		logLevel                            string
+		plain, verbose                      bool
+		rooms                               roomList
 	)
 	fs.StringVar(&account, "account", "", "account JID")
 	fs.StringVar(&nick, "nick", "", "nick in rooms")

@@ -116,7 +116,9 @@ func run(cfg *Config) error {
 		return err
 	}
 	c := newClient(a, cfg, log)
-	var fe interface{ run(ctx context.Context) error }
+	var fe interface {
+		run(ctx context.Context) error
+	}
 	if cfg.Plain {
 		fe = newPlainUI(c, os.Stdin, os.Stdout)
 	} else {

@@ -54,13 +54,13 @@ func sanitize(s string, keepNewlines bool) string {
 func hiddenFormat(r rune) bool {
 	switch {
 	case r >= 0x202a && r <= 0x202e, // LRE, RLE, PDF, LRO, RLO
-		r >= 0x2066 && r <= 0x2069, // LRI, RLI, FSI, PDI
+		r >= 0x2066 && r <= 0x2069,                // LRI, RLI, FSI, PDI
 		r == 0x200e || r == 0x200f || r == 0x061c, // LRM, RLM, ALM
-		r == 0x2028 || r == 0x2029, // line and paragraph separators
-		r == 0xfeff,                // BOM / ZWNBSP
-		r >= 0x200b && r <= 0x200d, // zero-width space, ZWNJ, ZWJ
-		r == 0x2060,                // word joiner
-		r >= 0xfff9 && r <= 0xfffb: // interlinear annotations
+		r == 0x2028 || r == 0x2029,                // line and paragraph separators
+		r == 0xfeff,                               // BOM / ZWNBSP
+		r >= 0x200b && r <= 0x200d,                // zero-width space, ZWNJ, ZWJ
+		r == 0x2060,                               // word joiner
+		r >= 0xfff9 && r <= 0xfffb:                // interlinear annotations
 		return true
 	}
 	return unicode.Is(unicode.Cc, r)
