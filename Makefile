@@ -5,7 +5,14 @@ FUZZTIME  ?= 2m
 BENCHTIME ?= 1s
 PKGS      := ./...
 
-.PHONY: test unit lint integration xmpp-measure fuzz bench tidy
+.PHONY: demo test unit lint integration xmpp-measure fuzz bench tidy
+
+## demo: an encrypted conversation with a bot on this machine: builds the
+## client and the bot, starts a throw-away Prosody (installing it when
+## missing; needs root), a bot in a room, and the client in that room.
+## Everything is stopped and deleted when the client exits.
+demo:
+	GO=$(GO) ./scripts/demo.sh
 
 ## test: everything CI checks: formatting, vet, all tests, and the XMPP
 ## integration tests against a throw-away Prosody.
