@@ -386,11 +386,12 @@ func (v *roomView) marks(l *line) (prefix, suffix string) {
 	}
 	if highlight(l) {
 		var refs []string
-		for i, p := range v.parentsOf(l) {
-			if p == nil {
+		ps := v.parentsOf(l)
+		for i := len(ps) - 1; i >= 0; i-- { // oldest first
+			if ps[i] == nil {
 				refs = append(refs, fmt.Sprintf("↑%d", l.parents[i]))
 			} else {
-				refs = append(refs, fmt.Sprintf("#%d", p.num))
+				refs = append(refs, fmt.Sprintf("#%d", ps[i].num))
 			}
 		}
 		prefix = "[re " + strings.Join(refs, ",") + "] "

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/trust"
+)
+
+func TestQRText(t *testing.T) {
+	uri := trust.URI("alice@example.org/phone", crypto.PublicKey{1, 2, 3})
+	s, err := qrText(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := strings.Split(s, "\n")
+	width := utf8.RuneCountInString(rows[0])
+	for i, r := range rows {
+		if n := utf8.RuneCountInString(r); n != width {
+			t.Fatalf("row %d is %d wide, not %d", i, n, width)
+		}
+		if strings.Trim(r, " █▀▄") != "" {
+			t.Fatalf("row %d has other characters: %q", i, r)
+		}
+	}
+	// The quiet zone: 4 light modules around, so the first two rows and
+	// the borders are light (full blocks).
+	if strings.Trim(rows[0], "█") != "" || strings.Trim(rows[1], "█") != "" {
+		t.Errorf("no quiet zone on top:\n%s", s)
+	}
+	for i, r := range rows[:len(rows)-1] {
+		rr := []rune(r)
+		if string(rr[:4]) != "████" || string(rr[len(rr)-4:]) != "████" {
+			t.Errorf("row %d: no quiet zone on the sides: %q", i, r)
+		}
+	}
+	// QR sizes are 17 + 4·version modules; with the quiet zone, width-8.
+	if (width-8-17)%4 != 0 || width-8 < 21 {
+		t.Errorf("width %d is not a QR code's", width)
+	}
+	if len(rows) != (width+1)/2 {
+		t.Errorf("%d rows for %d columns", len(rows), width)
+	}
+	// Finder patterns: row 2 (module rows 4 and 5) holds the top-left
+	// finder's dark top edge over its light inside, framed by dark sides.
+	if got := string([]rune(rows[2])[4:11]); got != " ▄▄▄▄▄ " {
+		t.Errorf("no finder pattern at the top left: %q", got)
+	}
+}

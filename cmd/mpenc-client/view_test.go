@@ -1,0 +1,245 @@
+package main
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mpenc/mpenc/app"
+	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/session"
+	"github.com/mpenc/mpenc/store"
+	"github.com/mpenc/mpenc/transcript"
+	"github.com/mpenc/mpenc/trust"
+)
+
+const (
+	alice = "alice@example.org/a"
+	bob   = "bob@example.org/b"
+	carol = "carol@example.org/c"
+)
+
+func id(n byte) transcript.ID { return transcript.ID{n} }
+
+func notice(n session.Notice) app.Event {
+	if n.At.IsZero() {
+		n.At = time.Date(2026, 1, 2, 15, 4, 0, 0, time.Local)
+	}
+	return app.Event{Room: "r@muc", Kind: app.EventNotice, Notice: n}
+}
+
+func msg(i byte, author, text string, own bool, parents []int, members ...string) app.Event {
+	return notice(session.Notice{Kind: session.Message, ID: id(i), Author: author, Text: text, Own: own,
+		LogParents: parents, Members: members})
+}
+
+// last renders the view's last line.
+func last(v *roomView) string { return v.plainText(v.lines[len(v.lines)-1]) }
+
+func TestViewMessagesAndAcks(t *testing.T) {
+	v := newRoomView("r@muc")
+	v.self = alice
+	v.apply(notice(session.Notice{Kind: session.Membership, Remain: []string{alice}, Include: []string{bob, carol}}))
+	if got := last(v); !strings.Contains(got, "members: alice@example.org, bob@example.org, carol@example.org (+bob@example.org, +carol@example.org)") {
+		t.Errorf("membership line: %q", got)
+	}
+	v.apply(msg(1, bob, "hi", false, nil, alice, bob, carol))
+	if got, want := last(v), "15:04 #1 bob@example.org: hi"; got != want {
+		t.Errorf("first message: %q, want %q", got, want)
+	}
+	l, _ := v.apply(msg(2, alice, "hello", true, []int{1}, alice, bob, carol))
+	if got := last(v); !strings.HasSuffix(got, "#2 you: hello …unacked") {
+		t.Errorf("own unacked message: %q", got)
+	}
+	if changed, _ := v.apply(notice(session.Notice{Kind: session.FullyAcked, ID: id(2)})); changed != l {
+		t.Fatal("FullyAcked did not change the message's line")
+	}
+	if got := v.plainText(l); strings.Contains(got, "unacked") {
+		t.Errorf("acked message still marked: %q", got)
+	}
+	v.apply(msg(3, alice, "anyone?", true, []int{1}, alice, bob, carol))
+	v.apply(notice(session.Notice{Kind: session.NotFullyAcked, ID: id(3), Members: []string{carol}}))
+	if got := v.plainText(v.message(3)); !strings.Contains(got, "⚠ NOT SEEN BY carol@example.org") {
+		t.Errorf("not fully acked: %q", got)
+	}
+	// The others' messages are marked too when someone did not ack them.
+	v.apply(notice(session.Notice{Kind: session.NotFullyAcked, ID: id(1), Members: []string{carol}, Absent: true}))
+	if got := v.plainText(v.message(1)); !strings.Contains(got, "(not seen by carol@example.org, who left)") {
+		t.Errorf("absent: %q", got)
+	}
+	// An ack for a message we do not show changes nothing.
+	if changed, _ := v.apply(notice(session.Notice{Kind: session.FullyAcked, ID: id(99)})); changed != nil {
+		t.Error("ack of an unknown message changed a line")
+	}
+}
+
+func TestViewLogParents(t *testing.T) {
+	v := newRoomView("r@muc")
+	v.self = alice
+	all := []string{alice, bob}
+	v.apply(notice(session.Notice{Kind: session.Membership, Remain: []string{alice}, Include: []string{bob}}))
+	v.apply(msg(1, alice, "question", true, nil, all...))
+	v.apply(msg(2, alice, "other topic", true, []int{1}, all...))
+	// bob answers #1, not the line above it: [re #1].
+	v.apply(msg(3, bob, "answer", false, []int{2}, all...))
+	if got := last(v); !strings.Contains(got, "#3 [re #1] bob@example.org: answer") {
+		t.Errorf("reply hint: %q", got)
+	}
+	// Two parents.
+	v.apply(msg(4, alice, "both", true, []int{1, 2}, all...))
+	if got := last(v); !strings.Contains(got, "[re #2,#3]") {
+		t.Errorf("two parents: %q", got)
+	}
+	// {1} and {} are not marked.
+	for _, n := range []int{1, 2} {
+		if highlight(v.message(n)) {
+			t.Errorf("#%d highlighted", n)
+		}
+	}
+	if !highlight(v.message(3)) || !highlight(v.message(4)) {
+		t.Error("#3 or #4 not highlighted")
+	}
+	// A parent older than the view holds.
+	v.apply(msg(5, bob, "old", false, []int{9}, all...))
+	if got := last(v); !strings.Contains(got, "[re ↑9]") {
+		t.Errorf("unknown parent: %q", got)
+	}
+	anc := v.ancestors(v.message(4))
+	if !anc[1] || !anc[2] || !anc[3] || anc[4] || anc[5] {
+		t.Errorf("ancestors of #4: %v", anc)
+	}
+	anc = v.ancestors(v.message(3))
+	if !anc[1] || anc[2] {
+		t.Errorf("ancestors of #3: %v", anc)
+	}
+	d := v.details(v.message(3), nil, false)
+	for _, want := range []string{"#3 by bob@example.org/b", "sent to: you, bob@example.org", `answers: #1 you: "question"`} {
+		if !strings.Contains(d, want) {
+			t.Errorf("details lack %q:\n%s", want, d)
+		}
+	}
+}
+
+func TestViewOldMembers(t *testing.T) {
+	v := newRoomView("r@muc")
+	v.self = alice
+	v.apply(notice(session.Notice{Kind: session.Membership, Remain: []string{alice}, Include: []string{bob, carol}}))
+	v.apply(msg(1, bob, "to three", false, nil, alice, bob, carol))
+	if v.oldMembers(v.message(1)) {
+		t.Fatal("marked before any change")
+	}
+	v.apply(notice(session.Notice{Kind: session.Membership, Remain: []string{alice, bob}, Exclude: []string{carol}}))
+	if got := v.plainText(v.message(1)); !strings.Contains(got, "(sent to other members: you, bob@example.org, carol@example.org)") {
+		t.Errorf("old membership: %q", got)
+	}
+	// A message sent before the change completes but received after it.
+	v.apply(msg(2, bob, "late", false, []int{1}, alice, bob, carol))
+	if !v.oldMembers(v.message(2)) {
+		t.Error("late message to the old members not marked")
+	}
+	d := v.details(v.message(2), nil, false)
+	if !strings.Contains(d, "the session's members are now: you, bob@example.org") {
+		t.Errorf("details: %s", d)
+	}
+}
+
+func TestViewDetailsAck(t *testing.T) {
+	v := newRoomView("r@muc")
+	v.self = alice
+	v.apply(msg(1, alice, "x", true, nil, alice, bob))
+	if d := v.details(v.message(1), []string{bob}, true); !strings.Contains(d, "waiting for acknowledgement from: bob@example.org") {
+		t.Errorf("live unacked: %s", d)
+	}
+	if d := v.details(v.message(1), nil, true); !strings.Contains(d, "acknowledged by everyone") {
+		t.Errorf("live acked: %s", d)
+	}
+	v.apply(notice(session.Notice{Kind: session.NotFullyAcked, ID: id(1), Members: []string{bob}, Final: true}))
+	if d := v.details(v.message(1), nil, false); !strings.Contains(d, "NOT acknowledged in time by: bob@example.org (final") {
+		t.Errorf("missing: %s", d)
+	}
+}
+
+func TestViewNoticesToLines(t *testing.T) {
+	op := &session.Op{}
+	for i, tt := range []struct {
+		ev      app.Event
+		want    string // substring of the rendered line; "" for no line
+		warning bool
+	}{
+		0:  {notice(session.Notice{Kind: session.OpProposed, Author: alice, OpKind: session.OpInclude, Include: []string{carol}, Op: op}), "you proposed: include carol@example.org", false},
+		1:  {notice(session.Notice{Kind: session.OpAccepted, OpKind: session.OpInclude, Include: []string{carol}}), "include carol@example.org: started (messages sent now still go to the current members)", false},
+		2:  {notice(session.Notice{Kind: session.OpSucceeded, OpKind: session.OpInclude, Include: []string{carol}}), "include carol@example.org: done", false},
+		3:  {notice(session.Notice{Kind: session.OpFailed, OpKind: session.OpExclude, Exclude: []string{bob}, Err: errors.New("timeout")}), "exclude bob@example.org: failed (timeout)", true},
+		4:  {notice(session.Notice{Kind: session.OpRejected, OpKind: session.OpRefresh, Err: errors.New("busy")}), "refresh: rejected (busy)", true},
+		5:  {notice(session.Notice{Kind: session.JoinRequest, Author: carol}), "carol@example.org/c entered and waits to be included: /invite carol@example.org", false},
+		6:  {notice(session.Notice{Kind: session.MemberExpired, Author: bob}), "bob@example.org/b is not responding", true},
+		7:  {notice(session.Notice{Kind: session.SecurityWarning, Author: bob, Err: errors.New("bad \x1b[31msignature"), Terminal: true}), "SECURITY WARNING about bob@example.org/b (the session stopped): bad [31msignature", true},
+		8:  {notice(session.Notice{Kind: session.Plain, Author: bob, Text: "in clear\x07"}), "[UNENCRYPTED] bob@example.org: in clear", false},
+		9:  {notice(session.Notice{Kind: session.Gap}), "we were out of the room", true},
+		10: {notice(session.Notice{Kind: session.ReadReceipt, Author: bob}), "", false},
+		11: {notice(session.Notice{Kind: session.StateChanged, State: session.StateJoinFailed}), "session state: JOIN_FAILED", false},
+		12: {notice(session.Notice{Kind: session.Waiting, Author: bob}), "waits for older messages", true},
+		13: {app.Event{Kind: app.EventJoined, Err: errors.New("nick in use")}, "could not join: nick in use", true},
+		14: {app.Event{Kind: app.EventDecision, Decision: trust.Decision{Kind: trust.KeyChanged, Member: bob, JID: "bob@example.org", Key: crypto.PublicKey{1}}}, "bob@example.org/b CHANGED its identity key", true},
+		15: {app.Event{Kind: app.EventDecision, Decision: trust.Decision{Kind: trust.KeyNew, Member: bob, JID: "bob@example.org", Key: crypto.PublicKey{1}, Trusted: true}}, "bob@example.org/b announced key", false},
+		16: {app.Event{Kind: app.EventDecision, Decision: trust.Decision{Kind: trust.KeyNewDevice, Member: bob, JID: "bob@example.org", Key: crypto.PublicKey{1}}}, "NOT trusted: /verify bob@example.org", false},
+	} {
+		v := newRoomView("r@muc")
+		v.self = alice
+		l, _ := v.apply(tt.ev)
+		if tt.want == "" {
+			if l != nil {
+				t.Errorf("%d: a line: %q", i, v.plainText(l))
+			}
+			continue
+		}
+		if l == nil {
+			t.Errorf("%d: no line, want %q", i, tt.want)
+			continue
+		}
+		got := v.plainText(l)
+		if !strings.Contains(got, tt.want) {
+			t.Errorf("%d: %q lacks %q", i, got, tt.want)
+		}
+		if (l.kind == lineWarning) != tt.warning {
+			t.Errorf("%d: warning = %v, want %v", i, l.kind == lineWarning, tt.warning)
+		}
+		if strings.ContainsRune(got, 0x1b) || strings.ContainsRune(got, 0x07) {
+			t.Errorf("%d: control character shown: %q", i, got)
+		}
+	}
+}
+
+func TestViewHistory(t *testing.T) {
+	v := newRoomView("r@muc")
+	v.self = alice
+	at := time.Date(2026, 1, 2, 15, 4, 0, 0, time.Local)
+	v.loadHistory([]store.Entry{
+		{Kind: store.EntryMembership, At: at, Members: []string{alice}, Include: []string{bob}},
+		{Kind: store.EntryMessage, ID: id(1), Author: alice, Text: "sent, never confirmed", Own: true, At: at, Members: []string{alice, bob}},
+		{Kind: store.EntryMessage, ID: id(2), Author: bob, Text: "answer\x1b]0;x\x07", At: at, Members: []string{alice, bob}, LogParents: []int{1}, Ack: store.AckFull},
+		{Kind: store.EntryMessage, ID: id(3), Author: alice, Text: "acked", Own: true, At: at, Members: []string{alice, bob}, LogParents: []int{1}, Ack: store.AckFull},
+		{Kind: store.EntryPlain, Author: carol, Text: "plain", At: at},
+	})
+	got := []string{}
+	for _, l := range v.lines {
+		got = append(got, v.plainText(l))
+	}
+	want := []string{
+		"15:04 -- members: alice@example.org, bob@example.org (+bob@example.org)",
+		"15:04 #1 you: sent, never confirmed ?unconfirmed",
+		"15:04 #2 bob@example.org: answer]0;x",
+		"15:04 #3 you: acked",
+		"15:04 [UNENCRYPTED] carol@example.org: plain",
+		"15:04 -- end of history",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("history:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// A message recorded again (same id) is not shown twice.
+	v.apply(msg(3, alice, "acked", true, []int{1}))
+	if len(v.msgs) != 3 {
+		t.Errorf("%d messages after a duplicate", len(v.msgs))
+	}
+}
