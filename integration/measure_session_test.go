@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mpenc/mpenc/session"
+	"github.com/mpenc/mpenc/subsession"
 	"github.com/mpenc/mpenc/transcript"
 )
 
@@ -23,13 +24,14 @@ import (
 //	MPENC_XMPP_MEASURE=1 ./integration/run.sh go test -tags integration -run '^TestIntegrationMeasureSession' -count=1 -v -timeout 30m ./integration/
 
 // quietSession forms a session of n devices by hand (device 0 founds it
-// and includes the others in one operation), with the channels' logs off.
+// and includes the others in one operation), with the channels' logs off,
+// on subsession.LoopbackTiming.
 func (s *server) quietSession(t *testing.T, n int) []*peer {
 	t.Helper()
 	room := s.newRoom(t)
 	var ps []*peer
 	for i := range n {
-		ps = append(ps, s.newPeer(t, i, room, peerOpts{quiet: true}))
+		ps = append(ps, s.newPeer(t, i, room, measureOpts()))
 	}
 	ps[0].join()
 	if n > 1 {
@@ -62,6 +64,11 @@ func (p *peer) messageAt(author, text string) time.Time {
 		}
 	}
 	panic("unreachable")
+}
+
+func measureOpts() peerOpts {
+	lt := subsession.LoopbackTiming()
+	return peerOpts{quiet: true, timing: &lt}
 }
 
 func loadavg() string {
@@ -143,7 +150,7 @@ func TestIntegrationMeasureSessionInclude(t *testing.T) {
 		var during, settle []int64
 		for range rounds {
 			ps := s.quietSession(t, n)
-			newcomer := s.newPeer(t, n, ps[0].room, peerOpts{quiet: true})
+			newcomer := s.newPeer(t, n, ps[0].room, measureOpts())
 			errs := make(chan error, 1)
 			go func() { errs <- newcomer.sess.Join(ctxBound(t)) }()
 			ps[0].waitNotes("the join request", func(ns []session.Notice) bool {
