@@ -284,14 +284,19 @@ func (c *Core) dropProposal(p *proposal) {
 	c.withdrawn = slices.DeleteFunc(c.withdrawn, func(q *proposal) bool { return q == p })
 }
 
-// speaksMpENC reports whether a member can take part: the directory has
-// an identity key for it (it announced one, or the trust store knows it).
-// A client that does not speak mpENC announces none; including it would
-// stall the operation until the abort.
-func (c *Core) speaksMpENC(m string) bool {
+// keyed reports whether the directory gives an identity key for m: it can
+// take part in an operation now. Including anyone else (a client that does
+// not speak mpENC, or a key the trust policy refuses) would stall the
+// operation until the abort, so auto-inclusion asks only keyed members.
+func (c *Core) keyed(m string) bool {
 	_, err := c.cfg.Directory.IdentityKey(m)
 	return err == nil
 }
+
+// speaksMpENC reports whether m announced an identity key in the room or
+// the directory knows one: a join request is worth showing, even when the
+// key still needs the user's trust.
+func (c *Core) speaksMpENC(m string) bool { return c.announced[m] || c.keyed(m) }
 
 // handleTasks proposes what the rules call for when the session is idle
 // (SESSION-RULES §3.3): exclusions first, then (AutoInclude) inclusions.
@@ -327,7 +332,7 @@ func (c *Core) handleTasks() {
 	if c.cfg.AutoInclude {
 		var inc []string
 		for _, m := range c.channel {
-			if m != c.cfg.Self && !slices.Contains(members, m) && !c.taskLeave[m] && !c.taskExclude[m] && c.speaksMpENC(m) {
+			if m != c.cfg.Self && !slices.Contains(members, m) && !c.taskLeave[m] && !c.taskExclude[m] && c.keyed(m) {
 				inc = append(inc, m)
 			}
 		}

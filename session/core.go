@@ -95,6 +95,10 @@ type Core struct {
 	// packets are that subsession's, not warnings, until the time given.
 	oldSenders map[string]time.Time
 
+	// announced: members that announced an identity key in the room (they
+	// speak mpENC), whether or not the directory trusts it yet.
+	announced set
+
 	seniors     set
 	taskExclude set
 	taskLeave   set
@@ -224,6 +228,7 @@ func NewCore(cfg Config, now time.Time) (*Core, error) {
 		taskExclude: set{},
 		taskLeave:   set{},
 		oldSenders:  map[string]time.Time{},
+		announced:   set{},
 		lastOutcome: StateParted,
 		public:      StateParted,
 	}

@@ -30,17 +30,18 @@ func (c *Core) HandleEvent(ev channel.Event, now time.Time) {
 		case channel.EventIdentity:
 			// Identity announcements are the trust layer's business: a
 			// directory that learns keys gets them now, in order.
+			known := c.speaksMpENC(ev.Sender)
+			c.announced.add(ev.Sender)
 			if o, ok := c.cfg.Directory.(KeyObserver); ok {
-				known := c.speaksMpENC(ev.Sender)
 				if err := o.ObserveKey(ev.Sender, ev.Key); err != nil {
 					c.warn(ev.Sender, err)
 				}
-				// A newcomer's key usually arrives just after its entry: now
-				// it is known to speak mpENC, ask for its inclusion.
-				if !known && ev.Sender != c.cfg.Self && c.so.Synced() && !c.cfg.AutoInclude &&
-					slices.Contains(c.channel, ev.Sender) && !slices.Contains(c.Members(), ev.Sender) && c.speaksMpENC(ev.Sender) {
-					c.notify(Notice{Kind: JoinRequest, Author: ev.Sender})
-				}
+			}
+			// A newcomer's key usually arrives just after its entry: now it
+			// is known to speak mpENC, ask for its inclusion.
+			if !known && ev.Sender != c.cfg.Self && c.so.Synced() && !c.cfg.AutoInclude &&
+				slices.Contains(c.channel, ev.Sender) && !slices.Contains(c.Members(), ev.Sender) {
+				c.notify(Notice{Kind: JoinRequest, Author: ev.Sender})
 			}
 		}
 	}
@@ -192,6 +193,7 @@ func (c *Core) onOthers(ev channel.Event) {
 			c.notify(Notice{Kind: ChannelLeave, Author: m})
 		}
 		c.seniors.del(ev.Leave...)
+		c.announced.del(ev.Leave...)
 		c.seniority()
 		c.ruleLOI(ev)
 		c.taskLeave.del(ev.Leave...)
