@@ -81,6 +81,7 @@ type Security struct {
 	gk      []byte
 	skh     [32]byte // SHA256(sid ‖ gk)
 	rand    io.Reader
+	parents []wire.MessageID // reused by seal
 }
 
 // New checks cfg and returns a Security for it.
@@ -164,10 +165,11 @@ func (s *Security) seal(parents []transcript.ID, body []byte, size int, iv *[cry
 	if len(parents) > len(s.members) {
 		return Sealed{}, fmt.Errorf("message: %d parents for %d members", len(parents), len(s.members))
 	}
-	pt := wire.Plaintext{Parents: make([]wire.MessageID, len(parents)), Body: body, Size: size}
-	for i, p := range parents {
-		pt.Parents[i] = wire.MessageID(p)
+	s.parents = s.parents[:0]
+	for _, p := range parents {
+		s.parents = append(s.parents, wire.MessageID(p))
 	}
+	pt := wire.Plaintext{Parents: s.parents, Body: body, Size: size}
 	buf, err := pt.Marshal()
 	if err != nil {
 		return Sealed{}, fmt.Errorf("message: %w", err)

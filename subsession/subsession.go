@@ -117,6 +117,7 @@ type SessionBase struct {
 	notices []Notice
 	stats   Stats
 	scratch []int
+	heads   []transcript.ID // reused for the parents of our sends
 }
 
 type watchItem struct {
@@ -329,7 +330,8 @@ func (s *SessionBase) sendAt(kind transcript.Kind, text string, t time.Duration)
 	if err != nil {
 		return transcript.ID{}, fmt.Errorf("subsession: %w", err)
 	}
-	parents := s.g.Heads()
+	s.heads = s.g.AppendHeads(s.heads[:0])
+	parents := s.heads // Seal and Accept copy what they keep
 	sealed, err := s.sec.Seal(parents, body)
 	if err != nil {
 		return transcript.ID{}, fmt.Errorf("subsession: %w", err)

@@ -229,15 +229,18 @@ func (g *Graph) LeaveIntent(i Index) bool {
 
 // Heads returns the heads (accepted messages nothing points to yet), sorted
 // bytewise: the parents of the next message we send.
-func (g *Graph) Heads() []ID {
-	h := make([]ID, 0, 4)
+func (g *Graph) Heads() []ID { return g.AppendHeads(make([]ID, 0, 4)) }
+
+// AppendHeads appends the heads, sorted bytewise, to dst.
+func (g *Graph) AppendHeads(dst []ID) []ID {
+	start := len(dst)
 	for _, x := range g.headOf {
 		if x != 0 {
-			h = append(h, g.ids[x-1])
+			dst = append(dst, g.ids[x-1])
 		}
 	}
-	slices.SortFunc(h, ID.Compare)
-	return h
+	slices.SortFunc(dst[start:], ID.Compare)
+	return dst
 }
 
 // HeadIndexes returns the heads in accept order.
