@@ -58,6 +58,7 @@ say "building mpenc-client and mpenc-bot (the first build takes a minute or two)
 say "starting a local XMPP server (Prosody, loopback only)"
 "$root/integration/prosody.sh" install
 server=$(MPENC_PROSODY_ACCOUNTS=2 "$root/integration/prosody.sh" start)
+say "server folder $server, demo folder $work (both deleted at the end)"
 # shellcheck disable=SC1091
 source "$server/env"
 password() { tr ' ' '\n' <<<"$MPENC_XMPP_ACCOUNTS" | grep "^$1@" | cut -d: -f2; }

@@ -135,7 +135,7 @@ func (c *client) join(room, nick string, remember bool) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		r, err := c.app.Join(ctx, room, app.RoomOptions{Nick: nick, Include: inc, Remember: remember})
+		r, err := c.app.Join(ctx, room, app.RoomOptions{Nick: nick, Include: inc, Remember: remember, StayIfLastMember: true})
 		c.post(func() {
 			if err != nil && !errors.Is(err, app.ErrAlreadyJoined) {
 				c.ui.note("could not connect to "+room+": "+oneLine(err.Error()), true)
@@ -434,6 +434,8 @@ func (c *client) detailsOf(ctx context.Context, v *roomView, l *line) string {
 	live := false
 	if r := c.app.Room(v.jid); r != nil && l.ack == ackPending {
 		unacked, live, _ = r.Unacked(ctx, l.id)
+		// Our own acknowledgement of others' messages is on its way.
+		unacked = slices.DeleteFunc(unacked, func(m string) bool { return m == r.Self() })
 	}
 	return v.details(l, unacked, live)
 }

@@ -1,0 +1,141 @@
+//go:build integration
+
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestIntegrationClientTmux drives the full-screen client in a real
+// terminal (tmux send-keys and capture-pane) against the server, with the
+// bot: the client founds a room (so it is the room's moderator), invites
+// the bot, which greets; the bot's encrypted answers to !ping and !echo
+// appear on screen; a message is selected to show its details; a second
+// client (line mode) is invited, talks, and is kicked; the client quits
+// properly and, restarted, shows the history again. No log holds message
+// text or secrets.
+func TestIntegrationClientTmux(t *testing.T) {
+	s := serverFromEnv(t)
+	botAcct, aAcct, bAcct := s.cmdAccount(t, 0), s.cmdAccount(t, 1), s.cmdAccount(t, 2)
+	room := s.newRoom(t)
+	clientBin, botBin := buildCommands(t)
+	dir := t.TempDir()
+	botName, aName, bName := bare(botAcct.jid), bare(aAcct.jid), bare(bAcct.jid)
+
+	tm := newTerm(t, 220, 60)
+	cfgA := s.clientConfig(t, dir, "a", aAcct, "manual", room)
+	scriptA := writeScript(t, dir, "a", aAcct, "passphrase of a", clientBin, "-config", cfgA)
+	tm.exec(scriptA)
+	tm.waitText("joined the session")
+
+	// The bot includes nobody by itself here, so the second client waits
+	// for our invitation.
+	botCfg := s.botConfig(t, dir, botAcct, botRoom{room, "manual"})
+	bot := startProc(t, "bot", secretEnv(botAcct, "passphrase of the bot"), false, botBin, "-config", botCfg)
+	logOnFailure(t, filepath.Join(dir, "bot.log"), filepath.Join(dir, "a.db.log"), filepath.Join(dir, "b.db.log"))
+	tm.waitText(botName + "/")
+	tm.waitText("waits to be included: /invite " + botName)
+	tm.typeLine("/invite " + botName)
+	tm.waitScreen("the bot's greeting", func(scr string) bool {
+		return regexp.MustCompile(`#\d+ ` + regexp.QuoteMeta(botName) + `: Hello ` + regexp.QuoteMeta(aName) + `!`).MatchString(scr)
+	})
+	tm.typeLine("!ping")
+	tm.waitText(botName + ": pong")
+	tm.typeLine("!echo words only the room can read")
+	tm.waitScreen("the echo", func(scr string) bool {
+		return regexp.MustCompile(`#\d+ ` + regexp.QuoteMeta(botName) + `: words only the room can read`).MatchString(scr)
+	})
+
+	// Select the last message: its details show.
+	tm.key("Up")
+	scr := tm.waitText("selected message")
+	for _, want := range []string{"sent to: ", botName, "answers: #", "by " + botName} {
+		if !strings.Contains(scr, want) {
+			t.Errorf("details lack %q:\n%s", want, scr)
+		}
+	}
+	tm.key("Escape")
+	tm.waitScreen("the details closed", func(scr string) bool { return !strings.Contains(scr, "selected message") })
+
+	tm.typeLine("/who")
+	tm.waitScreen("the member list", func(scr string) bool {
+		return regexp.MustCompile(regexp.QuoteMeta(botName) + `/\S+: member \(blindly-trusted`).MatchString(scr)
+	})
+	tm.typeLine("/fingerprint")
+	scr = tm.waitText("your fingerprint")
+	if !strings.Contains(scr, "████") {
+		t.Errorf("no QR code on screen:\n%s", scr)
+	}
+
+	// A second client, in line mode: invited, talks, kicked.
+	cfgB := s.clientConfig(t, dir, "b", bAcct, "manual", room)
+	b := startProc(t, "client b", secretEnv(bAcct, "passphrase of b"), true, clientBin, "-plain", "-config", cfgB)
+	tm.waitText("waits to be included: /invite " + bName)
+	tm.typeLine("/invite " + bName)
+	b.waitFor("joined the session")
+	b.writeLine("hello from the line mode")
+	tm.waitText(bName + ": hello from the line mode")
+	tm.typeLine("/kick " + bName)
+	tm.waitText("(−" + bName + ")")
+	// We created the room, so we are its moderator: b is kicked from the
+	// room once the old subsession has shut down.
+	tm.waitText(bName + "/")
+	b.waitFor("out of the session")
+	tm.waitScreen("b out of the room", func(scr string) bool {
+		return regexp.MustCompile(regexp.QuoteMeta(bName) + `/\S+ left the room`).MatchString(scr)
+	})
+	b.in.Close()
+	if err := b.wait(); err != nil {
+		t.Errorf("client b: %v", err)
+	}
+
+	// Quit properly, then start again: the history is back.
+	tm.typeLine("/quit")
+	if st := tm.waitExit(); st != "0" {
+		t.Fatalf("the client exited with status %s; screen:\n%s", st, tm.screen())
+	}
+	tm.exec(scriptA)
+	scr = tm.waitText("end of history")
+	for _, want := range []string{botName + ": pong", botName + ": words only the room can read", bName + ": hello from the line mode"} {
+		if !strings.Contains(scr, want) {
+			t.Errorf("history lacks %q:\n%s", want, scr)
+		}
+	}
+	tm.typeLine("/quit")
+	if st := tm.waitExit(); st != "0" {
+		t.Fatalf("the restarted client exited with status %s; screen:\n%s", st, tm.screen())
+	}
+	if err := bot.stop(); err != nil {
+		t.Errorf("bot: %v", err)
+	}
+
+	// Logs: never message text, passwords or passphrases.
+	for _, f := range []string{filepath.Join(dir, "a.db.log"), filepath.Join(dir, "b.db.log"), filepath.Join(dir, "bot.log")} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, secret := range []string{"words only the room can read", "hello from the line mode", aAcct.password, bAcct.password, botAcct.password,
+			"passphrase of a", "passphrase of b", "passphrase of the bot"} {
+			if strings.Contains(string(data), secret) {
+				t.Errorf("%s contains %q", f, secret)
+			}
+		}
+	}
+}
+
+// key presses a named key (tmux key names: Up, Escape, C-c...).
+func (tm *term) key(name string) {
+	tm.t.Helper()
+	tm.run("send-keys", "-t", tm.session, name)
+}
+
+// bare returns a JID without its resource.
+func bare(j string) string {
+	b, _, _ := strings.Cut(j, "/")
+	return b
+}
