@@ -240,7 +240,9 @@ func (a *App) Rooms() []*Room {
 	defer a.mu.Unlock()
 	var out []*Room
 	for _, r := range a.rooms {
-		out = append(out, r)
+		if r.running() {
+			out = append(out, r)
+		}
 	}
 	slices.SortFunc(out, func(x, y *Room) int {
 		switch {
@@ -254,11 +256,16 @@ func (a *App) Rooms() []*Room {
 	return out
 }
 
-// Room returns the room with this bare JID, or nil.
+// Room returns the room with this bare JID, or nil (also while Join is
+// still connecting to it).
 func (a *App) Room(roomJID string) *Room {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.rooms[normRoom(roomJID)]
+	r := a.rooms[normRoom(roomJID)]
+	a.mu.Unlock()
+	if r == nil || !r.running() {
+		return nil
+	}
+	return r
 }
 
 // SavedRooms returns the rooms recorded to be joined at start.
@@ -325,7 +332,7 @@ func (a *App) Join(ctx context.Context, roomJID string, opt RoomOptions) (*Room,
 		a.mu.Unlock()
 		return r, ErrAlreadyJoined
 	}
-	r := &Room{app: a, jid: room, opt: opt, done: make(chan struct{}), pumpDone: make(chan struct{}),
+	r := &Room{app: a, jid: room, opt: opt, started: make(chan struct{}), done: make(chan struct{}), pumpDone: make(chan struct{}),
 		expired: map[string]bool{}, absent: map[string]bool{}, invited: map[string]bool{}}
 	a.rooms[room] = r
 	a.mu.Unlock()

@@ -37,6 +37,7 @@ type Room struct {
 	cancel   context.CancelFunc
 	runDone  chan struct{}
 	pumpDone chan struct{}
+	started  chan struct{} // closed when start returned (sess is set if it succeeded)
 	done     chan struct{} // closed when the room is stopped
 	stopOnce sync.Once
 	stopErr  error
@@ -46,6 +47,16 @@ type Room struct {
 	expired map[string]bool // members not responding
 	absent  map[string]bool // members who left the session on purpose
 	invited map[string]bool // bare JIDs to include when they enter
+}
+
+// running reports whether start has completed successfully.
+func (r *Room) running() bool {
+	select {
+	case <-r.started:
+		return r.sess != nil
+	default:
+		return false
+	}
 }
 
 // JID returns the room's bare JID.
@@ -62,7 +73,8 @@ func (r *Room) Done() <-chan struct{} { return r.done }
 
 // start dials the room and starts the session, the notice pump and the
 // background join.
-func (r *Room) start(ctx context.Context) error {
+func (r *Room) start(ctx context.Context) (err error) {
+	defer close(r.started)
 	a := r.app
 	nick := r.opt.Nick
 	if nick == "" {
@@ -439,6 +451,10 @@ func (r *Room) History(ctx context.Context, before int64, limit int) ([]store.En
 // Config.PartTimeout), stops the session and closes the channel. The room
 // is removed from the App and EventClosed is sent.
 func (r *Room) stop(ctx context.Context, part bool) error {
+	<-r.started
+	if r.sess == nil {
+		return nil // start failed: nothing runs
+	}
 	r.stopOnce.Do(func() {
 		a := r.app
 		if part {
