@@ -256,18 +256,24 @@ func (v *roomView) applyNotice(n session.Notice) (*line, bool) {
 		v.members = sortedClean(append(slices.Clone(n.Remain), n.Include...))
 		return v.add(&line{kind: lineMembership, at: at, text: membershipText(n.Remain, n.Include, n.Exclude)}), true
 	case session.OpProposed:
-		return info("%s proposed: %s", v.name(n.Author), opText(n)), false
+		return info("%s proposed: %s", v.name(n.Author), v.opText(n)), false
 	case session.OpAccepted:
-		return info("%s: started (messages sent now still go to the current members)", opText(n)), false
+		if n.OpKind == session.OpInclude || n.OpKind == session.OpExclude {
+			return info("%s: started (messages sent until it is done still go to the current members)", v.opText(n)), false
+		}
+		return info("%s: started", v.opText(n)), false
 	case session.OpRejected:
-		return warn("%s: rejected (%s)", opText(n), errText), false
+		return warn("%s: rejected (%s)", v.opText(n), errText), false
 	case session.OpFailed:
-		return warn("%s: failed (%s)", opText(n), errText), true
+		if n.OpKind == session.OpJoin || n.OpKind == session.OpPart {
+			return warn("%s failed (%s)", n.OpKind, errText), true
+		}
+		return warn("%s: failed (%s)", v.opText(n), errText), true
 	case session.OpSucceeded:
 		if n.OpKind == session.OpJoin || n.OpKind == session.OpPart {
 			return nil, true // the state change and the membership say it
 		}
-		return info("%s: done", opText(n)), true
+		return info("%s: done", v.opText(n)), true
 	case session.StateChanged:
 		v.state = n.State
 		switch n.State {
@@ -315,13 +321,34 @@ func (v *roomView) applyNotice(n session.Notice) (*line, bool) {
 	return nil, false
 }
 
-func opText(n session.Notice) string {
-	s := n.OpKind.String()
-	if len(n.Include) > 0 {
-		s += " " + strings.Join(bareAll(n.Include), ", ")
+// opText names a membership operation: what it does, and who started it
+// when it was not us.
+func (v *roomView) opText(n session.Notice) string {
+	others := func(l []string) string {
+		var out []string
+		for _, m := range l {
+			if m != v.self {
+				out = append(out, oneLine(trust.Bare(m)))
+			}
+		}
+		slices.Sort(out)
+		return strings.Join(slices.Compact(out), ", ")
 	}
-	if len(n.Exclude) > 0 {
-		s += " " + strings.Join(bareAll(n.Exclude), ", ")
+	var s string
+	switch n.OpKind {
+	case session.OpStart:
+		s = "forming a session with " + others(n.Include)
+	case session.OpInclude:
+		s = "including " + others(n.Include)
+	case session.OpExclude:
+		s = "excluding " + others(n.Exclude)
+	case session.OpRefresh:
+		s = "renewing the group key"
+	default:
+		s = n.OpKind.String()
+	}
+	if n.Author != "" && n.Author != v.self && n.Kind != session.OpProposed {
+		s += " (by " + oneLine(trust.Bare(n.Author)) + ")"
 	}
 	return s
 }

@@ -167,11 +167,11 @@ func TestViewNoticesToLines(t *testing.T) {
 		want    string // substring of the rendered line; "" for no line
 		warning bool
 	}{
-		0:  {notice(session.Notice{Kind: session.OpProposed, Author: alice, OpKind: session.OpInclude, Include: []string{carol}, Op: op}), "you proposed: include carol@example.org", false},
-		1:  {notice(session.Notice{Kind: session.OpAccepted, OpKind: session.OpInclude, Include: []string{carol}}), "include carol@example.org: started (messages sent now still go to the current members)", false},
-		2:  {notice(session.Notice{Kind: session.OpSucceeded, OpKind: session.OpInclude, Include: []string{carol}}), "include carol@example.org: done", false},
-		3:  {notice(session.Notice{Kind: session.OpFailed, OpKind: session.OpExclude, Exclude: []string{bob}, Err: errors.New("timeout")}), "exclude bob@example.org: failed (timeout)", true},
-		4:  {notice(session.Notice{Kind: session.OpRejected, OpKind: session.OpRefresh, Err: errors.New("busy")}), "refresh: rejected (busy)", true},
+		0:  {notice(session.Notice{Kind: session.OpProposed, Author: alice, OpKind: session.OpInclude, Include: []string{carol}, Op: op}), "you proposed: including carol@example.org", false},
+		1:  {notice(session.Notice{Kind: session.OpAccepted, OpKind: session.OpInclude, Include: []string{carol}}), "including carol@example.org: started (messages sent until it is done still go to the current members)", false},
+		2:  {notice(session.Notice{Kind: session.OpSucceeded, OpKind: session.OpInclude, Include: []string{carol}}), "including carol@example.org: done", false},
+		3:  {notice(session.Notice{Kind: session.OpFailed, OpKind: session.OpExclude, Exclude: []string{bob}, Err: errors.New("timeout")}), "excluding bob@example.org: failed (timeout)", true},
+		4:  {notice(session.Notice{Kind: session.OpRejected, OpKind: session.OpRefresh, Err: errors.New("busy")}), "renewing the group key: rejected (busy)", true},
 		5:  {notice(session.Notice{Kind: session.JoinRequest, Author: carol}), "carol@example.org/c entered and waits to be included: /invite carol@example.org", false},
 		6:  {notice(session.Notice{Kind: session.MemberExpired, Author: bob}), "bob@example.org/b is not responding", true},
 		7:  {notice(session.Notice{Kind: session.SecurityWarning, Author: bob, Err: errors.New("bad \x1b[31msignature"), Terminal: true}), "SECURITY WARNING about bob@example.org/b (the session stopped): bad [31msignature", true},
@@ -180,6 +180,7 @@ func TestViewNoticesToLines(t *testing.T) {
 		10: {notice(session.Notice{Kind: session.ReadReceipt, Author: bob}), "", false},
 		11: {notice(session.Notice{Kind: session.StateChanged, State: session.StateJoinFailed}), "session state: JOIN_FAILED", false},
 		12: {notice(session.Notice{Kind: session.Waiting, Author: bob}), "waits for older messages", true},
+		17: {notice(session.Notice{Kind: session.OpAccepted, Author: bob, OpKind: session.OpStart, Include: []string{alice, bob}}), "forming a session with bob@example.org (by bob@example.org): started", false},
 		13: {app.Event{Kind: app.EventJoined, Err: errors.New("nick in use")}, "could not join: nick in use", true},
 		14: {app.Event{Kind: app.EventDecision, Decision: trust.Decision{Kind: trust.KeyChanged, Member: bob, JID: "bob@example.org", Key: crypto.PublicKey{1}}}, "bob@example.org/b CHANGED its identity key", true},
 		15: {app.Event{Kind: app.EventDecision, Decision: trust.Decision{Kind: trust.KeyNew, Member: bob, JID: "bob@example.org", Key: crypto.PublicKey{1}, Trusted: true}}, "bob@example.org/b announced key", false},
