@@ -60,6 +60,7 @@ type peerOpts struct {
 	send      func(wire string)        // called (and may block) before each packet is sent
 	quiet     bool                     // do not log the channel's diagnostics
 	timing    *subsession.Timing       // nil: testTiming
+	classify  bool                     // count greeting packets apart (tap.greets)
 }
 
 // testTiming is the sessions' timing in these tests: LoopbackTiming's MI,
@@ -108,6 +109,7 @@ func (s *server) newPeer(t testing.TB, i int, room string, o peerOpts) *peer {
 	p.id = p.ch.Self()
 	p.tap = newTap(p.ch, o.intercept)
 	p.tap.watch, p.tap.sendHook = o.watch, o.send
+	p.tap.classify = o.classify
 	timing := testTiming()
 	if o.timing != nil {
 		timing = *o.timing
@@ -465,6 +467,7 @@ type tap struct {
 	intercept func(channel.Event) bool
 	watch     func(channel.Event)
 	sendHook  func(string)
+	classify  bool
 	quit      chan struct{}
 	done      chan struct{}
 	quitOnce  sync.Once
@@ -472,6 +475,7 @@ type tap struct {
 	events  atomic.Int64 // every event read from the channel
 	packets atomic.Int64 // EventPacket among them
 	own     atomic.Int64 // our own packets among them (echoes)
+	greets  atomic.Int64 // greeting packets among them (when classify is set)
 	frozen  atomic.Bool
 	froze   chan struct{} // closed when intercept fired
 }
@@ -489,6 +493,13 @@ func newTap(ch *xmpp.Channel, intercept func(channel.Event) bool) *tap {
 				tp.packets.Add(1)
 				if ev.Sender == self {
 					tp.own.Add(1)
+				}
+				if tp.classify {
+					if p, err := wire.DecodeWire(ev.Body); err == nil {
+						if _, ok := p.(*wire.GreetPacket); ok {
+							tp.greets.Add(1)
+						}
+					}
 				}
 			}
 			if tp.watch != nil {
