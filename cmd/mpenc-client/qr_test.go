@@ -1,6 +1,12 @@
 package main
 
 import (
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -47,5 +53,57 @@ func TestQRText(t *testing.T) {
 	// finder's dark top edge over its light inside, framed by dark sides.
 	if got := string([]rune(rows[2])[4:11]); got != " ▄▄▄▄▄ " {
 		t.Errorf("no finder pattern at the top left: %q", got)
+	}
+}
+
+// TestQRScans draws the rendered text back as pixels (█ light over light,
+// ▀ light over dark, ▄ dark over light, space dark over dark), scales it up,
+// and decodes it with zbarimg when that is installed: the code on screen
+// reads back as the URI.
+func TestQRScans(t *testing.T) {
+	zbar, err := exec.LookPath("zbarimg")
+	if err != nil {
+		t.Skip("zbarimg is not installed (apt-get install zbar-tools)")
+	}
+	uri := trust.URI("alice@example.org/mpenc-01020304-a1b2c3", crypto.PublicKey{9, 8, 7, 6, 5})
+	s, err := qrText(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := strings.Split(s, "\n")
+	const scale = 6
+	w := utf8.RuneCountInString(rows[0])
+	img := image.NewGray(image.Rect(0, 0, w*scale, 2*len(rows)*scale))
+	for y, row := range rows {
+		for x, r := range []rune(row) {
+			top, bottom := r == '█' || r == '▀', r == '█' || r == '▄'
+			for dy := range 2 * scale {
+				light := top
+				if dy >= scale {
+					light = bottom
+				}
+				for dx := range scale {
+					if light {
+						img.SetGray(x*scale+dx, 2*y*scale+dy, color.Gray{255})
+					}
+				}
+			}
+		}
+	}
+	p := filepath.Join(t.TempDir(), "qr.png")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := png.Encode(f, img); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	out, err := exec.Command(zbar, "--raw", "-q", p).Output()
+	if err != nil {
+		t.Fatalf("zbarimg: %v", err)
+	}
+	if got := strings.TrimSpace(string(out)); got != uri {
+		t.Fatalf("scanned %q, want %q", got, uri)
 	}
 }
