@@ -16,7 +16,14 @@
 //
 // The tests are named TestIntegration*. They drive real clients
 // (channel/xmpp), plus a bare client that is not mpenc for plain messages,
-// rooms configured otherwise and hostile input. Waits are bounded (30 s) to
-// fail rather than hang; nothing asserts timing. TestIntegrationMeasure*
-// only runs with MPENC_XMPP_MEASURE=1 (make xmpp-measure).
+// rooms configured otherwise and hostile input. TestIntegrationSession*
+// run real mpENC sessions (session.Session) over those channels: messages,
+// membership operations, a member dying during an operation (its socket
+// cut through a local TCP proxy), a server restart, plain and hostile
+// clients. Waits are bounded (30 s) to fail rather than hang; nothing
+// asserts timing. TestIntegrationMeasure* only runs with
+// MPENC_XMPP_MEASURE=1 (make xmpp-measure runs the channel-level ones);
+// TestIntegrationSessionBug* reproduce known session bugs and only run with
+// MPENC_XMPP_BUGS=1. MPENC_TEST_NOTICES=1 logs every session notice. See
+// docs/XMPP.md, "Sessions over XMPP".
 package integration
