@@ -15,6 +15,7 @@ import (
 // messages acknowledged, then quits.
 type plainUI struct {
 	c     *client
+	cur   string // the current room last announced
 	in    io.Reader
 	out   *bufio.Writer
 	posts chan func()
@@ -64,7 +65,14 @@ func (p *plainUI) note(text string, warning bool) {
 	p.println(text)
 }
 
-func (p *plainUI) roomsChanged()              {}
+// roomsChanged says which room input goes to when that changed.
+func (p *plainUI) roomsChanged() {
+	if p.c.cur != p.cur && len(p.c.order) > 1 {
+		p.println("-- messages now go to " + p.c.cur)
+	}
+	p.cur = p.c.cur
+}
+
 func (p *plainUI) membersChanged(v *roomView) {}
 func (p *plainUI) quit()                      { p.done = true }
 

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/mpenc/mpenc/app"
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/session"
@@ -244,3 +246,5 @@ func TestViewHistory(t *testing.T) {
 		t.Errorf("%d messages after a duplicate", len(v.msgs))
 	}
 }
+
+var nopLog = zerolog.Nop()
