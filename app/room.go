@@ -354,6 +354,9 @@ type Member struct {
 	Expired   bool   // not responding (no acknowledgement for a long time)
 	Absent    bool   // left the session on purpose
 	Self      bool
+	// LastSeen is when the member was last known alive (the send time of
+	// our latest message it acknowledged); zero if unknown.
+	LastSeen time.Time
 	// Trust: the key it announced last and what we think of it; HasKey
 	// is false if it announced none (a client that does not speak mpENC).
 	HasKey bool
@@ -383,8 +386,16 @@ func (m Member) Status() string {
 // status and trust, self first, then by id.
 func (r *Room) Members(ctx context.Context) ([]Member, error) {
 	var channel, members []string
+	seen := map[string]time.Time{}
 	if err := r.sess.Query(ctx, func(c *session.Core) {
 		channel, members = c.ChannelMembers(), c.Members()
+		if sub := c.Subsession(); sub != nil {
+			for _, m := range members {
+				if t, ok := sub.LastSeen(m); ok {
+					seen[m] = t
+				}
+			}
+		}
 	}); err != nil {
 		return nil, err
 	}
@@ -393,7 +404,7 @@ func (r *Room) Members(ctx context.Context) ([]Member, error) {
 	var out []Member
 	for _, id := range all {
 		out = append(out, Member{ID: id, InSession: slices.Contains(members, id), InRoom: slices.Contains(channel, id),
-			Expired: r.expired[id], Absent: r.absent[id], Self: id == r.self})
+			Expired: r.expired[id], Absent: r.absent[id], Self: id == r.self, LastSeen: seen[id]})
 	}
 	r.mu.Unlock()
 	for i := range out {

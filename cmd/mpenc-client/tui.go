@@ -406,6 +406,9 @@ func memberCell(m app.Member) string {
 		tr = "[gray]unverified[-]"
 	}
 	st := m.Status()
+	if m.Expired && !m.LastSeen.IsZero() {
+		st += ", silent " + time.Since(m.LastSeen).Round(time.Second).String()
+	}
 	return fmt.Sprintf("[%s]%s[-] %s\n   [gray]%s[-] %s", color, dot, name, st, tr)
 }
 

@@ -540,5 +540,9 @@ func memberLine(m app.Member) string {
 	if m.Self {
 		t = "you"
 	}
-	return fmt.Sprintf("%s: %s (%s)", oneLine(m.ID), m.Status(), t)
+	st := m.Status()
+	if m.Expired && !m.LastSeen.IsZero() {
+		st += fmt.Sprintf(" (no response since %s ago)", time.Since(m.LastSeen).Round(time.Second))
+	}
+	return fmt.Sprintf("%s: %s (%s)", oneLine(m.ID), st, t)
 }
