@@ -118,7 +118,9 @@ func (c *client) join(room, nick string, remember bool) {
 	if r := c.app.Room(room); r != nil {
 		c.cur = room
 		c.ui.roomsChanged()
-		st, _ := r.State(context.Background())
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		st, _ := r.State(ctx)
+		cancel()
 		if st == session.StateJoined {
 			c.ui.note("already in "+room, false)
 			return

@@ -334,6 +334,10 @@ func (v *roomView) opText(n session.Notice) string {
 		slices.Sort(out)
 		return strings.Join(slices.Compact(out), ", ")
 	}
+	byOther := n.Author != "" && n.Author != v.self
+	if byOther && v.self != "" && slices.Contains(n.Include, v.self) {
+		return oneLine(trust.Bare(n.Author)) + " including you"
+	}
 	var s string
 	switch n.OpKind {
 	case session.OpStart:
@@ -347,7 +351,7 @@ func (v *roomView) opText(n session.Notice) string {
 	default:
 		s = n.OpKind.String()
 	}
-	if n.Author != "" && n.Author != v.self && n.Kind != session.OpProposed {
+	if byOther && n.Kind != session.OpProposed {
 		s += " (by " + oneLine(trust.Bare(n.Author)) + ")"
 	}
 	return s
