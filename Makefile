@@ -5,7 +5,7 @@ FUZZTIME  ?= 2m
 BENCHTIME ?= 1s
 PKGS      := ./...
 
-.PHONY: demo test unit lint integration xmpp-measure fuzz bench tidy
+.PHONY: demo test unit sim lint integration xmpp-measure fuzz bench tidy
 
 ## demo: an encrypted conversation with a bot on this machine: builds the
 ## client and the bot, starts a throw-away Prosody (installing it when
@@ -16,7 +16,7 @@ demo:
 
 ## test: everything CI checks: formatting, vet, all tests, and the XMPP
 ## integration tests against a throw-away Prosody.
-test: lint unit integration
+test: lint unit sim integration
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -26,6 +26,12 @@ lint:
 ## unit: the Go tests (race detector on; vectors read from ../shared/vectors).
 unit:
 	$(GO) test -race -count=1 $(PKGS)
+
+## sim: the session simulator's 1,000 seeded runs (honest and hostile
+## rooms), without the race detector (the unit run covers 100 with it).
+## Replay one seed: go test ./session -run '^TestSimulator$$' -sim.seed=N -v
+sim:
+	$(GO) test -count=1 -timeout 20m -run '^TestSimulator' ./session/
 
 ## integration: the tests behind the `integration` build tag, against a
 ## throw-away Prosody on loopback started and always stopped by

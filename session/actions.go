@@ -116,7 +116,9 @@ func (c *Core) Send(text string, now time.Time) (transcript.ID, error) {
 	if c.fatal != nil {
 		return transcript.ID{}, c.fatal
 	}
-	if c.cur == nil || c.parting {
+	if c.cur == nil || c.parting || !c.excludedAt.IsZero() {
+		// Being excluded: the others have moved on to a subsession without
+		// us; a message now could only arrive after their FIN.
 		return transcript.ID{}, ErrNotJoined
 	}
 	id, err := c.cur.base.SendPayload(text, c.now)

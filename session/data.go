@@ -36,10 +36,10 @@ func (c *Core) onData(p *wire.DataPacket, w, sender string) {
 // couldBeOurs reports whether an undecryptable data packet from sender may
 // be meant for us, so that it waits in the trial buffer (and is reported
 // if it never opens): the sender is in our current subsession, we are not
-// being excluded, and the sender is not finishing an older subsession we
-// were not part of.
+// being excluded or parting, and the sender is not finishing an older
+// subsession we were not part of.
 func (c *Core) couldBeOurs(sender string) bool {
-	if c.cur == nil || !c.excludedAt.IsZero() || !slices.Contains(c.cur.base.Members(), sender) {
+	if c.cur == nil || !c.excludedAt.IsZero() || c.parting || !slices.Contains(c.cur.base.Members(), sender) {
 		return false
 	}
 	if until, ok := c.oldSenders[sender]; ok {
@@ -95,6 +95,21 @@ func (c *Core) drainNotices(s *sub) {
 	c.translate(s, s.base.TakeOutput().Notices)
 }
 
+// drainLeaving is drainNotices when we leave the room: the final
+// NotFullyAcked of others' messages are dropped (whether they reached the
+// others is no longer ours to know or to worry about); ours are kept.
+func (c *Core) drainLeaving(s *sub) {
+	ns := s.base.TakeOutput().Notices
+	keep := ns[:0]
+	for _, n := range ns {
+		if n.Kind == subsession.MsgNotFullyAcked && n.Author != c.cfg.Self {
+			continue
+		}
+		keep = append(keep, n)
+	}
+	c.translate(s, keep)
+}
+
 // translate turns a subsession's notices into session notices and acts on
 // those that concern the session (leave intents, shutdowns).
 func (c *Core) translate(s *sub, ns []subsession.Notice) {
@@ -135,12 +150,16 @@ func (c *Core) translate(s *sub, ns []subsession.Notice) {
 			if s == c.cur && n.Author != c.cfg.Self && slices.Contains(members, n.Author) {
 				c.taskExclude.add(n.Author)
 			}
-		case subsession.MemberExpired:
-			c.notify(Notice{Kind: MemberExpired, Author: n.Author})
-		case subsession.MemberPresent:
-			c.notify(Notice{Kind: MemberPresent, Author: n.Author})
-		case subsession.MemberAbsent:
-			c.notify(Notice{Kind: MemberAbsent, Author: n.Author})
+		case subsession.MemberExpired, subsession.MemberPresent, subsession.MemberAbsent:
+			// Presence is a property of the current subsession: one that is
+			// shutting down may hold members who moved on (excluded, then
+			// back in the room) and will never answer in it again.
+			if s != c.cur {
+				continue
+			}
+			kind := map[subsession.NoticeKind]NoticeKind{subsession.MemberExpired: MemberExpired,
+				subsession.MemberPresent: MemberPresent, subsession.MemberAbsent: MemberAbsent}[n.Kind]
+			c.notify(Notice{Kind: kind, Author: n.Author})
 		case subsession.FinComplete:
 			s.finished = true
 			c.onFinComplete(s, n.State)

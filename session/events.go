@@ -8,6 +8,7 @@ import (
 
 	"github.com/mpenc/mpenc/channel"
 	"github.com/mpenc/mpenc/internal/wire"
+	"github.com/mpenc/mpenc/subsession"
 )
 
 // HandleEvent processes one channel event, to completion, at now
@@ -128,11 +129,17 @@ func (c *Core) onOwnLeave(ev channel.Event) {
 	c.settleProposal(fmt.Errorf("%w: we left the room", ErrAborted))
 	c.settle(c.userOp, fmt.Errorf("%w: we left the room", ErrAborted))
 	excluded := !c.excludedAt.IsZero()
+	// Out of the room first: stopping the subsessions runs their shutdown
+	// hooks, which must not ask to kick or leave.
+	c.inChannel = false
+	c.channel = nil
 	for _, s := range c.subs() {
 		s.base.Stop(c.now)
-		c.drainNotices(s)
+		c.drainLeaving(s)
 	}
 	c.cur, c.prevs, c.state = nil, nil, nil
+	c.trial = subsession.NewTrialBuffer(c.cfg.Timing)
+	c.oldSenders = map[string]time.Time{}
 	c.so.Clear()
 	c.seniors, c.taskExclude, c.taskLeave = set{}, set{}, set{}
 	c.justSynced = false

@@ -79,7 +79,9 @@ func (c *Core) sessionMembers() []string {
 // the packet's own PUB_KEY entry when it has one (newcomers can do no
 // better; the ASKE authenticates it before anything completes).
 func (c *Core) verifyInitial(p *wire.GreetPacket) bool {
-	if c.state != nil {
+	// A START always carries fresh ephemeral keys: the founder's is its own
+	// PUB_KEY entry, whatever key we knew for it before.
+	if c.state != nil && p.Type != wire.GreetInitInitiatorUp {
 		if i := c.state.Position(p.Source); i >= 0 {
 			return p.Verify(c.state.EphemeralKeys[i])
 		}
@@ -104,8 +106,11 @@ func (c *Core) onInitial(p *wire.GreetPacket, ev channel.Event, both bool) {
 		return
 	}
 	// Group filter: a proposal from outside our group is none of our
-	// business (no blacklist, no chain entry).
-	if c.so.Synced() && !slices.Contains(c.sessionMembers(), p.Source) {
+	// business (no blacklist, no chain entry). Once an operation excluded
+	// us, neither is any proposal that does not keep us as a member: we
+	// only wait to be kicked.
+	if c.so.Synced() && !slices.Contains(c.sessionMembers(), p.Source) ||
+		!c.excludedAt.IsZero() && !slices.Contains(continuing(p), self) {
 		return
 	}
 	if own == nil && !c.verifyInitial(p) {
@@ -208,8 +213,13 @@ func (c *Core) acceptInitial(p *wire.GreetPacket, ev channel.Event, pid [32]byte
 	if err != nil && !errors.Is(err, greeter.ErrNotForThisOperation) {
 		c.opFailed(err)
 	}
-	if g.Excluded() {
+	switch {
+	case g.Excluded():
 		c.excludedAt = c.now // the D17 backstop runs from the pI
+	case slices.Contains(continuing(p), c.cfg.Self):
+		// Our group still counts us as a member: an exclusion we thought
+		// might have completed did not.
+		c.excludedAt = time.Time{}
 	}
 	c.scheduleAbort()
 	// IAL: someone excluded but not yet gone is in the new membership.
@@ -220,6 +230,19 @@ func (c *Core) acceptInitial(p *wire.GreetPacket, ev channel.Event, pid [32]byte
 		}
 	}
 	c.kick(ial)
+}
+
+// continuing returns the members an initial packet keeps from the previous
+// membership: an include's existing members, an exclude's or refresh's
+// members. A START keeps nobody (it starts afresh).
+func continuing(p *wire.GreetPacket) []string {
+	switch p.Type {
+	case wire.GreetIncludeAuxInitiatorUp:
+		return p.Members[:min(len(p.Nonces), len(p.Members))]
+	case wire.GreetExcludeAuxInitiatorDown, wire.GreetRefreshAuxInitiatorDown:
+		return p.Members
+	}
+	return nil
 }
 
 // opShape describes an operation for notices.
@@ -425,9 +448,10 @@ func (c *Core) endOp(reason error, ignored bool) {
 		// unsynced, keeping its seniors and join timer.
 		c.so.Clear()
 	}
-	if !c.excludedAt.IsZero() && !ignored {
-		c.excludedAt = time.Time{}
-	}
+	// An operation that excluded us and now seems to fail (a leave, an
+	// abort) may in fact have completed: we cannot see its final packet.
+	// We stay passive, waiting for the kick or the backstop, unless a later
+	// proposal of our group lists us as a continuing member (acceptInitial).
 	c.retryTrial()
 }
 
@@ -483,10 +507,13 @@ func (c *Core) complete() {
 	}
 	for len(c.prevs) > maxPrevs {
 		// Too many shutdowns at once: force-stop the oldest; what it had
-		// not seen acknowledged is reported.
-		c.prevs[0].base.Stop(c.now)
-		c.drainNotices(c.prevs[0])
-		c.prevs = c.prevs[1:]
+		// not seen acknowledged is reported. Its FinComplete, translated
+		// while draining, already takes it off the list; removing it again
+		// must not drop another one.
+		oldest := c.prevs[0]
+		oldest.base.Stop(c.now)
+		c.drainNotices(oldest)
+		c.prevs = slices.DeleteFunc(c.prevs, func(p *sub) bool { return p == oldest })
 	}
 	c.cur = nil
 	if len(res.Members) > 1 {

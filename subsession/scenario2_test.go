@@ -271,7 +271,9 @@ func TestScenario18LeaveIntent(t *testing.T) {
 	s.act(a, func(now time.Time) { f1, _ = a.s.Fin(now) })
 	s.run(2 * time.Second)
 	s.payload("B", "between")
-	s.run(2 * time.Second)
+	// A, parting, acks "between" within FinAckDelay: let that ack reach
+	// everyone before the forged FIN cites it.
+	s.run(5 * time.Second)
 	forger := newGroup("A", "B", "C").forger(t, "A")
 	f2 := forge(t, forger, transcript.KindFin, "", a.s.Heads()...)
 	_ = f1

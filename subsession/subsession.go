@@ -644,7 +644,13 @@ func (s *SessionBase) accepted(res transcript.Accepted, t time.Duration, text, w
 	} else {
 		if kind.Monitored() && !s.state.Done() {
 			d := s.timing.AckDelay
-			if kind == transcript.KindFin {
+			if kind == transcript.KindFin || s.hasFin {
+				// Others' FINs are acked at once (LIVENESS-NOTES §6); and
+				// once our own FIN is out, so is everything: the subsession
+				// completes about BC after its FIN is acked, long before the
+				// normal delay, and a message that crossed our FIN (sent by
+				// a member being excluded, say) would otherwise never be
+				// acked, a false "not seen" warning at its author.
 				d = s.timing.FinAckDelay
 			}
 			s.wantAck(t + d)

@@ -69,14 +69,14 @@ func chainsAgree(a, b *session.Core) error {
 	if len(ib) > len(ia) {
 		ia, ha, ib, hb = ib, hb, ia, ha
 	}
-	off := -1
+	off, found := 0, false
 	for k := range ib {
 		if i := slices.Index(ia, ib[k]); i >= 0 {
-			off = i - k
+			off, found = i-k, true // may be negative: ib starts earlier
 			break
 		}
 	}
-	if off < 0 {
+	if !found {
 		return fmt.Errorf("chains share no position")
 	}
 	common := 0

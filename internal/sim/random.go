@@ -68,6 +68,9 @@ func (s Scenario) String() string {
 	return fmt.Sprintf("seed %d: %d members, crashes %v, hostile %v", s.Seed, s.Members, s.Crashes, s.Hostile)
 }
 
+// Hook, when set, runs after every step of Scenario.Run (debugging aid).
+var Hook func(*World)
+
 // Run plays the scenario, checking CheckStep after every step and CheckEnd
 // at the end, and, for an honest run without crashes, that nobody got a
 // warning at all. It returns the world and the first violation.
@@ -81,6 +84,9 @@ func (s Scenario) Run() (*World, error) {
 		w.Add(ids[i], func(c *session.Config) { c.AutoInclude = autoInc })
 	}
 	w.OnStep = CheckStep
+	if Hook != nil {
+		w.OnStep = func(w *World) error { Hook(w); return CheckStep(w) }
+	}
 	end := w.Now().Add(s.Active)
 	msg := 0
 	for w.Now().Before(end) {

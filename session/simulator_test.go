@@ -1,0 +1,53 @@
+package session_test
+
+import (
+	"flag"
+	"testing"
+
+	"github.com/mpenc/mpenc/internal/sim"
+)
+
+var (
+	simSeeds = flag.Int("sim.seeds", 0, "number of seeded random runs per simulator test (default 1,000; 100 under -race)")
+	simSeed  = flag.Uint64("sim.seed", 0, "replay one seed of the simulator (with -run TestSimulator)")
+)
+
+func simulate(t *testing.T, hostile bool, name string) {
+	n := *simSeeds
+	if n == 0 {
+		// The race detector slows the simulator tenfold; `make sim` runs
+		// the full 1,000 seeds without it.
+		n = 1000
+		if raceEnabled {
+			n = 100
+		}
+	}
+	seeds := make([]uint64, 0, n)
+	if *simSeed != 0 {
+		seeds = append(seeds, *simSeed)
+	} else {
+		for s := 1; s <= n; s++ {
+			seeds = append(seeds, uint64(s))
+		}
+	}
+	if testing.Short() && *simSeed == 0 && len(seeds) > 50 {
+		seeds = seeds[:50]
+	}
+	failures := 0
+	for _, seed := range seeds {
+		sc := sim.NewScenario(seed, hostile)
+		w, err := sc.Run()
+		if err != nil {
+			failures++
+			t.Errorf("%v: %v at %v after %d steps\nreplay: go test ./session -run '^%s$' -sim.seed=%d -v",
+				sc, err, w.Now().Sub(sim.Start), w.Steps(), name, seed)
+			if failures >= 5 {
+				t.Fatal("stopping after 5 failing seeds")
+			}
+		}
+	}
+}
+
+// TestSimulator: seeded random runs over an honest room (with and without
+// crashes); see internal/sim for the invariants checked.
+func TestSimulator(t *testing.T) { simulate(t, false, "TestSimulator") }
