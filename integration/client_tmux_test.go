@@ -105,6 +105,11 @@ func TestIntegrationClientTmux(t *testing.T) {
 			t.Errorf("history lacks %q:\n%s", want, scr)
 		}
 	}
+	// The acknowledgements were recorded too: no message of ours from the
+	// first run is shown as unconfirmed.
+	if strings.Contains(scr, "?unconfirmed") {
+		t.Errorf("acknowledged messages shown as unconfirmed after the restart:\n%s", scr)
+	}
 	tm.typeLine("/quit")
 	if st := tm.waitExit(); st != "0" {
 		t.Fatalf("the restarted client exited with status %s; screen:\n%s", st, tm.screen())

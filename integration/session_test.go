@@ -341,9 +341,7 @@ func TestIntegrationSessionServerRestart(t *testing.T) {
 // is in the room of a session of three and writes in plain text. Every
 // member shows it as a Plain notice from its real JID, and it disturbs
 // nothing: no warning, messages flow, and a fourth device that enters
-// afterwards is included. (Members include by hand here: with AutoInclude
-// the plain client is proposed for inclusion, see
-// TestIntegrationSessionBugPlainClientAutoInclude.)
+// afterwards is included by hand.
 func TestIntegrationSessionPlainClient(t *testing.T) {
 	s := serverFromEnv(t)
 	room := s.newRoom(t)
@@ -351,6 +349,61 @@ func TestIntegrationSessionPlainClient(t *testing.T) {
 	r := s.rawDial(t, 5)
 	r.join(room, "plain-client", "")
 	plainAndLateJoin(t, s, room, ps, r, func(late *peer) { include(t, ps[0], late) })
+}
+
+// TestIntegrationSessionPlainClientAutoInclude: the same with members that
+// include whoever enters: the plain client (it announced no identity key)
+// is never proposed for inclusion, and the late device is included by
+// itself. (Found here: it used to be proposed, the operation stalled on
+// it, and its abort excluded honest members until the session collapsed.)
+func TestIntegrationSessionPlainClientAutoInclude(t *testing.T) {
+	s := serverFromEnv(t)
+	room := s.newRoom(t)
+	ps := s.formAuto(t, room, 3, peerOpts{})
+	r := s.rawDial(t, 5)
+	r.join(room, "plain-client", "")
+	plainAndLateJoin(t, s, room, ps, r, func(late *peer) { late.join() })
+}
+
+// TestIntegrationSessionStalledJoiner: three devices in a session (no
+// auto-inclusion); a client enters announcing an identity key, device 0
+// includes it, and it never answers (a hung client, played by a raw client
+// that stays in the room). After the operation timeout, (2+n)·(BC+1 s),
+// the operation is aborted (ABORT_DOWN) and the include fails; only the
+// silent newcomer was at fault, so nobody is excluded: the three stay in
+// one session and talk. (Found here: the abort used to blame every previous
+// member whose confirmation was missing, honest ones that never got their
+// turn, and excluded them one after the other.) LoopbackTiming keeps the
+// timeout at 9 s.
+func TestIntegrationSessionStalledJoiner(t *testing.T) {
+	s := serverFromEnv(t)
+	room := s.newRoom(t)
+	ps := s.formByHand(t, room, 3, loopback(peerOpts{}))
+	before := waitSession(t, ps)
+	r := s.rawDial(t, 5)
+	r.join(room, "hung", identityXML(testKey(t, 77)))
+	ps[0].waitNotes("the join request", func(ns []session.Notice) bool {
+		return slices.ContainsFunc(ns, func(n session.Notice) bool { return n.Kind == session.JoinRequest && n.Author == r.jid.String() })
+	})
+	if err := ps[0].sess.Include(ctxBound(t), []string{r.jid.String()}); !errors.Is(err, session.ErrAborted) {
+		t.Fatalf("include of a silent client: %v, want ErrAborted", err)
+	}
+	for _, p := range ps {
+		p.waitNotes("the operation ending", func(ns []session.Notice) bool {
+			return len(ofKind(ns, session.OpFailed)) > 0
+		})
+	}
+	exchange(t, ps, ps, "after the abort")
+	if v := waitSession(t, ps); v.sid != before.sid {
+		t.Fatal("the session changed")
+	}
+	for _, p := range ps {
+		for _, m := range ofKind(p.notices(), session.Membership) {
+			if len(m.Exclude) > 0 {
+				t.Errorf("%v: %v\n%s", p, m, dumpNotes(p.notices()))
+			}
+		}
+	}
 }
 
 // plainAndLateJoin is the body of the plain-client tests: r writes in
