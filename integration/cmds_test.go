@@ -42,13 +42,16 @@ func goTool() string {
 }
 
 // buildCommands builds mpenc-client and mpenc-bot into a temporary folder
-// (the build cache makes this a link step after the first time).
+// (the build cache makes this a link step after the first time), with the
+// race detector.
 func buildCommands(t *testing.T) (client, bot string) {
 	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, goTool(), "build", "-o", dir+"/", "./cmd/mpenc-client", "./cmd/mpenc-bot")
+	// With the race detector: a data race makes the command exit with
+	// status 66, which the tests see.
+	cmd := exec.CommandContext(ctx, goTool(), "build", "-race", "-o", dir+"/", "./cmd/mpenc-client", "./cmd/mpenc-bot")
 	cmd.Dir = ".."
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building the commands: %v\n%s", err, out)
