@@ -1,0 +1,79 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/mpenc/mpenc/app"
+	"github.com/mpenc/mpenc/store"
+)
+
+// TestIntegrationAppInviteRemembered: an invitation to someone who is not
+// in the room is remembered (channel/xmpp cannot send XMPP invitations), and
+// carried out when they enter: they are included without anyone acting,
+// although nobody includes newcomers automatically. Members then list each
+// other with their status, and the invitee's messages arrive.
+func TestIntegrationAppInviteRemembered(t *testing.T) {
+	s := serverFromEnv(t)
+	aAcct, bAcct := s.cmdAccount(t, 3), s.cmdAccount(t, 4)
+	room := s.newRoom(t)
+	a := s.newAppPeer(t, aAcct, t.TempDir())
+	from := a.mark()
+	ra := a.join(room, store.IncludeManual)
+	if ev := a.waitEvent(from, "a's join", func(ev app.Event) bool { return ev.Kind == app.EventJoined }); ev.Err != nil {
+		t.Fatalf("a's join: %v", ev.Err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cmdBound)
+	defer cancel()
+	text, err := ra.Invite(ctx, bare(bAcct.jid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text, "included when they enter") {
+		t.Errorf("invite answer: %q", text)
+	}
+
+	b := s.newAppPeer(t, bAcct, t.TempDir())
+	from = b.mark()
+	rb := b.join(room, store.IncludeManual)
+	if ev := b.waitEvent(from, "b's join", func(ev app.Event) bool { return ev.Kind == app.EventJoined }); ev.Err != nil {
+		t.Fatalf("b's join: %v", ev.Err)
+	}
+	a.waitEvent(0, "the remembered invitation carried out", func(ev app.Event) bool {
+		return ev.Kind == app.EventInfo && strings.Contains(ev.Text, "(invited)")
+	})
+	ms, err := ra.Members(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, m := range ms {
+		if m.ID == rb.Self() {
+			found = m.InSession && m.InRoom && m.HasKey && m.Status() == "member"
+		}
+	}
+	if !found {
+		t.Errorf("b is not a member in a's list: %+v", ms)
+	}
+	from = a.mark()
+	if _, err := rb.Send(ctx, "thanks for the invitation"); err != nil {
+		t.Fatal(err)
+	}
+	a.waitMessage(from, room, bare(bAcct.jid), "b's message", func(s string) bool { return s == "thanks for the invitation" })
+	// Inviting a member again says so.
+	if text, err := ra.Invite(ctx, bare(bAcct.jid)); err != nil || !strings.Contains(text, "already a member") {
+		t.Errorf("inviting a member: %q, %v", text, err)
+	}
+	for _, p := range []*appPeer{a, b} {
+		p.mu.Lock()
+		for _, ev := range p.evs {
+			if ev.Kind == app.EventNotice && ev.Notice.IsWarning() || ev.Kind == app.EventDecision && ev.Decision.Warning() {
+				t.Errorf("a warning: %v %v", ev.Notice, ev.Decision)
+			}
+		}
+		p.mu.Unlock()
+	}
+}
