@@ -284,7 +284,13 @@ func newTerm(t *testing.T, width, height int) *term {
 	tm := &term{t: t, socket: fmt.Sprintf("mpenc-test-%d-%d", os.Getpid(), time.Now().UnixNano()%1e9), session: "client"}
 	tm.run("-f", "/dev/null", "new-session", "-d", "-s", tm.session, "-x", fmt.Sprint(width), "-y", fmt.Sprint(height), "sleep 3600")
 	tm.run("set-option", "-g", "remain-on-exit", "on")
-	t.Cleanup(func() { _ = exec.Command("tmux", "-L", tm.socket, "kill-server").Run() })
+	sock := strings.TrimSpace(tm.run("display-message", "-p", "#{socket_path}"))
+	t.Cleanup(func() {
+		_ = exec.Command("tmux", "-L", tm.socket, "kill-server").Run()
+		if strings.Contains(sock, "mpenc-test-") {
+			_ = os.Remove(sock)
+		}
+	})
 	return tm
 }
 
