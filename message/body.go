@@ -1,6 +1,7 @@
 package message
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"unicode/utf8"
@@ -15,7 +16,14 @@ const (
 	bodyExplicitAck byte = 1
 	bodyHeartBeat   byte = 2
 	bodyConsistency byte = 3
+	// bodyChainCheck is our addition: `\x04["<packet id hex>","<chain
+	// hash hex>"]`, lowercase hex of 32 bytes each. A reference peer cannot
+	// decode it; sessions with reference peers must not send it.
+	bodyChainCheck byte = 4
 )
+
+// chainCheckSize is the length of an encoded ChainCheck body.
+const chainCheckSize = 1 + len(`["`) + 64 + len(`","`) + 64 + len(`"]`)
 
 var (
 	// ErrBody: a MESSAGE_BODY that is not exactly one canonical encoding of
@@ -32,6 +40,14 @@ type Body struct {
 	Kind transcript.Kind
 	// Text is the content of a Payload, valid UTF-8; empty for other kinds.
 	Text string
+	// Chain is the position a ChainCheck states; nil for other kinds.
+	Chain *ChainPosition
+}
+
+// ChainPosition is a position in the ServerOrder chain: the id of the
+// packet that created a subsession and the chain hash after it.
+type ChainPosition struct {
+	PacketID, ChainHash [32]byte
 }
 
 // The fixed encodings of the field-less or boolean bodies.
@@ -76,6 +92,15 @@ func appendBody(dst []byte, b Body) ([]byte, error) {
 		return append(dst, encFlush...), nil
 	case transcript.KindFin:
 		return append(dst, encFin...), nil
+	case transcript.KindChainCheck:
+		if b.Chain == nil {
+			return nil, fmt.Errorf("%w: ChainCheck without a position", ErrNotSendable)
+		}
+		dst = append(dst, bodyChainCheck, '[', '"')
+		dst = hex.AppendEncode(dst, b.Chain.PacketID[:])
+		dst = append(dst, '"', ',', '"')
+		dst = hex.AppendEncode(dst, b.Chain.ChainHash[:])
+		return append(dst, '"', ']'), nil
 	}
 	return nil, fmt.Errorf("%w: unknown kind %v", ErrNotSendable, b.Kind)
 }
@@ -144,10 +169,37 @@ func DecodeBody(b []byte) (Body, error) {
 		case string(encFin):
 			return Body{Kind: transcript.KindFin}, nil
 		}
+	case bodyChainCheck:
+		if pos, ok := parseChainCheck(b); ok {
+			return Body{Kind: transcript.KindChainCheck, Chain: pos}, nil
+		}
 	default:
 		return Body{}, fmt.Errorf("%w: unknown body type %d", ErrBody, b[0])
 	}
 	return Body{}, fmt.Errorf("%w: fields of body type %d", ErrBody, b[0])
+}
+
+// parseChainCheck parses exactly the encoding EncodeBody writes (lowercase
+// hex only: one body, one byte string).
+func parseChainCheck(b []byte) (*ChainPosition, bool) {
+	if len(b) != chainCheckSize || string(b[1:3]) != `["` || string(b[67:70]) != `","` || string(b[134:]) != `"]` {
+		return nil, false
+	}
+	var pos ChainPosition
+	for _, f := range []struct {
+		src []byte
+		dst []byte
+	}{{b[3:67], pos.PacketID[:]}, {b[70:134], pos.ChainHash[:]}} {
+		for _, c := range f.src {
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+				return nil, false
+			}
+		}
+		if _, err := hex.Decode(f.dst, f.src); err != nil {
+			return nil, false
+		}
+	}
+	return &pos, true
 }
 
 // parsePayload parses `["…"]` with the string in canonical form.

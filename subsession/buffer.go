@@ -1,6 +1,7 @@
 package subsession
 
 import (
+	"github.com/mpenc/mpenc/message"
 	"math"
 	"slices"
 	"time"
@@ -19,6 +20,7 @@ func BufferCap(n int) int { return int(4 * math.Max(16, 8*math.Sqrt(float64(n)))
 
 // bufEntry is a verified, decrypted message waiting for parents.
 type bufEntry struct {
+	chain   *message.ChainPosition // a ChainCheck's position
 	id      transcript.ID
 	author  int
 	parents []transcript.ID

@@ -321,12 +321,31 @@ func (s *SessionBase) SendLeaveIntent(now time.Time) (first, second transcript.I
 	return first, second, err
 }
 
+// SendChainCheck states the ServerOrder position that created this
+// subsession (our addition, SESSION-RULES §5): members compare it with
+// theirs. Allowed while JOINED and not failed.
+func (s *SessionBase) SendChainCheck(pos message.ChainPosition, now time.Time) (transcript.ID, error) {
+	t := s.enter(now)
+	switch {
+	case s.state != Joined:
+		return transcript.ID{}, ErrState
+	case s.failed:
+		return transcript.ID{}, ErrFailed
+	}
+	return s.sendBody(message.Body{Kind: transcript.KindChainCheck, Chain: &pos}, t)
+}
+
 // sendAt makes, records and queues a new message of ours.
 func (s *SessionBase) sendAt(kind transcript.Kind, text string, t time.Duration) (transcript.ID, error) {
+	return s.sendBody(message.Body{Kind: kind, Text: text}, t)
+}
+
+func (s *SessionBase) sendBody(b message.Body, t time.Duration) (transcript.ID, error) {
+	kind, text := b.Kind, b.Text
 	if s.zeroed {
 		return transcript.ID{}, ErrState
 	}
-	body, err := message.EncodeBody(message.Body{Kind: kind, Text: text})
+	body, err := message.EncodeBody(b)
 	if err != nil {
 		return transcript.ID{}, fmt.Errorf("subsession: %w", err)
 	}
@@ -355,7 +374,7 @@ func (s *SessionBase) sendAt(kind transcript.Kind, text string, t time.Duration)
 	case transcript.KindFin:
 		s.stats.Fins++
 	}
-	s.accepted(res, t, text, sealed.Wire, false)
+	s.accepted(res, t, text, b.Chain, sealed.Wire, false)
 	return sealed.ID, nil
 }
 
@@ -421,7 +440,7 @@ func (s *SessionBase) Receive(p *wire.DataPacket, w string, sender string, now t
 		s.wake(id, t)
 		return Result{Outcome: Rejected, ID: id, Author: author, Err: err}
 	}
-	e := &bufEntry{id: id, author: o.Author, parents: o.Parents, kind: body.Kind, text: body.Text, wire: w}
+	e := &bufEntry{id: id, author: o.Author, parents: o.Parents, kind: body.Kind, text: body.Text, chain: body.Chain, wire: w}
 	out, err := s.offer(e, t, false)
 	if out == Accepted || out == Rejected {
 		s.wake(id, t)
@@ -447,7 +466,7 @@ func (s *SessionBase) offer(e *bufEntry, t time.Duration, fromBuffer bool) (Outc
 	switch {
 	case err == nil:
 		s.stats.Accepted++
-		s.accepted(res, t, e.text, e.wire, e.reported)
+		s.accepted(res, t, e.text, e.chain, e.wire, e.reported)
 		return Accepted, nil
 	case errors.As(err, &mp):
 		e.missing = mp.Missing
@@ -616,13 +635,13 @@ func (s *SessionBase) duplicate(idx transcript.Index, t time.Duration) {
 
 // accepted does the bookkeeping of a message that entered the transcript
 // (ours at send time, others' when their parents were all there).
-func (s *SessionBase) accepted(res transcript.Accepted, t time.Duration, text, w string, late bool) {
+func (s *SessionBase) accepted(res transcript.Accepted, t time.Duration, text string, chain *message.ChainPosition, w string, late bool) {
 	idx := res.Index
 	author, kind := s.g.Author(idx), s.g.Kind(idx)
 	own := author == s.self
 	id := s.g.ID(idx)
 	s.emit(Notice{Kind: MsgAccepted, At: s.at(t), ID: id, Index: idx, Author: s.members[author], Own: own,
-		Body: kind, Text: text, Late: late, AfterOwnFin: !own && s.hasFin && kind == transcript.KindPayload})
+		Body: kind, Text: text, Chain: chain, Late: late, AfterOwnFin: !own && s.hasFin && kind == transcript.KindPayload})
 	if kind == transcript.KindPayload {
 		s.payloadsUnacked++
 	}

@@ -3,6 +3,7 @@ package subsession
 import (
 	"errors"
 	"fmt"
+	"github.com/mpenc/mpenc/message"
 	"time"
 
 	"github.com/mpenc/mpenc/transcript"
@@ -155,6 +156,8 @@ type Notice struct {
 	Own    bool
 	Body   transcript.Kind
 	Text   string
+	// Chain (MsgAccepted of a ChainCheck): the position it states.
+	Chain *message.ChainPosition
 
 	// AfterOwnFin (MsgAccepted): a Payload by someone else outside the
 	// ancestors of our FIN; show it with a permanent "arrived after you

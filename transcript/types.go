@@ -33,7 +33,8 @@ type Index uint32
 
 // Kind is what a message's body is, as far as ordering, acks and liveness
 // care. The body codec (package message) maps the wire body types onto it:
-// 0 Payload, 1 ExplicitAck [manual], 2 HeartBeat, 3 Consistency [close].
+// 0 Payload, 1 ExplicitAck [manual], 2 HeartBeat, 3 Consistency [close],
+// and our addition 4 ChainCheck.
 type Kind uint8
 
 // Kinds of messages.
@@ -44,10 +45,14 @@ const (
 	KindHeartBeat             // body type 2: decoded, never sent (LIVENESS-NOTES §5)
 	KindFlush                 // body type 3, [false]: "please ack now", also our heartbeat
 	KindFin                   // body type 3, [true]: FIN, the author closes the subsession
+	// KindChainCheck is our addition (body type 4): the author states the
+	// ServerOrder position that created the subsession, so that members
+	// can compare what the server showed them (SESSION-RULES §5).
+	KindChainCheck
 	numKinds
 )
 
-var kindNames = [numKinds]string{"Payload", "AutoAck", "ManualAck", "HeartBeat", "Flush", "Fin"}
+var kindNames = [numKinds]string{"Payload", "AutoAck", "ManualAck", "HeartBeat", "Flush", "Fin", "ChainCheck"}
 
 // String returns the kind's name.
 func (k Kind) String() string {
