@@ -404,3 +404,53 @@ func TestAbandonKeepsPreviousState(t *testing.T) {
 	r.tamper = nil
 	r.mustOp(m[0], slices.Clone(all))
 }
+
+// Late packets of a failed attempt to include a newcomer reach the room
+// after the initial packet of the next attempt, made after another member
+// was excluded (SESSION-RULES: the include fails by LOI, the dead member is
+// excluded, the newcomer is included again). The newcomer's ephemeral key
+// is new with every attempt, so its old packets, its own included as it
+// sees them come back, do not verify under the new key: they belong to
+// another operation, are ignored, and the new attempt completes. (The
+// integration test TestIntegrationSessionLateGreetingPacket is the same
+// over XMPP.)
+func TestLatePacketsOfFailedInclude(t *testing.T) {
+	all := ids(5)
+	r := newRoom(t, 12, all...)
+	r.mustOp(all[0], all[:4])
+	var late []string
+	r.tamper = func(k int, sender, w string) string {
+		late = append(late, w)
+		if greetType(t, w) == wire.GreetIncludeAuxParticipantConfirmDown {
+			return "" // the first attempt never completes
+		}
+		return w
+	}
+	o, err := r.run(all[1], all, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m, g := range o.greetings {
+		if g.Result() != nil {
+			t.Fatalf("%s completed the first attempt", m)
+		}
+		g.Abandon()
+	}
+	r.tamper = nil
+	r.mustOp(all[0], all[:3]) // the dead member goes
+	r.inject = func(k int) [][2]string {
+		if k != 0 {
+			return nil
+		}
+		var out [][2]string
+		for _, w := range late[1:] { // every answer, after the new initial packet
+			p, err := wire.DecodeWire(w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, [2]string{p.(*wire.GreetPacket).Source, w})
+		}
+		return out
+	}
+	r.mustOp(all[1], []string{all[0], all[1], all[2], all[4]})
+}

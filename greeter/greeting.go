@@ -509,6 +509,29 @@ func isSubsequence(sub, seq []string) bool {
 // ------------------------------------------------------------------
 // Receiving
 
+// stableKey returns member's ephemeral key if it signs every packet the
+// member sends in this operation and in any other it may still have packets
+// of: an existing member's key, which include, exclude and refresh keep
+// (known from the previous state or, for a newcomer, from the include's
+// initial packet). A START gives everyone a fresh key, an include gives
+// one to each newcomer, and ours may be fresh: a late packet of a failed
+// attempt carries another key, which proves nothing.
+func (g *Greeting) stableKey(member string) (crypto.PublicKey, bool) {
+	i := slices.Index(g.members, member)
+	switch {
+	case i < 0 || g.op == wire.OpStart:
+		return crypto.PublicKey{}, false
+	case g.op == wire.OpInclude && i >= g.prevCount:
+		return crypto.PublicKey{}, false
+	case i == g.pos && g.freshEph:
+		return crypto.PublicKey{}, false
+	case i == g.pos && g.eph != nil:
+		return g.eph.Public(), true
+	}
+	k, ok := g.knownEph[i]
+	return k, ok
+}
+
 // Receive processes one greeting packet delivered by the channel, our own
 // echoes included, and returns the packet to broadcast in answer ("" if
 // none).
@@ -532,16 +555,10 @@ func (g *Greeting) Receive(p *wire.GreetPacket) (string, error) {
 	if err := g.belongs(p); err != nil {
 		// A packet of another operation is normal (a late packet of an
 		// operation that failed). But one that claims a sender whose
-		// ephemeral key we know and does not verify under it was altered
-		// or forged: that ends the operation.
-		if src := slices.Index(g.members, p.Source); src >= 0 {
-			k, ok := g.knownEph[src]
-			if src == g.pos && g.eph != nil {
-				k, ok = g.eph.Public(), true
-			}
-			if ok && !p.Verify(k) {
-				return "", g.fail(fmt.Errorf("altered or forged packet from %q: %v", p.Source, err))
-			}
+		// ephemeral key is stable across operations and does not verify
+		// under it was altered or forged: that ends the operation.
+		if k, ok := g.stableKey(p.Source); ok && !p.Verify(k) {
+			return "", g.fail(fmt.Errorf("altered or forged packet from %q: %v", p.Source, err))
 		}
 		return "", err
 	}

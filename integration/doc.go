@@ -22,8 +22,7 @@
 // cut through a local TCP proxy), a server restart, plain and hostile
 // clients. Waits are bounded (30 s) to fail rather than hang; nothing
 // asserts timing. TestIntegrationMeasure* only runs with
-// MPENC_XMPP_MEASURE=1 (make xmpp-measure runs them all);
-// TestIntegrationSessionBug* reproduce known session bugs and only run with
-// MPENC_XMPP_BUGS=1. MPENC_TEST_NOTICES=1 logs every session notice. See
+// MPENC_XMPP_MEASURE=1 (make xmpp-measure runs them all).
+// MPENC_TEST_NOTICES=1 logs every session notice. See
 // docs/XMPP.md, "Sessions over XMPP".
 package integration

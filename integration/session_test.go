@@ -242,9 +242,9 @@ func TestIntegrationSessionDisconnectDuringOperation(t *testing.T) {
 		t.Fatal("same session id after the exclusion")
 	}
 	// The newcomer answered the failed operation. Let its answer come back
-	// before including it again: a packet of the failed operation that
-	// arrives during the next one fails that one for the newcomer alone
-	// (TestIntegrationSessionBugLateGreetingPacket).
+	// before including it again, so that this test stays about the
+	// disconnection (TestIntegrationSessionLateGreetingPacket covers a late
+	// answer).
 	newcomer.waitOwnEcho()
 	include2(t, ps[0], newcomer, joined)
 	all := append(slices.Clone(rest), newcomer)
