@@ -104,7 +104,7 @@ func (c *Core) Part(now time.Time) (*Op, error) {
 		c.drain(c.cur)
 	default:
 		c.partOp, c.parting = op, true
-		c.leaveAt = c.now
+		c.leaveIfParted()
 	}
 	return op, nil
 }

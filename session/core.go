@@ -9,6 +9,7 @@ import (
 
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/greeter"
+	"github.com/mpenc/mpenc/message"
 	"github.com/mpenc/mpenc/subsession"
 	"github.com/mpenc/mpenc/transcript"
 )
@@ -31,6 +32,12 @@ type Config struct {
 	// StayIfLastMember keeps us in the room, keeping the chain, when
 	// everyone else has been excluded (stayIfLastMember of the reference).
 	StayIfLastMember bool
+	// NoChainCheck turns off the server-order check (docs/PROTOCOL.md §8):
+	// after each operation every member states the ServerOrder position
+	// that created the new subsession, as a message of body type 4, and
+	// members compare. Reference (mpenc_js) peers cannot decode it: set
+	// this only in rooms with such peers.
+	NoChainCheck bool
 	// MaxRejoins is how many times a joining member kicked by the others
 	// (rule EO or EAL) re-enters by itself before giving up; 0 means 2.
 	MaxRejoins int
@@ -104,9 +111,10 @@ type Core struct {
 	taskLeave   set
 	justSynced  bool
 
-	proposal  *proposal   // our proposal waiting for its echo
-	withdrawn []*proposal // proposals we gave up on, still recognised if echoed late
-	userOp    *Op         // the pending include/exclude/refresh (one at a time, D3)
+	proposal  *proposal          // our proposal waiting for its echo
+	rejected  []rejectedProposal // initial packets ServerOrder refused, newest last
+	withdrawn []*proposal        // proposals we gave up on, still recognised if echoed late
+	userOp    *Op                // the pending include/exclude/refresh (one at a time, D3)
 	joinOp    *Op
 	partOp    *Op
 	parting   bool
@@ -155,6 +163,14 @@ type sub struct {
 	ref      transcript.TranscriptRef
 	sid      [32]byte
 	finished bool // its FinComplete was seen
+	excluded set  // members the operation that retired it excluded
+
+	// The server-order check: the position that created the subsession,
+	// who has stated the same, and when to report those who did not.
+	expect    message.ChainPosition
+	checked   set
+	checkDue  time.Time
+	checkDone bool
 }
 
 // running is an operation accepted by ServerOrder and not ended yet.

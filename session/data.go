@@ -117,6 +117,9 @@ func (c *Core) translate(s *sub, ns []subsession.Notice) {
 	for _, n := range ns {
 		switch n.Kind {
 		case subsession.MsgAccepted:
+			if n.Body == transcript.KindChainCheck && !n.Own {
+				c.chainCheckReceived(s, n.Author, n.Chain)
+			}
 			ready, ok, err := c.log.Append(s.ref, n.Index, n.Text)
 			if err != nil {
 				c.setFatal(fmt.Errorf("session: message log: %w", err))
@@ -135,8 +138,11 @@ func (c *Core) translate(s *sub, ns []subsession.Notice) {
 			// Only Payloads' acknowledgement is the user's business (the
 			// reference forwards only these too); FINs, flushes and
 			// heartbeats have their own consequences (PART_FAILED, expiry).
+			// Members the group excluded since are gone on purpose too:
+			// their silence is information, not an alarm.
 			if n.Body == transcript.KindPayload {
-				c.notify(Notice{Kind: NotFullyAcked, ID: n.ID, Author: n.Author, Members: n.Members, Final: n.Final, Absent: n.Absent})
+				absent := n.Absent || len(s.excluded) > 0 && !slices.ContainsFunc(n.Members, func(m string) bool { return !s.excluded[m] })
+				c.notify(Notice{Kind: NotFullyAcked, ID: n.ID, Author: n.Author, Members: n.Members, Final: n.Final, Absent: absent})
 			}
 		case subsession.MsgNotAccepted:
 			c.notify(Notice{Kind: Waiting, ID: n.ID, Author: n.Author, Missing: n.Missing})
@@ -178,15 +184,25 @@ func (c *Core) onFinComplete(s *sub, st subsession.State) {
 	case s != c.cur:
 		c.prevs = slices.DeleteFunc(c.prevs, func(p *sub) bool { return p == s })
 	default:
-		if c.parting && c.inChannel {
-			// Our leave intent's subsession is done: leave the room. The
-			// others exclude us and kick us if we are still there.
-			if st == subsession.PartFailed {
-				c.lastOutcome = StatePartFailed
-			}
-			c.leaveAt = c.now
+		if c.parting && st == subsession.PartFailed {
+			c.lastOutcome = StatePartFailed
 		}
 	}
+	c.leaveIfParted()
+}
+
+// leaveIfParted leaves the room once a part has finished every subsession
+// we still hold: the current one (our leave intent) and any previous one
+// still shutting down, so the acks of our last messages are not lost by
+// leaving early. The others exclude us and kick us if we are still there.
+func (c *Core) leaveIfParted() {
+	if !c.parting || !c.inChannel || len(c.prevs) > 0 {
+		return
+	}
+	if c.cur != nil && !c.cur.base.State().Done() {
+		return
+	}
+	c.leaveAt = c.now
 }
 
 // heads returns the current subsession's heads, as LATEST_PM.

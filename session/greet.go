@@ -10,6 +10,7 @@ import (
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/greeter"
 	"github.com/mpenc/mpenc/internal/wire"
+	"github.com/mpenc/mpenc/message"
 	"github.com/mpenc/mpenc/subsession"
 	"github.com/mpenc/mpenc/transcript"
 )
@@ -129,6 +130,9 @@ func (c *Core) onInitial(p *wire.GreetPacket, ev channel.Event, both bool) {
 		if own != nil {
 			c.rejectProposal(own, fmt.Errorf("%w: %w", ErrRejected, err))
 		}
+		if wasSynced && !slices.Contains(c.so.PacketIDs(), pid) {
+			c.rememberRejected(pid, p)
+		}
 		return
 	}
 	c.acceptInitial(p, ev, pid, own, wasSynced)
@@ -167,15 +171,10 @@ func (c *Core) acceptInitial(p *wire.GreetPacket, ev channel.Event, pid [32]byte
 	g, out, err := c.gr.Accept(prev, p, ownProp)
 	op := &running{
 		g: g, pi: pid, initiator: p.Source, members: slices.Clone(p.Members),
-		prevMembers: c.sessionMembers(), started: c.now, own: own, piKeys: map[string]crypto.PublicKey{},
+		prevMembers: c.sessionMembers(), started: c.now, own: own, piKeys: initialKeys(p),
 	}
 	if !wasSynced {
 		op.prevMembers = nil // a newcomer knows no previous membership
-	}
-	for i, k := range p.PubKeys {
-		if i < len(p.Members) {
-			op.piKeys[p.Members[i]] = k
-		}
 	}
 	// Who may abort it, from the initial packet alone, so that every member
 	// agrees: the continuing members whose key the packet lists (an
@@ -380,13 +379,73 @@ func (c *Core) sendAbort() {
 	c.send(wire.Armour(raw))
 }
 
+// initialKeys maps the members of an initial packet to the ephemeral keys
+// it lists for them.
+func initialKeys(p *wire.GreetPacket) map[string]crypto.PublicKey {
+	keys := make(map[string]crypto.PublicKey, len(p.PubKeys))
+	for i, k := range p.PubKeys {
+		if i < len(p.Members) {
+			keys[p.Members[i]] = k
+		}
+	}
+	return keys
+}
+
+// maxRejected bounds the proposals remembered by rememberRejected.
+const maxRejected = 16
+
+// rejectedProposal is an initial packet from our group that ServerOrder
+// refused: with the same server order, no member of our session at that
+// point can have accepted it.
+type rejectedProposal struct {
+	pi      [32]byte
+	members []string // our session's members when we refused it
+	keys    map[string]crypto.PublicKey
+}
+
+// rememberRejected notes a refused initial packet, so that an abort of it
+// by a member of our session shows that the server gave us different
+// orders (SESSION-RULES §5).
+func (c *Core) rememberRejected(pi [32]byte, p *wire.GreetPacket) {
+	if len(c.rejected) == maxRejected {
+		c.rejected = slices.Delete(c.rejected, 0, 1)
+	}
+	c.rejected = append(c.rejected, rejectedProposal{pi: pi, members: slices.Clone(c.sessionMembers()), keys: initialKeys(p)})
+}
+
+// abortOfRejected warns when a member of our session aborts, with a valid
+// signature, an operation whose initial packet we refused: it accepted
+// what we refused at the same point of the order, which only a server
+// showing members different orders can bring about. Reports whether the
+// abort named such an operation.
+func (c *Core) abortOfRejected(p *wire.GreetPacket) bool {
+	i := slices.IndexFunc(c.rejected, func(r rejectedProposal) bool { return r.pi == *p.AbortPI })
+	if i < 0 || slices.Contains(c.so.PacketIDs(), *p.AbortPI) {
+		return false
+	}
+	r := c.rejected[i]
+	k, ok := r.keys[p.Source]
+	if !ok || p.Source == c.cfg.Self || !slices.Contains(r.members, p.Source) || k != p.PubKeys[0] || !p.Verify(k) {
+		return false
+	}
+	c.rejected = slices.Delete(c.rejected, i, i+1) // one warning per operation
+	c.warn(p.Source, fmt.Errorf("%w: %s ran an operation (%x) that the server order made us refuse",
+		ErrServerSplit, p.Source, p.AbortPI[:4]))
+	return true
+}
+
 // onAbort handles ABORT_DOWN: ServerOrder takes it like a final packet of
 // the running operation if it names it, comes from a member allowed to
 // abort, and verifies.
 func (c *Core) onAbort(p *wire.GreetPacket, ev channel.Event) {
+	if p.AbortPI == nil || len(p.PubKeys) != 1 {
+		return
+	}
 	op := c.op
-	if op == nil || !c.so.Ongoing() || p.AbortPI == nil || *p.AbortPI != op.pi ||
-		!slices.Equal(p.Members, op.members) || len(p.PubKeys) != 1 {
+	if (op == nil || *p.AbortPI != op.pi) && c.abortOfRejected(p) {
+		return
+	}
+	if op == nil || !c.so.Ongoing() || *p.AbortPI != op.pi || !slices.Equal(p.Members, op.members) {
 		return
 	}
 	k, ok := op.piKeys[p.Source]
@@ -499,6 +558,8 @@ func (c *Core) complete() {
 	prevRef := transcript.NoTranscript
 	if old := c.cur; old != nil {
 		prevRef = old.ref
+		old.excluded = set{}
+		old.excluded.add(X...)
 		c.prevs = append(c.prevs, old)
 		if old.base.State() == subsession.Joined {
 			old.base.Fin(c.now)
@@ -524,6 +585,7 @@ func (c *Core) complete() {
 		}
 		c.cur = s
 		c.state = res
+		c.startChainCheck(s)
 	} else {
 		c.state = nil // solo: the next inclusion starts afresh
 	}
@@ -600,6 +662,51 @@ func (c *Core) newSub(res *greeter.State, prevRef transcript.TranscriptRef, late
 		return nil, err
 	}
 	return &sub{base: base, ref: ref, sid: res.SID}, nil
+}
+
+// startChainCheck sends our statement of the position that created s
+// (SESSION-RULES §5) and arms the wait for everyone else's.
+func (c *Core) startChainCheck(s *sub) {
+	if c.cfg.NoChainCheck {
+		return
+	}
+	s.expect = message.ChainPosition{PacketID: c.so.PrevPF(), ChainHash: c.so.PrevCH()}
+	s.checked = set{}
+	s.checkDue = c.now.Add(c.cfg.Timing.FA)
+	if _, err := s.base.SendChainCheck(s.expect, c.now); err == nil {
+		c.drain(s)
+	}
+}
+
+// chainCheckReceived compares a member's statement with ours.
+func (c *Core) chainCheckReceived(s *sub, author string, pos *message.ChainPosition) {
+	if c.cfg.NoChainCheck || s.checked == nil || pos == nil || s.checked[author] {
+		return
+	}
+	s.checked.add(author)
+	if *pos != s.expect {
+		// The server showed us and the author different histories (a
+		// reordered or altered packet, a forged proposal): we cannot tell
+		// which of us it lied to, and nothing built on this chain is safe.
+		c.setFatal(fmt.Errorf("%w: %s saw a different server order (packet %x, chain %x) than we did (%x, %x)",
+			ErrServerSplit, author, pos.PacketID[:4], pos.ChainHash[:4], s.expect.PacketID[:4], s.expect.ChainHash[:4]))
+	}
+}
+
+// chainCheckDue reports the members of the current subsession that did
+// not state their position within FA (once).
+func (c *Core) chainCheckDue() {
+	s := c.cur
+	if s == nil || s.checkDone || s.checked == nil || !due(s.checkDue, c.now) {
+		return
+	}
+	s.checkDone = true
+	for _, m := range s.base.Members() {
+		if m != c.cfg.Self && !s.checked[m] && slices.Contains(c.channel, m) &&
+			s.base.Presence(m) != subsession.IntentAbsent && s.base.Presence(m) != subsession.MemberParting {
+			c.warn(m, fmt.Errorf("session: %s did not confirm the server order of this subsession", m))
+		}
+	}
 }
 
 // logHeads returns the message log's heads for a membership notice.

@@ -56,7 +56,7 @@ const (
 	FullyAcked
 	// NotFullyAcked: the message is not acknowledged by Members in time (a
 	// persistent state of the message, cleared by FullyAcked). ID, Members,
-	// Final (can no longer be verified), Absent (all named left on purpose).
+	// Final (can no longer be verified), Absent (all named left on purpose or were excluded since).
 	NotFullyAcked
 	// ReadReceipt: Author acknowledged our messages up to ID manually.
 	ReadReceipt
@@ -165,7 +165,8 @@ type Notice struct {
 
 // IsWarning reports whether this notice signals that something is wrong:
 // a warning kind, except a NotFullyAcked whose named members all left on
-// purpose (their FIN was fully acked): that is information, not alarm.
+// purpose (their FIN was fully acked) or were excluded by the group since:
+// that is information, not alarm.
 func (n Notice) IsWarning() bool {
 	if n.Kind == NotFullyAcked && n.Absent {
 		return false

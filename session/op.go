@@ -63,6 +63,10 @@ var (
 	ErrJoinTimeout = errors.New("session: nobody included us in time")
 	// ErrClosed: the session is closed.
 	ErrClosed = errors.New("session: closed")
+	// ErrServerSplit: evidence that the server showed members different
+	// orders of the room (a chain check that does not match, an abort of
+	// an operation we refused). Nothing built on the split is safe.
+	ErrServerSplit = errors.New("session: the server showed members different histories")
 )
 
 // Op is the handle of a user operation. It settles exactly once, with a

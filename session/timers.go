@@ -37,6 +37,9 @@ func (c *Core) NextDeadline() (time.Time, bool) {
 	if !c.excludedAt.IsZero() {
 		consider(c.backstop(), true)
 	}
+	if c.cur != nil && c.cur.checked != nil && !c.cur.checkDone {
+		consider(c.cur.checkDue, true)
+	}
 	return t, ok
 }
 
@@ -59,6 +62,7 @@ func (c *Core) tick() {
 	}
 	c.trial.Tick(now)
 	c.drainTrial()
+	c.chainCheckDue()
 	if c.joinOp != nil && !c.joinOp.done && c.inChannel && !c.so.Synced() && due(c.joinDeadline, now) {
 		c.joinFailed()
 	}

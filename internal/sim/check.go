@@ -45,7 +45,8 @@ func CheckStep(w *World) error {
 					sid[:4], vs[0].id, v.id, vs[0].members, v.members)
 			}
 			if err := chainsAgree(w.Members[vs[0].id].Core, w.Members[v.id].Core); err != nil {
-				return fmt.Errorf("subsession %x: %s and %s: %w", sid[:4], vs[0].id, v.id, err)
+				return &DivergenceError{A: vs[0].id, B: v.id, At: w.Now(),
+					Err: fmt.Errorf("subsession %x: %s and %s: %w", sid[:4], vs[0].id, v.id, err)}
 			}
 		}
 	}
@@ -60,6 +61,17 @@ func CheckStep(w *World) error {
 	}
 	return nil
 }
+
+// DivergenceError: two members of one subsession hold different
+// ServerOrder chains. Only a hostile server can cause it; it must then be
+// detected (a warning at one of them).
+type DivergenceError struct {
+	A, B string
+	At   time.Time
+	Err  error
+}
+
+func (e *DivergenceError) Error() string { return e.Err.Error() }
 
 // chainsAgree checks that two ServerOrder chains are equal at every common
 // position (aligned at the first id they share).

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -68,6 +69,20 @@ func (s Scenario) String() string {
 	return fmt.Sprintf("seed %d: %d members, crashes %v, hostile %v", s.Seed, s.Members, s.Crashes, s.Hostile)
 }
 
+// warnedSince reports whether m got a warning at or after t (or shortly
+// before: the divergence is noticed at the step that makes it visible).
+func warnedSince(m *Member, t time.Time) bool {
+	for _, n := range m.Notices {
+		if n.IsWarning() && !n.At.Before(t.Add(-time.Minute)) {
+			return true
+		}
+	}
+	return false
+}
+
+// detectWithin bounds how long after a divergence a warning must come.
+const detectWithin = 2 * time.Minute
+
 // Hook, when set, runs after every step of Scenario.Run (debugging aid).
 var Hook func(*World)
 
@@ -83,9 +98,24 @@ func (s Scenario) Run() (*World, error) {
 		autoInc := r.Float64() < 0.8
 		w.Add(ids[i], func(c *session.Config) { c.AutoInclude = autoInc })
 	}
-	w.OnStep = CheckStep
-	if Hook != nil {
-		w.OnStep = func(w *World) error { Hook(w); return CheckStep(w) }
+	// Under a hostile server, members may be shown different orders: the
+	// divergences are recorded and must all be detected by the end.
+	var diverged []*DivergenceError
+	seen := map[[2]string]bool{}
+	w.OnStep = func(w *World) error {
+		if Hook != nil {
+			Hook(w)
+		}
+		err := CheckStep(w)
+		var d *DivergenceError
+		if s.Hostile && errors.As(err, &d) {
+			if k := [2]string{d.A, d.B}; !seen[k] {
+				seen[k] = true
+				diverged = append(diverged, d)
+			}
+			return nil
+		}
+		return err
 	}
 	end := w.Now().Add(s.Active)
 	msg := 0
@@ -140,8 +170,23 @@ func (s Scenario) Run() (*World, error) {
 	if err := w.RunFor(s.Quiet); err != nil {
 		return w, err
 	}
+	// A divergence shortly before the end (an automatic operation in the
+	// quiet time) gets the time its detection needs: the chain check's
+	// wait is FA, far below this.
+	for _, d := range diverged {
+		if until := d.At.Add(detectWithin); w.Now().Before(until) {
+			if err := w.RunUntil(until); err != nil {
+				return w, err
+			}
+		}
+	}
 	if err := CheckEnd(w); err != nil {
 		return w, err
+	}
+	for _, d := range diverged {
+		if !warnedSince(w.Members[d.A], d.At) && !warnedSince(w.Members[d.B], d.At) {
+			return w, fmt.Errorf("undetected: %v (at %v): neither was warned", d, d.At.Sub(Start))
+		}
 	}
 	if !s.Hostile && !s.Crashes {
 		if ws := w.Warnings(); len(ws) > 0 {

@@ -1,0 +1,168 @@
+package session_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/mpenc/mpenc/channel"
+	"github.com/mpenc/mpenc/internal/sim"
+	"github.com/mpenc/mpenc/internal/wire"
+	"github.com/mpenc/mpenc/session"
+)
+
+// splitWarnings returns a member's security warnings that report a server
+// split.
+func splitWarnings(m *sim.Member) []session.Notice {
+	var out []session.Notice
+	for _, n := range m.Notices {
+		if n.Kind == session.SecurityWarning && errors.Is(n.Err, session.ErrServerSplit) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// showInOrder plays a lying server: it hands packets straight to one
+// member, in the order given, as if the room had carried them.
+func showInOrder(w *sim.World, to string, pkts ...session.Action) {
+	for _, p := range pkts {
+		ev := channel.Event{Kind: channel.EventPacket, Sender: p.Members[0], Body: p.Wire, Members: w.Hub.Members()}
+		w.Do(to, func(c *session.Core, now time.Time) { c.HandleEvent(ev, now) })
+	}
+}
+
+// holdInitials keeps back the first initial packet of type t that each of
+// the given members sends, recording its sender in Members[0].
+func holdInitials(w *sim.World, t wire.GreetType, from ...string) *[]session.Action {
+	held := &[]session.Action{}
+	taken := map[string]bool{}
+	prev := w.Intercept
+	w.Intercept = func(id string, a session.Action) []session.Action {
+		if a.Kind == session.ActSend && !taken[id] && isGreet(t)(a.Wire) {
+			for _, f := range from {
+				if f == id {
+					taken[id] = true
+					*held = append(*held, session.Action{Kind: session.ActSend, Wire: a.Wire, Members: []string{id}})
+					return nil
+				}
+			}
+		}
+		if prev != nil {
+			return prev(id, a)
+		}
+		return []session.Action{a}
+	}
+	return held
+}
+
+// A server that shows two concurrent exclusions in opposite orders to their
+// authors: each refuses the other's, the one the rest of the room follows
+// stalls on the member that refused it, and B's own stalls on everyone
+// else; both are aborted, and each abort reaches members that refused the
+// operation, which name the split.
+func TestSplitAbortOfRefusedOperation(t *testing.T) {
+	w := world(t, 41, hop)
+	addAll(w, auto, "A", "B", "C", "D")
+	formSession(t, w, "A", "B", "C", "D")
+	held := holdInitials(w, wire.GreetExcludeAuxInitiatorDown, "A", "B")
+	opOf(t, w, "A", exclude("D"))
+	opOf(t, w, "B", exclude("C"))
+	if len(*held) != 2 {
+		t.Fatalf("held %d proposals, want 2", len(*held))
+	}
+	pa, pb := (*held)[0], (*held)[1]
+	if pa.Members[0] != "A" {
+		pa, pb = pb, pa
+	}
+	showInOrder(w, "A", pa, pb)
+	showInOrder(w, "B", pb, pa)
+	showInOrder(w, "C", pa, pb)
+	showInOrder(w, "D", pa, pb)
+	run(t, w, 3*time.Minute)
+	// Each author aborts the operation it alone (B) or the rest (A) ran;
+	// every member refused one of the two, so every member sees an abort
+	// of an operation it refused.
+	for _, id := range []string{"A", "B", "C", "D"} {
+		if len(splitWarnings(w.Members[id])) == 0 {
+			t.Errorf("%s was not warned of the split; its warnings: %v", id, w.Members[id].Warnings())
+		}
+	}
+}
+
+// The same lie with two refreshes (one-packet operations): A and B each
+// complete their own, with different keys and chains. Neither can read the
+// other's chain check, and neither confirms the other's order in time: both
+// are warned.
+func TestSplitConcurrentRefreshes(t *testing.T) {
+	w := world(t, 42, hop)
+	addAll(w, auto, "A", "B", "C")
+	formSession(t, w, "A", "B", "C")
+	held := holdInitials(w, wire.GreetRefreshAuxInitiatorDown, "A", "B")
+	opOf(t, w, "A", func(c *session.Core, now time.Time) (*session.Op, error) { return c.Refresh(now) })
+	opOf(t, w, "B", func(c *session.Core, now time.Time) (*session.Op, error) { return c.Refresh(now) })
+	if len(*held) != 2 {
+		t.Fatalf("held %d proposals, want 2", len(*held))
+	}
+	pa, pb := (*held)[0], (*held)[1]
+	if pa.Members[0] != "A" {
+		pa, pb = pb, pa
+	}
+	showInOrder(w, "A", pa, pb)
+	showInOrder(w, "B", pb, pa)
+	showInOrder(w, "C", pa, pb)
+	run(t, w, 2*time.Minute)
+	for _, id := range []string{"A", "B"} {
+		if len(w.Members[id].Warnings()) == 0 {
+			t.Errorf("%s was not warned after the split", id)
+		}
+	}
+}
+
+// The honest counterpart: the same two concurrent exclusions in one order
+// for everyone raise no warning at all.
+func TestSplitHonestConcurrentExclusions(t *testing.T) {
+	w := world(t, 43, hop)
+	addAll(w, auto, "A", "B", "C", "D")
+	formSession(t, w, "A", "B", "C", "D")
+	held := holdInitials(w, wire.GreetExcludeAuxInitiatorDown, "A", "B")
+	opOf(t, w, "A", exclude("D"))
+	opOf(t, w, "B", exclude("C"))
+	pa, pb := (*held)[0], (*held)[1]
+	if pa.Members[0] != "A" {
+		pa, pb = pb, pa
+	}
+	for _, id := range []string{"A", "B", "C", "D"} {
+		showInOrder(w, id, pa, pb)
+	}
+	run(t, w, 3*time.Minute)
+	noWarnings(t, w)
+}
+
+// A server that shows one refresh with different room lists (so different
+// packet ids, hence chain hashes) to different members: the greeting
+// completes for everyone with the same key, and the chain check of the new
+// subsession shows the split at once.
+func TestSplitChainCheck(t *testing.T) {
+	w := world(t, 44, hop)
+	addAll(w, auto, "A", "B", "C")
+	formSession(t, w, "A", "B", "C")
+	held := holdInitials(w, wire.GreetRefreshAuxInitiatorDown, "A")
+	opOf(t, w, "A", func(c *session.Core, now time.Time) (*session.Op, error) { return c.Refresh(now) })
+	if len(*held) != 1 {
+		t.Fatalf("held %d proposals, want 1", len(*held))
+	}
+	p := (*held)[0]
+	showInOrder(w, "A", p)
+	for _, id := range []string{"B", "C"} {
+		ev := channel.Event{Kind: channel.EventPacket, Sender: "A", Body: p.Wire, Members: append(w.Hub.Members(), "Z")}
+		w.Do(id, func(c *session.Core, now time.Time) { c.HandleEvent(ev, now) })
+	}
+	run(t, w, time.Minute)
+	for _, id := range []string{"A", "B", "C"} {
+		c := w.Members[id].Core
+		if !errors.Is(c.Err(), session.ErrServerSplit) || c.State() != session.StateError {
+			t.Errorf("%s: state %v, error %v; want the split detected", id, c.State(), c.Err())
+		}
+	}
+}
