@@ -202,10 +202,33 @@ func TestWrongIdentityKey(t *testing.T) {
 	r.keys[all[4]] = real
 }
 
+// An identity key the directory does not give (unknown, changed and not
+// accepted, distrusted): the initiator does not propose; any other member
+// refuses at the initial packet, before contributing or confirming, so the
+// operation completes for nobody (the session aborts it) instead of for
+// everyone but the refusing member.
 func TestUnknownIdentityKey(t *testing.T) {
 	r, m, all := attackSetup(t)
 	delete(r.keys, all[4])
-	expectFailure(t, r, m[1], all, m, "identity key of \""+all[4])
+	if _, err := r.greeters[m[1]].Propose(r.states[m[1]], all, &wire.Metadata{}); !errors.Is(err, greeter.ErrIdentityRefused) {
+		t.Fatalf("propose with an unknown key: %v", err)
+	}
+	r.addMember(all[4])
+
+	// Only m[2] refuses all[4]'s key.
+	accepting := r.greeters[m[2]].Directory
+	r.greeters[m[2]].Directory = greeter.DirectoryFunc(func(id string) (crypto.PublicKey, error) {
+		if id == all[4] {
+			return crypto.PublicKey{}, errors.New("key changed, not accepted by the user")
+		}
+		return accepting.IdentityKey(id)
+	})
+	var senders []string
+	r.tamper = func(k int, sender, w string) string { senders = append(senders, sender); return w }
+	expectFailure(t, r, m[1], all, []string{m[2]}, "no accepted identity key for \""+all[4])
+	if slices.Contains(senders, m[2]) {
+		t.Errorf("the refusing member sent packets: %v", senders)
+	}
 }
 
 // A confirm of an earlier operation with the same members and type, replayed

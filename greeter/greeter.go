@@ -51,7 +51,29 @@ var (
 	// ErrInvalidProposal: Propose was asked for something mpENC cannot do
 	// (include and exclude together, excluding ourselves, no change...).
 	ErrInvalidProposal = errors.New("greeter: invalid proposal")
+	// ErrIdentityRefused: the Directory gave no identity key for a member
+	// of the operation (unknown, changed and not yet accepted, distrusted).
+	// We take no part: no contribution, no confirmation.
+	ErrIdentityRefused = errors.New("greeter: no accepted identity key")
 )
+
+// checkIdentities asks the Directory for every member's identity key but
+// ours. Refusing before we contribute anything, rather than when the
+// member's confirmation comes, matters: a member that confirms and then
+// fails would leave the others in a session it does not hold; one that
+// never answers stalls the operation for everyone, and the session ends it
+// at one point of the order (abort).
+func (gr *Greeter) checkIdentities(members []string) error {
+	for _, m := range members {
+		if m == gr.Self {
+			continue
+		}
+		if _, err := gr.Directory.IdentityKey(m); err != nil {
+			return fmt.Errorf("%w for %q: %w", ErrIdentityRefused, m, err)
+		}
+	}
+	return nil
+}
 
 // Class is how ServerOrder sees a greeting packet.
 type Class uint8
@@ -142,6 +164,9 @@ func (gr *Greeter) Propose(prev *State, next []string, meta *wire.Metadata) (*Pr
 	}
 	if len(next) > wire.MaxMembers {
 		return nil, fmt.Errorf("%w: %d members, cap %d", ErrInvalidProposal, len(next), wire.MaxMembers)
+	}
+	if err := gr.checkIdentities(next); err != nil {
+		return nil, err
 	}
 	g := &Greeting{gr: gr, initiator: gr.Self, prev: prev, seen: map[crypto.Signature]bool{}}
 	var p *wire.GreetPacket

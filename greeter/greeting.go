@@ -429,6 +429,9 @@ func (g *Greeting) start(p *wire.GreetPacket) (string, error) {
 	if err := g.setup(p); err != nil {
 		return "", g.fail(err)
 	}
+	if err := g.gr.checkIdentities(g.members); err != nil {
+		return "", g.fail(err)
+	}
 	if g.prev != nil {
 		g.state = StateReady // a continuing member, idle until its turn
 	}

@@ -182,6 +182,22 @@ func (c *Core) onOwnLeave(ev channel.Event) {
 	}
 }
 
+// EnterFailed reports that the channel could not enter the room (the
+// transport's Enter returned err): a join waiting for it fails at once
+// with ErrEnterFailed, instead of waiting for an enter event that will
+// never come.
+func (c *Core) EnterFailed(err error, now time.Time) {
+	c.advance(now)
+	defer c.after()
+	if c.inChannel || !c.wantIn {
+		return // entered after all, or nobody wants in any more
+	}
+	c.wantIn = false
+	c.lastOutcome = StateJoinFailed
+	c.reenterAt, c.joinDeadline = time.Time{}, time.Time{}
+	c.settle(c.joinOp, fmt.Errorf("%w: %w", ErrEnterFailed, err))
+}
+
 func (c *Core) joinFailed() {
 	c.wantIn = false
 	c.lastOutcome = StateJoinFailed

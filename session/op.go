@@ -61,6 +61,8 @@ var (
 	ErrAborted = errors.New("session: operation aborted")
 	// ErrJoinTimeout: nobody included us in time.
 	ErrJoinTimeout = errors.New("session: nobody included us in time")
+	// ErrEnterFailed: the channel could not enter the room.
+	ErrEnterFailed = errors.New("session: could not enter the room")
 	// ErrClosed: the session is closed.
 	ErrClosed = errors.New("session: closed")
 	// ErrServerSplit: evidence that the server showed members different

@@ -145,11 +145,15 @@ func (s *Session) actLoop(ctx context.Context) {
 			case ActKick:
 				err = s.ch.Kick(ctx, a.Members)
 			case ActEnter:
-				err = s.ch.Enter(ctx)
+				if err = s.ch.Enter(ctx); err != nil && ctx.Err() == nil {
+					s.post(func(c *Core) { c.EnterFailed(err, s.now()) })
+				}
 			case ActLeave:
 				err = s.ch.Leave(ctx)
 			}
-			_ = err // best effort: the protocol sees the outcome as channel events
+			// Otherwise best effort: the protocol sees the outcome as
+			// channel events (a send that fails is resent, a kick that
+			// fails is retried by the rules that asked for it).
 		}
 		select {
 		case <-s.actWake:
@@ -180,6 +184,14 @@ func (s *Session) noteLoop() {
 		case <-s.done:
 			return
 		}
+	}
+}
+
+// post queues f for the event loop without waiting for it to run.
+func (s *Session) post(f func(c *Core)) {
+	select {
+	case s.reqs <- f:
+	case <-s.done:
 	}
 }
 

@@ -2,12 +2,14 @@ package session_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/mpenc/mpenc/channel"
 	"github.com/mpenc/mpenc/channel/memchan"
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/session"
@@ -101,4 +103,46 @@ func TestSessionRealTime(t *testing.T) {
 	}
 	cancel()
 	wg.Wait()
+}
+
+// refusingChannel is a room the server will not let us into.
+type refusingChannel struct {
+	channel.GroupChannel
+	err error
+}
+
+func (r refusingChannel) Enter(context.Context) error { return r.err }
+
+// TestSessionEnterFailed: when the channel cannot enter the room (the
+// server refuses: banned, members-only, a wrong password), Join fails at
+// once with ErrEnterFailed carrying the channel's reason, instead of
+// waiting for an enter that never comes; the state is JOIN_FAILED.
+func TestSessionEnterFailed(t *testing.T) {
+	room := memchan.NewRoom(2, memchan.Faults{})
+	defer room.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	k, _ := crypto.GenerateSigningKey(nil)
+	refusal := errors.New("forbidden: you are banned from this room")
+	s, err := session.New(session.Config{Self: "dave@x/1", Identity: k, Directory: keys{"dave@x/1": k.Public()},
+		Timing: subsession.LoopbackTiming()}, refusingChannel{room.Conn("dave@x/1"), refusal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	go func() {
+		for range s.Notices() {
+		}
+	}()
+	err = s.Join(ctx)
+	if !errors.Is(err, session.ErrEnterFailed) || !errors.Is(err, refusal) {
+		t.Fatalf("join: %v, want ErrEnterFailed wrapping the refusal", err)
+	}
+	if st, _ := s.State(ctx); st != session.StateJoinFailed {
+		t.Errorf("state %v, want JOIN_FAILED", st)
+	}
+	s.Close()
+	cancel()
+	<-done
 }
