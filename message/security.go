@@ -218,19 +218,51 @@ func (s *Security) Identify(p *wire.DataPacket, sender string) (int, error) {
 	if err := s.CheckPacket(p); err != nil {
 		return -1, err
 	}
+	return identify(s.members, s.pubs, &s.skh, p, sender)
+}
+
+func identify(members []string, pubs []crypto.PublicKey, skh *[32]byte, p *wire.DataPacket, sender string) (int, error) {
 	first := -1
-	if i := sort.SearchStrings(s.members, sender); i < len(s.members) && s.members[i] == sender {
+	if i := sort.SearchStrings(members, sender); i < len(members) && members[i] == sender {
 		first = i
-		if p.Verify(s.pubs[i], &s.skh) {
+		if p.Verify(pubs[i], skh) {
 			return i, nil
 		}
 	}
-	for i := range s.members {
-		if i != first && p.Verify(s.pubs[i], &s.skh) {
+	for i := range members {
+		if i != first && p.Verify(pubs[i], skh) {
 			return i, nil
 		}
 	}
 	return -1, ErrNotVerified
+}
+
+// Verifier recognises a subsession's packets without being able to read
+// them: it keeps the members' public keys and SHA256(sid ‖ gk), never the
+// group key or a signing key. A finished subsession leaves one behind so
+// that its late packets (resends, acks still on their way) are known for
+// what they are.
+type Verifier struct {
+	members []string
+	pubs    []crypto.PublicKey
+	skh     [32]byte
+}
+
+// Verifier returns a Verifier for this subsession's packets.
+func (s *Security) Verifier() *Verifier {
+	return &Verifier{members: s.members, pubs: s.pubs, skh: s.skh}
+}
+
+// Identify is [Security.Identify] without decryption: the author of a
+// packet of this subsession, or [ErrHint], [ErrPacket], [ErrNotVerified].
+func (v *Verifier) Identify(p *wire.DataPacket, sender string) (int, error) {
+	if p.SidkeyHint != v.skh[0] {
+		return -1, ErrHint
+	}
+	if p.Signed == nil {
+		return -1, fmt.Errorf("%w: not a decoded packet", ErrPacket)
+	}
+	return identify(v.members, v.pubs, &v.skh, p, sender)
 }
 
 // Open verifies and decrypts a decoded data packet received from the

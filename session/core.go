@@ -9,6 +9,7 @@ import (
 
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/greeter"
+	"github.com/mpenc/mpenc/internal/wire"
 	"github.com/mpenc/mpenc/message"
 	"github.com/mpenc/mpenc/subsession"
 	"github.com/mpenc/mpenc/transcript"
@@ -113,6 +114,7 @@ type Core struct {
 
 	proposal  *proposal          // our proposal waiting for its echo
 	rejected  []rejectedProposal // initial packets ServerOrder refused, newest last
+	retired   []retiredSub       // finished subsessions whose late packets we still recognise
 	withdrawn []*proposal        // proposals we gave up on, still recognised if echoed late
 	userOp    *Op                // the pending include/exclude/refresh (one at a time, D3)
 	joinOp    *Op
@@ -155,6 +157,43 @@ func (c *Core) lastPrev() *sub {
 		return nil
 	}
 	return c.prevs[len(c.prevs)-1]
+}
+
+// maxRetired bounds the finished subsessions remembered by retire.
+const maxRetired = 8
+
+// retiredSub recognises the late packets of a finished subsession until a
+// deadline.
+type retiredSub struct {
+	v     *message.Verifier
+	until time.Time
+}
+
+// retire remembers a finished subsession's verifier, so that its late
+// packets (resends and acks from members still finishing it) are dropped
+// silently instead of waiting in the trial buffer and being reported as
+// undecryptable, and wipes its keys.
+func (c *Core) retire(s *sub) {
+	if len(c.retired) == maxRetired {
+		c.retired = slices.Delete(c.retired, 0, 1)
+	}
+	// Others finish at most FinTimeout after us; their last resends and
+	// acks take a few more broadcast rounds to arrive.
+	until := c.now.Add(c.cfg.Timing.FinTimeout + 4*c.cfg.Timing.BC)
+	c.retired = append(c.retired, retiredSub{v: s.base.Verifier(), until: until})
+	s.base.Zero(c.now)
+}
+
+// lateForRetired reports whether a data packet no live subsession took is
+// a late packet of a finished one.
+func (c *Core) lateForRetired(p *wire.DataPacket, sender string) bool {
+	c.retired = slices.DeleteFunc(c.retired, func(r retiredSub) bool { return !c.now.Before(r.until) })
+	for _, r := range c.retired {
+		if _, err := r.v.Identify(p, sender); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // sub is a subsession and its place in the message log.
@@ -374,6 +413,10 @@ func (c *Core) ServerOrder() *ServerOrder { return &c.so }
 
 // Log returns the message log (read-only use).
 func (c *Core) Log() *transcript.MessageLog { return c.log }
+
+// Finishing returns how many previous subsessions are still shutting down
+// (waiting for the acks of their FINs).
+func (c *Core) Finishing() int { return len(c.prevs) }
 
 // OperationRunning reports whether a membership operation is under way.
 func (c *Core) OperationRunning() bool { return c.op != nil }

@@ -20,7 +20,7 @@ func (c *Core) sessionMembersIf(synced bool) []string {
 // onData tries a data packet on the current, then the previous subsession
 // (SIDKEY_HINT, signature, decryption); neither: the trial buffer.
 func (c *Core) onData(p *wire.DataPacket, w, sender string) {
-	if c.tryData(p, w, sender) {
+	if c.tryData(p, w, sender) || c.lateForRetired(p, sender) {
 		return
 	}
 	if c.couldBeOurs(sender) {
@@ -168,6 +168,7 @@ func (c *Core) translate(s *sub, ns []subsession.Notice) {
 			c.notify(Notice{Kind: kind, Author: n.Author})
 		case subsession.FinComplete:
 			s.finished = true
+			c.retire(s)
 			c.onFinComplete(s, n.State)
 		case subsession.NotDecrypted:
 			c.notify(Notice{Kind: NotDecrypted, Author: n.Author})

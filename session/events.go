@@ -138,6 +138,7 @@ func (c *Core) onOwnLeave(ev channel.Event) {
 		c.drainLeaving(s)
 	}
 	c.cur, c.prevs, c.state = nil, nil, nil
+	c.retired = nil // the room's traffic since we left never reaches us
 	c.trial = subsession.NewTrialBuffer(c.cfg.Timing)
 	c.oldSenders = map[string]time.Time{}
 	c.so.Clear()

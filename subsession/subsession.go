@@ -1087,6 +1087,10 @@ func (s *SessionBase) Self() string { return s.members[s.self] }
 // Hint returns the subsession's SIDKEY_HINT.
 func (s *SessionBase) Hint() byte { return s.sec.Hint() }
 
+// Verifier returns what recognises this subsession's packets once it is
+// gone (public keys and SHA256(sid ‖ gk), no secret); take it before Zero.
+func (s *SessionBase) Verifier() *message.Verifier { return s.sec.Verifier() }
+
 // Presence returns what we know of member's liveness.
 func (s *SessionBase) Presence(member string) Presence {
 	i, ok := s.g.MemberIndex(member)
