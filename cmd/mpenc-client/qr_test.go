@@ -63,7 +63,7 @@ func TestQRText(t *testing.T) {
 func TestQRScans(t *testing.T) {
 	zbar, err := exec.LookPath("zbarimg")
 	if err != nil {
-		t.Skip("zbarimg is not installed (apt-get install zbar-tools)")
+		t.Skip("requires zbarimg, not installed here (apt-get install zbar-tools; .ci/run installs it)")
 	}
 	uri := trust.URI("alice@example.org/mpenc-01020304-a1b2c3", crypto.PublicKey{9, 8, 7, 6, 5})
 	s, err := qrText(uri)
