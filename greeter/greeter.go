@@ -165,6 +165,16 @@ func (gr *Greeter) Propose(prev *State, next []string, meta *wire.Metadata) (*Pr
 	if len(next) > wire.MaxMembers {
 		return nil, fmt.Errorf("%w: %d members, cap %d", ErrInvalidProposal, len(next), wire.MaxMembers)
 	}
+	var include, exclude []string
+	switch {
+	case prev == nil && len(next) < 2:
+		return nil, fmt.Errorf("%w: a session needs two members", ErrInvalidProposal)
+	case prev != nil:
+		include, exclude = diff(prev.Members, next)
+		if len(include) > 0 && len(exclude) > 0 {
+			return nil, fmt.Errorf("%w: include and exclude in one operation", ErrInvalidProposal)
+		}
+	}
 	if err := gr.checkIdentities(next); err != nil {
 		return nil, err
 	}
@@ -173,22 +183,13 @@ func (gr *Greeter) Propose(prev *State, next []string, meta *wire.Metadata) (*Pr
 	var err error
 	switch {
 	case prev == nil:
-		if len(next) < 2 {
-			return nil, fmt.Errorf("%w: a session needs two members", ErrInvalidProposal)
-		}
 		p, err = g.proposeStart(next)
+	case len(include) > 0:
+		p, err = g.proposeInclude(include)
+	case len(exclude) > 0:
+		p, err = g.proposeExclude(exclude)
 	default:
-		include, exclude := diff(prev.Members, next)
-		switch {
-		case len(include) > 0 && len(exclude) > 0:
-			return nil, fmt.Errorf("%w: include and exclude in one operation", ErrInvalidProposal)
-		case len(include) > 0:
-			p, err = g.proposeInclude(include)
-		case len(exclude) > 0:
-			p, err = g.proposeExclude(exclude)
-		default:
-			p, err = g.proposeRefresh()
-		}
+		p, err = g.proposeRefresh()
 	}
 	if err != nil {
 		g.clear()

@@ -196,8 +196,10 @@ type Opened struct {
 
 // CheckPacket runs the checks that need no cryptography: the hint, and
 // lengths. It returns [ErrHint] or an error wrapping [ErrPacket].
-func (s *Security) CheckPacket(p *wire.DataPacket) error {
-	if p.SidkeyHint != s.skh[0] {
+func (s *Security) CheckPacket(p *wire.DataPacket) error { return checkPacket(s.skh[0], p) }
+
+func checkPacket(hint byte, p *wire.DataPacket) error {
+	if p.SidkeyHint != hint {
 		return ErrHint
 	}
 	if p.Signed == nil {
@@ -256,11 +258,8 @@ func (s *Security) Verifier() *Verifier {
 // Identify is [Security.Identify] without decryption: the author of a
 // packet of this subsession, or [ErrHint], [ErrPacket], [ErrNotVerified].
 func (v *Verifier) Identify(p *wire.DataPacket, sender string) (int, error) {
-	if p.SidkeyHint != v.skh[0] {
-		return -1, ErrHint
-	}
-	if p.Signed == nil {
-		return -1, fmt.Errorf("%w: not a decoded packet", ErrPacket)
+	if err := checkPacket(v.skh[0], p); err != nil {
+		return -1, err
 	}
 	return identify(v.members, v.pubs, &v.skh, p, sender)
 }

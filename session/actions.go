@@ -279,6 +279,31 @@ func (c *Core) settleProposal(err error) {
 	c.withdrawn = nil
 }
 
+// echoWait is how long we wait for our proposal's echo before giving it up:
+// a server that dropped it would otherwise block every later proposal of
+// ours (D8). Generous: a withdrawn proposal echoed late still runs.
+func (c *Core) echoWait() time.Duration { return 4*c.cfg.Timing.BC + 2*time.Second }
+
+// maxWithdrawn bounds the withdrawn proposals we still recognise.
+const maxWithdrawn = 4
+
+// withdrawProposal gives up our proposal whose echo did not come: we may
+// propose again. It stays recognisable (ownProposal) so that a late echo
+// accepted by ServerOrder still runs as ours. A user's operation is
+// settled as failed.
+func (c *Core) withdrawProposal() {
+	p := c.proposal
+	c.proposal = nil
+	if len(c.withdrawn) == maxWithdrawn {
+		c.withdrawn = slices.Delete(c.withdrawn, 0, 1)
+	}
+	c.withdrawn = append(c.withdrawn, p)
+	if p.op != nil {
+		c.notify(Notice{Kind: OpRejected, Op: p.op, OpKind: p.kind, Err: ErrNoEcho})
+		c.settle(p.op, ErrNoEcho)
+	}
+}
+
 func (c *Core) dropProposal(p *proposal) {
 	if c.proposal == p {
 		c.proposal = nil

@@ -64,6 +64,9 @@ type Action struct {
 	Kind    ActionKind
 	Wire    string
 	Members []string
+	// Seq numbers our enters: a failure reported for an enter that is no
+	// longer the latest is ignored ([Core.EnterFailed]).
+	Seq uint64
 }
 
 // Core is the HybridSession of one member in one room: a deterministic
@@ -112,11 +115,16 @@ type Core struct {
 	taskLeave   set
 	justSynced  bool
 
-	proposal  *proposal          // our proposal waiting for its echo
-	rejected  []rejectedProposal // initial packets ServerOrder refused, newest last
-	retired   []retiredSub       // finished subsessions whose late packets we still recognise
-	withdrawn []*proposal        // proposals we gave up on, still recognised if echoed late
-	userOp    *Op                // the pending include/exclude/refresh (one at a time, D3)
+	proposal *proposal          // our proposal waiting for its echo
+	rejected []rejectedProposal // initial packets ServerOrder refused, newest last
+	// diverged: our Greeting refused a final packet the others may have
+	// committed, so our chain may honestly differ from theirs until we
+	// resynchronise: no split is inferred from refusals meanwhile.
+	diverged  bool
+	enterSeq  uint64       // the latest enter we asked for
+	retired   []retiredSub // finished subsessions whose late packets we still recognise
+	withdrawn []*proposal  // proposals we gave up on, still recognised if echoed late
+	userOp    *Op          // the pending include/exclude/refresh (one at a time, D3)
 	joinOp    *Op
 	partOp    *Op
 	parting   bool
@@ -172,7 +180,11 @@ type retiredSub struct {
 // retire remembers a finished subsession's verifier, so that its late
 // packets (resends and acks from members still finishing it) are dropped
 // silently instead of waiting in the trial buffer and being reported as
-// undecryptable, and wipes its keys.
+// undecryptable, and wipes the subsession's copy of its group key. (The
+// greeter.State it came from keeps its own copy until the next operation
+// replaces it; replaced States, and the ephemeral signing key the States
+// share across operations, are left to the garbage collector: zeroing
+// them here would pull them from under the subsessions still using them.)
 func (c *Core) retire(s *sub) {
 	if len(c.retired) == maxRetired {
 		c.retired = slices.Delete(c.retired, 0, 1)
@@ -330,7 +342,10 @@ func (c *Core) kick(members []string) {
 	}
 }
 
-func (c *Core) enterChannel() { c.actions = append(c.actions, Action{Kind: ActEnter}) }
+func (c *Core) enterChannel() {
+	c.enterSeq++
+	c.actions = append(c.actions, Action{Kind: ActEnter, Seq: c.enterSeq})
+}
 func (c *Core) leaveChannel() { c.actions = append(c.actions, Action{Kind: ActLeave}) }
 
 // advance records the time of an input.
@@ -453,12 +468,15 @@ func (c *Core) updateState() {
 
 // setFatal puts the session in ERROR (a protocol failure we cannot
 // recover from in place, such as a dodgy transport): it leaves the room.
-func (c *Core) setFatal(err error) {
+func (c *Core) setFatal(err error) { c.setFatalBy("", err) }
+
+// setFatalBy is setFatal naming the member whose packet showed the error.
+func (c *Core) setFatalBy(author string, err error) {
 	if c.fatal != nil {
 		return
 	}
 	c.fatal = err
-	c.notify(Notice{Kind: SecurityWarning, Err: err, Terminal: true})
+	c.notify(Notice{Kind: SecurityWarning, Author: author, Err: err, Terminal: true})
 	if c.inChannel {
 		c.leaveChannel()
 	}

@@ -17,8 +17,9 @@ func (c *Core) sessionMembersIf(synced bool) []string {
 	return c.sessionMembers()
 }
 
-// onData tries a data packet on the current, then the previous subsession
-// (SIDKEY_HINT, signature, decryption); neither: the trial buffer.
+// onData tries a data packet on the current, then the previous subsessions
+// (SIDKEY_HINT, signature, decryption); then on the verifiers of finished
+// ones (a late packet, dropped); none: the trial buffer.
 func (c *Core) onData(p *wire.DataPacket, w, sender string) {
 	if c.tryData(p, w, sender) || c.lateForRetired(p, sender) {
 		return
@@ -196,11 +197,13 @@ func (c *Core) onFinComplete(s *sub, st subsession.State) {
 // we still hold: the current one (our leave intent) and any previous one
 // still shutting down, so the acks of our last messages are not lost by
 // leaving early. The others exclude us and kick us if we are still there.
+// Being excluded already, we sent no leave intent and our current
+// subsession only ends with the kick: we wait for the previous ones only.
 func (c *Core) leaveIfParted() {
 	if !c.parting || !c.inChannel || len(c.prevs) > 0 {
 		return
 	}
-	if c.cur != nil && !c.cur.base.State().Done() {
+	if c.cur != nil && !c.cur.base.State().Done() && c.excludedAt.IsZero() {
 		return
 	}
 	c.leaveAt = c.now

@@ -138,7 +138,8 @@ func (c *Core) onOwnLeave(ev channel.Event) {
 		c.drainLeaving(s)
 	}
 	c.cur, c.prevs, c.state = nil, nil, nil
-	c.retired = nil // the room's traffic since we left never reaches us
+	c.retired = nil                     // the room's traffic since we left never reaches us
+	c.rejected, c.diverged = nil, false // a new chain starts when we are back
 	c.trial = subsession.NewTrialBuffer(c.cfg.Timing)
 	c.oldSenders = map[string]time.Time{}
 	c.so.Clear()
@@ -171,7 +172,7 @@ func (c *Core) onOwnLeave(ev channel.Event) {
 			u := 0.5 + 0.25*c.randFloat()
 			c.reenterAt = c.now.Add(time.Duration(u * float64(c.joinWait(n))))
 		} else {
-			c.joinFailed()
+			c.joinFailed(ErrJoinTimeout)
 		}
 	case excluded:
 		// Kicked after an operation excluded us: that is its expected end.
@@ -183,26 +184,25 @@ func (c *Core) onOwnLeave(ev channel.Event) {
 	}
 }
 
-// EnterFailed reports that the channel could not enter the room (the
-// transport's Enter returned err): a join waiting for it fails at once
-// with ErrEnterFailed, instead of waiting for an enter event that will
-// never come.
-func (c *Core) EnterFailed(err error, now time.Time) {
+// EnterFailed reports that the channel could not enter the room for the
+// enter action numbered seq (the transport's Enter returned err): a join
+// waiting for it fails at once with ErrEnterFailed, instead of waiting for
+// an enter event that will never come. A failure of an older enter than
+// the latest we asked for is ignored.
+func (c *Core) EnterFailed(seq uint64, err error, now time.Time) {
 	c.advance(now)
 	defer c.after()
-	if c.inChannel || !c.wantIn {
-		return // entered after all, or nobody wants in any more
+	if seq != c.enterSeq || c.inChannel || !c.wantIn {
+		return // superseded, entered after all, or nobody wants in any more
 	}
-	c.wantIn = false
-	c.lastOutcome = StateJoinFailed
-	c.reenterAt, c.joinDeadline = time.Time{}, time.Time{}
-	c.settle(c.joinOp, fmt.Errorf("%w: %w", ErrEnterFailed, err))
+	c.joinFailed(fmt.Errorf("%w: %w", ErrEnterFailed, err))
 }
 
-func (c *Core) joinFailed() {
+// joinFailed ends a join that cannot succeed, with reason.
+func (c *Core) joinFailed(reason error) {
 	c.wantIn = false
 	c.lastOutcome = StateJoinFailed
-	c.settle(c.joinOp, ErrJoinTimeout)
+	c.settle(c.joinOp, reason)
 	c.reenterAt, c.joinDeadline = time.Time{}, time.Time{}
 	if c.inChannel {
 		c.leaveChannel()

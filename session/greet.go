@@ -133,6 +133,10 @@ func (c *Core) onInitial(p *wire.GreetPacket, ev channel.Event, both bool) {
 		if wasSynced && !slices.Contains(c.so.PacketIDs(), pid) {
 			c.rememberRejected(pid, p)
 		}
+		if errors.Is(err, ErrChainHash) && !c.diverged {
+			c.warn(p.Source, fmt.Errorf("%w: %s proposes from chain hash %x at our position %x, where ours is %x",
+				ErrServerSplit, p.Source, p.Metadata.ChainHash[:4], p.Metadata.PrevPF[:4], c.so.PrevCH()))
+		}
 		return
 	}
 	c.acceptInitial(p, ev, pid, own, wasSynced)
@@ -291,9 +295,11 @@ func (c *Core) onFinal(p *wire.GreetPacket, ev channel.Event) {
 	case errors.Is(err, greeter.ErrDuplicate), errors.Is(err, greeter.ErrNotForThisOperation):
 		return
 	case err != nil:
+		c.diverged = true // the others may commit what we refuse
 		c.opFailed(err)
 		return
 	case c.op.g.Result() == nil:
+		c.diverged = true
 		c.opFailed(errors.New("session: the final packet did not complete the operation"))
 		return
 	}
@@ -405,8 +411,11 @@ type rejectedProposal struct {
 
 // rememberRejected notes a refused initial packet, so that an abort of it
 // by a member of our session shows that the server gave us different
-// orders (SESSION-RULES §5).
+// orders (docs/SESSION.md, "Server-order check").
 func (c *Core) rememberRejected(pi [32]byte, p *wire.GreetPacket) {
+	if c.diverged || slices.ContainsFunc(c.rejected, func(r rejectedProposal) bool { return r.pi == pi }) {
+		return // our refusals prove nothing now; or a replay already noted
+	}
 	if len(c.rejected) == maxRejected {
 		c.rejected = slices.Delete(c.rejected, 0, 1)
 	}
@@ -420,7 +429,7 @@ func (c *Core) rememberRejected(pi [32]byte, p *wire.GreetPacket) {
 // abort named such an operation.
 func (c *Core) abortOfRejected(p *wire.GreetPacket) bool {
 	i := slices.IndexFunc(c.rejected, func(r rejectedProposal) bool { return r.pi == *p.AbortPI })
-	if i < 0 || slices.Contains(c.so.PacketIDs(), *p.AbortPI) {
+	if i < 0 || c.diverged || slices.Contains(c.so.PacketIDs(), *p.AbortPI) {
 		return false
 	}
 	r := c.rejected[i]
@@ -672,7 +681,9 @@ func (c *Core) startChainCheck(s *sub) {
 	}
 	s.expect = message.ChainPosition{PacketID: c.so.PrevPF(), ChainHash: c.so.PrevCH()}
 	s.checked = set{}
-	s.checkDue = c.now.Add(c.cfg.Timing.FA)
+	// FA is when the first resend of a lost statement goes out: allow two
+	// more broadcast rounds before reporting it missing.
+	s.checkDue = c.now.Add(c.cfg.Timing.FA + 2*c.cfg.Timing.BC)
 	if _, err := s.base.SendChainCheck(s.expect, c.now); err == nil {
 		c.drain(s)
 	}
@@ -688,7 +699,7 @@ func (c *Core) chainCheckReceived(s *sub, author string, pos *message.ChainPosit
 		// The server showed us and the author different histories (a
 		// reordered or altered packet, a forged proposal): we cannot tell
 		// which of us it lied to, and nothing built on this chain is safe.
-		c.setFatal(fmt.Errorf("%w: %s saw a different server order (packet %x, chain %x) than we did (%x, %x)",
+		c.setFatalBy(author, fmt.Errorf("%w: %s saw a different server order (packet %x, chain %x) than we did (%x, %x)",
 			ErrServerSplit, author, pos.PacketID[:4], pos.ChainHash[:4], s.expect.PacketID[:4], s.expect.ChainHash[:4]))
 	}
 }
@@ -696,15 +707,20 @@ func (c *Core) chainCheckReceived(s *sub, author string, pos *message.ChainPosit
 // chainCheckDue reports the members of the current subsession that did
 // not state their position within FA (once).
 func (c *Core) chainCheckDue() {
+	// Only the current subsession: a newer one's statement covers the
+	// older positions too (the chain hash is cumulative).
 	s := c.cur
 	if s == nil || s.checkDone || s.checked == nil || !due(s.checkDue, c.now) {
 		return
 	}
-	s.checkDone = true
+	s.checkDone = true // (a deadline left pending would fire for ever)
+	if s.finished || c.fatal != nil {
+		return
+	}
 	for _, m := range s.base.Members() {
 		if m != c.cfg.Self && !s.checked[m] && slices.Contains(c.channel, m) &&
 			s.base.Presence(m) != subsession.IntentAbsent && s.base.Presence(m) != subsession.MemberParting {
-			c.warn(m, fmt.Errorf("session: %s did not confirm the server order of this subsession", m))
+			c.warn(m, fmt.Errorf("%w: %s, in this subsession", ErrOrderUnconfirmed, m))
 		}
 	}
 }

@@ -61,6 +61,9 @@ var (
 	ErrAborted = errors.New("session: operation aborted")
 	// ErrJoinTimeout: nobody included us in time.
 	ErrJoinTimeout = errors.New("session: nobody included us in time")
+	// ErrNoEcho: the server never echoed our proposal back: it did not
+	// enter the room's order (it may still, late, and then runs).
+	ErrNoEcho = errors.New("session: our proposal never came back from the server")
 	// ErrEnterFailed: the channel could not enter the room.
 	ErrEnterFailed = errors.New("session: could not enter the room")
 	// ErrClosed: the session is closed.
@@ -69,6 +72,11 @@ var (
 	// orders of the room (a chain check that does not match, an abort of
 	// an operation we refused). Nothing built on the split is safe.
 	ErrServerSplit = errors.New("session: the server showed members different histories")
+	// ErrOrderUnconfirmed: a member of the current subsession, present in
+	// the room, did not state the server-order position that created it
+	// in time: it may have been shown another order, or cannot read the
+	// subsession (a split that gave it another key).
+	ErrOrderUnconfirmed = errors.New("session: a member did not confirm the server order")
 )
 
 // Op is the handle of a user operation. It settles exactly once, with a

@@ -282,3 +282,52 @@ func TestScenario20StayIfLast(t *testing.T) {
 		t.Fatalf("B's START does not name its last pF")
 	}
 }
+
+// A member that parts while an exclusion of it is under way (it saw the
+// initial packet) sends no leave intent and leaves as soon as its previous
+// subsessions are done, without waiting for a kick that may never come.
+func TestPartWhileBeingExcluded(t *testing.T) {
+	w := three(t, 62, false)
+	w.Intercept = func(id string, a session.Action) []session.Action {
+		if a.Kind == session.ActKick {
+			return nil // nobody has kick rights here
+		}
+		return []session.Action{a}
+	}
+	opOf(t, w, "A", exclude("C"))
+	run(t, w, 300*time.Millisecond) // C has seen the initial packet
+	op := opOf(t, w, "C", part)
+	run(t, w, 10*time.Second)
+	if slices.Contains(w.Hub.Members(), "C") {
+		t.Fatalf("C still in the room (%s)", letters(w, "C"))
+	}
+	if !op.Done() || op.Err() != nil {
+		t.Fatalf("C's part: %v", op)
+	}
+}
+
+// A proposal the server loses (no echo ever comes) is withdrawn after
+// echoWait: the user's operation fails with ErrNoEcho instead of blocking
+// every later proposal, and the next attempt goes through.
+func TestProposalWithoutEchoWithdrawn(t *testing.T) {
+	w := three(t, 63, false)
+	lost := false
+	w.Intercept = func(id string, a session.Action) []session.Action {
+		if id == "A" && a.Kind == session.ActSend && !lost && isGreet(wire.GreetExcludeAuxInitiatorDown)(a.Wire) {
+			lost = true
+			return nil
+		}
+		return []session.Action{a}
+	}
+	first := opOf(t, w, "A", exclude("C"))
+	run(t, w, time.Minute)
+	if !lost || !first.Done() || !errors.Is(first.Err(), session.ErrNoEcho) {
+		t.Fatalf("lost %v, first exclude: %v", lost, first)
+	}
+	second := opOf(t, w, "A", exclude("C"))
+	run(t, w, time.Minute)
+	if !second.Done() || second.Err() != nil {
+		t.Fatalf("second exclude: %v", second)
+	}
+	sameSession(t, w, "A", "B")
+}

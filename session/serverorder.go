@@ -41,6 +41,7 @@ var (
 	ErrDuplicatePI    = errors.New("session: initial packet already accepted")
 	ErrOngoing        = errors.New("session: an operation is already under way")
 	ErrStaleParent    = errors.New("session: initial packet names another parent")
+	ErrChainHash      = errors.New("session: initial packet names our parent with another chain hash")
 	ErrDuplicatePF    = errors.New("session: final packet already accepted")
 	ErrNoOperation    = errors.New("session: no operation under way")
 	ErrWrongOperation = errors.New("session: final packet of another operation")
@@ -135,6 +136,10 @@ func (s *ServerOrder) Check(c *Candidate) error {
 			return ErrOngoing
 		case c.PrevPF != s.PrevPF():
 			return ErrStaleParent
+		case c.ChainHash != s.PrevCH():
+			// The same parent with another history before it: in one
+			// server order a member's chain hash at a position is ours.
+			return ErrChainHash
 		}
 	}
 	if c.Final {

@@ -75,6 +75,7 @@ func (s *Session) Run(ctx context.Context) error {
 	go s.noteLoop()
 	defer func() {
 		close(s.done)
+		cancel() // a slow Send or Enter in actLoop must not hold Close up
 		s.wg.Wait()
 	}()
 	timer := time.NewTimer(time.Hour)
@@ -146,7 +147,8 @@ func (s *Session) actLoop(ctx context.Context) {
 				err = s.ch.Kick(ctx, a.Members)
 			case ActEnter:
 				if err = s.ch.Enter(ctx); err != nil && ctx.Err() == nil {
-					s.post(func(c *Core) { c.EnterFailed(err, s.now()) })
+					seq := a.Seq
+					s.post(func(c *Core) { c.EnterFailed(seq, err, s.now()) })
 				}
 			case ActLeave:
 				err = s.ch.Leave(ctx)

@@ -66,16 +66,19 @@ func TestSessionRealTime(t *testing.T) {
 			t.Fatalf("%s join: %v", id, err)
 		}
 	}
-	// Wait for everyone in one session.
-	for {
-		m, err := sessions["alice@x/1"].Members(ctx)
-		if err != nil {
-			t.Fatal(err)
+	// Wait for everyone in one session, as each of them sees it (bob must
+	// not send in the subsession he had with alice alone).
+	for _, id := range ids {
+		for {
+			m, err := sessions[id].Members(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(m) == 3 {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		if len(m) == 3 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	if _, err := sessions["bob@x/1"].Send(ctx, "hello from bob"); err != nil {
 		t.Fatal(err)
@@ -145,4 +148,36 @@ func TestSessionEnterFailed(t *testing.T) {
 	s.Close()
 	cancel()
 	<-done
+}
+
+// A failure reported for an enter that a later join superseded does not
+// fail the later join; the failure of the latest enter does.
+func TestEnterFailedSuperseded(t *testing.T) {
+	w := world(t, 61, hop, "A")
+	var enters []session.Action
+	w.Intercept = func(id string, a session.Action) []session.Action {
+		if a.Kind == session.ActEnter {
+			enters = append(enters, a) // the server never answers
+			return nil
+		}
+		return []session.Action{a}
+	}
+	join(t, w, "A")
+	opOf(t, w, "A", part)
+	second := join(t, w, "A")
+	if len(enters) != 2 || enters[0].Seq == enters[1].Seq {
+		t.Fatalf("enters %v", enters)
+	}
+	refused := errors.New("refused")
+	w.Do("A", func(c *session.Core, now time.Time) { c.EnterFailed(enters[0].Seq, refused, now) })
+	if second.Done() {
+		t.Fatalf("the second join failed on the first enter's error: %v", second.Err())
+	}
+	w.Do("A", func(c *session.Core, now time.Time) { c.EnterFailed(enters[1].Seq, refused, now) })
+	if !second.Done() || !errors.Is(second.Err(), session.ErrEnterFailed) || !errors.Is(second.Err(), refused) {
+		t.Fatalf("second join: done %v, %v", second.Done(), second.Err())
+	}
+	if s := w.Members["A"].Core.State(); s != session.StateJoinFailed {
+		t.Errorf("state %v", s)
+	}
 }

@@ -37,6 +37,9 @@ func (c *Core) NextDeadline() (time.Time, bool) {
 	if !c.excludedAt.IsZero() {
 		consider(c.backstop(), true)
 	}
+	if c.proposal != nil {
+		consider(c.proposal.sentAt.Add(c.echoWait()), true)
+	}
 	if c.cur != nil && c.cur.checked != nil && !c.cur.checkDone {
 		consider(c.cur.checkDue, true)
 	}
@@ -64,7 +67,7 @@ func (c *Core) tick() {
 	c.drainTrial()
 	c.chainCheckDue()
 	if c.joinOp != nil && !c.joinOp.done && c.inChannel && !c.so.Synced() && due(c.joinDeadline, now) {
-		c.joinFailed()
+		c.joinFailed(ErrJoinTimeout)
 	}
 	if due(c.reenterAt, now) {
 		c.reenterAt = time.Time{}
@@ -77,6 +80,9 @@ func (c *Core) tick() {
 		if c.inChannel {
 			c.leaveChannel()
 		}
+	}
+	if c.proposal != nil && due(c.proposal.sentAt.Add(c.echoWait()), now) {
+		c.withdrawProposal()
 	}
 	if c.op != nil && !c.op.abortSent && due(c.op.abortAt, now) {
 		c.sendAbort()

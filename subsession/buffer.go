@@ -1,11 +1,11 @@
 package subsession
 
 import (
-	"github.com/mpenc/mpenc/message"
 	"math"
 	"slices"
 	"time"
 
+	"github.com/mpenc/mpenc/message"
 	"github.com/mpenc/mpenc/transcript"
 )
 

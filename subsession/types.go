@@ -3,9 +3,9 @@ package subsession
 import (
 	"errors"
 	"fmt"
-	"github.com/mpenc/mpenc/message"
 	"time"
 
+	"github.com/mpenc/mpenc/message"
 	"github.com/mpenc/mpenc/transcript"
 )
 

@@ -17,36 +17,57 @@ import (
 //   - nobody has shown a message whose author is not a member of its
 //     subsession.
 func CheckStep(w *World) error {
+	divs, err := checkStep(w)
+	if err == nil && len(divs) > 0 {
+		return divs[0]
+	}
+	return err
+}
+
+// checkStep is CheckStep returning apart every divergence it saw (each pair
+// of members of one subsession whose chains differ) and the first other
+// violation: the other checks still run while members diverge.
+func checkStep(w *World) ([]*DivergenceError, error) {
 	type view struct {
 		id      string
 		members []string
-		gk      [32]byte
 	}
 	// A subsession is identified by its sid and group key together: a
 	// refresh keeps the sid and changes the key, so for a moment members
 	// that have and have not processed it share a sid.
 	type subID struct{ sid, gk [32]byte }
 	bySub := map[subID][]view{}
+	var keys []subID
 	for _, id := range w.order {
 		c := w.Members[id].Core
 		sid, ok := c.SessionID()
 		if !ok {
 			continue
 		}
-		gs := c.GroupState()
-		k := subID{sid, gs.GroupKey}
-		bySub[k] = append(bySub[k], view{id, c.Members(), gs.GroupKey})
+		k := subID{sid, c.GroupState().GroupKey}
+		if _, seen := bySub[k]; !seen {
+			keys = append(keys, k)
+		}
+		bySub[k] = append(bySub[k], view{id, c.Members()})
 	}
-	for k, vs := range bySub {
-		sid := k.sid
+	var divs []*DivergenceError
+	var first error
+	fail := func(err error) {
+		if first == nil {
+			first = err
+		}
+	}
+	for _, k := range keys {
+		vs := bySub[k]
 		for _, v := range vs[1:] {
 			if !slices.Equal(v.members, vs[0].members) {
-				return fmt.Errorf("subsession %x: %s and %s disagree on the members (%v / %v)",
-					sid[:4], vs[0].id, v.id, vs[0].members, v.members)
+				fail(fmt.Errorf("subsession %x: %s and %s disagree on the members (%v / %v)",
+					k.sid[:4], vs[0].id, v.id, vs[0].members, v.members))
 			}
 			if err := chainsAgree(w.Members[vs[0].id].Core, w.Members[v.id].Core); err != nil {
-				return &DivergenceError{A: vs[0].id, B: v.id, At: w.Now(),
-					Err: fmt.Errorf("subsession %x: %s and %s: %w", sid[:4], vs[0].id, v.id, err)}
+				d := &DivergenceError{A: vs[0].id, B: v.id, SID: k.sid, At: w.Now(),
+					Err: fmt.Errorf("subsession %x: %s and %s: %w", k.sid[:4], vs[0].id, v.id, err)}
+				divs = append(divs, d)
 			}
 		}
 	}
@@ -54,12 +75,12 @@ func CheckStep(w *World) error {
 		m := w.Members[id]
 		for _, n := range m.Notices[m.checked:] {
 			if n.Kind == session.Message && !slices.Contains(n.Members, n.Author) {
-				return fmt.Errorf("%s accepted a message by %s, not a member of %v", id, n.Author, n.Members)
+				fail(fmt.Errorf("%s accepted a message by %s, not a member of %v", id, n.Author, n.Members))
 			}
 		}
 		m.checked = len(m.Notices)
 	}
-	return nil
+	return divs, first
 }
 
 // DivergenceError: two members of one subsession hold different
@@ -67,6 +88,7 @@ func CheckStep(w *World) error {
 // detected (a warning at one of them).
 type DivergenceError struct {
 	A, B string
+	SID  [32]byte
 	At   time.Time
 	Err  error
 }

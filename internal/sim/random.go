@@ -69,19 +69,50 @@ func (s Scenario) String() string {
 	return fmt.Sprintf("seed %d: %d members, crashes %v, hostile %v", s.Seed, s.Members, s.Crashes, s.Hostile)
 }
 
-// warnedSince reports whether m got a warning at or after t (or shortly
-// before: the divergence is noticed at the step that makes it visible).
-func warnedSince(m *Member, t time.Time) bool {
+// divergenceKey identifies a divergence: a pair of members and the
+// subsession they share.
+type divergenceKey struct {
+	a, b string
+	sid  [32]byte
+}
+
+// warnedOfSplit reports whether m was told of a split at or after t (or
+// just before: the step that makes a divergence visible to the checker may
+// come after the one that warned): a warning wrapping ErrServerSplit or
+// ErrOrderUnconfirmed, or a session ended by ErrServerSplit. Any other
+// warning does not count: a hostile run raises many.
+func warnedOfSplit(m *Member, t time.Time) bool {
+	if errors.Is(m.Core.Err(), session.ErrServerSplit) {
+		return true
+	}
 	for _, n := range m.Notices {
-		if n.IsWarning() && !n.At.Before(t.Add(-time.Minute)) {
+		if n.Kind == session.SecurityWarning && !n.At.Before(t.Add(-10*time.Second)) &&
+			(errors.Is(n.Err, session.ErrServerSplit) || errors.Is(n.Err, session.ErrOrderUnconfirmed)) {
 			return true
 		}
 	}
 	return false
 }
 
-// detectWithin bounds how long after a divergence a warning must come.
-const detectWithin = 2 * time.Minute
+// leftWithin reports whether m was out of the room within detectWithin
+// after t: a divergence that ends with one side leaving (crashed, kicked,
+// or excluded for stalling the operation the split made it refuse) before
+// anything was built on the split chain needs no warning; its chain is
+// gone, and it resynchronises when it joins again.
+func leftWithin(m *Member, t time.Time) bool {
+	for _, l := range m.Left {
+		if !l.Before(t) && l.Before(t.Add(detectWithin)) {
+			return true
+		}
+	}
+	return false
+}
+
+// detectWithin bounds how long after a divergence a warning must come: a
+// split that never completes an operation is found at the abort of a
+// stalled one, which comes after the operation timeout, (2 + n)·(BC + 1 s),
+// over three minutes for 30 members.
+const detectWithin = 5 * time.Minute
 
 // Hook, when set, runs after every step of Scenario.Run (debugging aid).
 var Hook func(*World)
@@ -99,23 +130,28 @@ func (s Scenario) Run() (*World, error) {
 		w.Add(ids[i], func(c *session.Config) { c.AutoInclude = autoInc })
 	}
 	// Under a hostile server, members may be shown different orders: the
-	// divergences are recorded and must all be detected by the end.
+	// divergences are recorded (once per pair of members and subsession)
+	// and each must be detected by the end.
 	var diverged []*DivergenceError
-	seen := map[[2]string]bool{}
+	seen := map[divergenceKey]bool{}
 	w.OnStep = func(w *World) error {
 		if Hook != nil {
 			Hook(w)
 		}
-		err := CheckStep(w)
-		var d *DivergenceError
-		if s.Hostile && errors.As(err, &d) {
-			if k := [2]string{d.A, d.B}; !seen[k] {
+		divs, err := checkStep(w)
+		if err != nil {
+			return err
+		}
+		if !s.Hostile && len(divs) > 0 {
+			return divs[0] // only a lying server can cause one
+		}
+		for _, d := range divs {
+			if k := (divergenceKey{d.A, d.B, d.SID}); !seen[k] {
 				seen[k] = true
 				diverged = append(diverged, d)
 			}
-			return nil
 		}
-		return err
+		return nil
 	}
 	end := w.Now().Add(s.Active)
 	msg := 0
@@ -184,7 +220,8 @@ func (s Scenario) Run() (*World, error) {
 		return w, err
 	}
 	for _, d := range diverged {
-		if !warnedSince(w.Members[d.A], d.At) && !warnedSince(w.Members[d.B], d.At) {
+		a, b := w.Members[d.A], w.Members[d.B]
+		if !warnedOfSplit(a, d.At) && !warnedOfSplit(b, d.At) && !leftWithin(a, d.At) && !leftWithin(b, d.At) {
 			return w, fmt.Errorf("undetected: %v (at %v): neither was warned", d, d.At.Sub(Start))
 		}
 	}

@@ -30,7 +30,10 @@ type Member struct {
 	Notices []session.Notice
 	// Sent are the ids of the Payloads this member sent, with the
 	// subsession members they went to.
-	Sent    []SentMessage
+	Sent []SentMessage
+	// Left are the times the member was out of the room: its own leave
+	// events, and crashes (a crashed member's state is gone with it).
+	Left    []time.Time
 	checked int // notices already seen by CheckStep
 }
 
@@ -247,8 +250,15 @@ func (w *World) Step() (bool, error) {
 		m := w.Members[who]
 		m.Core.Tick(t)
 		w.apply(m)
+		if d, ok := m.Core.NextDeadline(); ok && !d.After(t) {
+			// A deadline that Tick does not move would be fired for ever.
+			return false, fmt.Errorf("%s: deadline %v still due after Tick (livelock)", who, d.Sub(Start))
+		}
 	} else if d, delivered := w.Hub.Step(); delivered {
 		if m := w.Members[d.To]; m != nil && !w.frozen[d.To] {
+			if d.Event.Kind == channel.EventOwnLeave {
+				m.Left = append(m.Left, d.At)
+			}
 			m.Core.HandleEvent(d.Event, d.At)
 			w.apply(m)
 		}
@@ -303,6 +313,7 @@ func (m *Member) Count(kind session.NoticeKind) int {
 
 // Crash drops a member's connection (the server sees it leave; the member
 // sees its own leave).
-func (w *World) Crash(id string) { w.Hub.Crash(id) }
-
-var _ = channel.Event{}
+func (w *World) Crash(id string) {
+	w.Members[id].Left = append(w.Members[id].Left, w.Now())
+	w.Hub.Crash(id)
+}
