@@ -38,9 +38,10 @@ func enterAll(w *sim.World, ids []string) {
 }
 
 // opFigures runs op until every member in want has the session, and
-// reports the virtual time, the deliveries and the CPU per member.
-func opFigures(b *testing.B, w *sim.World, want []string, op func()) (time.Duration, int, time.Duration) {
-	before := w.Hub.Stats().Deliveries
+// reports the virtual time, the deliveries, the packets broadcast and the
+// CPU per member.
+func opFigures(b *testing.B, w *sim.World, want []string, op func()) (time.Duration, int, int, time.Duration) {
+	before, beforeOrdered := w.Hub.Stats().Deliveries, w.Hub.Stats().Ordered
 	start := w.Now()
 	cpu := time.Now()
 	op()
@@ -63,7 +64,8 @@ func opFigures(b *testing.B, w *sim.World, want []string, op func()) (time.Durat
 		}
 	}
 	elapsed := time.Since(cpu)
-	return w.Now().Sub(start), w.Hub.Stats().Deliveries - before, elapsed / time.Duration(len(want))
+	st := w.Hub.Stats()
+	return w.Now().Sub(start), st.Deliveries - before, st.Ordered - beforeOrdered, elapsed / time.Duration(len(want))
 }
 
 // BenchmarkStartSession: a solo member starts a session with n−1 others
@@ -72,18 +74,19 @@ func BenchmarkStartSession(b *testing.B) {
 	for _, n := range []int{5, 10, 30} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			var vt time.Duration
-			var del int
+			var del, sent int
 			var cpu time.Duration
 			for b.Loop() {
 				w, ids := benchWorld(b, n)
 				enterAll(w, ids)
 				want := slices.Sorted(slices.Values(ids))
-				vt, del, cpu = opFigures(b, w, want, func() {
+				vt, del, sent, cpu = opFigures(b, w, want, func() {
 					w.Do(ids[0], func(c *session.Core, now time.Time) { c.Include(ids[1:], now) })
 				})
 			}
 			b.ReportMetric(float64(vt.Milliseconds()), "virtual-ms")
 			b.ReportMetric(float64(del), "deliveries")
+			b.ReportMetric(float64(sent), "broadcasts")
 			b.ReportMetric(float64(cpu.Microseconds()), "cpu-µs/member")
 		})
 	}
@@ -94,7 +97,7 @@ func BenchmarkIncludeOneSession(b *testing.B) {
 	for _, n := range []int{10, 30} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			var vt time.Duration
-			var del int
+			var del, sent int
 			var cpu time.Duration
 			for b.Loop() {
 				w, ids := benchWorld(b, n+1)
@@ -105,12 +108,13 @@ func BenchmarkIncludeOneSession(b *testing.B) {
 				})
 				w.RunFor(10 * time.Second) // settle: acks, previous subsessions
 				all := slices.Sorted(slices.Values(ids))
-				vt, del, cpu = opFigures(b, w, all, func() {
+				vt, del, sent, cpu = opFigures(b, w, all, func() {
 					w.Do(ids[1], func(c *session.Core, now time.Time) { c.Include([]string{ids[n]}, now) })
 				})
 			}
 			b.ReportMetric(float64(vt.Milliseconds()), "virtual-ms")
 			b.ReportMetric(float64(del), "deliveries")
+			b.ReportMetric(float64(sent), "broadcasts")
 			b.ReportMetric(float64(cpu.Microseconds()), "cpu-µs/member")
 		})
 	}
