@@ -27,45 +27,70 @@ func (*DataPacket) MessageType() MessageType { return MsgData }
 
 // MarshalSigned encodes the records the MESSAGE_SIGNATURE covers.
 func (p *DataPacket) MarshalSigned() ([]byte, error) {
-	var w builder
+	out, err := p.marshal()
+	if err != nil {
+		return nil, err
+	}
+	return out[dataPrefixSize:], nil
+}
+
+// Marshal encodes the whole packet.
+func (p *DataPacket) Marshal() ([]byte, error) {
+	out, err := p.marshal()
+	if err != nil {
+		return nil, err
+	}
+	p.putPrefix(out)
+	return out, nil
+}
+
+// dataPrefixSize is the size of the SIDKEY_HINT and MESSAGE_SIGNATURE
+// records that precede the signed part of a data packet.
+const dataPrefixSize = 5 + sigRecordSize
+
+// marshal encodes the packet in one buffer, leaving room for the records
+// before the signed part (see putPrefix): the send path signs every
+// message, so it allocates once.
+func (p *DataPacket) marshal() ([]byte, error) {
+	if len(p.Payload) > MaxValueSize {
+		return nil, errAt(ErrTooLarge, RecMessagePayload, 0, "value of %d bytes", len(p.Payload))
+	}
+	size := dataPrefixSize + 2*(4+1) + 4 + len(p.IV) + 4 + len(p.Payload)
+	if size > MaxPacketSize {
+		return nil, errAt(ErrTooLarge, 0, 0, "packet of %d bytes, cap %d", size, MaxPacketSize)
+	}
+	w := builder{b: make([]byte, dataPrefixSize, size)}
 	w.header(MsgData)
 	w.add(RecMessageIV, p.IV[:])
 	w.add(RecMessagePayload, p.Payload)
 	return w.bytes()
 }
 
-// Marshal encodes the whole packet.
-func (p *DataPacket) Marshal() ([]byte, error) {
-	signed, err := p.MarshalSigned()
-	if err != nil {
-		return nil, err
-	}
-	return p.finish(signed)
-}
-
-func (p *DataPacket) finish(signed []byte) ([]byte, error) {
-	out := make([]byte, 0, 5+sigRecordSize+len(signed))
-	out, _ = AppendRecord(out, RecSidkeyHint, []byte{p.SidkeyHint})
-	out, _ = AppendRecord(out, RecMessageSignature, p.Signature[:])
-	out = append(out, signed...)
-	if len(out) > MaxPacketSize {
-		return nil, errAt(ErrTooLarge, 0, 0, "packet of %d bytes, cap %d", len(out), MaxPacketSize)
-	}
-	return out, nil
+// putPrefix writes SIDKEY_HINT and MESSAGE_SIGNATURE into the room marshal
+// left at the start of out.
+func (p *DataPacket) putPrefix(out []byte) {
+	b, _ := AppendRecord(out[:0], RecSidkeyHint, []byte{p.SidkeyHint})
+	AppendRecord(b, RecMessageSignature, p.Signature[:])
 }
 
 // Sign signs the packet with the ephemeral key k for the subsession whose
 // SHA256(sid ‖ groupKey) is sidKeyHash, sets p.SidkeyHint, p.Signature and
 // p.Signed, and returns the encoded packet.
 func (p *DataPacket) Sign(k *crypto.SigningKey, sidKeyHash *[32]byte) ([]byte, error) {
-	signed, err := p.MarshalSigned()
+	out, err := p.marshal()
 	if err != nil {
 		return nil, err
 	}
+	// The signature input, "datamsgsig" ‖ sidKeyHash ‖ signed, is built in
+	// place in the room left for the prefix, which putPrefix then fills.
+	in := out[dataPrefixSize-len(dataSigContext)-len(sidKeyHash):]
+	copy(in, dataSigContext)
+	copy(in[len(dataSigContext):], sidKeyHash[:])
 	p.SidkeyHint = sidKeyHash[0]
-	p.Signature = SignData(k, sidKeyHash, signed)
-	p.Signed = signed
-	return p.finish(signed)
+	p.Signature = k.Sign(in)
+	p.Signed = out[dataPrefixSize:]
+	p.putPrefix(out)
+	return out, nil
 }
 
 // Verify reports whether p.Signed carries a valid data signature by pub for

@@ -42,31 +42,30 @@ type Plaintext struct {
 	Size int
 }
 
-// Marshal encodes and pads the plaintext.
+// Marshal encodes and pads the plaintext, in one allocation: the send path
+// runs it for every message.
 func (p *Plaintext) Marshal() ([]byte, error) {
-	var w builder
-	for _, id := range p.Parents {
-		w.add(RecMessageParent, id[:])
+	if len(p.Body) > MaxValueSize {
+		return nil, errAt(ErrTooLarge, RecMessageBody, 0, "value of %d bytes", len(p.Body))
 	}
-	w.add(RecMessageBody, p.Body)
-	if w.err != nil {
-		return nil, w.err
-	}
-	inner := w.b
-	if len(inner) > MaxPlaintextInner {
-		return nil, errAt(ErrTooLarge, 0, 0, "plaintext of %d bytes, cap %d", len(inner), MaxPlaintextInner)
+	inner := len(p.Parents)*(4+MessageIDSize) + 4 + len(p.Body)
+	if len(p.Parents) > MaxPlaintextInner || inner > MaxPlaintextInner {
+		return nil, errAt(ErrTooLarge, 0, 0, "plaintext of %d bytes, cap %d", inner, MaxPlaintextInner)
 	}
 	size := p.Size
 	if size == 0 {
-		size = PaddedSize(len(inner))
+		size = PaddedSize(inner)
 	}
-	if size < len(inner)+2 || size > MaxValueSize {
-		return nil, errAt(ErrValue, 0, 0, "padded size %d for %d bytes", size, len(inner))
+	if size < inner+2 || size > MaxValueSize {
+		return nil, errAt(ErrValue, 0, 0, "padded size %d for %d bytes", size, inner)
 	}
-	out := make([]byte, size)
-	binary.BigEndian.PutUint16(out, uint16(len(inner)))
-	copy(out[2:], inner)
-	return out, nil
+	out := make([]byte, 2, size)
+	binary.BigEndian.PutUint16(out, uint16(inner))
+	for _, id := range p.Parents {
+		out, _ = AppendRecord(out, RecMessageParent, id[:])
+	}
+	out, _ = AppendRecord(out, RecMessageBody, p.Body)
+	return out[:size], nil // the capacity beyond the records is still zero
 }
 
 // DecodePlaintext decodes a decrypted data payload. The result does not

@@ -233,6 +233,29 @@ func TestCaps(t *testing.T) {
 	if _, err := (&wire.Plaintext{Body: make([]byte, wire.MaxPlaintextInner-3)}).Marshal(); !errors.Is(err, wire.ErrTooLarge) {
 		t.Errorf("oversized plaintext: %v", err)
 	}
+	if _, err := (&wire.Plaintext{Parents: make([]wire.MessageID, 1200), Body: []byte("x")}).Marshal(); !errors.Is(err, wire.ErrTooLarge) {
+		t.Errorf("too many parents: %v", err)
+	}
+	if _, err := (&wire.Plaintext{Body: make([]byte, 1<<16)}).Marshal(); !errors.Is(err, wire.ErrTooLarge) {
+		t.Errorf("body over a TLV length: %v", err)
+	}
+	if _, err := (&wire.Plaintext{Body: make([]byte, 100), Size: 100}).Marshal(); !errors.Is(err, wire.ErrValue) {
+		t.Errorf("padded size below the content: %v", err)
+	}
+	// An explicit size keeps every byte past the records zero.
+	pt, err := (&wire.Plaintext{Body: []byte("foo"), Size: 512}).Marshal()
+	if err != nil || len(pt) != 512 || pt[0] != 0 || pt[1] != 7 || string(pt[6:9]) != "foo" {
+		t.Fatalf("explicit size: %v, %d bytes, % x", err, len(pt), pt[:10])
+	}
+	for i, c := range pt[9:] {
+		if c != 0 {
+			t.Fatalf("padding byte %d is %#x", 9+i, c)
+		}
+	}
+	// A data packet whose payload cannot be encoded.
+	if _, err := (&wire.DataPacket{Payload: make([]byte, 1<<16)}).Marshal(); !errors.Is(err, wire.ErrTooLarge) {
+		t.Errorf("oversized payload: %v", err)
+	}
 }
 
 func TestArmourStrict(t *testing.T) {
