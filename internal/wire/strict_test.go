@@ -233,7 +233,7 @@ func TestCaps(t *testing.T) {
 	if _, err := (&wire.Plaintext{Body: make([]byte, wire.MaxPlaintextInner-3)}).Marshal(); !errors.Is(err, wire.ErrTooLarge) {
 		t.Errorf("oversized plaintext: %v", err)
 	}
-	if _, err := (&wire.Plaintext{Parents: make([]wire.MessageID, 1200), Body: []byte("x")}).Marshal(); !errors.Is(err, wire.ErrTooLarge) {
+	if _, err := (&wire.Plaintext{Parents: make([]wire.MessageID, 1400), Body: []byte("x")}).Marshal(); !errors.Is(err, wire.ErrTooLarge) {
 		t.Errorf("too many parents: %v", err)
 	}
 	if _, err := (&wire.Plaintext{Body: make([]byte, 1<<16)}).Marshal(); !errors.Is(err, wire.ErrTooLarge) {
