@@ -55,6 +55,7 @@ func (p *DataPacket) marshal() ([]byte, error) {
 	if len(p.Payload) > MaxValueSize {
 		return nil, errAt(ErrTooLarge, RecMessagePayload, 0, "value of %d bytes", len(p.Payload))
 	}
+	// PROTOCOL_VERSION and MESSAGE_TYPE (one byte each), IV, PAYLOAD.
 	size := dataPrefixSize + 2*(4+1) + 4 + len(p.IV) + 4 + len(p.Payload)
 	if size > MaxPacketSize {
 		return nil, errAt(ErrTooLarge, 0, 0, "packet of %d bytes, cap %d", size, MaxPacketSize)
@@ -81,8 +82,9 @@ func (p *DataPacket) Sign(k *crypto.SigningKey, sidKeyHash *[32]byte) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
-	// The signature input, "datamsgsig" ‖ sidKeyHash ‖ signed, is built in
-	// place in the room left for the prefix, which putPrefix then fills.
+	// The signature input of SignData, "datamsgsig" ‖ sidKeyHash ‖ signed,
+	// is built in place in the room left for the prefix, which putPrefix
+	// then fills (TestSignInPlace checks both give the same signature).
 	in := out[dataPrefixSize-len(dataSigContext)-len(sidKeyHash):]
 	copy(in, dataSigContext)
 	copy(in[len(dataSigContext):], sidKeyHash[:])
