@@ -58,6 +58,7 @@ func (k *SigningKey) Public() PublicKey { return k.public }
 // Sign signs message (pure Ed25519, RFC 8032).
 func (k *SigningKey) Sign(message []byte) Signature {
 	opCounts.sign.Add(1)
+	opCounts.signBytes.Add(int64(len(message)))
 	var s Signature
 	copy(s[:], ed25519.Sign(k.priv, message))
 	return s
@@ -77,6 +78,7 @@ func (k *SigningKey) String() string { return fmt.Sprintf("SigningKey(public %x)
 // (RFC 8032 verification as implemented by crypto/ed25519).
 func Verify(pub PublicKey, message []byte, sig *Signature) bool {
 	opCounts.verify.Add(1)
+	opCounts.verifyBytes.Add(int64(len(message)))
 	return ed25519.Verify(pub[:], message, sig[:])
 }
 
