@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mpenc/mpenc/app"
+	"github.com/mpenc/mpenc/app/applog"
 )
 
 const usage = `mpenc-bot: an mpENC bot for XMPP rooms.
@@ -97,40 +98,10 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, cfg, zerologFunc(zl)); err != nil {
+	if err := run(ctx, cfg, applog.Zerolog(zl)); err != nil {
 		zl.Error().Err(err).Msg("exit")
 		fmt.Fprintf(os.Stderr, "mpenc-bot: error: %v\n", err)
 		os.Exit(1)
 	}
 	zl.Info().Msg("stopped")
-}
-
-// zerologFunc adapts a zerolog logger to app.LogFunc.
-func zerologFunc(zl zerolog.Logger) app.LogFunc {
-	return func(level app.Level, msg string, kv ...any) {
-		var ev *zerolog.Event
-		switch level {
-		case app.LevelDebug:
-			ev = zl.Debug()
-		case app.LevelInfo:
-			ev = zl.Info()
-		case app.LevelWarn:
-			ev = zl.Warn()
-		default:
-			ev = zl.Error()
-		}
-		for i := 0; i+1 < len(kv); i += 2 {
-			k, _ := kv[i].(string)
-			switch v := kv[i+1].(type) {
-			case error:
-				if v != nil {
-					ev = ev.AnErr(k, v)
-				}
-			case nil:
-			default:
-				ev = ev.Interface(k, v)
-			}
-		}
-		ev.Msg(msg)
-	}
 }

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/mpenc/mpenc/app"
+	"github.com/mpenc/mpenc/app/applog"
 	"github.com/mpenc/mpenc/store"
 )
 
@@ -102,7 +103,7 @@ func run(cfg *Config) error {
 		return err
 	}
 	acfg.Password = string(password)
-	acfg.Log = zerologFunc(log)
+	acfg.Log = applog.Zerolog(log)
 	acfg.Passphrase = func(create bool) ([]byte, error) {
 		if create {
 			fmt.Fprintf(os.Stderr, "mpenc-client: creating this device's identity key for %s\n", cfg.Account)
@@ -185,35 +186,5 @@ func secret(env, prompt string, confirm bool) ([]byte, error) {
 		clear(v)
 		clear(w)
 		fmt.Fprintln(tty, "they differ; once more")
-	}
-}
-
-// zerologFunc adapts a zerolog logger to app.LogFunc.
-func zerologFunc(zl zerolog.Logger) app.LogFunc {
-	return func(level app.Level, msg string, kv ...any) {
-		var ev *zerolog.Event
-		switch level {
-		case app.LevelDebug:
-			ev = zl.Debug()
-		case app.LevelInfo:
-			ev = zl.Info()
-		case app.LevelWarn:
-			ev = zl.Warn()
-		default:
-			ev = zl.Error()
-		}
-		for i := 0; i+1 < len(kv); i += 2 {
-			k, _ := kv[i].(string)
-			switch v := kv[i+1].(type) {
-			case error:
-				if v != nil {
-					ev = ev.AnErr(k, v)
-				}
-			case nil:
-			default:
-				ev = ev.Interface(k, v)
-			}
-		}
-		ev.Msg(msg)
 	}
 }
