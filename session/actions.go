@@ -284,7 +284,7 @@ func (c *Core) settleProposal(err error) {
 // ours (D8). Generous: a withdrawn proposal echoed late still runs.
 func (c *Core) echoWait() time.Duration { return 4*c.cfg.Timing.BC + 2*time.Second }
 
-// maxWithdrawn bounds the withdrawn proposals we still recognise.
+// maxWithdrawn bounds the withdrawn or lost proposals we still recognise.
 const maxWithdrawn = 4
 
 // withdrawProposal gives up our proposal whose echo did not come: we may
@@ -294,14 +294,20 @@ const maxWithdrawn = 4
 func (c *Core) withdrawProposal() {
 	p := c.proposal
 	c.proposal = nil
-	if len(c.withdrawn) == maxWithdrawn {
-		c.withdrawn = slices.Delete(c.withdrawn, 0, 1)
-	}
-	c.withdrawn = append(c.withdrawn, p)
+	c.keepRecognisable(p)
 	if p.op != nil {
 		c.notify(Notice{Kind: OpRejected, Op: p.op, OpKind: p.kind, Err: ErrNoEcho})
 		c.settle(p.op, ErrNoEcho)
 	}
+}
+
+// keepRecognisable keeps a proposal we no longer wait for (withdrawn, or
+// lost to another) recognisable by ownProposal until its echo comes.
+func (c *Core) keepRecognisable(p *proposal) {
+	if len(c.withdrawn) == maxWithdrawn {
+		c.withdrawn = slices.Delete(c.withdrawn, 0, 1)
+	}
+	c.withdrawn = append(c.withdrawn, p)
 }
 
 func (c *Core) dropProposal(p *proposal) {

@@ -120,19 +120,26 @@ type Core struct {
 	// diverged: our Greeting refused a final packet the others may have
 	// committed, so our chain may honestly differ from theirs until we
 	// resynchronise: no split is inferred from refusals meanwhile.
-	diverged  bool
-	enterSeq  uint64       // the latest enter we asked for
-	retired   []retiredSub // finished subsessions whose late packets we still recognise
-	withdrawn []*proposal  // proposals we gave up on, still recognised if echoed late
-	userOp    *Op          // the pending include/exclude/refresh (one at a time, D3)
-	joinOp    *Op
-	partOp    *Op
-	parting   bool
+	diverged bool
+	// positionsWarned: proposal parents already reported as a split
+	// (checkProposalPosition), newest last, bounded like rejected.
+	positionsWarned [][32]byte
+	enterSeq        uint64       // the latest enter we asked for
+	retired         []retiredSub // finished subsessions whose late packets we still recognise
+	withdrawn       []*proposal  // proposals we gave up on or lost, still recognised if echoed late
+	userOp          *Op          // the pending include/exclude/refresh (one at a time, D3)
+	joinOp          *Op
+	partOp          *Op
+	parting         bool
 
 	joinDeadline time.Time // while joining: give up then (D16)
 	rejoins      int
 	reenterAt    time.Time // a kicked joiner re-enters then
 	excludedAt   time.Time // an accepted operation excludes us: the D17 backstop runs from here
+	// excludedDone: the operation that excludes us completed (we saw its
+	// final packet): we are out of the group and only wait to be kicked.
+	// Until then, after an exclusion that failed, we follow the order.
+	excludedDone bool
 	leaveAt      time.Time // leave the room then (after a part completes, or by the backstop)
 
 	lastOutcome State // PARTED, PART_FAILED or JOIN_FAILED once out of the room

@@ -138,14 +138,14 @@ func (c *Core) onOwnLeave(ev channel.Event) {
 		c.drainLeaving(s)
 	}
 	c.cur, c.prevs, c.state = nil, nil, nil
-	c.retired = nil                     // the room's traffic since we left never reaches us
-	c.rejected, c.diverged = nil, false // a new chain starts when we are back
+	c.retired = nil                                             // the room's traffic since we left never reaches us
+	c.rejected, c.diverged, c.positionsWarned = nil, false, nil // a new chain starts when we are back
 	c.trial = subsession.NewTrialBuffer(c.cfg.Timing)
 	c.oldSenders = map[string]time.Time{}
 	c.so.Clear()
 	c.seniors, c.taskExclude, c.taskLeave = set{}, set{}, set{}
 	c.justSynced = false
-	c.excludedAt, c.leaveAt = time.Time{}, time.Time{}
+	c.excludedAt, c.leaveAt, c.excludedDone = time.Time{}, time.Time{}, false
 	c.inChannel = false
 	c.channel = nil
 	if hadSession {

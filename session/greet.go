@@ -108,10 +108,13 @@ func (c *Core) onInitial(p *wire.GreetPacket, ev channel.Event, both bool) {
 	}
 	// Group filter: a proposal from outside our group is none of our
 	// business (no blacklist, no chain entry). Once an operation excluded
-	// us, neither is any proposal that does not keep us as a member: we
-	// only wait to be kicked.
+	// us and completed, neither is any proposal that does not keep us as a
+	// member: we only wait to be kicked. (After an exclusion that failed,
+	// by a leave or an abort, we still follow the order: the next proposal
+	// may exclude us again, and ServerOrder must refuse what comes while
+	// it runs, as everyone else does.)
 	if c.so.Synced() && !slices.Contains(c.sessionMembers(), p.Source) ||
-		!c.excludedAt.IsZero() && !slices.Contains(continuing(p), self) {
+		c.excludedDone && !slices.Contains(continuing(p), self) {
 		return
 	}
 	if own == nil && !c.verifyInitial(p) {
@@ -133,9 +136,8 @@ func (c *Core) onInitial(p *wire.GreetPacket, ev channel.Event, both bool) {
 		if wasSynced && !slices.Contains(c.so.PacketIDs(), pid) {
 			c.rememberRejected(pid, p)
 		}
-		if errors.Is(err, ErrChainHash) && !c.diverged {
-			c.warn(p.Source, fmt.Errorf("%w: %s proposes from chain hash %x at our position %x, where ours is %x",
-				ErrServerSplit, p.Source, p.Metadata.ChainHash[:4], p.Metadata.PrevPF[:4], c.so.PrevCH()))
+		if wasSynced && own == nil && !c.diverged {
+			c.checkProposalPosition(p)
 		}
 		return
 	}
@@ -149,6 +151,44 @@ func (c *Core) onInitial(p *wire.GreetPacket, ev channel.Event, both bool) {
 			c.endOp(fmt.Errorf("%w: %v", ErrAborted, c.op.g.Err()), false)
 		}
 	}
+}
+
+// checkProposalPosition looks, in a proposal ServerOrder refused (for any
+// reason), for a position the server cannot have shown its author and us
+// alike: a position of our chain with another chain hash, or a parent we
+// never had. In one server order neither happens: the proposer sent it
+// after the packet that made its parent, which the server therefore
+// ordered before the proposal, and a member of our session made the same
+// decisions on it as we did; a proposer that had not yet seen our latest
+// final names an older position of our chain. Two exceptions: while the
+// operation that synced us runs, a proposal may name a position from
+// before our first one; and once an operation excludes us, we may not
+// recognise its final packet, on which the others build. One warning per
+// position.
+func (c *Core) checkProposalPosition(p *wire.GreetPacket) {
+	pf, ch := p.Metadata.PrevPF, p.Metadata.ChainHash
+	var why string
+	switch hash, known, complete := c.so.Position(pf); {
+	case c.op != nil && c.op.prevMembers == nil, !c.excludedAt.IsZero():
+		// While the operation that synced us runs, a proposal may name a
+		// position from before our first one; once one excludes us, we
+		// may not recognise its final packet, which the others build on.
+		return
+	case known && hash != ch:
+		why = fmt.Sprintf("proposes from chain hash %x at our position %x, where ours is %x", ch[:4], pf[:4], hash[:4])
+	case !known && complete:
+		why = fmt.Sprintf("proposes from position %x, which the server never showed us", pf[:4])
+	default:
+		return
+	}
+	if slices.Contains(c.positionsWarned, pf) {
+		return
+	}
+	if len(c.positionsWarned) == maxRejected {
+		c.positionsWarned = slices.Delete(c.positionsWarned, 0, 1)
+	}
+	c.positionsWarned = append(c.positionsWarned, pf)
+	c.warn(p.Source, fmt.Errorf("%w: %s %s", ErrServerSplit, p.Source, why))
 }
 
 // acceptInitial is the accept-initial hook: build the Greeting, flush the
@@ -165,6 +205,12 @@ func (c *Core) acceptInitial(p *wire.GreetPacket, ev channel.Event, pid [32]byte
 			lost.op = nil
 		}
 		c.rejectProposal(lost, fmt.Errorf("%w: %s's proposal came first", ErrRejected, p.Source))
+		// Its echo must still be recognised as ours: ServerOrder refuses
+		// it, and rememberRejected notes the refusal, so that a member
+		// aborting it (it accepted ours where we accepted this one) is
+		// seen as the server split it is.
+		lost.op = nil
+		c.keepRecognisable(lost)
 	}
 	var ownProp *greeter.Proposal
 	if own != nil {
@@ -219,10 +265,11 @@ func (c *Core) acceptInitial(p *wire.GreetPacket, ev channel.Event, pid [32]byte
 	switch {
 	case g.Excluded():
 		c.excludedAt = c.now // the D17 backstop runs from the pI
+		c.excludedDone = false
 	case slices.Contains(continuing(p), c.cfg.Self):
 		// Our group still counts us as a member: an exclusion we thought
 		// might have completed did not.
-		c.excludedAt = time.Time{}
+		c.excludedAt, c.excludedDone = time.Time{}, false
 	}
 	c.scheduleAbort()
 	// IAL: someone excluded but not yet gone is in the new membership.
@@ -516,10 +563,11 @@ func (c *Core) endOp(reason error, ignored bool) {
 		// unsynced, keeping its seniors and join timer.
 		c.so.Clear()
 	}
-	// An operation that excluded us and now seems to fail (a leave, an
-	// abort) may in fact have completed: we cannot see its final packet.
-	// We stay passive, waiting for the kick or the backstop, unless a later
-	// proposal of our group lists us as a continuing member (acceptInitial).
+	// An operation that excluded us and now fails (a leave, an abort): we
+	// stay passive, sending nothing, waiting for the kick or the backstop,
+	// unless a later proposal of our group lists us as a continuing member
+	// (acceptInitial); meanwhile ServerOrder follows the order as everyone
+	// else's does (excludedDone stays false).
 	c.retryTrial()
 }
 
@@ -532,6 +580,7 @@ func (c *Core) complete() {
 		// It excludes us: we keep the old subsession, reading and acking,
 		// until we are kicked (or the backstop fires).
 		c.op = nil
+		c.excludedDone = true
 		return
 	}
 	c.op = nil
@@ -563,7 +612,7 @@ func (c *Core) complete() {
 		}
 	}
 	c.justSynced = false
-	c.excludedAt = time.Time{}
+	c.excludedAt, c.excludedDone = time.Time{}, false
 	prevRef := transcript.NoTranscript
 	if old := c.cur; old != nil {
 		prevRef = old.ref

@@ -27,6 +27,7 @@ type ServerOrder struct {
 	chainHashes [][32]byte
 	opInitial   [][32]byte // index 0: a sentinel
 	opFinal     [][32]byte // index 0: the sync prevPf
+	trimmed     bool       // packetIDs has lost its oldest entries
 }
 
 // Chain positions ServerOrder keeps at most; older ones are forgotten (only
@@ -85,6 +86,16 @@ func (s *ServerOrder) PrevCH() [32]byte { return s.chainHashes[len(s.chainHashes
 // PacketIDs and ChainHashes return copies of the chain (oldest kept first).
 func (s *ServerOrder) PacketIDs() [][32]byte   { return slices.Clone(s.packetIDs) }
 func (s *ServerOrder) ChainHashes() [][32]byte { return slices.Clone(s.chainHashes) }
+
+// Position reports whether pid is a position of our kept chain, and its
+// chain hash there; complete is false once the oldest positions have been
+// forgotten (maxChainKept), when an unknown pid may just be too old.
+func (s *ServerOrder) Position(pid [32]byte) (hash [32]byte, known, complete bool) {
+	if i := slices.Index(s.packetIDs, pid); i >= 0 {
+		return s.chainHashes[i], true, true
+	}
+	return [32]byte{}, false, !s.trimmed
+}
 
 // Clear forgets everything (rule LI: we left the channel).
 func (s *ServerOrder) Clear() { *s = ServerOrder{} }
@@ -217,6 +228,7 @@ func (s *ServerOrder) appendChain(pid [32]byte, ptype string) {
 	s.chainHashes = append(s.chainHashes, ch)
 	if len(s.packetIDs) > maxChainKept {
 		s.packetIDs = slices.Delete(s.packetIDs, 0, len(s.packetIDs)-maxChainKept)
+		s.trimmed = true
 		s.chainHashes = slices.Delete(s.chainHashes, 0, len(s.chainHashes)-maxChainKept)
 	}
 	// Duplicate checks need the operation lists; keep them bounded too, but

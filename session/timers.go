@@ -89,7 +89,7 @@ func (c *Core) tick() {
 	}
 	if !c.excludedAt.IsZero() && due(c.backstop(), now) {
 		// Excluded and never kicked: leave by ourselves (D17).
-		c.excludedAt = time.Time{}
+		c.excludedAt, c.excludedDone = time.Time{}, false
 		c.wantIn = false
 		if c.inChannel {
 			c.leaveChannel()
