@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,10 +15,16 @@ var fastKDF = KDFParams{Time: 1, MemoryKiB: 256, Threads: 1}
 
 var ctx = context.Background()
 
-// clock is a deterministic clock for the store.
-type clock struct{ t time.Time }
+// clock is a deterministic clock for the store. The store calls it from
+// whichever goroutine uses it (TestConcurrentUse), as it does time.Now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
 
 func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.t = c.t.Add(time.Millisecond)
 	return c.t
 }

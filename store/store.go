@@ -34,7 +34,8 @@ var (
 // Options tunes Open. The zero value is what programs want.
 type Options struct {
 	// Now gives the times recorded (account creation, trust events...);
-	// nil means time.Now.
+	// nil means time.Now. It is called from every goroutine that uses the
+	// store, so it must be safe for concurrent use.
 	Now func() time.Time
 	// BusyTimeout is how long a write waits for another process holding
 	// the database; 0 means 10 s.

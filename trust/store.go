@@ -63,7 +63,7 @@ func (p Policy) Allows(s State, jidAuthenticated bool) bool {
 type Config struct {
 	Policy Policy
 	// Now gives the time recorded in records and events; nil means
-	// time.Now.
+	// time.Now. Safe for concurrent use, as the Store is.
 	Now func() time.Time
 }
 
