@@ -57,6 +57,20 @@ func holdInitials(w *sim.World, t wire.GreetType, from ...string) *[]session.Act
 	return held
 }
 
+// heldFromAAndB returns the two proposals holdInitials kept back from A and
+// B, A's first.
+func heldFromAAndB(t *testing.T, held *[]session.Action) (pa, pb session.Action) {
+	t.Helper()
+	if len(*held) != 2 {
+		t.Fatalf("held %d proposals, want 2", len(*held))
+	}
+	pa, pb = (*held)[0], (*held)[1]
+	if pa.Members[0] != "A" {
+		pa, pb = pb, pa
+	}
+	return pa, pb
+}
+
 // A server that shows two concurrent exclusions in opposite orders to their
 // authors: each refuses the other's, the one the rest of the room follows
 // stalls on the member that refused it, and B's own stalls on everyone
@@ -69,13 +83,7 @@ func TestSplitAbortOfRefusedOperation(t *testing.T) {
 	held := holdInitials(w, wire.GreetExcludeAuxInitiatorDown, "A", "B")
 	opOf(t, w, "A", exclude("D"))
 	opOf(t, w, "B", exclude("C"))
-	if len(*held) != 2 {
-		t.Fatalf("held %d proposals, want 2", len(*held))
-	}
-	pa, pb := (*held)[0], (*held)[1]
-	if pa.Members[0] != "A" {
-		pa, pb = pb, pa
-	}
+	pa, pb := heldFromAAndB(t, held)
 	showInOrder(w, "A", pa, pb)
 	showInOrder(w, "B", pb, pa)
 	showInOrder(w, "C", pa, pb)
@@ -102,13 +110,7 @@ func TestSplitConcurrentRefreshes(t *testing.T) {
 	held := holdInitials(w, wire.GreetRefreshAuxInitiatorDown, "A", "B")
 	opOf(t, w, "A", func(c *session.Core, now time.Time) (*session.Op, error) { return c.Refresh(now) })
 	opOf(t, w, "B", func(c *session.Core, now time.Time) (*session.Op, error) { return c.Refresh(now) })
-	if len(*held) != 2 {
-		t.Fatalf("held %d proposals, want 2", len(*held))
-	}
-	pa, pb := (*held)[0], (*held)[1]
-	if pa.Members[0] != "A" {
-		pa, pb = pb, pa
-	}
+	pa, pb := heldFromAAndB(t, held)
 	showInOrder(w, "A", pa, pb)
 	showInOrder(w, "B", pb, pa)
 	showInOrder(w, "C", pa, pb)
@@ -129,10 +131,7 @@ func TestSplitHonestConcurrentExclusions(t *testing.T) {
 	held := holdInitials(w, wire.GreetExcludeAuxInitiatorDown, "A", "B")
 	opOf(t, w, "A", exclude("D"))
 	opOf(t, w, "B", exclude("C"))
-	pa, pb := (*held)[0], (*held)[1]
-	if pa.Members[0] != "A" {
-		pa, pb = pb, pa
-	}
+	pa, pb := heldFromAAndB(t, held)
 	for _, id := range []string{"A", "B", "C", "D"} {
 		showInOrder(w, id, pa, pb)
 	}
@@ -181,13 +180,7 @@ func TestSplitHiddenProposalEndedByLeave(t *testing.T) {
 	held := holdInitials(w, wire.GreetExcludeAuxInitiatorDown, "A", "B")
 	opOf(t, w, "A", exclude("E"))
 	opOf(t, w, "B", exclude("D"))
-	if len(*held) != 2 {
-		t.Fatalf("held %d proposals, want 2", len(*held))
-	}
-	pa, pb := (*held)[0], (*held)[1]
-	if pa.Members[0] != "A" {
-		pa, pb = pb, pa
-	}
+	pa, pb := heldFromAAndB(t, held)
 	showInOrder(w, "A", pb, pa)
 	showInOrder(w, "B", pa) // B never sees its own
 	for _, id := range []string{"C", "D", "E"} {
