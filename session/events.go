@@ -249,6 +249,7 @@ func (c *Core) ruleLOI(ev channel.Event) {
 		return
 	}
 	c.endOp(fmt.Errorf("%w: %v left the room during it", ErrAborted, ev.Leave), false)
+	c.statePosition()
 }
 
 // ruleLS: a session member left outside (or right after) an operation:

@@ -149,6 +149,7 @@ func (c *Core) onInitial(p *wire.GreetPacket, ev channel.Event, both bool) {
 			// A one-packet operation whose Greeting did not complete: it
 			// failed (warned in acceptInitial); it is over all the same.
 			c.endOp(fmt.Errorf("%w: %v", ErrAborted, c.op.g.Err()), false)
+			c.statePosition()
 		}
 	}
 }
@@ -181,6 +182,11 @@ func (c *Core) checkProposalPosition(p *wire.GreetPacket) {
 	default:
 		return
 	}
+	c.warnSplitAt(pf, p.Source, why)
+}
+
+// warnSplitAt reports a split found at position pf, once per position.
+func (c *Core) warnSplitAt(pf [32]byte, author, why string) {
 	if slices.Contains(c.positionsWarned, pf) {
 		return
 	}
@@ -188,7 +194,7 @@ func (c *Core) checkProposalPosition(p *wire.GreetPacket) {
 		c.positionsWarned = slices.Delete(c.positionsWarned, 0, 1)
 	}
 	c.positionsWarned = append(c.positionsWarned, pf)
-	c.warn(p.Source, fmt.Errorf("%w: %s %s", ErrServerSplit, p.Source, why))
+	c.warn(author, fmt.Errorf("%w: %s %s", ErrServerSplit, author, why))
 }
 
 // acceptInitial is the accept-initial hook: build the Greeting, flush the
@@ -528,6 +534,7 @@ func (c *Core) onAbort(p *wire.GreetPacket, ev channel.Event) {
 		}
 	}
 	c.endOp(fmt.Errorf("%w: ended by %s after a stall", ErrAborted, p.Source), false)
+	c.statePosition()
 }
 
 // endOp ends the running operation without a result: a leave (LOI), an
@@ -738,18 +745,60 @@ func (c *Core) startChainCheck(s *sub) {
 	}
 }
 
-// chainCheckReceived compares a member's statement with ours.
+// chainCheckReceived compares a member's statement with ours. The first
+// statement of each member is the position that created s and must equal
+// ours; later ones (statePosition) name positions after it, which must be
+// positions of our chain with our chain hash there.
 func (c *Core) chainCheckReceived(s *sub, author string, pos *message.ChainPosition) {
-	if c.cfg.NoChainCheck || s.checked == nil || pos == nil || s.checked[author] {
+	if c.cfg.NoChainCheck || s.checked == nil || pos == nil {
 		return
 	}
-	s.checked.add(author)
-	if *pos != s.expect {
+	if *pos == s.expect {
+		s.checked.add(author)
+		return
+	}
+	hash, known, complete := c.so.Position(pos.PacketID)
+	if !s.checked[author] && (!known || hash != pos.ChainHash || !c.so.After(pos.PacketID, s.expect.PacketID)) {
 		// The server showed us and the author different histories (a
-		// reordered or altered packet, a forged proposal): we cannot tell
-		// which of us it lied to, and nothing built on this chain is safe.
+		// reordered or altered packet, a forged proposal) before the
+		// subsession: we cannot tell which of us it lied to, and nothing
+		// built on this chain is safe.
+		s.checked.add(author)
 		c.setFatalBy(author, fmt.Errorf("%w: %s saw a different server order (packet %x, chain %x) than we did (%x, %x)",
 			ErrServerSplit, author, pos.PacketID[:4], pos.ChainHash[:4], s.expect.PacketID[:4], s.expect.ChainHash[:4]))
+		return
+	}
+	// A later position: the author sent it after the packet that made it,
+	// so the server ordered that packet before the statement, and a member
+	// of our subsession decided on it as we did. The same exceptions as
+	// for proposals' positions (checkProposalPosition) apply.
+	s.checked.add(author) // (the chain hash is cumulative: it confirms the start too)
+	switch {
+	case c.diverged, !c.excludedAt.IsZero(), !c.so.Synced():
+		return
+	case known && hash != pos.ChainHash:
+		c.warnSplitAt(pos.PacketID, author, fmt.Sprintf("states chain hash %x at our position %x, where ours is %x",
+			pos.ChainHash[:4], pos.PacketID[:4], hash[:4]))
+	case !known && complete:
+		c.warnSplitAt(pos.PacketID, author, fmt.Sprintf("states position %x, which the server never showed us", pos.PacketID[:4]))
+	}
+}
+
+// statePosition states our chain position in the current subsession after
+// an operation ended without creating a subsession (a leave, an abort, a
+// one-packet operation that failed for us). A subsession's first statement
+// covers the order up to its creation only: a split in an operation that
+// never completes would otherwise show only at the next proposal, if one
+// ever comes (hostile seed 4206).
+func (c *Core) statePosition() {
+	s := c.cur
+	if c.cfg.NoChainCheck || s == nil || s.checked == nil || !c.so.Synced() ||
+		!c.excludedAt.IsZero() || s.base.State() != subsession.Joined {
+		return
+	}
+	pos := message.ChainPosition{PacketID: c.so.PrevPF(), ChainHash: c.so.PrevCH()}
+	if _, err := s.base.SendChainCheck(pos, c.now); err == nil {
+		c.drain(s)
 	}
 }
 

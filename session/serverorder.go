@@ -97,6 +97,14 @@ func (s *ServerOrder) Position(pid [32]byte) (hash [32]byte, known, complete boo
 	return [32]byte{}, false, !s.trimmed
 }
 
+// After reports whether a is a position of our kept chain that comes after
+// position b; a b no longer kept (the chain was trimmed) is before every
+// kept position.
+func (s *ServerOrder) After(a, b [32]byte) bool {
+	i, j := slices.Index(s.packetIDs, a), slices.Index(s.packetIDs, b)
+	return i >= 0 && (i > j && j >= 0 || j < 0 && s.trimmed)
+}
+
 // Clear forgets everything (rule LI: we left the channel).
 func (s *ServerOrder) Clear() { *s = ServerOrder{} }
 

@@ -10,6 +10,7 @@ import (
 var (
 	simSeeds = flag.Int("sim.seeds", 0, "number of seeded random runs per simulator test (default 1,000; 100 under -race)")
 	simSeed  = flag.Uint64("sim.seed", 0, "replay one seed of the simulator (with -run TestSimulator)")
+	simFirst = flag.Int("sim.first", 1, "first seed of the runs (to go on where an earlier run stopped)")
 )
 
 func simulate(t *testing.T, hostile bool, name string) {
@@ -26,7 +27,7 @@ func simulate(t *testing.T, hostile bool, name string) {
 	if *simSeed != 0 {
 		seeds = append(seeds, *simSeed)
 	} else {
-		for s := 1; s <= n; s++ {
+		for s := max(*simFirst, 1); s < max(*simFirst, 1)+n; s++ {
 			seeds = append(seeds, uint64(s))
 		}
 	}
@@ -53,7 +54,7 @@ func simulate(t *testing.T, hostile bool, name string) {
 func TestSimulator(t *testing.T) { simulate(t, false, "TestSimulator") }
 
 // TestSimulatorRegressions replays seeds beyond the first 1,000 that once
-// failed (found by runs of 4,000 to 6,000 seeds), so that the default run
+// failed (found by runs of 4,000 to 8,000 seeds), so that the default run
 // keeps covering them.
 func TestSimulatorRegressions(t *testing.T) {
 	for _, c := range []struct {
@@ -65,6 +66,8 @@ func TestSimulatorRegressions(t *testing.T) {
 		{1755, true, "our own proposal that lost was forgotten, so an abort of it by another member was not seen as a split"},
 		{1246, true, "two proposals shown in different orders, one hidden from its author, both ended by a leave: only the next proposals show it"},
 		{1684, true, "as 1246, the next proposals refused for XP"},
+		{6063, true, "a split ended by a leave with no proposal after it: only the positions stated after the leave show it"},
+		{6135, true, "as 6063 (found by 8,000 hostile seeds with 4206 and 5831, whose runs the added statements changed)"},
 	} {
 		sc := sim.NewScenario(c.seed, c.hostile)
 		if w, err := sc.Run(); err != nil {
