@@ -344,9 +344,18 @@ func (c *Core) kick(members []string) {
 			ms = append(ms, m)
 		}
 	}
-	if len(ms) > 0 {
-		c.actions = append(c.actions, Action{Kind: ActKick, Members: ms})
+	if len(ms) == 0 {
+		return
 	}
+	// Ack first what we accepted and have not acked yet (a message sent
+	// as we excluded its author): once kicked, it could never learn that
+	// we read it, and would warn its user that we did not.
+	for _, s := range append(slices.Clone(c.prevs), c.cur) {
+		if s != nil && s.base.AckNow(c.now) {
+			c.drain(s)
+		}
+	}
+	c.actions = append(c.actions, Action{Kind: ActKick, Members: ms})
 }
 
 func (c *Core) enterChannel() {

@@ -54,7 +54,7 @@ func simulate(t *testing.T, hostile bool, name string) {
 func TestSimulator(t *testing.T) { simulate(t, false, "TestSimulator") }
 
 // TestSimulatorRegressions replays seeds beyond the first 1,000 that once
-// failed (found by runs of 4,000 to 8,000 seeds), so that the default run
+// failed (found by runs of 4,000 to 16,000 seeds), so that the default run
 // keeps covering them.
 func TestSimulatorRegressions(t *testing.T) {
 	for _, c := range []struct {
@@ -66,6 +66,9 @@ func TestSimulatorRegressions(t *testing.T) {
 		{1755, true, "our own proposal that lost was forgotten, so an abort of it by another member was not seen as a split"},
 		{1246, true, "two proposals shown in different orders, one hidden from its author, both ended by a leave: only the next proposals show it"},
 		{1684, true, "as 1246, the next proposals refused for XP"},
+		{9292, false, "a message crossing its author's exclusion, whose author the excluder's user then asked to include again: kicked before our ack went out"},
+		{12565, false, "as 9292"},
+		{15288, false, "as 9292, four members"},
 		{6063, true, "a split ended by a leave with no proposal after it: only the positions stated after the leave show it"},
 		{6135, true, "as 6063 (found by 8,000 hostile seeds with 4206 and 5831, whose runs the added statements changed)"},
 	} {

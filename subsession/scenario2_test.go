@@ -317,3 +317,49 @@ func TestScenario19AfterFin(t *testing.T) {
 		t.Error("ExplicitAck after FIN not accepted")
 	}
 }
+
+// A Payload that reaches us shortly before our shutdown completes is acked
+// before it completes, although its ack delay has not run out: the session
+// may kick its author right after, which would otherwise be told that we
+// never read it.
+func TestAckOwedAtFinCompletion(t *testing.T) {
+	tm := refTiming(false)
+	s := newSim(t, 1, tm, "A", "B")
+	a, b := s.node("A"), s.node("B")
+	var fin, p transcript.ID
+	s.act(a, func(now time.Time) {
+		var err error
+		if fin, err = a.s.Fin(now); err != nil {
+			t.Fatal(err)
+		}
+	})
+	s.run(tm.BC / 2)
+	k := slices.IndexFunc(a.notices, func(x Notice) bool { return x.Kind == MsgFullyAcked && x.ID == fin })
+	if k < 0 {
+		t.Fatal("B did not ack A's FIN")
+	}
+	// Our sim's transit is under a second: sent 1.2 s before A completes,
+	// the payload arrives before, and its ack (FinAckDelay, 1 s, at the
+	// soonest) would be due after.
+	s.runUntil(a.notices[k].At.Add(tm.FinComplete - 1200*time.Millisecond))
+	s.act(b, func(now time.Time) {
+		var err error
+		if p, err = b.s.SendPayload("just before A is gone", now); err != nil {
+			t.Fatal(err)
+		}
+	})
+	s.run(tm.BC)
+	k = slices.IndexFunc(a.notices, func(x Notice) bool { return x.Kind == FinComplete })
+	if k < 0 || a.s.State() != Parted {
+		t.Fatalf("A did not complete its shutdown (state %v)", a.s.State())
+	}
+	if d := a.notices[k].At.Sub(acceptedAt(t, a, p)); d >= tm.FinAckDelay {
+		t.Fatalf("A completed %v after accepting the payload, not within the soonest ack delay: the test shows nothing", d)
+	}
+	ai, _ := b.s.Graph().MemberIndex("A")
+	if !b.s.Graph().AckedBy(mustIdx(t, b.s.Graph(), p), ai) {
+		t.Error("B never learnt that A read its payload")
+	}
+	s.run(tm.FA)
+	s.noWarnings()
+}

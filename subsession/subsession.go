@@ -264,6 +264,22 @@ func (s *SessionBase) SendAck(manual bool, now time.Time) (transcript.ID, error)
 	return s.sendAt(k, "", t)
 }
 
+// AckNow sends at once the automatic ack that is pending, if any, and
+// reports whether it did: the session calls it before kicking a member,
+// whose messages we accepted must not be left unacked.
+func (s *SessionBase) AckNow(now time.Time) bool {
+	return s.ackNow(s.enter(now))
+}
+
+func (s *SessionBase) ackNow(t time.Duration) bool {
+	if !s.ackPending || s.state.Done() {
+		return false
+	}
+	s.ackPending = false
+	_, err := s.sendAt(transcript.KindAutoAck, "", t)
+	return err == nil
+}
+
 // SendFlush sends a Consistency(false), "please ack now" (as the session
 // does in the current subsession when a greeting is accepted). Allowed
 // until the subsession completes, unless failed.

@@ -147,6 +147,11 @@ func (s *SessionBase) fire(t timer) {
 		s.presence[t.arg].timerAt = -1
 		s.expire(int(t.arg), t.at)
 	case tFinTimeout, tFinComplete:
+		// We may owe an ack (a message that arrived after our FIN, whose
+		// ack delay has not run out): send it before completing, or its
+		// author, perhaps kicked by us right after, is told it was never
+		// acked although we read it.
+		s.ackNow(t.at)
 		s.complete(t.at)
 	}
 }
