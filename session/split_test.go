@@ -167,6 +167,18 @@ func TestSplitChainCheck(t *testing.T) {
 	}
 }
 
+// heldExclusions forms a session of A to E, has A propose to exclude E and
+// B to exclude D at once, and returns both proposals held back, A's first.
+func heldExclusions(t *testing.T, w *sim.World) (pa, pb session.Action) {
+	t.Helper()
+	addAll(w, auto, "A", "B", "C", "D", "E")
+	formSession(t, w, "A", "B", "C", "D", "E")
+	held := holdInitials(w, wire.GreetExcludeAuxInitiatorDown, "A", "B")
+	opOf(t, w, "A", exclude("E"))
+	opOf(t, w, "B", exclude("D"))
+	return heldFromAAndB(t, held)
+}
+
 // A server that shows two concurrent exclusions in different orders and
 // hides one from its own author, then lets a member leave so that both
 // operations end by the leave, without an abort and without a new
@@ -175,12 +187,7 @@ func TestSplitChainCheck(t *testing.T) {
 // never shown (found by the simulator, seed 1246 of the hostile runs).
 func TestSplitHiddenProposalEndedByLeave(t *testing.T) {
 	w := world(t, 45, hop)
-	addAll(w, auto, "A", "B", "C", "D", "E")
-	formSession(t, w, "A", "B", "C", "D", "E")
-	held := holdInitials(w, wire.GreetExcludeAuxInitiatorDown, "A", "B")
-	opOf(t, w, "A", exclude("E"))
-	opOf(t, w, "B", exclude("D"))
-	pa, pb := heldFromAAndB(t, held)
+	pa, pb := heldExclusions(t, w)
 	showInOrder(w, "A", pb, pa)
 	showInOrder(w, "B", pa) // B never sees its own
 	for _, id := range []string{"C", "D", "E"} {
@@ -212,12 +219,7 @@ func TestSplitHiddenProposalEndedByLeave(t *testing.T) {
 // (found by the simulator, seed 4206 of the hostile runs of 8,000).
 func TestSplitStatedAfterLeave(t *testing.T) {
 	w := world(t, 46, hop)
-	addAll(w, auto, "A", "B", "C", "D", "E")
-	formSession(t, w, "A", "B", "C", "D", "E")
-	held := holdInitials(w, wire.GreetExcludeAuxInitiatorDown, "A", "B")
-	opOf(t, w, "A", exclude("E"))
-	opOf(t, w, "B", exclude("D"))
-	pa, pb := heldFromAAndB(t, held)
+	pa, pb := heldExclusions(t, w)
 	showInOrder(w, "A", pa, pb)
 	for _, id := range []string{"B", "C", "D", "E"} {
 		showInOrder(w, id, pb, pa)
