@@ -47,8 +47,7 @@
 // # What it does not do
 //
 // It draws nothing, reads no files but the store, and prompts for
-// nothing: passwords and passphrases come from the caller. It does not
-// send XMPP invitations (channel/xmpp cannot yet): [Room.Invite] includes
-// a member who is in the room, and otherwise remembers the invitation and
-// includes them when they enter.
+// nothing: passwords and passphrases come from the caller. [Room.Invite]
+// includes a member who is in the room, and otherwise sends an XMPP
+// invitation, remembers it and includes them when they enter.
 package app

@@ -292,17 +292,13 @@ func (r *Room) Resolve(ctx context.Context, who string) ([]string, error) {
 	return out, nil
 }
 
-// Inviter is implemented by channels that can send an XMPP mediated
-// invitation (XEP-0045 §7.8.2). channel/xmpp does not yet.
-type Inviter interface {
-	Invite(ctx context.Context, to, reason string) error
-}
-
 // Invite brings who (a full or bare JID) into the session. Members of that
 // account present in the room and not in the session are included (the
 // call waits for the operation). If none is present, the invitation is
-// sent through the channel if it can, and remembered: they are included
-// as soon as they enter. The returned text says what happened.
+// remembered (they are included as soon as they enter) and sent as an XMPP
+// mediated invitation (XEP-0045 §7.8.2), which any XMPP client shows. The
+// returned text says what happened, including an invitation that could not
+// be sent (the remembered one still holds).
 func (r *Room) Invite(ctx context.Context, who string) (string, error) {
 	var channel, members []string
 	if err := r.sess.Query(ctx, func(c *session.Core) {
@@ -336,14 +332,11 @@ func (r *Room) Invite(ctx context.Context, who string) (string, error) {
 	r.mu.Lock()
 	r.invited[trust.Bare(who)] = true
 	r.mu.Unlock()
-	if inv, ok := any(r.ch).(Inviter); ok {
-		if err := inv.Invite(ctx, trust.Bare(who), "mpENC encrypted room"); err != nil {
-			return "", err
-		}
-		return "invitation sent to " + who + "; they will be included when they enter", nil
+	if err := r.ch.Invite(ctx, trust.Bare(who), "mpENC encrypted room"); err != nil {
+		return fmt.Sprintf("%s will be included when they enter; the XMPP invitation could not be sent (%v): ask them to join %s",
+			who, err, r.jid), nil
 	}
-	return who + " is not in the room, and this server connection cannot send XMPP invitations: ask them to join " +
-		r.jid + "; they will be included when they enter", nil
+	return "invitation sent to " + who + "; they will be included when they enter", nil
 }
 
 // Member is one participant as the room sees it.

@@ -12,10 +12,11 @@ import (
 )
 
 // TestIntegrationAppInviteRemembered: an invitation to someone who is not
-// in the room is remembered (channel/xmpp cannot send XMPP invitations), and
-// carried out when they enter: they are included without anyone acting,
-// although nobody includes newcomers automatically. Members then list each
-// other with their status, and the invitee's messages arrive.
+// in the room reaches them as an XMPP invitation from the room (seen here
+// by a plain client of theirs), is remembered, and is carried out when they
+// enter: they are included without anyone acting, although nobody
+// includes newcomers automatically. Members then list each other with
+// their status, and the invitee's messages arrive.
 func TestIntegrationAppInviteRemembered(t *testing.T) {
 	s := serverFromEnv(t)
 	aAcct, bAcct := s.cmdAccount(t, 3), s.cmdAccount(t, 4)
@@ -26,14 +27,24 @@ func TestIntegrationAppInviteRemembered(t *testing.T) {
 	if ev := a.waitEvent(from, "a's join", func(ev app.Event) bool { return ev.Kind == app.EventJoined }); ev.Err != nil {
 		t.Fatalf("a's join: %v", ev.Err)
 	}
+	bPlain := s.rawDial(t, 4) // b's account online elsewhere, not in the room
+	bPlain.mustWrite("<presence/>") // available: messages to the bare JID reach it
+	bPlain.iq("ping1", "<iq type='get' id='ping1'><ping xmlns='urn:xmpp:ping'/></iq>") // the presence is processed
 	ctx, cancel := context.WithTimeout(context.Background(), cmdBound)
 	defer cancel()
 	text, err := ra.Invite(ctx, bare(bAcct.jid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(text, "included when they enter") {
+	if !strings.Contains(text, "invitation sent") || !strings.Contains(text, "included when they enter") {
 		t.Errorf("invite answer: %q", text)
+	}
+	inv := bPlain.waitFor("the XMPP invitation", func(s string) bool {
+		return strings.HasPrefix(s, "<message") && strings.Contains(s, "<invite")
+	})
+	if !strings.Contains(inv, `from="`+room) || !strings.Contains(inv, `"http://jabber.org/protocol/muc#user"`) ||
+		!strings.Contains(inv, `from="`+ra.Self()) || !strings.Contains(inv, "mpENC encrypted room") {
+		t.Errorf("invitation as received: %s", inv)
 	}
 
 	b := s.newAppPeer(t, bAcct, t.TempDir())

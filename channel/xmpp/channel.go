@@ -333,6 +333,49 @@ func (c *Channel) Kick(ctx context.Context, members []string) error {
 	return errors.Join(errs...)
 }
 
+// maxInviteReason caps the reason of an invitation (bytes).
+const maxInviteReason = 1024
+
+// Invite asks the room to send to (a bare or full JID) a mediated
+// invitation (XEP-0045 §7.8.2) with reason; any XMPP client shows it as an
+// invitation to the room. Only an occupant can invite: ErrNotInRoom
+// otherwise. The room answers only a refusal, as an error message that
+// this channel does not wait for, so a nil error means sent, not
+// delivered. It fails with ErrInvalidBody for a reason XML cannot carry
+// or longer than 1 KiB, and with an error for an invalid JID; nothing is
+// sent then.
+func (c *Channel) Invite(ctx context.Context, to, reason string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	invitee, err := jid.Parse(to)
+	if err != nil {
+		return fmt.Errorf("xmpp: invite %q: %w", to, err)
+	}
+	if invitee.Localpart() == "" {
+		return fmt.Errorf("xmpp: invite %q: not a user's JID", to)
+	}
+	if len(reason) > maxInviteReason || !xmlSafe(reason) {
+		return ErrInvalidBody
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if !c.room.inRoom() || c.conn == nil {
+		c.mu.Unlock()
+		return ErrNotInRoom
+	}
+	cn := c.conn
+	c.mu.Unlock()
+	if err := cn.sess.Send(cn.ctx, invitation(c.cfg.room, randomID(), invitee.String(), reason)); err != nil {
+		c.dropConn(cn, fmt.Errorf("send: %w", err))
+		return fmt.Errorf("xmpp: invite in %s: %w", c.cfg.room, err)
+	}
+	return nil
+}
+
 // Close leaves the room if needed (waiting a few seconds for the server),
 // disconnects, stops every goroutine and closes Events. Events not yet
 // received are discarded. Close is idempotent.

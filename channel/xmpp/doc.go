@@ -75,7 +75,8 @@
 // # What it does not do
 //
 // It does not judge identity keys (the trust layer does), decrypt or parse
-// mpENC packets, keep history, fetch MAM archives, send private messages,
-// invite, or stream-manage (XEP-0198). It sends plain text only as given
+// mpENC packets, keep history, fetch MAM archives, send private messages
+// (other than the room's mediated invitations, see Invite), receive
+// invitations, or stream-manage (XEP-0198). It sends plain text only as given
 // to Send. It never logs passwords, keys or message bodies.
 package xmpp

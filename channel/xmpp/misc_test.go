@@ -2,6 +2,7 @@ package xmpp
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
@@ -101,6 +102,13 @@ func TestOutgoingStanzas(t *testing.T) {
 	if k := encode(t, kickPayload("bad'nick")); !strings.Contains(k, `nick="bad&#39;nick"`) || !strings.Contains(k, `role="none"`) {
 		t.Errorf("kick %s", k)
 	}
+	inv := encode(t, invitation(room, "id4", "b@example.org", "a&b"))
+	if inv != `<message type="normal" to="r@muc.example" id="id4"><x xmlns="http://jabber.org/protocol/muc#user"><invite to="b@example.org"><reason>a&amp;b</reason></invite></x></message>` {
+		t.Errorf("invitation %s", inv)
+	}
+	if inv := encode(t, invitation(room, "id5", "b@example.org", "")); strings.Contains(inv, "reason") {
+		t.Errorf("invitation without a reason %s", inv)
+	}
 	f := encode(t, nonAnonymousForm())
 	for _, want := range []string{`type="submit"`, `var="muc#roomconfig_whois"`, `<value>anyone</value>`, `http://jabber.org/protocol/muc#roomconfig`} {
 		if !strings.Contains(f, want) {
@@ -186,5 +194,31 @@ func TestErrors(t *testing.T) {
 	}
 	if !permanent(&RoomError{Condition: "forbidden"}) || permanent(&RoomError{Condition: "item-not-found"}) {
 		t.Fatal("room error permanence")
+	}
+}
+
+// TestInviteRefusesBeforeSending: an invalid invitee or reason, or a
+// channel out of the room, fails without writing anything (there is no
+// connection to write to here).
+func TestInviteRefusesBeforeSending(t *testing.T) {
+	c := &Channel{room: newRoom(jid.MustParse("r@muc.example"), "a@example.org/x", 0)}
+	ctx := context.Background()
+	for _, to := range []string{"", "muc.example", "a@b@c", "@example.org"} {
+		if err := c.Invite(ctx, to, "hi"); err == nil {
+			t.Errorf("invitee %q accepted", to)
+		}
+	}
+	for _, reason := range []string{"bad\x00", "cr\r", strings.Repeat("x", maxInviteReason+1)} {
+		if err := c.Invite(ctx, "b@example.org", reason); !errors.Is(err, ErrInvalidBody) {
+			t.Errorf("reason %q: %v", reason, err)
+		}
+	}
+	if err := c.Invite(ctx, "b@example.org", "hi"); !errors.Is(err, ErrNotInRoom) {
+		t.Errorf("out of the room: %v", err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := c.Invite(cancelled, "b@example.org", "hi"); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: %v", err)
 	}
 }

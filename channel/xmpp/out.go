@@ -43,6 +43,25 @@ func groupchat(room jid.JID, id, body string) xml.TokenReader {
 	)
 }
 
+// invitation asks the room to invite to (a bare or full JID) on our behalf:
+// a mediated invitation (XEP-0045 §7.8.2), a normal message to the room
+// with the invitee and a reason. The room forwards it with our JID.
+func invitation(room jid.JID, id, to, reason string) xml.TokenReader {
+	var why xml.TokenReader
+	if reason != "" {
+		why = xmlstream.Wrap(xmlstream.Token(xml.CharData(reason)), xml.StartElement{Name: xml.Name{Local: "reason"}})
+	}
+	return stanza.Message{To: room, ID: id, Type: stanza.NormalMessage}.Wrap(
+		xmlstream.Wrap(
+			xmlstream.Wrap(why, xml.StartElement{
+				Name: xml.Name{Local: "invite"},
+				Attr: []xml.Attr{{Name: xml.Name{Local: "to"}, Value: to}},
+			}),
+			xml.StartElement{Name: xml.Name{Space: nsMUCUser, Local: "x"}},
+		),
+	)
+}
+
 // kickPayload removes the occupant nick (XEP-0045 §8.2: role none).
 func kickPayload(nick string) xml.TokenReader {
 	return xmlstream.Wrap(
