@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"os/exec"
 	"reflect"
 	"slices"
 	"strings"
@@ -472,6 +473,46 @@ func TestIntegrationServerRestart(t *testing.T) {
 		if c.ch.Err() != nil {
 			t.Fatalf("%s: Err %v", c.ch.Self(), c.ch.Err())
 		}
+	}
+}
+
+// TestIntegrationSilentRemoval: the room forgets an occupant without a
+// word, as a restarted MUC service does. Its self-ping (XEP-0410) finds out
+// within a keep-alive period: EventOwnLeave wrapping ErrForgotten, then a
+// new enter on the same connection, after which the others' packets reach
+// it again. The device that was not forgotten sees no leave and no error.
+func TestIntegrationSilentRemoval(t *testing.T) {
+	s := serverFromEnv(t)
+	if s.forgetCmd == "" {
+		t.Skip("MPENC_XMPP_FORGET_CMD is not set: the server under test cannot forget an occupant from here")
+	}
+	room := s.newRoom(t)
+	a := s.dial(t, 0, room, func(c *xmpp.Config) { c.KeepAlive = time.Second })
+	a.enter()
+	b := s.dial(t, 1, room)
+	b.enter()
+	a.waitFor("b in the room", func(evs []channel.Event) bool { return count(channel.EventOthers)(evs) >= 1 })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "sh", "-c", s.forgetCmd+" "+room+" "+a.ch.Self()).CombinedOutput(); err != nil {
+		t.Fatalf("making the room forget a: %v\n%s", err, out)
+	}
+	evs := a.waitFor("the forgotten occupant's leave and new enter", func(evs []channel.Event) bool {
+		return count(channel.EventOwnLeave)(evs) == 1 && count(channel.EventOwnEnter)(evs) == 2
+	})
+	for _, e := range evs {
+		if e.Kind == channel.EventOwnLeave && !errors.Is(e.Err, xmpp.ErrForgotten) {
+			t.Errorf("the leave says %v, want ErrForgotten", e.Err)
+		}
+	}
+	if st := a.ch.Stats(); st.Forgotten != 1 || st.Connects != 1 {
+		t.Errorf("stats %+v: want one forgotten entry, on the first connection", st)
+	}
+	b.send("?mpENC:after.")
+	a.waitFor("b's packet after the new enter", atLeast(1, channel.EventPacket))
+	if n := count(channel.EventOwnLeave)(b.events()); n != 0 || b.ch.Err() != nil || a.ch.Err() != nil {
+		t.Errorf("b saw %d own leaves; Err a %v, b %v", n, a.ch.Err(), b.ch.Err())
 	}
 }
 

@@ -27,6 +27,7 @@ type server struct {
 	insecure      bool
 	security      xmpp.Security
 	restartCmd    string
+	forgetCmd     string // MPENC_XMPP_FORGET_CMD ROOM JID: the room forgets JID silently
 }
 
 type account struct{ jid, password string }
@@ -47,6 +48,7 @@ func serverFromEnv(t testing.TB) *server {
 		muc:        get("MPENC_XMPP_MUC", true),
 		insecure:   get("MPENC_XMPP_INSECURE", false) == "1",
 		restartCmd: get("MPENC_XMPP_RESTART_CMD", false),
+		forgetCmd:  get("MPENC_XMPP_FORGET_CMD", false),
 	}
 	for _, f := range strings.Fields(get("MPENC_XMPP_ACCOUNTS", true)) {
 		j, pw, ok := strings.Cut(f, ":")

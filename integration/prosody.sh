@@ -11,6 +11,8 @@
 #   integration/prosody.sh stop DIR       stop it and delete DIR
 #   integration/prosody.sh restart DIR    stop and start it again, same ports and data
 #   integration/prosody.sh env DIR        print the exports
+#   integration/prosody.sh forget-occupant DIR ROOM JID
+#                                         the room forgets occupant JID silently
 #
 # integration/run.sh CMD... starts a server, runs CMD with the variables
 # exported, and always stops it.
@@ -87,6 +89,7 @@ admin_socket = "$dir/admin.sock"
 -- No mod_limits: Debian's default c2s rate (10 kB/s) would cut floods.
 modules_enabled = {
   "roster"; "saslauth"; "tls"; "disco"; "ping"; "register"; "time"; "version";
+  "admin_shell"; -- prosody.sh forget-occupant (tests of a silent removal)
 }
 modules_disabled = { "s2s"; "limits"; "offline"; }
 
@@ -150,6 +153,7 @@ export MPENC_XMPP_ACCOUNTS='$accounts'
 export MPENC_XMPP_CA=$dir/cert.pem
 export MPENC_XMPP_INSECURE=1
 export MPENC_XMPP_RESTART_CMD='$here/prosody.sh restart $dir'
+export MPENC_XMPP_FORGET_CMD='$here/prosody.sh forget-occupant $dir'
 EOF
   launch "$dir"
   trap - EXIT
@@ -205,6 +209,19 @@ stop_server() {
   kill -KILL "$pid" 2>/dev/null || true
 }
 
+# forget_occupant DIR ROOM REALJID: make the room forget an occupant
+# without telling anyone (no presence), as a MUC restart or a lost
+# component connection would: the occupant believes it is still in.
+forget_occupant() {
+  local dir=$1 room=$2 real=$3
+  [[ $room =~ ^[a-z0-9._-]+@conference\.localhost$ ]] || die "forget-occupant: bad room '$room'"
+  [[ $real =~ ^[a-zA-Z0-9._@/-]+$ ]] || die "forget-occupant: bad JID '$real'"
+  local out
+  out=$(echo "> local r = prosody.hosts['conference.localhost'].modules.muc.get_room_from_jid('$room'); local o = r and r:get_occupant_by_real_jid('$real'); if not o then return 'no such occupant' end; o.role = nil; r:save_occupant(o); return 'forgot ' .. o.nick" \
+    | run_as_prosody prosodyctl --config "$dir/prosody.cfg.lua" shell 2>&1)
+  grep -q "Result: forgot" <<<"$out" || die "forget-occupant: $(grep -m1 'Result\|rror' <<<"$out")"
+}
+
 check_dir() {
   [ -n "${1:-}" ] && [ -f "$1/prosody.cfg.lua" ] && [ -f "$1/ports" ] \
     || die "not a server folder made by this script: '${1:-}'"
@@ -218,5 +235,6 @@ case "$cmd" in
   stop) check_dir "${2:-}"; stop_server "$2"; rm -rf "$2" ;;
   restart) check_dir "${2:-}"; stop_server "$2"; launch "$2" ;;
   env) check_dir "${2:-}"; cat "$2/env" ;;
+  forget-occupant) check_dir "${2:-}"; forget_occupant "$2" "${3:-}" "${4:-}" ;;
   *) sed -n '2,21p' "$0" >&2; exit 2 ;;
 esac

@@ -66,6 +66,7 @@ type Stats struct {
 	TooLong   uint64 // bodies over the size cap, ignored
 	BadKeys   uint64 // malformed identity announcements
 	Overflows uint64 // event queue overflows (each drops the connection)
+	Forgotten uint64 // self-pings that found us forgotten by the room (each re-enters)
 }
 
 // Dial connects and authenticates to the server of cfg.JID. It does not
@@ -871,13 +872,82 @@ func (c *Channel) keepAlive(cn *conn) {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(cn.ctx, c.cfg.IQTimeout)
-		err := ping.Send(ctx, cn.sess, cn.sess.LocalAddr().Domain())
-		cancel()
-		var se stanza.Error
-		if err != nil && !errors.As(err, &se) { // an error reply still proves the server is there
-			c.dropConn(cn, fmt.Errorf("keep-alive: %w", err))
+		if !c.selfPing(cn) && !c.pingServer(cn) {
 			return
 		}
 	}
+}
+
+// selfPing pings our own occupant JID (XEP-0410 MUC self-ping) when we are
+// in the room, and reports whether that settled the round: the room
+// answered, so the connection is alive, and we know whether it still has
+// us. A reply, or service-unavailable, feature-not-implemented or
+// item-not-found (the XEP's "still joined" answers), means in. Any other
+// error means the room forgot us without a word: roomForgot. No answer, or
+// remote-server-not-found/-timeout (the room unreachable from our server),
+// settles nothing: the caller pings the server instead.
+func (c *Channel) selfPing(cn *conn) bool {
+	c.mu.Lock()
+	if c.conn != cn || !c.room.inRoom() {
+		c.mu.Unlock()
+		return false
+	}
+	occ, err := c.cfg.room.WithResource(c.room.nick)
+	entered := c.entered
+	c.mu.Unlock()
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(cn.ctx, c.cfg.IQTimeout)
+	err = ping.Send(ctx, cn.sess, occ)
+	cancel()
+	var se stanza.Error
+	switch {
+	case err == nil:
+		return true
+	case !errors.As(err, &se):
+		return false
+	}
+	switch se.Condition {
+	case stanza.ServiceUnavailable, stanza.FeatureNotImplemented, stanza.ItemNotFound:
+		return true
+	case stanza.RemoteServerNotFound, stanza.RemoteServerTimeout:
+		return false
+	}
+	c.roomForgot(cn, entered, se.Condition)
+	return true
+}
+
+// pingServer pings our server and drops the connection if it does not
+// answer. It reports whether the connection is kept.
+func (c *Channel) pingServer(cn *conn) bool {
+	ctx, cancel := context.WithTimeout(cn.ctx, c.cfg.IQTimeout)
+	err := ping.Send(ctx, cn.sess, cn.sess.LocalAddr().Domain())
+	cancel()
+	var se stanza.Error
+	if err != nil && !errors.As(err, &se) { // an error reply still proves the server is there
+		c.dropConn(cn, fmt.Errorf("keep-alive: %w", err))
+		return false
+	}
+	return true
+}
+
+// roomForgot handles a self-ping refused by the room while we believe we
+// are in (since the enter numbered entered): the gap becomes EventOwnLeave
+// (Err wraps ErrForgotten) and the manager enters again on the same
+// connection after the usual retry delay. No leave is sent: a room that
+// does not have us ignores it, and one that (against the XEP) still had us
+// would answer with our own departure, which reads as a removal.
+func (c *Channel) roomForgot(cn *conn, entered uint64, cond stanza.Condition) {
+	c.mu.Lock()
+	if c.conn != cn || c.entered != entered || !c.room.inRoom() || !c.want {
+		c.mu.Unlock()
+		return // left, re-entered or lost meanwhile: the answer is stale
+	}
+	c.stats.Forgotten++
+	c.pushLocked(c.room.lost(fmt.Errorf("%w (self-ping: %s)", ErrForgotten, cond))...)
+	c.scheduleRetryLocked()
+	c.cfg.logf("xmpp: %s no longer has us (self-ping answered %s): entering again", c.cfg.room, cond)
+	c.kickLocked()
+	c.mu.Unlock()
 }

@@ -115,7 +115,7 @@ type Config struct {
 	WriteTimeout   time.Duration // one write to the socket; the connection is dropped past it
 	IQTimeout      time.Duration // a request to the server or the room
 	JoinTimeout    time.Duration // one attempt to enter the room
-	KeepAlive      time.Duration // interval of pings to the server; negative disables
+	KeepAlive      time.Duration // interval of pings (self-pings in the room, XEP-0410); negative disables
 	ReconnectMin   time.Duration // first delay before reconnecting, doubled up to ReconnectMax
 	ReconnectMax   time.Duration
 	// AnonymityGrace is how long an occupant of a room that does not (yet)

@@ -35,7 +35,10 @@
 // re-enters, which the consumer sees as EventOwnEnter. Being kicked,
 // banned, the room destroyed or turned semi-anonymous end this: the Channel
 // stays out and [Channel.Err] says why. A keep-alive ping detects silent
-// network failures.
+// network failures; in the room it is a self-ping (XEP-0410), which also
+// detects a room that forgot us without a word (a restarted MUC service):
+// EventOwnLeave wrapping ErrForgotten, then a new enter on the same
+// connection.
 //
 // # Hostile input
 //

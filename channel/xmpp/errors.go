@@ -39,6 +39,11 @@ var (
 	// drain Events; the channel dropped the connection (see the package
 	// documentation).
 	ErrOverflow = errors.New("xmpp: event queue overflow")
+	// ErrForgotten: a self-ping (XEP-0410) showed that the room no longer
+	// has us although it never said so (a restarted MUC service, a lost
+	// presence). The EventOwnLeave that marks the gap carries it; the
+	// channel enters again.
+	ErrForgotten = errors.New("xmpp: the room no longer has us in it")
 )
 
 // errHiddenOccupants fails a join attempt (to be retried) in a room that
