@@ -27,9 +27,11 @@ func TestIntegrationAppInviteRemembered(t *testing.T) {
 	if ev := a.waitEvent(from, "a's join", func(ev app.Event) bool { return ev.Kind == app.EventJoined }); ev.Err != nil {
 		t.Fatalf("a's join: %v", ev.Err)
 	}
-	bPlain := s.rawDial(t, 4) // b's account online elsewhere, not in the room
-	bPlain.mustWrite("<presence/>") // available: messages to the bare JID reach it
-	bPlain.iq("ping1", "<iq type='get' id='ping1'><ping xmlns='urn:xmpp:ping'/></iq>") // the presence is processed
+	// b's account online elsewhere, not in the room, and available (so that
+	// messages to the bare JID reach it) once the ping is answered.
+	bPlain := s.rawDial(t, 4)
+	bPlain.mustWrite("<presence/>")
+	bPlain.iq("ping1", "<iq type='get' id='ping1'><ping xmlns='urn:xmpp:ping'/></iq>")
 	ctx, cancel := context.WithTimeout(context.Background(), cmdBound)
 	defer cancel()
 	text, err := ra.Invite(ctx, bare(bAcct.jid))
