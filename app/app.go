@@ -102,9 +102,10 @@ type App struct {
 
 	q *queue
 
-	mu     sync.Mutex
-	rooms  map[string]*Room
-	closed bool
+	mu      sync.Mutex
+	rooms   map[string]*Room
+	closed  bool
+	invites recentInvites // guarded by mu
 }
 
 // ErrClosed is returned by the methods of a closed App.

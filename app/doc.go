@@ -27,7 +27,9 @@
 // through session.KeyObserver), enters, and joins in the background.
 // [App.Events] delivers every session notice after it has been recorded
 // in the history (store.History.Record: messages, membership changes,
-// acknowledgement state), every trust decision, and the outcome of joins.
+// acknowledgement state), every trust decision, the outcome of joins, and
+// invitations to other rooms that reached one of our connections (once
+// each; nothing is joined by itself).
 // [Room] has the user's actions: Send, Invite, Include, Exclude (kick),
 // Refresh, Members (session status and trust), History, Unacked.
 //

@@ -27,6 +27,9 @@ const (
 	// EventClosed: the room was left and its connection closed; Err says
 	// why if it was not on request.
 	EventClosed
+	// EventInvitation: someone invites us to another room (Invitation),
+	// received on the connection of Room. Nothing is joined by itself.
+	EventInvitation
 )
 
 func (k EventKind) String() string {
@@ -41,6 +44,8 @@ func (k EventKind) String() string {
 		return "info"
 	case EventClosed:
 		return "closed"
+	case EventInvitation:
+		return "invitation"
 	}
 	return "EventKind(?)"
 }
@@ -53,6 +58,18 @@ type Event struct {
 	Decision trust.Decision
 	Text     string
 	Err      error
+	// Invitation is set for EventInvitation.
+	Invitation Invitation
+}
+
+// Invitation is an invitation to a room we are not in: an XEP-0045
+// mediated invitation (the room says who invites) or an XEP-0249 direct
+// one (from the inviter). Only the server vouches for it, and Reason is
+// the inviter's free text: sanitise it before showing it.
+type Invitation struct {
+	Room   string // the room's bare JID: what Join takes
+	From   string // the inviter's bare JID; empty when the room did not say
+	Reason string
 }
 
 // queue is an unbounded FIFO of events pumped into an unbuffered channel,

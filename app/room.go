@@ -135,6 +135,7 @@ func (r *Room) start(ctx context.Context) (err error) {
 		}
 	}()
 	go r.pump()
+	go a.invitations(r.jid, ch.Invitations())
 	a.log(LevelInfo, "connected", "room", r.jid, "self", r.self)
 	go r.join(r.rctx)
 	return nil
@@ -296,7 +297,8 @@ func (r *Room) Resolve(ctx context.Context, who string) ([]string, error) {
 // account present in the room and not in the session are included (the
 // call waits for the operation). If none is present, the invitation is
 // remembered (they are included as soon as they enter) and sent as an XMPP
-// mediated invitation (XEP-0045 §7.8.2), which any XMPP client shows. The
+// mediated invitation (XEP-0045 §7.8.2), which any XMPP client shows: to
+// the account's bare JID, or to who itself if it is a full JID. The
 // returned text says what happened, including an invitation that could not
 // be sent (the remembered one still holds).
 func (r *Room) Invite(ctx context.Context, who string) (string, error) {
@@ -332,7 +334,14 @@ func (r *Room) Invite(ctx context.Context, who string) (string, error) {
 	r.mu.Lock()
 	r.invited[trust.Bare(who)] = true
 	r.mu.Unlock()
-	if err := r.ch.Invite(ctx, trust.Bare(who), "mpENC encrypted room"); err != nil {
+	// A bare JID reaches the account's available clients; a full JID
+	// (a device seen in another room, say) reaches that device, our own
+	// client included.
+	to := trust.Bare(who)
+	if strings.Contains(who, "/") {
+		to = who
+	}
+	if err := r.ch.Invite(ctx, to, "mpENC encrypted room"); err != nil {
 		return fmt.Sprintf("%s will be included when they enter; the XMPP invitation could not be sent (%v): ask them to join %s",
 			who, err, r.jid), nil
 	}

@@ -90,3 +90,56 @@ func TestIntegrationAppInviteRemembered(t *testing.T) {
 		p.mu.Unlock()
 	}
 }
+
+// An invitation to one of our devices' full JIDs (as a co-member sees it
+// in another room) reaches our App as an EventInvitation, once, and
+// joining the room it names gets us included by the inviter.
+func TestIntegrationAppInvitationReceived(t *testing.T) {
+	s := serverFromEnv(t)
+	aAcct, bAcct := s.cmdAccount(t, 3), s.cmdAccount(t, 4)
+	room1, room2 := s.newRoom(t), s.newRoom(t)
+	a := s.newAppPeer(t, aAcct, t.TempDir())
+	b := s.newAppPeer(t, bAcct, t.TempDir())
+	from := a.mark()
+	ra := a.join(room1, store.IncludeManual)
+	if ev := a.waitEvent(from, "a's join", func(ev app.Event) bool { return ev.Kind == app.EventJoined }); ev.Err != nil {
+		t.Fatalf("a's join: %v", ev.Err)
+	}
+	from = b.mark()
+	rb2 := b.join(room2, store.IncludeManual)
+	if ev := b.waitEvent(from, "b's join of room2", func(ev app.Event) bool { return ev.Kind == app.EventJoined }); ev.Err != nil {
+		t.Fatalf("b's join: %v", ev.Err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cmdBound)
+	defer cancel()
+	from = b.mark()
+	text, err := ra.Invite(ctx, rb2.Self())
+	if err != nil || !strings.Contains(text, "invitation sent") {
+		t.Fatalf("invite: %q, %v", text, err)
+	}
+	ev := b.waitEvent(from, "the invitation", func(ev app.Event) bool { return ev.Kind == app.EventInvitation })
+	if want := (app.Invitation{Room: room1, From: bare(aAcct.jid), Reason: "mpENC encrypted room"}); ev.Invitation != want || ev.Room != room2 {
+		t.Fatalf("invitation %+v via %s, want %+v via %s", ev.Invitation, ev.Room, want, room2)
+	}
+	from = b.mark()
+	rb1 := b.join(ev.Invitation.Room, store.IncludeManual)
+	if ev := b.waitEvent(from, "b's join of room1", func(ev app.Event) bool { return ev.Kind == app.EventJoined && ev.Room == room1 }); ev.Err != nil {
+		t.Fatalf("b's join of room1: %v", ev.Err)
+	}
+	from = a.mark()
+	if _, err := rb1.Send(ctx, "accepted"); err != nil {
+		t.Fatal(err)
+	}
+	a.waitMessage(from, room1, bare(bAcct.jid), "b's message", func(s string) bool { return s == "accepted" })
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, ev := range b.evs {
+		if ev.Kind == app.EventInvitation {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d invitation events, want 1", n)
+	}
+}

@@ -55,6 +55,7 @@ type Channel struct {
 	qNotify chan struct{} // cap 1: the queue grew
 	paused  bool          // the queue overflowed: no reconnect until it drains
 	stats   Stats
+	invites chan Invitation // cap maxPendingInvitations; closed by Close
 }
 
 // Stats are counters for diagnostics.
@@ -67,6 +68,10 @@ type Stats struct {
 	BadKeys   uint64 // malformed identity announcements
 	Overflows uint64 // event queue overflows (each drops the connection)
 	Forgotten uint64 // self-pings that found us forgotten by the room (each re-enters)
+	Invites   uint64 // invitations to other rooms queued for Invitations
+	// InvitesDropped counts invitations not queued: malformed, to this
+	// channel's own room, or finding the queue full.
+	InvitesDropped uint64
 }
 
 // Dial connects and authenticates to the server of cfg.JID. It does not
@@ -97,6 +102,7 @@ func Dial(ctx context.Context, cfg *Config) (*Channel, error) {
 		poked:   make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		qNotify: make(chan struct{}, 1),
+		invites: make(chan Invitation, maxPendingInvitations),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.self = cn.sess.LocalAddr()
@@ -395,6 +401,7 @@ func (c *Channel) Close() error {
 	}
 	c.mu.Lock()
 	c.closed, c.want = true, false
+	close(c.invites)
 	c.failWaitersLocked(ErrClosed)
 	cn := c.conn
 	c.conn = nil
@@ -494,6 +501,9 @@ func (c *Channel) handler(cn *conn) mxmpp.Handler {
 			// complete; the manager drops the connection.
 			c.pokeLocked()
 			return nil
+		}
+		if st.Kind == kindMessage && st.Invite != nil {
+			c.inviteLocked(st)
 		}
 		c.pushLocked(c.room.handle(st)...)
 		if rm := c.room.removed; rm != nil {

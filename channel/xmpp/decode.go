@@ -24,6 +24,7 @@ const (
 	nsStanzas   = "urn:ietf:params:xml:ns:xmpp-stanzas"
 	nsDataForms = "jabber:x:data"
 	nsPing      = "urn:xmpp:ping"
+	nsDirectInv = "jabber:x:conference" // XEP-0249 direct invitations
 )
 
 // Caps on what one stanza may make us keep. The stream parser below us
@@ -92,7 +93,20 @@ type inStanza struct {
 	ErrCondition string
 	ErrText      string
 
+	// Invite is the first invitation the message carries: a mediated one
+	// (XEP-0045 §7.8.2, inside the muc#user <x/>) or a direct one
+	// (XEP-0249), nil when none.
+	Invite *inInvite
+
 	Truncated bool // hit maxTokens or maxDepth
+}
+
+// inInvite is an invitation as received, each field bounded and unchecked.
+type inInvite struct {
+	Direct bool   // XEP-0249: the sender invites; Room names the room
+	Room   string // direct only: the room's JID as sent
+	From   string // mediated only: the inviter's JID as the room states it
+	Reason string
 }
 
 func (s *inStanza) hasStatus(code int) bool {
@@ -193,6 +207,21 @@ func walkStanza(st *inStanza, d *walker) (*inStanza, error) {
 			if err := d.mucUser(st); err != nil {
 				return st, err
 			}
+		case t.Name.Local == "x" && t.Name.Space == nsDirectInv:
+			if st.Invite != nil {
+				continue
+			}
+			inv := &inInvite{Direct: true}
+			for _, a := range t.Attr {
+				switch {
+				case a.Name.Space != "":
+				case a.Name.Local == "jid":
+					inv.Room = clip(a.Value, maxJID)
+				case a.Name.Local == "reason":
+					inv.Reason = clip(a.Value, maxInviteReason)
+				}
+			}
+			st.Invite = inv
 		case t.Name.Local == "identity" && t.Name.Space == NSIdentity:
 			if st.HasIdentity {
 				// Two announcements in one presence: trust neither.
@@ -272,6 +301,20 @@ func (d *walker) mucUser(st *inStanza) error {
 			}
 		case "destroy":
 			st.Destroyed = true
+		case "invite":
+			if st.Invite != nil {
+				continue
+			}
+			inv := &inInvite{}
+			for _, a := range t.Attr {
+				if a.Name.Local == "from" && a.Name.Space == "" {
+					inv.From = clip(a.Value, maxJID)
+				}
+			}
+			st.Invite = inv
+			if err := d.inviteReason(inv); err != nil {
+				return err
+			}
 		}
 	}
 }
@@ -303,6 +346,32 @@ func (d *walker) stanzaError(st *inStanza) error {
 			st.ErrText = text
 		} else if st.ErrCondition == "" {
 			st.ErrCondition = clip(t.Name.Local, maxAttr)
+		}
+	}
+}
+
+// inviteReason reads the children of a mediated <invite/> (the walker is
+// just inside it): its <reason/>, bounded; longer ones are cut.
+func (d *walker) inviteReason(inv *inInvite) error {
+	base := d.depth
+	for {
+		tok, err := d.next()
+		if err != nil {
+			return err
+		}
+		if d.stopped || d.depth < base {
+			return nil
+		}
+		t, ok := tok.(xml.StartElement)
+		if !ok || d.depth != base+1 || t.Name.Local != "reason" || t.Name.Space != nsMUCUser {
+			continue
+		}
+		text, tooLong, err := d.text(maxInviteReason)
+		if err != nil {
+			return err
+		}
+		if !tooLong {
+			inv.Reason = text
 		}
 	}
 }

@@ -99,6 +99,16 @@ func TestDecodeStanza(t *testing.T) {
 			in:   `<message xmlns='jabber:client' from='r@muc.example/a' type='groupchat'><body>a<b>x</b>c</body><x xmlns='urn:other'><status code='110'/></x><delay xmlns='urn:not-delay'/></message>`,
 			want: inStanza{Kind: kindMessage, From: jid.MustParse(room + "/a"), FromOK: true, Type: "groupchat", HasBody: true, Body: "ac"},
 		},
+		10: { // a mediated invitation (XEP-0045 §7.8.2); only the first counts
+			in: `<message xmlns='jabber:client' from='other@muc.example' id='i1'><x xmlns='http://jabber.org/protocol/muc#user'><invite from='alice@example.org/x'><reason>come &amp; see</reason><other/></invite><invite from='bob@example.org'/><password>pw</password></x></message>`,
+			want: inStanza{Kind: kindMessage, From: jid.MustParse("other@muc.example"), FromOK: true, ID: "i1",
+				HasMUCUser: true, Invite: &inInvite{From: "alice@example.org/x", Reason: "come & see"}},
+		},
+		11: { // a direct invitation (XEP-0249)
+			in: `<message xmlns='jabber:client' from='alice@example.org/x'><x xmlns='jabber:x:conference' jid='other@muc.example' reason='hi' password='pw'/></message>`,
+			want: inStanza{Kind: kindMessage, From: jid.MustParse("alice@example.org/x"), FromOK: true,
+				Invite: &inInvite{Direct: true, Room: "other@muc.example", Reason: "hi"}},
+		},
 		9: { // an IQ: only the envelope is looked at
 			in:   `<iq xmlns='jabber:client' from='example.org' type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>`,
 			want: inStanza{Kind: kindOther, From: jid.MustParse("example.org"), FromOK: true, Type: "get", ID: "p"},
@@ -111,6 +121,54 @@ func TestDecodeStanza(t *testing.T) {
 				t.Fatalf("got  %+v\nwant %+v", *got, tc.want)
 			}
 		})
+	}
+}
+
+func TestInvitationOf(t *testing.T) {
+	const mediated = `<message xmlns='jabber:client' from='%s' type='%s' id='i'><x xmlns='http://jabber.org/protocol/muc#user'><invite from='%s'><reason>r</reason></invite></x></message>`
+	const direct = `<message xmlns='jabber:client' from='%s' type='%s'><x xmlns='jabber:x:conference' jid='%s' reason='r'/></message>`
+	tests := []struct {
+		in   string
+		want *Invitation
+	}{
+		0: {fmt.Sprintf(mediated, "room@muc.example", "", "alice@example.org/dev"),
+			&Invitation{Room: "room@muc.example", From: "alice@example.org", Reason: "r", ID: "i"}},
+		1: {fmt.Sprintf(mediated, "room@muc.example", "normal", "not a jid@@"),
+			&Invitation{Room: "room@muc.example", Reason: "r", ID: "i"}},
+		2: {fmt.Sprintf(mediated, "room@muc.example/nick", "", "alice@example.org"), nil}, // not from a room
+		3: {fmt.Sprintf(mediated, "muc.example", "", "alice@example.org"), nil},           // a service, not a room
+		4: {fmt.Sprintf(mediated, "room@muc.example", "error", "alice@example.org"), nil}, // our own invitation bounced
+		5: {fmt.Sprintf(mediated, "room@muc.example", "groupchat", "alice@example.org"), nil},
+		6: {fmt.Sprintf(direct, "alice@example.org/dev", "", "room@muc.example"),
+			&Invitation{Room: "room@muc.example", From: "alice@example.org", Reason: "r", Direct: true}},
+		7:  {fmt.Sprintf(direct, "alice@example.org/dev", "", "room@muc.example/nick"), nil},
+		8:  {fmt.Sprintf(direct, "alice@example.org/dev", "", "muc.example"), nil},
+		9:  {fmt.Sprintf(direct, "alice@example.org/dev", "error", "room@muc.example"), nil},
+		10: {`<message xmlns='jabber:client' type='normal'><x xmlns='jabber:x:conference' jid='room@muc.example'/></message>`, nil}, // no sender
+	}
+	for i, tc := range tests {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			got, ok := invitationOf(mustDecode(t, tc.in))
+			switch {
+			case tc.want == nil && ok:
+				t.Fatalf("accepted %+v", got)
+			case tc.want != nil && !ok:
+				t.Fatal("refused")
+			case tc.want != nil && got != *tc.want:
+				t.Fatalf("got  %+v\nwant %+v", got, *tc.want)
+			}
+		})
+	}
+	// A reason over the cap is dropped in a mediated invitation, cut in a
+	// direct one (an attribute, already read whole by the XML decoder).
+	long := strings.Repeat("x", maxInviteReason+1)
+	st := mustDecode(t, fmt.Sprintf(`<message xmlns='jabber:client' from='room@muc.example'><x xmlns='http://jabber.org/protocol/muc#user'><invite><reason>%s</reason></invite></x></message>`, long))
+	if st.Invite == nil || st.Invite.Reason != "" {
+		t.Fatalf("mediated: %+v", st.Invite)
+	}
+	st = mustDecode(t, fmt.Sprintf(`<message xmlns='jabber:client' from='a@b/c'><x xmlns='jabber:x:conference' jid='room@muc.example' reason='%s'/></message>`, long))
+	if st.Invite == nil || len(st.Invite.Reason) != maxInviteReason {
+		t.Fatalf("direct: %d bytes", len(st.Invite.Reason))
 	}
 }
 

@@ -79,7 +79,11 @@
 //
 // It does not judge identity keys (the trust layer does), decrypt or parse
 // mpENC packets, keep history, fetch MAM archives, send private messages
-// (other than the room's mediated invitations, see Invite), receive
-// invitations, or stream-manage (XEP-0198). It sends plain text only as given
+// (other than the room's mediated invitations, see Invite), announce
+// availability, or stream-manage (XEP-0198). It receives invitations to
+// other rooms (Invitations) only when they are addressed to its full JID:
+// without an initial presence the server routes nothing sent to the bare
+// JID to it, which keeps it from swallowing chats meant for the account's
+// other clients or its offline storage. It sends plain text only as given
 // to Send. It never logs passwords, keys or message bodies.
 package xmpp

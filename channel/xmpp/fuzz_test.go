@@ -32,6 +32,8 @@ func stanzaSeeds() []string {
 		fmt.Sprintf(`<presence xmlns='jabber:client' from='%s/carol' type='unavailable'>%s</presence>`, tRoom, xUser(`<item jid='c@d/e' nick='caroline'/>`, 303)),
 		fmt.Sprintf(`<presence xmlns='jabber:client' from='%s/%s' type='error'><error type='cancel'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>`, tRoom, tNick),
 		`<message xmlns='jabber:client' from='` + tRoom + `/alice' type='groupchat'><body>x</body><delay xmlns='urn:xmpp:delay'/></message>`,
+		`<message xmlns='jabber:client' from='other@muc.example' id='i'><x xmlns='http://jabber.org/protocol/muc#user'><invite from='alice@example.org/x'><reason>come</reason></invite></x></message>`,
+		`<message xmlns='jabber:client' from='alice@example.org/x'><x xmlns='jabber:x:conference' jid='` + tRoom + `' reason='hi'/></message>`,
 	}
 }
 
@@ -48,6 +50,12 @@ func FuzzDecodeStanza(f *testing.F) {
 		if len(st.Body) > maxBody || len(st.Status) > maxStatus || len(st.Type) > maxAttr || len(st.ID) > maxAttr ||
 			len(st.ErrText) > maxErrText || len(st.ErrCondition) > maxAttr {
 			t.Fatalf("a cap was exceeded: %+v", st)
+		}
+		if in := st.Invite; in != nil && (len(in.Room) > maxJID || len(in.From) > maxJID || len(in.Reason) > maxInviteReason) {
+			t.Fatalf("invitation over the caps: %d %d %d bytes", len(in.Room), len(in.From), len(in.Reason))
+		}
+		if inv, ok := invitationOf(st); ok && (inv.Room == "" || strings.Contains(inv.Room, "/") || st.Type == "error") {
+			t.Fatalf("accepted a malformed invitation: %+v", inv)
 		}
 		if st.BodyTooLong && st.Body != "" {
 			t.Fatal("a body over the cap was kept")

@@ -222,3 +222,21 @@ func TestInviteRefusesBeforeSending(t *testing.T) {
 		t.Errorf("cancelled: %v", err)
 	}
 }
+
+func TestInvitationsQueued(t *testing.T) {
+	c := &Channel{cfg: &settings{room: jid.MustParse("r@muc.example")}, invites: make(chan Invitation, maxPendingInvitations)}
+	mediated := func(room string) *inStanza {
+		return mustDecode(t, fmt.Sprintf(`<message xmlns='jabber:client' from='%s' id='i'><x xmlns='http://jabber.org/protocol/muc#user'><invite from='alice@example.org'/></x></message>`, room))
+	}
+	c.inviteLocked(mediated("r@muc.example")) // our own room: nothing to tell
+	for range maxPendingInvitations + 3 {     // a flood: the first few wait, the rest are dropped
+		c.inviteLocked(mediated("other@muc.example"))
+	}
+	if s := c.stats; s.Invites != maxPendingInvitations || s.InvitesDropped != 4 {
+		t.Fatalf("stats %+v", s)
+	}
+	got := <-c.invites
+	if want := (Invitation{Room: "other@muc.example", From: "alice@example.org", ID: "i"}); got != want {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+}

@@ -106,6 +106,10 @@ func (b *Bot) serve(ctx context.Context) error {
 				}
 			case app.EventInfo:
 				b.log(app.LevelInfo, ev.Text, "room", ev.Room, "err", ev.Err)
+			case app.EventInvitation:
+				// A bot joins the rooms of its configuration only: anyone
+				// can send an invitation.
+				b.log(app.LevelInfo, "invitation ignored", "room", ev.Invitation.Room, "from", ev.Invitation.From)
 			}
 		}
 	}

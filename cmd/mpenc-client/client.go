@@ -151,6 +151,10 @@ func (c *client) join(room, nick string, remember bool) {
 
 // handle applies an App event.
 func (c *client) handle(ev app.Event) {
+	if ev.Kind == app.EventInvitation {
+		c.ui.note(invitationText(ev.Invitation), false)
+		return
+	}
 	v := c.view(ev.Room)
 	if r := c.app.Room(ev.Room); r != nil && v.self == "" {
 		v.self = r.Self()
@@ -173,6 +177,20 @@ func (c *client) handle(ev app.Event) {
 		delete(c.members, ev.Room)
 		c.ui.membersChanged(v)
 	}
+}
+
+// invitationText tells the user about an invitation and how to accept it.
+// Everything in it came from the network and is sanitised.
+func invitationText(inv app.Invitation) string {
+	from := "someone"
+	if inv.From != "" {
+		from = oneLine(inv.From)
+	}
+	t := from + " invites you to " + oneLine(inv.Room)
+	if inv.Reason != "" {
+		t += ": “" + oneLine(inv.Reason) + "”"
+	}
+	return t + " (/join " + oneLine(inv.Room) + " to accept)"
 }
 
 // flush sends the messages typed while the room was not joined.

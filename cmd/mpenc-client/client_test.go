@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/mpenc/mpenc/app"
 )
 
 // fakeUI records what the controller shows.
@@ -110,5 +112,25 @@ func TestClientSwitchRooms(t *testing.T) {
 	c.input("/info 1")
 	if len(f.warnings) != 1 || !strings.Contains(f.warnings[0], "no message #1") {
 		t.Errorf("/info of a missing message: %q", f.warnings)
+	}
+}
+
+// The control character is dropped (what follows it is harmless text).
+func TestInvitationShown(t *testing.T) {
+	c, f := newTestClient("room@muc.example")
+	c.handle(app.Event{Room: "room@muc.example", Kind: app.EventInvitation,
+		Invitation: app.Invitation{Room: "other@muc.example", From: "alice@example.org", Reason: "come\x1b[2J see\nnow"}})
+	c.handle(app.Event{Room: "room@muc.example", Kind: app.EventInvitation, Invitation: app.Invitation{Room: "x@muc.example"}})
+	want := []string{
+		"alice@example.org invites you to other@muc.example: \u201ccome[2J see now\u201d (/join other@muc.example to accept)",
+		"someone invites you to x@muc.example (/join x@muc.example to accept)",
+	}
+	if len(f.notes) != 2 || len(f.warnings) != 0 {
+		t.Fatalf("notes %q, warnings %q", f.notes, f.warnings)
+	}
+	for i := range want {
+		if f.notes[i] != want[i] {
+			t.Errorf("note %d: %q, want %q", i, f.notes[i], want[i])
+		}
 	}
 }

@@ -1,0 +1,55 @@
+package app
+
+import (
+	"testing"
+
+	"github.com/mpenc/mpenc/channel/xmpp"
+)
+
+// Copies of one invitation arriving on several connections are shown
+// once; invitations to a room we are in are not shown.
+func TestInvitationsDeduplicated(t *testing.T) {
+	a := &App{rooms: map[string]*Room{"in@muc.example": {}}, q: newQueue()}
+	defer a.q.close()
+	inv := xmpp.Invitation{Room: "other@muc.example", From: "alice@example.org", Reason: "hi", ID: "i1"}
+	first, second := make(chan xmpp.Invitation, 8), make(chan xmpp.Invitation, 8)
+	first <- inv
+	first <- xmpp.Invitation{Room: "in@muc.example", From: "alice@example.org"}
+	second <- inv
+	again := inv
+	again.ID, again.Reason = "i2", "hi again" // invited again later: shown again
+	second <- again
+	close(first)
+	close(second)
+	a.invitations("a@muc.example", first)
+	a.invitations("b@muc.example", second)
+	want := []Event{
+		{Room: "a@muc.example", Kind: EventInvitation, Invitation: Invitation{Room: "other@muc.example", From: "alice@example.org", Reason: "hi"}},
+		{Room: "b@muc.example", Kind: EventInvitation, Invitation: Invitation{Room: "other@muc.example", From: "alice@example.org", Reason: "hi again"}},
+	}
+	for i, w := range want {
+		if got := <-a.q.out; got.Room != w.Room || got.Kind != w.Kind || got.Invitation != w.Invitation {
+			t.Fatalf("event %d: %+v, want %+v", i, got, w)
+		}
+	}
+	select {
+	case ev := <-a.q.out:
+		t.Fatalf("unexpected %+v", ev)
+	default:
+	}
+}
+
+func TestRecentInvitesWindow(t *testing.T) {
+	var r recentInvites
+	for i := range recentInviteWindow + 1 {
+		if !r.add(xmpp.Invitation{Room: "r@m", ID: string(rune('A' + i))}) {
+			t.Fatalf("invitation %d not new", i)
+		}
+	}
+	if r.add(xmpp.Invitation{Room: "r@m", ID: string(rune('A' + recentInviteWindow))}) {
+		t.Fatal("the latest invitation was forgotten")
+	}
+	if !r.add(xmpp.Invitation{Room: "r@m", ID: "A"}) {
+		t.Fatal("the oldest invitation is still remembered past the window")
+	}
+}
