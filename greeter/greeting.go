@@ -1043,4 +1043,5 @@ func (g *Greeting) maybeReady() {
 		contributions: slices.Clone(g.contributions),
 	}
 	g.fresh, g.freshEph = nil, false // now owned by the result
+	crypto.Zero(g.groupKey[:])       // the result has its own copy
 }

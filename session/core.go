@@ -189,9 +189,10 @@ type retiredSub struct {
 // silently instead of waiting in the trial buffer and being reported as
 // undecryptable, and wipes the subsession's copy of its group key. (The
 // greeter.State it came from keeps its own copy until the next operation
-// replaces it; replaced States, and the ephemeral signing key the States
-// share across operations, are left to the garbage collector: zeroing
-// them here would pull them from under the subsessions still using them.)
+// replaces it (replaceState wipes it then); the contributions and the
+// ephemeral signing key the States share across operations are left to
+// the garbage collector: zeroing them here would pull them from under the
+// subsessions and States still using them.)
 func (c *Core) retire(s *sub) {
 	if len(c.retired) == maxRetired {
 		c.retired = slices.Delete(c.retired, 0, 1)

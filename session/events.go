@@ -137,7 +137,8 @@ func (c *Core) onOwnLeave(ev channel.Event) {
 		s.base.Stop(c.now)
 		c.drainLeaving(s)
 	}
-	c.cur, c.prevs, c.state = nil, nil, nil
+	c.cur, c.prevs = nil, nil
+	c.replaceState(nil)
 	c.retired = nil                                             // the room's traffic since we left never reaches us
 	c.rejected, c.diverged, c.positionsWarned = nil, false, nil // a new chain starts when we are back
 	c.trial = subsession.NewTrialBuffer(c.cfg.Timing)

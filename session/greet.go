@@ -649,10 +649,10 @@ func (c *Core) complete() {
 			return
 		}
 		c.cur = s
-		c.state = res
+		c.replaceState(res)
 		c.startChainCheck(s)
 	} else {
-		c.state = nil // solo: the next inclusion starts afresh
+		c.replaceState(nil) // solo: the next inclusion starts afresh
 	}
 	kind, _, _ := opShape(op.prevMembers, res.Members, wire.GreetRefreshAuxInitiatorDown)
 	done := Notice{Kind: OpSucceeded, Author: op.initiator, OpKind: kind, Include: I, Exclude: X}
@@ -684,6 +684,17 @@ func (c *Core) complete() {
 		c.onPrevSessionFin()
 	}
 	c.retryTrial()
+}
+
+// replaceState makes res our result state and wipes the group key of the
+// State it replaces: every subsession holds its own copy, and no later
+// operation starts from a replaced State. (The contributions and the
+// ephemeral signing key are shared with res and stay.)
+func (c *Core) replaceState(res *greeter.State) {
+	if old := c.state; old != nil && old != res {
+		crypto.Zero(old.GroupKey[:])
+	}
+	c.state = res
 }
 
 // satisfiedBy reports whether an operation that included inc and excluded

@@ -145,7 +145,8 @@ func TestScenario23ForgedOwnPI(t *testing.T) {
 func TestScenario24Refresh(t *testing.T) {
 	w := three(t, 24, false)
 	sid, _ := w.Members["A"].Core.SessionID()
-	gk := w.Members["A"].Core.GroupState().GroupKey
+	old := w.Members["A"].Core.GroupState()
+	gk := old.GroupKey
 	n := chainLen(w, "A")
 	opOf(t, w, "C", func(c *session.Core, now time.Time) (*session.Op, error) { return c.Refresh(now) })
 	run(t, w, 5*time.Second)
@@ -153,6 +154,9 @@ func TestScenario24Refresh(t *testing.T) {
 	sid2, _ := w.Members["A"].Core.SessionID()
 	if sid2 != sid || w.Members["A"].Core.GroupState().GroupKey == gk || chainLen(w, "A") != n+1 {
 		t.Fatalf("sid kept %v, key changed %v, chain %d→%d", sid2 == sid, w.Members["A"].Core.GroupState().GroupKey != gk, n, chainLen(w, "A"))
+	}
+	if old.GroupKey != ([32]byte{}) {
+		t.Error("the replaced State still holds the old group key")
 	}
 	ids, hashes := w.Members["A"].Core.Chain()
 	if want := wire.ChainHash(hashes[n-1][:], ids[n], wire.PTypeBoth); hashes[n] != want {
