@@ -208,8 +208,10 @@ func (s Scenario) Run() (*World, error) {
 	}
 	// A divergence shortly before the end (an automatic operation in the
 	// quiet time) gets the time its detection needs: the chain check's
-	// wait is FA, far below this.
-	for _, d := range diverged {
+	// wait is FA, far below this. A divergence found while waiting for an
+	// earlier one's detection is appended and gets its own time too.
+	for i := 0; i < len(diverged); i++ {
+		d := diverged[i]
 		if until := d.At.Add(detectWithin); w.Now().Before(until) {
 			if err := w.RunUntil(until); err != nil {
 				return w, err
