@@ -348,11 +348,11 @@ func (c *Core) onFinal(p *wire.GreetPacket, ev channel.Event) {
 	case errors.Is(err, greeter.ErrDuplicate), errors.Is(err, greeter.ErrNotForThisOperation):
 		return
 	case err != nil:
-		c.diverged = true // the others may commit what we refuse
+		c.setDiverged() // the others may commit what we refuse
 		c.opFailed(err)
 		return
 	case c.op.g.Result() == nil:
-		c.diverged = true
+		c.setDiverged()
 		c.opFailed(errors.New("session: the final packet did not complete the operation"))
 		return
 	}
@@ -766,6 +766,7 @@ func (c *Core) chainCheckReceived(s *sub, author string, pos *message.ChainPosit
 	}
 	if *pos == s.expect {
 		s.checked.add(author)
+		c.maybeResynchronised(s)
 		return
 	}
 	hash, known, complete := c.so.Position(pos.PacketID)
@@ -792,6 +793,43 @@ func (c *Core) chainCheckReceived(s *sub, author string, pos *message.ChainPosit
 			pos.ChainHash[:4], pos.PacketID[:4], hash[:4]))
 	case !known && complete:
 		c.warnSplitAt(pos.PacketID, author, fmt.Sprintf("states position %x, which the server never showed us", pos.PacketID[:4]))
+	}
+}
+
+// setDiverged notes that our Greeting refused a final packet the others
+// may have committed.
+func (c *Core) setDiverged() {
+	c.diverged, c.divergedAt = true, c.so.PrevPF()
+}
+
+// maybeResynchronised ends the suspension of split inference (diverged)
+// once every other member of the current subsession in the room has
+// stated the position that created it with our chain hash, and that
+// position comes after the refusal that suspended it (or our chain was
+// restarted since). The chain hash is cumulative: their chains then equal
+// ours, so a later disagreement is not of our making. Without this a
+// single refusal would turn the check off for the rest of our stay in the
+// room (hostile seed 11764: both sides of a split had once refused a
+// final, and a later split went unreported).
+func (c *Core) maybeResynchronised(s *sub) {
+	if !c.diverged || s != c.cur {
+		return
+	}
+	if _, known, _ := c.so.Position(c.divergedAt); known && !c.so.After(s.expect.PacketID, c.divergedAt) {
+		return // the statements may predate our refusal
+	}
+	stated := 0
+	for _, m := range s.base.Members() {
+		switch {
+		case m == c.cfg.Self || !slices.Contains(c.channel, m):
+		case !s.checked[m]:
+			return
+		default:
+			stated++
+		}
+	}
+	if stated > 0 {
+		c.diverged = false
 	}
 }
 

@@ -71,6 +71,7 @@ func TestSimulatorRegressions(t *testing.T) {
 		{15288, false, "as 9292, four members"},
 		{6063, true, "a split ended by a leave with no proposal after it: only the positions stated after the leave show it"},
 		{6135, true, "as 6063 (found by 8,000 hostile seeds with 4206 and 5831, whose runs the added statements changed)"},
+		{11764, true, "both sides of a split had once refused a final packet, which turned split inference off for the rest of their stay: a later split went unreported"},
 		{15692, true, "a second divergence found while the run was extended for an earlier one's detection got no time of its own (a harness bug: warned 53 s later)"},
 	} {
 		sc := sim.NewScenario(c.seed, c.hostile)
