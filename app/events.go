@@ -63,13 +63,16 @@ type Event struct {
 }
 
 // Invitation is an invitation to a room we are not in: an XEP-0045
-// mediated invitation (the room says who invites) or an XEP-0249 direct
-// one (from the inviter). Only the server vouches for it, and Reason is
-// the inviter's free text: sanitise it before showing it.
+// mediated invitation (sent by the room, which says who invites) or an
+// XEP-0249 direct one (sent by the inviter). Only the server vouches for
+// the sender (Room of a mediated one, From of a direct one); the inviter
+// a mediated one names is that sender's claim, and Reason is free text:
+// sanitise both before showing them.
 type Invitation struct {
 	Room   string // the room's bare JID: what Join takes
 	From   string // the inviter's bare JID; empty when the room did not say
 	Reason string
+	Direct bool
 }
 
 // queue is an unbounded FIFO of events pumped into an unbuffered channel,

@@ -1,43 +1,70 @@
 package app
 
-import "github.com/mpenc/mpenc/channel/xmpp"
+import (
+	"time"
+
+	"github.com/mpenc/mpenc/channel/xmpp"
+)
 
 // recentInviteWindow is how many invitations are remembered to drop the
 // copies of one invitation that every connection of the account receives.
 const recentInviteWindow = 64
 
-// recentInvites remembers the last invitations shown, oldest overwritten.
+// Invitations shown are limited to inviteBurst per invitePeriod: anyone who
+// sees one of our full JIDs can send them, and each is a line in front of
+// the user.
+const (
+	inviteBurst  = 8
+	invitePeriod = time.Minute
+)
+
+// recentInvites remembers the last invitations shown (oldest overwritten)
+// and when the last few were shown.
 type recentInvites struct {
-	keys [recentInviteWindow]xmpp.Invitation
-	next int
+	keys  [recentInviteWindow]xmpp.Invitation
+	next  int
+	shown [inviteBurst]time.Time // ring: the oldest is overwritten
+	slot  int
 }
 
-// add reports whether inv is new, and remembers it.
-func (r *recentInvites) add(inv xmpp.Invitation) bool {
-	for _, k := range r.keys {
-		if k == inv {
-			return false
+// add reports whether inv should be shown at now: not a copy of one shown
+// (same stanza id; invitations without one cannot be told apart from a
+// repeat and are never dropped as copies) and within the rate limit.
+func (r *recentInvites) add(inv xmpp.Invitation, now time.Time) bool {
+	if inv.ID != "" {
+		for _, k := range r.keys {
+			if k == inv {
+				return false
+			}
 		}
 	}
-	r.keys[r.next] = inv
-	r.next = (r.next + 1) % len(r.keys)
+	if oldest := r.shown[r.slot]; !oldest.IsZero() && now.Sub(oldest) < invitePeriod {
+		return false
+	}
+	r.shown[r.slot] = now
+	r.slot = (r.slot + 1) % len(r.shown)
+	if inv.ID != "" {
+		r.keys[r.next] = inv
+		r.next = (r.next + 1) % len(r.keys)
+	}
 	return true
 }
 
 // invitations turns the invitations received on one room's connection
 // into EventInvitation until the connection closes: once each (the
-// account's other connections may get the same one), and none for a room
-// we are in already.
+// account's other connections may get the same one), none for a room we
+// are in already, and no more than inviteBurst a minute.
 func (a *App) invitations(via string, in <-chan xmpp.Invitation) {
 	for inv := range in {
 		a.mu.Lock()
 		_, joined := a.rooms[inv.Room]
-		fresh := !joined && !a.closed && a.invites.add(inv)
+		fresh := !joined && !a.closed && a.invites.add(inv, time.Now())
 		a.mu.Unlock()
 		if !fresh {
+			a.log(LevelDebug, "invitation not shown (a copy, a room we are in, or over the rate)", "room", inv.Room, "via", via)
 			continue
 		}
 		a.log(LevelInfo, "invitation", "room", inv.Room, "from", inv.From, "via", via)
-		a.q.push(Event{Room: via, Kind: EventInvitation, Invitation: Invitation{Room: inv.Room, From: inv.From, Reason: inv.Reason}})
+		a.q.push(Event{Room: via, Kind: EventInvitation, Invitation: Invitation{Room: inv.Room, From: inv.From, Reason: inv.Reason, Direct: inv.Direct}})
 	}
 }

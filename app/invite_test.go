@@ -2,6 +2,7 @@ package app
 
 import (
 	"testing"
+	"time"
 
 	"github.com/mpenc/mpenc/channel/xmpp"
 )
@@ -41,15 +42,38 @@ func TestInvitationsDeduplicated(t *testing.T) {
 
 func TestRecentInvitesWindow(t *testing.T) {
 	var r recentInvites
+	t0 := time.Unix(1e9, 0)
+	later := t0
 	for i := range recentInviteWindow + 1 {
-		if !r.add(xmpp.Invitation{Room: "r@m", ID: string(rune('A' + i))}) {
+		later = t0.Add(time.Duration(i) * invitePeriod) // slow enough for the rate limit
+		if !r.add(xmpp.Invitation{Room: "r@m", ID: string(rune('A' + i))}, later) {
 			t.Fatalf("invitation %d not new", i)
 		}
 	}
-	if r.add(xmpp.Invitation{Room: "r@m", ID: string(rune('A' + recentInviteWindow))}) {
+	later = later.Add(invitePeriod)
+	if r.add(xmpp.Invitation{Room: "r@m", ID: string(rune('A' + recentInviteWindow))}, later) {
 		t.Fatal("the latest invitation was forgotten")
 	}
-	if !r.add(xmpp.Invitation{Room: "r@m", ID: "A"}) {
+	if !r.add(xmpp.Invitation{Room: "r@m", ID: "A"}, later) {
 		t.Fatal("the oldest invitation is still remembered past the window")
+	}
+}
+
+// A flood of distinct invitations shows inviteBurst a minute; invitations
+// without a stanza id are never taken for copies.
+func TestInvitesRateLimited(t *testing.T) {
+	var r recentInvites
+	t0 := time.Unix(1e9, 0)
+	shown := 0
+	for i := range 3 * inviteBurst {
+		if r.add(xmpp.Invitation{Room: "r@m", Reason: "same"}, t0.Add(time.Duration(i)*time.Second)) {
+			shown++
+		}
+	}
+	if shown != inviteBurst {
+		t.Fatalf("%d shown in %d s, want %d", shown, 3*inviteBurst, inviteBurst)
+	}
+	if !r.add(xmpp.Invitation{Room: "r@m", Reason: "same"}, t0.Add(invitePeriod)) {
+		t.Fatal("still limited a minute after the first")
 	}
 }

@@ -400,6 +400,12 @@ func (c *Channel) Close() error {
 		cancel()
 	}
 	c.mu.Lock()
+	if c.closed {
+		// A concurrent Close got here first (we both saw it open above).
+		c.mu.Unlock()
+		<-c.done
+		return nil
+	}
 	c.closed, c.want = true, false
 	close(c.invites)
 	c.failWaitersLocked(ErrClosed)

@@ -302,7 +302,10 @@ func (d *walker) mucUser(st *inStanza) error {
 		case "destroy":
 			st.Destroyed = true
 		case "invite":
-			if st.Invite != nil {
+			// A room relaying an occupant's stanza adds its own <invite/>
+			// and keeps the rest: the room's word wins over a direct
+			// invitation the occupant put in the same stanza.
+			if st.Invite != nil && !st.Invite.Direct {
 				continue
 			}
 			inv := &inInvite{}

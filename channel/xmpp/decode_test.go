@@ -159,10 +159,21 @@ func TestInvitationOf(t *testing.T) {
 			}
 		})
 	}
+	// A room relaying an occupant's stanza: the room's invitation wins over
+	// a direct one the occupant put in; a direct one relayed alone by a
+	// room is not taken.
+	st := mustDecode(t, `<message xmlns='jabber:client' from='room@muc.example'><x xmlns='jabber:x:conference' jid='evil@muc.example'/><x xmlns='http://jabber.org/protocol/muc#user'><invite from='alice@example.org'/></x></message>`)
+	if inv, ok := invitationOf(st); !ok || inv.Direct || inv.Room != "room@muc.example" || inv.From != "alice@example.org" {
+		t.Fatalf("both kinds: %+v %v", inv, ok)
+	}
+	st = mustDecode(t, `<message xmlns='jabber:client' from='room@muc.example/mallory' type='chat'><x xmlns='jabber:x:conference' jid='evil@muc.example'/><x xmlns='http://jabber.org/protocol/muc#user'/></message>`)
+	if inv, ok := invitationOf(st); ok {
+		t.Fatalf("a direct invitation relayed by a room: %+v", inv)
+	}
 	// A reason over the cap is dropped in a mediated invitation, cut in a
 	// direct one (an attribute, already read whole by the XML decoder).
 	long := strings.Repeat("x", maxInviteReason+1)
-	st := mustDecode(t, fmt.Sprintf(`<message xmlns='jabber:client' from='room@muc.example'><x xmlns='http://jabber.org/protocol/muc#user'><invite><reason>%s</reason></invite></x></message>`, long))
+	st = mustDecode(t, fmt.Sprintf(`<message xmlns='jabber:client' from='room@muc.example'><x xmlns='http://jabber.org/protocol/muc#user'><invite><reason>%s</reason></invite></x></message>`, long))
 	if st.Invite == nil || st.Invite.Reason != "" {
 		t.Fatalf("mediated: %+v", st.Invite)
 	}

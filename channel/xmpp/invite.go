@@ -15,8 +15,9 @@ const maxPendingInvitations = 16
 // Nothing in it is authenticated beyond what the server vouches for: the
 // room of a mediated invitation and the sender of a direct one are the
 // stanza's sender as our server delivered it; a mediated invitation's
-// inviter is what that room says. Reason is free text from a stranger:
-// sanitise it before showing it.
+// inviter is only what that sender says (any JID can claim to be a room
+// and name any inviter): show it as such. Reason is free text from a
+// stranger: sanitise it before showing it.
 type Invitation struct {
 	Room   string // the room's bare JID
 	From   string // who invites (bare JID); empty when the room did not say
@@ -65,6 +66,11 @@ func invitationOf(st *inStanza) (Invitation, bool) {
 	}
 	inv := Invitation{Reason: in.Reason, Direct: in.Direct, ID: st.ID}
 	if in.Direct {
+		if st.HasMUCUser {
+			// Relayed by a room (a private message from an occupant):
+			// the sender is the room, not the inviter.
+			return Invitation{}, false
+		}
 		room, err := jid.Parse(in.Room)
 		if err != nil || room.Localpart() == "" || room.Resourcepart() != "" {
 			return Invitation{}, false

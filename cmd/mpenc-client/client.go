@@ -180,13 +180,20 @@ func (c *client) handle(ev app.Event) {
 }
 
 // invitationText tells the user about an invitation and how to accept it.
-// Everything in it came from the network and is sanitised.
+// Everything in it came from the network and is sanitised. The inviter a
+// mediated invitation names is only the sending room's claim (any JID can
+// send one), so it is shown as such.
 func invitationText(inv app.Invitation) string {
-	from := "someone"
-	if inv.From != "" {
-		from = oneLine(inv.From)
+	room := oneLine(inv.Room)
+	var t string
+	switch {
+	case inv.Direct:
+		t = oneLine(inv.From) + " invites you to " + room
+	case inv.From != "":
+		t = room + " says " + oneLine(inv.From) + " invites you there"
+	default:
+		t = room + " invites you"
 	}
-	t := from + " invites you to " + oneLine(inv.Room)
 	if inv.Reason != "" {
 		t += ": “" + oneLine(inv.Reason) + "”"
 	}

@@ -121,11 +121,13 @@ func TestInvitationShown(t *testing.T) {
 	c.handle(app.Event{Room: "room@muc.example", Kind: app.EventInvitation,
 		Invitation: app.Invitation{Room: "other@muc.example", From: "alice@example.org", Reason: "come\x1b[2J see\nnow"}})
 	c.handle(app.Event{Room: "room@muc.example", Kind: app.EventInvitation, Invitation: app.Invitation{Room: "x@muc.example"}})
+	c.handle(app.Event{Room: "room@muc.example", Kind: app.EventInvitation, Invitation: app.Invitation{Room: "y@muc.example", From: "bob@example.org", Direct: true}})
 	want := []string{
-		"alice@example.org invites you to other@muc.example: \u201ccome[2J see now\u201d (/join other@muc.example to accept)",
-		"someone invites you to x@muc.example (/join x@muc.example to accept)",
+		"other@muc.example says alice@example.org invites you there: \u201ccome[2J see now\u201d (/join other@muc.example to accept)",
+		"x@muc.example invites you (/join x@muc.example to accept)",
+		"bob@example.org invites you to y@muc.example (/join y@muc.example to accept)",
 	}
-	if len(f.notes) != 2 || len(f.warnings) != 0 {
+	if len(f.notes) != 3 || len(f.warnings) != 0 {
 		t.Fatalf("notes %q, warnings %q", f.notes, f.warnings)
 	}
 	for i := range want {
