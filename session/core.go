@@ -120,10 +120,12 @@ type Core struct {
 	// diverged: our Greeting refused a final packet the others may have
 	// committed, so our chain may honestly differ from theirs until we
 	// resynchronise: no split is inferred from refusals meanwhile.
-	// divergedAt is our latest final then; the flag clears once every
-	// member of a later subsession stated our chain (chainCheckReceived).
+	// divergedAt is our latest final then, divergedIn our subsession then;
+	// the flag clears once every member of a later subsession stated our
+	// chain (maybeResynchronised).
 	diverged   bool
 	divergedAt [32]byte
+	divergedIn *sub
 	// positionsWarned: proposal parents already reported as a split
 	// (checkProposalPosition), newest last, bounded like rejected.
 	positionsWarned [][32]byte

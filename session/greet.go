@@ -567,8 +567,10 @@ func (c *Core) endOp(reason error, ignored bool) {
 	}
 	if op.prevMembers == nil && c.cur == nil {
 		// D10: a newcomer whose inclusion failed goes back to waiting,
-		// unsynced, keeping its seniors and join timer.
+		// unsynced, keeping its seniors and join timer. Its chain starts
+		// again: a refusal on the old one is no reason for doubt.
 		c.so.Clear()
+		c.diverged, c.divergedIn = false, nil
 	}
 	// An operation that excluded us and now fails (a leave, an abort): we
 	// stay passive, sending nothing, waiting for the kick or the backstop,
@@ -784,7 +786,11 @@ func (c *Core) chainCheckReceived(s *sub, author string, pos *message.ChainPosit
 	// so the server ordered that packet before the statement, and a member
 	// of our subsession decided on it as we did. The same exceptions as
 	// for proposals' positions (checkProposalPosition) apply.
+	first := !s.checked[author]
 	s.checked.add(author) // (the chain hash is cumulative: it confirms the start too)
+	if first {
+		c.maybeResynchronised(s) // (checked above: our position, our hash)
+	}
 	switch {
 	case c.diverged, !c.excludedAt.IsZero(), !c.so.Synced():
 		return
@@ -799,7 +805,7 @@ func (c *Core) chainCheckReceived(s *sub, author string, pos *message.ChainPosit
 // setDiverged notes that our Greeting refused a final packet the others
 // may have committed.
 func (c *Core) setDiverged() {
-	c.diverged, c.divergedAt = true, c.so.PrevPF()
+	c.diverged, c.divergedAt, c.divergedIn = true, c.so.PrevPF(), c.cur
 }
 
 // maybeResynchronised ends the suspension of split inference (diverged)
@@ -812,8 +818,8 @@ func (c *Core) setDiverged() {
 // room (hostile seed 11764: both sides of a split had once refused a
 // final, and a later split went unreported).
 func (c *Core) maybeResynchronised(s *sub) {
-	if !c.diverged || s != c.cur {
-		return
+	if !c.diverged || s != c.cur || s == c.divergedIn {
+		return // (statements of the subsession we refused in predate the refusal)
 	}
 	if _, known, _ := c.so.Position(c.divergedAt); known && !c.so.After(s.expect.PacketID, c.divergedAt) {
 		return // the statements may predate our refusal
@@ -821,7 +827,8 @@ func (c *Core) maybeResynchronised(s *sub) {
 	stated := 0
 	for _, m := range s.base.Members() {
 		switch {
-		case m == c.cfg.Self || !slices.Contains(c.channel, m):
+		case m == c.cfg.Self || !slices.Contains(c.channel, m),
+			s.base.Presence(m) == subsession.IntentAbsent, s.base.Presence(m) == subsession.MemberParting:
 		case !s.checked[m]:
 			return
 		default:
