@@ -19,7 +19,6 @@ import (
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/session"
 	"github.com/mpenc/mpenc/store"
-	"github.com/mpenc/mpenc/subsession"
 	"github.com/mpenc/mpenc/trust"
 )
 
@@ -74,8 +73,8 @@ type Config struct {
 	// RootCAs verifies the server's certificate; nil: the system roots.
 	RootCAs *x509.CertPool
 
-	// Timing of the sessions; zero: subsession.InternetTiming().
-	Timing subsession.Timing
+	// Timing of the sessions; zero: session.InternetTiming().
+	Timing session.Timing
 	// PartTimeout bounds how long leaving a room properly may take at
 	// Close and Leave (default 15 s); after it the room is left anyway.
 	PartTimeout time.Duration
@@ -138,8 +137,8 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.Nick == "" {
 		cfg.Nick = j.Localpart()
 	}
-	if cfg.Timing == (subsession.Timing{}) {
-		cfg.Timing = subsession.InternetTiming()
+	if cfg.Timing == (session.Timing{}) {
+		cfg.Timing = session.InternetTiming()
 	}
 	if err := cfg.Timing.Validate(); err != nil {
 		return nil, fmt.Errorf("app: %w", err)

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/mpenc/mpenc/channel/xmpp"
+	"github.com/mpenc/mpenc/session"
 	"github.com/mpenc/mpenc/store"
-	"github.com/mpenc/mpenc/subsession"
 )
 
 func testConfig(t *testing.T, dir string, pass string, creates *[]bool) Config {
@@ -21,7 +21,7 @@ func testConfig(t *testing.T, dir string, pass string, creates *[]bool) Config {
 			return []byte(pass), nil
 		},
 		KDF:    store.KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1},
-		Server: "127.0.0.1:1", Security: xmpp.UnsafePlaintext, Timing: subsession.LoopbackTiming(),
+		Server: "127.0.0.1:1", Security: xmpp.UnsafePlaintext, Timing: session.LoopbackTiming(),
 	}
 }
 
@@ -70,7 +70,7 @@ func TestOpenRefusesBadConfig(t *testing.T) {
 		func(c *Config) { c.Password = "" },
 		func(c *Config) { c.Passphrase = nil },
 		func(c *Config) { c.Store = "" },
-		func(c *Config) { c.Timing = subsession.Timing{BC: time.Second} },
+		func(c *Config) { c.Timing = session.Timing{BC: time.Second} },
 	} {
 		c := good
 		f(&c)
@@ -141,7 +141,7 @@ func TestSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Security != xmpp.DirectTLS || c.Timing != subsession.LoopbackTiming() || strings.HasPrefix(c.Store, "~") {
+	if c.Security != xmpp.DirectTLS || c.Timing != session.LoopbackTiming() || strings.HasPrefix(c.Store, "~") {
 		t.Errorf("config %+v", c)
 	}
 	for _, s := range []Settings{{}, {Account: "a@b", Security: "ssl3"}, {Account: "a@b", Timing: "slow"}, {Account: "a@b", CAFile: "/nonexistent"}} {

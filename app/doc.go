@@ -11,7 +11,7 @@
 //	a, err := app.Open(ctx, app.Config{
 //		Store: "alice.db", Account: "alice@example.org", Password: pw,
 //		Passphrase: func(create bool) ([]byte, error) { ... },
-//		Timing: subsession.InternetTiming(),
+//		Timing: session.InternetTiming(),
 //	})
 //	defer a.Close(ctx)                  // parts every room properly, then closes
 //	r, err := a.Join(ctx, "room@conference.example.org", app.RoomOptions{})

@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/mpenc/mpenc/channel/xmpp"
-	"github.com/mpenc/mpenc/subsession"
+	"github.com/mpenc/mpenc/session"
 )
 
 // Settings are the account settings that the client's and the bot's
@@ -48,14 +48,14 @@ func ParseSecurity(s string) (xmpp.Security, error) {
 }
 
 // ParseTiming parses "internet" or "loopback".
-func ParseTiming(s string) (subsession.Timing, error) {
+func ParseTiming(s string) (session.Timing, error) {
 	switch strings.ToLower(s) {
 	case "", "internet":
-		return subsession.InternetTiming(), nil
+		return session.InternetTiming(), nil
 	case "loopback", "local":
-		return subsession.LoopbackTiming(), nil
+		return session.LoopbackTiming(), nil
 	}
-	return subsession.Timing{}, fmt.Errorf("app: timing %q: want internet or loopback", s)
+	return session.Timing{}, fmt.Errorf("app: timing %q: want internet or loopback", s)
 }
 
 // ExpandHome replaces a leading "~/" with the home directory.

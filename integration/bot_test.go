@@ -16,7 +16,6 @@ import (
 	"github.com/mpenc/mpenc/channel/xmpp"
 	"github.com/mpenc/mpenc/session"
 	"github.com/mpenc/mpenc/store"
-	"github.com/mpenc/mpenc/subsession"
 	"github.com/mpenc/mpenc/trust"
 )
 
@@ -42,7 +41,7 @@ func (s *server) newAppPeer(t *testing.T, a account, dir string) *appPeer {
 		Passphrase: func(bool) ([]byte, error) { return []byte("peer passphrase"), nil },
 		KDF:        store.KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1},
 		Server:     s.addr, Security: s.security, RootCAs: s.roots,
-		Timing: subsession.LoopbackTiming(), PartTimeout: 10 * time.Second,
+		Timing: session.LoopbackTiming(), PartTimeout: 10 * time.Second,
 		Log: func(level app.Level, msg string, kv ...any) {
 			if level >= app.LevelWarn {
 				t.Logf("peer: %s %v", msg, kv)

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/mpenc/mpenc/session"
-	"github.com/mpenc/mpenc/subsession"
 	"github.com/mpenc/mpenc/transcript"
 )
 
@@ -25,7 +24,7 @@ import (
 
 // quietSession forms a session of n devices by hand (device 0 founds it
 // and includes the others in one operation), with the channels' logs off,
-// on subsession.LoopbackTiming.
+// on session.LoopbackTiming.
 func (s *server) quietSession(t *testing.T, n int) []*peer {
 	t.Helper()
 	room := s.newRoom(t)
@@ -67,7 +66,7 @@ func (p *peer) messageAt(author, text string) time.Time {
 }
 
 func measureOpts() peerOpts {
-	lt := subsession.LoopbackTiming()
+	lt := session.LoopbackTiming()
 	return peerOpts{quiet: true, timing: &lt, classify: true}
 }
 

@@ -20,7 +20,6 @@ import (
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/internal/wire"
 	"github.com/mpenc/mpenc/session"
-	"github.com/mpenc/mpenc/subsession"
 	"github.com/mpenc/mpenc/transcript"
 )
 
@@ -59,7 +58,7 @@ type peerOpts struct {
 	watch     func(channel.Event)      // sees every event the channel delivers, first
 	send      func(wire string)        // called (and may block) before each packet is sent
 	quiet     bool                     // do not log the channel's diagnostics
-	timing    *subsession.Timing       // nil: testTiming
+	timing    *session.Timing          // nil: testTiming
 	classify  bool                     // count greeting packets apart (tap.greets)
 }
 
@@ -71,13 +70,13 @@ type peerOpts struct {
 // acks took 1.1 s, and once the whole test process stalled for about 7 s;
 // either shows as NotFullyAcked. 2·BC = 6 s is the slack here. The
 // measurements and the bug reproductions use LoopbackTiming.
-func testTiming() subsession.Timing {
-	return subsession.NewTiming(3*time.Second, 2*time.Second)
+func testTiming() session.Timing {
+	return session.NewTiming(3*time.Second, 2*time.Second)
 }
 
 // loopback returns o with LoopbackTiming.
 func loopback(o peerOpts) peerOpts {
-	lt := subsession.LoopbackTiming()
+	lt := session.LoopbackTiming()
 	o.timing = &lt
 	return o
 }

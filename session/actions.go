@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/mpenc/mpenc/crypto"
-	"github.com/mpenc/mpenc/greeter"
+	"github.com/mpenc/mpenc/internal/greeting"
+	"github.com/mpenc/mpenc/internal/subsession"
 	"github.com/mpenc/mpenc/internal/wire"
-	"github.com/mpenc/mpenc/subsession"
 	"github.com/mpenc/mpenc/transcript"
 )
 
@@ -236,7 +236,7 @@ func (c *Core) propose(next []string, kind OpKind, members []string, op *Op) err
 	meta := &wire.Metadata{PrevPF: c.so.PrevPF(), ChainHash: c.so.PrevCH(), LatestPM: c.heads()}
 	prop, err := c.gr.Propose(c.state, next, meta)
 	if err != nil {
-		if errors.Is(err, greeter.ErrInvalidProposal) {
+		if errors.Is(err, greeting.ErrInvalidProposal) {
 			return fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
 		return err

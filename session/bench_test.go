@@ -9,7 +9,6 @@ import (
 	"github.com/mpenc/mpenc/channel/memchan"
 	"github.com/mpenc/mpenc/internal/sim"
 	"github.com/mpenc/mpenc/session"
-	"github.com/mpenc/mpenc/subsession"
 )
 
 // fixedHop is a room with a fixed 10 ms delay per hop (sender to server,
@@ -17,7 +16,7 @@ import (
 var fixedHop = memchan.Faults{Uplink: 10 * time.Millisecond, Downlink: 10 * time.Millisecond}
 
 func benchWorld(b *testing.B, n int) (*sim.World, []string) {
-	w := sim.NewWorld(uint64(n), fixedHop, subsession.LoopbackTiming())
+	w := sim.NewWorld(uint64(n), fixedHop, session.LoopbackTiming())
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("member%02d@example.org/dev", i)

@@ -9,9 +9,11 @@ import (
 
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/greeter"
+	"github.com/mpenc/mpenc/internal/greeting"
+	"github.com/mpenc/mpenc/internal/message"
+	"github.com/mpenc/mpenc/internal/serverorder"
+	"github.com/mpenc/mpenc/internal/subsession"
 	"github.com/mpenc/mpenc/internal/wire"
-	"github.com/mpenc/mpenc/message"
-	"github.com/mpenc/mpenc/subsession"
 	"github.com/mpenc/mpenc/transcript"
 )
 
@@ -23,7 +25,7 @@ type Config struct {
 	Identity  *crypto.SigningKey
 	Directory greeter.Directory
 	// Timing holds every timer (subsession.LoopbackTiming for tests on
-	// loopback, subsession.InternetTiming for real rooms).
+	// loopback, session.InternetTiming for real rooms).
 	Timing subsession.Timing
 	// Rand is the source of every random value; nil means crypto/rand.
 	Rand io.Reader
@@ -80,7 +82,7 @@ type Action struct {
 // Not safe for concurrent use.
 type Core struct {
 	cfg Config
-	gr  *greeter.Greeter
+	gr  *greeting.Greeter
 	now time.Time
 	ops uint64
 
@@ -88,9 +90,9 @@ type Core struct {
 	channel   []string // sorted membership of the room as the last event stamped it
 	wantIn    bool     // the user wants to be in the session
 
-	so    ServerOrder
-	state *greeter.State // our membership's result state; nil when solo or outside
-	op    *running       // the operation under way, accepted by ServerOrder
+	so    serverorder.Resolver
+	state *greeting.State // our membership's result state; nil when solo or outside
+	op    *running        // the operation under way, accepted by ServerOrder
 
 	// cur is the current subsession; prevs are older ones still finishing
 	// their shutdown, oldest first (at most maxPrevs: a quick succession of
@@ -193,7 +195,7 @@ type retiredSub struct {
 // packets (resends and acks from members still finishing it) are dropped
 // silently instead of waiting in the trial buffer and being reported as
 // undecryptable, and wipes the subsession's copy of its group key. (The
-// greeter.State it came from keeps its own copy until the next operation
+// greeting.State it came from keeps its own copy until the next operation
 // replaces it (replaceState wipes it then); the contributions and the
 // ephemeral signing key the States share across operations are left to
 // the garbage collector: zeroing them here would pull them from under the
@@ -239,7 +241,7 @@ type sub struct {
 
 // running is an operation accepted by ServerOrder and not ended yet.
 type running struct {
-	g           *greeter.Greeting
+	g           *greeting.Greeting
 	pi          [32]byte // packet id of its initial packet
 	initiator   string
 	members     []string // M, in operation order
@@ -257,7 +259,7 @@ type running struct {
 
 // proposal is a proposal we sent.
 type proposal struct {
-	prop    *greeter.Proposal
+	prop    *greeting.Proposal
 	op      *Op // the user operation it serves; nil for a rule-driven one
 	kind    OpKind
 	members []string // included or excluded
@@ -300,7 +302,7 @@ func NewCore(cfg Config, now time.Time) (*Core, error) {
 	}
 	c := &Core{
 		cfg:         cfg,
-		gr:          &greeter.Greeter{Self: cfg.Self, Identity: cfg.Identity, Directory: cfg.Directory, Rand: cfg.Rand},
+		gr:          &greeting.Greeter{Self: cfg.Self, Identity: cfg.Identity, Directory: cfg.Directory, Rand: cfg.Rand},
 		now:         now,
 		log:         transcript.NewMessageLog(),
 		trial:       subsession.NewTrialBuffer(cfg.Timing),
@@ -440,13 +442,10 @@ func (c *Core) Subsession() *subsession.SessionBase {
 
 // GroupState returns the greeter's result state of the current membership
 // (nil when solo or outside). Read-only: it holds key material.
-func (c *Core) GroupState() *greeter.State { return c.state }
+func (c *Core) GroupState() *greeting.State { return c.state }
 
 // Chain returns ServerOrder's packet ids and chain hashes.
 func (c *Core) Chain() (ids, hashes [][32]byte) { return c.so.PacketIDs(), c.so.ChainHashes() }
-
-// ServerOrder returns ServerOrder (read-only use).
-func (c *Core) ServerOrder() *ServerOrder { return &c.so }
 
 // Log returns the message log (read-only use).
 func (c *Core) Log() *transcript.MessageLog { return c.log }
@@ -506,4 +505,14 @@ func (c *Core) setFatalBy(author string, err error) {
 
 func (c *Core) String() string {
 	return fmt.Sprintf("Core(%s %s %v)", c.cfg.Self, c.Letters(), c.public)
+}
+
+// subset reports whether every element of a is in b.
+func subset(a, b []string) bool {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
 }

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/mpenc/mpenc/channel"
+	"github.com/mpenc/mpenc/internal/subsession"
 	"github.com/mpenc/mpenc/internal/wire"
-	"github.com/mpenc/mpenc/subsession"
 )
 
 // HandleEvent processes one channel event, to completion, at now

@@ -8,10 +8,11 @@ import (
 
 	"github.com/mpenc/mpenc/channel"
 	"github.com/mpenc/mpenc/crypto"
-	"github.com/mpenc/mpenc/greeter"
+	"github.com/mpenc/mpenc/internal/greeting"
+	"github.com/mpenc/mpenc/internal/message"
+	"github.com/mpenc/mpenc/internal/serverorder"
+	"github.com/mpenc/mpenc/internal/subsession"
 	"github.com/mpenc/mpenc/internal/wire"
-	"github.com/mpenc/mpenc/message"
-	"github.com/mpenc/mpenc/subsession"
 	"github.com/mpenc/mpenc/transcript"
 )
 
@@ -29,16 +30,16 @@ func (c *Core) onGreet(p *wire.GreetPacket, ev channel.Event) {
 		c.onAbort(p, ev)
 		return
 	}
-	var running *greeter.Greeting
+	var running *greeting.Greeting
 	if c.op != nil {
 		running = c.op.g
 	}
-	switch greeter.Classify(p, running) {
-	case greeter.ClassInitial:
+	switch greeting.Classify(p, running) {
+	case greeting.ClassInitial:
 		c.onInitial(p, ev, false)
-	case greeter.ClassBoth:
+	case greeting.ClassBoth:
 		c.onInitial(p, ev, true)
-	case greeter.ClassFinal:
+	case greeting.ClassFinal:
 		c.onFinal(p, ev)
 	default:
 		if c.so.Synced() && c.op != nil {
@@ -122,7 +123,7 @@ func (c *Core) onInitial(p *wire.GreetPacket, ev channel.Event, both bool) {
 		return
 	}
 	pid := wire.PacketID(ev.Body, ev.Sender, ev.Members)
-	cand := &Candidate{
+	cand := &serverorder.Candidate{
 		PacketID: pid, Initial: true, Final: both,
 		PrevPF: p.Metadata.PrevPF, ChainHash: p.Metadata.ChainHash,
 		ForUs: slices.Contains(p.Members, self), Members: p.Members, EchoMembers: ev.Members,
@@ -218,7 +219,7 @@ func (c *Core) acceptInitial(p *wire.GreetPacket, ev channel.Event, pid [32]byte
 		lost.op = nil
 		c.keepRecognisable(lost)
 	}
-	var ownProp *greeter.Proposal
+	var ownProp *greeting.Proposal
 	if own != nil {
 		ownProp = own.prop
 		c.dropProposal(own)
@@ -265,7 +266,7 @@ func (c *Core) acceptInitial(p *wire.GreetPacket, ev channel.Event, pid [32]byte
 	if out != "" {
 		c.send(out)
 	}
-	if err != nil && !errors.Is(err, greeter.ErrNotForThisOperation) {
+	if err != nil && !errors.Is(err, greeting.ErrNotForThisOperation) {
 		c.opFailed(err)
 	}
 	switch {
@@ -336,7 +337,7 @@ func opShape(prev, next []string, t wire.GreetType) (OpKind, []string, []string)
 // pass its signatures (D2) before it enters the chain.
 func (c *Core) onFinal(p *wire.GreetPacket, ev channel.Event) {
 	pid := wire.PacketID(ev.Body, ev.Sender, ev.Members)
-	cand := &Candidate{PacketID: pid, Final: true, PrevPI: c.op.pi}
+	cand := &serverorder.Candidate{PacketID: pid, Final: true, PrevPI: c.op.pi}
 	if err := c.so.Check(cand); err != nil {
 		return
 	}
@@ -345,7 +346,7 @@ func (c *Core) onFinal(p *wire.GreetPacket, ev channel.Event) {
 		c.send(out)
 	}
 	switch {
-	case errors.Is(err, greeter.ErrDuplicate), errors.Is(err, greeter.ErrNotForThisOperation):
+	case errors.Is(err, greeting.ErrDuplicate), errors.Is(err, greeting.ErrNotForThisOperation):
 		return
 	case err != nil:
 		c.setDiverged() // the others may commit what we refuse
@@ -366,7 +367,7 @@ func (c *Core) deliver(p *wire.GreetPacket) {
 	if out != "" {
 		c.send(out)
 	}
-	if err != nil && !errors.Is(err, greeter.ErrDuplicate) && !errors.Is(err, greeter.ErrNotForThisOperation) {
+	if err != nil && !errors.Is(err, greeting.ErrDuplicate) && !errors.Is(err, greeting.ErrNotForThisOperation) {
 		c.opFailed(err)
 	}
 }
@@ -520,7 +521,7 @@ func (c *Core) onAbort(p *wire.GreetPacket, ev channel.Event) {
 		return
 	}
 	pid := wire.PacketID(ev.Body, ev.Sender, ev.Members)
-	cand := &Candidate{PacketID: pid, Final: true, PrevPI: op.pi}
+	cand := &serverorder.Candidate{PacketID: pid, Final: true, PrevPI: op.pi}
 	if c.so.Commit(cand) != nil {
 		return
 	}
@@ -692,7 +693,7 @@ func (c *Core) complete() {
 // State it replaces: every subsession holds its own copy, and no later
 // operation starts from a replaced State. (The contributions and the
 // ephemeral signing key are shared with res and stay.)
-func (c *Core) replaceState(res *greeter.State) {
+func (c *Core) replaceState(res *greeting.State) {
 	if old := c.state; old != nil && old != res {
 		crypto.Zero(old.GroupKey[:])
 	}
@@ -716,7 +717,7 @@ func (o *Op) satisfiedBy(inc, exc []string, kind OpKind) bool {
 // newSub creates the subsession of a new membership and registers its
 // transcript with the message log after the previous one, checking
 // LATEST_PM (SESSION-RULES §3.7 step 5).
-func (c *Core) newSub(res *greeter.State, prevRef transcript.TranscriptRef, latestPM []transcript.ID) (*sub, error) {
+func (c *Core) newSub(res *greeting.State, prevRef transcript.TranscriptRef, latestPM []transcript.ID) (*sub, error) {
 	members := slices.Sorted(slices.Values(res.Members))
 	pubs := make([]crypto.PublicKey, len(members))
 	for i, m := range members {

@@ -11,12 +11,11 @@ import (
 	"github.com/mpenc/mpenc/internal/sim"
 	"github.com/mpenc/mpenc/internal/wire"
 	"github.com/mpenc/mpenc/session"
-	"github.com/mpenc/mpenc/subsession"
 )
 
 // ref is the reference timing profile, as in the scenarios of
 // SESSION-RULES and LIVENESS-NOTES (BC 5 s).
-var ref = subsession.ReferenceTiming()
+var ref = session.ReferenceTiming()
 
 // hop is the room's per-hop delay in scenarios: well inside BC.
 var hop = memchan.Faults{Uplink: 20 * time.Millisecond, Downlink: 20 * time.Millisecond, Jitter: 10 * time.Millisecond}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mpenc/mpenc/internal/serverorder"
 	"github.com/mpenc/mpenc/internal/wire"
 	"github.com/mpenc/mpenc/session"
 )
@@ -141,7 +142,7 @@ func TestScenario07XPOwnProposal(t *testing.T) {
 	run(t, w, 2*time.Second)
 	release()
 	run(t, w, 2*time.Second)
-	if !op.Done() || !errors.Is(op.Err(), session.ErrRejected) || !errors.Is(op.Err(), session.ErrXP) {
+	if !op.Done() || !errors.Is(op.Err(), session.ErrRejected) || !errors.Is(op.Err(), serverorder.ErrXP) {
 		t.Fatalf("A's include: %v", op)
 	}
 	// A can propose again: a refresh.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/greeter"
+	"github.com/mpenc/mpenc/internal/greeting"
 	"github.com/mpenc/mpenc/internal/sim"
 	"github.com/mpenc/mpenc/internal/wire"
 	"github.com/mpenc/mpenc/session"
@@ -118,8 +119,8 @@ func TestScenario15IAL(t *testing.T) {
 	// B, non-conforming, proposes to include C back at once, with its own
 	// greeter and state, bypassing its session's checks.
 	b := w.Members["B"]
-	gr := &greeter.Greeter{Self: "B", Identity: b.Key, Directory: directoryOf(w), Rand: nil}
-	so := b.Core.ServerOrder()
+	gr := &greeting.Greeter{Self: "B", Identity: b.Key, Directory: directoryOf(w), Rand: nil}
+	so := session.ServerOrderOf(b.Core)
 	prop, err := gr.Propose(b.Core.GroupState(), []string{"A", "B", "C"}, &wire.Metadata{PrevPF: so.PrevPF(), ChainHash: so.PrevCH()})
 	if err != nil {
 		t.Fatal(err)
@@ -266,7 +267,7 @@ func TestScenario20StayIfLast(t *testing.T) {
 	if l := w.Members["B"].Core.Letters(); l != "COsJ" {
 		t.Fatalf("B is %s", l)
 	}
-	lastPF := w.Members["B"].Core.ServerOrder().PrevPF()
+	lastPF := session.ServerOrderOf(w.Members["B"].Core).PrevPF()
 	var pi *wire.GreetPacket
 	w.Intercept = func(id string, a session.Action) []session.Action {
 		if id == "B" && a.Kind == session.ActSend && isGreet(wire.GreetInitInitiatorUp)(a.Wire) {

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/mpenc/mpenc/crypto"
-	"github.com/mpenc/mpenc/greeter"
+	"github.com/mpenc/mpenc/internal/greeting"
 	"github.com/mpenc/mpenc/internal/wire"
 	"github.com/mpenc/mpenc/session"
 )
@@ -31,7 +31,7 @@ func TestScenario21EIOThenEII(t *testing.T) {
 	// of B has been echoed: both name the same parent P1.
 	release := holdFirst(w, "A", isGreet(wire.GreetIncludeAuxInitiatorUp))
 	opA := opOf(t, w, "A", include("C"))
-	p1 := w.Members["A"].Core.ServerOrder().PrevPF()
+	p1 := session.ServerOrderOf(w.Members["A"].Core).PrevPF()
 	opD := opOf(t, w, "D", exclude("B"))
 	run(t, w, 200*time.Millisecond)
 	release()
@@ -48,7 +48,7 @@ func TestScenario21EIOThenEII(t *testing.T) {
 	_ = p1
 	// After the exclusion, A includes C naming P2: C syncs (EII).
 	opA2 := opOf(t, w, "A", include("C"))
-	p2 := w.Members["A"].Core.ServerOrder().PrevPF()
+	p2 := session.ServerOrderOf(w.Members["A"].Core).PrevPF()
 	run(t, w, 15*time.Second)
 	if !opA2.Done() || opA2.Err() != nil {
 		t.Fatalf("A's second include: %v", opA2)
@@ -89,7 +89,7 @@ func TestScenario22IgnoredGreetings(t *testing.T) {
 	w2.Hub.Enter("E")
 	run(t, w2, time.Second)
 	e := w2.Members["E"]
-	gr := &greeter.Greeter{Self: "E", Identity: e.Key, Directory: directoryOf(w2)}
+	gr := &greeting.Greeter{Self: "E", Identity: e.Key, Directory: directoryOf(w2)}
 	prop, err := gr.Propose(nil, []string{"E", "A"}, &wire.Metadata{PrevPF: [32]byte{9}})
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +107,7 @@ func TestScenario22IgnoredGreetings(t *testing.T) {
 func TestScenario23ForgedOwnPI(t *testing.T) {
 	w := three(t, 23, false)
 	forger, _ := crypto.GenerateSigningKey(nil)
-	so := w.Members["A"].Core.ServerOrder()
+	so := session.ServerOrderOf(w.Members["A"].Core)
 	p := &wire.GreetPacket{Type: wire.GreetExcludeAuxInitiatorDown, Source: "A", Members: []string{"A", "B"},
 		IntKeys: make([]wire.IntKey, 2), Nonces: make([][32]byte, 2), PubKeys: make([]crypto.PublicKey, 2),
 		Metadata: &wire.Metadata{PrevPF: so.PrevPF(), ChainHash: so.PrevCH()}, SessionSignature: &crypto.Signature{}}
@@ -267,8 +267,8 @@ func TestScenario27ExcludedMisreads(t *testing.T) {
 func TestScenario28LatestPMMismatch(t *testing.T) {
 	w := three(t, 28, false)
 	a := w.Members["A"]
-	gr := &greeter.Greeter{Self: "A", Identity: a.Key, Directory: directoryOf(w)}
-	so := a.Core.ServerOrder()
+	gr := &greeting.Greeter{Self: "A", Identity: a.Key, Directory: directoryOf(w)}
+	so := session.ServerOrderOf(a.Core)
 	prop, err := gr.Propose(a.Core.GroupState(), []string{"A", "B"}, &wire.Metadata{PrevPF: so.PrevPF(), ChainHash: so.PrevCH(),
 		LatestPM: []wire.MessageID{{1, 2, 3}}})
 	if err != nil {

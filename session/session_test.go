@@ -13,7 +13,6 @@ import (
 	"github.com/mpenc/mpenc/channel/memchan"
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/session"
-	"github.com/mpenc/mpenc/subsession"
 )
 
 type keys map[string]crypto.PublicKey
@@ -43,7 +42,7 @@ func TestSessionRealTime(t *testing.T) {
 		k, _ := crypto.GenerateSigningKey(nil)
 		dir[id] = k.Public()
 		s, err := session.New(session.Config{Self: id, Identity: k, Directory: dir,
-			Timing: subsession.LoopbackTiming(), AutoInclude: true}, room.Conn(id))
+			Timing: session.LoopbackTiming(), AutoInclude: true}, room.Conn(id))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,7 +127,7 @@ func TestSessionEnterFailed(t *testing.T) {
 	k, _ := crypto.GenerateSigningKey(nil)
 	refusal := errors.New("forbidden: you are banned from this room")
 	s, err := session.New(session.Config{Self: "dave@x/1", Identity: k, Directory: keys{"dave@x/1": k.Public()},
-		Timing: subsession.LoopbackTiming()}, refusingChannel{room.Conn("dave@x/1"), refusal})
+		Timing: session.LoopbackTiming()}, refusingChannel{room.Conn("dave@x/1"), refusal})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/greeter"
+	"github.com/mpenc/mpenc/internal/greeting"
 	"github.com/mpenc/mpenc/internal/wire"
 )
 
@@ -71,7 +72,7 @@ func staticDirectory(keys map[string]struct {
 // then the data messages of the final subsession (see checkFlowData).
 func CheckFlow(f *Flow, r *Report) {
 	keys, dir := staticDirectory(f.StaticKeys, r)
-	states := map[string]*greeter.State{}
+	states := map[string]*greeting.State{}
 	for oi, op := range f.Operations {
 		if !checkFlowOp(oi, &op, keys, dir, states, r) {
 			r.fail("operation %d (%s): stopped; later operations start from a wrong state", oi, op.Label)
@@ -83,12 +84,12 @@ func CheckFlow(f *Flow, r *Report) {
 	}
 }
 
-func checkFlowOp(oi int, op *FlowOp, keys map[string]*crypto.SigningKey, dir greeter.Directory, states map[string]*greeter.State, r *Report) bool {
+func checkFlowOp(oi int, op *FlowOp, keys map[string]*crypto.SigningKey, dir greeter.Directory, states map[string]*greeting.State, r *Report) bool {
 	where := fmt.Sprintf("operation %d (%s)", oi, op.Label)
 	rnd := &drawReader{draws: op.RNGDraws}
-	greeters := map[string]*greeter.Greeter{}
+	greeters := map[string]*greeting.Greeter{}
 	for id, k := range keys {
-		greeters[id] = &greeter.Greeter{Self: id, Identity: k, Directory: dir, Rand: rnd}
+		greeters[id] = &greeting.Greeter{Self: id, Identity: k, Directory: dir, Rand: rnd}
 	}
 	if greeters[op.Initiator] == nil {
 		r.fail("%s: no static key for initiator %q", where, op.Initiator)
@@ -113,14 +114,14 @@ func checkFlowOp(oi int, op *FlowOp, keys map[string]*crypto.SigningKey, dir gre
 	}
 	// What each member produced and has not been matched with the record yet.
 	produced := map[string][]string{op.Initiator: {prop.Wire}}
-	greetings := map[string]*greeter.Greeting{}
+	greetings := map[string]*greeting.Greeting{}
 	// Verification-only observers of every member, holding no secrets: they
 	// must classify every packet exactly as the members' own greeters did
 	// (the session-trace checks rely on them).
-	observers := map[string]*greeter.Greeting{}
-	watchers := map[string]*greeter.Greeter{}
+	observers := map[string]*greeting.Greeting{}
+	watchers := map[string]*greeting.Greeter{}
 	for id := range keys {
-		watchers[id] = &greeter.Greeter{Self: id, Directory: dir}
+		watchers[id] = &greeting.Greeter{Self: id, Directory: dir}
 	}
 	chain := prevCH
 	members := slices.Sorted(slices.Values(op.ChannelMembers))
@@ -136,7 +137,7 @@ func checkFlowOp(oi int, op *FlowOp, keys map[string]*crypto.SigningKey, dir gre
 		}
 		pid := wire.PacketID(want.Wire, want.Sender, op.ChannelMembers)
 		r.equal(pw+" packet id", hex.EncodeToString(pid[:]), want.PacketID)
-		var class greeter.Class
+		var class greeting.Class
 		for _, m := range members {
 			p, err := wire.DecodeWire(want.Wire)
 			if !r.check(err == nil, "%s: decode at %s: %v", pw, m, err) {
@@ -146,17 +147,17 @@ func checkFlowOp(oi int, op *FlowOp, keys map[string]*crypto.SigningKey, dir gre
 			if !r.check(isGreet, "%s: not a greeting packet", pw) {
 				return false
 			}
-			c := greeter.Classify(gp, greetings[m])
-			oc := greeter.Classify(gp, observers[m])
+			c := greeting.Classify(gp, greetings[m])
+			oc := greeting.Classify(gp, observers[m])
 			r.check(oc == c, "%s: %s's observer classifies it %v, its greeter %v", pw, m, oc, c)
 			switch {
-			case (oc == greeter.ClassInitial || oc == greeter.ClassBoth) && observers[m] == nil:
+			case (oc == greeting.ClassInitial || oc == greeting.ClassBoth) && observers[m] == nil:
 				var oerr error
 				observers[m], oerr = watchers[m].Observe(gp)
-				r.check(oerr == nil || errors.Is(oerr, greeter.ErrNotForThisOperation), "%s: %s's observer: %v", pw, m, oerr)
+				r.check(oerr == nil || errors.Is(oerr, greeting.ErrNotForThisOperation), "%s: %s's observer: %v", pw, m, oerr)
 			case observers[m] != nil:
 				_, oerr := observers[m].Receive(gp)
-				r.check(oerr == nil || errors.Is(oerr, greeter.ErrNotForThisOperation) && observers[m].Excluded(),
+				r.check(oerr == nil || errors.Is(oerr, greeting.ErrNotForThisOperation) && observers[m].Excluded(),
 					"%s: %s's observer: %v", pw, m, oerr)
 			}
 			exp, known := want.SummaryByMember[m]
@@ -164,14 +165,14 @@ func checkFlowOp(oi int, op *FlowOp, keys map[string]*crypto.SigningKey, dir gre
 				got := classString(c)
 				r.check((got == nil) == (exp == nil) && (got == nil || *got == *exp),
 					"%s: %s classifies it %v, the record says %s", pw, m, c, deref(exp))
-				if c != greeter.ClassNone {
+				if c != greeting.ClassNone {
 					class = c
 				}
 			}
 			var out string
 			switch {
-			case (c == greeter.ClassInitial || c == greeter.ClassBoth) && greetings[m] == nil:
-				var own *greeter.Proposal
+			case (c == greeting.ClassInitial || c == greeting.ClassBoth) && greetings[m] == nil:
+				var own *greeting.Proposal
 				if m == op.Initiator {
 					own = prop
 				}
@@ -179,7 +180,7 @@ func checkFlowOp(oi int, op *FlowOp, keys map[string]*crypto.SigningKey, dir gre
 			case greetings[m] != nil:
 				out, err = greetings[m].Receive(gp)
 			}
-			if err != nil && !(errors.Is(err, greeter.ErrNotForThisOperation) && greetings[m].Excluded()) {
+			if err != nil && !(errors.Is(err, greeting.ErrNotForThisOperation) && greetings[m].Excluded()) {
 				r.fail("%s: at %s: %v (draws: %v)", pw, m, err, rnd.err)
 				return false
 			}
@@ -187,7 +188,7 @@ func checkFlowOp(oi int, op *FlowOp, keys map[string]*crypto.SigningKey, dir gre
 				produced[m] = append(produced[m], out)
 			}
 		}
-		if class != greeter.ClassNone {
+		if class != greeting.ClassNone {
 			chain = wire.ChainHash(chain[:], pid, fmt.Sprint(int(class)))
 			r.equal(pw+" chain hash", hex.EncodeToString(chain[:]), want.ChainHashAfter)
 		} else {
@@ -227,8 +228,8 @@ func checkFlowOp(oi int, op *FlowOp, keys map[string]*crypto.SigningKey, dir gre
 	return ok
 }
 
-func classString(c greeter.Class) *string {
-	if c == greeter.ClassNone {
+func classString(c greeting.Class) *string {
+	if c == greeting.ClassNone {
 		return nil
 	}
 	s := fmt.Sprint(int(c))
@@ -242,7 +243,7 @@ func deref(s *string) string {
 	return *s
 }
 
-func checkState(where string, s *greeter.State, want *FlowResult, r *Report) {
+func checkState(where string, s *greeting.State, want *FlowResult, r *Report) {
 	eph := s.OwnEphemeralKey()
 	seed, pub := eph.Seed(), eph.Public()
 	r.equal(where+" members", s.Members, want.Members)

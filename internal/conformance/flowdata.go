@@ -6,15 +6,15 @@ import (
 	"slices"
 
 	"github.com/mpenc/mpenc/crypto"
-	"github.com/mpenc/mpenc/greeter"
+	"github.com/mpenc/mpenc/internal/greeting"
+	"github.com/mpenc/mpenc/internal/message"
 	"github.com/mpenc/mpenc/internal/wire"
-	"github.com/mpenc/mpenc/message"
 	"github.com/mpenc/mpenc/transcript"
 )
 
 // securityFor builds the MessageSecurity of a member's subsession from its
 // greeter state: members sorted bytewise with their ephemeral keys.
-func securityFor(s *greeter.State, self string, rand *drawReader) (*message.Security, error) {
+func securityFor(s *greeting.State, self string, rand *drawReader) (*message.Security, error) {
 	members := slices.Sorted(slices.Values(s.Members))
 	pubs := make([]crypto.PublicKey, len(members))
 	for i, m := range members {
@@ -35,7 +35,7 @@ func securityFor(s *greeter.State, self string, rand *drawReader) (*message.Secu
 // package message: the author, with its recorded IV injected, seals the
 // recorded body into exactly the recorded wire string and message id;
 // every reader verifies and decrypts it back.
-func checkFlowData(i int, dm *FlowDataMessage, f *Flow, states map[string]*greeter.State, r *Report) {
+func checkFlowData(i int, dm *FlowDataMessage, f *Flow, states map[string]*greeting.State, r *Report) {
 	where := fmt.Sprintf("data message %d by %s", i, dm.Author)
 	as := states[dm.Author]
 	if !r.check(as != nil, "%s: the author has no subsession", where) {

@@ -5,8 +5,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mpenc/mpenc/internal/message"
 	"github.com/mpenc/mpenc/internal/wire"
-	"github.com/mpenc/mpenc/message"
 )
 
 // CheckMisc checks derived_misc.json through internal/wire and message:

@@ -7,10 +7,10 @@ import (
 	"slices"
 
 	"github.com/mpenc/mpenc/crypto"
-	"github.com/mpenc/mpenc/greeter"
+	"github.com/mpenc/mpenc/internal/greeting"
+	"github.com/mpenc/mpenc/internal/message"
+	"github.com/mpenc/mpenc/internal/serverorder"
 	"github.com/mpenc/mpenc/internal/wire"
-	"github.com/mpenc/mpenc/message"
-	"github.com/mpenc/mpenc/session"
 	"github.com/mpenc/mpenc/transcript"
 )
 
@@ -21,12 +21,12 @@ import (
 type traceUser struct {
 	id        string
 	inChannel bool
-	so        session.ServerOrder
-	op        *greeter.Greeting
+	so        serverorder.Resolver
+	op        *greeting.Greeting
 	opPI      [32]byte
 	opMembers []string
 	members   []string // the membership the last completed operation left us in
-	watcher   *greeter.Greeter
+	watcher   *greeting.Greeter
 	subs      []*traceSub
 	// messages accepted, per subsession, in the order this user accepted
 	// them (own ones at their echo: the record does not say when they were
@@ -62,7 +62,7 @@ func CheckTrace(t *Trace, r *Report) {
 	var ids []string
 	for id := range t.StaticKeys {
 		ids = append(ids, id)
-		users[id] = &traceUser{id: id, watcher: &greeter.Greeter{Self: id, Directory: dir}}
+		users[id] = &traceUser{id: id, watcher: &greeting.Greeter{Self: id, Directory: dir}}
 	}
 	slices.Sort(ids)
 	for _, u := range users {
@@ -209,14 +209,14 @@ func (u *traceUser) packet(p wire.Packet, ev TraceEvent, pid [32]byte, where str
 }
 
 func (u *traceUser) greeting(p *wire.GreetPacket, ev TraceEvent, pid [32]byte, where string, r *Report) {
-	c := greeter.Classify(p, u.op)
+	c := greeting.Classify(p, u.op)
 	switch c {
-	case greeter.ClassInitial, greeter.ClassBoth:
+	case greeting.ClassInitial, greeting.ClassBoth:
 		if p.Metadata == nil {
 			r.fail("%s: initial packet without metadata", where)
 			return
 		}
-		cand := &session.Candidate{PacketID: pid, Initial: true, Final: c == greeter.ClassBoth,
+		cand := &serverorder.Candidate{PacketID: pid, Initial: true, Final: c == greeting.ClassBoth,
 			PrevPF: p.Metadata.PrevPF, ChainHash: p.Metadata.ChainHash, ForUs: slices.Contains(p.Members, u.id),
 			Members: p.Members, EchoMembers: ev.ChannelMembers, PrevPI: pid}
 		if u.so.Synced() && !slices.Contains(u.members, p.Source) {
@@ -227,18 +227,18 @@ func (u *traceUser) greeting(p *wire.GreetPacket, ev TraceEvent, pid [32]byte, w
 			return
 		}
 		g, err := u.watcher.Observe(p)
-		if err != nil && !errors.Is(err, greeter.ErrNotForThisOperation) {
+		if err != nil && !errors.Is(err, greeting.ErrNotForThisOperation) {
 			r.fail("%s: %s's observer refuses the initial packet: %v", where, u.id, err)
 		}
 		u.op, u.opPI, u.opMembers = g, pid, slices.Clone(p.Members)
 		if wasSynced {
 			u.checkLatestPM(p, where, r)
 		}
-		if c == greeter.ClassBoth {
+		if c == greeting.ClassBoth {
 			u.completed()
 		}
-	case greeter.ClassFinal:
-		cand := &session.Candidate{PacketID: pid, Final: true, PrevPI: u.opPI}
+	case greeting.ClassFinal:
+		cand := &serverorder.Candidate{PacketID: pid, Final: true, PrevPI: u.opPI}
 		if u.so.Check(cand) != nil {
 			return
 		}
@@ -246,12 +246,12 @@ func (u *traceUser) greeting(p *wire.GreetPacket, ev TraceEvent, pid [32]byte, w
 			r.fail("%s: %s: final packet refused: %v", where, u.id, err)
 			return
 		}
-		r.check(u.op.State() == greeter.StateReady, "%s: %s: the final packet did not complete the operation", where, u.id)
+		r.check(u.op.State() == greeting.StateReady, "%s: %s: the final packet did not complete the operation", where, u.id)
 		u.so.Commit(cand)
 		u.completed()
 	default:
 		if u.op != nil && u.so.Synced() {
-			if _, err := u.op.Receive(p); err != nil && !errors.Is(err, greeter.ErrNotForThisOperation) && !errors.Is(err, greeter.ErrDuplicate) {
+			if _, err := u.op.Receive(p); err != nil && !errors.Is(err, greeting.ErrNotForThisOperation) && !errors.Is(err, greeting.ErrDuplicate) {
 				r.fail("%s: %s: %v", where, u.id, err)
 			}
 		}

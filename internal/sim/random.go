@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/mpenc/mpenc/channel/memchan"
+	"github.com/mpenc/mpenc/internal/subsession"
 	"github.com/mpenc/mpenc/session"
-	"github.com/mpenc/mpenc/subsession"
 )
 
 // Scenario is a random run, derived from its seed.

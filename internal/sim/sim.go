@@ -14,8 +14,8 @@ import (
 	"github.com/mpenc/mpenc/channel"
 	"github.com/mpenc/mpenc/channel/memchan"
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/subsession"
 	"github.com/mpenc/mpenc/session"
-	"github.com/mpenc/mpenc/subsession"
 	"github.com/mpenc/mpenc/transcript"
 )
 

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mpenc/mpenc/internal/message"
 	"github.com/mpenc/mpenc/internal/wire"
-	"github.com/mpenc/mpenc/message"
 	"github.com/mpenc/mpenc/transcript"
 )
 

@@ -1,9 +1,9 @@
-package greeter_test
+package greeting_test
 
 import (
 	"testing"
 
-	"github.com/mpenc/mpenc/greeter"
+	"github.com/mpenc/mpenc/internal/greeting"
 	"github.com/mpenc/mpenc/internal/wire"
 )
 
@@ -51,7 +51,7 @@ func FuzzGreetingReceive(f *testing.F) {
 		if err != nil {
 			t.Fatalf("the real pI failed: %v", err)
 		}
-		greeter.Classify(gp, g)
+		greeting.Classify(gp, g)
 		g.ExpectsFinal(gp)
 		g.Receive(gp)
 		if g.Result() != nil {

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/mpenc/mpenc/message"
+	"github.com/mpenc/mpenc/internal/message"
 	"github.com/mpenc/mpenc/transcript"
 )
 

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mpenc/mpenc/message"
+	"github.com/mpenc/mpenc/internal/message"
 	"github.com/mpenc/mpenc/transcript"
 )
 

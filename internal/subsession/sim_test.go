@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/mpenc/mpenc/crypto"
-	"github.com/mpenc/mpenc/message"
+	"github.com/mpenc/mpenc/internal/message"
 	"github.com/mpenc/mpenc/transcript"
 )
 

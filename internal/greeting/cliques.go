@@ -1,4 +1,4 @@
-package greeter
+package greeting
 
 import (
 	"fmt"

@@ -3,11 +3,11 @@ package message_test
 import (
 	"bytes"
 	"errors"
-	"github.com/mpenc/mpenc/message"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/message"
 	"github.com/mpenc/mpenc/internal/testvectors"
 	"github.com/mpenc/mpenc/internal/wire"
 	"github.com/mpenc/mpenc/transcript"

@@ -1,4 +1,4 @@
-package greeter
+package greeting
 
 import (
 	"errors"
@@ -7,21 +7,9 @@ import (
 	"slices"
 
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/greeter"
 	"github.com/mpenc/mpenc/internal/wire"
 )
-
-// Directory maps participant ids to their static Ed25519 identity keys. An
-// error (for example an unknown member, or a key the trust store refuses)
-// makes the operation that needs the key fail with that error as reason.
-type Directory interface {
-	IdentityKey(member string) (crypto.PublicKey, error)
-}
-
-// DirectoryFunc adapts a function to the Directory interface.
-type DirectoryFunc func(member string) (crypto.PublicKey, error)
-
-// IdentityKey calls f.
-func (f DirectoryFunc) IdentityKey(member string) (crypto.PublicKey, error) { return f(member) }
 
 // Greeter holds what every operation of one member needs: its id, its static
 // identity key, the key directory and the source of randomness. It is a
@@ -33,7 +21,7 @@ type Greeter struct {
 	// Identity is our static identity key.
 	Identity *crypto.SigningKey
 	// Directory gives the other members' static identity keys.
-	Directory Directory
+	Directory greeter.Directory
 	// Rand is the source of every random value (contributions, nonces,
 	// ephemeral keys). Nil means crypto/rand.
 	Rand io.Reader

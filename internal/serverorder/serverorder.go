@@ -1,4 +1,8 @@
-package session
+// Package serverorder is ServerOrder, mpENC's concurrency resolver: which
+// greeting packets enter a session's chain of membership operations, in the
+// server's order, and the hash chain all members compute over it. It is pure
+// data (no clock, no I/O); package session feeds it candidates.
+package serverorder
 
 import (
 	"errors"
@@ -10,16 +14,16 @@ import (
 	"github.com/mpenc/mpenc/internal/wire"
 )
 
-// ServerOrder is the concurrency resolver of mpENC (design document 3.3,
-// SESSION-RULES §2): it orders membership operations by the server's total
+// Resolver is ServerOrder, the concurrency resolver of mpENC (design
+// document 3.3, SESSION-RULES §2): it orders membership operations by the server's total
 // order. For each parent (the final packet of the last completed
 // operation), the first initial packet echoed wins; a final packet is
 // accepted only for the operation under way. Every accepted packet extends a
 // hash chain that all members of a session compute identically.
 //
-// It is pure data: callers classify packets (greeter.Classify), verify them,
+// It is pure data: callers classify packets (greeting.Classify), verify them,
 // check XP, and pass candidates in. Not safe for concurrent use.
-type ServerOrder struct {
+type Resolver struct {
 	synced    bool
 	blacklist map[[32]byte]bool // PREV_PF values spent while unsynced (EIO)
 
@@ -36,17 +40,17 @@ const maxChainKept = 4096
 
 // Why ServerOrder rejected a candidate.
 var (
-	ErrNotSynced      = errors.New("session: not synced to the chain")
-	ErrBlacklisted    = errors.New("session: parent already spent (EIO)")
-	ErrNotForUs       = errors.New("session: initial packet of an operation without us, while unsynced (EIO)")
-	ErrDuplicatePI    = errors.New("session: initial packet already accepted")
-	ErrOngoing        = errors.New("session: an operation is already under way")
-	ErrStaleParent    = errors.New("session: initial packet names another parent")
-	ErrChainHash      = errors.New("session: initial packet names our parent with another chain hash")
-	ErrDuplicatePF    = errors.New("session: final packet already accepted")
-	ErrNoOperation    = errors.New("session: no operation under way")
-	ErrWrongOperation = errors.New("session: final packet of another operation")
-	ErrXP             = errors.New("session: operation members not all in the channel (XP)")
+	ErrNotSynced      = errors.New("serverorder: not synced to the chain")
+	ErrBlacklisted    = errors.New("serverorder: parent already spent (EIO)")
+	ErrNotForUs       = errors.New("serverorder: initial packet of an operation without us, while unsynced (EIO)")
+	ErrDuplicatePI    = errors.New("serverorder: initial packet already accepted")
+	ErrOngoing        = errors.New("serverorder: an operation is already under way")
+	ErrStaleParent    = errors.New("serverorder: initial packet names another parent")
+	ErrChainHash      = errors.New("serverorder: initial packet names our parent with another chain hash")
+	ErrDuplicatePF    = errors.New("serverorder: final packet already accepted")
+	ErrNoOperation    = errors.New("serverorder: no operation under way")
+	ErrWrongOperation = errors.New("serverorder: final packet of another operation")
+	ErrXP             = errors.New("serverorder: operation members not all in the channel (XP)")
 )
 
 // Candidate is an initial and/or final packet offered to ServerOrder.
@@ -68,29 +72,29 @@ type Candidate struct {
 }
 
 // Synced reports whether we hold a chain.
-func (s *ServerOrder) Synced() bool { return s.synced }
+func (s *Resolver) Synced() bool { return s.synced }
 
 // Ongoing reports whether an accepted operation has not ended yet.
-func (s *ServerOrder) Ongoing() bool { return s.synced && len(s.opInitial) > len(s.opFinal) }
+func (s *Resolver) Ongoing() bool { return s.synced && len(s.opInitial) > len(s.opFinal) }
 
 // PrevPF is the id of the last final packet (the parent of the next
 // operation).
-func (s *ServerOrder) PrevPF() [32]byte { return s.opFinal[len(s.opFinal)-1] }
+func (s *Resolver) PrevPF() [32]byte { return s.opFinal[len(s.opFinal)-1] }
 
 // PrevPI is the id of the last initial packet.
-func (s *ServerOrder) PrevPI() [32]byte { return s.opInitial[len(s.opInitial)-1] }
+func (s *Resolver) PrevPI() [32]byte { return s.opInitial[len(s.opInitial)-1] }
 
 // PrevCH is the chain hash after the last accepted packet.
-func (s *ServerOrder) PrevCH() [32]byte { return s.chainHashes[len(s.chainHashes)-1] }
+func (s *Resolver) PrevCH() [32]byte { return s.chainHashes[len(s.chainHashes)-1] }
 
 // PacketIDs and ChainHashes return copies of the chain (oldest kept first).
-func (s *ServerOrder) PacketIDs() [][32]byte   { return slices.Clone(s.packetIDs) }
-func (s *ServerOrder) ChainHashes() [][32]byte { return slices.Clone(s.chainHashes) }
+func (s *Resolver) PacketIDs() [][32]byte   { return slices.Clone(s.packetIDs) }
+func (s *Resolver) ChainHashes() [][32]byte { return slices.Clone(s.chainHashes) }
 
 // Position reports whether pid is a position of our kept chain, and its
 // chain hash there; complete is false once the oldest positions have been
 // forgotten (maxChainKept), when an unknown pid may just be too old.
-func (s *ServerOrder) Position(pid [32]byte) (hash [32]byte, known, complete bool) {
+func (s *Resolver) Position(pid [32]byte) (hash [32]byte, known, complete bool) {
 	if i := slices.Index(s.packetIDs, pid); i >= 0 {
 		return s.chainHashes[i], true, true
 	}
@@ -100,17 +104,17 @@ func (s *ServerOrder) Position(pid [32]byte) (hash [32]byte, known, complete boo
 // After reports whether a is a position of our kept chain that comes after
 // position b; a b no longer kept (the chain was trimmed) is before every
 // kept position.
-func (s *ServerOrder) After(a, b [32]byte) bool {
+func (s *Resolver) After(a, b [32]byte) bool {
 	i, j := slices.Index(s.packetIDs, a), slices.Index(s.packetIDs, b)
 	return i >= 0 && (i > j && j >= 0 || j < 0 && s.trimmed)
 }
 
 // Clear forgets everything (rule LI: we left the channel).
-func (s *ServerOrder) Clear() { *s = ServerOrder{} }
+func (s *Resolver) Clear() { *s = Resolver{} }
 
 // SyncNew starts a new chain from a random parent: prevPf = 32 random bytes,
 // chain hash SHA256(prevPf ‖ 0xFF).
-func (s *ServerOrder) SyncNew(rand io.Reader) error {
+func (s *Resolver) SyncNew(rand io.Reader) error {
 	pf, err := crypto.Random32(rand)
 	if err != nil {
 		return err
@@ -120,8 +124,8 @@ func (s *ServerOrder) SyncNew(rand io.Reader) error {
 }
 
 // SyncWith restarts every list at the given point and drops the blacklist.
-func (s *ServerOrder) SyncWith(prevPF, prevCH [32]byte) {
-	*s = ServerOrder{
+func (s *Resolver) SyncWith(prevPF, prevCH [32]byte) {
+	*s = Resolver{
 		synced:      true,
 		packetIDs:   [][32]byte{prevPF},
 		chainHashes: [][32]byte{prevCH},
@@ -132,7 +136,7 @@ func (s *ServerOrder) SyncWith(prevPF, prevCH [32]byte) {
 
 // Check decides on a candidate without changing anything (SESSION-RULES
 // §2.4, in order). A nil error means Commit will accept it.
-func (s *ServerOrder) Check(c *Candidate) error {
+func (s *Resolver) Check(c *Candidate) error {
 	if c.Initial && !subset(c.Members, c.EchoMembers) {
 		return ErrXP
 	}
@@ -182,7 +186,7 @@ func (s *ServerOrder) Check(c *Candidate) error {
 // Commit applies the decision of Check: an accepted candidate extends the
 // chain (syncing first for a newcomer, rule EII); a candidate rejected by
 // rule EIO blacklists its parent. It returns Check's error.
-func (s *ServerOrder) Commit(c *Candidate) error {
+func (s *Resolver) Commit(c *Candidate) error {
 	err := s.Check(c)
 	switch {
 	case errors.Is(err, ErrBlacklisted), errors.Is(err, ErrNotForUs):
@@ -219,7 +223,7 @@ func (s *ServerOrder) Commit(c *Candidate) error {
 // AcceptLeave ends the operation under way with the leave pseudo-packet of
 // rule LOI: leavers left the channel during it; members is the membership
 // after the leave. It returns the pseudo-packet's id.
-func (s *ServerOrder) AcceptLeave(leavers, members []string) ([32]byte, error) {
+func (s *Resolver) AcceptLeave(leavers, members []string) ([32]byte, error) {
 	if !s.Ongoing() {
 		return [32]byte{}, ErrNoOperation
 	}
@@ -229,7 +233,7 @@ func (s *ServerOrder) AcceptLeave(leavers, members []string) ([32]byte, error) {
 	return pid, nil
 }
 
-func (s *ServerOrder) appendChain(pid [32]byte, ptype string) {
+func (s *Resolver) appendChain(pid [32]byte, ptype string) {
 	prev := s.PrevCH()
 	ch := wire.ChainHash(prev[:], pid, ptype)
 	s.packetIDs = append(s.packetIDs, pid)
@@ -250,12 +254,12 @@ func (s *ServerOrder) appendChain(pid [32]byte, ptype string) {
 }
 
 // String describes the position in the chain (for logs; no secrets).
-func (s *ServerOrder) String() string {
+func (s *Resolver) String() string {
 	if !s.synced {
-		return fmt.Sprintf("ServerOrder(unsynced, %d blacklisted)", len(s.blacklist))
+		return fmt.Sprintf("serverorder.Resolver(unsynced, %d blacklisted)", len(s.blacklist))
 	}
 	ch := s.PrevCH()
-	return fmt.Sprintf("ServerOrder(%d entries, ongoing %v, ch %x)", len(s.packetIDs), s.Ongoing(), ch[:4])
+	return fmt.Sprintf("serverorder.Resolver(%d entries, ongoing %v, ch %x)", len(s.packetIDs), s.Ongoing(), ch[:4])
 }
 
 // subset reports whether every element of a is in b.

@@ -1,4 +1,4 @@
-package greeter
+package greeting
 
 import (
 	"errors"
@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/greeter"
 	"github.com/mpenc/mpenc/internal/wire"
 )
 
@@ -850,7 +851,7 @@ func (g *Greeting) setKeys(intKeys []wire.IntKey, nonces [][32]byte, pubs []cryp
 	for i := range nonces {
 		ns[i] = g.nonces[i][:]
 	}
-	g.sid = SessionID(g.members, ns)
+	g.sid = greeter.SessionID(g.members, ns)
 	g.groupKey = gk
 	g.haveKeys = true
 	return nil
@@ -871,7 +872,7 @@ func (g *Greeting) setRefreshKeys(intKeys []wire.IntKey) error {
 // ownSessionSig signs our ASKE authenticator and counts us authenticated.
 func (g *Greeting) ownSessionSig() crypto.Signature {
 	g.authed[g.pos] = true
-	return SignSession(g.gr.Identity, g.gr.Self, g.eph.Public(), g.nonce[:], g.sid)
+	return greeter.SignSession(g.gr.Identity, g.gr.Self, g.eph.Public(), g.nonce[:], g.sid)
 }
 
 // verifySession checks member i's session signature with its static key.
@@ -880,7 +881,7 @@ func (g *Greeting) verifySession(p *wire.GreetPacket, i int) error {
 	if err != nil {
 		return fmt.Errorf("identity key of %q: %w", g.members[i], err)
 	}
-	if !VerifySession(static, g.members[i], g.pubKeys[i], g.nonces[i][:], g.sid, p.SessionSignature) {
+	if !greeter.VerifySession(static, g.members[i], g.pubKeys[i], g.nonces[i][:], g.sid, p.SessionSignature) {
 		return fmt.Errorf("bad session signature from %q", g.members[i])
 	}
 	if g.authed[i] {

@@ -1,4 +1,4 @@
-package greeter_test
+package greeting_test
 
 import (
 	"errors"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/greeter"
+	"github.com/mpenc/mpenc/internal/greeting"
 	"github.com/mpenc/mpenc/internal/wire"
 )
 
@@ -23,8 +24,8 @@ type room struct {
 	rand     io.Reader
 	keys     map[string]*crypto.SigningKey
 	dir      greeter.DirectoryFunc
-	greeters map[string]*greeter.Greeter
-	states   map[string]*greeter.State
+	greeters map[string]*greeting.Greeter
+	states   map[string]*greeting.State
 	// tamper, when set, may replace packet k (sent by sender) before the
 	// room delivers it to everyone; returning "" drops it.
 	tamper func(k int, sender, wire string) string
@@ -44,8 +45,8 @@ func newRoom(tb testing.TB, seed uint64, ids ...string) *room {
 		tb:       tb,
 		rand:     rand.NewChaCha8(s),
 		keys:     map[string]*crypto.SigningKey{},
-		greeters: map[string]*greeter.Greeter{},
-		states:   map[string]*greeter.State{},
+		greeters: map[string]*greeting.Greeter{},
+		states:   map[string]*greeting.State{},
 	}
 	r.dir = func(m string) (crypto.PublicKey, error) {
 		k, ok := r.keys[m]
@@ -66,12 +67,12 @@ func (r *room) addMember(id string) {
 		r.tb.Fatal(err)
 	}
 	r.keys[id] = k
-	r.greeters[id] = &greeter.Greeter{Self: id, Identity: k, Directory: r.dir, Rand: r.rand}
+	r.greeters[id] = &greeting.Greeter{Self: id, Identity: k, Directory: r.dir, Rand: r.rand}
 }
 
 // outcome is what each member ended with.
 type outcome struct {
-	greetings map[string]*greeter.Greeting
+	greetings map[string]*greeting.Greeting
 	failed    map[string]error // members whose Greeting failed, and why
 }
 
@@ -95,7 +96,7 @@ func (r *room) run(initiator string, next, channel []string) (*outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &outcome{greetings: map[string]*greeter.Greeting{}, failed: map[string]error{}}
+	out := &outcome{greetings: map[string]*greeting.Greeting{}, failed: map[string]error{}}
 	queue := [][2]string{{initiator, prop.Wire}}
 	for k := 0; k < len(queue); k++ {
 		sender, w := queue[k][0], queue[k][1]
@@ -121,12 +122,12 @@ func (r *room) run(initiator string, next, channel []string) (*outcome, error) {
 					continue
 				}
 				g := out.greetings[m]
-				c := greeter.Classify(gp, g)
+				c := greeting.Classify(gp, g)
 				var answer string
 				var err error
 				switch {
-				case (c == greeter.ClassInitial || c == greeter.ClassBoth) && g == nil:
-					var own *greeter.Proposal
+				case (c == greeting.ClassInitial || c == greeting.ClassBoth) && g == nil:
+					var own *greeting.Proposal
 					if m == initiator {
 						own = prop
 					}
@@ -134,7 +135,7 @@ func (r *room) run(initiator string, next, channel []string) (*outcome, error) {
 				case g != nil:
 					answer, err = g.Receive(gp)
 				}
-				if err != nil && !errors.Is(err, greeter.ErrNotForThisOperation) && !errors.Is(err, greeter.ErrDuplicate) {
+				if err != nil && !errors.Is(err, greeting.ErrNotForThisOperation) && !errors.Is(err, greeting.ErrDuplicate) {
 					out.failed[m] = err
 				}
 				if answer != "" {
@@ -174,7 +175,7 @@ func (r *room) mustOp(initiator string, next []string) {
 	if len(o.failed) > 0 {
 		r.tb.Fatalf("operation failed: %v", o.failed)
 	}
-	var ref *greeter.State
+	var ref *greeting.State
 	for _, m := range next {
 		g := o.greetings[m]
 		if g == nil || g.Result() == nil {
@@ -305,14 +306,14 @@ func TestProposeRefusals(t *testing.T) {
 		"exclude ourselves":   {m[1], m[2]},
 		"duplicate member":    {m[0], m[1], m[2], m[2]},
 	} {
-		if _, err := gr.Propose(r.states[m[0]], next, meta); !errors.Is(err, greeter.ErrInvalidProposal) {
+		if _, err := gr.Propose(r.states[m[0]], next, meta); !errors.Is(err, greeting.ErrInvalidProposal) {
 			t.Errorf("%s: %v, want ErrInvalidProposal", name, err)
 		}
 	}
-	if _, err := gr.Propose(nil, []string{m[0]}, meta); !errors.Is(err, greeter.ErrInvalidProposal) {
+	if _, err := gr.Propose(nil, []string{m[0]}, meta); !errors.Is(err, greeting.ErrInvalidProposal) {
 		t.Errorf("solo start: %v", err)
 	}
-	if _, err := gr.Propose(r.states[m[0]], m[:3], nil); !errors.Is(err, greeter.ErrInvalidProposal) {
+	if _, err := gr.Propose(r.states[m[0]], m[:3], nil); !errors.Is(err, greeting.ErrInvalidProposal) {
 		t.Errorf("no metadata: %v", err)
 	}
 }

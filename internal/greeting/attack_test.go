@@ -1,4 +1,4 @@
-package greeter_test
+package greeting_test
 
 import (
 	"errors"
@@ -9,12 +9,13 @@ import (
 
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/greeter"
+	"github.com/mpenc/mpenc/internal/greeting"
 	"github.com/mpenc/mpenc/internal/wire"
 )
 
 // snapshot renders everything a State holds, secrets included, so that a
 // test can prove a failed operation left it untouched.
-func snapshot(s *greeter.State) string {
+func snapshot(s *greeting.State) string {
 	if s == nil {
 		return "<nil>"
 	}
@@ -210,7 +211,7 @@ func TestWrongIdentityKey(t *testing.T) {
 func TestUnknownIdentityKey(t *testing.T) {
 	r, m, all := attackSetup(t)
 	delete(r.keys, all[4])
-	if _, err := r.greeters[m[1]].Propose(r.states[m[1]], all, &wire.Metadata{}); !errors.Is(err, greeter.ErrIdentityRefused) {
+	if _, err := r.greeters[m[1]].Propose(r.states[m[1]], all, &wire.Metadata{}); !errors.Is(err, greeting.ErrIdentityRefused) {
 		t.Fatalf("propose with an unknown key: %v", err)
 	}
 	r.addMember(all[4])
@@ -415,7 +416,7 @@ func TestAbandonKeepsPreviousState(t *testing.T) {
 	}
 	for _, g := range o.greetings {
 		g.Abandon()
-		if !errors.Is(g.Err(), greeter.ErrAbandoned) && g.Err() == nil {
+		if !errors.Is(g.Err(), greeting.ErrAbandoned) && g.Err() == nil {
 			t.Errorf("abandon: %v", g.Err())
 		}
 	}

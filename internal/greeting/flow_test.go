@@ -1,4 +1,4 @@
-package greeter_test
+package greeting_test
 
 import (
 	"testing"

@@ -1,11 +1,11 @@
 package message_test
 
 import (
-	"github.com/mpenc/mpenc/message"
 	"strings"
 	"testing"
 
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/message"
 	"github.com/mpenc/mpenc/internal/wire"
 	"github.com/mpenc/mpenc/transcript"
 )
