@@ -9,6 +9,7 @@ import (
 
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/greeter"
+	"github.com/mpenc/mpenc/internal/causal"
 	"github.com/mpenc/mpenc/internal/greeting"
 	"github.com/mpenc/mpenc/internal/message"
 	"github.com/mpenc/mpenc/internal/serverorder"
@@ -100,7 +101,7 @@ type Core struct {
 	// report its unacknowledged messages for no fault of anyone's).
 	cur   *sub
 	prevs []*sub
-	log   *transcript.MessageLog
+	log   *causal.MessageLog
 	trial *subsession.TrialBuffer
 
 	// oldSenders: members known to be finishing an older subsession we
@@ -226,7 +227,7 @@ func (c *Core) lateForRetired(p *wire.DataPacket, sender string) bool {
 // sub is a subsession and its place in the message log.
 type sub struct {
 	base     *subsession.SessionBase
-	ref      transcript.TranscriptRef
+	ref      causal.TranscriptRef
 	sid      [32]byte
 	finished bool // its FinComplete was seen
 	excluded set  // members the operation that retired it excluded
@@ -304,7 +305,7 @@ func NewCore(cfg Config, now time.Time) (*Core, error) {
 		cfg:         cfg,
 		gr:          &greeting.Greeter{Self: cfg.Self, Identity: cfg.Identity, Directory: cfg.Directory, Rand: cfg.Rand},
 		now:         now,
-		log:         transcript.NewMessageLog(),
+		log:         causal.NewMessageLog(),
 		trial:       subsession.NewTrialBuffer(cfg.Timing),
 		seniors:     set{},
 		taskExclude: set{},
@@ -448,7 +449,7 @@ func (c *Core) GroupState() *greeting.State { return c.state }
 func (c *Core) Chain() (ids, hashes [][32]byte) { return c.so.PacketIDs(), c.so.ChainHashes() }
 
 // Log returns the message log (read-only use).
-func (c *Core) Log() *transcript.MessageLog { return c.log }
+func (c *Core) Log() *causal.MessageLog { return c.log }
 
 // Finishing returns how many previous subsessions are still shutting down
 // (waiting for the acks of their FINs).

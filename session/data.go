@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/mpenc/mpenc/internal/causal"
 	"github.com/mpenc/mpenc/internal/subsession"
 	"github.com/mpenc/mpenc/internal/wire"
-	"github.com/mpenc/mpenc/transcript"
 )
 
 // sessionMembersIf returns sessionMembers when synced, else nil.
@@ -118,7 +118,7 @@ func (c *Core) translate(s *sub, ns []subsession.Notice) {
 	for _, n := range ns {
 		switch n.Kind {
 		case subsession.MsgAccepted:
-			if n.Body == transcript.KindChainCheck && !n.Own {
+			if n.Body == causal.KindChainCheck && !n.Own {
 				c.chainCheckReceived(s, n.Author, n.Chain)
 			}
 			ready, ok, err := c.log.Append(s.ref, n.Index, n.Text)
@@ -132,7 +132,7 @@ func (c *Core) translate(s *sub, ns []subsession.Notice) {
 			c.notify(Notice{Kind: Message, ID: n.ID, Author: n.Author, Text: n.Text, Own: n.Own,
 				Members: members, LogParents: ready.ParIdx, AfterOwnFin: n.AfterOwnFin, Late: n.Late})
 		case subsession.MsgFullyAcked:
-			if n.Body == transcript.KindPayload {
+			if n.Body == causal.KindPayload {
 				c.notify(Notice{Kind: FullyAcked, ID: n.ID, Author: n.Author})
 			}
 		case subsession.MsgNotFullyAcked:
@@ -141,7 +141,7 @@ func (c *Core) translate(s *sub, ns []subsession.Notice) {
 			// heartbeats have their own consequences (PART_FAILED, expiry).
 			// Members the group excluded since are gone on purpose too:
 			// their silence is information, not an alarm.
-			if n.Body == transcript.KindPayload {
+			if n.Body == causal.KindPayload {
 				absent := n.Absent || len(s.excluded) > 0 && !slices.ContainsFunc(n.Members, func(m string) bool { return !s.excluded[m] })
 				c.notify(Notice{Kind: NotFullyAcked, ID: n.ID, Author: n.Author, Members: n.Members, Final: n.Final, Absent: absent})
 			}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mpenc/mpenc/channel"
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/causal"
 	"github.com/mpenc/mpenc/internal/greeting"
 	"github.com/mpenc/mpenc/internal/message"
 	"github.com/mpenc/mpenc/internal/serverorder"
@@ -623,7 +624,7 @@ func (c *Core) complete() {
 	}
 	c.justSynced = false
 	c.excludedAt, c.excludedDone = time.Time{}, false
-	prevRef := transcript.NoTranscript
+	prevRef := causal.NoTranscript
 	if old := c.cur; old != nil {
 		prevRef = old.ref
 		old.excluded = set{}
@@ -717,7 +718,7 @@ func (o *Op) satisfiedBy(inc, exc []string, kind OpKind) bool {
 // newSub creates the subsession of a new membership and registers its
 // transcript with the message log after the previous one, checking
 // LATEST_PM (SESSION-RULES §3.7 step 5).
-func (c *Core) newSub(res *greeting.State, prevRef transcript.TranscriptRef, latestPM []transcript.ID) (*sub, error) {
+func (c *Core) newSub(res *greeting.State, prevRef causal.TranscriptRef, latestPM []transcript.ID) (*sub, error) {
 	members := slices.Sorted(slices.Values(res.Members))
 	pubs := make([]crypto.PublicKey, len(members))
 	for i, m := range members {
@@ -731,11 +732,11 @@ func (c *Core) newSub(res *greeting.State, prevRef transcript.TranscriptRef, lat
 		return nil, fmt.Errorf("session: new subsession: %w", err)
 	}
 	base.SetChannelMembers(c.channel)
-	if prevRef == transcript.NoTranscript {
+	if prevRef == causal.NoTranscript {
 		latestPM = nil // a newcomer cannot check what it never saw
 	}
 	ref, err := c.log.AddTranscript(base.Graph(), prevRef, latestPM)
-	if err != nil && errors.Is(err, transcript.ErrLatestPMMissing) {
+	if err != nil && errors.Is(err, causal.ErrLatestPMMissing) {
 		return nil, fmt.Errorf("session: dodgy transport: %w", err)
 	} else if err != nil {
 		return nil, err

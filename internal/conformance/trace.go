@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/causal"
 	"github.com/mpenc/mpenc/internal/greeting"
 	"github.com/mpenc/mpenc/internal/message"
 	"github.com/mpenc/mpenc/internal/serverorder"
@@ -36,7 +37,7 @@ type traceUser struct {
 type traceSub struct {
 	sid, gk []byte
 	sec     *message.Security
-	graph   *transcript.Graph
+	graph   *causal.Graph
 	order   []transcript.ID
 	authors map[transcript.ID]string
 	waiting []pendingData // verified, parents missing
@@ -44,7 +45,7 @@ type traceSub struct {
 
 type pendingData struct {
 	o      *message.Opened
-	kind   transcript.Kind
+	kind   causal.Kind
 	author string
 }
 
@@ -152,7 +153,7 @@ func traceSubs(t *Trace, id string, r *Report) []*traceSub {
 		if !r.check(err == nil, "snapshot %q: %s: %v", s.Label, id, err) {
 			continue
 		}
-		g, err := transcript.New(names, transcript.Options{})
+		g, err := causal.New(names, causal.Options{})
 		if !r.check(err == nil, "snapshot %q: %s: %v", s.Label, id, err) {
 			continue
 		}
@@ -303,8 +304,8 @@ func (u *traceUser) data(p *wire.DataPacket, ev TraceEvent, where string, r *Rep
 				progress = true
 				continue
 			}
-			_, err := s.graph.Accept(transcript.Message{ID: pd.o.ID, Author: pd.o.Author, Parents: pd.o.Parents, Kind: pd.kind})
-			var mp *transcript.MissingParentError
+			_, err := s.graph.Accept(causal.Message{ID: pd.o.ID, Author: pd.o.Author, Parents: pd.o.Parents, Kind: pd.kind})
+			var mp *causal.MissingParentError
 			switch {
 			case err == nil:
 				s.order = append(s.order, pd.o.ID)
@@ -390,18 +391,18 @@ func (u *traceUser) checkSnapshot(s *TraceSnapshot, r *Report) {
 // bodyMatches checks a recorded body's fields against a transcript kind:
 // a Payload has a string; ExplicitAck [false] is automatic, [true] manual;
 // Consistency [false] is a flush, [true] a FIN.
-func bodyMatches(fields []any, k transcript.Kind) bool {
+func bodyMatches(fields []any, k causal.Kind) bool {
 	if len(fields) != 1 {
 		return false
 	}
 	switch v := fields[0].(type) {
 	case string:
-		return k == transcript.KindPayload
+		return k == causal.KindPayload
 	case bool:
 		switch k {
-		case transcript.KindAutoAck, transcript.KindFlush:
+		case causal.KindAutoAck, causal.KindFlush:
 			return !v
-		case transcript.KindManualAck, transcript.KindFin:
+		case causal.KindManualAck, causal.KindFin:
 			return v
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/causal"
 	"github.com/mpenc/mpenc/internal/message"
 	"github.com/mpenc/mpenc/internal/wire"
 	"github.com/mpenc/mpenc/transcript"
@@ -23,7 +24,7 @@ func benchSetup(b *testing.B) (*message.Security, *message.Security, []transcrip
 	g := newTestGroup(3, 7)
 	a, r := g.sec(b, 0, 1), g.sec(b, 1, 2)
 	parents := []transcript.ID{{1}, {2}}
-	body, err := message.EncodeBody(message.Body{Kind: transcript.KindPayload, Text: strings.Repeat("m", 128)})
+	body, err := message.EncodeBody(message.Body{Kind: causal.KindPayload, Text: strings.Repeat("m", 128)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -94,7 +95,7 @@ func BenchmarkSeal128(b *testing.B) {
 	a, _, parents, _, _ := benchSetup(b)
 	text := strings.Repeat("m", 128)
 	for b.Loop() {
-		body, err := message.EncodeBody(message.Body{Kind: transcript.KindPayload, Text: text})
+		body, err := message.EncodeBody(message.Body{Kind: causal.KindPayload, Text: text})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"unicode/utf8"
 
-	"github.com/mpenc/mpenc/transcript"
+	"github.com/mpenc/mpenc/internal/causal"
 )
 
 // Body type bytes of MESSAGE_BODY (REFERENCE-NOTES "Data"): one type byte,
@@ -37,7 +37,7 @@ var (
 
 // Body is a decoded MESSAGE_BODY.
 type Body struct {
-	Kind transcript.Kind
+	Kind causal.Kind
 	// Text is the content of a Payload, valid UTF-8; empty for other kinds.
 	Text string
 	// Chain is the position a ChainCheck states; nil for other kinds.
@@ -64,35 +64,35 @@ var (
 // `\x03[true]`). It refuses a HeartBeat (decode-only) and text that is not
 // valid UTF-8.
 func EncodeBody(b Body) ([]byte, error) {
-	if b.Kind == transcript.KindHeartBeat {
+	if b.Kind == causal.KindHeartBeat {
 		return nil, fmt.Errorf("%w: HeartBeat is decode-only", ErrNotSendable)
 	}
 	return appendBody(make([]byte, 0, len(b.Text)+8), b)
 }
 
 func appendBody(dst []byte, b Body) ([]byte, error) {
-	if b.Kind != transcript.KindPayload && b.Text != "" {
+	if b.Kind != causal.KindPayload && b.Text != "" {
 		return nil, fmt.Errorf("%w: %v with text", ErrNotSendable, b.Kind)
 	}
 	switch b.Kind {
-	case transcript.KindPayload:
+	case causal.KindPayload:
 		if !utf8.ValidString(b.Text) {
 			return nil, fmt.Errorf("%w: text is not valid UTF-8", ErrNotSendable)
 		}
 		dst = append(dst, bodyPayload, '[')
 		dst = appendJSONString(dst, b.Text)
 		return append(dst, ']'), nil
-	case transcript.KindAutoAck:
+	case causal.KindAutoAck:
 		return append(dst, encAutoAck...), nil
-	case transcript.KindManualAck:
+	case causal.KindManualAck:
 		return append(dst, encManualAck...), nil
-	case transcript.KindHeartBeat:
+	case causal.KindHeartBeat:
 		return append(dst, encHeartBeat...), nil
-	case transcript.KindFlush:
+	case causal.KindFlush:
 		return append(dst, encFlush...), nil
-	case transcript.KindFin:
+	case causal.KindFin:
 		return append(dst, encFin...), nil
-	case transcript.KindChainCheck:
+	case causal.KindChainCheck:
 		if b.Chain == nil {
 			return nil, fmt.Errorf("%w: ChainCheck without a position", ErrNotSendable)
 		}
@@ -150,28 +150,28 @@ func DecodeBody(b []byte) (Body, error) {
 		if err != nil {
 			return Body{}, err
 		}
-		return Body{Kind: transcript.KindPayload, Text: text}, nil
+		return Body{Kind: causal.KindPayload, Text: text}, nil
 	case bodyExplicitAck:
 		switch string(b) {
 		case string(encAutoAck):
-			return Body{Kind: transcript.KindAutoAck}, nil
+			return Body{Kind: causal.KindAutoAck}, nil
 		case string(encManualAck):
-			return Body{Kind: transcript.KindManualAck}, nil
+			return Body{Kind: causal.KindManualAck}, nil
 		}
 	case bodyHeartBeat:
 		if string(b) == string(encHeartBeat) {
-			return Body{Kind: transcript.KindHeartBeat}, nil
+			return Body{Kind: causal.KindHeartBeat}, nil
 		}
 	case bodyConsistency:
 		switch string(b) {
 		case string(encFlush):
-			return Body{Kind: transcript.KindFlush}, nil
+			return Body{Kind: causal.KindFlush}, nil
 		case string(encFin):
-			return Body{Kind: transcript.KindFin}, nil
+			return Body{Kind: causal.KindFin}, nil
 		}
 	case bodyChainCheck:
 		if pos, ok := parseChainCheck(b); ok {
-			return Body{Kind: transcript.KindChainCheck, Chain: pos}, nil
+			return Body{Kind: causal.KindChainCheck, Chain: pos}, nil
 		}
 	default:
 		return Body{}, fmt.Errorf("%w: unknown body type %d", ErrBody, b[0])

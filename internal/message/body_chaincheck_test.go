@@ -6,13 +6,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mpenc/mpenc/internal/causal"
 	"github.com/mpenc/mpenc/internal/message"
-	"github.com/mpenc/mpenc/transcript"
 )
 
 func TestChainCheckBody(t *testing.T) {
 	pos := message.ChainPosition{PacketID: [32]byte{1, 2, 3}, ChainHash: [32]byte{0xab, 0xcd}}
-	b, err := message.EncodeBody(message.Body{Kind: transcript.KindChainCheck, Chain: &pos})
+	b, err := message.EncodeBody(message.Body{Kind: causal.KindChainCheck, Chain: &pos})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,7 +21,7 @@ func TestChainCheckBody(t *testing.T) {
 		t.Fatalf("encoded %q", b)
 	}
 	back, err := message.DecodeBody(b)
-	if err != nil || back.Kind != transcript.KindChainCheck || back.Chain == nil || *back.Chain != pos {
+	if err != nil || back.Kind != causal.KindChainCheck || back.Chain == nil || *back.Chain != pos {
 		t.Fatalf("round trip: %+v %v", back, err)
 	}
 	for name, bad := range map[string][]byte{
@@ -35,7 +35,7 @@ func TestChainCheckBody(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if _, err := message.EncodeBody(message.Body{Kind: transcript.KindChainCheck}); err == nil {
+	if _, err := message.EncodeBody(message.Body{Kind: causal.KindChainCheck}); err == nil {
 		t.Error("a ChainCheck without a position was encoded")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/causal"
 	"github.com/mpenc/mpenc/internal/message"
 	"github.com/mpenc/mpenc/internal/testvectors"
 	"github.com/mpenc/mpenc/internal/wire"
@@ -32,7 +33,7 @@ func FuzzDecodeBody(f *testing.F) {
 			t.Fatalf("error %v does not wrap ErrBody", err)
 		}
 		if utf8.Valid(data) {
-			enc, err := message.EncodeBody(message.Body{Kind: transcript.KindPayload, Text: string(data)})
+			enc, err := message.EncodeBody(message.Body{Kind: causal.KindPayload, Text: string(data)})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/causal"
 	"github.com/mpenc/mpenc/internal/message"
 	"github.com/mpenc/mpenc/internal/wire"
 	"github.com/mpenc/mpenc/transcript"
@@ -30,12 +31,12 @@ func TestBodyRejectsNonCanonical(t *testing.T) {
 		}
 	}
 	good := map[string]message.Body{
-		"\x00[\"\"]":                 {Kind: transcript.KindPayload},
-		"\x00[\"a\\\"b\\\\c\"]":      {Kind: transcript.KindPayload, Text: "a\"b\\c"},
-		"\x00[\"\\b\\f\\n\\r\\t\"]":  {Kind: transcript.KindPayload, Text: "\b\f\n\r\t"},
-		"\x00[\"\\u0000\\u001f\"]":   {Kind: transcript.KindPayload, Text: "\x00\x1f"},
-		"\x00[\"<&>\u2028\x7f/é😀\"]": {Kind: transcript.KindPayload, Text: "<&>\u2028\x7f/é😀"},
-		"\x02[]":                     {Kind: transcript.KindHeartBeat},
+		"\x00[\"\"]":                 {Kind: causal.KindPayload},
+		"\x00[\"a\\\"b\\\\c\"]":      {Kind: causal.KindPayload, Text: "a\"b\\c"},
+		"\x00[\"\\b\\f\\n\\r\\t\"]":  {Kind: causal.KindPayload, Text: "\b\f\n\r\t"},
+		"\x00[\"\\u0000\\u001f\"]":   {Kind: causal.KindPayload, Text: "\x00\x1f"},
+		"\x00[\"<&>\u2028\x7f/é😀\"]": {Kind: causal.KindPayload, Text: "<&>\u2028\x7f/é😀"},
+		"\x02[]":                     {Kind: causal.KindHeartBeat},
 	}
 	for s, want := range good {
 		b, err := message.DecodeBody([]byte(s))
@@ -46,13 +47,13 @@ func TestBodyRejectsNonCanonical(t *testing.T) {
 			t.Errorf("re-encoding %q gives %q, %v", s, enc, err)
 		}
 	}
-	if _, err := message.EncodeBody(message.Body{Kind: transcript.KindHeartBeat}); !errors.Is(err, message.ErrNotSendable) {
+	if _, err := message.EncodeBody(message.Body{Kind: causal.KindHeartBeat}); !errors.Is(err, message.ErrNotSendable) {
 		t.Error("a HeartBeat must not be sendable")
 	}
-	if _, err := message.EncodeBody(message.Body{Kind: transcript.KindPayload, Text: "\xff"}); !errors.Is(err, message.ErrNotSendable) {
+	if _, err := message.EncodeBody(message.Body{Kind: causal.KindPayload, Text: "\xff"}); !errors.Is(err, message.ErrNotSendable) {
 		t.Error("invalid UTF-8 must not be sendable")
 	}
-	if _, err := message.EncodeBody(message.Body{Kind: transcript.KindFin, Text: "x"}); !errors.Is(err, message.ErrNotSendable) {
+	if _, err := message.EncodeBody(message.Body{Kind: causal.KindFin, Text: "x"}); !errors.Is(err, message.ErrNotSendable) {
 		t.Error("text on a FIN must not be sendable")
 	}
 }
@@ -68,7 +69,7 @@ func TestBodyAgreesWithJSON(t *testing.T) {
 			sb.WriteRune(alphabet[rng.IntN(len(alphabet))])
 		}
 		text := sb.String()
-		enc, err := message.EncodeBody(message.Body{Kind: transcript.KindPayload, Text: text})
+		enc, err := message.EncodeBody(message.Body{Kind: causal.KindPayload, Text: text})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,7 +126,7 @@ func TestSealOpen(t *testing.T) {
 	g := newTestGroup(3, 7)
 	a, b := g.sec(t, 0, 1), g.sec(t, 1, 2)
 	parents := []transcript.ID{{1}, {2}}
-	body, _ := message.EncodeBody(message.Body{Kind: transcript.KindPayload, Text: strings.Repeat("x", 150)})
+	body, _ := message.EncodeBody(message.Body{Kind: causal.KindPayload, Text: strings.Repeat("x", 150)})
 	s, err := a.Seal(parents, body)
 	if err != nil {
 		t.Fatal(err)

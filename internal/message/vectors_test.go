@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/causal"
 	"github.com/mpenc/mpenc/internal/message"
 	"github.com/mpenc/mpenc/internal/testvectors"
 	"github.com/mpenc/mpenc/internal/wire"
@@ -174,7 +175,7 @@ func TestGreeterFlowDataMessages(t *testing.T) {
 			t.Errorf("message %d: body %x, want %s", k, o.Body, d.Body)
 		}
 		b, err := message.DecodeBody(o.Body)
-		if err != nil || b.Kind != transcript.KindPayload {
+		if err != nil || b.Kind != causal.KindPayload {
 			t.Fatalf("message %d: body %v %v", k, b, err)
 		}
 		if enc, _ := message.EncodeBody(b); !bytes.Equal(enc, o.Body) {
@@ -223,8 +224,8 @@ func TestBodyCodecVectors(t *testing.T) {
 	if len(m.BodyCodec) != 5 {
 		t.Fatalf("%d body vectors, want 5", len(m.BodyCodec))
 	}
-	want := []message.Body{{Kind: transcript.KindPayload, Text: "hi"}, {Kind: transcript.KindManualAck},
-		{Kind: transcript.KindAutoAck}, {Kind: transcript.KindFin}, {Kind: transcript.KindFlush}}
+	want := []message.Body{{Kind: causal.KindPayload, Text: "hi"}, {Kind: causal.KindManualAck},
+		{Kind: causal.KindAutoAck}, {Kind: causal.KindFin}, {Kind: causal.KindFlush}}
 	for i, c := range m.BodyCodec {
 		enc := testvectors.Hex(t, c.EncodedHex)
 		b, err := message.DecodeBody(enc)
@@ -278,7 +279,7 @@ func TestHybridTraceDataPackets(t *testing.T) {
 	testvectors.Load(t, "derived_hybrid_trace.json", &h)
 	type sub struct {
 		sec   *message.Security
-		graph *transcript.Graph
+		graph *causal.Graph
 	}
 	var subs []*sub
 	var cands []*message.Security
@@ -301,7 +302,7 @@ func TestHybridTraceDataPackets(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			g, err := transcript.New(members, transcript.Options{})
+			g, err := causal.New(members, causal.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -312,7 +313,7 @@ func TestHybridTraceDataPackets(t *testing.T) {
 	if len(subs) != 2 {
 		t.Fatalf("%d subsessions with keys, want 2", len(subs))
 	}
-	kinds := map[transcript.Kind]int{}
+	kinds := map[causal.Kind]int{}
 	opened := 0
 	for _, ev := range h.Trace {
 		if ev.Kind != "packet" || ev.MessageType != "MPENC_DATA_MESSAGE" {
@@ -337,12 +338,12 @@ func TestHybridTraceDataPackets(t *testing.T) {
 		}
 		kinds[b.Kind]++
 		g := subs[k].graph
-		if _, err := g.Accept(transcript.Message{ID: o.ID, Author: o.Author, Parents: o.Parents, Kind: b.Kind}); err != nil {
+		if _, err := g.Accept(causal.Message{ID: o.ID, Author: o.Author, Parents: o.Parents, Kind: b.Kind}); err != nil {
 			t.Errorf("event %d: our checks reject the reference's message: %v", ev.I, err)
 		}
 	}
 	t.Logf("%d data packets opened; kinds %v", opened, kinds)
-	if kinds[transcript.KindPayload] == 0 || kinds[transcript.KindAutoAck] == 0 || kinds[transcript.KindFin] == 0 {
+	if kinds[causal.KindPayload] == 0 || kinds[causal.KindAutoAck] == 0 || kinds[causal.KindFin] == 0 {
 		t.Errorf("the trace lacks some kinds: %v", kinds)
 	}
 	// The first subsession's transcript as recorded after the messages.

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/mpenc/mpenc/internal/causal"
 	"github.com/mpenc/mpenc/internal/message"
 	"github.com/mpenc/mpenc/transcript"
 )
@@ -24,7 +25,7 @@ type bufEntry struct {
 	id      transcript.ID
 	author  int
 	parents []transcript.ID
-	kind    transcript.Kind
+	kind    causal.Kind
 	text    string
 	wire    string
 	missing []transcript.ID // parents not accepted, as of the last attempt

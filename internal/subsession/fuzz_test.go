@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mpenc/mpenc/internal/causal"
 	"github.com/mpenc/mpenc/internal/message"
 	"github.com/mpenc/mpenc/transcript"
 )
@@ -43,7 +44,7 @@ func FuzzReceive(f *testing.F) {
 		for len(ops) > 0 {
 			switch op := next() % 8; op {
 			case 0, 1, 2: // a message by member op
-				kind := transcript.Kind(next() % 6)
+				kind := causal.Kind(next() % 6)
 				np := int(next() % 4)
 				var parents []transcript.ID
 				for range np {
@@ -123,8 +124,8 @@ func checkInvariants(t *testing.T, s *SessionBase) {
 	}
 	unacked := 0
 	for i := range g.Len() {
-		x := transcript.Index(i)
-		if g.Kind(x) == transcript.KindPayload && !g.FullyAcked(x) {
+		x := causal.Index(i)
+		if g.Kind(x) == causal.KindPayload && !g.FullyAcked(x) {
 			unacked++
 		}
 		if _, ok := s.monitors[x]; ok && (g.FullyAcked(x) || !g.Kind(x).Monitored()) {

@@ -1,12 +1,14 @@
 package subsession
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/mpenc/mpenc/internal/causal"
 	"github.com/mpenc/mpenc/transcript"
 )
 
@@ -54,7 +56,7 @@ func checkConverged(t *testing.T, s *sim, wantAllAcked bool) {
 			t.Fatalf("%s holds %d messages, %s %d", n.name, g.Len(), ref.name, rg.Len())
 		}
 		for i := range g.Len() {
-			x := transcript.Index(i)
+			x := causal.Index(i)
 			j, ok := rg.Lookup(g.ID(x))
 			if !ok || rg.Author(j) != g.Author(x) || rg.FullyAcked(j) != g.FullyAcked(x) || len(rg.Parents(j)) != len(g.Parents(x)) {
 				t.Fatalf("%s: message %x differs", n.name, g.ID(x))
@@ -76,7 +78,7 @@ func checkConverged(t *testing.T, s *sim, wantAllAcked bool) {
 				for _, p := range e.Parents {
 					ps = append(ps, nd.log.Entry(p).ID)
 				}
-				slices.SortFunc(ps, transcript.ID.Compare)
+				slices.SortFunc(ps, func(a, b transcript.ID) int { return bytes.Compare(a[:], b[:]) })
 				out[e.ID] = ps
 				for _, p := range e.Parents {
 					if p >= k {
@@ -124,7 +126,7 @@ func TestScenario11HonestBursts(t *testing.T) {
 				g := n.s.Graph()
 				self, _ := g.MemberIndex(n.name)
 				for i := range g.Len() {
-					if x := transcript.Index(i); g.Author(x) != self && g.Kind(x).Monitored() {
+					if x := causal.Index(i); g.Author(x) != self && g.Kind(x).Monitored() {
 						others++
 					}
 				}

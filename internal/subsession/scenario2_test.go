@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mpenc/mpenc/internal/causal"
 	"github.com/mpenc/mpenc/transcript"
 )
 
@@ -24,14 +25,14 @@ func TestScenario03Fork(t *testing.T) {
 	s.hand("C", "A", s.last("A"))
 	// A equivocates: a3 cites b1 but not its own a2.
 	forger := newGroup("A", "B", "C").forger(t, "A")
-	a3 := forge(t, forger, transcript.KindPayload, "a3", b1)
+	a3 := forge(t, forger, causal.KindPayload, "a3", b1)
 	r := s.hand("C", "A", a3.Wire)
-	if r.Outcome != Rejected || !errors.Is(r.Err, transcript.ErrFork) || r.Author != "A" {
+	if r.Outcome != Rejected || !errors.Is(r.Err, causal.ErrFork) || r.Author != "A" {
 		t.Fatalf("a3: %+v", r)
 	}
 	c := s.node("C")
 	w := c.warnings()
-	if len(w) != 1 || w[0].Kind != SecurityWarning || w[0].Author != "A" || !w[0].Terminal || !errors.Is(w[0].Err, transcript.ErrFork) {
+	if len(w) != 1 || w[0].Kind != SecurityWarning || w[0].Author != "A" || !w[0].Terminal || !errors.Is(w[0].Err, causal.ErrFork) {
 		t.Fatalf("warnings %+v", w)
 	}
 	if !c.s.Failed() {
@@ -55,7 +56,7 @@ func TestScenario03Fork(t *testing.T) {
 		t.Errorf("a3 again: %v", r.Outcome)
 	}
 	bf := newGroup("A", "B", "C").forger(t, "B")
-	if r := s.hand("C", "B", forge(t, bf, transcript.KindPayload, "b2", a3.ID).Wire); !errors.Is(r.Err, transcript.ErrRejectedParent) {
+	if r := s.hand("C", "B", forge(t, bf, causal.KindPayload, "b2", a3.ID).Wire); !errors.Is(r.Err, causal.ErrRejectedParent) {
 		t.Errorf("descendant of the fork: %+v", r)
 	}
 	if c.s.Has(a3.ID) || !c.s.Has(a1) || !c.s.Has(a2) {
@@ -275,11 +276,11 @@ func TestScenario18LeaveIntent(t *testing.T) {
 	// everyone before the forged FIN cites it.
 	s.run(5 * time.Second)
 	forger := newGroup("A", "B", "C").forger(t, "A")
-	f2 := forge(t, forger, transcript.KindFin, "", a.s.Heads()...)
+	f2 := forge(t, forger, causal.KindFin, "", a.s.Heads()...)
 	_ = f1
 	for _, name := range []string{"B", "C"} {
 		r := s.hand(name, "A", f2.Wire)
-		if r.Outcome != Rejected || !errors.Is(r.Err, transcript.ErrAfterFin) {
+		if r.Outcome != Rejected || !errors.Is(r.Err, causal.ErrAfterFin) {
 			t.Errorf("%s: second FIN after another message: %+v", name, r)
 		}
 		if s.node(name).count(LeaveIntent, nil) != 0 {
@@ -297,9 +298,9 @@ func TestScenario19AfterFin(t *testing.T) {
 	s.act(a, func(now time.Time) { fin, _ = a.s.Fin(now) })
 	s.run(3 * time.Second)
 	forger := newGroup("A", "B", "C").forger(t, "A")
-	bad := forge(t, forger, transcript.KindPayload, "sneaky", fin)
+	bad := forge(t, forger, causal.KindPayload, "sneaky", fin)
 	r := s.hand("B", "A", bad.Wire)
-	if r.Outcome != Rejected || !errors.Is(r.Err, transcript.ErrAfterFin) {
+	if r.Outcome != Rejected || !errors.Is(r.Err, causal.ErrAfterFin) {
 		t.Errorf("payload after FIN: %+v", r)
 	}
 	b := s.node("B")

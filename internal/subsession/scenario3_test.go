@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mpenc/mpenc/internal/causal"
 	"github.com/mpenc/mpenc/transcript"
 )
 
@@ -153,7 +154,7 @@ func TestScenario22ExplicitAckRecovery(t *testing.T) {
 	a1 := s.payload("A", "a1")
 	s.run(40 * time.Second)
 	a := s.node("A")
-	if got := s.sentKinds(b); len(got) < 2 || got[0] != transcript.KindAutoAck {
+	if got := s.sentKinds(b); len(got) < 2 || got[0] != causal.KindAutoAck {
 		t.Fatalf("B sent %v", got)
 	}
 	sentE := countSent(t, b, e)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mpenc/mpenc/internal/causal"
 	"github.com/mpenc/mpenc/internal/message"
 	"github.com/mpenc/mpenc/internal/wire"
 	"github.com/mpenc/mpenc/transcript"
@@ -36,7 +37,7 @@ func TestScenario24BufferBounds(t *testing.T) {
 		if k%500 == 0 {
 			s.run(100 * time.Millisecond)
 		}
-		m := forge(t, flooder, transcript.KindPayload, "flood", ghost)
+		m := forge(t, flooder, causal.KindPayload, "flood", ghost)
 		if r := s.hand("A", "B", m.Wire); r.Outcome != Buffered {
 			t.Fatalf("flood %d: %v", k, r.Outcome)
 		}
@@ -78,7 +79,7 @@ func TestScenario24BufferBounds(t *testing.T) {
 	start := s.now
 	var stray []*wire.DataPacket
 	for k := range 6 {
-		m := forge(t, sec, transcript.KindPayload, "new key")
+		m := forge(t, sec, causal.KindPayload, "new key")
 		p, _ := decodeWire(m.Wire)
 		stray = append(stray, p)
 		if r := a.s.Receive(p, m.Wire, "C", start); r.Outcome != NotMine {
@@ -129,9 +130,9 @@ func TestScenario25Heartbeats(t *testing.T) {
 		var hb, acks []time.Time
 		for _, p := range n.sent {
 			switch n.s.Graph().Kind(mustIdx(t, n.s.Graph(), idOf(t, p.wire))) {
-			case transcript.KindFlush:
+			case causal.KindFlush:
 				hb = append(hb, p.at)
-			case transcript.KindAutoAck:
+			case causal.KindAutoAck:
 				acks = append(acks, p.at)
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mpenc/mpenc/internal/causal"
 	"github.com/mpenc/mpenc/transcript"
 )
 
@@ -40,7 +41,7 @@ func TestScenario08AutoAck(t *testing.T) {
 	s.run(20 * time.Second) // up to t = 25 s: acks at accept (≤ 1 s) + 16 s
 	for _, name := range []string{"B", "C"} {
 		n := s.node(name)
-		if k := s.sentKinds(n); !slices.Equal(k, []transcript.Kind{transcript.KindAutoAck}) {
+		if k := s.sentKinds(n); !slices.Equal(k, []causal.Kind{causal.KindAutoAck}) {
 			t.Fatalf("%s sent %v, want one AutoAck", name, k)
 		}
 		acc := n.notices[slices.IndexFunc(n.notices, func(x Notice) bool { return x.Kind == MsgAccepted && x.ID == id })].At
@@ -92,7 +93,7 @@ func TestScenario09Batching(t *testing.T) {
 		}
 		s.runUntil(t0.Add(40 * time.Second))
 		b := s.node("B")
-		if k := s.sentKinds(b); !slices.Equal(k, []transcript.Kind{transcript.KindAutoAck}) {
+		if k := s.sentKinds(b); !slices.Equal(k, []causal.Kind{causal.KindAutoAck}) {
 			t.Fatalf("B sent %v, want one AutoAck", k)
 		}
 		if got, want := b.sent[0].at, acceptedAt(t, b, ids[0]).Add(16*time.Second); !got.Equal(want) {
@@ -131,7 +132,7 @@ func TestScenario09Batching(t *testing.T) {
 	})
 }
 
-func mustIdx(t *testing.T, g *transcript.Graph, id transcript.ID) transcript.Index {
+func mustIdx(t *testing.T, g *causal.Graph, id transcript.ID) causal.Index {
 	t.Helper()
 	i, ok := g.Lookup(id)
 	if !ok {
@@ -148,7 +149,7 @@ func TestScenario10ImplicitAck(t *testing.T) {
 	s.runUntil(t0.Add(10 * time.Second))
 	s.payload("B", "answer")
 	s.run(3 * 26 * time.Second)
-	if k := s.sentKinds(s.node("B")); !slices.Equal(k, []transcript.Kind{transcript.KindPayload}) {
+	if k := s.sentKinds(s.node("B")); !slices.Equal(k, []causal.Kind{causal.KindPayload}) {
 		t.Errorf("B sent %v, want only its reply", k)
 	}
 	for _, n := range s.nodes {
@@ -225,12 +226,12 @@ func TestScenario13ExplicitAcksInUI(t *testing.T) {
 	s.run(200 * time.Second)
 	a := s.node("A")
 	k := slices.IndexFunc(a.notices, func(x Notice) bool { return x.Kind == MsgAccepted && x.ID == manual })
-	if k < 0 || a.notices[k].Body != transcript.KindManualAck || a.notices[k].Author != "B" {
+	if k < 0 || a.notices[k].Body != causal.KindManualAck || a.notices[k].Author != "B" {
 		t.Fatalf("A did not see B's manual ack as one")
 	}
 	for _, n := range []*node{a, b} {
 		for _, x := range n.notices {
-			if x.Kind == MsgAccepted && x.Body == transcript.KindAutoAck && x.Text != "" {
+			if x.Kind == MsgAccepted && x.Body == causal.KindAutoAck && x.Text != "" {
 				t.Error("an automatic ack carries text")
 			}
 			if (x.Kind == MsgNotFullyAcked || x.Kind == MsgFullyAcked) && x.Body.IsExplicitAck() {
@@ -244,7 +245,7 @@ func TestScenario13ExplicitAcksInUI(t *testing.T) {
 		}
 		g := n.s.Graph()
 		for i := range g.Len() {
-			if _, ok := n.s.monitors[transcript.Index(i)]; ok && g.Kind(transcript.Index(i)).IsExplicitAck() {
+			if _, ok := n.s.monitors[causal.Index(i)]; ok && g.Kind(causal.Index(i)).IsExplicitAck() {
 				t.Errorf("%s: an ExplicitAck has a monitor", n.name)
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/causal"
 	"github.com/mpenc/mpenc/internal/message"
 	"github.com/mpenc/mpenc/transcript"
 )
@@ -63,7 +64,7 @@ func (g *group) forger(t testing.TB, name string) *message.Security {
 	return s
 }
 
-func forge(t testing.TB, sec *message.Security, kind transcript.Kind, text string, parents ...transcript.ID) message.Sealed {
+func forge(t testing.TB, sec *message.Security, kind causal.Kind, text string, parents ...transcript.ID) message.Sealed {
 	t.Helper()
 	body, err := message.EncodeBody(message.Body{Kind: kind, Text: text})
 	if err != nil {
@@ -85,9 +86,9 @@ type node struct {
 	frozen  bool
 	inRoom  bool
 	held    []delivery // deliveries while frozen
-	log     *transcript.MessageLog
-	logRef  transcript.TranscriptRef
-	ready   []transcript.Ready
+	log     *causal.MessageLog
+	logRef  causal.TranscriptRef
+	ready   []causal.Ready
 }
 
 type sentPacket struct {
@@ -152,8 +153,8 @@ func newSim(t testing.TB, seed uint64, timing Timing, names ...string) *sim {
 		if err != nil {
 			t.Fatal(err)
 		}
-		nd := &node{name: n, s: sb, inRoom: true, log: transcript.NewMessageLog()}
-		nd.logRef, _ = nd.log.AddTranscript(sb.Graph(), transcript.NoTranscript, nil)
+		nd := &node{name: n, s: sb, inRoom: true, log: causal.NewMessageLog()}
+		nd.logRef, _ = nd.log.AddTranscript(sb.Graph(), causal.NoTranscript, nil)
 		s.nodes = append(s.nodes, nd)
 	}
 	return s
@@ -341,8 +342,8 @@ func (n *node) warnings() []Notice {
 
 // sentKinds decodes what a node broadcast (new messages and resends) with
 // the group's keys.
-func (s *sim) sentKinds(n *node) []transcript.Kind {
-	var out []transcript.Kind
+func (s *sim) sentKinds(n *node) []causal.Kind {
+	var out []causal.Kind
 	for _, p := range n.sent {
 		i, ok := n.s.Graph().Lookup(idOf(s.t, p.wire))
 		if ok {

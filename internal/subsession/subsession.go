@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/causal"
 	"github.com/mpenc/mpenc/internal/message"
 	"github.com/mpenc/mpenc/internal/wire"
 	"github.com/mpenc/mpenc/transcript"
@@ -73,13 +74,13 @@ type SessionBase struct {
 	self    int
 	members []string
 	sec     *message.Security
-	g       *transcript.Graph
+	g       *causal.Graph
 
 	state  State
 	failed bool
 	zeroed bool
 	hasFin bool
-	finIdx transcript.Index
+	finIdx causal.Index
 	// finCompleteAt: our FIN became fully acked; complete at this time.
 	finCompleteAt time.Duration
 
@@ -91,8 +92,8 @@ type SessionBase struct {
 	// a message still not fully acked at its deadline.
 	watch      []watchItem
 	watchTimer time.Duration // the pending watch timer, -1 if none
-	monitors   map[transcript.Index]*monitor
-	dupSeen    map[transcript.Index]time.Duration // duplicates seen before a monitor exists
+	monitors   map[causal.Index]*monitor
+	dupSeen    map[causal.Index]time.Duration // duplicates seen before a monitor exists
 
 	ackPending    bool
 	ackDue        time.Duration
@@ -105,10 +106,10 @@ type SessionBase struct {
 	presence  []presence
 	inChannel []bool
 
-	wires     map[transcript.Index]string
+	wires     map[causal.Index]string
 	wireBytes int
-	wireOrder []transcript.Index
-	ackResent map[transcript.Index]time.Duration
+	wireOrder []causal.Index
+	ackResent map[causal.Index]time.Duration
 
 	buf             tryBuffer
 	payloadsUnacked int
@@ -121,7 +122,7 @@ type SessionBase struct {
 }
 
 type watchItem struct {
-	idx transcript.Index
+	idx causal.Index
 	due time.Duration
 }
 
@@ -160,7 +161,7 @@ func New(cfg Config, now time.Time) (*SessionBase, error) {
 	if err := crypto.RandomBytes(cfg.Rand, k[:]); err != nil {
 		return nil, fmt.Errorf("subsession: %w", err)
 	}
-	g, err := transcript.New(cfg.Members, transcript.Options{HashKey: binary.LittleEndian.Uint64(k[:])})
+	g, err := causal.New(cfg.Members, causal.Options{HashKey: binary.LittleEndian.Uint64(k[:])})
 	if err != nil {
 		return nil, fmt.Errorf("subsession: %w", err)
 	}
@@ -174,13 +175,13 @@ func New(cfg Config, now time.Time) (*SessionBase, error) {
 		sec:        sec,
 		g:          g,
 		state:      Joined,
-		monitors:   make(map[transcript.Index]*monitor),
-		dupSeen:    make(map[transcript.Index]time.Duration),
+		monitors:   make(map[causal.Index]*monitor),
+		dupSeen:    make(map[causal.Index]time.Duration),
 		watchTimer: -1,
 		presence:   make([]presence, n),
 		inChannel:  make([]bool, n),
-		wires:      make(map[transcript.Index]string),
-		ackResent:  make(map[transcript.Index]time.Duration),
+		wires:      make(map[causal.Index]string),
+		ackResent:  make(map[causal.Index]time.Duration),
 		buf:        newTryBuffer(n),
 		hbDue:      -1,
 		hbTimer:    -1,
@@ -246,7 +247,7 @@ func (s *SessionBase) SendPayload(text string, now time.Time) (transcript.ID, er
 	case text == "":
 		return transcript.ID{}, ErrEmpty
 	}
-	return s.sendAt(transcript.KindPayload, text, t)
+	return s.sendAt(causal.KindPayload, text, t)
 }
 
 // SendAck sends an ExplicitAck: manual = true is the user's "read up to
@@ -257,9 +258,9 @@ func (s *SessionBase) SendAck(manual bool, now time.Time) (transcript.ID, error)
 	if s.state.Done() {
 		return transcript.ID{}, ErrState
 	}
-	k := transcript.KindAutoAck
+	k := causal.KindAutoAck
 	if manual {
-		k = transcript.KindManualAck
+		k = causal.KindManualAck
 	}
 	return s.sendAt(k, "", t)
 }
@@ -276,7 +277,7 @@ func (s *SessionBase) ackNow(t time.Duration) bool {
 		return false
 	}
 	s.ackPending = false
-	_, err := s.sendAt(transcript.KindAutoAck, "", t)
+	_, err := s.sendAt(causal.KindAutoAck, "", t)
 	return err == nil
 }
 
@@ -291,7 +292,7 @@ func (s *SessionBase) SendFlush(now time.Time) (transcript.ID, error) {
 	case s.failed:
 		return transcript.ID{}, ErrFailed
 	}
-	return s.sendAt(transcript.KindFlush, "", t)
+	return s.sendAt(causal.KindFlush, "", t)
 }
 
 // Fin starts the shutdown (fin() of LIVENESS-NOTES §6), only while JOINED:
@@ -306,7 +307,7 @@ func (s *SessionBase) fin(t time.Duration) (transcript.ID, error) {
 	if s.state != Joined {
 		return transcript.ID{}, ErrState
 	}
-	id, err := s.sendAt(transcript.KindFin, "", t)
+	id, err := s.sendAt(causal.KindFin, "", t)
 	if err != nil {
 		return id, err
 	}
@@ -330,7 +331,7 @@ func (s *SessionBase) SendLeaveIntent(now time.Time) (first, second transcript.I
 	if s.state != Joined {
 		return first, second, ErrState
 	}
-	if first, err = s.sendAt(transcript.KindFin, "", t); err != nil {
+	if first, err = s.sendAt(causal.KindFin, "", t); err != nil {
 		return first, second, err
 	}
 	second, err = s.fin(t)
@@ -348,11 +349,11 @@ func (s *SessionBase) SendChainCheck(pos message.ChainPosition, now time.Time) (
 	case s.failed:
 		return transcript.ID{}, ErrFailed
 	}
-	return s.sendBody(message.Body{Kind: transcript.KindChainCheck, Chain: &pos}, t)
+	return s.sendBody(message.Body{Kind: causal.KindChainCheck, Chain: &pos}, t)
 }
 
 // sendAt makes, records and queues a new message of ours.
-func (s *SessionBase) sendAt(kind transcript.Kind, text string, t time.Duration) (transcript.ID, error) {
+func (s *SessionBase) sendAt(kind causal.Kind, text string, t time.Duration) (transcript.ID, error) {
 	return s.sendBody(message.Body{Kind: kind, Text: text}, t)
 }
 
@@ -371,7 +372,7 @@ func (s *SessionBase) sendBody(b message.Body, t time.Duration) (transcript.ID, 
 	if err != nil {
 		return transcript.ID{}, fmt.Errorf("subsession: %w", err)
 	}
-	res, err := s.g.Accept(transcript.Message{ID: sealed.ID, Author: s.self, Parents: parents, Kind: kind})
+	res, err := s.g.Accept(causal.Message{ID: sealed.ID, Author: s.self, Parents: parents, Kind: kind})
 	if err != nil {
 		// Our own message citing our heads always passes; this is a bug.
 		return transcript.ID{}, fmt.Errorf("subsession: internal error, own message rejected: %w", err)
@@ -379,15 +380,15 @@ func (s *SessionBase) sendBody(b message.Body, t time.Duration) (transcript.ID, 
 	s.out = append(s.out, sealed.Wire)
 	s.stats.Sent++
 	switch kind {
-	case transcript.KindPayload:
+	case causal.KindPayload:
 		s.stats.Payloads++
-	case transcript.KindAutoAck:
+	case causal.KindAutoAck:
 		s.stats.AutoAcks++
-	case transcript.KindManualAck:
+	case causal.KindManualAck:
 		s.stats.ManualAcks++
-	case transcript.KindFlush:
+	case causal.KindFlush:
 		s.stats.Flushes++
-	case transcript.KindFin:
+	case causal.KindFin:
 		s.stats.Fins++
 	}
 	s.accepted(res, t, text, b.Chain, sealed.Wire, false)
@@ -477,8 +478,8 @@ func (s *SessionBase) ReceiveWire(w string, sender string, now time.Time) Result
 // offer runs the transcript's checks on a verified message: accept,
 // buffer or reject. It does not wake waiters.
 func (s *SessionBase) offer(e *bufEntry, t time.Duration, fromBuffer bool) (Outcome, error) {
-	res, err := s.g.Accept(transcript.Message{ID: e.id, Author: e.author, Parents: e.parents, Kind: e.kind})
-	var mp *transcript.MissingParentError
+	res, err := s.g.Accept(causal.Message{ID: e.id, Author: e.author, Parents: e.parents, Kind: e.kind})
+	var mp *causal.MissingParentError
 	switch {
 	case err == nil:
 		s.stats.Accepted++
@@ -494,7 +495,7 @@ func (s *SessionBase) offer(e *bufEntry, t time.Duration, fromBuffer bool) (Outc
 		s.buf.add(e)
 		s.armBuffer(e.firstAt + s.timing.NotAccepted)
 		return Buffered, err
-	case err == transcript.ErrDuplicate:
+	case err == causal.ErrDuplicate:
 		return Duplicate, err
 	default:
 		s.reject(e.id, e.author, err, t)
@@ -601,7 +602,7 @@ func (s *SessionBase) bufferDeadlines(t time.Duration) {
 func (s *SessionBase) reject(id transcript.ID, author int, err error, t time.Duration) {
 	s.g.Reject(id)
 	s.stats.Rejected++
-	fork := errors.Is(err, transcript.ErrFork)
+	fork := errors.Is(err, causal.ErrFork)
 	s.emit(Notice{Kind: SecurityWarning, At: s.at(t), ID: id, Author: s.members[author], Err: err, Terminal: fork})
 	if fork {
 		s.failed = true
@@ -610,7 +611,7 @@ func (s *SessionBase) reject(id transcript.ID, author int, err error, t time.Dur
 
 // duplicate handles a duplicate of accepted message idx (LIVENESS-NOTES
 // §4.2).
-func (s *SessionBase) duplicate(idx transcript.Index, t time.Duration) {
+func (s *SessionBase) duplicate(idx causal.Index, t time.Duration) {
 	if m := s.monitors[idx]; m != nil {
 		m.dupAt, m.hasDup = t, true
 	} else if !s.g.FullyAcked(idx) && s.g.Kind(idx).Monitored() {
@@ -651,14 +652,14 @@ func (s *SessionBase) duplicate(idx transcript.Index, t time.Duration) {
 
 // accepted does the bookkeeping of a message that entered the transcript
 // (ours at send time, others' when their parents were all there).
-func (s *SessionBase) accepted(res transcript.Accepted, t time.Duration, text string, chain *message.ChainPosition, w string, late bool) {
+func (s *SessionBase) accepted(res causal.Accepted, t time.Duration, text string, chain *message.ChainPosition, w string, late bool) {
 	idx := res.Index
 	author, kind := s.g.Author(idx), s.g.Kind(idx)
 	own := author == s.self
 	id := s.g.ID(idx)
 	s.emit(Notice{Kind: MsgAccepted, At: s.at(t), ID: id, Index: idx, Author: s.members[author], Own: own,
-		Body: kind, Text: text, Chain: chain, Late: late, AfterOwnFin: !own && s.hasFin && kind == transcript.KindPayload})
-	if kind == transcript.KindPayload {
+		Body: kind, Text: text, Chain: chain, Late: late, AfterOwnFin: !own && s.hasFin && kind == causal.KindPayload})
+	if kind == causal.KindPayload {
 		s.payloadsUnacked++
 	}
 	s.cacheWire(idx, w)
@@ -679,7 +680,7 @@ func (s *SessionBase) accepted(res transcript.Accepted, t time.Duration, text st
 	} else {
 		if kind.Monitored() && !s.state.Done() {
 			d := s.timing.AckDelay
-			if kind == transcript.KindFin || s.hasFin {
+			if kind == causal.KindFin || s.hasFin {
 				// Others' FINs are acked at once (LIVENESS-NOTES §6); and
 				// once our own FIN is out, so is everything: the subsession
 				// completes about BC after its FIN is acked, long before the
@@ -695,7 +696,7 @@ func (s *SessionBase) accepted(res transcript.Accepted, t time.Duration, text st
 		if v := s.g.ClockAt(idx, s.self); v > 0 {
 			s.renew(author, s.ownAt[v-1], t)
 		}
-		if kind == transcript.KindFin {
+		if kind == causal.KindFin {
 			s.presence[author].parting = true
 		}
 		if s.g.LeaveIntent(idx) {
@@ -707,10 +708,10 @@ func (s *SessionBase) accepted(res transcript.Accepted, t time.Duration, text st
 	}
 }
 
-func (s *SessionBase) fullyAcked(i transcript.Index, t time.Duration) {
+func (s *SessionBase) fullyAcked(i causal.Index, t time.Duration) {
 	kind, author := s.g.Kind(i), s.g.Author(i)
 	s.dropWire(i)
-	if kind == transcript.KindPayload {
+	if kind == causal.KindPayload {
 		s.payloadsUnacked--
 	}
 	if !kind.Monitored() {
@@ -719,7 +720,7 @@ func (s *SessionBase) fullyAcked(i transcript.Index, t time.Duration) {
 	delete(s.monitors, i)
 	delete(s.dupSeen, i)
 	s.emit(Notice{Kind: MsgFullyAcked, At: s.at(t), ID: s.g.ID(i), Index: i, Author: s.members[author], Body: kind})
-	if kind != transcript.KindFin {
+	if kind != causal.KindFin {
 		return
 	}
 	if author == s.self {
@@ -784,7 +785,7 @@ func (s *SessionBase) watchDue(t time.Duration) {
 	}
 }
 
-func (s *SessionBase) notFullyAcked(idx transcript.Index, t time.Duration, final bool) Notice {
+func (s *SessionBase) notFullyAcked(idx causal.Index, t time.Duration, final bool) Notice {
 	n := Notice{Kind: MsgNotFullyAcked, At: s.at(t), ID: s.g.ID(idx), Index: idx,
 		Author: s.members[s.g.Author(idx)], Body: s.g.Kind(idx), Final: final, Absent: true}
 	s.scratch = s.g.UnackedBy(idx, s.scratch[:0])
@@ -803,7 +804,7 @@ func (s *SessionBase) notFullyAcked(idx transcript.Index, t time.Duration, final
 // §4.1): stop when it is fully acked or nobody who lacks it is in the
 // room; the author resends every round, others skip a round after seeing
 // a duplicate within ResendThrottle; then back off.
-func (s *SessionBase) resendRound(idx transcript.Index, t time.Duration) {
+func (s *SessionBase) resendRound(idx causal.Index, t time.Duration) {
 	m := s.monitors[idx]
 	if s.g.FullyAcked(idx) {
 		delete(s.monitors, idx)
@@ -838,7 +839,7 @@ func (s *SessionBase) resendRound(idx transcript.Index, t time.Duration) {
 // resend re-broadcasts the cached wire string of idx, preceded by its
 // explicit-ack chain (the ExplicitAcks directly before it, oldest first:
 // nothing else resends them). It reports false if idx's string is gone.
-func (s *SessionBase) resend(idx transcript.Index) bool {
+func (s *SessionBase) resend(idx causal.Index) bool {
 	w, ok := s.wires[idx]
 	if !ok {
 		return false
@@ -856,8 +857,8 @@ func (s *SessionBase) resend(idx transcript.Index) bool {
 
 // ackChain returns the ExplicitAcks reachable from idx's parents through
 // ExplicitAcks only, in accept order.
-func (s *SessionBase) ackChain(idx transcript.Index) []transcript.Index {
-	var chain []transcript.Index
+func (s *SessionBase) ackChain(idx causal.Index) []causal.Index {
+	var chain []causal.Index
 	stack := slices.Clone(s.g.Parents(idx))
 	for len(stack) > 0 && len(chain) < maxAckChain {
 		p := stack[len(stack)-1]
@@ -888,7 +889,7 @@ func (s *SessionBase) jitter(d time.Duration) time.Duration {
 
 // --- Wire cache ---
 
-func (s *SessionBase) cacheWire(idx transcript.Index, w string) {
+func (s *SessionBase) cacheWire(idx causal.Index, w string) {
 	if w == "" {
 		return
 	}
@@ -901,7 +902,7 @@ func (s *SessionBase) cacheWire(idx transcript.Index, w string) {
 		s.dropWire(old)
 	}
 	if len(s.wireOrder) > 2*len(s.wires)+64 {
-		live := make([]transcript.Index, 0, len(s.wires))
+		live := make([]causal.Index, 0, len(s.wires))
 		for _, i := range s.wireOrder {
 			if _, ok := s.wires[i]; ok {
 				live = append(live, i)
@@ -911,7 +912,7 @@ func (s *SessionBase) cacheWire(idx transcript.Index, w string) {
 	}
 }
 
-func (s *SessionBase) dropWire(idx transcript.Index) {
+func (s *SessionBase) dropWire(idx causal.Index) {
 	if w, ok := s.wires[idx]; ok {
 		s.wireBytes -= len(w)
 		delete(s.wires, idx)
@@ -955,7 +956,7 @@ func (s *SessionBase) heartbeat(t time.Duration) {
 		s.schedule(s.hbDue, tHeartbeat, 0, transcript.ID{})
 		return
 	}
-	if _, err := s.sendAt(transcript.KindFlush, "", t); err == nil {
+	if _, err := s.sendAt(causal.KindFlush, "", t); err == nil {
 		s.stats.Flushes--
 		s.stats.Heartbeats++
 	}
@@ -1090,9 +1091,9 @@ func (s *SessionBase) State() State { return s.state }
 // Failed reports whether a fork was seen: no more Payloads or flushes.
 func (s *SessionBase) Failed() bool { return s.failed }
 
-// Graph returns the transcript, for transcript.MessageLog.AddTranscript and
+// Graph returns the transcript, for causal.MessageLog.AddTranscript and
 // queries. Do not call Accept or Reject on it.
-func (s *SessionBase) Graph() *transcript.Graph { return s.g }
+func (s *SessionBase) Graph() *causal.Graph { return s.g }
 
 // Members returns the members, sorted; Self our id.
 func (s *SessionBase) Members() []string { return slices.Clone(s.members) }

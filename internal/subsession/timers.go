@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"time"
 
+	"github.com/mpenc/mpenc/internal/causal"
 	"github.com/mpenc/mpenc/transcript"
 )
 
@@ -67,7 +68,7 @@ func (s *SessionBase) valid(t timer) bool {
 	case tWatch:
 		return s.watchTimer == t.at && !s.state.Done()
 	case tResend:
-		m, ok := s.monitors[transcript.Index(t.arg)]
+		m, ok := s.monitors[causal.Index(t.arg)]
 		return ok && m.due == t.at
 	case tAck:
 		return s.ackPending && s.ackDue == t.at
@@ -132,11 +133,11 @@ func (s *SessionBase) fire(t timer) {
 		s.watchTimer = -1
 		s.watchDue(t.at)
 	case tResend:
-		s.resendRound(transcript.Index(t.arg), t.at)
+		s.resendRound(causal.Index(t.arg), t.at)
 	case tAck:
 		s.ackPending = false
 		if !s.state.Done() {
-			s.sendAt(transcript.KindAutoAck, "", t.at)
+			s.sendAt(causal.KindAutoAck, "", t.at)
 		}
 	case tHeartbeat:
 		s.heartbeat(t.at)

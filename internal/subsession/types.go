@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mpenc/mpenc/internal/causal"
 	"github.com/mpenc/mpenc/internal/message"
 	"github.com/mpenc/mpenc/transcript"
 )
@@ -68,7 +69,7 @@ type NoticeKind uint8
 const (
 	// MsgAccepted: a message entered the transcript (own ones at send
 	// time). ID, Index, Author, Own, Body, Text (Payload), AfterOwnFin,
-	// Late. Emitted in accept order: feed transcript.MessageLog.Append
+	// Late. Emitted in accept order: feed causal.MessageLog.Append
 	// with Index for every one of them.
 	MsgAccepted NoticeKind = iota + 1
 	// MsgFullyAcked: every reader acked the message (never emitted for
@@ -151,10 +152,10 @@ type Notice struct {
 	At   time.Time
 
 	ID     transcript.ID
-	Index  transcript.Index
+	Index  causal.Index
 	Author string
 	Own    bool
-	Body   transcript.Kind
+	Body   causal.Kind
 	Text   string
 	// Chain (MsgAccepted of a ChainCheck): the position it states.
 	Chain *message.ChainPosition

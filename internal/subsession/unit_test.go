@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mpenc/mpenc/internal/causal"
 	"github.com/mpenc/mpenc/internal/message"
 	"github.com/mpenc/mpenc/internal/wire"
 	"github.com/mpenc/mpenc/transcript"
@@ -85,7 +86,7 @@ func TestReceiveRejectsForeignPackets(t *testing.T) {
 		}
 	}
 	old := other.forger(t, "B")
-	m := forge(t, old, transcript.KindPayload, "from the old subsession")
+	m := forge(t, old, causal.KindPayload, "from the old subsession")
 	if r := s.hand("A", "B", m.Wire); r.Outcome != NotMine || r.Outcome.Mine() || !errors.Is(r.Err, message.ErrNotVerified) {
 		t.Errorf("replay: %+v", r)
 	}
@@ -93,7 +94,7 @@ func TestReceiveRejectsForeignPackets(t *testing.T) {
 	stranger := newGroup("A", "B", "X")
 	stranger.sid, stranger.gk = g.sid, g.gk
 	xs := stranger.forger(t, "X")
-	if r := s.hand("A", "X", forge(t, xs, transcript.KindPayload, "hi").Wire); r.Outcome != NotMine {
+	if r := s.hand("A", "X", forge(t, xs, causal.KindPayload, "hi").Wire); r.Outcome != NotMine {
 		t.Errorf("non-member: %+v", r)
 	}
 	// Too short, under our hint.
@@ -106,7 +107,7 @@ func TestReceiveRejectsForeignPackets(t *testing.T) {
 	}
 	// Our own key, a message we never sent.
 	me := g.forger(t, "A")
-	if r := s.hand("A", "B", forge(t, me, transcript.KindPayload, "not me").Wire); r.Outcome != Rejected || !errors.Is(r.Err, ErrOwnKey) {
+	if r := s.hand("A", "B", forge(t, me, causal.KindPayload, "not me").Wire); r.Outcome != Rejected || !errors.Is(r.Err, ErrOwnKey) {
 		t.Errorf("own key: %+v", r)
 	}
 	// A validly signed body that does not decode.
@@ -118,13 +119,13 @@ func TestReceiveRejectsForeignPackets(t *testing.T) {
 		t.Errorf("bad body: %+v", r)
 	}
 	// A descendant of it is rejected at once, not buffered.
-	if r := s.hand("A", "C", forge(t, g.forger(t, "C"), transcript.KindPayload, "x", sealed.ID).Wire); r.Outcome != Rejected {
+	if r := s.hand("A", "C", forge(t, g.forger(t, "C"), causal.KindPayload, "x", sealed.ID).Wire); r.Outcome != Rejected {
 		t.Errorf("descendant of a rejected message: %+v", r)
 	}
 	// A descendant that arrived first waits, and is rejected at once when
 	// its parent turns out to be invalid.
 	bad2, _ := bs.Seal(nil, []byte("\x01[maybe]"))
-	child := forge(t, g.forger(t, "C"), transcript.KindPayload, "y", bad2.ID)
+	child := forge(t, g.forger(t, "C"), causal.KindPayload, "y", bad2.ID)
 	if r := s.hand("A", "C", child.Wire); r.Outcome != Buffered {
 		t.Errorf("child first: %+v", r)
 	}

@@ -1,29 +1,15 @@
-package transcript
+package causal
 
 import (
-	"bytes"
-	"encoding/hex"
 	"fmt"
+
+	"github.com/mpenc/mpenc/transcript"
 )
 
 // MaxMembers bounds the members of one subsession. It equals
 // wire.MaxMembers, the cap on MEMBER and MESSAGE_PARENT repetitions, so that
 // member indexes fit a byte.
 const MaxMembers = 256
-
-// IDSize is the size of a message id.
-const IDSize = 20
-
-// ID is a message id: SHA256(signature ‖ signed bytes)[0:20] of the data
-// packet that carried the message (wire.MessageID has the same layout, so a
-// conversion is free: transcript.ID(mid)).
-type ID [IDSize]byte
-
-// Compare orders ids bytewise, the order in which parents are sent.
-func (id ID) Compare(other ID) int { return bytes.Compare(id[:], other[:]) }
-
-// String returns the id in hex.
-func (id ID) String() string { return hex.EncodeToString(id[:]) }
 
 // Index is the position of a message in the accept order of one [Graph]:
 // 0 for the first message accepted, 1 for the next, and so on. Indexes are
@@ -76,13 +62,13 @@ func (k Kind) Monitored() bool { return k.Valid() && !k.IsExplicitAck() }
 
 // Message is a message offered to [Graph.Accept].
 type Message struct {
-	ID ID
+	ID transcript.ID
 	// Author is the member index of the author (members sorted bytewise).
 	// The receiver learns it from the ephemeral key that verified the
 	// packet's signature; readers are never on the wire and are always
 	// every member but the author.
 	Author int
 	// Parents are the ids the author cited, in the order sent.
-	Parents []ID
+	Parents []transcript.ID
 	Kind    Kind
 }

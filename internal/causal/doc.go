@@ -1,4 +1,4 @@
-// Package transcript is the causal transcript of mpENC subsessions: a pure
+// Package causal is the causal transcript of mpENC subsessions: a pure
 // data structure, with no I/O, no locks, no clock and no randomness.
 //
 // A [Graph] holds one subsession's messages. [Graph.Accept] runs the
@@ -21,13 +21,13 @@
 //
 // # Entry points
 //
-//	g, err := transcript.New(sortedMembers, transcript.Options{HashKey: k})
-//	res, err := g.Accept(transcript.Message{ID: id, Author: i, Parents: ps, Kind: k})
+//	g, err := causal.New(sortedMembers, causal.Options{HashKey: k})
+//	res, err := g.Accept(causal.Message{ID: id, Author: i, Parents: ps, Kind: k})
 //	g.Heads()                     // parents of our next message
 //	g.UnackedBy(res.Index, nil)   // who has not acked it yet
 //
-//	log := transcript.NewMessageLog()
-//	ref, err := log.AddTranscript(g, transcript.NoTranscript, nil)
+//	log := causal.NewMessageLog()
+//	ref, err := log.AddTranscript(g, causal.NoTranscript, nil)
 //	ready, isPayload, err := log.Append(ref, res.Index, text)
 //
 // # What it does not do
@@ -49,4 +49,4 @@
 //
 // Neither type is safe for concurrent use; the owning session serialises
 // every call.
-package transcript
+package causal

@@ -1,4 +1,4 @@
-package transcript_test
+package causal_test
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/mpenc/mpenc/internal/causal"
 	"github.com/mpenc/mpenc/transcript"
 )
 
@@ -14,15 +15,15 @@ import (
 // MessageLog in accept order.
 type logHarness struct {
 	t     *testing.T
-	log   *transcript.MessageLog
+	log   *causal.MessageLog
 	names map[transcript.ID]string
-	ready map[string]transcript.Ready
+	ready map[string]causal.Ready
 }
 
-func (h *logHarness) accept(g *transcript.Graph, ref transcript.TranscriptRef, name string, author int, kind transcript.Kind, parents ...string) {
+func (h *logHarness) accept(g *causal.Graph, ref causal.TranscriptRef, name string, author int, kind causal.Kind, parents ...string) {
 	h.t.Helper()
 	id := nameID(name)
-	m := transcript.Message{ID: id, Author: author, Kind: kind}
+	m := causal.Message{ID: id, Author: author, Kind: kind}
 	for _, p := range parents {
 		m.Parents = append(m.Parents, nameID(p))
 	}
@@ -35,7 +36,7 @@ func (h *logHarness) accept(g *transcript.Graph, ref transcript.TranscriptRef, n
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if ok != (kind == transcript.KindPayload) {
+	if ok != (kind == causal.KindPayload) {
 		h.t.Fatalf("%s (%v) in the log: %v", name, kind, ok)
 	}
 	if ok {
@@ -76,15 +77,15 @@ func (h *logHarness) parents(name string) []string {
 // MessageLog vector: two transcripts interleaved in accept order, the
 // second spliced after the first's LATEST_PM {C}.
 func TestScenario14MessageLogSplicing(t *testing.T) {
-	h := &logHarness{t: t, log: transcript.NewMessageLog(), names: map[transcript.ID]string{}, ready: map[string]transcript.Ready{}}
+	h := &logHarness{t: t, log: causal.NewMessageLog(), names: map[transcript.ID]string{}, ready: map[string]causal.Ready{}}
 	const alice, bob = 0, 1
-	t1, _ := transcript.New([]string{"alice", "bob"}, transcript.Options{})
-	t2, _ := transcript.New([]string{"alice", "bob"}, transcript.Options{})
-	r1, err := h.log.AddTranscript(t1, transcript.NoTranscript, nil)
+	t1, _ := causal.New([]string{"alice", "bob"}, causal.Options{})
+	t2, _ := causal.New([]string{"alice", "bob"}, causal.Options{})
+	r1, err := h.log.AddTranscript(t1, causal.NoTranscript, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	P, A := transcript.KindPayload, transcript.KindAutoAck
+	P, A := causal.KindPayload, causal.KindAutoAck
 	h.accept(t1, r1, "O", alice, P)
 	h.accept(t1, r1, "A", alice, P, "O")
 	h.accept(t1, r1, "C", alice, A, "A")
@@ -127,9 +128,9 @@ func TestScenario14MessageLogSplicing(t *testing.T) {
 		t.Errorf("entry 3 = %+v", e)
 	}
 	// A LATEST_PM missing from the previous transcript is reported.
-	t3, _ := transcript.New([]string{"alice", "bob"}, transcript.Options{})
+	t3, _ := causal.New([]string{"alice", "bob"}, causal.Options{})
 	r3, err := h.log.AddTranscript(t3, r2, []transcript.ID{nameID("nope"), nameID("Y")})
-	if !errors.Is(err, transcript.ErrLatestPMMissing) || r3 != 2 {
+	if !errors.Is(err, causal.ErrLatestPMMissing) || r3 != 2 {
 		t.Errorf("missing LATEST_PM: %v, %v", r3, err)
 	}
 	if got := h.log.TranscriptParents(r3); !slices.Equal(got, []int{4}) {
@@ -152,10 +153,10 @@ func TestScenario14MessageLogSplicing(t *testing.T) {
 
 // TestScenario15ParIdx is scenario 15.
 func TestScenario15ParIdx(t *testing.T) {
-	h := &logHarness{t: t, log: transcript.NewMessageLog(), names: map[transcript.ID]string{}, ready: map[string]transcript.Ready{}}
-	g, _ := transcript.New([]string{"a", "b", "c"}, transcript.Options{})
-	ref, _ := h.log.AddTranscript(g, transcript.NoTranscript, nil)
-	P := transcript.KindPayload
+	h := &logHarness{t: t, log: causal.NewMessageLog(), names: map[transcript.ID]string{}, ready: map[string]causal.Ready{}}
+	g, _ := causal.New([]string{"a", "b", "c"}, causal.Options{})
+	ref, _ := h.log.AddTranscript(g, causal.NoTranscript, nil)
+	P := causal.KindPayload
 	h.accept(g, ref, "x", 0, P)
 	h.accept(g, ref, "a", 1, P, "x")
 	h.accept(g, ref, "b", 2, P, "x")
@@ -179,28 +180,28 @@ func TestScenario15ParIdx(t *testing.T) {
 
 // reader is one member's copy of the transcript, fed by a lossy channel.
 type reader struct {
-	g      *transcript.Graph
-	log    *transcript.MessageLog
-	ref    transcript.TranscriptRef
-	buffer map[transcript.ID]transcript.Message
+	g      *causal.Graph
+	log    *causal.MessageLog
+	ref    causal.TranscriptRef
+	buffer map[transcript.ID]causal.Message
 	fa     []transcript.ID // fully acked, in event order
 	order  []transcript.ID
 }
 
-func (r *reader) offer(m transcript.Message) {
+func (r *reader) offer(m causal.Message) {
 	if _, ok := r.buffer[m.ID]; ok {
 		r.buffer[m.ID] = m // a duplicate replaces the buffered entry
 		return
 	}
-	queue := []transcript.Message{m}
+	queue := []causal.Message{m}
 	for len(queue) > 0 {
 		m := queue[0]
 		queue = queue[1:]
 		res, err := r.g.Accept(m)
-		var mp *transcript.MissingParentError
+		var mp *causal.MissingParentError
 		switch {
 		case err == nil:
-		case err == transcript.ErrDuplicate:
+		case err == causal.ErrDuplicate:
 			continue
 		case errors.As(err, &mp):
 			r.buffer[m.ID] = m
@@ -242,16 +243,16 @@ func TestRandomDeliveryConverges(t *testing.T) {
 		}
 		readers := make([]*reader, 4)
 		for k := range readers {
-			g, _ := transcript.New(members, transcript.Options{HashKey: rng.Uint64()})
-			r := &reader{g: g, log: transcript.NewMessageLog(), buffer: map[transcript.ID]transcript.Message{}}
-			r.ref, _ = r.log.AddTranscript(g, transcript.NoTranscript, nil)
+			g, _ := causal.New(members, causal.Options{HashKey: rng.Uint64()})
+			r := &reader{g: g, log: causal.NewMessageLog(), buffer: map[transcript.ID]causal.Message{}}
+			r.ref, _ = r.log.AddTranscript(g, causal.NoTranscript, nil)
 			readers[k] = r
 			// Deliver: a random permutation with 20% drops and 10%
 			// duplicates; then resend rounds of whatever is missing.
 			pending := slices.Clone(h.msgs)
 			for round := 0; len(pending) > 0; round++ {
 				rng.Shuffle(len(pending), func(i, j int) { pending[i], pending[j] = pending[j], pending[i] })
-				var lost []transcript.Message
+				var lost []causal.Message
 				for _, m := range pending {
 					if rng.IntN(5) == 0 {
 						lost = append(lost, m)
@@ -296,7 +297,7 @@ func TestRandomDeliveryConverges(t *testing.T) {
 	}
 }
 
-func sameParents(g1 *transcript.Graph, i transcript.Index, g2 *transcript.Graph, j transcript.Index) bool {
+func sameParents(g1 *causal.Graph, i causal.Index, g2 *causal.Graph, j causal.Index) bool {
 	var a, b []transcript.ID
 	for _, p := range g1.Parents(i) {
 		a = append(a, g1.ID(p))
@@ -309,7 +310,7 @@ func sameParents(g1 *transcript.Graph, i transcript.Index, g2 *transcript.Graph,
 
 func sortedCopy(ids []transcript.ID) []transcript.ID {
 	c := slices.Clone(ids)
-	slices.SortFunc(c, transcript.ID.Compare)
+	slices.SortFunc(c, compareID)
 	return c
 }
 
@@ -332,7 +333,7 @@ func compareLogs(t *testing.T, r, ref *reader) {
 					t.Fatalf("log parent after its child")
 				}
 			}
-			slices.SortFunc(ps, transcript.ID.Compare)
+			slices.SortFunc(ps, compareID)
 			out[e.ID] = view{ps, k}
 		}
 		return out

@@ -1,10 +1,12 @@
-package transcript
+package causal
 
 import (
 	"errors"
 	"fmt"
 	"slices"
 	"sort"
+
+	"github.com/mpenc/mpenc/transcript"
 )
 
 // ErrLatestPMMissing: a LATEST_PM id of a greeting is not in the previous
@@ -59,7 +61,7 @@ type Entry struct {
 	Pos        int // position in the log, from 0
 	Transcript TranscriptRef
 	Index      Index // in the transcript's graph
-	ID         ID
+	ID         transcript.ID
 	Author     string
 	Text       string
 	// Parents are the log positions of the entry's log parents, ascending.
@@ -97,7 +99,7 @@ func NewMessageLog() *MessageLog { return &MessageLog{parOff: []uint32{0}} }
 // A latestPM id missing from prev is skipped and reported with an error
 // wrapping [ErrLatestPMMissing]; the transcript is registered all the same
 // and the returned ref is valid.
-func (l *MessageLog) AddTranscript(g *Graph, prev TranscriptRef, latestPM []ID) (TranscriptRef, error) {
+func (l *MessageLog) AddTranscript(g *Graph, prev TranscriptRef, latestPM []transcript.ID) (TranscriptRef, error) {
 	if int(prev) >= len(l.trs) || prev < NoTranscript {
 		return NoTranscript, fmt.Errorf("transcript: unknown previous transcript %d", prev)
 	}
@@ -106,7 +108,7 @@ func (l *MessageLog) AddTranscript(g *Graph, prev TranscriptRef, latestPM []ID) 
 	if prev != NoTranscript {
 		p := &l.trs[prev]
 		var from []Index
-		var missing []ID
+		var missing []transcript.ID
 		for _, id := range latestPM {
 			if i, ok := p.g.Lookup(id); ok {
 				from = append(from, i)

@@ -1,13 +1,15 @@
-package transcript
+package causal
 
 import (
 	"encoding/binary"
 	"math/bits"
+
+	"github.com/mpenc/mpenc/transcript"
 )
 
 // idTable maps message ids to indexes: open addressing with linear probing
 // over one []uint64, each slot holding a 32-bit tag of the hash (high half)
-// and index+1 (low half, 0 = empty). Against Go's map[ID]Index (a 20-byte
+// and index+1 (low half, 0 = empty). Against Go's map[transcript.ID]Index (a 20-byte
 // key and a 4-byte value in every slot, about 30–57 bytes per entry) it costs
 // 8 bytes per slot, 11–21 bytes per entry at its load factor, and the tag
 // lets a probe skip the id comparison (a cache miss into the id slab) for
@@ -28,7 +30,7 @@ const minTableSize = 16
 // hash is the splitmix64 finaliser of the first 8 id bytes xor the key: a
 // bijection, so distinct id prefixes never collide in full, and without the
 // key an author cannot aim at a bucket.
-func (t *idTable) hash(id *ID) uint64 {
+func (t *idTable) hash(id *transcript.ID) uint64 {
 	x := binary.LittleEndian.Uint64(id[:8]) ^ t.key
 	x ^= x >> 30
 	x *= 0xbf58476d1ce4e5b9
@@ -45,7 +47,7 @@ func (t *idTable) init(key uint64) {
 }
 
 // lookup returns the index stored for id. ids is the graph's id slab.
-func (t *idTable) lookup(id *ID, ids []ID) (Index, bool) {
+func (t *idTable) lookup(id *transcript.ID, ids []transcript.ID) (Index, bool) {
 	h := t.hash(id)
 	tag := h & 0xffffffff00000000
 	mask := uint64(len(t.slots) - 1)
@@ -64,7 +66,7 @@ func (t *idTable) lookup(id *ID, ids []ID) (Index, bool) {
 }
 
 // insert adds id → idx. The caller has checked that id is absent.
-func (t *idTable) insert(id *ID, idx Index, ids []ID) {
+func (t *idTable) insert(id *transcript.ID, idx Index, ids []transcript.ID) {
 	if (t.count+1)*4 > len(t.slots)*3 {
 		t.grow(ids)
 	}
@@ -81,7 +83,7 @@ func (t *idTable) put(h uint64, idx Index) {
 	t.slots[i] = h&0xffffffff00000000 | uint64(idx+1)
 }
 
-func (t *idTable) grow(ids []ID) {
+func (t *idTable) grow(ids []transcript.ID) {
 	old := t.slots
 	t.slots = make([]uint64, 2*len(old))
 	t.shift--

@@ -1,6 +1,7 @@
-package transcript_test
+package causal_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -8,27 +9,28 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mpenc/mpenc/internal/causal"
 	"github.com/mpenc/mpenc/transcript"
 )
 
 // tg is a test graph with messages named by small integers.
 type tg struct {
 	t   *testing.T
-	g   *transcript.Graph
+	g   *causal.Graph
 	ids map[int]transcript.ID
 }
 
 func newTG(t *testing.T, members ...string) *tg {
 	t.Helper()
-	g, err := transcript.New(members, transcript.Options{HashKey: 42})
+	g, err := causal.New(members, causal.Options{HashKey: 42})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &tg{t: t, g: g, ids: map[int]transcript.ID{}}
 }
 
-func (x *tg) msg(k, author int, kind transcript.Kind, parents ...int) transcript.Message {
-	m := transcript.Message{ID: mkID(k), Author: author, Kind: kind}
+func (x *tg) msg(k, author int, kind causal.Kind, parents ...int) causal.Message {
+	m := causal.Message{ID: mkID(k), Author: author, Kind: kind}
 	for _, p := range parents {
 		m.Parents = append(m.Parents, mkID(p))
 	}
@@ -39,7 +41,7 @@ func (x *tg) msg(k, author int, kind transcript.Kind, parents ...int) transcript
 // the test on error and returns the newly fully acked message numbers.
 func (x *tg) add(k, author int, parents ...int) []int {
 	x.t.Helper()
-	res, err := x.g.Accept(x.msg(k, author, transcript.KindPayload, parents...))
+	res, err := x.g.Accept(x.msg(k, author, causal.KindPayload, parents...))
 	if err != nil {
 		x.t.Fatalf("accept %d: %v", k, err)
 	}
@@ -51,7 +53,7 @@ func (x *tg) add(k, author int, parents ...int) []int {
 	return out
 }
 
-func (x *tg) num(i transcript.Index) int {
+func (x *tg) num(i causal.Index) int {
 	id := x.g.ID(i)
 	for k, v := range x.ids {
 		if v == id {
@@ -62,7 +64,7 @@ func (x *tg) num(i transcript.Index) int {
 	return -1
 }
 
-func (x *tg) idx(k int) transcript.Index {
+func (x *tg) idx(k int) causal.Index {
 	i, ok := x.g.Lookup(mkID(k))
 	if !ok {
 		x.t.Fatalf("message %d not accepted", k)
@@ -99,7 +101,7 @@ func (x *tg) expectUnack(want map[int][]string, wantList []int) {
 	}
 }
 
-func (x *tg) expectReject(m transcript.Message, want error) {
+func (x *tg) expectReject(m causal.Message, want error) {
 	x.t.Helper()
 	before := x.g.Len()
 	heads := x.g.Heads()
@@ -107,7 +109,7 @@ func (x *tg) expectReject(m transcript.Message, want error) {
 	if !errors.Is(err, want) {
 		x.t.Fatalf("message %x by %d: error %v, want %v", m.ID[:4], m.Author, err, want)
 	}
-	var re *transcript.RejectError
+	var re *causal.RejectError
 	if errors.As(err, &re) && re.Author != m.Author {
 		x.t.Errorf("rejection names member %d, want %d", re.Author, m.Author)
 	}
@@ -132,9 +134,9 @@ func TestScenario01ReferenceTranscript(t *testing.T) {
 		t.Errorf("accepting 6 fully acked %v, want [3]", fa)
 	}
 	x.expectUnack(map[int][]string{2: {"50"}, 3: nil, 4: {"50"}, 5: {"51", "52"}, 6: {"50", "52"}}, []int{2, 4, 5, 6})
-	x.expectReject(x.msg(7, 2, transcript.KindPayload, 0), transcript.ErrFork)
-	x.expectReject(x.msg(8, 2, transcript.KindPayload, 0, 6), transcript.ErrNotAntichain)
-	x.expectReject(x.msg(9, 2, transcript.KindPayload, 4, 6), transcript.ErrNotAntichain)
+	x.expectReject(x.msg(7, 2, causal.KindPayload, 0), causal.ErrFork)
+	x.expectReject(x.msg(8, 2, causal.KindPayload, 0, 6), causal.ErrNotAntichain)
+	x.expectReject(x.msg(9, 2, causal.KindPayload, 4, 6), causal.ErrNotAntichain)
 	x.expectUnack(map[int][]string{2: {"50"}, 3: nil, 4: {"50"}, 5: {"51", "52"}, 6: {"50", "52"}}, []int{2, 4, 5, 6})
 	// Ancestry and heads.
 	if !x.g.Less(x.idx(0), x.idx(6)) || x.g.Less(x.idx(5), x.idx(6)) || x.g.Less(x.idx(6), x.idx(6)) {
@@ -150,7 +152,7 @@ func sortedIDs(ks ...int) []transcript.ID {
 	for _, k := range ks {
 		out = append(out, mkID(k))
 	}
-	slices.SortFunc(out, transcript.ID.Compare)
+	slices.SortFunc(out, compareID)
 	return out
 }
 
@@ -160,10 +162,10 @@ func TestScenario02AntichainAndRedundant(t *testing.T) {
 	x.add(0, 0)
 	x.add(1, 1, 0)
 	x.add(2, 2, 1)
-	x.expectReject(x.msg(3, 2, transcript.KindPayload, 0, 2), transcript.ErrNotAntichain)
+	x.expectReject(x.msg(3, 2, causal.KindPayload, 0, 2), causal.ErrNotAntichain)
 	x.add(4, 1, 2)
 	// Two messages of member 51 (1 and 4) cited together.
-	x.expectReject(x.msg(5, 0, transcript.KindPayload, 1, 4), transcript.ErrRedundantParents)
+	x.expectReject(x.msg(5, 0, causal.KindPayload, 1, 4), causal.ErrRedundantParents)
 }
 
 // TestViolations covers each rejection and the missing-parent path.
@@ -172,9 +174,9 @@ func TestViolations(t *testing.T) {
 	x.add(0, 0)
 	// Missing parent: not a rejection, nothing changes; accepted once the
 	// parent arrives.
-	_, err := x.g.Accept(x.msg(2, 1, transcript.KindPayload, 1))
-	var mp *transcript.MissingParentError
-	if !errors.As(err, &mp) || !errors.Is(err, transcript.ErrMissingParent) || !slices.Equal(mp.Missing, []transcript.ID{mkID(1)}) {
+	_, err := x.g.Accept(x.msg(2, 1, causal.KindPayload, 1))
+	var mp *causal.MissingParentError
+	if !errors.As(err, &mp) || !errors.Is(err, causal.ErrMissingParent) || !slices.Equal(mp.Missing, []transcript.ID{mkID(1)}) {
 		t.Fatalf("missing parent: %v", err)
 	}
 	if x.g.WasRejected(mkID(2)) {
@@ -183,63 +185,63 @@ func TestViolations(t *testing.T) {
 	x.add(1, 0, 0)
 	x.add(2, 1, 1)
 	// Duplicate.
-	if _, err := x.g.Accept(x.msg(2, 1, transcript.KindPayload, 1)); err != transcript.ErrDuplicate {
+	if _, err := x.g.Accept(x.msg(2, 1, causal.KindPayload, 1)); err != causal.ErrDuplicate {
 		t.Errorf("duplicate: %v", err)
 	}
 	// Malformed: self-citation, repetition, too many parents, bad kind.
-	x.expectReject(transcript.Message{ID: mkID(10), Author: 2, Parents: []transcript.ID{mkID(10)}}, transcript.ErrMalformed)
-	x.expectReject(x.msg(11, 2, transcript.KindPayload, 2, 2), transcript.ErrMalformed)
-	x.expectReject(x.msg(12, 2, transcript.KindPayload, 0, 1, 2, 99), transcript.ErrMalformed)
-	x.expectReject(x.msg(13, 2, transcript.Kind(77), 2), transcript.ErrMalformed)
+	x.expectReject(causal.Message{ID: mkID(10), Author: 2, Parents: []transcript.ID{mkID(10)}}, causal.ErrMalformed)
+	x.expectReject(x.msg(11, 2, causal.KindPayload, 2, 2), causal.ErrMalformed)
+	x.expectReject(x.msg(12, 2, causal.KindPayload, 0, 1, 2, 99), causal.ErrMalformed)
+	x.expectReject(x.msg(13, 2, causal.Kind(77), 2), causal.ErrMalformed)
 	// Non-member.
-	x.expectReject(x.msg(14, 3, transcript.KindPayload, 2), transcript.ErrNotMember)
-	x.expectReject(x.msg(15, -1, transcript.KindPayload, 2), transcript.ErrNotMember)
+	x.expectReject(x.msg(14, 3, causal.KindPayload, 2), causal.ErrNotMember)
+	x.expectReject(x.msg(15, -1, causal.KindPayload, 2), causal.ErrNotMember)
 	// Fork: b's second message does not descend from its first.
-	x.expectReject(x.msg(16, 1, transcript.KindPayload, 1), transcript.ErrFork)
+	x.expectReject(x.msg(16, 1, causal.KindPayload, 1), causal.ErrFork)
 	// A descendant of a rejected message is rejected at once.
-	x.expectReject(x.msg(17, 2, transcript.KindPayload, 16), transcript.ErrRejectedParent)
+	x.expectReject(x.msg(17, 2, causal.KindPayload, 16), causal.ErrRejectedParent)
 	// Not an antichain.
-	x.expectReject(x.msg(18, 2, transcript.KindPayload, 0, 2), transcript.ErrNotAntichain)
+	x.expectReject(x.msg(18, 2, causal.KindPayload, 0, 2), causal.ErrNotAntichain)
 	// After FIN: a FINs; a's payload after it is rejected; a's ack, flush
 	// and the single leave-intent FIN are accepted.
-	if _, err := x.g.Accept(x.msg(20, 0, transcript.KindFin, 2)); err != nil {
+	if _, err := x.g.Accept(x.msg(20, 0, causal.KindFin, 2)); err != nil {
 		t.Fatal(err)
 	}
 	x.ids[20] = mkID(20)
-	x.expectReject(x.msg(21, 0, transcript.KindPayload, 20), transcript.ErrAfterFin)
-	x.expectReject(x.msg(22, 0, transcript.KindHeartBeat, 20), transcript.ErrAfterFin)
-	if _, err := x.g.Accept(x.msg(23, 0, transcript.KindFin, 20)); err != nil {
+	x.expectReject(x.msg(21, 0, causal.KindPayload, 20), causal.ErrAfterFin)
+	x.expectReject(x.msg(22, 0, causal.KindHeartBeat, 20), causal.ErrAfterFin)
+	if _, err := x.g.Accept(x.msg(23, 0, causal.KindFin, 20)); err != nil {
 		t.Fatalf("leave-intent FIN: %v", err)
 	}
 	if !x.g.LeaveIntent(x.idx(23)) || x.g.LeaveIntent(x.idx(20)) {
 		t.Error("LeaveIntent is wrong")
 	}
-	if _, err := x.g.Accept(x.msg(24, 0, transcript.KindAutoAck, 23)); err != nil {
+	if _, err := x.g.Accept(x.msg(24, 0, causal.KindAutoAck, 23)); err != nil {
 		t.Fatalf("ack after FIN: %v", err)
 	}
-	if _, err := x.g.Accept(x.msg(25, 0, transcript.KindFlush, 24)); err != nil {
+	if _, err := x.g.Accept(x.msg(25, 0, causal.KindFlush, 24)); err != nil {
 		t.Fatalf("flush after FIN: %v", err)
 	}
-	x.expectReject(x.msg(26, 0, transcript.KindFin, 25), transcript.ErrAfterFin)
+	x.expectReject(x.msg(26, 0, causal.KindFin, 25), causal.ErrAfterFin)
 	// Every rejection left the graph valid for honest continuations.
 	x.add(30, 2, 25)
 	// External rejection: descendants are rejected.
 	x.g.Reject(mkID(40))
-	x.expectReject(x.msg(41, 1, transcript.KindPayload, 30, 40), transcript.ErrRejectedParent)
+	x.expectReject(x.msg(41, 1, causal.KindPayload, 30, 40), causal.ErrRejectedParent)
 }
 
 func TestNewValidatesMembers(t *testing.T) {
-	for _, m := range [][]string{nil, {"b", "a"}, {"a", "a"}, {""}, make([]string, transcript.MaxMembers+1)} {
-		if _, err := transcript.New(m, transcript.Options{}); err == nil {
+	for _, m := range [][]string{nil, {"b", "a"}, {"a", "a"}, {""}, make([]string, causal.MaxMembers+1)} {
+		if _, err := causal.New(m, causal.Options{}); err == nil {
 			t.Errorf("New(%q) accepted", m)
 		}
 	}
-	g, err := transcript.New([]string{"solo"}, transcript.Options{})
+	g, err := causal.New([]string{"solo"}, causal.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A solo message is fully acked on accept.
-	res, err := g.Accept(transcript.Message{ID: mkID(1), Author: 0})
+	res, err := g.Accept(causal.Message{ID: mkID(1), Author: 0})
 	if err != nil || len(res.FullyAcked) != 1 || !g.FullyAcked(res.Index) {
 		t.Errorf("solo: %v %v", res, err)
 	}
@@ -265,9 +267,9 @@ func TestScenario23PropertyOracle(t *testing.T) {
 		})
 	}
 	// The random candidates must have exercised every decision.
-	for _, e := range []error{transcript.ErrDuplicate, transcript.ErrMalformed, transcript.ErrNotMember,
-		transcript.ErrMissingParent, transcript.ErrRedundantParents, transcript.ErrFork,
-		transcript.ErrNotAntichain, transcript.ErrAfterFin} {
+	for _, e := range []error{causal.ErrDuplicate, causal.ErrMalformed, causal.ErrNotMember,
+		causal.ErrMissingParent, causal.ErrRedundantParents, causal.ErrFork,
+		causal.ErrNotAntichain, causal.ErrAfterFin} {
 		if hits[e] == 0 {
 			t.Errorf("no candidate hit %v", e)
 		}
@@ -280,7 +282,7 @@ func checkAgainstOracle(t *testing.T, rng *rand.Rand, h *history, full bool, hit
 	for i := range members {
 		members[i] = fmt.Sprintf("m%02d", i)
 	}
-	g, err := transcript.New(members, transcript.Options{HashKey: rng.Uint64()})
+	g, err := causal.New(members, causal.Options{HashKey: rng.Uint64()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +292,7 @@ func checkAgainstOracle(t *testing.T, rng *rand.Rand, h *history, full bool, hit
 		// Before each honest message, a few random invalid or valid
 		// candidates with random parents and authors.
 		for range 2 {
-			cand := transcript.Message{ID: mkID(junk), Author: rng.IntN(h.n+1) - rng.IntN(2), Kind: transcript.Kind(rng.IntN(7))}
+			cand := causal.Message{ID: mkID(junk), Author: rng.IntN(h.n+1) - rng.IntN(2), Kind: causal.Kind(rng.IntN(7))}
 			junk++
 			if len(o.ids) > 0 && rng.IntN(20) == 0 {
 				cand.ID = o.ids[rng.IntN(len(o.ids))] // a replay
@@ -304,11 +306,11 @@ func checkAgainstOracle(t *testing.T, rng *rand.Rand, h *history, full bool, hit
 			}
 			want := o.check(cand)
 			hits[want]++
-			if want == transcript.ErrMissingParent || want == nil {
+			if want == causal.ErrMissingParent || want == nil {
 				// Missing parents never come; valid junk would change the
 				// history, so only compare the decision without adding.
 				_, got := probe(g, cand, want == nil)
-				if want == transcript.ErrMissingParent && !errors.Is(got, want) {
+				if want == causal.ErrMissingParent && !errors.Is(got, want) {
 					t.Fatalf("junk %d: graph says %v, oracle %v", junk, got, want)
 				}
 				continue
@@ -350,20 +352,20 @@ func checkAgainstOracle(t *testing.T, rng *rand.Rand, h *history, full bool, hit
 // probe checks a message that the oracle says is acceptable or waits for
 // a parent, without changing the history: it runs on a throwaway copy only
 // when valid (a valid junk message is simply not offered).
-func probe(g *transcript.Graph, m transcript.Message, valid bool) (transcript.Accepted, error) {
+func probe(g *causal.Graph, m causal.Message, valid bool) (causal.Accepted, error) {
 	if valid {
-		return transcript.Accepted{}, nil
+		return causal.Accepted{}, nil
 	}
 	return g.Accept(m)
 }
 
-func compareState(t *testing.T, g *transcript.Graph, o *oracle) {
+func compareState(t *testing.T, g *causal.Graph, o *oracle) {
 	t.Helper()
 	if g.Len() != len(o.ids) {
 		t.Fatalf("len %d, oracle %d", g.Len(), len(o.ids))
 	}
 	for i := range o.ids {
-		gi := transcript.Index(i)
+		gi := causal.Index(i)
 		if g.ID(gi) != o.ids[i] || g.Author(gi) != o.author[i] {
 			t.Fatalf("message %d differs", i)
 		}
@@ -378,7 +380,7 @@ func compareState(t *testing.T, g *transcript.Graph, o *oracle) {
 	step := max(1, len(o.ids)/60)
 	for a := 0; a < len(o.ids); a += step {
 		for b := 0; b < len(o.ids); b++ {
-			if g.Less(transcript.Index(a), transcript.Index(b)) != o.less(a, b) {
+			if g.Less(causal.Index(a), causal.Index(b)) != o.less(a, b) {
 				t.Fatalf("Less(%d, %d) = %v, oracle %v", a, b, !o.less(a, b), o.less(a, b))
 			}
 		}
@@ -405,15 +407,15 @@ func compareState(t *testing.T, g *transcript.Graph, o *oracle) {
 // layer every member sends one message citing the whole previous layer, so
 // every message has n concurrent parents. With n = 2 it is the reference's
 // "hell graph" stress test.
-func hellGraph(n, count int) []transcript.Message {
-	msgs := make([]transcript.Message, 0, count)
+func hellGraph(n, count int) []causal.Message {
+	msgs := make([]causal.Message, 0, count)
 	var prev, cur []transcript.ID
 	for k := 0; k < count; k++ {
 		a := k % n
 		if a == 0 {
 			prev, cur = cur, nil
 		}
-		m := transcript.Message{ID: mkID(k), Author: a, Parents: slices.Clone(prev)}
+		m := causal.Message{ID: mkID(k), Author: a, Parents: slices.Clone(prev)}
 		cur = append(cur, m.ID)
 		msgs = append(msgs, m)
 	}
@@ -424,7 +426,7 @@ func hellGraph(n, count int) []transcript.Message {
 // end state; the time is logged (docs/MESSAGE-LAYER.md), not asserted.
 func TestHellGraph10000(t *testing.T) {
 	msgs := hellGraph(2, 10000)
-	g, _ := transcript.New([]string{"a", "b"}, transcript.Options{})
+	g, _ := causal.New([]string{"a", "b"}, causal.Options{})
 	start := time.Now()
 	for k, m := range msgs {
 		if _, err := g.Accept(m); err != nil {
@@ -445,19 +447,19 @@ func TestHellGraph10000(t *testing.T) {
 // TestWideClocks: clocks are stored in 16 bits until an author's seq
 // passes 65,535; crossing that point keeps every answer right.
 func TestWideClocks(t *testing.T) {
-	g, _ := transcript.New([]string{"a", "b"}, transcript.Options{})
+	g, _ := causal.New([]string{"a", "b"}, causal.Options{})
 	const count = 66_000
 	prev := []transcript.ID(nil)
-	var xIdx transcript.Index
+	var xIdx causal.Index
 	for k := 0; k < count; k++ {
 		id := mkID(k)
-		if _, err := g.Accept(transcript.Message{ID: id, Author: 0, Parents: prev}); err != nil {
+		if _, err := g.Accept(causal.Message{ID: id, Author: 0, Parents: prev}); err != nil {
 			t.Fatalf("message %d: %v", k, err)
 		}
 		prev = []transcript.ID{id}
 		if k == 65_000 {
 			// b acks everything so far, before the widening.
-			res, err := g.Accept(transcript.Message{ID: mkID(1 << 30), Author: 1, Parents: prev})
+			res, err := g.Accept(causal.Message{ID: mkID(1 << 30), Author: 1, Parents: prev})
 			if err != nil || len(res.FullyAcked) != 65_001 {
 				t.Fatalf("b's ack: %v, %d fully acked", err, len(res.FullyAcked))
 			}
@@ -475,7 +477,7 @@ func TestWideClocks(t *testing.T) {
 		t.Fatal("acks wrong after widening")
 	}
 	// b acks the rest, after the widening.
-	res, err := g.Accept(transcript.Message{ID: mkID(1<<30 + 1), Author: 1, Parents: []transcript.ID{mkID(count - 1)}})
+	res, err := g.Accept(causal.Message{ID: mkID(1<<30 + 1), Author: 1, Parents: []transcript.ID{mkID(count - 1)}})
 	if err != nil || len(res.FullyAcked) != count-65_001 || !g.FullyAcked(last) {
 		t.Fatalf("b's second ack: %v, %d fully acked", err, len(res.FullyAcked))
 	}
@@ -483,3 +485,5 @@ func TestWideClocks(t *testing.T) {
 		t.Fatalf("clock %v", c)
 	}
 }
+
+func compareID(a, b transcript.ID) int { return bytes.Compare(a[:], b[:]) }

@@ -1,9 +1,11 @@
-package transcript
+package causal
 
 import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/mpenc/mpenc/transcript"
 )
 
 // Errors of [Graph.Accept], one per acceptance check of LIVENESS-NOTES §1.2
@@ -53,7 +55,7 @@ var (
 // Author the member index of its author (-1 when not a member).
 type RejectError struct {
 	Err    error
-	ID     ID
+	ID     transcript.ID
 	Author int
 	Detail string
 }
@@ -72,8 +74,8 @@ func (e *RejectError) Unwrap() error { return e.Err }
 // MissingParentError says which parents of a message are not accepted yet.
 // It matches [ErrMissingParent] with errors.Is.
 type MissingParentError struct {
-	ID      ID
-	Missing []ID
+	ID      transcript.ID
+	Missing []transcript.ID
 }
 
 func (e *MissingParentError) Error() string {

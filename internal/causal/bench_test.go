@@ -1,4 +1,4 @@
-package transcript_test
+package causal_test
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mpenc/mpenc/internal/causal"
 	"github.com/mpenc/mpenc/transcript"
 )
 
@@ -16,9 +17,9 @@ import (
 // author's own last message is in that prefix; 70% Payloads, the rest
 // acks. Parent slices are shared, so building it costs little beyond the
 // messages themselves.
-func chatHistory(n, count int, seed uint64) []transcript.Message {
+func chatHistory(n, count int, seed uint64) []causal.Message {
 	rng := rand.New(rand.NewPCG(seed, 7))
-	msgs := make([]transcript.Message, 0, count)
+	msgs := make([]causal.Message, 0, count)
 	lastBy := make([]int, n)
 	for a := range lastBy {
 		lastBy[a] = -1
@@ -30,11 +31,11 @@ func chatHistory(n, count int, seed uint64) []transcript.Message {
 		if k > 0 && rng.IntN(10) < 3 && lastBy[a] < k-1 {
 			parents = headsPrev
 		}
-		kind := transcript.KindPayload
+		kind := causal.KindPayload
 		if rng.IntN(10) < 3 {
-			kind = transcript.KindAutoAck
+			kind = causal.KindAutoAck
 		}
-		m := transcript.Message{ID: mkID(k), Author: a, Parents: parents, Kind: kind}
+		m := causal.Message{ID: mkID(k), Author: a, Parents: parents, Kind: kind}
 		msgs = append(msgs, m)
 		lastBy[a] = k
 		// New heads: heads minus m's parents, plus m.
@@ -57,7 +58,7 @@ func chatHistory(n, count int, seed uint64) []transcript.Message {
 
 // measureInsert accepts msgs into a fresh graph (and a MessageLog when
 // withLog) and returns heap bytes per message and the elapsed time.
-func measureInsert(tb testing.TB, n int, msgs []transcript.Message, withLog bool) (float64, time.Duration) {
+func measureInsert(tb testing.TB, n int, msgs []causal.Message, withLog bool) (float64, time.Duration) {
 	members := make([]string, n)
 	for i := range members {
 		members[i] = fmt.Sprintf("member%02d@example.org/res", i)
@@ -66,15 +67,15 @@ func measureInsert(tb testing.TB, n int, msgs []transcript.Message, withLog bool
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	start := time.Now()
-	g, err := transcript.New(members, transcript.Options{HashKey: 1})
+	g, err := causal.New(members, causal.Options{HashKey: 1})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var log *transcript.MessageLog
-	var ref transcript.TranscriptRef
+	var log *causal.MessageLog
+	var ref causal.TranscriptRef
 	if withLog {
-		log = transcript.NewMessageLog()
-		ref, _ = log.AddTranscript(g, transcript.NoTranscript, nil)
+		log = causal.NewMessageLog()
+		ref, _ = log.AddTranscript(g, causal.NoTranscript, nil)
 	}
 	for k, m := range msgs {
 		res, err := g.Accept(m)
@@ -123,12 +124,12 @@ func BenchmarkGraphMemory(b *testing.B) {
 // BenchmarkAccept is the steady-state cost of one accept in a chat of 3.
 func BenchmarkAccept(b *testing.B) {
 	msgs := chatHistory(3, 1<<16, 3)
-	g, _ := transcript.New([]string{"a", "b", "c"}, transcript.Options{})
+	g, _ := causal.New([]string{"a", "b", "c"}, causal.Options{})
 	k := 0
 	for b.Loop() {
 		if k == len(msgs) {
 			b.StopTimer()
-			g, _ = transcript.New([]string{"a", "b", "c"}, transcript.Options{})
+			g, _ = causal.New([]string{"a", "b", "c"}, causal.Options{})
 			k = 0
 			b.StartTimer()
 		}
@@ -143,7 +144,7 @@ func BenchmarkAccept(b *testing.B) {
 func BenchmarkHellGraph10000(b *testing.B) {
 	msgs := hellGraph(2, 10000)
 	for b.Loop() {
-		g, _ := transcript.New([]string{"a", "b"}, transcript.Options{})
+		g, _ := causal.New([]string{"a", "b"}, causal.Options{})
 		for _, m := range msgs {
 			if _, err := g.Accept(m); err != nil {
 				b.Fatal(err)
@@ -155,7 +156,7 @@ func BenchmarkHellGraph10000(b *testing.B) {
 // TestChatHistoryIsValid keeps the benchmark's generator honest.
 func TestChatHistoryIsValid(t *testing.T) {
 	msgs := chatHistory(4, 3000, 1)
-	g, _ := transcript.New([]string{"a", "b", "c", "d"}, transcript.Options{})
+	g, _ := causal.New([]string{"a", "b", "c", "d"}, causal.Options{})
 	o := newOracle(4)
 	two := 0
 	for k, m := range msgs {

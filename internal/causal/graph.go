@@ -1,10 +1,13 @@
-package transcript
+package causal
 
 import (
+	"bytes"
 	"encoding/hex"
 	"fmt"
 	"slices"
 	"sort"
+
+	"github.com/mpenc/mpenc/transcript"
 )
 
 // maxMessages bounds the messages of one graph, so that an Index+1 fits the
@@ -47,7 +50,7 @@ type Graph struct {
 	members []string
 	n       int
 
-	ids  []ID
+	ids  []transcript.ID
 	meta []meta
 	// The vector clocks, n entries per message: entry a of message i is
 	// how many of a's messages are ≤ i (so entry author(i) is seq(i)).
@@ -78,7 +81,7 @@ type Graph struct {
 	mark   []uint32
 	epoch  uint32
 	events []Index
-	sorted []ID
+	sorted []transcript.ID
 }
 
 // Accepted reports a successful [Graph.Accept].
@@ -143,26 +146,26 @@ func (g *Graph) MemberIndex(id string) (int, bool) {
 func (g *Graph) Len() int { return len(g.ids) }
 
 // Lookup returns the index of an accepted message.
-func (g *Graph) Lookup(id ID) (Index, bool) { return g.table.lookup(&id, g.ids) }
+func (g *Graph) Lookup(id transcript.ID) (Index, bool) { return g.table.lookup(&id, g.ids) }
 
 // Has reports whether the message is accepted.
-func (g *Graph) Has(id ID) bool { _, ok := g.Lookup(id); return ok }
+func (g *Graph) Has(id transcript.ID) bool { _, ok := g.Lookup(id); return ok }
 
 // WasRejected reports whether the message was rejected (among the last
 // 4,096 rejections).
-func (g *Graph) WasRejected(id ID) bool { return g.rejected.has(id) }
+func (g *Graph) WasRejected(id transcript.ID) bool { return g.rejected.has(id) }
 
 // Reject records a message the caller rejected before offering it to the
 // graph (say, a validly signed packet whose body does not decode), so that
 // its descendants are rejected at once with [ErrRejectedParent].
-func (g *Graph) Reject(id ID) {
+func (g *Graph) Reject(id transcript.ID) {
 	if !g.Has(id) {
 		g.rejected.add(id)
 	}
 }
 
 // ID returns the id of message i.
-func (g *Graph) ID(i Index) ID { return g.ids[i] }
+func (g *Graph) ID(i Index) transcript.ID { return g.ids[i] }
 
 // Author returns the member index of the author of message i.
 func (g *Graph) Author(i Index) int { return int(g.meta[i].author) }
@@ -229,17 +232,17 @@ func (g *Graph) LeaveIntent(i Index) bool {
 
 // Heads returns the heads (accepted messages nothing points to yet), sorted
 // bytewise: the parents of the next message we send.
-func (g *Graph) Heads() []ID { return g.AppendHeads(make([]ID, 0, 4)) }
+func (g *Graph) Heads() []transcript.ID { return g.AppendHeads(make([]transcript.ID, 0, 4)) }
 
 // AppendHeads appends the heads, sorted bytewise, to dst.
-func (g *Graph) AppendHeads(dst []ID) []ID {
+func (g *Graph) AppendHeads(dst []transcript.ID) []transcript.ID {
 	start := len(dst)
 	for _, x := range g.headOf {
 		if x != 0 {
 			dst = append(dst, g.ids[x-1])
 		}
 	}
-	slices.SortFunc(dst[start:], ID.Compare)
+	slices.SortFunc(dst[start:], compareID)
 	return dst
 }
 
@@ -339,7 +342,7 @@ func (g *Graph) Accept(m Message) (Accepted, error) {
 		return reject(ErrMalformed, "%d parents for %d members", len(m.Parents), g.n)
 	}
 	g.sorted = append(g.sorted[:0], m.Parents...)
-	slices.SortFunc(g.sorted, ID.Compare)
+	slices.SortFunc(g.sorted, compareID)
 	for k, p := range g.sorted {
 		if p == m.ID {
 			return reject(ErrMalformed, "cites itself")
@@ -358,7 +361,7 @@ func (g *Graph) Accept(m Message) (Accepted, error) {
 	}
 	// 4. Every parent accepted.
 	g.pidx = g.pidx[:0]
-	var missing []ID
+	var missing []transcript.ID
 	for _, p := range m.Parents {
 		if idx, ok := g.table.lookup(&p, g.ids); ok {
 			g.pidx = append(g.pidx, idx)
@@ -516,7 +519,7 @@ func (g *Graph) commit(m *Message) Accepted {
 
 // short formats the first bytes of an id for errors. Taking the id by value
 // keeps callers' loop variables off the heap.
-func short(id ID) string { return hex.EncodeToString(id[:6]) }
+func short(id transcript.ID) string { return hex.EncodeToString(id[:6]) }
 
 // widen moves the clocks to 32-bit entries, once, when an author's seq is
 // about to pass 65,535.
@@ -531,16 +534,16 @@ func (g *Graph) widen() {
 
 // rejectSet remembers the last maxRejected rejected ids.
 type rejectSet struct {
-	m    map[ID]struct{}
-	ring []ID
+	m    map[transcript.ID]struct{}
+	ring []transcript.ID
 	next int
 }
 
-func (s *rejectSet) init() { s.m = make(map[ID]struct{}) }
+func (s *rejectSet) init() { s.m = make(map[transcript.ID]struct{}) }
 
-func (s *rejectSet) has(id ID) bool { _, ok := s.m[id]; return ok }
+func (s *rejectSet) has(id transcript.ID) bool { _, ok := s.m[id]; return ok }
 
-func (s *rejectSet) add(id ID) {
+func (s *rejectSet) add(id transcript.ID) {
 	if s.has(id) {
 		return
 	}
@@ -553,3 +556,6 @@ func (s *rejectSet) add(id ID) {
 	}
 	s.m[id] = struct{}{}
 }
+
+// compareID orders ids bytewise, the order in which parents are sent.
+func compareID(a, b transcript.ID) int { return bytes.Compare(a[:], b[:]) }

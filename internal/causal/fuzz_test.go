@@ -1,11 +1,11 @@
-package transcript_test
+package causal_test
 
 import (
 	"errors"
 	"slices"
 	"testing"
 
-	"github.com/mpenc/mpenc/transcript"
+	"github.com/mpenc/mpenc/internal/causal"
 )
 
 // FuzzAccept drives a graph with messages whose authors, kinds and parents
@@ -26,7 +26,7 @@ func FuzzAccept(f *testing.F) {
 		}
 		n := 1 + int(data[0])%8
 		members := []string{"a", "b", "c", "d", "e", "f", "g", "h"}[:n]
-		g, err := transcript.New(members, transcript.Options{HashKey: uint64(len(data))})
+		g, err := causal.New(members, causal.Options{HashKey: uint64(len(data))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -35,10 +35,10 @@ func FuzzAccept(f *testing.F) {
 		next := 0
 		for len(data) >= 3 {
 			author := int(data[0]) % (n + 1)
-			kind := transcript.Kind(data[1] % 7)
+			kind := causal.Kind(data[1] % 7)
 			np := int(data[2]) % (n + 3)
 			data = data[3:]
-			m := transcript.Message{ID: mkID(next), Author: author, Kind: kind}
+			m := causal.Message{ID: mkID(next), Author: author, Kind: kind}
 			next++
 			for k := 0; k < np && len(data) > 0; k++ {
 				b := int(data[0])
@@ -75,7 +75,7 @@ func FuzzAccept(f *testing.F) {
 				// A parent the graph remembers as rejected is rejected
 				// instead of awaited; the oracle does not remember
 				// rejections, so accept that one difference.
-				if !(want == transcript.ErrMissingParent && errors.Is(err, transcript.ErrRejectedParent)) {
+				if !(want == causal.ErrMissingParent && errors.Is(err, causal.ErrRejectedParent)) {
 					t.Fatalf("graph says %v, oracle %v", err, want)
 				}
 			}

@@ -1,4 +1,4 @@
-package transcript_test
+package causal_test
 
 import (
 	"encoding/binary"
@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"github.com/mpenc/mpenc/internal/causal"
 	"github.com/mpenc/mpenc/transcript"
 )
 
@@ -51,7 +52,7 @@ type oracle struct {
 	ids     []transcript.ID
 	pos     map[transcript.ID]int
 	author  []int
-	kind    []transcript.Kind
+	kind    []causal.Kind
 	parents [][]int
 	anc     []bitset // strict ancestors
 	fa      []bool
@@ -64,35 +65,35 @@ func (o *oracle) less(a, b int) bool { return o.anc[b].has(a) }
 
 // check returns the sentinel the rules give for m, or nil, or
 // ErrMissingParent.
-func (o *oracle) check(m transcript.Message) error {
+func (o *oracle) check(m causal.Message) error {
 	if _, ok := o.pos[m.ID]; ok {
-		return transcript.ErrDuplicate
+		return causal.ErrDuplicate
 	}
 	if !m.Kind.Valid() || len(m.Parents) > o.n {
-		return transcript.ErrMalformed
+		return causal.ErrMalformed
 	}
 	seen := map[transcript.ID]bool{}
 	for _, p := range m.Parents {
 		if p == m.ID || seen[p] {
-			return transcript.ErrMalformed
+			return causal.ErrMalformed
 		}
 		seen[p] = true
 	}
 	if m.Author < 0 || m.Author >= o.n {
-		return transcript.ErrNotMember
+		return causal.ErrNotMember
 	}
 	var ps []int
 	for _, p := range m.Parents {
 		i, ok := o.pos[p]
 		if !ok {
-			return transcript.ErrMissingParent
+			return causal.ErrMissingParent
 		}
 		ps = append(ps, i)
 	}
 	authors := map[int]bool{}
 	for _, p := range ps {
 		if authors[o.author[p]] {
-			return transcript.ErrRedundantParents
+			return causal.ErrRedundantParents
 		}
 		authors[o.author[p]] = true
 	}
@@ -111,30 +112,30 @@ func (o *oracle) check(m transcript.Message) error {
 			}
 		}
 		if !ok {
-			return transcript.ErrFork
+			return causal.ErrFork
 		}
 	}
 	for _, p := range ps {
 		for _, q := range ps {
 			if p != q && o.less(p, q) {
-				return transcript.ErrNotAntichain
+				return causal.ErrNotAntichain
 			}
 		}
 	}
 	// After-FIN rule.
 	fin := -1
 	for i := range o.ids {
-		if o.author[i] == m.Author && o.kind[i] == transcript.KindFin {
+		if o.author[i] == m.Author && o.kind[i] == causal.KindFin {
 			fin = i
 			break
 		}
 	}
 	if fin >= 0 {
 		switch {
-		case m.Kind.IsExplicitAck() || m.Kind == transcript.KindFlush:
-		case m.Kind == transcript.KindFin && len(ps) == 1 && ps[0] == fin:
+		case m.Kind.IsExplicitAck() || m.Kind == causal.KindFlush:
+		case m.Kind == causal.KindFin && len(ps) == 1 && ps[0] == fin:
 		default:
-			return transcript.ErrAfterFin
+			return causal.ErrAfterFin
 		}
 	}
 	return nil
@@ -142,7 +143,7 @@ func (o *oracle) check(m transcript.Message) error {
 
 // add accepts m (check must have passed) and returns the newly fully acked
 // positions in accept order.
-func (o *oracle) add(m transcript.Message) []int {
+func (o *oracle) add(m causal.Message) []int {
 	i := len(o.ids)
 	o.ids = append(o.ids, m.ID)
 	o.pos[m.ID] = i
@@ -203,7 +204,7 @@ func (o *oracle) heads() []transcript.ID {
 			h = append(h, id)
 		}
 	}
-	slices.SortFunc(h, transcript.ID.Compare)
+	slices.SortFunc(h, compareID)
 	return h
 }
 
@@ -211,7 +212,7 @@ func (o *oracle) heads() []transcript.ID {
 // each citing the heads of its author's view at the time.
 type history struct {
 	n    int
-	msgs []transcript.Message
+	msgs []causal.Message
 }
 
 // genHistory makes count messages among n authors. Each author has a view
@@ -224,7 +225,7 @@ func genHistory(rng *rand.Rand, n, count int, hell bool) *history {
 	if hell {
 		h.msgs = hellGraph(n, count)
 		for k := range h.msgs {
-			h.msgs[k].Kind = transcript.Kind(rng.IntN(3)) // payloads and acks
+			h.msgs[k].Kind = causal.Kind(rng.IntN(3)) // payloads and acks
 		}
 		return h
 	}
@@ -232,8 +233,8 @@ func genHistory(rng *rand.Rand, n, count int, hell bool) *history {
 	for a := range views {
 		views[a] = map[int]bool{}
 	}
-	kinds := []transcript.Kind{transcript.KindPayload, transcript.KindPayload, transcript.KindPayload,
-		transcript.KindAutoAck, transcript.KindManualAck, transcript.KindFlush, transcript.KindHeartBeat}
+	kinds := []causal.Kind{causal.KindPayload, causal.KindPayload, causal.KindPayload,
+		causal.KindAutoAck, causal.KindManualAck, causal.KindFlush, causal.KindHeartBeat}
 	finned := make([]bool, n)
 	for k := 0; k < count; k++ {
 		a := rng.IntN(n)
@@ -269,17 +270,17 @@ func genHistory(rng *rand.Rand, n, count int, hell bool) *history {
 				parents = append(parents, h.msgs[i].ID)
 			}
 		}
-		slices.SortFunc(parents, transcript.ID.Compare)
+		slices.SortFunc(parents, compareID)
 		kind := kinds[rng.IntN(len(kinds))]
 		switch {
 		case finned[a]:
 			// An honest author only acks or flushes after its FIN.
-			kind = []transcript.Kind{transcript.KindAutoAck, transcript.KindFlush}[rng.IntN(2)]
+			kind = []causal.Kind{causal.KindAutoAck, causal.KindFlush}[rng.IntN(2)]
 		case rng.IntN(count) < n/2:
-			kind = transcript.KindFin
+			kind = causal.KindFin
 			finned[a] = true
 		}
-		m := transcript.Message{ID: mkID(len(h.msgs)), Author: a, Parents: parents, Kind: kind}
+		m := causal.Message{ID: mkID(len(h.msgs)), Author: a, Parents: parents, Kind: kind}
 		v[len(h.msgs)] = true
 		h.msgs = append(h.msgs, m)
 	}
