@@ -6,14 +6,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mpenc/mpenc/channel/memchan"
+	"github.com/mpenc/mpenc/internal/memhub"
 	"github.com/mpenc/mpenc/internal/sim"
 	"github.com/mpenc/mpenc/session"
 )
 
 // fixedHop is a room with a fixed 10 ms delay per hop (sender to server,
 // server to each recipient): 20 ms per broadcast.
-var fixedHop = memchan.Faults{Uplink: 10 * time.Millisecond, Downlink: 10 * time.Millisecond}
+var fixedHop = memhub.Faults{Uplink: 10 * time.Millisecond, Downlink: 10 * time.Millisecond}
 
 func benchWorld(b *testing.B, n int) (*sim.World, []string) {
 	w := sim.NewWorld(uint64(n), fixedHop, session.LoopbackTiming())

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mpenc/mpenc/channel/memchan"
+	"github.com/mpenc/mpenc/internal/memhub"
 	"github.com/mpenc/mpenc/internal/sim"
 	"github.com/mpenc/mpenc/internal/wire"
 	"github.com/mpenc/mpenc/session"
@@ -18,9 +18,9 @@ import (
 var ref = session.ReferenceTiming()
 
 // hop is the room's per-hop delay in scenarios: well inside BC.
-var hop = memchan.Faults{Uplink: 20 * time.Millisecond, Downlink: 20 * time.Millisecond, Jitter: 10 * time.Millisecond}
+var hop = memhub.Faults{Uplink: 20 * time.Millisecond, Downlink: 20 * time.Millisecond, Jitter: 10 * time.Millisecond}
 
-func world(t *testing.T, seed uint64, faults memchan.Faults, ids ...string) *sim.World {
+func world(t *testing.T, seed uint64, faults memhub.Faults, ids ...string) *sim.World {
 	t.Helper()
 	w := sim.NewWorld(seed, faults, ref)
 	for _, id := range ids {

@@ -28,7 +28,7 @@ func (k keys) IdentityKey(m string) (crypto.PublicKey, error) {
 // TestSessionRealTime runs three sessions with goroutines over a real-time
 // memchan room: join, auto-include, messages, part.
 func TestSessionRealTime(t *testing.T) {
-	room := memchan.NewRoom(1, memchan.Faults{Downlink: time.Millisecond})
+	room := memchan.NewRoom(time.Millisecond)
 	defer room.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -120,7 +120,7 @@ func (r refusingChannel) Enter(context.Context) error { return r.err }
 // once with ErrEnterFailed carrying the channel's reason, instead of
 // waiting for an enter that never comes; the state is JOIN_FAILED.
 func TestSessionEnterFailed(t *testing.T) {
-	room := memchan.NewRoom(2, memchan.Faults{})
+	room := memchan.NewRoom(0)
 	defer room.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/trusttest"
 	"github.com/mpenc/mpenc/trust"
-	"github.com/mpenc/mpenc/trust/trusttest"
 )
 
 // BenchmarkUnlockDefaultKDF: what a user waits for at start, and what each

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mpenc/mpenc/internal/trusttest"
 	"github.com/mpenc/mpenc/session"
 	"github.com/mpenc/mpenc/transcript"
 	"github.com/mpenc/mpenc/trust"
-	"github.com/mpenc/mpenc/trust/trusttest"
 )
 
 func TestTrustBackend(t *testing.T) {

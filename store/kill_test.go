@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mpenc/mpenc/internal/trusttest"
 	"github.com/mpenc/mpenc/trust"
-	"github.com/mpenc/mpenc/trust/trusttest"
 )
 
 const (

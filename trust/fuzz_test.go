@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/trusttest"
 	"github.com/mpenc/mpenc/trust"
-	"github.com/mpenc/mpenc/trust/trusttest"
 )
 
 // FuzzParseURI: no input crashes the parser, and whatever it accepts has

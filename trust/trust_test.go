@@ -9,9 +9,9 @@ import (
 
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/greeter"
+	"github.com/mpenc/mpenc/internal/trusttest"
 	"github.com/mpenc/mpenc/session"
 	"github.com/mpenc/mpenc/trust"
-	"github.com/mpenc/mpenc/trust/trusttest"
 )
 
 // The directory is what a session takes as its key directory.

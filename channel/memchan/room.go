@@ -1,3 +1,17 @@
+// Package memchan is an in-memory server-ordered room with the
+// channel.GroupChannel contract: members on one machine, in one process,
+// talking through a server that orders everything the way an XMPP room
+// does (every packet echoed to its sender, membership stamped on each).
+// Use it to try the session API, or to test code that talks mpENC, without
+// an XMPP server:
+//
+//	room := memchan.NewRoom(5 * time.Millisecond)
+//	defer room.Close()
+//	alice := room.Conn("alice@example.org/laptop") // a channel.GroupChannel
+//
+// The room runs in real time on the wall clock. The simulator drives the
+// same server deterministically, on a virtual clock and with a hostile
+// mode (internal/memhub).
 package memchan
 
 import (
@@ -7,26 +21,29 @@ import (
 	"time"
 
 	"github.com/mpenc/mpenc/channel"
+	"github.com/mpenc/mpenc/internal/memhub"
 )
 
-// Room runs a Hub in real time for code that uses channel.GroupChannel with
-// goroutines (the Session wrapper, examples). Virtual time follows the wall
-// clock: a delivery due in 5 ms happens 5 ms later. Safe for concurrent use.
+// Room is an in-memory room served in real time: a delivery due in 5 ms
+// happens 5 ms later. Safe for concurrent use.
 type Room struct {
 	mu     sync.Mutex
-	hub    *Hub
-	conns  map[string]*Conn
+	hub    *memhub.Hub
+	conns  map[string]*conn
 	wake   chan struct{}
 	done   chan struct{}
 	closed bool
 	wg     sync.WaitGroup
 }
 
-// NewRoom starts a real-time room with the given faults.
-func NewRoom(seed uint64, faults Faults) *Room {
+// NewRoom starts a room whose server delivers every packet, enter and
+// leave latency after it was sent (half of it on the way to the server,
+// half on the way back), in one order for everyone.
+func NewRoom(latency time.Duration) *Room {
+	faults := memhub.Faults{Uplink: latency / 2, Downlink: latency - latency/2}
 	r := &Room{
-		hub:   NewHub(time.Now(), seed, faults),
-		conns: map[string]*Conn{},
+		hub:   memhub.NewHub(time.Now(), 1, faults),
+		conns: map[string]*conn{},
 		wake:  make(chan struct{}, 1),
 		done:  make(chan struct{}),
 	}
@@ -43,7 +60,7 @@ func (r *Room) Close() {
 		return
 	}
 	r.closed = true
-	conns := make([]*Conn, 0, len(r.conns))
+	conns := make([]*conn, 0, len(r.conns))
 	for _, c := range r.conns {
 		conns = append(conns, c)
 	}
@@ -55,40 +72,30 @@ func (r *Room) Close() {
 	}
 }
 
-// Stats returns the hub's counters.
-func (r *Room) Stats() Stats {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.hub.Stats()
-}
-
-// Members returns the membership as the server sees it.
-func (r *Room) Members() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.hub.Members()
-}
-
 // Conn returns the connection of member self, creating it on first use.
-func (r *Room) Conn(self string) *Conn {
+// Closing it leaves the room.
+func (r *Room) Conn(self string) channel.GroupChannel { return r.conn(self) }
+
+func (r *Room) conn(self string) *conn {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if c, ok := r.conns[self]; ok {
 		return c
 	}
-	c := &Conn{room: r, self: self, events: make(chan channel.Event), notify: make(chan struct{}, 1), stop: make(chan struct{})}
+	c := &conn{room: r, self: self, events: make(chan channel.Event), notify: make(chan struct{}, 1), stop: make(chan struct{})}
 	r.conns[self] = c
 	c.wg.Add(1)
 	go c.forward()
 	return c
 }
 
-// Crash drops a member's connection at once (others see it leave).
+// Crash drops a member's connection at once, as a dying client or a cut
+// network would: the others see it leave, it gets no word of it.
 func (r *Room) Crash(self string) {
-	r.do(func(h *Hub) { h.Crash(self) })
+	r.do(func(h *memhub.Hub) { h.Crash(self) })
 }
 
-func (r *Room) do(f func(h *Hub)) {
+func (r *Room) do(f func(h *memhub.Hub)) {
 	r.mu.Lock()
 	f(r.hub)
 	r.mu.Unlock()
@@ -133,8 +140,8 @@ func (r *Room) pump() {
 	}
 }
 
-// Conn is one member's connection to a Room: a channel.GroupChannel.
-type Conn struct {
+// conn is one member's connection to a Room.
+type conn struct {
 	room *Room
 	self string
 
@@ -149,18 +156,18 @@ type Conn struct {
 	wg      sync.WaitGroup
 }
 
-var _ channel.GroupChannel = (*Conn)(nil)
+var _ channel.GroupChannel = (*conn)(nil)
 
-// ErrClosed is returned by a Conn after Close.
-var ErrClosed = errors.New("memchan: connection closed")
+// errClosed is returned by a conn after Close.
+var errClosed = errors.New("memchan: connection closed")
 
 // Self returns the member id.
-func (c *Conn) Self() string { return c.self }
+func (c *conn) Self() string { return c.self }
 
 // Events returns the stream of events; it is closed by Close.
-func (c *Conn) Events() <-chan channel.Event { return c.events }
+func (c *conn) Events() <-chan channel.Event { return c.events }
 
-func (c *Conn) enqueue(ev channel.Event) {
+func (c *conn) enqueue(ev channel.Event) {
 	c.mu.Lock()
 	c.queue = append(c.queue, ev)
 	switch ev.Kind {
@@ -182,7 +189,7 @@ func (c *Conn) enqueue(ev channel.Event) {
 	}
 }
 
-func (c *Conn) forward() {
+func (c *conn) forward() {
 	defer c.wg.Done()
 	defer close(c.events)
 	for {
@@ -211,12 +218,12 @@ func (c *Conn) forward() {
 }
 
 // waitRoom waits until the own presence is want, or ctx ends.
-func (c *Conn) waitRoom(ctx context.Context, want bool) error {
+func (c *conn) waitRoom(ctx context.Context, want bool) error {
 	for {
 		c.mu.Lock()
 		if c.stopped {
 			c.mu.Unlock()
-			return ErrClosed
+			return errClosed
 		}
 		if c.inRoom == want {
 			c.mu.Unlock()
@@ -234,31 +241,31 @@ func (c *Conn) waitRoom(ctx context.Context, want bool) error {
 }
 
 // Enter enters the room and waits for our own enter event.
-func (c *Conn) Enter(ctx context.Context) error {
-	c.room.do(func(h *Hub) { h.Enter(c.self) })
+func (c *conn) Enter(ctx context.Context) error {
+	c.room.do(func(h *memhub.Hub) { h.Enter(c.self) })
 	return c.waitRoom(ctx, true)
 }
 
 // Leave leaves the room and waits for our own leave event.
-func (c *Conn) Leave(ctx context.Context) error {
-	c.room.do(func(h *Hub) { h.Leave(c.self) })
+func (c *conn) Leave(ctx context.Context) error {
+	c.room.do(func(h *memhub.Hub) { h.Leave(c.self) })
 	return c.waitRoom(ctx, false)
 }
 
 // Send broadcasts a wire string, best effort.
-func (c *Conn) Send(ctx context.Context, wire string) error {
-	c.room.do(func(h *Hub) { h.Send(c.self, wire) })
+func (c *conn) Send(ctx context.Context, wire string) error {
+	c.room.do(func(h *memhub.Hub) { h.Send(c.self, wire) })
 	return ctx.Err()
 }
 
 // Kick removes members (every member may kick in a memchan room).
-func (c *Conn) Kick(ctx context.Context, members []string) error {
-	c.room.do(func(h *Hub) { h.Kick(c.self, members) })
+func (c *conn) Kick(ctx context.Context, members []string) error {
+	c.room.do(func(h *memhub.Hub) { h.Kick(c.self, members) })
 	return ctx.Err()
 }
 
 // Close leaves the room if needed and closes the events stream.
-func (c *Conn) Close() error {
+func (c *conn) Close() error {
 	c.mu.Lock()
 	in := c.inRoom
 	c.mu.Unlock()
@@ -271,7 +278,7 @@ func (c *Conn) Close() error {
 	return nil
 }
 
-func (c *Conn) shutdown() {
+func (c *conn) shutdown() {
 	c.mu.Lock()
 	if c.stopped {
 		c.mu.Unlock()

@@ -17,7 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mpenc/mpenc/app"
-	"github.com/mpenc/mpenc/app/applog"
+	"github.com/mpenc/mpenc/internal/applog"
 )
 
 const usage = `mpenc-bot: an mpENC bot for XMPP rooms.

@@ -21,7 +21,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/mpenc/mpenc/app"
-	"github.com/mpenc/mpenc/app/applog"
+	"github.com/mpenc/mpenc/internal/applog"
 	"github.com/mpenc/mpenc/store"
 )
 

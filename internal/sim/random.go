@@ -7,7 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/mpenc/mpenc/channel/memchan"
+	"github.com/mpenc/mpenc/internal/memhub"
 	"github.com/mpenc/mpenc/internal/subsession"
 	"github.com/mpenc/mpenc/session"
 )
@@ -20,7 +20,7 @@ type Scenario struct {
 	Quiet   time.Duration // then nothing but the protocol, this long
 	Crashes bool          // members drop and come back
 	Hostile bool          // the server drops, duplicates, reorders and injects
-	Faults  memchan.Faults
+	Faults  memhub.Faults
 }
 
 // NewScenario derives a scenario from a seed: mostly small rooms (2–5
@@ -40,7 +40,7 @@ func NewScenario(seed uint64, hostile bool) Scenario {
 	}
 	s.Crashes = r.Float64() < 1.0/3
 	// Every delivery within BC (5 s): a few ms to a few hundred.
-	s.Faults = memchan.Faults{
+	s.Faults = memhub.Faults{
 		Uplink:   time.Duration(1+r.IntN(30)) * time.Millisecond,
 		Downlink: time.Duration(1+r.IntN(30)) * time.Millisecond,
 		Jitter:   time.Duration(1+r.IntN(200)) * time.Millisecond,

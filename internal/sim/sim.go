@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/mpenc/mpenc/channel"
-	"github.com/mpenc/mpenc/channel/memchan"
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/memhub"
 	"github.com/mpenc/mpenc/internal/subsession"
 	"github.com/mpenc/mpenc/session"
 	"github.com/mpenc/mpenc/transcript"
@@ -46,7 +46,7 @@ type SentMessage struct {
 
 // World is the simulation: a hub, members and a clock.
 type World struct {
-	Hub     *memchan.Hub
+	Hub     *memhub.Hub
 	Rand    *rand.Rand
 	Timing  subsession.Timing
 	Members map[string]*Member
@@ -105,9 +105,9 @@ func (w *World) Act(id string, a session.Action) {
 }
 
 // NewWorld creates a world with the given seed, room faults and timing.
-func NewWorld(seed uint64, faults memchan.Faults, timing subsession.Timing) *World {
+func NewWorld(seed uint64, faults memhub.Faults, timing subsession.Timing) *World {
 	return &World{
-		Hub:     memchan.NewHub(Start, seed, faults),
+		Hub:     memhub.NewHub(Start, seed, faults),
 		Rand:    rand.New(rand.NewPCG(seed, seed*0x9e3779b97f4a7c15+1)),
 		Timing:  timing,
 		Members: map[string]*Member{},

@@ -1,10 +1,7 @@
-// Package memchan is an in-memory server-ordered room with the
-// channel.GroupChannel contract, for tests and the simulator.
-//
-// [Hub] is the deterministic core: a virtual clock, seeded randomness, and a
-// queue of deliveries. The simulator drives it step by step ([Hub.Step]);
-// nothing happens by itself. [Room] wraps a Hub for real-time use and hands
-// out [Conn] values implementing channel.GroupChannel.
+// Package memhub is the deterministic server of an in-memory room: a
+// virtual clock, seeded randomness, and a queue of deliveries. The
+// simulator drives it step by step ([Hub.Step]); nothing happens by itself.
+// channel/memchan runs one in real time behind channel.GroupChannel.
 //
 // The server model: a packet sent at time t reaches the server after the
 // sender's uplink delay; there it gets its place in the single order and is
@@ -17,7 +14,7 @@
 // server that drops, duplicates, reorders per recipient or injects packets.
 // Drops and duplicates are per recipient, so members can see different
 // things, which is exactly what a hostile server can do.
-package memchan
+package memhub
 
 import (
 	"container/heap"
@@ -316,5 +313,5 @@ func (h *Hub) deliver(to string, ev channel.Event, isPacket bool) {
 
 // String describes the hub.
 func (h *Hub) String() string {
-	return fmt.Sprintf("memchan.Hub(t=%s, %d members, %d pending)", h.now.Format(time.RFC3339Nano), len(h.members), len(h.pending))
+	return fmt.Sprintf("memhub.Hub(t=%s, %d members, %d pending)", h.now.Format(time.RFC3339Nano), len(h.members), len(h.pending))
 }

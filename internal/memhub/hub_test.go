@@ -1,7 +1,6 @@
-package memchan
+package memhub
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"testing"
@@ -122,42 +121,5 @@ func TestHubKick(t *testing.T) {
 	}
 	if got := h.Members(); !slices.Equal(got, []string{"a", "b"}) {
 		t.Errorf("members %v", got)
-	}
-}
-
-func TestRoomConn(t *testing.T) {
-	r := NewRoom(1, Faults{Downlink: time.Millisecond})
-	defer r.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	a, b := r.Conn("a"), r.Conn("b")
-	if err := a.Enter(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Enter(ctx); err != nil {
-		t.Fatal(err)
-	}
-	a.Send(ctx, "hello")
-	want := []channel.EventKind{channel.EventOwnEnter, channel.EventOthers, channel.EventPacket}
-	for i, k := range want {
-		select {
-		case ev := <-a.Events():
-			if ev.Kind != k {
-				t.Fatalf("event %d: %v, want %v", i, ev.Kind, k)
-			}
-		case <-ctx.Done():
-			t.Fatal("timeout")
-		}
-	}
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case ev := <-a.Events():
-		if ev.Kind != channel.EventOthers || !slices.Equal(ev.Leave, []string{"b"}) {
-			t.Fatalf("got %v", ev)
-		}
-	case <-ctx.Done():
-		t.Fatal("timeout")
 	}
 }

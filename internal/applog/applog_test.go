@@ -9,7 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mpenc/mpenc/app"
-	"github.com/mpenc/mpenc/app/applog"
+	"github.com/mpenc/mpenc/internal/applog"
 )
 
 func TestZerolog(t *testing.T) {
