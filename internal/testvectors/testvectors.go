@@ -1,9 +1,10 @@
-// Package testvectors finds and loads the conformance vectors in
-// ../shared/vectors for tests. It is imported by tests only.
+// Package testvectors finds and loads the conformance vectors for tests. It
+// is imported by tests only.
 //
-// The folder is $MPENC_VECTORS when set, else the "shared/vectors" folder
-// beside the module root (the layout CI uses: the project and shared/ side
-// by side). A missing folder fails the test with a clear message: the
+// The folder is $MPENC_VECTORS when set, else "testdata" at the module root
+// (found by walking up from the working directory to go.mod), where the
+// repository keeps the vectors (testdata/README.md says where they came
+// from). A missing folder fails the test with a clear message: the
 // conformance tests must never pass by skipping.
 package testvectors
 
@@ -14,32 +15,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mpenc/mpenc/internal/conformance"
 )
 
 // Dir returns the vectors folder or fails tb.
 func Dir(tb testing.TB) string {
 	tb.Helper()
-	if d := os.Getenv("MPENC_VECTORS"); d != "" {
-		return mustDir(tb, d)
-	}
-	wd, err := os.Getwd()
+	d, err := conformance.VectorsDir()
 	if err != nil {
-		tb.Fatalf("testvectors: %v", err)
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return mustDir(tb, filepath.Join(d, "..", "shared", "vectors"))
-		}
-		if filepath.Dir(d) == d {
-			tb.Fatalf("testvectors: no go.mod above %s", wd)
-		}
-	}
-}
-
-func mustDir(tb testing.TB, d string) string {
-	tb.Helper()
-	if st, err := os.Stat(d); err != nil || !st.IsDir() {
-		tb.Fatalf("testvectors: the conformance vectors are missing at %s (set MPENC_VECTORS, or check out shared/ beside the project): %v", d, err)
+		tb.Fatal(err)
 	}
 	return d
 }
