@@ -4,24 +4,59 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime/debug"
+	"strings"
 )
 
-// CheckFile reads one vector file, recognises its shape and checks it. A
-// file that cannot be read or understood is reported as one failure.
-func CheckFile(path string) *Report {
-	r := &Report{File: path}
+// CheckFile reads one vector file, recognises its shape ([Detect]) and
+// checks it. A file that cannot be read or understood is reported as one
+// failure.
+func CheckFile(path string) *Report { return CheckFileAs(path, "") }
+
+// CheckFileAs is [CheckFile] with the shape forced to kind (none: detect
+// it). A kind that is not one of [Kinds], or a file that lacks the forced
+// shape's keys, is reported as one failure without running any checker.
+func CheckFileAs(path string, kind Kind) *Report {
+	r := &Report{File: path, Kind: kind}
+	if kind != "" {
+		if _, err := ParseKind(string(kind)); err != nil {
+			r.fail("%v", err)
+			return r
+		}
+	}
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		r.fail("%v", err)
 		return r
 	}
-	if r.Kind, err = Detect(raw); err != nil {
-		r.fail("%s: %v", path, err)
-		return r
+	if kind == "" {
+		if r.Kind, err = Detect(raw); err != nil {
+			r.fail("%v", err)
+			return r
+		}
+	} else {
+		top, err := topKeys(raw)
+		if err != nil {
+			r.fail("%v", err)
+			return r
+		}
+		sh, _ := shapeOf(kind)
+		if miss := sh.missing(top); len(miss) > 0 {
+			r.fail("not a file of shape %s: it lacks the keys %s", kind, strings.Join(miss, ", "))
+			return r
+		}
 	}
+	// A checker must report malformed content as failures; should one
+	// panic on it all the same, the panic is one failure of this file (and
+	// a bug of that checker), not the end of the run.
+	defer func() {
+		if p := recover(); p != nil {
+			r.fail("the %s checker crashed on this file (a bug of the checker): %v\n%s", r.Kind, p, debug.Stack())
+		}
+	}()
 	decode := func(v any) bool {
 		if err := json.Unmarshal(raw, v); err != nil {
-			r.fail("%s: %v", path, err)
+			r.fail("%v", err)
 			return false
 		}
 		return true
@@ -41,7 +76,7 @@ func CheckFile(path string) *Report {
 		var f Flow
 		if decode(&f) {
 			if len(f.Operations) == 0 {
-				r.fail("%s: no operations", path)
+				r.fail("no operations")
 			}
 			CheckFlow(&f, r)
 		}
@@ -51,10 +86,10 @@ func CheckFile(path string) *Report {
 			CheckTrace(&t, r)
 		}
 	default:
-		r.fail("%s: shape %q has no checker", path, r.Kind)
+		r.fail("shape %q has no checker", r.Kind)
 	}
 	if r.Passed == 0 && r.Failed == 0 {
-		r.fail("%s: nothing was checked", path)
+		r.fail("nothing was checked")
 	}
 	return r
 }

@@ -93,8 +93,12 @@ func CheckUpstream(u *Upstream, r *Report) {
 		r.equal(fmt.Sprintf("greet signature %d", i), hex.EncodeToString(g[:]), c.GreetSig)
 		r.equal(fmt.Sprintf("data signature %d", i), hex.EncodeToString(d[:]), c.DataSig)
 		next := cases[(i+1)%len(cases)]
-		ng, _ := unhex(next.GreetSig)
-		nd, _ := unhex(next.DataSig)
+		ng, err1 := unhex(next.GreetSig)
+		nd, err2 := unhex(next.DataSig)
+		if !r.check(err1 == nil && err2 == nil && len(ng) == crypto.SignatureSize && len(nd) == crypto.SignatureSize,
+			"signature case %d: the next case's signatures are not %d-byte hex", i, crypto.SignatureSize) {
+			continue
+		}
 		r.check(!wire.VerifyGreet(pub, data, (*crypto.Signature)(ng)) && !wire.VerifyData(pub, &skh, data, (*crypto.Signature)(nd)),
 			"signature case %d: a shifted signature verifies", i)
 		r.check(!wire.VerifyData(pub, &skh, data, &g) && !wire.VerifyGreet(pub, data, &d),

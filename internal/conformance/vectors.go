@@ -237,29 +237,104 @@ const (
 	KindTrace    Kind = "session-trace"
 )
 
-// Detect recognises a file's shape from its top-level keys.
-func Detect(raw []byte) (Kind, error) {
+// shapes lists every shape with the top-level keys that identify it, from
+// the most specific (the most keys required) to the least. [Detect] takes
+// the first shape whose keys are all present, so a file of a specific shape
+// that also carries a less specific shape's keys keeps its own: a session
+// trace that also lists greeter operations is a trace. Keys that no shape
+// names are ignored and never change the verdict.
+var shapes = []shape{
+	{KindTrace, []string{"trace", "snapshots", "staticKeys"}},
+	{KindUpstream, []string{"keys", "packets", "codec_signMessage"}},
+	{KindMisc, []string{"serverOrder", "chainHash", "padding"}},
+	{KindFlow, []string{"operations", "staticKeys"}},
+}
+
+// shape is a vector file's shape and the top-level keys it requires.
+type shape struct {
+	kind Kind
+	keys []string
+}
+
+// Kinds returns the shape names, most specific first.
+func Kinds() []Kind {
+	out := make([]Kind, len(shapes))
+	for i, sh := range shapes {
+		out[i] = sh.kind
+	}
+	return out
+}
+
+// kindList is the shape names as "a, b, c".
+func kindList() string {
+	var names []string
+	for _, sh := range shapes {
+		names = append(names, string(sh.kind))
+	}
+	return strings.Join(names, ", ")
+}
+
+// ParseKind returns the shape named s, or an error listing the names.
+func ParseKind(s string) (Kind, error) {
+	for _, sh := range shapes {
+		if string(sh.kind) == s {
+			return sh.kind, nil
+		}
+	}
+	return "", fmt.Errorf("conformance: unknown kind %q (the kinds are %s)", s, kindList())
+}
+
+func shapeOf(k Kind) (shape, bool) {
+	for _, sh := range shapes {
+		if sh.kind == k {
+			return sh, true
+		}
+	}
+	return shape{}, false
+}
+
+// topKeys decodes a JSON object's top-level keys.
+func topKeys(raw []byte) (map[string]json.RawMessage, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &top); err != nil {
+		return nil, err
+	}
+	if top == nil {
+		return nil, errors.New("conformance: not a JSON object")
+	}
+	return top, nil
+}
+
+// missing returns the keys of sh that top lacks.
+func (sh shape) missing(top map[string]json.RawMessage) []string {
+	var out []string
+	for _, k := range sh.keys {
+		if _, ok := top[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// Detect recognises a file's shape from its top-level keys: the most
+// specific shape whose keys are all present (the first of shapes). When two shapes
+// of the same specificity both match, the file is ambiguous and Detect
+// fails (force the kind instead).
+func Detect(raw []byte) (Kind, error) {
+	top, err := topKeys(raw)
+	if err != nil {
 		return "", err
 	}
-	has := func(keys ...string) bool {
-		for _, k := range keys {
-			if _, ok := top[k]; !ok {
-				return false
+	for i, sh := range shapes {
+		if len(sh.missing(top)) > 0 {
+			continue
+		}
+		for _, other := range shapes[i+1:] {
+			if len(other.keys) == len(sh.keys) && len(other.missing(top)) == 0 {
+				return "", fmt.Errorf("conformance: ambiguous: the file has the keys of both %s and %s", sh.kind, other.kind)
 			}
 		}
-		return true
-	}
-	switch {
-	case has("operations", "staticKeys"):
-		return KindFlow, nil
-	case has("trace", "snapshots", "staticKeys"):
-		return KindTrace, nil
-	case has("keys", "packets", "codec_signMessage"):
-		return KindUpstream, nil
-	case has("serverOrder", "chainHash", "padding"):
-		return KindMisc, nil
+		return sh.kind, nil
 	}
 	return "", errUnknownShape
 }
