@@ -81,6 +81,3 @@ func Verify(pub PublicKey, message []byte, sig *Signature) bool {
 	opCounts.verifyBytes.Add(int64(len(message)))
 	return ed25519.Verify(pub[:], message, sig[:])
 }
-
-// Bytes returns the key as a byte slice (a copy).
-func (p PublicKey) Bytes() []byte { return append([]byte(nil), p[:]...) }

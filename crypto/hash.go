@@ -6,16 +6,13 @@ import (
 	"crypto/subtle"
 )
 
-// HashSize is the size of a SHA-256 digest.
-const HashSize = sha256.Size
-
 // Hash returns SHA-256 of the concatenation of parts.
-func Hash(parts ...[]byte) [HashSize]byte {
+func Hash(parts ...[]byte) [sha256.Size]byte {
 	h := sha256.New()
 	for _, p := range parts {
 		h.Write(p)
 	}
-	var out [HashSize]byte
+	var out [sha256.Size]byte
 	h.Sum(out[:0])
 	return out
 }

@@ -7,17 +7,14 @@ import (
 	"io"
 )
 
-// X25519Size is the size of an X25519 scalar, point and shared value.
-const X25519Size = 32
-
-// ErrLowOrderPoint is returned by [X25519Key.DH] when the peer value is a
+// errLowOrderPoint is returned by [X25519Key.DH] when the peer value is a
 // low-order point, so that the shared value would be all zeros. A peer that
 // sends one is either broken or malicious; callers treat it as a protocol
 // failure.
-var ErrLowOrderPoint = errors.New("crypto: X25519 input is a low-order point")
+var errLowOrderPoint = errors.New("crypto: X25519 input is a low-order point")
 
 // X25519Key is an X25519 private scalar together with the crypto/ecdh object
-// built from it. Build it once and reuse it: constructing the object costs
+// built from it. Scalars, public values and shared values are 32 bytes. Build it once and reuse it: constructing the object costs
 // one fixed-base scalar multiplication (the public key), after which each
 // [X25519Key.DH] costs one Montgomery ladder. (By contrast,
 // x/crypto/curve25519.X25519 rebuilds the object on every call on Go 1.26,
@@ -26,13 +23,13 @@ var ErrLowOrderPoint = errors.New("crypto: X25519 input is a low-order point")
 // The zero value is not usable. An X25519Key is safe for concurrent use.
 type X25519Key struct {
 	key    *ecdh.PrivateKey
-	scalar [X25519Size]byte
-	public [X25519Size]byte
+	scalar [32]byte
+	public [32]byte
 }
 
 // NewX25519Key wraps a 32-byte scalar. Any 32 bytes are valid: the scalar is
 // clamped when used, as RFC 7748 specifies.
-func NewX25519Key(scalar [X25519Size]byte) (*X25519Key, error) {
+func NewX25519Key(scalar [32]byte) (*X25519Key, error) {
 	opCounts.x25519.Add(1)
 	k, err := ecdh.X25519().NewPrivateKey(scalar[:])
 	if err != nil {
@@ -56,17 +53,18 @@ func GenerateX25519Key(r io.Reader) (*X25519Key, error) {
 
 // Scalar returns a copy of the private scalar. The caller owns the copy and
 // should zero it when done.
-func (k *X25519Key) Scalar() [X25519Size]byte { return k.scalar }
+func (k *X25519Key) Scalar() [32]byte { return k.scalar }
 
 // Public returns X25519(scalar, base point). It costs nothing: the value was
 // computed when the key was built.
-func (k *X25519Key) Public() [X25519Size]byte { return k.public }
+func (k *X25519Key) Public() [32]byte { return k.public }
 
 // DH returns X25519(scalar, peer). The high bit of peer is ignored, as RFC
-// 7748 specifies. It returns [ErrLowOrderPoint] when the result would be all
-// zeros.
-func (k *X25519Key) DH(peer [X25519Size]byte) ([X25519Size]byte, error) {
-	var out [X25519Size]byte
+// 7748 specifies. It returns an error when peer is a low-order point, so
+// that the result would be all zeros: a peer that sends one is either broken
+// or malicious, and callers treat it as a protocol failure.
+func (k *X25519Key) DH(peer [32]byte) ([32]byte, error) {
+	var out [32]byte
 	pub, err := ecdh.X25519().NewPublicKey(peer[:])
 	if err != nil { // cannot happen for 32 bytes; kept for safety
 		return out, fmt.Errorf("crypto: X25519 peer value: %w", err)
@@ -74,7 +72,7 @@ func (k *X25519Key) DH(peer [X25519Size]byte) ([X25519Size]byte, error) {
 	opCounts.x25519.Add(1)
 	shared, err := k.key.ECDH(pub)
 	if err != nil {
-		return out, ErrLowOrderPoint
+		return out, errLowOrderPoint
 	}
 	copy(out[:], shared)
 	clear(shared)

@@ -36,8 +36,9 @@ func seqKey() crypto.PublicKey {
 // TestFingerprintVector pins the fingerprint of one key in both forms:
 // a change here breaks comparisons between versions.
 func TestFingerprintVector(t *testing.T) {
-	f := trust.FingerprintOf(seqKey())
-	h := crypto.Hash([]byte("mpenc/v1/fingerprint"), seqKey().Bytes())
+	k := seqKey()
+	f := trust.FingerprintOf(k)
+	h := crypto.Hash([]byte("mpenc/v1/fingerprint"), k[:])
 	if hex.EncodeToString(f[:]) != hex.EncodeToString(h[:16]) {
 		t.Fatal("fingerprint is not SHA-256(label || key)[:16]")
 	}

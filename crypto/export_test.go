@@ -1,0 +1,7 @@
+package crypto
+
+// Errors the external tests check.
+var (
+	ErrLowOrderPoint = errLowOrderPoint
+	ErrKeySize       = errKeySize
+)
