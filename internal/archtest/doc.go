@@ -1,0 +1,11 @@
+// Package archtest holds the tests that keep the module's shape honest. It
+// has no code of its own: everything is in its tests.
+//
+// TestDeps parses the tier table of docs/ARCHITECTURE.md and checks, with
+// `go list`, that every package of the module has a row and imports only
+// packages of a strictly lower tier; TestDepsImportsColumn, that the
+// table's "imports (ours)" column is exactly what each package imports.
+//
+// Only the non-test files of a package count: tests may import what they
+// need.
+package archtest
