@@ -23,15 +23,18 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt: unformatted files:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-## unit: the Go tests (race detector on; vectors read from ../shared/vectors).
+## unit: the Go tests under the race detector (vectors read from testdata/;
+## the simulator with its default 100 seeds each way).
 unit:
 	$(GO) test -race -count=1 $(PKGS)
 
-## sim: the session simulator's 1,000 seeded runs (honest and hostile
-## rooms), without the race detector (the unit run covers 100 with it).
+## sim: the session simulator's 1,000 honest and 1,000 hostile seeded runs
+## and its regression seeds, without the race detector (plain `go test`
+## runs 100 each way). SIMSEEDS=N runs another number.
 ## Replay one seed: go test ./session -run '^TestSimulator$$' -sim.seed=N -v
+SIMSEEDS ?= 1000
 sim:
-	$(GO) test -count=1 -timeout 20m -run '^TestSimulator' ./session/
+	$(GO) test -count=1 -timeout 20m -run '^TestSimulator' ./session/ -sim.seeds=$(SIMSEEDS)
 
 ## integration: the tests behind the `integration` build tag, against a
 ## throw-away Prosody on loopback started and always stopped by

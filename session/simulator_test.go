@@ -8,21 +8,15 @@ import (
 )
 
 var (
-	simSeeds = flag.Int("sim.seeds", 0, "number of seeded random runs per simulator test (default 1,000; 100 under -race)")
+	simSeeds = flag.Int("sim.seeds", 100, "number of seeded random runs per simulator test (make sim runs 1000)")
 	simSeed  = flag.Uint64("sim.seed", 0, "replay one seed of the simulator (with -run TestSimulator)")
 	simFirst = flag.Int("sim.first", 1, "first seed of the runs (to go on where an earlier run stopped)")
 )
 
 func simulate(t *testing.T, hostile bool, name string) {
+	// The default keeps plain `go test ./...` (and the tenfold slower run
+	// under the race detector) quick; `make sim` runs 1,000 seeds each way.
 	n := *simSeeds
-	if n == 0 {
-		// The race detector slows the simulator tenfold; `make sim` runs
-		// the full 1,000 seeds without it.
-		n = 1000
-		if raceEnabled {
-			n = 100
-		}
-	}
 	seeds := make([]uint64, 0, n)
 	if *simSeed != 0 {
 		seeds = append(seeds, *simSeed)
