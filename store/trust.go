@@ -65,6 +65,24 @@ type trustTx struct {
 
 var errTxDone = errors.New("store: trust transaction used after it ended")
 
+// validState and validEventKind say which numbers the trust tables may
+// hold: the trust package's values, stored as they are (never renumbered).
+func validState(s trust.State) bool {
+	switch s {
+	case trust.Undecided, trust.BlindlyTrusted, trust.Authenticated, trust.Distrusted:
+		return true
+	}
+	return false
+}
+
+func validEventKind(k trust.EventKind) bool {
+	switch k {
+	case trust.EventNew, trust.EventNewDevice, trust.EventChanged, trust.EventVerified, trust.EventTrusted, trust.EventDistrusted:
+		return true
+	}
+	return false
+}
+
 const trustKeyCols = `jid, key, state, first_seen, last_seen, member, decided`
 
 func scanRecord(sc interface{ Scan(...any) error }) (trust.Record, error) {
@@ -75,7 +93,7 @@ func scanRecord(sc interface{ Scan(...any) error }) (trust.Record, error) {
 		return r, err
 	}
 	r.State = trust.State(state)
-	if len(key) != crypto.PublicKeySize || state != int64(r.State) || !r.State.Valid() ||
+	if len(key) != crypto.PublicKeySize || state != int64(r.State) || !validState(r.State) ||
 		trust.CheckJID(r.JID) != nil || (r.Member != "" && trust.CheckJID(r.Member) != nil) {
 		return trust.Record{}, fmt.Errorf("%w: trust record of %.40q", ErrCorrupt, r.JID)
 	}
@@ -105,18 +123,17 @@ func (t *trustTx) records(q string, args ...any) ([]trust.Record, error) {
 }
 
 func (t *trustTx) Keys(jid string) ([]trust.Record, error) {
+	if jid == "" {
+		return t.records(`SELECT `+trustKeyCols+` FROM trust_keys WHERE account_id = ? ORDER BY jid, first_seen, key`, t.account)
+	}
 	return t.records(`SELECT `+trustKeyCols+` FROM trust_keys WHERE account_id = ? AND jid = ? ORDER BY first_seen, key`, t.account, jid)
-}
-
-func (t *trustTx) AllKeys() ([]trust.Record, error) {
-	return t.records(`SELECT `+trustKeyCols+` FROM trust_keys WHERE account_id = ? ORDER BY jid, first_seen, key`, t.account)
 }
 
 func (t *trustTx) PutKey(r trust.Record) error {
 	if t.done {
 		return errTxDone
 	}
-	if !r.State.Valid() {
+	if !validState(r.State) {
 		return fmt.Errorf("%w: trust state %d", ErrInvalid, r.State)
 	}
 	_, err := t.tx.ExecContext(t.ctx, `INSERT INTO trust_keys (account_id, `+trustKeyCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -201,7 +218,7 @@ func (t *trustTx) Events(jid string, limit int) ([]trust.Event, error) {
 		}
 		e.Kind = trust.EventKind(kind)
 		if len(key) != crypto.PublicKeySize || (prev != nil && len(prev) != crypto.PublicKeySize) ||
-			kind != int64(e.Kind) || !e.Kind.Valid() || trust.CheckJID(e.JID) != nil {
+			kind != int64(e.Kind) || !validEventKind(e.Kind) || trust.CheckJID(e.JID) != nil {
 			return nil, fmt.Errorf("%w: trust event", ErrCorrupt)
 		}
 		e.At = decTime(at)

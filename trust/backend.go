@@ -3,7 +3,6 @@ package trust
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -12,7 +11,9 @@ import (
 )
 
 // Backend persists the trust store. Package store implements it over
-// SQLite; [Memory] keeps it in memory.
+// SQLite; package trust keeps one in memory for its tests, and
+// internal/trusttest checks that an implementation behaves as the store
+// needs.
 //
 // Every Store operation is one call to Update or View, so a backend that
 // runs fn in one database transaction makes each observation and each
@@ -31,10 +32,8 @@ type Backend interface {
 // the Update or View call that provided it.
 type Tx interface {
 	// Keys returns the records of jid (a bare JID), ordered by FirstSeen
-	// then key bytes.
+	// then key bytes; if jid is "", every record, ordered by JID first.
 	Keys(jid string) ([]Record, error)
-	// AllKeys returns every record, ordered by JID, FirstSeen, key bytes.
-	AllKeys() ([]Record, error)
 	// PutKey inserts or replaces the record of (r.JID, r.Key).
 	PutKey(r Record) error
 	// Binding returns the key member (a full JID) announced last.
@@ -52,42 +51,21 @@ type Tx interface {
 // never renumber. The first values equal the observation Kinds.
 type EventKind uint8
 
-// Trust history events.
+// Trust history events. Their names (String) are in the line comments.
 const (
-	EventNew        EventKind = EventKind(KeyNew)       // first key of a JID
-	EventNewDevice  EventKind = EventKind(KeyNewDevice) // another device's key
-	EventChanged    EventKind = EventKind(KeyChanged)   // a member's key changed
-	EventVerified   EventKind = 10                      // the user authenticated a key
-	EventTrusted    EventKind = 11                      // the user trusted a key without verifying it
-	EventDistrusted EventKind = 12                      // the user distrusted a key
+	// EventNew: the first key of a JID.
+	EventNew EventKind = EventKind(KeyNew) // new
+	// EventNewDevice: another device's key.
+	EventNewDevice EventKind = EventKind(KeyNewDevice) // new-device
+	// EventChanged: a member's key changed.
+	EventChanged EventKind = EventKind(KeyChanged) // changed
+	// EventVerified: the user authenticated a key.
+	EventVerified EventKind = 10 // verified
+	// EventTrusted: the user trusted a key without verifying it.
+	EventTrusted EventKind = 11 // trusted
+	// EventDistrusted: the user distrusted a key.
+	EventDistrusted EventKind = 12 // distrusted
 )
-
-// Valid reports whether k is a defined event kind.
-func (k EventKind) Valid() bool {
-	switch k {
-	case EventNew, EventNewDevice, EventChanged, EventVerified, EventTrusted, EventDistrusted:
-		return true
-	}
-	return false
-}
-
-func (k EventKind) String() string {
-	switch k {
-	case EventNew:
-		return "new"
-	case EventNewDevice:
-		return "new-device"
-	case EventChanged:
-		return "changed"
-	case EventVerified:
-		return "verified"
-	case EventTrusted:
-		return "trusted"
-	case EventDistrusted:
-		return "distrusted"
-	}
-	return fmt.Sprintf("EventKind(%d)", uint8(k))
-}
 
 // Event is one entry of the trust history: what changed, when. Keys seen
 // again (KeyKnown) are not events.
@@ -101,28 +79,28 @@ type Event struct {
 	Previous crypto.PublicKey
 }
 
-// errClosedTx is returned by a Memory Tx used outside its callback.
+// errClosedTx is returned by a memory Tx used outside its callback.
 var errClosedTx = errors.New("trust: transaction used after it ended")
 
-// Memory is an in-memory Backend, for tests and for bots that keep no
-// state across restarts. Safe for concurrent use; the zero value is ready.
-type Memory struct {
+// memory is an in-memory Backend, for tests. Safe for concurrent use; the
+// zero value is ready.
+type memory struct {
 	mu       sync.Mutex
 	keys     map[string]map[crypto.PublicKey]Record
 	bindings map[string]crypto.PublicKey
 	events   []Event
 }
 
-var _ Backend = (*Memory)(nil)
+var _ Backend = (*memory)(nil)
 
 // Update runs fn with the store locked; fn's writes are applied only if it
 // returns nil.
-func (m *Memory) Update(fn func(Tx) error) error { return m.run(fn, true) }
+func (m *memory) Update(fn func(Tx) error) error { return m.run(fn, true) }
 
 // View runs fn with the store locked and discards any write.
-func (m *Memory) View(fn func(Tx) error) error { return m.run(fn, false) }
+func (m *memory) View(fn func(Tx) error) error { return m.run(fn, false) }
 
-func (m *Memory) run(fn func(Tx) error, commit bool) error {
+func (m *memory) run(fn func(Tx) error, commit bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	tx := &memTx{m: m, keys: map[string]map[crypto.PublicKey]Record{}, bindings: map[string]crypto.PublicKey{}}
@@ -153,7 +131,7 @@ func (m *Memory) run(fn func(Tx) error, commit bool) error {
 // memTx buffers writes over the committed maps, so a failed Update leaves
 // nothing behind.
 type memTx struct {
-	m        *Memory
+	m        *memory
 	done     bool
 	keys     map[string]map[crypto.PublicKey]Record
 	bindings map[string]crypto.PublicKey
@@ -179,6 +157,26 @@ func (t *memTx) Keys(jid string) ([]Record, error) {
 	if t.done {
 		return nil, errClosedTx
 	}
+	if jid != "" {
+		return t.keysOf(jid), nil
+	}
+	jids := map[string]bool{}
+	for j := range t.m.keys {
+		jids[j] = true
+	}
+	for j := range t.keys {
+		jids[j] = true
+	}
+	var out []Record
+	for j := range jids {
+		out = append(out, t.keysOf(j)...)
+	}
+	sortRecords(out)
+	return out, nil
+}
+
+// keysOf returns jid's records, committed and pending, sorted.
+func (t *memTx) keysOf(jid string) []Record {
 	merged := map[crypto.PublicKey]Record{}
 	for k, r := range t.m.keys[jid] {
 		merged[k] = r
@@ -191,27 +189,7 @@ func (t *memTx) Keys(jid string) ([]Record, error) {
 		out = append(out, r)
 	}
 	sortRecords(out)
-	return out, nil
-}
-
-func (t *memTx) AllKeys() ([]Record, error) {
-	if t.done {
-		return nil, errClosedTx
-	}
-	jids := map[string]bool{}
-	for j := range t.m.keys {
-		jids[j] = true
-	}
-	for j := range t.keys {
-		jids[j] = true
-	}
-	var out []Record
-	for j := range jids {
-		rs, _ := t.Keys(j)
-		out = append(out, rs...)
-	}
-	sortRecords(out)
-	return out, nil
+	return out
 }
 
 func (t *memTx) PutKey(r Record) error {

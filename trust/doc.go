@@ -3,8 +3,8 @@
 // fingerprints for people to compare, and the key directory a session
 // uses.
 //
-// It is pure: no I/O and no SQL. Persistence is behind [Backend] (package
-// store implements it over SQLite; [Memory] keeps it in memory).
+// It is pure: no I/O and no SQL. Persistence is behind [Backend], which
+// package store implements over SQLite.
 //
 // # Model
 //
@@ -30,9 +30,9 @@
 //     session.KeyObserver): it answers only keys the policy allows and
 //     refuses the rest with an *[UntrustedError].
 //   - [FingerprintOf] gives a key's [Fingerprint], shown as hex groups
-//     ([Fingerprint.String]) or words ([Fingerprint.Words]); [URI] is the
-//     payload of a QR code; [ParseFingerprint], [ParseWords], [Matches] and
-//     [ParseURI] read them back.
+//     ([Fingerprint.String]) or words ([Fingerprint.Words]); [Matches]
+//     checks what a user typed against a key; [URI] is the payload of a QR
+//     code.
 //
 // # What it does not do
 //

@@ -21,26 +21,3 @@ func ExampleFingerprintOf() {
 	// meteor doctor glove drum earth raven olive jaguar jacket tomato falcon fossil spoon dinner jigsaw harbor
 	// mpenc:alice@example.org/phone?ed25519=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
 }
-
-func ExampleStore_Observe() {
-	ts := trust.New(new(trust.Memory), trust.Config{})
-	k1, k2 := crypto.PublicKey{1}, crypto.PublicKey{2}
-
-	d, _ := ts.Observe("bob@example.org/phone", k1)
-	fmt.Println(d.Kind, d.State, d.Trusted)
-
-	d, _ = ts.Observe("bob@example.org/phone", k2) // the phone's key changed
-	fmt.Println(d.Kind, d.State, d.Trusted, d.Warning())
-
-	ts.Verify("bob@example.org", k2) // the user compared fingerprints
-	d, _ = ts.Observe("bob@example.org/phone", k2)
-	fmt.Println(d.Kind, d.State, d.Trusted)
-
-	d, _ = ts.Observe("bob@example.org/laptop", crypto.PublicKey{3}) // after the first authentication
-	fmt.Println(d.Kind, d.State, d.Trusted)
-	// Output:
-	// new blindly-trusted true
-	// changed undecided false true
-	// known authenticated true
-	// new-device undecided false
-}

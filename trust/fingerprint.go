@@ -12,23 +12,22 @@ import (
 // fingerprintLabel separates fingerprints from every other hash of a key.
 const fingerprintLabel = "mpenc/v1/fingerprint"
 
-// FingerprintSize is the size of a fingerprint: 128 bits. Matching a given
-// fingerprint with another key takes about 2^128 key generations (a second
-// preimage of truncated SHA-256); that is the security a user gets from
-// comparing it in full.
-const FingerprintSize = 16
+// fingerprintSize is the size of a fingerprint: 128 bits.
+const fingerprintSize = 16
 
 // Fingerprint identifies an identity key for comparison by people:
-// SHA-256("mpenc/v1/fingerprint" ‖ key)[0:16]. The same 16 bytes are shown
-// as hex groups (String) or as words (Words). The QR code carries the full
-// key instead (URI).
-type Fingerprint [FingerprintSize]byte
+// SHA-256("mpenc/v1/fingerprint" ‖ key)[0:16]. Matching a given fingerprint
+// with another key takes about 2^128 key generations (a second preimage of
+// truncated SHA-256); that is the security a user gets from comparing it in
+// full. The same 16 bytes are shown as hex groups (String) or as words
+// (Words). The QR code carries the full key instead (URI).
+type Fingerprint [fingerprintSize]byte
 
 // FingerprintOf returns key's fingerprint.
 func FingerprintOf(key crypto.PublicKey) Fingerprint {
 	h := crypto.Hash([]byte(fingerprintLabel), key[:])
 	var f Fingerprint
-	copy(f[:], h[:FingerprintSize])
+	copy(f[:], h[:fingerprintSize])
 	return f
 }
 
@@ -54,14 +53,14 @@ func (f Fingerprint) Short() string { return hex.EncodeToString(f[:2]) }
 // with generous separators is far shorter.
 const maxFingerprintInput = 1024
 
-// ParseFingerprint parses a fingerprint typed or pasted by a user: 32 hex
+// parseFingerprint parses a fingerprint typed or pasted by a user: 32 hex
 // digits in either case, optionally separated by spaces, tabs, ':' or '-'.
-func ParseFingerprint(s string) (Fingerprint, error) {
+func parseFingerprint(s string) (Fingerprint, error) {
 	var f Fingerprint
 	if len(s) > maxFingerprintInput {
 		return f, fmt.Errorf("%w: fingerprint too long", ErrInvalid)
 	}
-	digits := make([]byte, 0, 2*FingerprintSize)
+	digits := make([]byte, 0, 2*fingerprintSize)
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
@@ -73,12 +72,12 @@ func ParseFingerprint(s string) (Fingerprint, error) {
 		default:
 			return f, fmt.Errorf("%w: fingerprint has a character that is not a hex digit", ErrInvalid)
 		}
-		if len(digits) > 2*FingerprintSize {
-			return f, fmt.Errorf("%w: fingerprint has more than %d hex digits", ErrInvalid, 2*FingerprintSize)
+		if len(digits) > 2*fingerprintSize {
+			return f, fmt.Errorf("%w: fingerprint has more than %d hex digits", ErrInvalid, 2*fingerprintSize)
 		}
 	}
-	if len(digits) != 2*FingerprintSize {
-		return f, fmt.Errorf("%w: fingerprint has %d hex digits, want %d", ErrInvalid, len(digits), 2*FingerprintSize)
+	if len(digits) != 2*fingerprintSize {
+		return f, fmt.Errorf("%w: fingerprint has %d hex digits, want %d", ErrInvalid, len(digits), 2*fingerprintSize)
 	}
 	if _, err := hex.Decode(f[:], digits); err != nil {
 		return Fingerprint{}, fmt.Errorf("%w: fingerprint: %v", ErrInvalid, err)
@@ -124,9 +123,9 @@ func (f Fingerprint) Words() string {
 	return strings.Join(ws, " ")
 }
 
-// ParseWords parses the 16 words of a fingerprint, in any case, separated
+// parseWords parses the 16 words of a fingerprint, in any case, separated
 // by any run of spaces, tabs, newlines, ',' or '-'.
-func ParseWords(s string) (Fingerprint, error) {
+func parseWords(s string) (Fingerprint, error) {
 	var f Fingerprint
 	if len(s) > maxFingerprintInput {
 		return f, fmt.Errorf("%w: fingerprint words too long", ErrInvalid)
@@ -134,8 +133,8 @@ func ParseWords(s string) (Fingerprint, error) {
 	fields := strings.FieldsFunc(strings.ToLower(s), func(r rune) bool {
 		return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == ',' || r == '-'
 	})
-	if len(fields) != FingerprintSize {
-		return f, fmt.Errorf("%w: fingerprint has %d words, want %d", ErrInvalid, len(fields), FingerprintSize)
+	if len(fields) != fingerprintSize {
+		return f, fmt.Errorf("%w: fingerprint has %d words, want %d", ErrInvalid, len(fields), fingerprintSize)
 	}
 	for i, w := range fields {
 		b, ok := wordIndex[w]
@@ -148,12 +147,15 @@ func ParseWords(s string) (Fingerprint, error) {
 }
 
 // Matches reports whether s, hex groups or words as a user typed them, is
-// key's fingerprint. Fingerprints are public; the comparison is constant
+// key's fingerprint. Hex is 32 digits in either case, optionally separated
+// by spaces, tabs, ':' or '-'; words are the 16 of [Fingerprint.Words] in
+// any case, separated by any run of spaces, tabs, newlines, ',' or '-'.
+// Fingerprints are public; the comparison is constant
 // time anyway, as all key comparisons here are.
 func Matches(key crypto.PublicKey, s string) bool {
-	f, err := ParseFingerprint(s)
+	f, err := parseFingerprint(s)
 	if err != nil {
-		if f, err = ParseWords(s); err != nil {
+		if f, err = parseWords(s); err != nil {
 			return false
 		}
 	}

@@ -127,6 +127,14 @@ func newModel(p trust.Policy) *model {
 	return &model{policy: p, state: map[modelKey]trust.State{}, bound: map[string]crypto.PublicKey{}}
 }
 
+// allows is the policy rule as the model states it: authenticated keys
+// always, blindly trusted ones only under BlindTrustBeforeVerification and
+// while their JID has no authenticated key.
+func (m *model) allows(st trust.State, jidAuth bool) bool {
+	return st == trust.Authenticated ||
+		st == trust.BlindlyTrusted && m.policy == trust.BlindTrustBeforeVerification && !jidAuth
+}
+
 func (m *model) jidAuth(jid string) bool {
 	for mk, st := range m.state {
 		if mk.jid == jid && st == trust.Authenticated {
@@ -174,7 +182,7 @@ func (m *model) observe(t *testing.T, step, member string, k crypto.PublicKey, d
 	}
 	m.state[mk] = st
 	m.bound[member] = k
-	if d.Kind != want || d.State != st || d.Trusted != m.policy.Allows(st, m.jidAuth(jid)) {
+	if d.Kind != want || d.State != st || d.Trusted != m.allows(st, m.jidAuth(jid)) {
 		t.Fatalf("%s: decision %v, model wants %v %v", step, d, want, st)
 	}
 	if d.Warning() != (want == trust.KeyChanged || want == trust.KeyDistrusted) || (d.Err() != nil) != d.Warning() {
@@ -196,7 +204,7 @@ func (m *model) check(t *testing.T, step string, s *trust.Store, members []strin
 	}
 	for _, r := range all {
 		st, ok := m.state[modelKey{r.JID, r.Key}]
-		if !ok || st != r.State || r.Trusted != m.policy.Allows(st, m.jidAuth(r.JID)) {
+		if !ok || st != r.State || r.Trusted != m.allows(st, m.jidAuth(r.JID)) {
 			t.Fatalf("%s: record %+v, model state %v", step, r, st)
 		}
 	}
@@ -208,7 +216,7 @@ func (m *model) check(t *testing.T, step string, s *trust.Store, members []strin
 			if !errors.Is(err, trust.ErrUnknownMember) {
 				t.Fatalf("%s: %s never announced a key: %v", step, member, err)
 			}
-		case m.policy.Allows(m.state[modelKey{trust.Bare(member), bk}], m.jidAuth(trust.Bare(member))):
+		case m.allows(m.state[modelKey{trust.Bare(member), bk}], m.jidAuth(trust.Bare(member))):
 			if err != nil || k != bk {
 				t.Fatalf("%s: %s: allowed key refused: %v", step, member, err)
 			}

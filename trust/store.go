@@ -10,7 +10,7 @@ import (
 // Policy says which keys may be used.
 type Policy uint8
 
-// Policies.
+// Policies. Their names (String) are in the line comments.
 const (
 	// BlindTrustBeforeVerification is XEP-0450's recommended policy
 	// (§Security Considerations, "Trust Only Authenticated Keys After
@@ -20,36 +20,15 @@ const (
 	// authenticated keys are used, so blindly trusted keys stop being
 	// used and new keys wait for verification. A key that replaces
 	// another for the same member is never trusted blindly.
-	BlindTrustBeforeVerification Policy = 0
+	BlindTrustBeforeVerification Policy = 0 // blind-trust-before-verification
 	// AuthenticatedOnly uses authenticated keys only: for bots and
 	// rooms that must not include members nobody has verified.
-	AuthenticatedOnly Policy = 1
+	AuthenticatedOnly Policy = 1 // authenticated-only
 )
 
-func (p Policy) String() string {
-	switch p {
-	case BlindTrustBeforeVerification:
-		return "blind-trust-before-verification"
-	case AuthenticatedOnly:
-		return "authenticated-only"
-	}
-	return fmt.Sprintf("Policy(%d)", uint8(p))
-}
-
-// ParsePolicy parses the names String returns.
-func ParsePolicy(s string) (Policy, error) {
-	switch s {
-	case "blind-trust-before-verification":
-		return BlindTrustBeforeVerification, nil
-	case "authenticated-only":
-		return AuthenticatedOnly, nil
-	}
-	return 0, fmt.Errorf("%w: unknown trust policy %.40q", ErrInvalid, s)
-}
-
-// Allows reports whether the policy lets a key in state s be used, given
+// allows reports whether the policy lets a key in state s be used, given
 // whether its JID has an authenticated key.
-func (p Policy) Allows(s State, jidAuthenticated bool) bool {
+func (p Policy) allows(s State, jidAuthenticated bool) bool {
 	switch s {
 	case Authenticated:
 		return true
@@ -82,9 +61,6 @@ func New(b Backend, cfg Config) *Store {
 	}
 	return &Store{b: b, cfg: cfg}
 }
-
-// Policy returns the store's policy.
-func (s *Store) Policy() Policy { return s.cfg.Policy }
 
 func (s *Store) now() time.Time {
 	if s.cfg.Now != nil {
@@ -120,7 +96,7 @@ func (s *Store) withTrusted(rs []Record) []Record {
 		}
 	}
 	for i := range rs {
-		rs[i].Trusted = s.cfg.Policy.Allows(rs[i].State, auth[rs[i].JID])
+		rs[i].Trusted = s.cfg.Policy.allows(rs[i].State, auth[rs[i].JID])
 	}
 	return rs
 }
@@ -168,7 +144,7 @@ func (s *Store) Observe(member string, key crypto.PublicKey) (Decision, error) {
 				d.Kind = KeyDistrusted
 			}
 			d.State = rec.State
-			d.Trusted = s.cfg.Policy.Allows(rec.State, anyAuthenticated(recs))
+			d.Trusted = s.cfg.Policy.allows(rec.State, anyAuthenticated(recs))
 			return nil
 		}
 
@@ -207,7 +183,7 @@ func (s *Store) Observe(member string, key crypto.PublicKey) (Decision, error) {
 			return err
 		}
 		d.State = rec.State
-		d.Trusted = s.cfg.Policy.Allows(rec.State, anyAuthenticated(recs))
+		d.Trusted = s.cfg.Policy.allows(rec.State, anyAuthenticated(recs))
 		return nil
 	})
 	if err != nil {
@@ -272,7 +248,7 @@ func (s *Store) decide(jid string, key crypto.PublicKey, st State, kind EventKin
 				}
 			}
 		}
-		rec.Trusted = s.cfg.Policy.Allows(st, anyAuthenticated(recs))
+		rec.Trusted = s.cfg.Policy.allows(st, anyAuthenticated(recs))
 		out = rec
 		return nil
 	})
@@ -305,7 +281,7 @@ func (s *Store) All() ([]Record, error) {
 	var out []Record
 	err := s.b.View(func(tx Tx) error {
 		var err error
-		out, err = tx.AllKeys()
+		out, err = tx.Keys("")
 		return err
 	})
 	if err != nil {
@@ -357,7 +333,7 @@ func (s *Store) Current(member string) (rec Record, ok bool, err error) {
 			r = Record{JID: Bare(member), Key: key, State: Undecided}
 		}
 		rec, ok = r, true
-		rec.Trusted = s.cfg.Policy.Allows(r.State, anyAuthenticated(recs))
+		rec.Trusted = s.cfg.Policy.allows(r.State, anyAuthenticated(recs))
 		return nil
 	})
 	if err != nil {

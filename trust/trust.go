@@ -10,8 +10,11 @@ import (
 	"github.com/mpenc/mpenc/crypto"
 )
 
+//go:generate stringer -type=State,Kind,EventKind,Policy -linecomment -output=enum_string.go
+
 // State is what we have decided about one identity key of one JID.
-// The numbers are stored on disk by package store: never renumber.
+// The numbers are stored on disk by package store: never renumber. Its
+// String method gives the names in the constants' line comments.
 type State uint8
 
 // Trust states (XEP-0450 §2 and the mpENC architecture).
@@ -19,33 +22,16 @@ const (
 	// Undecided: seen, not trusted. A key that replaced another for the
 	// same member starts here, as does every new key once the JID has an
 	// authenticated key, or under AuthenticatedOnly.
-	Undecided State = 1
+	Undecided State = 1 // undecided
 	// BlindlyTrusted: trusted without verification (XEP-0450 "blind
 	// trust before verification"). Used only while its JID has no
 	// authenticated key and the policy allows blind trust.
-	BlindlyTrusted State = 2
+	BlindlyTrusted State = 2 // blindly-trusted
 	// Authenticated: verified by the user (fingerprint, words or QR code).
-	Authenticated State = 3
+	Authenticated State = 3 // authenticated
 	// Distrusted: never used.
-	Distrusted State = 4
+	Distrusted State = 4 // distrusted
 )
-
-// Valid reports whether s is one of the defined states.
-func (s State) Valid() bool { return s >= Undecided && s <= Distrusted }
-
-func (s State) String() string {
-	switch s {
-	case Undecided:
-		return "undecided"
-	case BlindlyTrusted:
-		return "blindly-trusted"
-	case Authenticated:
-		return "authenticated"
-	case Distrusted:
-		return "distrusted"
-	}
-	return fmt.Sprintf("State(%d)", uint8(s))
-}
 
 // Record is what the store knows of one identity key of one JID.
 //
@@ -74,40 +60,24 @@ type Kind uint8
 const (
 	// KeyNew: the first key ever seen for this JID. Recorded, blindly
 	// trusted or undecided by policy.
-	KeyNew Kind = 1
+	KeyNew Kind = 1 // new
 	// KeyNewDevice: another key for a JID we already know, announced by a
 	// member (full JID) we have not seen with any other key: a new device
 	// of that account. Blindly trusted only while the JID has no
 	// authenticated key (XEP-0450 TOAKAFA); Previous lists the JID's other
 	// keys. Worth telling the user, not an alarm.
-	KeyNewDevice Kind = 2
+	KeyNewDevice Kind = 2 // new-device
 	// KeyKnown: the key is already recorded for this JID and not distrusted.
-	KeyKnown Kind = 3
+	KeyKnown Kind = 3 // known
 	// KeyChanged: the member announced a key different from the one it
 	// announced before: a possible man in the middle, or a reinstalled
 	// device. Loud. The new key is recorded as Undecided (never trusted
 	// without a decision), the old one stays as it was; Previous holds the
 	// old key's record.
-	KeyChanged Kind = 4
+	KeyChanged Kind = 4 // changed
 	// KeyDistrusted: the key is recorded as distrusted.
-	KeyDistrusted Kind = 5
+	KeyDistrusted Kind = 5 // distrusted
 )
-
-func (k Kind) String() string {
-	switch k {
-	case KeyNew:
-		return "new"
-	case KeyNewDevice:
-		return "new-device"
-	case KeyKnown:
-		return "known"
-	case KeyChanged:
-		return "changed"
-	case KeyDistrusted:
-		return "distrusted"
-	}
-	return fmt.Sprintf("Kind(%d)", uint8(k))
-}
 
 // Decision is the result of [Store.Observe]: data for the caller to act on,
 // as ssh/knownhosts returns a KeyError. The store has already recorded what
@@ -144,6 +114,8 @@ func (d Decision) Err() error {
 	return nil
 }
 
+// String describes the decision in one line, for logs: kind, member,
+// fingerprint, state and whether the key may be used.
 func (d Decision) String() string {
 	return fmt.Sprintf("%v %s %s (%v, trusted=%v)", d.Kind, d.Member, FingerprintOf(d.Key), d.State, d.Trusted)
 }
@@ -157,6 +129,8 @@ type KeyChangedError struct {
 	Previous []Record
 }
 
+// Error names the member, the new key's fingerprint and the keys it
+// announced before.
 func (e *KeyChangedError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "trust: %s announced a DIFFERENT identity key %s", e.Member, FingerprintOf(e.Key))
@@ -181,6 +155,7 @@ type DistrustedError struct {
 	Key    crypto.PublicKey
 }
 
+// Error names the member and the key's fingerprint.
 func (e *DistrustedError) Error() string {
 	return fmt.Sprintf("trust: %s uses the distrusted identity key %s", e.Member, FingerprintOf(e.Key))
 }
@@ -197,6 +172,8 @@ type UntrustedError struct {
 	JIDAuthenticated bool
 }
 
+// Error names the member and the key's fingerprint, and says why the key
+// is not used.
 func (e *UntrustedError) Error() string {
 	why := ""
 	switch {

@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -162,15 +164,70 @@ func TestURI(t *testing.T) {
 	}
 }
 
-func TestPolicyNames(t *testing.T) {
-	for _, p := range []trust.Policy{trust.BlindTrustBeforeVerification, trust.AuthenticatedOnly} {
-		q, err := trust.ParsePolicy(p.String())
-		if err != nil || q != p {
-			t.Fatalf("ParsePolicy(%v) = %v, %v", p, q, err)
+// TestNames pins the names the enums print as: users see them.
+func TestNames(t *testing.T) {
+	for _, c := range []struct {
+		v    fmt.Stringer
+		want string
+	}{
+		{trust.BlindTrustBeforeVerification, "blind-trust-before-verification"},
+		{trust.AuthenticatedOnly, "authenticated-only"},
+		{trust.Policy(2), "Policy(2)"},
+		{trust.Undecided, "undecided"},
+		{trust.BlindlyTrusted, "blindly-trusted"},
+		{trust.Authenticated, "authenticated"},
+		{trust.Distrusted, "distrusted"},
+		{trust.State(0), "State(0)"},
+		{trust.State(5), "State(5)"},
+		{trust.KeyNew, "new"},
+		{trust.KeyNewDevice, "new-device"},
+		{trust.KeyKnown, "known"},
+		{trust.KeyChanged, "changed"},
+		{trust.KeyDistrusted, "distrusted"},
+		{trust.Kind(0), "Kind(0)"},
+		{trust.EventNew, "new"},
+		{trust.EventNewDevice, "new-device"},
+		{trust.EventChanged, "changed"},
+		{trust.EventVerified, "verified"},
+		{trust.EventTrusted, "trusted"},
+		{trust.EventDistrusted, "distrusted"},
+		{trust.EventKind(3), "EventKind(3)"},
+		{trust.EventKind(255), "EventKind(255)"},
+	} {
+		if got := c.v.String(); got != c.want {
+			t.Errorf("%#v prints %q, want %q", c.v, got, c.want)
 		}
 	}
-	if _, err := trust.ParsePolicy("tofu"); err == nil {
-		t.Fatal("unknown policy parsed")
+}
+
+// TestObserveStory: a key, its change, the user's verification, and a new
+// device after the first authentication.
+func TestObserveStory(t *testing.T) {
+	ts := trust.New(new(trust.Memory), trust.Config{})
+	k1, k2 := crypto.PublicKey{1}, crypto.PublicKey{2}
+	var got []string
+	note := func(d trust.Decision, err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintln(d.Kind, d.State, d.Trusted, d.Warning()))
+	}
+
+	note(ts.Observe("bob@example.org/phone", k1))
+	note(ts.Observe("bob@example.org/phone", k2))               // the phone's key changed
+	if _, err := ts.Verify("bob@example.org", k2); err != nil { // the user compared fingerprints
+		t.Fatal(err)
+	}
+	note(ts.Observe("bob@example.org/phone", k2))
+	note(ts.Observe("bob@example.org/laptop", crypto.PublicKey{3})) // after the first authentication
+	want := []string{
+		"new blindly-trusted true false\n",
+		"changed undecided false true\n",
+		"known authenticated true false\n",
+		"new-device undecided false false\n",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %q\nwant %q", got, want)
 	}
 }
 

@@ -8,15 +8,15 @@ import (
 	"github.com/mpenc/mpenc/crypto"
 )
 
-// URIScheme is the scheme of the QR code payload.
-const URIScheme = "mpenc:"
+// uriScheme is the scheme of the QR code payload.
+const uriScheme = "mpenc:"
 
 // uriKeyParam names the key's algorithm; another algorithm would be
 // another parameter.
 const uriKeyParam = "?ed25519="
 
-// MaxURISize bounds a URI: a JID escaped in full, and the key.
-const MaxURISize = len(URIScheme) + 3*MaxJIDSize + len(uriKeyParam) + 2*crypto.PublicKeySize
+// maxURISize bounds a URI: a JID escaped in full, and the key.
+const maxURISize = len(uriScheme) + 3*MaxJIDSize + len(uriKeyParam) + 2*crypto.PublicKeySize
 
 // URI returns the payload of a QR code that authenticates key as member's
 // (a full JID, so the scanner sees which device):
@@ -24,13 +24,13 @@ const MaxURISize = len(URIScheme) + 3*MaxJIDSize + len(uriKeyParam) + 2*crypto.P
 //	mpenc:alice@example.org/phone?ed25519=<64 lowercase hex digits>
 //
 // The JID is percent-encoded (uppercase hex) except for ASCII letters,
-// digits and "-._~@/"; this is the only encoding ParseURI accepts, so a
-// payload has one spelling. The client renders the string as a QR code;
-// a scanner calls ParseURI and then Store.Verify.
+// digits and "-._~@/", so that a payload has one spelling; a reader must
+// accept no other. The client renders the string as a QR code; a scanner
+// checks it and then calls Store.Verify.
 func URI(member string, key crypto.PublicKey) string {
 	var b strings.Builder
-	b.Grow(len(URIScheme) + len(member) + len(uriKeyParam) + 2*len(key))
-	b.WriteString(URIScheme)
+	b.Grow(len(uriScheme) + len(member) + len(uriKeyParam) + 2*len(key))
+	b.WriteString(uriScheme)
 	const hexdig = "0123456789ABCDEF"
 	for i := 0; i < len(member); i++ {
 		c := member[i]
@@ -62,20 +62,20 @@ func unhexUpper(c byte) (byte, bool) {
 	return 0, false
 }
 
-// ParseURI parses a QR code payload made by URI. It is strict: the scheme,
+// parseURI parses a QR code payload made by URI. It is strict: the scheme,
 // the canonical escaping, one ed25519 parameter with exactly 64 lowercase
 // hex digits, a valid JID (CheckJID) and a non-zero key; anything else is
 // refused.
-func ParseURI(s string) (member string, key crypto.PublicKey, err error) {
+func parseURI(s string) (member string, key crypto.PublicKey, err error) {
 	bad := func(why string) (string, crypto.PublicKey, error) {
 		return "", crypto.PublicKey{}, fmt.Errorf("%w: mpenc URI: %s", ErrInvalid, why)
 	}
-	if len(s) > MaxURISize {
+	if len(s) > maxURISize {
 		return bad("too long")
 	}
-	rest, ok := strings.CutPrefix(s, URIScheme)
+	rest, ok := strings.CutPrefix(s, uriScheme)
 	if !ok {
-		return bad("not an " + URIScheme + " URI")
+		return bad("not an " + uriScheme + " URI")
 	}
 	i := strings.IndexByte(rest, '?')
 	if i < 0 {
