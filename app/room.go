@@ -266,13 +266,11 @@ func (r *Room) State(ctx context.Context) (session.State, error) { return r.sess
 // an exact full JID first, else every occupant of that bare JID, else the
 // occupants whose JID starts with it.
 func (r *Room) Resolve(ctx context.Context, who string) ([]string, error) {
-	var channel, members []string
-	if err := r.sess.Query(ctx, func(c *session.Core) {
-		channel, members = c.ChannelMembers(), c.Members()
-	}); err != nil {
+	ro, err := r.sess.Roster(ctx)
+	if err != nil {
 		return nil, err
 	}
-	all := slices.Compact(slices.Sorted(slices.Values(append(channel, members...))))
+	all := slices.Compact(slices.Sorted(slices.Values(append(ro.Occupants, ro.Members...))))
 	if slices.Contains(all, who) {
 		return []string{who}, nil
 	}
@@ -302,12 +300,11 @@ func (r *Room) Resolve(ctx context.Context, who string) ([]string, error) {
 // returned text says what happened, including an invitation that could not
 // be sent (the remembered one still holds).
 func (r *Room) Invite(ctx context.Context, who string) (string, error) {
-	var channel, members []string
-	if err := r.sess.Query(ctx, func(c *session.Core) {
-		channel, members = c.ChannelMembers(), c.Members()
-	}); err != nil {
+	ro, err := r.sess.Roster(ctx)
+	if err != nil {
 		return "", err
 	}
+	channel, members := ro.Occupants, ro.Members
 	var in []string
 	for _, m := range channel {
 		if m == r.self || slices.Contains(members, m) {
@@ -387,20 +384,11 @@ func (m Member) Status() string {
 // Members lists the session's members and the room's occupants with their
 // status and trust, self first, then by id.
 func (r *Room) Members(ctx context.Context) ([]Member, error) {
-	var channel, members []string
-	seen := map[string]time.Time{}
-	if err := r.sess.Query(ctx, func(c *session.Core) {
-		channel, members = c.ChannelMembers(), c.Members()
-		if sub := c.Subsession(); sub != nil {
-			for _, m := range members {
-				if t, ok := sub.LastSeen(m); ok {
-					seen[m] = t
-				}
-			}
-		}
-	}); err != nil {
+	ro, err := r.sess.Roster(ctx)
+	if err != nil {
 		return nil, err
 	}
+	channel, members, seen := ro.Occupants, ro.Members, ro.LastSeen
 	all := slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(channel), members...))))
 	r.mu.Lock()
 	var out []Member
@@ -436,22 +424,7 @@ func (r *Room) Members(ctx context.Context) ([]Member, error) {
 // if the message is in the running session's log (ok false otherwise:
 // a message from an earlier run, whose state is in the history).
 func (r *Room) Unacked(ctx context.Context, id transcript.ID) (members []string, ok bool, err error) {
-	err = r.sess.Query(ctx, func(c *session.Core) {
-		l := c.Log()
-		for pos := l.Len() - 1; pos >= 0; pos-- {
-			e := l.Entry(pos)
-			if e.ID != id {
-				continue
-			}
-			g := l.Graph(e.Transcript)
-			for _, k := range g.UnackedBy(e.Index, nil) {
-				members = append(members, g.Member(k))
-			}
-			ok = true
-			return
-		}
-	})
-	return members, ok, err
+	return r.sess.Unacked(ctx, id)
 }
 
 // History returns up to limit history entries older than before (a Seq;

@@ -23,8 +23,9 @@ import (
 	"github.com/mpenc/mpenc/transcript"
 )
 
-// A peer is one mpENC device: a session.Session over its own channel/xmpp
-// Channel (through a tap that counts and can freeze the events), with a
+// A peer is one mpENC device: a session.Core run as session.Session runs
+// it (coreRunner, which also lets view read the core) over its own
+// channel/xmpp Channel (through a tap that counts and can freeze the events), with a
 // session.MemoryDirectory that learns the keys announced in the room, and
 // the notices it has delivered so far.
 type peer struct {
@@ -33,7 +34,7 @@ type peer struct {
 	id   string // our participant id (full JID)
 	ch   *xmpp.Channel
 	tap  *tap
-	sess *session.Session
+	sess *coreRunner
 	dir  *session.MemoryDirectory
 	via  *proxy // nil: connected to the server directly
 	auto bool   // AutoInclude
@@ -113,7 +114,7 @@ func (s *server) newPeer(t testing.TB, i int, room string, o peerOpts) *peer {
 	if o.timing != nil {
 		timing = *o.timing
 	}
-	p.sess, err = session.New(session.Config{
+	p.sess, err = newCoreRunner(session.Config{
 		Self:        p.id,
 		Identity:    sk,
 		Directory:   p.dir,
@@ -294,7 +295,7 @@ type view struct {
 func (p *peer) view() view {
 	p.t.Helper()
 	var v view
-	err := p.sess.Query(ctxBound(p.t), func(c *session.Core) {
+	err := p.sess.read(ctxBound(p.t), func(c *session.Core) {
 		v.sid, v.ok = c.SessionID()
 		v.members = c.Members()
 		if gs := c.GroupState(); gs != nil {

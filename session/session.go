@@ -285,9 +285,36 @@ func (s *Session) Ack(ctx context.Context) error {
 	return err
 }
 
-// Query runs f on the event loop with the core, for reading state (State,
-// Members, Log, Subsession...). f must not keep the core or modify it.
-func (s *Session) Query(ctx context.Context, f func(c *Core)) error { return s.do(ctx, f) }
+// Roster is a snapshot of who is in a room and in its session, taken at
+// one point of the event loop: the lists agree with each other.
+type Roster struct {
+	// Occupants are the room's members as the channel last reported them
+	// (sorted), whether or not they are in the session.
+	Occupants []string
+	// Members are the session's members (sorted): the current
+	// subsession's, or just us while alone, or nil outside a session.
+	Members []string
+	// LastSeen is when each member of the current subsession was last
+	// known alive: the send time of our latest message it acknowledged.
+	// Members with no such message are absent.
+	LastSeen map[string]time.Time
+}
+
+// Roster returns the room's occupants and the session's members, as one
+// consistent snapshot.
+func (s *Session) Roster(ctx context.Context) (Roster, error) {
+	var r Roster
+	err := s.do(ctx, func(c *Core) { r = c.roster() })
+	return r, err
+}
+
+// Unacked returns the members that have not acknowledged message id yet.
+// ok is false if the message is not in this session's message log (a
+// message of an earlier run, say).
+func (s *Session) Unacked(ctx context.Context, id transcript.ID) (members []string, ok bool, err error) {
+	err = s.do(ctx, func(c *Core) { members, ok = c.unacked(id) })
+	return members, ok, err
+}
 
 // State returns the public state.
 func (s *Session) State(ctx context.Context) (State, error) {
