@@ -298,9 +298,7 @@ func (p *peer) view() view {
 	err := p.sess.read(ctxBound(p.t), func(c *session.Core) {
 		v.sid, v.ok = c.SessionID()
 		v.members = c.Members()
-		if gs := c.GroupState(); gs != nil {
-			v.key = gs.GroupKey
-		}
+		v.key, _ = c.UnsafeGroupKey()
 		v.state = c.State()
 		_, hashes := c.Chain()
 		v.chainLen = len(hashes)

@@ -40,7 +40,7 @@ func (c *Core) onData(p *wire.DataPacket, w, sender string) {
 // being excluded or parting, and the sender is not finishing an older
 // subsession we were not part of.
 func (c *Core) couldBeOurs(sender string) bool {
-	if c.cur == nil || !c.excludedAt.IsZero() || c.parting || !slices.Contains(c.cur.base.Members(), sender) {
+	if c.cur == nil || c.isExcluded() || c.parting() || !slices.Contains(c.cur.base.Members(), sender) {
 		return false
 	}
 	if until, ok := c.oldSenders[sender]; ok {
@@ -175,38 +175,6 @@ func (c *Core) translate(s *sub, ns []subsession.Notice) {
 			c.notify(Notice{Kind: NotDecrypted, Author: n.Author})
 		}
 	}
-}
-
-// onFinComplete: a subsession's shutdown completed.
-func (c *Core) onFinComplete(s *sub, st subsession.State) {
-	switch {
-	case s == c.lastPrev():
-		c.prevs = c.prevs[:len(c.prevs)-1]
-		c.onPrevSessionFin()
-	case s != c.cur:
-		c.prevs = slices.DeleteFunc(c.prevs, func(p *sub) bool { return p == s })
-	default:
-		if c.parting && st == subsession.PartFailed {
-			c.lastOutcome = StatePartFailed
-		}
-	}
-	c.leaveIfParted()
-}
-
-// leaveIfParted leaves the room once a part has finished every subsession
-// we still hold: the current one (our leave intent) and any previous one
-// still shutting down, so the acks of our last messages are not lost by
-// leaving early. The others exclude us and kick us if we are still there.
-// Being excluded already, we sent no leave intent and our current
-// subsession only ends with the kick: we wait for the previous ones only.
-func (c *Core) leaveIfParted() {
-	if !c.parting || !c.inChannel || len(c.prevs) > 0 {
-		return
-	}
-	if c.cur != nil && !c.cur.base.State().Done() && c.excludedAt.IsZero() {
-		return
-	}
-	c.leaveAt = c.now
 }
 
 // heads returns the current subsession's heads, as LATEST_PM.

@@ -1,15 +1,20 @@
 package session
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/mpenc/mpenc/channel"
-	"github.com/mpenc/mpenc/internal/subsession"
 	"github.com/mpenc/mpenc/internal/wire"
 )
+
+// room is the room as the channel shows it.
+type room struct {
+	channel   []string // sorted membership of the room as the last event stamped it
+	seniors   set      // members present when we entered who are still there: the oldest founds
+	announced set      // members that announced an identity key (they speak mpENC), trusted or not
+}
 
 // HandleEvent processes one channel event, to completion, at now
 // (SESSION-RULES §3.2). Events must come in the channel's order.
@@ -60,153 +65,6 @@ func (c *Core) setChannel(members []string) {
 	for _, s := range c.subs() {
 		s.base.SetChannelMembers(c.channel)
 		c.drain(s)
-	}
-}
-
-// onOwnEnter: we entered the room. seniors := the members present; the
-// oldest remaining member founds the session (seniority).
-func (c *Core) onOwnEnter(ev channel.Event) {
-	c.inChannel = true
-	c.setChannel(ev.Members)
-	c.seniors = set{}
-	for _, m := range ev.Members {
-		if m != c.cfg.Self {
-			c.seniors.add(m)
-		}
-	}
-	if !c.wantIn {
-		// Entered without being asked (a reconnecting transport re-enters
-		// by itself): the user still wants the session, so join again.
-		c.wantIn = true
-	}
-	if c.joinOp == nil || c.joinOp.done {
-		c.joinOp = c.newOp(OpJoin, nil)
-	}
-	c.joinDeadline = c.now.Add(c.joinWait(len(c.channel)))
-	c.seniority()
-}
-
-// joinWait is how long a newcomer waits to be included: (2 + n)·(BC + 1 s),
-// n the channel size (SESSION-RULES §3.5).
-func (c *Core) joinWait(n int) time.Duration {
-	return time.Duration(2+n) * (c.cfg.Timing.BC + time.Second)
-}
-
-// seniority: while unsynced with no senior left, found the session
-// ourselves: SyncNew, solo (COsJ), and the join succeeds.
-func (c *Core) seniority() {
-	if c.so.Synced() || len(c.seniors) > 0 || !c.inChannel {
-		return
-	}
-	if err := c.so.SyncNew(c.cfg.Rand); err != nil {
-		c.setFatal(fmt.Errorf("session: randomness: %w", err))
-		return
-	}
-	c.justSynced = true
-	c.joinDeadline = time.Time{}
-	c.settle(c.joinOp, nil)
-	// Juniors present get rule ES (handleTasks includes them if AutoInclude).
-	if !c.cfg.AutoInclude {
-		for _, m := range c.channel {
-			if m != c.cfg.Self {
-				c.notify(Notice{Kind: JoinRequest, Author: m})
-			}
-		}
-	}
-}
-
-// onOwnLeave: rule LI. We may have missed packets: reset everything.
-func (c *Core) onOwnLeave(ev channel.Event) {
-	hadSession := c.cur != nil
-	oldMembers := c.Members()
-	if c.op != nil {
-		if c.op.g.Excluded() {
-			c.endOp(nil, true) // "ignored: we left during a greeting that excluded us; assume it succeeded"
-		} else {
-			c.endOp(fmt.Errorf("%w: we left the room", ErrAborted), false)
-		}
-	}
-	c.settleProposal(fmt.Errorf("%w: we left the room", ErrAborted))
-	c.settle(c.userOp, fmt.Errorf("%w: we left the room", ErrAborted))
-	excluded := !c.excludedAt.IsZero()
-	// Out of the room first: stopping the subsessions runs their shutdown
-	// hooks, which must not ask to kick or leave.
-	c.inChannel = false
-	c.channel = nil
-	for _, s := range c.subs() {
-		s.base.Stop(c.now)
-		c.drainLeaving(s)
-	}
-	c.cur, c.prevs = nil, nil
-	c.replaceState(nil)
-	c.retired = nil                                             // the room's traffic since we left never reaches us
-	c.rejected, c.diverged, c.positionsWarned = nil, false, nil // a new chain starts when we are back
-	c.trial = subsession.NewTrialBuffer(c.cfg.Timing)
-	c.oldSenders = map[string]time.Time{}
-	c.so.Clear()
-	c.seniors, c.taskExclude, c.taskLeave = set{}, set{}, set{}
-	c.justSynced = false
-	c.excludedAt, c.leaveAt, c.excludedDone = time.Time{}, time.Time{}, false
-	c.inChannel = false
-	c.channel = nil
-	if hadSession {
-		var others []string
-		for _, m := range oldMembers {
-			if m != c.cfg.Self {
-				others = append(others, m)
-			}
-		}
-		c.notify(Notice{Kind: Membership, Remain: []string{c.cfg.Self}, Exclude: others})
-	}
-	switch {
-	case c.parting || c.partOp != nil && !c.partOp.done:
-		c.parting = false
-		c.wantIn = false
-		c.settle(c.partOp, nil)
-		c.lastOutcome = StateParted
-	case c.joinOp != nil && !c.joinOp.done && c.wantIn:
-		// Kicked while joining (rules EO, EAL): re-enter after a random
-		// delay, a few times (SESSION-RULES §3.5).
-		if c.rejoins < c.cfg.MaxRejoins {
-			c.rejoins++
-			n := len(ev.Members)
-			u := 0.5 + 0.25*c.randFloat()
-			c.reenterAt = c.now.Add(time.Duration(u * float64(c.joinWait(n))))
-		} else {
-			c.joinFailed(ErrJoinTimeout)
-		}
-	case excluded:
-		// Kicked after an operation excluded us: that is its expected end.
-		c.wantIn = false
-	case c.wantIn && hadSession:
-		// Disconnected or kicked out of a running session: the transport
-		// may re-enter; when it does, we join again. Warn about the gap.
-		c.notify(Notice{Kind: Gap, Err: ev.Err})
-	}
-}
-
-// EnterFailed reports that the channel could not enter the room for the
-// enter action numbered seq (the transport's Enter returned err): a join
-// waiting for it fails at once with ErrEnterFailed, instead of waiting for
-// an enter event that will never come. A failure of an older enter than
-// the latest we asked for is ignored.
-func (c *Core) EnterFailed(seq uint64, err error, now time.Time) {
-	c.advance(now)
-	defer c.after()
-	if seq != c.enterSeq || c.inChannel || !c.wantIn {
-		return // superseded, entered after all, or nobody wants in any more
-	}
-	c.joinFailed(fmt.Errorf("%w: %w", ErrEnterFailed, err))
-}
-
-// joinFailed ends a join that cannot succeed, with reason.
-func (c *Core) joinFailed(reason error) {
-	c.wantIn = false
-	c.lastOutcome = StateJoinFailed
-	c.settle(c.joinOp, reason)
-	c.reenterAt, c.joinDeadline = time.Time{}, time.Time{}
-	if c.inChannel {
-		c.leaveChannel()
 	}
 }
 
@@ -310,5 +168,3 @@ func (c *Core) onPacket(ev channel.Event) {
 		// mpENC queries are not used in rooms: nothing to answer.
 	}
 }
-
-var errSourceMismatch = errors.New("session: greeting packet whose SOURCE is not its sender")

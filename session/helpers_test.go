@@ -52,7 +52,7 @@ func join(t *testing.T, w *sim.World, id string) *session.Op {
 func letters(w *sim.World, ids ...string) string {
 	var out []string
 	for _, id := range ids {
-		out = append(out, id+":"+w.Members[id].Core.Letters())
+		out = append(out, id+":"+session.LettersOf(w.Members[id].Core))
 	}
 	return strings.Join(out, " ")
 }
@@ -73,7 +73,7 @@ func sameSession(t *testing.T, w *sim.World, ids ...string) {
 	first := w.Members[ids[0]].Core
 	sid, ok := first.SessionID()
 	if !ok {
-		t.Fatalf("%s has no session (%s)", ids[0], first.Letters())
+		t.Fatalf("%s has no session (%s)", ids[0], session.LettersOf(first))
 	}
 	for _, id := range ids {
 		c := w.Members[id].Core
@@ -84,7 +84,7 @@ func sameSession(t *testing.T, w *sim.World, ids ...string) {
 		if !slices.Equal(c.Members(), slices.Sorted(slices.Values(ids))) {
 			t.Fatalf("%s: members %v, want %v", id, c.Members(), ids)
 		}
-		if c.GroupState().GroupKey != first.GroupState().GroupKey {
+		if session.GroupStateOf(c).GroupKey != session.GroupStateOf(first).GroupKey {
 			t.Fatalf("%s: group key differs", id)
 		}
 	}

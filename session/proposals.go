@@ -9,10 +9,18 @@ import (
 
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/internal/greeting"
-	"github.com/mpenc/mpenc/internal/subsession"
 	"github.com/mpenc/mpenc/internal/wire"
 	"github.com/mpenc/mpenc/transcript"
 )
+
+// proposals is what our own proposals own: the one waiting for its echo,
+// those we gave up on but still recognise, and the user's pending
+// membership operation (one at a time).
+type proposals struct {
+	proposal  *proposal   // our proposal waiting for its echo
+	withdrawn []*proposal // proposals we gave up on or lost, still recognised if echoed late
+	userOp    *Op         // the pending include, exclude or refresh
+}
 
 func (c *Core) newOp(kind OpKind, members []string) *Op {
 	c.ops++
@@ -50,65 +58,6 @@ func (c *Core) randFloat() float64 {
 // --- User actions. Each takes the time and returns at once; its outcome
 // comes later as a notice and through the Op handle. ---
 
-// Join enters the room and waits to be included, or founds the session if
-// nobody is there (SESSION-RULES §3.5).
-func (c *Core) Join(now time.Time) (*Op, error) {
-	c.advance(now)
-	defer c.after()
-	if c.fatal != nil {
-		return nil, c.fatal
-	}
-	switch {
-	case c.cur != nil || c.justSynced:
-		op := c.newOp(OpJoin, nil)
-		c.settle(op, nil)
-		return op, nil
-	case c.joinOp != nil && !c.joinOp.done:
-		return c.joinOp, nil
-	case c.inChannel && c.so.Synced():
-		return nil, fmt.Errorf("%w: joining or parting", ErrBusy)
-	case c.inChannel:
-		c.joinOp = c.newOp(OpJoin, nil)
-		c.wantIn = true
-		return c.joinOp, nil
-	}
-	c.wantIn = true
-	c.rejoins = 0
-	c.lastOutcome = StateParted
-	c.joinOp = c.newOp(OpJoin, nil)
-	c.enterChannel()
-	return c.joinOp, nil
-}
-
-// Part leaves the session: announce it (a double FIN), finish the
-// subsession, then leave the room (SESSION-RULES §3.6).
-func (c *Core) Part(now time.Time) (*Op, error) {
-	c.advance(now)
-	defer c.after()
-	if c.partOp != nil && !c.partOp.done {
-		return c.partOp, nil
-	}
-	op := c.newOp(OpPart, nil)
-	c.wantIn = false
-	c.settle(c.joinOp, fmt.Errorf("%w: parting", ErrAborted))
-	c.settle(c.userOp, fmt.Errorf("%w: parting", ErrAborted))
-	switch {
-	case !c.inChannel:
-		c.settle(op, nil)
-		return op, nil
-	case c.cur != nil && c.cur.base.State() == subsession.Joined && c.excludedAt.IsZero():
-		c.partOp, c.parting = op, true
-		if _, _, err := c.cur.base.SendLeaveIntent(c.now); err != nil {
-			c.leaveAt = c.now
-		}
-		c.drain(c.cur)
-	default:
-		c.partOp, c.parting = op, true
-		c.leaveIfParted()
-	}
-	return op, nil
-}
-
 // Send sends a message to the session.
 func (c *Core) Send(text string, now time.Time) (transcript.ID, error) {
 	c.advance(now)
@@ -116,7 +65,7 @@ func (c *Core) Send(text string, now time.Time) (transcript.ID, error) {
 	if c.fatal != nil {
 		return transcript.ID{}, c.fatal
 	}
-	if c.cur == nil || c.parting || !c.excludedAt.IsZero() {
+	if c.cur == nil || c.parting() || c.isExcluded() {
 		// Being excluded: the others have moved on to a subsession without
 		// us; a message now could only arrive after their FIN.
 		return transcript.ID{}, ErrNotJoined
@@ -167,7 +116,7 @@ func (c *Core) userOperation(kind OpKind, members []string, now time.Time) (*Op,
 		}
 		return nil, ErrOperationInProgress
 	}
-	if !c.inChannel || !c.so.Synced() || c.parting || !c.excludedAt.IsZero() {
+	if !c.stage.inRoom() || !c.so.Synced() || c.parting() || c.isExcluded() {
 		return nil, ErrNotJoined
 	}
 	if c.op != nil || c.proposal != nil {
@@ -336,11 +285,11 @@ func (c *Core) speaksMpENC(m string) bool { return c.announced[m] || c.keyed(m) 
 // Rule-driven proposals are re-derived from the state each time, never
 // retried as such.
 func (c *Core) handleTasks() {
-	if c.fatal != nil || !c.inChannel || !c.so.Synced() || c.so.Ongoing() || c.op != nil ||
-		c.proposal != nil || c.parting || !c.excludedAt.IsZero() || (c.userOp != nil && !c.userOp.done) {
+	if c.fatal != nil || !c.stage.inRoom() || !c.so.Synced() || c.so.Ongoing() || c.op != nil ||
+		c.proposal != nil || c.parting() || c.isExcluded() || (c.userOp != nil && !c.userOp.done) {
 		return
 	}
-	if c.cur == nil && !c.justSynced {
+	if c.cur == nil && c.stage != stageAlone {
 		return // COsj: being included, or waiting to leave
 	}
 	members := c.sessionMembers()
@@ -373,4 +322,46 @@ func (c *Core) handleTasks() {
 			c.propose(append(slices.Clone(members), inc...), OpInclude, inc, nil)
 		}
 	}
+}
+
+// proposal is a proposal we sent.
+type proposal struct {
+	prop    *greeting.Proposal
+	op      *Op // the user operation it serves; nil for a rule-driven one
+	kind    OpKind
+	members []string // included or excluded
+	sentAt  time.Time
+}
+
+// ownProposal returns our proposal whose bytes the echoed wire string
+// carries, if any (the own-pI guard, SESSION-RULES §2.3).
+func (c *Core) ownProposal(w string) *proposal {
+	raw, err := wire.Dearmour(w)
+	if err != nil {
+		return nil
+	}
+	h := crypto.Hash(raw)
+	if c.proposal != nil && c.proposal.prop.Hash == h {
+		return c.proposal
+	}
+	for _, p := range c.withdrawn {
+		if p.prop.Hash == h {
+			return p
+		}
+	}
+	return nil
+}
+
+// satisfiedBy reports whether an operation that included inc and excluded
+// exc does what the pending user operation asked.
+func (o *Op) satisfiedBy(inc, exc []string, kind OpKind) bool {
+	switch o.Kind {
+	case OpInclude:
+		return subset(o.Members, inc)
+	case OpExclude:
+		return subset(o.Members, exc)
+	case OpRefresh:
+		return kind == OpRefresh
+	}
+	return false
 }

@@ -46,7 +46,7 @@ func TestLatePacketOfFinishedSubsession(t *testing.T) {
 		t.Fatalf("refresh: %v", op)
 	}
 	for _, id := range []string{"A", "B"} {
-		if n := w.Members[id].Core.Finishing(); n != 0 {
+		if n := session.FinishingOf(w.Members[id].Core); n != 0 {
 			t.Fatalf("%s: %d subsessions still finishing", id, n)
 		}
 	}

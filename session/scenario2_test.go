@@ -182,7 +182,7 @@ func TestScenario08EO(t *testing.T) {
 		t.Fatalf("A's include of D: %v", op)
 	}
 	sameSession(t, w, "A", "B", "D")
-	if st := w.Members["C"].Core.Letters(); st[0] == 'C' {
+	if st := session.LettersOf(w.Members["C"].Core); st[0] == 'C' {
 		// C re-enters after a random delay, then waits to be included.
 		t.Logf("C already back: %s", st)
 	}
@@ -256,7 +256,7 @@ func TestScenario11And12LOIandLOX(t *testing.T) {
 	if !slices.Equal(ia, ib) || !slices.Equal(ha, hb) {
 		t.Error("A and B hold different chains")
 	}
-	if l := w.Members["D"].Core.Letters(); l != "Cos_" {
+	if l := session.LettersOf(w.Members["D"].Core); l != "Cos_" {
 		t.Fatalf("D is %s, want Cos_ (D10)", l)
 	}
 	op2 := opOf(t, w, "A", include("D"))

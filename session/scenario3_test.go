@@ -121,7 +121,7 @@ func TestScenario15IAL(t *testing.T) {
 	b := w.Members["B"]
 	gr := &greeting.Greeter{Self: "B", Identity: b.Key, Directory: directoryOf(w), Rand: nil}
 	so := session.ServerOrderOf(b.Core)
-	prop, err := gr.Propose(b.Core.GroupState(), []string{"A", "B", "C"}, &wire.Metadata{PrevPF: so.PrevPF(), ChainHash: so.PrevCH()})
+	prop, err := gr.Propose(session.GroupStateOf(b.Core), []string{"A", "B", "C"}, &wire.Metadata{PrevPF: so.PrevPF(), ChainHash: so.PrevCH()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,8 +207,8 @@ func TestScenario18ExcludedWaitsForKick(t *testing.T) {
 		t.Fatal(op)
 	}
 	c := w.Members["C"]
-	if c.Core.Subsession() == nil || c.Core.State() != session.StateParting {
-		t.Fatalf("C: %s %v", c.Core.Letters(), c.Core.State())
+	if !session.InSubsession(c.Core) || c.Core.State() != session.StateParting {
+		t.Fatalf("C: %s %v", session.LettersOf(c.Core), c.Core.State())
 	}
 	run(t, w, 3*time.Minute)
 	if slices.Contains(w.Hub.Members(), "C") {
@@ -243,7 +243,7 @@ func TestScenario19ExcludeToSolo(t *testing.T) {
 			gone = w.Now()
 		}
 	}
-	if chainLen(w, "B") != 0 || w.Members["B"].Core.Letters() != "cos_" || w.Members["A"].Core.Letters() != "cos_" {
+	if chainLen(w, "B") != 0 || session.LettersOf(w.Members["B"].Core) != "cos_" || session.LettersOf(w.Members["A"].Core) != "cos_" {
 		t.Fatalf("%s, chain before %d", letters(w, "A", "B"), before)
 	}
 	if gone.IsZero() || gone.Sub(start) >= 16*ref.BC {
@@ -264,7 +264,7 @@ func TestScenario20StayIfLast(t *testing.T) {
 	sameSession(t, w, "A", "B")
 	opOf(t, w, "B", exclude("A"))
 	run(t, w, 2*time.Minute)
-	if l := w.Members["B"].Core.Letters(); l != "COsJ" {
+	if l := session.LettersOf(w.Members["B"].Core); l != "COsJ" {
 		t.Fatalf("B is %s", l)
 	}
 	lastPF := session.ServerOrderOf(w.Members["B"].Core).PrevPF()

@@ -42,7 +42,7 @@ func TestScenario21EIOThenEII(t *testing.T) {
 	if !opA.Done() || !errors.Is(opA.Err(), session.ErrRejected) {
 		t.Fatalf("A's include: %v", opA)
 	}
-	if l := w.Members["C"].Core.Letters(); l != "Cos_" {
+	if l := session.LettersOf(w.Members["C"].Core); l != "Cos_" {
 		t.Fatalf("C is %s", l)
 	}
 	_ = p1
@@ -97,8 +97,8 @@ func TestScenario22IgnoredGreetings(t *testing.T) {
 	before := chainLen(w2, "A")
 	w2.Act("E", session.Action{Kind: session.ActSend, Wire: prop.Wire})
 	run(t, w2, 5*time.Second)
-	if chainLen(w2, "A") != before || w2.Members["A"].Core.Letters() != "COsJ" {
-		t.Fatalf("A: chain %d→%d, %s", before, chainLen(w2, "A"), w2.Members["A"].Core.Letters())
+	if chainLen(w2, "A") != before || session.LettersOf(w2.Members["A"].Core) != "COsJ" {
+		t.Fatalf("A: chain %d→%d, %s", before, chainLen(w2, "A"), session.LettersOf(w2.Members["A"].Core))
 	}
 }
 
@@ -145,15 +145,15 @@ func TestScenario23ForgedOwnPI(t *testing.T) {
 func TestScenario24Refresh(t *testing.T) {
 	w := three(t, 24, false)
 	sid, _ := w.Members["A"].Core.SessionID()
-	old := w.Members["A"].Core.GroupState()
+	old := session.GroupStateOf(w.Members["A"].Core)
 	gk := old.GroupKey
 	n := chainLen(w, "A")
 	opOf(t, w, "C", func(c *session.Core, now time.Time) (*session.Op, error) { return c.Refresh(now) })
 	run(t, w, 5*time.Second)
 	sameSession(t, w, "A", "B", "C")
 	sid2, _ := w.Members["A"].Core.SessionID()
-	if sid2 != sid || w.Members["A"].Core.GroupState().GroupKey == gk || chainLen(w, "A") != n+1 {
-		t.Fatalf("sid kept %v, key changed %v, chain %d→%d", sid2 == sid, w.Members["A"].Core.GroupState().GroupKey != gk, n, chainLen(w, "A"))
+	if sid2 != sid || session.GroupStateOf(w.Members["A"].Core).GroupKey == gk || chainLen(w, "A") != n+1 {
+		t.Fatalf("sid kept %v, key changed %v, chain %d→%d", sid2 == sid, session.GroupStateOf(w.Members["A"].Core).GroupKey != gk, n, chainLen(w, "A"))
 	}
 	if old.GroupKey != ([32]byte{}) {
 		t.Error("the replaced State still holds the old group key")
@@ -233,7 +233,7 @@ func TestScenario26OwnLeaveMidOp(t *testing.T) {
 	if !op.Done() || !errors.Is(op.Err(), session.ErrAborted) {
 		t.Fatalf("A's include: %v", op)
 	}
-	if l := w.Members["A"].Core.Letters(); l != "cos_" {
+	if l := session.LettersOf(w.Members["A"].Core); l != "cos_" {
 		t.Fatalf("A is %s", l)
 	}
 	run(t, w, time.Minute)
@@ -269,7 +269,7 @@ func TestScenario28LatestPMMismatch(t *testing.T) {
 	a := w.Members["A"]
 	gr := &greeting.Greeter{Self: "A", Identity: a.Key, Directory: directoryOf(w)}
 	so := session.ServerOrderOf(a.Core)
-	prop, err := gr.Propose(a.Core.GroupState(), []string{"A", "B"}, &wire.Metadata{PrevPF: so.PrevPF(), ChainHash: so.PrevCH(),
+	prop, err := gr.Propose(session.GroupStateOf(a.Core), []string{"A", "B"}, &wire.Metadata{PrevPF: so.PrevPF(), ChainHash: so.PrevCH(),
 		LatestPM: []wire.MessageID{{1, 2, 3}}})
 	if err != nil {
 		t.Fatal(err)

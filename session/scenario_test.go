@@ -18,8 +18,8 @@ func TestScenario01SoloJoin(t *testing.T) {
 		t.Fatalf("join: %v", op)
 	}
 	a := w.Members["A"].Core
-	if a.Letters() != "COsJ" {
-		t.Fatalf("A is %s", a.Letters())
+	if session.LettersOf(a) != "COsJ" {
+		t.Fatalf("A is %s", session.LettersOf(a))
 	}
 	ids, hashes := a.Chain()
 	if len(ids) != 1 || hashes[0] != wire.SyncChainHash(ids[0]) {

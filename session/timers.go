@@ -26,7 +26,7 @@ func (c *Core) NextDeadline() (time.Time, bool) {
 		}
 	}
 	consider(c.trial.NextDeadline())
-	if c.joinOp != nil && !c.joinOp.done && c.inChannel && !c.so.Synced() {
+	if c.joinPending() {
 		consider(c.joinDeadline, true)
 	}
 	consider(c.reenterAt, true)
@@ -34,7 +34,7 @@ func (c *Core) NextDeadline() (time.Time, bool) {
 	if c.op != nil && !c.op.abortSent {
 		consider(c.op.abortAt, true)
 	}
-	if !c.excludedAt.IsZero() {
+	if c.isExcluded() {
 		consider(c.backstop(), true)
 	}
 	if c.proposal != nil {
@@ -44,12 +44,6 @@ func (c *Core) NextDeadline() (time.Time, bool) {
 		consider(c.cur.checkDue, true)
 	}
 	return t, ok
-}
-
-// backstop is when an excluded member that was not kicked leaves by
-// itself (D17): (2 + n)·(BC + 1 s) + 17·BC after the initial packet.
-func (c *Core) backstop() time.Time {
-	return c.excludedAt.Add(c.joinWait(len(c.channel)) + 17*c.cfg.Timing.BC)
 }
 
 func due(t, now time.Time) bool { return !t.IsZero() && !now.Before(t) }
@@ -66,18 +60,18 @@ func (c *Core) tick() {
 	c.trial.Tick(now)
 	c.drainTrial()
 	c.chainCheckDue()
-	if c.joinOp != nil && !c.joinOp.done && c.inChannel && !c.so.Synced() && due(c.joinDeadline, now) {
+	if c.joinPending() && due(c.joinDeadline, now) {
 		c.joinFailed(ErrJoinTimeout)
 	}
 	if due(c.reenterAt, now) {
 		c.reenterAt = time.Time{}
-		if c.wantIn && !c.inChannel {
+		if c.stage == stageEntering {
 			c.enterChannel()
 		}
 	}
 	if due(c.leaveAt, now) {
 		c.leaveAt = time.Time{}
-		if c.inChannel {
+		if c.stage.inRoom() {
 			c.leaveChannel()
 		}
 	}
@@ -87,12 +81,7 @@ func (c *Core) tick() {
 	if c.op != nil && !c.op.abortSent && due(c.op.abortAt, now) {
 		c.sendAbort()
 	}
-	if !c.excludedAt.IsZero() && due(c.backstop(), now) {
-		// Excluded and never kicked: leave by ourselves (D17).
-		c.excludedAt, c.excludedDone = time.Time{}, false
-		c.wantIn = false
-		if c.inChannel {
-			c.leaveChannel()
-		}
+	if c.isExcluded() && due(c.backstop(), now) {
+		c.leaveAtBackstop() // excluded and never kicked (D17)
 	}
 }

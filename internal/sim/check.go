@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/mpenc/mpenc/internal/sessionpeek"
 	"github.com/mpenc/mpenc/session"
 	"github.com/mpenc/mpenc/transcript"
 )
@@ -44,7 +45,8 @@ func checkStep(w *World) ([]*DivergenceError, error) {
 		if !ok {
 			continue
 		}
-		k := subID{sid, c.GroupState().GroupKey}
+		gk, _ := c.UnsafeGroupKey()
+		k := subID{sid, gk}
 		if _, seen := bySub[k]; !seen {
 			keys = append(keys, k)
 		}
@@ -140,7 +142,7 @@ type msgView struct {
 // text and parents (ids).
 func logViews(c *session.Core) map[transcript.ID]msgView {
 	out := map[transcript.ID]msgView{}
-	l := c.Log()
+	l := sessionpeek.MessageLog(c)
 	for pos := range l.Len() {
 		e := l.Entry(pos)
 		g := l.Graph(e.Transcript)

@@ -169,7 +169,7 @@ func (s Scenario) Run() (*World, error) {
 			if p < 0.5 {
 				w.Do(id, func(c *session.Core, now time.Time) { c.Join(now) })
 			}
-		case c.Subsession() != nil && p < 0.55:
+		case inSubsession(c) && p < 0.55:
 			msg++
 			w.Send(id, fmt.Sprintf("message %d from %s", msg, id))
 		case p < 0.62:
@@ -236,3 +236,6 @@ func (s Scenario) Run() (*World, error) {
 	}
 	return w, nil
 }
+
+// inSubsession reports whether c has a current subsession.
+func inSubsession(c *session.Core) bool { _, ok := c.SessionID(); return ok }

@@ -1,0 +1,504 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/mpenc/mpenc/channel"
+	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/greeting"
+	"github.com/mpenc/mpenc/internal/serverorder"
+	"github.com/mpenc/mpenc/internal/subsession"
+	"github.com/mpenc/mpenc/internal/wire"
+	"github.com/mpenc/mpenc/transcript"
+)
+
+// membership is what the membership operations own: ServerOrder's chain,
+// our group state, the operation under way, and the operations the
+// channel rules call for (docs/SESSION.md, "Channel rules").
+type membership struct {
+	so    serverorder.Resolver
+	state *greeting.State // our membership's result state; nil when alone or outside
+	op    *running        // the operation under way, accepted by ServerOrder
+
+	taskExclude set // members to exclude next (they left, stalled, or asked to leave)
+	taskLeave   set // excluded members still in the room: kicked once the old subsession has shut down
+}
+
+// running is an operation accepted by ServerOrder and not ended yet.
+type running struct {
+	g           *greeting.Greeting
+	pi          [32]byte // packet id of its initial packet
+	initiator   string
+	members     []string // M, in operation order
+	prevMembers []string // M': the session's members before it
+	piKeys      map[string]crypto.PublicKey
+	latestPM    []transcript.ID
+	piPrev      []string // the members that had a session before it, as its initial packet says
+	started     time.Time
+	abortR      []string  // who may abort it (sorted), from its initial packet
+	failed      error     // our Greeting failed: the operation cannot complete
+	abortAt     time.Time // when we send an abort (zero: we do not)
+	abortSent   bool
+	own         *proposal // ours, if we proposed it
+}
+
+// onGreet handles a greeting packet (SESSION-RULES §3.2 step 2).
+func (c *Core) onGreet(p *wire.GreetPacket, ev channel.Event) {
+	if p.Source != ev.Sender {
+		// D1: the transport sender must be the packet's SOURCE.
+		c.warn(ev.Sender, fmt.Errorf("%w (%q)", errSourceMismatch, p.Source))
+		return
+	}
+	if p.Type == wire.GreetQuitDown {
+		return // vestigial; the reference throws, we ignore it
+	}
+	if p.Type == wire.GreetAbortDown {
+		c.onAbort(p, ev)
+		return
+	}
+	var running *greeting.Greeting
+	if c.op != nil {
+		running = c.op.g
+	}
+	switch greeting.Classify(p, running) {
+	case greeting.ClassInitial:
+		c.onInitial(p, ev, false)
+	case greeting.ClassBoth:
+		c.onInitial(p, ev, true)
+	case greeting.ClassFinal:
+		c.onFinal(p, ev)
+	default:
+		if c.so.Synced() && c.op != nil {
+			c.deliver(p)
+		}
+		// Otherwise nothing to do with it (D20: never into the data path).
+	}
+}
+
+// sessionMembers is M' for proposals: our membership, or just us when solo.
+func (c *Core) sessionMembers() []string {
+	if c.state != nil {
+		return c.state.Members
+	}
+	return []string{c.cfg.Self}
+}
+
+// verifyInitial checks an initial packet's signature before ServerOrder
+// sees it (D2): with the initiator's ephemeral key if we know it, else with
+// the packet's own PUB_KEY entry when it has one (newcomers can do no
+// better; the ASKE authenticates it before anything completes).
+func (c *Core) verifyInitial(p *wire.GreetPacket) bool {
+	// A START always carries fresh ephemeral keys: the founder's is its own
+	// PUB_KEY entry, whatever key we knew for it before.
+	if c.state != nil && p.Type != wire.GreetInitInitiatorUp {
+		if i := c.state.Position(p.Source); i >= 0 {
+			return p.Verify(c.state.EphemeralKeys[i])
+		}
+	}
+	if i := slices.Index(p.Members, p.Source); i >= 0 && i < len(p.PubKeys) {
+		return p.Verify(p.PubKeys[i])
+	}
+	return true
+}
+
+// onInitial handles an initial (or initial+final) packet.
+func (c *Core) onInitial(p *wire.GreetPacket, ev channel.Event, both bool) {
+	self := c.cfg.Self
+	var own *proposal
+	if ev.Sender == self || p.Source == self {
+		if own = c.ownProposal(ev.Body); own == nil {
+			return // a replay or forgery of a proposal in our name: ignore it
+		}
+	}
+	if p.Metadata == nil {
+		c.warn(p.Source, errors.New("session: initial packet without proposal metadata"))
+		return
+	}
+	// Group filter: a proposal from outside our group is none of our
+	// business (no blacklist, no chain entry). Once an operation excluded
+	// us and completed, neither is any proposal that does not keep us as a
+	// member: we only wait to be kicked. (After an exclusion that failed,
+	// by a leave or an abort, we still follow the order: the next proposal
+	// may exclude us again, and ServerOrder must refuse what comes while
+	// it runs, as everyone else does.)
+	if c.so.Synced() && !slices.Contains(c.sessionMembers(), p.Source) ||
+		c.excl == excluded && !slices.Contains(continuing(p), self) {
+		return
+	}
+	if own == nil && !c.verifyInitial(p) {
+		c.warn(p.Source, errors.New("session: initial packet with a bad signature"))
+		return
+	}
+	pid := wire.PacketID(ev.Body, ev.Sender, ev.Members)
+	cand := &serverorder.Candidate{
+		PacketID: pid, Initial: true, Final: both,
+		PrevPF: p.Metadata.PrevPF, ChainHash: p.Metadata.ChainHash,
+		ForUs: slices.Contains(p.Members, self), Members: p.Members, EchoMembers: ev.Members,
+		PrevPI: pid,
+	}
+	wasSynced := c.so.Synced()
+	if err := c.so.Commit(cand); err != nil {
+		if own != nil {
+			c.rejectProposal(own, fmt.Errorf("%w: %w", ErrRejected, err))
+		}
+		if wasSynced && !slices.Contains(c.so.PacketIDs(), pid) {
+			c.rememberRejected(pid, p)
+		}
+		if wasSynced && own == nil && c.suspended == nil {
+			c.checkProposalPosition(p)
+		}
+		return
+	}
+	c.acceptInitial(p, ev, pid, own, wasSynced)
+	if both && c.op != nil {
+		if c.op.g.Result() != nil || c.op.g.Excluded() {
+			c.complete()
+		} else {
+			// A one-packet operation whose Greeting did not complete: it
+			// failed (warned in acceptInitial); it is over all the same.
+			c.endOp(fmt.Errorf("%w: %v", ErrAborted, c.op.g.Err()), false)
+			c.statePosition()
+		}
+	}
+}
+
+// acceptInitial is the accept-initial hook: build the Greeting, flush the
+// current subsession, settle our proposal, apply IAL.
+func (c *Core) acceptInitial(p *wire.GreetPacket, ev channel.Event, pid [32]byte, own *proposal, wasSynced bool) {
+	kind, inc, exc := opShape(c.sessionMembersIf(wasSynced), p.Members, p.Type)
+	if own == nil && c.proposal != nil {
+		// Another proposal won our parent: ours is rejected (its echo will
+		// be refused by ServerOrder); settle the user now, unless the winner
+		// does what we asked (both include D): then it succeeds with it.
+		lost := c.proposal
+		if lost.op != nil && lost.op.satisfiedBy(inc, exc, kind) {
+			lost.op.followsWinner = true
+			lost.op = nil
+		}
+		c.rejectProposal(lost, fmt.Errorf("%w: %s's proposal came first", ErrRejected, p.Source))
+		// Its echo must still be recognised as ours: ServerOrder refuses
+		// it, and rememberRejected notes the refusal, so that a member
+		// aborting it (it accepted ours where we accepted this one) is
+		// seen as the server split it is.
+		lost.op = nil
+		c.keepRecognisable(lost)
+	}
+	var ownProp *greeting.Proposal
+	if own != nil {
+		ownProp = own.prop
+		c.dropProposal(own)
+	}
+	prev := c.state
+	g, out, err := c.gr.Accept(prev, p, ownProp)
+	op := &running{
+		g: g, pi: pid, initiator: p.Source, members: slices.Clone(p.Members),
+		prevMembers: c.sessionMembers(), started: c.now, own: own, piKeys: initialKeys(p),
+	}
+	if !wasSynced {
+		op.prevMembers = nil // a newcomer knows no previous membership
+	}
+	// Who may abort it, from the initial packet alone, so that every member
+	// agrees: the continuing members whose key the packet lists (an
+	// include's existing members, an exclude's remaining ones), or a
+	// START's founder.
+	switch p.Type {
+	case wire.GreetInitInitiatorUp:
+		op.abortR = []string{p.Source}
+		op.piPrev = []string{p.Source}
+	case wire.GreetIncludeAuxInitiatorUp:
+		op.abortR = slices.Clone(p.Members[:min(len(p.Nonces), len(p.Members))])
+		op.piPrev = op.abortR
+	case wire.GreetExcludeAuxInitiatorDown:
+		op.abortR = slices.Clone(p.Members)
+		op.piPrev = op.abortR
+	}
+	slices.Sort(op.abortR)
+	for _, id := range p.Metadata.LatestPM {
+		op.latestPM = append(op.latestPM, transcript.ID(id))
+	}
+	c.op = op
+	n := Notice{Kind: OpAccepted, Author: p.Source, OpKind: kind, Include: inc, Exclude: exc}
+	if own != nil {
+		n.Op = own.op
+	}
+	c.notify(n)
+	if c.cur != nil && c.cur.base.State() == subsession.Joined {
+		// Flush acks so the old subsession reaches full-ack before rotation.
+		c.cur.base.SendFlush(c.now)
+		c.drain(c.cur)
+	}
+	if out != "" {
+		c.send(out)
+	}
+	if err != nil && !errors.Is(err, greeting.ErrNotForThisOperation) {
+		c.opFailed(err)
+	}
+	switch {
+	case g.Excluded():
+		c.excludedBy() // the D17 backstop runs from the pI
+	case slices.Contains(continuing(p), c.cfg.Self):
+		// Our group still counts us as a member: an exclusion we thought
+		// might have completed did not.
+		c.notExcludedAnyMore()
+	}
+	c.scheduleAbort()
+	// IAL: someone excluded but not yet gone is in the new membership.
+	var ial []string
+	for _, m := range op.members {
+		if c.taskLeave[m] {
+			ial = append(ial, m)
+		}
+	}
+	c.kick(ial)
+}
+
+// continuing returns the members an initial packet keeps from the previous
+// membership: an include's existing members, an exclude's or refresh's
+// members. A START keeps nobody (it starts afresh).
+func continuing(p *wire.GreetPacket) []string {
+	switch p.Type {
+	case wire.GreetIncludeAuxInitiatorUp:
+		return p.Members[:min(len(p.Nonces), len(p.Members))]
+	case wire.GreetExcludeAuxInitiatorDown, wire.GreetRefreshAuxInitiatorDown:
+		return p.Members
+	}
+	return nil
+}
+
+// opShape describes an operation for notices.
+func opShape(prev, next []string, t wire.GreetType) (OpKind, []string, []string) {
+	if len(prev) == 0 || t.Op() == wire.OpStart {
+		var inc []string
+		for _, m := range next {
+			if !slices.Contains(prev, m) {
+				inc = append(inc, m)
+			}
+		}
+		return OpStart, inc, nil
+	}
+	var inc, exc []string
+	for _, m := range next {
+		if !slices.Contains(prev, m) {
+			inc = append(inc, m)
+		}
+	}
+	for _, m := range prev {
+		if !slices.Contains(next, m) {
+			exc = append(exc, m)
+		}
+	}
+	switch {
+	case len(inc) > 0:
+		return OpInclude, inc, nil
+	case len(exc) > 0:
+		return OpExclude, nil, exc
+	}
+	return OpRefresh, nil, nil
+}
+
+// onFinal handles a final candidate: ServerOrder must accept it, and it must
+// pass its signatures (D2) before it enters the chain.
+func (c *Core) onFinal(p *wire.GreetPacket, ev channel.Event) {
+	pid := wire.PacketID(ev.Body, ev.Sender, ev.Members)
+	cand := &serverorder.Candidate{PacketID: pid, Final: true, PrevPI: c.op.pi}
+	if err := c.so.Check(cand); err != nil {
+		return
+	}
+	out, err := c.op.g.Receive(p)
+	if out != "" {
+		c.send(out)
+	}
+	switch {
+	case errors.Is(err, greeting.ErrDuplicate), errors.Is(err, greeting.ErrNotForThisOperation):
+		return
+	case err != nil:
+		c.setDiverged() // the others may commit what we refuse
+		c.opFailed(err)
+		return
+	case c.op.g.Result() == nil:
+		c.setDiverged()
+		c.opFailed(errors.New("session: the final packet did not complete the operation"))
+		return
+	}
+	c.so.Commit(cand)
+	c.complete()
+}
+
+// deliver passes a non-initial, non-final packet to the running Greeting.
+func (c *Core) deliver(p *wire.GreetPacket) {
+	out, err := c.op.g.Receive(p)
+	if out != "" {
+		c.send(out)
+	}
+	if err != nil && !errors.Is(err, greeting.ErrDuplicate) && !errors.Is(err, greeting.ErrNotForThisOperation) {
+		c.opFailed(err)
+	}
+}
+
+// opFailed records that our Greeting failed: the operation cannot complete
+// for us. Everyone who saw the same packet fails the same way; the abort
+// (or a member's leave) ends it for all at one position.
+func (c *Core) opFailed(err error) {
+	if c.op == nil || c.op.failed != nil {
+		return
+	}
+	c.op.failed = err
+	c.warn(c.op.initiator, fmt.Errorf("session: operation by %s failed: %w", c.op.initiator, err))
+	c.scheduleAbort()
+}
+
+// abortRank returns our position among the members allowed to abort the
+// running operation, or -1.
+func (c *Core) abortRank() int { return slices.Index(c.op.abortR, c.cfg.Self) }
+
+// opTimeout: every member broadcasts about once per operation, so
+// (2 + n)·(BC + 1 s) for n members involved, like a newcomer's join wait.
+func (c *Core) opTimeout() time.Duration {
+	n := len(c.op.members)
+	for _, m := range c.op.prevMembers {
+		if !slices.Contains(c.op.members, m) {
+			n++
+		}
+	}
+	return time.Duration(2+n) * (c.cfg.Timing.BC + time.Second)
+}
+
+// scheduleAbort sets when we send an abort: after the operation timeout, or
+// at once if our Greeting failed, spaced BC/2 apart by rank.
+func (c *Core) scheduleAbort() {
+	op := c.op
+	if op == nil || op.abortSent || !c.so.Synced() {
+		return
+	}
+	rank := c.abortRank()
+	if rank < 0 {
+		op.abortAt = time.Time{}
+		return
+	}
+	base := op.started.Add(c.opTimeout())
+	if op.failed != nil && c.now.Before(base) {
+		base = c.now
+	}
+	op.abortAt = base.Add(time.Duration(rank) * c.cfg.Timing.BC / 2)
+}
+
+// sendAbort broadcasts ABORT_DOWN for the running operation.
+func (c *Core) sendAbort() {
+	op := c.op
+	op.abortSent = true
+	key := op.g.EphemeralKey()
+	if key == nil || op.piKeys[c.cfg.Self] != key.Public() {
+		return
+	}
+	pi := op.pi
+	ab := &wire.GreetPacket{
+		Type: wire.GreetAbortDown, Source: c.cfg.Self, Members: op.members,
+		PubKeys: []crypto.PublicKey{key.Public()}, AbortPI: &pi,
+	}
+	raw, err := ab.Sign(key)
+	if err != nil {
+		return
+	}
+	c.send(wire.Armour(raw))
+}
+
+// initialKeys maps the members of an initial packet to the ephemeral keys
+// it lists for them.
+func initialKeys(p *wire.GreetPacket) map[string]crypto.PublicKey {
+	keys := make(map[string]crypto.PublicKey, len(p.PubKeys))
+	for i, k := range p.PubKeys {
+		if i < len(p.Members) {
+			keys[p.Members[i]] = k
+		}
+	}
+	return keys
+}
+
+// onAbort handles ABORT_DOWN: ServerOrder takes it like a final packet of
+// the running operation if it names it, comes from a member allowed to
+// abort, and verifies.
+func (c *Core) onAbort(p *wire.GreetPacket, ev channel.Event) {
+	if p.AbortPI == nil || len(p.PubKeys) != 1 {
+		return
+	}
+	op := c.op
+	if (op == nil || *p.AbortPI != op.pi) && c.abortOfRejected(p) {
+		return
+	}
+	if op == nil || !c.so.Ongoing() || *p.AbortPI != op.pi || !slices.Equal(p.Members, op.members) {
+		return
+	}
+	k, ok := op.piKeys[p.Source]
+	if !ok || k != p.PubKeys[0] || !slices.Contains(op.abortR, p.Source) {
+		c.warn(p.Source, errors.New("session: abort from a member not allowed to abort"))
+		return
+	}
+	if !p.Verify(k) {
+		c.warn(p.Source, errors.New("session: abort with a bad signature"))
+		return
+	}
+	pid := wire.PacketID(ev.Body, ev.Sender, ev.Members)
+	cand := &serverorder.Candidate{PacketID: pid, Final: true, PrevPI: op.pi}
+	if c.so.Commit(cand) != nil {
+		return
+	}
+	// Members of the session that did not take their turn are excluded
+	// next (D5): otherwise every later operation would stall behind them.
+	if op.prevMembers != nil {
+		for _, m := range op.g.Stalled() {
+			if slices.Contains(op.prevMembers, m) && m != c.cfg.Self && m != p.Source {
+				c.taskExclude.add(m)
+			}
+		}
+	}
+	c.endOp(fmt.Errorf("%w: ended by %s after a stall", ErrAborted, p.Source), false)
+	c.statePosition()
+}
+
+// endOp ends the running operation without a result: a leave (LOI), an
+// abort, or our own leave (LI). ignored: it excluded us and we assume it
+// succeeded.
+func (c *Core) endOp(reason error, ignored bool) {
+	op := c.op
+	if op == nil {
+		return
+	}
+	c.op = nil
+	op.g.Abandon()
+	n := Notice{Kind: OpFailed, Author: op.initiator, Err: reason}
+	kind, inc, exc := opShape(op.prevMembers, op.members, wire.GreetInitInitiatorUp)
+	n.OpKind, n.Include, n.Exclude = kind, inc, exc
+	if ignored {
+		n.Kind, n.Err = OpSucceeded, nil
+	}
+	if op.own != nil && op.own.op != nil {
+		n.Op = op.own.op
+		if ignored {
+			c.settle(op.own.op, nil)
+		} else {
+			c.settle(op.own.op, reason)
+		}
+	}
+	c.notify(n)
+	if c.userOp != nil && !c.userOp.done && c.userOp.followsWinner {
+		c.settle(c.userOp, fmt.Errorf("%w: the operation it joined failed: %w", ErrRejected, reason))
+	}
+	if op.prevMembers == nil && c.cur == nil {
+		// D10: a newcomer whose inclusion failed goes back to waiting,
+		// unsynced, keeping its seniors and join timer. Its chain starts
+		// again: a refusal on the old one is no reason for doubt.
+		c.so.Clear()
+		c.suspended = nil
+	}
+	// An operation that excluded us and now fails (a leave, an abort): we
+	// stay passive, sending nothing, waiting for the kick or the backstop,
+	// unless a later proposal of our group lists us as a continuing member
+	// (acceptInitial); meanwhile ServerOrder follows the order as everyone
+	// else's does (the exclusion stays pending).
+	c.retryTrial()
+}
+
+var errSourceMismatch = errors.New("session: greeting packet whose SOURCE is not its sender")
