@@ -180,7 +180,7 @@ func afterEnter(evs []channel.Event) []channel.Event {
 
 // identityXML is the identity announcement of key, as docs/XMPP.md defines it.
 func identityXML(key crypto.PublicKey) string {
-	return fmt.Sprintf(`<identity xmlns='%s' alg='ed25519'>%s</identity>`, xmpp.NSIdentity, base64.StdEncoding.EncodeToString(key[:]))
+	return fmt.Sprintf(`<identity xmlns='%s' alg='ed25519'>%s</identity>`, nsIdentity, base64.StdEncoding.EncodeToString(key[:]))
 }
 
 // tail returns the last event, or the zero Event when there is none.

@@ -40,35 +40,27 @@ type Channel struct {
 
 	// mu guards everything below. It is never held during network I/O,
 	// so the receive loop never waits behind a sender.
-	mu      sync.Mutex
-	closed  bool
-	self    jid.JID // our full JID; the resource is requested again on reconnect
-	conn    *conn   // nil while disconnected
-	room    *room
-	want    bool         // we should be in the room (Enter called, Leave not)
-	waiters []chan error // Enter calls waiting for EventOwnEnter or a permanent error
-	entered uint64       // EventOwnEnter events queued so far
-	err     error        // why we stay out for good (permanent failure or removal)
-	retryAt time.Time    // no join attempt before this (backoff)
-	fails   int          // consecutive failed attempts
-	queue   []channel.Event
-	qNotify chan struct{} // cap 1: the queue grew
-	paused  bool          // the queue overflowed: no reconnect until it drains
-	stats   Stats
-	invites chan Invitation // cap maxPendingInvitations; closed by Close
+	mu       sync.Mutex
+	closed   bool
+	self     jid.JID // our full JID; the resource is requested again on reconnect
+	conn     *conn   // nil while disconnected
+	room     *room
+	want     bool         // we should be in the room (Enter called, Leave not)
+	waiters  []chan error // Enter calls waiting for EventOwnEnter or a permanent error
+	entered  uint64       // EventOwnEnter events queued so far
+	err      error        // why we stay out for good (permanent failure or removal)
+	retryAt  time.Time    // no join attempt before this (backoff)
+	fails    int          // consecutive failed attempts
+	queue    []channel.Event
+	qNotify  chan struct{} // cap 1: the queue grew
+	paused   bool          // the queue overflowed: no reconnect until it drains
+	invStats invStats
+	invites  chan Invitation // cap maxPendingInvitations; closed by Close
 }
 
-// Stats are counters for diagnostics.
-type Stats struct {
-	Connects  uint64 // successful connections (the first included)
-	Entered   uint64 // EventOwnEnter queued
-	Ignored   uint64 // stanzas ignored: malformed, unknown sender, hidden real JID, over caps
-	Delayed   uint64 // delayed (history) messages ignored
-	TooLong   uint64 // bodies over the size cap, ignored
-	BadKeys   uint64 // malformed identity announcements
-	Overflows uint64 // event queue overflows (each drops the connection)
-	Forgotten uint64 // self-pings that found us forgotten by the room (each re-enters)
-	Invites   uint64 // invitations to other rooms queued for Invitations
+// invStats counts invitations, for tests.
+type invStats struct {
+	Invites uint64 // invitations to other rooms queued for Invitations
 	// InvitesDropped counts invitations not queued: malformed, to this
 	// channel's own room, or finding the queue full.
 	InvitesDropped uint64
@@ -76,8 +68,11 @@ type Stats struct {
 
 // Dial connects and authenticates to the server of cfg.JID. It does not
 // enter the room: call Enter. The returned Channel must be closed with
-// Close. Dial fails with ErrConfig or ErrInsecure for a bad cfg, ErrTLS or
-// ErrAuth for refusals that retrying cannot fix, or a network error.
+// Close. Dial fails for an invalid cfg ("xmpp: invalid configuration"), an
+// unsafe option for a remote server ("xmpp: unsafe transport options are
+// for loopback servers only"), TLS or authentication refusals that
+// retrying cannot fix ("xmpp: TLS failed", "xmpp: authentication failed"),
+// or a network error.
 func Dial(ctx context.Context, cfg *Config) (*Channel, error) {
 	s, err := cfg.validate()
 	if err != nil {
@@ -89,7 +84,7 @@ func Dial(ctx context.Context, cfg *Config) (*Channel, error) {
 	}
 	origin, err := s.account.WithResource(resource)
 	if err != nil {
-		return nil, fmt.Errorf("%w: resource %q: %v", ErrConfig, resource, err)
+		return nil, fmt.Errorf("%w: resource %q: %v", errConfig, resource, err)
 	}
 	cn, err := s.connect(ctx, origin)
 	if err != nil {
@@ -125,35 +120,29 @@ func (c *Channel) Self() string {
 }
 
 // Events returns the event stream, closed by Close. It must be drained: when
-// DefaultEventQueue (Config.EventQueue) events wait, the channel drops its
+// Config.EventQueue events (default 16384) wait, the channel drops its
 // connection (the consumer sees EventOwnLeave, and EventOwnEnter once the
 // queue has drained and the channel re-entered).
 func (c *Channel) Events() <-chan channel.Event { return c.events }
 
 // Err reports why the channel stays out of the room for good: a permanent
-// join failure (ErrRoomAnonymous, a *RoomError, ErrAuth, ErrTLS) or a
-// *RemovedError (kicked, banned, room destroyed). It is nil while the channel
-// is in the room or trying to get back in, and is cleared by Enter.
+// join failure (a semi-anonymous room, the room's refusal, TLS or
+// authentication) or a removal ("xmpp: removed from room@service: kicked",
+// banned, room destroyed). It is nil while the channel is in the room or
+// trying to get back in, and is cleared by Enter.
 func (c *Channel) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.err
 }
 
-// Stats returns a copy of the counters.
-func (c *Channel) Stats() Stats {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s := c.stats
-	st := c.room.stats
-	s.Ignored, s.Delayed, s.TooLong, s.BadKeys = st.ignored, st.delayed, st.tooLong, st.keyErrors
-	return s
-}
-
 // Enter enters the room and returns once EventOwnEnter is queued. If the
 // room does not exist we create it and configure it to show real JIDs to
-// every occupant. It returns ErrRoomAnonymous for a room that hides them,
-// a *RoomError for the room's refusal (nick in use, banned, members only),
+// every occupant. It fails for a room that hides them ("xmpp: the room
+// hides occupants' real JIDs ..."), for the room's refusal ("xmpp: join
+// room@service: conflict" for a nick in use, "forbidden" when banned,
+// "registration-required" for a members-only room, and so on: the stanza
+// error condition of RFC 6120 §8.3.3),
 // or ctx's error; passing failures (network, server restarting) are retried
 // with backoff until ctx ends. Entering while in the room is a no-op.
 // After a successful Enter the channel stays in the room: it reconnects and
@@ -163,7 +152,7 @@ func (c *Channel) Enter(ctx context.Context) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return ErrClosed
+		return errClosed
 	}
 	if c.room.phase == phaseIn {
 		c.mu.Unlock()
@@ -212,7 +201,7 @@ func (c *Channel) Leave(ctx context.Context) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return ErrClosed
+		return errClosed
 	}
 	c.want = false
 	c.failWaitersLocked(fmt.Errorf("xmpp: enter %s: %w", c.cfg.room, errors.New("left before entering")))
@@ -249,10 +238,11 @@ func (c *Channel) Leave(ctx context.Context) error {
 }
 
 // Send broadcasts a wire string to the room, best effort; its echo is an
-// EventPacket from Self. It fails with ErrNotInRoom outside the room,
-// ErrInvalidBody for a string XML cannot carry unchanged, and a
-// *StanzaTooLargeError (ErrStanzaTooLarge) above Config.MaxStanzaSize, in
-// which cases nothing is sent and the connection is kept. A write error
+// EventPacket from Self. It fails outside the room ("xmpp: not in the
+// room"), for a string XML cannot carry unchanged ("xmpp: body not
+// representable in XML") and above Config.MaxStanzaSize ("xmpp: stanza of
+// N bytes over the M-byte limit"), in which cases nothing is sent and the
+// connection is kept. A write error
 // drops the connection (the channel reconnects). A write blocked by the
 // server is bounded by Config.WriteTimeout, not by ctx.
 func (c *Channel) Send(ctx context.Context, wire string) error {
@@ -260,10 +250,10 @@ func (c *Channel) Send(ctx context.Context, wire string) error {
 		return err
 	}
 	if len(wire) > c.cfg.MaxStanzaSize {
-		return &StanzaTooLargeError{Size: len(wire), Limit: c.cfg.MaxStanzaSize}
+		return &stanzaTooLargeError{Size: len(wire), Limit: c.cfg.MaxStanzaSize}
 	}
 	if !xmlSafe(wire) {
-		return ErrInvalidBody
+		return errInvalidBody
 	}
 	id := randomID()
 	size, err := stanzaSize(groupchat(c.cfg.room, id, wire))
@@ -273,16 +263,16 @@ func (c *Channel) Send(ctx context.Context, wire string) error {
 	// The session adds xmlns='jabber:client' to the stanza.
 	size += len(` xmlns="jabber:client"`)
 	if size > c.cfg.MaxStanzaSize {
-		return &StanzaTooLargeError{Size: size, Limit: c.cfg.MaxStanzaSize}
+		return &stanzaTooLargeError{Size: size, Limit: c.cfg.MaxStanzaSize}
 	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return ErrClosed
+		return errClosed
 	}
 	if !c.room.inRoom() || c.conn == nil {
 		c.mu.Unlock()
-		return ErrNotInRoom
+		return errNotInRoom
 	}
 	cn := c.conn
 	c.mu.Unlock()
@@ -295,22 +285,22 @@ func (c *Channel) Send(ctx context.Context, wire string) error {
 
 // Kick asks the room to remove members (real full JIDs) by setting their
 // role to none (XEP-0045 §8.2). It needs the moderator role
-// (ErrNotModerator otherwise). Members not in the room as far as our event
+// ("xmpp: kicking needs the moderator role in the room" otherwise). Members not in the room as far as our event
 // stream has got are skipped (kicking someone already gone is a no-op). The
 // removals show up later as EventOthers.
 func (c *Channel) Kick(ctx context.Context, members []string) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return ErrClosed
+		return errClosed
 	}
 	if !c.room.inRoom() || c.conn == nil {
 		c.mu.Unlock()
-		return ErrNotInRoom
+		return errNotInRoom
 	}
 	if c.room.me.role != "moderator" {
 		c.mu.Unlock()
-		return ErrNotModerator
+		return errNotModerator
 	}
 	var nicks []string
 	for _, m := range members {
@@ -330,9 +320,9 @@ func (c *Channel) Kick(ctx context.Context, members []string) error {
 		case errors.As(err, &se) && se.Condition == stanza.ItemNotFound:
 			// Gone already: a no-op by contract.
 		case errors.As(err, &se) && (se.Condition == stanza.Forbidden || se.Condition == stanza.NotAllowed):
-			errs = append(errs, fmt.Errorf("%w: %w", ErrNotModerator, &RoomError{Op: "kick", Room: c.cfg.room.String(), Condition: string(se.Condition), Text: clip(se.Text[""], maxErrText)}))
+			errs = append(errs, fmt.Errorf("%w: %w", errNotModerator, &roomError{Op: "kick", Room: c.cfg.room.String(), Condition: string(se.Condition), Text: clip(se.Text[""], maxErrText)}))
 		case errors.As(err, &se):
-			errs = append(errs, &RoomError{Op: "kick", Room: c.cfg.room.String(), Condition: string(se.Condition), Text: clip(se.Text[""], maxErrText)})
+			errs = append(errs, &roomError{Op: "kick", Room: c.cfg.room.String(), Condition: string(se.Condition), Text: clip(se.Text[""], maxErrText)})
 		default:
 			errs = append(errs, fmt.Errorf("xmpp: kick in %s: %w", c.cfg.room, err))
 		}
@@ -345,12 +335,11 @@ const maxInviteReason = 1024
 
 // Invite asks the room to send to (a bare or full JID) a mediated
 // invitation (XEP-0045 §7.8.2) with reason; any XMPP client shows it as an
-// invitation to the room. Only an occupant can invite: ErrNotInRoom
-// otherwise. The room answers only a refusal, as an error message that
-// this channel does not wait for, so a nil error means sent, not
-// delivered. It fails with ErrInvalidBody for a reason XML cannot carry
-// or longer than 1 KiB, and with an error for an invalid JID; nothing is
-// sent then.
+// invitation to the room. Only an occupant can invite ("xmpp: not in the
+// room" otherwise). The room answers only a refusal, as an error message
+// that this channel does not wait for, so a nil error means sent, not
+// delivered. It fails for a reason XML cannot carry or longer than 1 KiB,
+// and for an invalid JID; nothing is sent then.
 func (c *Channel) Invite(ctx context.Context, to, reason string) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -363,16 +352,16 @@ func (c *Channel) Invite(ctx context.Context, to, reason string) error {
 		return fmt.Errorf("xmpp: invite %q: not a user's JID", to)
 	}
 	if len(reason) > maxInviteReason || !xmlSafe(reason) {
-		return ErrInvalidBody
+		return errInvalidBody
 	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return ErrClosed
+		return errClosed
 	}
 	if !c.room.inRoom() || c.conn == nil {
 		c.mu.Unlock()
-		return ErrNotInRoom
+		return errNotInRoom
 	}
 	cn := c.conn
 	c.mu.Unlock()
@@ -408,7 +397,7 @@ func (c *Channel) Close() error {
 	}
 	c.closed, c.want = true, false
 	close(c.invites)
-	c.failWaitersLocked(ErrClosed)
+	c.failWaitersLocked(errClosed)
 	cn := c.conn
 	c.conn = nil
 	c.mu.Unlock()
@@ -431,7 +420,6 @@ func (c *Channel) Close() error {
 // and keep-alive.
 func (c *Channel) installLocked(cn *conn) {
 	c.conn = cn
-	c.stats.Connects++
 	c.wg.Add(2)
 	go func() {
 		defer c.wg.Done()
@@ -514,7 +502,7 @@ func (c *Channel) handler(cn *conn) mxmpp.Handler {
 		c.pushLocked(c.room.handle(st)...)
 		if rm := c.room.removed; rm != nil {
 			c.room.removed = nil
-			if rm.Reason != LeftByRequest { // (Leave already cleared want; an Enter since may have set it)
+			if rm.Reason != leftByRequest { // (Leave already cleared want; an Enter since may have set it)
 				c.want = false
 				c.err = rm
 				c.failWaitersLocked(rm)
@@ -540,17 +528,15 @@ func (c *Channel) pushLocked(evs ...channel.Event) {
 		if ev.Kind != channel.EventOwnLeave && len(c.queue) >= c.cfg.EventQueue {
 			if !c.paused {
 				c.paused = true
-				c.stats.Overflows++
 				c.cfg.logf("xmpp: event queue full (%d): dropping the connection", len(c.queue))
 			}
 			if c.conn != nil {
-				c.dropConnLocked(c.conn, ErrOverflow)
+				c.dropConnLocked(c.conn, errOverflow)
 			}
 			return
 		}
 		if ev.Kind == channel.EventOwnEnter {
 			c.entered++
-			c.stats.Entered++
 		}
 		c.queue = append(c.queue, ev)
 	}
@@ -657,7 +643,7 @@ func (c *Channel) manage() {
 			// queued) but the server still has us. Drop the connection,
 			// which takes us out of the room for sure.
 			c.room.needsExit = false
-			c.dropConnLocked(c.conn, ErrRoomAnonymous)
+			c.dropConnLocked(c.conn, errRoomAnonymous)
 		}
 		if !c.want || c.room.phase != phaseOut || c.paused {
 			c.mu.Unlock()
@@ -719,7 +705,7 @@ func (c *Channel) attempt() error {
 	occ, err := c.cfg.room.WithResource(c.cfg.Nick)
 	c.mu.Unlock()
 	if err != nil {
-		return fmt.Errorf("%w: nick: %v", ErrConfig, err)
+		return fmt.Errorf("%w: nick: %v", errConfig, err)
 	}
 	if err := cn.sess.Send(cn.ctx, joinPresence(occ, randomID(), c.cfg.Identity)); err != nil {
 		c.dropConn(cn, fmt.Errorf("send join: %w", err))
@@ -744,7 +730,7 @@ func (c *Channel) attempt() error {
 			c.room.reset()
 			c.mu.Unlock()
 			switch {
-			case errors.Is(err, ErrOverflow):
+			case errors.Is(err, errOverflow):
 				c.dropConn(cn, err)
 			case errors.Is(err, errHiddenOccupants):
 				c.exitRoom(cn) // the server has us in the room
@@ -788,9 +774,9 @@ func (c *Channel) attempt() error {
 			return fmt.Errorf("xmpp: join %s: no answer in %v", c.cfg.room, c.cfg.JoinTimeout)
 		case <-grace:
 			c.exitRoom(cn)
-			return fmt.Errorf("%w (%s: no status 100 or 172 after %v)", ErrRoomAnonymous, c.cfg.room, c.cfg.AnonymityGrace)
+			return fmt.Errorf("%w (%s: no status 100 or 172 after %v)", errRoomAnonymous, c.cfg.room, c.cfg.AnonymityGrace)
 		case <-c.done:
-			return ErrClosed
+			return errClosed
 		}
 	}
 }
@@ -818,7 +804,7 @@ func (c *Channel) configure(cn *conn) error {
 	defer cancel()
 	form, err := muc.GetConfig(ctx, c.cfg.room, cn.sess)
 	if err != nil {
-		return fmt.Errorf("%w: %s: fetching the room configuration: %w", ErrRoomAnonymous, c.cfg.room, err)
+		return fmt.Errorf("%w: %s: fetching the room configuration: %w", errRoomAnonymous, c.cfg.room, err)
 	}
 	opts, ok := form.GetOptions("muc#roomconfig_whois")
 	offers := false
@@ -826,10 +812,10 @@ func (c *Channel) configure(cn *conn) error {
 		offers = offers || o.Value == "anyone"
 	}
 	if !ok || !offers {
-		return fmt.Errorf("%w: %s: the configuration form offers no muc#roomconfig_whois=anyone", ErrRoomAnonymous, c.cfg.room)
+		return fmt.Errorf("%w: %s: the configuration form offers no muc#roomconfig_whois=anyone", errRoomAnonymous, c.cfg.room)
 	}
 	if err := c.iq(ctx, cn, nonAnonymousForm(), stanza.SetIQ); err != nil {
-		return fmt.Errorf("%w: %s: configuring the room: %w", ErrRoomAnonymous, c.cfg.room, err)
+		return fmt.Errorf("%w: %s: configuring the room: %w", errRoomAnonymous, c.cfg.room, err)
 	}
 	c.cfg.logf("xmpp: created %s and made it non-anonymous", c.cfg.room)
 	return nil
@@ -859,7 +845,7 @@ func (c *Channel) reconnect() (*conn, error) {
 	if c.closed {
 		_ = cn.raw.Close()
 		cn.cancel()
-		return nil, ErrClosed
+		return nil, errClosed
 	}
 	if got := cn.sess.LocalAddr(); !got.Equal(c.self) {
 		// The server gave us another resource: our participant id changes.
@@ -950,7 +936,7 @@ func (c *Channel) pingServer(cn *conn) bool {
 
 // roomForgot handles a self-ping refused by the room while we believe we
 // are in (since the enter numbered entered): the gap becomes EventOwnLeave
-// (Err wraps ErrForgotten) and the manager enters again on the same
+// (its Err wraps errForgotten) and the manager enters again on the same
 // connection after the usual retry delay. No leave is sent: a room that
 // does not have us ignores it, and one that (against the XEP) still had us
 // would answer with our own departure, which reads as a removal.
@@ -960,8 +946,7 @@ func (c *Channel) roomForgot(cn *conn, entered uint64, cond stanza.Condition) {
 		c.mu.Unlock()
 		return // left, re-entered or lost meanwhile: the answer is stale
 	}
-	c.stats.Forgotten++
-	c.pushLocked(c.room.lost(fmt.Errorf("%w (self-ping: %s)", ErrForgotten, cond))...)
+	c.pushLocked(c.room.lost(fmt.Errorf("%w (self-ping: %s)", errForgotten, cond))...)
 	c.scheduleRetryLocked()
 	c.cfg.logf("xmpp: %s no longer has us (self-ping answered %s): entering again", c.cfg.room, cond)
 	c.kickLocked()

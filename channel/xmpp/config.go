@@ -12,55 +12,47 @@ import (
 	"github.com/mpenc/mpenc/crypto"
 )
 
-// Security says how the connection to the server is protected.
+//go:generate stringer -type=Security -linecomment
+
+// Security says how the connection to the server is protected. Its String
+// method gives the names in the constants' line comments.
 type Security uint8
 
 const (
 	// StartTLS (the default) connects in plain TCP and upgrades with
 	// StartTLS before authenticating (RFC 6120 §5). A server that does not
 	// offer StartTLS is refused.
-	StartTLS Security = iota
+	StartTLS Security = iota // starttls
 	// DirectTLS opens TLS first (XEP-0368, usually port 5223).
-	DirectTLS
+	DirectTLS // directtls
 	// UnsafePlaintext uses no TLS at all. It is for tests against a server on
 	// the loopback interface only: Dial refuses it for any other address.
 	// Authentication is still SCRAM, which never sends the password.
-	UnsafePlaintext
+	UnsafePlaintext // unsafe-plaintext
 )
 
-func (s Security) String() string {
-	switch s {
-	case StartTLS:
-		return "starttls"
-	case DirectTLS:
-		return "directtls"
-	case UnsafePlaintext:
-		return "unsafe-plaintext"
-	}
-	return fmt.Sprintf("Security(%d)", uint8(s))
-}
-
-// Defaults for the zero values of Config's tuning fields.
+// Defaults for the zero values of Config's tuning fields (documented on
+// the fields).
 const (
-	// DefaultMaxStanzaSize is the largest stanza Send writes. Prosody (and
+	// defaultMaxStanzaSize is the largest stanza Send writes. Prosody (and
 	// ejabberd by default) end the whole session of a client that sends a
 	// stanza over 256 KiB, so we refuse well below that; an mpENC packet of
 	// the codec's maximum size (128 KiB, about 171 KiB armoured) still fits.
-	DefaultMaxStanzaSize = 192 << 10
-	// HardMaxStanzaSize bounds Config.MaxStanzaSize: a few KiB under the
+	defaultMaxStanzaSize = 192 << 10
+	// hardMaxStanzaSize bounds Config.MaxStanzaSize: a few KiB under the
 	// common 256 KiB server limit, leaving room for what the server adds.
-	HardMaxStanzaSize = 248 << 10
+	hardMaxStanzaSize = 248 << 10
 
-	DefaultEventQueue     = 16384
-	DefaultConnectTimeout = 20 * time.Second
-	DefaultWriteTimeout   = 30 * time.Second
-	DefaultIQTimeout      = 30 * time.Second
-	DefaultJoinTimeout    = 30 * time.Second
-	DefaultKeepAlive      = 60 * time.Second
-	DefaultReconnectMin   = 500 * time.Millisecond
-	DefaultReconnectMax   = 60 * time.Second
-	DefaultAnonymityGrace = 3 * time.Second
-	DefaultMaxOccupants   = 4096
+	defaultEventQueue     = 16384
+	defaultConnectTimeout = 20 * time.Second
+	defaultWriteTimeout   = 30 * time.Second
+	defaultIQTimeout      = 30 * time.Second
+	defaultJoinTimeout    = 30 * time.Second
+	defaultKeepAlive      = 60 * time.Second
+	defaultReconnectMin   = 500 * time.Millisecond
+	defaultReconnectMax   = 60 * time.Second
+	defaultAnonymityGrace = 3 * time.Second
+	defaultMaxOccupants   = 4096
 )
 
 // Config configures a Channel. A Config is never modified by this package
@@ -72,8 +64,8 @@ type Config struct {
 	// empty, Dial picks a random one and keeps it for the channel's life.
 	JID string
 	// Password for SCRAM authentication. The caller reads it from the
-	// environment or a prompt; this package never logs or prints it (Config's
-	// String method redacts it).
+	// environment or a prompt; this package never logs or prints it (Config
+	// formats without it, whatever the verb).
 	Password string
 
 	// Addr is the server's "host:port". When empty, the client-to-server
@@ -97,31 +89,36 @@ type Config struct {
 	// servers merge two devices of one account that share a nick.
 	Nick string
 	// Identity is our Ed25519 identity public key, announced in our room
-	// presence (see NSIdentity). The zero key is not announced.
+	// presence (an <identity/> element, docs/XMPP.md). The zero key is not
+	// announced.
 	Identity crypto.PublicKey
 
-	// MaxStanzaSize bounds what Send writes (default DefaultMaxStanzaSize,
-	// at most HardMaxStanzaSize).
+	// MaxStanzaSize bounds what Send writes: default 192 KiB, at most
+	// 248 KiB. Prosody (and ejabberd by default) end the whole session of a
+	// client that sends a stanza over 256 KiB, so the default stays well
+	// below that; an mpENC packet of the codec's maximum size (128 KiB,
+	// about 171 KiB armoured) still fits.
 	MaxStanzaSize int
 	// EventQueue is how many events may wait for the consumer (default
-	// DefaultEventQueue). See the package documentation for what happens
-	// when it is full.
+	// 16384). See the package documentation for what happens when it is
+	// full.
 	EventQueue int
-	// MaxOccupants caps the occupants tracked per room (default
-	// DefaultMaxOccupants); presences beyond it are ignored.
+	// MaxOccupants caps the occupants tracked per room (default 4096);
+	// presences beyond it are ignored.
 	MaxOccupants int
 
-	ConnectTimeout time.Duration // dial, TLS, authentication, binding
-	WriteTimeout   time.Duration // one write to the socket; the connection is dropped past it
-	IQTimeout      time.Duration // a request to the server or the room
-	JoinTimeout    time.Duration // one attempt to enter the room
-	KeepAlive      time.Duration // interval of pings (self-pings in the room, XEP-0410); negative disables
-	ReconnectMin   time.Duration // first delay before reconnecting, doubled up to ReconnectMax
-	ReconnectMax   time.Duration
+	// Timeouts and intervals; zero means the default in parentheses.
+	ConnectTimeout time.Duration // dial, TLS, authentication, binding (20s)
+	WriteTimeout   time.Duration // one write to the socket; the connection is dropped past it (30s)
+	IQTimeout      time.Duration // a request to the server or the room (30s)
+	JoinTimeout    time.Duration // one attempt to enter the room (30s)
+	KeepAlive      time.Duration // interval of pings (self-pings in the room, XEP-0410); negative disables (60s)
+	ReconnectMin   time.Duration // first delay before reconnecting, doubled up to ReconnectMax (500ms)
+	ReconnectMax   time.Duration // (60s; at least ReconnectMin)
 	// AnonymityGrace is how long an occupant of a room that does not (yet)
 	// show real JIDs waits for the room's owner to make it non-anonymous
-	// (status 172) before refusing it. It covers a room that its creator is
-	// still configuring.
+	// (status 172) before refusing it (default 3s). It covers a room that
+	// its creator is still configuring.
 	AnonymityGrace time.Duration
 
 	// Logf, when set, receives diagnostics (connection state, reconnects,
@@ -129,14 +126,24 @@ type Config struct {
 	Logf func(format string, args ...any)
 }
 
-// String describes the configuration without the password.
-func (c Config) String() string {
-	return fmt.Sprintf("xmpp.Config{JID:%q Addr:%q Security:%v Room:%q Nick:%q Password:[redacted]}",
+// Format prints the configuration without the password, whatever the verb:
+// %v, %+v, %#v and %s give
+//
+//	xmpp.Config{JID:"…" Addr:"…" Security:starttls Room:"…" Nick:"…" Password:[redacted]}
+//
+// (honouring width and precision), %q that text quoted, %x and %X its hex.
+// Config is a fmt.Formatter rather than a Stringer so that no verb (%d, for
+// one) falls back to printing the fields.
+func (c Config) Format(f fmt.State, verb rune) {
+	s := fmt.Sprintf("xmpp.Config{JID:%q Addr:%q Security:%v Room:%q Nick:%q Password:[redacted]}",
 		c.JID, c.Addr, c.Security, c.Room, c.Nick)
+	switch verb {
+	case 'q', 'x', 'X':
+	default:
+		verb = 's'
+	}
+	fmt.Fprintf(f, fmt.FormatString(f, verb), s)
 }
-
-// GoString is like String, so that %#v does not print the password either.
-func (c Config) GoString() string { return c.String() }
 
 // settings is a validated, defaulted copy of a Config.
 type settings struct {
@@ -152,41 +159,41 @@ func (c *Config) validate() (*settings, error) {
 	s.TLS = nil
 	j, err := jid.Parse(c.JID)
 	if err != nil {
-		return nil, fmt.Errorf("%w: JID %q: %v", ErrConfig, c.JID, err)
+		return nil, fmt.Errorf("%w: JID %q: %v", errConfig, c.JID, err)
 	}
 	if j.Localpart() == "" {
-		return nil, fmt.Errorf("%w: JID %q has no local part", ErrConfig, c.JID)
+		return nil, fmt.Errorf("%w: JID %q has no local part", errConfig, c.JID)
 	}
 	s.account = j.Bare()
 	s.resource = j.Resourcepart()
 	if c.Password == "" {
-		return nil, fmt.Errorf("%w: empty password", ErrConfig)
+		return nil, fmt.Errorf("%w: empty password", errConfig)
 	}
 	r, err := jid.Parse(c.Room)
 	if err != nil {
-		return nil, fmt.Errorf("%w: room %q: %v", ErrConfig, c.Room, err)
+		return nil, fmt.Errorf("%w: room %q: %v", errConfig, c.Room, err)
 	}
 	if r.Localpart() == "" || r.Resourcepart() != "" {
-		return nil, fmt.Errorf("%w: room %q must be a bare JID room@service", ErrConfig, c.Room)
+		return nil, fmt.Errorf("%w: room %q must be a bare JID room@service", errConfig, c.Room)
 	}
 	s.room = r
 	if c.Nick == "" {
-		return nil, fmt.Errorf("%w: empty nick", ErrConfig)
+		return nil, fmt.Errorf("%w: empty nick", errConfig)
 	}
 	if _, err := r.WithResource(c.Nick); err != nil {
-		return nil, fmt.Errorf("%w: nick %q: %v", ErrConfig, c.Nick, err)
+		return nil, fmt.Errorf("%w: nick %q: %v", errConfig, c.Nick, err)
 	}
 	if c.Security > UnsafePlaintext {
-		return nil, fmt.Errorf("%w: unknown security mode %d", ErrConfig, c.Security)
+		return nil, fmt.Errorf("%w: unknown security mode %d", errConfig, c.Security)
 	}
 	if c.Security == UnsafePlaintext || c.UnsafeSkipVerify {
 		if !isLoopback(c.Addr) {
-			return nil, fmt.Errorf("%w: %v/UnsafeSkipVerify need a loopback Addr, not %q", ErrInsecure, c.Security, c.Addr)
+			return nil, fmt.Errorf("%w: %v/UnsafeSkipVerify need a loopback Addr, not %q", errInsecure, c.Security, c.Addr)
 		}
 	}
 	if c.Addr != "" {
 		if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-			return nil, fmt.Errorf("%w: Addr %q: %v", ErrConfig, c.Addr, err)
+			return nil, fmt.Errorf("%w: Addr %q: %v", errConfig, c.Addr, err)
 		}
 	}
 	if c.TLS != nil {
@@ -209,28 +216,28 @@ func (c *Config) validate() (*settings, error) {
 			*d = v
 		}
 	}
-	def(&s.ConnectTimeout, DefaultConnectTimeout)
-	def(&s.WriteTimeout, DefaultWriteTimeout)
-	def(&s.IQTimeout, DefaultIQTimeout)
-	def(&s.JoinTimeout, DefaultJoinTimeout)
-	def(&s.KeepAlive, DefaultKeepAlive)
-	def(&s.ReconnectMin, DefaultReconnectMin)
-	def(&s.ReconnectMax, DefaultReconnectMax)
-	def(&s.AnonymityGrace, DefaultAnonymityGrace)
+	def(&s.ConnectTimeout, defaultConnectTimeout)
+	def(&s.WriteTimeout, defaultWriteTimeout)
+	def(&s.IQTimeout, defaultIQTimeout)
+	def(&s.JoinTimeout, defaultJoinTimeout)
+	def(&s.KeepAlive, defaultKeepAlive)
+	def(&s.ReconnectMin, defaultReconnectMin)
+	def(&s.ReconnectMax, defaultReconnectMax)
+	def(&s.AnonymityGrace, defaultAnonymityGrace)
 	if s.ReconnectMax < s.ReconnectMin {
 		s.ReconnectMax = s.ReconnectMin
 	}
 	if s.MaxStanzaSize <= 0 {
-		s.MaxStanzaSize = DefaultMaxStanzaSize
+		s.MaxStanzaSize = defaultMaxStanzaSize
 	}
-	if s.MaxStanzaSize > HardMaxStanzaSize {
-		return nil, fmt.Errorf("%w: MaxStanzaSize %d over %d", ErrConfig, s.MaxStanzaSize, HardMaxStanzaSize)
+	if s.MaxStanzaSize > hardMaxStanzaSize {
+		return nil, fmt.Errorf("%w: MaxStanzaSize %d over %d", errConfig, s.MaxStanzaSize, hardMaxStanzaSize)
 	}
 	if s.EventQueue <= 0 {
-		s.EventQueue = DefaultEventQueue
+		s.EventQueue = defaultEventQueue
 	}
 	if s.MaxOccupants <= 0 {
-		s.MaxOccupants = DefaultMaxOccupants
+		s.MaxOccupants = defaultMaxOccupants
 	}
 	return s, nil
 }

@@ -124,7 +124,7 @@ func (s *settings) negotiate(ctx context.Context, raw net.Conn, origin jid.JID) 
 	case DirectTLS:
 		tc := tls.Client(wd, s.tls)
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrTLS, err)
+			return nil, fmt.Errorf("%w: %w", errTLS, err)
 		}
 		rw = tc // mellium marks a *tls.Conn as secure by itself
 	case StartTLS:
@@ -150,7 +150,7 @@ func (s *settings) negotiate(ctx context.Context, raw net.Conn, origin jid.JID) 
 		return nil, err
 	}
 	if s.Security != UnsafePlaintext && !sess.ConnectionState().HandshakeComplete {
-		return nil, fmt.Errorf("%w: the server did not negotiate TLS", ErrTLS)
+		return nil, fmt.Errorf("%w: the server did not negotiate TLS", errTLS)
 	}
 	if sess.State()&mxmpp.Ready == 0 || sess.LocalAddr().Resourcepart() == "" {
 		return nil, errors.New("xmpp: session not ready after negotiation")
@@ -159,10 +159,10 @@ func (s *settings) negotiate(ctx context.Context, raw net.Conn, origin jid.JID) 
 	return &conn{sess: sess, raw: raw, ctx: cctx, cancel: ccancel, served: make(chan struct{})}, nil
 }
 
-// classify wraps errors callers branch on (and that retrying cannot fix)
-// into ErrAuth or ErrTLS.
+// classify wraps the errors that retrying cannot fix into errAuth or
+// errTLS.
 func classify(err error) error {
-	if errors.Is(err, ErrTLS) || errors.Is(err, ErrAuth) {
+	if errors.Is(err, errTLS) || errors.Is(err, errAuth) {
 		return err
 	}
 	var cve *tls.CertificateVerificationError
@@ -170,10 +170,10 @@ func classify(err error) error {
 	var he x509.HostnameError
 	var ci x509.CertificateInvalidError
 	if errors.As(err, &cve) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci) {
-		return fmt.Errorf("%w: %w", ErrTLS, err)
+		return fmt.Errorf("%w: %w", errTLS, err)
 	}
 	if isSASLFailure(err) {
-		return fmt.Errorf("%w: %w", ErrAuth, err)
+		return fmt.Errorf("%w: %w", errAuth, err)
 	}
 	return err
 }
@@ -202,12 +202,12 @@ func isSASLFailure(err error) bool {
 
 // permanent reports whether err is not worth retrying.
 func permanent(err error) bool {
-	var re *RoomError
+	var re *roomError
 	if errors.As(err, &re) {
 		return re.permanent()
 	}
-	return errors.Is(err, ErrAuth) || errors.Is(err, ErrTLS) || errors.Is(err, ErrRoomAnonymous) ||
-		errors.Is(err, ErrConfig) || errors.Is(err, ErrClosed)
+	return errors.Is(err, errAuth) || errors.Is(err, errTLS) || errors.Is(err, errRoomAnonymous) ||
+		errors.Is(err, errConfig) || errors.Is(err, errClosed)
 }
 
 // randomID returns a fresh stanza id or resource suffix.

@@ -222,7 +222,7 @@ func walkStanza(st *inStanza, d *walker) (*inStanza, error) {
 				}
 			}
 			st.Invite = inv
-		case t.Name.Local == "identity" && t.Name.Space == NSIdentity:
+		case t.Name.Local == "identity" && t.Name.Space == nsIdentity:
 			if st.HasIdentity {
 				// Two announcements in one presence: trust neither.
 				st.IdentityOK = false

@@ -48,7 +48,7 @@ var testKeyA = func() crypto.PublicKey {
 }()
 
 func identityEl(k crypto.PublicKey) string {
-	return fmt.Sprintf(`<identity xmlns='%s' alg='ed25519'>%s</identity>`, NSIdentity, base64.StdEncoding.EncodeToString(k[:]))
+	return fmt.Sprintf(`<identity xmlns='%s' alg='ed25519'>%s</identity>`, nsIdentity, base64.StdEncoding.EncodeToString(k[:]))
 }
 
 func TestDecodeStanza(t *testing.T) {
@@ -88,7 +88,7 @@ func TestDecodeStanza(t *testing.T) {
 				HasMUCUser: true, Item: &mucItem{JID: "a@b/c", Nick: "new"}, Status: []int{303}, Destroyed: true},
 		},
 		6: { // a malformed from, a bad identity
-			in:   `<presence xmlns='jabber:client' from='@@@'><identity xmlns='` + NSIdentity + `' alg='ed25519'>AAAA</identity></presence>`,
+			in:   `<presence xmlns='jabber:client' from='@@@'><identity xmlns='` + nsIdentity + `' alg='ed25519'>AAAA</identity></presence>`,
 			want: inStanza{Kind: kindPresence, HasIdentity: true},
 		},
 		7: { // two identities: neither counts

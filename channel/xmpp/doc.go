@@ -12,9 +12,10 @@
 //     body EventPlain (a client that does not speak mpENC), in the order
 //     received, our own echoes included: the echo is our message's place in
 //     the order;
-//   - the identity key each occupant announces in its presence (the
-//     NSIdentity element, docs/XMPP.md) becomes EventIdentity, on entering
-//     and whenever it changes.
+//   - the identity key each occupant announces in its presence (an
+//     <identity/> element in the namespace
+//     https://github.com/mpenc/mpenc/ns/identity/1, docs/XMPP.md) becomes
+//     EventIdentity, on entering and whenever it changes.
 //
 // # Entry points
 //
@@ -22,7 +23,7 @@
 // certificate verification; SCRAM; resource binding). [Channel.Enter] joins
 // the room without history, treats the room subject as the end of the join,
 // creates the room if needed and configures it to show real JIDs to every
-// occupant, and refuses with [ErrRoomAnonymous] a room that hides them.
+// occupant, and refuses a room that hides them.
 // [Channel.Send], [Channel.Kick], [Channel.Leave] and [Channel.Close] do what
 // channel.GroupChannel says.
 //
@@ -37,17 +38,23 @@
 // stays out and [Channel.Err] says why. A keep-alive ping detects silent
 // network failures; in the room it is a self-ping (XEP-0410), which also
 // detects a room that forgot us without a word (a restarted MUC service):
-// EventOwnLeave wrapping ErrForgotten, then a new enter on the same
-// connection.
+// EventOwnLeave whose error says "xmpp: the room no longer has us in it",
+// then a new enter on the same connection.
 //
 // # Hostile input
 //
 // Everything from the network is treated as hostile. Stanzas are decoded
 // by a bounded decoder (decode.go: caps on body size, tokens, depth,
 // status codes, JID lengths) into the few facts the channel acts on; a
-// stanza that does not make sense is ignored and counted ([Channel.Stats]),
-// never a panic. Delayed (history) messages are ignored. An occupant
+// stanza that does not make sense is ignored, never a panic. Delayed (history) messages are ignored. An occupant
 // without a visible real JID is not a member.
+//
+// # Errors
+//
+// The package exports no error values: no caller branches on them, and
+// each error's text says what happened ("xmpp: authentication failed",
+// "xmpp: TLS failed", "xmpp: not in the room", "xmpp: removed from
+// room@service: kicked", ...). The methods' documentation gives the texts.
 //
 // # Concurrency
 //

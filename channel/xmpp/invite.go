@@ -43,14 +43,14 @@ func (c *Channel) Invitations() <-chan Invitation { return c.invites }
 func (c *Channel) inviteLocked(st *inStanza) {
 	inv, ok := invitationOf(st)
 	if !ok || inv.Room == c.cfg.room.String() || c.closed {
-		c.stats.InvitesDropped++
+		c.invStats.InvitesDropped++
 		return
 	}
 	select {
 	case c.invites <- inv:
-		c.stats.Invites++
+		c.invStats.Invites++
 	default:
-		c.stats.InvitesDropped++
+		c.invStats.InvitesDropped++
 		c.cfg.logf("xmpp: invitation dropped: %d waiting", maxPendingInvitations)
 	}
 }

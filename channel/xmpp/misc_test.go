@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -30,24 +32,21 @@ func encode(t testing.TB, r xml.TokenReader) string {
 }
 
 func TestIdentityRoundTrip(t *testing.T) {
-	id := Identity{Key: testKeyA}
-	out, err := xml.Marshal(id)
-	if err != nil {
-		t.Fatal(err)
+	got := encode(t, identityElement(testKeyA))
+	want := fmt.Sprintf(`<identity xmlns="%s" alg="ed25519">%s</identity>`, nsIdentity, base64.StdEncoding.EncodeToString(testKeyA[:]))
+	if got != want {
+		t.Fatalf("encoded:\n%s\nwant\n%s", got, want)
 	}
-	want := fmt.Sprintf(`<identity xmlns="%s" alg="ed25519">%s</identity>`, NSIdentity, base64.StdEncoding.EncodeToString(testKeyA[:]))
-	if string(out) != want {
-		t.Fatalf("marshal:\n%s\nwant\n%s", out, want)
-	}
-	var back Identity
-	if err := xml.Unmarshal(out, &back); err != nil || back != id {
-		t.Fatalf("unmarshal: %v %x", err, back.Key)
-	}
-	if got := encode(t, id.TokenReader()); got != want {
-		t.Fatalf("TokenReader: %s", got)
+	// What we announce is what the receive path reads.
+	st := mustDecode(t, `<presence xmlns='jabber:client' from='r@muc.example/a'>`+got+`</presence>`)
+	if !st.HasIdentity || !st.IdentityOK || st.Identity != testKeyA {
+		t.Fatalf("decoded: has %v ok %v key %x", st.HasIdentity, st.IdentityOK, st.Identity[:4])
 	}
 }
 
+// TestIdentityStrict: the receive path refuses every identity
+// announcement but the canonical one. (Child elements inside <identity/>
+// are skipped, not refused: only the text counts.)
 func TestIdentityStrict(t *testing.T) {
 	good := base64.StdEncoding.EncodeToString(testKeyA[:])
 	// A canonical encoding with non-zero padding bits is not canonical.
@@ -57,16 +56,14 @@ func TestIdentityStrict(t *testing.T) {
 		`<identity xmlns='%[1]s'>%[2]s</identity>`,
 		`<identity xmlns='%[1]s' alg='ed25519'>%[2]sAAAA</identity>`,
 		`<identity xmlns='%[1]s' alg='ed25519'> %[2]s</identity>`,
-		`<identity xmlns='%[1]s' alg='ed25519'>%[2]s<x/></identity>`,
 		`<identity xmlns='%[1]s' alg='ed25519'>` + nonCanon + `</identity>`,
 		`<identity xmlns='%[1]s' alg='ed25519'>` + strings.Replace(good, "A", "\n", 1) + `</identity>`,
 		`<identity xmlns='%[1]s' alg='ed25519'></identity>`,
 	} {
-		var id Identity
-		id.Key = crypto.PublicKey{1}
-		err := xml.Unmarshal([]byte(fmt.Sprintf(s, NSIdentity, good)), &id)
-		if err == nil || id.Key != (crypto.PublicKey{}) {
-			t.Errorf("%d: accepted %q (key %x)", i, s, id.Key[:4])
+		el := fmt.Sprintf(s, nsIdentity, good)
+		st := mustDecode(t, `<presence xmlns='jabber:client' from='r@muc.example/a'>`+el+`</presence>`)
+		if !st.HasIdentity || st.IdentityOK || st.Identity != (crypto.PublicKey{}) {
+			t.Errorf("%d: accepted %q (ok %v key %x)", i, el, st.IdentityOK, st.Identity[:4])
 		}
 	}
 }
@@ -75,12 +72,12 @@ func TestOutgoingStanzas(t *testing.T) {
 	room := jid.MustParse("r@muc.example")
 	occ := jid.MustParse("r@muc.example/nick")
 	p := encode(t, joinPresence(occ, "id1", testKeyA))
-	for _, want := range []string{`to="r@muc.example/nick"`, `<history maxstanzas="0">`, `xmlns="http://jabber.org/protocol/muc"`, NSIdentity} {
+	for _, want := range []string{`to="r@muc.example/nick"`, `<history maxstanzas="0">`, `xmlns="http://jabber.org/protocol/muc"`, nsIdentity} {
 		if !strings.Contains(p, want) {
 			t.Errorf("join presence %s lacks %s", p, want)
 		}
 	}
-	if p := encode(t, joinPresence(occ, "id1", crypto.PublicKey{})); strings.Contains(p, NSIdentity) {
+	if p := encode(t, joinPresence(occ, "id1", crypto.PublicKey{})); strings.Contains(p, nsIdentity) {
 		t.Errorf("the zero key was announced: %s", p)
 	}
 	// The join presence decodes back into what the room expects of us.
@@ -144,17 +141,17 @@ func TestConfigValidate(t *testing.T) {
 		mod  func(*Config)
 		want error
 	}{
-		"no local part":      {func(c *Config) { c.JID = "example.org" }, ErrConfig},
-		"no password":        {func(c *Config) { c.Password = "" }, ErrConfig},
-		"room with resource": {func(c *Config) { c.Room = "r@m/x" }, ErrConfig},
-		"room without local": {func(c *Config) { c.Room = "muc.example.org" }, ErrConfig},
-		"no nick":            {func(c *Config) { c.Nick = "" }, ErrConfig},
-		"bad addr":           {func(c *Config) { c.Addr = "nohostport" }, ErrConfig},
-		"plaintext remote":   {func(c *Config) { c.Security = UnsafePlaintext; c.Addr = "192.0.2.1:5222" }, ErrInsecure},
-		"plaintext no addr":  {func(c *Config) { c.Security = UnsafePlaintext }, ErrInsecure},
-		"skip verify remote": {func(c *Config) { c.UnsafeSkipVerify = true; c.Addr = "xmpp.example.org:5222" }, ErrInsecure},
-		"huge stanza limit":  {func(c *Config) { c.MaxStanzaSize = 300 << 10 }, ErrConfig},
-		"unknown security":   {func(c *Config) { c.Security = 9 }, ErrConfig},
+		"no local part":      {func(c *Config) { c.JID = "example.org" }, errConfig},
+		"no password":        {func(c *Config) { c.Password = "" }, errConfig},
+		"room with resource": {func(c *Config) { c.Room = "r@m/x" }, errConfig},
+		"room without local": {func(c *Config) { c.Room = "muc.example.org" }, errConfig},
+		"no nick":            {func(c *Config) { c.Nick = "" }, errConfig},
+		"bad addr":           {func(c *Config) { c.Addr = "nohostport" }, errConfig},
+		"plaintext remote":   {func(c *Config) { c.Security = UnsafePlaintext; c.Addr = "192.0.2.1:5222" }, errInsecure},
+		"plaintext no addr":  {func(c *Config) { c.Security = UnsafePlaintext }, errInsecure},
+		"skip verify remote": {func(c *Config) { c.UnsafeSkipVerify = true; c.Addr = "xmpp.example.org:5222" }, errInsecure},
+		"huge stanza limit":  {func(c *Config) { c.MaxStanzaSize = 300 << 10 }, errConfig},
+		"unknown security":   {func(c *Config) { c.Security = 9 }, errConfig},
 	} {
 		c := base
 		tc.mod(&c)
@@ -170,29 +167,45 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 	s, _ := base.validate()
-	if s.tls.ServerName != "example.org" || s.tls.InsecureSkipVerify || s.MaxStanzaSize != DefaultMaxStanzaSize {
+	if s.tls.ServerName != "example.org" || s.tls.InsecureSkipVerify || s.MaxStanzaSize != defaultMaxStanzaSize {
 		t.Errorf("defaults: %+v", s.tls)
 	}
 }
 
 func TestConfigRedactsPassword(t *testing.T) {
-	c := Config{JID: "me@example.org", Password: "hunter2-secret"}
-	for _, s := range []string{fmt.Sprint(c), fmt.Sprintf("%v %+v %#v %s", c, c, c, c), fmt.Sprint(&c), fmt.Sprintf("%+v", struct{ C Config }{c})} {
-		if strings.Contains(s, "hunter2") {
+	c := Config{JID: "me@example.org", Password: "hunter2-secret", Security: DirectTLS, Nick: "n"}
+	const want = `xmpp.Config{JID:"me@example.org" Addr:"" Security:directtls Room:"" Nick:"n" Password:[redacted]}`
+	for _, s := range []string{
+		fmt.Sprint(c), fmt.Sprintf("%v %+v %#v %s %q %x %X %d %t", c, c, c, c, c, c, c, c, c), fmt.Sprint(&c),
+		fmt.Sprintf("%+v %#v", struct{ C Config }{c}, struct{ C Config }{c}), fmt.Sprintf("%v", []*Config{&c}),
+	} {
+		if strings.Contains(s, "hunter2") || strings.Contains(s, hex.EncodeToString([]byte("hunter2"))) {
 			t.Fatalf("password printed: %s", s)
+		}
+	}
+	// The text is what String and GoString used to give, padded as asked.
+	for format, out := range map[string]string{
+		"%v": want, "%+v": want, "%#v": want, "%s": want,
+		"%q":      strconv.Quote(want),
+		"%x":      hex.EncodeToString([]byte(want)),
+		"%.13s":   want[:13],
+		"%-120v|": want + strings.Repeat(" ", 120-len(want)) + "|",
+	} {
+		if got := fmt.Sprintf(format, c); got != out {
+			t.Errorf("%s: %s, want %s", format, got, out)
 		}
 	}
 }
 
 func TestErrors(t *testing.T) {
-	var err error = &StanzaTooLargeError{Size: 10, Limit: 5}
-	if !errors.Is(err, ErrStanzaTooLarge) {
+	var err error = &stanzaTooLargeError{Size: 10, Limit: 5}
+	if !errors.Is(err, errStanzaTooLarge) {
 		t.Fatal("StanzaTooLargeError is not ErrStanzaTooLarge")
 	}
-	if !permanent(fmt.Errorf("x: %w", ErrAuth)) || permanent(errors.New("i/o timeout")) {
+	if !permanent(fmt.Errorf("x: %w", errAuth)) || permanent(errors.New("i/o timeout")) {
 		t.Fatal("permanent")
 	}
-	if !permanent(&RoomError{Condition: "forbidden"}) || permanent(&RoomError{Condition: "item-not-found"}) {
+	if !permanent(&roomError{Condition: "forbidden"}) || permanent(&roomError{Condition: "item-not-found"}) {
 		t.Fatal("room error permanence")
 	}
 }
@@ -209,11 +222,11 @@ func TestInviteRefusesBeforeSending(t *testing.T) {
 		}
 	}
 	for _, reason := range []string{"bad\x00", "cr\r", strings.Repeat("x", maxInviteReason+1)} {
-		if err := c.Invite(ctx, "b@example.org", reason); !errors.Is(err, ErrInvalidBody) {
+		if err := c.Invite(ctx, "b@example.org", reason); !errors.Is(err, errInvalidBody) {
 			t.Errorf("reason %q: %v", reason, err)
 		}
 	}
-	if err := c.Invite(ctx, "b@example.org", "hi"); !errors.Is(err, ErrNotInRoom) {
+	if err := c.Invite(ctx, "b@example.org", "hi"); !errors.Is(err, errNotInRoom) {
 		t.Errorf("out of the room: %v", err)
 	}
 	cancelled, cancel := context.WithCancel(ctx)
@@ -232,7 +245,7 @@ func TestInvitationsQueued(t *testing.T) {
 	for range maxPendingInvitations + 3 {     // a flood: the first few wait, the rest are dropped
 		c.inviteLocked(mediated("other@muc.example"))
 	}
-	if s := c.stats; s.Invites != maxPendingInvitations || s.InvitesDropped != 4 {
+	if s := c.invStats; s.Invites != maxPendingInvitations || s.InvitesDropped != 4 {
 		t.Fatalf("stats %+v", s)
 	}
 	got := <-c.invites

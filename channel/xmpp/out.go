@@ -26,7 +26,7 @@ func joinPresence(occupant jid.JID, id string, key crypto.PublicKey) xml.TokenRe
 	)
 	payload := mucX
 	if key != (crypto.PublicKey{}) {
-		payload = xmlstream.MultiReader(mucX, Identity{Key: key}.TokenReader())
+		payload = xmlstream.MultiReader(mucX, identityElement(key))
 	}
 	return stanza.Presence{To: occupant, ID: id}.Wrap(payload)
 }

@@ -86,7 +86,7 @@ type room struct {
 	joinErr                   error // the join failed; the Channel reports it
 
 	// Set when we leave the room other than by a lost connection.
-	removed       *RemovedError // removed for good: do not re-enter
+	removed       *removedError // removed for good: do not re-enter
 	lossTransient bool          // removed for a passing reason (332): re-enter
 	needsExit     bool          // we consider ourselves out but the server may not: send unavailable
 
@@ -165,7 +165,7 @@ func (r *room) handle(st *inStanza) []channel.Event {
 			return nil
 		}
 		if len(r.pending) >= maxPendingOnSettled {
-			r.joinErr = ErrOverflow
+			r.joinErr = errOverflow
 			return nil
 		}
 		r.pending = append(r.pending, st)
@@ -192,7 +192,7 @@ func (r *room) noteSettling(st *inStanza) {
 		}
 	}
 	if st.Kind == kindPresence && st.hasStatus(statusSelf) && st.Type == "unavailable" && !st.hasStatus(statusNickChange) {
-		r.joinErr = &RoomError{Op: "join", Room: r.addr.String(), Condition: "removed while joining"}
+		r.joinErr = &roomError{Op: "join", Room: r.addr.String(), Condition: "removed while joining"}
 		r.reset()
 	}
 }
@@ -291,7 +291,7 @@ func (r *room) presence(st *inStanza) []channel.Event {
 		// An error answering our join presence comes from our occupant JID
 		// (or the room's). Later presence errors change nothing.
 		if r.phase == phaseJoining && (nick == r.nick || nick == "") {
-			r.joinErr = &RoomError{Op: "join", Room: r.addr.String(), Condition: orUnknown(st.ErrCondition), Text: st.ErrText}
+			r.joinErr = &roomError{Op: "join", Room: r.addr.String(), Condition: orUnknown(st.ErrCondition), Text: st.ErrText}
 			r.reset()
 		}
 		return nil
@@ -326,31 +326,31 @@ func (r *room) selfPresence(st *inStanza, nick string) []channel.Event {
 		}
 		switch r.phase {
 		case phaseJoining:
-			r.joinErr = &RoomError{Op: "join", Room: r.addr.String(), Condition: "removed while joining"}
+			r.joinErr = &roomError{Op: "join", Room: r.addr.String(), Condition: "removed while joining"}
 			r.reset()
 			return nil
 		case phaseIn, phaseLeaving:
 			evs := []channel.Event{{Kind: channel.EventOwnLeave, Members: r.members()}}
-			reason := LeaveReason(0)
+			reason := leaveReason(0)
 			switch {
 			case r.phase == phaseLeaving:
-				reason = LeftByRequest
+				reason = leftByRequest
 			case st.Destroyed:
-				reason = LeftDestroyed
+				reason = leftDestroyed
 			case st.hasStatus(statusBanned):
-				reason = LeftBanned
+				reason = leftBanned
 			case st.hasStatus(statusKicked):
-				reason = LeftKicked
+				reason = leftKicked
 			case st.hasStatus(statusAffiliation):
-				reason = LeftAffiliation
+				reason = leftAffiliation
 			case st.hasStatus(statusMembersOnly):
-				reason = LeftMembersOnly
+				reason = leftMembersOnly
 			}
-			if reason != 0 && reason != LeftByRequest {
-				r.removed = &RemovedError{Room: r.addr.String(), Reason: reason}
+			if reason != 0 && reason != leftByRequest {
+				r.removed = &removedError{Room: r.addr.String(), Reason: reason}
 				evs[0].Err = r.removed
-			} else if reason == LeftByRequest {
-				r.removed = &RemovedError{Room: r.addr.String(), Reason: reason}
+			} else if reason == leftByRequest {
+				r.removed = &removedError{Room: r.addr.String(), Reason: reason}
 			} else {
 				// 332 (service shutting down) or no reason given: a passing
 				// condition; the Channel re-enters.
@@ -546,7 +546,7 @@ func (r *room) roomMessage(st *inStanza) []channel.Event {
 	}
 	if st.hasStatus(statusNowSemiAnon) || st.hasStatus(statusNowFullyAnon) {
 		if r.inRoom() {
-			r.removed = &RemovedError{Room: r.addr.String(), Reason: LeftAnonymous}
+			r.removed = &removedError{Room: r.addr.String(), Reason: leftAnonymous}
 			evs := []channel.Event{{Kind: channel.EventOwnLeave, Members: r.members(), Err: r.removed}}
 			r.needsExit = true
 			r.reset()

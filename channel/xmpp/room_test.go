@@ -267,7 +267,7 @@ func TestRoomOthers(t *testing.T) {
 	check("presence update, same key", h.feed(pres("carol", carol, identityEl(testKeyA))))
 	check("key change", h.feed(pres("carol", carol, identityEl(crypto.PublicKey{3}))),
 		channel.Event{Kind: channel.EventIdentity, Sender: carol, Key: crypto.PublicKey{3}, Members: []string{alice, bob, carol, tSelf}})
-	check("malformed key", h.feed(pres("carol", carol, `<identity xmlns='`+NSIdentity+`' alg='ed25519'>AAAA</identity>`)))
+	check("malformed key", h.feed(pres("carol", carol, `<identity xmlns='`+nsIdentity+`' alg='ed25519'>AAAA</identity>`)))
 	check("nick change", h.feed(
 		fmt.Sprintf(`<presence xmlns='jabber:client' from='%s/carol' type='unavailable'>%s</presence>`, tRoom,
 			xUser(fmt.Sprintf(`<item jid='%s' nick='caroline'/>`, carol), 303)),
@@ -332,7 +332,7 @@ func TestRoomCreated(t *testing.T) {
 func TestRoomJoinErrors(t *testing.T) {
 	h := newHarness(t)
 	h.feed(fmt.Sprintf(`<presence xmlns='jabber:client' from='%s/%s' type='error'><error type='cancel'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>`, tRoom, tNick))
-	var re *RoomError
+	var re *roomError
 	if !errors.As(h.r.joinErr, &re) || re.Condition != "conflict" || !re.permanent() || h.r.phase != phaseOut {
 		t.Fatalf("joinErr %v phase %v", h.r.joinErr, h.r.phase)
 	}
@@ -348,14 +348,14 @@ func TestRoomRemoved(t *testing.T) {
 	for _, tc := range []struct {
 		codes     []int
 		destroy   bool
-		reason    LeaveReason
+		reason    leaveReason
 		transient bool
 	}{
-		{codes: []int{307}, reason: LeftKicked},
-		{codes: []int{301}, reason: LeftBanned},
-		{codes: []int{321}, reason: LeftAffiliation},
-		{codes: []int{322}, reason: LeftMembersOnly},
-		{destroy: true, reason: LeftDestroyed},
+		{codes: []int{307}, reason: leftKicked},
+		{codes: []int{301}, reason: leftBanned},
+		{codes: []int{321}, reason: leftAffiliation},
+		{codes: []int{322}, reason: leftMembersOnly},
+		{destroy: true, reason: leftDestroyed},
 		{codes: []int{332}, transient: true},
 		{transient: true},
 	} {
@@ -386,7 +386,7 @@ func TestRoomLeaveAndLoss(t *testing.T) {
 	h.join()
 	h.r.phase = phaseLeaving
 	evs := h.feed(msg("bob", "still in"), fmt.Sprintf(`<presence xmlns='jabber:client' from='%s/%s' type='unavailable'>%s</presence>`, tRoom, tNick, xUser("", 110)))
-	if !slices.Equal(kinds(evs), []channel.EventKind{channel.EventPlain, channel.EventOwnLeave}) || h.r.removed.Reason != LeftByRequest {
+	if !slices.Equal(kinds(evs), []channel.EventKind{channel.EventPlain, channel.EventOwnLeave}) || h.r.removed.Reason != leftByRequest {
 		t.Fatalf("leave:\n%s removed %v", fmtEvents(evs), h.r.removed)
 	}
 	// Rejoin and lose the connection.
@@ -406,10 +406,10 @@ func TestRoomTurnsSemiAnonymous(t *testing.T) {
 	h := newHarness(t)
 	h.join()
 	evs := h.feed(roomStatus(104, 173))
-	if len(evs) != 1 || evs[0].Kind != channel.EventOwnLeave || !h.r.needsExit || h.r.removed.Reason != LeftAnonymous {
+	if len(evs) != 1 || evs[0].Kind != channel.EventOwnLeave || !h.r.needsExit || h.r.removed.Reason != leftAnonymous {
 		t.Fatalf("173: %v needsExit %v removed %v", kinds(evs), h.r.needsExit, h.r.removed)
 	}
-	if !errors.Is(h.r.removed, ErrRoomAnonymous) {
+	if !errors.Is(h.r.removed, errRoomAnonymous) {
 		t.Fatal("RemovedError for an anonymous room does not match ErrRoomAnonymous")
 	}
 }
