@@ -44,20 +44,17 @@ type Config struct {
 	MaxRejoins int
 }
 
-// ActionKind says what an Action asks of the channel.
+// ActionKind says what an Action asks of the channel: enter the room, leave
+// it, broadcast Action.Wire, or remove Action.Members from it.
 type ActionKind uint8
 
 // Channel actions.
 const (
-	ActEnter ActionKind = iota + 1 // enter the room
-	ActLeave                       // leave the room
-	ActSend                        // broadcast Wire
-	ActKick                        // remove Members from the room
+	ActEnter ActionKind = iota + 1 // enter
+	ActLeave                       // leave
+	ActSend                        // send
+	ActKick                        // kick
 )
-
-func (k ActionKind) String() string {
-	return [...]string{"?", "enter", "leave", "send", "kick"}[k]
-}
 
 // Action is something the core asks its owner to do on the channel.
 type Action struct {

@@ -18,45 +18,36 @@ type stage uint8
 const (
 	// stageOutside: not in the room and not trying to be. outcome says how
 	// the last stay ended (PARTED, PART_FAILED or JOIN_FAILED).
-	stageOutside stage = iota
+	stageOutside stage = iota // outside
 	// stageEntering: not in the room, trying to be: an enter is under way
 	// or scheduled (reenterAt, after a kick while joining), or the
 	// transport re-enters by itself after losing the room.
-	stageEntering
+	stageEntering // entering
 	// stageWaiting: in the room, not in the session yet: waiting to be
 	// included (until joinDeadline), or synced to the chain by an
 	// operation that includes us and has not completed.
-	stageWaiting
+	stageWaiting // waiting
 	// stageAlone: in the room and the session's only member, holding the
 	// chain without a subsession: we founded it (nobody was there), or
 	// stayed as its last member (Config.StayIfLastMember). The internal
 	// state COsJ of docs/SESSION.md.
-	stageAlone
+	stageAlone // alone
 	// stageMember: in the session with others: a member of the current
 	// subsession.
-	stageMember
+	stageMember // member
 	// stageEnded: an operation left us the session's only member; the
 	// previous subsession finishes its shutdown, then we leave the room
 	// (or stay alone, with StayIfLastMember).
-	stageEnded
+	stageEnded // ended
 	// stageParting: the user parts: our leave intent is out (a double FIN
 	// in the current subsession), our subsessions finish, then we leave
 	// the room.
-	stageParting
+	stageParting // parting
 	// stageLeaving: the session is over for us (a join that failed, the
 	// exclusion backstop, the end of the session, a fatal error) and we
 	// asked the channel to leave the room.
-	stageLeaving
+	stageLeaving // leaving
 )
-
-var stageNames = [...]string{"outside", "entering", "waiting", "alone", "member", "ended", "parting", "leaving"}
-
-func (s stage) String() string {
-	if int(s) < len(stageNames) {
-		return stageNames[s]
-	}
-	return fmt.Sprintf("stage(%d)", uint8(s))
-}
 
 // inRoom reports whether the stage is one of being in the room.
 func (s stage) inRoom() bool { return s != stageOutside && s != stageEntering }

@@ -7,39 +7,27 @@ import (
 	"github.com/mpenc/mpenc/transcript"
 )
 
-// State is the public session state, with the reference's numbers.
+// State is the public session state, with the reference's numbers and
+// names. A member is JOINED in a session with others; PARTING while it
+// leaves (or is being excluded); PART_FAILED once it left with some of its
+// messages not acknowledged by everyone; PARTED out of the room; JOINING
+// in the room waiting to be included (or alone, holding the session); and
+// JOIN_FAILED when nobody included it in time. ERROR is a fatal protocol
+// error: the last SecurityWarning says which.
 type State uint8
+
+//go:generate go tool stringer -type=State,NoticeKind,OpKind,ActionKind,stage -linecomment -output=enum_string.go
 
 // Public session states.
 const (
-	StateJoined     State = 1 // in a session with others
-	StateParting    State = 2 // leaving (or being excluded)
-	StatePartFailed State = 3 // left, some of our messages were not acknowledged by everyone
-	StateParted     State = 4 // out of the room
-	StateJoining    State = 5 // in the room, waiting to be included (or alone)
-	StateJoinFailed State = 6 // nobody included us in time; we left the room
-	StateError      State = 7 // a fatal protocol error; see the last SecurityWarning
+	StateJoined     State = 1 // JOINED
+	StateParting    State = 2 // PARTING
+	StatePartFailed State = 3 // PART_FAILED
+	StateParted     State = 4 // PARTED
+	StateJoining    State = 5 // JOINING
+	StateJoinFailed State = 6 // JOIN_FAILED
+	StateError      State = 7 // ERROR
 )
-
-func (s State) String() string {
-	switch s {
-	case StateJoined:
-		return "JOINED"
-	case StateParting:
-		return "PARTING"
-	case StatePartFailed:
-		return "PART_FAILED"
-	case StateParted:
-		return "PARTED"
-	case StateJoining:
-		return "JOINING"
-	case StateJoinFailed:
-		return "JOIN_FAILED"
-	case StateError:
-		return "ERROR"
-	}
-	return fmt.Sprintf("State(%d)", uint8(s))
-}
 
 // NoticeKind says what a Notice reports.
 type NoticeKind uint8
@@ -108,21 +96,6 @@ const (
 	// included again.
 	Gap
 )
-
-var noticeNames = [...]string{Message: "Message", FullyAcked: "FullyAcked", NotFullyAcked: "NotFullyAcked",
-	ReadReceipt: "ReadReceipt", Waiting: "Waiting", Dropped: "Dropped", NotDecrypted: "NotDecrypted",
-	SecurityWarning: "SecurityWarning", Membership: "Membership", OpProposed: "OpProposed",
-	OpAccepted: "OpAccepted", OpRejected: "OpRejected", OpFailed: "OpFailed", OpSucceeded: "OpSucceeded",
-	StateChanged: "StateChanged", JoinRequest: "JoinRequest", ChannelEnter: "ChannelEnter",
-	ChannelLeave: "ChannelLeave", Plain: "Plain", MemberExpired: "MemberExpired", MemberPresent: "MemberPresent",
-	MemberAbsent: "MemberAbsent", Gap: "Gap"}
-
-func (k NoticeKind) String() string {
-	if int(k) < len(noticeNames) && noticeNames[k] != "" {
-		return noticeNames[k]
-	}
-	return fmt.Sprintf("NoticeKind(%d)", uint8(k))
-}
 
 // Warning reports whether the notice signals that something is wrong. On
 // an honest channel with no crashes a correct session emits none.

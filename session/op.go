@@ -11,33 +11,16 @@ import (
 type OpKind uint8
 
 // Operation kinds. Join and Part are session-level; the rest are
-// membership operations of the greeter.
+// membership operations: OpStart is the inclusion by which a member alone
+// starts a session with others.
 const (
-	OpJoin OpKind = iota + 1
-	OpPart
-	OpInclude
-	OpExclude
-	OpRefresh
-	OpStart // a session founded by an include from a solo member
+	OpJoin    OpKind = iota + 1 // join
+	OpPart                      // part
+	OpInclude                   // include
+	OpExclude                   // exclude
+	OpRefresh                   // refresh
+	OpStart                     // start
 )
-
-func (k OpKind) String() string {
-	switch k {
-	case OpJoin:
-		return "join"
-	case OpPart:
-		return "part"
-	case OpInclude:
-		return "include"
-	case OpExclude:
-		return "exclude"
-	case OpRefresh:
-		return "refresh"
-	case OpStart:
-		return "start"
-	}
-	return fmt.Sprintf("OpKind(%d)", uint8(k))
-}
 
 // Errors of user operations.
 var (
