@@ -10,7 +10,7 @@ import (
 	"github.com/mpenc/mpenc/crypto"
 )
 
-//go:generate stringer -type=State,Kind,EventKind,Policy -linecomment -output=enum_string.go
+//go:generate go tool stringer -type=State,Kind,EventKind,Policy -linecomment -output=enum_string.go
 
 // State is what we have decided about one identity key of one JID.
 // The numbers are stored on disk by package store: never renumber. Its

@@ -12,7 +12,7 @@ import (
 	"github.com/mpenc/mpenc/crypto"
 )
 
-//go:generate stringer -type=Security -linecomment
+//go:generate go tool stringer -type=Security -linecomment
 
 // Security says how the connection to the server is protected. Its String
 // method gives the names in the constants' line comments.
