@@ -13,13 +13,13 @@ import (
 
 // Size limits on what the store accepts (and accepts back from disk).
 const (
-	MaxNickSize    = 1023      // bytes, as a JID resourcepart (MUC nicks are resourceparts)
-	MaxNameSize    = 256       // bytes of a setting name
-	MaxValueSize   = 64 << 10  // bytes of a setting value
-	MaxTextSize    = 256 << 10 // bytes of a message text: the largest groupchat body channel/xmpp accepts
-	MaxListMembers = 256       // JIDs in a member list (transcript.MaxMembers)
-	MaxLogParents  = 256       // log parent offsets of one message
-	MaxPage        = 1000      // entries one Page call returns at most
+	maxNickSize    = 1023      // bytes, as a JID resourcepart (MUC nicks are resourceparts)
+	maxNameSize    = 256       // bytes of a setting name
+	maxValueSize   = 64 << 10  // bytes of a setting value
+	maxTextSize    = 256 << 10 // bytes of a message text: the largest groupchat body channel/xmpp accepts
+	maxListMembers = 256       // JIDs in a member list (transcript.MaxMembers)
+	maxLogParents  = 256       // log parent offsets of one message
+	maxPage        = 1000      // entries one Page call returns at most
 )
 
 // Account is one of our XMPP accounts.
@@ -65,7 +65,7 @@ func (s *Store) CreateAccount(ctx context.Context, accountJID, nick string) (Acc
 	if err != nil {
 		return Account{}, err
 	}
-	if err := checkText("nick", nick, MaxNickSize, false); err != nil {
+	if err := checkText("nick", nick, maxNickSize, false); err != nil {
 		return Account{}, err
 	}
 	a := Account{JID: j, Nick: nick, Created: s.now()}
@@ -76,7 +76,7 @@ func (s *Store) CreateAccount(ctx context.Context, accountJID, nick string) (Acc
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("%w: account %s", ErrExists, j)
+			return fmt.Errorf("%w: account %s", errExists, j)
 		}
 		a.ID, err = res.LastInsertId()
 		return err
@@ -93,15 +93,15 @@ func scanAccount(sc interface{ Scan(...any) error }) (Account, error) {
 	if err := sc.Scan(&a.ID, &a.JID, &a.Nick, &created); err != nil {
 		return Account{}, err
 	}
-	if checkText("account JID", a.JID, 3*1023+2, false) != nil || checkText("nick", a.Nick, MaxNickSize, true) != nil {
+	if checkText("account JID", a.JID, 3*1023+2, false) != nil || checkText("nick", a.Nick, maxNickSize, true) != nil {
 		return Account{}, fmt.Errorf("%w: account %d", ErrCorrupt, a.ID)
 	}
 	a.Created = decTime(created)
 	return a, nil
 }
 
-// Account returns the account with the given bare JID, or ErrNotFound.
-func (s *Store) Account(ctx context.Context, accountJID string) (Account, error) {
+// account returns the account with the given bare JID, or ErrNotFound.
+func (s *Store) account(ctx context.Context, accountJID string) (Account, error) {
 	j, err := normBare("account JID", accountJID)
 	if err != nil {
 		return Account{}, err
@@ -113,8 +113,8 @@ func (s *Store) Account(ctx context.Context, accountJID string) (Account, error)
 	return a, s.wrap("reading account", err)
 }
 
-// AccountByID returns the account with the given id, or ErrNotFound.
-func (s *Store) AccountByID(ctx context.Context, id int64) (Account, error) {
+// accountByID returns the account with the given id, or ErrNotFound.
+func (s *Store) accountByID(ctx context.Context, id int64) (Account, error) {
 	a, err := scanAccount(s.db.QueryRowContext(ctx, `SELECT id, jid, nick, created FROM accounts WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Account{}, fmt.Errorf("%w: account %d", ErrNotFound, id)
@@ -122,8 +122,8 @@ func (s *Store) AccountByID(ctx context.Context, id int64) (Account, error) {
 	return a, s.wrap("reading account", err)
 }
 
-// Accounts lists our accounts in creation order.
-func (s *Store) Accounts(ctx context.Context) ([]Account, error) {
+// accounts lists our accounts in creation order.
+func (s *Store) accounts(ctx context.Context) ([]Account, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, jid, nick, created FROM accounts ORDER BY id`)
 	if err != nil {
 		return nil, s.wrap("listing accounts", err)
@@ -140,9 +140,9 @@ func (s *Store) Accounts(ctx context.Context) ([]Account, error) {
 	return out, s.wrap("listing accounts", rows.Err())
 }
 
-// SetNick changes an account's default nick.
-func (s *Store) SetNick(ctx context.Context, account int64, nick string) error {
-	if err := checkText("nick", nick, MaxNickSize, false); err != nil {
+// setNick changes an account's default nick.
+func (s *Store) setNick(ctx context.Context, account int64, nick string) error {
+	if err := checkText("nick", nick, maxNickSize, false); err != nil {
 		return err
 	}
 	return s.wrap("setting nick", inTx(ctx, s.db, func(tx *sql.Tx) error {
@@ -165,14 +165,14 @@ func mustAffect(res sql.Result, what string, id any) error {
 	return nil
 }
 
-// SetSetting stores a per-account setting (for example the trust policy
+// setSetting stores a per-account setting (for example the trust policy
 // or the UI theme). Names are free-form; use dotted names
 // ("trust.policy") so programs do not collide.
-func (s *Store) SetSetting(ctx context.Context, account int64, name, value string) error {
-	if err := checkText("setting name", name, MaxNameSize, false); err != nil {
+func (s *Store) setSetting(ctx context.Context, account int64, name, value string) error {
+	if err := checkText("setting name", name, maxNameSize, false); err != nil {
 		return err
 	}
-	if err := checkText("setting value", value, MaxValueSize, true); err != nil {
+	if err := checkText("setting value", value, maxValueSize, true); err != nil {
 		return err
 	}
 	return s.wrap("saving setting", inTx(ctx, s.db, func(tx *sql.Tx) error {
@@ -185,8 +185,8 @@ func (s *Store) SetSetting(ctx context.Context, account int64, name, value strin
 	}))
 }
 
-// Setting returns a setting; ok is false if it is not set.
-func (s *Store) Setting(ctx context.Context, account int64, name string) (value string, ok bool, err error) {
+// setting returns a setting; ok is false if it is not set.
+func (s *Store) setting(ctx context.Context, account int64, name string) (value string, ok bool, err error) {
 	err = s.db.QueryRowContext(ctx, `SELECT value FROM settings WHERE account_id = ? AND name = ?`, account, name).Scan(&value)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, nil
@@ -194,14 +194,14 @@ func (s *Store) Setting(ctx context.Context, account int64, name string) (value 
 	if err != nil {
 		return "", false, s.wrap("reading setting", err)
 	}
-	if checkText("setting value", value, MaxValueSize, true) != nil {
+	if checkText("setting value", value, maxValueSize, true) != nil {
 		return "", false, fmt.Errorf("%w: setting %.40q", ErrCorrupt, name)
 	}
 	return value, true, nil
 }
 
-// DeleteSetting removes a setting (no error if it was not set).
-func (s *Store) DeleteSetting(ctx context.Context, account int64, name string) error {
+// deleteSetting removes a setting (no error if it was not set).
+func (s *Store) deleteSetting(ctx context.Context, account int64, name string) error {
 	return s.wrap("deleting setting", inTx(ctx, s.db, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `DELETE FROM settings WHERE account_id = ? AND name = ?`, account, name)
 		return err

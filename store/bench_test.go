@@ -14,7 +14,7 @@ import (
 func BenchmarkUnlockDefaultKDF(b *testing.B) {
 	var seed [32]byte
 	sk := crypto.NewSigningKey(seed)
-	blob, err := seal(&seed, sk.Public(), []byte("passphrase"), DefaultKDF, nil)
+	blob, err := seal(&seed, sk.Public(), []byte("passphrase"), defaultKDF, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -37,11 +37,11 @@ func BenchmarkAppend(b *testing.B) {
 	}
 	defer st.Close()
 	a, _ := st.CreateAccount(ctx, "alice@example.org", "alice")
-	h := st.History(a.ID, "room@muc.example.org")
+	h := st.roomHistory(a.ID, "room@muc.example.org")
 	text := string(make([]byte, 200))
 	i := 0
 	for b.Loop() {
-		if _, err := h.Append(ctx, Entry{Kind: EntryMessage, ID: msgID(i), Author: "bob@example.org/r", Text: text,
+		if _, err := h.append(ctx, Entry{Kind: "message", ID: msgID(i), Author: "bob@example.org/r", Text: text,
 			Members: []string{"alice@example.org/r", "bob@example.org/r"}, LogParents: []int{1}}); err != nil {
 			b.Fatal(err)
 		}
@@ -57,16 +57,16 @@ func BenchmarkPage50(b *testing.B) {
 	}
 	defer st.Close()
 	a, _ := st.CreateAccount(ctx, "alice@example.org", "alice")
-	h := st.History(a.ID, "room@muc.example.org")
+	h := st.roomHistory(a.ID, "room@muc.example.org")
 	for i := range 10000 {
-		if _, err := h.Append(ctx, Entry{Kind: EntryMessage, ID: msgID(i), Author: "bob@example.org/r", Text: fmt.Sprint("message ", i),
+		if _, err := h.append(ctx, Entry{Kind: "message", ID: msgID(i), Author: "bob@example.org/r", Text: fmt.Sprint("message ", i),
 			Members: []string{"alice@example.org/r", "bob@example.org/r"}, LogParents: []int{1}}); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ResetTimer()
 	for b.Loop() {
-		p, err := h.Page(ctx, 0, 50)
+		p, err := h.page(ctx, 0, 50)
 		if err != nil || len(p) != 50 {
 			b.Fatal(err)
 		}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/mpenc/mpenc/internal/trusttest"
-	"github.com/mpenc/mpenc/session"
 	"github.com/mpenc/mpenc/transcript"
 	"github.com/mpenc/mpenc/trust"
 )
@@ -75,7 +74,7 @@ func TestAccountsAndSettings(t *testing.T) {
 	if a.JID != "alice@example.org" {
 		t.Fatalf("JID not normalised: %q", a.JID)
 	}
-	if _, err := st.CreateAccount(ctx, "alice@example.org", "x"); !errors.Is(err, ErrExists) {
+	if _, err := st.CreateAccount(ctx, "alice@example.org", "x"); !errors.Is(err, errExists) {
 		t.Fatalf("duplicate: %v", err)
 	}
 	for _, bad := range []string{"", "alice@example.org/res", "@example.org", "a@b@c", strings.Repeat("a", 4000) + "@x"} {
@@ -87,48 +86,48 @@ func TestAccountsAndSettings(t *testing.T) {
 		t.Fatalf("empty nick: %v", err)
 	}
 	b := mustAccount(t, st, "bob@example.org")
-	all, err := st.Accounts(ctx)
+	all, err := st.accounts(ctx)
 	if err != nil || len(all) != 2 || all[0].ID != a.ID || all[1].ID != b.ID {
 		t.Fatalf("Accounts = %+v, %v", all, err)
 	}
-	if got, err := st.AccountByID(ctx, b.ID); err != nil || got.JID != "bob@example.org" {
+	if got, err := st.accountByID(ctx, b.ID); err != nil || got.JID != "bob@example.org" {
 		t.Fatalf("AccountByID = %+v, %v", got, err)
 	}
-	if _, err := st.Account(ctx, "carol@example.org"); !errors.Is(err, ErrNotFound) {
+	if _, err := st.account(ctx, "carol@example.org"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing: %v", err)
 	}
-	if err := st.SetNick(ctx, a.ID, "Alice"); err != nil {
+	if err := st.setNick(ctx, a.ID, "Alice"); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := st.Account(ctx, "alice@example.org"); got.Nick != "Alice" {
+	if got, _ := st.account(ctx, "alice@example.org"); got.Nick != "Alice" {
 		t.Fatalf("nick %q", got.Nick)
 	}
-	if err := st.SetNick(ctx, 999, "x"); !errors.Is(err, ErrNotFound) {
+	if err := st.setNick(ctx, 999, "x"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("SetNick missing: %v", err)
 	}
 
-	if err := st.SetSetting(ctx, a.ID, "trust.policy", "authenticated-only"); err != nil {
+	if err := st.setSetting(ctx, a.ID, "trust.policy", "authenticated-only"); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.SetSetting(ctx, a.ID, "trust.policy", "blind-trust-before-verification"); err != nil {
+	if err := st.setSetting(ctx, a.ID, "trust.policy", "blind-trust-before-verification"); err != nil {
 		t.Fatal(err)
 	}
-	if v, ok, err := st.Setting(ctx, a.ID, "trust.policy"); err != nil || !ok || v != "blind-trust-before-verification" {
+	if v, ok, err := st.setting(ctx, a.ID, "trust.policy"); err != nil || !ok || v != "blind-trust-before-verification" {
 		t.Fatalf("Setting = %q %v %v", v, ok, err)
 	}
-	if _, ok, err := st.Setting(ctx, b.ID, "trust.policy"); err != nil || ok {
+	if _, ok, err := st.setting(ctx, b.ID, "trust.policy"); err != nil || ok {
 		t.Fatalf("settings leak between accounts: %v %v", ok, err)
 	}
-	if err := st.DeleteSetting(ctx, a.ID, "trust.policy"); err != nil {
+	if err := st.deleteSetting(ctx, a.ID, "trust.policy"); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, _ := st.Setting(ctx, a.ID, "trust.policy"); ok {
+	if _, ok, _ := st.setting(ctx, a.ID, "trust.policy"); ok {
 		t.Fatal("deleted setting still there")
 	}
-	if err := st.SetSetting(ctx, 999, "x", "y"); !errors.Is(err, ErrNotFound) {
+	if err := st.setSetting(ctx, 999, "x", "y"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing account: %v", err)
 	}
-	if err := st.SetSetting(ctx, a.ID, "x", strings.Repeat("y", MaxValueSize+1)); !errors.Is(err, ErrInvalid) {
+	if err := st.setSetting(ctx, a.ID, "x", strings.Repeat("y", maxValueSize+1)); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("oversize value: %v", err)
 	}
 }
@@ -136,17 +135,17 @@ func TestAccountsAndSettings(t *testing.T) {
 func TestRooms(t *testing.T) {
 	st := openTemp(t)
 	a := mustAccount(t, st, "alice@example.org")
-	r, err := st.SaveRoom(ctx, Room{Account: a.ID, JID: "Room@MUC.example.org", Nick: "alice", AutoJoin: true, Include: IncludeTrusted})
-	if err != nil || r.JID != "room@muc.example.org" || !r.AutoJoin || r.Include != IncludeTrusted || r.Added.IsZero() {
+	r, err := st.SaveRoom(ctx, Room{Account: a.ID, JID: "Room@MUC.example.org", Nick: "alice", AutoJoin: true, Include: "trusted"})
+	if err != nil || r.JID != "room@muc.example.org" || !r.AutoJoin || r.Include != "trusted" || r.Added.IsZero() {
 		t.Fatalf("SaveRoom = %+v, %v", r, err)
 	}
 	added := r.Added
-	r2, err := st.SaveRoom(ctx, Room{Account: a.ID, JID: "room@muc.example.org", Nick: "al", AutoJoin: false, Include: IncludeEveryone})
-	if err != nil || r2.Nick != "al" || r2.AutoJoin || r2.Include != IncludeEveryone || !r2.Added.Equal(added) {
+	r2, err := st.SaveRoom(ctx, Room{Account: a.ID, JID: "room@muc.example.org", Nick: "al", AutoJoin: false, Include: "everyone"})
+	if err != nil || r2.Nick != "al" || r2.AutoJoin || r2.Include != "everyone" || !r2.Added.Equal(added) {
 		t.Fatalf("update = %+v, %v", r2, err)
 	}
-	if _, err := st.SaveRoom(ctx, Room{Account: a.ID, JID: "other@muc.example.org", Nick: "alice"}); err != nil {
-		t.Fatal(err)
+	if r3, err := st.SaveRoom(ctx, Room{Account: a.ID, JID: "other@muc.example.org", Nick: "alice"}); err != nil || r3.Include != "manual" {
+		t.Fatalf("default policy = %+v, %v", r3, err)
 	}
 	rooms, err := st.Rooms(ctx, a.ID)
 	if err != nil || len(rooms) != 2 || rooms[0].JID != "room@muc.example.org" || rooms[1].JID != "other@muc.example.org" {
@@ -155,7 +154,7 @@ func TestRooms(t *testing.T) {
 	for _, bad := range []Room{
 		{Account: a.ID, JID: "room@muc.example.org/nick", Nick: "x"},
 		{Account: a.ID, JID: "room@muc.example.org", Nick: ""},
-		{Account: a.ID, JID: "room@muc.example.org", Nick: "x", Include: 7},
+		{Account: a.ID, JID: "room@muc.example.org", Nick: "x", Include: "Everyone"},
 	} {
 		if _, err := st.SaveRoom(ctx, bad); !errors.Is(err, ErrInvalid) {
 			t.Errorf("SaveRoom(%+v) = %v", bad, err)
@@ -164,17 +163,17 @@ func TestRooms(t *testing.T) {
 	if _, err := st.SaveRoom(ctx, Room{Account: 999, JID: "r@m.org", Nick: "x"}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing account: %v", err)
 	}
-	if err := st.DeleteRoom(ctx, a.ID, "room@muc.example.org"); err != nil {
+	if err := st.deleteRoom(ctx, a.ID, "room@muc.example.org"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Room(ctx, a.ID, "room@muc.example.org"); !errors.Is(err, ErrNotFound) {
+	if _, err := st.room(ctx, a.ID, "room@muc.example.org"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("deleted room: %v", err)
 	}
-	if err := st.DeleteRoom(ctx, a.ID, "room@muc.example.org"); !errors.Is(err, ErrNotFound) {
+	if err := st.deleteRoom(ctx, a.ID, "room@muc.example.org"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("delete twice: %v", err)
 	}
-	for _, p := range []IncludePolicy{IncludeManual, IncludeTrusted, IncludeEveryone} {
-		if q, err := ParseIncludePolicy(p.String()); err != nil || q != p {
+	for _, p := range []includePolicy{includeManual, includeTrusted, includeEveryone} {
+		if q, err := parseIncludePolicy(p.String()); err != nil || q != p {
 			t.Fatalf("ParseIncludePolicy(%v)", p)
 		}
 	}
@@ -184,39 +183,37 @@ func TestHistoryPagesAcrossReopen(t *testing.T) {
 	path := tempPath(t)
 	st := openAt(t, path)
 	a := mustAccount(t, st, "alice@example.org")
-	h := st.History(a.ID, "room@muc.example.org")
-	other := st.History(a.ID, "other@muc.example.org")
 	at := time.Date(2030, 5, 6, 7, 8, 9, 123456789, time.UTC)
 	const n = 95
 	for i := range n {
-		e := Entry{Kind: EntryMessage, ID: msgID(i), Author: fmt.Sprintf("m%d@example.org/r", i%3), Text: fmt.Sprintf("message %d ✓", i),
+		e := Entry{Kind: "message", ID: msgID(i), Author: fmt.Sprintf("m%d@example.org/r", i%3), Text: fmt.Sprintf("message %d ✓", i),
 			At: at.Add(time.Duration(i) * time.Second), Own: i%3 == 0, Members: []string{"a@x/1", "b@x/2"}, LogParents: []int{1}}
 		if i%10 == 5 {
-			e = Entry{Kind: EntryMembership, At: e.At, Members: []string{"a@x/1"}, Include: []string{"c@x/3"}, Exclude: []string{"b@x/2"}}
+			e = Entry{Kind: "membership", At: e.At, Members: []string{"a@x/1"}, Include: []string{"c@x/3"}, Exclude: []string{"b@x/2"}}
 		}
-		if _, err := h.Append(ctx, e); err != nil {
+		if _, err := st.Append(ctx, a.ID, "room@muc.example.org", e); err != nil {
 			t.Fatal(err)
 		}
 		// Interleave another room: pages stay per room.
-		if _, err := other.Append(ctx, Entry{Kind: EntryPlain, Author: "x@y/z", Text: "noise", At: e.At}); err != nil {
+		if _, err := st.Append(ctx, a.ID, "other@muc.example.org", Entry{Kind: "plain", Author: "x@y/z", Text: "noise", At: e.At}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := h.SetAck(ctx, msgID(0), AckFull, nil, false, false); err != nil {
+	if _, err := st.Append(ctx, a.ID, "room@muc.example.org", Entry{Kind: "message", ID: msgID(0), Author: "x@y/z", Ack: "acked"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.SetAck(ctx, msgID(1), AckMissing, []string{"b@x/2"}, true, false); err != nil {
+	if _, err := st.Append(ctx, a.ID, "room@muc.example.org", Entry{Kind: "message", ID: msgID(1), Author: "x@y/z", Ack: "not-acked", NotAcked: []string{"b@x/2"}, Final: true}); err != nil {
 		t.Fatal(err)
 	}
 	st.Close()
 
 	st = openAt(t, path)
 	defer st.Close()
-	h = st.History(a.ID, "ROOM@muc.example.org")
+	h := st.roomHistory(a.ID, "ROOM@muc.example.org")
 	var all []Entry
 	before := int64(0)
 	for {
-		page, err := h.Page(ctx, before, 20)
+		page, err := st.History(ctx, a.ID, "ROOM@muc.example.org", before, 20)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -240,99 +237,115 @@ func TestHistoryPagesAcrossReopen(t *testing.T) {
 			t.Fatalf("entry %d time %v", i, e.At)
 		}
 		if i%10 == 5 {
-			if e.Kind != EntryMembership || e.Include[0] != "c@x/3" || e.Exclude[0] != "b@x/2" || e.ID != (transcript.ID{}) {
+			if e.Kind != "membership" || e.Include[0] != "c@x/3" || e.Exclude[0] != "b@x/2" || e.ID != (transcript.ID{}) {
 				t.Fatalf("entry %d: %+v", i, e)
 			}
 			continue
 		}
-		if e.Kind != EntryMessage || e.ID != msgID(i) || e.Text != fmt.Sprintf("message %d ✓", i) || e.Own != (i%3 == 0) ||
+		if e.Kind != "message" || e.ID != msgID(i) || e.Text != fmt.Sprintf("message %d ✓", i) || e.Own != (i%3 == 0) ||
 			len(e.Members) != 2 || len(e.LogParents) != 1 {
 			t.Fatalf("entry %d: %+v", i, e)
 		}
 	}
-	if all[0].Ack != AckFull || all[1].Ack != AckMissing || all[1].NotAcked[0] != "b@x/2" || !all[1].Final || all[2].Ack != AckPending {
+	if all[0].Ack != "acked" || all[1].Ack != "not-acked" || all[1].NotAcked[0] != "b@x/2" || !all[1].Final || all[2].Ack != "pending" {
 		t.Fatalf("ack states %v %v %v", all[0].Ack, all[1], all[2].Ack)
 	}
 	// The same page twice is the same page.
-	p1, _ := h.Page(ctx, 0, 7)
-	p2, _ := h.Page(ctx, 0, 7)
+	p1, _ := h.page(ctx, 0, 7)
+	p2, _ := h.page(ctx, 0, 7)
 	if len(p1) != 7 || p1[0].Seq != p2[0].Seq || p1[6].ID != msgID(n-1) {
 		t.Fatalf("latest page %+v", p1)
 	}
-	if e, err := h.Message(ctx, msgID(3)); err != nil || e.Text != "message 3 ✓" {
-		t.Fatalf("Message = %+v, %v", e, err)
+	if e, err := h.message(ctx, msgID(3)); err != nil || e.Text != "message 3 ✓" {
+		t.Fatalf("message = %+v, %v", e, err)
 	}
-	if _, err := h.Message(ctx, msgID(1000)); !errors.Is(err, ErrNotFound) {
+	if _, err := h.message(ctx, msgID(1000)); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing message: %v", err)
 	}
 }
 
-func TestHistoryRecordNotices(t *testing.T) {
+// TestHistoryAppendReturnsStored: Append returns the entry as it reads
+// back; a message appended again keeps its place and content and takes a
+// new acknowledgement state, but never goes back to pending.
+func TestHistoryAppendReturnsStored(t *testing.T) {
 	st := openTemp(t)
 	a := mustAccount(t, st, "alice@example.org")
-	h := st.History(a.ID, "room@muc.example.org")
-	at := time.Unix(1900000000, 0)
-	notices := []session.Notice{
-		{Kind: session.Membership, At: at, Remain: []string{"alice@example.org/r"}, Include: []string{"bob@example.org/r"}},
-		{Kind: session.Message, At: at, ID: msgID(1), Author: "bob@example.org/r", Text: "hi", Members: []string{"alice@example.org/r", "bob@example.org/r"}, LogParents: []int{1}},
-		{Kind: session.Message, At: at, ID: msgID(1), Author: "bob@example.org/r", Text: "hi"}, // again: no duplicate
-		{Kind: session.Message, At: at, ID: msgID(2), Author: "alice@example.org/r", Text: "hello", Own: true},
-		{Kind: session.FullyAcked, At: at, ID: msgID(1)},
-		{Kind: session.NotFullyAcked, At: at, ID: msgID(2), Members: []string{"bob@example.org/r"}, Absent: true},
-		{Kind: session.Plain, At: at, Author: "eve@example.org/r", Text: "unencrypted"},
-		{Kind: session.ChannelEnter, At: at, Author: "eve@example.org/r"}, // not history
-		{Kind: session.SecurityWarning, At: at, Err: errors.New("x")},
+	const room = "room@muc.example.org"
+	at := time.Unix(1900000000, 5).In(time.UTC)
+	add := func(e Entry) Entry {
+		t.Helper()
+		got, err := st.Append(ctx, a.ID, room, e)
+		if err != nil {
+			t.Fatalf("Append(%+v): %v", e, err)
+		}
+		return got
 	}
-	for _, n := range notices {
-		if err := h.Record(ctx, n); err != nil {
-			t.Fatalf("Record(%v): %v", n, err)
+	m := add(Entry{Kind: "membership", At: at, Members: []string{"alice@example.org/r"}, Include: []string{"bob@example.org/r"}, Exclude: []string{}})
+	hi := add(Entry{Kind: "message", At: at, ID: msgID(1), Author: "bob@example.org/r", Text: "hi", Members: []string{"alice@example.org/r", "bob@example.org/r"}, LogParents: []int{1}})
+	again := add(Entry{Kind: "message", At: at.Add(time.Hour), ID: msgID(1), Author: "bob@example.org/r", Text: "changed"})
+	acked := add(Entry{Kind: "message", ID: msgID(1), Author: "bob@example.org/r", Ack: "acked"})
+	pendingAgain := add(Entry{Kind: "message", ID: msgID(1), Author: "bob@example.org/r", Text: "hi"})
+	own := add(Entry{Kind: "message", At: at, ID: msgID(2), Author: "alice@example.org/r", Text: "hello", Own: true})
+	missing := add(Entry{Kind: "message", ID: msgID(2), Author: "alice@example.org/r", Ack: "not-acked", NotAcked: []string{"bob@example.org/r"}, Absent: true})
+	plain := add(Entry{Kind: "plain", At: at, Author: "eve@example.org/r", Text: "unencrypted"})
+
+	if m.Seq == 0 || m.Exclude != nil || m.Ack != "pending" || !m.At.Equal(at) {
+		t.Errorf("membership as stored: %+v", m)
+	}
+	if hi.Ack != "pending" || hi.Text != "hi" || again.Seq != hi.Seq || again.Text != "hi" || !again.At.Equal(at) {
+		t.Errorf("a message appended again changed: %+v, then %+v", hi, again)
+	}
+	if acked.Seq != hi.Seq || acked.Ack != "acked" || acked.Text != "hi" || pendingAgain.Ack != "acked" {
+		t.Errorf("acknowledgement: %+v, then %+v", acked, pendingAgain)
+	}
+	if missing.Seq != own.Seq || missing.Ack != "not-acked" || !missing.Absent || !missing.Own || missing.NotAcked[0] != "bob@example.org/r" {
+		t.Errorf("not acked: %+v", missing)
+	}
+	page, err := st.History(ctx, a.ID, room, 0, 100)
+	if err != nil || len(page) != 4 {
+		t.Fatalf("History = %d entries, %v", len(page), err)
+	}
+	// What Append returned is what a restart reads.
+	for i, want := range []Entry{m, pendingAgain, missing, plain} {
+		if fmt.Sprintf("%+v", page[i]) != fmt.Sprintf("%+v", want) {
+			t.Errorf("entry %d reads back as\n%+v\nAppend returned\n%+v", i, page[i], want)
 		}
 	}
-	if err := h.Record(ctx, session.Notice{Kind: session.FullyAcked, ID: msgID(77)}); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("ack of an unknown message: %v", err)
-	}
-	page, err := h.Page(ctx, 0, 100)
-	if err != nil || len(page) != 4 {
-		t.Fatalf("Page = %d entries, %v", len(page), err)
-	}
-	if page[0].Kind != EntryMembership || page[1].Ack != AckFull || page[2].Ack != AckMissing || !page[2].Absent || !page[2].Own ||
-		page[3].Kind != EntryPlain || page[3].Text != "unencrypted" {
-		t.Fatalf("entries %+v", page)
-	}
-	if _, err := h.Append(ctx, Entry{Kind: EntryMessage, ID: msgID(1), Author: "x@y/z"}); !errors.Is(err, ErrExists) {
-		t.Fatalf("duplicate Append: %v", err)
+	if plain.Kind != "plain" || plain.Text != "unencrypted" {
+		t.Errorf("plain: %+v", plain)
 	}
 }
 
 func TestHistoryBounds(t *testing.T) {
 	st := openTemp(t)
 	a := mustAccount(t, st, "alice@example.org")
-	h := st.History(a.ID, "room@muc.example.org")
-	many := make([]string, MaxListMembers+1)
+	h := st.roomHistory(a.ID, "room@muc.example.org")
+	many := make([]string, maxListMembers+1)
 	for i := range many {
 		many[i] = fmt.Sprintf("m%d@x/r", i)
 	}
 	for name, e := range map[string]Entry{
-		"text":    {Kind: EntryMessage, Author: "a@b/c", Text: strings.Repeat("x", MaxTextSize+1)},
-		"utf8":    {Kind: EntryMessage, Author: "a@b/c", Text: "\xff"},
-		"members": {Kind: EntryMessage, Author: "a@b/c", Members: many},
-		"parents": {Kind: EntryMessage, Author: "a@b/c", LogParents: make([]int, MaxLogParents+1)},
-		"kind":    {Kind: 9, Author: "a@b/c"},
-		"ack":     {Kind: EntryMessage, Author: "a@b/c", Ack: 9},
-		"author":  {Kind: EntryMessage},
-		"empty":   {Kind: EntryMessage, Author: "a@b/c", Members: []string{""}},
+		"text":    {Kind: "message", Author: "a@b/c", Text: strings.Repeat("x", maxTextSize+1)},
+		"utf8":    {Kind: "message", Author: "a@b/c", Text: "\xff"},
+		"members": {Kind: "message", Author: "a@b/c", Members: many},
+		"parents": {Kind: "message", Author: "a@b/c", LogParents: make([]int, maxLogParents+1)},
+		"kind":    {Kind: "Message", Author: "a@b/c"},
+		"no kind": {Author: "a@b/c"},
+		"ack":     {Kind: "message", Author: "a@b/c", Ack: "ACKED"},
+		"author":  {Kind: "message"},
+		"empty":   {Kind: "message", Author: "a@b/c", Members: []string{""}},
 	} {
-		if _, err := h.Append(ctx, e); !errors.Is(err, ErrInvalid) {
+		if _, err := st.Append(ctx, a.ID, "room@muc.example.org", e); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if _, err := h.Append(ctx, Entry{Kind: EntryMessage, Author: "a@b/c", Text: strings.Repeat("x", MaxTextSize)}); err != nil {
+	if _, err := h.append(ctx, Entry{Kind: "message", Author: "a@b/c", Text: strings.Repeat("x", maxTextSize)}); err != nil {
 		t.Fatalf("largest text: %v", err)
 	}
-	if _, err := st.History(a.ID, "not a/jid@").Page(ctx, 0, 1); !errors.Is(err, ErrInvalid) {
+	if _, err := st.History(ctx, a.ID, "not a/jid@", 0, 1); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("bad room: %v", err)
 	}
-	if _, err := st.History(999, "room@muc.example.org").Append(ctx, Entry{Kind: EntryPlain, Author: "a@b/c"}); !errors.Is(err, ErrNotFound) {
+	if _, err := st.Append(ctx, 999, "room@muc.example.org", Entry{Kind: "plain", Author: "a@b/c"}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing account: %v", err)
 	}
 	// Damaged rows read back are refused, not trusted.
@@ -349,14 +362,14 @@ func TestHistoryBounds(t *testing.T) {
 		if _, err := st.db.Exec(upd); err != nil {
 			t.Fatalf("%s: %v", upd, err)
 		}
-		if _, err := h.Page(ctx, 0, 10); !errors.Is(err, ErrCorrupt) {
+		if _, err := h.page(ctx, 0, 10); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s: Page = %v", upd, err)
 		}
 	}
-	if err := h.Delete(ctx); err != nil {
+	if err := h.delete(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if p, _ := h.Page(ctx, 0, 10); len(p) != 0 {
+	if p, _ := h.page(ctx, 0, 10); len(p) != 0 {
 		t.Fatal("Delete left entries")
 	}
 }
@@ -373,9 +386,9 @@ func TestConcurrentUse(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			h := st.History(a.ID, fmt.Sprintf("room%d@muc.example.org", g%2))
+			room := fmt.Sprintf("room%d@muc.example.org", g%2)
 			for i := range 40 {
-				if _, err := h.Append(ctx, Entry{Kind: EntryMessage, ID: msgID(g*1000 + i), Author: "a@b/c", Text: "x"}); err != nil {
+				if _, err := st.Append(ctx, a.ID, room, Entry{Kind: "message", ID: msgID(g*1000 + i), Author: "a@b/c", Text: "x"}); err != nil {
 					errs <- err
 					return
 				}
@@ -383,7 +396,7 @@ func TestConcurrentUse(t *testing.T) {
 					errs <- err
 					return
 				}
-				if _, err := h.Page(ctx, 0, 5); err != nil {
+				if _, err := st.History(ctx, a.ID, room, 0, 5); err != nil {
 					errs <- err
 					return
 				}
@@ -397,7 +410,7 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	total := 0
 	for r := range 2 {
-		p, _ := st.History(a.ID, fmt.Sprintf("room%d@muc.example.org", r)).Page(ctx, 0, MaxPage)
+		p, _ := st.History(ctx, a.ID, fmt.Sprintf("room%d@muc.example.org", r), 0, maxPage)
 		total += len(p)
 	}
 	if total != 6*40 {

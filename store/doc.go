@@ -6,30 +6,26 @@
 // # Entry points
 //
 //	st, err := store.Open(path, nil)           // creates and migrates
-//	acct, err := st.CreateAccount(ctx, "alice@example.org", "alice")
-//	res, _ := store.RandomResource(nil)
-//	dev, key, err := st.CreateDevice(ctx, acct.ID, res, pass, nil)
-//	// later runs:
-//	acct, _ = st.Account(ctx, "alice@example.org")
-//	devs, _ := st.Devices(ctx, acct.ID)
-//	key, err = st.Unlock(ctx, devs[0].ID, pass) // ErrWrongPassphrase
+//	acct, res, key, err := st.Unlock(ctx, "alice@example.org", "alice", passphrase, store.KDFParams{})
+//	// the first run creates the account and the device (res: its resource)
 //	ts := st.Trust(acct.ID, trust.Config{})     // the trust store
 //	dir := &trust.Directory{Store: ts, Self: ch.Self(), SelfKey: key.Public()} // ch: the room's channel
 //	// session.Config{Directory: dir, Identity: key, ...}
-//	h := st.History(acct.ID, "room@muc.example.org")
-//	h.Record(ctx, notice)                       // for every session notice
-//	page, _ := h.Page(ctx, 0, 50)               // the last 50 entries
+//	e, err := st.Append(ctx, acct.ID, "room@muc.example.org", store.Entry{Kind: "message", ...})
+//	page, _ := st.History(ctx, acct.ID, "room@muc.example.org", 0, 50) // the last 50 entries
 //
-// Rooms: [Store.SaveRoom], [Store.Rooms]. Settings: [Store.SetSetting].
-// A bot reads its passphrase with [PassphraseFromEnv].
+// History entries are what package app makes of session notices: the
+// store keeps what it is given and knows nothing of sessions. Rooms:
+// [Store.SaveRoom], [Store.Rooms]. A bot reads its passphrase with
+// [PassphraseFromEnv].
 //
 // # Durability
 //
 // The database runs in WAL mode with synchronous=FULL and every logical
 // write is one transaction: once a method returns, its write survives the
 // process being killed and the machine losing power; a write interrupted
-// part-way leaves nothing behind. The client should record a notice before
-// showing it.
+// part-way leaves nothing behind. A client should show what Append
+// returned, once it returned.
 //
 // # Concurrency
 //
@@ -44,7 +40,7 @@
 //
 // Identity seeds are sealed with XChaCha20-Poly1305 under a key derived
 // from the passphrase by Argon2id (parameters recorded per key); a wrong
-// passphrase gives [ErrWrongPassphrase], a damaged or swapped key
+// passphrase gives [errWrongPassphrase], a damaged or swapped key
 // [ErrCorrupt], never a wrong key. Passphrases are []byte so callers can
 // zero them; the store zeroes its derived keys, the decrypted seed and
 // its normalised copy of the passphrase. It cannot zero what Go and the

@@ -67,7 +67,7 @@ func FuzzDecodeLists(f *testing.F) {
 	f.Add(`{"x":1}`)
 	f.Fuzz(func(t *testing.T, s string) {
 		if l, err := decodeStrings(s); err == nil {
-			if len(l) > MaxListMembers {
+			if len(l) > maxListMembers {
 				t.Fatal("list over its cap")
 			}
 			for _, m := range l {
@@ -76,7 +76,7 @@ func FuzzDecodeLists(f *testing.F) {
 				}
 			}
 		}
-		if l, err := decodeInts(s); err == nil && len(l) > MaxLogParents {
+		if l, err := decodeInts(s); err == nil && len(l) > maxLogParents {
 			t.Fatal("parents over their cap")
 		}
 	})

@@ -6,118 +6,100 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 	"unicode/utf8"
 
-	"github.com/mpenc/mpenc/session"
 	"github.com/mpenc/mpenc/transcript"
 )
 
-// EntryKind is what a history entry holds. Stored: never renumber.
-type EntryKind uint8
-
-// History entry kinds.
+// The kinds of entry and the acknowledgement states, as Entry names them
+// and as the messages table numbers them (stored: never renumber).
 const (
-	// EntryMessage: an mpENC message (session.Message notice).
-	EntryMessage EntryKind = 1
-	// EntryMembership: the session's membership changed
-	// (session.Membership notice).
-	EntryMembership EntryKind = 2
-	// EntryPlain: an unencrypted message from a client that does not
-	// speak mpENC (session.Plain notice): show it marked as such.
-	EntryPlain EntryKind = 3
+	kindMessage    = "message"
+	kindMembership = "membership"
+	kindPlain      = "plain"
+
+	ackPending = "pending"
+	ackFull    = "acked"
+	ackMissing = "not-acked"
 )
 
-func (k EntryKind) String() string {
-	switch k {
-	case EntryMessage:
-		return "message"
-	case EntryMembership:
-		return "membership"
-	case EntryPlain:
-		return "plain"
-	}
-	return fmt.Sprintf("EntryKind(%d)", uint8(k))
-}
-
-// AckState is a message's acknowledgement state. Stored: never renumber.
-type AckState uint8
-
-// Acknowledgement states.
-const (
-	// AckPending: not yet acknowledged by everyone. After a restart, a
-	// message still pending was never confirmed while its session ran:
-	// the client should show it as such.
-	AckPending AckState = 0
-	// AckFull: everyone it was sent to acknowledged it.
-	AckFull AckState = 1
-	// AckMissing: not acknowledged in time by NotAcked.
-	AckMissing AckState = 2
+var (
+	kindCodes = []string{1: kindMessage, 2: kindMembership, 3: kindPlain}
+	ackCodes  = []string{0: ackPending, 1: ackFull, 2: ackMissing}
 )
 
-func (a AckState) String() string {
-	switch a {
-	case AckPending:
-		return "pending"
-	case AckFull:
-		return "acked"
-	case AckMissing:
-		return "not-acked"
+// code returns the stored number of name in codes, or false.
+func code(codes []string, name string) (int64, bool) {
+	for i, n := range codes {
+		if n != "" && n == name {
+			return int64(i), true
+		}
 	}
-	return fmt.Sprintf("AckState(%d)", uint8(a))
+	return 0, false
 }
 
-// Entry is one line of a room's history, as the client showed it.
+// ack returns e's acknowledgement state, "" read as pending.
+func (e *Entry) ack() string {
+	if e.Ack == "" {
+		return ackPending
+	}
+	return e.Ack
+}
+
+// Entry is one line of a room's history: an encrypted message, an
+// unencrypted one, or a change of the session's membership, with a
+// message's acknowledgement state. The store keeps entries as it is given
+// them; package app makes them from session notices.
 type Entry struct {
-	// Seq is the store's position of the entry: increasing in the order
-	// entries were appended, across rooms. Set by Append; the cursor for
-	// Page.
-	Seq  int64
-	Kind EntryKind
-	// ID is the message id (EntryMessage); zero otherwise.
+	// Seq is the entry's position: increasing in the order entries were
+	// appended, across rooms. Set by Append; the cursor for History.
+	Seq int64
+	// Kind is "message" (mpENC), "plain" (a message sent without
+	// encryption: always show it marked as such) or "membership".
+	Kind string
+	// ID is the message id (messages only).
 	ID     transcript.ID
-	Author string // participant id
+	Author string // participant id; empty for membership
 	Text   string // message text; never logged
 	At     time.Time
 	Own    bool
-	// Members: who the message was sent to (EntryMessage), or who remains
-	// (EntryMembership).
-	Members []string
-	// Include and Exclude: who joined and who left (EntryMembership).
+	// Members: who a message was sent to, or who remains after a
+	// membership change; Include and Exclude: who joined and who left.
+	Members          []string
 	Include, Exclude []string
 	// LogParents: how many entries above each of the message's log
-	// parents is (session.Notice.LogParents).
+	// parents is.
 	LogParents []int
-	// Ack, NotAcked, Final, Absent: the acknowledgement state
-	// (session.FullyAcked and NotFullyAcked notices).
-	Ack      AckState
+	// Ack is a message's acknowledgement state: "pending" (also ""),
+	// "acked" (by everyone it was sent to) or "not-acked" (NotAcked did not
+	// acknowledge it in time; Final: it can no longer be; Absent: they all
+	// left on purpose).
+	Ack      string
 	NotAcked []string
 	Final    bool
 	Absent   bool
 }
 
-// History is one room's message history for one account. Get it from
-// Store.History; it is a small value, safe for concurrent use.
-type History struct {
+// history is one room's history for one account.
+type history struct {
 	s       *Store
 	account int64
 	room    string
 	err     error
 }
 
-// History returns the history of room (a bare room JID) for account.
+// roomHistory returns the history of room (a bare room JID) for account.
 // An invalid room JID is reported by every method.
-func (s *Store) History(account int64, room string) *History {
+func (s *Store) roomHistory(account int64, room string) *history {
 	j, err := normBare("room JID", room)
-	return &History{s: s, account: account, room: j, err: err}
+	return &history{s: s, account: account, room: j, err: err}
 }
 
-// Room returns the normalised room JID.
-func (h *History) Room() string { return h.room }
-
 func checkList(what string, l []string) error {
-	if len(l) > MaxListMembers {
-		return fmt.Errorf("%w: %s has %d JIDs, more than %d", ErrInvalid, what, len(l), MaxListMembers)
+	if len(l) > maxListMembers {
+		return fmt.Errorf("%w: %s has %d JIDs, more than %d", ErrInvalid, what, len(l), maxListMembers)
 	}
 	for _, m := range l {
 		if err := checkText(what, m, 3*1023+2, false); err != nil {
@@ -128,16 +110,16 @@ func checkList(what string, l []string) error {
 }
 
 func (e *Entry) check() error {
-	if e.Kind < EntryMessage || e.Kind > EntryPlain {
-		return fmt.Errorf("%w: entry kind %d", ErrInvalid, e.Kind)
+	if _, ok := code(kindCodes, e.Kind); !ok {
+		return fmt.Errorf("%w: entry kind %.20q", ErrInvalid, e.Kind)
 	}
-	if e.Ack > AckMissing {
-		return fmt.Errorf("%w: ack state %d", ErrInvalid, e.Ack)
+	if _, ok := code(ackCodes, e.ack()); !ok {
+		return fmt.Errorf("%w: ack state %.20q", ErrInvalid, e.Ack)
 	}
-	if err := checkText("author", e.Author, 3*1023+2, e.Kind == EntryMembership); err != nil {
+	if err := checkText("author", e.Author, 3*1023+2, e.Kind == kindMembership); err != nil {
 		return err
 	}
-	if err := checkText("text", e.Text, MaxTextSize, true); err != nil {
+	if err := checkText("text", e.Text, maxTextSize, true); err != nil {
 		return err
 	}
 	for what, l := range map[string][]string{"members": e.Members, "include": e.Include, "exclude": e.Exclude, "not acked": e.NotAcked} {
@@ -145,7 +127,7 @@ func (e *Entry) check() error {
 			return err
 		}
 	}
-	if len(e.LogParents) > MaxLogParents {
+	if len(e.LogParents) > maxLogParents {
 		return fmt.Errorf("%w: %d log parents", ErrInvalid, len(e.LogParents))
 	}
 	return nil
@@ -165,7 +147,7 @@ func listJSON[T any](l []T) string {
 
 // maxListJSON bounds what decodeList parses: 256 JIDs at their largest,
 // escaped.
-const maxListJSON = MaxListMembers * (6*(3*1023+2) + 3)
+const maxListJSON = maxListMembers * (6*(3*1023+2) + 3)
 
 func decodeStrings(s string) ([]string, error) {
 	if len(s) > maxListJSON || !utf8.ValidString(s) {
@@ -182,14 +164,14 @@ func decodeStrings(s string) ([]string, error) {
 }
 
 func decodeInts(s string) ([]int, error) {
-	if len(s) > MaxLogParents*24 {
+	if len(s) > maxLogParents*24 {
 		return nil, errors.New("list too long")
 	}
 	var l []int
 	if err := json.Unmarshal([]byte(s), &l); err != nil {
 		return nil, err
 	}
-	if len(l) > MaxLogParents {
+	if len(l) > maxLogParents {
 		return nil, errors.New("list too long")
 	}
 	if len(l) == 0 {
@@ -198,18 +180,53 @@ func decodeInts(s string) ([]int, error) {
 	return l, nil
 }
 
-// Append adds an entry at the end of the room's history and returns its
+// Append records e in the history of room (a bare room JID) for account
+// and returns it as stored, with its Seq; the caller shows what it
+// returns. A new entry goes at the end. A message already recorded in
+// this room (same ID) keeps its place and content: Append records e's
+// acknowledgement state (Ack, NotAcked, Final, Absent) instead, unless
+// e's is pending.
+//
+// Append returns once the entry is committed: recorded before it is
+// shown, it survives a crash.
+func (s *Store) Append(ctx context.Context, account int64, room string, e Entry) (Entry, error) {
+	h := s.roomHistory(account, room)
+	seq, err := h.append(ctx, e)
+	if errors.Is(err, errExists) {
+		err = nil
+		if e.ack() != ackPending {
+			err = h.setAck(ctx, e.ID, e.ack(), e.NotAcked, e.Final, e.Absent)
+		}
+	}
+	if err != nil {
+		return Entry{}, err
+	}
+	return h.entry(ctx, seq)
+}
+
+// History returns up to limit entries of room's history for account older
+// than before (a Seq; 0 or less means from the newest), oldest first:
+// the page just above what the client shows. Pass the first entry's Seq
+// to get the page before it; an empty result means the beginning. limit
+// is capped at 1000.
+func (s *Store) History(ctx context.Context, account int64, room string, before int64, limit int) ([]Entry, error) {
+	return s.roomHistory(account, room).page(ctx, before, limit)
+}
+
+// append adds an entry at the end of the room's history and returns its
 // Seq. A message whose ID is already recorded in this room is not added
-// again: Append returns the existing Seq and ErrExists (wrapped).
-func (h *History) Append(ctx context.Context, e Entry) (int64, error) {
+// again: append returns the existing Seq and errExists (wrapped).
+func (h *history) append(ctx context.Context, e Entry) (int64, error) {
 	if h.err != nil {
 		return 0, h.err
 	}
 	if err := e.check(); err != nil {
 		return 0, err
 	}
+	kind, _ := code(kindCodes, e.Kind)
+	ack, _ := code(ackCodes, e.ack())
 	var id any
-	if e.Kind == EntryMessage {
+	if e.Kind == kindMessage {
 		id = e.ID[:]
 	}
 	var seq int64
@@ -218,9 +235,9 @@ func (h *History) Append(ctx context.Context, e Entry) (int64, error) {
 			members, include, exclude, log_parents, ack, not_acked, final, absent)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (account_id, room, msg_id) DO NOTHING`,
-			h.account, h.room, int64(e.Kind), id, e.Author, e.Text, encTime(e.At), boolInt(e.Own),
+			h.account, h.room, kind, id, e.Author, e.Text, encTime(e.At), boolInt(e.Own),
 			listJSON(e.Members), listJSON(e.Include), listJSON(e.Exclude), listJSON(e.LogParents),
-			int64(e.Ack), listJSON(e.NotAcked), boolInt(e.Final), boolInt(e.Absent))
+			ack, listJSON(e.NotAcked), boolInt(e.Final), boolInt(e.Absent))
 		if isFK(err) {
 			return fmt.Errorf("%w: account %d", ErrNotFound, h.account)
 		}
@@ -232,7 +249,7 @@ func (h *History) Append(ctx context.Context, e Entry) (int64, error) {
 				h.account, h.room, id).Scan(&seq); err != nil {
 				return err
 			}
-			return fmt.Errorf("%w: message %s", ErrExists, e.ID)
+			return fmt.Errorf("%w: message %s", errExists, e.ID)
 		}
 		seq, err = res.LastInsertId()
 		return err
@@ -243,15 +260,16 @@ func (h *History) Append(ctx context.Context, e Entry) (int64, error) {
 	return seq, nil
 }
 
-// SetAck records a message's acknowledgement state: AckFull, or
-// AckMissing with who has not acknowledged it. ErrNotFound if the message
+// setAck records a message's acknowledgement state: ackFull, or
+// ackMissing with who has not acknowledged it. ErrNotFound if the message
 // is not in this room's history.
-func (h *History) SetAck(ctx context.Context, id transcript.ID, ack AckState, notAcked []string, final, absent bool) error {
+func (h *history) setAck(ctx context.Context, id transcript.ID, ack string, notAcked []string, final, absent bool) error {
 	if h.err != nil {
 		return h.err
 	}
-	if ack > AckMissing {
-		return fmt.Errorf("%w: ack state %d", ErrInvalid, ack)
+	n, ok := code(ackCodes, ack)
+	if !ok {
+		return fmt.Errorf("%w: ack state %.20q", ErrInvalid, ack)
 	}
 	if err := checkList("not acked", notAcked); err != nil {
 		return err
@@ -259,44 +277,12 @@ func (h *History) SetAck(ctx context.Context, id transcript.ID, ack AckState, no
 	return h.s.wrap("recording acknowledgement", inTx(ctx, h.s.db, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE messages SET ack = ?, not_acked = ?, final = ?, absent = ?
 			WHERE account_id = ? AND room = ? AND msg_id = ?`,
-			int64(ack), listJSON(notAcked), boolInt(final), boolInt(absent), h.account, h.room, id[:])
+			n, listJSON(notAcked), boolInt(final), boolInt(absent), h.account, h.room, id[:])
 		if err != nil {
 			return err
 		}
 		return mustAffect(res, "message", id)
 	}))
-}
-
-// Record stores what a session notice adds to the history: a Message or
-// Plain notice appends an entry, a Membership notice a membership line,
-// FullyAcked and NotFullyAcked update the message's acknowledgement
-// state. Other notices are not history; Record returns nil for them. A
-// message recorded twice is not an error.
-//
-// The client calls Record for every notice before showing it: once Record
-// returns, what is shown survives a crash.
-func (h *History) Record(ctx context.Context, n session.Notice) error {
-	switch n.Kind {
-	case session.Message:
-		_, err := h.Append(ctx, Entry{Kind: EntryMessage, ID: n.ID, Author: n.Author, Text: n.Text, At: n.At,
-			Own: n.Own, Members: n.Members, LogParents: n.LogParents})
-		if errors.Is(err, ErrExists) {
-			return nil
-		}
-		return err
-	case session.Plain:
-		_, err := h.Append(ctx, Entry{Kind: EntryPlain, Author: n.Author, Text: n.Text, At: n.At})
-		return err
-	case session.Membership:
-		_, err := h.Append(ctx, Entry{Kind: EntryMembership, At: n.At, Members: n.Remain, Include: n.Include,
-			Exclude: n.Exclude, LogParents: n.LogParents})
-		return err
-	case session.FullyAcked:
-		return h.SetAck(ctx, n.ID, AckFull, nil, false, false)
-	case session.NotFullyAcked:
-		return h.SetAck(ctx, n.ID, AckMissing, n.Members, n.Final, n.Absent)
-	}
-	return nil
 }
 
 const entryCols = `seq, kind, msg_id, author, body, at, own, members, include, exclude, log_parents, ack, not_acked, final, absent`
@@ -313,18 +299,18 @@ func scanEntry(sc interface{ Scan(...any) error }) (Entry, error) {
 	corrupt := func(why string) (Entry, error) {
 		return Entry{}, fmt.Errorf("%w: history entry %d: %s", ErrCorrupt, e.Seq, why)
 	}
-	if kind < int64(EntryMessage) || kind > int64(EntryPlain) || ack < 0 || ack > int64(AckMissing) {
+	if kind < 1 || kind >= int64(len(kindCodes)) || ack < 0 || ack >= int64(len(ackCodes)) {
 		return corrupt("kind or ack state")
 	}
-	e.Kind, e.Ack = EntryKind(kind), AckState(ack)
+	e.Kind, e.Ack = kindCodes[kind], ackCodes[ack]
 	switch {
-	case e.Kind == EntryMessage && len(id) != transcript.IDSize:
+	case e.Kind == kindMessage && len(id) != transcript.IDSize:
 		return corrupt("message id")
-	case e.Kind != EntryMessage && id != nil:
+	case e.Kind != kindMessage && id != nil:
 		return corrupt("message id")
 	}
 	copy(e.ID[:], id)
-	if len(e.Text) > MaxTextSize || !utf8.ValidString(e.Text) || len(e.Author) > 3*1023+2 || !utf8.ValidString(e.Author) {
+	if len(e.Text) > maxTextSize || !utf8.ValidString(e.Text) || len(e.Author) > 3*1023+2 || !utf8.ValidString(e.Author) {
 		return corrupt("text or author")
 	}
 	var err error
@@ -347,19 +333,16 @@ func scanEntry(sc interface{ Scan(...any) error }) (Entry, error) {
 	return e, nil
 }
 
-// Page returns up to limit entries older than before (a Seq; 0 or less
-// means from the newest), oldest first: the page of history just above
-// what the client shows. Pass the first entry's Seq to get the page
-// before it; an empty result means the beginning. limit is capped at
-// MaxPage.
-func (h *History) Page(ctx context.Context, before int64, limit int) ([]Entry, error) {
+// page returns up to limit entries older than before, oldest first (see
+// Store.History).
+func (h *history) page(ctx context.Context, before int64, limit int) ([]Entry, error) {
 	if h.err != nil {
 		return nil, h.err
 	}
 	if limit <= 0 {
 		return nil, nil
 	}
-	limit = min(limit, MaxPage)
+	limit = min(limit, maxPage)
 	if before <= 0 {
 		before = 1<<63 - 1
 	}
@@ -380,27 +363,34 @@ func (h *History) Page(ctx context.Context, before int64, limit int) ([]Entry, e
 	if err := rows.Err(); err != nil {
 		return nil, h.s.wrap("reading history", err)
 	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
+	slices.Reverse(out)
 	return out, nil
 }
 
-// Message returns the history entry of a message, or ErrNotFound.
-func (h *History) Message(ctx context.Context, id transcript.ID) (Entry, error) {
+// entry returns the entry at seq in this room, or ErrNotFound.
+func (h *history) entry(ctx context.Context, seq int64) (Entry, error) {
+	return h.one(ctx, fmt.Sprintf("entry %d", seq), `seq = ?`, seq)
+}
+
+// message returns the history entry of a message, or ErrNotFound.
+func (h *history) message(ctx context.Context, id transcript.ID) (Entry, error) {
+	return h.one(ctx, "message "+id.String(), `msg_id = ?`, id[:])
+}
+
+func (h *history) one(ctx context.Context, what, where string, arg any) (Entry, error) {
 	if h.err != nil {
 		return Entry{}, h.err
 	}
-	e, err := scanEntry(h.s.db.QueryRowContext(ctx, `SELECT `+entryCols+` FROM messages WHERE account_id = ? AND room = ? AND msg_id = ?`,
-		h.account, h.room, id[:]))
+	e, err := scanEntry(h.s.db.QueryRowContext(ctx, `SELECT `+entryCols+` FROM messages WHERE account_id = ? AND room = ? AND `+where,
+		h.account, h.room, arg))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Entry{}, fmt.Errorf("%w: message %s", ErrNotFound, id)
+		return Entry{}, fmt.Errorf("%w: %s", ErrNotFound, what)
 	}
 	return e, h.s.wrap("reading history", err)
 }
 
-// Delete removes the room's whole history.
-func (h *History) Delete(ctx context.Context) error {
+// delete removes the room's whole history.
+func (h *history) delete(ctx context.Context) error {
 	if h.err != nil {
 		return h.err
 	}

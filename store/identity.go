@@ -13,10 +13,10 @@ import (
 	"github.com/mpenc/mpenc/crypto"
 )
 
-// Device is one of our devices: an account's resource with its own
+// deviceRow is one of our devices: an account's resource with its own
 // Ed25519 identity key (mpENC makes each device a separate member). The
 // private key stays sealed in the database; Unlock opens it.
-type Device struct {
+type deviceRow struct {
 	ID       int64
 	Account  int64
 	Resource string // our resource: our participant id is Account's JID + "/" + Resource
@@ -25,8 +25,8 @@ type Device struct {
 	Created  time.Time
 }
 
-// DeviceOptions tunes CreateDevice and ChangePassphrase.
-type DeviceOptions struct {
+// deviceOptions tunes CreateDevice and ChangePassphrase.
+type deviceOptions struct {
 	// Rand is the source of the identity key, salt and nonce; nil means
 	// crypto/rand.
 	Rand io.Reader
@@ -35,38 +35,38 @@ type DeviceOptions struct {
 	KDF KDFParams
 }
 
-func (o *DeviceOptions) kdf() KDFParams {
+func (o *deviceOptions) kdf() KDFParams {
 	if o == nil || o.KDF == (KDFParams{}) {
-		return DefaultKDF
+		return defaultKDF
 	}
 	return o.KDF
 }
 
-func (o *DeviceOptions) rand() io.Reader {
+func (o *deviceOptions) rand() io.Reader {
 	if o == nil {
 		return nil
 	}
 	return o.Rand
 }
 
-// MinPassphraseSize is the shortest passphrase accepted, in bytes. It is
+// minPassphraseSize is the shortest passphrase accepted, in bytes. It is
 // a floor against accidents (an empty variable), not a strength rule.
-const MinPassphraseSize = 8
+const minPassphraseSize = 8
 
-// MaxPassphraseSize bounds a passphrase, in bytes.
-const MaxPassphraseSize = 4096
+// maxPassphraseSize bounds a passphrase, in bytes.
+const maxPassphraseSize = 4096
 
 func checkPassphrase(p []byte) error {
-	if len(p) < MinPassphraseSize || len(p) > MaxPassphraseSize {
-		return fmt.Errorf("%w: a passphrase must be %d to %d bytes", ErrInvalid, MinPassphraseSize, MaxPassphraseSize)
+	if len(p) < minPassphraseSize || len(p) > maxPassphraseSize {
+		return fmt.Errorf("%w: a passphrase must be %d to %d bytes", ErrInvalid, minPassphraseSize, maxPassphraseSize)
 	}
 	return nil
 }
 
-// RandomResource returns a fresh resource name for a new device,
+// randomResource returns a fresh resource name for a new device,
 // "mpenc-" and 8 hex digits from r (crypto/rand if nil). Store it with the
 // device and reuse it: the participant id then survives restarts.
-func RandomResource(r io.Reader) (string, error) {
+func randomResource(r io.Reader) (string, error) {
 	var b [4]byte
 	if err := crypto.RandomBytes(r, b[:]); err != nil {
 		return "", err
@@ -74,30 +74,30 @@ func RandomResource(r io.Reader) (string, error) {
 	return "mpenc-" + hex.EncodeToString(b[:]), nil
 }
 
-// CreateDevice generates an identity key for a new device of account,
+// createDevice generates an identity key for a new device of account,
 // seals it under passphrase (Argon2id + XChaCha20-Poly1305, see
 // docs/STORE.md) and records it. It returns the device and the unlocked
 // key; the caller owns the key and should Zero it when done. A resource
 // already recorded for the account gives ErrExists.
-func (s *Store) CreateDevice(ctx context.Context, account int64, resource string, passphrase []byte, opt *DeviceOptions) (Device, *crypto.SigningKey, error) {
+func (s *Store) createDevice(ctx context.Context, account int64, resource string, passphrase []byte, opt *deviceOptions) (deviceRow, *crypto.SigningKey, error) {
 	if err := checkText("resource", resource, 1023, false); err != nil {
-		return Device{}, nil, err
+		return deviceRow{}, nil, err
 	}
 	if err := checkPassphrase(passphrase); err != nil {
-		return Device{}, nil, err
+		return deviceRow{}, nil, err
 	}
 	sk, err := crypto.GenerateSigningKey(opt.rand())
 	if err != nil {
-		return Device{}, nil, fmt.Errorf("store: generating identity key: %w", err)
+		return deviceRow{}, nil, fmt.Errorf("store: generating identity key: %w", err)
 	}
 	seed := sk.Seed()
 	blob, err := seal(&seed, sk.Public(), passphrase, opt.kdf(), opt.rand())
 	crypto.Zero(seed[:])
 	if err != nil {
 		sk.Zero()
-		return Device{}, nil, fmt.Errorf("store: sealing identity key: %w", err)
+		return deviceRow{}, nil, fmt.Errorf("store: sealing identity key: %w", err)
 	}
-	d := Device{Account: account, Resource: resource, Public: sk.Public(), KDF: opt.kdf(), Created: s.now()}
+	d := deviceRow{Account: account, Resource: resource, Public: sk.Public(), KDF: opt.kdf(), Created: s.now()}
 	err = inTx(ctx, s.db, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO devices (account_id, resource, public_key, sealed, created) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (account_id, resource) DO NOTHING`, account, resource, d.Public[:], blob, encTime(d.Created))
@@ -108,33 +108,33 @@ func (s *Store) CreateDevice(ctx context.Context, account int64, resource string
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("%w: device %q", ErrExists, resource)
+			return fmt.Errorf("%w: device %q", errExists, resource)
 		}
 		d.ID, err = res.LastInsertId()
 		return err
 	})
 	if err != nil {
 		sk.Zero()
-		return Device{}, nil, s.wrap("creating device", err)
+		return deviceRow{}, nil, s.wrap("creating device", err)
 	}
 	return d, sk, nil
 }
 
 const deviceCols = `id, account_id, resource, public_key, sealed, created`
 
-func scanDevice(sc interface{ Scan(...any) error }) (Device, []byte, error) {
-	var d Device
+func scanDevice(sc interface{ Scan(...any) error }) (deviceRow, []byte, error) {
+	var d deviceRow
 	var pub, blob []byte
 	var created int64
 	if err := sc.Scan(&d.ID, &d.Account, &d.Resource, &pub, &blob, &created); err != nil {
-		return Device{}, nil, err
+		return deviceRow{}, nil, err
 	}
 	if len(pub) != crypto.PublicKeySize || checkText("resource", d.Resource, 1023, false) != nil {
-		return Device{}, nil, fmt.Errorf("%w: device %d", ErrCorrupt, d.ID)
+		return deviceRow{}, nil, fmt.Errorf("%w: device %d", ErrCorrupt, d.ID)
 	}
 	k, err := decodeSealed(blob)
 	if err != nil {
-		return Device{}, nil, fmt.Errorf("%w: device %d: %v", ErrCorrupt, d.ID, err)
+		return deviceRow{}, nil, fmt.Errorf("%w: device %d: %v", ErrCorrupt, d.ID, err)
 	}
 	copy(d.Public[:], pub)
 	d.KDF = k.kdf
@@ -142,14 +142,14 @@ func scanDevice(sc interface{ Scan(...any) error }) (Device, []byte, error) {
 	return d, blob, nil
 }
 
-// Devices lists account's devices in creation order.
-func (s *Store) Devices(ctx context.Context, account int64) ([]Device, error) {
+// devices lists account's devices in creation order.
+func (s *Store) devices(ctx context.Context, account int64) ([]deviceRow, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+deviceCols+` FROM devices WHERE account_id = ? ORDER BY id`, account)
 	if err != nil {
 		return nil, s.wrap("listing devices", err)
 	}
 	defer rows.Close()
-	var out []Device
+	var out []deviceRow
 	for rows.Next() {
 		d, _, err := scanDevice(rows)
 		if err != nil {
@@ -160,30 +160,30 @@ func (s *Store) Devices(ctx context.Context, account int64) ([]Device, error) {
 	return out, s.wrap("listing devices", rows.Err())
 }
 
-// Device returns account's device with the given resource, or ErrNotFound.
-func (s *Store) Device(ctx context.Context, account int64, resource string) (Device, error) {
+// deviceByResource returns account's device with the given resource, or ErrNotFound.
+func (s *Store) deviceByResource(ctx context.Context, account int64, resource string) (deviceRow, error) {
 	d, _, err := scanDevice(s.db.QueryRowContext(ctx, `SELECT `+deviceCols+` FROM devices WHERE account_id = ? AND resource = ?`, account, resource))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Device{}, fmt.Errorf("%w: device %q", ErrNotFound, resource)
+		return deviceRow{}, fmt.Errorf("%w: device %q", ErrNotFound, resource)
 	}
 	return d, s.wrap("reading device", err)
 }
 
-func (s *Store) deviceBlob(ctx context.Context, device int64) (Device, []byte, error) {
+func (s *Store) deviceBlob(ctx context.Context, device int64) (deviceRow, []byte, error) {
 	d, blob, err := scanDevice(s.db.QueryRowContext(ctx, `SELECT `+deviceCols+` FROM devices WHERE id = ?`, device))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Device{}, nil, fmt.Errorf("%w: device %d", ErrNotFound, device)
+		return deviceRow{}, nil, fmt.Errorf("%w: device %d", ErrNotFound, device)
 	}
 	return d, blob, s.wrap("reading device", err)
 }
 
-// Unlock opens a device's identity key with passphrase. A wrong
+// unlockDevice opens a device's identity key with passphrase. A wrong
 // passphrase gives ErrWrongPassphrase; a damaged or tampered key
 // ErrCorrupt. It runs Argon2id once (DefaultKDF: 64 MiB, about 0.4 s
 // on two cores). The caller owns the key and should Zero it when done.
-func (s *Store) Unlock(ctx context.Context, device int64, passphrase []byte) (*crypto.SigningKey, error) {
-	if len(passphrase) > MaxPassphraseSize {
-		return nil, ErrWrongPassphrase
+func (s *Store) unlockDevice(ctx context.Context, device int64, passphrase []byte) (*crypto.SigningKey, error) {
+	if len(passphrase) > maxPassphraseSize {
+		return nil, errWrongPassphrase
 	}
 	d, blob, err := s.deviceBlob(ctx, device)
 	if err != nil {
@@ -196,13 +196,13 @@ func (s *Store) Unlock(ctx context.Context, device int64, passphrase []byte) (*c
 	return sk, nil
 }
 
-// ChangePassphrase re-seals a device's key under a new passphrase (and
+// changePassphrase re-seals a device's key under a new passphrase (and
 // new KDF parameters and salt), after checking the old one.
-func (s *Store) ChangePassphrase(ctx context.Context, device int64, old, passphrase []byte, opt *DeviceOptions) error {
+func (s *Store) changePassphrase(ctx context.Context, device int64, old, passphrase []byte, opt *deviceOptions) error {
 	if err := checkPassphrase(passphrase); err != nil {
 		return err
 	}
-	sk, err := s.Unlock(ctx, device, old)
+	sk, err := s.unlockDevice(ctx, device, old)
 	if err != nil {
 		return err
 	}
@@ -223,9 +223,59 @@ func (s *Store) ChangePassphrase(ctx context.Context, device int64, old, passphr
 	}))
 }
 
-// ErrNoPassphrase is returned by PassphraseFromEnv when the variable is
+// Unlock opens this program's identity in the account accountJID (a bare
+// JID): the account's device and its identity key, unlocked with the
+// passphrase that passphrase returns. The first time, it records the
+// account (with nick, the default room nick) and creates the device, and
+// passphrase is called with create true (a prompt should ask twice): the
+// device gets a random resource ("mpenc-" and 8 hex digits, kept so that
+// its participant ids survive restarts) and a new identity key sealed
+// under the passphrase with kdf (zero: Argon2id t=3, 64 MiB, p=4; tests
+// pass smaller parameters). Unlock zeroes the passphrase once used.
+//
+// It returns the account, the device's resource and the unlocked key; the
+// caller owns the key and should Zero it when done. A wrong passphrase
+// gives an error saying so, and a damaged or tampered key ErrCorrupt
+// (wrapped): never another key.
+func (s *Store) Unlock(ctx context.Context, accountJID, nick string, passphrase func(create bool) ([]byte, error), kdf KDFParams) (Account, string, *crypto.SigningKey, error) {
+	acct, err := s.account(ctx, accountJID)
+	if errors.Is(err, ErrNotFound) {
+		acct, err = s.CreateAccount(ctx, accountJID, nick)
+	}
+	if err != nil {
+		return Account{}, "", nil, err
+	}
+	devs, err := s.devices(ctx, acct.ID)
+	if err != nil {
+		return Account{}, "", nil, err
+	}
+	create := len(devs) == 0
+	pass, err := passphrase(create)
+	if err != nil {
+		return Account{}, "", nil, fmt.Errorf("store: passphrase: %w", err)
+	}
+	defer crypto.Zero(pass)
+	if create {
+		res, err := randomResource(nil)
+		if err != nil {
+			return Account{}, "", nil, err
+		}
+		d, key, err := s.createDevice(ctx, acct.ID, res, pass, &deviceOptions{KDF: kdf})
+		if err != nil {
+			return Account{}, "", nil, err
+		}
+		return acct, d.Resource, key, nil
+	}
+	key, err := s.unlockDevice(ctx, devs[0].ID, pass)
+	if err != nil {
+		return Account{}, "", nil, err
+	}
+	return acct, devs[0].Resource, key, nil
+}
+
+// errNoPassphrase is returned by PassphraseFromEnv when the variable is
 // unset or empty.
-var ErrNoPassphrase = errors.New("store: no passphrase in the environment")
+var errNoPassphrase = errors.New("store: no passphrase in the environment")
 
 // PassphraseFromEnv reads a passphrase from the environment variable name
 // (for bots and scripts: MPENC_PASSPHRASE, say) and removes the variable,
@@ -236,7 +286,7 @@ var ErrNoPassphrase = errors.New("store: no passphrase in the environment")
 func PassphraseFromEnv(name string) ([]byte, error) {
 	v, ok := os.LookupEnv(name)
 	if !ok || v == "" {
-		return nil, fmt.Errorf("%w: $%s is not set", ErrNoPassphrase, name)
+		return nil, fmt.Errorf("%w: $%s is not set", errNoPassphrase, name)
 	}
 	if err := os.Unsetenv(name); err != nil {
 		return nil, fmt.Errorf("store: removing $%s: %w", name, err)

@@ -4,15 +4,16 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/mpenc/mpenc/crypto"
 )
 
-func newDevice(t *testing.T, st *Store, pass string) (Account, Device, *crypto.SigningKey) {
+func newDevice(t *testing.T, st *Store, pass string) (Account, deviceRow, *crypto.SigningKey) {
 	t.Helper()
 	a := mustAccount(t, st, "alice@example.org")
-	d, sk, err := st.CreateDevice(ctx, a.ID, "mpenc-phone", []byte(pass), &DeviceOptions{KDF: fastKDF})
+	d, sk, err := st.createDevice(ctx, a.ID, "mpenc-phone", []byte(pass), &deviceOptions{KDF: fastKDF})
 	if err != nil {
 		t.Fatalf("CreateDevice: %v", err)
 	}
@@ -30,7 +31,7 @@ func TestIdentityRoundTrip(t *testing.T) {
 
 	st = openAt(t, path)
 	defer st.Close()
-	devs, err := st.Devices(ctx, a.ID)
+	devs, err := st.devices(ctx, a.ID)
 	if err != nil || len(devs) != 1 || devs[0].ID != d.ID || devs[0].Public != d.Public {
 		t.Fatalf("Devices = %+v, %v", devs, err)
 	}
@@ -38,7 +39,7 @@ func TestIdentityRoundTrip(t *testing.T) {
 	if devs[0].KDF != fastKDF {
 		t.Fatalf("KDF params %v", devs[0].KDF)
 	}
-	got, err := st.Unlock(ctx, d.ID, []byte("correct horse battery"))
+	got, err := st.unlockDevice(ctx, d.ID, []byte("correct horse battery"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,10 +51,10 @@ func TestIdentityRoundTrip(t *testing.T) {
 	if !crypto.Verify(d.Public, msg, &sig) {
 		t.Fatal("unlocked key does not sign for its public key")
 	}
-	if byRes, err := st.Device(ctx, a.ID, "mpenc-phone"); err != nil || byRes.ID != d.ID {
+	if byRes, err := st.deviceByResource(ctx, a.ID, "mpenc-phone"); err != nil || byRes.ID != d.ID {
 		t.Fatalf("Device = %+v, %v", byRes, err)
 	}
-	if _, err := st.Device(ctx, a.ID, "other"); !errors.Is(err, ErrNotFound) {
+	if _, err := st.deviceByResource(ctx, a.ID, "other"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing device: %v", err)
 	}
 }
@@ -61,16 +62,16 @@ func TestIdentityRoundTrip(t *testing.T) {
 func TestWrongPassphrase(t *testing.T) {
 	st := openTemp(t)
 	_, d, _ := newDevice(t, st, "correct horse battery")
-	for _, p := range []string{"correct horse batterY", "", "correct horse battery ", string(make([]byte, MaxPassphraseSize+1))} {
-		sk, err := st.Unlock(ctx, d.ID, []byte(p))
-		if !errors.Is(err, ErrWrongPassphrase) || sk != nil {
+	for _, p := range []string{"correct horse batterY", "", "correct horse battery ", string(make([]byte, maxPassphraseSize+1))} {
+		sk, err := st.unlockDevice(ctx, d.ID, []byte(p))
+		if !errors.Is(err, errWrongPassphrase) || sk != nil {
 			t.Fatalf("Unlock(%.30q) = %v, %v", p, sk, err)
 		}
 		if errors.Is(err, ErrCorrupt) {
 			t.Fatal("a wrong passphrase reported as corruption")
 		}
 	}
-	if _, err := st.Unlock(ctx, d.ID+100, []byte("correct horse battery")); !errors.Is(err, ErrNotFound) {
+	if _, err := st.unlockDevice(ctx, d.ID+100, []byte("correct horse battery")); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing device: %v", err)
 	}
 }
@@ -93,7 +94,7 @@ func TestTamperedKeyRefused(t *testing.T) {
 		b := bytes.Clone(orig)
 		b[off] ^= 0x01
 		set(b)
-		if _, err := st.Unlock(ctx, d.ID, []byte("correct horse battery")); !errors.Is(err, ErrCorrupt) {
+		if _, err := st.unlockDevice(ctx, d.ID, []byte("correct horse battery")); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("flipped byte %d: %v", off, err)
 		}
 	}
@@ -108,10 +109,10 @@ func TestTamperedKeyRefused(t *testing.T) {
 		"0 threads": func() []byte { b := bytes.Clone(orig); b[14] = 0; return b }(),
 	} {
 		set(b)
-		if _, err := st.Unlock(ctx, d.ID, []byte("correct horse battery")); !errors.Is(err, ErrCorrupt) {
+		if _, err := st.unlockDevice(ctx, d.ID, []byte("correct horse battery")); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if _, err := st.Devices(ctx, d.Account); !errors.Is(err, ErrCorrupt) {
+		if _, err := st.devices(ctx, d.Account); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("%s: Devices = %v", name, err)
 		}
 	}
@@ -122,7 +123,7 @@ func TestTamperedKeyRefused(t *testing.T) {
 		b := bytes.Clone(orig)
 		b[off] ^= 0x01
 		set(b)
-		if _, err := st.Unlock(ctx, d.ID, []byte("correct horse battery")); !errors.Is(err, ErrWrongPassphrase) && !errors.Is(err, ErrCorrupt) {
+		if _, err := st.unlockDevice(ctx, d.ID, []byte("correct horse battery")); !errors.Is(err, errWrongPassphrase) && !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("flipped header byte %d: %v", off, err)
 		}
 	}
@@ -132,7 +133,7 @@ func TestTamperedKeyRefused(t *testing.T) {
 	if _, err := st.db.Exec(`UPDATE devices SET public_key = ? WHERE id = ?`, other[:], d.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Unlock(ctx, d.ID, []byte("correct horse battery")); !errors.Is(err, ErrCorrupt) {
+	if _, err := st.unlockDevice(ctx, d.ID, []byte("correct horse battery")); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("swapped public key: %v", err)
 	}
 }
@@ -140,7 +141,7 @@ func TestTamperedKeyRefused(t *testing.T) {
 func TestDeviceDeterministicAndDuplicates(t *testing.T) {
 	st := openTemp(t)
 	a := mustAccount(t, st, "alice@example.org")
-	_, sk1, err := st.CreateDevice(ctx, a.ID, "r1", []byte("passphrase"), &DeviceOptions{KDF: fastKDF, Rand: &seqReader{}})
+	_, sk1, err := st.createDevice(ctx, a.ID, "r1", []byte("passphrase"), &deviceOptions{KDF: fastKDF, Rand: &seqReader{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,21 +152,21 @@ func TestDeviceDeterministicAndDuplicates(t *testing.T) {
 	if sk1.Seed() != want {
 		t.Fatal("the identity key does not come from the injected reader")
 	}
-	if _, _, err := st.CreateDevice(ctx, a.ID, "r1", []byte("passphrase"), &DeviceOptions{KDF: fastKDF}); !errors.Is(err, ErrExists) {
+	if _, _, err := st.createDevice(ctx, a.ID, "r1", []byte("passphrase"), &deviceOptions{KDF: fastKDF}); !errors.Is(err, errExists) {
 		t.Fatalf("duplicate resource: %v", err)
 	}
-	if _, _, err := st.CreateDevice(ctx, a.ID+1, "r2", []byte("passphrase"), &DeviceOptions{KDF: fastKDF}); !errors.Is(err, ErrNotFound) {
+	if _, _, err := st.createDevice(ctx, a.ID+1, "r2", []byte("passphrase"), &deviceOptions{KDF: fastKDF}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing account: %v", err)
 	}
 	for _, p := range []string{"", "short"} {
-		if _, _, err := st.CreateDevice(ctx, a.ID, "r3", []byte(p), &DeviceOptions{KDF: fastKDF}); !errors.Is(err, ErrInvalid) {
+		if _, _, err := st.createDevice(ctx, a.ID, "r3", []byte(p), &deviceOptions{KDF: fastKDF}); !errors.Is(err, ErrInvalid) {
 			t.Fatalf("passphrase %q: %v", p, err)
 		}
 	}
-	if _, _, err := st.CreateDevice(ctx, a.ID, "r3", []byte("passphrase"), &DeviceOptions{KDF: KDFParams{Time: 1, MemoryKiB: 1, Threads: 1}}); !errors.Is(err, ErrInvalid) {
+	if _, _, err := st.createDevice(ctx, a.ID, "r3", []byte("passphrase"), &deviceOptions{KDF: KDFParams{Time: 1, MemoryKiB: 1, Threads: 1}}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("bad KDF params: %v", err)
 	}
-	if _, _, err := st.CreateDevice(ctx, a.ID, "", []byte("passphrase"), &DeviceOptions{KDF: fastKDF}); !errors.Is(err, ErrInvalid) {
+	if _, _, err := st.createDevice(ctx, a.ID, "", []byte("passphrase"), &deviceOptions{KDF: fastKDF}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("empty resource: %v", err)
 	}
 }
@@ -174,20 +175,20 @@ func TestChangePassphrase(t *testing.T) {
 	st := openTemp(t)
 	_, d, sk := newDevice(t, st, "old passphrase")
 	newKDF := KDFParams{Time: 2, MemoryKiB: 128, Threads: 2}
-	if err := st.ChangePassphrase(ctx, d.ID, []byte("wrong passphrase"), []byte("new passphrase"), nil); !errors.Is(err, ErrWrongPassphrase) {
+	if err := st.changePassphrase(ctx, d.ID, []byte("wrong passphrase"), []byte("new passphrase"), nil); !errors.Is(err, errWrongPassphrase) {
 		t.Fatalf("wrong old passphrase: %v", err)
 	}
-	if err := st.ChangePassphrase(ctx, d.ID, []byte("old passphrase"), []byte("new passphrase"), &DeviceOptions{KDF: newKDF}); err != nil {
+	if err := st.changePassphrase(ctx, d.ID, []byte("old passphrase"), []byte("new passphrase"), &deviceOptions{KDF: newKDF}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Unlock(ctx, d.ID, []byte("old passphrase")); !errors.Is(err, ErrWrongPassphrase) {
+	if _, err := st.unlockDevice(ctx, d.ID, []byte("old passphrase")); !errors.Is(err, errWrongPassphrase) {
 		t.Fatalf("old passphrase still works: %v", err)
 	}
-	got, err := st.Unlock(ctx, d.ID, []byte("new passphrase"))
+	got, err := st.unlockDevice(ctx, d.ID, []byte("new passphrase"))
 	if err != nil || got.Seed() != sk.Seed() {
 		t.Fatalf("new passphrase: %v", err)
 	}
-	if dd, _ := st.Device(ctx, d.Account, d.Resource); dd.KDF != newKDF {
+	if dd, _ := st.deviceByResource(ctx, d.Account, d.Resource); dd.KDF != newKDF {
 		t.Fatalf("params after change: %v", dd.KDF)
 	}
 }
@@ -196,7 +197,7 @@ func TestPassphraseNormalised(t *testing.T) {
 	st := openTemp(t)
 	// "café" composed (NFC) and decomposed (NFD) unlock the same key.
 	_, d, _ := newDevice(t, st, "caf\u00e9 passphrase")
-	if _, err := st.Unlock(ctx, d.ID, []byte("cafe\u0301 passphrase")); err != nil {
+	if _, err := st.unlockDevice(ctx, d.ID, []byte("cafe\u0301 passphrase")); err != nil {
 		t.Fatalf("NFD passphrase: %v", err)
 	}
 }
@@ -210,11 +211,11 @@ func TestPassphraseFromEnv(t *testing.T) {
 	if _, ok := os.LookupEnv("MPENC_TEST_PASSPHRASE"); ok {
 		t.Fatal("the variable stays in the environment")
 	}
-	if _, err := PassphraseFromEnv("MPENC_TEST_PASSPHRASE"); !errors.Is(err, ErrNoPassphrase) {
+	if _, err := PassphraseFromEnv("MPENC_TEST_PASSPHRASE"); !errors.Is(err, errNoPassphrase) {
 		t.Fatalf("unset: %v", err)
 	}
 	t.Setenv("MPENC_TEST_EMPTY", "")
-	if _, err := PassphraseFromEnv("MPENC_TEST_EMPTY"); !errors.Is(err, ErrNoPassphrase) {
+	if _, err := PassphraseFromEnv("MPENC_TEST_EMPTY"); !errors.Is(err, errNoPassphrase) {
 		t.Fatalf("empty: %v", err)
 	}
 }
@@ -247,8 +248,56 @@ func TestSealedCodec(t *testing.T) {
 }
 
 func TestRandomResource(t *testing.T) {
-	r, err := RandomResource(&seqReader{})
+	r, err := randomResource(&seqReader{})
 	if err != nil || r != "mpenc-01020304" {
 		t.Fatalf("RandomResource = %q, %v", r, err)
+	}
+}
+
+// TestUnlockCreatesOnce: the first Unlock records the account and creates
+// the device (asking for the passphrase with create set); later ones
+// unlock the same key, refuse a wrong passphrase, and zero what they were
+// given.
+func TestUnlockCreatesOnce(t *testing.T) {
+	path := tempPath(t)
+	st := openAt(t, path)
+	var asked []bool
+	var given [][]byte
+	pass := func(p string) func(bool) ([]byte, error) {
+		return func(create bool) ([]byte, error) {
+			asked = append(asked, create)
+			b := []byte(p)
+			given = append(given, b)
+			return b, nil
+		}
+	}
+	acct, res, key, err := st.Unlock(ctx, "Alice@Example.org", "alice", pass("correct horse battery"), fastKDF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acct.JID != "alice@example.org" || acct.Nick != "alice" || !strings.HasPrefix(res, "mpenc-") || len(asked) != 1 || !asked[0] {
+		t.Fatalf("first Unlock: %+v %q, asked %v", acct, res, asked)
+	}
+	st.Close()
+
+	st = openAt(t, path)
+	defer st.Close()
+	acct2, res2, key2, err := st.Unlock(ctx, "alice@example.org", "other", pass("correct horse battery"), KDFParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acct2.ID != acct.ID || acct2.Nick != "alice" || res2 != res || key2.Public() != key.Public() || len(asked) != 2 || asked[1] {
+		t.Fatalf("second Unlock: %+v %q, asked %v", acct2, res2, asked)
+	}
+	if _, _, _, err := st.Unlock(ctx, "alice@example.org", "alice", pass("wrong horse battery"), KDFParams{}); !errors.Is(err, errWrongPassphrase) {
+		t.Fatalf("wrong passphrase: %v", err)
+	}
+	for i, b := range given {
+		if !bytes.Equal(b, make([]byte, len(b))) {
+			t.Errorf("passphrase %d not zeroed", i)
+		}
+	}
+	if devs, _ := st.devices(ctx, acct.ID); len(devs) != 1 {
+		t.Fatalf("%d devices", len(devs))
 	}
 }

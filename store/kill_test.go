@@ -41,12 +41,11 @@ func TestHelperWriter(t *testing.T) {
 		fmt.Println("open failed:", err)
 		os.Exit(2)
 	}
-	a, err := st.Account(ctx, helperAccount)
+	a, err := st.account(ctx, helperAccount)
 	if err != nil {
 		fmt.Println("account:", err)
 		os.Exit(2)
 	}
-	h := st.History(a.ID, helperRoom)
 	ts := st.Trust(a.ID, trust.Config{})
 	rng := rand.New(rand.NewPCG(uint64(round), 1))
 	deadline := time.Now().Add(30 * time.Second)
@@ -54,7 +53,7 @@ func TestHelperWriter(t *testing.T) {
 		// Entries of varied size, up to several pages, so a kill can land
 		// in the middle of a multi-page write.
 		text := fmt.Sprintf("round %d entry %d ", round, i) + strings.Repeat("x", rng.IntN(12000))
-		if _, err := h.Append(ctx, Entry{Kind: EntryMessage, ID: msgID(round<<14 | i), Author: "bob@example.org/r", Text: text}); err != nil {
+		if _, err := st.Append(ctx, a.ID, helperRoom, Entry{Kind: "message", ID: msgID(round<<14 | i), Author: "bob@example.org/r", Text: text}); err != nil {
 			fmt.Println("append failed:", err)
 			os.Exit(2)
 		}
@@ -97,17 +96,17 @@ func TestKillMidWrite(t *testing.T) {
 		total += len(committed)
 
 		st := openAt(t, path)
-		if err := st.IntegrityCheck(ctx); err != nil {
+		if err := st.integrityCheck(ctx); err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
-		a, err := st.Account(ctx, helperAccount)
+		a, err := st.account(ctx, helperAccount)
 		if err != nil {
 			t.Fatal(err)
 		}
-		h := st.History(a.ID, helperRoom)
+		h := st.roomHistory(a.ID, helperRoom)
 		ts := st.Trust(a.ID, trust.Config{})
 		for _, c := range committed {
-			e, err := h.Message(ctx, msgID(round<<14|c.i))
+			e, err := h.message(ctx, msgID(round<<14|c.i))
 			if err != nil {
 				t.Fatalf("round %d: committed entry %d lost: %v", round, c.i, err)
 			}

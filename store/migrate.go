@@ -152,7 +152,7 @@ func migrate(ctx context.Context, db *sql.DB, ms []migration, now func() time.Ti
 		return 0, 0, err
 	}
 	if from > len(ms) {
-		return from, from, &SchemaError{Found: from, Supported: len(ms)}
+		return from, from, &schemaError{Found: from, Supported: len(ms)}
 	}
 	for _, m := range ms[from:] {
 		err := inTx(ctx, db, func(tx *sql.Tx) error {
@@ -202,7 +202,7 @@ func checkOurs(ctx context.Context, db *sql.DB) error {
 		return nil
 	}
 	if id != 0 {
-		return fmt.Errorf("%w (application id %#x)", ErrNotStore, id)
+		return fmt.Errorf("%w (application id %#x)", errNotStore, id)
 	}
 	var n int
 	err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE name NOT IN ('schema_migrations') AND name NOT LIKE 'sqlite_%'`).Scan(&n)
@@ -210,23 +210,23 @@ func checkOurs(ctx context.Context, db *sql.DB) error {
 		return fmt.Errorf("store: reading the schema: %w", err)
 	}
 	if n > 0 {
-		return fmt.Errorf("%w (it has %d tables of its own)", ErrNotStore, n)
+		return fmt.Errorf("%w (it has %d tables of its own)", errNotStore, n)
 	}
 	return nil
 }
 
-// SchemaError reports a database written by a newer version of this
+// schemaError reports a database written by a newer version of this
 // package: opening it could misread or damage what that version wrote.
-type SchemaError struct {
+type schemaError struct {
 	Found, Supported int
 }
 
-func (e *SchemaError) Error() string {
+func (e *schemaError) Error() string {
 	return fmt.Sprintf("store: the database has schema version %d; this program knows versions up to %d: use a newer version", e.Found, e.Supported)
 }
 
 // Is makes errors.Is(err, ErrSchemaTooNew) true.
-func (e *SchemaError) Is(target error) bool { return target == ErrSchemaTooNew }
+func (e *schemaError) Is(target error) bool { return target == errSchemaTooNew }
 
-// ErrSchemaTooNew matches a *SchemaError.
-var ErrSchemaTooNew = errors.New("store: database schema is newer than this program")
+// errSchemaTooNew matches a *SchemaError.
+var errSchemaTooNew = errors.New("store: database schema is newer than this program")

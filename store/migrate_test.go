@@ -21,7 +21,7 @@ func rawDB(t *testing.T, path string) *sql.DB {
 func TestMigrateFromEmpty(t *testing.T) {
 	path := tempPath(t)
 	st := openAt(t, path)
-	v, err := st.SchemaVersion(ctx)
+	v, err := schemaVersion(ctx, st.db)
 	if err != nil || v != len(migrations) {
 		t.Fatalf("version %d, %v", v, err)
 	}
@@ -45,7 +45,7 @@ func TestMigrateFromEmpty(t *testing.T) {
 	if app != applicationID {
 		t.Fatalf("application id %#x", app)
 	}
-	if err := st.IntegrityCheck(ctx); err != nil {
+	if err := st.integrityCheck(ctx); err != nil {
 		t.Fatal(err)
 	}
 	st.Close()
@@ -71,7 +71,7 @@ func TestReopenIsNoOp(t *testing.T) {
 		if err != nil || from != to || to != len(migrations) {
 			t.Fatalf("migrate again: %d→%d, %v", from, to, err)
 		}
-		b, err := st.Account(ctx, "alice@example.org")
+		b, err := st.account(ctx, "alice@example.org")
 		if err != nil || b.ID != a.ID {
 			t.Fatalf("account after reopen: %+v, %v", b, err)
 		}
@@ -87,8 +87,8 @@ func TestNewerSchemaRefused(t *testing.T) {
 	}
 	st.Close()
 	_, err := Open(path, nil)
-	var se *SchemaError
-	if !errors.Is(err, ErrSchemaTooNew) || !errors.As(err, &se) || se.Found != len(migrations)+5 || se.Supported != len(migrations) {
+	var se *schemaError
+	if !errors.Is(err, errSchemaTooNew) || !errors.As(err, &se) || se.Found != len(migrations)+5 || se.Supported != len(migrations) {
 		t.Fatalf("Open = %v", err)
 	}
 	if !strings.Contains(err.Error(), "newer version") {
@@ -139,7 +139,7 @@ func TestNotAStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	if _, err := Open(path, nil); !errors.Is(err, ErrNotStore) {
+	if _, err := Open(path, nil); !errors.Is(err, errNotStore) {
 		t.Fatalf("another program's database: %v", err)
 	}
 	garbage := tempPath(t)
@@ -172,7 +172,7 @@ func TestPragmas(t *testing.T) {
 func TestClosed(t *testing.T) {
 	st := openAt(t, tempPath(t))
 	st.Close()
-	if _, err := st.Accounts(ctx); !errors.Is(err, ErrClosed) {
+	if _, err := st.accounts(ctx); !errors.Is(err, errClosed) {
 		t.Fatalf("after Close: %v", err)
 	}
 }

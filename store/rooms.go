@@ -8,36 +8,39 @@ import (
 	"time"
 )
 
-// IncludePolicy says whom a member includes automatically when they enter
-// the room (a session.JoinRequest). The numbers are stored: never
+// includePolicy says whom a member includes automatically when they enter
+// the room. Room.Include holds its name; the numbers are stored: never
 // renumber.
-type IncludePolicy uint8
+type includePolicy uint8
 
 // Include policies.
 const (
-	// IncludeManual: nobody automatically; the user decides (/invite).
-	IncludeManual IncludePolicy = 0
-	// IncludeTrusted: newcomers whose key the trust policy allows.
-	IncludeTrusted IncludePolicy = 1
-	// IncludeEveryone: every newcomer (bots in open rooms).
-	IncludeEveryone IncludePolicy = 2
+	// includeManual: nobody automatically; the user decides (/invite).
+	includeManual includePolicy = 0
+	// includeTrusted: newcomers whose key the trust policy allows.
+	includeTrusted includePolicy = 1
+	// includeEveryone: every newcomer (bots in open rooms).
+	includeEveryone includePolicy = 2
 )
 
-func (p IncludePolicy) String() string {
+func (p includePolicy) String() string {
 	switch p {
-	case IncludeManual:
+	case includeManual:
 		return "manual"
-	case IncludeTrusted:
+	case includeTrusted:
 		return "trusted"
-	case IncludeEveryone:
+	case includeEveryone:
 		return "everyone"
 	}
 	return fmt.Sprintf("IncludePolicy(%d)", uint8(p))
 }
 
-// ParseIncludePolicy parses the names String returns.
-func ParseIncludePolicy(s string) (IncludePolicy, error) {
-	for _, p := range []IncludePolicy{IncludeManual, IncludeTrusted, IncludeEveryone} {
+// parseIncludePolicy parses the names String returns; "" is manual.
+func parseIncludePolicy(s string) (includePolicy, error) {
+	if s == "" {
+		return includeManual, nil
+	}
+	for _, p := range []includePolicy{includeManual, includeTrusted, includeEveryone} {
 		if s == p.String() {
 			return p, nil
 		}
@@ -51,8 +54,11 @@ type Room struct {
 	JID      string // bare room JID, normalised
 	Nick     string // our nick there
 	AutoJoin bool   // join at start
-	Include  IncludePolicy
-	Added    time.Time
+	// Include is whom we include automatically when they enter: "manual"
+	// (nobody; also ""), "trusted" (members whose key the trust policy
+	// allows) or "everyone" (bots in open rooms). Others are refused.
+	Include string
+	Added   time.Time
 }
 
 // SaveRoom records a room, or updates its nick, auto-join flag and policy
@@ -64,16 +70,17 @@ func (s *Store) SaveRoom(ctx context.Context, r Room) (Room, error) {
 		return Room{}, err
 	}
 	r.JID = j
-	if err := checkText("nick", r.Nick, MaxNickSize, false); err != nil {
+	if err := checkText("nick", r.Nick, maxNickSize, false); err != nil {
 		return Room{}, err
 	}
-	if r.Include > IncludeEveryone {
-		return Room{}, fmt.Errorf("%w: include policy %d", ErrInvalid, r.Include)
+	inc, err := parseIncludePolicy(r.Include)
+	if err != nil {
+		return Room{}, err
 	}
 	err = inTx(ctx, s.db, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO rooms (account_id, jid, nick, auto_join, include, added) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (account_id, jid) DO UPDATE SET nick = excluded.nick, auto_join = excluded.auto_join, include = excluded.include`,
-			r.Account, r.JID, r.Nick, boolInt(r.AutoJoin), int64(r.Include), encTime(s.now()))
+			r.Account, r.JID, r.Nick, boolInt(r.AutoJoin), int64(inc), encTime(s.now()))
 		if isFK(err) {
 			return fmt.Errorf("%w: account %d", ErrNotFound, r.Account)
 		}
@@ -82,7 +89,7 @@ func (s *Store) SaveRoom(ctx context.Context, r Room) (Room, error) {
 	if err != nil {
 		return Room{}, s.wrap("saving room", err)
 	}
-	return s.Room(ctx, r.Account, r.JID)
+	return s.room(ctx, r.Account, r.JID)
 }
 
 const roomCols = `account_id, jid, nick, auto_join, include, added`
@@ -93,9 +100,9 @@ func scanRoom(sc interface{ Scan(...any) error }) (Room, error) {
 	if err := sc.Scan(&r.Account, &r.JID, &r.Nick, &auto, &include, &added); err != nil {
 		return Room{}, err
 	}
-	r.Include = IncludePolicy(include)
-	if include < 0 || include > int64(IncludeEveryone) || auto < 0 || auto > 1 ||
-		checkText("room JID", r.JID, 3*1023+2, false) != nil || checkText("nick", r.Nick, MaxNickSize, false) != nil {
+	r.Include = includePolicy(include).String()
+	if include < 0 || include > int64(includeEveryone) || auto < 0 || auto > 1 ||
+		checkText("room JID", r.JID, 3*1023+2, false) != nil || checkText("nick", r.Nick, maxNickSize, false) != nil {
 		return Room{}, fmt.Errorf("%w: room %.40q", ErrCorrupt, r.JID)
 	}
 	r.AutoJoin = auto == 1
@@ -103,8 +110,8 @@ func scanRoom(sc interface{ Scan(...any) error }) (Room, error) {
 	return r, nil
 }
 
-// Room returns a recorded room, or ErrNotFound.
-func (s *Store) Room(ctx context.Context, account int64, roomJID string) (Room, error) {
+// room returns a recorded room, or ErrNotFound.
+func (s *Store) room(ctx context.Context, account int64, roomJID string) (Room, error) {
 	j, err := normBare("room JID", roomJID)
 	if err != nil {
 		return Room{}, err
@@ -134,9 +141,9 @@ func (s *Store) Rooms(ctx context.Context, account int64) ([]Room, error) {
 	return out, s.wrap("listing rooms", rows.Err())
 }
 
-// DeleteRoom forgets a room (its message history stays; DeleteHistory
+// deleteRoom forgets a room (its message history stays; DeleteHistory
 // removes it). ErrNotFound if it was not recorded.
-func (s *Store) DeleteRoom(ctx context.Context, account int64, roomJID string) error {
+func (s *Store) deleteRoom(ctx context.Context, account int64, roomJID string) error {
 	j, err := normBare("room JID", roomJID)
 	if err != nil {
 		return err

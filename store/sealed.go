@@ -24,11 +24,11 @@ type KDFParams struct {
 	Threads   uint8  // lanes
 }
 
-// DefaultKDF is RFC 9106's second recommended option (§4: t=3, 64 MiB,
+// defaultKDF is RFC 9106's second recommended option (§4: t=3, 64 MiB,
 // p=4), for machines that cannot spare 2 GiB. Unlocking takes about
 // 0.4 s on a 2-core virtual machine (docs/STORE.md has figures); every
 // guess costs an attacker the same work.
-var DefaultKDF = KDFParams{Time: 3, MemoryKiB: 64 << 10, Threads: 4}
+var defaultKDF = KDFParams{Time: 3, MemoryKiB: 64 << 10, Threads: 4}
 
 // Bounds on parameters read back from disk: a damaged or hostile file
 // must not make Unlock allocate without limit or run for hours.
@@ -46,10 +46,6 @@ func (p KDFParams) check() error {
 		return fmt.Errorf("argon2id parameters t=%d m=%d KiB p=%d out of range", p.Time, p.MemoryKiB, p.Threads)
 	}
 	return nil
-}
-
-func (p KDFParams) String() string {
-	return fmt.Sprintf("argon2id t=%d m=%dKiB p=%d", p.Time, p.MemoryKiB, p.Threads)
 }
 
 // Sealed key layout, version 1 (all integers big-endian):
@@ -188,7 +184,7 @@ func open(blob []byte, pub crypto.PublicKey, passphrase []byte) (*crypto.Signing
 	aeadKey, check := deriveKeys(passphrase, k.salt[:], k.kdf)
 	defer crypto.Zero(aeadKey[:])
 	if subtle.ConstantTimeCompare(check[:], k.check[:]) != 1 {
-		return nil, ErrWrongPassphrase
+		return nil, errWrongPassphrase
 	}
 	aead, err := chacha20poly1305.NewX(aeadKey[:])
 	if err != nil {
@@ -212,6 +208,6 @@ func open(blob []byte, pub crypto.PublicKey, passphrase []byte) (*crypto.Signing
 	return sk, nil
 }
 
-// ErrWrongPassphrase is returned by Unlock and ChangePassphrase when the
+// errWrongPassphrase is returned by Unlock and ChangePassphrase when the
 // passphrase is not the one the key was sealed with. Nothing is decrypted.
-var ErrWrongPassphrase = errors.New("store: wrong passphrase")
+var errWrongPassphrase = errors.New("store: wrong passphrase")

@@ -18,17 +18,17 @@ import (
 var (
 	// ErrNotFound: no such account, device, room or message.
 	ErrNotFound = errors.New("store: not found")
-	// ErrExists: the account, device or message already exists.
-	ErrExists = errors.New("store: already exists")
+	// errExists: the account, device or message already exists.
+	errExists = errors.New("store: already exists")
 	// ErrInvalid: an argument is malformed or over its size limit.
 	ErrInvalid = errors.New("store: invalid input")
 	// ErrCorrupt: a value read back from the database is malformed (a
 	// damaged or tampered file). Never returned for a wrong passphrase.
 	ErrCorrupt = errors.New("store: database holds a malformed value")
-	// ErrNotStore: the file is an SQLite database of another program.
-	ErrNotStore = errors.New("store: not an mpenc store")
-	// ErrClosed: the store was closed.
-	ErrClosed = errors.New("store: closed")
+	// errNotStore: the file is an SQLite database of another program.
+	errNotStore = errors.New("store: not an mpenc store")
+	// errClosed: the store was closed.
+	errClosed = errors.New("store: closed")
 )
 
 // Options tunes Open. The zero value is what programs want.
@@ -145,14 +145,6 @@ func (s *Store) checkMode(ctx context.Context) error {
 	return nil
 }
 
-// Path returns the absolute path of the database file.
-func (s *Store) Path() string { return s.path }
-
-// SchemaVersion returns the schema version of the database.
-func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
-	return schemaVersion(ctx, s.db)
-}
-
 // Close checkpoints the WAL into the database file and closes it. Other
 // methods return ErrClosed (wrapped) afterwards.
 func (s *Store) Close() error {
@@ -165,9 +157,9 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// IntegrityCheck runs SQLite's integrity_check and foreign_key_check and
+// integrityCheck runs SQLite's integrity_check and foreign_key_check and
 // returns an error describing any problem found.
-func (s *Store) IntegrityCheck(ctx context.Context) error {
+func (s *Store) integrityCheck(ctx context.Context) error {
 	rows, err := s.db.QueryContext(ctx, `PRAGMA integrity_check`)
 	if err != nil {
 		return s.wrap("integrity check", err)
@@ -207,7 +199,7 @@ func (s *Store) wrap(what string, err error) error {
 		return nil
 	}
 	if errors.Is(err, sql.ErrConnDone) || strings.Contains(err.Error(), "sql: database is closed") {
-		return fmt.Errorf("store: %s: %w", what, ErrClosed)
+		return fmt.Errorf("store: %s: %w", what, errClosed)
 	}
 	if strings.HasPrefix(err.Error(), "store: ") {
 		return err
