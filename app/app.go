@@ -19,6 +19,7 @@ import (
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/session"
 	"github.com/mpenc/mpenc/store"
+	"github.com/mpenc/mpenc/transcript"
 	"github.com/mpenc/mpenc/trust"
 )
 
@@ -36,10 +37,6 @@ const (
 	LevelWarn
 	LevelError
 )
-
-func (l Level) String() string {
-	return [...]string{"debug", "info", "warn", "error"}[min(int(l), 3)]
-}
 
 // LogFunc receives a diagnostic: a message and key/value pairs. It is
 // called from several goroutines. Values never hold message text, keys or
@@ -61,8 +58,8 @@ type Config struct {
 	// key: create is true when a new key is being made (a prompt should
 	// ask twice). The App zeroes the returned slice.
 	Passphrase func(create bool) ([]byte, error)
-	// KDF seals a new device's key; zero: store.DefaultKDF. Tests use
-	// small parameters.
+	// KDF seals a new device's key; zero: Argon2id t=3, 64 MiB, p=4.
+	// Tests use small parameters.
 	KDF store.KDFParams
 
 	// Server is the server's "host:port"; empty: SRV lookup.
@@ -95,7 +92,7 @@ type App struct {
 	cfg   Config
 	st    *store.Store
 	acct  store.Account
-	dev   store.Device
+	res   string // the device's resource
 	key   *crypto.SigningKey
 	trust *trust.Store
 
@@ -107,8 +104,8 @@ type App struct {
 	invites recentInvites // guarded by mu
 }
 
-// ErrClosed is returned by the methods of a closed App.
-var ErrClosed = errors.New("app: closed")
+// errClosed is returned by the methods of a closed App.
+var errClosed = errors.New("app: closed")
 
 func (a *App) log(level Level, msg string, kv ...any) {
 	if a.cfg.Log != nil {
@@ -118,8 +115,8 @@ func (a *App) log(level Level, msg string, kv ...any) {
 
 // Open opens the store (creating it if needed), finds or creates the
 // account and its device, and unlocks the device's identity key (or makes
-// one) with the passphrase from cfg.Passphrase. A wrong passphrase gives
-// an error matching store.ErrWrongPassphrase.
+// one) with the passphrase from cfg.Passphrase (store.Store.Unlock). A
+// wrong passphrase gives an error that says so.
 func Open(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.Store == "" || cfg.Account == "" {
 		return nil, errors.New("app: Config.Store and Config.Account are required")
@@ -159,102 +156,42 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	a.trust = st.Trust(a.acct.ID, trust.Config{})
-	a.log(LevelInfo, "device ready", "account", a.acct.JID, "device", a.dev.Resource,
+	a.log(LevelInfo, "device ready", "account", a.acct.JID, "device", a.res,
 		"fingerprint", trust.FingerprintOf(a.key.Public()).String())
 	return a, nil
 }
 
 // unlock finds or creates the account and the device and unlocks its key.
 func (a *App) unlock(ctx context.Context) error {
-	acct, err := a.st.Account(ctx, a.cfg.Account)
-	if errors.Is(err, store.ErrNotFound) {
-		acct, err = a.st.CreateAccount(ctx, a.cfg.Account, a.cfg.Nick)
+	created := false
+	ask := func(create bool) ([]byte, error) {
+		created = create
+		return a.cfg.Passphrase(create)
 	}
+	acct, res, key, err := a.st.Unlock(ctx, a.cfg.Account, a.cfg.Nick, ask, a.cfg.KDF)
 	if err != nil {
-		return fmt.Errorf("app: account %s: %w", a.cfg.Account, err)
+		return fmt.Errorf("app: the identity key of %s: %w", a.cfg.Account, err)
 	}
-	a.acct = acct
-	devs, err := a.st.Devices(ctx, acct.ID)
-	if err != nil {
-		return fmt.Errorf("app: devices: %w", err)
-	}
-	create := len(devs) == 0
-	pass, err := a.cfg.Passphrase(create)
-	if err != nil {
-		return fmt.Errorf("app: passphrase: %w", err)
-	}
-	defer crypto.Zero(pass)
-	if create {
-		res, err := store.RandomResource(nil)
-		if err != nil {
-			return err
-		}
-		dev, key, err := a.st.CreateDevice(ctx, acct.ID, res, pass, &store.DeviceOptions{KDF: a.cfg.KDF})
-		if err != nil {
-			return fmt.Errorf("app: creating this device's identity key: %w", err)
-		}
-		a.dev, a.key = dev, key
+	a.acct, a.res, a.key = acct, res, key
+	if created {
 		a.log(LevelInfo, "created device", "device", res)
-		return nil
 	}
-	key, err := a.st.Unlock(ctx, devs[0].ID, pass)
-	if errors.Is(err, store.ErrWrongPassphrase) {
-		return fmt.Errorf("app: unlocking the identity key of %s: wrong passphrase: %w", acct.JID, err)
-	}
-	if err != nil {
-		return fmt.Errorf("app: unlocking the identity key of %s: %w", acct.JID, err)
-	}
-	a.dev, a.key = devs[0], key
 	return nil
 }
 
 // Account returns our bare JID.
 func (a *App) Account() string { return a.acct.JID }
 
-// Device returns the device's resource (the stem of our participant ids).
-func (a *App) Device() string { return a.dev.Resource }
-
 // PublicKey returns our identity public key.
 func (a *App) PublicKey() crypto.PublicKey { return a.key.Public() }
-
-// Fingerprint returns our identity key's fingerprint.
-func (a *App) Fingerprint() trust.Fingerprint { return trust.FingerprintOf(a.key.Public()) }
 
 // Trust returns the account's trust store (for /verify, /trust,
 // /distrust, and listing keys).
 func (a *App) Trust() *trust.Store { return a.trust }
 
-// Store returns the store (rooms, settings, history).
-func (a *App) Store() *store.Store { return a.st }
-
-// AccountID is the store's id of the account.
-func (a *App) AccountID() int64 { return a.acct.ID }
-
 // Events returns every room's events, in order per room. It must be
 // drained; it is closed by Close.
 func (a *App) Events() <-chan Event { return a.q.out }
-
-// Rooms returns the rooms we are in or joining, sorted by JID.
-func (a *App) Rooms() []*Room {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	var out []*Room
-	for _, r := range a.rooms {
-		if r.running() {
-			out = append(out, r)
-		}
-	}
-	slices.SortFunc(out, func(x, y *Room) int {
-		switch {
-		case x.jid < y.jid:
-			return -1
-		case x.jid > y.jid:
-			return 1
-		}
-		return 0
-	})
-	return out
-}
 
 // Room returns the room with this bare JID, or nil (also while Join is
 // still connecting to it).
@@ -277,6 +214,35 @@ func (a *App) SavedRooms(ctx context.Context) ([]store.Room, error) {
 	return slices.DeleteFunc(rs, func(r store.Room) bool { return !r.AutoJoin }), nil
 }
 
+// History returns up to limit entries of a room's history older than
+// before (a Seq; 0: from the newest), oldest first: what EventEntry
+// delivered, as it was last delivered (the latest acknowledgement state),
+// with the messages of an earlier session that were still waiting marked
+// Unconfirmed. Pass the first entry's Seq to get the page before it; an
+// empty page is the beginning. limit is capped at 1000.
+func (a *App) History(ctx context.Context, roomJID string, before int64, limit int) ([]Entry, error) {
+	room := normRoom(roomJID)
+	rows, err := a.st.History(ctx, a.acct.ID, room, before, limit)
+	if err != nil {
+		return nil, fmt.Errorf("app: history of %s: %w", room, err)
+	}
+	a.mu.Lock()
+	r := a.rooms[room]
+	a.mu.Unlock()
+	out := make([]Entry, 0, len(rows))
+	for _, row := range rows {
+		e, err := fromStore(row)
+		if err != nil {
+			return nil, err
+		}
+		if e.Kind == session.Message && e.Ack == 0 {
+			e.Unconfirmed = r == nil || !r.isWaiting(e.ID)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
 func normRoom(s string) string {
 	j, err := jid.Parse(s)
 	if err != nil {
@@ -290,19 +256,18 @@ func normRoom(s string) string {
 // each other, and each room's participant id survives restarts.
 func (a *App) resourceFor(room string) string {
 	h := sha256.Sum256([]byte("mpenc/app/room-resource\x00" + room))
-	return a.dev.Resource + "-" + hex.EncodeToString(h[:3])
+	return a.res + "-" + hex.EncodeToString(h[:3])
 }
 
 // RoomOptions configures one room.
 type RoomOptions struct {
 	// Nick in the room; empty: the App's.
 	Nick string
-	// Include is whom we include automatically when they enter:
-	// store.IncludeManual (nobody: a JoinRequest event, then Room.Invite
-	// or Room.Include), store.IncludeTrusted (members whose key is
-	// verified) or store.IncludeEveryone (every member that announces an
-	// identity key that is not distrusted or changed).
-	Include store.IncludePolicy
+	// Include is whom we include automatically when they enter: "manual"
+	// or "" (nobody: a JoinRequest notice, then Room.Invite), "trusted"
+	// (members whose key is verified) or "everyone" (every member that
+	// announces an identity key that is not distrusted or changed).
+	Include string
 	// Remember records the room to be joined at the next start.
 	Remember bool
 	// StayIfLastMember keeps us in the room, and the session's chain,
@@ -310,37 +275,46 @@ type RoomOptions struct {
 	StayIfLastMember bool
 }
 
-// ErrAlreadyJoined is returned by Join for a room we are in or joining.
-var ErrAlreadyJoined = errors.New("app: already in that room")
-
 // Join connects to a room and joins its session in the background: the
 // outcome arrives as an EventJoined (Err set if it failed). It returns
-// once the connection is up; ctx bounds only that. ErrAlreadyJoined (with
-// the room) if we are there already.
+// once the connection is up; ctx bounds only that.
+//
+// For a room we are in already it enters the room and joins the session
+// again, in the background (after a failed join, a kick, or a part of the
+// session alone; joining while joined reports success), and returns the
+// room; of opt, only Remember counts then.
 func (a *App) Join(ctx context.Context, roomJID string, opt RoomOptions) (*Room, error) {
 	rj, err := jid.Parse(roomJID)
 	if err != nil || rj.Localpart() == "" || rj.Resourcepart() != "" {
 		return nil, fmt.Errorf("app: room %q must be a bare JID room@conference.example.org", roomJID)
 	}
 	room := rj.String()
+	if _, _, err := includePolicy(opt.Include); err != nil {
+		return nil, err
+	}
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
-		return nil, ErrClosed
+		return nil, errClosed
 	}
-	if r, ok := a.rooms[room]; ok {
+	r, ok := a.rooms[room]
+	if ok {
 		a.mu.Unlock()
-		return r, ErrAlreadyJoined
-	}
-	r := &Room{app: a, jid: room, opt: opt, started: make(chan struct{}), done: make(chan struct{}), pumpDone: make(chan struct{}),
-		expired: map[string]bool{}, absent: map[string]bool{}, invited: map[string]bool{}}
-	a.rooms[room] = r
-	a.mu.Unlock()
-	if err := r.start(ctx); err != nil {
-		a.mu.Lock()
-		delete(a.rooms, room)
+		if !r.running() {
+			return nil, fmt.Errorf("app: already connecting to %s", room)
+		}
+		go r.join(r.rctx)
+	} else {
+		r = &Room{app: a, jid: room, opt: opt, started: make(chan struct{}), done: make(chan struct{}), pumpDone: make(chan struct{}),
+			expired: map[string]bool{}, absent: map[string]bool{}, invited: map[string]bool{}, waiting: map[transcript.ID]Entry{}}
+		a.rooms[room] = r
 		a.mu.Unlock()
-		return nil, err
+		if err := r.start(ctx); err != nil {
+			a.mu.Lock()
+			delete(a.rooms, room)
+			a.mu.Unlock()
+			return nil, err
+		}
 	}
 	if opt.Remember {
 		nick := opt.Nick
@@ -360,11 +334,15 @@ func (a *App) Leave(ctx context.Context, roomJID string, forget bool) error {
 	room := normRoom(roomJID)
 	r := a.Room(room)
 	if forget {
-		if sr, err := a.st.Room(ctx, a.acct.ID, room); err == nil && sr.AutoJoin {
-			sr.AutoJoin = false
-			if _, err := a.st.SaveRoom(ctx, sr); err != nil {
-				a.log(LevelWarn, "could not update the room", "room", room, "err", err)
+		rs, err := a.st.Rooms(ctx, a.acct.ID)
+		for _, sr := range rs {
+			if sr.JID == room && sr.AutoJoin {
+				sr.AutoJoin = false
+				_, err = a.st.SaveRoom(ctx, sr)
 			}
+		}
+		if err != nil {
+			a.log(LevelWarn, "could not update the room", "room", room, "err", err)
 		}
 	}
 	if r == nil {
@@ -412,8 +390,8 @@ func (a *App) tlsConfig() *tls.Config {
 	return &tls.Config{RootCAs: a.cfg.RootCAs}
 }
 
-// LoadCAFile reads a PEM file of root certificates (for Config.RootCAs).
-func LoadCAFile(path string) (*x509.CertPool, error) {
+// loadCAFile reads a PEM file of root certificates (for Config.RootCAs).
+func loadCAFile(path string) (*x509.CertPool, error) {
 	pem, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("app: CA file: %w", err)

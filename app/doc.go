@@ -15,7 +15,7 @@
 //	})
 //	defer a.Close(ctx)                  // parts every room properly, then closes
 //	r, err := a.Join(ctx, "room@conference.example.org", app.RoomOptions{})
-//	for ev := range a.Events() { ... }  // notices, trust decisions, join results
+//	for ev := range a.Events() { ... }  // conversation entries, notices, trust decisions, join results
 //	id, err := r.Send(ctx, "hello")
 //
 // [Open] opens (or creates) the store, the account and the device, and
@@ -25,13 +25,24 @@
 // our identity key, runs a session.Session over it with a trust.Directory
 // as its key directory (keys announced in the room reach the trust store
 // through session.KeyObserver), enters, and joins in the background.
-// [App.Events] delivers every session notice after it has been recorded
-// in the history (store.History.Record: messages, membership changes,
-// acknowledgement state), every trust decision, the outcome of joins, and
+//
+// # One conversation, live and after a restart
+//
+// The App turns the session notices that are history (messages,
+// unencrypted messages, membership changes, acknowledgements) into
+// [Entry] values, records each in the store, then delivers it as an
+// EventEntry; a message whose acknowledgement state changes is recorded
+// and delivered again. [App.History] reads the same entries back, so a
+// client draws a room's lines with one function whether they arrive live
+// or from the history after a restart. The store keeps entries and knows
+// nothing of sessions.
+//
+// [App.Events] also delivers the other notices (progress, state,
+// warnings: EventNotice), every trust decision, the outcome of joins, and
 // invitations to other rooms that reached one of our connections (once
-// each; nothing is joined by itself).
-// [Room] has the user's actions: Send, Invite, Include, Exclude (kick),
-// Refresh, Members (session status and trust), History, Unacked.
+// each; nothing is joined by itself). [Room] has the user's actions:
+// Send, Invite, Exclude (kick), Refresh, Members (session status and
+// trust), Unacked.
 //
 // # Rooms and resources
 //

@@ -3,6 +3,7 @@ package app
 import (
 	"sync"
 
+	"github.com/mpenc/mpenc/channel/xmpp"
 	"github.com/mpenc/mpenc/session"
 	"github.com/mpenc/mpenc/trust"
 )
@@ -12,9 +13,17 @@ type EventKind uint8
 
 // Event kinds.
 const (
-	// EventNotice: a session notice (Notice), already recorded in the
-	// history when it is history (messages, membership, acknowledgement).
-	EventNotice EventKind = iota + 1
+	// EventEntry: a line of the conversation (Entry), recorded in the
+	// history before it is delivered: a message, an unencrypted message
+	// or a membership change, or a message delivered earlier again, with
+	// its new acknowledgement state (same Seq and ID: replace its line).
+	// App.History reads the same entries back after a restart.
+	EventEntry EventKind = iota + 1
+	// EventNotice: a session notice that is not history (Notice):
+	// progress of membership operations, state changes, newcomers,
+	// warnings... Message, Plain, Membership, FullyAcked and NotFullyAcked
+	// notices come as EventEntry instead.
+	EventNotice
 	// EventDecision: the trust store's decision about a key announced in
 	// the room (Decision): a new key, a new device, a changed or a
 	// distrusted key (Decision.Warning).
@@ -32,47 +41,23 @@ const (
 	EventInvitation
 )
 
-func (k EventKind) String() string {
-	switch k {
-	case EventNotice:
-		return "notice"
-	case EventDecision:
-		return "decision"
-	case EventJoined:
-		return "joined"
-	case EventInfo:
-		return "info"
-	case EventClosed:
-		return "closed"
-	case EventInvitation:
-		return "invitation"
-	}
-	return "EventKind(?)"
-}
-
 // Event is something that happened in a room, for the user interface.
+// Which fields are set depends on Kind.
 type Event struct {
 	Room     string // the room's bare JID
 	Kind     EventKind
+	Entry    Entry
 	Notice   session.Notice
 	Decision trust.Decision
 	Text     string
 	Err      error
-	// Invitation is set for EventInvitation.
-	Invitation Invitation
-}
-
-// Invitation is an invitation to a room we are not in: an XEP-0045
-// mediated invitation (sent by the room, which says who invites) or an
-// XEP-0249 direct one (sent by the inviter). Only the server vouches for
-// the sender (Room of a mediated one, From of a direct one); the inviter
-// a mediated one names is that sender's claim, and Reason is free text:
-// sanitise both before showing them.
-type Invitation struct {
-	Room   string // the room's bare JID: what Join takes
-	From   string // the inviter's bare JID; empty when the room did not say
-	Reason string
-	Direct bool
+	// Invitation is an invitation to a room we are not in: an XEP-0045
+	// mediated one (sent by the room, which says who invites) or an
+	// XEP-0249 direct one. Only the server vouches for the sender (Room
+	// of a mediated one, From of a direct one); the inviter a mediated
+	// one names is that room's claim, and Reason is free text: sanitise
+	// both before showing them. Join takes its Room.
+	Invitation xmpp.Invitation
 }
 
 // queue is an unbounded FIFO of events pumped into an unbuffered channel,

@@ -65,6 +65,6 @@ func (a *App) invitations(via string, in <-chan xmpp.Invitation) {
 			continue
 		}
 		a.log(LevelInfo, "invitation", "room", inv.Room, "from", inv.From, "via", via)
-		a.q.push(Event{Room: via, Kind: EventInvitation, Invitation: Invitation{Room: inv.Room, From: inv.From, Reason: inv.Reason, Direct: inv.Direct}})
+		a.q.push(Event{Room: via, Kind: EventInvitation, Invitation: inv})
 	}
 }

@@ -25,8 +25,8 @@ func TestInvitationsDeduplicated(t *testing.T) {
 	a.invitations("a@muc.example", first)
 	a.invitations("b@muc.example", second)
 	want := []Event{
-		{Room: "a@muc.example", Kind: EventInvitation, Invitation: Invitation{Room: "other@muc.example", From: "alice@example.org", Reason: "hi"}},
-		{Room: "b@muc.example", Kind: EventInvitation, Invitation: Invitation{Room: "other@muc.example", From: "alice@example.org", Reason: "hi again"}},
+		{Room: "a@muc.example", Kind: EventInvitation, Invitation: inv},
+		{Room: "b@muc.example", Kind: EventInvitation, Invitation: again},
 	}
 	for i, w := range want {
 		if got := <-a.q.out; got.Room != w.Room || got.Kind != w.Kind || got.Invitation != w.Invitation {

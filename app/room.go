@@ -11,14 +11,13 @@ import (
 
 	"github.com/mpenc/mpenc/channel/xmpp"
 	"github.com/mpenc/mpenc/session"
-	"github.com/mpenc/mpenc/store"
 	"github.com/mpenc/mpenc/transcript"
 	"github.com/mpenc/mpenc/trust"
 )
 
 // Room is one room of an App: its channel, its session and its history.
-// Its methods are safe for concurrent use. Membership operations (Include,
-// Exclude, Refresh, Invite) wait until the operation settles: call them
+// Its methods are safe for concurrent use. Membership operations
+// (Exclude, Refresh, Invite) wait until the operation settles: call them
 // from a goroutine of their own in a user interface; their progress also
 // arrives as notices.
 type Room struct {
@@ -30,7 +29,6 @@ type Room struct {
 	ch    *xmpp.Channel
 	sess  *session.Session
 	dir   *trust.Directory
-	hist  *store.History
 	trust *trust.Store
 
 	rctx     context.Context // the room's life: cancelled by stop
@@ -47,6 +45,32 @@ type Room struct {
 	expired map[string]bool // members not responding
 	absent  map[string]bool // members who left the session on purpose
 	invited map[string]bool // bare JIDs to include when they enter
+	// waiting: this session's messages not yet acknowledged by everyone,
+	// as last delivered; their acknowledgement notices update them.
+	waiting map[transcript.ID]Entry
+}
+
+// includePolicy parses RoomOptions.Include: whether the session includes
+// newcomers by itself, and the trust policy its directory applies.
+func includePolicy(s string) (auto bool, p trust.Policy, err error) {
+	switch s {
+	case "", "manual":
+		return false, trust.BlindTrustBeforeVerification, nil
+	case "trusted":
+		return true, trust.AuthenticatedOnly, nil
+	case "everyone":
+		return true, trust.BlindTrustBeforeVerification, nil
+	}
+	return false, 0, fmt.Errorf("app: include policy %.40q: want manual, trusted or everyone", s)
+}
+
+// isWaiting reports whether message id of this session still waits for
+// acknowledgements.
+func (r *Room) isWaiting(id transcript.ID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.waiting[id]
+	return ok
 }
 
 // running reports whether start has completed successfully.
@@ -64,12 +88,6 @@ func (r *Room) JID() string { return r.jid }
 
 // Self returns our participant id in the room (our full JID there).
 func (r *Room) Self() string { return r.self }
-
-// Session returns the room's session, for what Room does not wrap.
-func (r *Room) Session() *session.Session { return r.sess }
-
-// Done is closed once the room has been left and its connection closed.
-func (r *Room) Done() <-chan struct{} { return r.done }
 
 // start dials the room and starts the session, the notice pump and the
 // background join.
@@ -102,10 +120,7 @@ func (r *Room) start(ctx context.Context) (err error) {
 	}
 	r.ch = ch
 	r.self = ch.Self()
-	policy := trust.BlindTrustBeforeVerification
-	if r.opt.Include == store.IncludeTrusted {
-		policy = trust.AuthenticatedOnly
-	}
+	auto, policy, _ := includePolicy(r.opt.Include) // checked by Join
 	r.trust = a.st.Trust(a.acct.ID, trust.Config{Policy: policy})
 	r.dir = &trust.Directory{Store: r.trust, Self: r.self, SelfKey: a.key.Public(),
 		OnDecision: func(d trust.Decision) {
@@ -113,13 +128,12 @@ func (r *Room) start(ctx context.Context) (err error) {
 				a.q.push(Event{Room: r.jid, Kind: EventDecision, Decision: d})
 			}
 		}}
-	r.hist = a.st.History(a.acct.ID, r.jid)
 	r.sess, err = session.New(session.Config{
 		Self:             r.self,
 		Identity:         a.key,
 		Directory:        r.dir,
 		Timing:           a.cfg.Timing,
-		AutoInclude:      r.opt.Include != store.IncludeManual,
+		AutoInclude:      auto,
 		StayIfLastMember: r.opt.StayIfLastMember,
 	}, ch)
 	if err != nil {
@@ -140,12 +154,6 @@ func (r *Room) start(ctx context.Context) (err error) {
 	go r.join(r.rctx)
 	return nil
 }
-
-// Rejoin enters the room and joins the session again in the background
-// (after a failed join, a kick, or a part of the session alone); the
-// outcome arrives as an EventJoined. Joining while joined is a no-op that
-// reports success.
-func (r *Room) Rejoin() { go r.join(r.rctx) }
 
 // join enters the room (so that a refusal is reported clearly: nick in
 // use, room not anonymous...) and waits to be in the session.
@@ -171,19 +179,19 @@ func (r *Room) join(ctx context.Context) {
 	a.q.push(Event{Room: r.jid, Kind: EventJoined, Err: err})
 }
 
-// pump records each notice in the history, keeps the room's view of its
-// members, and hands the notice on.
+// pump keeps the room's view of its members from each notice, turns the
+// notices that are history into entries (recorded, then delivered as
+// EventEntry) and hands the others on as EventNotice.
 func (r *Room) pump() {
 	defer close(r.pumpDone)
 	a := r.app
 	for n := range r.sess.Notices() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := r.hist.Record(ctx, n); err != nil {
-			a.log(LevelError, "history not recorded", "room", r.jid, "notice", n.Kind.String(), "err", err)
-		}
-		cancel()
 		r.observe(n)
-		a.q.push(Event{Room: r.jid, Kind: EventNotice, Notice: n})
+		if !isHistory(n.Kind) {
+			a.q.push(Event{Room: r.jid, Kind: EventNotice, Notice: n})
+		} else if e, ok := r.entry(n); ok {
+			a.q.push(Event{Room: r.jid, Kind: EventEntry, Entry: e})
+		}
 	}
 }
 
@@ -229,7 +237,7 @@ func (r *Room) observe(n session.Notice) {
 			who := n.Author
 			go func() {
 				a.q.push(Event{Room: r.jid, Kind: EventInfo, Text: "including " + who + " (invited)"})
-				if err := r.Include(context.Background(), []string{who}); err != nil {
+				if err := r.sess.Include(context.Background(), []string{who}); err != nil {
 					a.q.push(Event{Room: r.jid, Kind: EventInfo, Text: "could not include " + who, Err: err})
 				}
 			}()
@@ -237,15 +245,11 @@ func (r *Room) observe(n session.Notice) {
 	}
 }
 
-// Send sends a message to the session's members; its acknowledgement comes
-// later as FullyAcked or NotFullyAcked notices.
+// Send sends a message to the session's members. It arrives back as an
+// EventEntry like everyone's, and again when its acknowledgement state
+// changes.
 func (r *Room) Send(ctx context.Context, text string) (transcript.ID, error) {
 	return r.sess.Send(ctx, text)
-}
-
-// Include brings members (full JIDs present in the room) into the session.
-func (r *Room) Include(ctx context.Context, members []string) error {
-	return r.sess.Include(ctx, members)
 }
 
 // Exclude removes members from the session; once the old subsession has
@@ -257,39 +261,6 @@ func (r *Room) Exclude(ctx context.Context, members []string) error {
 
 // Refresh renews the group key.
 func (r *Room) Refresh(ctx context.Context) error { return r.sess.Refresh(ctx) }
-
-// State returns the session's public state.
-func (r *Room) State(ctx context.Context) (session.State, error) { return r.sess.State(ctx) }
-
-// Resolve turns what a user typed (a full JID, a bare JID, or a nick-like
-// prefix of either) into the participant ids in the room that match it:
-// an exact full JID first, else every occupant of that bare JID, else the
-// occupants whose JID starts with it.
-func (r *Room) Resolve(ctx context.Context, who string) ([]string, error) {
-	ro, err := r.sess.Roster(ctx)
-	if err != nil {
-		return nil, err
-	}
-	all := slices.Compact(slices.Sorted(slices.Values(append(ro.Occupants, ro.Members...))))
-	if slices.Contains(all, who) {
-		return []string{who}, nil
-	}
-	var out []string
-	for _, m := range all {
-		if trust.Bare(m) == who {
-			out = append(out, m)
-		}
-	}
-	if len(out) > 0 {
-		return out, nil
-	}
-	for _, m := range all {
-		if strings.HasPrefix(m, who) {
-			out = append(out, m)
-		}
-	}
-	return out, nil
-}
 
 // Invite brings who (a full or bare JID) into the session. Members of that
 // account present in the room and not in the session are included (the
@@ -315,7 +286,7 @@ func (r *Room) Invite(ctx context.Context, who string) (string, error) {
 		}
 	}
 	if len(in) > 0 {
-		if err := r.Include(ctx, in); err != nil {
+		if err := r.sess.Include(ctx, in); err != nil {
 			return "", err
 		}
 		return "included " + strings.Join(in, ", "), nil
@@ -353,6 +324,10 @@ type Member struct {
 	Expired   bool   // not responding (no acknowledgement for a long time)
 	Absent    bool   // left the session on purpose
 	Self      bool
+	// Status is a short word for all that: "member", "expired" (not
+	// responding), "leaving", "member, gone", "room only" (waiting to be
+	// included), "no mpENC" (announced no identity key) or "gone".
+	Status string
 	// LastSeen is when the member was last known alive (the send time of
 	// our latest message it acknowledged); zero if unknown.
 	LastSeen time.Time
@@ -362,8 +337,8 @@ type Member struct {
 	Trust  trust.Record
 }
 
-// Status is a short word for the member's session status.
-func (m Member) Status() string {
+// status is a short word for the member's session status.
+func (m Member) status() string {
 	switch {
 	case m.InSession && m.Expired:
 		return "expired"
@@ -408,6 +383,9 @@ func (r *Room) Members(ctx context.Context) ([]Member, error) {
 			out[i].HasKey, out[i].Trust = true, rec
 		}
 	}
+	for i := range out {
+		out[i].Status = out[i].status()
+	}
 	slices.SortStableFunc(out, func(x, y Member) int {
 		switch {
 		case x.Self && !y.Self:
@@ -425,12 +403,6 @@ func (r *Room) Members(ctx context.Context) ([]Member, error) {
 // a message from an earlier run, whose state is in the history).
 func (r *Room) Unacked(ctx context.Context, id transcript.ID) (members []string, ok bool, err error) {
 	return r.sess.Unacked(ctx, id)
-}
-
-// History returns up to limit history entries older than before (a Seq;
-// 0: the newest), oldest first.
-func (r *Room) History(ctx context.Context, before int64, limit int) ([]store.Entry, error) {
-	return r.hist.Page(ctx, before, limit)
 }
 
 // stop parts the session properly if part is set (bounded by

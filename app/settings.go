@@ -34,8 +34,8 @@ type Settings struct {
 	Timing string `toml:"timing" json:"timing"`
 }
 
-// ParseSecurity parses "starttls", "directtls" or "plaintext".
-func ParseSecurity(s string) (xmpp.Security, error) {
+// parseSecurity parses "starttls", "directtls" or "plaintext".
+func parseSecurity(s string) (xmpp.Security, error) {
 	switch strings.ToLower(s) {
 	case "", "starttls":
 		return xmpp.StartTLS, nil
@@ -47,8 +47,8 @@ func ParseSecurity(s string) (xmpp.Security, error) {
 	return 0, fmt.Errorf("app: security %q: want starttls, directtls or plaintext", s)
 }
 
-// ParseTiming parses "internet" or "loopback".
-func ParseTiming(s string) (session.Timing, error) {
+// parseTiming parses "internet" or "loopback".
+func parseTiming(s string) (session.Timing, error) {
 	switch strings.ToLower(s) {
 	case "", "internet":
 		return session.InternetTiming(), nil
@@ -58,8 +58,8 @@ func ParseTiming(s string) (session.Timing, error) {
 	return session.Timing{}, fmt.Errorf("app: timing %q: want internet or loopback", s)
 }
 
-// ExpandHome replaces a leading "~/" with the home directory.
-func ExpandHome(p string) string {
+// expandHome replaces a leading "~/" with the home directory.
+func expandHome(p string) string {
 	if rest, ok := strings.CutPrefix(p, "~/"); ok {
 		if home, err := os.UserHomeDir(); err == nil {
 			return filepath.Join(home, rest)
@@ -75,17 +75,17 @@ func (s Settings) Config() (Config, error) {
 	if s.Account == "" {
 		return c, fmt.Errorf("app: no account configured")
 	}
-	sec, err := ParseSecurity(s.Security)
+	sec, err := parseSecurity(s.Security)
 	if err != nil {
 		return c, err
 	}
-	tm, err := ParseTiming(s.Timing)
+	tm, err := parseTiming(s.Timing)
 	if err != nil {
 		return c, err
 	}
-	c = Config{Store: ExpandHome(s.Store), Account: s.Account, Nick: s.Nick, Server: s.Server, Security: sec, Timing: tm}
+	c = Config{Store: expandHome(s.Store), Account: s.Account, Nick: s.Nick, Server: s.Server, Security: sec, Timing: tm}
 	if s.CAFile != "" {
-		if c.RootCAs, err = LoadCAFile(ExpandHome(s.CAFile)); err != nil {
+		if c.RootCAs, err = loadCAFile(expandHome(s.CAFile)); err != nil {
 			return c, err
 		}
 	}

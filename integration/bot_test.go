@@ -5,6 +5,7 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,7 +82,7 @@ func (s *server) newAppPeer(t *testing.T, a account, dir string) *appPeer {
 	return p
 }
 
-func (p *appPeer) join(room string, inc store.IncludePolicy) *app.Room {
+func (p *appPeer) join(room string, inc string) *app.Room {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), cmdBound)
 	defer cancel()
@@ -126,9 +127,12 @@ func (p *appPeer) dump() string {
 	defer p.mu.Unlock()
 	var b strings.Builder
 	for _, ev := range p.evs {
-		b.WriteString(ev.Room + " " + ev.Kind.String())
-		if ev.Kind == app.EventNotice {
+		fmt.Fprintf(&b, "%s kind=%d", ev.Room, ev.Kind)
+		switch ev.Kind {
+		case app.EventNotice:
 			b.WriteString(" " + ev.Notice.String())
+		case app.EventEntry:
+			fmt.Fprintf(&b, " %v seq=%d author=%s ack=%v", ev.Entry.Kind, ev.Entry.Seq, ev.Entry.Author, ev.Entry.Ack)
 		}
 		if ev.Err != nil {
 			b.WriteString(" err=" + ev.Err.Error())
@@ -143,11 +147,11 @@ func (p *appPeer) dump() string {
 func (p *appPeer) waitMessage(from int, room, author, what string, pred func(string) bool) string {
 	p.t.Helper()
 	ev := p.waitEvent(from, what, func(ev app.Event) bool {
-		n := ev.Notice
-		return ev.Room == room && ev.Kind == app.EventNotice && n.Kind == session.Message && !n.Own &&
-			trust.Bare(n.Author) == author && pred(n.Text)
+		e := ev.Entry
+		return ev.Room == room && ev.Kind == app.EventEntry && e.Kind == session.Message && !e.Own &&
+			trust.Bare(e.Author) == author && pred(e.Text)
 	})
-	return ev.Notice.Text
+	return ev.Entry.Text
 }
 
 // ask sends a command and waits for the bot's answer that satisfies pred.
@@ -190,7 +194,7 @@ func TestIntegrationBot(t *testing.T) {
 
 	p := s.newAppPeer(t, peerAcct, dir)
 	from := p.mark()
-	r1 := p.join(room1, store.IncludeEveryone)
+	r1 := p.join(room1, "everyone")
 	greeting := p.waitMessage(from, room1, botName, "the greeting", contains("Hello "+bare(peerAcct.jid)+"!"))
 	if !strings.Contains(greeting, "!help") {
 		t.Errorf("greeting: %q", greeting)
@@ -214,12 +218,12 @@ func TestIntegrationBot(t *testing.T) {
 		}
 	}
 	p.ask(r1, botName, "!fingerprint", contains(trust.FingerprintOf(botKey).String()))
-	p.ask(r1, botName, "!fingerprint "+bare(peerAcct.jid), contains(p.a.Fingerprint().String()))
+	p.ask(r1, botName, "!fingerprint "+bare(peerAcct.jid), contains(trust.FingerprintOf(p.a.PublicKey()).String()))
 	p.ask(r1, botName, "!frobnicate", contains("unknown command !frobnicate"))
 
 	// Several rooms.
 	from = p.mark()
-	r2 := p.join(room2, store.IncludeEveryone)
+	r2 := p.join(room2, "everyone")
 	p.waitMessage(from, room2, botName, "the greeting in room 2", contains("Hello "))
 	p.ask(r2, botName, "!ping", func(s string) bool { return s == "pong" })
 
@@ -231,8 +235,8 @@ func TestIntegrationBot(t *testing.T) {
 	}
 	for _, room := range []string{room1, room2} {
 		p.waitEvent(from, "the bot excluded from "+room, func(ev app.Event) bool {
-			return ev.Room == room && ev.Kind == app.EventNotice && ev.Notice.Kind == session.Membership &&
-				len(ev.Notice.Exclude) == 1 && trust.Bare(ev.Notice.Exclude[0]) == botName
+			return ev.Room == room && ev.Kind == app.EventEntry && ev.Entry.Kind == session.Membership &&
+				len(ev.Entry.Exclude) == 1 && trust.Bare(ev.Entry.Exclude[0]) == botName
 		})
 	}
 

@@ -12,7 +12,6 @@ import (
 	"github.com/mpenc/mpenc/app"
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/session"
-	"github.com/mpenc/mpenc/store"
 	"github.com/mpenc/mpenc/trust"
 )
 
@@ -53,12 +52,11 @@ func run(ctx context.Context, cfg *Config, log app.LogFunc) error {
 		}
 	}()
 	for _, rc := range cfg.Rooms {
-		inc, _ := store.ParseIncludePolicy(rc.Include)
-		if _, err := a.Join(ctx, rc.JID, app.RoomOptions{Nick: rc.Nick, Include: inc, StayIfLastMember: true}); err != nil {
+		if _, err := a.Join(ctx, rc.JID, app.RoomOptions{Nick: rc.Nick, Include: rc.Include, StayIfLastMember: true}); err != nil {
 			return fmt.Errorf("room %s: %w", rc.JID, err)
 		}
 	}
-	log(app.LevelInfo, "bot started", "account", a.Account(), "fingerprint", a.Fingerprint().String(), "rooms", len(cfg.Rooms))
+	log(app.LevelInfo, "bot started", "account", a.Account(), "fingerprint", trust.FingerprintOf(a.PublicKey()).String(), "rooms", len(cfg.Rooms))
 	return b.serve(ctx)
 }
 
@@ -87,9 +85,13 @@ func (b *Bot) serve(ctx context.Context) error {
 				d += time.Duration(rand.Int64N(int64(d / 4)))
 				b.log(app.LevelWarn, "join failed; retrying", "room", ev.Room, "err", ev.Err, "in", d.String())
 				if r != nil {
+					room := ev.Room
 					time.AfterFunc(d, func() {
 						if ctx.Err() == nil {
-							r.Rejoin()
+							// A room we are in: Join joins its session again.
+							if _, err := b.app.Join(ctx, room, app.RoomOptions{}); err != nil {
+								b.log(app.LevelWarn, "rejoin", "room", room, "err", err)
+							}
 						}
 					})
 				}
@@ -100,9 +102,9 @@ func (b *Bot) serve(ctx context.Context) error {
 				}
 				b.log(lvl, "key", "room", ev.Room, "member", ev.Decision.Member, "decision", ev.Decision.Kind.String(),
 					"fingerprint", trust.FingerprintOf(ev.Decision.Key).String(), "trusted", ev.Decision.Trusted)
-			case app.EventNotice:
+			case app.EventEntry:
 				if r != nil {
-					b.notice(ctx, r, ev.Notice)
+					b.entry(ctx, r, ev.Entry)
 				}
 			case app.EventInfo:
 				b.log(app.LevelInfo, ev.Text, "room", ev.Room, "err", ev.Err)
@@ -115,11 +117,12 @@ func (b *Bot) serve(ctx context.Context) error {
 	}
 }
 
-// notice answers commands and greets newcomers.
-func (b *Bot) notice(ctx context.Context, r *app.Room, n session.Notice) {
+// entry answers commands and greets newcomers. A message delivered again
+// (its acknowledgement state changed) is not answered twice.
+func (b *Bot) entry(ctx context.Context, r *app.Room, n app.Entry) {
 	switch n.Kind {
 	case session.Message:
-		if n.Own {
+		if n.Own || n.Ack != 0 {
 			return
 		}
 		name, args, ok := parseCommand(b.prefix, n.Text)

@@ -103,14 +103,14 @@ func cmdMembers(ctx context.Context, req Request) (string, error) {
 		if m.Self {
 			t = "this bot"
 		}
-		fmt.Fprintf(&b, "\n%s: %s (%s)", m.ID, m.Status(), t)
+		fmt.Fprintf(&b, "\n%s: %s (%s)", m.ID, m.Status, t)
 	}
 	return b.String(), nil
 }
 
 func cmdFingerprint(ctx context.Context, req Request) (string, error) {
 	if req.Args == "" {
-		fp := req.Bot.app.Fingerprint()
+		fp := trust.FingerprintOf(req.Bot.app.PublicKey())
 		return fmt.Sprintf("%s: %s (%s)", req.Room.Self(), fp, fp.Words()), nil
 	}
 	ms, err := req.Room.Members(ctx)

@@ -84,8 +84,10 @@ func (c *Config) check() error {
 		if r.Include == "" {
 			c.Rooms[i].Include = "everyone"
 		}
-		if _, err := store.ParseIncludePolicy(c.Rooms[i].Include); err != nil {
-			return fmt.Errorf("config: room %s: %w", r.JID, err)
+		switch c.Rooms[i].Include {
+		case "manual", "trusted", "everyone":
+		default:
+			return fmt.Errorf("config: room %s: include policy %.40q: want manual, trusted or everyone", r.JID, c.Rooms[i].Include)
 		}
 	}
 	if _, err := c.Settings.Config(); err != nil {

@@ -12,11 +12,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/rs/zerolog"
 
-	"github.com/mpenc/mpenc/app"
 	"github.com/mpenc/mpenc/internal/applog"
 )
 
@@ -56,6 +57,16 @@ Example:
     MPENC_PASSWORD=... MPENC_PASSPHRASE=... mpenc-bot -config bot.toml
 `
 
+// expandHome replaces a leading "~/" with the home directory.
+func expandHome(p string) string {
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		if home, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(home, rest)
+		}
+	}
+	return p
+}
+
 func main() {
 	fs := flag.NewFlagSet("mpenc-bot", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(os.Stderr, usage) }
@@ -78,7 +89,7 @@ func main() {
 	}
 	var out io.Writer = os.Stderr
 	if cfg.LogFile != "" {
-		f, err := os.OpenFile(app.ExpandHome(cfg.LogFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		f, err := os.OpenFile(expandHome(cfg.LogFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "mpenc-bot: error: log file: %v\n", err)
 			os.Exit(1)

@@ -12,8 +12,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mpenc/mpenc/app"
+	"github.com/mpenc/mpenc/channel/xmpp"
 	"github.com/mpenc/mpenc/session"
-	"github.com/mpenc/mpenc/store"
 	"github.com/mpenc/mpenc/trust"
 )
 
@@ -99,7 +99,7 @@ func (c *client) view(room string) *roomView {
 	v := newRoomView(room)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	es, err := c.app.Store().History(c.app.AccountID(), room).Page(ctx, 0, c.cfg.HistoryLines)
+	es, err := c.app.History(ctx, room, 0, c.cfg.HistoryLines)
 	if err != nil {
 		c.log.Warn().Err(err).Str("room", room).Msg("history not read")
 	}
@@ -115,31 +115,25 @@ func (c *client) view(room string) *roomView {
 // join shows the room and joins it in the background.
 func (c *client) join(room, nick string, remember bool) {
 	room = strings.ToLower(strings.TrimSpace(room))
-	if r := c.app.Room(room); r != nil {
-		c.cur = room
-		c.ui.roomsChanged()
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		st, _ := r.State(ctx)
-		cancel()
-		if st == session.StateJoined {
-			c.ui.note("already in "+room, false)
-			return
-		}
-		r.Rejoin()
-		c.ui.note("joining "+room+" again…", false)
-		return
-	}
+	again := c.app.Room(room) != nil
 	v := c.view(room)
 	c.cur = room
 	c.ui.roomsChanged()
-	c.ui.note("connecting to "+room+"…", false)
-	inc, _ := store.ParseIncludePolicy(c.cfg.Include)
+	switch {
+	case again && v.state == session.StateJoined:
+		c.ui.note("already in "+room, false)
+		return
+	case again:
+		c.ui.note("joining "+room+" again…", false)
+	default:
+		c.ui.note("connecting to "+room+"…", false)
+	}
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		r, err := c.app.Join(ctx, room, app.RoomOptions{Nick: nick, Include: inc, Remember: remember, StayIfLastMember: true})
+		r, err := c.app.Join(ctx, room, app.RoomOptions{Nick: nick, Include: c.cfg.Include, Remember: remember, StayIfLastMember: true})
 		c.post(func() {
-			if err != nil && !errors.Is(err, app.ErrAlreadyJoined) {
+			if err != nil {
 				c.ui.note("could not connect to "+room+": "+oneLine(err.Error()), true)
 				return
 			}
@@ -183,7 +177,7 @@ func (c *client) handle(ev app.Event) {
 // Everything in it came from the network and is sanitised. The inviter a
 // mediated invitation names is only the sending room's claim (any JID can
 // send one), so it is shown as such.
-func invitationText(inv app.Invitation) string {
+func invitationText(inv xmpp.Invitation) string {
 	room := oneLine(inv.Room)
 	var t string
 	switch {
@@ -334,8 +328,9 @@ func (c *client) run(cmd command) error {
 		b.WriteString("rooms:")
 		for i, room := range c.order {
 			state := "not connected"
-			if r := c.app.Room(room); r != nil {
-				if st, err := r.State(ctx); err == nil {
+			if c.app.Room(room) != nil {
+				state = "connecting"
+				if st := c.views[room].state; st != 0 {
 					state = st.String()
 				}
 			}
@@ -361,11 +356,11 @@ func (c *client) run(cmd command) error {
 		if err != nil {
 			return err
 		}
-		ids, err := r.Resolve(ctx, cmd.args[0])
+		ms, err := r.Members(ctx)
 		if err != nil {
 			return err
 		}
-		ids = slices.DeleteFunc(ids, func(m string) bool { return m == r.Self() })
+		ids := slices.DeleteFunc(resolve(ms, cmd.args[0]), func(m string) bool { return m == r.Self() })
 		if len(ids) == 0 {
 			return fmt.Errorf("nobody matches %s in %s", cmd.args[0], r.JID())
 		}
@@ -469,7 +464,7 @@ func (c *client) detailsOf(ctx context.Context, v *roomView, l *line) string {
 
 func (c *client) fingerprint(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		fp := c.app.Fingerprint()
+		fp := trust.FingerprintOf(c.app.PublicKey())
 		self := c.app.Account()
 		if r, err := c.room(); err == nil {
 			self = r.Self()
@@ -526,6 +521,35 @@ func (c *client) member(ctx context.Context, who string) (app.Member, error) {
 		ids = append(ids, m.ID)
 	}
 	return app.Member{}, fmt.Errorf("%s matches several devices: %s; give the full JID", who, strings.Join(ids, ", "))
+}
+
+// resolve turns what a user typed (a full JID, a bare JID, or a nick-like
+// prefix of either) into the participant ids of the members (in the room
+// or in the session) that match it: an exact full JID first, else every
+// device of that bare JID, else those whose JID starts with it.
+func resolve(ms []app.Member, who string) []string {
+	var ids []string
+	for _, m := range ms {
+		ids = append(ids, m.ID)
+	}
+	if slices.Contains(ids, who) {
+		return []string{who}
+	}
+	var out []string
+	for _, m := range ids {
+		if trust.Bare(m) == who {
+			out = append(out, m)
+		}
+	}
+	if len(out) > 0 {
+		return out
+	}
+	for _, m := range ids {
+		if strings.HasPrefix(m, who) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // decide runs /verify, /trust and /distrust.

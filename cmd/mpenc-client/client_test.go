@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/mpenc/mpenc/app"
+	"github.com/mpenc/mpenc/channel/xmpp"
 )
 
 // fakeUI records what the controller shows.
@@ -119,9 +120,9 @@ func TestClientSwitchRooms(t *testing.T) {
 func TestInvitationShown(t *testing.T) {
 	c, f := newTestClient("room@muc.example")
 	c.handle(app.Event{Room: "room@muc.example", Kind: app.EventInvitation,
-		Invitation: app.Invitation{Room: "other@muc.example", From: "alice@example.org", Reason: "come\x1b[2J see\nnow"}})
-	c.handle(app.Event{Room: "room@muc.example", Kind: app.EventInvitation, Invitation: app.Invitation{Room: "x@muc.example"}})
-	c.handle(app.Event{Room: "room@muc.example", Kind: app.EventInvitation, Invitation: app.Invitation{Room: "y@muc.example", From: "bob@example.org", Direct: true}})
+		Invitation: xmpp.Invitation{Room: "other@muc.example", From: "alice@example.org", Reason: "come\x1b[2J see\nnow"}})
+	c.handle(app.Event{Room: "room@muc.example", Kind: app.EventInvitation, Invitation: xmpp.Invitation{Room: "x@muc.example"}})
+	c.handle(app.Event{Room: "room@muc.example", Kind: app.EventInvitation, Invitation: xmpp.Invitation{Room: "y@muc.example", From: "bob@example.org", Direct: true}})
 	want := []string{
 		"other@muc.example says alice@example.org invites you there: \u201ccome[2J see now\u201d (/join other@muc.example to accept)",
 		"x@muc.example invites you (/join x@muc.example to accept)",

@@ -12,7 +12,6 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/mpenc/mpenc/app"
-	"github.com/mpenc/mpenc/store"
 )
 
 // Config is the client's configuration: the file (TOML), then the flags.
@@ -161,6 +160,19 @@ func decodeFile(path string, c *Config) error {
 	return nil
 }
 
+// maxHistoryLines is the most history App.History returns at once.
+const maxHistoryLines = 1000
+
+// expandHome replaces a leading "~/" with the home directory.
+func expandHome(p string) string {
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		if home, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(home, rest)
+		}
+	}
+	return p
+}
+
 func (c *Config) check() error {
 	if c.Account == "" {
 		return errors.New("no account: set account in the configuration file or use -account user@example.org")
@@ -168,16 +180,18 @@ func (c *Config) check() error {
 	if c.Store == "" {
 		c.Store = defaultStorePath(c.Account)
 	}
-	c.Store = app.ExpandHome(c.Store)
+	c.Store = expandHome(c.Store)
 	if c.LogFile == "" {
 		c.LogFile = c.Store + ".log"
 	}
-	c.LogFile = app.ExpandHome(c.LogFile)
-	if _, err := store.ParseIncludePolicy(c.Include); err != nil {
-		return err
+	c.LogFile = expandHome(c.LogFile)
+	switch c.Include {
+	case "manual", "trusted", "everyone":
+	default:
+		return fmt.Errorf("include policy %.40q: want manual, trusted or everyone", c.Include)
 	}
-	if c.HistoryLines <= 0 || c.HistoryLines > store.MaxPage {
-		return fmt.Errorf("history_lines must be 1 to %d", store.MaxPage)
+	if c.HistoryLines <= 0 || c.HistoryLines > maxHistoryLines {
+		return fmt.Errorf("history_lines must be 1 to %d", maxHistoryLines)
 	}
 	if _, err := c.Settings.Config(); err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mpenc/mpenc/app"
 	"github.com/mpenc/mpenc/session"
+	"github.com/mpenc/mpenc/trust"
 )
 
 // maxRendered bounds the lines drawn for a room (older ones stay in the
@@ -270,7 +271,7 @@ func (t *tui) renderHeader() {
 		}
 		fmt.Fprintf(&b, "  [%s]%s[-]", color, st)
 	}
-	fmt.Fprintf(&b, "  [gray]you: %s %s[-]", tview.Escape(t.c.app.Account()), t.c.app.Fingerprint().Short())
+	fmt.Fprintf(&b, "  [gray]you: %s %s[-]", tview.Escape(t.c.app.Account()), trust.FingerprintOf(t.c.app.PublicKey()).Short())
 	t.header.SetText(b.String())
 }
 
@@ -379,7 +380,7 @@ func (t *tui) renderMembers() {
 // and the trust state.
 func memberCell(m app.Member) string {
 	dot, color := "●", "green"
-	switch m.Status() {
+	switch m.Status {
 	case "expired", "gone", "member, gone":
 		dot, color = "○", "gray"
 	case "leaving":
@@ -405,7 +406,7 @@ func memberCell(m app.Member) string {
 	default:
 		tr = "[gray]unverified[-]"
 	}
-	st := m.Status()
+	st := m.Status
 	if m.Expired && !m.LastSeen.IsZero() {
 		st += ", silent " + time.Since(m.LastSeen).Round(time.Second).String()
 	}

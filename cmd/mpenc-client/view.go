@@ -8,7 +8,6 @@ import (
 
 	"github.com/mpenc/mpenc/app"
 	"github.com/mpenc/mpenc/session"
-	"github.com/mpenc/mpenc/store"
 	"github.com/mpenc/mpenc/transcript"
 	"github.com/mpenc/mpenc/trust"
 )
@@ -52,7 +51,6 @@ type line struct {
 	notAcked []string
 	final    bool // can no longer be acknowledged
 	absent   bool // the members who did not acknowledge left on purpose
-	late     bool // arrived after older ones were missing
 }
 
 // roomView is a room's lines and what the marks on them depend on.
@@ -85,31 +83,48 @@ func (v *roomView) add(l *line) *line {
 }
 
 // loadHistory adds history entries (oldest first) before anything else.
-func (v *roomView) loadHistory(es []store.Entry) {
+// They are drawn by entry, as live ones are.
+func (v *roomView) loadHistory(es []app.Entry) {
 	for _, e := range es {
-		switch e.Kind {
-		case store.EntryMessage:
-			l := &line{kind: lineMessage, at: e.At, author: oneLine(e.Author), text: sanitize(e.Text, true), own: e.Own,
-				id: e.ID, members: sortedClean(e.Members), parents: e.LogParents, notAcked: sortedClean(e.NotAcked),
-				final: e.Final, absent: e.Absent}
-			switch e.Ack {
-			case store.AckFull:
-				l.ack = ackFull
-			case store.AckMissing:
-				l.ack = ackMissing
-			default:
-				l.ack = ackUnknown
-			}
-			v.add(l)
-		case store.EntryPlain:
-			v.add(&line{kind: linePlain, at: e.At, author: oneLine(e.Author), text: sanitize(e.Text, true)})
-		case store.EntryMembership:
-			v.add(&line{kind: lineMembership, at: e.At, text: membershipText(e.Members, e.Include, e.Exclude)})
-		}
+		v.entry(e)
 	}
 	if len(es) > 0 {
 		v.add(&line{kind: lineInfo, at: es[len(es)-1].At, text: "end of history"})
 	}
+}
+
+// entry draws a line of the conversation: a message, an unencrypted
+// message or a membership change, or a message already shown again with
+// its new acknowledgement state. It is the one way such lines are made,
+// from the App's live events and from the history after a restart alike,
+// so a conversation looks the same either way. It returns the line added
+// or changed and whether the session's members changed.
+func (v *roomView) entry(e app.Entry) (*line, bool) {
+	switch e.Kind {
+	case session.Message:
+		l := &line{kind: lineMessage, at: e.At, author: oneLine(e.Author), text: sanitize(e.Text, true), own: e.Own, id: e.ID,
+			members: sortedClean(e.Members), parents: slices.Clone(e.LogParents)}
+		switch {
+		case e.Ack == session.FullyAcked:
+			l.ack = ackFull
+		case e.Ack == session.NotFullyAcked:
+			l.ack, l.notAcked, l.final, l.absent = ackMissing, sortedClean(e.NotAcked), e.Final, e.Absent
+		case e.Unconfirmed:
+			l.ack = ackUnknown
+		}
+		if old, ok := v.byID[e.ID]; ok {
+			old.ack, old.notAcked, old.final, old.absent = l.ack, l.notAcked, l.final, l.absent
+			return old, false
+		}
+		return v.add(l), false
+	case session.Plain:
+		// Never trusted: the line kind marks it unencrypted, always.
+		return v.add(&line{kind: linePlain, at: e.At, author: oneLine(e.Author), text: sanitize(e.Text, true)}), false
+	case session.Membership:
+		v.members = sortedClean(append(slices.Clone(e.Members), e.Include...))
+		return v.add(&line{kind: lineMembership, at: e.At, text: membershipText(e.Members, e.Include, e.Exclude)}), true
+	}
+	return nil, false
 }
 
 func sortedClean(l []string) []string {
@@ -167,6 +182,11 @@ func bareAll(lists ...[]string) []string {
 // changed (the member list needs a refresh).
 func (v *roomView) apply(ev app.Event) (changed *line, membersChanged bool) {
 	switch ev.Kind {
+	case app.EventEntry:
+		if e := ev.Entry; e.Kind == session.Message && !e.Own && v.byID[e.ID] == nil {
+			v.unread++
+		}
+		return v.entry(ev.Entry)
 	case app.EventNotice:
 		return v.applyNotice(ev.Notice)
 	case app.EventDecision:
@@ -218,6 +238,8 @@ func decisionLine(d trust.Decision) *line {
 	return l
 }
 
+// applyNotice draws a session notice that is not history (progress,
+// state, warnings): live only, never stored.
 func (v *roomView) applyNotice(n session.Notice) (*line, bool) {
 	at := n.At
 	if at.IsZero() {
@@ -235,26 +257,6 @@ func (v *roomView) applyNotice(n session.Notice) (*line, bool) {
 		errText = oneLine(n.Err.Error())
 	}
 	switch n.Kind {
-	case session.Message:
-		l := v.add(&line{kind: lineMessage, at: at, author: who, text: sanitize(n.Text, true), own: n.Own, id: n.ID,
-			members: sortedClean(n.Members), parents: slices.Clone(n.LogParents), late: n.Late})
-		if !n.Own {
-			v.unread++
-		}
-		return l, false
-	case session.FullyAcked:
-		if l, ok := v.byID[n.ID]; ok {
-			l.ack, l.notAcked = ackFull, nil
-			return l, false
-		}
-	case session.NotFullyAcked:
-		if l, ok := v.byID[n.ID]; ok {
-			l.ack, l.notAcked, l.final, l.absent = ackMissing, sortedClean(n.Members), n.Final, n.Absent
-			return l, false
-		}
-	case session.Membership:
-		v.members = sortedClean(append(slices.Clone(n.Remain), n.Include...))
-		return v.add(&line{kind: lineMembership, at: at, text: membershipText(n.Remain, n.Include, n.Exclude)}), true
 	case session.OpProposed:
 		return info("%s proposed: %s", v.name(n.Author), v.opText(n)), false
 	case session.OpAccepted:
@@ -290,8 +292,6 @@ func (v *roomView) applyNotice(n session.Notice) (*line, bool) {
 		return info("%s entered the room", who), true
 	case session.ChannelLeave:
 		return info("%s left the room", who), true
-	case session.Plain:
-		return v.add(&line{kind: linePlain, at: at, author: who, text: sanitize(n.Text, true)}), false
 	case session.MemberExpired:
 		return warn("%s is not responding (no acknowledgement for a long time)", who), true
 	case session.MemberPresent:
@@ -544,7 +544,7 @@ func memberLine(m app.Member) string {
 	if m.Self {
 		t = "you"
 	}
-	st := m.Status()
+	st := m.Status
 	if m.Expired && !m.LastSeen.IsZero() {
 		st += fmt.Sprintf(" (no response since %s ago)", time.Since(m.LastSeen).Round(time.Second))
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +12,6 @@ import (
 	"github.com/mpenc/mpenc/app"
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/session"
-	"github.com/mpenc/mpenc/store"
 	"github.com/mpenc/mpenc/transcript"
 	"github.com/mpenc/mpenc/trust"
 )
@@ -31,9 +31,33 @@ func notice(n session.Notice) app.Event {
 	return app.Event{Room: "r@muc", Kind: app.EventNotice, Notice: n}
 }
 
+var testTime = time.Date(2026, 1, 2, 15, 4, 0, 0, time.Local)
+
+// entry is the event the App delivers for a line of the conversation.
+func entry(e app.Entry) app.Event {
+	if e.At.IsZero() {
+		e.At = testTime
+	}
+	return app.Event{Room: "r@muc", Kind: app.EventEntry, Entry: e}
+}
+
 func msg(i byte, author, text string, own bool, parents []int, members ...string) app.Event {
-	return notice(session.Notice{Kind: session.Message, ID: id(i), Author: author, Text: text, Own: own,
+	return entry(app.Entry{Seq: int64(i), Kind: session.Message, ID: id(i), Author: author, Text: text, Own: own,
 		LogParents: parents, Members: members})
+}
+
+func membership(remain, include, exclude []string) app.Event {
+	return entry(app.Entry{Kind: session.Membership, Members: remain, Include: include, Exclude: exclude})
+}
+
+// acked is a message's event again, with the acknowledgement state a
+// FullyAcked (no notAcked) or NotFullyAcked notice gave it.
+func acked(ev app.Event, notAcked []string, final, absent bool) app.Event {
+	ev.Entry.Ack = session.FullyAcked
+	if notAcked != nil {
+		ev.Entry.Ack, ev.Entry.NotAcked, ev.Entry.Final, ev.Entry.Absent = session.NotFullyAcked, notAcked, final, absent
+	}
+	return ev
 }
 
 // last renders the view's last line.
@@ -42,37 +66,39 @@ func last(v *roomView) string { return v.plainText(v.lines[len(v.lines)-1]) }
 func TestViewMessagesAndAcks(t *testing.T) {
 	v := newRoomView("r@muc")
 	v.self = alice
-	v.apply(notice(session.Notice{Kind: session.Membership, Remain: []string{alice}, Include: []string{bob, carol}}))
+	v.apply(membership([]string{alice}, []string{bob, carol}, nil))
 	if got := last(v); !strings.Contains(got, "members: alice@example.org, bob@example.org, carol@example.org (+bob@example.org, +carol@example.org)") {
 		t.Errorf("membership line: %q", got)
 	}
-	v.apply(msg(1, bob, "hi", false, nil, alice, bob, carol))
+	m1 := msg(1, bob, "hi", false, nil, alice, bob, carol)
+	v.apply(m1)
 	if got, want := last(v), "15:04 #1 bob@example.org: hi"; got != want {
 		t.Errorf("first message: %q, want %q", got, want)
 	}
-	l, _ := v.apply(msg(2, alice, "hello", true, []int{1}, alice, bob, carol))
+	m2 := msg(2, alice, "hello", true, []int{1}, alice, bob, carol)
+	l, _ := v.apply(m2)
 	if got := last(v); !strings.HasSuffix(got, "#2 you: hello …unacked") {
 		t.Errorf("own unacked message: %q", got)
 	}
-	if changed, _ := v.apply(notice(session.Notice{Kind: session.FullyAcked, ID: id(2)})); changed != l {
-		t.Fatal("FullyAcked did not change the message's line")
+	if changed, _ := v.apply(acked(m2, nil, false, false)); changed != l || len(v.lines) != 3 {
+		t.Fatal("the acknowledged message did not change its line")
 	}
 	if got := v.plainText(l); strings.Contains(got, "unacked") {
 		t.Errorf("acked message still marked: %q", got)
 	}
-	v.apply(msg(3, alice, "anyone?", true, []int{1}, alice, bob, carol))
-	v.apply(notice(session.Notice{Kind: session.NotFullyAcked, ID: id(3), Members: []string{carol}}))
+	m3 := msg(3, alice, "anyone?", true, []int{1}, alice, bob, carol)
+	v.apply(m3)
+	v.apply(acked(m3, []string{carol}, false, false))
 	if got := v.plainText(v.message(3)); !strings.Contains(got, "⚠ NOT SEEN BY carol@example.org") {
 		t.Errorf("not fully acked: %q", got)
 	}
 	// The others' messages are marked too when someone did not ack them.
-	v.apply(notice(session.Notice{Kind: session.NotFullyAcked, ID: id(1), Members: []string{carol}, Absent: true}))
+	v.apply(acked(m1, []string{carol}, false, true))
 	if got := v.plainText(v.message(1)); !strings.Contains(got, "(not seen by carol@example.org, who left)") {
 		t.Errorf("absent: %q", got)
 	}
-	// An ack for a message we do not show changes nothing.
-	if changed, _ := v.apply(notice(session.Notice{Kind: session.FullyAcked, ID: id(99)})); changed != nil {
-		t.Error("ack of an unknown message changed a line")
+	if v.unread != 1 {
+		t.Errorf("%d unread, want 1 (bob's message, once)", v.unread)
 	}
 }
 
@@ -80,7 +106,7 @@ func TestViewLogParents(t *testing.T) {
 	v := newRoomView("r@muc")
 	v.self = alice
 	all := []string{alice, bob}
-	v.apply(notice(session.Notice{Kind: session.Membership, Remain: []string{alice}, Include: []string{bob}}))
+	v.apply(membership([]string{alice}, []string{bob}, nil))
 	v.apply(msg(1, alice, "question", true, nil, all...))
 	v.apply(msg(2, alice, "other topic", true, []int{1}, all...))
 	// bob answers #1, not the line above it: [re #1].
@@ -126,12 +152,12 @@ func TestViewLogParents(t *testing.T) {
 func TestViewOldMembers(t *testing.T) {
 	v := newRoomView("r@muc")
 	v.self = alice
-	v.apply(notice(session.Notice{Kind: session.Membership, Remain: []string{alice}, Include: []string{bob, carol}}))
+	v.apply(membership([]string{alice}, []string{bob, carol}, nil))
 	v.apply(msg(1, bob, "to three", false, nil, alice, bob, carol))
 	if v.oldMembers(v.message(1)) {
 		t.Fatal("marked before any change")
 	}
-	v.apply(notice(session.Notice{Kind: session.Membership, Remain: []string{alice, bob}, Exclude: []string{carol}}))
+	v.apply(membership([]string{alice, bob}, nil, []string{carol}))
 	if got := v.plainText(v.message(1)); !strings.Contains(got, "(sent to other members: you, bob@example.org, carol@example.org)") {
 		t.Errorf("old membership: %q", got)
 	}
@@ -149,14 +175,15 @@ func TestViewOldMembers(t *testing.T) {
 func TestViewDetailsAck(t *testing.T) {
 	v := newRoomView("r@muc")
 	v.self = alice
-	v.apply(msg(1, alice, "x", true, nil, alice, bob))
+	m1 := msg(1, alice, "x", true, nil, alice, bob)
+	v.apply(m1)
 	if d := v.details(v.message(1), []string{bob}, true); !strings.Contains(d, "waiting for acknowledgement from: bob@example.org") {
 		t.Errorf("live unacked: %s", d)
 	}
 	if d := v.details(v.message(1), nil, true); !strings.Contains(d, "acknowledged by everyone") {
 		t.Errorf("live acked: %s", d)
 	}
-	v.apply(notice(session.Notice{Kind: session.NotFullyAcked, ID: id(1), Members: []string{bob}, Final: true}))
+	v.apply(acked(m1, []string{bob}, true, false))
 	if d := v.details(v.message(1), nil, false); !strings.Contains(d, "NOT acknowledged in time by: bob@example.org (final") {
 		t.Errorf("missing: %s", d)
 	}
@@ -177,7 +204,7 @@ func TestViewNoticesToLines(t *testing.T) {
 		5:  {notice(session.Notice{Kind: session.JoinRequest, Author: carol}), "carol@example.org/c entered and waits to be included: /invite carol@example.org", false},
 		6:  {notice(session.Notice{Kind: session.MemberExpired, Author: bob}), "bob@example.org/b is not responding", true},
 		7:  {notice(session.Notice{Kind: session.SecurityWarning, Author: bob, Err: errors.New("bad \x1b[31msignature"), Terminal: true}), "SECURITY WARNING about bob@example.org/b (the session stopped): bad [31msignature", true},
-		8:  {notice(session.Notice{Kind: session.Plain, Author: bob, Text: "in clear\x07"}), "[UNENCRYPTED] bob@example.org: in clear", false},
+		8:  {entry(app.Entry{Kind: session.Plain, Author: bob, Text: "in clear\x07"}), "[UNENCRYPTED] bob@example.org: in clear", false},
 		9:  {notice(session.Notice{Kind: session.Gap}), "we were out of the room", true},
 		10: {notice(session.Notice{Kind: session.ReadReceipt, Author: bob}), "", false},
 		11: {notice(session.Notice{Kind: session.StateChanged, State: session.StateJoinFailed}), "session state: JOIN_FAILED", false},
@@ -218,13 +245,14 @@ func TestViewNoticesToLines(t *testing.T) {
 func TestViewHistory(t *testing.T) {
 	v := newRoomView("r@muc")
 	v.self = alice
-	at := time.Date(2026, 1, 2, 15, 4, 0, 0, time.Local)
-	v.loadHistory([]store.Entry{
-		{Kind: store.EntryMembership, At: at, Members: []string{alice}, Include: []string{bob}},
-		{Kind: store.EntryMessage, ID: id(1), Author: alice, Text: "sent, never confirmed", Own: true, At: at, Members: []string{alice, bob}},
-		{Kind: store.EntryMessage, ID: id(2), Author: bob, Text: "answer\x1b]0;x\x07", At: at, Members: []string{alice, bob}, LogParents: []int{1}, Ack: store.AckFull},
-		{Kind: store.EntryMessage, ID: id(3), Author: alice, Text: "acked", Own: true, At: at, Members: []string{alice, bob}, LogParents: []int{1}, Ack: store.AckFull},
-		{Kind: store.EntryPlain, Author: carol, Text: "plain", At: at},
+	at := testTime
+	v.loadHistory([]app.Entry{
+		{Kind: session.Membership, At: at, Members: []string{alice}, Include: []string{bob}},
+		{Kind: session.Message, ID: id(1), Author: alice, Text: "sent, never confirmed", Own: true, At: at, Members: []string{alice, bob}, Unconfirmed: true},
+		{Kind: session.Message, ID: id(2), Author: bob, Text: "answer\x1b]0;x\x07", At: at, Members: []string{alice, bob}, LogParents: []int{1}, Ack: session.FullyAcked},
+		{Kind: session.Message, ID: id(3), Author: alice, Text: "acked", Own: true, At: at, Members: []string{alice, bob}, LogParents: []int{1}, Ack: session.FullyAcked},
+		{Kind: session.Plain, Author: carol, Text: "plain", At: at},
+		{Kind: session.Message, ID: id(4), Author: bob, Text: "to the old members", At: at, Members: []string{alice, bob, carol}, LogParents: []int{1}},
 	})
 	got := []string{}
 	for _, l := range v.lines {
@@ -236,6 +264,7 @@ func TestViewHistory(t *testing.T) {
 		"15:04 #2 bob@example.org: answer]0;x",
 		"15:04 #3 you: acked",
 		"15:04 [UNENCRYPTED] carol@example.org: plain",
+		"15:04 #4 bob@example.org: to the old members (sent to other members: you, bob@example.org, carol@example.org)",
 		"15:04 -- end of history",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
@@ -243,8 +272,89 @@ func TestViewHistory(t *testing.T) {
 	}
 	// A message recorded again (same id) is not shown twice.
 	v.apply(msg(3, alice, "acked", true, []int{1}))
-	if len(v.msgs) != 3 {
+	if len(v.msgs) != 4 {
 		t.Errorf("%d messages after a duplicate", len(v.msgs))
+	}
+	if v.unread != 0 {
+		t.Errorf("history counted as unread: %d", v.unread)
+	}
+}
+
+// TestViewLiveEqualsHistory: a conversation drawn from the App's live
+// events and the same conversation drawn from its history after a
+// restart give the same lines: same authors, texts, numbers, reply marks,
+// unencrypted marks and acknowledgement marks. The one difference is a
+// message still waiting when the session ended, which the history marks
+// unconfirmed.
+func TestViewLiveEqualsHistory(t *testing.T) {
+	all := []string{alice, bob, carol}
+	m1 := msg(1, bob, "hi", false, nil, all...)
+	m2 := msg(2, alice, "hello", true, []int{1}, all...)
+	m3 := msg(3, carol, "answer to #1", false, []int{2}, all...)
+	m4 := msg(4, alice, "still there?", true, []int{1}, all...)
+	m6 := msg(6, alice, "never confirmed", true, []int{1}, alice, bob)
+	plain := entry(app.Entry{Seq: 5, Kind: session.Plain, Author: "eve@example.org/e", Text: "in the \x1b[2Jclear"})
+	live := []app.Event{
+		membership([]string{alice}, []string{bob, carol}, nil),
+		m1, m2, acked(m1, nil, false, false), acked(m2, nil, false, false),
+		plain,
+		m3, acked(m3, []string{bob}, false, false),
+		notice(session.Notice{Kind: session.MemberExpired, Author: bob}),
+		acked(m3, nil, false, false),
+		m4, acked(m4, []string{carol}, true, true),
+		membership([]string{alice, bob}, nil, []string{carol}),
+		m6,
+		notice(session.Notice{Kind: session.SecurityWarning, Author: bob, Err: errors.New("bad signature")}),
+	}
+	lv := newRoomView("r@muc")
+	lv.self = alice
+	for _, ev := range live {
+		lv.apply(ev)
+	}
+	// The history holds each entry as it was last delivered, in order.
+	var hist []app.Entry
+	for _, ev := range live {
+		if ev.Kind != app.EventEntry {
+			continue
+		}
+		if i := slices.IndexFunc(hist, func(e app.Entry) bool { return e.Kind == session.Message && e.ID == ev.Entry.ID }); i >= 0 && ev.Entry.Kind == session.Message {
+			hist[i] = ev.Entry
+			continue
+		}
+		hist = append(hist, ev.Entry)
+	}
+	hist[len(hist)-1].Unconfirmed = true // m6: its session ended meanwhile
+	hv := newRoomView("r@muc")
+	hv.self = alice
+	hv.loadHistory(hist)
+
+	var liveLines, histLines []string
+	for _, l := range lv.lines {
+		if l.kind != lineInfo && l.kind != lineWarning {
+			liveLines = append(liveLines, lv.plainText(l))
+		}
+	}
+	for _, l := range hv.lines {
+		if l.kind != lineInfo {
+			histLines = append(histLines, hv.plainText(l))
+		}
+	}
+	if len(liveLines) != 8 {
+		t.Fatalf("%d conversation lines live:\n%s", len(liveLines), strings.Join(liveLines, "\n"))
+	}
+	last := len(liveLines) - 1
+	if !strings.HasSuffix(liveLines[last], "never confirmed …unacked") || !strings.HasSuffix(histLines[last], "never confirmed ?unconfirmed") {
+		t.Errorf("the waiting message: live %q, history %q", liveLines[last], histLines[last])
+	}
+	liveLines[last], histLines[last] = "", ""
+	if strings.Join(liveLines, "\n") != strings.Join(histLines, "\n") {
+		t.Errorf("live:\n%s\nafter a restart:\n%s", strings.Join(liveLines, "\n"), strings.Join(histLines, "\n"))
+	}
+	for _, want := range []string{"[UNENCRYPTED] eve@example.org: in the [2Jclear", "#3 [re #1] carol@example.org: answer to #1",
+		"#4 you: still there? (not seen by carol@example.org, who left)"} {
+		if !strings.Contains(strings.Join(histLines, "\n"), want) {
+			t.Errorf("history lacks %q:\n%s", want, strings.Join(histLines, "\n"))
+		}
 	}
 }
 

@@ -1,0 +1,179 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/mpenc/mpenc/session"
+	"github.com/mpenc/mpenc/store"
+	"github.com/mpenc/mpenc/transcript"
+)
+
+// Entry is one line of a room's conversation, as the history keeps it: an
+// encrypted message, an unencrypted one, or a change of the session's
+// membership. The App makes entries from session notices as they arrive
+// and records them before delivering them (EventEntry, and again each
+// time a message's acknowledgement state changes); after a restart
+// [App.History] reads the same entries back. A client that draws both
+// through one function shows a conversation the same way live and after
+// a restart.
+type Entry struct {
+	// Seq is the entry's position in the history: the cursor for
+	// App.History. Zero if it could not be recorded.
+	Seq int64
+	// Kind is the notice the entry was made from: session.Message,
+	// session.Plain (a message sent without encryption by a client that
+	// does not speak mpENC: the server can read and forge it, so always
+	// show it marked) or session.Membership.
+	Kind session.NoticeKind
+	// ID is the message id (session.Message only).
+	ID     transcript.ID
+	Author string // participant id; empty for a membership change
+	Text   string // message text: display it, never log it
+	At     time.Time
+	Own    bool
+	// Members: who a message was sent to (its subsession's members), or
+	// who remains after a membership change; Include and Exclude: who
+	// joined and who left.
+	Members          []string
+	Include, Exclude []string
+	// LogParents: how many messages above each of the message's log
+	// parents is ({1}: the one just above; anything else deserves a mark).
+	LogParents []int
+	// Ack is the latest acknowledgement notice about a message: zero
+	// while it waits, session.FullyAcked, or session.NotFullyAcked:
+	// NotAcked did not acknowledge it in time (a warning, unless Absent:
+	// they all left on purpose); Final: it can no longer be.
+	Ack      session.NoticeKind
+	NotAcked []string
+	Final    bool
+	Absent   bool
+	// Unconfirmed is set on a message read from the history that was
+	// still waiting for acknowledgements when its session ended (an
+	// earlier run): nobody will ever confirm it.
+	Unconfirmed bool
+}
+
+// Entry kinds and acknowledgement states as store.Entry spells them.
+var (
+	storeKinds = map[session.NoticeKind]string{session.Message: "message", session.Plain: "plain", session.Membership: "membership"}
+	storeAcks  = map[session.NoticeKind]string{0: "pending", session.FullyAcked: "acked", session.NotFullyAcked: "not-acked"}
+)
+
+func lookup(m map[session.NoticeKind]string, name string) (session.NoticeKind, bool) {
+	for k, v := range m {
+		if v == name {
+			return k, true
+		}
+	}
+	return 0, false
+}
+
+// entryOf returns the entry a Message, Plain or Membership notice makes.
+func entryOf(n session.Notice) (Entry, bool) {
+	switch n.Kind {
+	case session.Message:
+		return Entry{Kind: n.Kind, ID: n.ID, Author: n.Author, Text: n.Text, At: n.At, Own: n.Own,
+			Members: n.Members, LogParents: n.LogParents}, true
+	case session.Plain:
+		return Entry{Kind: n.Kind, Author: n.Author, Text: n.Text, At: n.At}, true
+	case session.Membership:
+		return Entry{Kind: n.Kind, At: n.At, Members: n.Remain, Include: n.Include, Exclude: n.Exclude,
+			LogParents: n.LogParents}, true
+	}
+	return Entry{}, false
+}
+
+// withAck returns e with the acknowledgement state a FullyAcked or
+// NotFullyAcked notice reports.
+func withAck(e Entry, n session.Notice) Entry {
+	e.Ack = n.Kind
+	e.NotAcked, e.Final, e.Absent = nil, false, false
+	if n.Kind == session.NotFullyAcked {
+		e.NotAcked, e.Final, e.Absent = n.Members, n.Final, n.Absent
+	}
+	return e
+}
+
+func (e Entry) toStore() store.Entry {
+	return store.Entry{Seq: e.Seq, Kind: storeKinds[e.Kind], ID: e.ID, Author: e.Author, Text: e.Text, At: e.At,
+		Own: e.Own, Members: e.Members, Include: e.Include, Exclude: e.Exclude, LogParents: e.LogParents,
+		Ack: storeAcks[e.Ack], NotAcked: e.NotAcked, Final: e.Final, Absent: e.Absent}
+}
+
+func fromStore(s store.Entry) (Entry, error) {
+	kind, ok := lookup(storeKinds, s.Kind)
+	ack, ok2 := lookup(storeAcks, s.Ack)
+	if !ok || !ok2 {
+		return Entry{}, fmt.Errorf("app: history entry %d: kind %q, ack %q", s.Seq, s.Kind, s.Ack)
+	}
+	return Entry{Seq: s.Seq, Kind: kind, ID: s.ID, Author: s.Author, Text: s.Text, At: s.At, Own: s.Own,
+		Members: s.Members, Include: s.Include, Exclude: s.Exclude, LogParents: s.LogParents,
+		Ack: ack, NotAcked: s.NotAcked, Final: s.Final, Absent: s.Absent}, nil
+}
+
+// record stores e in the room's history and returns it as stored, which
+// is what a restart reads back. If it cannot be stored, it is logged and
+// returned as it is (Seq zero): shown all the same.
+func (r *Room) record(e Entry) Entry {
+	a := r.app
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := a.st.Append(ctx, a.acct.ID, r.jid, e.toStore())
+	if err == nil {
+		var got Entry
+		if got, err = fromStore(s); err == nil {
+			return got
+		}
+	}
+	a.log(LevelError, "history not recorded", "room", r.jid, "kind", e.Kind.String(), "err", err)
+	return e
+}
+
+// isHistory reports whether notices of kind k make or change history
+// entries (and are delivered as EventEntry, never as EventNotice).
+func isHistory(k session.NoticeKind) bool {
+	switch k {
+	case session.Message, session.Plain, session.Membership, session.FullyAcked, session.NotFullyAcked:
+		return true
+	}
+	return false
+}
+
+// entry records what a history notice adds or changes and returns the
+// entry to deliver: a new line (Message, Plain, Membership) or a
+// message's line again with its new acknowledgement state (FullyAcked,
+// NotFullyAcked). ok is false when there is nothing to deliver: a message
+// delivered already, or an acknowledgement of a message this session did
+// not show.
+func (r *Room) entry(n session.Notice) (e Entry, ok bool) {
+	switch n.Kind {
+	case session.Message, session.Plain, session.Membership:
+		if n.Kind == session.Message && r.isWaiting(n.ID) {
+			return Entry{}, false // the same message twice: one line
+		}
+		e, _ = entryOf(n)
+		e = r.record(e)
+	case session.FullyAcked, session.NotFullyAcked:
+		r.mu.Lock()
+		prev, known := r.waiting[n.ID]
+		r.mu.Unlock()
+		if !known {
+			return Entry{}, false
+		}
+		e = r.record(withAck(prev, n))
+	default:
+		return Entry{}, false
+	}
+	if e.Kind == session.Message {
+		r.mu.Lock()
+		if e.Ack == session.FullyAcked {
+			delete(r.waiting, e.ID)
+		} else {
+			r.waiting[e.ID] = e
+		}
+		r.mu.Unlock()
+	}
+	return e, true
+}
