@@ -93,13 +93,28 @@ func TestIntegrationClientTmux(t *testing.T) {
 		t.Errorf("client b: %v", err)
 	}
 
-	// Quit properly, then start again: the history is back.
+	// Quit properly, then start again: the history is back, and each
+	// message reads as it did live (author, text, marks: one rendering).
+	live := messageRows(tm.screen(), false)
 	tm.typeLine("/quit")
 	if st := tm.waitExit(); st != "0" {
 		t.Fatalf("the client exited with status %s; screen:\n%s", st, tm.screen())
 	}
 	tm.exec(scriptA)
 	scr = tm.waitText("end of history")
+	restarted := messageRows(scr, true)
+	same := 0
+	for num, l := range live {
+		if r, ok := restarted[num]; ok {
+			same++
+			if r != l {
+				t.Errorf("message #%s live:\n%s\nafter the restart:\n%s", num, l, r)
+			}
+		}
+	}
+	if same < 4 {
+		t.Errorf("only %d messages both live and after the restart:\nlive %q\nrestarted %q", same, live, restarted)
+	}
 	for _, want := range []string{botName + ": pong", botName + ": words only the room can read", bName + ": hello from the line mode"} {
 		if !strings.Contains(scr, want) {
 			t.Errorf("history lacks %q:\n%s", want, scr)
@@ -131,6 +146,29 @@ func TestIntegrationClientTmux(t *testing.T) {
 			}
 		}
 	}
+}
+
+// messageRows returns the message lines in the messages pane of a
+// screen, by number (the first row of each: long ones wrap the same way
+// at the same width). history: only those above "end of history".
+func messageRows(scr string, history bool) map[string]string {
+	re := regexp.MustCompile(`^\d\d:\d\d #(\d+) `)
+	out := map[string]string{}
+	for _, row := range strings.Split(scr, "\n") {
+		_, rest, ok := strings.Cut(row, "│")
+		if !ok {
+			continue
+		}
+		text, _, _ := strings.Cut(rest, "│")
+		text = strings.TrimRight(text, " ")
+		if history && strings.Contains(text, "end of history") {
+			break
+		}
+		if m := re.FindStringSubmatch(text); m != nil {
+			out[m[1]] = text
+		}
+	}
+	return out
 }
 
 // key presses a named key (tmux key names: Up, Escape, C-c...).
