@@ -324,11 +324,11 @@ func (t *tui) styled(v *roomView, l *line, dim, selected bool) string {
 		pre, suf := v.marks(l)
 		body := e(indent(l.text))
 		if dim {
-			return fmt.Sprintf(`["m%d"][gray]%s #%d %s%s: %s%s[-][""]`, l.num, ts, l.num, e(pre), e(v.name(l.author)), body, e(suf))
+			return fmt.Sprintf(`["m%d"][gray]%s #%d %s%s: %s%s[-][""]`, l.num, ts, l.num, e(pre), e(v.author(l)), body, e(suf))
 		}
-		author := "[aqua::b]" + e(v.name(l.author)) + "[-::-]"
+		author := "[aqua::b]" + e(v.author(l)) + "[-::-]"
 		if l.own {
-			author = "[green::b]" + e(v.name(l.author)) + "[-::-]"
+			author = "[green::b]" + e(v.author(l)) + "[-::-]"
 		}
 		if pre != "" {
 			pre = "[yellow::b]" + e(pre) + "[-::-]"
@@ -349,7 +349,7 @@ func (t *tui) styled(v *roomView, l *line, dim, selected bool) string {
 		}
 		return fmt.Sprintf(`["m%d"][gray]%s #%d[-] %s%s%s: %s%s[""]`, l.num, ts, l.num, sel, pre, author, body, suf)
 	case linePlain:
-		return fmt.Sprintf("[gray]%s[-] [red::b][UNENCRYPTED][-::-] %s: %s", ts, e(v.name(l.author)), e(indent(l.text)))
+		return fmt.Sprintf("[gray]%s[-] [red::b][UNENCRYPTED][-::-] %s: %s", ts, e(v.author(l)), e(indent(l.text)))
 	case lineMembership:
 		return fmt.Sprintf("[gray]%s[-] [blue::b]── %s[-::-]", ts, e(l.text))
 	case lineWarning:

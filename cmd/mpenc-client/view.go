@@ -147,6 +147,16 @@ func (v *roomView) name(member string) string {
 	return trust.Bare(member)
 }
 
+// author is how a line's author is shown: "you" for our own messages,
+// which the line itself says (a history loaded before the room's
+// connection tells us our participant id shows them the same way).
+func (v *roomView) author(l *line) string {
+	if l.own {
+		return "you"
+	}
+	return v.name(l.author)
+}
+
 func (v *roomView) names(ms []string) string {
 	var out []string
 	for _, m := range ms {
@@ -459,9 +469,9 @@ func (v *roomView) plainText(l *line) string {
 	switch l.kind {
 	case lineMessage:
 		pre, suf := v.marks(l)
-		return fmt.Sprintf("%s #%d %s%s: %s%s", ts, l.num, pre, v.name(l.author), indent(l.text), suf)
+		return fmt.Sprintf("%s #%d %s%s: %s%s", ts, l.num, pre, v.author(l), indent(l.text), suf)
 	case linePlain:
-		return fmt.Sprintf("%s [UNENCRYPTED] %s: %s", ts, v.name(l.author), indent(l.text))
+		return fmt.Sprintf("%s [UNENCRYPTED] %s: %s", ts, v.author(l), indent(l.text))
 	case lineMembership:
 		return fmt.Sprintf("%s -- %s", ts, l.text)
 	case lineWarning:
@@ -496,7 +506,7 @@ func (v *roomView) details(l *line, unacked []string, live bool) string {
 				refs = append(refs, fmt.Sprintf("a message %d above (not shown)", l.parents[i]))
 				continue
 			}
-			refs = append(refs, fmt.Sprintf("#%d %s: %q", p.num, v.name(p.author), clip(p.text, 40)))
+			refs = append(refs, fmt.Sprintf("#%d %s: %q", p.num, v.author(p), clip(p.text, 40)))
 		}
 		b.WriteString("answers: " + strings.Join(refs, "; ") + "\n")
 	}

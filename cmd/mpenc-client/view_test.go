@@ -270,6 +270,13 @@ func TestViewHistory(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("history:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+	// Loaded before the room's connection tells us our participant id,
+	// our own messages are still ours.
+	early := newRoomView("r@muc")
+	early.loadHistory([]app.Entry{{Kind: session.Message, ID: id(1), Author: alice, Text: "mine", Own: true, At: at, Ack: session.FullyAcked}})
+	if got := early.plainText(early.message(1)); got != "15:04 #1 you: mine" {
+		t.Errorf("own message before self is known: %q", got)
+	}
 	// A message recorded again (same id) is not shown twice.
 	v.apply(msg(3, alice, "acked", true, []int{1}))
 	if len(v.msgs) != 4 {
