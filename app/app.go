@@ -32,9 +32,14 @@ type Level uint8
 
 // Levels.
 const (
+	// LevelDebug is detail for diagnosing problems (each notice's kind).
 	LevelDebug Level = iota
+	// LevelInfo is the normal course of things: connections, joins.
 	LevelInfo
+	// LevelWarn is something wrong that the App carries on from: a
+	// warning notice, a failed join or part.
 	LevelWarn
+	// LevelError is something lost: a history entry not recorded.
 	LevelError
 )
 
