@@ -18,14 +18,14 @@ import (
 	"github.com/mpenc/mpenc/channel"
 	"github.com/mpenc/mpenc/channel/xmpp"
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/sessionpeek"
 	"github.com/mpenc/mpenc/internal/wire"
 	"github.com/mpenc/mpenc/session"
 	"github.com/mpenc/mpenc/transcript"
 )
 
-// A peer is one mpENC device: a session.Core run as session.Session runs
-// it (coreRunner, which also lets view read the core) over its own
-// channel/xmpp Channel (through a tap that counts and can freeze the events), with a
+// A peer is one mpENC device: a session.Session (whose core view reads
+// through internal/sessionpeek) over its own channel/xmpp Channel (through a tap that counts and can freeze the events), with a
 // session.MemoryDirectory that learns the keys announced in the room, and
 // the notices it has delivered so far.
 type peer struct {
@@ -34,7 +34,7 @@ type peer struct {
 	id   string // our participant id (full JID)
 	ch   *xmpp.Channel
 	tap  *tap
-	sess *coreRunner
+	sess *session.Session
 	dir  *session.MemoryDirectory
 	via  *proxy // nil: connected to the server directly
 	auto bool   // AutoInclude
@@ -114,7 +114,7 @@ func (s *server) newPeer(t testing.TB, i int, room string, o peerOpts) *peer {
 	if o.timing != nil {
 		timing = *o.timing
 	}
-	p.sess, err = newCoreRunner(session.Config{
+	p.sess, err = session.New(session.Config{
 		Self:        p.id,
 		Identity:    sk,
 		Directory:   p.dir,
@@ -295,7 +295,8 @@ type view struct {
 func (p *peer) view() view {
 	p.t.Helper()
 	var v view
-	err := p.sess.read(ctxBound(p.t), func(c *session.Core) {
+	err := sessionpeek.Query(ctxBound(p.t), p.sess, func(core any) {
+		c := core.(*session.Core)
 		v.sid, v.ok = c.SessionID()
 		v.members = c.Members()
 		v.key, _ = c.UnsafeGroupKey()

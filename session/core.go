@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -310,4 +311,7 @@ func subset(a, b []string) bool {
 
 func init() {
 	sessionpeek.MessageLog = func(c any) *causal.MessageLog { return c.(*Core).log }
+	sessionpeek.Query = func(ctx context.Context, s any, f func(core any)) error {
+		return s.(*Session).do(ctx, func(c *Core) { f(c) })
+	}
 }
