@@ -3,7 +3,6 @@ package session
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"slices"
 	"time"
@@ -249,9 +248,6 @@ func (c *Core) Members() []string {
 	return nil
 }
 
-// ChannelMembers returns the room's membership as last seen.
-func (c *Core) ChannelMembers() []string { return slices.Clone(c.channel) }
-
 // SessionID returns the current subsession's id, if any.
 func (c *Core) SessionID() ([32]byte, bool) {
 	if c.cur == nil {
@@ -293,10 +289,6 @@ func (c *Core) setFatalBy(author string, err error) {
 	if c.stage.inRoom() {
 		c.leaveChannel()
 	}
-}
-
-func (c *Core) String() string {
-	return fmt.Sprintf("Core(%s %s %v %v)", c.cfg.Self, c.letters(), c.stage, c.public)
 }
 
 // subset reports whether every element of a is in b.

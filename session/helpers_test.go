@@ -15,7 +15,7 @@ import (
 
 // ref is the reference timing profile, as in the scenarios of
 // SESSION-RULES and LIVENESS-NOTES (BC 5 s).
-var ref = session.ReferenceTiming()
+var ref = session.NewTiming(5*time.Second, 16*time.Second)
 
 // hop is the room's per-hop delay in scenarios: well inside BC.
 var hop = memhub.Faults{Uplink: 20 * time.Millisecond, Downlink: 20 * time.Millisecond, Jitter: 10 * time.Millisecond}

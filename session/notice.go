@@ -97,9 +97,9 @@ const (
 	Gap
 )
 
-// Warning reports whether the notice signals that something is wrong. On
+// warning reports whether the notice kind signals that something is wrong. On
 // an honest channel with no crashes a correct session emits none.
-func (k NoticeKind) Warning() bool {
+func (k NoticeKind) warning() bool {
 	switch k {
 	case NotFullyAcked, Waiting, Dropped, NotDecrypted, SecurityWarning, MemberExpired, Gap:
 		return true
@@ -144,7 +144,7 @@ func (n Notice) IsWarning() bool {
 	if n.Kind == NotFullyAcked && n.Absent {
 		return false
 	}
-	return n.Kind.Warning()
+	return n.Kind.warning()
 }
 
 func (n Notice) String() string {

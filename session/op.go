@@ -93,8 +93,8 @@ func (o *Op) Done() bool { return o.done }
 // meaningful once Done.
 func (o *Op) Err() error { return o.err }
 
-// Wait returns a channel closed when the operation settles.
-func (o *Op) Wait() <-chan struct{} { return o.doneCh }
+// wait returns a channel closed when the operation settles.
+func (o *Op) wait() <-chan struct{} { return o.doneCh }
 
 func (o *Op) String() string {
 	if o == nil {

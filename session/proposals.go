@@ -75,18 +75,6 @@ func (c *Core) Send(text string, now time.Time) (transcript.ID, error) {
 	return id, err
 }
 
-// Ack sends a read receipt: "I have read everything up to here".
-func (c *Core) Ack(now time.Time) error {
-	c.advance(now)
-	defer c.after()
-	if c.cur == nil {
-		return ErrNotJoined
-	}
-	_, err := c.cur.base.SendAck(true, c.now)
-	c.drain(c.cur)
-	return err
-}
-
 // Include proposes to bring members into the session. They must be in the
 // room.
 func (c *Core) Include(members []string, now time.Time) (*Op, error) {

@@ -221,7 +221,7 @@ func (s *Session) wait(ctx context.Context, op *Op, err error) error {
 		return err
 	}
 	select {
-	case <-op.Wait():
+	case <-op.wait():
 		return op.Err()
 	case <-ctx.Done():
 		return ctx.Err()
@@ -276,15 +276,6 @@ func (s *Session) Send(ctx context.Context, text string) (transcript.ID, error) 
 	return id, err
 }
 
-// Ack sends a read receipt.
-func (s *Session) Ack(ctx context.Context) error {
-	var err error
-	if e := s.do(ctx, func(c *Core) { err = c.Ack(s.now()) }); e != nil {
-		return e
-	}
-	return err
-}
-
 // Roster is a snapshot of who is in a room and in its session, taken at
 // one point of the event loop: the lists agree with each other.
 type Roster struct {
@@ -314,20 +305,6 @@ func (s *Session) Roster(ctx context.Context) (Roster, error) {
 func (s *Session) Unacked(ctx context.Context, id transcript.ID) (members []string, ok bool, err error) {
 	err = s.do(ctx, func(c *Core) { members, ok = c.unacked(id) })
 	return members, ok, err
-}
-
-// State returns the public state.
-func (s *Session) State(ctx context.Context) (State, error) {
-	var st State
-	err := s.do(ctx, func(c *Core) { st = c.State() })
-	return st, err
-}
-
-// Members returns the session's members.
-func (s *Session) Members(ctx context.Context) ([]string, error) {
-	var m []string
-	err := s.do(ctx, func(c *Core) { m = c.Members() })
-	return m, err
 }
 
 // Close stops the event loop without parting (use Part first to leave

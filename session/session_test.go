@@ -69,11 +69,11 @@ func TestSessionRealTime(t *testing.T) {
 	// not send in the subsession he had with alice alone).
 	for _, id := range ids {
 		for {
-			m, err := sessions[id].Members(ctx)
+			r, err := sessions[id].Roster(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(m) == 3 {
+			if len(r.Members) == 3 {
 				break
 			}
 			time.Sleep(10 * time.Millisecond)
@@ -133,16 +133,26 @@ func TestSessionEnterFailed(t *testing.T) {
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); s.Run(ctx) }()
+	states := make(chan session.State, 16)
 	go func() {
-		for range s.Notices() {
+		for n := range s.Notices() {
+			if n.Kind == session.StateChanged {
+				states <- n.State
+			}
 		}
+		close(states)
 	}()
 	err = s.Join(ctx)
 	if !errors.Is(err, session.ErrEnterFailed) || !errors.Is(err, refusal) {
 		t.Fatalf("join: %v, want ErrEnterFailed wrapping the refusal", err)
 	}
-	if st, _ := s.State(ctx); st != session.StateJoinFailed {
-		t.Errorf("state %v, want JOIN_FAILED", st)
+	select {
+	case st := <-states:
+		if st != session.StateJoinFailed {
+			t.Errorf("state %v, want JOIN_FAILED", st)
+		}
+	case <-ctx.Done():
+		t.Error("no state change announced")
 	}
 	s.Close()
 	cancel()

@@ -24,7 +24,3 @@ func InternetTiming() Timing { return subsession.InternetTiming() }
 // LoopbackTiming is the profile for a server on the same machine (tests,
 // demos): BC 0.5 s, MI 2 s.
 func LoopbackTiming() Timing { return subsession.LoopbackTiming() }
-
-// ReferenceTiming is the reference implementation's BC 5 s and MI 16 s,
-// with our rules.
-func ReferenceTiming() Timing { return subsession.ReferenceTiming() }
