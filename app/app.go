@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"sync"
@@ -26,27 +27,6 @@ import (
 // The trust store's directory is what feeds announced keys to the trust
 // store: the session calls ObserveKey for every EventIdentity.
 var _ session.KeyObserver = (*trust.Directory)(nil)
-
-// Level is the severity of a diagnostic.
-type Level uint8
-
-// Levels.
-const (
-	// LevelDebug is detail for diagnosing problems (each notice's kind).
-	LevelDebug Level = iota
-	// LevelInfo is the normal course of things: connections, joins.
-	LevelInfo
-	// LevelWarn is something wrong that the App carries on from: a
-	// warning notice, a failed join or part.
-	LevelWarn
-	// LevelError is something lost: a history entry not recorded.
-	LevelError
-)
-
-// LogFunc receives a diagnostic: a message and key/value pairs. It is
-// called from several goroutines. Values never hold message text, keys or
-// passwords.
-type LogFunc func(level Level, msg string, kv ...any)
 
 // Config configures an App. Only Store, Account, Password and Passphrase
 // are required.
@@ -84,8 +64,13 @@ type Config struct {
 	// waiting to be included (default: the session's own limit).
 	JoinTimeout time.Duration
 
-	// Log receives diagnostics; nil: silent.
-	Log LogFunc
+	// Logger receives diagnostics, from several goroutines: Debug is
+	// detail (each notice's kind), Info the normal course of things
+	// (connections, joins), Warn something wrong the App carries on from
+	// (a warning notice, a failed join or part), Error something lost (a
+	// history entry not recorded). The values never hold message text,
+	// keys or passwords. nil: discard.
+	Logger *slog.Logger
 	// XMPP, if set, may adjust each room's channel configuration before
 	// it is dialled (tests shorten timers with it).
 	XMPP func(*xmpp.Config)
@@ -112,10 +97,15 @@ type App struct {
 // errClosed is returned by the methods of a closed App.
 var errClosed = errors.New("app: closed")
 
-func (a *App) log(level Level, msg string, kv ...any) {
-	if a.cfg.Log != nil {
-		a.cfg.Log(level, msg, kv...)
+// discard is the logger of an App whose Config has none.
+var discard = slog.New(slog.DiscardHandler)
+
+// log is where the App's diagnostics go: Config.Logger, or discard.
+func (a *App) log() *slog.Logger {
+	if a.cfg.Logger != nil {
+		return a.cfg.Logger
 	}
+	return discard
 }
 
 // Open opens the store (creating it if needed), finds or creates the
@@ -161,7 +151,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	a.trust = st.Trust(a.acct.ID, trust.Config{})
-	a.log(LevelInfo, "device ready", "account", a.acct.JID, "device", a.res,
+	a.log().Info("device ready", "account", a.acct.JID, "device", a.res,
 		"fingerprint", trust.FingerprintOf(a.key.Public()).String())
 	return a, nil
 }
@@ -179,7 +169,7 @@ func (a *App) unlock(ctx context.Context) error {
 	}
 	a.acct, a.res, a.key = acct, res, key
 	if created {
-		a.log(LevelInfo, "created device", "device", res)
+		a.log().Info("created device", "device", res)
 	}
 	return nil
 }
@@ -327,7 +317,7 @@ func (a *App) Join(ctx context.Context, roomJID string, opt RoomOptions) (*Room,
 			nick = a.cfg.Nick
 		}
 		if _, err := a.st.SaveRoom(ctx, store.Room{Account: a.acct.ID, JID: room, Nick: nick, AutoJoin: true, Include: opt.Include}); err != nil {
-			a.log(LevelWarn, "could not record the room", "room", room, "err", err)
+			a.log().Warn("could not record the room", "room", room, "err", err)
 		}
 	}
 	return r, nil
@@ -347,7 +337,7 @@ func (a *App) Leave(ctx context.Context, roomJID string, forget bool) error {
 			}
 		}
 		if err != nil {
-			a.log(LevelWarn, "could not update the room", "room", room, "err", err)
+			a.log().Warn("could not update the room", "room", room, "err", err)
 		}
 	}
 	if r == nil {
@@ -375,7 +365,7 @@ func (a *App) Close(ctx context.Context) error {
 	for _, r := range rooms {
 		wg.Go(func() {
 			if err := r.stop(ctx, true); err != nil {
-				a.log(LevelWarn, "part", "room", r.jid, "err", err)
+				a.log().Warn("part", "room", r.jid, "err", err)
 			}
 		})
 	}
@@ -383,7 +373,7 @@ func (a *App) Close(ctx context.Context) error {
 	a.q.close()
 	err := a.st.Close()
 	a.key.Zero()
-	a.log(LevelInfo, "closed")
+	a.log().Info("closed")
 	return err
 }
 

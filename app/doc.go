@@ -54,8 +54,9 @@
 //
 // # Logging
 //
-// Diagnostics go to [Config.Log] (nil: silent) as a message and key/value
-// pairs. They never contain message text, keys or passwords.
+// Diagnostics go to [Config.Logger], a [log/slog.Logger] (nil: discarded),
+// as a message and key/value pairs ("room", "err", ...; an "err" that is
+// nil is left out). They never contain message text, keys or passwords.
 //
 // # What it does not do
 //

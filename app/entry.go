@@ -127,7 +127,7 @@ func (r *Room) record(e Entry) Entry {
 			return got
 		}
 	}
-	a.log(LevelError, "history not recorded", "room", r.jid, "kind", e.Kind.String(), "err", err)
+	a.log().Error("history not recorded", "room", r.jid, "kind", e.Kind.String(), "err", err)
 	return e
 }
 

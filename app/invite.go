@@ -61,10 +61,10 @@ func (a *App) invitations(via string, in <-chan xmpp.Invitation) {
 		fresh := !joined && !a.closed && a.invites.add(inv, time.Now())
 		a.mu.Unlock()
 		if !fresh {
-			a.log(LevelDebug, "invitation not shown (a copy, a room we are in, or over the rate)", "room", inv.Room, "via", via)
+			a.log().Debug("invitation not shown (a copy, a room we are in, or over the rate)", "room", inv.Room, "via", via)
 			continue
 		}
-		a.log(LevelInfo, "invitation", "room", inv.Room, "from", inv.From, "via", via)
+		a.log().Info("invitation", "room", inv.Room, "from", inv.From, "via", via)
 		a.q.push(Event{Room: via, Kind: EventInvitation, Invitation: inv})
 	}
 }

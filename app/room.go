@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -108,7 +109,7 @@ func (r *Room) start(ctx context.Context) (err error) {
 		Nick:     nick,
 		Identity: a.key.Public(),
 		Logf: func(format string, args ...any) {
-			a.log(LevelDebug, fmt.Sprintf(format, args...), "room", r.jid)
+			a.log().Debug(fmt.Sprintf(format, args...), "room", r.jid)
 		},
 	}
 	if a.cfg.XMPP != nil {
@@ -145,12 +146,12 @@ func (r *Room) start(ctx context.Context) (err error) {
 	go func() {
 		defer close(r.runDone)
 		if err := r.sess.Run(r.rctx); err != nil {
-			a.log(LevelWarn, "session stopped", "room", r.jid, "err", err)
+			a.log().Warn("session stopped", "room", r.jid, "err", err)
 		}
 	}()
 	go r.pump()
 	go a.invitations(r.jid, ch.Invitations())
-	a.log(LevelInfo, "connected", "room", r.jid, "self", r.self)
+	a.log().Info("connected", "room", r.jid, "self", r.self)
 	go r.join(r.rctx)
 	return nil
 }
@@ -172,9 +173,9 @@ func (r *Room) join(ctx context.Context) {
 		if cerr := r.ch.Err(); cerr != nil {
 			err = cerr
 		}
-		a.log(LevelWarn, "join failed", "room", r.jid, "err", err)
+		a.log().Warn("join failed", "room", r.jid, "err", err)
 	} else {
-		a.log(LevelInfo, "joined", "room", r.jid)
+		a.log().Info("joined", "room", r.jid)
 	}
 	a.q.push(Event{Room: r.jid, Kind: EventJoined, Err: err})
 }
@@ -199,9 +200,9 @@ func (r *Room) pump() {
 // remembered invitations.
 func (r *Room) observe(n session.Notice) {
 	a := r.app
-	lvl := LevelDebug
+	lvl := slog.LevelDebug
 	if n.IsWarning() {
-		lvl = LevelWarn
+		lvl = slog.LevelWarn
 	}
 	kv := []any{"room", r.jid, "kind", n.Kind.String()}
 	if n.Author != "" {
@@ -210,7 +211,7 @@ func (r *Room) observe(n session.Notice) {
 	if n.Err != nil {
 		kv = append(kv, "err", n.Err)
 	}
-	a.log(lvl, "notice", kv...)
+	a.log().Log(context.Background(), lvl, "notice", kv...)
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -435,7 +436,11 @@ func (r *Room) stop(ctx context.Context, part bool) error {
 			delete(a.rooms, r.jid)
 		}
 		a.mu.Unlock()
-		a.log(LevelInfo, "left", "room", r.jid, "err", r.stopErr)
+		kv := []any{"room", r.jid}
+		if r.stopErr != nil { // no "err" when we left on request
+			kv = append(kv, "err", r.stopErr)
+		}
+		a.log().Info("left", kv...)
 		a.q.push(Event{Room: r.jid, Kind: EventClosed, Err: r.stopErr})
 		close(r.done)
 	})

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,11 +44,7 @@ func (s *server) newAppPeer(t *testing.T, a account, dir string) *appPeer {
 		KDF:        store.KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1},
 		Server:     s.addr, Security: s.security, RootCAs: s.roots,
 		Timing: session.LoopbackTiming(), PartTimeout: 10 * time.Second,
-		Log: func(level app.Level, msg string, kv ...any) {
-			if level >= app.LevelWarn {
-				t.Logf("peer: %s %v", msg, kv)
-			}
-		},
+		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})).With("peer", a.jid),
 	}
 	if s.security == xmpp.DirectTLS {
 		cfg.Server = s.tlsAddr

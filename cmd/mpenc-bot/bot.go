@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -21,12 +22,12 @@ type Bot struct {
 	cfg      *Config
 	prefix   string
 	commands map[string]Command
-	log      app.LogFunc
+	log      *slog.Logger
 }
 
 // run starts the bot and serves until ctx ends; then it parts every room
 // properly and returns.
-func run(ctx context.Context, cfg *Config, log app.LogFunc) error {
+func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	password, passphrase, err := cfg.secrets()
 	if err != nil {
 		return err
@@ -36,7 +37,7 @@ func run(ctx context.Context, cfg *Config, log app.LogFunc) error {
 		return err
 	}
 	acfg.Password = password
-	acfg.Log = log
+	acfg.Logger = log
 	acfg.Passphrase = func(bool) ([]byte, error) { return passphrase, nil }
 	a, err := app.Open(ctx, acfg)
 	crypto.Zero(passphrase)
@@ -48,7 +49,7 @@ func run(ctx context.Context, cfg *Config, log app.LogFunc) error {
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := a.Close(cctx); err != nil {
-			log(app.LevelError, "close", "err", err)
+			log.Error("close", "err", err)
 		}
 	}()
 	for _, rc := range cfg.Rooms {
@@ -56,7 +57,7 @@ func run(ctx context.Context, cfg *Config, log app.LogFunc) error {
 			return fmt.Errorf("room %s: %w", rc.JID, err)
 		}
 	}
-	log(app.LevelInfo, "bot started", "account", a.Account(), "fingerprint", trust.FingerprintOf(a.PublicKey()).String(), "rooms", len(cfg.Rooms))
+	log.Info("bot started", "account", a.Account(), "fingerprint", trust.FingerprintOf(a.PublicKey()).String(), "rooms", len(cfg.Rooms))
 	return b.serve(ctx)
 }
 
@@ -83,35 +84,39 @@ func (b *Bot) serve(ctx context.Context) error {
 				retries[ev.Room]++
 				d := min(time.Duration(1<<min(retries[ev.Room], 6))*time.Second, time.Minute)
 				d += time.Duration(rand.Int64N(int64(d / 4)))
-				b.log(app.LevelWarn, "join failed; retrying", "room", ev.Room, "err", ev.Err, "in", d.String())
+				b.log.Warn("join failed; retrying", "room", ev.Room, "err", ev.Err, "in", d.String())
 				if r != nil {
 					room := ev.Room
 					time.AfterFunc(d, func() {
 						if ctx.Err() == nil {
 							// A room we are in: Join joins its session again.
 							if _, err := b.app.Join(ctx, room, app.RoomOptions{}); err != nil {
-								b.log(app.LevelWarn, "rejoin", "room", room, "err", err)
+								b.log.Warn("rejoin", "room", room, "err", err)
 							}
 						}
 					})
 				}
 			case app.EventDecision:
-				lvl := app.LevelInfo
+				lvl := slog.LevelInfo
 				if ev.Decision.Warning() {
-					lvl = app.LevelWarn
+					lvl = slog.LevelWarn
 				}
-				b.log(lvl, "key", "room", ev.Room, "member", ev.Decision.Member, "decision", ev.Decision.Kind.String(),
+				b.log.Log(ctx, lvl, "key", "room", ev.Room, "member", ev.Decision.Member, "decision", ev.Decision.Kind.String(),
 					"fingerprint", trust.FingerprintOf(ev.Decision.Key).String(), "trusted", ev.Decision.Trusted)
 			case app.EventEntry:
 				if r != nil {
 					b.entry(ctx, r, ev.Entry)
 				}
 			case app.EventInfo:
-				b.log(app.LevelInfo, ev.Text, "room", ev.Room, "err", ev.Err)
+				kv := []any{"room", ev.Room}
+				if ev.Err != nil { // a step that went well has no "err"
+					kv = append(kv, "err", ev.Err)
+				}
+				b.log.Info(ev.Text, kv...)
 			case app.EventInvitation:
 				// A bot joins the rooms of its configuration only: anyone
 				// can send an invitation.
-				b.log(app.LevelInfo, "invitation ignored", "room", ev.Invitation.Room, "from", ev.Invitation.From)
+				b.log.Info("invitation ignored", "room", ev.Invitation.Room, "from", ev.Invitation.From)
 			}
 		}
 	}
@@ -155,7 +160,7 @@ func (b *Bot) answer(ctx context.Context, r *app.Room, from, name, args string) 
 		b.send(ctx, r, fmt.Sprintf("unknown command %s%s; try %shelp", b.prefix, name, b.prefix), name)
 		return
 	}
-	b.log(app.LevelInfo, "command", "room", r.JID(), "from", from, "command", name)
+	b.log.Info("command", "room", r.JID(), "from", from, "command", name)
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	reply, err := cmd.Run(cctx, Request{Bot: b, Room: r, From: from, Name: name, Args: args})
@@ -169,6 +174,6 @@ func (b *Bot) answer(ctx context.Context, r *app.Room, from, name, args string) 
 
 func (b *Bot) send(ctx context.Context, r *app.Room, text, what string) {
 	if _, err := r.Send(ctx, text); err != nil {
-		b.log(app.LevelWarn, "reply not sent", "room", r.JID(), "what", what, "err", err)
+		b.log.Warn("reply not sent", "room", r.JID(), "what", what, "err", err)
 	}
 }

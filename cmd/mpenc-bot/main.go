@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -17,8 +18,6 @@ import (
 	"syscall"
 
 	"github.com/rs/zerolog"
-
-	"github.com/mpenc/mpenc/internal/applog"
 )
 
 const usage = `mpenc-bot: an mpENC bot for XMPP rooms.
@@ -105,14 +104,23 @@ func main() {
 	if *verbose {
 		level = zerolog.DebugLevel
 	}
-	zl := zerolog.New(out).Level(level).With().Timestamp().Str("cmd", "mpenc-bot").Logger()
+	zl, log := newLogger(out, level)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, cfg, applog.Zerolog(zl)); err != nil {
+	if err := run(ctx, cfg, log); err != nil {
 		zl.Error().Err(err).Msg("exit")
 		fmt.Fprintf(os.Stderr, "mpenc-bot: error: %v\n", err)
 		os.Exit(1)
 	}
 	zl.Info().Msg("stopped")
+}
+
+// newLogger returns the bot's logger, JSON lines on out from level up
+// (level, cmd, the key/values, time, message), and the same logger for
+// package app, whose log/slog records zerolog's handler writes as such
+// lines.
+func newLogger(out io.Writer, level zerolog.Level) (zerolog.Logger, *slog.Logger) {
+	zl := zerolog.New(out).Level(level).With().Timestamp().Str("cmd", "mpenc-bot").Logger()
+	return zl, slog.New(zerolog.NewSlogHandler(zl))
 }

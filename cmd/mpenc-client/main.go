@@ -11,6 +11,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,7 +23,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/mpenc/mpenc/app"
-	"github.com/mpenc/mpenc/internal/applog"
 	"github.com/mpenc/mpenc/store"
 )
 
@@ -92,7 +93,7 @@ func run(cfg *Config) error {
 	if err != nil {
 		return fmt.Errorf("log level: %w", err)
 	}
-	log := zerolog.New(lf).Level(level).With().Timestamp().Str("cmd", "mpenc-client").Logger()
+	log, alog := newLogger(lf, level)
 
 	password, err := secret(cfg.PasswordEnv, "XMPP password for "+cfg.Account+": ", false)
 	if err != nil {
@@ -103,7 +104,7 @@ func run(cfg *Config) error {
 		return err
 	}
 	acfg.Password = string(password)
-	acfg.Log = applog.Zerolog(log)
+	acfg.Logger = alog
 	acfg.Passphrase = func(create bool) ([]byte, error) {
 		if create {
 			fmt.Fprintf(os.Stderr, "mpenc-client: creating this device's identity key for %s\n", cfg.Account)
@@ -150,6 +151,15 @@ func run(cfg *Config) error {
 	}
 	log.Info().Msg("exit")
 	return runErr
+}
+
+// newLogger returns the client's logger, JSON lines on out (the log file)
+// from level up (level, cmd, the key/values, time, message), and the same
+// logger for package app, whose log/slog records zerolog's handler writes
+// as such lines.
+func newLogger(out io.Writer, level zerolog.Level) (zerolog.Logger, *slog.Logger) {
+	zl := zerolog.New(out).Level(level).With().Timestamp().Str("cmd", "mpenc-client").Logger()
+	return zl, slog.New(zerolog.NewSlogHandler(zl))
 }
 
 // secret reads a secret from the environment variable env (removing it),
