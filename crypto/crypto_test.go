@@ -2,14 +2,13 @@ package crypto_test
 
 import (
 	"bytes"
-	"crypto/aes"
-	"crypto/cipher"
 	"errors"
 	"strings"
 	"testing"
 	"testing/iotest"
 
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/primitive"
 )
 
 // seq is a deterministic reader: 0, 1, 2, ...
@@ -24,17 +23,6 @@ func (s *seq) Read(p []byte) (int, error) {
 }
 
 func TestRandomnessIsInjected(t *testing.T) {
-	a, err := crypto.GenerateX25519Key(&seq{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := [32]byte{}
-	for i := range want {
-		want[i] = byte(i)
-	}
-	if a.Scalar() != want {
-		t.Errorf("scalar %x, want the reader's bytes", a.Scalar())
-	}
 	s, err := crypto.GenerateSigningKey(&seq{n: 32})
 	if err != nil {
 		t.Fatal(err)
@@ -48,35 +36,12 @@ func TestRandomnessIsInjected(t *testing.T) {
 	if _, err := crypto.Random32(strings.NewReader("short")); err == nil {
 		t.Error("a short reader must fail")
 	}
-}
-
-func TestX25519Agreement(t *testing.T) {
-	a, _ := crypto.GenerateX25519Key(nil)
-	b, _ := crypto.GenerateX25519Key(nil)
-	ab, err := a.DH(b.Public())
-	if err != nil {
-		t.Fatal(err)
+	b := make([]byte, 5)
+	if err := crypto.RandomBytes(&seq{n: 7}, b); err != nil || !bytes.Equal(b, []byte{7, 8, 9, 10, 11}) {
+		t.Errorf("RandomBytes = %x, %v: want the reader's bytes", b, err)
 	}
-	ba, err := b.DH(a.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ab != ba {
-		t.Fatal("DH values differ")
-	}
-	// Low-order points are refused rather than yielding an all-zero secret.
-	for _, p := range [][32]byte{{}, {1}} {
-		if _, err := a.DH(p); !errors.Is(err, crypto.ErrLowOrderPoint) {
-			t.Errorf("DH(%x) error = %v, want ErrLowOrderPoint", p[:1], err)
-		}
-	}
-	if strings.Contains(a.String(), "scalar") {
-		t.Error("String must not mention the scalar")
-	}
-	s := a.Scalar()
-	a.Zero()
-	if a.Scalar() == s && s != ([32]byte{}) {
-		t.Error("Zero left the scalar in place")
+	if err := crypto.RandomBytes(strings.NewReader("shor"), b); err == nil {
+		t.Error("a short reader must fail")
 	}
 }
 
@@ -105,33 +70,18 @@ func TestSignVerify(t *testing.T) {
 	}
 }
 
-// TestCTRCounterBlock checks the counter block layout (IV ‖ 00000000) and
-// both key sizes against a direct use of the standard library.
-func TestCTRCounterBlock(t *testing.T) {
-	iv := [12]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
-	src := bytes.Repeat([]byte("0123456789abcdef"), 5)
-	for _, n := range []int{16, 32} {
-		key := bytes.Repeat([]byte{byte(n)}, n)
-		got := make([]byte, len(src))
-		if err := crypto.XORKeyStreamCTR(got, src, key, &iv); err != nil {
-			t.Fatal(err)
-		}
-		block, _ := aes.NewCipher(key)
-		ctr := append(iv[:], 0, 0, 0, 0)
-		want := make([]byte, len(src))
-		cipher.NewCTR(block, ctr).XORKeyStream(want, src)
-		if !bytes.Equal(got, want) {
-			t.Errorf("AES-%d-CTR differs from IV‖0 counter", n*8)
-		}
-		// Decryption is the same operation, in place.
-		if err := crypto.XORKeyStreamCTR(got, got, key, &iv); err != nil || !bytes.Equal(got, src) {
-			t.Errorf("AES-%d-CTR does not invert", n*8)
-		}
-	}
-	for _, n := range []int{0, 15, 24, 33} {
-		if err := crypto.XORKeyStreamCTR(make([]byte, 1), []byte{0}, make([]byte, n), &iv); !errors.Is(err, crypto.ErrKeySize) {
-			t.Errorf("key of %d bytes: error %v, want ErrKeySize", n, err)
-		}
+// TestOpCounts: signatures, key expansions and verifications are counted
+// where the benchmarks read them (internal/primitive).
+func TestOpCounts(t *testing.T) {
+	before := primitive.ReadOpCounts()
+	k := crypto.NewSigningKey([crypto.SeedSize]byte{1})
+	msg := make([]byte, 100)
+	sig := k.Sign(msg)
+	crypto.Verify(k.Public(), msg[:10], &sig)
+	got := primitive.ReadOpCounts().Sub(before)
+	want := primitive.OpCounts{Sign: 2, SignBytes: 100, Verify: 1, VerifyBytes: 10}
+	if got != want {
+		t.Errorf("counts %+v, want %+v", got, want)
 	}
 }
 

@@ -1,17 +1,19 @@
-// Package crypto holds the cryptographic primitives of mpENC/1 and nothing
-// else: X25519 Diffie-Hellman (for CLIQUES), Ed25519 signatures (static
-// identity keys and ephemeral session keys), AES-CTR (data packets),
-// HKDF-SHA256 and SHA-256, constant-time comparison and zeroing helpers.
+// Package crypto holds the cryptographic values that mpenc's public
+// packages and the programs using them share: Ed25519 identity keys
+// ([SigningKey], [PublicKey]) and signatures ([Signature], [Verify]),
+// SHA-256 ([Hash]), constant-time comparison and zeroing ([Equal], [Zero]),
+// and randomness ([RandomBytes], [Random32]).
 //
 // Entry points:
 //
-//   - [NewX25519Key] / [GenerateX25519Key] build an [X25519Key] once; its
-//     [X25519Key.DH] then costs one Montgomery ladder per call.
 //   - [NewSigningKey] / [GenerateSigningKey] build an Ed25519 [SigningKey]
 //     from its 32-byte seed; [Verify] checks a signature.
-//   - [XORKeyStreamCTR] encrypts or decrypts with AES-CTR, the key length
-//     selecting AES-128 or AES-256.
-//   - [HKDF], [Hash], [Equal], [Zero].
+//   - [Hash], [Equal], [Zero], [RandomBytes], [Random32].
+//
+// The primitives only the protocol engines use (X25519 for the key
+// agreement, AES-CTR for data packets, HKDF, the operation counters the
+// benchmarks read) are in internal/primitive, which this package calls to
+// count its signatures and verifications and to draw randomness.
 //
 // Randomness is always taken from an io.Reader passed by the caller, so that
 // protocol state machines replay exactly in tests; a nil reader means
@@ -23,9 +25,8 @@
 // # Secrets in memory
 //
 // Key types keep their secret in unexported fields, print nothing secret
-// from String, and offer Zero or Clear to wipe what Go lets us wipe. Go gives
-// no guarantee that secrets are erased: the garbage collector may have copied
-// them, and crypto/ecdh and crypto/ed25519 keep internal copies that cannot
-// be cleared from outside. Zeroing here narrows the window; it does not close
-// it.
+// from String, and offer Zero to wipe what Go lets us wipe. Go gives no
+// guarantee that secrets are erased: the garbage collector may have copied
+// them, and crypto/ed25519 keeps internal copies that cannot be cleared
+// from outside. Zeroing here narrows the window; it does not close it.
 package crypto

@@ -1,7 +1,6 @@
 package crypto
 
 import (
-	"crypto/hkdf"
 	"crypto/sha256"
 	"crypto/subtle"
 )
@@ -15,13 +14,6 @@ func Hash(parts ...[]byte) [sha256.Size]byte {
 	var out [sha256.Size]byte
 	h.Sum(out[:0])
 	return out
-}
-
-// HKDF derives length bytes with HKDF-SHA256 (RFC 5869) from secret, salt
-// and info. An empty salt means a string of zeros of hash length, as the RFC
-// says.
-func HKDF(secret, salt []byte, info string, length int) ([]byte, error) {
-	return hkdf.Key(sha256.New, secret, salt, info, length)
 }
 
 // Equal reports whether a and b are equal, in time that depends only on

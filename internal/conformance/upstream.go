@@ -9,6 +9,7 @@ import (
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/greeter"
 	"github.com/mpenc/mpenc/internal/message"
+	"github.com/mpenc/mpenc/internal/primitive"
 	"github.com/mpenc/mpenc/internal/wire"
 )
 
@@ -26,7 +27,7 @@ func CheckUpstream(u *Upstream, r *Report) {
 		return a
 	}
 	// Keys.
-	xk, err := crypto.NewX25519Key(as32(key("C25519_PRIV_KEY")))
+	xk, err := primitive.NewX25519Key(as32(key("C25519_PRIV_KEY")))
 	if !r.check(err == nil, "X25519 key: %v", err) {
 		return
 	}
@@ -65,7 +66,7 @@ func CheckUpstream(u *Upstream, r *Report) {
 	r.check(len(u.HKDF.Cases) > 0, "no HKDF cases")
 	for _, c := range u.HKDF.Cases {
 		ikm, _ := unhex(c.IKM)
-		okm, err := crypto.HKDF(ikm, nil, c.Info, 32)
+		okm, err := primitive.HKDF(ikm, nil, c.Info, 32)
 		r.check(err == nil && hex.EncodeToString(okm) == c.OKM, "HKDF(info %q) = %x, want %s", c.Info, okm, c.OKM)
 	}
 	// ASKE session id and session signature.
@@ -95,8 +96,8 @@ func CheckUpstream(u *Upstream, r *Report) {
 		next := cases[(i+1)%len(cases)]
 		ng, err1 := unhex(next.GreetSig)
 		nd, err2 := unhex(next.DataSig)
-		if !r.check(err1 == nil && err2 == nil && len(ng) == crypto.SignatureSize && len(nd) == crypto.SignatureSize,
-			"signature case %d: the next case's signatures are not %d-byte hex", i, crypto.SignatureSize) {
+		if !r.check(err1 == nil && err2 == nil && len(ng) == primitive.SignatureSize && len(nd) == primitive.SignatureSize,
+			"signature case %d: the next case's signatures are not %d-byte hex", i, primitive.SignatureSize) {
 			continue
 		}
 		r.check(!wire.VerifyGreet(pub, data, (*crypto.Signature)(ng)) && !wire.VerifyData(pub, &skh, data, (*crypto.Signature)(nd)),

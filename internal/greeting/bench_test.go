@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/primitive"
 )
 
 // primitives times the three primitives k times each, for interleaving
@@ -16,7 +17,7 @@ import (
 // over a message of the mean length the operation signed or verified (a
 // model that also charges Ed25519's SHA-512 over long packets).
 type primitives struct {
-	x25519, peer *crypto.X25519Key
+	x25519, peer *primitive.X25519Key
 	sign         *crypto.SigningKey
 	msg          []byte
 	sig          crypto.Signature
@@ -29,8 +30,8 @@ type primitives struct {
 }
 
 func newPrimitives() *primitives {
-	k, _ := crypto.GenerateX25519Key(nil)
-	peer, _ := crypto.GenerateX25519Key(nil)
+	k, _ := primitive.GenerateX25519Key(nil)
+	peer, _ := primitive.GenerateX25519Key(nil)
 	sk, _ := crypto.GenerateSigningKey(nil)
 	p := &primitives{x25519: k, peer: peer, sign: sk, msg: make([]byte, 64)}
 	p.sig = sk.Sign(p.msg)
@@ -95,11 +96,11 @@ func benchOp(b *testing.B, n int, setup func(r *room, all []string) (initiator s
 	prim := newPrimitives()
 	// The previous states are immutable, so the same operation can run
 	// again and again from them.
-	var counts crypto.OpCounts
+	var counts primitive.OpCounts
 	var opTime time.Duration
 	iterations := 0
 	for b.Loop() {
-		before := crypto.ReadOpCounts()
+		before := primitive.ReadOpCounts()
 		start := time.Now()
 		o, err := r.run(initiator, next, all)
 		opTime += time.Since(start)
@@ -107,7 +108,7 @@ func benchOp(b *testing.B, n int, setup func(r *room, all []string) (initiator s
 		if err != nil || len(o.failed) > 0 {
 			b.Fatalf("operation failed: %v %v", err, o.failed)
 		}
-		counts = crypto.ReadOpCounts().Sub(before)
+		counts = primitive.ReadOpCounts().Sub(before)
 		b.StopTimer()
 		prim.sized(meanLen(counts.SignBytes, counts.Sign), meanLen(counts.VerifyBytes, counts.Verify))
 		prim.sample(20)
@@ -191,8 +192,8 @@ func BenchmarkRefresh(b *testing.B) {
 
 // Primitive costs in this package's run, for the record.
 func BenchmarkPrimitiveX25519(b *testing.B) {
-	k, _ := crypto.GenerateX25519Key(nil)
-	p, _ := crypto.GenerateX25519Key(nil)
+	k, _ := primitive.GenerateX25519Key(nil)
+	p, _ := primitive.GenerateX25519Key(nil)
 	for b.Loop() {
 		k.DH(p.Public())
 	}

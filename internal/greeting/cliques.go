@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/primitive"
 	"github.com/mpenc/mpenc/internal/wire"
 )
 
@@ -12,7 +13,7 @@ const groupKeyInfo = "mpenc group key"
 
 // mult returns X25519(k, p), where the zero IntKey stands for the base point
 // (that costs nothing: the public key was computed when k was built).
-func mult(k *crypto.X25519Key, p wire.IntKey) (wire.IntKey, error) {
+func mult(k *primitive.X25519Key, p wire.IntKey) (wire.IntKey, error) {
 	if p.IsBase() {
 		return wire.IntKey(k.Public()), nil
 	}
@@ -26,7 +27,7 @@ func mult(k *crypto.X25519Key, p wire.IntKey) (wire.IntKey, error) {
 // cardinal folds X25519 over every contribution, starting from the member's
 // own intermediate key: the CLIQUES group secret once the key list is
 // complete (REFERENCE-NOTES: "Cardinal = fold of X25519 over the list").
-func cardinal(contributions []*crypto.X25519Key, own wire.IntKey) (wire.IntKey, error) {
+func cardinal(contributions []*primitive.X25519Key, own wire.IntKey) (wire.IntKey, error) {
 	r := own
 	for _, k := range contributions {
 		var err error
@@ -38,13 +39,13 @@ func cardinal(contributions []*crypto.X25519Key, own wire.IntKey) (wire.IntKey, 
 }
 
 // groupKey derives the 32-byte group key from the CLIQUES secret.
-func groupKey(contributions []*crypto.X25519Key, own wire.IntKey) ([32]byte, error) {
+func groupKey(contributions []*primitive.X25519Key, own wire.IntKey) ([32]byte, error) {
 	var gk [32]byte
 	secret, err := cardinal(contributions, own)
 	if err != nil {
 		return gk, fmt.Errorf("greeter: computing the group secret: %w", err)
 	}
-	okm, err := crypto.HKDF(secret[:], nil, groupKeyInfo, 32)
+	okm, err := primitive.HKDF(secret[:], nil, groupKeyInfo, 32)
 	crypto.Zero(secret[:])
 	if err != nil {
 		return gk, err
@@ -58,7 +59,7 @@ func groupKey(contributions []*crypto.X25519Key, own wire.IntKey) ([32]byte, err
 // the fresh contribution k, in place: "renewing a contribution" (design
 // document 5.2.1, Updating Private Key Contributions). own < 0 multiplies
 // them all.
-func multiplyOthers(keys []wire.IntKey, own int, k *crypto.X25519Key) error {
+func multiplyOthers(keys []wire.IntKey, own int, k *primitive.X25519Key) error {
 	for i := range keys {
 		if i == own {
 			continue

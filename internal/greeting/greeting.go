@@ -7,6 +7,7 @@ import (
 
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/greeter"
+	"github.com/mpenc/mpenc/internal/primitive"
 	"github.com/mpenc/mpenc/internal/wire"
 )
 
@@ -37,8 +38,8 @@ type Greeting struct {
 	// Our working values. contributions holds prev's list plus what this
 	// operation added (fresh, zeroed on failure); eph is our ephemeral key
 	// (freshEph when this operation made it).
-	contributions []*crypto.X25519Key
-	fresh         []*crypto.X25519Key
+	contributions []*primitive.X25519Key
+	fresh         []*primitive.X25519Key
 	eph           *crypto.SigningKey
 	freshEph      bool
 	nonce         [32]byte
@@ -219,8 +220,8 @@ func (g *Greeting) clear() {
 // ------------------------------------------------------------------
 // Proposals (we are the initiator)
 
-func (g *Greeting) newContribution() (*crypto.X25519Key, error) {
-	k, err := crypto.GenerateX25519Key(g.gr.Rand)
+func (g *Greeting) newContribution() (*primitive.X25519Key, error) {
+	k, err := primitive.GenerateX25519Key(g.gr.Rand)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/primitive"
 	"github.com/mpenc/mpenc/internal/wire"
 )
 
@@ -70,7 +71,7 @@ type State struct {
 	// contributions are all our CLIQUES private contributions, oldest first.
 	// They cannot be multiplied into one scalar (X25519 clamps its inputs),
 	// so every group-key computation folds over the whole list.
-	contributions []*crypto.X25519Key
+	contributions []*primitive.X25519Key
 }
 
 // Position returns the index of member in s.Members, or -1.

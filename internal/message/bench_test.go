@@ -7,6 +7,7 @@ import (
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/internal/causal"
 	"github.com/mpenc/mpenc/internal/message"
+	"github.com/mpenc/mpenc/internal/primitive"
 	"github.com/mpenc/mpenc/internal/wire"
 	"github.com/mpenc/mpenc/transcript"
 )
@@ -74,7 +75,7 @@ func BenchmarkPrimitiveAES256CTR(b *testing.B) {
 	buf := make([]byte, len(p.Payload))
 	b.SetBytes(int64(len(buf)))
 	for b.Loop() {
-		if err := crypto.XORKeyStreamCTR(buf, p.Payload, a.GroupKeyForTest(), &p.IV); err != nil {
+		if err := primitive.XORKeyStreamCTR(buf, p.Payload, a.GroupKeyForTest(), &p.IV); err != nil {
 			b.Fatal(err)
 		}
 	}

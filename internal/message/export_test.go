@@ -4,6 +4,7 @@ import (
 	"io"
 
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/primitive"
 	"github.com/mpenc/mpenc/transcript"
 )
 
@@ -11,7 +12,7 @@ import (
 // external: the conformance vectors' loader imports this package.
 
 // SealIV is Seal with the IV and the padded size (0 = standard) given.
-func (s *Security) SealIV(parents []transcript.ID, body []byte, size int, iv *[crypto.IVSize]byte) (Sealed, error) {
+func (s *Security) SealIV(parents []transcript.ID, body []byte, size int, iv *[primitive.IVSize]byte) (Sealed, error) {
 	return s.seal(parents, body, size, iv)
 }
 

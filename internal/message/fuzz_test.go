@@ -9,6 +9,7 @@ import (
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/internal/causal"
 	"github.com/mpenc/mpenc/internal/message"
+	"github.com/mpenc/mpenc/internal/primitive"
 	"github.com/mpenc/mpenc/internal/testvectors"
 	"github.com/mpenc/mpenc/internal/wire"
 	"github.com/mpenc/mpenc/transcript"
@@ -135,7 +136,7 @@ func FuzzOpenSigned(f *testing.F) {
 		}
 		iv := [12]byte{ivb}
 		ct := bytes.Clone(pt)
-		crypto.XORKeyStreamCTR(ct, ct, g.gk, &iv)
+		primitive.XORKeyStreamCTR(ct, ct, g.gk, &iv)
 		dp := &wire.DataPacket{IV: iv, Payload: ct}
 		raw, err := dp.Sign(g.keys[1], ptr(author.SidKeyHashForTest()))
 		if err != nil {

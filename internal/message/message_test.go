@@ -12,6 +12,7 @@ import (
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/internal/causal"
 	"github.com/mpenc/mpenc/internal/message"
+	"github.com/mpenc/mpenc/internal/primitive"
 	"github.com/mpenc/mpenc/internal/wire"
 	"github.com/mpenc/mpenc/transcript"
 )
@@ -230,7 +231,7 @@ func TestAuthorError(t *testing.T) {
 	// A ciphertext of non-zero padding, validly signed by member 2.
 	pt := []byte{0, 4, 0, 0x14, 0, 0, 1, 1}
 	iv := [12]byte{9}
-	crypto.XORKeyStreamCTR(pt, pt, g.gk, &iv)
+	primitive.XORKeyStreamCTR(pt, pt, g.gk, &iv)
 	dp := &wire.DataPacket{IV: iv, Payload: pt}
 	raw, err := dp.Sign(g.keys[2], ptr(a.SidKeyHashForTest()))
 	if err != nil {

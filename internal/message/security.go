@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/primitive"
 	"github.com/mpenc/mpenc/internal/wire"
 	"github.com/mpenc/mpenc/transcript"
 )
@@ -149,7 +150,7 @@ type Sealed struct {
 // Seal makes the data packet of a message with the given parents and
 // encoded body (see [EncodeBody]), signed with our ephemeral key.
 func (s *Security) Seal(parents []transcript.ID, body []byte) (Sealed, error) {
-	var iv [crypto.IVSize]byte
+	var iv [primitive.IVSize]byte
 	if err := crypto.RandomBytes(s.rand, iv[:]); err != nil {
 		return Sealed{}, fmt.Errorf("message: drawing the IV: %w", err)
 	}
@@ -158,7 +159,7 @@ func (s *Security) Seal(parents []transcript.ID, body []byte) (Sealed, error) {
 
 // seal is Seal with the IV and the padded size (0 = the standard padding)
 // given, for reproducing recorded packets.
-func (s *Security) seal(parents []transcript.ID, body []byte, size int, iv *[crypto.IVSize]byte) (Sealed, error) {
+func (s *Security) seal(parents []transcript.ID, body []byte, size int, iv *[primitive.IVSize]byte) (Sealed, error) {
 	if s.self < 0 {
 		return Sealed{}, errors.New("message: receive-only instance cannot seal")
 	}
@@ -174,7 +175,7 @@ func (s *Security) seal(parents []transcript.ID, body []byte, size int, iv *[cry
 	if err != nil {
 		return Sealed{}, fmt.Errorf("message: %w", err)
 	}
-	if err := crypto.XORKeyStreamCTR(buf, buf, s.gk, iv); err != nil {
+	if err := primitive.XORKeyStreamCTR(buf, buf, s.gk, iv); err != nil {
 		return Sealed{}, fmt.Errorf("message: %w", err)
 	}
 	p := &wire.DataPacket{IV: *iv, Payload: buf}
@@ -281,7 +282,7 @@ func (s *Security) Open(p *wire.DataPacket, sender string) (*Opened, error) {
 func (s *Security) decrypt(p *wire.DataPacket, author int) (*Opened, error) {
 	id := transcript.ID(p.ID())
 	buf := make([]byte, len(p.Payload))
-	if err := crypto.XORKeyStreamCTR(buf, p.Payload, s.gk, &p.IV); err != nil {
+	if err := primitive.XORKeyStreamCTR(buf, p.Payload, s.gk, &p.IV); err != nil {
 		return nil, fmt.Errorf("message: %w", err)
 	}
 	pt, err := wire.DecodePlaintext(buf)

@@ -12,6 +12,7 @@ import (
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/internal/causal"
 	"github.com/mpenc/mpenc/internal/message"
+	"github.com/mpenc/mpenc/internal/primitive"
 	"github.com/mpenc/mpenc/internal/testvectors"
 	"github.com/mpenc/mpenc/internal/wire"
 	"github.com/mpenc/mpenc/transcript"
@@ -188,7 +189,7 @@ func TestGreeterFlowDataMessages(t *testing.T) {
 		if d.Plaintext != "" {
 			pt := make([]byte, len(p.Payload))
 			gk := testvectors.Hex(t, final[reader].GroupKey)
-			crypto.XORKeyStreamCTR(pt, p.Payload, gk, &p.IV)
+			primitive.XORKeyStreamCTR(pt, p.Payload, gk, &p.IV)
 			if hex.EncodeToString(pt) != d.Plaintext {
 				t.Errorf("message %d: plaintext differs", k)
 			}

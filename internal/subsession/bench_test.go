@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/primitive"
 	"github.com/mpenc/mpenc/internal/wire"
 )
 
@@ -78,7 +79,7 @@ func BenchmarkPrimitiveAES256CTR(b *testing.B) {
 	buf := make([]byte, len(p.Payload))
 	b.SetBytes(int64(len(buf)))
 	for b.Loop() {
-		crypto.XORKeyStreamCTR(buf, p.Payload, gk, &p.IV)
+		primitive.XORKeyStreamCTR(buf, p.Payload, gk, &p.IV)
 	}
 }
 
@@ -229,7 +230,7 @@ func BenchmarkSendRatio(b *testing.B) {
 		a.TakeOutput()
 		t2 := time.Now()
 		key.Sign(sigIn)
-		crypto.XORKeyStreamCTR(buf, p.Payload, gk, &p.IV)
+		primitive.XORKeyStreamCTR(buf, p.Payload, gk, &p.IV)
 		crypto.Hash(idIn)
 		t3 := time.Now()
 		whole += t2.Sub(t1)
@@ -270,7 +271,7 @@ func BenchmarkReceiveRatio(b *testing.B) {
 		if !crypto.Verify(pub, sigIn, &p.Signature) {
 			b.Fatal("verify")
 		}
-		crypto.XORKeyStreamCTR(buf, p.Payload, gk, &p.IV)
+		primitive.XORKeyStreamCTR(buf, p.Payload, gk, &p.IV)
 		crypto.Hash(idIn)
 		t3 := time.Now()
 		whole += t2.Sub(t1)

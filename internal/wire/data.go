@@ -2,6 +2,7 @@ package wire
 
 import (
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/primitive"
 )
 
 // DataPacket is a data packet (MESSAGE_TYPE 0x03). Its records, in order:
@@ -14,7 +15,7 @@ import (
 type DataPacket struct {
 	SidkeyHint byte
 	Signature  crypto.Signature
-	IV         [crypto.IVSize]byte
+	IV         [primitive.IVSize]byte
 	Payload    []byte // the ciphertext of a padded Plaintext
 
 	// Signed holds, for a decoded or signed packet, the exact bytes the
@@ -130,7 +131,7 @@ func decodeData(c *cursor) (*DataPacket, error) {
 		return nil, err
 	}
 	p.SidkeyHint = hint[0]
-	sig, err := c.requireSize(RecMessageSignature, crypto.SignatureSize)
+	sig, err := c.requireSize(RecMessageSignature, primitive.SignatureSize)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +140,7 @@ func decodeData(c *cursor) (*DataPacket, error) {
 	if err := c.header(MsgData); err != nil {
 		return nil, err
 	}
-	iv, err := c.requireSize(RecMessageIV, crypto.IVSize)
+	iv, err := c.requireSize(RecMessageIV, primitive.IVSize)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/primitive"
 )
 
 // ErrorPacket is an error packet (MESSAGE_TYPE 0x04). Its records, in order:
@@ -66,7 +67,7 @@ func (p *ErrorPacket) Verify(pub crypto.PublicKey) bool {
 
 func decodeError(c *cursor) (*ErrorPacket, error) {
 	p := &ErrorPacket{}
-	if v, ok, err := c.optionalSize(RecMessageSignature, crypto.SignatureSize); err != nil {
+	if v, ok, err := c.optionalSize(RecMessageSignature, primitive.SignatureSize); err != nil {
 		return nil, err
 	} else if ok {
 		p.Signature = new(crypto.Signature)

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/primitive"
 )
 
 // GreetPacket is a greeting packet (MESSAGE_TYPE 0x02). Its records, in the
@@ -148,7 +149,7 @@ func DecodeGreet(b []byte) (*GreetPacket, error) {
 
 func decodeGreet(c *cursor) (*GreetPacket, error) {
 	p := &GreetPacket{}
-	sig, err := c.requireSize(RecMessageSignature, crypto.SignatureSize)
+	sig, err := c.requireSize(RecMessageSignature, primitive.SignatureSize)
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +247,7 @@ func decodeGreet(c *cursor) (*GreetPacket, error) {
 		}
 		p.Metadata = m
 	}
-	if v, ok, err := c.optionalSize(RecSessionSignature, crypto.SignatureSize); err != nil {
+	if v, ok, err := c.optionalSize(RecSessionSignature, primitive.SignatureSize); err != nil {
 		return nil, err
 	} else if ok {
 		p.SessionSignature = (*crypto.Signature)(v)

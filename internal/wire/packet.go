@@ -1,8 +1,6 @@
 package wire
 
-import (
-	"github.com/mpenc/mpenc/crypto"
-)
+import "github.com/mpenc/mpenc/internal/primitive"
 
 // MessageIDSize is the size of a message id: SHA-256 truncated to 20 bytes.
 const MessageIDSize = 20
@@ -11,7 +9,7 @@ const MessageIDSize = 20
 type MessageID [MessageIDSize]byte
 
 // sigRecordSize is the size of an encoded MESSAGE_SIGNATURE record.
-const sigRecordSize = 4 + crypto.SignatureSize
+const sigRecordSize = 4 + primitive.SignatureSize
 
 // Packet is a decoded mpENC packet: *GreetPacket, *DataPacket, *ErrorPacket
 // or *QueryPacket.

@@ -1,11 +1,11 @@
-package crypto
+package primitive
 
 import "sync/atomic"
 
 // OpCounts counts the expensive primitive operations performed by this
-// package since the process started. Benchmarks read it to express a
-// protocol's cost as a ratio to the primitive-operation model
-// (docs/PERFORMANCE.md); nothing else should depend on it.
+// package and by package crypto since the process started. Benchmarks read
+// it to express a protocol's cost as a ratio to the primitive-operation
+// model (docs/PERFORMANCE.md); nothing else should depend on it.
 type OpCounts struct {
 	// X25519 counts variable-base scalar multiplications (DH) and the
 	// fixed-base one done when a key is built.
@@ -24,6 +24,20 @@ type OpCounts struct {
 
 var opCounts struct {
 	x25519, sign, verify, signBytes, verifyBytes atomic.Int64
+}
+
+// CountSign records one Ed25519 signature of a message of n bytes, or, with
+// n = 0, one key expansion from a seed. Package crypto calls it.
+func CountSign(n int) {
+	opCounts.sign.Add(1)
+	opCounts.signBytes.Add(int64(n))
+}
+
+// CountVerify records one Ed25519 verification of a message of n bytes.
+// Package crypto calls it.
+func CountVerify(n int) {
+	opCounts.verify.Add(1)
+	opCounts.verifyBytes.Add(int64(n))
 }
 
 // ReadOpCounts returns the counts so far. Take two readings and subtract.

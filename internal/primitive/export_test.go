@@ -1,4 +1,4 @@
-package crypto
+package primitive
 
 // Errors the external tests check.
 var (

@@ -1,4 +1,4 @@
-package crypto
+package primitive
 
 import (
 	"crypto/aes"
