@@ -82,10 +82,10 @@ func BenchmarkObserveKnown(b *testing.B) {
 	}
 	defer st.Close()
 	a, _ := st.CreateAccount(ctx, "alice@example.org", "alice")
-	ts := st.Trust(a.ID, trust.Config{})
-	ts.Observe("bob@example.org/r", trusttest.Key(1))
+	dir := &trust.Directory{Store: st.Trust(a.ID, trust.Config{})}
+	dir.ObserveKey("bob@example.org/r", trusttest.Key(1))
 	for b.Loop() {
-		if _, err := ts.Observe("bob@example.org/r", trusttest.Key(1)); err != nil {
+		if err := dir.ObserveKey("bob@example.org/r", trusttest.Key(1)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -99,10 +99,10 @@ func BenchmarkIdentityKey(b *testing.B) {
 	}
 	defer st.Close()
 	a, _ := st.CreateAccount(ctx, "alice@example.org", "alice")
-	ts := st.Trust(a.ID, trust.Config{})
-	ts.Observe("bob@example.org/r", trusttest.Key(1))
+	dir := &trust.Directory{Store: st.Trust(a.ID, trust.Config{})}
+	dir.ObserveKey("bob@example.org/r", trusttest.Key(1))
 	for b.Loop() {
-		if _, err := ts.IdentityKey("bob@example.org/r"); err != nil {
+		if _, err := dir.IdentityKey("bob@example.org/r"); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -26,7 +26,7 @@ func TestTrustSurvivesReopen(t *testing.T) {
 	st := openAt(t, path)
 	a := mustAccount(t, st, "me@example.org")
 	ts := st.Trust(a.ID, trust.Config{})
-	if d, _ := ts.Observe("bob@example.org/phone", trusttest.Key(1)); d.Kind != trust.KeyNew {
+	if d, _ := trusttest.Observe(ts, "bob@example.org/phone", trusttest.Key(1)); d.Kind != trust.KeyNew {
 		t.Fatalf("first: %v", d)
 	}
 	if _, err := ts.Verify("bob@example.org", trusttest.Key(1)); err != nil {
@@ -37,17 +37,17 @@ func TestTrustSurvivesReopen(t *testing.T) {
 	st = openAt(t, path)
 	defer st.Close()
 	ts = st.Trust(a.ID, trust.Config{})
-	d, err := ts.Observe("bob@example.org/phone", trusttest.Key(2))
+	d, err := trusttest.Observe(ts, "bob@example.org/phone", trusttest.Key(2))
 	if err != nil || d.Kind != trust.KeyChanged || d.Trusted || d.Previous[0].State != trust.Authenticated {
 		t.Fatalf("after reopen: %v, %v", d, err)
 	}
 	// Accounts do not share trust.
 	b := mustAccount(t, st, "other@example.org")
-	if d, _ := st.Trust(b.ID, trust.Config{}).Observe("bob@example.org/phone", trusttest.Key(2)); d.Kind != trust.KeyNew {
+	if d, _ := trusttest.Observe(st.Trust(b.ID, trust.Config{}), "bob@example.org/phone", trusttest.Key(2)); d.Kind != trust.KeyNew {
 		t.Fatalf("other account: %v", d)
 	}
 	// A missing account is an error, not a silent success.
-	if _, err := st.Trust(a.ID+100, trust.Config{}).Observe("bob@example.org/phone", trusttest.Key(3)); !errors.Is(err, ErrNotFound) {
+	if _, err := trusttest.Observe(st.Trust(a.ID+100, trust.Config{}), "bob@example.org/phone", trusttest.Key(3)); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing account: %v", err)
 	}
 }
@@ -56,15 +56,31 @@ func TestTrustCorruptRowRefused(t *testing.T) {
 	st := openTemp(t)
 	a := mustAccount(t, st, "me@example.org")
 	ts := st.Trust(a.ID, trust.Config{})
-	ts.Observe("bob@example.org/phone", trusttest.Key(1))
+	if _, err := trusttest.Observe(ts, "bob@example.org/phone", trusttest.Key(1)); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := st.db.Exec(`UPDATE trust_keys SET state = 9`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ts.Keys("bob@example.org"); !errors.Is(err, ErrCorrupt) {
+	if _, _, err := ts.Current("bob@example.org/phone"); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("bad state read back: %v", err)
 	}
-	if _, err := ts.IdentityKey("bob@example.org/phone"); err == nil {
+	if _, err := (&trust.Directory{Store: ts}).IdentityKey("bob@example.org/phone"); err == nil {
 		t.Fatal("a corrupt record answered as a key")
+	}
+	// A history entry of a kind trust never records (3 is KeyKnown, 13
+	// nothing) is refused too.
+	for _, kind := range []int{3, 13} {
+		if _, err := st.db.Exec(`UPDATE trust_events SET kind = ?`, kind); err != nil {
+			t.Fatal(err)
+		}
+		err := st.TrustBackend(a.ID).View(func(tx trust.Tx) error {
+			_, err := tx.Events("", 0)
+			return err
+		})
+		if !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("event kind %d read back: %v", kind, err)
+		}
 	}
 }
 
@@ -392,7 +408,7 @@ func TestConcurrentUse(t *testing.T) {
 					errs <- err
 					return
 				}
-				if _, err := ts.Observe(fmt.Sprintf("m%d@example.org/r", i%5), trusttest.Key(byte(i%5+1))); err != nil {
+				if _, err := trusttest.Observe(ts, fmt.Sprintf("m%d@example.org/r", i%5), trusttest.Key(byte(i%5+1))); err != nil {
 					errs <- err
 					return
 				}

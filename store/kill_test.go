@@ -58,7 +58,7 @@ func TestHelperWriter(t *testing.T) {
 			os.Exit(2)
 		}
 		if i%7 == 0 {
-			if _, err := ts.Observe(fmt.Sprintf("m%d-%d@example.org/r", round, i), trusttest.Key(byte(i%250+1))); err != nil {
+			if _, err := trusttest.Observe(ts, fmt.Sprintf("m%d-%d@example.org/r", round, i), trusttest.Key(byte(i%250+1))); err != nil {
 				fmt.Println("observe failed:", err)
 				os.Exit(2)
 			}

@@ -75,9 +75,14 @@ func validState(s trust.State) bool {
 	return false
 }
 
-func validEventKind(k trust.EventKind) bool {
+// validEventKind: the history holds the observations KeyNew, KeyNewDevice
+// and KeyChanged, and the user's decisions, which trust stores as 10
+// (verified), 11 (trusted) and 12 (distrusted) and does not name outside
+// itself until the history is shown. The trust behaviour tests
+// (TestTrustBackend) record each and read it back through this backend.
+func validEventKind(k trust.Kind) bool {
 	switch k {
-	case trust.EventNew, trust.EventNewDevice, trust.EventChanged, trust.EventVerified, trust.EventTrusted, trust.EventDistrusted:
+	case trust.KeyNew, trust.KeyNewDevice, trust.KeyChanged, 10, 11, 12:
 		return true
 	}
 	return false
@@ -216,7 +221,7 @@ func (t *trustTx) Events(jid string, limit int) ([]trust.Event, error) {
 		if err := rows.Scan(&at, &kind, &e.Member, &e.JID, &key, &prev); err != nil {
 			return nil, err
 		}
-		e.Kind = trust.EventKind(kind)
+		e.Kind = trust.Kind(kind)
 		if len(key) != crypto.PublicKeySize || (prev != nil && len(prev) != crypto.PublicKeySize) ||
 			kind != int64(e.Kind) || !validEventKind(e.Kind) || trust.CheckJID(e.JID) != nil {
 			return nil, fmt.Errorf("%w: trust event", ErrCorrupt)

@@ -30,6 +30,10 @@ type Backend interface {
 
 // Tx is one transaction of a Backend. Its methods are only valid during
 // the Update or View call that provided it.
+//
+// Nothing in Store reads the history (Events) or every record (Keys(""))
+// yet: the behaviour tests (internal/trusttest) check them, and the client
+// will show them.
 type Tx interface {
 	// Keys returns the records of jid (a bare JID), ordered by FirstSeen
 	// then key bytes; if jid is "", every record, ordered by JID first.
@@ -47,35 +51,17 @@ type Tx interface {
 	Events(jid string, limit int) ([]Event, error)
 }
 
-// EventKind says what an Event records. The numbers are stored on disk:
-// never renumber. The first values equal the observation Kinds.
-type EventKind uint8
-
-// Trust history events. Their names (String) are in the line comments.
-const (
-	// EventNew: the first key of a JID.
-	EventNew EventKind = EventKind(KeyNew) // new
-	// EventNewDevice: another device's key.
-	EventNewDevice EventKind = EventKind(KeyNewDevice) // new-device
-	// EventChanged: a member's key changed.
-	EventChanged EventKind = EventKind(KeyChanged) // changed
-	// EventVerified: the user authenticated a key.
-	EventVerified EventKind = 10 // verified
-	// EventTrusted: the user trusted a key without verifying it.
-	EventTrusted EventKind = 11 // trusted
-	// EventDistrusted: the user distrusted a key.
-	EventDistrusted EventKind = 12 // distrusted
-)
-
-// Event is one entry of the trust history: what changed, when. Keys seen
-// again (KeyKnown) are not events.
+// Event is one entry of the trust history: what changed, when. Its Kind is
+// an observation (KeyNew, KeyNewDevice or KeyChanged) or a decision of the
+// user (verified, trusted, distrusted: kinds 10, 11 and 12). Keys seen
+// again (KeyKnown) and observations of distrusted keys are not events.
 type Event struct {
 	At     time.Time
-	Kind   EventKind
+	Kind   Kind
 	Member string // the announcing full JID (observations only)
 	JID    string
 	Key    crypto.PublicKey
-	// Previous is the member's previous key (EventChanged only).
+	// Previous is the member's previous key (KeyChanged only).
 	Previous crypto.PublicKey
 }
 

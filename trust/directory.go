@@ -19,7 +19,7 @@ type Directory struct {
 	// answered directly, never recorded in the trust store (our own key
 	// is not "authenticated" by us, and must not switch our other devices
 	// to verified-only). An announcement of another key for Self is
-	// reported as a *KeyChangedError: someone impersonates us.
+	// reported as a changed key: someone impersonates us.
 	Self    string
 	SelfKey crypto.PublicKey
 	// OnDecision, if set, receives every decision (new keys, new devices,
@@ -30,31 +30,35 @@ type Directory struct {
 
 // IdentityKey implements greeter.Directory: our own key for Self, else the
 // key the member announced last if the policy lets it be used; otherwise
-// an error that the session shows as the reason an operation failed.
+// an error that the session shows as the reason an operation failed (the
+// member announced no key, or its key is not trusted, and why).
 func (d *Directory) IdentityKey(member string) (crypto.PublicKey, error) {
 	if d.Self != "" && member == d.Self {
 		return d.SelfKey, nil
 	}
-	return d.Store.IdentityKey(member)
+	return d.Store.identityKey(member)
 }
 
 // ObserveKey implements session.KeyObserver: it records the announcement
-// and returns an error only for a changed or distrusted key (which the
-// session shows as a security warning). Backend failures are returned too:
-// a key we could not record is not silently accepted.
+// (a key is never replaced: a different key for a member is recorded next
+// to the old one as Undecided), hands the Decision to OnDecision, and
+// returns an error only for a changed or distrusted key (which the session
+// shows as a security warning, naming the member and the fingerprints).
+// Invalid input and backend failures are returned too, without a
+// decision: a key we could not record is not silently accepted.
 func (d *Directory) ObserveKey(member string, key crypto.PublicKey) error {
 	if d.Self != "" && member == d.Self {
 		if !crypto.Equal(key[:], d.SelfKey[:]) {
-			return &KeyChangedError{Member: member, Key: key, Previous: []Record{{JID: Bare(member), Key: d.SelfKey, State: Authenticated, Trusted: true}}}
+			return &keyChangedError{Member: member, Key: key, Previous: []Record{{JID: Bare(member), Key: d.SelfKey, State: Authenticated, Trusted: true}}}
 		}
 		return nil
 	}
-	dec, err := d.Store.Observe(member, key)
+	dec, err := d.Store.observe(member, key)
 	if err != nil {
 		return fmt.Errorf("trust: key from %s not recorded: %w", member, err)
 	}
 	if d.OnDecision != nil {
 		d.OnDecision(dec)
 	}
-	return dec.Err()
+	return dec.err()
 }

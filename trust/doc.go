@@ -19,16 +19,20 @@
 //   - [New] makes a [Store] over a Backend with a [Policy]:
 //     [BlindTrustBeforeVerification] (XEP-0450's recommendation, the
 //     default) or [AuthenticatedOnly] (bots).
-//   - [Store.Observe] records an announced key and returns a [Decision],
-//     data in the manner of ssh/knownhosts: [KeyNew], [KeyNewDevice],
-//     [KeyKnown], [KeyChanged] (a loud warning; the new key is recorded as
-//     undecided and never replaces the old one) or [KeyDistrusted].
-//   - [Store.Verify], [Store.Trust], [Store.Distrust] record the user's
-//     decisions; [Store.Keys], [Store.All], [Store.Current], [Store.Events]
-//     list what is known.
 //   - [Directory] is a session's key directory (greeter.Directory and
-//     session.KeyObserver): it answers only keys the policy allows and
-//     refuses the rest with an *[UntrustedError].
+//     session.KeyObserver). [Directory.ObserveKey] records an announced
+//     key and hands OnDecision a [Decision], data in the manner of
+//     ssh/knownhosts: [KeyNew], [KeyNewDevice], [KeyKnown], [KeyChanged]
+//     (a loud warning; the new key is recorded as undecided and never
+//     replaces the old one) or [KeyDistrusted]; a changed or distrusted key
+//     is also its error, which the session shows.
+//     [Directory.IdentityKey] answers only keys the policy allows and
+//     refuses the rest with an error saying why.
+//   - [Store.Verify], [Store.Trust], [Store.Distrust] record the user's
+//     decisions; [Store.Current] gives the record of the key a member
+//     announced last. New keys, new devices, changed keys and the user's
+//     decisions also go into the trust history ([Event]), which nothing
+//     shows yet.
 //   - [FingerprintOf] gives a key's [Fingerprint], shown as hex groups
 //     ([Fingerprint.String]) or words ([Fingerprint.Words]); [Matches]
 //     checks what a user typed against a key; [URI] is the payload of a QR

@@ -58,7 +58,7 @@ const maxFingerprintInput = 1024
 func parseFingerprint(s string) (Fingerprint, error) {
 	var f Fingerprint
 	if len(s) > maxFingerprintInput {
-		return f, fmt.Errorf("%w: fingerprint too long", ErrInvalid)
+		return f, fmt.Errorf("%w: fingerprint too long", errInvalid)
 	}
 	digits := make([]byte, 0, 2*fingerprintSize)
 	for i := 0; i < len(s); i++ {
@@ -70,17 +70,17 @@ func parseFingerprint(s string) (Fingerprint, error) {
 		case 'A' <= c && c <= 'F':
 			digits = append(digits, c+('a'-'A'))
 		default:
-			return f, fmt.Errorf("%w: fingerprint has a character that is not a hex digit", ErrInvalid)
+			return f, fmt.Errorf("%w: fingerprint has a character that is not a hex digit", errInvalid)
 		}
 		if len(digits) > 2*fingerprintSize {
-			return f, fmt.Errorf("%w: fingerprint has more than %d hex digits", ErrInvalid, 2*fingerprintSize)
+			return f, fmt.Errorf("%w: fingerprint has more than %d hex digits", errInvalid, 2*fingerprintSize)
 		}
 	}
 	if len(digits) != 2*fingerprintSize {
-		return f, fmt.Errorf("%w: fingerprint has %d hex digits, want %d", ErrInvalid, len(digits), 2*fingerprintSize)
+		return f, fmt.Errorf("%w: fingerprint has %d hex digits, want %d", errInvalid, len(digits), 2*fingerprintSize)
 	}
 	if _, err := hex.Decode(f[:], digits); err != nil {
-		return Fingerprint{}, fmt.Errorf("%w: fingerprint: %v", ErrInvalid, err)
+		return Fingerprint{}, fmt.Errorf("%w: fingerprint: %v", errInvalid, err)
 	}
 	return f, nil
 }
@@ -128,18 +128,18 @@ func (f Fingerprint) Words() string {
 func parseWords(s string) (Fingerprint, error) {
 	var f Fingerprint
 	if len(s) > maxFingerprintInput {
-		return f, fmt.Errorf("%w: fingerprint words too long", ErrInvalid)
+		return f, fmt.Errorf("%w: fingerprint words too long", errInvalid)
 	}
 	fields := strings.FieldsFunc(strings.ToLower(s), func(r rune) bool {
 		return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == ',' || r == '-'
 	})
 	if len(fields) != fingerprintSize {
-		return f, fmt.Errorf("%w: fingerprint has %d words, want %d", ErrInvalid, len(fields), fingerprintSize)
+		return f, fmt.Errorf("%w: fingerprint has %d words, want %d", errInvalid, len(fields), fingerprintSize)
 	}
 	for i, w := range fields {
 		b, ok := wordIndex[w]
 		if !ok {
-			return Fingerprint{}, fmt.Errorf("%w: word %d (%.20q) is not in the word list", ErrInvalid, i+1, w)
+			return Fingerprint{}, fmt.Errorf("%w: word %d (%.20q) is not in the word list", errInvalid, i+1, w)
 		}
 		f[i] = b
 	}

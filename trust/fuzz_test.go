@@ -84,11 +84,14 @@ func FuzzStore(f *testing.F) {
 			step := fmt.Sprintf("step %d op %d %s key %d", i/3, op, who, ops[i+2]%5+1)
 			switch op {
 			case 0, 5:
-				d, err := s.Observe(who, k)
-				if err != nil {
+				var d trust.Decision
+				decided := false
+				dir := &trust.Directory{Store: s, OnDecision: func(dec trust.Decision) { d, decided = dec, true }}
+				err := dir.ObserveKey(who, k)
+				if !decided {
 					t.Fatalf("%s: %v", step, err)
 				}
-				m.observe(t, step, who, k, d)
+				m.observe(t, step, who, k, d, err)
 			case 1:
 				mustDecide(t, step, s.Verify, who, k)
 				m.decide(who, k, trust.Authenticated)
@@ -153,7 +156,7 @@ func (m *model) jidKnown(jid string) bool {
 	return false
 }
 
-func (m *model) observe(t *testing.T, step, member string, k crypto.PublicKey, d trust.Decision) {
+func (m *model) observe(t *testing.T, step, member string, k crypto.PublicKey, d trust.Decision, err error) {
 	jid := trust.Bare(member)
 	mk := modelKey{jid, k}
 	st, known := m.state[mk]
@@ -185,7 +188,7 @@ func (m *model) observe(t *testing.T, step, member string, k crypto.PublicKey, d
 	if d.Kind != want || d.State != st || d.Trusted != m.allows(st, m.jidAuth(jid)) {
 		t.Fatalf("%s: decision %v, model wants %v %v", step, d, want, st)
 	}
-	if d.Warning() != (want == trust.KeyChanged || want == trust.KeyDistrusted) || (d.Err() != nil) != d.Warning() {
+	if d.Warning() != (want == trust.KeyChanged || want == trust.KeyDistrusted) || (err != nil) != d.Warning() || (d.Err() != nil) != d.Warning() {
 		t.Fatalf("%s: warning/err mismatch for %v", step, d)
 	}
 }
@@ -209,7 +212,7 @@ func (m *model) check(t *testing.T, step string, s *trust.Store, members []strin
 		}
 	}
 	for _, member := range members {
-		k, err := s.IdentityKey(member)
+		k, err := (&trust.Directory{Store: s}).IdentityKey(member)
 		bk, bound := m.bound[member]
 		switch {
 		case !bound:

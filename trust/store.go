@@ -10,7 +10,7 @@ import (
 // Policy says which keys may be used.
 type Policy uint8
 
-// Policies. Their names (String) are in the line comments.
+// Policies.
 const (
 	// BlindTrustBeforeVerification is XEP-0450's recommended policy
 	// (§Security Considerations, "Trust Only Authenticated Keys After
@@ -20,10 +20,10 @@ const (
 	// authenticated keys are used, so blindly trusted keys stop being
 	// used and new keys wait for verification. A key that replaces
 	// another for the same member is never trusted blindly.
-	BlindTrustBeforeVerification Policy = 0 // blind-trust-before-verification
+	BlindTrustBeforeVerification Policy = 0
 	// AuthenticatedOnly uses authenticated keys only: for bots and
 	// rooms that must not include members nobody has verified.
-	AuthenticatedOnly Policy = 1 // authenticated-only
+	AuthenticatedOnly Policy = 1
 )
 
 // allows reports whether the policy lets a key in state s be used, given
@@ -101,12 +101,13 @@ func (s *Store) withTrusted(rs []Record) []Record {
 	return rs
 }
 
-// Observe records that member (a full JID, the participant id) announced
+// observe records that member (a full JID, the participant id) announced
 // key, and returns what that means. It never replaces a key: a different
 // key for a member is recorded next to the old one as Undecided and
 // reported as KeyChanged. The error is non-nil only for invalid input or a
-// backend failure; trust outcomes are in the Decision.
-func (s *Store) Observe(member string, key crypto.PublicKey) (Decision, error) {
+// backend failure; trust outcomes are in the Decision. [Directory.ObserveKey]
+// is its entry point.
+func (s *Store) observe(member string, key crypto.PublicKey) (Decision, error) {
 	if err := CheckJID(member); err != nil {
 		return Decision{}, err
 	}
@@ -153,7 +154,7 @@ func (s *Store) Observe(member string, key crypto.PublicKey) (Decision, error) {
 		switch {
 		case hasBinding:
 			// The member had another key: never a silent replacement.
-			d.Kind, ev.Kind, ev.Previous = KeyChanged, EventChanged, bound
+			d.Kind, ev.Previous = KeyChanged, bound
 			if prev, ok := find(recs, bound); ok {
 				d.Previous = s.withTrusted([]Record{prev})
 			} else {
@@ -162,12 +163,12 @@ func (s *Store) Observe(member string, key crypto.PublicKey) (Decision, error) {
 				d.Previous = []Record{{JID: jid, Key: bound, State: Undecided}}
 			}
 		case len(recs) == 0:
-			d.Kind, ev.Kind = KeyNew, EventNew
+			d.Kind = KeyNew
 			if s.cfg.Policy == BlindTrustBeforeVerification {
 				rec.State = BlindlyTrusted
 			}
 		default:
-			d.Kind, ev.Kind = KeyNewDevice, EventNewDevice
+			d.Kind = KeyNewDevice
 			d.Previous = s.withTrusted(recs)
 			if s.cfg.Policy == BlindTrustBeforeVerification && !anyAuthenticated(recs) {
 				rec.State = BlindlyTrusted
@@ -179,6 +180,7 @@ func (s *Store) Observe(member string, key crypto.PublicKey) (Decision, error) {
 		if err := tx.Bind(member, key, now); err != nil {
 			return err
 		}
+		ev.Kind = d.Kind // the history records the outcome itself
 		if err := tx.AppendEvent(ev); err != nil {
 			return err
 		}
@@ -197,7 +199,7 @@ func (s *Store) Observe(member string, key crypto.PublicKey) (Decision, error) {
 // scanning a QR code. The key need not have been seen yet. From now on
 // only jid's authenticated keys are used (XEP-0450 TOAKAFA).
 func (s *Store) Verify(jid string, key crypto.PublicKey) (Record, error) {
-	return s.decide(jid, key, Authenticated, EventVerified)
+	return s.decide(jid, key, Authenticated, kindVerified)
 }
 
 // Trust records that the user trusts key as jid's without having verified
@@ -205,15 +207,15 @@ func (s *Store) Verify(jid string, key crypto.PublicKey) (Record, error) {
 // jid has no authenticated key and the policy allows it; the returned
 // record's Trusted field says whether it does.
 func (s *Store) Trust(jid string, key crypto.PublicKey) (Record, error) {
-	return s.decide(jid, key, BlindlyTrusted, EventTrusted)
+	return s.decide(jid, key, BlindlyTrusted, kindTrusted)
 }
 
 // Distrust records that key must never be used for jid.
 func (s *Store) Distrust(jid string, key crypto.PublicKey) (Record, error) {
-	return s.decide(jid, key, Distrusted, EventDistrusted)
+	return s.decide(jid, key, Distrusted, kindDistrusted)
 }
 
-func (s *Store) decide(jid string, key crypto.PublicKey, st State, kind EventKind) (Record, error) {
+func (s *Store) decide(jid string, key crypto.PublicKey, st State, kind Kind) (Record, error) {
 	if err := CheckJID(jid); err != nil {
 		return Record{}, err
 	}
@@ -258,9 +260,9 @@ func (s *Store) decide(jid string, key crypto.PublicKey, st State, kind EventKin
 	return out, nil
 }
 
-// Keys returns jid's records (a bare or full JID: the bare part is used),
+// keys returns jid's records (a bare or full JID: the bare part is used),
 // oldest first, with Trusted filled in.
-func (s *Store) Keys(jid string) ([]Record, error) {
+func (s *Store) keys(jid string) ([]Record, error) {
 	if err := CheckJID(jid); err != nil {
 		return nil, err
 	}
@@ -274,41 +276,6 @@ func (s *Store) Keys(jid string) ([]Record, error) {
 		return nil, fmt.Errorf("trust: listing %s's keys: %w", jid, err)
 	}
 	return s.withTrusted(out), nil
-}
-
-// All returns every record, by JID then age, with Trusted filled in.
-func (s *Store) All() ([]Record, error) {
-	var out []Record
-	err := s.b.View(func(tx Tx) error {
-		var err error
-		out, err = tx.Keys("")
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("trust: listing keys: %w", err)
-	}
-	return s.withTrusted(out), nil
-}
-
-// Events returns the trust history of jid (every JID if ""), at most
-// limit entries (all if limit <= 0), oldest first.
-func (s *Store) Events(jid string, limit int) ([]Event, error) {
-	if jid != "" {
-		if err := CheckJID(jid); err != nil {
-			return nil, err
-		}
-		jid = Bare(jid)
-	}
-	var out []Event
-	err := s.b.View(func(tx Tx) error {
-		var err error
-		out, err = tx.Events(jid, limit)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("trust: reading the history: %w", err)
-	}
-	return out, nil
 }
 
 // Current returns the record of the key member (a full JID) announced
@@ -342,24 +309,24 @@ func (s *Store) Current(member string) (rec Record, ok bool, err error) {
 	return rec, ok, nil
 }
 
-// IdentityKey returns the key member announced last if the policy lets it
-// be used; otherwise an error: ErrUnknownMember (wrapped) if it announced
-// none, *UntrustedError if the key is not trusted. It has the signature of
-// greeter.Directory; [Directory] adds our own key and observation.
-func (s *Store) IdentityKey(member string) (crypto.PublicKey, error) {
+// identityKey returns the key member announced last if the policy lets it
+// be used; otherwise an error: errUnknownMember (wrapped) if it announced
+// none, *untrustedError if the key is not trusted. [Directory.IdentityKey]
+// is its entry point, which adds our own key.
+func (s *Store) identityKey(member string) (crypto.PublicKey, error) {
 	rec, ok, err := s.Current(member)
 	if err != nil {
 		return crypto.PublicKey{}, err
 	}
 	if !ok {
-		return crypto.PublicKey{}, fmt.Errorf("%w: %s", ErrUnknownMember, member)
+		return crypto.PublicKey{}, fmt.Errorf("%w: %s", errUnknownMember, member)
 	}
 	if !rec.Trusted {
-		keys, err := s.Keys(member)
+		keys, err := s.keys(member)
 		if err != nil {
 			return crypto.PublicKey{}, err
 		}
-		return crypto.PublicKey{}, &UntrustedError{Member: member, Key: rec.Key, State: rec.State, JIDAuthenticated: anyAuthenticated(keys)}
+		return crypto.PublicKey{}, &untrustedError{Member: member, Key: rec.Key, State: rec.State, JIDAuthenticated: anyAuthenticated(keys)}
 	}
 	return rec.Key, nil
 }

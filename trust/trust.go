@@ -10,7 +10,7 @@ import (
 	"github.com/mpenc/mpenc/crypto"
 )
 
-//go:generate go tool stringer -type=State,Kind,EventKind,Policy -linecomment -output=enum_string.go
+//go:generate go tool stringer -type=State,Kind -linecomment -output=enum_string.go
 
 // State is what we have decided about one identity key of one JID.
 // The numbers are stored on disk by package store: never renumber. Its
@@ -52,11 +52,15 @@ type Record struct {
 	Trusted bool
 }
 
-// Kind is the outcome of observing a key.
+// Kind says what happened to a key: the outcome of observing it
+// ([Decision].Kind), or an entry of the trust history ([Event].Kind), which
+// holds the observations KeyNew, KeyNewDevice and KeyChanged and the
+// user's decisions. The numbers are stored on disk (the history) by
+// package store: never renumber. Its String method gives the names in the
+// constants' line comments.
 type Kind uint8
 
-// Observation outcomes. The numbers are stored on disk (in events) by
-// package store: never renumber.
+// Observation outcomes.
 const (
 	// KeyNew: the first key ever seen for this JID. Recorded, blindly
 	// trusted or undecided by policy.
@@ -79,9 +83,21 @@ const (
 	KeyDistrusted Kind = 5 // distrusted
 )
 
-// Decision is the result of [Store.Observe]: data for the caller to act on,
-// as ssh/knownhosts returns a KeyError. The store has already recorded what
-// it describes.
+// The user's decisions, as the trust history records them (Event.Kind
+// only). Unexported until the history is shown to the user.
+const (
+	// kindVerified: the user authenticated a key (Store.Verify).
+	kindVerified Kind = 10 // verified
+	// kindTrusted: the user trusted a key without verifying it
+	// (Store.Trust).
+	kindTrusted Kind = 11 // trusted
+	// kindDistrusted: the user distrusted a key (Store.Distrust).
+	kindDistrusted Kind = 12 // distrusted
+)
+
+// Decision is the result of observing a key ([Directory.ObserveKey] hands
+// it to OnDecision): data for the caller to act on, as ssh/knownhosts
+// returns a KeyError. The store has already recorded what it describes.
 type Decision struct {
 	Kind   Kind
 	Member string           // the full JID that announced the key
@@ -101,15 +117,16 @@ type Decision struct {
 // untrusted new keys are information, not alarms.
 func (d Decision) Warning() bool { return d.Kind == KeyChanged || d.Kind == KeyDistrusted }
 
-// Err returns the decision as an error for callers that only pass errors
-// on (session.KeyObserver): a *KeyChangedError for KeyChanged, a
-// *DistrustedError for a distrusted key, nil otherwise.
-func (d Decision) Err() error {
+// err returns the decision as an error for callers that only pass errors
+// on (session.KeyObserver, through [Directory.ObserveKey]): a
+// *keyChangedError for KeyChanged, a *distrustedError for a distrusted
+// key, nil otherwise.
+func (d Decision) err() error {
 	switch d.Kind {
 	case KeyChanged:
-		return &KeyChangedError{Member: d.Member, Key: d.Key, Previous: d.Previous}
+		return &keyChangedError{Member: d.Member, Key: d.Key, Previous: d.Previous}
 	case KeyDistrusted:
-		return &DistrustedError{Member: d.Member, Key: d.Key}
+		return &distrustedError{Member: d.Member, Key: d.Key}
 	}
 	return nil
 }
@@ -120,10 +137,11 @@ func (d Decision) String() string {
 	return fmt.Sprintf("%v %s %s (%v, trusted=%v)", d.Kind, d.Member, FingerprintOf(d.Key), d.State, d.Trusted)
 }
 
-// KeyChangedError reports that a member announced a key other than the one
+// keyChangedError reports that a member announced a key other than the one
 // it announced before. The previous key stays recorded as it was; the new
-// one is undecided until the user verifies (or trusts) it.
-type KeyChangedError struct {
+// one is undecided until the user verifies (or trusts) it. Callers show its
+// text; the same facts are in the Decision.
+type keyChangedError struct {
 	Member   string
 	Key      crypto.PublicKey
 	Previous []Record
@@ -131,7 +149,7 @@ type KeyChangedError struct {
 
 // Error names the member, the new key's fingerprint and the keys it
 // announced before.
-func (e *KeyChangedError) Error() string {
+func (e *keyChangedError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "trust: %s announced a DIFFERENT identity key %s", e.Member, FingerprintOf(e.Key))
 	for i, p := range e.Previous {
@@ -149,21 +167,22 @@ func (e *KeyChangedError) Error() string {
 	return b.String()
 }
 
-// DistrustedError reports a key the user distrusted.
-type DistrustedError struct {
+// distrustedError reports a key the user distrusted.
+type distrustedError struct {
 	Member string
 	Key    crypto.PublicKey
 }
 
 // Error names the member and the key's fingerprint.
-func (e *DistrustedError) Error() string {
+func (e *distrustedError) Error() string {
 	return fmt.Sprintf("trust: %s uses the distrusted identity key %s", e.Member, FingerprintOf(e.Key))
 }
 
-// UntrustedError is the key directory's refusal of a member whose key the
+// untrustedError is the key directory's refusal of a member whose key the
 // policy does not let us use (undecided, distrusted, or blindly trusted
-// once the JID has an authenticated key or under AuthenticatedOnly).
-type UntrustedError struct {
+// once the JID has an authenticated key or under AuthenticatedOnly). The
+// session shows its text as the reason an operation failed.
+type untrustedError struct {
 	Member string
 	Key    crypto.PublicKey
 	State  State
@@ -174,7 +193,7 @@ type UntrustedError struct {
 
 // Error names the member and the key's fingerprint, and says why the key
 // is not used.
-func (e *UntrustedError) Error() string {
+func (e *untrustedError) Error() string {
 	why := ""
 	switch {
 	case e.State == Distrusted:
@@ -189,16 +208,16 @@ func (e *UntrustedError) Error() string {
 	return fmt.Sprintf("trust: %s's identity key %s is not trusted: %s", e.Member, FingerprintOf(e.Key), why)
 }
 
-// ErrUnknownMember is returned (wrapped) by the key directory for a member
+// errUnknownMember is returned (wrapped) by the key directory for a member
 // that has announced no identity key.
-var ErrUnknownMember = errors.New("trust: no identity key announced")
+var errUnknownMember = errors.New("trust: no identity key announced")
 
-// ErrInvalid is returned (wrapped) for a malformed JID or key.
-var ErrInvalid = errors.New("trust: invalid input")
+// errInvalid is returned (wrapped) for a malformed JID or key.
+var errInvalid = errors.New("trust: invalid input")
 
-// MaxJIDSize bounds a JID in bytes: RFC 7622 allows 1023 bytes for each of
+// maxJIDSize bounds a JID in bytes: RFC 7622 allows 1023 bytes for each of
 // the three parts, plus the separators.
-const MaxJIDSize = 3*1023 + 2
+const maxJIDSize = 3*1023 + 2
 
 // Bare returns the bare JID of a full JID (everything before the first
 // '/'). Participant ids without a resource are their own bare JID.
@@ -213,13 +232,16 @@ func Bare(jid string) string {
 // bounded, valid UTF-8 without control characters, with a non-empty bare
 // part. It does not apply PRECIS: callers pass JIDs as the XMPP layer
 // normalised them (channel/xmpp passes jid.JID.String()).
+//
+// Its error wraps, and nothing else, the error that every refusal of a
+// malformed JID or key by this package wraps.
 func CheckJID(jid string) error {
-	if jid == "" || len(jid) > MaxJIDSize || !utf8.ValidString(jid) || Bare(jid) == "" {
-		return fmt.Errorf("%w: JID %.40q", ErrInvalid, jid)
+	if jid == "" || len(jid) > maxJIDSize || !utf8.ValidString(jid) || Bare(jid) == "" {
+		return fmt.Errorf("%w: JID %.40q", errInvalid, jid)
 	}
 	for _, r := range jid {
 		if r < 0x20 || r == 0x7f {
-			return fmt.Errorf("%w: JID %.40q has a control character", ErrInvalid, jid)
+			return fmt.Errorf("%w: JID %.40q has a control character", errInvalid, jid)
 		}
 	}
 	return nil
@@ -230,7 +252,7 @@ func CheckJID(jid string) error {
 func checkKey(k crypto.PublicKey) error {
 	var zero crypto.PublicKey
 	if crypto.Equal(k[:], zero[:]) {
-		return fmt.Errorf("%w: all-zero identity key", ErrInvalid)
+		return fmt.Errorf("%w: all-zero identity key", errInvalid)
 	}
 	return nil
 }

@@ -20,7 +20,6 @@ import (
 var (
 	_ greeter.Directory   = (*trust.Directory)(nil)
 	_ session.KeyObserver = (*trust.Directory)(nil)
-	_ greeter.Directory   = (*trust.Store)(nil)
 )
 
 func TestMemoryBackend(t *testing.T) {
@@ -170,9 +169,6 @@ func TestNames(t *testing.T) {
 		v    fmt.Stringer
 		want string
 	}{
-		{trust.BlindTrustBeforeVerification, "blind-trust-before-verification"},
-		{trust.AuthenticatedOnly, "authenticated-only"},
-		{trust.Policy(2), "Policy(2)"},
 		{trust.Undecided, "undecided"},
 		{trust.BlindlyTrusted, "blindly-trusted"},
 		{trust.Authenticated, "authenticated"},
@@ -185,14 +181,13 @@ func TestNames(t *testing.T) {
 		{trust.KeyChanged, "changed"},
 		{trust.KeyDistrusted, "distrusted"},
 		{trust.Kind(0), "Kind(0)"},
-		{trust.EventNew, "new"},
-		{trust.EventNewDevice, "new-device"},
-		{trust.EventChanged, "changed"},
-		{trust.EventVerified, "verified"},
-		{trust.EventTrusted, "trusted"},
-		{trust.EventDistrusted, "distrusted"},
-		{trust.EventKind(3), "EventKind(3)"},
-		{trust.EventKind(255), "EventKind(255)"},
+		{trust.Kind(6), "Kind(6)"},
+		// The user's decisions, in the trust history.
+		{trust.Kind(10), "verified"},
+		{trust.Kind(11), "trusted"},
+		{trust.Kind(12), "distrusted"},
+		{trust.Kind(13), "Kind(13)"},
+		{trust.Kind(255), "Kind(255)"},
 	} {
 		if got := c.v.String(); got != c.want {
 			t.Errorf("%#v prints %q, want %q", c.v, got, c.want)
@@ -206,23 +201,25 @@ func TestObserveStory(t *testing.T) {
 	ts := trust.New(new(trust.Memory), trust.Config{})
 	k1, k2 := crypto.PublicKey{1}, crypto.PublicKey{2}
 	var got []string
-	note := func(d trust.Decision, err error) {
-		if err != nil {
-			t.Fatal(err)
-		}
+	dir := &trust.Directory{Store: ts, OnDecision: func(d trust.Decision) {
 		got = append(got, fmt.Sprintln(d.Kind, d.State, d.Trusted, d.Warning()))
+	}}
+	note := func(err error) {
+		if err != nil {
+			got = append(got, "error\n")
+		}
 	}
 
-	note(ts.Observe("bob@example.org/phone", k1))
-	note(ts.Observe("bob@example.org/phone", k2))               // the phone's key changed
+	note(dir.ObserveKey("bob@example.org/phone", k1))
+	note(dir.ObserveKey("bob@example.org/phone", k2))           // the phone's key changed
 	if _, err := ts.Verify("bob@example.org", k2); err != nil { // the user compared fingerprints
 		t.Fatal(err)
 	}
-	note(ts.Observe("bob@example.org/phone", k2))
-	note(ts.Observe("bob@example.org/laptop", crypto.PublicKey{3})) // after the first authentication
+	note(dir.ObserveKey("bob@example.org/phone", k2))
+	note(dir.ObserveKey("bob@example.org/laptop", crypto.PublicKey{3})) // after the first authentication
 	want := []string{
 		"new blindly-trusted true false\n",
-		"changed undecided false true\n",
+		"changed undecided false true\n", "error\n",
 		"known authenticated true false\n",
 		"new-device undecided false false\n",
 	}

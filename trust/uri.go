@@ -16,7 +16,7 @@ const uriScheme = "mpenc:"
 const uriKeyParam = "?ed25519="
 
 // maxURISize bounds a URI: a JID escaped in full, and the key.
-const maxURISize = len(uriScheme) + 3*MaxJIDSize + len(uriKeyParam) + 2*crypto.PublicKeySize
+const maxURISize = len(uriScheme) + 3*maxJIDSize + len(uriKeyParam) + 2*crypto.PublicKeySize
 
 // URI returns the payload of a QR code that authenticates key as member's
 // (a full JID, so the scanner sees which device):
@@ -68,7 +68,7 @@ func unhexUpper(c byte) (byte, bool) {
 // refused.
 func parseURI(s string) (member string, key crypto.PublicKey, err error) {
 	bad := func(why string) (string, crypto.PublicKey, error) {
-		return "", crypto.PublicKey{}, fmt.Errorf("%w: mpenc URI: %s", ErrInvalid, why)
+		return "", crypto.PublicKey{}, fmt.Errorf("%w: mpenc URI: %s", errInvalid, why)
 	}
 	if len(s) > maxURISize {
 		return bad("too long")
