@@ -11,6 +11,8 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"rsc.io/qr"
+
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/trust"
 )
@@ -54,6 +56,61 @@ func TestQRText(t *testing.T) {
 	if got := string([]rune(rows[2])[4:11]); got != " ▄▄▄▄▄ " {
 		t.Errorf("no finder pattern at the top left: %q", got)
 	}
+
+	// The drawing, read back module by module, is the encoder's code at
+	// error correction level L, inside the quiet zone.
+	dark := modules(s)
+	code, err := qr.Encode(uri, qr.L)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dark) != code.Size+8 && len(dark) != code.Size+9 {
+		t.Fatalf("%d module rows for a code of %d", len(dark), code.Size)
+	}
+	for y := range code.Size + 8 {
+		for x := range width {
+			if dark[y][x] != code.Black(x-4, y-4) {
+				t.Fatalf("module (%d, %d) drawn dark=%v, the code has %v", x-4, y-4, dark[y][x], !dark[y][x])
+			}
+		}
+	}
+	// The format information next to the top-left finder (bit i of 15,
+	// the layout of ISO/IEC 18004 §7.9, XORed with 101010000010010) names
+	// the level: 01 is L.
+	var format uint
+	for i := range 15 {
+		x, y := 8, i // bits 0-5 down column 8, skipping the timing row
+		switch {
+		case i >= 6 && i < 8:
+			y = i + 1
+		case i == 8:
+			x, y = 7, 8
+		case i > 8:
+			x, y = 14-i, 8
+		}
+		if dark[4+y][4+x] {
+			format |= 1 << i
+		}
+	}
+	if level := (format ^ 0x5412) >> 13; level != 0b01 {
+		t.Errorf("error correction level bits %02b, want 01 (L)", level)
+	}
+}
+
+// modules reads the half-block drawing back as module rows (true: dark),
+// the quiet zone included: █ light over light, ▀ light over dark, ▄ dark
+// over light, space dark over dark.
+func modules(s string) [][]bool {
+	var dark [][]bool
+	for _, row := range strings.Split(s, "\n") {
+		var top, bottom []bool
+		for _, r := range row {
+			top = append(top, r != '█' && r != '▀')
+			bottom = append(bottom, r != '█' && r != '▄')
+		}
+		dark = append(dark, top, bottom)
+	}
+	return dark
 }
 
 // TestQRScans draws the rendered text back as pixels (█ light over light,
