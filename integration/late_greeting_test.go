@@ -15,19 +15,19 @@ import (
 	"github.com/mpenc/mpenc/session"
 )
 
-// TestIntegrationSessionLateGreetingPacket: an operation fails (a
-// member dies during an include, rule LOI) while the newcomer's answer to
-// it is still on its way; the members exclude the dead one and include the
-// newcomer again. The newcomer's answer to the failed operation reaches
-// the room after the new operation's initial packet. Everyone, the
-// newcomer included, must ignore it as a packet of another operation and
-// complete the new one. (Found here: the newcomer's Greeting used to take
-// its own stale packet, signed with its previous attempt's ephemeral key,
-// as "altered or forged" and fail; greeter.TestLatePacketsOfFailedInclude
-// is the unit test.) Seen by chance under load in
+// TestIntegrationSessionLateGreetingPacket: an operation fails (a member dies
+// during an include, rule LOI of docs/SESSION.md) while the newcomer's answer
+// to it is still on its way; the members exclude the dead one and include the
+// newcomer again. The newcomer's answer to the failed operation reaches the
+// room after the new operation's initial packet. Everyone, the newcomer
+// included, must ignore it as a packet of another operation and complete the
+// new one. (Found here: the newcomer's Greeting used to take its own stale
+// packet, signed with its previous attempt's ephemeral key, as "altered or
+// forged" and fail; internal/greeting's TestLatePacketsOfFailedInclude is the
+// unit test.) Seen by chance under load in
 // TestIntegrationSessionDisconnectDuringOperation with AutoInclude; made
-// deterministic here by holding the newcomer's first greeting packet until
-// it has seen the second operation's initial packet.
+// deterministic here by holding the newcomer's first greeting packet until it
+// has seen the second operation's initial packet.
 func TestIntegrationSessionLateGreetingPacket(t *testing.T) {
 	s := serverFromEnv(t)
 	room := s.newRoom(t)

@@ -172,14 +172,14 @@ func TestIntegrationSessionMembership(t *testing.T) {
 	}
 }
 
-// TestIntegrationSessionDisconnectDuringOperation: four devices in a
-// session; a fifth enters and device 0 includes it. Device 2 receives the
-// operation's initial packet and dies at once: its socket is cut (the
-// server finds the connection closed; no stream end, no unavailable
-// presence from the client) and it never answers. The operation fails for
-// everyone at the one position of its leave (the include returns
-// ErrAborted); the others exclude it by themselves (rule LS) and agree on
-// the chain; device 0 includes the newcomer again, and everyone talks.
+// TestIntegrationSessionDisconnectDuringOperation: four devices in a session;
+// a fifth enters and device 0 includes it. Device 2 receives the operation's
+// initial packet and dies at once: its socket is cut (the server finds the
+// connection closed; no stream end, no unavailable presence from the client)
+// and it never answers. The operation fails for everyone at the one position
+// of its leave (the include returns ErrAborted); the others exclude it by
+// themselves (rule LS, docs/SESSION.md) and agree on the chain; device 0
+// includes the newcomer again, and everyone talks.
 func TestIntegrationSessionDisconnectDuringOperation(t *testing.T) {
 	s := serverFromEnv(t)
 	room := s.newRoom(t)
@@ -316,7 +316,8 @@ func TestIntegrationSessionServerRestart(t *testing.T) {
 		p.waitNotes("the gap warning", func(ns []session.Notice) bool { return len(ofKind(ns, session.Gap)) > 0 })
 	}
 	// A device that re-enters while the others run an operation is kicked
-	// and re-enters after (2+n)·(BC+1 s)/2 or so (rule EO): allow for it.
+	// and re-enters after (2+n)·(BC+1 s)/2 or so (rule EO; docs/SESSION.md,
+	// "Joining"): allow for it.
 	after := waitSessionWithin(t, ps, 2*waitBound)
 	if after.sid == before.sid {
 		t.Fatal("the session id did not change across the restart")

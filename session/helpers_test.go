@@ -14,7 +14,7 @@ import (
 )
 
 // ref is the reference timing profile, as in the scenarios of
-// SESSION-RULES and LIVENESS-NOTES (BC 5 s).
+// docs/SESSION.md and docs/MESSAGE-LAYER.md §8 (BC 5 s, MI 16 s).
 var ref = session.NewTiming(5*time.Second, 16*time.Second)
 
 // hop is the room's per-hop delay in scenarios: well inside BC.

@@ -24,11 +24,12 @@ const (
 
 // Errors of user operations.
 var (
-	// ErrOperationInProgress: another user operation is pending (D3): one
-	// at a time. The same action again returns the pending handle instead.
+	// ErrOperationInProgress: another user operation is pending (D3 of
+	// docs/SESSION.md, "Beyond the reference"): one at a time. The same
+	// action again returns the pending handle instead.
 	ErrOperationInProgress = errors.New("session: another operation is in progress")
-	// ErrBusy: a membership operation is under way in the session (D8);
-	// retry when it ends.
+	// ErrBusy: a membership operation is under way in the session (D8 of
+	// docs/SESSION.md); retry when it ends.
 	ErrBusy = errors.New("session: a membership operation is under way")
 	// ErrNotJoined: the session is not in a state that allows this.
 	ErrNotJoined = errors.New("session: not joined")

@@ -15,6 +15,10 @@ import (
 	"github.com/mpenc/mpenc/session"
 )
 
+// Scenario numbers are those of docs/SESSION.md, "Scenario tests"; rule
+// codes (LOI, EAL, IAL, …) are defined in its "Channel rules", defect
+// numbers (D15, …) in "Beyond the reference".
+
 // three forms {A,B,C} with A the founder; auto sets AutoInclude for all.
 func three(t *testing.T, seed uint64, auto bool, extra ...string) *sim.World {
 	w := world(t, seed, hop)

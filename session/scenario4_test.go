@@ -13,6 +13,10 @@ import (
 	"github.com/mpenc/mpenc/session"
 )
 
+// Scenario numbers are those of docs/SESSION.md, "Scenario tests"; rule
+// codes (EIO, EII, LI, LOI, ES, EAL, …) are defined in its "Channel
+// rules", defect numbers (D5, …) in "Beyond the reference".
+
 // Scenario 21: EIO then EII: a newcomer blacklists a parent it saw spent,
 // then syncs to a later proposal that includes it.
 func TestScenario21EIOThenEII(t *testing.T) {

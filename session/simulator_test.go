@@ -49,7 +49,9 @@ func TestSimulator(t *testing.T) { simulate(t, false, "TestSimulator") }
 
 // TestSimulatorRegressions replays seeds beyond the first 1,000 that once
 // failed (found by runs of 4,000 to 16,000 seeds), so that the default run
-// keeps covering them.
+// keeps covering them. docs/SESSION.md ("Server-order check", "The
+// simulator", D17) tells their stories; XP is a rule of its "Channel
+// rules".
 func TestSimulatorRegressions(t *testing.T) {
 	for _, c := range []struct {
 		seed    uint64

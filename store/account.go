@@ -17,7 +17,7 @@ const (
 	maxNameSize    = 256       // bytes of a setting name
 	maxValueSize   = 64 << 10  // bytes of a setting value
 	maxTextSize    = 256 << 10 // bytes of a message text: the largest groupchat body channel/xmpp accepts
-	maxListMembers = 256       // JIDs in a member list (transcript.MaxMembers)
+	maxListMembers = 256       // JIDs in a member list (causal.MaxMembers)
 	maxLogParents  = 256       // log parent offsets of one message
 	maxPage        = 1000      // entries one Page call returns at most
 )

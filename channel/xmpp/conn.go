@@ -33,11 +33,11 @@ type conn struct {
 // own deadline (WriteTimeout), so a server that stops reading cannot block
 // a sender for ever, and it ignores the deadlines mellium sets.
 //
-// mellium workaround (XMPP-NOTES pitfall 11): Session.Send and friends run a
-// goroutine that, when the context passed to them is cancelled, sets the
-// connection's write deadline to the past and back to zero. If the context
-// is cancelled just after the call returns, that goroutine can still fire
-// later and fail an unrelated concurrent write with "i/o timeout", which
+// mellium workaround (mellium problem 11 of docs/XMPP.md): Session.Send and
+// friends run a goroutine that, when the context passed to them is cancelled,
+// sets the connection's write deadline to the past and back to zero. If the
+// context is cancelled just after the call returns, that goroutine can still
+// fire later and fail an unrelated concurrent write with "i/o timeout", which
 // breaks the stream in the middle of a stanza. With deadlines from outside
 // ignored here, contexts passed to mellium only bound the waits, never the
 // socket. Negotiation time-outs are enforced by closing the socket instead.
@@ -130,7 +130,7 @@ func (s *settings) negotiate(ctx context.Context, raw net.Conn, origin jid.JID) 
 	case StartTLS:
 		features = append(features, mxmpp.StartTLS(s.tls))
 	case UnsafePlaintext:
-		// mellium workaround (XMPP-NOTES pitfall 1): mellium only offers
+		// mellium workaround (mellium problem 1 of docs/XMPP.md): mellium only offers
 		// SASL on a session it believes secure. validate made sure the
 		// server is on loopback; SCRAM never sends the password anyway.
 		state = mxmpp.Secure

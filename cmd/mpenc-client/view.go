@@ -383,7 +383,7 @@ func (v *roomView) parentsOf(l *line) []*line {
 }
 
 // highlight reports whether a message's log parents are not just the
-// message above it (LIVENESS-NOTES §1.6): the UI must mark it.
+// message above it (docs/MESSAGE-LAYER.md §3.5): the UI must mark it.
 func highlight(l *line) bool {
 	return l.kind == lineMessage && !(len(l.parents) == 0 || len(l.parents) == 1 && l.parents[0] == 1)
 }

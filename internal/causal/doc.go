@@ -2,22 +2,23 @@
 // data structure, with no I/O, no locks, no clock and no randomness.
 //
 // A [Graph] holds one subsession's messages. [Graph.Accept] runs the
-// acceptance checks of LIVENESS-NOTES §1.2 in order (duplicate, malformed,
-// non-member, missing parent, readable, redundant parents, own line,
-// antichain, and our after-FIN rule) and returns typed errors callers
+// acceptance checks of docs/MESSAGE-LAYER.md §3.2 in order (duplicate,
+// malformed, non-member, missing parent, readable, redundant parents, own
+// line, antichain, and our after-FIN rule) and returns typed errors callers
 // branch on with errors.Is: [ErrMissingParent] (inside a
-// [*MissingParentError] listing the ids) means "buffer it and offer it
-// again when the parent arrives", [ErrFork] means the author equivocated,
-// and so on. Ancestry, acks and full-acks are computed with vector clocks
-// over per-author sequence numbers (§1.5): a ≤ b is O(1), accepting a
-// message costs O(n·|parents|) plus, amortised, O(n) per (message, reader)
-// ack. Each accept reports the messages that became fully acked, in accept
-// order.
+// [*MissingParentError] listing the ids) means "buffer it and offer it again
+// when the parent arrives", [ErrFork] means the author equivocated, and so
+// on. Ancestry, acks and full-acks are computed with vector clocks over
+// per-author sequence numbers (docs/MESSAGE-LAYER.md §3.4): a ≤ b is O(1),
+// accepting a message costs O(n·|parents|) plus, amortised, O(n) per
+// (message, reader) ack. Each accept reports the messages that became fully
+// acked, in accept order.
 //
-// A [MessageLog] is the user's linear view across subsessions (§1.6): it
-// appends Payloads in local accept order, computes each entry's log parents
-// (its latest Payload ancestors, or its subsession's transcript parents,
-// spliced after the greeting's LATEST_PM) and the parIdx UI hint.
+// A [MessageLog] is the user's linear view across subsessions
+// (docs/MESSAGE-LAYER.md §3.5): it appends Payloads in local accept order,
+// computes each entry's log parents (its latest Payload ancestors, or its
+// subsession's transcript parents, spliced after the greeting's LATEST_PM)
+// and the parIdx UI hint.
 //
 // # Entry points
 //

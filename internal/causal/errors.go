@@ -8,10 +8,10 @@ import (
 	"github.com/mpenc/mpenc/transcript"
 )
 
-// Errors of [Graph.Accept], one per acceptance check of LIVENESS-NOTES §1.2
-// plus our rules. Callers branch on them with errors.Is; every rejection is
-// returned inside a [*RejectError] naming the message and its author, and a
-// missing parent inside a [*MissingParentError].
+// Errors of [Graph.Accept], one per acceptance check of docs/MESSAGE-LAYER.md
+// §3.2 plus our rules. Callers branch on them with errors.Is; every rejection
+// is returned inside a [*RejectError] naming the message and its author, and
+// a missing parent inside a [*MissingParentError].
 var (
 	// ErrDuplicate (check 1): the id is already in the transcript. Not a
 	// fault: resends and the room's echo of our own sends end here.
@@ -43,9 +43,9 @@ var (
 	ErrFork = errors.New("transcript: author forked its own line")
 	// ErrNotAntichain (check 8): one parent is an ancestor of another.
 	ErrNotAntichain = errors.New("transcript: parents are not an antichain")
-	// ErrAfterFin (our rule, LIVENESS-NOTES §6): the author already sent a
-	// FIN and this message is not an ExplicitAck, a flush, or the single
-	// leave-intent FIN whose only parent is that FIN.
+	// ErrAfterFin (our rule, docs/MESSAGE-LAYER.md §4.8): the author already
+	// sent a FIN and this message is not an ExplicitAck, a flush, or the
+	// single leave-intent FIN whose only parent is that FIN.
 	ErrAfterFin = errors.New("transcript: message after the author's FIN")
 	// ErrFull: the graph holds the maximum number of messages.
 	ErrFull = errors.New("transcript: too many messages")

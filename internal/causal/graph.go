@@ -36,8 +36,8 @@ type meta struct {
 // Graph is the causal transcript of one subsession: every accepted message
 // with its author, parents and kind, the vector clocks that decide ancestry
 // in O(1), who has acked what, the heads, and the messages not yet fully
-// acked. It implements the acceptance checks of LIVENESS-NOTES §1.2 and the
-// algorithms of §1.5.
+// acked. It implements the acceptance checks of docs/MESSAGE-LAYER.md §3.2
+// and the vector clocks of §3.4 there.
 //
 // Storage is a set of slabs indexed by accept position ([Index]): per
 // message 20 bytes of id, 2 of author and kind, 2·n of vector clock (4·n
@@ -221,7 +221,7 @@ func (g *Graph) BySeq(a int, seq uint32) (Index, bool) {
 func (g *Graph) Fin(a int) (Index, bool) { return g.BySeq(a, g.finSeq[a]) }
 
 // LeaveIntent reports whether message i is a leave intent: a FIN whose only
-// parent is a FIN by the same author (LIVENESS-NOTES §6).
+// parent is a FIN by the same author (docs/MESSAGE-LAYER.md §4.8).
 func (g *Graph) LeaveIntent(i Index) bool {
 	if g.Kind(i) != KindFin {
 		return false
@@ -278,7 +278,7 @@ func (g *Graph) FullyAcked(i Index) bool {
 }
 
 // UnackedBy appends to dst the readers of message i that have not acked it
-// (unackby(m) of LIVENESS-NOTES §1.3), in member order.
+// (unackby(m) of docs/MESSAGE-LAYER.md §3.3), in member order.
 func (g *Graph) UnackedBy(i Index, dst []int) []int {
 	a, s := g.Author(i), g.Seq(i)
 	for r := 0; r < g.n; r++ {
@@ -312,8 +312,8 @@ func (g *Graph) NotFullyAcked(dst []Index) []Index {
 	return dst
 }
 
-// Accept runs the acceptance checks of LIVENESS-NOTES §1.2 on m, in order,
-// and adds it to the graph if they pass. On any error the graph is
+// Accept runs the acceptance checks of docs/MESSAGE-LAYER.md §3.2 on m, in
+// order, and adds it to the graph if they pass. On any error the graph is
 // unchanged, apart from remembering a rejected id:
 //
 //   - [ErrDuplicate], returned as is: m is already accepted;
@@ -418,8 +418,8 @@ func (g *Graph) Accept(m Message) (Accepted, error) {
 			}
 		}
 	}
-	// Our rule (§6): after its FIN an author may only ack, flush, or send
-	// the one leave-intent FIN that cites the FIN alone.
+	// Our rule (docs/MESSAGE-LAYER.md §4.8): after its FIN an author may only
+	// ack, flush, or send the one leave-intent FIN that cites the FIN alone.
 	if fs := g.finSeq[m.Author]; fs != 0 {
 		switch {
 		case m.Kind.IsExplicitAck() || m.Kind == KindFlush:

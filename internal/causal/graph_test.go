@@ -118,7 +118,7 @@ func (x *tg) expectReject(m causal.Message, want error) {
 	}
 }
 
-// TestScenario01ReferenceTranscript is LIVENESS-NOTES §8 scenario 1: the
+// TestScenario01ReferenceTranscript is docs/MESSAGE-LAYER.md §8 scenario 1: the
 // reference's transcript vector, then three rejections that leave the
 // transcript unchanged.
 func TestScenario01ReferenceTranscript(t *testing.T) {

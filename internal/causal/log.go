@@ -20,13 +20,14 @@ type TranscriptRef int
 // NoTranscript is the parent of a session's first transcript.
 const NoTranscript TranscriptRef = -1
 
-// MessageLog is the user's linear view of a session (LIVENESS-NOTES §1.6):
-// the Payloads of all its subsessions' transcripts, appended in local accept
-// order. Accept order is a linear extension of causality, so the log is
-// consistent with it; it is append-only, hence responsive, and not globally
-// identical, which is accepted. What every member does compute identically
-// is each entry's log parents: its latest Payload ancestors, or for the
-// first Payloads of a subsession that subsession's transcript parents.
+// MessageLog is the user's linear view of a session (docs/MESSAGE-LAYER.md
+// §3.5): the Payloads of all its subsessions' transcripts, appended in local
+// accept order. Accept order is a linear extension of causality, so the log
+// is consistent with it; it is append-only, hence responsive, and not
+// globally identical, which is accepted. What every member does compute
+// identically is each entry's log parents: its latest Payload ancestors, or
+// for the first Payloads of a subsession that subsession's transcript
+// parents.
 //
 // A MessageLog is not safe for concurrent use.
 type MessageLog struct {
@@ -68,7 +69,7 @@ type Entry struct {
 	Parents []int
 }
 
-// Ready is the MsgReady event of LIVENESS-NOTES §1.6 for a new entry.
+// Ready is the MsgReady event of docs/MESSAGE-LAYER.md §3.5 for a new entry.
 type Ready struct {
 	Pos int
 	// RIdx is where the entry was inserted counting from the end: always 0,
@@ -167,7 +168,7 @@ func (l *MessageLog) Append(ref TranscriptRef, i Index, text string) (Ready, boo
 // too when inclusive). With the vector clocks this costs O(n²) whatever the
 // history: per author, the latest Payload at or below the clock's entry,
 // then drop candidates below another candidate. It equals the walk of
-// LIVENESS-NOTES §1.6 (up through non-Payloads, stop at Payloads, drop
+// docs/MESSAGE-LAYER.md §3.5 (up through non-Payloads, stop at Payloads, drop
 // ancestors of other candidates): a maximal Payload ancestor is reached by
 // the walk, and the walk's candidates reduce to the maximal ones.
 func (l *MessageLog) latestPayloads(t *logTranscript, from []Index, inclusive bool) []uint32 {

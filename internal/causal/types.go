@@ -28,12 +28,13 @@ const (
 	KindPayload   Kind = iota // body type 0: user content, the only kind the MessageLog shows
 	KindAutoAck               // body type 1, [false]: automatic "delivered" ack
 	KindManualAck             // body type 1, [true]: user's "read up to here"
-	KindHeartBeat             // body type 2: decoded, never sent (LIVENESS-NOTES §5)
+	KindHeartBeat             // body type 2: decoded, never sent (docs/MESSAGE-LAYER.md §4.7)
 	KindFlush                 // body type 3, [false]: "please ack now", also our heartbeat
 	KindFin                   // body type 3, [true]: FIN, the author closes the subsession
 	// KindChainCheck is our addition (body type 4): the author states the
 	// ServerOrder position that created the subsession, so that members
-	// can compare what the server showed them (SESSION-RULES §5).
+	// can compare what the server showed them (docs/PROTOCOL.md §8;
+	// docs/SESSION.md, "Server-order check").
 	KindChainCheck
 	numKinds
 )
@@ -53,7 +54,7 @@ func (k Kind) Valid() bool { return k < numKinds }
 
 // IsExplicitAck reports whether k is an ExplicitAck (automatic or manual).
 // ExplicitAcks are never acked by anyone on purpose, never monitored and
-// never shown in the MessageLog (LIVENESS-NOTES §3).
+// never shown in the MessageLog (docs/MESSAGE-LAYER.md §4.3).
 func (k Kind) IsExplicitAck() bool { return k == KindAutoAck || k == KindManualAck }
 
 // Monitored reports whether messages of kind k get a full-ack warning, an

@@ -185,12 +185,13 @@ func (u *traceUser) channelEvent(t *Trace, enter, leave, before, after []string,
 				}
 			}
 		}
-	case was && !is: // our leave (LI): everything is reset
+	case was && !is: // our leave (rule LI, docs/SESSION.md): everything is reset
 		u.inChannel = false
 		u.so.Clear()
 		u.op, u.members = nil, nil
 	case was && is && len(leave) > 0:
-		// LOI: a member of the running operation left.
+		// Rule LOI (docs/SESSION.md, "Channel rules"): a member of the
+		// running operation left.
 		if u.op != nil && u.so.Ongoing() && slices.ContainsFunc(leave, func(m string) bool { return slices.Contains(u.opMembers, m) }) {
 			if _, err := u.so.AcceptLeave(leave, after); r.check(err == nil, "%s: %s: leave pseudo-packet: %v", where, u.id, err) {
 				u.op = nil
@@ -270,7 +271,7 @@ func (u *traceUser) completed() {
 // checkLatestPM: every LATEST_PM of an initial packet accepted by a member
 // that was synced (not a newcomer) is a message it accepted: with a
 // server-ordered room the initiator's heads reached everyone before its
-// proposal (SESSION-RULES §3.7).
+// proposal (docs/SESSION.md, "Rotation", step 7).
 func (u *traceUser) checkLatestPM(p *wire.GreetPacket, where string, r *Report) {
 	for _, id := range p.Metadata.LatestPM {
 		found := slices.ContainsFunc(u.subs, func(s *traceSub) bool { return s.graph.Has(transcript.ID(id)) })

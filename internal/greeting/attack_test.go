@@ -429,14 +429,14 @@ func TestAbandonKeepsPreviousState(t *testing.T) {
 	r.mustOp(m[0], slices.Clone(all))
 }
 
-// Late packets of a failed attempt to include a newcomer reach the room
-// after the initial packet of the next attempt, made after another member
-// was excluded (SESSION-RULES: the include fails by LOI, the dead member is
-// excluded, the newcomer is included again). The newcomer's ephemeral key
-// is new with every attempt, so its old packets, its own included as it
-// sees them come back, do not verify under the new key: they belong to
-// another operation, are ignored, and the new attempt completes. (The
-// integration test TestIntegrationSessionLateGreetingPacket is the same
+// Late packets of a failed attempt to include a newcomer reach the room after
+// the initial packet of the next attempt, made after another member was
+// excluded (docs/SESSION.md, "Channel rules": the include fails by LOI, the
+// dead member is excluded, the newcomer is included again). The newcomer's
+// ephemeral key is new with every attempt, so its old packets, its own
+// included as it sees them come back, do not verify under the new key: they
+// belong to another operation, are ignored, and the new attempt completes.
+// (The integration test TestIntegrationSessionLateGreetingPacket is the same
 // over XMPP.)
 func TestLatePacketsOfFailedInclude(t *testing.T) {
 	all := ids(5)

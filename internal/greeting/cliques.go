@@ -26,7 +26,7 @@ func mult(k *primitive.X25519Key, p wire.IntKey) (wire.IntKey, error) {
 
 // cardinal folds X25519 over every contribution, starting from the member's
 // own intermediate key: the CLIQUES group secret once the key list is
-// complete (REFERENCE-NOTES: "Cardinal = fold of X25519 over the list").
+// complete (docs/PROTOCOL.md §10, "Keys").
 func cardinal(contributions []*primitive.X25519Key, own wire.IntKey) (wire.IntKey, error) {
 	r := own
 	for _, k := range contributions {

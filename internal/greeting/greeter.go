@@ -88,10 +88,10 @@ func (c Class) String() string {
 	return fmt.Sprintf("Class(%d)", uint8(c))
 }
 
-// Classify tells ServerOrder whether p is the initial packet of an
-// operation, its final packet, both, or neither, without any cryptography
-// (SESSION-RULES §2.3). running is the Greeting of the operation under way
-// at this point of the order, or nil.
+// Classify tells ServerOrder whether p is the initial packet of an operation,
+// its final packet, both, or neither, without any cryptography
+// (docs/SESSION.md, "Classification of a greeting packet"). running is the
+// Greeting of the operation under way at this point of the order, or nil.
 //
 //   - initial: INIT_INITIATOR_UP, INCLUDE_AUX_INITIATOR_UP, and
 //     EXCLUDE_AUX_INITIATOR_DOWN leaving two members or more;

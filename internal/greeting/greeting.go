@@ -170,10 +170,11 @@ func isConfirm(t wire.GreetType) bool {
 }
 
 // ExpectsFinal reports whether p would be this operation's final packet: the
-// confirm of the last member still to authenticate, judged after our own
-// DOWN or confirm has been echoed (SESSION-RULES §2.3). Every member of the
-// operation holds the same ASKE state at each position of the order, so all
-// of them pick the same packet. No cryptography is done.
+// confirm of the last member still to authenticate, judged after our own DOWN
+// or confirm has been echoed (docs/SESSION.md, "Classification of a greeting
+// packet": who decides "final"). Every member of the operation holds the same
+// ASKE state at each position of the order, so all of them pick the same
+// packet. No cryptography is done.
 func (g *Greeting) ExpectsFinal(p *wire.GreetPacket) bool {
 	if g.err != nil || g.result != nil || g.state == StateQuit || !isConfirm(p.Type) ||
 		p.Type.Op() != g.op || !slices.Equal(p.Members, g.members) {
@@ -410,7 +411,7 @@ func (g *Greeting) start(p *wire.GreetPacket) (string, error) {
 	if p.Source == g.gr.Self && !g.observer {
 		// Our own proposals continue in their prepared Greeting; an initial
 		// packet in our name that we did not prepare is a replay or a
-		// forgery (SESSION-RULES §2.3, own-pI guard).
+		// forgery (the own-pI guard, docs/SESSION.md, "ServerOrder").
 		return "", g.fail(errors.New("an initial packet in our name that we did not send"))
 	}
 	if g.pos < 0 {

@@ -12,7 +12,7 @@ import (
 // GreetingState is the state of a Greeting, with the reference's values.
 type GreetingState uint8
 
-// Greeting states (REFERENCE-NOTES: "Greeting states").
+// Greeting states (docs/PROTOCOL.md §10, "Greeting states").
 const (
 	StateNull         GreetingState = 0 // no operation has touched us yet
 	StateInitUpflow   GreetingState = 1 // START: we took part in the upflow

@@ -9,7 +9,7 @@ import (
 	"github.com/mpenc/mpenc/internal/causal"
 )
 
-// Body type bytes of MESSAGE_BODY (REFERENCE-NOTES "Data"): one type byte,
+// Body type bytes of MESSAGE_BODY (docs/PROTOCOL.md §4): one type byte,
 // then a UTF-8 JSON array of the fields.
 const (
 	bodyPayload     byte = 0
@@ -30,7 +30,7 @@ var (
 	// a known body.
 	ErrBody = errors.New("message: malformed body")
 	// ErrNotSendable: the body cannot be sent (a HeartBeat, which the
-	// reference cannot decode: LIVENESS-NOTES §5; or text that is not
+	// reference cannot decode: docs/MESSAGE-LAYER.md §4.7; or text that is not
 	// valid UTF-8).
 	ErrNotSendable = errors.New("message: body cannot be sent")
 )

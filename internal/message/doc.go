@@ -16,22 +16,22 @@
 // checked first (no cryptography), then the signature, with the channel
 // sender's ephemeral key first and every other member's after it, so that a
 // packet resent by a third member still names its real author
-// (LIVENESS-NOTES §4.3); only a verified packet is decrypted. [Trial] does
-// this across several subsessions, choosing candidates by the hint.
+// (docs/MESSAGE-LAYER.md §4.6); only a verified packet is decrypted. [Trial]
+// does this across several subsessions, choosing candidates by the hint.
 //
 // # Bodies
 //
 // [EncodeBody] and [DecodeBody]: one type byte ‖ a JSON array written as
 // the reference's JSON.stringify writes it: 0 Payload `["text"]`,
 // 1 ExplicitAck `[true]` (manual) / `[false]` (automatic), 2 HeartBeat
-// (`[]`, decode-only: never sent, LIVENESS-NOTES §5), 3 Consistency
+// (`[]`, decode-only: never sent, docs/MESSAGE-LAYER.md §4.7), 3 Consistency
 // `[true]` (FIN) / `[false]` (flush). Decoding is strict: one encoding per
 // body, nothing trailing, valid UTF-8.
 //
 // # What it does not do
 //
 // It keeps no state about messages: no transcript, dedup, buffering or
-// timers (packages transcript and subsession). It never logs; plaintext and
+// timers (internal/causal and internal/subsession). It never logs; plaintext and
 // keys stay inside. The group key is compared with nothing and copied once;
 // [Security.Zero] wipes it.
 //

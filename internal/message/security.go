@@ -213,9 +213,9 @@ func checkPacket(hint byte, p *wire.DataPacket) error {
 }
 
 // Identify returns the member whose ephemeral key verifies the packet's
-// signature for this subsession (LIVENESS-NOTES §4.3): the channel sender's
-// key first (the common case costs one verification), then every other
-// member's, so that a packet resent by a third member still names its
+// signature for this subsession (docs/MESSAGE-LAYER.md §4.6): the channel
+// sender's key first (the common case costs one verification), then every
+// other member's, so that a packet resent by a third member still names its
 // author. It returns [ErrNotVerified] if none does.
 func (s *Security) Identify(p *wire.DataPacket, sender string) (int, error) {
 	if err := s.CheckPacket(p); err != nil {

@@ -14,15 +14,17 @@ import (
 	"github.com/mpenc/mpenc/internal/wire"
 )
 
-// Resolver is ServerOrder, the concurrency resolver of mpENC (design
-// document 3.3, SESSION-RULES §2): it orders membership operations by the server's total
-// order. For each parent (the final packet of the last completed
-// operation), the first initial packet echoed wins; a final packet is
-// accepted only for the operation under way. Every accepted packet extends a
-// hash chain that all members of a session compute identically.
+// Resolver is ServerOrder, the concurrency resolver of mpENC (design document
+// 3.3; docs/SESSION.md, "ServerOrder"): it orders membership operations by
+// the server's total order. For each parent (the final packet of the last
+// completed operation), the first initial packet echoed wins; a final packet
+// is accepted only for the operation under way. Every accepted packet extends
+// a hash chain that all members of a session compute identically.
 //
 // It is pure data: callers classify packets (greeting.Classify), verify them,
-// check XP, and pass candidates in. Not safe for concurrent use.
+// and pass candidates in with the membership stamped on their echo (for
+// rule XP). The rule codes here (XP, EIO, EII, LI, LOI) are those of
+// docs/SESSION.md, "Channel rules". Not safe for concurrent use.
 type Resolver struct {
 	synced    bool
 	blacklist map[[32]byte]bool // PREV_PF values spent while unsynced (EIO)
@@ -38,7 +40,8 @@ type Resolver struct {
 // the last entries are ever compared). It bounds memory in long sessions.
 const maxChainKept = 4096
 
-// Why ServerOrder rejected a candidate.
+// Why ServerOrder rejected a candidate (docs/SESSION.md, "The accept/reject
+// order"; XP and EIO are channel rules there).
 var (
 	ErrNotSynced      = errors.New("serverorder: not synced to the chain")
 	ErrBlacklisted    = errors.New("serverorder: parent already spent (EIO)")
@@ -134,8 +137,9 @@ func (s *Resolver) SyncWith(prevPF, prevCH [32]byte) {
 	}
 }
 
-// Check decides on a candidate without changing anything (SESSION-RULES
-// §2.4, in order). A nil error means Commit will accept it.
+// Check decides on a candidate without changing anything, in the order of
+// docs/SESSION.md, "The accept/reject order". A nil error means Commit will
+// accept it.
 func (s *Resolver) Check(c *Candidate) error {
 	if c.Initial && !subset(c.Members, c.EchoMembers) {
 		return ErrXP

@@ -15,8 +15,8 @@ import (
 const MaxBufferBytes = 4 << 20
 
 // BufferCap is the entry cap of the try-accept buffer for n members,
-// floor(4·max(16, 8·√n)) (LIVENESS-NOTES §2): 64 for n ≤ 4, 101 for 10,
-// 226 for 50, 320 for 100. One author may hold at most half of it.
+// floor(4·max(16, 8·√n)) (docs/MESSAGE-LAYER.md §4.1): 64 for n ≤ 4, 101 for
+// 10, 226 for 50, 320 for 100. One author may hold at most half of it.
 func BufferCap(n int) int { return int(4 * math.Max(16, 8*math.Sqrt(float64(n)))) }
 
 // bufEntry is a verified, decrypted message waiting for parents.
@@ -66,7 +66,7 @@ func newTryBuffer(n int) tryBuffer {
 func (b *tryBuffer) len() int { return len(b.entries) }
 
 // touch moves an entry to the back of the age order and keeps the newest
-// wire string (a duplicate replaces the entry, LIVENESS-NOTES §2).
+// wire string (a duplicate replaces the entry, docs/MESSAGE-LAYER.md §4.1).
 func (b *tryBuffer) touch(e *bufEntry, wire string) {
 	b.bytes += len(wire) - len(e.wire)
 	e.size += len(wire) - len(e.wire)

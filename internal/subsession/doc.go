@@ -1,7 +1,8 @@
 // Package subsession runs one mpENC subsession: a fixed member set with one
 // group key and one ephemeral signing key per member, its causal transcript
-// (package transcript), MessageSecurity (package message) and the liveness
-// machinery of LIVENESS-NOTES: automatic acks, full-ack warnings, ciphertext
+// (package internal/causal), MessageSecurity (package internal/message) and
+// the liveness machinery of docs/MESSAGE-LAYER.md §4: automatic acks,
+// full-ack warnings, ciphertext
 // resends, the buffer of messages waiting for parents, heartbeats and
 // presence, and the FIN shutdown.
 //
@@ -38,7 +39,7 @@
 //	out := sb.TakeOutput()  // out.Packets: broadcast in order; out.Notices: to the UI / MessageLog
 //
 // MsgAccepted notices come in accept order, our own messages included, each
-// with the transcript Index to pass to transcript.MessageLog.Append.
+// with the transcript Index to pass to causal.MessageLog.Append.
 // Shutdown: [SessionBase.Fin] (rotation) or [SessionBase.SendLeaveIntent]
 // (leaving the session), then wait for FinComplete; [SessionBase.Stop]
 // force-stops.

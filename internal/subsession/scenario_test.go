@@ -10,8 +10,8 @@ import (
 	"github.com/mpenc/mpenc/transcript"
 )
 
-// The scenarios of LIVENESS-NOTES §8 at the subsession level. Setup unless
-// stated: members A, B, C; reference timing (BC 5 s, FA 26 s, D 16 s);
+// The scenarios of docs/MESSAGE-LAYER.md §8 at the subsession level. Setup
+// unless stated: members A, B, C; reference timing (BC 5 s, FA 26 s, D 16 s);
 // room delivery ≤ 1 s; virtual time from t0.
 
 func refTiming(heartbeats bool) Timing {

@@ -295,10 +295,10 @@ func (s *SessionBase) SendFlush(now time.Time) (transcript.ID, error) {
 	return s.sendAt(causal.KindFlush, "", t)
 }
 
-// Fin starts the shutdown (fin() of LIVENESS-NOTES §6), only while JOINED:
-// it sends a FIN citing all heads and moves to PARTING. The subsession
-// completes BC after the FIN is fully acked, or FinTimeout after this call,
-// PARTED if every Payload is fully acked, else PART_FAILED.
+// Fin starts the shutdown (fin() of docs/MESSAGE-LAYER.md §4.8), only while
+// JOINED: it sends a FIN citing all heads and moves to PARTING. The
+// subsession completes BC after the FIN is fully acked, or FinTimeout after
+// this call, PARTED if every Payload is fully acked, else PART_FAILED.
 func (s *SessionBase) Fin(now time.Time) (transcript.ID, error) {
 	return s.fin(s.enter(now))
 }
@@ -339,7 +339,7 @@ func (s *SessionBase) SendLeaveIntent(now time.Time) (first, second transcript.I
 }
 
 // SendChainCheck states the ServerOrder position that created this
-// subsession (our addition, SESSION-RULES §5): members compare it with
+// subsession (our addition, docs/PROTOCOL.md §8): members compare it with
 // theirs. Allowed while JOINED and not failed.
 func (s *SessionBase) SendChainCheck(pos message.ChainPosition, now time.Time) (transcript.ID, error) {
 	t := s.enter(now)
@@ -398,13 +398,14 @@ func (s *SessionBase) sendBody(b message.Body, t time.Duration) (transcript.ID, 
 // --- Receiving ---
 
 // Receive handles a decoded data packet p whose exact wire string is w,
-// received from the channel sender (a member id, or anything if unknown).
-// It first runs the timers due strictly before now. In order (LIVENESS-NOTES
-// §1.2, §4): SIDKEY_HINT and lengths; duplicates (accepted, buffered or
-// rejected ids) without any cryptography; the signature with the sender's
-// key, then the others' (the key names the author); decryption; the body;
-// the transcript's checks. The Result says whether the packet belongs to
-// this subsession (Outcome.Mine) and what happened.
+// received from the channel sender (a member id, or anything if unknown). It
+// first runs the timers due strictly before now. In order
+// (docs/MESSAGE-LAYER.md §2, §3.2, §4.5, §4.6): SIDKEY_HINT and lengths;
+// duplicates (accepted, buffered or rejected ids) without any cryptography;
+// the signature with the sender's key, then the others' (the key names the
+// author); decryption; the body; the transcript's checks. The Result says
+// whether the packet belongs to this subsession (Outcome.Mine) and what
+// happened.
 func (s *SessionBase) Receive(p *wire.DataPacket, w string, sender string, now time.Time) Result {
 	t := s.enter(now)
 	s.stats.Received++
@@ -609,8 +610,8 @@ func (s *SessionBase) reject(id transcript.ID, author int, err error, t time.Dur
 	}
 }
 
-// duplicate handles a duplicate of accepted message idx (LIVENESS-NOTES
-// §4.2).
+// duplicate handles a duplicate of accepted message idx
+// (docs/MESSAGE-LAYER.md §4.5).
 func (s *SessionBase) duplicate(idx causal.Index, t time.Duration) {
 	if m := s.monitors[idx]; m != nil {
 		m.dupAt, m.hasDup = t, true
@@ -681,7 +682,7 @@ func (s *SessionBase) accepted(res causal.Accepted, t time.Duration, text string
 		if kind.Monitored() && !s.state.Done() {
 			d := s.timing.AckDelay
 			if kind == causal.KindFin || s.hasFin {
-				// Others' FINs are acked at once (LIVENESS-NOTES §6); and
+				// Others' FINs are acked at once (docs/MESSAGE-LAYER.md §4.3); and
 				// once our own FIN is out, so is everything: the subsession
 				// completes about BC after its FIN is acked, long before the
 				// normal delay, and a message that crossed our FIN (sent by
@@ -747,11 +748,11 @@ func (s *SessionBase) wantAck(at time.Duration) {
 	s.schedule(at, tAck, 0, transcript.ID{})
 }
 
-// watchDue handles the watched messages whose full-ack deadline (accept +
-// FA) has come: a message not fully acked gets MsgNotFullyAcked and a
-// resend monitor (LIVENESS-NOTES §3, §4.1): the author resends at once
-// (its first round is at FA), the others one round later (FA + BC ±
-// jitter). Then the timer is re-armed for the next deadline.
+// watchDue handles the watched messages whose full-ack deadline (accept + FA)
+// has come: a message not fully acked gets MsgNotFullyAcked and a resend
+// monitor (docs/MESSAGE-LAYER.md §4.2, §4.4): the author resends at once (its
+// first round is at FA), the others one round later (FA + BC ± jitter). Then
+// the timer is re-armed for the next deadline.
 func (s *SessionBase) watchDue(t time.Duration) {
 	k := 0
 	for ; k < len(s.watch) && s.watch[k].due <= t; k++ {
@@ -800,10 +801,10 @@ func (s *SessionBase) notFullyAcked(idx causal.Index, t time.Duration, final boo
 
 // --- Resends ---
 
-// resendRound is one round of a message's resend monitor (LIVENESS-NOTES
-// §4.1): stop when it is fully acked or nobody who lacks it is in the
-// room; the author resends every round, others skip a round after seeing
-// a duplicate within ResendThrottle; then back off.
+// resendRound is one round of a message's resend monitor
+// (docs/MESSAGE-LAYER.md §4.4): stop when it is fully acked or nobody who
+// lacks it is in the room; the author resends every round, others skip a
+// round after seeing a duplicate within ResendThrottle; then back off.
 func (s *SessionBase) resendRound(idx causal.Index, t time.Duration) {
 	m := s.monitors[idx]
 	if s.g.FullyAcked(idx) {
@@ -933,9 +934,10 @@ func (s *SessionBase) rescheduleHeartbeat() {
 	}
 }
 
-// heartbeat sends a Consistency(false) when our newest monitored message
-// is HeartbeatIdle old, so that the others' acks prove they are alive
-// (LIVENESS-NOTES §5). Never body type 2: the reference cannot decode it.
+// heartbeat sends a Consistency(false) when our newest monitored message is
+// HeartbeatIdle old, so that the others' acks prove they are alive
+// (docs/MESSAGE-LAYER.md §4.7). Never body type 2: the reference cannot
+// decode it.
 func (s *SessionBase) heartbeat(t time.Duration) {
 	s.hbTimer = -1
 	if s.state != Joined || s.failed {

@@ -6,7 +6,7 @@ import (
 )
 
 // Timing holds every timer of the message layer, derived from two
-// measured quantities (LIVENESS-NOTES §7):
+// measured quantities (docs/MESSAGE-LAYER.md §6 has the table):
 //
 //   - BC, broadcast latency: the time for one packet to reach every member
 //     (a high percentile, including TCP retransmission, server fan-out,
@@ -30,13 +30,15 @@ type Timing struct {
 	FA time.Duration
 	// AckDelay, D: an ExplicitAck(false) goes out D after we accepted a
 	// monitored message by someone else that we have not acked since.
-	// Ours FA − 2·BC; the reference's FA − BC could warn falsely (§3).
+	// Ours FA − 2·BC; the reference's FA − BC could warn falsely
+	// (docs/MESSAGE-LAYER.md §4.3).
 	AckDelay time.Duration
 	// DuplicateAckDelay: a duplicate of a message we have not acked yet
-	// means its sender is waiting; ack within BC/4 (§4.2, our rule).
+	// means its sender is waiting; ack within BC/4 (our rule,
+	// docs/MESSAGE-LAYER.md §4.5).
 	DuplicateAckDelay time.Duration
-	// FinAckDelay: others' FINs are acked within min(BC/4, 1 s) (§6, our
-	// rule; the reference waits the normal D).
+	// FinAckDelay: others' FINs are acked within min(BC/4, 1 s) (our rule,
+	// docs/MESSAGE-LAYER.md §4.3; the reference waits the normal D).
 	FinAckDelay time.Duration
 	// NotAccepted: a message waiting for a parent is reported BC after it
 	// was first buffered.
@@ -50,8 +52,8 @@ type Timing struct {
 	// FinTimeout: if our FIN is not fully acked 16·BC after fin(), we
 	// complete anyway (FIN_TIMEOUT_RATIO).
 	FinTimeout time.Duration
-	// Resends (§4.1, our rule): the author resends a message not fully
-	// acked at its full-ack deadline (accept + FA), then after
+	// Resends (our rule, docs/MESSAGE-LAYER.md §4.4): the author resends a
+	// message not fully acked at its full-ack deadline (accept + FA), then after
 	// ResendBase·2^k (k = 0, 1, …) capped at ResendMax, each interval
 	// ±ResendJitter. Others start ResendOthersExtra later (one round) and
 	// skip a round if they saw a duplicate of the message within
@@ -62,9 +64,9 @@ type Timing struct {
 	ResendThrottle    time.Duration
 	// ResendJitter is the relative jitter of resend intervals, in [0, 1).
 	ResendJitter float64
-	// Heartbeats enables heartbeats and presence expiry (§5). With them off,
-	// nobody is ever reported as not responding (an idle room renews
-	// nothing).
+	// Heartbeats enables heartbeats and presence expiry
+	// (docs/MESSAGE-LAYER.md §4.7). With them off, nobody is ever reported
+	// as not responding (an idle room renews nothing).
 	Heartbeats bool
 	// HeartbeatIdle: a heartbeat (Consistency(false)) goes out when our
 	// newest monitored message is this old: (HEARTBEAT_RATIO − 1)·FA.
@@ -81,7 +83,7 @@ type Timing struct {
 	NotDecrypted time.Duration
 }
 
-// Reference ratios (LIVENESS-NOTES §5, §6).
+// Reference ratios (docs/MESSAGE-LAYER.md §4.7, §4.8).
 const (
 	heartbeatRatio   = 4
 	expireGraceRatio = 1.0625

@@ -18,13 +18,14 @@ type Pending struct {
 	At     time.Time
 }
 
-// TrialBuffer is the HybridSession's trial-decrypt buffer (LIVENESS-NOTES
-// §2): data packets that verify in neither the current nor the previous
-// subsession, typically packets under a new group key that arrive before
-// our own greeting completes. It keeps the newest [TrialBufferSize],
-// emits one NotDecrypted notice per packet that waited NotDecrypted (BC),
-// and hands them back for a retry when a greeting completes or is cleared.
-// Like SessionBase it is deterministic and driven by the caller's clock.
+// TrialBuffer is the HybridSession's trial-decrypt buffer
+// (docs/MESSAGE-LAYER.md §4.1): data packets that verify in neither the
+// current nor the previous subsession, typically packets under a new group
+// key that arrive before our own greeting completes. It keeps the newest
+// [TrialBufferSize], emits one NotDecrypted notice per packet that waited
+// NotDecrypted (BC), and hands them back for a retry when a greeting
+// completes or is cleared. Like SessionBase it is deterministic and driven by
+// the caller's clock.
 //
 // A TrialBuffer is not safe for concurrent use.
 type TrialBuffer struct {

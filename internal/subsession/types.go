@@ -162,7 +162,7 @@ type Notice struct {
 
 	// AfterOwnFin (MsgAccepted): a Payload by someone else outside the
 	// ancestors of our FIN; show it with a permanent "arrived after you
-	// closed; cannot be verified" mark (LIVENESS-NOTES §6).
+	// closed; cannot be verified" mark (docs/MESSAGE-LAYER.md §4.8).
 	AfterOwnFin bool
 	// Late (MsgAccepted): this message had been reported MsgNotAccepted;
 	// withdraw that warning.
@@ -181,9 +181,9 @@ type Notice struct {
 
 // Warning reports whether the notice is a warning to show the user. A
 // MsgNotFullyAcked whose members all left intentionally (Absent) is not:
-// LIVENESS-NOTES §3 lowers its severity, since nobody is missing anything
-// they meant to read. A correct implementation on an honest channel (every
-// delivery within BC) never emits a warning.
+// docs/MESSAGE-LAYER.md §4.2 lowers its severity, since nobody is missing
+// anything they meant to read. A correct implementation on an honest channel
+// (every delivery within BC) never emits a warning.
 func (n Notice) Warning() bool {
 	return n.Kind.Warning() && !(n.Kind == MsgNotFullyAcked && n.Absent)
 }
@@ -228,7 +228,8 @@ type Result struct {
 	Err     error         // Rejected: why; NotMine/Invalid: the check that failed
 }
 
-// Presence is what we know of a member's liveness (LIVENESS-NOTES §5).
+// Presence is what we know of a member's liveness (docs/MESSAGE-LAYER.md
+// §4.7).
 type Presence uint8
 
 // Presences.

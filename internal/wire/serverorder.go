@@ -7,12 +7,12 @@ import (
 )
 
 // Chain-hash packet types of mpENC/1 (the reference's strings; the design
-// notes swap "1" and "2").
+// document swaps "1" and "2", docs/PROTOCOL.md §6).
 const (
 	PTypeInitial = "2"         // the initial packet (pI) of an operation
 	PTypeFinal   = "1"         // the final packet (pF)
 	PTypeBoth    = "3"         // a one-packet operation (pI+pF)
-	PTypeLeave   = "\xffleave" // the leave pseudo-packet of rule LOI
+	PTypeLeave   = "\xffleave" // the leave pseudo-packet of rule LOI (docs/SESSION.md)
 	PTypeSync    = "\xff"      // the start of a chain (SyncNew)
 )
 
@@ -62,7 +62,8 @@ func ChainHash(prev []byte, packetID [32]byte, ptype string) [32]byte {
 func SyncChainHash(prevPF [32]byte) [32]byte { return ChainHash(nil, prevPF, PTypeSync) }
 
 // LeavePacketID is the id of the pseudo final packet that fails an operation
-// when a member leaves the channel during it (rule LOI):
+// when a member leaves the channel during it (rule LOI, docs/SESSION.md,
+// "The leave pseudo-packet"):
 //
 //	wire' = 0xFF ‖ "leave " ‖ prevPi ‖ "\n" ‖ join(",", sorted(leavers))
 //	id    = PacketID(wire', "__server__", members ∪ {"__server__"})
