@@ -109,9 +109,11 @@ type GroupChannel interface {
 	// Send broadcasts a wire string to the room, best effort. Its echo, if
 	// it comes, is an EventPacket from Self.
 	Send(ctx context.Context, wire string) error
-	// Kick asks the server to remove members. It may fail (no moderator
-	// rights) or take effect later; kicking someone already gone is a no-op.
-	Kick(ctx context.Context, members []string) error
+	// Kick asks the server to remove members, telling them reason (a
+	// short sentence; XMPP rooms pass it on in the removal). It may fail
+	// (no moderator rights) or take effect later; kicking someone already
+	// gone is a no-op.
+	Kick(ctx context.Context, members []string, reason string) error
 	// Close leaves the room if needed and releases the channel.
 	Close() error
 }

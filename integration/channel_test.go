@@ -357,10 +357,10 @@ func TestIntegrationKick(t *testing.T) {
 	owner.waitFor("the victim", func(evs []channel.Event) bool { return len(tail(evs).Members) == 3 })
 	ctx, cancel := context.WithTimeout(context.Background(), waitBound)
 	defer cancel()
-	if err := member.ch.Kick(ctx, []string{victim.ch.Self()}); !errorSays(err, "xmpp: kicking needs the moderator role in the room") {
+	if err := member.ch.Kick(ctx, []string{victim.ch.Self()}, "test"); !errorSays(err, "xmpp: kicking needs the moderator role in the room") {
 		t.Fatalf("kick by a participant: %v, want the moderator role refusal", err)
 	}
-	if err := owner.ch.Kick(ctx, []string{victim.ch.Self(), "nobody@" + s.domain + "/gone"}); err != nil {
+	if err := owner.ch.Kick(ctx, []string{victim.ch.Self(), "nobody@" + s.domain + "/gone"}, "test"); err != nil {
 		t.Fatalf("kick by the owner: %v", err)
 	}
 	victim.waitFor("own leave", func(evs []channel.Event) bool {

@@ -39,10 +39,19 @@ type Config struct {
 	// members compare. Reference (mpenc_js) peers cannot decode it: set
 	// this only in rooms with such peers.
 	NoChainCheck bool
-	// MaxRejoins is how many times a joining member kicked by the others
-	// (rule EO or EAL) re-enters by itself before giving up; 0 means 2.
-	MaxRejoins int
+	// JoinWindow is a period for people, long enough to read a notice and
+	// type a command: how long a member waiting to be included waits
+	// before giving up (JOIN_FAILED, re-entering by itself meanwhile if
+	// the others kick it), how long the members of our last subsession
+	// who lost the room (a server restart, a lost connection) are included
+	// again automatically when they come back, whatever AutoInclude says,
+	// and how long a message typed while we were out of the session waits
+	// for the members it was meant for. 0 means DefaultJoinWindow.
+	JoinWindow time.Duration
 }
+
+// DefaultJoinWindow is the JoinWindow of a Config that sets none.
+const DefaultJoinWindow = 5 * time.Minute
 
 // ActionKind says what an Action asks of the channel: enter the room, leave
 // it, broadcast Action.Wire, or remove Action.Members from it.
@@ -61,6 +70,9 @@ type Action struct {
 	Kind    ActionKind
 	Wire    string
 	Members []string
+	// Reason says why we kick (ActKick): a sentence for the kicked member
+	// and the room.
+	Reason string
 	// Seq numbers our enters: a failure reported for an enter that is no
 	// longer the latest is ignored ([Core.EnterFailed]).
 	Seq uint64
@@ -88,6 +100,7 @@ type Core struct {
 	proposals  // proposals.go: our proposals and the user's pending operation
 	rotation   // rotation.go: the subsessions, the message log, the trial buffer
 	orderCheck // ordercheck.go: what the server-order check remembers
+	outbox     // outbox.go: messages typed while out of the session
 
 	public State // the public state last announced
 	fatal  error // set once: the session is in ERROR
@@ -127,8 +140,11 @@ func NewCore(cfg Config, now time.Time) (*Core, error) {
 	if err := cfg.Timing.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.MaxRejoins == 0 {
-		cfg.MaxRejoins = 2
+	if cfg.JoinWindow == 0 {
+		cfg.JoinWindow = DefaultJoinWindow
+	}
+	if cfg.JoinWindow < 0 {
+		return nil, errors.New("session: negative JoinWindow")
 	}
 	c := &Core{
 		cfg:        cfg,
@@ -136,7 +152,7 @@ func NewCore(cfg Config, now time.Time) (*Core, error) {
 		now:        now,
 		lifecycle:  lifecycle{stage: stageOutside, outcome: StateParted},
 		room:       room{seniors: set{}, announced: set{}},
-		membership: membership{taskExclude: set{}, taskLeave: set{}},
+		membership: membership{taskExclude: set{}, taskLeave: set{}, returning: map[string]time.Time{}, stalled: map[string]pause{}},
 		rotation: rotation{
 			log:        causal.NewMessageLog(),
 			trial:      subsession.NewTrialBuffer(cfg.Timing),
@@ -172,7 +188,17 @@ func (c *Core) warn(author string, err error) {
 
 func (c *Core) send(w string) { c.actions = append(c.actions, Action{Kind: ActSend, Wire: w}) }
 
-func (c *Core) kick(members []string) {
+// Why we kick, in words the kicked member and the room read (the rules are
+// in docs/SESSION.md, "Channel rules").
+const (
+	reasonEAL      = "left the session and came back before the others finished excluding it; it can enter again once that is done"
+	reasonIAL      = "was excluded from the session and must leave the room before it is included again"
+	reasonExcluded = "was excluded from the session"
+)
+
+// kick asks the channel to remove members from the room, telling them why,
+// and tells the user.
+func (c *Core) kick(members []string, reason string) {
 	var ms []string
 	for _, m := range members {
 		if m != c.cfg.Self && slices.Contains(c.channel, m) {
@@ -190,7 +216,8 @@ func (c *Core) kick(members []string) {
 			c.drain(s)
 		}
 	}
-	c.actions = append(c.actions, Action{Kind: ActKick, Members: ms})
+	c.actions = append(c.actions, Action{Kind: ActKick, Members: ms, Reason: reason})
+	c.notify(Notice{Kind: Kicked, Members: ms, Text: reason})
 }
 
 func (c *Core) enterChannel() {

@@ -129,8 +129,13 @@ func (c *Core) translate(s *sub, ns []subsession.Notice) {
 			if !ok {
 				continue // acks, flushes, FINs: not shown
 			}
-			c.notify(Notice{Kind: Message, ID: n.ID, Author: n.Author, Text: n.Text, Own: n.Own,
-				Members: members, LogParents: ready.ParIdx, AfterOwnFin: n.AfterOwnFin, Late: n.Late})
+			msg := Notice{Kind: Message, ID: n.ID, Author: n.Author, Text: n.Text, Own: n.Own,
+				Members: members, LogParents: ready.ParIdx, AfterOwnFin: n.AfterOwnFin, Late: n.Late}
+			if h, ok := c.sentAs[n.ID]; ok && n.Own {
+				msg.Replaces = h
+				delete(c.sentAs, n.ID)
+			}
+			c.notify(msg)
 		case subsession.MsgFullyAcked:
 			if n.Body == causal.KindPayload {
 				c.notify(Notice{Kind: FullyAcked, ID: n.ID, Author: n.Author})

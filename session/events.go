@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mpenc/mpenc/channel"
+	"github.com/mpenc/mpenc/internal/subsession"
 	"github.com/mpenc/mpenc/internal/wire"
 )
 
@@ -57,6 +58,7 @@ func (c *Core) HandleEvent(ev channel.Event, now time.Time) {
 // after runs what must follow every input: the idle tasks and the state.
 func (c *Core) after() {
 	c.handleTasks()
+	c.flushOutbox()
 	c.updateState()
 }
 
@@ -118,20 +120,30 @@ func (c *Core) ruleLS(leavers []string) {
 	for _, m := range leavers {
 		if m != c.cfg.Self && slices.Contains(members, m) {
 			c.taskExclude.add(m)
+			// Gone without saying so (a crash, a lost connection, a
+			// server restart seen from the others' side): if it comes
+			// back within the join window, it is included again.
+			if c.cur == nil || !leftOnPurpose(c.cur.base.Presence(m)) {
+				c.returning[m] = c.now.Add(c.cfg.JoinWindow)
+			}
 		}
 	}
 }
 
-// onEnter applies EAL, EO and ES to one entrant.
+// leftOnPurpose reports whether a member's presence in a subsession says
+// it announced its leave.
+func leftOnPurpose(p subsession.Presence) bool {
+	return p == subsession.IntentAbsent || p == subsession.MemberParting
+}
+
+// onEnter applies EAL and ES to one entrant. (The reference also kicks
+// whoever enters while an operation runs, rule EO; we let them wait:
+// docs/SESSION.md, "Channel rules".)
 func (c *Core) onEnter(m string) {
 	switch {
 	case c.taskExclude[m]:
 		// EAL: it reset its state; it must be excluded before it rejoins.
-		c.kick([]string{m})
-	case c.op != nil && !slices.Contains(c.op.members, m):
-		// EO: not in the pending membership; it may have synced on a
-		// losing proposal.
-		c.kick([]string{m})
+		c.kick([]string{m}, reasonEAL)
 	case !c.so.Synced():
 		// D11: unsynced members ignore entries.
 	case !c.cfg.AutoInclude && c.speaksMpENC(m):

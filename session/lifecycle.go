@@ -124,8 +124,7 @@ type lifecycle struct {
 
 	joinOp, partOp *Op // the pending join and part, if any
 
-	joinDeadline time.Time // while waiting unsynced with a join pending: give up then
-	rejoins      int       // re-entries after kicks while joining
+	joinDeadline time.Time // the end of the pending join's window (JoinWindow from its start): give up then
 	reenterAt    time.Time // while entering after a kick: re-enter then
 	enterSeq     uint64    // the latest enter we asked for
 	excludedAt   time.Time // when an accepted operation excluded us (the backstop runs from here)
@@ -160,6 +159,15 @@ func (c *Core) excludedBy() { c.excl, c.excludedAt = excluding, c.now }
 // notExcludedAnyMore records that no operation excludes us (any more).
 func (c *Core) notExcludedAnyMore() { c.excl, c.excludedAt = notExcluded, time.Time{} }
 
+// joinUntil is the end of the window of a join that waits in the room to
+// be included, or zero.
+func (c *Core) joinUntil() time.Time {
+	if c.joinPending() {
+		return c.joinDeadline
+	}
+	return time.Time{}
+}
+
 // publicState is the public state the stage, the chain and the current
 // subsession amount to.
 func (c *Core) publicState() State {
@@ -185,7 +193,7 @@ func (c *Core) publicState() State {
 func (c *Core) updateState() {
 	if s := c.publicState(); s != c.public {
 		c.public = s
-		c.notify(Notice{Kind: StateChanged, State: s})
+		c.notify(Notice{Kind: StateChanged, State: s, Until: c.joinUntil()})
 	}
 }
 
@@ -215,9 +223,9 @@ func (c *Core) Join(now time.Time) (*Op, error) {
 		c.joinOp = c.newOp(OpJoin, nil)
 		return c.joinOp, nil
 	}
-	c.rejoins = 0
 	c.outcome = StateParted
 	c.joinOp = c.newOp(OpJoin, nil)
+	c.joinDeadline = c.now.Add(c.cfg.JoinWindow)
 	c.enterChannel()
 	c.moveTo(stageEntering)
 	return c.joinOp, nil
@@ -232,6 +240,9 @@ func (c *Core) Part(now time.Time) (*Op, error) {
 		return c.partOp, nil
 	}
 	op := c.newOp(OpPart, nil)
+	clear(c.returning) // we leave on purpose: nobody is coming back to us
+	c.dropOutbox()
+	c.lastReaders = nil
 	c.settle(c.joinOp, fmt.Errorf("%w: parting", ErrAborted))
 	c.settle(c.userOp, fmt.Errorf("%w: parting", ErrAborted))
 	if !c.stage.inRoom() {
@@ -271,6 +282,8 @@ func (c *Core) EnterFailed(seq uint64, err error, now time.Time) {
 // joinFailed ends a join that cannot succeed, with reason.
 func (c *Core) joinFailed(reason error) {
 	c.outcome = StateJoinFailed
+	c.dropOutbox()
+	c.lastReaders = nil
 	c.settle(c.joinOp, reason)
 	c.reenterAt, c.joinDeadline = time.Time{}, time.Time{}
 	switch {
@@ -305,15 +318,20 @@ func (c *Core) onOwnEnter(ev channel.Event) {
 	if !c.stage.inRoom() || c.stage == stageLeaving {
 		c.moveTo(stageWaiting)
 	}
-	if c.joinOp == nil || c.joinOp.done {
-		c.joinOp = c.newOp(OpJoin, nil)
+	if c.joinOp == nil || c.joinOp.done || c.joinDeadline.IsZero() {
+		if c.joinOp == nil || c.joinOp.done {
+			c.joinOp = c.newOp(OpJoin, nil)
+		}
+		c.joinDeadline = c.now.Add(c.cfg.JoinWindow)
 	}
-	c.joinDeadline = c.now.Add(c.joinWait(len(c.channel)))
+	c.reenterAt = time.Time{}
 	c.seniority()
 }
 
-// joinWait is how long a newcomer waits to be included: (2 + n)·(BC + 1 s),
-// n the channel size.
+// joinWait is the protocol's unit of waiting for a room of n: (2 + n)·(BC
+// + 1 s), about the time every member takes to answer once. A kicked
+// newcomer re-enters after part of it; the exclusion backstop counts
+// from it. (A person waiting to be included waits JoinWindow.)
 func (c *Core) joinWait(n int) time.Duration {
 	return time.Duration(2+n) * (c.cfg.Timing.BC + time.Second)
 }
@@ -395,14 +413,17 @@ func (c *Core) onOwnLeave(ev channel.Event) {
 		}
 		c.settle(c.partOp, nil)
 	case from.wantsIn() && c.joinOp != nil && !c.joinOp.done:
-		// Kicked while joining (we entered during an operation, or were
-		// excluded before): re-enter after a random delay, a few times.
-		if c.rejoins < c.cfg.MaxRejoins {
-			c.rejoins++
-			u := 0.5 + 0.25*c.randFloat()
-			c.reenterAt = c.now.Add(time.Duration(u * float64(c.joinWait(len(ev.Members)))))
+		// Removed while joining (we entered during an operation, or before
+		// the others finished excluding us): re-enter after a random
+		// delay, as long as the join's window lasts.
+		u := 0.5 + 0.25*c.randFloat()
+		at := c.now.Add(time.Duration(u * float64(c.joinWait(len(ev.Members)))))
+		if at.Before(c.joinDeadline) {
+			c.reenterAt = at
 			c.moveTo(stageEntering)
+			c.notify(Notice{Kind: Kicked, Members: []string{c.cfg.Self}, Err: ev.Err, Until: at})
 		} else {
+			c.notify(Notice{Kind: Kicked, Members: []string{c.cfg.Self}, Err: ev.Err})
 			c.joinFailed(ErrJoinTimeout)
 		}
 	case wasExcluded:
@@ -410,8 +431,15 @@ func (c *Core) onOwnLeave(ev channel.Event) {
 	case from.wantsIn() && hadSession:
 		// Disconnected or kicked out of a running session: the transport
 		// may re-enter; when it does, we join again. Warn about the gap.
+		// The others lost us as we lost them: whoever of them comes back
+		// while we wait is of our last subsession, and included again.
 		c.notify(Notice{Kind: Gap, Err: ev.Err})
 		c.moveTo(stageEntering)
+		for _, m := range oldMembers {
+			if m != c.cfg.Self {
+				c.returning[m] = c.now.Add(c.cfg.JoinWindow)
+			}
+		}
 	case from.wantsIn():
 		// Out of the room without a subsession (waiting, alone, ending):
 		// if the transport re-enters, we join again.

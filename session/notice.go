@@ -93,15 +93,31 @@ const (
 	MemberAbsent
 	// Gap: we were out of the room (a reconnection, a restart): messages
 	// sent meanwhile may be lost; a new subsession follows once we are
-	// included again.
+	// included again. Err says why we were out, as the channel reported it
+	// (text from the server or a room moderator: show it as theirs).
 	Gap
+	// Kicked: Members must leave the room, and we asked the server to
+	// remove them; Text says why, in our words (the same sentence goes to
+	// them). Or Members is just us: the room removed us while we waited to
+	// be included; Err is the room's reason as the channel reported it,
+	// and Until when we enter again by ourselves (zero: we do not).
+	Kicked
+	// Queued: a message typed while we were out of the session (ID is a
+	// handle for it until it is sent, Text, Members the members it is
+	// meant for: those of our last subsession); it waits for them until
+	// Until. It is sent as a Message whose Replaces is this ID.
+	Queued
+	// NotDelivered: a message did not reach Members: a queued message
+	// sent before they came back (ID the sent message's), or never sent
+	// (ID the queued handle, Text: the user may send it again).
+	NotDelivered
 )
 
 // warning reports whether the notice kind signals that something is wrong. On
 // an honest channel with no crashes a correct session emits none.
 func (k NoticeKind) warning() bool {
 	switch k {
-	case NotFullyAcked, Waiting, Dropped, NotDecrypted, SecurityWarning, MemberExpired, Gap:
+	case NotFullyAcked, Waiting, Dropped, NotDecrypted, SecurityWarning, MemberExpired, Gap, NotDelivered:
 		return true
 	}
 	return false
@@ -125,6 +141,13 @@ type Notice struct {
 	Missing     []transcript.ID
 	Final       bool
 	Absent      bool
+	// Replaces is the Queued handle a Message that was queued replaces.
+	Replaces transcript.ID
+	// Until is when something the notice announces ends: the wait of a
+	// JOINING state for someone to include us, a queued message's wait,
+	// our re-entry after a kick, the pause before a stalled newcomer is
+	// tried again.
+	Until time.Time
 
 	Remain, Include, Exclude []string
 

@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -25,7 +26,32 @@ type membership struct {
 
 	taskExclude set // members to exclude next (they left, stalled, or asked to leave)
 	taskLeave   set // excluded members still in the room: kicked once the old subsession has shut down
+
+	// returning: members of our last subsession who lost the room without
+	// leaving on purpose (a restart, a lost connection), and until when
+	// they are included again automatically if they come back: they are
+	// known and trusted, whatever AutoInclude says.
+	returning map[string]time.Time
+	// stalled: newcomers whose inclusion stalled (they announced a key and
+	// never answered), not proposed again automatically before until; the
+	// pause doubles at each stall.
+	stalled map[string]pause
 }
+
+// pause is how long a stalled newcomer is left out of automatic
+// inclusions, and until when.
+type pause struct {
+	delay time.Duration
+	until time.Time
+}
+
+// First and longest pauses before a newcomer whose inclusion stalled is
+// proposed again automatically.
+const (
+	minStallPause = 30 * time.Second
+	maxStallPause = 10 * time.Minute
+	maxStalled    = 256 // pauses remembered
+)
 
 // running is an operation accepted by ServerOrder and not ended yet.
 type running struct {
@@ -252,7 +278,7 @@ func (c *Core) acceptInitial(p *wire.GreetPacket, ev channel.Event, pid [32]byte
 			ial = append(ial, m)
 		}
 	}
-	c.kick(ial)
+	c.kick(ial, reasonIAL)
 }
 
 // continuing returns the members an initial packet keeps from the previous
@@ -366,6 +392,13 @@ func (c *Core) opTimeout() time.Duration {
 	return time.Duration(2+n) * (c.cfg.Timing.BC + time.Second)
 }
 
+// newcomerWait is how long a newcomer lets the operation that syncs it run:
+// past the operation timeout and every allowed member's abort, with two
+// broadcast rounds to spare.
+func (c *Core) newcomerWait() time.Duration {
+	return c.opTimeout() + time.Duration(len(c.op.abortR))*c.cfg.Timing.BC/2 + 2*c.cfg.Timing.BC
+}
+
 // scheduleAbort sets when we send an abort: after the operation timeout, or
 // at once if our Greeting failed, spaced BC/2 apart by rank.
 func (c *Core) scheduleAbort() {
@@ -447,14 +480,30 @@ func (c *Core) onAbort(p *wire.GreetPacket, ev channel.Event) {
 	}
 	// Members of the session that did not take their turn are excluded
 	// next (D5): otherwise every later operation would stall behind them.
+	reason := fmt.Errorf("%w: ended by %s after a stall", ErrAborted, p.Source)
 	if op.prevMembers != nil {
+		var newcomers []string
 		for _, m := range op.g.Stalled() {
-			if slices.Contains(op.prevMembers, m) && m != c.cfg.Self && m != p.Source {
+			switch {
+			case m == c.cfg.Self || m == p.Source:
+			case slices.Contains(op.prevMembers, m):
 				c.taskExclude.add(m)
+				delete(c.returning, m) // it stalled: not back for good
+			default:
+				newcomers = append(newcomers, m)
 			}
 		}
+		// Newcomers that did not answer are left out of automatic
+		// inclusions for a while, longer at each stall, so that they do
+		// not hold up everyone else's inclusion (nor get honest
+		// newcomers kicked by rule EO while their inclusion runs).
+		if len(newcomers) > 0 {
+			until := c.pauseStalled(newcomers)
+			reason = fmt.Errorf("%w: ended by %s: %v did not answer; not proposed again automatically before %s",
+				ErrAborted, p.Source, newcomers, until.UTC().Format(time.TimeOnly))
+		}
 	}
-	c.endOp(fmt.Errorf("%w: ended by %s after a stall", ErrAborted, p.Source), false)
+	c.endOp(reason, false)
 	c.statePosition()
 }
 
@@ -502,3 +551,34 @@ func (c *Core) endOp(reason error, ignored bool) {
 }
 
 var errSourceMismatch = errors.New("session: greeting packet whose SOURCE is not its sender")
+
+// pauseStalled leaves stalled newcomers out of automatic inclusions for a
+// while (doubling at each stall, up to maxStallPause) and returns until
+// when.
+func (c *Core) pauseStalled(newcomers []string) time.Time {
+	if len(c.stalled) >= maxStalled {
+		// Occupants can come and go under many names: forget the pauses
+		// that ended, then the ones that end first.
+		maps.DeleteFunc(c.stalled, func(_ string, p pause) bool { return !c.now.Before(p.until) })
+		for len(c.stalled) >= maxStalled {
+			first := ""
+			for m, p := range c.stalled {
+				if first == "" || p.until.Before(c.stalled[first].until) {
+					first = m
+				}
+			}
+			delete(c.stalled, first)
+		}
+	}
+	var until time.Time
+	for _, m := range newcomers {
+		p := c.stalled[m]
+		p.delay = min(max(2*p.delay, minStallPause), maxStallPause)
+		p.until = c.now.Add(p.delay)
+		c.stalled[m] = p
+		if p.until.After(until) {
+			until = p.until
+		}
+	}
+	return until
+}

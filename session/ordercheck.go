@@ -207,7 +207,7 @@ func (c *Core) maybeResynchronised(s *sub) {
 	for _, m := range s.base.Members() {
 		switch {
 		case m == c.cfg.Self || !slices.Contains(c.channel, m),
-			s.base.Presence(m) == subsession.IntentAbsent, s.base.Presence(m) == subsession.MemberParting:
+			leftOnPurpose(s.base.Presence(m)):
 		case !s.checked[m]:
 			return
 		default:
@@ -252,7 +252,7 @@ func (c *Core) chainCheckDue() {
 	}
 	for _, m := range s.base.Members() {
 		if m != c.cfg.Self && !s.checked[m] && slices.Contains(c.channel, m) &&
-			s.base.Presence(m) != subsession.IntentAbsent && s.base.Presence(m) != subsession.MemberParting {
+			!leftOnPurpose(s.base.Presence(m)) {
 			c.warn(m, fmt.Errorf("%w: %s, in this subsession", ErrOrderUnconfirmed, m))
 		}
 	}

@@ -58,12 +58,20 @@ func (c *Core) randFloat() float64 {
 // --- User actions. Each takes the time and returns at once; its outcome
 // comes later as a notice and through the Op handle. ---
 
-// Send sends a message to the session.
+// Send sends a message to the session, and returns its id. Out of the
+// session after a gap (a lost connection, a server restart), the message
+// waits for the members of our last subsession instead: a Queued notice
+// names it by the returned handle, and it is sent as a Message that
+// replaces that handle once they are back, or reported NotDelivered to
+// those who are not back within the join window.
 func (c *Core) Send(text string, now time.Time) (transcript.ID, error) {
 	c.advance(now)
 	defer c.after()
 	if c.fatal != nil {
 		return transcript.ID{}, c.fatal
+	}
+	if c.cur == nil && c.canQueue() {
+		return c.enqueue(text)
 	}
 	if c.cur == nil || c.parting() || c.isExcluded() {
 		// Being excluded: the others have moved on to a subsession without
@@ -127,7 +135,7 @@ func (c *Core) userOperation(kind OpKind, members []string, now time.Time) (*Op,
 			if c.taskLeave[m] {
 				// Excluded but still in the room: it must go before it can
 				// come back (so that rule IAL never fires against us).
-				c.kick([]string{m})
+				c.kick([]string{m}, reasonIAL)
 				return nil, fmt.Errorf("%w: %s must leave the room first (kicked); include it when it is back", ErrBusy, m)
 			}
 			if !slices.Contains(c.channel, m) {
@@ -148,6 +156,9 @@ func (c *Core) userOperation(kind OpKind, members []string, now time.Time) (*Op,
 			}
 		}
 		next = slices.DeleteFunc(slices.Clone(cur), func(m string) bool { return slices.Contains(members, m) })
+		for _, m := range members {
+			delete(c.returning, m) // excluded on purpose: never included again unasked
+		}
 	case OpRefresh:
 		if c.state == nil {
 			return nil, fmt.Errorf("%w: no group key to refresh when alone", ErrInvalid)
@@ -299,17 +310,40 @@ func (c *Core) handleTasks() {
 		}
 		return
 	}
-	if c.cfg.AutoInclude {
-		var inc []string
-		for _, m := range c.channel {
-			if m != c.cfg.Self && !slices.Contains(members, m) && !c.taskLeave[m] && !c.taskExclude[m] && c.keyed(m) {
-				inc = append(inc, m)
-			}
+	// Inclusions: with AutoInclude whoever is in the room and speaks
+	// mpENC with a key the directory accepts; always the members of our
+	// last subsession coming back (returning); never a newcomer whose
+	// inclusion stalled before, until its pause ends.
+	var inc []string
+	for _, m := range c.channel {
+		if m == c.cfg.Self || slices.Contains(members, m) || c.taskLeave[m] || c.taskExclude[m] ||
+			c.pausedStall(m) || !(c.cfg.AutoInclude || c.isReturning(m)) || !c.keyed(m) {
+			continue
 		}
-		if len(inc) > 0 {
-			c.propose(append(slices.Clone(members), inc...), OpInclude, inc, nil)
-		}
+		inc = append(inc, m)
 	}
+	if len(inc) > 0 {
+		c.propose(append(slices.Clone(members), inc...), OpInclude, inc, nil)
+	}
+}
+
+// isReturning reports whether m is of our last subsession and lost the
+// room without leaving on purpose, recently enough to be included again
+// without being asked.
+func (c *Core) isReturning(m string) bool {
+	until, ok := c.returning[m]
+	if ok && !c.now.Before(until) {
+		delete(c.returning, m)
+		return false
+	}
+	return ok
+}
+
+// pausedStall reports whether m's inclusion stalled and its pause has not
+// ended.
+func (c *Core) pausedStall(m string) bool {
+	p, ok := c.stalled[m]
+	return ok && c.now.Before(p.until)
 }
 
 // proposal is a proposal we sent.

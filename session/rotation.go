@@ -138,6 +138,10 @@ func (c *Core) complete() {
 		old = []string{c.cfg.Self}
 	}
 	remain, include, exclude := membershipChange(old, res.Members)
+	for _, m := range include {
+		delete(c.returning, m)
+		delete(c.stalled, m)
+	}
 	c.scheduleRemovals(exclude)
 	c.notExcludedAnyMore()
 	prevRef := c.shutDownCurrent(exclude)
@@ -218,6 +222,7 @@ func (c *Core) shutDownCurrent(exclude []string) causal.TranscriptRef {
 // subsession with the others, whose creating position we state (the
 // server-order check), or none when the operation left us alone.
 func (c *Core) startNext(res *greeting.State, prevRef causal.TranscriptRef, latestPM []transcript.ID) error {
+	c.lastReaders = nil
 	if len(res.Members) == 1 {
 		c.replaceState(nil) // solo: the next inclusion starts afresh
 		if c.stage != stageParting && c.stage != stageLeaving {
@@ -231,6 +236,7 @@ func (c *Core) startNext(res *greeting.State, prevRef causal.TranscriptRef, late
 	}
 	c.cur = s
 	c.replaceState(res)
+	c.lastReaders = slices.DeleteFunc(slices.Clone(res.Members), func(m string) bool { return m == c.cfg.Self })
 	if c.stage != stageParting && c.stage != stageLeaving {
 		c.moveTo(stageMember)
 	}
@@ -260,7 +266,7 @@ func (c *Core) announceCompletion(op *running, res *greeting.State, remain, incl
 	}
 	if c.joinOp != nil && !c.joinOp.done && slices.Contains(res.Members, c.cfg.Self) {
 		c.settle(c.joinOp, nil)
-		c.joinDeadline, c.rejoins = time.Time{}, 0
+		c.joinDeadline = time.Time{}
 	}
 	if c.userOp != nil && !c.userOp.done && c.userOp.followsWinner {
 		c.settle(c.userOp, nil) // someone else's operation did what we asked
@@ -331,7 +337,7 @@ func (c *Core) onPrevSessionFin() {
 			kicked = append(kicked, m)
 		}
 	}
-	c.kick(kicked)
+	c.kick(kicked, reasonExcluded)
 	if c.cur == nil && c.so.Synced() && c.op == nil && c.stage != stageAlone {
 		c.sessionOver()
 	}

@@ -144,7 +144,7 @@ func (s *Session) actLoop(ctx context.Context) {
 			case ActSend:
 				err = s.ch.Send(ctx, a.Wire)
 			case ActKick:
-				err = s.ch.Kick(ctx, a.Members)
+				err = s.ch.Kick(ctx, a.Members, a.Reason)
 			case ActEnter:
 				if err = s.ch.Enter(ctx); err != nil && ctx.Err() == nil {
 					seq := a.Seq

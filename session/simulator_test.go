@@ -14,6 +14,18 @@ var (
 )
 
 func simulate(t *testing.T, hostile bool, name string) {
+	simulateWith(t, name, func(seed uint64) scenario { return sim.NewScenario(seed, hostile) })
+}
+
+// scenario is one seeded run of the simulator.
+type scenario interface {
+	Run() (*sim.World, error)
+	String() string
+}
+
+// simulateWith runs the seeds of -sim.seeds (or the one of -sim.seed) of
+// the scenarios newScenario derives.
+func simulateWith(t *testing.T, name string, newScenario func(seed uint64) scenario) {
 	// The default keeps plain `go test ./...` (and the tenfold slower run
 	// under the race detector) quick; `make sim` runs 1,000 seeds each way.
 	n := *simSeeds
@@ -30,7 +42,7 @@ func simulate(t *testing.T, hostile bool, name string) {
 	}
 	failures := 0
 	for _, seed := range seeds {
-		sc := sim.NewScenario(seed, hostile)
+		sc := newScenario(seed)
 		w, err := sc.Run()
 		if err != nil {
 			failures++
@@ -46,6 +58,23 @@ func simulate(t *testing.T, hostile bool, name string) {
 // TestSimulator: seeded random runs over an honest room (with and without
 // crashes); see internal/sim for the invariants checked.
 func TestSimulator(t *testing.T) { simulate(t, false, "TestSimulator") }
+
+// TestSimulatorRestart: the server restarts in the middle of a
+// conversation; the members that come back re-form their session without
+// anyone typing a command (whatever their include policy), and every
+// message typed while out reaches the members it was meant for that came
+// back, or its author is told whom it did not reach. Half the seeds with a
+// hostile server (nothing forged accepted, divergences detected).
+func TestSimulatorRestart(t *testing.T) {
+	simulateWith(t, "TestSimulatorRestart", func(seed uint64) scenario { return sim.NewRestartScenario(seed, seed%2 == 0) })
+}
+
+// TestSimulatorSilent: a silent occupant (a key the others accept, never
+// an answer) in a room a bot keeps: every honest newcomer is included
+// within a minute of entering, and nobody honest is kicked.
+func TestSimulatorSilent(t *testing.T) {
+	simulateWith(t, "TestSimulatorSilent", func(seed uint64) scenario { return sim.NewSilentScenario(seed) })
+}
 
 // TestSimulatorRegressions replays seeds beyond the first 1,000 that once
 // failed (found by runs of 4,000 to 16,000 seeds), so that the default run

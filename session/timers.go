@@ -1,6 +1,7 @@
 package session
 
 import (
+	"fmt"
 	"time"
 )
 
@@ -34,11 +35,20 @@ func (c *Core) NextDeadline() (time.Time, bool) {
 	if c.op != nil && !c.op.abortSent {
 		consider(c.op.abortAt, true)
 	}
+	if c.op != nil && c.op.prevMembers == nil {
+		consider(c.op.started.Add(c.newcomerWait()), true)
+	}
 	if c.isExcluded() {
 		consider(c.backstop(), true)
 	}
 	if c.proposal != nil {
 		consider(c.proposal.sentAt.Add(c.echoWait()), true)
+	}
+	consider(c.outboxDeadline())
+	for _, m := range c.channel {
+		if p, ok := c.stalled[m]; ok && c.now.Before(p.until) {
+			consider(p.until, true) // it may be proposed again then
+		}
 	}
 	if c.cur != nil && c.cur.checked != nil && !c.cur.checkDone {
 		consider(c.cur.checkDue, true)
@@ -60,6 +70,13 @@ func (c *Core) tick() {
 	c.trial.Tick(now)
 	c.drainTrial()
 	c.chainCheckDue()
+	if c.op != nil && c.op.prevMembers == nil && due(c.op.started.Add(c.newcomerWait()), now) {
+		// The operation that was to include us went nowhere (the others
+		// aborted it without our seeing it, or it was one they never
+		// accepted): back to waiting, as after a failed inclusion.
+		c.endOp(fmt.Errorf("%w: the operation that was to include us stalled", ErrAborted), false)
+	}
+	// (After it: a join whose window ended while that operation ran fails.)
 	if c.joinPending() && due(c.joinDeadline, now) {
 		c.joinFailed(ErrJoinTimeout)
 	}

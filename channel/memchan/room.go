@@ -259,8 +259,8 @@ func (c *conn) Send(ctx context.Context, wire string) error {
 }
 
 // Kick removes members (every member may kick in a memchan room).
-func (c *conn) Kick(ctx context.Context, members []string) error {
-	c.room.do(func(h *memhub.Hub) { h.Kick(c.self, members) })
+func (c *conn) Kick(ctx context.Context, members []string, reason string) error {
+	c.room.do(func(h *memhub.Hub) { h.Kick(c.self, members, reason) })
 	return ctx.Err()
 }
 

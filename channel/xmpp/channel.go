@@ -288,7 +288,7 @@ func (c *Channel) Send(ctx context.Context, wire string) error {
 // ("xmpp: kicking needs the moderator role in the room" otherwise). Members not in the room as far as our event
 // stream has got are skipped (kicking someone already gone is a no-op). The
 // removals show up later as EventOthers.
-func (c *Channel) Kick(ctx context.Context, members []string) error {
+func (c *Channel) Kick(ctx context.Context, members []string, reason string) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -313,7 +313,7 @@ func (c *Channel) Kick(ctx context.Context, members []string) error {
 	c.mu.Unlock()
 	var errs []error
 	for _, nick := range nicks {
-		err := c.iq(ctx, cn, kickPayload(nick), stanza.SetIQ)
+		err := c.iq(ctx, cn, kickPayload(nick, clip(reason, maxKickReason)), stanza.SetIQ)
 		var se stanza.Error
 		switch {
 		case err == nil:
@@ -332,6 +332,10 @@ func (c *Channel) Kick(ctx context.Context, members []string) error {
 
 // maxInviteReason caps the reason of an invitation (bytes).
 const maxInviteReason = 1024
+
+// maxKickReason caps the reason we give when we kick (bytes): it is ours,
+// a short sentence, cut rather than refused.
+const maxKickReason = 256
 
 // Invite asks the room to send to (a bare or full JID) a mediated
 // invitation (XEP-0045 §7.8.2) with reason; any XMPP client shows it as an

@@ -96,8 +96,11 @@ func TestOutgoingStanzas(t *testing.T) {
 	if err != nil || n != len(m) {
 		t.Errorf("stanzaSize %d %v, encoded %d", n, err, len(m))
 	}
-	if k := encode(t, kickPayload("bad'nick")); !strings.Contains(k, `nick="bad&#39;nick"`) || !strings.Contains(k, `role="none"`) {
+	if k := encode(t, kickPayload("bad'nick", "")); !strings.Contains(k, `nick="bad&#39;nick"`) || !strings.Contains(k, `role="none"`) || strings.Contains(k, "reason") {
 		t.Errorf("kick %s", k)
+	}
+	if k := encode(t, kickPayload("n", "left & came <back>")); !strings.Contains(k, `<reason>left &amp; came &lt;back&gt;</reason></item>`) {
+		t.Errorf("kick with a reason %s", k)
 	}
 	inv := encode(t, invitation(room, "id4", "b@example.org", "a&b"))
 	if inv != `<message type="normal" to="r@muc.example" id="id4"><x xmlns="http://jabber.org/protocol/muc#user"><invite to="b@example.org"><reason>a&amp;b</reason></invite></x></message>` {

@@ -63,9 +63,13 @@ func invitation(room jid.JID, id, to, reason string) xml.TokenReader {
 }
 
 // kickPayload removes the occupant nick (XEP-0045 §8.2: role none).
-func kickPayload(nick string) xml.TokenReader {
+func kickPayload(nick, reason string) xml.TokenReader {
+	var why xml.TokenReader
+	if reason != "" {
+		why = xmlstream.Wrap(xmlstream.Token(xml.CharData(reason)), xml.StartElement{Name: xml.Name{Local: "reason"}})
+	}
 	return xmlstream.Wrap(
-		xmlstream.Wrap(nil, xml.StartElement{
+		xmlstream.Wrap(why, xml.StartElement{
 			Name: xml.Name{Local: "item"},
 			Attr: []xml.Attr{
 				{Name: xml.Name{Local: "nick"}, Value: nick},

@@ -18,6 +18,7 @@ package memhub
 
 import (
 	"container/heap"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -119,7 +120,7 @@ const (
 type request struct {
 	op     string // "send", "enter", "leave", "kick"
 	from   string
-	wire   string
+	wire   string // the packet sent, or the reason of a kick
 	target []string
 }
 
@@ -179,13 +180,34 @@ func (h *Hub) Leave(who string) { h.request(request{op: "leave", from: who}) }
 // Kick queues the removal of targets by a member. The server honours it if
 // the kicker is in the room (every member is a moderator here); targets
 // already gone are ignored.
-func (h *Hub) Kick(by string, targets []string) {
-	h.request(request{op: "kick", from: by, target: slices.Clone(targets)})
+func (h *Hub) Kick(by string, targets []string, reason string) {
+	h.request(request{op: "kick", from: by, wire: reason, target: slices.Clone(targets)})
 }
 
 // Crash removes a member at once, at the server, without any notice being
 // queued first: its connection died. Others see it leave.
-func (h *Hub) Crash(who string) { h.remove(who) }
+func (h *Hub) Crash(who string) { h.remove(who, nil) }
+
+// Restart is the server restarting: every member loses the room at once.
+// Each sees its own leave (with errRestart), nobody sees the others leave;
+// the room is empty until members enter again.
+func (h *Hub) Restart() {
+	before := h.Members()
+	h.members = nil
+	for _, m := range before {
+		h.deliver(m, channel.Event{Kind: channel.EventOwnLeave, Members: before, Err: errRestart}, false)
+	}
+}
+
+// errRestart is the reason of the own leave every member sees at Restart.
+var errRestart = errors.New("memhub: the server restarted")
+
+// KickError is the reason of the own leave a kicked member sees.
+type KickError struct {
+	By, Reason string
+}
+
+func (e *KickError) Error() string { return fmt.Sprintf("memhub: kicked by %s: %s", e.By, e.Reason) }
 
 // NextTime returns the time of the next thing to happen.
 func (h *Hub) NextTime() (time.Time, bool) {
@@ -247,25 +269,25 @@ func (h *Hub) order(r request) {
 		}
 		h.deliver(r.from, channel.Event{Kind: channel.EventOwnEnter, Members: after}, false)
 	case "leave":
-		h.remove(r.from)
+		h.remove(r.from, nil)
 	case "kick":
 		if !slices.Contains(h.members, r.from) {
 			return
 		}
 		for _, t := range r.target {
-			h.remove(t)
+			h.remove(t, &KickError{By: r.from, Reason: r.wire})
 		}
 	}
 }
 
-func (h *Hub) remove(who string) {
+func (h *Hub) remove(who string, why error) {
 	if !slices.Contains(h.members, who) {
 		return
 	}
 	before := h.Members()
 	h.members = slices.DeleteFunc(h.members, func(m string) bool { return m == who })
 	after := h.Members()
-	h.deliver(who, channel.Event{Kind: channel.EventOwnLeave, Members: before}, false)
+	h.deliver(who, channel.Event{Kind: channel.EventOwnLeave, Members: before, Err: why}, false)
 	for _, m := range after {
 		h.deliver(m, channel.Event{Kind: channel.EventOthers, Leave: []string{who}, Members: after}, false)
 	}

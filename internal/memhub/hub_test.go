@@ -113,8 +113,8 @@ func TestHubKick(t *testing.T) {
 		h.Enter(m)
 	}
 	run(h)
-	h.Kick("a", []string{"c", "zz"})
-	h.Kick("zz", []string{"a"}) // not in the room: ignored
+	h.Kick("a", []string{"c", "zz"}, "test")
+	h.Kick("zz", []string{"a"}, "test") // not in the room: ignored
 	evs := run(h)
 	if len(evs["c"]) != 1 || evs["c"][0].Kind != channel.EventOwnLeave {
 		t.Errorf("c: %v", describe(evs["c"]))

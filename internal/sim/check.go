@@ -168,8 +168,16 @@ func CheckEnd(w *World) error {
 	views := map[string]map[transcript.ID]msgView{}
 	sent := map[transcript.ID]string{}
 	for _, id := range w.order {
-		views[id] = logViews(w.Members[id].Core)
-		for _, s := range w.Members[id].Sent {
+		m := w.Members[id]
+		views[id] = logViews(m.Core)
+		sentAs := m.sentAs()
+		for _, s := range m.Sent {
+			if s.Queued {
+				if real, ok := sentAs[s.ID]; ok {
+					sent[real] = id
+				}
+				continue
+			}
 			sent[s.ID] = id
 		}
 	}
@@ -188,25 +196,50 @@ func CheckEnd(w *World) error {
 	for _, id := range w.order {
 		m := w.Members[id]
 		warned := map[transcript.ID]bool{}
+		notDelivered := map[transcript.ID][]string{}
 		var gaps []session.Notice
 		for _, n := range m.Notices {
 			switch n.Kind {
 			case session.NotFullyAcked:
 				warned[n.ID] = true
+			case session.NotDelivered:
+				notDelivered[n.ID] = append(notDelivered[n.ID], n.Members...)
 			case session.Gap:
 				gaps = append(gaps, n)
 			}
 		}
+		sentAs := m.sentAs()
 		// A gap (we were cut off) after a send warns about it too: the
 		// user was told messages may be lost.
 		gapAfter := func(t time.Time) bool {
 			return slices.ContainsFunc(gaps, func(n session.Notice) bool { return !n.At.Before(t) })
 		}
 		for _, s := range m.Sent {
+			mid := s.ID
+			if s.Queued {
+				// A queued message reaches every member it was meant for,
+				// or its author is told which it did not reach.
+				real, sentOK := sentAs[s.ID]
+				for _, r := range s.Readers {
+					switch {
+					case slices.Contains(notDelivered[s.ID], r):
+					case !sentOK:
+						return fmt.Errorf("%s's queued message %x (at %s) was neither sent nor reported undelivered to %s",
+							id, s.ID[:6], s.At.Sub(Start), r)
+					case slices.Contains(notDelivered[real], r), warned[real], gapAfter(s.At):
+					default:
+						if _, ok := views[r][real]; !ok {
+							return fmt.Errorf("%s's queued message %x (at %s, sent as %x) never reached %s, and %s was not told",
+								id, s.ID[:6], s.At.Sub(Start), real[:6], r, id)
+						}
+					}
+				}
+				continue
+			}
 			for _, r := range s.Readers {
-				if _, ok := views[r][s.ID]; !ok && !warned[s.ID] && !gapAfter(s.At) {
+				if _, ok := views[r][mid]; !ok && !warned[mid] && !gapAfter(s.At) {
 					return fmt.Errorf("%s's message %x (at %s) never reached %s, and %s was not warned",
-						id, s.ID[:6], s.At.Sub(Start), r, id)
+						id, mid[:6], s.At.Sub(Start), r, id)
 				}
 			}
 		}

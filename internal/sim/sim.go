@@ -37,11 +37,16 @@ type Member struct {
 	checked int // notices already seen by CheckStep
 }
 
-// SentMessage is a Payload a member sent.
+// SentMessage is a Payload a member sent. A message typed while its
+// author was out of the session waits in its outbox: Queued is set, ID is
+// the handle the Queued notice named, and Readers are the members it was
+// meant for (the author's Message notice that replaces the handle gives
+// the id it was sent with, if it was).
 type SentMessage struct {
 	ID      transcript.ID
 	Readers []string
 	At      time.Time
+	Queued  bool
 }
 
 // World is the simulation: a hub, members and a clock.
@@ -100,7 +105,7 @@ func (w *World) Act(id string, a session.Action) {
 	case session.ActLeave:
 		w.Hub.Leave(id)
 	case session.ActKick:
-		w.Hub.Kick(id, a.Members)
+		w.Hub.Kick(id, a.Members, a.Reason)
 	}
 }
 
@@ -198,18 +203,26 @@ func (w *World) Do(id string, f func(c *session.Core, now time.Time)) {
 func (w *World) Send(id, text string) error {
 	m := w.Members[id]
 	readers := m.Core.Members()
+	seen := len(m.Notices)
 	tid, err := m.Core.Send(text, w.Now())
 	w.apply(m)
-	if err == nil {
-		var rs []string
-		for _, r := range readers {
-			if r != id {
-				rs = append(rs, r)
-			}
-		}
-		m.Sent = append(m.Sent, SentMessage{ID: tid, Readers: rs, At: w.Now()})
+	if err != nil {
+		return err
 	}
-	return err
+	for _, n := range m.Notices[seen:] {
+		if n.Kind == session.Queued && n.ID == tid {
+			m.Sent = append(m.Sent, SentMessage{ID: tid, Readers: slices.Clone(n.Members), At: w.Now(), Queued: true})
+			return nil
+		}
+	}
+	var rs []string
+	for _, r := range readers {
+		if r != id {
+			rs = append(rs, r)
+		}
+	}
+	m.Sent = append(m.Sent, SentMessage{ID: tid, Readers: rs, At: w.Now()})
+	return nil
 }
 
 // next returns the time of the next thing to happen and who it is for
@@ -300,6 +313,18 @@ func (m *Member) Warnings() []session.Notice {
 	return out
 }
 
+// sentAs maps the handles of the member's queued messages to the ids they
+// were sent with (from the Message notices that replaced them).
+func (m *Member) sentAs() map[transcript.ID]transcript.ID {
+	out := map[transcript.ID]transcript.ID{}
+	for _, n := range m.Notices {
+		if n.Kind == session.Message && n.Own && n.Replaces != (transcript.ID{}) {
+			out[n.Replaces] = n.ID
+		}
+	}
+	return out
+}
+
 // Count returns how many notices of kind the member got.
 func (m *Member) Count(kind session.NoticeKind) int {
 	n := 0
@@ -309,6 +334,21 @@ func (m *Member) Count(kind session.NoticeKind) int {
 		}
 	}
 	return n
+}
+
+// Restart restarts the server: every member in the room loses it at once
+// (each sees its own leave; nobody sees the others leave), and each
+// member's transport, as channel/xmpp does, enters the room again by itself
+// after back(id) (a negative duration: never).
+func (w *World) Restart(back func(id string) time.Duration) {
+	now := w.Now()
+	for _, id := range w.Hub.Members() {
+		w.Members[id].Left = append(w.Members[id].Left, now)
+		if d := back(id); d >= 0 {
+			w.Later(now.Add(d), func() { w.Hub.Enter(id) })
+		}
+	}
+	w.Hub.Restart()
 }
 
 // Crash drops a member's connection (the server sees it leave; the member
