@@ -2,7 +2,8 @@
 // a room in which one server puts every event in a single total order that
 // all members see (an XMPP multi-user chat, or channel/memchan in tests).
 //
-// The contract (../shared/design/SESSION-RULES.md §1):
+// The contract (docs/SESSION.md, "Channel contract", says what the session
+// relies on):
 //
 //   - Events arrive in one total order, the same for every member, and are
 //     unauthenticated: the session layer detects deviations.
@@ -88,7 +89,7 @@ type Event struct {
 	// Err says why we are out of the room (EventOwnLeave): nil when we left
 	// on request; otherwise a lost connection, a kick, a ban... Channels
 	// report what they know; the session shows it and does not branch on
-	// it (a leave is a leave, SESSION-RULES rule LI).
+	// it (a leave is a leave: rule LI of docs/SESSION.md, "Channel rules").
 	Err error
 }
 

@@ -18,7 +18,7 @@ type room struct {
 }
 
 // HandleEvent processes one channel event, to completion, at now
-// (SESSION-RULES §3.2). Events must come in the channel's order.
+// (docs/SESSION.md, "Receive path"). Events must come in the channel's order.
 func (c *Core) HandleEvent(ev channel.Event, now time.Time) {
 	c.advance(now)
 	c.tick() // timers due before this event fire first
@@ -70,7 +70,8 @@ func (c *Core) setChannel(members []string) {
 	}
 }
 
-// onOthers: others left and/or entered. Leaves first (SESSION-RULES §3.2).
+// onOthers: others left and/or entered. Leaves first (docs/SESSION.md,
+// "Receive path").
 func (c *Core) onOthers(ev channel.Event) {
 	c.setChannel(ev.Members)
 	if len(ev.Leave) > 0 {
@@ -114,7 +115,7 @@ func (c *Core) ruleLOI(ev channel.Event) {
 }
 
 // ruleLS: a session member left outside (or right after) an operation:
-// propose to exclude it (LS, LOX).
+// propose to exclude it (LS, LOX: docs/SESSION.md, "Channel rules").
 func (c *Core) ruleLS(leavers []string) {
 	members := c.Members()
 	for _, m := range leavers {
@@ -145,7 +146,7 @@ func (c *Core) onEnter(m string) {
 		// EAL: it reset its state; it must be excluded before it rejoins.
 		c.kick([]string{m}, reasonEAL)
 	case !c.so.Synced():
-		// D11: unsynced members ignore entries.
+		// D11 (docs/SESSION.md): unsynced members ignore entries.
 	case !c.cfg.AutoInclude && c.speaksMpENC(m):
 		c.notify(Notice{Kind: JoinRequest, Author: m})
 	}

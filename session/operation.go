@@ -71,7 +71,8 @@ type running struct {
 	own         *proposal // ours, if we proposed it
 }
 
-// onGreet handles a greeting packet (SESSION-RULES §3.2 step 2).
+// onGreet handles a greeting packet (docs/SESSION.md, "Receive path", step
+// 3; the D-numbers below are its "Beyond the reference").
 func (c *Core) onGreet(p *wire.GreetPacket, ev channel.Event) {
 	if p.Source != ev.Sender {
 		// D1: the transport sender must be the packet's SOURCE.
@@ -192,7 +193,8 @@ func (c *Core) onInitial(p *wire.GreetPacket, ev channel.Event, both bool) {
 }
 
 // acceptInitial is the accept-initial hook: build the Greeting, flush the
-// current subsession, settle our proposal, apply IAL.
+// current subsession, settle our proposal, apply IAL (docs/SESSION.md,
+// "The accept/reject order" and "Channel rules").
 func (c *Core) acceptInitial(p *wire.GreetPacket, ev channel.Event, pid [32]byte, own *proposal, wasSynced bool) {
 	kind, inc, exc := opShape(c.sessionMembersIf(wasSynced), p.Members, p.Type)
 	if own == nil && c.proposal != nil {
@@ -326,7 +328,7 @@ func opShape(prev, next []string, t wire.GreetType) (OpKind, []string, []string)
 }
 
 // onFinal handles a final candidate: ServerOrder must accept it, and it must
-// pass its signatures (D2) before it enters the chain.
+// pass its signatures (D2 of docs/SESSION.md) before it enters the chain.
 func (c *Core) onFinal(p *wire.GreetPacket, ev channel.Event) {
 	pid := wire.PacketID(ev.Body, ev.Sender, ev.Members)
 	cand := &serverorder.Candidate{PacketID: pid, Final: true, PrevPI: c.op.pi}
@@ -479,7 +481,8 @@ func (c *Core) onAbort(p *wire.GreetPacket, ev channel.Event) {
 		return
 	}
 	// Members of the session that did not take their turn are excluded
-	// next (D5): otherwise every later operation would stall behind them.
+	// next (D5 of docs/SESSION.md): otherwise every later operation would
+	// stall behind them.
 	reason := fmt.Errorf("%w: ended by %s after a stall", ErrAborted, p.Source)
 	if op.prevMembers != nil {
 		var newcomers []string
@@ -495,8 +498,9 @@ func (c *Core) onAbort(p *wire.GreetPacket, ev channel.Event) {
 		}
 		// Newcomers that did not answer are left out of automatic
 		// inclusions for a while, longer at each stall, so that they do
-		// not hold up everyone else's inclusion (nor get honest
-		// newcomers kicked by rule EO while their inclusion runs).
+		// not hold up everyone else's inclusion (under the reference's rule
+		// EO, which we do not apply, they also got honest newcomers kicked:
+		// docs/SESSION.md, "Channel rules").
 		if len(newcomers) > 0 {
 			until := c.pauseStalled(newcomers)
 			reason = fmt.Errorf("%w: ended by %s: %v did not answer; not proposed again automatically before %s",
@@ -507,9 +511,9 @@ func (c *Core) onAbort(p *wire.GreetPacket, ev channel.Event) {
 	c.statePosition()
 }
 
-// endOp ends the running operation without a result: a leave (LOI), an
-// abort, or our own leave (LI). ignored: it excluded us and we assume it
-// succeeded.
+// endOp ends the running operation without a result: a leave (LOI), an abort,
+// or our own leave (LI; docs/SESSION.md, "Channel rules"). ignored: it
+// excluded us and we assume it succeeded.
 func (c *Core) endOp(reason error, ignored bool) {
 	op := c.op
 	if op == nil {
@@ -536,9 +540,9 @@ func (c *Core) endOp(reason error, ignored bool) {
 		c.settle(c.userOp, fmt.Errorf("%w: the operation it joined failed: %w", ErrRejected, reason))
 	}
 	if op.prevMembers == nil && c.cur == nil {
-		// D10: a newcomer whose inclusion failed goes back to waiting,
-		// unsynced, keeping its seniors and join timer. Its chain starts
-		// again: a refusal on the old one is no reason for doubt.
+		// D10 (docs/SESSION.md): a newcomer whose inclusion failed goes back
+		// to waiting, unsynced, keeping its seniors and join timer. Its chain
+		// starts again: a refusal on the old one is no reason for doubt.
 		c.so.Clear()
 		c.suspended = nil
 	}

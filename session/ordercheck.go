@@ -122,7 +122,8 @@ func (c *Core) abortOfRejected(p *wire.GreetPacket) bool {
 }
 
 // startChainCheck sends our statement of the position that created s
-// (SESSION-RULES §5) and arms the wait for everyone else's.
+// (docs/SESSION.md, "Server-order check") and arms the wait for everyone
+// else's.
 func (c *Core) startChainCheck(s *sub) {
 	if c.cfg.NoChainCheck {
 		return

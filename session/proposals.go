@@ -108,7 +108,7 @@ func (c *Core) userOperation(kind OpKind, members []string, now time.Time) (*Op,
 	}
 	if u := c.userOp; u != nil && !u.done {
 		if u.Kind == kind && slices.Equal(u.Members, members) {
-			return u, nil // the same action: the same handle (D3)
+			return u, nil // the same action: the same handle (D3, docs/SESSION.md)
 		}
 		return nil, ErrOperationInProgress
 	}
@@ -116,7 +116,7 @@ func (c *Core) userOperation(kind OpKind, members []string, now time.Time) (*Op,
 		return nil, ErrNotJoined
 	}
 	if c.op != nil || c.proposal != nil {
-		return nil, ErrBusy // D8: it would carry a doomed parent
+		return nil, ErrBusy // D8 (docs/SESSION.md): it would carry a doomed parent
 	}
 	cur := c.sessionMembers()
 	var next []string
@@ -134,7 +134,8 @@ func (c *Core) userOperation(kind OpKind, members []string, now time.Time) (*Op,
 			}
 			if c.taskLeave[m] {
 				// Excluded but still in the room: it must go before it can
-				// come back (so that rule IAL never fires against us).
+				// come back (so that rule IAL never fires against us:
+				// docs/SESSION.md, "Channel rules").
 				c.kick([]string{m}, reasonIAL)
 				return nil, fmt.Errorf("%w: %s must leave the room first (kicked); include it when it is back", ErrBusy, m)
 			}
@@ -173,13 +174,14 @@ func (c *Core) userOperation(kind OpKind, members []string, now time.Time) (*Op,
 	return op, nil
 }
 
-// propose builds and sends an initial packet (SESSION-RULES §2.7).
+// propose builds and sends an initial packet (docs/SESSION.md, "Own
+// proposals and rejection").
 func (c *Core) propose(next []string, kind OpKind, members []string, op *Op) error {
 	if c.so.Ongoing() || c.op != nil || c.proposal != nil || !c.so.Synced() {
 		return ErrBusy
 	}
 	if !subset(next, c.channel) {
-		return ErrNotInChannel // an advisory XP: it would be rejected anyway
+		return ErrNotInChannel // an advisory XP (docs/SESSION.md): rejected anyway
 	}
 	meta := &wire.Metadata{PrevPF: c.so.PrevPF(), ChainHash: c.so.PrevCH(), LatestPM: c.heads()}
 	prop, err := c.gr.Propose(c.state, next, meta)
@@ -229,7 +231,8 @@ func (c *Core) settleProposal(err error) {
 
 // echoWait is how long we wait for our proposal's echo before giving it up:
 // a server that dropped it would otherwise block every later proposal of
-// ours (D8). Generous: a withdrawn proposal echoed late still runs.
+// ours (D8, docs/SESSION.md). Generous: a withdrawn proposal echoed late
+// still runs.
 func (c *Core) echoWait() time.Duration { return 4*c.cfg.Timing.BC + 2*time.Second }
 
 // maxWithdrawn bounds the withdrawn or lost proposals we still recognise.
@@ -280,7 +283,7 @@ func (c *Core) keyed(m string) bool {
 func (c *Core) speaksMpENC(m string) bool { return c.announced[m] || c.keyed(m) }
 
 // handleTasks proposes what the rules call for when the session is idle
-// (SESSION-RULES §3.3): exclusions first, then (AutoInclude) inclusions.
+// (docs/SESSION.md, "Tasks"): exclusions first, then inclusions.
 // Rule-driven proposals are re-derived from the state each time, never
 // retried as such.
 func (c *Core) handleTasks() {
@@ -356,7 +359,7 @@ type proposal struct {
 }
 
 // ownProposal returns our proposal whose bytes the echoed wire string
-// carries, if any (the own-pI guard, SESSION-RULES §2.3).
+// carries, if any (the own-pI guard, docs/SESSION.md, "ServerOrder").
 func (c *Core) ownProposal(w string) *proposal {
 	raw, err := wire.Dearmour(w)
 	if err != nil {

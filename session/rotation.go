@@ -286,7 +286,7 @@ func (c *Core) replaceState(res *greeting.State) {
 
 // newSub creates the subsession of a new membership and registers its
 // transcript with the message log after the previous one, checking
-// LATEST_PM (SESSION-RULES §3.7 step 5).
+// LATEST_PM (docs/SESSION.md, "Rotation", step 7).
 func (c *Core) newSub(res *greeting.State, prevRef causal.TranscriptRef, latestPM []transcript.ID) (*sub, error) {
 	members := slices.Sorted(slices.Values(res.Members))
 	pubs := make([]crypto.PublicKey, len(members))

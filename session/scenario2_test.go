@@ -11,6 +11,10 @@ import (
 	"github.com/mpenc/mpenc/session"
 )
 
+// Scenario numbers are those of docs/SESSION.md, "Scenario tests"; rule
+// codes (XP, EO, ES, LS, LOI, LOX, …) are defined in its "Channel rules",
+// defect numbers (D10, …) in "Beyond the reference".
+
 // Scenario 3: no auto-include: A is told, B gives up and leaves.
 func TestScenario03NoAutoInclude(t *testing.T) {
 	w := world(t, 3, hop, "A", "B")

@@ -99,6 +99,6 @@ func (c *Core) tick() {
 		c.sendAbort()
 	}
 	if c.isExcluded() && due(c.backstop(), now) {
-		c.leaveAtBackstop() // excluded and never kicked (D17)
+		c.leaveAtBackstop() // excluded and never kicked (D17, docs/SESSION.md)
 	}
 }

@@ -472,10 +472,10 @@ func (c *Channel) dropConnLocked(cn *conn, why error) {
 // decodes and applies the stanza to the room state under the mutex (no I/O,
 // no waiting) and queues the resulting events.
 //
-// mellium workaround (XMPP-NOTES pitfalls 2–4): we do not use mux or
-// muc.Client. Handlers run on the receive loop, where an IQ would deadlock;
-// muc.Client ignores other occupants' presence and its Join/Leave hang on
-// re-entry. We read every stanza ourselves and do requests from other
+// mellium workaround (mellium problems 2–5 of docs/XMPP.md): we do not use
+// mux or muc.Client. Handlers run on the receive loop, where an IQ would
+// deadlock; muc.Client ignores other occupants' presence and its Join/Leave
+// hang on re-entry. We read every stanza ourselves and do requests from other
 // goroutines.
 func (c *Channel) handler(cn *conn) mxmpp.Handler {
 	return mxmpp.HandlerFunc(func(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {

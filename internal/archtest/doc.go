@@ -9,6 +9,11 @@
 //   - TestExportedAPI counts the exported identifiers of the public
 //     (non-internal, non-main) packages against a ceiling, and
 //     TestExportedAPIDocumented requires a doc comment on each of them.
+//   - TestNoOutsideCitations fails when a Go or Markdown file cites the
+//     design notes kept outside the repository, which nobody who clones it
+//     has (the names it looks for are in citations_test.go): what the code
+//     relies on is in docs/, and comments cite docs/. A few mentions of
+//     where facts came from are allowed, each by its exact text.
 //
 // Print the per-package API table with:
 //
