@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/primitive"
 )
 
 // KeyObserver is implemented by key directories that learn identity keys
@@ -58,6 +59,9 @@ func (d *MemoryDirectory) ObserveKey(member string, key crypto.PublicKey) error 
 	defer d.mu.Unlock()
 	if d.keys == nil {
 		d.keys = map[string]crypto.PublicKey{}
+	}
+	if err := primitive.CheckEd25519PublicKey(key); err != nil {
+		return fmt.Errorf("session: %s announced an unusable identity key %x: %w", member, key[:4], err)
 	}
 	old, ok := d.keys[member]
 	switch {

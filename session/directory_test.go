@@ -12,7 +12,16 @@ func TestMemoryDirectory(t *testing.T) {
 	if _, err := d.IdentityKey("a"); err == nil {
 		t.Fatal("unknown member has a key")
 	}
-	k1, k2 := crypto.PublicKey{1}, crypto.PublicKey{2}
+	key := func(b byte) crypto.PublicKey {
+		var seed [crypto.SeedSize]byte
+		seed[0] = b
+		return crypto.NewSigningKey(seed).Public()
+	}
+	k1, k2 := key(1), key(2)
+	// A point of small order (the identity): anyone could sign under it.
+	if err := d.ObserveKey("b", crypto.PublicKey{1}); err == nil {
+		t.Fatal("a small-order key was accepted")
+	}
 	if err := d.ObserveKey("a", k1); err != nil {
 		t.Fatal(err)
 	}

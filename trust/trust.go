@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/primitive"
 )
 
 //go:generate go tool stringer -type=State,Kind -linecomment -output=enum_string.go
@@ -247,12 +248,12 @@ func CheckJID(jid string) error {
 	return nil
 }
 
-// checkKey refuses the all-zero key: no device announces it, and a
-// directory answering it would only make verification fail later.
+// checkKey refuses keys no honest device announces: non-canonical
+// encodings and points of small order (under which anyone can sign), the
+// all-zero key among them.
 func checkKey(k crypto.PublicKey) error {
-	var zero crypto.PublicKey
-	if crypto.Equal(k[:], zero[:]) {
-		return fmt.Errorf("%w: all-zero identity key", errInvalid)
+	if err := primitive.CheckEd25519PublicKey(k); err != nil {
+		return fmt.Errorf("%w: %w", errInvalid, err)
 	}
 	return nil
 }

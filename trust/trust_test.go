@@ -199,7 +199,7 @@ func TestNames(t *testing.T) {
 // device after the first authentication.
 func TestObserveStory(t *testing.T) {
 	ts := trust.New(new(trust.Memory), trust.Config{})
-	k1, k2 := crypto.PublicKey{1}, crypto.PublicKey{2}
+	k1, k2 := trusttest.Key(1), trusttest.Key(2)
 	var got []string
 	dir := &trust.Directory{Store: ts, OnDecision: func(d trust.Decision) {
 		got = append(got, fmt.Sprintln(d.Kind, d.State, d.Trusted, d.Warning()))
@@ -216,7 +216,7 @@ func TestObserveStory(t *testing.T) {
 		t.Fatal(err)
 	}
 	note(dir.ObserveKey("bob@example.org/phone", k2))
-	note(dir.ObserveKey("bob@example.org/laptop", crypto.PublicKey{3})) // after the first authentication
+	note(dir.ObserveKey("bob@example.org/laptop", trusttest.Key(3))) // after the first authentication
 	want := []string{
 		"new blindly-trusted true false\n",
 		"changed undecided false true\n", "error\n",

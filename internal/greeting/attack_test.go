@@ -112,7 +112,9 @@ func TestTamperedFieldsFailTheOperation(t *testing.T) {
 	}{
 		{"INT_KEY", isDown, func(p *wire.GreetPacket) { p.IntKeys[0][3] ^= 1 }, "signature"},
 		{"NONCE", isDown, func(p *wire.GreetPacket) { p.Nonces[1][0] ^= 1 }, ""},
-		{"PUB_KEY", isDown, func(p *wire.GreetPacket) { p.PubKeys[2][0] ^= 1 }, ""},
+		// Another valid key (one that is not even a point never gets past
+		// the decoder: wire's strict tests).
+		{"PUB_KEY", isDown, func(p *wire.GreetPacket) { p.PubKeys[2] = otherKey() }, ""},
 		{"SESSION_SIGNATURE", isDown, func(p *wire.GreetPacket) { p.SessionSignature[5] ^= 1 }, "signature"},
 		{"GREET_TYPE", isDown, func(p *wire.GreetPacket) { p.Type = wire.GreetIncludeAuxParticipantConfirmDown }, ""},
 		{"confirm SESSION_SIGNATURE", func(t wire.GreetType) bool { return t == wire.GreetIncludeAuxParticipantConfirmDown },
@@ -477,4 +479,11 @@ func TestLatePacketsOfFailedInclude(t *testing.T) {
 		return out
 	}
 	r.mustOp(all[1], []string{all[0], all[1], all[2], all[4]})
+}
+
+// otherKey is a valid Ed25519 public key nobody in the tests holds.
+func otherKey() crypto.PublicKey {
+	var seed [crypto.SeedSize]byte
+	seed[0] = 0xee
+	return crypto.NewSigningKey(seed).Public()
 }

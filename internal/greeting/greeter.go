@@ -8,6 +8,7 @@ import (
 
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/greeter"
+	"github.com/mpenc/mpenc/internal/primitive"
 	"github.com/mpenc/mpenc/internal/wire"
 )
 
@@ -56,7 +57,11 @@ func (gr *Greeter) checkIdentities(members []string) error {
 		if m == gr.Self {
 			continue
 		}
-		if _, err := gr.Directory.IdentityKey(m); err != nil {
+		k, err := gr.Directory.IdentityKey(m)
+		if err == nil {
+			err = primitive.CheckEd25519PublicKey(k)
+		}
+		if err != nil {
 			return fmt.Errorf("%w for %q: %w", ErrIdentityRefused, m, err)
 		}
 	}

@@ -880,6 +880,9 @@ func (g *Greeting) ownSessionSig() crypto.Signature {
 // verifySession checks member i's session signature with its static key.
 func (g *Greeting) verifySession(p *wire.GreetPacket, i int) error {
 	static, err := g.gr.Directory.IdentityKey(g.members[i])
+	if err == nil {
+		err = primitive.CheckEd25519PublicKey(static)
+	}
 	if err != nil {
 		return fmt.Errorf("identity key of %q: %w", g.members[i], err)
 	}

@@ -22,15 +22,12 @@ import (
 	"github.com/mpenc/mpenc/trust"
 )
 
-// Key returns a distinct, non-zero test key for n.
+// Key returns a distinct valid Ed25519 public key for n (the trust store
+// refuses keys no device could announce).
 func Key(n byte) crypto.PublicKey {
-	var k crypto.PublicKey
-	for i := range k {
-		k[i] = n ^ byte(i*7)
-	}
-	k[0] = n
-	k[31] = 0x80 | n
-	return k
+	var seed [crypto.SeedSize]byte
+	seed[0], seed[1] = n, 0x7e
+	return crypto.NewSigningKey(seed).Public()
 }
 
 // Clock is a fixed clock that advances by a second on each reading, so

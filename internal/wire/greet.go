@@ -216,6 +216,10 @@ func decodeGreet(c *cursor) (*GreetPacket, error) {
 	p.PubKeys = make([]crypto.PublicKey, 0, c.countRepeated(RecPubKey, MaxRepeated))
 	err = c.repeated(RecPubKey, MaxRepeated, func(_ int, v []byte) error {
 		k, err := c.fixed32(RecPubKey, v)
+		if err == nil && primitive.CheckEd25519PublicKey(k) != nil {
+			// A small-order key lets anyone sign in that member's name.
+			err = errAt(ErrValue, RecPubKey, c.prev, "not a valid Ed25519 public key")
+		}
 		p.PubKeys = append(p.PubKeys, k)
 		return err
 	})

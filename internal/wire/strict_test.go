@@ -129,6 +129,16 @@ func TestFixedLengthsEnforced(t *testing.T) {
 			t.Errorf("INT_KEY of %d bytes (%x...) accepted", len(v), v[:1])
 		}
 	}
+	// PUB_KEY (an ephemeral signing key): a point of small order, under
+	// which anyone can sign, or a non-canonical encoding, is refused.
+	identity := append([]byte{1}, make([]byte, 31)...)
+	unreduced := append(bytes.Repeat([]byte{0xff}, 31), 0x7f) // y ≥ p
+	for _, v := range [][]byte{identity, make([]byte, 32), unreduced} {
+		b := mutateRecord(t, up, wire.RecPubKey, func([]byte) []byte { return v })
+		if _, err := wire.Decode(b); !errors.Is(err, wire.ErrValue) {
+			t.Errorf("PUB_KEY %x: error %v, want ErrValue", v[:4], err)
+		}
+	}
 }
 
 func TestValuesChecked(t *testing.T) {
