@@ -101,6 +101,7 @@ type Core struct {
 	rotation   // rotation.go: the subsessions, the message log, the trial buffer
 	orderCheck // ordercheck.go: what the server-order check remembers
 	outbox     // outbox.go: messages typed while out of the session
+	noise      // noise.go: how many warnings each sender's packets caused lately
 
 	public State // the public state last announced
 	fatal  error // set once: the session is in ERROR
@@ -180,6 +181,11 @@ func (c *Core) TakeNotices() []Notice {
 func (c *Core) notify(n Notice) {
 	n.At = c.now
 	c.notices = append(c.notices, n)
+}
+
+// warnAbout is warn for a packet's doing, rate-limited per sender (noise.go).
+func (c *Core) warnAbout(author string, err error) {
+	c.limited(Notice{Kind: SecurityWarning, Author: author, Err: err})
 }
 
 func (c *Core) warn(author string, err error) {

@@ -76,7 +76,7 @@ func (c *Core) retryTrial() {
 
 func (c *Core) drainTrial() {
 	for _, n := range c.trial.TakeNotices() {
-		c.notify(Notice{Kind: NotDecrypted, Author: n.Author})
+		c.limited(Notice{Kind: NotDecrypted, Author: n.Author})
 	}
 }
 
@@ -155,7 +155,12 @@ func (c *Core) translate(s *sub, ns []subsession.Notice) {
 		case subsession.MsgDropped, subsession.BufferOverflow:
 			c.notify(Notice{Kind: Dropped, ID: n.ID, Author: n.Author})
 		case subsession.SecurityWarning:
-			c.notify(Notice{Kind: SecurityWarning, ID: n.ID, Author: n.Author, Err: n.Err, Terminal: n.Terminal})
+			w := Notice{Kind: SecurityWarning, ID: n.ID, Author: n.Author, Err: n.Err, Terminal: n.Terminal}
+			if n.Terminal {
+				c.notify(w)
+			} else {
+				c.limited(w) // a forged or malformed packet's doing: rate-limited per sender
+			}
 		case subsession.LeaveIntent:
 			// The author wants to leave the session: exclude it (unless it
 			// is us, or no longer a member).
@@ -177,7 +182,7 @@ func (c *Core) translate(s *sub, ns []subsession.Notice) {
 			c.retire(s)
 			c.onFinComplete(s, n.State)
 		case subsession.NotDecrypted:
-			c.notify(Notice{Kind: NotDecrypted, Author: n.Author})
+			c.limited(Notice{Kind: NotDecrypted, Author: n.Author})
 		}
 	}
 }

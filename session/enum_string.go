@@ -55,11 +55,15 @@ func _() {
 	_ = x[MemberPresent-21]
 	_ = x[MemberAbsent-22]
 	_ = x[Gap-23]
+	_ = x[Kicked-24]
+	_ = x[Queued-25]
+	_ = x[NotDelivered-26]
+	_ = x[ErrorReport-27]
 }
 
-const _NoticeKind_name = "MessageFullyAckedNotFullyAckedReadReceiptWaitingDroppedNotDecryptedSecurityWarningMembershipOpProposedOpAcceptedOpRejectedOpFailedOpSucceededStateChangedJoinRequestChannelEnterChannelLeavePlainMemberExpiredMemberPresentMemberAbsentGap"
+const _NoticeKind_name = "MessageFullyAckedNotFullyAckedReadReceiptWaitingDroppedNotDecryptedSecurityWarningMembershipOpProposedOpAcceptedOpRejectedOpFailedOpSucceededStateChangedJoinRequestChannelEnterChannelLeavePlainMemberExpiredMemberPresentMemberAbsentGapKickedQueuedNotDeliveredErrorReport"
 
-var _NoticeKind_index = [...]uint8{0, 7, 17, 30, 41, 48, 55, 67, 82, 92, 102, 112, 122, 130, 141, 153, 164, 176, 188, 193, 206, 219, 231, 234}
+var _NoticeKind_index = [...]uint16{0, 7, 17, 30, 41, 48, 55, 67, 82, 92, 102, 112, 122, 130, 141, 153, 164, 176, 188, 193, 206, 219, 231, 234, 240, 246, 258, 269}
 
 func (i NoticeKind) String() string {
 	idx := int(i) - 1

@@ -1,11 +1,14 @@
 package session
 
 import (
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mpenc/mpenc/channel"
+	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/internal/subsession"
 	"github.com/mpenc/mpenc/internal/wire"
 )
@@ -163,7 +166,7 @@ func (c *Core) onPacket(ev channel.Event) {
 	if err != nil {
 		// Everything from the network is hostile: a packet that does not
 		// decode is dropped, and the user told once per packet.
-		c.warn(ev.Sender, fmt.Errorf("session: undecodable packet: %w", err))
+		c.warnAbout(ev.Sender, fmt.Errorf("session: undecodable packet: %w", err))
 		return
 	}
 	switch p := p.(type) {
@@ -172,12 +175,49 @@ func (c *Core) onPacket(ev channel.Event) {
 	case *wire.DataPacket:
 		c.onData(p, ev.Body, ev.Sender)
 	case *wire.ErrorPacket:
-		msg := string(p.Message)
-		if len(msg) > 256 {
-			msg = msg[:256]
-		}
-		c.warn(ev.Sender, fmt.Errorf("session: %s reports (%v): %q", p.Source, p.Severity, msg))
+		c.onError(p, ev.Sender)
 	case *wire.QueryPacket:
 		// mpENC queries are not used in rooms: nothing to answer.
 	}
+}
+
+// maxReportText bounds the text of an error report we pass on (bytes).
+const maxReportText = 256
+
+// onError handles an error packet: a member's report of a problem it had.
+// What it says is that member's claim, never our warning: it goes out as
+// an ErrorReport naming its sender, Signed only when it verifies under the
+// sender's ephemeral key of our current group (an unsigned one, or one
+// from outside our group, is the room's word for it), rate-limited like
+// every notice a sender's packets cause.
+func (c *Core) onError(p *wire.ErrorPacket, sender string) {
+	if p.Source != sender {
+		c.warnAbout(sender, fmt.Errorf("%w (%q)", errSourceMismatch, p.Source))
+		return
+	}
+	signed := false
+	if k, ok := c.ephemeralKeyOf(sender); ok && p.Signature != nil {
+		if !p.Verify(k) {
+			c.warnAbout(sender, errors.New("session: error report with a bad signature"))
+			return
+		}
+		signed = true
+	}
+	text := strings.ToValidUTF8(string(p.Message), "\uFFFD")
+	if len(text) > maxReportText {
+		text = strings.ToValidUTF8(text[:maxReportText], "")
+	}
+	c.limited(Notice{Kind: ErrorReport, Author: sender, Text: text, Signed: signed, Severity: strings.ToLower(p.Severity.String())})
+}
+
+// ephemeralKeyOf returns a member's ephemeral signing key in our group.
+func (c *Core) ephemeralKeyOf(m string) (crypto.PublicKey, bool) {
+	if c.state == nil {
+		return crypto.PublicKey{}, false
+	}
+	i := c.state.Position(m)
+	if i < 0 || i >= len(c.state.EphemeralKeys) {
+		return crypto.PublicKey{}, false
+	}
+	return c.state.EphemeralKeys[i], true
 }

@@ -111,6 +111,13 @@ const (
 	// sent before they came back (ID the sent message's), or never sent
 	// (ID the queued handle, Text: the user may send it again).
 	NotDelivered
+	// ErrorReport: Author (the packet's sender) reports a problem in an
+	// mpENC error packet: Text, its words (bounded, valid UTF-8, still
+	// remote text to show escaped), Severity ("info", "warning" or
+	// "terminal"), Signed when it verified under Author's ephemeral key in
+	// our group. It is Author's claim, not ours: never show it as our
+	// security warning.
+	ErrorReport
 )
 
 // warning reports whether the notice kind signals that something is wrong. On
@@ -143,6 +150,9 @@ type Notice struct {
 	Absent      bool
 	// Replaces is the Queued handle a Message that was queued replaces.
 	Replaces transcript.ID
+	// Signed and Severity describe an ErrorReport.
+	Signed   bool
+	Severity string
 	// Until is when something the notice announces ends: the wait of a
 	// JOINING state for someone to include us, a queued message's wait,
 	// our re-entry after a kick, the pause before a stalled newcomer is

@@ -76,7 +76,7 @@ type running struct {
 func (c *Core) onGreet(p *wire.GreetPacket, ev channel.Event) {
 	if p.Source != ev.Sender {
 		// D1: the transport sender must be the packet's SOURCE.
-		c.warn(ev.Sender, fmt.Errorf("%w (%q)", errSourceMismatch, p.Source))
+		c.warnAbout(ev.Sender, fmt.Errorf("%w (%q)", errSourceMismatch, p.Source))
 		return
 	}
 	if p.Type == wire.GreetQuitDown {
@@ -141,7 +141,7 @@ func (c *Core) onInitial(p *wire.GreetPacket, ev channel.Event, both bool) {
 		}
 	}
 	if p.Metadata == nil {
-		c.warn(p.Source, errors.New("session: initial packet without proposal metadata"))
+		c.warnAbout(p.Source, errors.New("session: initial packet without proposal metadata"))
 		return
 	}
 	// Group filter: a proposal from outside our group is none of our
@@ -156,7 +156,7 @@ func (c *Core) onInitial(p *wire.GreetPacket, ev channel.Event, both bool) {
 		return
 	}
 	if own == nil && !c.verifyInitial(p) {
-		c.warn(p.Source, errors.New("session: initial packet with a bad signature"))
+		c.warnAbout(p.Source, errors.New("session: initial packet with a bad signature"))
 		return
 	}
 	pid := wire.PacketID(ev.Body, ev.Sender, ev.Members)
@@ -468,11 +468,11 @@ func (c *Core) onAbort(p *wire.GreetPacket, ev channel.Event) {
 	}
 	k, ok := op.piKeys[p.Source]
 	if !ok || k != p.PubKeys[0] || !slices.Contains(op.abortR, p.Source) {
-		c.warn(p.Source, errors.New("session: abort from a member not allowed to abort"))
+		c.warnAbout(p.Source, errors.New("session: abort from a member not allowed to abort"))
 		return
 	}
 	if !p.Verify(k) {
-		c.warn(p.Source, errors.New("session: abort with a bad signature"))
+		c.warnAbout(p.Source, errors.New("session: abort with a bad signature"))
 		return
 	}
 	pid := wire.PacketID(ev.Body, ev.Sender, ev.Members)
@@ -554,7 +554,7 @@ func (c *Core) endOp(reason error, ignored bool) {
 	c.retryTrial()
 }
 
-var errSourceMismatch = errors.New("session: greeting packet whose SOURCE is not its sender")
+var errSourceMismatch = errors.New("session: packet whose SOURCE is not its sender")
 
 // pauseStalled leaves stalled newcomers out of automatic inclusions for a
 // while (doubling at each stall, up to maxStallPause) and returns until

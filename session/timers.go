@@ -45,6 +45,7 @@ func (c *Core) NextDeadline() (time.Time, bool) {
 		consider(c.proposal.sentAt.Add(c.echoWait()), true)
 	}
 	consider(c.outboxDeadline())
+	consider(c.noiseDeadline())
 	for _, m := range c.channel {
 		if p, ok := c.stalled[m]; ok && c.now.Before(p.until) {
 			consider(p.until, true) // it may be proposed again then
@@ -70,6 +71,7 @@ func (c *Core) tick() {
 	c.trial.Tick(now)
 	c.drainTrial()
 	c.chainCheckDue()
+	c.sumUpNoise(false)
 	if c.op != nil && c.op.prevMembers == nil && due(c.op.started.Add(c.newcomerWait()), now) {
 		// The operation that was to include us went nowhere (the others
 		// aborted it without our seeing it, or it was one they never
