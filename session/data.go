@@ -21,9 +21,14 @@ func (c *Core) sessionMembersIf(synced bool) []string {
 // (SIDKEY_HINT, signature, decryption); then on the verifiers of finished
 // ones (a late packet, dropped); none: the trial buffer.
 func (c *Core) onData(p *wire.DataPacket, w, sender string) {
+	key := failedPacket{sender: sender, id: p.ID()}
+	if c.unopened.has(key) {
+		return // a copy of a packet nothing here opened: no crypto twice
+	}
 	if c.tryData(p, w, sender) || c.lateForRetired(p, sender) {
 		return
 	}
+	c.unopened.add(key)
 	if c.couldBeOurs(sender) {
 		c.trial.Add(p, w, sender, c.now)
 		c.drainTrial()

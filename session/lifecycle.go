@@ -388,6 +388,7 @@ func (c *Core) onOwnLeave(ev channel.Event) {
 	c.cur, c.prevs = nil, nil
 	c.replaceState(nil)
 	c.retired = nil // the room's traffic since we left never reaches us
+	c.unopened = packetSet{}
 	c.orderCheck = orderCheck{}
 	c.trial = subsession.NewTrialBuffer(c.cfg.Timing)
 	c.oldSenders = map[string]time.Time{}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mpenc/mpenc/internal/primitive"
 	"github.com/mpenc/mpenc/internal/wire"
 	"github.com/mpenc/mpenc/session"
 )
@@ -94,3 +95,56 @@ func TestWarningsRateLimitedPerSender(t *testing.T) {
 		t.Error("garbage read as a split")
 	}
 }
+
+// A member flooding packets with the right SIDKEY_HINT and a junk
+// signature costs one signature verification per packet (its own key),
+// not one per member key of every subsession; a copy of a packet that
+// opened nowhere costs none; an occupant outside the session costs none.
+// (Before: every member's key of every live and retired subsession.)
+func TestForgedDataFloodIsCheap(t *testing.T) {
+	w := three(t, 73, false, "D", "E", "F", "G")
+	for _, id := range []string{"D", "E", "F", "G"} {
+		join(t, w, id)
+	}
+	run(t, w, time.Second)
+	opOf(t, w, "A", include("D", "E", "F", "G"))
+	run(t, w, 20*time.Second)
+	sameSession(t, w, "A", "B", "C", "D", "E", "F", "G")
+	// Two earlier subsessions are now retired: their verifiers are kept.
+	hint := session.GroupStateOf(w.Members["C"].Core).SidKeyHint()
+	forged := func(i int) string {
+		p := &wire.DataPacket{SidkeyHint: hint, Payload: make([]byte, 128)}
+		p.IV[0], p.IV[1] = byte(i), byte(i>>8)
+		p.Signature[0] = 1
+		raw, err := p.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wire.Armour(raw)
+	}
+	const n = 200
+	before := primitive.ReadOpCounts()
+	for i := range n {
+		w.Hub.Send("C", forged(i))
+	}
+	run(t, w, time.Second)
+	fresh := primitive.ReadOpCounts().Sub(before).Verify
+	// Six readers (A, B, D, E, F, G); each tries C's key in its current
+	// subsession (and in the previous ones still shutting down that have
+	// C, at most two here), plus a few trials of every key a minute.
+	if max := int64(6 * (3*n + 3*othersBudget*7)); fresh > max {
+		t.Errorf("%d forged packets cost %d verifications, want at most %d", n, fresh, max)
+	}
+	before = primitive.ReadOpCounts()
+	for i := range n {
+		w.Hub.Send("C", forged(i)) // the same packets again
+	}
+	run(t, w, time.Second)
+	if again := primitive.ReadOpCounts().Sub(before).Verify; again != 0 {
+		t.Errorf("copies of %d packets that opened nowhere cost %d verifications", n, again)
+	}
+	t.Logf("%d forged packets, 6 readers: %d verifications (%.1f per packet and reader)", n, fresh, float64(fresh)/(6*n))
+}
+
+// othersBudget mirrors internal/subsession's othersPerMinute.
+const othersBudget = 8

@@ -33,6 +33,39 @@ type rotation struct {
 	// were not part of (we were just included); their undecryptable
 	// packets are that subsession's, not warnings, until the time given.
 	oldSenders map[string]time.Time
+	// unopened: packets no subsession opened since the last rotation (a
+	// copy is dropped without a signature check: replayed garbage costs
+	// a hash). A rotation forgets them: they may open now.
+	unopened packetSet
+}
+
+// failedPacket names a data packet by its channel sender and id.
+type failedPacket struct {
+	sender string
+	id     wire.MessageID
+}
+
+// maxUnopened bounds the packets remembered as unopened.
+const maxUnopened = 1024
+
+// packetSet is a bounded set of packets, oldest forgotten first.
+type packetSet struct {
+	m    map[failedPacket]struct{}
+	ring []failedPacket
+}
+
+func (s *packetSet) has(k failedPacket) bool { _, ok := s.m[k]; return ok }
+
+func (s *packetSet) add(k failedPacket) {
+	if s.m == nil {
+		s.m = make(map[failedPacket]struct{}, maxUnopened)
+	}
+	if len(s.ring) == maxUnopened {
+		delete(s.m, s.ring[0])
+		s.ring = s.ring[1:]
+	}
+	s.m[k] = struct{}{}
+	s.ring = append(s.ring, k)
 }
 
 // maxPrevs bounds the previous subsessions kept while they shut down.
@@ -94,7 +127,7 @@ func (c *Core) retire(s *sub) {
 func (c *Core) lateForRetired(p *wire.DataPacket, sender string) bool {
 	c.retired = slices.DeleteFunc(c.retired, func(r retiredSub) bool { return !c.now.Before(r.until) })
 	for _, r := range c.retired {
-		if _, err := r.v.Identify(p, sender); err == nil {
+		if _, err := r.v.IdentifyFrom(p, sender); err == nil {
 			return true
 		}
 	}
@@ -235,6 +268,7 @@ func (c *Core) startNext(res *greeting.State, prevRef causal.TranscriptRef, late
 		return err
 	}
 	c.cur = s
+	c.unopened = packetSet{}
 	c.replaceState(res)
 	c.lastReaders = slices.DeleteFunc(slices.Clone(res.Members), func(m string) bool { return m == c.cfg.Self })
 	if c.stage != stageParting && c.stage != stageLeaving {

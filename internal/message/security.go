@@ -265,6 +265,55 @@ func (v *Verifier) Identify(p *wire.DataPacket, sender string) (int, error) {
 	return identify(v.members, v.pubs, &v.skh, p, sender)
 }
 
+// IdentifyFrom is Identify for the room's traffic: a packet whose channel
+// sender is not a member of the subsession is not its (ErrNotVerified,
+// without any signature check), and only the sender's key is tried: a
+// late packet is its author's own resend.
+func (v *Verifier) IdentifyFrom(p *wire.DataPacket, sender string) (int, error) {
+	if err := checkPacket(v.skh[0], p); err != nil {
+		return -1, err
+	}
+	return identifyFrom(v.members, v.pubs, &v.skh, p, sender, nil)
+}
+
+// OpenFrom is Open for the room's traffic, cheap on garbage: a packet
+// whose channel sender is not a member of the subsession is not its
+// (ErrNotVerified, without any signature check); the sender's key is
+// tried first, and the other members' keys (a third member's resend,
+// §4.6 of docs/MESSAGE-LAYER.md) only if that fails and tryOthers (nil:
+// never) allows it: the caller budgets those n − 1 verifications per
+// sender, so that a flood of packets with a junk signature costs one
+// verification each.
+func (s *Security) OpenFrom(p *wire.DataPacket, sender string, tryOthers func() bool) (*Opened, error) {
+	if err := s.CheckPacket(p); err != nil {
+		return nil, err
+	}
+	author, err := identifyFrom(s.members, s.pubs, &s.skh, p, sender, tryOthers)
+	if err != nil {
+		return nil, err
+	}
+	return s.decrypt(p, author)
+}
+
+func identifyFrom(members []string, pubs []crypto.PublicKey, skh *[32]byte, p *wire.DataPacket, sender string, tryOthers func() bool) (int, error) {
+	i := sort.SearchStrings(members, sender)
+	if i == len(members) || members[i] != sender {
+		return -1, ErrNotVerified
+	}
+	if p.Verify(pubs[i], skh) {
+		return i, nil
+	}
+	if tryOthers == nil || !tryOthers() {
+		return -1, ErrNotVerified
+	}
+	for k := range members {
+		if k != i && p.Verify(pubs[k], skh) {
+			return k, nil
+		}
+	}
+	return -1, ErrNotVerified
+}
+
 // Open verifies and decrypts a decoded data packet received from the
 // channel sender: hint and lengths first, then the signature (author
 // identification as in [Security.Identify]), and only then decryption and

@@ -119,7 +119,20 @@ type SessionBase struct {
 	stats   Stats
 	scratch []int
 	heads   []transcript.ID // reused for the parents of our sends
+
+	// othersTried counts, per member index of a channel sender, the packets
+	// of the current minute whose author we looked for among the other
+	// members' keys (a third member's resend) after the sender's own key
+	// failed: each costs n − 1 verifications, so a member flooding packets
+	// with a junk signature gets a few (othersPerMinute), then one
+	// verification per packet.
+	othersTried  []int
+	othersMinute time.Duration
 }
+
+// othersPerMinute is how many packets per channel sender and minute may
+// be checked against every member's key when the sender's key fails.
+const othersPerMinute = 8
 
 type watchItem struct {
 	idx causal.Index
@@ -434,7 +447,7 @@ func (s *SessionBase) Receive(p *wire.DataPacket, w string, sender string, now t
 		s.stats.Duplicates++
 		return Result{Outcome: Duplicate, ID: id}
 	}
-	o, err := s.sec.Open(p, sender)
+	o, err := s.sec.OpenFrom(p, sender, func() bool { return s.mayTryOthers(sender, t) })
 	if err != nil {
 		var ae *message.AuthorError
 		if errors.As(err, &ae) {
@@ -464,6 +477,24 @@ func (s *SessionBase) Receive(p *wire.DataPacket, w string, sender string, now t
 		s.wake(id, t)
 	}
 	return Result{Outcome: out, ID: id, Author: author, Err: err}
+}
+
+// mayTryOthers spends one of sender's trials of the other members' keys for
+// this minute, if any is left.
+func (s *SessionBase) mayTryOthers(sender string, t time.Duration) bool {
+	i, ok := slices.BinarySearch(s.members, sender)
+	if !ok {
+		return false
+	}
+	if s.othersTried == nil || t-s.othersMinute >= time.Minute {
+		s.othersTried = make([]int, len(s.members))
+		s.othersMinute = t
+	}
+	if s.othersTried[i] >= othersPerMinute {
+		return false
+	}
+	s.othersTried[i]++
+	return true
 }
 
 // ReceiveWire decodes a wire string and calls Receive. A string that is not
