@@ -48,7 +48,25 @@ type Config struct {
 	// and how long a message typed while we were out of the session waits
 	// for the members it was meant for. 0 means DefaultJoinWindow.
 	JoinWindow time.Duration
+	// RekeyOps and RekeyAfter bound what a stolen memory image reveals:
+	// every member keeps its CLIQUES contributions since the last START,
+	// and with them and the recorded traffic every group key since then
+	// can be recomputed. After RekeyOps membership operations, or
+	// RekeyAfter, since the last START, the members run a fresh START
+	// among themselves (new contributions from everyone; the old ones are
+	// zeroed). 0 means DefaultRekeyOps and DefaultRekeyAfter; a negative
+	// value turns that bound off. Never with NoChainCheck (rooms with
+	// reference peers, which may not take a START in a running session).
+	RekeyOps   int
+	RekeyAfter time.Duration
 }
+
+// Defaults of Config.RekeyOps and Config.RekeyAfter (docs/PERFORMANCE.md,
+// "Forward secrecy", weighs them against what a START costs).
+const (
+	DefaultRekeyOps   = 8
+	DefaultRekeyAfter = time.Hour
+)
 
 // DefaultJoinWindow is the JoinWindow of a Config that sets none.
 const DefaultJoinWindow = 5 * time.Minute
@@ -146,6 +164,12 @@ func NewCore(cfg Config, now time.Time) (*Core, error) {
 	}
 	if cfg.JoinWindow < 0 {
 		return nil, errors.New("session: negative JoinWindow")
+	}
+	if cfg.RekeyOps == 0 {
+		cfg.RekeyOps = DefaultRekeyOps
+	}
+	if cfg.RekeyAfter == 0 {
+		cfg.RekeyAfter = DefaultRekeyAfter
 	}
 	c := &Core{
 		cfg:        cfg,

@@ -389,6 +389,7 @@ func (c *Core) onOwnLeave(ev channel.Event) {
 	c.replaceState(nil)
 	c.retired = nil // the room's traffic since we left never reaches us
 	c.unopened = packetSet{}
+	c.keyedAt, c.opsSinceStart = time.Time{}, 0
 	c.orderCheck = orderCheck{}
 	c.trial = subsession.NewTrialBuffer(c.cfg.Timing)
 	c.oldSenders = map[string]time.Time{}

@@ -55,3 +55,69 @@ func TestJoinWhileParting(t *testing.T) {
 		t.Fatalf("C's part: %v, state %v", op, w.Members["C"].Core.State())
 	}
 }
+
+// Forward secrecy: after RekeyOps operations since the last START the
+// members run a fresh START among themselves by themselves; the replaced
+// group state's contributions and group key are zeroed at once, and our
+// old ephemeral signing key once the old subsession has shut down.
+// (docs/SESSION.md, "Forward secrecy"; internal/greeting's
+// TestStartBoundsWhatAMemoryImageReveals shows what that buys.)
+func TestRekeyAfterOperations(t *testing.T) {
+	w := world(t, 81, hop)
+	for _, id := range []string{"A", "B", "C"} {
+		w.Add(id, func(c *session.Config) { c.RekeyOps, c.RekeyAfter = 3, -1 })
+	}
+	join(t, w, "A")
+	run(t, w, time.Second)
+	join(t, w, "B")
+	join(t, w, "C")
+	run(t, w, time.Second)
+	opOf(t, w, "A", include("B", "C")) // a START from A alone
+	run(t, w, 15*time.Second)
+	sameSession(t, w, "A", "B", "C")
+	refresh := func(c *session.Core, now time.Time) (*session.Op, error) { return c.Refresh(now) }
+	for range 2 {
+		opOf(t, w, "B", refresh)
+		run(t, w, 10*time.Second)
+	}
+	starts := func() int {
+		n := 0
+		for _, x := range notices(w.Members["C"], session.OpSucceeded) {
+			if x.OpKind == session.OpStart {
+				n++
+			}
+		}
+		return n
+	}
+	if n := starts(); n != 1 {
+		t.Fatalf("%d STARTs after two refreshes, want only the first", n)
+	}
+	old := session.GroupStateOf(w.Members["B"].Core)
+	oldSigner := old.OwnEphemeralKey()
+	opOf(t, w, "B", refresh) // the third operation since the START
+	run(t, w, 10*time.Second)
+	if n := starts(); n != 2 {
+		t.Fatalf("%d STARTs after three refreshes, want a fresh one", n)
+	}
+	sameSession(t, w, "A", "B", "C")
+	cur := session.GroupStateOf(w.Members["B"].Core)
+	if cur.ContributionCount() != 1 {
+		t.Errorf("B holds %d contributions after the fresh START", cur.ContributionCount())
+	}
+	for i, c := range old.UnsafeContributions() {
+		if c != ([32]byte{}) {
+			t.Errorf("B's contribution %d from before the START not zeroed", i)
+		}
+	}
+	if old.GroupKey != ([32]byte{}) {
+		t.Error("the replaced group key not zeroed")
+	}
+	run(t, w, 2*time.Minute) // the old subsessions shut down
+	if oldSigner == cur.OwnEphemeralKey() {
+		t.Fatal("the fresh START kept the ephemeral key")
+	}
+	if oldSigner.Seed() != ([32]byte{}) {
+		t.Error("B's old ephemeral signing key not zeroed once nothing signs with it")
+	}
+	noWarnings(t, w)
+}

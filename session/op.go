@@ -11,8 +11,9 @@ import (
 type OpKind uint8
 
 // Operation kinds. Join and Part are session-level; the rest are
-// membership operations: OpStart is the inclusion by which a member alone
-// starts a session with others.
+// membership operations. OpStart is the inclusion by which a member alone
+// starts a session with others, or a fresh start among the same members
+// (new keys from everyone, for forward secrecy: Config.RekeyOps).
 const (
 	OpJoin    OpKind = iota + 1 // join
 	OpPart                      // part

@@ -36,6 +36,12 @@ type membership struct {
 	// never answered), not proposed again automatically before until; the
 	// pause doubles at each stall.
 	stalled map[string]pause
+
+	// Forward secrecy: when our group's keys were last made afresh (a
+	// START, or our inclusion, as far as we know), and how many
+	// operations completed since.
+	keyedAt       time.Time
+	opsSinceStart int
 }
 
 // pause is how long a stalled newcomer is left out of automatic
@@ -156,7 +162,12 @@ func (c *Core) onInitial(p *wire.GreetPacket, ev channel.Event, both bool) {
 		return
 	}
 	if own == nil && !c.verifyInitial(p) {
-		c.warnAbout(p.Source, errors.New("session: initial packet with a bad signature"))
+		// Being excluded, we may have missed the others' fresh START
+		// (new ephemeral keys, Config.RekeyOps): our keys are stale, not
+		// their packets forged.
+		if !c.isExcluded() {
+			c.warnAbout(p.Source, errors.New("session: initial packet with a bad signature"))
+		}
 		return
 	}
 	pid := wire.PacketID(ev.Body, ev.Sender, ev.Members)
@@ -196,7 +207,7 @@ func (c *Core) onInitial(p *wire.GreetPacket, ev channel.Event, both bool) {
 // current subsession, settle our proposal, apply IAL (docs/SESSION.md,
 // "The accept/reject order" and "Channel rules").
 func (c *Core) acceptInitial(p *wire.GreetPacket, ev channel.Event, pid [32]byte, own *proposal, wasSynced bool) {
-	kind, inc, exc := opShape(c.sessionMembersIf(wasSynced), p.Members, p.Type)
+	kind, inc, exc := opShape(c.sessionMembersIf(wasSynced), p.Members, p.Type.Op())
 	if own == nil && c.proposal != nil {
 		// Another proposal won our parent: ours is rejected (its echo will
 		// be refused by ServerOrder); settle the user now, unless the winner
@@ -223,7 +234,7 @@ func (c *Core) acceptInitial(p *wire.GreetPacket, ev channel.Event, pid [32]byte
 	g, out, err := c.gr.Accept(prev, p, ownProp)
 	op := &running{
 		g: g, pi: pid, initiator: p.Source, members: slices.Clone(p.Members),
-		prevMembers: c.sessionMembers(), started: c.now, own: own, piKeys: initialKeys(p),
+		prevMembers: c.sessionMembers(), started: c.now, own: own, piKeys: c.abortKeys(p),
 	}
 	if !wasSynced {
 		op.prevMembers = nil // a newcomer knows no previous membership
@@ -231,11 +242,17 @@ func (c *Core) acceptInitial(p *wire.GreetPacket, ev channel.Event, pid [32]byte
 	// Who may abort it, from the initial packet alone, so that every member
 	// agrees: the continuing members whose key the packet lists (an
 	// include's existing members, an exclude's remaining ones), or a
-	// START's founder.
+	// START's founder, and for a fresh START of our group (forward
+	// secrecy) every member of it we share a group with (abortKeys).
 	switch p.Type {
 	case wire.GreetInitInitiatorUp:
 		op.abortR = []string{p.Source}
 		op.piPrev = []string{p.Source}
+		for m := range op.piKeys {
+			if m != p.Source {
+				op.abortR = append(op.abortR, m)
+			}
+		}
 	case wire.GreetIncludeAuxInitiatorUp:
 		op.abortR = slices.Clone(p.Members[:min(len(p.Nonces), len(p.Members))])
 		op.piPrev = op.abortR
@@ -297,8 +314,8 @@ func continuing(p *wire.GreetPacket) []string {
 }
 
 // opShape describes an operation for notices.
-func opShape(prev, next []string, t wire.GreetType) (OpKind, []string, []string) {
-	if len(prev) == 0 || t.Op() == wire.OpStart {
+func opShape(prev, next []string, op wire.Operation) (OpKind, []string, []string) {
+	if len(prev) == 0 || op == wire.OpStart {
 		var inc []string
 		for _, m := range next {
 			if !slices.Contains(prev, m) {
@@ -426,7 +443,14 @@ func (c *Core) sendAbort() {
 	op.abortSent = true
 	key := op.g.EphemeralKey()
 	if key == nil || op.piKeys[c.cfg.Self] != key.Public() {
-		return
+		// In a fresh START of our group we abort with the key of the
+		// group it renews, the one the others know (abortKeys).
+		if c.state == nil {
+			return
+		}
+		if key = c.state.OwnEphemeralKey(); key == nil || op.piKeys[c.cfg.Self] != key.Public() {
+			return
+		}
 	}
 	pi := op.pi
 	ab := &wire.GreetPacket{
@@ -438,6 +462,26 @@ func (c *Core) sendAbort() {
 		return
 	}
 	c.send(wire.Armour(raw))
+}
+
+// abortKeys maps the members that may abort the operation an initial
+// packet begins to the ephemeral keys their aborts verify under: the keys
+// the packet lists, and for a START among members of our group (a fresh
+// START for forward secrecy, which lists only the founder's new key) the
+// others' keys of our group, which every member of it knows alike. Without
+// them only the founder could end a stalled fresh START, and a server
+// showing members different STARTs would stall them all unnoticed.
+func (c *Core) abortKeys(p *wire.GreetPacket) map[string]crypto.PublicKey {
+	keys := initialKeys(p)
+	if p.Type != wire.GreetInitInitiatorUp || c.state == nil || c.state.Position(p.Source) < 0 {
+		return keys
+	}
+	for _, m := range p.Members {
+		if i := c.state.Position(m); i >= 0 && m != p.Source {
+			keys[m] = c.state.EphemeralKeys[i]
+		}
+	}
+	return keys
 }
 
 // initialKeys maps the members of an initial packet to the ephemeral keys
@@ -522,7 +566,7 @@ func (c *Core) endOp(reason error, ignored bool) {
 	c.op = nil
 	op.g.Abandon()
 	n := Notice{Kind: OpFailed, Author: op.initiator, Err: reason}
-	kind, inc, exc := opShape(op.prevMembers, op.members, wire.GreetInitInitiatorUp)
+	kind, inc, exc := opShape(op.prevMembers, op.members, op.g.Op())
 	n.OpKind, n.Include, n.Exclude = kind, inc, exc
 	if ignored {
 		n.Kind, n.Err = OpSucceeded, nil

@@ -97,7 +97,7 @@ func (c *Core) rememberRejected(pi [32]byte, p *wire.GreetPacket) {
 	if len(c.rejected) == maxRejected {
 		c.rejected = slices.Delete(c.rejected, 0, 1)
 	}
-	c.rejected = append(c.rejected, rejectedProposal{pi: pi, members: slices.Clone(c.sessionMembers()), keys: initialKeys(p)})
+	c.rejected = append(c.rejected, rejectedProposal{pi: pi, members: slices.Clone(c.sessionMembers()), keys: c.abortKeys(p)})
 }
 
 // abortOfRejected warns when a member of our session aborts, with a valid

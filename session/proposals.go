@@ -184,7 +184,11 @@ func (c *Core) propose(next []string, kind OpKind, members []string, op *Op) err
 		return ErrNotInChannel // an advisory XP (docs/SESSION.md): rejected anyway
 	}
 	meta := &wire.Metadata{PrevPF: c.so.PrevPF(), ChainHash: c.so.PrevCH(), LatestPM: c.heads()}
-	prop, err := c.gr.Propose(c.state, next, meta)
+	from := c.state
+	if kind == OpStart {
+		from = nil // a START: fresh contributions from everyone
+	}
+	prop, err := c.gr.Propose(from, next, meta)
 	if err != nil {
 		if errors.Is(err, greeting.ErrInvalidProposal) {
 			return fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -327,7 +331,21 @@ func (c *Core) handleTasks() {
 	}
 	if len(inc) > 0 {
 		c.propose(append(slices.Clone(members), inc...), OpInclude, inc, nil)
+		return
 	}
+	if c.rekeyDue() {
+		c.propose(members, OpStart, nil, nil) // fresh keys from everyone: forward secrecy
+	}
+}
+
+// rekeyDue reports whether our group has run RekeyOps operations or
+// RekeyAfter since its keys were last made afresh.
+func (c *Core) rekeyDue() bool {
+	if c.cur == nil || c.cfg.NoChainCheck || c.keyedAt.IsZero() {
+		return false
+	}
+	return c.cfg.RekeyOps > 0 && c.opsSinceStart >= c.cfg.RekeyOps ||
+		c.cfg.RekeyAfter > 0 && !c.now.Before(c.keyedAt.Add(c.cfg.RekeyAfter))
 }
 
 // isReturning reports whether m is of our last subsession and lost the

@@ -120,6 +120,22 @@ func (c *Core) retire(s *sub) {
 	until := c.now.Add(c.cfg.Timing.FinTimeout + 4*c.cfg.Timing.BC)
 	c.retired = append(c.retired, retiredSub{v: s.base.Verifier(), until: until})
 	s.base.Zero(c.now)
+	c.wipeSigningKey(s.signer)
+}
+
+// wipeSigningKey zeroes an ephemeral signing key once neither our group
+// state nor a subsession still shutting down signs with it (a START gives
+// us a new one; the old one stays until its subsessions are done).
+func (c *Core) wipeSigningKey(k *crypto.SigningKey) {
+	if k == nil || c.state != nil && c.state.OwnEphemeralKey() == k {
+		return
+	}
+	for _, s := range c.subs() {
+		if s.signer == k && !s.finished {
+			return
+		}
+	}
+	k.Zero()
 }
 
 // lateForRetired reports whether a data packet no live subsession took is
@@ -139,8 +155,9 @@ type sub struct {
 	base     *subsession.SessionBase
 	ref      causal.TranscriptRef
 	sid      [32]byte
-	finished bool // its FinComplete was seen
-	excluded set  // members the operation that retired it excluded
+	finished bool               // its FinComplete was seen
+	excluded set                // members the operation that retired it excluded
+	signer   *crypto.SigningKey // our ephemeral key in it (wiped when nothing signs with it any more)
 
 	// The server-order check: the position that created the subsession,
 	// who has stated the same, and when to report those who did not.
@@ -181,6 +198,11 @@ func (c *Core) complete() {
 	if err := c.startNext(res, prevRef, op.latestPM); err != nil {
 		c.setFatal(err)
 		return
+	}
+	if op.g.Op() == wire.OpStart || c.keyedAt.IsZero() {
+		c.keyedAt, c.opsSinceStart = c.now, 0
+	} else {
+		c.opsSinceStart++
 	}
 	c.announceCompletion(op, res, remain, include, exclude)
 	if lp := c.lastPrev(); lp == nil || lp.base.State().Done() {
@@ -282,7 +304,7 @@ func (c *Core) startNext(res *greeting.State, prevRef causal.TranscriptRef, late
 // settles: our proposal, our join, a user operation that another member's
 // operation carried out.
 func (c *Core) announceCompletion(op *running, res *greeting.State, remain, include, exclude []string) {
-	kind, _, _ := opShape(op.prevMembers, res.Members, wire.GreetRefreshAuxInitiatorDown)
+	kind, _, _ := opShape(op.prevMembers, res.Members, op.g.Op())
 	done := Notice{Kind: OpSucceeded, Author: op.initiator, OpKind: kind, Include: include, Exclude: exclude}
 	if op.own != nil && op.own.op != nil {
 		done.Op = op.own.op
@@ -312,10 +334,12 @@ func (c *Core) announceCompletion(op *running, res *greeting.State, remain, incl
 // operation starts from a replaced State. (The contributions and the
 // ephemeral signing key are shared with res and stay.)
 func (c *Core) replaceState(res *greeting.State) {
-	if old := c.state; old != nil && old != res {
-		crypto.Zero(old.GroupKey[:])
-	}
+	old := c.state
 	c.state = res
+	if old != nil && old != res {
+		old.Wipe(res)
+		c.wipeSigningKey(old.OwnEphemeralKey())
+	}
 }
 
 // newSub creates the subsession of a new membership and registers its
@@ -344,7 +368,7 @@ func (c *Core) newSub(res *greeting.State, prevRef causal.TranscriptRef, latestP
 	} else if err != nil {
 		return nil, err
 	}
-	return &sub{base: base, ref: ref, sid: res.SID}, nil
+	return &sub{base: base, ref: ref, sid: res.SID, signer: res.OwnEphemeralKey()}, nil
 }
 
 // logHeads returns the message log's heads for a membership notice.

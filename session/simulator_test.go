@@ -98,6 +98,7 @@ func TestSimulatorRegressions(t *testing.T) {
 		{6135, true, "as 6063 (found by 8,000 hostile seeds with 4206 and 5831, whose runs the added statements changed)"},
 		{11764, true, "both sides of a split had once refused a final packet, which turned split inference off for the rest of their stay: a later split went unreported"},
 		{15692, true, "a second divergence found while the run was extended for an earlier one's detection got no time of its own (a harness bug: warned 53 s later)"},
+		{50, true, "a server showed members different fresh STARTs (forward secrecy): only a START's founder could abort it, so all stalled unnoticed; now every member of the group it renews can"},
 	} {
 		sc := sim.NewScenario(c.seed, c.hostile)
 		if w, err := sc.Run(); err != nil {

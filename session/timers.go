@@ -46,6 +46,11 @@ func (c *Core) NextDeadline() (time.Time, bool) {
 	}
 	consider(c.outboxDeadline())
 	consider(c.noiseDeadline())
+	if c.cur != nil && c.cfg.RekeyAfter > 0 && !c.keyedAt.IsZero() {
+		if t := c.keyedAt.Add(c.cfg.RekeyAfter); t.After(c.now) {
+			consider(t, true) // a fresh START is due then
+		}
+	}
 	for _, m := range c.channel {
 		if p, ok := c.stalled[m]; ok && c.now.Before(p.until) {
 			consider(p.until, true) // it may be proposed again then

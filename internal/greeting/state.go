@@ -87,9 +87,25 @@ func (s *State) OwnNonce() [32]byte { return s.Nonces[s.Position(s.Self)] }
 
 // ContributionCount is the length of our list of CLIQUES contributions. It
 // grows by one with every include, exclude and refresh we initiate, and
-// each group-key computation costs one X25519 per entry; the session may
-// start a fresh session (START) when it grows too long (docs/GREETER.md).
+// each group-key computation costs one X25519 per entry; only a START
+// (fresh contributions from every member) shortens it, which the session
+// runs every few operations for forward secrecy (docs/SESSION.md,
+// "Forward secrecy").
 func (s *State) ContributionCount() int { return len(s.contributions) }
+
+// Wipe zeroes what s holds that next does not share: its group key, and
+// the CLIQUES contributions next no longer uses (after a START, all of
+// them). Once a State is replaced nobody derives from it again; its
+// ephemeral signing key is left to the caller, whose subsessions may still
+// sign with it (and which zeroes it when the last of them is done).
+func (s *State) Wipe(next *State) {
+	crypto.Zero(s.GroupKey[:])
+	for _, c := range s.contributions {
+		if next == nil || !slices.Contains(next.contributions, c) {
+			c.Zero()
+		}
+	}
+}
 
 // Contributions returns copies of our private CLIQUES contributions, oldest
 // first. It exists for conformance tests; the caller owns and must zero the
