@@ -433,3 +433,90 @@ func TestConcurrentUse(t *testing.T) {
 		t.Fatalf("%d entries", total)
 	}
 }
+
+// TestHistoryQueuedMessages: a message typed while out of the session is
+// recorded as queued; sent, it replaces the queued entry (which leaves its
+// place: the message is where it was sent) and may record whom it did not
+// reach; never sent, the queued entry records everyone it was meant for.
+// All of it reads back as Append returned it, after a re-open too, and a
+// database of version 1 gains the columns with their defaults.
+func TestHistoryQueuedMessages(t *testing.T) {
+	path := tempPath(t)
+	st, err := Open(path, &Options{Now: newClock().now, migrations: migrations[:1]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := mustAccount(t, st, "alice@example.org")
+	const room = "room@muc.example.org"
+	// A message as version 1 wrote it.
+	if _, err := st.db.Exec(`INSERT INTO messages (account_id, room, kind, msg_id, author, body, at, own,
+		members, include, exclude, log_parents, ack, not_acked, final, absent)
+		VALUES (?, ?, 1, ?, 'bob@example.org/r', 'from version 1', 0, 0, '[]', '[]', '[]', '[]', 0, '[]', 0, 0)`,
+		a.ID, room, func() []byte { id := msgID(1); return id[:] }()); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	st = openAt(t, path) // migrates to the latest version
+	defer st.Close()
+	old, err := st.roomHistory(a.ID, room).message(ctx, msgID(1))
+	if err != nil || old.Text != "from version 1" || old.NotDelivered != nil || !old.Until.IsZero() {
+		t.Fatalf("a version 1 entry: %+v, %v", old, err)
+	}
+	add := func(e Entry) Entry {
+		t.Helper()
+		got, err := st.Append(ctx, a.ID, room, e)
+		if err != nil {
+			t.Fatalf("Append(%+v): %v", e, err)
+		}
+		return got
+	}
+	at := time.Unix(1900000000, 0)
+	until := at.Add(5 * time.Minute)
+	readers := []string{"bob@example.org/r", "carol@example.org/r"}
+	me := "alice@example.org/r"
+	q1 := add(Entry{Kind: "queued", ID: msgID(101), Author: me, Own: true, Text: "typed during the restart", At: at, Members: readers, Until: until})
+	q2 := add(Entry{Kind: "queued", ID: msgID(102), Author: me, Own: true, Text: "never sent", At: at, Members: readers, Until: until})
+	members := add(Entry{Kind: "membership", At: at.Add(time.Minute), Members: []string{me}, Include: []string{"bob@example.org/r"}})
+	sent := add(Entry{Kind: "message", ID: msgID(2), Replaces: msgID(101), Author: me, Own: true, Text: "typed during the restart",
+		At: at.Add(time.Minute), Members: []string{me, "bob@example.org/r"}, LogParents: []int{1}})
+	notDelivered := add(Entry{Kind: "message", ID: msgID(2), Author: me, NotDelivered: []string{"carol@example.org/r"}})
+	acked := add(Entry{Kind: "message", ID: msgID(2), Author: me, Ack: "acked"})
+	notSent := add(Entry{Kind: "queued", ID: msgID(102), Author: me, NotDelivered: readers})
+
+	if q1.Kind != "queued" || !q1.Until.Equal(until) || q1.NotDelivered != nil || q1.ID != msgID(101) {
+		t.Errorf("queued: %+v", q1)
+	}
+	if sent.Seq <= members.Seq || sent.Kind != "message" || sent.Replaces != (transcript.ID{}) {
+		t.Errorf("sent: %+v (after %d)", sent, members.Seq)
+	}
+	if notDelivered.Seq != sent.Seq || len(notDelivered.NotDelivered) != 1 || notDelivered.Text != "typed during the restart" {
+		t.Errorf("not delivered: %+v", notDelivered)
+	}
+	if acked.Ack != "acked" || len(acked.NotDelivered) != 1 {
+		t.Errorf("acknowledged: the not delivered stays: %+v", acked)
+	}
+	if notSent.Seq != q2.Seq || notSent.Kind != "queued" || len(notSent.NotDelivered) != 2 || notSent.Text != "never sent" {
+		t.Errorf("never sent: %+v", notSent)
+	}
+	page, err := st.History(ctx, a.ID, room, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Entry{old, notSent, members, acked}
+	if len(page) != len(want) {
+		t.Fatalf("history: %+v", page)
+	}
+	for i := range want {
+		if fmt.Sprintf("%+v", page[i]) != fmt.Sprintf("%+v", want[i]) {
+			t.Errorf("entry %d reads back as\n%+v\nAppend returned\n%+v", i, page[i], want[i])
+		}
+	}
+	// Only a message replaces, and only a queued entry is replaced.
+	if _, err := st.Append(ctx, a.ID, room, Entry{Kind: "queued", ID: msgID(103), Replaces: msgID(102), Author: me}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a queued entry replacing: %v", err)
+	}
+	add(Entry{Kind: "message", ID: msgID(3), Replaces: msgID(1), Author: me, Text: "replaces a message?"})
+	if page, _ := st.History(ctx, a.ID, room, 0, 100); page[0].ID != msgID(1) {
+		t.Errorf("a message was replaced: %+v", page)
+	}
+}

@@ -19,6 +19,7 @@ const (
 	kindMessage    = "message"
 	kindMembership = "membership"
 	kindPlain      = "plain"
+	kindQueued     = "queued"
 
 	ackPending = "pending"
 	ackFull    = "acked"
@@ -26,7 +27,7 @@ const (
 )
 
 var (
-	kindCodes = []string{1: kindMessage, 2: kindMembership, 3: kindPlain}
+	kindCodes = []string{1: kindMessage, 2: kindMembership, 3: kindPlain, 4: kindQueued}
 	ackCodes  = []string{0: ackPending, 1: ackFull, 2: ackMissing}
 )
 
@@ -48,19 +49,27 @@ func (e *Entry) ack() string {
 	return e.Ack
 }
 
-// Entry is one line of a room's history: an encrypted message, an
-// unencrypted one, or a change of the session's membership, with a
-// message's acknowledgement state. The store keeps entries as it is given
-// them; package app makes them from session notices.
+// Entry is one line of a room's history: an encrypted message, one typed
+// while out of the session and waiting to be sent, an unencrypted one, or
+// a change of the session's membership, with a message's acknowledgement
+// state. The store keeps entries as it is given them; package app makes
+// them from session notices.
 type Entry struct {
 	// Seq is the entry's position: increasing in the order entries were
 	// appended, across rooms. Set by Append; the cursor for History.
 	Seq int64
-	// Kind is "message" (mpENC), "plain" (a message sent without
-	// encryption: always show it marked as such) or "membership".
+	// Kind is "message" (mpENC), "queued" (a message typed while out of
+	// the session, waiting to be sent; ID is its handle until then),
+	// "plain" (a message sent without encryption: always show it marked
+	// as such) or "membership".
 	Kind string
-	// ID is the message id (messages only).
-	ID     transcript.ID
+	// ID is the message id (messages and queued messages only).
+	ID transcript.ID
+	// Replaces is, on a message, the ID of the queued entry it was sent
+	// as: Append removes that entry (see Append). Not stored.
+	Replaces transcript.ID
+	// Until is when a queued message stops waiting.
+	Until  time.Time
 	Author string // participant id; empty for membership
 	Text   string // message text; never logged
 	At     time.Time
@@ -80,6 +89,10 @@ type Entry struct {
 	NotAcked []string
 	Final    bool
 	Absent   bool
+	// NotDelivered: whom a message did not reach (a queued message sent
+	// while they were away), or, on a queued entry, everyone it was meant
+	// for: it was never sent.
+	NotDelivered []string
 }
 
 // history is one room's history for one account.
@@ -122,7 +135,8 @@ func (e *Entry) check() error {
 	if err := checkText("text", e.Text, maxTextSize, true); err != nil {
 		return err
 	}
-	for what, l := range map[string][]string{"members": e.Members, "include": e.Include, "exclude": e.Exclude, "not acked": e.NotAcked} {
+	for what, l := range map[string][]string{"members": e.Members, "include": e.Include, "exclude": e.Exclude, "not acked": e.NotAcked,
+		"not delivered": e.NotDelivered} {
 		if err := checkList(what, l); err != nil {
 			return err
 		}
@@ -130,8 +144,14 @@ func (e *Entry) check() error {
 	if len(e.LogParents) > maxLogParents {
 		return fmt.Errorf("%w: %d log parents", ErrInvalid, len(e.LogParents))
 	}
+	if e.Replaces != (transcript.ID{}) && e.Kind != kindMessage {
+		return fmt.Errorf("%w: a %s entry replaces another", ErrInvalid, e.Kind)
+	}
 	return nil
 }
+
+// hasID reports whether entries of kind carry a message id.
+func hasID(kind string) bool { return kind == kindMessage || kind == kindQueued }
 
 // listJSON encodes a list for a TEXT column ("[]" for none).
 func listJSON[T any](l []T) string {
@@ -182,10 +202,13 @@ func decodeInts(s string) ([]int, error) {
 
 // Append records e in the history of room (a bare room JID) for account
 // and returns it as stored, with its Seq; the caller shows what it
-// returns. A new entry goes at the end. A message already recorded in
-// this room (same ID) keeps its place and content: Append records e's
-// acknowledgement state (Ack, NotAcked, Final, Absent) instead, unless
-// e's is pending.
+// returns. A new entry goes at the end. A message or queued message
+// already recorded in this room (same ID) keeps its place and content:
+// Append records e's acknowledgement state (Ack, NotAcked, Final, Absent)
+// instead, unless e's is pending, and e's NotDelivered, unless it is
+// empty. A message whose Replaces names a queued entry of this room (the
+// queued message, now sent) is appended and the queued entry removed, in
+// one transaction: the line moves to where the message was sent.
 //
 // Append returns once the entry is committed: recorded before it is
 // shown, it survives a crash.
@@ -194,8 +217,8 @@ func (s *Store) Append(ctx context.Context, account int64, room string, e Entry)
 	seq, err := h.append(ctx, e)
 	if errors.Is(err, errExists) {
 		err = nil
-		if e.ack() != ackPending {
-			err = h.setAck(ctx, e.ID, e.ack(), e.NotAcked, e.Final, e.Absent)
+		if e.ack() != ackPending || len(e.NotDelivered) > 0 {
+			err = h.setState(ctx, e)
 		}
 	}
 	if err != nil {
@@ -214,8 +237,9 @@ func (s *Store) History(ctx context.Context, account int64, room string, before 
 }
 
 // append adds an entry at the end of the room's history and returns its
-// Seq. A message whose ID is already recorded in this room is not added
-// again: append returns the existing Seq and errExists (wrapped).
+// Seq, and removes the queued entry it replaces, if any. A message whose
+// ID is already recorded in this room is not added again: append returns
+// the existing Seq and errExists (wrapped).
 func (h *history) append(ctx context.Context, e Entry) (int64, error) {
 	if h.err != nil {
 		return 0, h.err
@@ -226,23 +250,30 @@ func (h *history) append(ctx context.Context, e Entry) (int64, error) {
 	kind, _ := code(kindCodes, e.Kind)
 	ack, _ := code(ackCodes, e.ack())
 	var id any
-	if e.Kind == kindMessage {
+	if hasID(e.Kind) {
 		id = e.ID[:]
 	}
 	var seq int64
 	err := inTx(ctx, h.s.db, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO messages (account_id, room, kind, msg_id, author, body, at, own,
-			members, include, exclude, log_parents, ack, not_acked, final, absent)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			members, include, exclude, log_parents, ack, not_acked, final, absent, not_delivered, wait_until)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (account_id, room, msg_id) DO NOTHING`,
 			h.account, h.room, kind, id, e.Author, e.Text, encTime(e.At), boolInt(e.Own),
 			listJSON(e.Members), listJSON(e.Include), listJSON(e.Exclude), listJSON(e.LogParents),
-			ack, listJSON(e.NotAcked), boolInt(e.Final), boolInt(e.Absent))
+			ack, listJSON(e.NotAcked), boolInt(e.Final), boolInt(e.Absent), listJSON(e.NotDelivered), encTime(e.Until))
 		if isFK(err) {
 			return fmt.Errorf("%w: account %d", ErrNotFound, h.account)
 		}
 		if err != nil {
 			return err
+		}
+		if e.Replaces != (transcript.ID{}) {
+			queued, _ := code(kindCodes, kindQueued)
+			if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE account_id = ? AND room = ? AND msg_id = ? AND kind = ?`,
+				h.account, h.room, e.Replaces[:], queued); err != nil {
+				return err
+			}
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			if err := tx.QueryRowContext(ctx, `SELECT seq FROM messages WHERE account_id = ? AND room = ? AND msg_id = ?`,
@@ -260,40 +291,50 @@ func (h *history) append(ctx context.Context, e Entry) (int64, error) {
 	return seq, nil
 }
 
-// setAck records a message's acknowledgement state: ackFull, or
-// ackMissing with who has not acknowledged it. ErrNotFound if the message
-// is not in this room's history.
-func (h *history) setAck(ctx context.Context, id transcript.ID, ack string, notAcked []string, final, absent bool) error {
+// setState records what changed about a message already recorded (e has
+// passed check): its acknowledgement state (ackFull, or ackMissing with
+// who has not acknowledged it) unless e's is pending, and whom it did not
+// reach unless e names nobody, in one transaction. ErrNotFound if the
+// message is not in this room's history.
+func (h *history) setState(ctx context.Context, e Entry) error {
 	if h.err != nil {
 		return h.err
 	}
-	n, ok := code(ackCodes, ack)
-	if !ok {
-		return fmt.Errorf("%w: ack state %.20q", ErrInvalid, ack)
-	}
-	if err := checkList("not acked", notAcked); err != nil {
-		return err
-	}
-	return h.s.wrap("recording acknowledgement", inTx(ctx, h.s.db, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE messages SET ack = ?, not_acked = ?, final = ?, absent = ?
-			WHERE account_id = ? AND room = ? AND msg_id = ?`,
-			n, listJSON(notAcked), boolInt(final), boolInt(absent), h.account, h.room, id[:])
-		if err != nil {
-			return err
+	ack, _ := code(ackCodes, e.ack())
+	return h.s.wrap("recording a message's state", inTx(ctx, h.s.db, func(tx *sql.Tx) error {
+		if e.ack() != ackPending {
+			res, err := tx.ExecContext(ctx, `UPDATE messages SET ack = ?, not_acked = ?, final = ?, absent = ?
+				WHERE account_id = ? AND room = ? AND msg_id = ?`,
+				ack, listJSON(e.NotAcked), boolInt(e.Final), boolInt(e.Absent), h.account, h.room, e.ID[:])
+			if err != nil {
+				return err
+			}
+			if err := mustAffect(res, "message", e.ID); err != nil {
+				return err
+			}
 		}
-		return mustAffect(res, "message", id)
+		if len(e.NotDelivered) > 0 {
+			res, err := tx.ExecContext(ctx, `UPDATE messages SET not_delivered = ? WHERE account_id = ? AND room = ? AND msg_id = ?`,
+				listJSON(e.NotDelivered), h.account, h.room, e.ID[:])
+			if err != nil {
+				return err
+			}
+			return mustAffect(res, "message", e.ID)
+		}
+		return nil
 	}))
 }
 
-const entryCols = `seq, kind, msg_id, author, body, at, own, members, include, exclude, log_parents, ack, not_acked, final, absent`
+const entryCols = `seq, kind, msg_id, author, body, at, own, members, include, exclude, log_parents, ack, not_acked, final, absent,
+	not_delivered, wait_until`
 
 func scanEntry(sc interface{ Scan(...any) error }) (Entry, error) {
 	var e Entry
-	var kind, at, own, ack, final, absent int64
+	var kind, at, own, ack, final, absent, until int64
 	var id []byte
-	var members, include, exclude, parents, notAcked string
+	var members, include, exclude, parents, notAcked, notDelivered string
 	if err := sc.Scan(&e.Seq, &kind, &id, &e.Author, &e.Text, &at, &own, &members, &include, &exclude, &parents,
-		&ack, &notAcked, &final, &absent); err != nil {
+		&ack, &notAcked, &final, &absent, &notDelivered, &until); err != nil {
 		return Entry{}, err
 	}
 	corrupt := func(why string) (Entry, error) {
@@ -304,9 +345,9 @@ func scanEntry(sc interface{ Scan(...any) error }) (Entry, error) {
 	}
 	e.Kind, e.Ack = kindCodes[kind], ackCodes[ack]
 	switch {
-	case e.Kind == kindMessage && len(id) != transcript.IDSize:
+	case hasID(e.Kind) && len(id) != transcript.IDSize:
 		return corrupt("message id")
-	case e.Kind != kindMessage && id != nil:
+	case !hasID(e.Kind) && id != nil:
 		return corrupt("message id")
 	}
 	copy(e.ID[:], id)
@@ -326,10 +367,13 @@ func scanEntry(sc interface{ Scan(...any) error }) (Entry, error) {
 	if e.NotAcked, err = decodeStrings(notAcked); err != nil {
 		return corrupt("not acked")
 	}
+	if e.NotDelivered, err = decodeStrings(notDelivered); err != nil {
+		return corrupt("not delivered")
+	}
 	if e.LogParents, err = decodeInts(parents); err != nil {
 		return corrupt("log parents")
 	}
-	e.At, e.Own, e.Final, e.Absent = decTime(at), own != 0, final != 0, absent != 0
+	e.At, e.Own, e.Final, e.Absent, e.Until = decTime(at), own != 0, final != 0, absent != 0, decTime(until)
 	return e, nil
 }
 

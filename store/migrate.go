@@ -25,6 +25,7 @@ type migration struct {
 // has shipped, add a new one.
 var migrations = []migration{
 	{1, "initial schema", schemaV1},
+	{2, "queued messages", schemaV2},
 }
 
 // schemaV1 is the first schema. Times are Unix nanoseconds (0: none);
@@ -126,6 +127,14 @@ CREATE TABLE messages (
 	UNIQUE (account_id, room, msg_id)
 ) STRICT;
 CREATE INDEX messages_room ON messages (account_id, room, seq);
+`
+
+// schemaV2 keeps what happened to messages typed while out of the session
+// (kind 4, "queued"): until when one waits (wait_until), and whom a
+// message did not reach (not_delivered, a JSON list).
+const schemaV2 = `
+ALTER TABLE messages ADD COLUMN not_delivered TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE messages ADD COLUMN wait_until INTEGER NOT NULL DEFAULT 0;
 `
 
 // migrate brings db to the last version of ms, in one transaction per
