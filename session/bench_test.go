@@ -118,3 +118,50 @@ func BenchmarkIncludeOneSession(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRekeySession: a fresh START among the n members of a session
+// (what Config.RekeyOps runs for forward secrecy), next to
+// BenchmarkIncludeOneSession: virtual time, deliveries, CPU per member.
+func BenchmarkRekeySession(b *testing.B) {
+	for _, n := range []int{5, 10, 30} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			var vt time.Duration
+			var del, sent int
+			var cpu time.Duration
+			for b.Loop() {
+				w, ids := benchWorld(b, n)
+				enterAll(w, ids)
+				all := slices.Sorted(slices.Values(ids))
+				opFigures(b, w, all, func() {
+					w.Do(ids[0], func(c *session.Core, now time.Time) { c.Include(ids[1:], now) })
+				})
+				w.RunFor(10 * time.Second) // settle
+				before, _ := w.Members[ids[0]].Core.SessionID()
+				d0, s0 := w.Hub.Stats().Deliveries, w.Hub.Stats().Ordered
+				start, clock := w.Now(), time.Now()
+				w.Do(ids[1], func(c *session.Core, now time.Time) { session.Rekey(c, now) })
+				for !allRekeyed(w, all, before) {
+					if ok, err := w.Step(); err != nil || !ok {
+						b.Fatalf("stuck: %v", err)
+					}
+				}
+				vt, cpu = w.Now().Sub(start), time.Since(clock)/time.Duration(n)
+				del, sent = w.Hub.Stats().Deliveries-d0, w.Hub.Stats().Ordered-s0
+			}
+			b.ReportMetric(float64(vt.Milliseconds()), "virtual-ms")
+			b.ReportMetric(float64(del), "deliveries")
+			b.ReportMetric(float64(sent), "broadcasts")
+			b.ReportMetric(float64(cpu.Microseconds()), "cpu-µs/member")
+		})
+	}
+}
+
+// allRekeyed reports whether every member holds a session other than before.
+func allRekeyed(w *sim.World, ids []string, before [32]byte) bool {
+	for _, id := range ids {
+		if s, ok := w.Members[id].Core.SessionID(); !ok || s == before {
+			return false
+		}
+	}
+	return true
+}

@@ -1,6 +1,8 @@
 package session
 
 import (
+	"time"
+
 	"github.com/mpenc/mpenc/internal/greeting"
 	"github.com/mpenc/mpenc/internal/serverorder"
 )
@@ -21,3 +23,11 @@ func FinishingOf(c *Core) int { return len(c.prevs) }
 
 // InSubsession reports whether a core has a current subsession.
 func InSubsession(c *Core) bool { return c.cur != nil }
+
+// Rekey makes a core propose a fresh START of its group now, as it does
+// by itself after Config.RekeyOps operations (benchmarks).
+func Rekey(c *Core, now time.Time) error {
+	c.advance(now)
+	defer c.after()
+	return c.propose(c.sessionMembers(), OpStart, nil, nil)
+}
