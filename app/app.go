@@ -20,7 +20,6 @@ import (
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/session"
 	"github.com/mpenc/mpenc/store"
-	"github.com/mpenc/mpenc/transcript"
 	"github.com/mpenc/mpenc/trust"
 )
 
@@ -60,9 +59,14 @@ type Config struct {
 	// PartTimeout bounds how long leaving a room properly may take at
 	// Close and Leave (default 15 s); after it the room is left anyway.
 	PartTimeout time.Duration
-	// JoinTimeout bounds entering a room (default 30 s) and, separately,
-	// waiting to be included (default: the session's own limit).
+	// JoinTimeout bounds entering a room (default 30 s).
 	JoinTimeout time.Duration
+	// JoinWindow is how long we wait to be included in a room's session,
+	// how long the members of our last session who lost the room are
+	// included again by themselves when they come back, and how long a
+	// message typed while out of the session waits for its readers (0:
+	// session.DefaultJoinWindow, 5 minutes: a period for people).
+	JoinWindow time.Duration
 
 	// Logger receives diagnostics, from several goroutines: Debug is
 	// detail (each notice's kind), Info the normal course of things
@@ -230,7 +234,8 @@ func (a *App) History(ctx context.Context, roomJID string, before int64, limit i
 		if err != nil {
 			return nil, err
 		}
-		if e.Kind == session.Message && e.Ack == 0 {
+		switch {
+		case e.Kind == session.Message && e.Ack == 0, e.Kind == session.Queued && len(e.NotDelivered) == 0:
 			e.Unconfirmed = r == nil || !r.isWaiting(e.ID)
 		}
 		out = append(out, e)
@@ -293,6 +298,19 @@ func (a *App) Join(ctx context.Context, roomJID string, opt RoomOptions) (*Room,
 		return nil, errClosed
 	}
 	r, ok := a.rooms[room]
+	if ok && r.running() && r.fatal() {
+		// A session in ERROR never joins again: a new one does.
+		a.mu.Unlock()
+		if err := r.stop(ctx, false); err != nil {
+			a.log().Warn("stopped the failed session", "room", room, "err", err)
+		}
+		a.mu.Lock()
+		if a.closed {
+			a.mu.Unlock()
+			return nil, errClosed
+		}
+		r, ok = a.rooms[room]
+	}
 	if ok {
 		a.mu.Unlock()
 		if !r.running() {
@@ -300,8 +318,7 @@ func (a *App) Join(ctx context.Context, roomJID string, opt RoomOptions) (*Room,
 		}
 		go r.join(r.rctx)
 	} else {
-		r = &Room{app: a, jid: room, opt: opt, started: make(chan struct{}), done: make(chan struct{}), pumpDone: make(chan struct{}),
-			expired: map[string]bool{}, absent: map[string]bool{}, invited: map[string]bool{}, waiting: map[transcript.ID]Entry{}}
+		r = newRoom(a, room, opt)
 		a.rooms[room] = r
 		a.mu.Unlock()
 		if err := r.start(ctx); err != nil {

@@ -28,19 +28,23 @@
 //
 // # One conversation, live and after a restart
 //
-// The App turns the session notices that are history (messages,
-// unencrypted messages, membership changes, acknowledgements) into
-// [Entry] values, records each in the store, then delivers it as an
-// EventEntry; a message whose acknowledgement state changes is recorded
-// and delivered again. [App.History] reads the same entries back, so a
+// The App turns the session notices that are history (messages, messages
+// typed while out of the session and waiting to be sent, unencrypted
+// messages, membership changes, acknowledgements, messages not delivered)
+// into [Entry] values, records each in the store, then delivers it as an
+// EventEntry; a message whose acknowledgement or delivery state changes
+// is recorded and delivered again, and a queued message, once sent, comes
+// as the message that replaces its line. [App.History] reads the same entries back, so a
 // client draws a room's lines with one function whether they arrive live
 // or from the history after a restart. The store keeps entries and knows
 // nothing of sessions.
 //
-// [App.Events] also delivers the other notices (progress, state,
-// warnings: EventNotice), every trust decision, the outcome of joins, and
-// invitations to other rooms that reached one of our connections (once
-// each; nothing is joined by itself). [Room] has the user's actions:
+// [App.Events] also delivers the other notices (progress, state, kicks,
+// warnings: EventNotice), every trust decision, the outcome of joins,
+// EventOut when we are out of a room and nothing brings us back by itself
+// (kicked, the room destroyed, a failed join: a lost connection or a
+// server restart heals by itself), and invitations to other rooms that
+// reached one of our connections (once each; nothing is joined by itself). [Room] has the user's actions:
 // Send, Invite, Exclude (kick), Refresh, Members (session status and
 // trust), Unacked.
 //

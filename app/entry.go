@@ -11,29 +11,42 @@ import (
 )
 
 // Entry is one line of a room's conversation, as the history keeps it: an
-// encrypted message, an unencrypted one, or a change of the session's
+// encrypted message, a message typed while out of the session and waiting
+// to be sent, an unencrypted one, or a change of the session's
 // membership. The App makes entries from session notices as they arrive
 // and records them before delivering them (EventEntry, and again each
-// time a message's acknowledgement state changes); after a restart
-// [App.History] reads the same entries back. A client that draws both
-// through one function shows a conversation the same way live and after
-// a restart.
+// time a message's acknowledgement or delivery state changes); after a
+// restart [App.History] reads the same entries back. A client that draws
+// both through one function shows a conversation the same way live and
+// after a restart.
 type Entry struct {
 	// Seq is the entry's position in the history: the cursor for
 	// App.History. Zero if it could not be recorded.
 	Seq int64
 	// Kind is the notice the entry was made from: session.Message,
+	// session.Queued (our message typed while out of the session, after a
+	// lost connection or a server restart: it waits until Until for the
+	// members it is meant for, Members, and becomes a Message when sent),
 	// session.Plain (a message sent without encryption by a client that
 	// does not speak mpENC: the server can read and forge it, so always
 	// show it marked) or session.Membership.
 	Kind session.NoticeKind
-	// ID is the message id (session.Message only).
-	ID     transcript.ID
+	// ID is the message id (session.Message), or the handle Room.Send
+	// returned for a queued message (session.Queued).
+	ID transcript.ID
+	// Replaces is, on a Message that was queued, the ID of its Queued
+	// entry: that line is gone (it was recorded in the history where it was
+	// typed; the message is recorded, and drawn, where it was sent).
+	Replaces transcript.ID
+	// Until is when a Queued entry stops waiting: it is then sent to
+	// whoever is back, or reported not sent.
+	Until  time.Time
 	Author string // participant id; empty for a membership change
 	Text   string // message text: display it, never log it
 	At     time.Time
 	Own    bool
-	// Members: who a message was sent to (its subsession's members), or
+	// Members: who a message was sent to (its subsession's members), who
+	// a queued one is meant for (the others of our last subsession), or
 	// who remains after a membership change; Include and Exclude: who
 	// joined and who left.
 	Members          []string
@@ -45,20 +58,32 @@ type Entry struct {
 	// while it waits, session.FullyAcked, or session.NotFullyAcked:
 	// NotAcked did not acknowledge it in time (a warning, unless Absent:
 	// they all left on purpose); Final: it can no longer be.
+	//
+	// Acknowledged by everyone means by everyone it was sent to: a
+	// message with NotDelivered was not sent to them, and is never "seen
+	// by everyone".
 	Ack      session.NoticeKind
 	NotAcked []string
 	Final    bool
 	Absent   bool
+	// NotDelivered: on a Message, the members it was meant for that it
+	// did not reach (queued while we were out of the session, it was sent
+	// at the end of its wait without them); on a Queued entry, everyone
+	// it was meant for: it was never sent, and the user may send it again
+	// (Room.Send).
+	NotDelivered []string
 	// Unconfirmed is set on a message read from the history that was
 	// still waiting for acknowledgements when its session ended (an
-	// earlier run): nobody will ever confirm it.
+	// earlier run): nobody will ever confirm it; and on a Queued entry
+	// that was still waiting: it was never sent.
 	Unconfirmed bool
 }
 
 // Entry kinds and acknowledgement states as store.Entry spells them.
 var (
-	storeKinds = map[session.NoticeKind]string{session.Message: "message", session.Plain: "plain", session.Membership: "membership"}
-	storeAcks  = map[session.NoticeKind]string{0: "pending", session.FullyAcked: "acked", session.NotFullyAcked: "not-acked"}
+	storeKinds = map[session.NoticeKind]string{session.Message: "message", session.Plain: "plain", session.Membership: "membership",
+		session.Queued: "queued"}
+	storeAcks = map[session.NoticeKind]string{0: "pending", session.FullyAcked: "acked", session.NotFullyAcked: "not-acked"}
 )
 
 func lookup(m map[session.NoticeKind]string, name string) (session.NoticeKind, bool) {
@@ -70,12 +95,16 @@ func lookup(m map[session.NoticeKind]string, name string) (session.NoticeKind, b
 	return 0, false
 }
 
-// entryOf returns the entry a Message, Plain or Membership notice makes.
+// entryOf returns the entry a Message, Queued, Plain or Membership notice
+// makes.
 func entryOf(n session.Notice) (Entry, bool) {
 	switch n.Kind {
 	case session.Message:
 		return Entry{Kind: n.Kind, ID: n.ID, Author: n.Author, Text: n.Text, At: n.At, Own: n.Own,
-			Members: n.Members, LogParents: n.LogParents}, true
+			Members: n.Members, LogParents: n.LogParents, Replaces: n.Replaces}, true
+	case session.Queued:
+		return Entry{Kind: n.Kind, ID: n.ID, Author: n.Author, Text: n.Text, At: n.At, Own: true,
+			Members: n.Members, Until: n.Until}, true
 	case session.Plain:
 		return Entry{Kind: n.Kind, Author: n.Author, Text: n.Text, At: n.At}, true
 	case session.Membership:
@@ -97,9 +126,10 @@ func withAck(e Entry, n session.Notice) Entry {
 }
 
 func (e Entry) toStore() store.Entry {
-	return store.Entry{Seq: e.Seq, Kind: storeKinds[e.Kind], ID: e.ID, Author: e.Author, Text: e.Text, At: e.At,
-		Own: e.Own, Members: e.Members, Include: e.Include, Exclude: e.Exclude, LogParents: e.LogParents,
-		Ack: storeAcks[e.Ack], NotAcked: e.NotAcked, Final: e.Final, Absent: e.Absent}
+	return store.Entry{Seq: e.Seq, Kind: storeKinds[e.Kind], ID: e.ID, Replaces: e.Replaces, Until: e.Until,
+		Author: e.Author, Text: e.Text, At: e.At, Own: e.Own, Members: e.Members, Include: e.Include, Exclude: e.Exclude,
+		LogParents: e.LogParents, Ack: storeAcks[e.Ack], NotAcked: e.NotAcked, Final: e.Final, Absent: e.Absent,
+		NotDelivered: e.NotDelivered}
 }
 
 func fromStore(s store.Entry) (Entry, error) {
@@ -108,9 +138,9 @@ func fromStore(s store.Entry) (Entry, error) {
 	if !ok || !ok2 {
 		return Entry{}, fmt.Errorf("app: history entry %d: kind %q, ack %q", s.Seq, s.Kind, s.Ack)
 	}
-	return Entry{Seq: s.Seq, Kind: kind, ID: s.ID, Author: s.Author, Text: s.Text, At: s.At, Own: s.Own,
+	return Entry{Seq: s.Seq, Kind: kind, ID: s.ID, Until: s.Until, Author: s.Author, Text: s.Text, At: s.At, Own: s.Own,
 		Members: s.Members, Include: s.Include, Exclude: s.Exclude, LogParents: s.LogParents,
-		Ack: ack, NotAcked: s.NotAcked, Final: s.Final, Absent: s.Absent}, nil
+		Ack: ack, NotAcked: s.NotAcked, Final: s.Final, Absent: s.Absent, NotDelivered: s.NotDelivered}, nil
 }
 
 // record stores e in the room's history and returns it as stored, which
@@ -135,26 +165,29 @@ func (r *Room) record(e Entry) Entry {
 // entries (and are delivered as EventEntry, never as EventNotice).
 func isHistory(k session.NoticeKind) bool {
 	switch k {
-	case session.Message, session.Plain, session.Membership, session.FullyAcked, session.NotFullyAcked:
+	case session.Message, session.Queued, session.Plain, session.Membership, session.FullyAcked, session.NotFullyAcked,
+		session.NotDelivered:
 		return true
 	}
 	return false
 }
 
 // entry records what a history notice adds or changes and returns the
-// entry to deliver: a new line (Message, Plain, Membership) or a
-// message's line again with its new acknowledgement state (FullyAcked,
-// NotFullyAcked). ok is false when there is nothing to deliver: a message
-// delivered already, or an acknowledgement of a message this session did
-// not show.
+// entry to deliver: a new line (Message, Queued, Plain, Membership; a
+// Message with Replaces instead of its Queued line), or a line again with
+// its new acknowledgement or delivery state (FullyAcked, NotFullyAcked,
+// NotDelivered). ok is false when there is nothing to deliver: a message
+// delivered already, or a notice about a message this session did not
+// show.
 func (r *Room) entry(n session.Notice) (e Entry, ok bool) {
 	switch n.Kind {
-	case session.Message, session.Plain, session.Membership:
+	case session.Message, session.Queued, session.Plain, session.Membership:
 		if n.Kind == session.Message && r.isWaiting(n.ID) {
 			return Entry{}, false // the same message twice: one line
 		}
 		e, _ = entryOf(n)
 		e = r.record(e)
+		e.Replaces = n.Replaces // not stored: it only tells the client which line this one takes over
 	case session.FullyAcked, session.NotFullyAcked:
 		r.mu.Lock()
 		prev, known := r.waiting[n.ID]
@@ -163,17 +196,37 @@ func (r *Room) entry(n session.Notice) (e Entry, ok bool) {
 			return Entry{}, false
 		}
 		e = r.record(withAck(prev, n))
+	case session.NotDelivered:
+		r.mu.Lock()
+		prev, known := r.waiting[n.ID]
+		if !known {
+			prev, known = r.queued[n.ID] // never sent
+		}
+		r.mu.Unlock()
+		if !known || len(n.Members) == 0 {
+			return Entry{}, false
+		}
+		prev.NotDelivered = n.Members
+		e = r.record(prev)
 	default:
 		return Entry{}, false
 	}
-	if e.Kind == session.Message {
-		r.mu.Lock()
+	r.mu.Lock()
+	switch e.Kind {
+	case session.Message:
+		delete(r.queued, n.Replaces)
 		if e.Ack == session.FullyAcked {
 			delete(r.waiting, e.ID)
 		} else {
 			r.waiting[e.ID] = e
 		}
-		r.mu.Unlock()
+	case session.Queued:
+		if len(e.NotDelivered) > 0 {
+			delete(r.queued, e.ID)
+		} else {
+			r.queued[e.ID] = e
+		}
 	}
+	r.mu.Unlock()
 	return e, true
 }

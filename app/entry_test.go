@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -58,8 +59,8 @@ func testApp(t *testing.T, path string) (*App, *Room) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &Room{app: a, jid: room, self: alice, expired: map[string]bool{}, absent: map[string]bool{}, invited: map[string]bool{},
-		waiting: map[transcript.ID]Entry{}}
+	r := newRoom(a, room, RoomOptions{})
+	r.self = alice
 	return a, r
 }
 
@@ -182,4 +183,159 @@ func TestEntryMarks(t *testing.T) {
 			t.Errorf("%q: %+v", text, e)
 		}
 	}
+}
+
+// restartConversation: alice's session is cut by a server restart; she
+// types two messages while out; bob comes back and is included, carol
+// never does; the first message is sent at the end of its wait without
+// carol, the second was never sent.
+func restartConversation(at time.Time) []session.Notice {
+	id := func(n byte) transcript.ID { return transcript.ID{n, 0xBB} }
+	h1, h2 := transcript.ID{1, 0xCC}, transcript.ID{2, 0xCC}
+	until := at.Add(5 * time.Minute)
+	return []session.Notice{
+		{Kind: session.StateChanged, State: session.StateJoined, At: at},
+		{Kind: session.Membership, At: at, Remain: []string{alice}, Include: []string{bob, carol}},
+		{Kind: session.Gap, At: at, Err: fmt.Errorf("xmpp: connection lost")},
+		{Kind: session.Membership, At: at, Remain: []string{alice}, Exclude: []string{bob, carol}},
+		{Kind: session.StateChanged, State: session.StateParted, At: at},
+		{Kind: session.Queued, At: at, ID: h1, Author: alice, Own: true, Text: "typed while out", Members: []string{bob, carol}, Until: until},
+		{Kind: session.Queued, At: at, ID: h2, Author: alice, Own: true, Text: "never sent", Members: []string{bob, carol}, Until: until},
+		{Kind: session.StateChanged, State: session.StateJoining, At: at, Until: until},
+		{Kind: session.Membership, At: until, Remain: []string{alice}, Include: []string{bob}},
+		{Kind: session.StateChanged, State: session.StateJoined, At: until},
+		{Kind: session.Message, At: until, ID: id(1), Author: alice, Own: true, Text: "typed while out", Members: []string{alice, bob}, Replaces: h1},
+		{Kind: session.NotDelivered, At: until, ID: id(1), Members: []string{carol}},
+		{Kind: session.NotDelivered, At: until, ID: h2, Text: "never sent", Members: []string{bob, carol}},
+		{Kind: session.FullyAcked, At: until, ID: id(1)},
+	}
+}
+
+// TestQueuedMessages: a message typed while out of the session is a
+// Queued line; sent, it becomes a Message that replaces that line, is
+// recorded where it was sent, and keeps whom it did not reach even once
+// acknowledged by everyone it was sent to; one never sent comes again with
+// everyone in NotDelivered. The history reads back what was delivered
+// last, and a message still queued when the program stopped reads back
+// Unconfirmed (never sent).
+func TestQueuedMessages(t *testing.T) {
+	path := t.TempDir() + "/a.db"
+	a, r := testApp(t, path)
+	evs := feed(r, restartConversation(time.Date(2026, 1, 2, 15, 4, 5, 0, time.Local)))
+	var entries []Entry
+	for _, ev := range evs {
+		if ev.Kind == EventEntry {
+			entries = append(entries, ev.Entry)
+		}
+	}
+	// membership, membership, queued, queued, membership, message, not delivered, never sent, acked
+	if len(entries) != 9 {
+		t.Fatalf("%d entries: %+v", len(entries), entries)
+	}
+	q1, q2, sent, nd, never, acked := entries[2], entries[3], entries[5], entries[6], entries[7], entries[8]
+	if q1.Kind != session.Queued || !q1.Own || q1.Until.IsZero() || len(q1.Members) != 2 || q1.Seq == 0 {
+		t.Errorf("queued: %+v", q1)
+	}
+	if sent.Kind != session.Message || sent.Replaces != q1.ID || sent.Seq <= entries[4].Seq {
+		t.Errorf("sent: %+v", sent)
+	}
+	if nd.Seq != sent.Seq || !slices.Equal(nd.NotDelivered, []string{carol}) || nd.Ack != 0 {
+		t.Errorf("not delivered: %+v", nd)
+	}
+	if never.Seq != q2.Seq || never.Kind != session.Queued || len(never.NotDelivered) != 2 {
+		t.Errorf("never sent: %+v", never)
+	}
+	if acked.Seq != sent.Seq || acked.Ack != session.FullyAcked || !slices.Equal(acked.NotDelivered, []string{carol}) {
+		t.Errorf("acknowledged by those it reached, still not delivered to carol: %+v", acked)
+	}
+	a.Close(context.Background())
+
+	a, r = testApp(t, path)
+	back, err := a.History(context.Background(), room, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, e := range back {
+		texts = append(texts, fmt.Sprintf("%s %q %v", storeKinds[e.Kind], e.Text, e.NotDelivered))
+	}
+	want := []string{`membership "" []`, `membership "" []`, `queued "never sent" [` + bob + " " + carol + "]",
+		`membership "" []`, `message "typed while out" [` + carol + "]"}
+	if !slices.Equal(texts, want) {
+		t.Errorf("history:\n%q\nwant\n%q", texts, want)
+	}
+	if fmt.Sprintf("%+v", back[4]) != fmt.Sprintf("%+v", acked) {
+		t.Errorf("read back:\n%+v\ndelivered:\n%+v", back[4], acked)
+	}
+	// Typed while out, and the program stopped before it was sent.
+	feed(r, []session.Notice{{Kind: session.Queued, ID: transcript.ID{3, 0xCC}, Author: alice, Own: true, Text: "left behind",
+		Members: []string{bob}, Until: time.Now().Add(time.Minute)}})
+	a.Close(context.Background())
+	a, _ = testApp(t, path)
+	defer a.Close(context.Background())
+	back, _ = a.History(context.Background(), room, 0, 100)
+	if l := back[len(back)-1]; l.Kind != session.Queued || l.Text != "left behind" || !l.Unconfirmed {
+		t.Errorf("a queued message of an earlier run: %+v", l)
+	}
+	if l := back[2]; l.Unconfirmed {
+		t.Errorf("a message reported never sent reads back unconfirmed: %+v", l)
+	}
+}
+
+// TestOutForGood: EventOut comes once per stay, when nothing brings us
+// back by ourselves: kicked, the room destroyed, a failed join, a fatal
+// error, the session leaving by itself; never for a lost connection or
+// a removal while joining after which the session enters again, nor when
+// we part on request.
+func TestOutForGood(t *testing.T) {
+	kicked := errors.New("xmpp: removed from room@muc.example.org: kicked")
+	state := func(s session.State) session.Notice { return session.Notice{Kind: session.StateChanged, State: s} }
+	for i, tt := range []struct {
+		chErr error
+		leave bool // the session asked to leave
+		part  bool
+		ns    []session.Notice
+		want  string // "" for no EventOut
+	}{
+		0: {ns: []session.Notice{{Kind: session.Gap, Err: errors.New("connection lost")}, state(session.StateParted)}},
+		1: {chErr: kicked, ns: []session.Notice{{Kind: session.Gap, Err: kicked}, state(session.StateParted)}, want: kicked.Error()},
+		2: {chErr: kicked, ns: []session.Notice{{Kind: session.Kicked, Members: []string{alice}, Err: kicked, Until: time.Now()}, state(session.StateParted),
+			state(session.StateJoining)}},
+		3: {chErr: kicked, ns: []session.Notice{{Kind: session.Kicked, Members: []string{alice}, Err: kicked},
+			{Kind: session.OpFailed, OpKind: session.OpJoin, Err: session.ErrJoinTimeout}, state(session.StateJoinFailed)}, want: session.ErrJoinTimeout.Error()},
+		4: {leave: true, ns: []session.Notice{{Kind: session.OpFailed, OpKind: session.OpJoin, Err: session.ErrJoinTimeout}, state(session.StateJoinFailed)},
+			want: session.ErrJoinTimeout.Error()},
+		5: {ns: []session.Notice{{Kind: session.SecurityWarning, Terminal: true, Err: session.ErrServerSplit}, state(session.StateError)},
+			want: "app: the session stopped: " + session.ErrServerSplit.Error()},
+		6: {leave: true, ns: []session.Notice{state(session.StateParting), state(session.StateParted)}, want: errLeftByItself.Error()},
+		7: {chErr: kicked, part: true, ns: []session.Notice{state(session.StateParted)}},
+		8: {chErr: kicked, ns: []session.Notice{state(session.StateParted), state(session.StatePartFailed)}, want: kicked.Error()},
+	} {
+		a, r := testApp(t, t.TempDir()+"/a.db")
+		r.channelErr = func() error { return tt.chErr }
+		r.out.leaveAsked, r.out.parting = tt.leave, tt.part
+		var outs []string
+		for _, ev := range feedOut(r, tt.ns) {
+			if ev.Kind == EventOut {
+				outs = append(outs, ev.Err.Error())
+			}
+		}
+		switch {
+		case tt.want == "" && len(outs) > 0, tt.want != "" && !slices.Equal(outs, []string{tt.want}):
+			t.Errorf("%d: EventOut %q, want %q", i, outs, tt.want)
+		}
+		a.Close(context.Background())
+	}
+}
+
+// feedOut is feed with the EventOut that Room.pump adds.
+func feedOut(r *Room, ns []session.Notice) []Event {
+	var out []Event
+	for _, n := range ns {
+		out = append(out, feed(r, []session.Notice{n})...)
+		if err := r.outForGood(n); err != nil {
+			out = append(out, Event{Room: r.jid, Kind: EventOut, Err: err})
+		}
+	}
+	return out
 }

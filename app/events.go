@@ -14,15 +14,19 @@ type EventKind uint8
 // Event kinds.
 const (
 	// EventEntry: a line of the conversation (Entry), recorded in the
-	// history before it is delivered: a message, an unencrypted message
-	// or a membership change, or a message delivered earlier again, with
-	// its new acknowledgement state (same Seq and ID: replace its line).
+	// history before it is delivered: a message, a queued message, an
+	// unencrypted message or a membership change; or a line delivered
+	// earlier again, with its new acknowledgement or delivery state
+	// (same Seq and ID: replace its line); or a message that was queued
+	// (Replaces: it takes the place of that line, with another Seq).
 	// App.History reads the same entries back after a restart.
 	EventEntry EventKind = iota + 1
 	// EventNotice: a session notice that is not history (Notice):
 	// progress of membership operations, state changes, newcomers,
-	// warnings... Message, Plain, Membership, FullyAcked and NotFullyAcked
-	// notices come as EventEntry instead.
+	// kicks, warnings... Message, Queued, Plain, Membership, FullyAcked,
+	// NotFullyAcked and NotDelivered notices come as EventEntry instead.
+	// On a Gap notice, Err is set when the room removed us for good (an
+	// EventOut follows); nil, the channel is getting us back in.
 	EventNotice
 	// EventDecision: the trust store's decision about a key announced in
 	// the room (Decision): a new key, a new device, a changed or a
@@ -39,6 +43,16 @@ const (
 	// EventInvitation: someone invites us to another room (Invitation),
 	// received on the connection of Room. Nothing is joined by itself.
 	EventInvitation
+	// EventOut: we are out of the room, and nothing brings us back by
+	// itself until App.Join is called for it: the room removed us
+	// (kicked, banned, the room destroyed), the join failed (nobody
+	// included us in time), the session stopped on an error, or it left
+	// the room when the others excluded us. Err says why (the room's
+	// reason is the server's text: show it as theirs). Not sent when we
+	// left on request, nor for a lost connection or a server restart,
+	// after which the room is entered and the session joined again by
+	// themselves (a Gap notice says so).
+	EventOut
 )
 
 // Event is something that happened in a room, for the user interface.

@@ -49,6 +49,53 @@ type Room struct {
 	// waiting: this session's messages not yet acknowledged by everyone,
 	// as last delivered; their acknowledgement notices update them.
 	waiting map[transcript.ID]Entry
+	// queued: our messages typed while out of the session that still
+	// wait in the session's outbox, by handle, as last delivered.
+	queued map[transcript.ID]Entry
+	out    outWatch // whether we are out of the room for good (EventOut)
+	// channelErr is the channel's Err (tests replace it).
+	channelErr func() error
+}
+
+// outWatch is what the pump needs to tell a passing absence from the
+// room (a lost connection, a server restart: the channel re-enters and
+// the session joins again, by themselves) from one that lasts until
+// someone calls Join (EventOut).
+type outWatch struct {
+	parting    bool  // we part on request (stop): whatever follows is expected
+	leaveAsked bool  // the session asked the channel to leave since it last entered
+	reentering bool  // the session enters again by itself (a removal while joining)
+	reported   bool  // EventOut was delivered for this stay
+	lastErr    error // the latest reason the session gave: a failed join, a fatal warning
+}
+
+// newRoom returns a room of a that is not started.
+func newRoom(a *App, jid string, opt RoomOptions) *Room {
+	return &Room{app: a, jid: jid, opt: opt, started: make(chan struct{}), done: make(chan struct{}), pumpDone: make(chan struct{}),
+		expired: map[string]bool{}, absent: map[string]bool{}, invited: map[string]bool{},
+		waiting: map[transcript.ID]Entry{}, queued: map[transcript.ID]Entry{}}
+}
+
+// roomChannel is the channel a room's session runs over: the XMPP
+// channel, with the session's own requests to enter and leave noted (a
+// leave the session asked for ends the stay; see outWatch).
+type roomChannel struct {
+	*xmpp.Channel
+	r *Room
+}
+
+func (c roomChannel) Enter(ctx context.Context) error {
+	c.r.mu.Lock()
+	c.r.out.leaveAsked = false
+	c.r.mu.Unlock()
+	return c.Channel.Enter(ctx)
+}
+
+func (c roomChannel) Leave(ctx context.Context) error {
+	c.r.mu.Lock()
+	c.r.out.leaveAsked = true
+	c.r.mu.Unlock()
+	return c.Channel.Leave(ctx)
 }
 
 // includePolicy parses RoomOptions.Include: whether the session includes
@@ -66,12 +113,28 @@ func includePolicy(s string) (auto bool, p trust.Policy, err error) {
 }
 
 // isWaiting reports whether message id of this session still waits for
-// acknowledgements.
+// acknowledgements, or queued message id still waits to be sent.
 func (r *Room) isWaiting(id transcript.ID) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	_, ok := r.waiting[id]
-	return ok
+	_, queued := r.queued[id]
+	return ok || queued
+}
+
+// fatal reports whether the session is in ERROR.
+func (r *Room) fatal() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.state == session.StateError
+}
+
+// chErr is why the channel stays out of the room for good, or nil.
+func (r *Room) chErr() error {
+	if r.channelErr != nil {
+		return r.channelErr()
+	}
+	return nil
 }
 
 // running reports whether start has completed successfully.
@@ -120,6 +183,7 @@ func (r *Room) start(ctx context.Context) (err error) {
 		return fmt.Errorf("app: connecting for %s: %w", r.jid, err)
 	}
 	r.ch = ch
+	r.channelErr = ch.Err
 	r.self = ch.Self()
 	auto, policy, _ := includePolicy(r.opt.Include) // checked by Join
 	r.trust = a.st.Trust(a.acct.ID, trust.Config{Policy: policy})
@@ -136,7 +200,8 @@ func (r *Room) start(ctx context.Context) (err error) {
 		Timing:           a.cfg.Timing,
 		AutoInclude:      auto,
 		StayIfLastMember: r.opt.StayIfLastMember,
-	}, ch)
+		JoinWindow:       a.cfg.JoinWindow,
+	}, roomChannel{ch, r})
 	if err != nil {
 		ch.Close()
 		return fmt.Errorf("app: session for %s: %w", r.jid, err)
@@ -161,7 +226,7 @@ func (r *Room) start(ctx context.Context) (err error) {
 func (r *Room) join(ctx context.Context) {
 	a := r.app
 	ectx, cancel := context.WithTimeout(ctx, a.cfg.JoinTimeout)
-	err := r.ch.Enter(ectx)
+	err := roomChannel{r.ch, r}.Enter(ectx)
 	cancel()
 	if err == nil {
 		err = r.sess.Join(ctx)
@@ -189,11 +254,82 @@ func (r *Room) pump() {
 	for n := range r.sess.Notices() {
 		r.observe(n)
 		if !isHistory(n.Kind) {
-			a.q.push(Event{Room: r.jid, Kind: EventNotice, Notice: n})
+			ev := Event{Room: r.jid, Kind: EventNotice, Notice: n}
+			if n.Kind == session.Gap {
+				ev.Err = r.chErr() // set: removed for good (EventOut follows), not a passing loss
+			}
+			a.q.push(ev)
 		} else if e, ok := r.entry(n); ok {
 			a.q.push(Event{Room: r.jid, Kind: EventEntry, Entry: e})
 		}
+		if err := r.outForGood(n); err != nil {
+			a.log().Warn("out of the room for good", "room", r.jid, "err", err)
+			a.q.push(Event{Room: r.jid, Kind: EventOut, Err: err})
+		}
 	}
+}
+
+// errLeftByItself is why we are out when the session left the room by
+// itself without a failed join: the others excluded us (and nobody
+// kicked us), or an operation left us alone in the session.
+var errLeftByItself = errors.New("app: the session ended and left the room (excluded by the others, or left alone in it)")
+
+// outForGood reports, for a notice that takes us out of the room, why we
+// stay out until Join is called: the room removed us (kicked, banned,
+// destroyed: the channel does not re-enter), the session gave up (a join
+// that failed, a fatal error) or left the room by itself. A lost
+// connection or a server restart is not: the channel re-enters and the
+// session joins again by themselves. nil otherwise, and once per stay.
+func (r *Room) outForGood(n session.Notice) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	o := &r.out
+	switch n.Kind {
+	case session.OpFailed:
+		if n.OpKind == session.OpJoin {
+			o.lastErr = n.Err
+		}
+	case session.SecurityWarning:
+		if n.Terminal {
+			o.lastErr = n.Err
+		}
+	case session.Kicked:
+		if len(n.Members) == 1 && n.Members[0] == r.self {
+			o.reentering = !n.Until.IsZero()
+		}
+	case session.StateChanged:
+		var why error
+		switch n.State {
+		case session.StateJoined:
+			o.reentering, o.reported, o.lastErr = false, false, nil
+			return nil
+		case session.StateJoining:
+			o.reentering, o.reported = false, false
+			return nil
+		case session.StateError:
+			why = errors.New("app: the session stopped on an error")
+			if o.lastErr != nil {
+				why = fmt.Errorf("app: the session stopped: %w", o.lastErr)
+			}
+		case session.StateJoinFailed:
+			why = o.lastErr
+			if why == nil {
+				why = errors.New("app: the join failed")
+			}
+		case session.StateParted, session.StatePartFailed:
+			if err := r.chErr(); err != nil && !o.reentering {
+				why = err
+			} else if o.leaveAsked {
+				why = errLeftByItself
+			}
+		}
+		if why == nil || o.parting || o.reported {
+			return nil
+		}
+		o.reported = true
+		return why
+	}
+	return nil
 }
 
 // observe updates the room's view from a notice, and carries out
@@ -248,7 +384,13 @@ func (r *Room) observe(n session.Notice) {
 
 // Send sends a message to the session's members. It arrives back as an
 // EventEntry like everyone's, and again when its acknowledgement state
-// changes.
+// changes. While we are out of the session after a gap (a lost
+// connection, a server restart) the message waits for the members of our
+// last session: Send returns a handle for it, a Queued entry with that ID
+// follows, and the Message entry it becomes when sent has Replaces set to
+// it (or the Queued entry comes again with NotDelivered: it was never
+// sent). Before we were ever in the session it fails
+// (session.ErrNotJoined): nobody to send it to yet.
 func (r *Room) Send(ctx context.Context, text string) (transcript.ID, error) {
 	return r.sess.Send(ctx, text)
 }
@@ -326,8 +468,8 @@ type Member struct {
 	Absent    bool   // left the session on purpose
 	Self      bool
 	// Status is a short word for all that: "member", "expired" (not
-	// responding), "leaving", "member, gone", "room only" (waiting to be
-	// included), "no mpENC" (announced no identity key) or "gone".
+	// responding), "leaving", "member, gone", "waiting" (in the room, to
+	// be included), "no mpENC" (announced no identity key) or "gone".
 	Status string
 	// LastSeen is when the member was last known alive (the send time of
 	// our latest message it acknowledged); zero if unknown.
@@ -352,7 +494,7 @@ func (m Member) status() string {
 	case m.InRoom && !m.HasKey:
 		return "no mpENC"
 	case m.InRoom:
-		return "room only"
+		return "waiting"
 	}
 	return "gone"
 }
@@ -416,6 +558,9 @@ func (r *Room) stop(ctx context.Context, part bool) error {
 	}
 	r.stopOnce.Do(func() {
 		a := r.app
+		r.mu.Lock()
+		r.out.parting = true
+		r.mu.Unlock()
 		if part {
 			pctx, cancel := context.WithTimeout(ctx, a.cfg.PartTimeout)
 			err := r.sess.Part(pctx)
