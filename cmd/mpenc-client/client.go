@@ -49,13 +49,13 @@ type client struct {
 	order   []string
 	cur     string
 	members map[string][]app.Member
-	pending map[string][]string // messages typed before the room's session was joined
-	initial []string            // rooms to join at start
+	initial []string // rooms to join at start
+	// sendHook, if set, sends instead of the room (tests).
+	sendHook func(room, text string) error
 }
 
 func newClient(a *app.App, cfg *Config, log zerolog.Logger) *client {
-	return &client{app: a, cfg: cfg, log: log, views: map[string]*roomView{}, members: map[string][]app.Member{},
-		pending: map[string][]string{}}
+	return &client{app: a, cfg: cfg, log: log, views: map[string]*roomView{}, members: map[string][]app.Member{}}
 }
 
 // start shows the initial rooms with their history and joins them. The
@@ -71,21 +71,31 @@ func (c *client) start() {
 }
 
 // idle reports whether nothing typed is still waiting: no message queued
-// for a join, and every own message of this run acknowledged (or given up).
+// by the session (waiting for the others to come back), and every own
+// message of this run acknowledged (or given up).
 func (c *client) idle() bool {
-	for _, p := range c.pending {
-		if len(p) > 0 {
-			return false
-		}
-	}
 	for _, v := range c.views {
 		for _, l := range v.msgs {
 			if l.own && l.ack == ackPending {
 				return false
 			}
 		}
+		for _, l := range v.queued {
+			if !l.notSent() && !l.resent {
+				return false
+			}
+		}
 	}
 	return true
+}
+
+// appRoom returns the App's room (nil when not connected, or without an
+// App: tests).
+func (c *client) appRoom(room string) *app.Room {
+	if c.app == nil {
+		return nil
+	}
+	return c.app.Room(room)
 }
 
 // current returns the current room's view (nil if there is none).
@@ -115,7 +125,7 @@ func (c *client) view(room string) *roomView {
 // join shows the room and joins it in the background.
 func (c *client) join(room, nick string, remember bool) {
 	room = strings.ToLower(strings.TrimSpace(room))
-	again := c.app.Room(room) != nil
+	again := c.appRoom(room) != nil
 	v := c.view(room)
 	c.cur = room
 	c.ui.roomsChanged()
@@ -150,15 +160,18 @@ func (c *client) handle(ev app.Event) {
 		return
 	}
 	v := c.view(ev.Room)
-	if r := c.app.Room(ev.Room); r != nil && v.self == "" {
+	if r := c.appRoom(ev.Room); r != nil && v.self == "" {
 		v.self = r.Self()
 	}
-	l, mc := v.apply(ev)
-	if ev.Kind == app.EventNotice && ev.Notice.Kind == session.StateChanged && ev.Notice.State == session.StateJoined {
-		defer c.flush(ev.Room)
+	var lastBefore *line
+	if len(v.lines) > 0 {
+		lastBefore = v.lines[len(v.lines)-1]
 	}
+	l, mc := v.apply(ev)
 	if l != nil {
-		if len(v.lines) > 0 && v.lines[len(v.lines)-1] == l {
+		// Added: a new last line (also a sent message that took the
+		// place of its queued line); otherwise a line shown already changed.
+		if len(v.lines) > 0 && v.lines[len(v.lines)-1] == l && l != lastBefore {
 			c.ui.lineAdded(v, l)
 		} else {
 			c.ui.lineChanged(v, l)
@@ -194,27 +207,9 @@ func invitationText(inv xmpp.Invitation) string {
 	return t + " (/join " + oneLine(inv.Room) + " to accept)"
 }
 
-// flush sends the messages typed while the room was not joined.
-func (c *client) flush(room string) {
-	r := c.app.Room(room)
-	if r == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for len(c.pending[room]) > 0 {
-		text := c.pending[room][0]
-		if _, err := r.Send(ctx, text); err != nil {
-			c.ui.note("queued message not sent yet: "+oneLine(err.Error()), true)
-			return
-		}
-		c.pending[room] = c.pending[room][1:]
-	}
-}
-
 // refreshMembers reads a room's members off the controller's goroutine.
 func (c *client) refreshMembers(room string) {
-	r := c.app.Room(room)
+	r := c.appRoom(room)
 	if r == nil {
 		return
 	}
@@ -254,7 +249,7 @@ func (c *client) room() (*app.Room, error) {
 	if c.cur == "" {
 		return nil, errors.New("no room: /join room@conference.example.org")
 	}
-	r := c.app.Room(c.cur)
+	r := c.appRoom(c.cur)
 	if r == nil {
 		return nil, fmt.Errorf("not in %s: /join %s", c.cur, c.cur)
 	}
@@ -285,22 +280,9 @@ func (c *client) run(cmd command) error {
 	defer cancel()
 	switch cmd.name {
 	case "":
-		if c.cur == "" {
-			return errors.New("no room: /join room@conference.example.org")
-		}
-		if v := c.current(); v == nil || v.state != session.StateJoined || len(c.pending[c.cur]) > 0 {
-			c.pending[c.cur] = append(c.pending[c.cur], cmd.rest)
-			c.ui.note("not in the session yet: the message will be sent once joined", false)
-			return nil
-		}
-		r, err := c.room()
-		if err != nil {
-			return err
-		}
-		if _, err := r.Send(ctx, cmd.rest); err != nil {
-			return fmt.Errorf("not sent: %w", err)
-		}
-		return nil
+		return c.send(ctx, cmd.rest)
+	case "resend":
+		return c.resend(ctx, cmd.args)
 	case "help":
 		c.ui.note(helpText(), false)
 	case "quit":
@@ -328,7 +310,7 @@ func (c *client) run(cmd command) error {
 		b.WriteString("rooms:")
 		for i, room := range c.order {
 			state := "not connected"
-			if c.app.Room(room) != nil {
+			if c.appRoom(room) != nil {
 				state = "connecting"
 				if st := c.views[room].state; st != 0 {
 					state = st.String()
@@ -403,6 +385,89 @@ func (c *client) run(cmd command) error {
 	return nil
 }
 
+// send sends a message to the current room. After a gap (a lost
+// connection, a server restart) the session keeps it until the others are
+// back: a queued line shows it. Before we were ever in the session there
+// is nobody to send it to: it is not sent, and the user is told.
+func (c *client) send(ctx context.Context, text string) error {
+	if c.cur == "" {
+		return errors.New("no room: /join room@conference.example.org")
+	}
+	var err error
+	switch r := c.appRoom(c.cur); {
+	case c.sendHook != nil:
+		err = c.sendHook(c.cur, text)
+	case r == nil:
+		return fmt.Errorf("not sent: not connected to %s yet (/join %s)", c.cur, c.cur)
+	default:
+		_, err = r.Send(ctx, text)
+	}
+	if err != nil {
+		if errors.Is(err, session.ErrNotJoined) {
+			return errors.New("not sent: you are not in the session yet, so nobody can read it; send it again once you are included")
+		}
+		return fmt.Errorf("not sent: %w", err)
+	}
+	return nil
+}
+
+// resend sends again a message of the current room that did not reach
+// everyone it was meant for: #N (or N) a message sent without some of
+// them, qN one never sent; without an argument the latest of them.
+func (c *client) resend(ctx context.Context, args []string) error {
+	v := c.current()
+	if v == nil {
+		return errors.New("no room")
+	}
+	var l *line
+	if len(args) == 0 {
+		for i := len(v.lines) - 1; i >= 0 && l == nil; i-- {
+			if x := v.lines[i]; resendable(x) {
+				l = x
+			}
+		}
+		if l == nil {
+			return errors.New("no message to send again: every message reached everyone it was meant for")
+		}
+	} else {
+		arg := strings.TrimPrefix(args[0], "#")
+		if q, ok := strings.CutPrefix(arg, "q"); ok {
+			n, _ := strconv.Atoi(q)
+			for _, x := range v.queued {
+				if x.num == n {
+					l = x
+				}
+			}
+		} else if n, err := strconv.Atoi(arg); err == nil {
+			l = v.message(n)
+		}
+		switch {
+		case l == nil:
+			return fmt.Errorf("no message %s here", args[0])
+		case l.kind == lineQueued && !l.notSent():
+			return fmt.Errorf("%s is still waiting to be sent (until %s)", l.label(), l.until.Local().Format("15:04:05"))
+		case !resendable(l):
+			return fmt.Errorf("%s reached everyone it was meant for (or is not yours): nothing to send again", l.label())
+		}
+	}
+	if err := c.send(ctx, l.text); err != nil {
+		return err
+	}
+	l.resent = true
+	c.ui.lineChanged(v, l)
+	c.ui.note(fmt.Sprintf("%s sent again", l.label()), false)
+	return nil
+}
+
+// resendable reports whether a line is our message that did not reach
+// everyone it was meant for, not sent again yet.
+func resendable(l *line) bool {
+	if !l.own || l.resent {
+		return false
+	}
+	return l.notSent() || l.kind == lineMessage && len(l.notDelivered) > 0
+}
+
 // switchTo makes a room current, by number (1-based) or JID.
 func (c *client) switchTo(arg string) error {
 	if n, err := strconv.Atoi(arg); err == nil {
@@ -454,7 +519,7 @@ func (c *client) info(ctx context.Context, arg string) error {
 func (c *client) detailsOf(ctx context.Context, v *roomView, l *line) string {
 	var unacked []string
 	live := false
-	if r := c.app.Room(v.jid); r != nil && l.ack == ackPending {
+	if r := c.appRoom(v.jid); r != nil && l.ack == ackPending {
 		unacked, live, _ = r.Unacked(ctx, l.id)
 		// Our own acknowledgement of others' messages is on its way.
 		unacked = slices.DeleteFunc(unacked, func(m string) bool { return m == r.Self() })

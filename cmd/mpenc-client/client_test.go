@@ -1,8 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/mpenc/mpenc/session"
 
 	"github.com/mpenc/mpenc/app"
 	"github.com/mpenc/mpenc/channel/xmpp"
@@ -70,18 +73,23 @@ func TestClientInput(t *testing.T) {
 	}
 }
 
-func TestClientQueuesUntilJoined(t *testing.T) {
+// TestClientSendBeforeJoined: the client keeps no queue of its own. A
+// message typed where there is nobody to send it to yet is not sent, and
+// says so; typed while out of the session after a gap, the session keeps
+// it (a queued line follows: TestViewQueuedLines).
+func TestClientSendBeforeJoined(t *testing.T) {
 	c, f := newTestClient("a@muc")
 	c.input("first")
+	if len(f.warnings) != 1 || !strings.Contains(f.warnings[0], "not sent: not connected to a@muc yet") {
+		t.Errorf("not connected: %q", f.warnings)
+	}
+	c.sendHook = func(room, text string) error { return fmt.Errorf("app: %w", session.ErrNotJoined) }
 	c.input("second")
-	if got := c.pending["a@muc"]; len(got) != 2 || got[0] != "first" || got[1] != "second" {
-		t.Errorf("pending %q", got)
+	if len(f.warnings) != 2 || !strings.Contains(f.warnings[1], "not sent: you are not in the session yet") {
+		t.Errorf("never joined: %q", f.warnings)
 	}
-	if len(f.notes) != 2 || !strings.Contains(f.notes[0], "sent once joined") {
-		t.Errorf("notes %q", f.notes)
-	}
-	if c.idle() {
-		t.Error("idle with queued messages")
+	if !c.idle() {
+		t.Error("not idle: nothing waits")
 	}
 }
 

@@ -31,6 +31,7 @@ var cmdSpecs = []cmdSpec{
 	{name: "refresh", usage: "/refresh", help: "renew the group key", min: 0, max: 0},
 	{name: "who", aliases: []string{"members"}, usage: "/who", help: "list members: session status and trust", min: 0, max: 0},
 	{name: "info", usage: "/info N", help: "show message #N: who it went to, what it answers, who has not acknowledged it", min: 1, max: 1},
+	{name: "resend", usage: "/resend [N|qN]", help: "send again a message not delivered to everyone (#N), or never sent (qN); default: the latest", min: 0, max: 1},
 	{name: "fingerprint", aliases: []string{"fp"}, usage: "/fingerprint [JID]", help: "show your key's fingerprint (or JID's) as hex, words and a QR code", min: 0, max: 1},
 	{name: "verify", usage: "/verify JID FINGERPRINT|WORDS|confirm", help: "mark JID's key authenticated after comparing its fingerprint out of band", min: 1, max: -1},
 	{name: "trust", usage: "/trust JID", help: "trust JID's current key without verifying it", min: 1, max: 1},
@@ -84,6 +85,12 @@ func parseInput(s string) (cmd command, ok bool, err error) {
 	if spec.name == "info" {
 		if _, err := strconv.Atoi(strings.TrimPrefix(args[0], "#")); err != nil {
 			return command{}, false, fmt.Errorf("usage: %s (N is a message number, as in #12)", spec.usage)
+		}
+	}
+	if spec.name == "resend" && len(args) == 1 {
+		n := strings.TrimPrefix(strings.TrimPrefix(args[0], "#"), "q")
+		if _, err := strconv.Atoi(n); err != nil {
+			return command{}, false, fmt.Errorf("usage: %s (#12 or 12 for a message, q3 for a queued one)", spec.usage)
 		}
 	}
 	return command{name: spec.name, args: args, rest: rest}, true, nil

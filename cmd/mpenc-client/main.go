@@ -52,10 +52,11 @@ prompted for (twice, the first time). Both variables are removed from the
 environment once read.
 
 In the client, type a message and Enter to send it to the room, encrypted.
-Commands: /join /part /invite /kick /refresh /who /info /fingerprint /verify
-/trust /distrust /rooms /room /help /quit. Keys (full screen): Up with an
-empty input selects messages (Up/Down move, Esc leaves), PgUp/PgDn scroll,
-Ctrl-N/Ctrl-P or Alt-1..9 switch rooms, Ctrl-C quits.
+Commands: /join /part /invite /kick /refresh /who /info /resend /fingerprint
+/verify /trust /distrust /rooms /room /help /quit. Keys (full screen): Up
+with an empty input selects messages (Up/Down move, Ctrl-R sends the
+selected one again if it did not reach everyone, Esc leaves), PgUp/PgDn
+scroll, Ctrl-N/Ctrl-P or Alt-1..9 switch rooms, Ctrl-C quits.
 
 Examples:
     mpenc-client -account alice@example.org -room team@conference.example.org

@@ -11,8 +11,8 @@ import (
 
 // plainUI is the line mode: input lines from a reader, events printed as
 // lines. It suits pipes and scripts: at the end of the input it waits
-// (at most drainTimeout) until queued messages are sent and its own
-// messages acknowledged, then quits.
+// (at most drainTimeout) until messages the session queued are sent and
+// its own messages acknowledged, then quits.
 type plainUI struct {
 	c     *client
 	cur   string // the current room last announced
@@ -20,12 +20,14 @@ type plainUI struct {
 	out   *bufio.Writer
 	posts chan func()
 	done  bool
+	// printed: the state of each changed line last printed.
+	printed map[*line]string
 }
 
 const drainTimeout = 30 * time.Second
 
 func newPlainUI(c *client, in io.Reader, out io.Writer) *plainUI {
-	p := &plainUI{c: c, in: in, out: bufio.NewWriter(out), posts: make(chan func(), 64)}
+	p := &plainUI{c: c, in: in, out: bufio.NewWriter(out), posts: make(chan func(), 64), printed: map[*line]string{}}
 	c.ui = p
 	c.post = func(f func()) { p.posts <- f }
 	return p
@@ -47,13 +49,30 @@ func (p *plainUI) prefix(v *roomView) string {
 
 func (p *plainUI) lineAdded(v *roomView, l *line) { p.println(p.prefix(v) + v.plainText(l)) }
 
+// lineChanged prints what changed about a line, once per new state (a
+// line sent again is told by the command's note).
 func (p *plainUI) lineChanged(v *roomView, l *line) {
-	switch l.ack {
-	case ackFull:
+	state := fmt.Sprint(l.ack, l.notAcked, l.notDelivered, l.notSent())
+	if p.printed[l] == state {
+		return
+	}
+	p.printed[l] = state
+	switch {
+	case l.kind == lineQueued:
+		if l.notSent() && !l.resent {
+			p.println(p.prefix(v) + "!! " + v.plainText(l))
+		}
+	case l.kind != lineMessage:
+	case l.ack == ackFull && len(l.notDelivered) > 0:
+		if l.own {
+			// Never "everyone": it did not reach them.
+			p.println(fmt.Sprintf("%s-- #%d acknowledged by everyone it reached; NOT delivered to %s", p.prefix(v), l.num, v.names(l.notDelivered)))
+		}
+	case l.ack == ackFull:
 		if l.own {
 			p.println(fmt.Sprintf("%s-- #%d acknowledged by everyone", p.prefix(v), l.num))
 		}
-	case ackMissing:
+	case l.ack == ackMissing, len(l.notDelivered) > 0:
 		p.println(p.prefix(v) + "!! " + v.plainText(l))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gdamore/tcell/v2"
@@ -36,6 +37,7 @@ type tui struct {
 	selected int  // selected message number; 0: none
 	follow   bool // keep the newest line in view
 	quitting bool
+	counting atomic.Bool // the header shows a countdown: redraw it every second
 }
 
 func newTUI(c *client) *tui {
@@ -47,7 +49,7 @@ func newTUI(c *client) *tui {
 	t.members = tview.NewTextView().SetDynamicColors(true).SetWrap(false)
 	t.members.SetBorder(true).SetTitle(" members ")
 	t.details = tview.NewTextView().SetDynamicColors(true).SetWrap(true)
-	t.details.SetBorder(true).SetTitle(" selected message (Up/Down, Esc) ")
+	t.details.SetBorder(true).SetTitle(" selected message (Up/Down, Ctrl-R resend, Esc) ")
 	t.input = tview.NewInputField().SetLabel("> ").SetFieldBackgroundColor(tcell.ColorDefault)
 	t.body = tview.NewFlex().AddItem(t.msgs, 0, 3, false).AddItem(t.members, 34, 0, false)
 	t.root = tview.NewFlex().SetDirection(tview.FlexRow).
@@ -86,6 +88,21 @@ func (t *tui) run(ctx context.Context) error {
 					return
 				}
 				t.app.QueueUpdateDraw(func() { t.c.handle(ev) })
+			}
+		}
+	}()
+	// The countdown of a wait to be included, in the header.
+	go func() {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if t.counting.Load() {
+					t.app.QueueUpdateDraw(t.renderHeader)
+				}
 			}
 		}
 	}()
@@ -139,8 +156,8 @@ func (t *tui) globalKey(ev *tcell.EventKey) *tcell.EventKey {
 	return ev
 }
 
-// inputKey: Up/Down with an empty input select messages; Esc leaves the
-// selection.
+// inputKey: Up/Down with an empty input select messages; Ctrl-R sends
+// the selected one again (/resend); Esc leaves the selection.
 func (t *tui) inputKey(ev *tcell.EventKey) *tcell.EventKey {
 	v := t.c.current()
 	switch ev.Key() {
@@ -166,6 +183,13 @@ func (t *tui) inputKey(ev *tcell.EventKey) *tcell.EventKey {
 		}
 		t.render()
 		return nil
+	case tcell.KeyCtrlR:
+		// Send the selected message again (when it did not reach everyone).
+		if t.selected != 0 {
+			t.c.input(fmt.Sprintf("/resend %d", t.selected))
+			t.render()
+			return nil
+		}
 	case tcell.KeyEscape:
 		if t.selected != 0 {
 			t.unselect()
@@ -243,6 +267,7 @@ func (t *tui) render() {
 }
 
 func (t *tui) renderHeader() {
+	t.counting.Store(false)
 	var b strings.Builder
 	b.WriteString("[::b]mpenc[::-] ")
 	for i, room := range t.c.order {
@@ -268,6 +293,11 @@ func (t *tui) renderHeader() {
 		color := "yellow"
 		if v.state == session.StateJoined {
 			color = "green"
+		}
+		counting := v.state == session.StateJoining && !v.joinUntil.IsZero()
+		t.counting.Store(counting)
+		if counting {
+			st += " " + countdown(v.joinUntil, time.Now()) + " left"
 		}
 		fmt.Fprintf(&b, "  [%s]%s[-]", color, st)
 	}
@@ -335,7 +365,7 @@ func (t *tui) styled(v *roomView, l *line, dim, selected bool) string {
 		}
 		if suf != "" {
 			color := "gray"
-			if l.ack == ackMissing && !l.absent {
+			if l.ack == ackMissing && !l.absent || len(l.notDelivered) > 0 {
 				color = "red"
 			} else if v.oldMembers(l) {
 				color = "fuchsia"
@@ -348,6 +378,13 @@ func (t *tui) styled(v *roomView, l *line, dim, selected bool) string {
 			body = body + "[::-]"
 		}
 		return fmt.Sprintf(`["m%d"][gray]%s #%d[-] %s%s%s: %s%s[""]`, l.num, ts, l.num, sel, pre, author, body, suf)
+	case lineQueued:
+		_, suf := v.marks(l)
+		color := "yellow"
+		if l.notSent() && !l.resent {
+			color = "red"
+		}
+		return fmt.Sprintf("[gray]%s %s[-] [green::b]%s[-::-]: %s[%s]%s[-]", ts, l.label(), e(v.author(l)), e(indent(l.text)), color, e(suf))
 	case linePlain:
 		return fmt.Sprintf("[gray]%s[-] [red::b][UNENCRYPTED][-::-] %s: %s", ts, e(v.author(l)), e(indent(l.text)))
 	case lineMembership:
@@ -385,7 +422,7 @@ func memberCell(m app.Member) string {
 		dot, color = "○", "gray"
 	case "leaving":
 		dot, color = "◌", "gray"
-	case "room only":
+	case "waiting":
 		dot, color = "◐", "yellow"
 	case "no mpENC":
 		dot, color = "✗", "red"

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ type lineKind uint8
 
 const (
 	lineMessage    lineKind = iota + 1 // an encrypted message
+	lineQueued                         // our message typed while out of the session: waiting, or never sent
 	linePlain                          // an unencrypted message (a client without mpENC)
 	lineMembership                     // the session's membership changed
 	lineInfo                           // progress and information
@@ -42,15 +44,35 @@ type line struct {
 	text   string // sanitised
 	own    bool
 
-	// Messages only.
-	id       transcript.ID
-	num      int      // 1-based message number in this view
-	members  []string // who it was sent to (its subsession's members), sorted
-	parents  []int    // log parents: how many messages above each one is
+	// Messages and queued messages only.
+	id       transcript.ID // a queued message's handle until it is sent
+	num      int           // 1-based message number in this view; a queued message's own number (q1, q2...)
+	members  []string      // who it was sent to (its subsession's members), or is meant for (queued), sorted
+	parents  []int         // log parents: how many messages above each one is
 	ack      ackState
 	notAcked []string
 	final    bool // can no longer be acknowledged
 	absent   bool // the members who did not acknowledge left on purpose
+	// notDelivered: who a message did not reach (queued while we were out
+	// of the session, it was sent without them); on a queued line,
+	// everyone: never sent (also when unknown: the client stopped first).
+	notDelivered []string
+	until        time.Time // a queued message waits until then
+	resent       bool      // sent again (/resend)
+}
+
+// notSent reports whether a queued line was never sent.
+func (l *line) notSent() bool {
+	return l.kind == lineQueued && (len(l.notDelivered) > 0 || l.ack == ackUnknown)
+}
+
+// label is how a numbered line is named: #N for a message, qN for a
+// queued one (/resend takes either).
+func (l *line) label() string {
+	if l.kind == lineQueued {
+		return fmt.Sprintf("q%d", l.num)
+	}
+	return fmt.Sprintf("#%d", l.num)
 }
 
 // roomView is a room's lines and what the marks on them depend on.
@@ -63,23 +85,46 @@ type roomView struct {
 	members []string // the session's current members, sorted; nil before the first membership
 	state   session.State
 	unread  int
+	// queued: our queued lines by handle, and how many there were.
+	queued  map[transcript.ID]*line
+	nqueued int
+	// joinUntil: while JOINING and waiting to be included, when the wait
+	// ends (zero otherwise).
+	joinUntil time.Time
+	absent    map[string]bool // members who left the session on purpose
 }
 
 func newRoomView(jid string) *roomView {
-	return &roomView{jid: jid, byID: map[transcript.ID]*line{}}
+	return &roomView{jid: jid, byID: map[transcript.ID]*line{}, queued: map[transcript.ID]*line{}, absent: map[string]bool{}}
 }
 
 func (v *roomView) add(l *line) *line {
-	if l.kind == lineMessage {
+	switch l.kind {
+	case lineMessage:
 		if old, ok := v.byID[l.id]; ok {
 			return old
 		}
 		v.msgs = append(v.msgs, l)
 		l.num = len(v.msgs)
 		v.byID[l.id] = l
+	case lineQueued:
+		if old, ok := v.queued[l.id]; ok {
+			return old
+		}
+		v.nqueued++
+		l.num = v.nqueued
+		v.queued[l.id] = l
 	}
 	v.lines = append(v.lines, l)
 	return l
+}
+
+// remove takes a line out of the view (a queued line whose message was
+// sent: the message is drawn where it was sent).
+func (v *roomView) remove(l *line) {
+	if i := slices.Index(v.lines, l); i >= 0 {
+		v.lines = slices.Delete(v.lines, i, i+1)
+	}
 }
 
 // loadHistory adds history entries (oldest first) before anything else.
@@ -93,9 +138,11 @@ func (v *roomView) loadHistory(es []app.Entry) {
 	}
 }
 
-// entry draws a line of the conversation: a message, an unencrypted
-// message or a membership change, or a message already shown again with
-// its new acknowledgement state. It is the one way such lines are made,
+// entry draws a line of the conversation: a message, a queued message,
+// an unencrypted message or a membership change, or a line already shown
+// again with its new acknowledgement or delivery state, or a message that
+// was queued (its queued line goes: the message is drawn where it was
+// sent, as the history has it). It is the one way such lines are made,
 // from the App's live events and from the history after a restart alike,
 // so a conversation looks the same either way. It returns the line added
 // or changed and whether the session's members changed.
@@ -103,7 +150,7 @@ func (v *roomView) entry(e app.Entry) (*line, bool) {
 	switch e.Kind {
 	case session.Message:
 		l := &line{kind: lineMessage, at: e.At, author: oneLine(e.Author), text: sanitize(e.Text, true), own: e.Own, id: e.ID,
-			members: sortedClean(e.Members), parents: slices.Clone(e.LogParents)}
+			members: sortedClean(e.Members), parents: slices.Clone(e.LogParents), notDelivered: sortedClean(e.NotDelivered)}
 		switch {
 		case e.Ack == session.FullyAcked:
 			l.ack = ackFull
@@ -113,7 +160,22 @@ func (v *roomView) entry(e app.Entry) (*line, bool) {
 			l.ack = ackUnknown
 		}
 		if old, ok := v.byID[e.ID]; ok {
-			old.ack, old.notAcked, old.final, old.absent = l.ack, l.notAcked, l.final, l.absent
+			old.ack, old.notAcked, old.final, old.absent, old.notDelivered = l.ack, l.notAcked, l.final, l.absent, l.notDelivered
+			return old, false
+		}
+		if q, ok := v.queued[e.Replaces]; ok && e.Replaces != (transcript.ID{}) {
+			v.remove(q)
+			delete(v.queued, e.Replaces)
+		}
+		return v.add(l), false
+	case session.Queued:
+		l := &line{kind: lineQueued, at: e.At, author: oneLine(e.Author), text: sanitize(e.Text, true), own: true, id: e.ID,
+			members: sortedClean(e.Members), until: e.Until, notDelivered: sortedClean(e.NotDelivered)}
+		if e.Unconfirmed {
+			l.ack = ackUnknown
+		}
+		if old, ok := v.queued[e.ID]; ok {
+			old.notDelivered, old.ack = l.notDelivered, l.ack
 			return old, false
 		}
 		return v.add(l), false
@@ -218,6 +280,14 @@ func (v *roomView) apply(ev app.Event) (changed *line, membersChanged bool) {
 			return v.add(&line{kind: lineWarning, at: time.Now(), text: t + ": " + oneLine(ev.Err.Error())}), true
 		}
 		return v.add(&line{kind: lineInfo, at: time.Now(), text: t}), true
+	case app.EventOut:
+		v.joinUntil = time.Time{}
+		why := "unknown"
+		if ev.Err != nil {
+			why = oneLine(ev.Err.Error())
+		}
+		return v.add(&line{kind: lineWarning, at: time.Now(),
+			text: fmt.Sprintf("out of the room, and not entering again by ourselves (“%s”): /join %s to enter again", why, oneLine(v.jid))}), true
 	}
 	return nil, false
 }
@@ -280,6 +350,10 @@ func (v *roomView) applyNotice(n session.Notice) (*line, bool) {
 		if n.OpKind == session.OpJoin || n.OpKind == session.OpPart {
 			return warn("%s failed (%s)", n.OpKind, errText), true
 		}
+		if !n.Until.IsZero() {
+			return warn("%s: failed (%s); whoever did not answer is left out of automatic inclusions until %s",
+				v.opText(n), errText, n.Until.Local().Format("15:04:05")), true
+		}
 		return warn("%s: failed (%s)", v.opText(n), errText), true
 	case session.OpSucceeded:
 		if n.OpKind == session.OpJoin || n.OpKind == session.OpPart {
@@ -288,8 +362,20 @@ func (v *roomView) applyNotice(n session.Notice) (*line, bool) {
 		return info("%s: done", v.opText(n)), true
 	case session.StateChanged:
 		v.state = n.State
+		v.joinUntil = time.Time{}
 		switch n.State {
-		case session.StateJoined, session.StateJoining:
+		case session.StateJoining:
+			if n.Until.IsZero() {
+				return nil, true // alone with the session, or being included
+			}
+			v.joinUntil = n.Until
+			you := v.self
+			if you == "" {
+				you = "your JID"
+			}
+			return info("waiting to be included (%s left, until %s); a member can include you with /invite %s",
+				countdown(n.Until, at), n.Until.Local().Format("15:04:05"), oneLine(you)), true
+		case session.StateJoined:
 			return nil, true
 		case session.StateParted:
 			v.members = nil
@@ -297,16 +383,41 @@ func (v *roomView) applyNotice(n session.Notice) (*line, bool) {
 		}
 		return info("session state: %s", n.State), true
 	case session.JoinRequest:
-		return info("%s entered and waits to be included: /invite %s", who, trust.Bare(who)), true
+		return info("%s waits to be included: /invite %s", who, trust.Bare(who)), true
 	case session.ChannelEnter:
 		return info("%s entered the room", who), true
 	case session.ChannelLeave:
+		if slices.Contains(v.members, who) && !v.absent[who] {
+			// A member of the session that did not leave it on purpose
+			// (a lost connection, a server restart): the session
+			// includes it again if it comes back in time.
+			return info("%s left the room without leaving the session: it is included again if it comes back soon", who), true
+		}
+		delete(v.absent, who)
 		return info("%s left the room", who), true
+	case session.Kicked:
+		if len(n.Members) == 1 && n.Members[0] == v.self && v.self != "" {
+			// The room's words, not ours: quoted, never a warning of ours.
+			t := "the room removed you"
+			if errText != "" {
+				t += ": “" + errText + "”"
+			}
+			if n.Until.IsZero() {
+				return info("%s; not entering again by ourselves (/join %s)", t, oneLine(v.jid)), true
+			}
+			return info("%s; entering again at %s", t, n.Until.Local().Format("15:04:05")), true
+		}
+		t := "removed " + v.names(sortedClean(n.Members)) + " from the room"
+		if n.Text != "" {
+			t += " (" + oneLine(n.Text) + ")"
+		}
+		return info("%s", t), true
 	case session.MemberExpired:
 		return warn("%s is not responding (no acknowledgement for a long time)", who), true
 	case session.MemberPresent:
 		return info("%s responds again", who), true
 	case session.MemberAbsent:
+		v.absent[who] = true
 		return nil, true
 	case session.Waiting:
 		return warn("a message from %s waits for older messages that have not arrived", who), false
@@ -324,9 +435,21 @@ func (v *roomView) applyNotice(n session.Notice) (*line, bool) {
 		}
 		return warn("%s: %s", t, errText), true
 	case session.Gap:
-		return warn("we were out of the room: messages sent meanwhile may be lost"), true
+		t := "we were out of the room"
+		if errText != "" {
+			t += " (“" + errText + "”)"
+		}
+		return warn("%s: messages sent meanwhile may be lost; what you type now waits until the others are back", t), true
 	case session.ReadReceipt:
 		return nil, false
+	case session.ErrorReport:
+		// Its sender's claim, in its words: shown as such, never as our
+		// warning.
+		how := oneLine(n.Severity)
+		if !n.Signed {
+			how += ", unsigned"
+		}
+		return info("%s reports an error (%s): “%s”", who, how, oneLine(n.Text)), false
 	}
 	return nil, false
 }
@@ -419,9 +542,33 @@ func (v *roomView) message(num int) *line {
 	return v.msgs[num-1]
 }
 
+// countdown is what is left until t, as minutes:seconds.
+func countdown(t, now time.Time) string {
+	d := max(t.Sub(now).Round(time.Second), 0)
+	return fmt.Sprintf("%d:%02d", int(d/time.Minute), int(d%time.Minute/time.Second))
+}
+
+// queuedMark says what became of a queued line, in words: waiting, not
+// sent (and how to send it again), sent again.
+func (v *roomView) queuedMark(l *line) string {
+	switch {
+	case l.resent:
+		return "[not sent then; sent again]"
+	case len(l.notDelivered) > 0:
+		return fmt.Sprintf("[NOT SENT: %s did not come back in time; /resend %s]", v.names(l.notDelivered), l.label())
+	case l.ack == ackUnknown:
+		return fmt.Sprintf("[NOT SENT: the client stopped while it waited; /resend %s]", l.label())
+	}
+	return fmt.Sprintf("[queued — waiting for %s (until %s)]", v.names(l.members), l.until.Local().Format("15:04"))
+}
+
 // marks returns the annotations of a message, in words: the unacked
-// marker, who did not acknowledge it, the reply hint, the old membership.
+// marker, who did not acknowledge it, who it did not reach, the reply
+// hint, the old membership.
 func (v *roomView) marks(l *line) (prefix, suffix string) {
+	if l.kind == lineQueued {
+		return "", " " + v.queuedMark(l)
+	}
 	if l.kind != lineMessage {
 		return "", ""
 	}
@@ -438,6 +585,16 @@ func (v *roomView) marks(l *line) (prefix, suffix string) {
 		prefix = "[re " + strings.Join(refs, ",") + "] "
 	}
 	var s []string
+	if len(l.notDelivered) > 0 {
+		// Never "seen by everyone": it did not reach them.
+		nd := "⚠ NOT DELIVERED TO " + v.names(l.notDelivered)
+		if l.resent {
+			nd += " (sent again)"
+		} else if l.own {
+			nd += " (/resend " + strconv.Itoa(l.num) + ")"
+		}
+		s = append(s, nd)
+	}
 	switch l.ack {
 	case ackPending:
 		if l.own {
@@ -470,6 +627,9 @@ func (v *roomView) plainText(l *line) string {
 	case lineMessage:
 		pre, suf := v.marks(l)
 		return fmt.Sprintf("%s #%d %s%s: %s%s", ts, l.num, pre, v.author(l), indent(l.text), suf)
+	case lineQueued:
+		_, suf := v.marks(l)
+		return fmt.Sprintf("%s %s %s: %s%s", ts, l.label(), v.author(l), indent(l.text), suf)
 	case linePlain:
 		return fmt.Sprintf("%s [UNENCRYPTED] %s: %s", ts, v.author(l), indent(l.text))
 	case lineMembership:
@@ -510,7 +670,12 @@ func (v *roomView) details(l *line, unacked []string, live bool) string {
 		}
 		b.WriteString("answers: " + strings.Join(refs, "; ") + "\n")
 	}
+	if len(l.notDelivered) > 0 {
+		fmt.Fprintf(&b, "NOT delivered to: %s (typed while we were out of the session, sent without them)\n", v.names(l.notDelivered))
+	}
 	switch {
+	case l.ack == ackFull && len(l.notDelivered) > 0:
+		b.WriteString("acknowledged by everyone it reached")
 	case l.ack == ackFull:
 		b.WriteString("acknowledged by everyone it was sent to")
 	case l.ack == ackMissing:
@@ -523,6 +688,8 @@ func (v *roomView) details(l *line, unacked []string, live bool) string {
 		}
 	case live && len(unacked) > 0:
 		fmt.Fprintf(&b, "waiting for acknowledgement from: %s", v.names(sortedClean(unacked)))
+	case live && len(l.notDelivered) > 0:
+		b.WriteString("acknowledged by everyone it reached")
 	case live:
 		b.WriteString("acknowledged by everyone it was sent to")
 	case l.ack == ackUnknown:

@@ -201,23 +201,41 @@ func TestViewNoticesToLines(t *testing.T) {
 		2:  {notice(session.Notice{Kind: session.OpSucceeded, OpKind: session.OpInclude, Include: []string{carol}}), "including carol@example.org: done", false},
 		3:  {notice(session.Notice{Kind: session.OpFailed, OpKind: session.OpExclude, Exclude: []string{bob}, Err: errors.New("timeout")}), "excluding bob@example.org: failed (timeout)", true},
 		4:  {notice(session.Notice{Kind: session.OpRejected, OpKind: session.OpRefresh, Err: errors.New("busy")}), "renewing the group key: rejected (busy)", true},
-		5:  {notice(session.Notice{Kind: session.JoinRequest, Author: carol}), "carol@example.org/c entered and waits to be included: /invite carol@example.org", false},
+		5:  {notice(session.Notice{Kind: session.JoinRequest, Author: carol}), "carol@example.org/c waits to be included: /invite carol@example.org", false},
 		6:  {notice(session.Notice{Kind: session.MemberExpired, Author: bob}), "bob@example.org/b is not responding", true},
 		7:  {notice(session.Notice{Kind: session.SecurityWarning, Author: bob, Err: errors.New("bad \x1b[31msignature"), Terminal: true}), "SECURITY WARNING about bob@example.org/b (the session stopped): bad [31msignature", true},
 		8:  {entry(app.Entry{Kind: session.Plain, Author: bob, Text: "in clear\x07"}), "[UNENCRYPTED] bob@example.org: in clear", false},
-		9:  {notice(session.Notice{Kind: session.Gap}), "we were out of the room", true},
+		9:  {notice(session.Notice{Kind: session.Gap, Err: errors.New("xmpp: connection lost")}), "we were out of the room (“xmpp: connection lost”): messages sent meanwhile may be lost; what you type now waits", true},
 		10: {notice(session.Notice{Kind: session.ReadReceipt, Author: bob}), "", false},
 		11: {notice(session.Notice{Kind: session.StateChanged, State: session.StateJoinFailed}), "session state: JOIN_FAILED", false},
 		12: {notice(session.Notice{Kind: session.Waiting, Author: bob}), "waits for older messages", true},
 		17: {notice(session.Notice{Kind: session.OpAccepted, Author: bob, OpKind: session.OpStart, Include: []string{alice, bob}}), "bob@example.org including you: started", false},
 		18: {notice(session.Notice{Kind: session.OpSucceeded, Author: bob, OpKind: session.OpInclude, Include: []string{carol}}), "including carol@example.org (by bob@example.org): done", false},
 		13: {app.Event{Kind: app.EventJoined, Err: errors.New("nick in use")}, "could not join: nick in use", true},
+		19: {notice(session.Notice{Kind: session.StateChanged, State: session.StateJoining, Until: testTime.Add(4*time.Minute + 32*time.Second)}),
+			"waiting to be included (4:32 left, until 15:08:32); a member can include you with /invite alice@example.org/a", false},
+		20: {notice(session.Notice{Kind: session.StateChanged, State: session.StateJoining}), "", false},
+		21: {notice(session.Notice{Kind: session.Kicked, Members: []string{alice}, Err: errors.New("xmpp: removed from r@muc: kicked"), Until: testTime.Add(7 * time.Second)}),
+			"the room removed you: “xmpp: removed from r@muc: kicked”; entering again at 15:04:07", false},
+		22: {notice(session.Notice{Kind: session.Kicked, Members: []string{alice}, Err: errors.New("go away")}),
+			"the room removed you: “go away”; not entering again by ourselves (/join r@muc)", false},
+		23: {notice(session.Notice{Kind: session.Kicked, Members: []string{bob, carol}, Text: "was excluded from the session"}),
+			"removed bob@example.org, carol@example.org from the room (was excluded from the session)", false},
+		24: {app.Event{Kind: app.EventOut, Room: "r@muc", Err: errors.New("xmpp: removed from r@muc: room destroyed")},
+			"out of the room, and not entering again by ourselves (“xmpp: removed from r@muc: room destroyed”): /join r@muc to enter again", true},
+		26: {notice(session.Notice{Kind: session.ErrorReport, Author: bob, Text: "bad \x1b[2Jpacket", Severity: "terminal"}),
+			"bob@example.org/b reports an error (terminal, unsigned): “bad [2Jpacket”", false},
+		25: {notice(session.Notice{Kind: session.OpFailed, OpKind: session.OpInclude, Include: []string{carol}, Err: errors.New("aborted"), Until: testTime.Add(30 * time.Second)}),
+			"including carol@example.org: failed (aborted); whoever did not answer is left out of automatic inclusions until 15:04:30", true},
 		14: {app.Event{Kind: app.EventDecision, Decision: trust.Decision{Kind: trust.KeyChanged, Member: bob, JID: "bob@example.org", Key: crypto.PublicKey{1}}}, "bob@example.org/b CHANGED its identity key", true},
 		15: {app.Event{Kind: app.EventDecision, Decision: trust.Decision{Kind: trust.KeyNew, Member: bob, JID: "bob@example.org", Key: crypto.PublicKey{1}, Trusted: true}}, "bob@example.org/b announced key", false},
 		16: {app.Event{Kind: app.EventDecision, Decision: trust.Decision{Kind: trust.KeyNewDevice, Member: bob, JID: "bob@example.org", Key: crypto.PublicKey{1}}}, "NOT trusted: /verify bob@example.org", false},
 	} {
 		v := newRoomView("r@muc")
 		v.self = alice
+		if tt.ev.Room == "" {
+			tt.ev.Room = "r@muc"
+		}
 		l, _ := v.apply(tt.ev)
 		if tt.want == "" {
 			if l != nil {
@@ -366,3 +384,165 @@ func TestViewLiveEqualsHistory(t *testing.T) {
 }
 
 var nopLog = zerolog.Nop()
+
+// TestViewQueuedLines: messages typed during a server restart. The first
+// is a queued line, then the message it became, drawn where it was sent
+// (after the new membership), never shown as seen by everyone while it
+// did not reach carol; the second was never sent and says how to send it
+// again. The history draws the same lines.
+func TestViewQueuedLines(t *testing.T) {
+	until := testTime.Add(5 * time.Minute)
+	h1, h2 := transcript.ID{0xC1}, transcript.ID{0xC2}
+	q1 := entry(app.Entry{Seq: 3, Kind: session.Queued, ID: h1, Author: alice, Own: true, Text: "typed while out", Members: []string{bob, carol}, Until: until})
+	q2 := entry(app.Entry{Seq: 4, Kind: session.Queued, ID: h2, Author: alice, Own: true, Text: "never sent", Members: []string{bob, carol}, Until: until})
+	sent := msg(6, alice, "typed while out", true, []int{1}, alice, bob)
+	sent.Entry.Replaces = h1
+	nd := sent
+	nd.Entry.Replaces, nd.Entry.NotDelivered = transcript.ID{}, []string{carol}
+	never := q2
+	never.Entry.NotDelivered = []string{bob, carol}
+	live := []app.Event{
+		membership([]string{alice}, []string{bob, carol}, nil),
+		msg(1, bob, "before", false, nil, alice, bob, carol),
+		notice(session.Notice{Kind: session.Gap}),
+		q1, q2,
+		membership([]string{alice}, []string{bob}, nil),
+		sent, nd, acked(nd, nil, false, false), never,
+	}
+	v := newRoomView("r@muc")
+	v.self = alice
+	var texts []string
+	for i, ev := range live {
+		l, _ := v.apply(ev)
+		if i == 4 {
+			texts = append(texts, v.plainText(v.lines[len(v.lines)-2]), v.plainText(l))
+		}
+	}
+	if want := []string{
+		"15:04 q1 you: typed while out [queued — waiting for bob@example.org, carol@example.org (until 15:09)]",
+		"15:04 q2 you: never sent [queued — waiting for bob@example.org, carol@example.org (until 15:09)]",
+	}; !slices.Equal(texts, want) {
+		t.Errorf("queued lines:\n%q\nwant\n%q", texts, want)
+	}
+	var got []string
+	for _, l := range v.lines {
+		if l.kind != lineInfo && l.kind != lineWarning {
+			got = append(got, v.plainText(l))
+		}
+	}
+	want := []string{
+		"15:04 -- members: alice@example.org, bob@example.org, carol@example.org (+bob@example.org, +carol@example.org)",
+		"15:04 #1 bob@example.org: before (sent to other members: you, bob@example.org, carol@example.org)",
+		"15:04 q2 you: never sent [NOT SENT: bob@example.org, carol@example.org did not come back in time; /resend q2]",
+		"15:04 -- members: alice@example.org, bob@example.org (+bob@example.org)",
+		"15:04 #2 you: typed while out ⚠ NOT DELIVERED TO carol@example.org (/resend 2)",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("live:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	d := v.details(v.message(2), nil, false)
+	if !strings.Contains(d, "NOT delivered to: carol@example.org") || !strings.Contains(d, "acknowledged by everyone it reached") ||
+		strings.Contains(d, "everyone it was sent to") {
+		t.Errorf("details of a message that did not reach carol:\n%s", d)
+	}
+	// The history, as the App reads it back.
+	hv := newRoomView("r@muc")
+	hv.self = alice
+	hv.loadHistory([]app.Entry{live[0].Entry, live[1].Entry, never.Entry, live[5].Entry, acked(nd, nil, false, false).Entry})
+	var back []string
+	for _, l := range hv.lines {
+		if l.kind != lineInfo {
+			back = append(back, hv.plainText(l))
+		}
+	}
+	want[2] = strings.ReplaceAll(want[2], "q2", "q1") // queued lines are counted among those still shown
+	if !slices.Equal(back, want) {
+		t.Errorf("history:\n%s\nwant:\n%s", strings.Join(back, "\n"), strings.Join(want, "\n"))
+	}
+	// Still waiting when the client stopped: never sent.
+	hv.loadHistory([]app.Entry{{Kind: session.Queued, ID: transcript.ID{0xC3}, Author: alice, Own: true, Text: "left behind", At: testTime, Unconfirmed: true}})
+	if got := hv.plainText(hv.lines[len(hv.lines)-2]); got != "15:04 q2 you: left behind [NOT SENT: the client stopped while it waited; /resend q2]" {
+		t.Errorf("a queued message of an earlier run: %q", got)
+	}
+}
+
+// TestClientResend: /resend sends again a message that did not reach
+// everyone (#N) or was never sent (qN), by default the latest; a message
+// still waiting, or one that reached everyone, is refused.
+func TestClientResend(t *testing.T) {
+	c, f := newTestClient("r@muc")
+	v := c.views["r@muc"]
+	v.self = alice
+	var sent []string
+	c.sendHook = func(room, text string) error { sent = append(sent, text); return nil }
+	until := testTime.Add(5 * time.Minute)
+	c.handle(membership([]string{alice}, []string{bob, carol}, nil))
+	c.handle(msg(1, alice, "delivered", true, nil, alice, bob, carol))
+	c.handle(entry(app.Entry{Kind: session.Queued, ID: transcript.ID{0xC1}, Author: alice, Own: true, Text: "waiting", Members: []string{bob}, Until: until}))
+	nd := msg(2, alice, "not to carol", true, nil, alice, bob)
+	nd.Entry.NotDelivered = []string{carol}
+	c.handle(nd)
+	c.handle(entry(app.Entry{Kind: session.Queued, ID: transcript.ID{0xC2}, Author: alice, Own: true, Text: "never", Members: []string{bob},
+		NotDelivered: []string{bob}, Until: until}))
+	if c.idle() {
+		t.Error("idle while a message waits to be sent")
+	}
+	for _, tt := range []struct{ in, warn string }{
+		{"/resend q1", "q1 is still waiting to be sent (until 15:09:00)"},
+		{"/resend 1", "#1 reached everyone it was meant for"},
+		{"/resend q9", "no message q9 here"},
+		{"/resend x", "usage: /resend"},
+	} {
+		f.warnings = nil
+		c.input(tt.in)
+		if len(f.warnings) != 1 || !strings.Contains(f.warnings[0], tt.warn) {
+			t.Errorf("%s: %q, want %q", tt.in, f.warnings, tt.warn)
+		}
+	}
+	if len(sent) != 0 {
+		t.Fatalf("sent %q", sent)
+	}
+	f.warnings = nil
+	c.input("/resend")
+	c.input("/resend #2")
+	c.input("/resend")
+	if !slices.Equal(sent, []string{"never", "not to carol"}) {
+		t.Errorf("sent again: %q", sent)
+	}
+	if len(f.warnings) != 1 || !strings.Contains(f.warnings[0], "no message to send again") {
+		t.Errorf("nothing left to send again: %q", f.warnings)
+	}
+	if got := v.plainText(v.message(2)); !strings.Contains(got, "⚠ NOT DELIVERED TO carol@example.org (sent again) …unacked") {
+		t.Errorf("resent: %q", got)
+	}
+}
+
+// TestPlainChanges: line mode prints what changed about a line once per
+// new state: a queued message never sent, a message sent without someone
+// and then acknowledged by those it reached (never "by everyone").
+func TestPlainChanges(t *testing.T) {
+	c := newClient(nil, &Config{HistoryLines: 10}, nopLog)
+	var out strings.Builder
+	newPlainUI(c, strings.NewReader(""), &out)
+	c.views["r@muc"] = newRoomView("r@muc")
+	c.order, c.cur = []string{"r@muc"}, "r@muc"
+	c.views["r@muc"].self = alice
+	q := entry(app.Entry{Kind: session.Queued, ID: transcript.ID{0xC1}, Author: alice, Own: true, Text: "hello?", Members: []string{bob},
+		Until: testTime.Add(5 * time.Minute)})
+	never := q
+	never.Entry.NotDelivered = []string{bob}
+	m := msg(1, alice, "sent late", true, nil, alice, bob)
+	nd := m
+	nd.Entry.NotDelivered = []string{carol}
+	for _, ev := range []app.Event{q, never, never, m, nd, nd, acked(nd, nil, false, false)} {
+		c.handle(ev)
+	}
+	want := "15:04 q1 you: hello? [queued — waiting for bob@example.org (until 15:09)]\n" +
+		"!! 15:04 q1 you: hello? [NOT SENT: bob@example.org did not come back in time; /resend q1]\n" +
+		"15:04 #1 you: sent late …unacked\n" +
+		"!! 15:04 #1 you: sent late ⚠ NOT DELIVERED TO carol@example.org (/resend 1) …unacked\n" +
+		"-- #1 acknowledged by everyone it reached; NOT delivered to carol@example.org\n"
+	if out.String() != want {
+		t.Errorf("line mode printed\n%s\nwant\n%s", out.String(), want)
+	}
+}
