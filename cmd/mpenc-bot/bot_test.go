@@ -94,6 +94,12 @@ nick = "b0t"
 	if c.Greeting != "" || c.Prefix != "!" || c.PasswordEnv != "MPENC_PASSWORD" || c.Store != "mpenc-bot.db" {
 		t.Errorf("config: %+v", c)
 	}
+	if !c.rejoin() {
+		t.Error("rejoin is off by default")
+	}
+	if c, err := loadConfig(write("account = \"a@b\"\nrejoin = false\n[[rooms]]\njid = \"r@m\"\n")); err != nil || c.rejoin() {
+		t.Errorf("rejoin = false: %v, %v", c, err)
+	}
 	for i, tt := range []struct{ text, want string }{
 		0: {`account = "a@b"`, "no [[rooms]]"},
 		1: {"[[rooms]]\njid = \"r@m\"\n", "account is required"},

@@ -26,9 +26,17 @@ type Config struct {
 	// LogFile: JSON logs go there (appended); empty: standard error.
 	LogFile string `toml:"log_file"`
 	// LogLevel: debug, info, warn or error.
-	LogLevel string       `toml:"log_level"`
-	Rooms    []RoomConfig `toml:"rooms"`
+	LogLevel string `toml:"log_level"`
+	// Rejoin: enter again, with backoff, a room the bot was removed from
+	// (kicked, banned, the room destroyed), whose join failed, or whose
+	// session stopped; nil (not set) means true. Off, the bot exits with
+	// an error once it is out of every room.
+	Rejoin *bool        `toml:"rejoin"`
+	Rooms  []RoomConfig `toml:"rooms"`
 }
+
+// rejoin reports whether the bot rejoins the rooms it was removed from.
+func (c *Config) rejoin() bool { return c.Rejoin == nil || *c.Rejoin }
 
 // RoomConfig is one [[rooms]] table.
 type RoomConfig struct {

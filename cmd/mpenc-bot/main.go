@@ -40,12 +40,19 @@ The configuration file (TOML):
     greeting = "Hello {name}! ..."    # "" for none
     log_file = ""                     # JSON logs; default: standard error
     log_level = "info"                # debug | info | warn | error
+    rejoin   = true                   # rejoin a room we were removed from (kicked, destroyed,
+                                      # a failed join), 5 s doubling to 5 min; false: exit
+                                      # with an error once out of every room
 
     [[rooms]]
     jid     = "lobby@conference.example.org"
     include = "everyone"              # everyone | trusted (verified keys) | manual
 
 Commands in the rooms: !help, !ping, !echo TEXT, !members, !fingerprint [JID].
+
+The bot stays in its rooms: after a lost connection or a server restart
+the session re-forms by itself; when it is kicked, the room destroyed, or
+nobody includes it in time, it logs why and rejoins with backoff.
 
 The password and the passphrase are read from the environment and removed
 from it. The first run creates the bot's identity key, sealed with the
