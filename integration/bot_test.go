@@ -34,9 +34,9 @@ type appPeer struct {
 }
 
 // newAppPeer opens an App for account a in dir (small key-derivation
-// parameters: this is a test) and collects its events until the end of
-// the test, when it is closed (parting properly).
-func (s *server) newAppPeer(t *testing.T, a account, dir string) *appPeer {
+// parameters: this is a test), adjusted by tweaks, and collects its
+// events until the end of the test, when it is closed (parting properly).
+func (s *server) newAppPeer(t *testing.T, a account, dir string, tweaks ...func(*app.Config)) *appPeer {
 	t.Helper()
 	cfg := app.Config{
 		Store: filepath.Join(dir, "peer.db"), Account: a.jid, Password: a.password,
@@ -48,6 +48,9 @@ func (s *server) newAppPeer(t *testing.T, a account, dir string) *appPeer {
 	}
 	if s.security == xmpp.DirectTLS {
 		cfg.Server = s.tlsAddr
+	}
+	for _, f := range tweaks {
+		f(&cfg)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cmdBound)
 	defer cancel()
