@@ -385,6 +385,9 @@ func (c *Core) onOwnLeave(ev channel.Event) {
 		s.base.Stop(c.now)
 		c.drainLeaving(s)
 	}
+	if c.cur != nil {
+		c.log.Forget(c.cur.ref) // a new session starts from nothing when we are back
+	}
 	c.cur, c.prevs = nil, nil
 	c.replaceState(nil)
 	c.retired = nil // the room's traffic since we left never reaches us

@@ -2,10 +2,12 @@ package session_test
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/mpenc/mpenc/internal/sessionpeek"
 	"github.com/mpenc/mpenc/session"
 )
 
@@ -119,5 +121,39 @@ func TestRekeyAfterOperations(t *testing.T) {
 	if oldSigner.Seed() != ([32]byte{}) {
 		t.Error("B's old ephemeral signing key not zeroed once nothing signs with it")
 	}
+	noWarnings(t, w)
+}
+
+// Memory does not grow with the session's life: a finished subsession's
+// transcript is forgotten by the message log (its graph, and its entries
+// once nothing older is kept), and only the last causal.KeepText entries
+// keep their text; the app keeps the conversation, sealed, on disk.
+func TestFinishedTranscriptsForgotten(t *testing.T) {
+	w := three(t, 82, false)
+	for i := range 3 {
+		if err := w.Send("A", fmt.Sprint("before refresh ", i)); err != nil {
+			t.Fatal(err)
+		}
+		run(t, w, time.Second)
+		opOf(t, w, "B", func(c *session.Core, now time.Time) (*session.Op, error) { return c.Refresh(now) })
+		run(t, w, 10*time.Second)
+	}
+	run(t, w, 2*time.Minute) // the old subsessions finish their shutdown
+	for _, id := range w.Order() {
+		l := sessionpeek.MessageLog(w.Members[id].Core)
+		if l.First() == 0 {
+			t.Errorf("%s still keeps the first subsession's entries", id)
+		}
+		for pos := l.First(); pos < l.Len(); pos++ {
+			e := l.Entry(pos)
+			if l.Graph(e.Transcript) == nil {
+				t.Errorf("%s keeps entry %d of a forgotten transcript", id, pos)
+			}
+		}
+	}
+	if err := w.Send("A", "after"); err != nil {
+		t.Fatal(err)
+	}
+	run(t, w, 5*time.Second)
 	noWarnings(t, w)
 }

@@ -36,12 +36,15 @@ func (c *Core) unacked(id transcript.ID) ([]string, bool) {
 	if c.log == nil {
 		return nil, false
 	}
-	for pos := c.log.Len() - 1; pos >= 0; pos-- {
+	for pos := c.log.Len() - 1; pos >= c.log.First(); pos-- {
 		e := c.log.Entry(pos)
 		if e.ID != id {
 			continue
 		}
 		g := c.log.Graph(e.Transcript)
+		if g == nil {
+			return nil, false // its subsession finished: its final state is in the history
+		}
 		var out []string
 		for _, k := range g.UnackedBy(e.Index, nil) {
 			out = append(out, g.Member(k))

@@ -121,6 +121,9 @@ func (c *Core) retire(s *sub) {
 	c.retired = append(c.retired, retiredSub{v: s.base.Verifier(), until: until})
 	s.base.Zero(c.now)
 	c.wipeSigningKey(s.signer)
+	if s != c.cur {
+		c.log.Forget(s.ref) // its messages are all in; the app keeps them on disk
+	}
 }
 
 // wipeSigningKey zeroes an ephemeral signing key once neither our group

@@ -29,14 +29,23 @@ const NoTranscript TranscriptRef = -1
 // for the first Payloads of a subsession that subsession's transcript
 // parents.
 //
+// Memory is bounded: only the last [KeepText] entries keep their text
+// (the app keeps the conversation on disk), and a transcript the caller
+// forgets ([MessageLog.Forget], once its subsession has finished) gives
+// up its graph, and its entries once no older entry is kept before them.
+//
 // A MessageLog is not safe for concurrent use.
 type MessageLog struct {
 	trs     []logTranscript
-	entries []logEntry
-	parOff  []uint32 // log parents of entry k: par[parOff[k]:parOff[k+1]]
+	base    int        // positions below it were dropped
+	entries []logEntry // entries[k] is position base+k
+	parOff  []uint32   // log parents of entries[k]: par[parOff[k]:parOff[k+1]]
 	par     []uint32
 	scratch []payloadRef
 }
+
+// KeepText is how many of the latest entries keep their text in memory.
+const KeepText = 1024
 
 type logTranscript struct {
 	g         *Graph
@@ -52,19 +61,21 @@ type payloadRef struct {
 }
 
 type logEntry struct {
-	tr   uint32
-	idx  Index
-	text string
+	tr     uint32
+	idx    Index
+	id     transcript.ID
+	author string
+	text   string
 }
 
 // Entry is one line of the log.
 type Entry struct {
 	Pos        int // position in the log, from 0
 	Transcript TranscriptRef
-	Index      Index // in the transcript's graph
+	Index      Index // in the transcript's graph (gone once the transcript is forgotten)
 	ID         transcript.ID
 	Author     string
-	Text       string
+	Text       string // empty once the entry is older than the last KeepText
 	// Parents are the log positions of the entry's log parents, ascending.
 	Parents []int
 }
@@ -106,6 +117,9 @@ func (l *MessageLog) AddTranscript(g *Graph, prev TranscriptRef, latestPM []tran
 	}
 	t := logTranscript{g: g, parent: prev, payloads: make([][]payloadRef, g.n)}
 	var err error
+	if prev != NoTranscript && l.trs[prev].g == nil {
+		prev = NoTranscript // forgotten: nothing to hang from but its parents
+	}
 	if prev != NoTranscript {
 		p := &l.trs[prev]
 		var from []Index
@@ -138,6 +152,9 @@ func (l *MessageLog) Append(ref TranscriptRef, i Index, text string) (Ready, boo
 		return Ready{}, false, fmt.Errorf("transcript: unknown transcript %d", ref)
 	}
 	t := &l.trs[ref]
+	if t.g == nil {
+		return Ready{}, false, fmt.Errorf("transcript: transcript %d was forgotten", ref)
+	}
 	if i != t.next || int(i) >= t.g.Len() {
 		return Ready{}, false, fmt.Errorf("transcript: message log got index %d, expected %d of %d", i, t.next, t.g.Len())
 	}
@@ -146,15 +163,18 @@ func (l *MessageLog) Append(ref TranscriptRef, i Index, text string) (Ready, boo
 	if g.Kind(i) != KindPayload {
 		return Ready{}, false, nil
 	}
-	pos := uint32(len(l.entries))
+	pos := uint32(l.Len())
 	parents := l.latestPayloads(t, []Index{i}, false)
 	if len(parents) == 0 {
 		parents = t.trParents
 	}
 	l.par = append(l.par, parents...)
 	l.parOff = append(l.parOff, uint32(len(l.par)))
-	l.entries = append(l.entries, logEntry{tr: uint32(ref), idx: i, text: text})
 	a := g.Author(i)
+	l.entries = append(l.entries, logEntry{tr: uint32(ref), idx: i, id: g.ID(i), author: g.Member(a), text: text})
+	if old := int(pos) - KeepText; old >= l.base {
+		l.entries[old-l.base].text = ""
+	}
 	t.payloads[a] = append(t.payloads[a], payloadRef{seq: g.Seq(i), pos: pos})
 	r := Ready{Pos: int(pos), ParIdx: make([]int, len(parents))}
 	for k, p := range parents {
@@ -192,10 +212,10 @@ func (l *MessageLog) latestPayloads(t *logTranscript, from []Index, inclusive bo
 	l.scratch = cands
 	var out []uint32
 	for x, c := range cands {
-		ci := l.entries[c.pos].idx
+		ci := l.entries[int(c.pos)-l.base].idx
 		dominated := false
 		for y, d := range cands {
-			if x != y && g.Less(ci, l.entries[d.pos].idx) {
+			if x != y && g.Less(ci, l.entries[int(d.pos)-l.base].idx) {
 				dominated = true
 				break
 			}
@@ -208,24 +228,59 @@ func (l *MessageLog) latestPayloads(t *logTranscript, from []Index, inclusive bo
 	return out
 }
 
-// Len returns the number of entries.
-func (l *MessageLog) Len() int { return len(l.entries) }
+// Len returns the number of entries appended so far (the positions of the
+// next one).
+func (l *MessageLog) Len() int { return l.base + len(l.entries) }
 
-// Entry returns entry pos.
+// First returns the oldest position still kept: entries below it were
+// dropped with their forgotten transcripts.
+func (l *MessageLog) First() int { return l.base }
+
+// Entry returns entry pos (First() ≤ pos < Len()).
 func (l *MessageLog) Entry(pos int) Entry {
-	e := l.entries[pos]
-	g := l.trs[e.tr].g
-	par := l.par[l.parOff[pos]:l.parOff[pos+1]]
-	out := Entry{Pos: pos, Transcript: TranscriptRef(e.tr), Index: e.idx, ID: g.ID(e.idx),
-		Author: g.Member(g.Author(e.idx)), Text: e.text, Parents: make([]int, len(par))}
-	for k, p := range par {
-		out.Parents[k] = int(p)
+	k := pos - l.base
+	e := l.entries[k]
+	par := l.par[l.parOff[k]:l.parOff[k+1]]
+	out := Entry{Pos: pos, Transcript: TranscriptRef(e.tr), Index: e.idx, ID: e.id,
+		Author: e.author, Text: e.text, Parents: make([]int, len(par))}
+	for j, p := range par {
+		out.Parents[j] = int(p)
 	}
 	return out
 }
 
-// Graph returns the graph of a registered transcript.
+// Graph returns the graph of a registered transcript, or nil once it is
+// forgotten.
 func (l *MessageLog) Graph(ref TranscriptRef) *Graph { return l.trs[ref].g }
+
+// Forget releases a transcript whose subsession has finished (no message
+// can be appended to it any more): its graph, and its entries once every
+// older entry was dropped too (their positions stay: First tells where the
+// kept ones begin). The transcript that comes after a live one must stay:
+// a new subsession hangs from its heads.
+func (l *MessageLog) Forget(ref TranscriptRef) {
+	if ref < 0 || int(ref) >= len(l.trs) {
+		return
+	}
+	t := &l.trs[ref]
+	t.g, t.payloads = nil, nil
+	drop := 0
+	for drop < len(l.entries) && l.trs[l.entries[drop].tr].g == nil {
+		drop++
+	}
+	if drop == 0 {
+		return
+	}
+	cut := l.parOff[drop]
+	l.par = slices.Delete(l.par, 0, int(cut))
+	l.parOff = slices.Delete(l.parOff, 0, drop)
+	for k := range l.parOff {
+		l.parOff[k] -= cut
+	}
+	clear(l.entries[:drop])
+	l.entries = slices.Delete(l.entries, 0, drop)
+	l.base += drop
+}
 
 // TranscriptParents returns the log positions a transcript's first Payloads
 // hang from.
@@ -242,6 +297,9 @@ func (l *MessageLog) TranscriptParents(ref TranscriptRef) []int {
 // answer), or its transcript parents if it has no Payload yet.
 func (l *MessageLog) PayloadHeads(ref TranscriptRef) []int {
 	t := &l.trs[ref]
+	if t.g == nil {
+		return nil
+	}
 	var heads []Index
 	for _, h := range t.g.HeadIndexes() {
 		if h < t.next {

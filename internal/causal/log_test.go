@@ -52,18 +52,22 @@ func nameID(name string) transcript.ID {
 
 func (h *logHarness) order() []string {
 	var out []string
-	for k := range h.log.Len() {
+	for k := h.log.First(); k < h.log.Len(); k++ {
 		out = append(out, h.names[h.log.Entry(k).ID])
 	}
 	return out
 }
 
 func (h *logHarness) parents(name string) []string {
-	for k := range h.log.Len() {
+	for k := h.log.First(); k < h.log.Len(); k++ {
 		e := h.log.Entry(k)
 		if h.names[e.ID] == name {
 			var out []string
 			for _, p := range e.Parents {
+				if p < h.log.First() {
+					out = append(out, fmt.Sprint("dropped:", p))
+					continue
+				}
 				out = append(out, h.names[h.log.Entry(p).ID])
 			}
 			return out
@@ -357,5 +361,58 @@ func compareLogs(t *testing.T, r, ref *reader) {
 				t.Fatalf("log order violates causality")
 			}
 		}
+	}
+}
+
+// The log's memory is bounded: only the last KeepText entries keep their
+// text, and a forgotten transcript gives up its graph and, once nothing
+// older is kept before them, its entries; positions stay, the next
+// transcript still hangs from the live one, and a forgotten transcript
+// takes no more messages.
+func TestMessageLogBounded(t *testing.T) {
+	h := &logHarness{t: t, log: causal.NewMessageLog(), names: map[transcript.ID]string{}, ready: map[string]causal.Ready{}}
+	P := causal.KindPayload
+	members := []string{"alice", "bob"}
+	t1, _ := causal.New(members, causal.Options{})
+	r1, _ := h.log.AddTranscript(t1, causal.NoTranscript, nil)
+	prev := ""
+	n := causal.KeepText + 10
+	for i := range n {
+		name := fmt.Sprint("m", i)
+		if prev == "" {
+			h.accept(t1, r1, name, i%2, P)
+		} else {
+			h.accept(t1, r1, name, i%2, P, prev)
+		}
+		prev = name
+	}
+	if e := h.log.Entry(9); e.Text != "" || e.ID != nameID("m9") || e.Author != "bob" {
+		t.Errorf("entry 9, beyond the window: %+v", e)
+	}
+	if e := h.log.Entry(10); e.Text != "text of m10" {
+		t.Errorf("entry 10, inside the window: %+v", e)
+	}
+	t2, _ := causal.New(members, causal.Options{})
+	r2, err := h.log.AddTranscript(t2, r1, []transcript.ID{nameID(prev)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.accept(t2, r2, "x", 0, P)
+	h.log.Forget(r1)
+	if h.log.Graph(r1) != nil {
+		t.Error("the forgotten transcript kept its graph")
+	}
+	if h.log.First() != n || h.log.Len() != n+1 {
+		t.Fatalf("first %d, len %d, want %d and %d", h.log.First(), h.log.Len(), n, n+1)
+	}
+	if e := h.log.Entry(n); e.ID != nameID("x") || !slices.Equal(e.Parents, []int{n - 1}) {
+		t.Errorf("the new transcript's entry: %+v", e)
+	}
+	h.accept(t2, r2, "y", 1, P, "x")
+	if got := h.parents("y"); !slices.Equal(got, []string{"x"}) {
+		t.Errorf("parents of y: %v", got)
+	}
+	if _, _, err := h.log.Append(r1, causal.Index(n), "late"); err == nil {
+		t.Error("a forgotten transcript took a message")
 	}
 }

@@ -138,22 +138,36 @@ type msgView struct {
 	parents      string
 }
 
-// logViews returns every Payload in a member's message log with its author,
-// text and parents (ids).
-func logViews(c *session.Core) map[transcript.ID]msgView {
-	out := map[transcript.ID]msgView{}
-	l := sessionpeek.MessageLog(c)
-	for pos := range l.Len() {
-		e := l.Entry(pos)
-		g := l.Graph(e.Transcript)
-		var ps []string
-		for _, p := range g.Parents(e.Index) {
-			id := g.ID(p)
-			ps = append(ps, fmt.Sprintf("%x", id[:6]))
+// record notes, for each Message notice among ns, what the member's
+// message log says of it as it enters the log: author, text and parents
+// (ids). The log keeps only recent text and forgets finished
+// subsessions' graphs (bounded memory), so the end checks compare what
+// was recorded.
+func (m *Member) record(ns []session.Notice) {
+	l := sessionpeek.MessageLog(m.Core)
+	for _, n := range ns {
+		if n.Kind != session.Message {
+			continue
 		}
-		out[e.ID] = msgView{author: e.Author, text: e.Text, parents: fmt.Sprint(ps)}
+		for pos := l.Len() - 1; pos >= l.First(); pos-- {
+			e := l.Entry(pos)
+			if e.ID != n.ID {
+				continue
+			}
+			var ps []string
+			if g := l.Graph(e.Transcript); g != nil {
+				for _, p := range g.Parents(e.Index) {
+					id := g.ID(p)
+					ps = append(ps, fmt.Sprintf("%x", id[:6]))
+				}
+			}
+			if m.views == nil {
+				m.views = map[transcript.ID]msgView{}
+			}
+			m.views[e.ID] = msgView{author: e.Author, text: e.Text, parents: fmt.Sprint(ps)}
+			break
+		}
 	}
-	return out
 }
 
 // CheckEnd runs the invariants of a finished run (after a quiet period):
@@ -169,7 +183,7 @@ func CheckEnd(w *World) error {
 	sent := map[transcript.ID]string{}
 	for _, id := range w.order {
 		m := w.Members[id]
-		views[id] = logViews(m.Core)
+		views[id] = m.views
 		sentAs := m.sentAs()
 		for _, s := range m.Sent {
 			if s.Queued {

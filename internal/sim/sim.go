@@ -35,6 +35,7 @@ type Member struct {
 	// events, and crashes (a crashed member's state is gone with it).
 	Left    []time.Time
 	checked int // notices already seen by CheckStep
+	views   map[transcript.ID]msgView
 }
 
 // SentMessage is a Payload a member sent. A message typed while its
@@ -189,7 +190,9 @@ func (w *World) apply(m *Member) {
 			w.Act(m.ID, a)
 		}
 	}
-	m.Notices = append(m.Notices, m.Core.TakeNotices()...)
+	ns := m.Core.TakeNotices()
+	m.record(ns)
+	m.Notices = append(m.Notices, ns...)
 }
 
 // Do runs a user action on a member now and applies its outputs.
