@@ -46,7 +46,7 @@ type Config struct {
 	// who lost the room (a server restart, a lost connection) are included
 	// again automatically when they come back, whatever AutoInclude says,
 	// and how long a message typed while we were out of the session waits
-	// for the members it was meant for. 0 means DefaultJoinWindow.
+	// for the members it was meant for. 0 means 5 minutes.
 	JoinWindow time.Duration
 	// RekeyOps and RekeyAfter bound what a stolen memory image reveals:
 	// every member keeps its CLIQUES contributions since the last START,
@@ -54,22 +54,21 @@ type Config struct {
 	// can be recomputed. After RekeyOps membership operations, or
 	// RekeyAfter, since the last START, the members run a fresh START
 	// among themselves (new contributions from everyone; the old ones are
-	// zeroed). 0 means DefaultRekeyOps and DefaultRekeyAfter; a negative
-	// value turns that bound off. Never with NoChainCheck (rooms with
+	// zeroed). 0 means 8 operations and one hour (docs/PERFORMANCE.md,
+	// "Forward secrecy", weighs them against what a START costs); a
+	// negative value turns that bound off. Never with NoChainCheck (rooms with
 	// reference peers, which may not take a START in a running session).
 	RekeyOps   int
 	RekeyAfter time.Duration
 }
 
-// Defaults of Config.RekeyOps and Config.RekeyAfter (docs/PERFORMANCE.md,
-// "Forward secrecy", weighs them against what a START costs).
+// Defaults of Config.RekeyOps, Config.RekeyAfter and Config.JoinWindow.
 const (
-	DefaultRekeyOps   = 8
-	DefaultRekeyAfter = time.Hour
+	defaultRekeyOps   = 8
+	defaultRekeyAfter = time.Hour
+	defaultJoinWindow = 5 * time.Minute
 )
 
-// DefaultJoinWindow is the JoinWindow of a Config that sets none.
-const DefaultJoinWindow = 5 * time.Minute
 
 // ActionKind says what an Action asks of the channel: enter the room, leave
 // it, broadcast Action.Wire, or remove Action.Members from it.
@@ -160,16 +159,16 @@ func NewCore(cfg Config, now time.Time) (*Core, error) {
 		return nil, err
 	}
 	if cfg.JoinWindow == 0 {
-		cfg.JoinWindow = DefaultJoinWindow
+		cfg.JoinWindow = defaultJoinWindow
 	}
 	if cfg.JoinWindow < 0 {
 		return nil, errors.New("session: negative JoinWindow")
 	}
 	if cfg.RekeyOps == 0 {
-		cfg.RekeyOps = DefaultRekeyOps
+		cfg.RekeyOps = defaultRekeyOps
 	}
 	if cfg.RekeyAfter == 0 {
-		cfg.RekeyAfter = DefaultRekeyAfter
+		cfg.RekeyAfter = defaultRekeyAfter
 	}
 	c := &Core{
 		cfg:        cfg,

@@ -17,6 +17,9 @@ import (
 // docs/SESSION.md and docs/MESSAGE-LAYER.md §8 (BC 5 s, MI 16 s).
 var ref = session.NewTiming(5*time.Second, 16*time.Second)
 
+// joinWindow is session.Config.JoinWindow's default.
+const joinWindow = 5 * time.Minute
+
 // hop is the room's per-hop delay in scenarios: well inside BC.
 var hop = memhub.Faults{Uplink: 20 * time.Millisecond, Downlink: 20 * time.Millisecond, Jitter: 10 * time.Millisecond}
 

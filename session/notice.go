@@ -46,8 +46,6 @@ const (
 	// persistent state of the message, cleared by FullyAcked). ID, Members,
 	// Final (can no longer be verified), Absent (all named left on purpose or were excluded since).
 	NotFullyAcked
-	// ReadReceipt: Author acknowledged our messages up to ID manually.
-	ReadReceipt
 	// Waiting: a message waits for older ones that have not arrived (its
 	// content is not shown). ID, Author, Missing. Withdrawn by Message with
 	// Late set, or turned into Dropped.

@@ -37,10 +37,10 @@ func TestScenario03NoAutoInclude(t *testing.T) {
 			until = n.Until
 		}
 	}
-	if want := start.Add(session.DefaultJoinWindow); !until.Equal(want) {
+	if want := start.Add(joinWindow); !until.Equal(want) {
 		t.Fatalf("B's JOINING until %v, want %v", until, want)
 	}
-	run(t, w, session.DefaultJoinWindow-3*time.Second)
+	run(t, w, joinWindow-3*time.Second)
 	if op.Done() {
 		t.Fatalf("B gave up early: %v", op)
 	}

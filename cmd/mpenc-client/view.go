@@ -440,8 +440,6 @@ func (v *roomView) applyNotice(n session.Notice) (*line, bool) {
 			t += " (“" + errText + "”)"
 		}
 		return warn("%s: messages sent meanwhile may be lost; what you type now waits until the others are back", t), true
-	case session.ReadReceipt:
-		return nil, false
 	case session.ErrorReport:
 		// Its sender's claim, in its words: shown as such, never as our
 		// warning.

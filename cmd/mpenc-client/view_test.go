@@ -206,7 +206,6 @@ func TestViewNoticesToLines(t *testing.T) {
 		7:  {notice(session.Notice{Kind: session.SecurityWarning, Author: bob, Err: errors.New("bad \x1b[31msignature"), Terminal: true}), "SECURITY WARNING about bob@example.org/b (the session stopped): bad [31msignature", true},
 		8:  {entry(app.Entry{Kind: session.Plain, Author: bob, Text: "in clear\x07"}), "[UNENCRYPTED] bob@example.org: in clear", false},
 		9:  {notice(session.Notice{Kind: session.Gap, Err: errors.New("xmpp: connection lost")}), "we were out of the room (“xmpp: connection lost”): messages sent meanwhile may be lost; what you type now waits", true},
-		10: {notice(session.Notice{Kind: session.ReadReceipt, Author: bob}), "", false},
 		11: {notice(session.Notice{Kind: session.StateChanged, State: session.StateJoinFailed}), "session state: JOIN_FAILED", false},
 		12: {notice(session.Notice{Kind: session.Waiting, Author: bob}), "waits for older messages", true},
 		17: {notice(session.Notice{Kind: session.OpAccepted, Author: bob, OpKind: session.OpStart, Include: []string{alice, bob}}), "bob@example.org including you: started", false},

@@ -60,6 +60,9 @@ func (s RestartScenario) String() string {
 		s.Seed, s.Members, s.Auto, s.Back, s.Typed, s.Hostile)
 }
 
+// defaultJoinWindow is session.Config.JoinWindow's default.
+const defaultJoinWindow = 5 * time.Minute
+
 // restartFormed bounds how long after the last member's return the members
 // that came back must share one subsession: each inclusion takes a few
 // broadcast rounds, one after another.
@@ -152,7 +155,7 @@ func (s RestartScenario) Run() (*World, error) {
 		return w, err
 	}
 	// Quiet: every queued message's wait (the join window) ends.
-	if err := w.RunFor(session.DefaultJoinWindow + time.Minute); err != nil {
+	if err := w.RunFor(defaultJoinWindow + time.Minute); err != nil {
 		return w, err
 	}
 	if err := CheckEnd(w); err != nil {
