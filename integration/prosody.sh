@@ -10,6 +10,8 @@
 #                                         and writes DIR/env (shell exports)
 #   integration/prosody.sh stop DIR       stop it and delete DIR
 #   integration/prosody.sh restart DIR    stop and start it again, same ports and data
+#   integration/prosody.sh kill DIR       SIGKILL it (a crash: no goodbye to anyone);
+#                                         restart DIR starts it again
 #   integration/prosody.sh env DIR        print the exports
 #   integration/prosody.sh forget-occupant DIR ROOM JID
 #                                         the room forgets occupant JID silently
@@ -153,6 +155,7 @@ export MPENC_XMPP_ACCOUNTS='$accounts'
 export MPENC_XMPP_CA=$dir/cert.pem
 export MPENC_XMPP_INSECURE=1
 export MPENC_XMPP_RESTART_CMD='$here/prosody.sh restart $dir'
+export MPENC_XMPP_KILL_CMD='$here/prosody.sh kill $dir'
 export MPENC_XMPP_FORGET_CMD='$here/prosody.sh forget-occupant $dir'
 EOF
   launch "$dir"
@@ -197,6 +200,19 @@ features() {
     timeout 0.3 cat <&3 || true' 2>/dev/null || true
 }
 
+# kill_server DIR: SIGKILL the server of DIR and wait until it is gone.
+kill_server() {
+  local dir=$1 pid="" i
+  [ -f "$dir/server.pid" ] && pid=$(cat "$dir/server.pid" 2>/dev/null || true)
+  [ -n "$pid" ] || return 0
+  kill -KILL "$pid" 2>/dev/null || return 0
+  for i in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  die "server $pid still running after SIGKILL"
+}
+
 stop_server() {
   local dir=$1 pid="" i
   [ -f "$dir/server.pid" ] && pid=$(cat "$dir/server.pid" 2>/dev/null || true)
@@ -234,7 +250,8 @@ case "$cmd" in
   start) start ;;
   stop) check_dir "${2:-}"; stop_server "$2"; rm -rf "$2" ;;
   restart) check_dir "${2:-}"; stop_server "$2"; launch "$2" ;;
+  kill) check_dir "${2:-}"; kill_server "$2" ;;
   env) check_dir "${2:-}"; cat "$2/env" ;;
   forget-occupant) check_dir "${2:-}"; forget_occupant "$2" "${3:-}" "${4:-}" ;;
-  *) sed -n '2,21p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,23p' "$0" >&2; exit 2 ;;
 esac
