@@ -309,6 +309,7 @@ func (c *Core) joinPending() bool {
 // the user still wants the session: we join again.
 func (c *Core) onOwnEnter(ev channel.Event) {
 	c.setChannel(ev.Members)
+	c.enteredAt = c.now
 	c.seniors = set{}
 	for _, m := range ev.Members {
 		if m != c.cfg.Self {
@@ -328,6 +329,10 @@ func (c *Core) onOwnEnter(ev channel.Event) {
 	c.seniority()
 }
 
+// seniorsKnown is when we know which of our seniors speak mpENC: a
+// broadcast round after our own enter.
+func (c *Core) seniorsKnown() time.Time { return c.enteredAt.Add(c.cfg.Timing.BC) }
+
 // joinWait is the protocol's unit of waiting for a room of n: (2 + n)·(BC
 // + 1 s), about the time every member takes to answer once. A kicked
 // newcomer re-enters after part of it; the exclusion backstop counts
@@ -339,7 +344,21 @@ func (c *Core) joinWait(n int) time.Duration {
 // seniority: waiting unsynced with no senior left, we found the session
 // ourselves: a new chain, alone, and the join succeeds.
 func (c *Core) seniority() {
-	if c.stage != stageWaiting || c.so.Synced() || len(c.seniors) > 0 {
+	if c.stage != stageWaiting || c.so.Synced() {
+		return
+	}
+	if !c.now.Before(c.seniorsKnown()) {
+		// Everyone present has had a broadcast round to announce an
+		// identity key: an occupant that has not, and whose key the
+		// directory does not know either, does not speak mpENC (a plain
+		// XMPP client, a moderator) and will never include us.
+		for m := range c.seniors {
+			if !c.speaksMpENC(m) {
+				delete(c.seniors, m)
+			}
+		}
+	}
+	if len(c.seniors) > 0 {
 		return
 	}
 	if err := c.so.SyncNew(c.cfg.Rand); err != nil {
@@ -353,7 +372,7 @@ func (c *Core) seniority() {
 	// AutoInclude; otherwise the user is asked).
 	if !c.cfg.AutoInclude {
 		for _, m := range c.channel {
-			if m != c.cfg.Self {
+			if m != c.cfg.Self && c.speaksMpENC(m) {
 				c.notify(Notice{Kind: JoinRequest, Author: m})
 			}
 		}
@@ -492,8 +511,8 @@ func (c *Core) leaveAtBackstop() {
 func (c *Core) sessionOver() {
 	rest := 0
 	for _, m := range c.channel {
-		if m != c.cfg.Self && !c.taskLeave[m] {
-			rest++
+		if m != c.cfg.Self && !c.taskLeave[m] && c.speaksMpENC(m) {
+			rest++ // (a plain XMPP client never joins the session: it does not count)
 		}
 	}
 	if c.cfg.StayIfLastMember && rest == 0 && c.stage != stageParting {

@@ -157,3 +157,35 @@ func TestFinishedTranscriptsForgotten(t *testing.T) {
 	run(t, w, 5*time.Second)
 	noWarnings(t, w)
 }
+
+// An occupant that does not speak mpENC (a plain XMPP client, a
+// moderator: it announced no key, and the directory knows none) is no
+// senior: a newcomer alone with it founds the session after a broadcast
+// round instead of waiting for an inclusion that never comes; and a
+// member that stays as the last one (StayIfLastMember) stays though it is
+// in the room. (Found by the integration tests: both waited for ever.)
+func TestPlainOccupantIsNoSenior(t *testing.T) {
+	w := world(t, 83, hop)
+	w.Add("A", func(c *session.Config) { c.StayIfLastMember = true })
+	w.Add("B", nil)
+	w.Hub.Enter("plain@example.org/moderator") // no key anywhere
+	run(t, w, time.Second)
+	op := join(t, w, "A")
+	run(t, w, 6*time.Second) // a broadcast round: BC is 5 s here
+	if !op.Done() || op.Err() != nil {
+		t.Fatalf("A's join beside a plain client: %v (%s)", op, session.LettersOf(w.Members["A"].Core))
+	}
+	if n := notices(w.Members["A"], session.JoinRequest); len(n) != 0 {
+		t.Errorf("A was asked to include a plain client: %v", n)
+	}
+	join(t, w, "B")
+	run(t, w, time.Second)
+	opOf(t, w, "A", include("B"))
+	run(t, w, 10*time.Second)
+	sameSession(t, w, "A", "B")
+	opOf(t, w, "A", exclude("B"))
+	run(t, w, time.Minute)
+	if !slices.Contains(w.Hub.Members(), "A") || session.LettersOf(w.Members["A"].Core) != "COsJ" {
+		t.Fatalf("A, last member with StayIfLastMember, did not stay: %s", session.LettersOf(w.Members["A"].Core))
+	}
+}

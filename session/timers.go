@@ -29,6 +29,9 @@ func (c *Core) NextDeadline() (time.Time, bool) {
 	consider(c.trial.NextDeadline())
 	if c.joinPending() {
 		consider(c.joinDeadline, true)
+		if t := c.seniorsKnown(); len(c.seniors) > 0 && t.After(c.now) {
+			consider(t, true) // seniors that do not speak mpENC stop counting then
+		}
 	}
 	consider(c.reenterAt, true)
 	consider(c.leaveAt, true)
@@ -84,6 +87,7 @@ func (c *Core) tick() {
 		c.endOp(fmt.Errorf("%w: the operation that was to include us stalled", ErrAborted), false)
 	}
 	// (After it: a join whose window ended while that operation ran fails.)
+	c.seniority()
 	if c.joinPending() && due(c.joinDeadline, now) {
 		c.joinFailed(ErrJoinTimeout)
 	}
