@@ -69,7 +69,6 @@ const (
 	defaultJoinWindow = 5 * time.Minute
 )
 
-
 // ActionKind says what an Action asks of the channel: enter the room, leave
 // it, broadcast Action.Wire, or remove Action.Members from it.
 type ActionKind uint8

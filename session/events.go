@@ -15,10 +15,10 @@ import (
 
 // room is the room as the channel shows it.
 type room struct {
-	channel   []string // sorted membership of the room as the last event stamped it
-	seniors   set      // members present when we entered who are still there: the oldest founds
+	channel   []string  // sorted membership of the room as the last event stamped it
+	seniors   set       // members present when we entered who are still there: the oldest founds
 	enteredAt time.Time // our last own enter: seniors that do not speak mpENC by a broadcast round later are no seniors
-	announced set      // members that announced an identity key (they speak mpENC), trusted or not
+	announced set       // members that announced an identity key (they speak mpENC), trusted or not
 }
 
 // HandleEvent processes one channel event, to completion, at now
