@@ -22,9 +22,9 @@ type Config struct {
 	// Identity is our static identity key; Directory gives the others'.
 	Identity  *crypto.SigningKey
 	Directory greeter.Directory
-	// Timing holds every timer (subsession.LoopbackTiming for tests on
-	// loopback, session.InternetTiming for real rooms).
-	Timing subsession.Timing
+	// Timing holds every timer (LoopbackTiming for tests on
+	// loopback, InternetTiming for real rooms).
+	Timing Timing
 	// Rand is the source of every random value; nil means crypto/rand.
 	Rand io.Reader
 	// AutoInclude makes us propose to include whoever enters the room

@@ -27,7 +27,7 @@ type scenario interface {
 // the scenarios newScenario derives.
 func simulateWith(t *testing.T, name string, newScenario func(seed uint64) scenario) {
 	// The default keeps plain `go test ./...` (and the tenfold slower run
-	// under the race detector) quick; `make sim` runs 1,000 seeds each way.
+	// under the race detector) quick; `make sim` runs 1,000 seeds of each scenario.
 	n := *simSeeds
 	seeds := make([]uint64, 0, n)
 	if *simSeed != 0 {

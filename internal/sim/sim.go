@@ -1,5 +1,5 @@
 // Package sim drives many session cores over an in-memory server-ordered
-// room (channel/memchan) on one virtual clock with seeded randomness: the
+// room (internal/memhub) on one virtual clock with seeded randomness: the
 // deterministic simulator of issue [D]. A World replays exactly from its
 // seed; invariants are checked after every step by the caller (see
 // Check*).
