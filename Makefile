@@ -5,7 +5,7 @@ FUZZTIME  ?= 2m
 BENCHTIME ?= 1s
 PKGS      := ./...
 
-.PHONY: demo test unit sim lint integration xmpp-measure fuzz bench tidy
+.PHONY: demo test unit sim lint integration integration-prosody integration-ejabberd xmpp-measure fuzz bench tidy
 
 ## demo: an encrypted conversation with a bot on this machine: builds the
 ## client and the bot, starts a throw-away Prosody (installing it when
@@ -15,7 +15,7 @@ demo:
 	GO=$(GO) ./scripts/demo.sh
 
 ## test: everything CI checks: formatting, vet, all tests, and the XMPP
-## integration tests against a throw-away Prosody.
+## integration tests against a throw-away Prosody and ejabberd.
 test: lint unit sim integration
 
 lint:
@@ -37,13 +37,21 @@ sim:
 	$(GO) test -count=1 -timeout 20m -run '^TestSimulator' ./session/ -sim.seeds=$(SIMSEEDS)
 
 ## integration: the tests behind the `integration` build tag, against a
-## throw-away Prosody on loopback started and always stopped by
-## integration/run.sh (which installs the Debian package when missing; that
-## needs root). Against another server: set the MPENC_XMPP_* variables of
-## docs/XMPP.md and run the `go test` line yourself.
+## throw-away Prosody and then a throw-away ejabberd on loopback, each
+## started and always stopped by integration/run.sh (which installs the
+## Debian package when missing; that needs root). One server only:
+## make integration-prosody, make integration-ejabberd. Against another
+## server: set the MPENC_XMPP_* variables of docs/XMPP.md and run the
+## `go test` line yourself.
+INTEGRATION_TEST = $(GO) test -tags integration -race -count=1 -timeout 15m ./integration/...
 integration:
 	$(GO) vet -tags integration ./integration/...
-	./integration/run.sh $(GO) test -tags integration -race -count=1 -timeout 10m ./integration/...
+	MPENC_XMPP_SERVER=prosody ./integration/run.sh $(INTEGRATION_TEST)
+	MPENC_XMPP_SERVER=ejabberd ./integration/run.sh $(INTEGRATION_TEST)
+
+integration-prosody integration-ejabberd:
+	$(GO) vet -tags integration ./integration/...
+	MPENC_XMPP_SERVER=$(@:integration-%=%) ./integration/run.sh $(INTEGRATION_TEST)
 
 ## xmpp-measure: plain groupchat latency and throughput (docs/XMPP.md).
 xmpp-measure:

@@ -6,6 +6,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mpenc/mpenc/app"
 	"github.com/mpenc/mpenc/channel/xmpp"
@@ -59,18 +60,27 @@ func TestIntegrationAppInviteRemembered(t *testing.T) {
 	a.waitEvent(0, "the remembered invitation carried out", func(ev app.Event) bool {
 		return ev.Kind == app.EventInfo && strings.Contains(ev.Text, "(invited)")
 	})
-	ms, err := ra.Members(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The app says "including … (invited)" as it starts the inclusion:
+	// wait (bounded) until a's list shows b as a member.
+	var ms []app.Member
 	found := false
-	for _, m := range ms {
-		if m.ID == rb.Self() {
-			found = m.InSession && m.InRoom && m.HasKey && m.Status == "member"
+	for !found {
+		if ms, err = ra.Members(ctx); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if !found {
-		t.Errorf("b is not a member in a's list: %+v", ms)
+		for _, m := range ms {
+			if m.ID == rb.Self() {
+				found = m.InSession && m.InRoom && m.HasKey && m.Status == "member"
+			}
+		}
+		if found {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("b is not a member in a's list: %+v", ms)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	from = a.mark()
 	if _, err := rb.Send(ctx, "thanks for the invitation"); err != nil {

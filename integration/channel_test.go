@@ -41,9 +41,10 @@ func errorSays(err error, text string) bool {
 // The channel's diagnostics (Config.Logf) that mark the events the tests
 // count: one line each.
 const (
-	forgotLog    = "no longer has us (self-ping answered" // the room forgot us; entering again
-	reconnectLog = "xmpp: reconnected as"                 // a connection after the first
-	overflowLog  = "xmpp: event queue full"               // the queue overflowed; the connection is dropped
+	forgotLog    = "the room forgot us (self-ping answered"         // the room forgot us; entering again
+	goneLog      = "the room no longer exists (self-ping and disco" // the room vanished; entering again creates it
+	reconnectLog = "xmpp: reconnected as"                           // a connection after the first
+	overflowLog  = "xmpp: event queue full"                         // the queue overflowed; the connection is dropped
 )
 
 // logCount counts a channel's diagnostics that contain given phrases.
@@ -360,15 +361,22 @@ func TestIntegrationKick(t *testing.T) {
 	if err := member.ch.Kick(ctx, []string{victim.ch.Self()}, "test"); !errorSays(err, "xmpp: kicking needs the moderator role in the room") {
 		t.Fatalf("kick by a participant: %v, want the moderator role refusal", err)
 	}
-	if err := owner.ch.Kick(ctx, []string{victim.ch.Self(), "nobody@" + s.domain + "/gone"}, "test"); err != nil {
+	// The reason reaches the victim as the room's words (XML escapes
+	// undone).
+	const reason = "off-topic & rude"
+	if err := owner.ch.Kick(ctx, []string{victim.ch.Self(), "nobody@" + s.domain + "/gone"}, reason); err != nil {
 		t.Fatalf("kick by the owner: %v", err)
 	}
-	victim.waitFor("own leave", func(evs []channel.Event) bool {
+	evs := victim.waitFor("own leave", func(evs []channel.Event) bool {
 		e := tail(evs)
 		return e.Kind == channel.EventOwnLeave && len(e.Members) == 3
 	})
-	if err := victim.ch.Err(); err == nil || !strings.HasPrefix(err.Error(), "xmpp: removed from ") || !strings.HasSuffix(err.Error(), ": kicked") {
-		t.Fatalf("kicked client's Err: %v, want removed: kicked", err)
+	wantErr := fmt.Sprintf("xmpp: removed from %s: kicked (%q)", room, reason)
+	if e := tail(evs); e.Err == nil || e.Err.Error() != wantErr {
+		t.Fatalf("kicked client's own leave says %v, want %s", e.Err, wantErr)
+	}
+	if err := victim.ch.Err(); err == nil || !strings.HasPrefix(err.Error(), "xmpp: removed from ") || err.Error() != wantErr {
+		t.Fatalf("kicked client's Err: %v, want removed: kicked, with the reason", err)
 	}
 	for _, x := range []*client{owner, member} {
 		x.waitFor("the victim's leave", func(evs []channel.Event) bool {
@@ -564,8 +572,8 @@ func TestIntegrationSilentRemoval(t *testing.T) {
 		return count(channel.EventOwnLeave)(evs) == 1 && count(channel.EventOwnEnter)(evs) == 2
 	})
 	for _, e := range evs {
-		if e.Kind == channel.EventOwnLeave && !errorSays(e.Err, "xmpp: the room no longer has us in it") {
-			t.Errorf("the leave says %v, want the room no longer has us", e.Err)
+		if e.Kind == channel.EventOwnLeave && !errorSays(e.Err, "xmpp: the room forgot us") {
+			t.Errorf("the leave says %v, want the room forgot us", e.Err)
 		}
 	}
 	if f, r := logs.get(forgotLog), logs.get(reconnectLog); f != 1 || r != 0 {
@@ -575,6 +583,125 @@ func TestIntegrationSilentRemoval(t *testing.T) {
 	a.waitFor("b's packet after the new enter", atLeast(1, channel.EventPacket))
 	if n := count(channel.EventOwnLeave)(b.events()); n != 0 || b.ch.Err() != nil || a.ch.Err() != nil {
 		t.Errorf("b saw %d own leaves; Err a %v, b %v", n, a.ch.Err(), b.ch.Err())
+	}
+}
+
+// TestIntegrationRoomVanished: the room disappears without a word to its
+// occupants (MPENC_XMPP_FORGET_ROOM_CMD: Prosody's MUC forgets it, or
+// ejabberd's room process dies). The first device to self-ping (XEP-0410)
+// is answered item-not-found, and a disco#info query confirms the room is
+// gone: EventOwnLeave saying so, then a new enter on the same connection,
+// which creates the room anew, non-anonymous again. A device that pings
+// after that finds the new room without it: the room forgot it. Each
+// device leaves once and comes back; they then hear each other.
+func TestIntegrationRoomVanished(t *testing.T) {
+	s := serverFromEnv(t)
+	if s.forgetRoomCmd == "" {
+		t.Skip("MPENC_XMPP_FORGET_ROOM_CMD is not set: the server under test cannot lose a room from here")
+	}
+	room := s.newRoom(t)
+	var logs [2]logCount
+	var cs []*client
+	for i := range 2 {
+		c := s.dial(t, i, room, func(c *xmpp.Config) { c.KeepAlive = time.Second }, logs[i].counting(goneLog, forgotLog, reconnectLog))
+		c.enter()
+		cs = append(cs, c)
+	}
+	cs[0].waitFor("the other device", func(evs []channel.Event) bool { return len(tail(evs).Members) == 2 })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "sh", "-c", s.forgetRoomCmd+" "+room).CombinedOutput(); err != nil {
+		t.Fatalf("making the room vanish: %v\n%s", err, out)
+	}
+	gone := 0
+	for i, c := range cs {
+		evs := c.waitFor("the leave and the new enter", func(evs []channel.Event) bool {
+			return count(channel.EventOwnLeave)(evs) == 1 && count(channel.EventOwnEnter)(evs) == 2
+		})
+		for _, e := range evs {
+			switch {
+			case e.Kind != channel.EventOwnLeave:
+			case errorSays(e.Err, "xmpp: the room no longer exists"):
+				gone++
+			case !errorSays(e.Err, "xmpp: the room forgot us"):
+				t.Errorf("%s: the leave says %v, want the room no longer exists (or, once re-created, forgot us)", c.ch.Self(), e.Err)
+			}
+		}
+		if g, f, r := logs[i].get(goneLog), logs[i].get(forgotLog), logs[i].get(reconnectLog); g+f != 1 || r != 0 {
+			t.Errorf("%s: %d rooms gone, %d forgotten, %d reconnections: want one, on the first connection", c.ch.Self(), g, f, r)
+		}
+		if c.ch.Err() != nil {
+			t.Errorf("%s: Err %v", c.ch.Self(), c.ch.Err())
+		}
+	}
+	if gone == 0 {
+		t.Error("nobody found the room gone")
+	}
+	for _, c := range cs {
+		c.waitFor("both back", func(evs []channel.Event) bool {
+			e := tail(evs)
+			return len(e.Members) == 2 && e.Kind != channel.EventOwnLeave
+		})
+	}
+	// The new room shows real JIDs, as any room we create.
+	r := s.rawDial(t, 2)
+	r.join(room, "observer", "")
+	r.waitFor("status 100", func(st string) bool {
+		return strings.HasPrefix(st, "<presence") && strings.Contains(st, `code="110"`) && strings.Contains(st, `code="100"`)
+	})
+	cs[1].send("?mpENC:after.")
+	cs[0].waitFor("the packet after", atLeast(1, channel.EventPacket))
+}
+
+// TestIntegrationRoomDestroyed: the room's owner destroys it (XEP-0045
+// §10.9) with a reason. Every device leaves with the room's words, stays
+// out (Err says why) and does not create the room again. ejabberd tells
+// the occupants without status 110.
+func TestIntegrationRoomDestroyed(t *testing.T) {
+	s := serverFromEnv(t)
+	room := s.newRoom(t)
+	// A plain client creates the room, non-anonymous, and owns it.
+	r := s.rawDial(t, 4)
+	r.join(room, "owner", "")
+	ans := r.iq("cfg3", fmt.Sprintf(`<iq type='set' to='%s' id='cfg3'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field><field var='muc#roomconfig_whois'><value>anyone</value></field></x></query></iq>`, room))
+	if !strings.Contains(ans, `type="result"`) {
+		t.Fatalf("configuring the room: %s", ans)
+	}
+	var cs []*client
+	for i := range 2 {
+		// Pinging every second: a device that missed the destruction
+		// would find the room gone and create it again.
+		c := s.dial(t, i, room, func(c *xmpp.Config) { c.KeepAlive = time.Second })
+		c.enter()
+		cs = append(cs, c)
+	}
+	cs[0].waitFor("the other device", func(evs []channel.Event) bool { return len(tail(evs).Members) == 3 })
+	ans = r.iq("destroy1", fmt.Sprintf(`<iq type='set' to='%s' id='destroy1'><query xmlns='http://jabber.org/protocol/muc#owner'><destroy><reason>closing &amp; down</reason></destroy></query></iq>`, room))
+	if !strings.Contains(ans, `type="result"`) {
+		t.Fatalf("destroying the room: %s", ans)
+	}
+	want := fmt.Sprintf("xmpp: removed from %s: room destroyed (%q)", room, "closing & down")
+	for _, c := range cs {
+		evs := c.waitFor("own leave", func(evs []channel.Event) bool { return tail(evs).Kind == channel.EventOwnLeave })
+		if e := tail(evs); e.Err == nil || e.Err.Error() != want {
+			t.Errorf("%s: the leave says %v, want %s", c.ch.Self(), e.Err, want)
+		}
+		if err := c.ch.Err(); err == nil || err.Error() != want {
+			t.Errorf("%s: Err %v, want %s", c.ch.Self(), err, want)
+		}
+	}
+	// Three keep-alive periods later nobody came back, and the room was
+	// not created again.
+	time.Sleep(3 * time.Second)
+	for _, c := range cs {
+		if n := count(channel.EventOwnEnter)(c.events()); n != 1 {
+			t.Errorf("%s entered %d times", c.ch.Self(), n)
+		}
+	}
+	ans = r.iq("disco3", fmt.Sprintf(`<iq type='get' to='%s' id='disco3'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`, room))
+	if !strings.Contains(ans, "item-not-found") {
+		t.Errorf("disco#info of the destroyed room: %s", ans)
 	}
 }
 
@@ -682,6 +809,62 @@ func TestIntegrationSecurityModes(t *testing.T) {
 			}()
 			if err := ch.Enter(ctx); err != nil {
 				t.Fatalf("enter: %v", err)
+			}
+		})
+	}
+}
+
+// TestIntegrationRequireChannelBinding: with Config.RequireChannelBinding
+// the login is bound to the TLS connection (SCRAM-…-PLUS) or fails saying
+// why: the server offers no -PLUS mechanism or cannot bind this connection
+// (Prosody 0.12 on Debian), or refuses the binding (ejabberd 23.01 on TLS
+// 1.3), never as a wrong password and never retried without it.
+func TestIntegrationRequireChannelBinding(t *testing.T) {
+	s := serverFromEnv(t)
+	if s.roots == nil {
+		t.Skip("MPENC_XMPP_CA is not set: the server's certificate is checked against the system roots")
+	}
+	room := s.newRoom(t)
+	type mode struct {
+		name string
+		sec  xmpp.Security
+		addr string
+	}
+	modes := []mode{{"starttls", xmpp.StartTLS, s.addr}}
+	if s.tlsAddr != "" {
+		modes = append(modes, mode{"directtls", xmpp.DirectTLS, s.tlsAddr})
+	}
+	for i, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var lines []string
+			cfg := s.config(i, room, testKey(t, i))
+			cfg.Security, cfg.Addr, cfg.RequireChannelBinding = m.sec, m.addr, true
+			cfg.Logf = func(format string, args ...any) {
+				mu.Lock()
+				lines = append(lines, fmt.Sprintf(format, args...))
+				mu.Unlock()
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), waitBound)
+			defer cancel()
+			ch, err := xmpp.Dial(ctx, cfg)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ch.Close()
+				if !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "-PLUS (channel binding tls-") }) {
+					t.Fatalf("logged in without channel binding: %q", lines)
+				}
+				t.Logf("bound: %q", lines)
+			case errorSays(err, "xmpp: the server refused channel binding"),
+				errorSays(err, "xmpp: channel binding is required but not possible"):
+				if slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "retrying without it") }) {
+					t.Fatalf("retried without channel binding: %q", lines)
+				}
+				t.Logf("refused as expected: %v", err)
+			default:
+				t.Fatalf("dial: %v, want a login bound to TLS or a refusal that says why", err)
 			}
 		})
 	}

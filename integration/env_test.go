@@ -28,6 +28,7 @@ type server struct {
 	security      xmpp.Security
 	restartCmd    string
 	forgetCmd     string // MPENC_XMPP_FORGET_CMD ROOM JID: the room forgets JID silently
+	forgetRoomCmd string // MPENC_XMPP_FORGET_ROOM_CMD ROOM: the room vanishes silently
 }
 
 type account struct{ jid, password string }
@@ -49,6 +50,8 @@ func serverFromEnv(t testing.TB) *server {
 		insecure:   get("MPENC_XMPP_INSECURE", false) == "1",
 		restartCmd: get("MPENC_XMPP_RESTART_CMD", false),
 		forgetCmd:  get("MPENC_XMPP_FORGET_CMD", false),
+
+		forgetRoomCmd: get("MPENC_XMPP_FORGET_ROOM_CMD", false),
 	}
 	for _, f := range strings.Fields(get("MPENC_XMPP_ACCOUNTS", true)) {
 		j, pw, ok := strings.Cut(f, ":")

@@ -15,6 +15,8 @@
 #   integration/prosody.sh env DIR        print the exports
 #   integration/prosody.sh forget-occupant DIR ROOM JID
 #                                         the room forgets occupant JID silently
+#   integration/prosody.sh forget-room DIR ROOM
+#                                         the room vanishes without a word
 #
 # integration/run.sh CMD... starts a server, runs CMD with the variables
 # exported, and always stops it.
@@ -30,8 +32,16 @@ wait_secs=${MPENC_PROSODY_WAIT:-15}
 
 die() { echo "prosody.sh: $*" >&2; exit 1; }
 
+# installed: Prosody counts as installed only when it can start: its
+# binaries, the prosody user it runs as, and a prosodyctl that works (a
+# half-installed package has the binary before the user exists).
+installed() {
+  command -v prosody >/dev/null && command -v prosodyctl >/dev/null && command -v openssl >/dev/null \
+    && id prosody >/dev/null 2>&1 && prosodyctl about >/dev/null 2>&1
+}
+
 install() {
-  if command -v prosody >/dev/null && command -v prosodyctl >/dev/null && command -v openssl >/dev/null; then
+  if installed; then
     return 0
   fi
   [ "$(id -u)" = 0 ] || die "Prosody or openssl is missing and we are not root: run 'apt-get install prosody openssl' first"
@@ -44,6 +54,7 @@ install() {
   if command -v systemctl >/dev/null && systemctl is-active --quiet prosody 2>/dev/null; then
     systemctl stop prosody >&2 || true
   fi
+  installed || die "Prosody is still not usable after installing it"
 }
 
 # run_as_prosody CMD...: drop root privileges for the server and prosodyctl.
@@ -117,10 +128,12 @@ EOF
 
 start() {
   install
-  local dir port tlsport i public=false
+  local port tlsport i public=false
   dir=$(mktemp -d /tmp/mpenc-prosody.XXXXXX)
-  # Whatever fails from here on, leave nothing behind.
-  trap 'stop_server "$dir"; rm -rf "$dir"' EXIT
+  # Whatever fails from here on, leave nothing behind. dir is global and
+  # the trap names the folder itself: an EXIT trap runs after the
+  # function's local variables are gone.
+  trap "stop_server '$dir'; rm -rf '$dir'" EXIT
   port=$(free_port); tlsport=$(free_port)
   while [ "$tlsport" = "$port" ]; do tlsport=$(free_port); done
   echo "$port $tlsport" >"$dir/ports"
@@ -157,6 +170,7 @@ export MPENC_XMPP_INSECURE=1
 export MPENC_XMPP_RESTART_CMD='$here/prosody.sh restart $dir'
 export MPENC_XMPP_KILL_CMD='$here/prosody.sh kill $dir'
 export MPENC_XMPP_FORGET_CMD='$here/prosody.sh forget-occupant $dir'
+export MPENC_XMPP_FORGET_ROOM_CMD='$here/prosody.sh forget-room $dir'
 EOF
   launch "$dir"
   trap - EXIT
@@ -238,6 +252,18 @@ forget_occupant() {
   grep -q "Result: forgot" <<<"$out" || die "forget-occupant: $(grep -m1 'Result\|rror' <<<"$out")"
 }
 
+# forget_room DIR ROOM: the MUC service forgets the room without telling
+# its occupants (mod_muc's forget_room: gone from memory, nothing saved,
+# no presence), so that only their self-pings can find out.
+forget_room() {
+  local dir=$1 room=$2
+  [[ $room =~ ^[a-z0-9._-]+@conference\.localhost$ ]] || die "forget-room: bad room '$room'"
+  local out
+  out=$(echo "> local m = prosody.hosts['conference.localhost'].modules.muc; local r = m.get_room_from_jid('$room'); if not r then return 'no such room' end; m.forget_room(r); return 'forgot ' .. r.jid" \
+    | run_as_prosody prosodyctl --config "$dir/prosody.cfg.lua" shell 2>&1)
+  grep -q "Result: forgot" <<<"$out" || die "forget-room: $(grep -m1 'Result\|rror' <<<"$out")"
+}
+
 check_dir() {
   [ -n "${1:-}" ] && [ -f "$1/prosody.cfg.lua" ] && [ -f "$1/ports" ] \
     || die "not a server folder made by this script: '${1:-}'"
@@ -253,5 +279,6 @@ case "$cmd" in
   kill) check_dir "${2:-}"; kill_server "$2" ;;
   env) check_dir "${2:-}"; cat "$2/env" ;;
   forget-occupant) check_dir "${2:-}"; forget_occupant "$2" "${3:-}" "${4:-}" ;;
-  *) sed -n '2,23p' "$0" >&2; exit 2 ;;
+  forget-room) check_dir "${2:-}"; forget_room "$2" "${3:-}" ;;
+  *) sed -n '2,27p' "$0" >&2; exit 2 ;;
 esac

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -71,8 +72,10 @@ type invStats struct {
 // Close. Dial fails for an invalid cfg ("xmpp: invalid configuration"), an
 // unsafe option for a remote server ("xmpp: unsafe transport options are
 // for loopback servers only"), TLS or authentication refusals that
-// retrying cannot fix ("xmpp: TLS failed", "xmpp: authentication failed"),
-// or a network error.
+// retrying cannot fix ("xmpp: TLS failed", "xmpp: authentication failed";
+// with Config.RequireChannelBinding also "xmpp: the server refused channel
+// binding" and "xmpp: channel binding is required but not possible"), or a
+// network error.
 func Dial(ctx context.Context, cfg *Config) (*Channel, error) {
 	s, err := cfg.validate()
 	if err != nil {
@@ -887,11 +890,11 @@ func (c *Channel) keepAlive(cn *conn) {
 // selfPing pings our own occupant JID (XEP-0410 MUC self-ping) when we are
 // in the room, and reports whether that settled the round: the room
 // answered, so the connection is alive, and we know whether it still has
-// us. A reply, or service-unavailable, feature-not-implemented or
-// item-not-found (the XEP's "still joined" answers), means in. Any other
-// error means the room forgot us without a word: roomForgot. No answer, or
-// remote-server-not-found/-timeout (the room unreachable from our server),
-// settles nothing: the caller pings the server instead.
+// us (selfPingVerdict). An item-not-found answer is checked with a
+// disco#info query to the room (roomVerdict): a room that no longer exists
+// (roomLost with errRoomGone) is entered again, which creates it anew. No
+// answer, or remote-server-not-found/-timeout (the room unreachable from
+// our server), settles nothing: the caller pings the server instead.
 func (c *Channel) selfPing(cn *conn) bool {
 	c.mu.Lock()
 	if c.conn != cn || !c.room.inRoom() {
@@ -907,21 +910,93 @@ func (c *Channel) selfPing(cn *conn) bool {
 	ctx, cancel := context.WithTimeout(cn.ctx, c.cfg.IQTimeout)
 	err = ping.Send(ctx, cn.sess, occ)
 	cancel()
+	switch selfPingVerdict(err) {
+	case pingIn:
+		return true
+	case pingUnsettled:
+		return false
+	case pingAskRoom:
+		switch roomVerdict(c.iq(cn.ctx, cn, discoInfoQuery(), stanza.GetIQ)) {
+		case roomExists:
+			return true // XEP-0410: still in, our nick is changing
+		case roomUnknown:
+			return false
+		}
+		c.roomLost(cn, entered, fmt.Errorf("%w (self-ping and disco#info answered %s)", errRoomGone, stanza.ItemNotFound))
+		return true
+	default:
+		var se stanza.Error
+		errors.As(err, &se)
+		c.roomLost(cn, entered, fmt.Errorf("%w (self-ping answered %s)", errForgotten, se.Condition))
+		return true
+	}
+}
+
+// pingVerdict is what a self-ping's answer says.
+type pingVerdict uint8
+
+const (
+	pingIn        pingVerdict = iota // still in the room
+	pingUnsettled                    // no answer from the room: ask the server
+	pingAskRoom                      // item-not-found: the room may be gone
+	pingForgot                       // the room does not have us
+)
+
+// selfPingVerdict reads the answer to a self-ping (XEP-0410). A reply, or
+// service-unavailable or feature-not-implemented, means we are in.
+// item-not-found means in for the XEP (our nick is changing), but
+// ejabberd ("Conference room does not exist") and Prosody answer it for a
+// room that no longer exists, so the room is asked (roomVerdict). Any
+// other error means the room forgot us without a word, as a restarted MUC
+// service does (Prosody answers not-acceptable). No answer, or
+// remote-server-not-found/-timeout, settles nothing.
+func selfPingVerdict(err error) pingVerdict {
 	var se stanza.Error
 	switch {
 	case err == nil:
-		return true
+		return pingIn
 	case !errors.As(err, &se):
-		return false
+		return pingUnsettled
 	}
 	switch se.Condition {
-	case stanza.ServiceUnavailable, stanza.FeatureNotImplemented, stanza.ItemNotFound:
-		return true
+	case stanza.ServiceUnavailable, stanza.FeatureNotImplemented:
+		return pingIn
+	case stanza.ItemNotFound:
+		return pingAskRoom
 	case stanza.RemoteServerNotFound, stanza.RemoteServerTimeout:
-		return false
+		return pingUnsettled
 	}
-	c.roomForgot(cn, entered, se.Condition)
-	return true
+	return pingForgot
+}
+
+// roomState is what a disco#info query to the room says of it.
+type roomState uint8
+
+const (
+	roomExists  roomState = iota // it answered (with its features, or refusing us)
+	roomGone                     // item-not-found or gone: there is no such room
+	roomUnknown                  // no answer from the room
+)
+
+// roomVerdict reads the answer to a disco#info query to the room: a result
+// or any refusal but item-not-found and gone (RFC 6120 §8.3.3) come from a
+// room that exists; no answer, or remote-server-not-found/-timeout, says
+// nothing.
+func roomVerdict(err error) roomState {
+	var se stanza.Error
+	switch {
+	case err == nil:
+		return roomExists
+	case !errors.As(err, &se):
+		return roomUnknown
+	}
+	switch se.Condition {
+	case stanza.ItemNotFound, stanza.Gone:
+		return roomGone
+	case stanza.RemoteServerNotFound, stanza.RemoteServerTimeout:
+		return roomUnknown
+	}
+	return roomExists
 }
 
 // pingServer pings our server and drops the connection if it does not
@@ -938,21 +1013,23 @@ func (c *Channel) pingServer(cn *conn) bool {
 	return true
 }
 
-// roomForgot handles a self-ping refused by the room while we believe we
-// are in (since the enter numbered entered): the gap becomes EventOwnLeave
-// (its Err wraps errForgotten) and the manager enters again on the same
-// connection after the usual retry delay. No leave is sent: a room that
-// does not have us ignores it, and one that (against the XEP) still had us
-// would answer with our own departure, which reads as a removal.
-func (c *Channel) roomForgot(cn *conn, entered uint64, cond stanza.Condition) {
+// roomLost handles a room that no longer has us while we believe we are in
+// (since the enter numbered entered): it forgot us (errForgotten), or it
+// no longer exists (errRoomGone). The gap becomes EventOwnLeave with why
+// as its Err, and the manager enters again on the same connection after
+// the usual retry delay; entering a room that no longer exists creates it
+// anew, and configures it as any room we create. No leave is sent: a room
+// that does not have us ignores it, and one that (against the XEP) still
+// had us would answer with our own departure, which reads as a removal.
+func (c *Channel) roomLost(cn *conn, entered uint64, why error) {
 	c.mu.Lock()
 	if c.conn != cn || c.entered != entered || !c.room.inRoom() || !c.want {
 		c.mu.Unlock()
 		return // left, re-entered or lost meanwhile: the answer is stale
 	}
-	c.pushLocked(c.room.lost(fmt.Errorf("%w (self-ping: %s)", errForgotten, cond))...)
+	c.pushLocked(c.room.lost(why)...)
 	c.scheduleRetryLocked()
-	c.cfg.logf("xmpp: %s no longer has us (self-ping answered %s): entering again", c.cfg.room, cond)
+	c.cfg.logf("xmpp: %s: %s: entering again", c.cfg.room, strings.TrimPrefix(why.Error(), "xmpp: "))
 	c.kickLocked()
 	c.mu.Unlock()
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -82,6 +83,19 @@ type Config struct {
 	// UnsafeSkipVerify accepts any server certificate. Loopback only, for
 	// tests; Dial refuses it for any other address.
 	UnsafeSkipVerify bool
+	// RequireChannelBinding refuses to log in without SASL channel binding
+	// (SCRAM-SHA-256-PLUS or SCRAM-SHA-1-PLUS), which ties the login to this
+	// TLS connection: a man in the middle holding a certificate we trust
+	// could then not relay it. By default channel binding is used only
+	// where it is known to work (TLS 1.3 with a server that advertises
+	// tls-exporter, XEP-0440; TLS 1.2 with tls-unique), plain SCRAM over
+	// the verified TLS connection elsewhere, and a server's refusal of it
+	// is retried once without it. With this set, a connection or server
+	// that cannot do it fails ("xmpp: channel binding is required but not
+	// possible"), and so does the server's refusal ("xmpp: the server
+	// refused channel binding"); neither is retried. Not with
+	// UnsafePlaintext.
+	RequireChannelBinding bool
 
 	// Room is the bare JID of the multi-user chat, "room@conference.example.org".
 	Room string
@@ -152,6 +166,9 @@ type settings struct {
 	resource string
 	room     jid.JID // bare
 	tls      *tls.Config
+	// noChannelBinding: the server refused channel binding and a login
+	// without it worked; later connections go without it from the start.
+	noChannelBinding atomic.Bool
 }
 
 func (c *Config) validate() (*settings, error) {
@@ -185,6 +202,9 @@ func (c *Config) validate() (*settings, error) {
 	}
 	if c.Security > UnsafePlaintext {
 		return nil, fmt.Errorf("%w: unknown security mode %d", errConfig, c.Security)
+	}
+	if c.Security == UnsafePlaintext && c.RequireChannelBinding {
+		return nil, fmt.Errorf("%w: RequireChannelBinding needs TLS, not %v", errConfig, c.Security)
 	}
 	if c.Security == UnsafePlaintext || c.UnsafeSkipVerify {
 		if !isLoopback(c.Addr) {

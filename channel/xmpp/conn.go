@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"time"
 
-	"mellium.im/sasl"
 	mxmpp "mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 )
@@ -83,8 +82,25 @@ func (s *settings) addrs(ctx context.Context) ([]string, error) {
 }
 
 // connect dials, secures, authenticates and binds origin's resource. It
-// does not start serving.
+// does not start serving. A login whose channel binding the server refused
+// is tried once more without it (unless RequireChannelBinding), on a new
+// connection; once that worked, this channel's later connections go
+// without channel binding from the start.
 func (s *settings) connect(ctx context.Context, origin jid.JID) (*conn, error) {
+	cn, err := s.connectOnce(ctx, origin, s.noChannelBinding.Load())
+	if err != nil && errors.Is(err, errChannelBinding) && !s.RequireChannelBinding {
+		s.logf("%v; retrying without it", errChannelBinding)
+		cn, err = s.connectOnce(ctx, origin, true)
+		if err == nil {
+			s.noChannelBinding.Store(true)
+		}
+	}
+	return cn, err
+}
+
+// connectOnce is one connection attempt; noPlus leaves channel binding out
+// of the SASL mechanisms.
+func (s *settings) connectOnce(ctx context.Context, origin jid.JID, noPlus bool) (*conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.ConnectTimeout)
 	defer cancel()
 	addrs, err := s.addrs(ctx)
@@ -104,7 +120,7 @@ func (s *settings) connect(ctx context.Context, origin jid.JID) (*conn, error) {
 	}
 	// The socket is closed if negotiation outlives ctx (see watchdogConn).
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
-	cn, err := s.negotiate(ctx, raw, origin)
+	cn, err := s.negotiate(ctx, raw, origin, noPlus)
 	if !stop() && err == nil {
 		err = ctx.Err()
 	}
@@ -115,11 +131,12 @@ func (s *settings) connect(ctx context.Context, origin jid.JID) (*conn, error) {
 	return cn, nil
 }
 
-func (s *settings) negotiate(ctx context.Context, raw net.Conn, origin jid.JID) (*conn, error) {
+func (s *settings) negotiate(ctx context.Context, raw net.Conn, origin jid.JID, noPlus bool) (*conn, error) {
 	wd := &watchdogConn{Conn: raw, timeout: s.WriteTimeout}
 	var rw net.Conn = wd
 	var state mxmpp.SessionState
 	var features []mxmpp.StreamFeature
+	offer := &cbOffer{}
 	switch s.Security {
 	case DirectTLS:
 		tc := tls.Client(wd, s.tls)
@@ -128,7 +145,7 @@ func (s *settings) negotiate(ctx context.Context, raw net.Conn, origin jid.JID) 
 		}
 		rw = tc // mellium marks a *tls.Conn as secure by itself
 	case StartTLS:
-		features = append(features, mxmpp.StartTLS(s.tls))
+		features = append(features, startTLS(s.tls, offer))
 	case UnsafePlaintext:
 		// mellium workaround (mellium problem 1 of docs/XMPP.md): mellium only offers
 		// SASL on a session it believes secure. validate made sure the
@@ -136,10 +153,10 @@ func (s *settings) negotiate(ctx context.Context, raw net.Conn, origin jid.JID) 
 		state = mxmpp.Secure
 	}
 	// SCRAM only: the password never crosses the wire, even without TLS.
-	// Channel-binding variants first, so TLS cannot be stripped unnoticed
-	// where the server supports them.
+	// With channel binding where it is known to work (saslFeature).
 	features = append(features,
-		mxmpp.SASL("", s.Password, sasl.ScramSha256Plus, sasl.ScramSha1Plus, sasl.ScramSha256, sasl.ScramSha1),
+		channelBindingTypes(offer),
+		s.saslFeature(offer, noPlus),
 		bindResource(origin.Resourcepart()),
 	)
 	sess, err := mxmpp.NewSession(ctx, origin.Domain(), origin, rw, state,
@@ -162,7 +179,7 @@ func (s *settings) negotiate(ctx context.Context, raw net.Conn, origin jid.JID) 
 // classify wraps the errors that retrying cannot fix into errAuth or
 // errTLS.
 func classify(err error) error {
-	if errors.Is(err, errTLS) || errors.Is(err, errAuth) {
+	if errors.Is(err, errTLS) || errors.Is(err, errAuth) || errors.Is(err, errChannelBinding) || errors.Is(err, errNoChannelBinding) {
 		return err
 	}
 	var cve *tls.CertificateVerificationError
@@ -207,7 +224,8 @@ func permanent(err error) bool {
 		return re.permanent()
 	}
 	return errors.Is(err, errAuth) || errors.Is(err, errTLS) || errors.Is(err, errRoomAnonymous) ||
-		errors.Is(err, errConfig) || errors.Is(err, errClosed)
+		errors.Is(err, errConfig) || errors.Is(err, errClosed) || errors.Is(err, errChannelBinding) ||
+		errors.Is(err, errNoChannelBinding)
 }
 
 // randomID returns a fresh stanza id or resource suffix.

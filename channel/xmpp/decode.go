@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"mellium.im/xmpp/jid"
@@ -25,6 +27,7 @@ const (
 	nsDataForms = "jabber:x:data"
 	nsPing      = "urn:xmpp:ping"
 	nsDirectInv = "jabber:x:conference" // XEP-0249 direct invitations
+	nsDiscoInfo = "http://jabber.org/protocol/disco#info"
 )
 
 // Caps on what one stanza may make us keep. The stream parser below us
@@ -47,6 +50,11 @@ const (
 	maxAttr = 64
 	// maxErrText bounds a stanza error's text.
 	maxErrText = 256
+	// maxReasonRead bounds the <reason/> of a removal (a kick, a ban, a
+	// destroyed room) that we read; a longer one is dropped. What we keep
+	// of it is at most maxReason bytes.
+	maxReasonRead = 1024
+	maxReason     = 256
 )
 
 type stanzaKind uint8
@@ -63,6 +71,9 @@ type mucItem struct {
 	Nick        string // new nick (status 303)
 	Role        string
 	Affiliation string
+	// Reason is the text of the item's <reason/> (why a moderator kicked
+	// or banned the occupant), cleaned by cleanReason; "" when absent.
+	Reason string
 }
 
 // inStanza is what the receive loop keeps of one stanza: only the parts the
@@ -85,6 +96,9 @@ type inStanza struct {
 	Item       *mucItem // the first item only
 	Status     []int
 	Destroyed  bool
+	// DestroyReason is the text of the <destroy/> element's <reason/>,
+	// cleaned by cleanReason.
+	DestroyReason string
 
 	HasIdentity bool // an identity element was present, valid or not
 	IdentityOK  bool
@@ -288,6 +302,11 @@ func (d *walker) mucUser(st *inStanza) error {
 				}
 			}
 			st.Item = it
+			reason, err := d.reasonChild()
+			if err != nil {
+				return err
+			}
+			it.Reason = reason
 		case "status":
 			if len(st.Status) >= maxStatus {
 				continue
@@ -300,7 +319,15 @@ func (d *walker) mucUser(st *inStanza) error {
 				}
 			}
 		case "destroy":
+			if st.Destroyed {
+				continue
+			}
 			st.Destroyed = true
+			reason, err := d.reasonChild()
+			if err != nil {
+				return err
+			}
+			st.DestroyReason = reason
 		case "invite":
 			// A room relaying an occupant's stanza adds its own <invite/>
 			// and keeps the rest: the room's word wins over a direct
@@ -377,6 +404,62 @@ func (d *walker) inviteReason(inv *inInvite) error {
 			inv.Reason = text
 		}
 	}
+}
+
+// reasonChild reads the children of the muc#user element just opened (an
+// <item/> or a <destroy/>) up to its end, and returns the text of its first
+// <reason/>, cleaned by cleanReason: "" when there is none, or when it is
+// longer than maxReasonRead.
+func (d *walker) reasonChild() (string, error) {
+	base := d.depth
+	reason, seen := "", false
+	for {
+		tok, err := d.next()
+		if err != nil {
+			return reason, err
+		}
+		if d.stopped || d.depth < base {
+			return reason, nil
+		}
+		t, ok := tok.(xml.StartElement)
+		if !ok || seen || d.depth != base+1 || t.Name.Local != "reason" || t.Name.Space != nsMUCUser {
+			continue
+		}
+		seen = true
+		text, tooLong, err := d.text(maxReasonRead)
+		if err != nil {
+			return reason, err
+		}
+		if !tooLong {
+			reason = cleanReason(text)
+		}
+	}
+}
+
+// cleanReason makes the room's free text (a kick's or a destroyed room's
+// reason) fit an error message: invalid UTF-8 becomes U+FFFD, line breaks
+// and tabs become spaces, control and invisible format characters
+// (escape sequences, bidirectional overrides, zero-width joiners) are
+// removed, runs of spaces become one, and the result is cut to maxReason
+// bytes.
+func cleanReason(s string) string {
+	var b strings.Builder
+	space := false
+	for _, r := range s { // invalid UTF-8 comes as U+FFFD
+		switch {
+		case r == '\n' || r == '\r' || r == '\t' || r == ' ' || r == 0x2028 || r == 0x2029:
+			space = b.Len() > 0
+			continue
+		case unicode.Is(unicode.Cc, r) || unicode.Is(unicode.Cf, r):
+			continue
+		}
+		if space {
+			b.WriteByte(' ')
+			space = false
+		}
+		b.WriteRune(r)
+	}
+	return clip(b.String(), maxReason)
 }
 
 // walker reads tokens, tracking depth relative to the stanza (children are

@@ -20,7 +20,9 @@
 // # Entry points
 //
 // [Dial] connects (SRV lookup or Config.Addr; StartTLS or direct TLS with
-// certificate verification; SCRAM; resource binding). [Channel.Enter] joins
+// certificate verification; SCRAM, with channel binding where it is known
+// to work or when Config.RequireChannelBinding asks for it; resource
+// binding). [Channel.Enter] joins
 // the room without history, treats the room subject as the end of the join,
 // creates the room if needed and configures it to show real JIDs to every
 // occupant, and refuses a room that hides them.
@@ -37,9 +39,12 @@
 // banned, the room destroyed or turned semi-anonymous end this: the Channel
 // stays out and [Channel.Err] says why. A keep-alive ping detects silent
 // network failures; in the room it is a self-ping (XEP-0410), which also
-// detects a room that forgot us without a word (a restarted MUC service):
-// EventOwnLeave whose error says "xmpp: the room no longer has us in it",
-// then a new enter on the same connection.
+// detects a room that forgot us without a word (a restarted MUC service),
+// or that no longer exists (checked with a disco#info query): EventOwnLeave
+// whose error says "xmpp: the room forgot us" or "xmpp: the room no longer
+// exists", then a new enter on the same connection, which creates the room
+// anew if it is gone. A kick, a ban or the room's destruction carries the
+// room's reason, if any, in the error.
 //
 // # Hostile input
 //
@@ -53,8 +58,9 @@
 //
 // The package exports no error values: no caller branches on them, and
 // each error's text says what happened ("xmpp: authentication failed",
-// "xmpp: TLS failed", "xmpp: not in the room", "xmpp: removed from
-// room@service: kicked", ...). The methods' documentation gives the texts.
+// "xmpp: TLS failed", "xmpp: the server refused channel binding", "xmpp:
+// not in the room", "xmpp: removed from room@service: kicked", ...). The
+// methods' documentation gives the texts.
 //
 // # Concurrency
 //

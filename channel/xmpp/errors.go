@@ -37,6 +37,15 @@ var (
 	// errTLS: TLS could not be established or the server's certificate was
 	// not accepted. Not retried.
 	errTLS = errors.New("xmpp: TLS failed")
+	// errChannelBinding: the server refused a login with SASL channel
+	// binding (SCRAM-…-PLUS), as ejabberd 23.01 does on TLS 1.3 ("Invalid
+	// channel binding"). Not a wrong password: connect logs it and logs in
+	// again without channel binding, unless Config.RequireChannelBinding,
+	// where it is final.
+	errChannelBinding = errors.New("xmpp: the server refused channel binding")
+	// errNoChannelBinding: Config.RequireChannelBinding, and the connection
+	// or the server cannot do channel binding. Not retried.
+	errNoChannelBinding = errors.New("xmpp: channel binding is required but not possible")
 	// errOverflow: the event queue overflowed because the consumer did not
 	// drain Events; the channel dropped the connection (see the package
 	// documentation).
@@ -45,7 +54,12 @@ var (
 	// has us although it never said so (a restarted MUC service, a lost
 	// presence). The EventOwnLeave that marks the gap carries it; the
 	// channel enters again.
-	errForgotten = errors.New("xmpp: the room no longer has us in it")
+	errForgotten = errors.New("xmpp: the room forgot us")
+	// errRoomGone: a self-ping and a disco#info query showed that the room
+	// no longer exists although it never said so (a crashed or restarted
+	// MUC service that kept no state). The EventOwnLeave that marks the gap
+	// carries it; the channel enters again, which creates the room anew.
+	errRoomGone = errors.New("xmpp: the room no longer exists")
 )
 
 // errHiddenOccupants fails a join attempt (to be retried) in a room that
@@ -133,10 +147,18 @@ func (r leaveReason) String() string {
 type removedError struct {
 	Room   string
 	Reason leaveReason
+	// Text is the room's own words, when it gave any: the <reason/> of the
+	// kick or ban (in our unavailable presence's item) or of the
+	// destruction; cleaned and bounded (cleanReason).
+	Text string
 }
 
 func (e *removedError) Error() string {
-	return fmt.Sprintf("xmpp: removed from %s: %v", e.Room, e.Reason)
+	s := fmt.Sprintf("xmpp: removed from %s: %v", e.Room, e.Reason)
+	if e.Text != "" {
+		s += fmt.Sprintf(" (%q)", e.Text)
+	}
+	return s
 }
 
 // Is makes errors.Is(err, errRoomAnonymous) true for a room that turned

@@ -105,6 +105,12 @@ func nonAnonymousForm() xml.TokenReader {
 	)
 }
 
+// discoInfoQuery asks an entity for its identity and features (XEP-0030);
+// we send it to the room to learn whether it exists.
+func discoInfoQuery() xml.TokenReader {
+	return xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: nsDiscoInfo, Local: "query"}})
+}
+
 // stanzaSize returns the number of bytes r encodes to, as the session will
 // write it (give or take the namespace declaration the session adds, which
 // the size limit's margin covers).

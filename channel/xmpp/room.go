@@ -302,7 +302,10 @@ func (r *room) presence(st *inStanza) []channel.Event {
 	if st.Type != "" && st.Type != "unavailable" {
 		return nil // subscription presences and the like are not occupancy
 	}
-	if st.hasStatus(statusSelf) {
+	if st.hasStatus(statusSelf) || nick == r.nick && st.Type == "unavailable" && st.Destroyed {
+		// ejabberd tells the occupants of a destroyed room without status
+		// 110 (Prosody with it). The destruction ends the room for every
+		// session under our nick, ours included.
 		return r.selfPresence(st, nick)
 	}
 	if nick == r.nick {
@@ -348,6 +351,13 @@ func (r *room) selfPresence(st *inStanza, nick string) []channel.Event {
 			}
 			if reason != 0 && reason != leftByRequest {
 				r.removed = &removedError{Room: r.addr.String(), Reason: reason}
+				// The room's words: the moderator's reason for a kick or a
+				// ban, the owner's for destroying the room.
+				if reason == leftDestroyed {
+					r.removed.Text = st.DestroyReason
+				} else if st.Item != nil {
+					r.removed.Text = st.Item.Reason
+				}
 				evs[0].Err = r.removed
 			} else if reason == leftByRequest {
 				r.removed = &removedError{Room: r.addr.String(), Reason: reason}
