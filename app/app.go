@@ -53,6 +53,10 @@ type Config struct {
 	Security xmpp.Security
 	// RootCAs verifies the server's certificate; nil: the system roots.
 	RootCAs *x509.CertPool
+	// RequireChannelBinding: log in only with SASL channel binding
+	// (xmpp.Config.RequireChannelBinding); false: where it is known to
+	// work.
+	RequireChannelBinding bool
 
 	// Timing of the sessions; zero: session.InternetTiming().
 	Timing session.Timing
@@ -65,7 +69,7 @@ type Config struct {
 	// how long the members of our last session who lost the room are
 	// included again by themselves when they come back, and how long a
 	// message typed while out of the session waits for its readers (0:
-	// session.DefaultJoinWindow, 5 minutes: a period for people).
+	// the session's default, 5 minutes: a period for people).
 	JoinWindow time.Duration
 
 	// Logger receives diagnostics, from several goroutines: Debug is

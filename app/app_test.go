@@ -143,10 +143,14 @@ func TestSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Security != xmpp.DirectTLS || c.Timing != session.LoopbackTiming() || strings.HasPrefix(c.Store, "~") {
+	if c.Security != xmpp.DirectTLS || c.Timing != session.LoopbackTiming() || strings.HasPrefix(c.Store, "~") || c.RequireChannelBinding {
 		t.Errorf("config %+v", c)
 	}
-	for _, s := range []Settings{{}, {Account: "a@b", Security: "ssl3"}, {Account: "a@b", Timing: "slow"}, {Account: "a@b", CAFile: "/nonexistent"}} {
+	if c, err := (Settings{Account: "a@b", RequireChannelBinding: true}).Config(); err != nil || !c.RequireChannelBinding {
+		t.Errorf("require_channel_binding: %+v, %v", c, err)
+	}
+	for _, s := range []Settings{{}, {Account: "a@b", Security: "ssl3"}, {Account: "a@b", Timing: "slow"}, {Account: "a@b", CAFile: "/nonexistent"},
+		{Account: "a@b", Security: "plaintext", RequireChannelBinding: true}} {
 		if _, err := s.Config(); err == nil {
 			t.Errorf("%+v: no error", s)
 		}

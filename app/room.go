@@ -171,6 +171,8 @@ func (r *Room) start(ctx context.Context) (err error) {
 		Room:     r.jid,
 		Nick:     nick,
 		Identity: a.key.Public(),
+
+		RequireChannelBinding: a.cfg.RequireChannelBinding,
 		Logf: func(format string, args ...any) {
 			a.log().Debug(fmt.Sprintf(format, args...), "room", r.jid)
 		},

@@ -29,6 +29,10 @@ type Settings struct {
 	// CAFile is a PEM file of roots to verify the server with; empty:
 	// the system roots.
 	CAFile string `toml:"ca_file" json:"ca_file"`
+	// RequireChannelBinding: log in only with SASL channel binding
+	// (SCRAM-…-PLUS, tied to the TLS connection); false: channel binding
+	// where it is known to work (docs/XMPP.md, "Connection").
+	RequireChannelBinding bool `toml:"require_channel_binding" json:"require_channel_binding"`
 	// Timing: "internet" (default) or "loopback" (a server on this
 	// machine: faster acknowledgements and timeouts).
 	Timing string `toml:"timing" json:"timing"`
@@ -83,7 +87,11 @@ func (s Settings) Config() (Config, error) {
 	if err != nil {
 		return c, err
 	}
-	c = Config{Store: expandHome(s.Store), Account: s.Account, Nick: s.Nick, Server: s.Server, Security: sec, Timing: tm}
+	c = Config{Store: expandHome(s.Store), Account: s.Account, Nick: s.Nick, Server: s.Server, Security: sec, Timing: tm,
+		RequireChannelBinding: s.RequireChannelBinding}
+	if c.RequireChannelBinding && sec == xmpp.UnsafePlaintext {
+		return c, fmt.Errorf("app: require_channel_binding needs TLS, not security %q", s.Security)
+	}
 	if s.CAFile != "" {
 		if c.RootCAs, err = loadCAFile(expandHome(s.CAFile)); err != nil {
 			return c, err

@@ -100,6 +100,12 @@ nick = "b0t"
 	if c, err := loadConfig(write("account = \"a@b\"\nrejoin = false\n[[rooms]]\njid = \"r@m\"\n")); err != nil || c.rejoin() {
 		t.Errorf("rejoin = false: %v, %v", c, err)
 	}
+	if c.RequireChannelBinding {
+		t.Error("require_channel_binding is on by default")
+	}
+	if c, err := loadConfig(write("account = \"a@b\"\nrequire_channel_binding = true\n[[rooms]]\njid = \"r@m\"\n")); err != nil || !c.RequireChannelBinding {
+		t.Errorf("require_channel_binding = true: %v, %v", c, err)
+	}
 	for i, tt := range []struct{ text, want string }{
 		0: {`account = "a@b"`, "no [[rooms]]"},
 		1: {"[[rooms]]\njid = \"r@m\"\n", "account is required"},
@@ -107,6 +113,7 @@ nick = "b0t"
 		3: {"account = \"a@b\"\nfoo = 1\n[[rooms]]\njid = \"r@m\"\n", "unknown keys: foo"},
 		4: {"account = \"a@b\"\n[[rooms]]\njid = \"r@m\"\n[[rooms]]\njid = \"r@m\"\n", "listed twice"},
 		5: {"account = \"a@b\"\nsecurity = \"tls13\"\n[[rooms]]\njid = \"r@m\"\n", "security"},
+		6: {"account = \"a@b\"\nrequire_channelbinding = true\n[[rooms]]\njid = \"r@m\"\n", "unknown keys: require_channelbinding"},
 	} {
 		if _, err := loadConfig(write(tt.text)); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%d: error %v, want %q", i, err, tt.want)

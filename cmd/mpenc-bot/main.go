@@ -33,6 +33,7 @@ The configuration file (TOML):
     server   = "xmpp.example.org:5222"  # default: SRV records
     security = "starttls"             # starttls | directtls | plaintext (loopback only)
     ca_file  = ""                     # PEM roots; default: the system's
+    require_channel_binding = false   # true: log in only with SASL channel binding
     timing   = "internet"             # internet | loopback
     password_env   = "MPENC_PASSWORD"    # variable holding the XMPP password
     passphrase_env = "MPENC_PASSPHRASE"  # variable holding the key's passphrase

@@ -83,7 +83,7 @@ func loadConfig(args []string) (*Config, error) {
 		account, nick, server, security, ca string
 		storePath, timing, include, logFile string
 		logLevel                            string
-		plain, verbose                      bool
+		plain, verbose, requireCB           bool
 		rooms                               roomList
 	)
 	fs.StringVar(&account, "account", "", "account JID")
@@ -91,6 +91,7 @@ func loadConfig(args []string) (*Config, error) {
 	fs.StringVar(&server, "server", "", "server host:port")
 	fs.StringVar(&security, "security", "", "starttls, directtls or plaintext")
 	fs.StringVar(&ca, "ca", "", "PEM file of root certificates")
+	fs.BoolVar(&requireCB, "require-channel-binding", false, "log in only with SASL channel binding")
 	fs.StringVar(&storePath, "store", "", "database file")
 	fs.StringVar(&timing, "timing", "", "internet or loopback")
 	fs.StringVar(&include, "include", "", "manual, trusted or everyone")
@@ -129,6 +130,11 @@ func loadConfig(args []string) (*Config, error) {
 	set(&c.Server, server)
 	set(&c.Security, security)
 	set(&c.CAFile, ca)
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "require-channel-binding" { // given: it overrides the file, either way
+			c.RequireChannelBinding = requireCB
+		}
+	})
 	set(&c.Store, storePath)
 	set(&c.Timing, timing)
 	set(&c.Include, include)

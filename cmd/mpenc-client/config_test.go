@@ -50,6 +50,18 @@ store = "/tmp/x/alice.db"
 	if c.Include != "everyone" || c.Security != "starttls" || !c.Plain {
 		t.Errorf("flags did not override: %+v", c)
 	}
+	// The channel-binding switch: from the file, and the flag overrides it
+	// either way.
+	p = writeFile(t, "cb.toml", "account = \"alice@example.org\"\nrequire_channel_binding = true\n")
+	if c, err = loadConfig([]string{"-config", p}); err != nil || !c.RequireChannelBinding {
+		t.Errorf("require_channel_binding from the file: %+v, %v", c, err)
+	}
+	if c, err = loadConfig([]string{"-config", p, "-require-channel-binding=false"}); err != nil || c.RequireChannelBinding {
+		t.Errorf("-require-channel-binding=false: %+v, %v", c, err)
+	}
+	if c, err = loadConfig([]string{"-account", "alice@example.org", "-require-channel-binding"}); err != nil || !c.RequireChannelBinding {
+		t.Errorf("-require-channel-binding: %+v, %v", c, err)
+	}
 }
 
 func TestLoadConfigDefaults(t *testing.T) {
@@ -99,6 +111,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		6: {`account = `, nil, "config"},
 		7: {"", []string{"-account", "a@b", "extra"}, "unexpected argument"},
 		8: {"", []string{"-config", "/nonexistent/c.toml"}, "does not exist"},
+		{`account = "a@b"` + "\nrequire_channel_bindings = true\n", nil, "unknown keys: require_channel_bindings"},
+		{`account = "a@b"` + "\nsecurity = \"plaintext\"\n", []string{"-require-channel-binding"}, "require_channel_binding needs TLS"},
 	} {
 		args := tt.args
 		if tt.file != "" {

@@ -39,6 +39,9 @@ Flags (they override the configuration file):
     -server H:P      the server's host:port (default: the domain's SRV records)
     -security S      starttls (default), directtls, or plaintext (loopback servers only)
     -ca FILE         PEM roots to verify the server with (default: the system's)
+    -require-channel-binding
+                     log in only with SASL channel binding (SCRAM-...-PLUS,
+                     tied to the TLS connection); default: where it is known to work
     -store FILE      database: identity key, trust, history (default ~/.local/share/mpenc/ACCOUNT.db)
     -timing T        internet (default) or loopback (a server on this machine)
     -include P       whom to include when they enter: manual (default), trusted, everyone
