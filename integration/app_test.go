@@ -92,14 +92,25 @@ func TestIntegrationAppInviteRemembered(t *testing.T) {
 		t.Errorf("inviting a member: %q, %v", text, err)
 	}
 	for _, p := range []*appPeer{a, b} {
+		var late []app.Entry
 		p.mu.Lock()
 		for _, ev := range p.evs {
-			if ev.Kind == app.EventNotice && ev.Notice.IsWarning() || ev.Kind == app.EventDecision && ev.Decision.Warning() ||
-				ev.Kind == app.EventEntry && ev.Entry.Ack == session.NotFullyAcked && !ev.Entry.Absent {
+			if ev.Kind == app.EventEntry && ev.Entry.Ack == session.NotFullyAcked && !ev.Entry.Absent {
+				late = append(late, ev.Entry)
+			} else if ev.Kind == app.EventNotice && ev.Notice.IsWarning() || ev.Kind == app.EventDecision && ev.Decision.Warning() {
 				t.Errorf("a warning: %v %v %+v", ev.Notice, ev.Decision, ev.Entry)
 			}
 		}
 		p.mu.Unlock()
+		// A message not fully acknowledged in time that is fully
+		// acknowledged later only says the machine was slow (these peers
+		// run LoopbackTiming), as realWarnings tolerates for sessions.
+		for _, e := range late {
+			p.waitEvent(0, "the late acknowledgement of "+e.ID.String(), func(ev app.Event) bool {
+				return ev.Kind == app.EventEntry && ev.Entry.ID == e.ID && ev.Entry.Ack == session.FullyAcked
+			})
+			t.Logf("%+v: not fully acknowledged in time, fully acknowledged later (a slow machine)", e)
+		}
 	}
 }
 
