@@ -17,7 +17,7 @@ func TestTrustBackend(t *testing.T) {
 	trusttest.Run(t, func(t *testing.T) trust.Backend {
 		st := openTemp(t)
 		a := mustAccount(t, st, "me@example.org")
-		return st.TrustBackend(a.ID)
+		return st.trustBackendOf(a.ID)
 	})
 }
 
@@ -74,7 +74,7 @@ func TestTrustCorruptRowRefused(t *testing.T) {
 		if _, err := st.db.Exec(`UPDATE trust_events SET kind = ?`, kind); err != nil {
 			t.Fatal(err)
 		}
-		err := st.TrustBackend(a.ID).View(func(tx trust.Tx) error {
+		err := st.trustBackendOf(a.ID).View(func(tx trust.Tx) error {
 			_, err := tx.Events("", 0)
 			return err
 		})

@@ -46,13 +46,23 @@
 // its normalised copy of the passphrase. It cannot zero what Go and the
 // libraries keep: Argon2id's 64 MiB work area (left to the garbage
 // collector), the AEAD's internal state, crypto/ed25519's expanded key
-// copy, strings (a passphrase read from the environment stays in the
-// process's environment block) and whatever the runtime copied.
+// copy, and whatever the runtime copied. [PassphraseFromEnv] overwrites
+// the variable's value in Go's copy of the environment and, on Linux, in
+// the process's initial environment (/proc/PID/environ) before removing
+// it.
 //
 // Not secret, and stored in the clear: message history (plaintext of what
 // the user saw), trust decisions, JIDs and public keys. Anyone who can
 // read the file can read the history; protect it with the file system
-// (the file is created mode 0600) or full-disk encryption.
+// (Open makes the file and its companions mode 0600 at every open) or
+// full-disk encryption.
+//
+// # Bounds
+//
+// Unencrypted messages (plain entries), which anyone in a room can send,
+// are kept as their first 4 KiB, and a room keeps the newest 1000 of them
+// for 30 days at most (Options.PlainRows, PlainAge); encrypted messages
+// are kept whole and for good.
 //
 // # What it does not do
 //

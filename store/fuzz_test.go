@@ -2,9 +2,12 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/transcript"
 )
 
 // FuzzDecodeSealed: the sealed-key decoder never panics, accepts only
@@ -78,6 +81,58 @@ func FuzzDecodeLists(f *testing.F) {
 		}
 		if l, err := decodeInts(s); err == nil && len(l) > maxLogParents {
 			t.Fatal("parents over their cap")
+		}
+	})
+}
+
+// rowScanner hands fixed column values to scanEntry, as a database row
+// would.
+type rowScanner []any
+
+func (r rowScanner) Scan(dest ...any) error {
+	if len(dest) != len(r) {
+		return errors.New("column count")
+	}
+	for i, d := range dest {
+		switch d := d.(type) {
+		case *int64:
+			*d = r[i].(int64)
+		case *string:
+			*d = r[i].(string)
+		case *[]byte:
+			*d = r[i].([]byte)
+		default:
+			return errors.New("column type")
+		}
+	}
+	return nil
+}
+
+// FuzzScanEntry: a history row with any values (a damaged or hostile
+// file) is read back as an entry that keeps every bound, or refused as
+// corrupt; never a panic. The cut of an unencrypted message is checked
+// like the rest.
+func FuzzScanEntry(f *testing.F) {
+	f.Add(int64(3), []byte(nil), "eve@x/r", "text", `[]`, `[]`, int64(0), int64(0), int64(100))
+	f.Add(int64(1), make([]byte, 20), "bob@x/r", "hi", `["a@b/c"]`, `[1]`, int64(1), int64(0), int64(0))
+	f.Add(int64(1), make([]byte, 20), "bob@x/r", "hi", `[]`, `[]`, int64(0), int64(2), int64(5))
+	f.Fuzz(func(t *testing.T, kind int64, id []byte, author, body, list, ints string, own, ack, cut int64) {
+		row := rowScanner{int64(1), kind, id, author, body, int64(0), own, list, list, list, ints, ack, list, int64(0), int64(0), list, int64(0), cut}
+		e, err := scanEntry(row)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		if e.Cut < 0 || e.Cut > maxTextSize || e.Cut > 0 && e.Kind != kindPlain {
+			t.Fatalf("cut %d on a %s entry", e.Cut, e.Kind)
+		}
+		if len(e.Text) > maxTextSize || !utf8.ValidString(e.Text) || hasID(e.Kind) && len(id) != transcript.IDSize || !hasID(e.Kind) && id != nil {
+			t.Fatalf("entry %+v from id %x", e, id)
+		}
+		if _, ok := code(kindCodes, e.Kind); !ok {
+			t.Fatalf("kind %q", e.Kind)
 		}
 	})
 }

@@ -93,6 +93,35 @@ type Entry struct {
 	// while they were away), or, on a queued entry, everyone it was meant
 	// for: it was never sent.
 	NotDelivered []string
+	// Cut, on a plain entry, is how many bytes of its text were not kept:
+	// Append keeps the first 4 KiB of an unencrypted message (at a
+	// character boundary). 0: Text is whole.
+	Cut int
+}
+
+// Bounds on the unencrypted messages kept (plain entries): anyone in a
+// room can send them, as large and as fast as the server relays them,
+// and they are context rather than the encrypted record, so each is kept
+// as a prefix, and a room keeps the newest defaultPlainRows of them for
+// defaultPlainAge at most (docs/STORE.md, "Bounds", gives the figures).
+const (
+	maxPlainText     = 4 << 10
+	defaultPlainRows = 1000
+	defaultPlainAge  = 30 * 24 * time.Hour
+	plainAgeEvery    = time.Hour // how often appending applies the age bound
+)
+
+// cutText returns the first maxPlainText bytes of s, at a character
+// boundary, and how many bytes were left out.
+func cutText(s string) (string, int) {
+	if len(s) <= maxPlainText {
+		return s, 0
+	}
+	i := maxPlainText
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i], len(s) - i
 }
 
 // history is one room's history for one account.
@@ -146,6 +175,9 @@ func (e *Entry) check() error {
 	}
 	if e.Replaces != (transcript.ID{}) && e.Kind != kindMessage {
 		return fmt.Errorf("%w: a %s entry replaces another", ErrInvalid, e.Kind)
+	}
+	if e.Cut < 0 || e.Cut > maxTextSize || e.Cut > 0 && e.Kind != kindPlain {
+		return fmt.Errorf("%w: a %s entry cut by %d bytes", ErrInvalid, e.Kind, e.Cut)
 	}
 	return nil
 }
@@ -202,7 +234,10 @@ func decodeInts(s string) ([]int, error) {
 
 // Append records e in the history of room (a bare room JID) for account
 // and returns it as stored, with its Seq; the caller shows what it
-// returns. A new entry goes at the end. A message or queued message
+// returns. A new entry goes at the end. A plain entry keeps the first
+// 4 KiB of its text (Cut says how much was left out), and appending one
+// first removes the room's plain entries beyond the newest 1000, and, at
+// most hourly, every room's older than 30 days (Options changes both). A message or queued message
 // already recorded in this room (same ID) keeps its place and content:
 // Append records e's acknowledgement state (Ack, NotAcked, Final, Absent)
 // instead, unless e's is pending, and e's NotDelivered, unless it is
@@ -253,15 +288,25 @@ func (h *history) append(ctx context.Context, e Entry) (int64, error) {
 	if hasID(e.Kind) {
 		id = e.ID[:]
 	}
+	if e.Kind == kindPlain {
+		var n int
+		e.Text, n = cutText(e.Text)
+		e.Cut += n
+	}
 	var seq int64
 	err := inTx(ctx, h.s.db, func(tx *sql.Tx) error {
+		if e.Kind == kindPlain {
+			if err := h.s.prunePlain(ctx, tx, h.account, h.room, 1); err != nil {
+				return err
+			}
+		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO messages (account_id, room, kind, msg_id, author, body, at, own,
-			members, include, exclude, log_parents, ack, not_acked, final, absent, not_delivered, wait_until)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			members, include, exclude, log_parents, ack, not_acked, final, absent, not_delivered, wait_until, cut)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (account_id, room, msg_id) DO NOTHING`,
 			h.account, h.room, kind, id, e.Author, e.Text, encTime(e.At), boolInt(e.Own),
 			listJSON(e.Members), listJSON(e.Include), listJSON(e.Exclude), listJSON(e.LogParents),
-			ack, listJSON(e.NotAcked), boolInt(e.Final), boolInt(e.Absent), listJSON(e.NotDelivered), encTime(e.Until))
+			ack, listJSON(e.NotAcked), boolInt(e.Final), boolInt(e.Absent), listJSON(e.NotDelivered), encTime(e.Until), e.Cut)
 		if isFK(err) {
 			return fmt.Errorf("%w: account %d", ErrNotFound, h.account)
 		}
@@ -325,16 +370,52 @@ func (h *history) setState(ctx context.Context, e Entry) error {
 	}))
 }
 
+// prunePlain removes the oldest plain entries of a room (of every room if
+// room is "") beyond the store's row bound less spare (room for the
+// entries about to be appended), and, if the last time was more than
+// plainAgeEvery ago (or room is ""), the plain entries of every room older
+// than the store's age bound. The row bound of one room is cheap (an index
+// range); the age bound reads every plain entry, hence at most hourly.
+func (s *Store) prunePlain(ctx context.Context, tx *sql.Tx, account int64, room string, spare int) error {
+	plain, _ := code(kindCodes, kindPlain)
+	keep := max(s.plainRows-spare, 0)
+	var err error
+	if room != "" {
+		_, err = tx.ExecContext(ctx, `DELETE FROM messages WHERE account_id = ? AND room = ? AND kind = ? AND seq <= (
+			SELECT seq FROM messages WHERE account_id = ? AND room = ? AND kind = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`,
+			account, room, plain, account, room, plain, keep)
+	} else {
+		_, err = tx.ExecContext(ctx, `DELETE FROM messages WHERE seq IN (SELECT seq FROM (
+			SELECT seq, row_number() OVER (PARTITION BY account_id, room ORDER BY seq DESC) AS n FROM messages WHERE kind = ?)
+			WHERE n > ?)`, plain, keep)
+	}
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	s.mu.Lock()
+	due := room == "" || now.Sub(s.agePruned) >= plainAgeEvery || now.Before(s.agePruned)
+	if due {
+		s.agePruned = now
+	}
+	s.mu.Unlock()
+	if !due {
+		return nil
+	}
+	_, err = tx.ExecContext(ctx, `DELETE FROM messages WHERE kind = ? AND at != 0 AND at < ?`, plain, now.Add(-s.plainAge).UnixNano())
+	return err
+}
+
 const entryCols = `seq, kind, msg_id, author, body, at, own, members, include, exclude, log_parents, ack, not_acked, final, absent,
-	not_delivered, wait_until`
+	not_delivered, wait_until, cut`
 
 func scanEntry(sc interface{ Scan(...any) error }) (Entry, error) {
 	var e Entry
-	var kind, at, own, ack, final, absent, until int64
+	var kind, at, own, ack, final, absent, until, cut int64
 	var id []byte
 	var members, include, exclude, parents, notAcked, notDelivered string
 	if err := sc.Scan(&e.Seq, &kind, &id, &e.Author, &e.Text, &at, &own, &members, &include, &exclude, &parents,
-		&ack, &notAcked, &final, &absent, &notDelivered, &until); err != nil {
+		&ack, &notAcked, &final, &absent, &notDelivered, &until, &cut); err != nil {
 		return Entry{}, err
 	}
 	corrupt := func(why string) (Entry, error) {
@@ -354,6 +435,10 @@ func scanEntry(sc interface{ Scan(...any) error }) (Entry, error) {
 	if len(e.Text) > maxTextSize || !utf8.ValidString(e.Text) || len(e.Author) > 3*1023+2 || !utf8.ValidString(e.Author) {
 		return corrupt("text or author")
 	}
+	if cut < 0 || cut > maxTextSize || cut > 0 && e.Kind != kindPlain {
+		return corrupt("cut")
+	}
+	e.Cut = int(cut)
 	var err error
 	if e.Members, err = decodeStrings(members); err != nil {
 		return corrupt("members")

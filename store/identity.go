@@ -278,18 +278,29 @@ func (s *Store) Unlock(ctx context.Context, accountJID, nick string, passphrase 
 var errNoPassphrase = errors.New("store: no passphrase in the environment")
 
 // PassphraseFromEnv reads a passphrase from the environment variable name
-// (for bots and scripts: MPENC_PASSPHRASE, say) and removes the variable,
-// so that child processes do not inherit it. The caller owns the returned
-// slice and should zero it (crypto.Zero) after Unlock. Go cannot wipe the
-// process's copy of the environment string; removing the variable is the
-// most it can do.
+// (for bots and scripts: MPENC_PASSPHRASE, say), then overwrites the
+// value where the process holds it and removes the variable, so that
+// child processes do not inherit it and /proc/PID/environ no longer shows
+// it. The caller owns the returned slice and should zero it (crypto.Zero)
+// after Unlock.
+//
+// Overwritten in place: Go's copy of the environment string (the runtime
+// copies the environment at start) and, on Linux, the process's initial
+// environment on its stack, which is what /proc/PID/environ reads
+// (through /proc/self/mem; where that fails, for example without /proc,
+// the variable is still removed). Not reachable from here: the copies the
+// parent (a shell, a supervisor) keeps, and the value as it was until
+// this call (docs/USAGE.md, "The security model", says who can read what).
 func PassphraseFromEnv(name string) ([]byte, error) {
 	v, ok := os.LookupEnv(name)
 	if !ok || v == "" {
 		return nil, fmt.Errorf("%w: $%s is not set", errNoPassphrase, name)
 	}
+	p := []byte(v)
+	scrubEnv(name, v)
 	if err := os.Unsetenv(name); err != nil {
+		crypto.Zero(p)
 		return nil, fmt.Errorf("store: removing $%s: %w", name, err)
 	}
-	return []byte(v), nil
+	return p, nil
 }

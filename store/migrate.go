@@ -19,13 +19,17 @@ type migration struct {
 	version int
 	name    string
 	sql     string
+	// fn, if set, runs after sql in the same transaction: what SQL
+	// alone cannot do.
+	fn func(ctx context.Context, tx *sql.Tx) error
 }
 
 // migrations is the schema history. Append only: never edit a step that
 // has shipped, add a new one.
 var migrations = []migration{
-	{1, "initial schema", schemaV1},
-	{2, "queued messages", schemaV2},
+	{1, "initial schema", schemaV1, nil},
+	{2, "queued messages", schemaV2, nil},
+	{3, "accepted keys, bounded unencrypted messages", schemaV3, cutPlainBodies},
 }
 
 // schemaV1 is the first schema. Times are Unix nanoseconds (0: none);
@@ -137,6 +141,55 @@ ALTER TABLE messages ADD COLUMN not_delivered TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE messages ADD COLUMN wait_until INTEGER NOT NULL DEFAULT 0;
 `
 
+// schemaV3: the key each member is known by (trust_bindings.accepted: a
+// member announcing another key is a changed key until the user decides,
+// even when the account has that key from another device; the keys bound
+// so far are taken as accepted), and unencrypted messages kept as a
+// prefix (messages.cut: the bytes left out) for a bounded time and number
+// (the index finds a room's plain entries without reading the others).
+// cutPlainBodies then cuts the plain entries recorded in full before.
+const schemaV3 = `
+ALTER TABLE trust_bindings ADD COLUMN accepted BLOB CHECK (accepted IS NULL OR length(accepted) = 32);
+UPDATE trust_bindings SET accepted = key;
+ALTER TABLE messages ADD COLUMN cut INTEGER NOT NULL DEFAULT 0 CHECK (cut >= 0);
+CREATE INDEX messages_kind ON messages (account_id, room, kind, seq);
+`
+
+// cutPlainBodies keeps the first maxPlainText bytes (at a character
+// boundary) of every plain entry recorded before version 3.
+func cutPlainBodies(ctx context.Context, tx *sql.Tx) error {
+	plain, _ := code(kindCodes, kindPlain)
+	rows, err := tx.QueryContext(ctx, `SELECT seq, body FROM messages WHERE kind = ? AND length(CAST(body AS BLOB)) > ?`, plain, maxPlainText)
+	if err != nil {
+		return err
+	}
+	type cut struct {
+		seq  int64
+		body string
+		n    int
+	}
+	var cuts []cut
+	for rows.Next() {
+		var c cut
+		if err := rows.Scan(&c.seq, &c.body); err != nil {
+			rows.Close()
+			return err
+		}
+		c.body, c.n = cutText(c.body)
+		cuts = append(cuts, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, c := range cuts {
+		if _, err := tx.ExecContext(ctx, `UPDATE messages SET body = ?, cut = ? WHERE seq = ?`, c.body, c.n, c.seq); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // migrate brings db to the last version of ms, in one transaction per
 // step. It refuses a database whose recorded version is newer than ms
 // knows (a newer program wrote it) and a database that is not ours.
@@ -176,6 +229,11 @@ func migrate(ctx context.Context, db *sql.DB, ms []migration, now func() time.Ti
 			}
 			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 				return err
+			}
+			if m.fn != nil {
+				if err := m.fn(ctx, tx); err != nil {
+					return err
+				}
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied) VALUES (?, ?, ?)`,
 				m.version, m.name, now().UnixNano()); err != nil {

@@ -98,8 +98,8 @@ func TestNewerSchemaRefused(t *testing.T) {
 
 func TestMigrationSteps(t *testing.T) {
 	path := tempPath(t)
-	v2 := migration{2, "add a column", `ALTER TABLE accounts ADD COLUMN colour TEXT NOT NULL DEFAULT 'blue'`}
-	v3bad := migration{3, "broken", `CREATE TABLE half (x INTEGER) STRICT; INSERT INTO nowhere VALUES (1)`}
+	v2 := migration{2, "add a column", `ALTER TABLE accounts ADD COLUMN colour TEXT NOT NULL DEFAULT 'blue'`, nil}
+	v3bad := migration{3, "broken", `CREATE TABLE half (x INTEGER) STRICT; INSERT INTO nowhere VALUES (1)`, nil}
 
 	st, err := Open(path, &Options{migrations: migrations[:1]})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
@@ -40,6 +41,11 @@ type Options struct {
 	// BusyTimeout is how long a write waits for another process holding
 	// the database; 0 means 10 s.
 	BusyTimeout time.Duration
+	// PlainRows and PlainAge bound the unencrypted messages (plain
+	// entries) a room's history keeps: the newest PlainRows (0: 1000),
+	// none older than PlainAge (0: 30 days).
+	PlainRows int
+	PlainAge  time.Duration
 
 	// migrations replaces the schema history (tests only).
 	migrations []migration
@@ -53,12 +59,21 @@ type Store struct {
 	db   *sql.DB
 	path string
 	now  func() time.Time
+
+	plainRows int           // plain entries kept per room
+	plainAge  time.Duration // and for how long
+
+	mu        sync.Mutex
+	agePruned time.Time // when the age bound was last applied
 }
 
-// Open opens the store at path, creating the file (mode 0600) if needed,
-// and brings its schema up to date. It refuses a file that is not an
-// mpenc store (ErrNotStore) and one whose schema is newer than this
-// program's (a *SchemaError, matching ErrSchemaTooNew).
+// Open opens the store at path, creating the file if needed, makes it and
+// its -wal and -shm companions mode 0600 (at every open, not only at
+// creation: a file made readable by others since is made private again),
+// brings its schema up to date and removes the unencrypted messages
+// beyond their bounds (Options.PlainRows, PlainAge). It refuses a file
+// that is not an mpenc store and one whose schema is newer than this
+// program's.
 //
 // The database runs in WAL mode with synchronous=FULL: when a write
 // returns, it is on disk and survives a crash of the process or of the
@@ -75,12 +90,23 @@ func Open(path string, opt *Options) (*Store, error) {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	// Create the file ourselves so it is private from its first byte;
-	// SQLite gives the -wal and -shm files the database's permissions.
+	// SQLite gives the -wal and -shm files the database's permissions
+	// when it creates them. Files that exist keep theirs: make them
+	// private again (someone, or a copy, may have widened them).
 	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("store: opening %s: %w", abs, err)
 	}
+	err = f.Chmod(0o600)
 	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("store: making %s private: %w", abs, err)
+	}
+	for _, companion := range []string{abs + "-wal", abs + "-shm"} {
+		if err := os.Chmod(companion, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("store: making %s private: %w", companion, err)
+		}
+	}
 
 	busy := opt.BusyTimeout
 	if busy <= 0 {
@@ -105,9 +131,15 @@ func Open(path string, opt *Options) (*Store, error) {
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
 
-	s := &Store{db: db, path: abs, now: opt.Now}
+	s := &Store{db: db, path: abs, now: opt.Now, plainRows: opt.PlainRows, plainAge: opt.PlainAge}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.plainRows <= 0 {
+		s.plainRows = defaultPlainRows
+	}
+	if s.plainAge <= 0 {
+		s.plainAge = defaultPlainAge
 	}
 	ctx := context.Background()
 	if err := s.checkMode(ctx); err != nil {
@@ -121,6 +153,12 @@ func Open(path string, opt *Options) (*Store, error) {
 	if _, _, err := migrate(ctx, db, ms, s.now); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if opt.migrations == nil {
+		if err := inTx(ctx, db, func(tx *sql.Tx) error { return s.prunePlain(ctx, tx, 0, "", 0) }); err != nil {
+			db.Close()
+			return nil, s.wrap("removing old unencrypted messages", err)
+		}
 	}
 	return s, nil
 }

@@ -5,16 +5,15 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/trust"
 )
 
-// TrustBackend returns account's trust store as a trust.Backend. Each
+// trustBackendOf returns account's trust store as a trust.Backend. Each
 // Update is one SQLite write transaction, so an observation and its
 // binding and event are committed together or not at all.
-func (s *Store) TrustBackend(account int64) trust.Backend {
+func (s *Store) trustBackendOf(account int64) trust.Backend {
 	return &trustBackend{s: s, account: account}
 }
 
@@ -25,7 +24,7 @@ func (s *Store) Trust(account int64, cfg trust.Config) *trust.Store {
 	if cfg.Now == nil {
 		cfg.Now = s.now
 	}
-	return trust.New(s.TrustBackend(account), cfg)
+	return trust.New(s.trustBackendOf(account), cfg)
 }
 
 type trustBackend struct {
@@ -151,33 +150,36 @@ func (t *trustTx) PutKey(r trust.Record) error {
 	return err
 }
 
-func (t *trustTx) Binding(member string) (crypto.PublicKey, bool, error) {
-	var k crypto.PublicKey
+func (t *trustTx) Binding(member string) (trust.Binding, bool, error) {
 	if t.done {
-		return k, false, errTxDone
+		return trust.Binding{}, false, errTxDone
 	}
-	var key []byte
-	err := t.tx.QueryRowContext(t.ctx, `SELECT key FROM trust_bindings WHERE account_id = ? AND member = ?`, t.account, member).Scan(&key)
+	var key, accepted []byte
+	var since int64
+	err := t.tx.QueryRowContext(t.ctx, `SELECT key, accepted, since FROM trust_bindings WHERE account_id = ? AND member = ?`,
+		t.account, member).Scan(&key, &accepted, &since)
 	if errors.Is(err, sql.ErrNoRows) {
-		return k, false, nil
+		return trust.Binding{}, false, nil
 	}
 	if err != nil {
-		return k, false, err
+		return trust.Binding{}, false, err
 	}
-	if len(key) != crypto.PublicKeySize {
-		return k, false, fmt.Errorf("%w: trust binding of %.40q", ErrCorrupt, member)
+	if len(key) != crypto.PublicKeySize || len(accepted) != crypto.PublicKeySize {
+		return trust.Binding{}, false, fmt.Errorf("%w: trust binding of %.40q", ErrCorrupt, member)
 	}
-	copy(k[:], key)
-	return k, true, nil
+	b := trust.Binding{Member: member, Since: decTime(since)}
+	copy(b.Key[:], key)
+	copy(b.Accepted[:], accepted)
+	return b, true, nil
 }
 
-func (t *trustTx) Bind(member string, key crypto.PublicKey, at time.Time) error {
+func (t *trustTx) Bind(b trust.Binding) error {
 	if t.done {
 		return errTxDone
 	}
-	_, err := t.tx.ExecContext(t.ctx, `INSERT INTO trust_bindings (account_id, member, key, since) VALUES (?, ?, ?, ?)
-		ON CONFLICT (account_id, member) DO UPDATE SET key = excluded.key, since = excluded.since`,
-		t.account, member, key[:], encTime(at))
+	_, err := t.tx.ExecContext(t.ctx, `INSERT INTO trust_bindings (account_id, member, key, accepted, since) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (account_id, member) DO UPDATE SET key = excluded.key, accepted = excluded.accepted, since = excluded.since`,
+		t.account, b.Member, b.Key[:], b.Accepted[:], encTime(b.Since))
 	if isFK(err) {
 		return fmt.Errorf("%w: account %d", ErrNotFound, t.account)
 	}

@@ -40,15 +40,33 @@ type Tx interface {
 	Keys(jid string) ([]Record, error)
 	// PutKey inserts or replaces the record of (r.JID, r.Key).
 	PutKey(r Record) error
-	// Binding returns the key member (a full JID) announced last.
-	Binding(member string) (key crypto.PublicKey, ok bool, err error)
-	// Bind records that member announced key at time at.
-	Bind(member string, key crypto.PublicKey, at time.Time) error
+	// Binding returns what is recorded of member (a full JID); ok is
+	// false if it never announced a key.
+	Binding(member string) (b Binding, ok bool, err error)
+	// Bind inserts or replaces the binding of b.Member.
+	Bind(b Binding) error
 	// AppendEvent adds e to the trust history.
 	AppendEvent(e Event) error
 	// Events returns the most recent events of jid (all JIDs if jid is
 	// ""), at most limit of them (all if limit <= 0), oldest first.
 	Events(jid string, limit int) ([]Event, error)
+}
+
+// Binding is what the store keeps of one member (a full JID, the
+// participant id): the key it announced last and the key it is known by.
+// A device keeps its key for life (a reinstalled one is a new device, with
+// a new resource), so a member announcing another key than the one it is
+// known by is a warning, whatever the store knows of that other key.
+type Binding struct {
+	Member string
+	// Key is the identity key the member announced last.
+	Key crypto.PublicKey
+	// Accepted is the key the member is known by: the first key it
+	// announced, or a key it changed to that the user decided about
+	// afterwards. While Key differs, the member is not trusted.
+	Accepted crypto.PublicKey
+	// Since is when the member started announcing Key.
+	Since time.Time
 }
 
 // Event is one entry of the trust history: what changed, when. Its Kind is
@@ -73,7 +91,7 @@ var errClosedTx = errors.New("trust: transaction used after it ended")
 type memory struct {
 	mu       sync.Mutex
 	keys     map[string]map[crypto.PublicKey]Record
-	bindings map[string]crypto.PublicKey
+	bindings map[string]Binding
 	events   []Event
 }
 
@@ -89,7 +107,7 @@ func (m *memory) View(fn func(Tx) error) error { return m.run(fn, false) }
 func (m *memory) run(fn func(Tx) error, commit bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	tx := &memTx{m: m, keys: map[string]map[crypto.PublicKey]Record{}, bindings: map[string]crypto.PublicKey{}}
+	tx := &memTx{m: m, keys: map[string]map[crypto.PublicKey]Record{}, bindings: map[string]Binding{}}
 	err := fn(tx)
 	tx.done = true
 	if err != nil || !commit {
@@ -97,7 +115,7 @@ func (m *memory) run(fn func(Tx) error, commit bool) error {
 	}
 	if m.keys == nil {
 		m.keys = map[string]map[crypto.PublicKey]Record{}
-		m.bindings = map[string]crypto.PublicKey{}
+		m.bindings = map[string]Binding{}
 	}
 	for jid, ks := range tx.keys {
 		if m.keys[jid] == nil {
@@ -107,8 +125,8 @@ func (m *memory) run(fn func(Tx) error, commit bool) error {
 			m.keys[jid][k] = r
 		}
 	}
-	for member, k := range tx.bindings {
-		m.bindings[member] = k
+	for member, b := range tx.bindings {
+		m.bindings[member] = b
 	}
 	m.events = append(m.events, tx.events...)
 	return nil
@@ -120,7 +138,7 @@ type memTx struct {
 	m        *memory
 	done     bool
 	keys     map[string]map[crypto.PublicKey]Record
-	bindings map[string]crypto.PublicKey
+	bindings map[string]Binding
 	events   []Event
 }
 
@@ -182,7 +200,7 @@ func (t *memTx) PutKey(r Record) error {
 	if t.done {
 		return errClosedTx
 	}
-	r.Trusted = false
+	r.Trusted, r.Changed = false, false
 	if t.keys[r.JID] == nil {
 		t.keys[r.JID] = map[crypto.PublicKey]Record{}
 	}
@@ -190,22 +208,22 @@ func (t *memTx) PutKey(r Record) error {
 	return nil
 }
 
-func (t *memTx) Binding(member string) (crypto.PublicKey, bool, error) {
+func (t *memTx) Binding(member string) (Binding, bool, error) {
 	if t.done {
-		return crypto.PublicKey{}, false, errClosedTx
+		return Binding{}, false, errClosedTx
 	}
-	if k, ok := t.bindings[member]; ok {
-		return k, true, nil
+	if b, ok := t.bindings[member]; ok {
+		return b, true, nil
 	}
-	k, ok := t.m.bindings[member]
-	return k, ok, nil
+	b, ok := t.m.bindings[member]
+	return b, ok, nil
 }
 
-func (t *memTx) Bind(member string, key crypto.PublicKey, _ time.Time) error {
+func (t *memTx) Bind(b Binding) error {
 	if t.done {
 		return errClosedTx
 	}
-	t.bindings[member] = key
+	t.bindings[b.Member] = b
 	return nil
 }
 

@@ -24,7 +24,8 @@ type Directory struct {
 	SelfKey crypto.PublicKey
 	// OnDecision, if set, receives every decision (new keys, new devices,
 	// changes, distrusted keys), synchronously on the session's goroutine:
-	// keep it short (hand it to the UI).
+	// keep it short (hand it to the UI). A decision about another device
+	// of our own account (the bare JID of Self) has Own set.
 	OnDecision func(Decision)
 }
 
@@ -40,8 +41,10 @@ func (d *Directory) IdentityKey(member string) (crypto.PublicKey, error) {
 }
 
 // ObserveKey implements session.KeyObserver: it records the announcement
-// (a key is never replaced: a different key for a member is recorded next
-// to the old one as Undecided), hands the Decision to OnDecision, and
+// (a key is never replaced: a member announcing a key other than the one
+// it is known by is a KeyChanged warning, and untrusted for it until the
+// user decides, even when the key is known from another device), hands
+// the Decision to OnDecision, and
 // returns an error only for a changed or distrusted key (which the session
 // shows as a security warning, naming the member and the fingerprints).
 // Invalid input and backend failures are returned too, without a
@@ -57,6 +60,7 @@ func (d *Directory) ObserveKey(member string, key crypto.PublicKey) error {
 	if err != nil {
 		return fmt.Errorf("trust: key from %s not recorded: %w", member, err)
 	}
+	dec.Own = d.Self != "" && Bare(member) == Bare(d.Self)
 	if d.OnDecision != nil {
 		d.OnDecision(dec)
 	}

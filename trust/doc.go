@@ -10,9 +10,11 @@
 //
 // Trust is kept per (bare JID, key): an account (XEP-0450's identity) has
 // one key per device (endpoint). Each key is [Undecided], [BlindlyTrusted],
-// [Authenticated] or [Distrusted]. The store also remembers which key each
-// member (full JID, the participant id) announced last, so that a device
-// that suddenly announces another key is noticed.
+// [Authenticated] or [Distrusted]. The store also keeps a [Binding] per
+// member (full JID, the participant id): the key it announced last and
+// the key it is known by. A device keeps its key for life, so a member
+// that announces another key is noticed, and not trusted until the user
+// decides, even when the account has that key from another device.
 //
 // # Entry points
 //
@@ -23,9 +25,11 @@
 //     session.KeyObserver). [Directory.ObserveKey] records an announced
 //     key and hands OnDecision a [Decision], data in the manner of
 //     ssh/knownhosts: [KeyNew], [KeyNewDevice], [KeyKnown], [KeyChanged]
-//     (a loud warning; the new key is recorded as undecided and never
-//     replaces the old one) or [KeyDistrusted]; a changed or distrusted key
-//     is also its error, which the session shows.
+//     (a loud warning; the new key never replaces the old one and is not
+//     used for that member until the user decides about it) or
+//     [KeyDistrusted]; a changed or distrusted key is also its error,
+//     which the session shows. Decision.Own marks another device of our
+//     own account.
 //     [Directory.IdentityKey] answers only keys the policy allows and
 //     refuses the rest with an error saying why.
 //   - [Store.Verify], [Store.Trust], [Store.Distrust] record the user's

@@ -63,8 +63,10 @@ func FuzzParseFingerprint(f *testing.F) {
 // FuzzStore drives a store with a sequence of observations and decisions
 // decoded from the input and checks it against a reference model after
 // every step: no key is ever replaced or forgotten, observations never
-// change a recorded state, a changed key is never trusted until decided,
-// and the directory answers exactly what the policy allows.
+// change a recorded state, a member that announces a key other than the
+// one it is known by (known elsewhere or not) is never trusted until the
+// user decides about that key afterwards, and the directory answers
+// exactly what the policy allows.
 func FuzzStore(f *testing.F) {
 	f.Add([]byte{0, 0, 1, 0, 0, 2, 1, 0, 1, 4, 0, 0})
 	f.Add([]byte{0x80, 0, 1, 0, 3, 1, 1, 0, 3, 2, 2, 3, 3, 4, 3})
@@ -121,18 +123,31 @@ type modelKey struct {
 }
 
 type model struct {
-	policy trust.Policy
-	state  map[modelKey]trust.State
-	bound  map[string]crypto.PublicKey
+	policy   trust.Policy
+	state    map[modelKey]trust.State
+	decided  map[modelKey]int            // step of the last decision about the key
+	bound    map[string]crypto.PublicKey // the key each member announced last
+	accepted map[string]crypto.PublicKey // the key each member is known by
+	since    map[string]int              // step at which it started announcing bound
+	step     int
 }
 
 func newModel(p trust.Policy) *model {
-	return &model{policy: p, state: map[modelKey]trust.State{}, bound: map[string]crypto.PublicKey{}}
+	return &model{policy: p, state: map[modelKey]trust.State{}, decided: map[modelKey]int{}, bound: map[string]crypto.PublicKey{},
+		accepted: map[string]crypto.PublicKey{}, since: map[string]int{}}
 }
 
-// allows is the policy rule as the model states it: authenticated keys
-// always, blindly trusted ones only under BlindTrustBeforeVerification and
-// while their JID has no authenticated key.
+// changed reports whether member announces a key other than the one it
+// is known by, with no decision about that key since.
+func (m *model) changed(member string) bool {
+	k := m.bound[member]
+	if k == m.accepted[member] {
+		return false
+	}
+	d, ok := m.decided[modelKey{trust.Bare(member), k}]
+	return !ok || d <= m.since[member]
+}
+
 func (m *model) allows(st trust.State, jidAuth bool) bool {
 	return st == trust.Authenticated ||
 		st == trust.BlindlyTrusted && m.policy == trust.BlindTrustBeforeVerification && !jidAuth
@@ -157,21 +172,34 @@ func (m *model) jidKnown(jid string) bool {
 }
 
 func (m *model) observe(t *testing.T, step, member string, k crypto.PublicKey, d trust.Decision, err error) {
+	m.step++
 	jid := trust.Bare(member)
 	mk := modelKey{jid, k}
 	st, known := m.state[mk]
 	prev, hadBinding := m.bound[member]
+	if !hadBinding || prev != k {
+		m.since[member] = m.step
+	}
+	if !hadBinding {
+		m.accepted[member] = k
+	}
+	m.bound[member] = k
 	var want trust.Kind
 	switch {
-	case known && st == trust.Distrusted:
-		want = trust.KeyDistrusted
+	case hadBinding && m.accepted[member] != k && prev == k && known && !m.changed(member):
+		// A change the user decided about since: settled.
+		m.accepted[member] = k
+		want = trust.KeyKnown
+	case hadBinding && m.accepted[member] != k:
+		want = trust.KeyChanged
+		if !known {
+			st = trust.Undecided
+		}
+		if len(d.Previous) == 0 || d.Previous[0].Key != m.accepted[member] {
+			t.Fatalf("%s: changed without the key the member is known by: %+v", step, d)
+		}
 	case known:
 		want = trust.KeyKnown
-	case hadBinding:
-		want, st = trust.KeyChanged, trust.Undecided
-		if len(d.Previous) != 1 || d.Previous[0].Key != prev {
-			t.Fatalf("%s: changed without the previous key: %+v", step, d)
-		}
 	case !m.jidKnown(jid):
 		want, st = trust.KeyNew, trust.Undecided
 		if m.policy == trust.BlindTrustBeforeVerification {
@@ -183,10 +211,13 @@ func (m *model) observe(t *testing.T, step, member string, k crypto.PublicKey, d
 			st = trust.BlindlyTrusted
 		}
 	}
+	if st == trust.Distrusted {
+		want = trust.KeyDistrusted
+	}
 	m.state[mk] = st
-	m.bound[member] = k
-	if d.Kind != want || d.State != st || d.Trusted != m.allows(st, m.jidAuth(jid)) {
-		t.Fatalf("%s: decision %v, model wants %v %v", step, d, want, st)
+	trusted := m.allows(st, m.jidAuth(jid)) && !m.changed(member)
+	if d.Kind != want || d.State != st || d.Trusted != trusted {
+		t.Fatalf("%s: decision %v, model wants %v %v trusted=%v", step, d, want, st, trusted)
 	}
 	if d.Warning() != (want == trust.KeyChanged || want == trust.KeyDistrusted) || (err != nil) != d.Warning() || (d.Err() != nil) != d.Warning() {
 		t.Fatalf("%s: warning/err mismatch for %v", step, d)
@@ -194,7 +225,10 @@ func (m *model) observe(t *testing.T, step, member string, k crypto.PublicKey, d
 }
 
 func (m *model) decide(who string, k crypto.PublicKey, st trust.State) {
-	m.state[modelKey{trust.Bare(who), k}] = st
+	m.step++
+	mk := modelKey{trust.Bare(who), k}
+	m.state[mk] = st
+	m.decided[mk] = m.step
 }
 
 func (m *model) check(t *testing.T, step string, s *trust.Store, members []string) {
@@ -219,13 +253,13 @@ func (m *model) check(t *testing.T, step string, s *trust.Store, members []strin
 			if !errors.Is(err, trust.ErrUnknownMember) {
 				t.Fatalf("%s: %s never announced a key: %v", step, member, err)
 			}
-		case m.allows(m.state[modelKey{trust.Bare(member), bk}], m.jidAuth(trust.Bare(member))):
+		case m.allows(m.state[modelKey{trust.Bare(member), bk}], m.jidAuth(trust.Bare(member))) && !m.changed(member):
 			if err != nil || k != bk {
 				t.Fatalf("%s: %s: allowed key refused: %v", step, member, err)
 			}
 		default:
 			var ue *trust.UntrustedError
-			if !errors.As(err, &ue) || ue.Key != bk {
+			if !errors.As(err, &ue) || ue.Key != bk || ue.Changed != m.changed(member) {
 				t.Fatalf("%s: %s: refused key answered: %v", step, member, err)
 			}
 		}

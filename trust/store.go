@@ -102,11 +102,12 @@ func (s *Store) withTrusted(rs []Record) []Record {
 }
 
 // observe records that member (a full JID, the participant id) announced
-// key, and returns what that means. It never replaces a key: a different
-// key for a member is recorded next to the old one as Undecided and
-// reported as KeyChanged. The error is non-nil only for invalid input or a
-// backend failure; trust outcomes are in the Decision. [Directory.ObserveKey]
-// is its entry point.
+// key, and returns what that means. It never replaces a key: a member
+// announcing a key other than the one it is known by is KeyChanged, and
+// untrusted for it until the user decides about that key, whether or not
+// the key is recorded (and trusted) for another device. The error is
+// non-nil only for invalid input or a backend failure; trust outcomes are
+// in the Decision. [Directory.ObserveKey] is its entry point.
 func (s *Store) observe(member string, key crypto.PublicKey) (Decision, error) {
 	if err := CheckJID(member); err != nil {
 		return Decision{}, err
@@ -123,69 +124,89 @@ func (s *Store) observe(member string, key crypto.PublicKey) (Decision, error) {
 		if err != nil {
 			return err
 		}
-		bound, hasBinding, err := tx.Binding(member)
+		b, hasBinding, err := tx.Binding(member)
 		if err != nil {
 			return err
 		}
 		rec, known := find(recs, key)
-		if known {
-			// Seen before (perhaps from another resource of the same
-			// device): refresh, keep the state.
-			rec.LastSeen, rec.Member = now, member
-			if err := tx.PutKey(rec); err != nil {
-				return err
-			}
-			if !hasBinding || !crypto.Equal(bound[:], key[:]) {
-				if err := tx.Bind(member, key, now); err != nil {
-					return err
-				}
-			}
-			d.Kind = KeyKnown
-			if rec.State == Distrusted {
-				d.Kind = KeyDistrusted
-			}
-			d.State = rec.State
-			d.Trusted = s.cfg.Policy.allows(rec.State, anyAuthenticated(recs))
-			return nil
+		if !known {
+			rec = Record{JID: jid, Key: key, FirstSeen: now, State: Undecided}
 		}
-
-		rec = Record{JID: jid, Key: key, FirstSeen: now, LastSeen: now, Member: member, State: Undecided}
+		rec.LastSeen, rec.Member = now, member
+		nb := Binding{Member: member, Key: key, Accepted: key, Since: now}
+		if hasBinding && crypto.Equal(b.Key[:], key[:]) {
+			nb.Since = b.Since // the same announcement again
+		}
 		ev := Event{At: now, Member: member, JID: jid, Key: key}
+		record := false // whether the history gets an event
+		changed := false
 		switch {
-		case hasBinding:
-			// The member had another key: never a silent replacement.
-			d.Kind, ev.Previous = KeyChanged, bound
-			if prev, ok := find(recs, bound); ok {
-				d.Previous = s.withTrusted([]Record{prev})
-			} else {
-				// A binding without its record: only a damaged
-				// database gets here. Report the old key anyway.
-				d.Previous = []Record{{JID: jid, Key: bound, State: Undecided}}
+		case hasBinding && !crypto.Equal(b.Accepted[:], key[:]):
+			// The member is known by another key: never a silent
+			// replacement, even by a key the JID has from another device
+			// (a server can announce its own key for a device of its
+			// own first, then for this one).
+			nb.Accepted = b.Accepted
+			if !crypto.Equal(b.Key[:], key[:]) {
+				record, ev.Previous = true, b.Key
+			} else if known && rec.Decided.After(b.Since) {
+				// Announced again after the user decided about the key:
+				// the change is accepted.
+				nb.Accepted = key
+				break
 			}
+			changed = true
+			d.Kind = KeyChanged
+			d.Previous = s.previous(recs, jid, b, key)
+		case hasBinding && !known:
+			// The key the member is known by has no record: only a
+			// damaged database gets here. Untrusted until decided.
+			changed, d.Kind = true, KeyChanged
+			d.Previous = s.previous(recs, jid, b, key)
+		case hasBinding, known:
+			// The key the member is known by, or a key recorded for
+			// the JID announced by a member we have not seen before
+			// (the same device under another resource).
+			d.Kind = KeyKnown
 		case len(recs) == 0:
-			d.Kind = KeyNew
+			record, d.Kind = true, KeyNew
 			if s.cfg.Policy == BlindTrustBeforeVerification {
 				rec.State = BlindlyTrusted
 			}
 		default:
-			d.Kind = KeyNewDevice
+			record, d.Kind = true, KeyNewDevice
 			d.Previous = s.withTrusted(recs)
 			if s.cfg.Policy == BlindTrustBeforeVerification && !anyAuthenticated(recs) {
 				rec.State = BlindlyTrusted
 			}
 		}
+		if d.Kind == 0 {
+			d.Kind = KeyKnown // a change accepted by a decision since
+		}
+		if rec.State == Distrusted {
+			d.Kind = KeyDistrusted
+		}
 		if err := tx.PutKey(rec); err != nil {
 			return err
 		}
-		if err := tx.Bind(member, key, now); err != nil {
-			return err
+		if !hasBinding || b != nb {
+			if err := tx.Bind(nb); err != nil {
+				return err
+			}
 		}
-		ev.Kind = d.Kind // the history records the outcome itself
-		if err := tx.AppendEvent(ev); err != nil {
-			return err
+		if record {
+			// The history records the outcome: a new key, a new device,
+			// or a change (also to a distrusted key).
+			ev.Kind = d.Kind
+			if ev.Previous != (crypto.PublicKey{}) {
+				ev.Kind = KeyChanged
+			}
+			if err := tx.AppendEvent(ev); err != nil {
+				return err
+			}
 		}
 		d.State = rec.State
-		d.Trusted = s.cfg.Policy.allows(rec.State, anyAuthenticated(recs))
+		d.Trusted = !changed && s.cfg.Policy.allows(rec.State, anyAuthenticated(recs))
 		return nil
 	})
 	if err != nil {
@@ -194,10 +215,32 @@ func (s *Store) observe(member string, key crypto.PublicKey) (Decision, error) {
 	return d, nil
 }
 
+// previous returns the records a KeyChanged decision reports: the key the
+// member is known by, and the one it announced last if that is a third.
+func (s *Store) previous(recs []Record, jid string, b Binding, key crypto.PublicKey) []Record {
+	var out []Record
+	for _, k := range []crypto.PublicKey{b.Accepted, b.Key} {
+		if crypto.Equal(k[:], key[:]) || len(out) == 1 && crypto.Equal(k[:], out[0].Key[:]) {
+			continue
+		}
+		r, ok := find(recs, k)
+		if !ok {
+			// A binding without its record: only a damaged database
+			// gets here. Report the old key anyway.
+			r = Record{JID: jid, Key: k, State: Undecided}
+		}
+		out = append(out, r)
+	}
+	return s.withTrusted(out)
+}
+
 // Verify records that the user authenticated key as jid's (a bare or full
 // JID: the bare part is used), for example after comparing fingerprints or
 // scanning a QR code. The key need not have been seen yet. From now on
-// only jid's authenticated keys are used (XEP-0450 TOAKAFA).
+// only jid's authenticated keys are used (XEP-0450 TOAKAFA). Like Trust,
+// it also settles every KeyChanged of jid's devices to this key observed
+// before it: a decision about a key counts for the members that changed
+// to it earlier, not for those that change to it later.
 func (s *Store) Verify(jid string, key crypto.PublicKey) (Record, error) {
 	return s.decide(jid, key, Authenticated, kindVerified)
 }
@@ -279,13 +322,15 @@ func (s *Store) keys(jid string) ([]Record, error) {
 }
 
 // Current returns the record of the key member (a full JID) announced
-// last, with Trusted filled in; ok is false if it announced none.
+// last, with Trusted and Changed filled in; ok is false if it announced
+// none. A member that announced a key in place of the one it is known by
+// is Changed, and not Trusted, until the user decides about that key.
 func (s *Store) Current(member string) (rec Record, ok bool, err error) {
 	if err := CheckJID(member); err != nil {
 		return Record{}, false, err
 	}
 	err = s.b.View(func(tx Tx) error {
-		key, bound, err := tx.Binding(member)
+		b, bound, err := tx.Binding(member)
 		if err != nil || !bound {
 			return err
 		}
@@ -293,14 +338,15 @@ func (s *Store) Current(member string) (rec Record, ok bool, err error) {
 		if err != nil {
 			return err
 		}
-		r, found := find(recs, key)
+		r, found := find(recs, b.Key)
 		if !found {
 			// Damaged database: a binding without its record. Treat
 			// the key as undecided rather than guessing.
-			r = Record{JID: Bare(member), Key: key, State: Undecided}
+			r = Record{JID: Bare(member), Key: b.Key, State: Undecided}
 		}
 		rec, ok = r, true
-		rec.Trusted = s.cfg.Policy.allows(r.State, anyAuthenticated(recs))
+		rec.Changed = !crypto.Equal(b.Key[:], b.Accepted[:]) && !(found && r.Decided.After(b.Since))
+		rec.Trusted = !rec.Changed && s.cfg.Policy.allows(r.State, anyAuthenticated(recs))
 		return nil
 	})
 	if err != nil {
@@ -326,7 +372,8 @@ func (s *Store) identityKey(member string) (crypto.PublicKey, error) {
 		if err != nil {
 			return crypto.PublicKey{}, err
 		}
-		return crypto.PublicKey{}, &untrustedError{Member: member, Key: rec.Key, State: rec.State, JIDAuthenticated: anyAuthenticated(keys)}
+		return crypto.PublicKey{}, &untrustedError{Member: member, Key: rec.Key, State: rec.State, JIDAuthenticated: anyAuthenticated(keys),
+			Changed: rec.Changed}
 	}
 	return rec.Key, nil
 }

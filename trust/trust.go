@@ -48,9 +48,15 @@ type Record struct {
 	Member    string    // the full JID that last announced it ("" if never announced)
 	Decided   time.Time // last manual decision (Verify, Trust, Distrust); zero if none
 
-	// Trusted is computed by Store from State and the policy: whether the
-	// key may be used now. Backends neither store nor read it.
+	// Trusted is computed by Store from State and the policy (and, from
+	// Store.Current, Changed): whether the key may be used now. Backends
+	// neither store nor read it.
 	Trusted bool
+	// Changed is set by Store.Current when the member announced Key in
+	// place of the key it is known by (a KeyChanged warning) and the user
+	// has not decided about Key since: the key is then not used for that
+	// member, whatever its State. Backends neither store nor read it.
+	Changed bool
 }
 
 // Kind says what happened to a key: the outcome of observing it
@@ -72,13 +78,21 @@ const (
 	// authenticated key (XEP-0450 TOAKAFA); Previous lists the JID's other
 	// keys. Worth telling the user, not an alarm.
 	KeyNewDevice Kind = 2 // new-device
-	// KeyKnown: the key is already recorded for this JID and not distrusted.
+	// KeyKnown: the key is already recorded for this JID and not
+	// distrusted, and the member announcing it either announced no key
+	// before (the same device under another resource) or is known by
+	// this key.
 	KeyKnown Kind = 3 // known
-	// KeyChanged: the member announced a key different from the one it
-	// announced before: a possible man in the middle, or a reinstalled
-	// device. Loud. The new key is recorded as Undecided (never trusted
-	// without a decision), the old one stays as it was; Previous holds the
-	// old key's record.
+	// KeyChanged: the member announced a key other than the one it is
+	// known by, whether or not the store knows that key from another
+	// device: a possible man in the middle (a server that announced the
+	// key for a device of its own first is one), or a device reinstalled
+	// under its old resource. Loud, and untrusted for that member until
+	// the user decides about the key (Verify, Trust), even if the key is
+	// trusted for another device; the old key's record stays as it was.
+	// A new key is recorded as Undecided. Previous holds the record of
+	// the key the member is known by (and of the one it announced last,
+	// if that is a third). Reported at every announcement until decided.
 	KeyChanged Kind = 4 // changed
 	// KeyDistrusted: the key is recorded as distrusted.
 	KeyDistrusted Kind = 5 // distrusted
@@ -108,9 +122,16 @@ type Decision struct {
 	// be used now.
 	State   State
 	Trusted bool
-	// Previous: for KeyChanged, the record of the key the member announced
-	// before; for KeyNewDevice, the JID's other keys. Nil otherwise.
+	// Previous: for KeyChanged, the record of the key the member is known
+	// by (and of the one it announced last, if that is a third); for
+	// KeyNewDevice, the JID's other keys. Nil otherwise.
 	Previous []Record
+	// Own: the key was announced by another device of our own account
+	// (set by Directory.ObserveKey: the bare JID of Member is that of
+	// Directory.Self). Show it as "your other device"; the policy
+	// applies to it as to anyone's, and a user who does not recognise it
+	// should distrust it.
+	Own bool
 }
 
 // Warning reports whether the decision must be shown to the user as a
@@ -190,6 +211,9 @@ type untrustedError struct {
 	// JIDAuthenticated: the JID has an authenticated key, so only
 	// authenticated keys are used (XEP-0450 TOAKAFA).
 	JIDAuthenticated bool
+	// Changed: the member announced this key in place of the one it is
+	// known by, and nobody decided about it since.
+	Changed bool
 }
 
 // Error names the member and the key's fingerprint, and says why the key
@@ -199,6 +223,8 @@ func (e *untrustedError) Error() string {
 	switch {
 	case e.State == Distrusted:
 		why = "it is distrusted"
+	case e.Changed:
+		why = "it replaced the key this device had, and you have not verified or trusted it since"
 	case e.State == BlindlyTrusted && e.JIDAuthenticated:
 		why = "the account has verified keys and this one is not verified"
 	case e.State == BlindlyTrusted:

@@ -242,3 +242,43 @@ func TestErrorsName(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyChangedEvenIfKnownElsewhere: the attack of a server that adds a
+// ghost device with its own key (trusted blindly as a new device), then
+// makes a real device announce that key. The real device's change must be
+// a loud KeyChanged, and the key must not be used for it, although the
+// account has the key from the ghost.
+func TestKeyChangedEvenIfKnownElsewhere(t *testing.T) {
+	ts := trust.New(new(trust.Memory), trust.Config{})
+	real, ghost := "bob@example.org/phone", "bob@example.org/mpenc-ghost"
+	k1, k2 := trusttest.Key(1), trusttest.Key(2)
+	var got []trust.Decision
+	dir := &trust.Directory{Store: ts, OnDecision: func(d trust.Decision) { got = append(got, d) }}
+	if err := dir.ObserveKey(real, k1); err != nil {
+		t.Fatal(err)
+	}
+	if err := dir.ObserveKey(ghost, k2); err != nil {
+		t.Fatal(err)
+	}
+	if got[1].Kind != trust.KeyNewDevice || !got[1].Trusted {
+		t.Fatalf("ghost: %+v", got[1])
+	}
+	err := dir.ObserveKey(real, k2)
+	d := got[2]
+	if d.Kind != trust.KeyChanged || !d.Warning() || d.Trusted || err == nil {
+		t.Fatalf("the real device took the ghost's key: decision %v, error %v; want a KeyChanged warning", d, err)
+	}
+	if k, err := dir.IdentityKey(real); err == nil {
+		t.Fatalf("IdentityKey(%s) = %x: the ghost's key is used for the real device", real, k[:4])
+	}
+	if r, _, _ := ts.Current(real); r.Trusted {
+		t.Fatalf("Current(%s) = %+v: trusted", real, r)
+	}
+	// The user decides: the change is accepted.
+	if _, err := ts.Trust(real, k2); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := dir.IdentityKey(real); err != nil || k != k2 {
+		t.Fatalf("after the user's decision: %v", err)
+	}
+}

@@ -57,6 +57,8 @@ func Run(t *testing.T, newBackend func(t *testing.T) trust.Backend) {
 		{"FirstKeyRecorded", testFirstKey},
 		{"SameKeyKnown", testSameKey},
 		{"ChangedKeyNeverReplaces", testChanged},
+		{"ChangedToKeyKnownElsewhere", testChangedToKnown},
+		{"ChangeSettledByLaterDecision", testChangeSettled},
 		{"NewDevice", testNewDevice},
 		{"VerifyAuthenticates", testVerify},
 		{"AfterFirstAuthentication", testTOAKAFA},
@@ -148,6 +150,7 @@ const (
 	whyUnverified       = "it is not verified"
 	whyDistrusted       = "it is distrusted"
 	whyJIDAuthenticated = "the account has verified keys and this one is not verified"
+	whyChanged          = "it replaced the key this device had, and you have not verified or trusted it since"
 )
 
 // refused checks that the directory refused member's key k, and why.
@@ -200,8 +203,8 @@ func records(t *testing.T, b trust.Backend, jid string) []trust.Record {
 		t.Fatal(err)
 	}
 	for _, r := range rs {
-		if r.Trusted {
-			t.Fatalf("the backend returned Trusted: %+v", r)
+		if r.Trusted || r.Changed {
+			t.Fatalf("the backend returned Trusted or Changed: %+v", r)
 		}
 	}
 	return rs
@@ -305,20 +308,106 @@ func testChanged(t *testing.T, b trust.Backend) {
 		t.Fatalf("the old key must stay and the new one be undecided: %+v", ks)
 	}
 	// The member now announces the new key, which is refused.
-	refused(t, s, alicePhone, Key(2), whyUnverified)
-	if c := current(t, s, alicePhone); c.State != trust.Undecided {
+	refused(t, s, alicePhone, Key(2), whyChanged)
+	if c := current(t, s, alicePhone); c.State != trust.Undecided || !c.Changed {
 		t.Fatalf("Current after change = %+v", c)
 	}
-	// Seeing the new key again is not a new alarm, and does not trust it.
-	want(t, observe(t, s, alicePhone, Key(2)), trust.KeyKnown, trust.Undecided, false)
+	// Seeing the new key again is the same alarm (until the user
+	// decides), without a new history entry, and does not trust it.
+	n := len(events(t, b, alice, 0))
+	d, _ = observeErr(t, s, alicePhone, Key(2))
+	want(t, d, trust.KeyChanged, trust.Undecided, false)
+	if len(d.Previous) != 1 || d.Previous[0].Key != Key(1) || len(events(t, b, alice, 0)) != n {
+		t.Fatalf("changed again: %+v", d)
+	}
 	// Going back to the old key: known, trusted as before.
 	want(t, observe(t, s, alicePhone, Key(1)), trust.KeyKnown, trust.BlindlyTrusted, true)
+	if c := current(t, s, alicePhone); c.Changed || !c.Trusted {
+		t.Fatalf("Current after going back = %+v", c)
+	}
 	// A third key is a change again, with the key announced last before it.
 	d = observe(t, s, alicePhone, Key(3))
 	want(t, d, trust.KeyChanged, trust.Undecided, false)
 	if d.Previous[0].Key != Key(1) {
 		t.Fatalf("previous = %x", d.Previous[0].Key[:4])
 	}
+}
+
+// testChangedToKnown: a device that announces, in place of its own key,
+// a key the account has from another device is a changed key, loud and
+// untrusted for that device, even when the key is trusted for the other
+// one (blindly or by verification). A server that announced its own key
+// for a ghost device first, then for a real one, is caught.
+func testChangedToKnown(t *testing.T, b trust.Backend) {
+	const ghost = "alice@example.org/ghost"
+	s := newStore(b, trust.BlindTrustBeforeVerification)
+	want(t, observe(t, s, alicePhone, Key(1)), trust.KeyNew, trust.BlindlyTrusted, true)
+	want(t, observe(t, s, ghost, Key(2)), trust.KeyNewDevice, trust.BlindlyTrusted, true)
+	d, err := observeErr(t, s, alicePhone, Key(2))
+	want(t, d, trust.KeyChanged, trust.BlindlyTrusted, false)
+	if len(d.Previous) != 1 || d.Previous[0].Key != Key(1) || !strings.Contains(err.Error(), "a DIFFERENT identity key "+fp(Key(2))) {
+		t.Fatalf("changed to a known key: %+v, %v", d, err)
+	}
+	refused(t, s, alicePhone, Key(2), whyChanged)
+	// The key stays what it was for the device that announced it first.
+	if k, err := identityKey(s, ghost); err != nil || k != Key(2) {
+		t.Fatalf("IdentityKey(ghost) = %v", err)
+	}
+	if ks := keysOf(t, b, alice); len(ks) != 2 || ks[Key(2)].State != trust.BlindlyTrusted || ks[Key(1)].State != trust.BlindlyTrusted {
+		t.Fatalf("records %+v", ks)
+	}
+	if evs := events(t, b, alice, 0); len(evs) != 3 || evs[2].Kind != trust.KeyChanged || evs[2].Previous != Key(1) || evs[2].Member != alicePhone {
+		t.Fatalf("events %+v", evs)
+	}
+	// A key verified before the change does not settle it either.
+	if _, err := s.Verify(alice, Key(2)); err != nil {
+		t.Fatal(err)
+	}
+	want(t, observe(t, s, aliceLaptop, Key(3)), trust.KeyNewDevice, trust.Undecided, false)
+	d = observe(t, s, aliceLaptop, Key(2))
+	want(t, d, trust.KeyChanged, trust.Authenticated, false)
+	refused(t, s, aliceLaptop, Key(2), whyChanged)
+}
+
+// testChangeSettled: a decision about the new key made after the change
+// settles it, for every member that changed to it before; one made before
+// does not; going back to the key a member is known by is quiet.
+func testChangeSettled(t *testing.T, b trust.Backend) {
+	const tablet = "alice@example.org/tablet"
+	s := newStore(b, trust.BlindTrustBeforeVerification)
+	observe(t, s, alicePhone, Key(1))
+	observe(t, s, aliceLaptop, Key(2))
+	observe(t, s, tablet, Key(3))
+	if _, err := s.Trust(alicePhone, Key(4)); err != nil { // decided before anyone announces it
+		t.Fatal(err)
+	}
+	for _, m := range []string{alicePhone, aliceLaptop} {
+		want(t, observe(t, s, m, Key(4)), trust.KeyChanged, trust.BlindlyTrusted, false)
+	}
+	r, err := s.Trust(aliceLaptop, Key(4))
+	if err != nil || !r.Trusted {
+		t.Fatalf("Trust = %+v, %v", r, err)
+	}
+	for _, m := range []string{alicePhone, aliceLaptop} {
+		if c := current(t, s, m); c.Changed || !c.Trusted || c.Key != Key(4) {
+			t.Fatalf("Current(%s) after the decision = %+v", m, c)
+		}
+		if k, err := identityKey(s, m); err != nil || k != Key(4) {
+			t.Fatalf("IdentityKey(%s) = %v", m, err)
+		}
+		// Settled: announcing it again is quiet.
+		want(t, observe(t, s, m, Key(4)), trust.KeyKnown, trust.BlindlyTrusted, true)
+	}
+	// A member changing to it after the decision is a change again.
+	want(t, observe(t, s, tablet, Key(4)), trust.KeyChanged, trust.BlindlyTrusted, false)
+	refused(t, s, tablet, Key(4), whyChanged)
+	// Distrusting the new key settles nothing: it is not used.
+	if _, err := s.Distrust(alice, Key(4)); err != nil {
+		t.Fatal(err)
+	}
+	refused(t, s, tablet, Key(4), whyDistrusted)
+	// Going back to the key it is known by: quiet, trusted as before.
+	want(t, observe(t, s, tablet, Key(3)), trust.KeyKnown, trust.BlindlyTrusted, true)
 }
 
 func testNewDevice(t *testing.T, b trust.Backend) {
@@ -512,6 +601,18 @@ func testDirectorySelf(t *testing.T, b trust.Backend) {
 	if evs := events(t, b, "", 0); len(evs) != 0 {
 		t.Fatalf("own key in the history: %+v", evs)
 	}
+	// Another device of our account is reported as ours, and the policy
+	// applies to it as to anyone's (here: not trusted until verified).
+	if err := d.ObserveKey(aliceLaptop, Key(3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.ObserveKey(bobPhone, Key(4)); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !got[0].Own || got[0].Kind != trust.KeyNew || got[0].Trusted || got[1].Own {
+		t.Fatalf("decisions %+v", got)
+	}
+	refused(t, s, aliceLaptop, Key(3), whyUnverified)
 }
 
 // The user's decisions in the trust history: kinds trust does not export
@@ -626,7 +727,7 @@ func testRollback(t *testing.T, b trust.Backend) {
 		if err := tx.PutKey(trust.Record{JID: alice, Key: Key(1), State: trust.Authenticated, FirstSeen: time.Unix(1, 0), LastSeen: time.Unix(1, 0)}); err != nil {
 			return err
 		}
-		if err := tx.Bind(alicePhone, Key(1), time.Unix(1, 0)); err != nil {
+		if err := tx.Bind(trust.Binding{Member: alicePhone, Key: Key(1), Accepted: Key(1), Since: time.Unix(1, 0)}); err != nil {
 			return err
 		}
 		if err := tx.AppendEvent(trust.Event{At: time.Unix(1, 0), Kind: trust.KeyNew, JID: alice, Key: Key(1)}); err != nil {
