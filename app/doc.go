@@ -64,8 +64,10 @@
 //
 // # What it does not do
 //
-// It draws nothing, reads no files but the store, and prompts for
-// nothing: passwords and passphrases come from the caller. [Room.Invite]
+// It draws nothing, reads no files but the store (and a CA file the
+// Settings name), and prompts for nothing: passwords and passphrases come
+// from the caller. [OpenLog] gives the commands a log file that rotates
+// itself (10 MiB, three old files kept, mode 0600). [Room.Invite]
 // includes a member who is in the room, and otherwise sends an XMPP
 // invitation, remembers it and includes them when they enter.
 package app

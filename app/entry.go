@@ -77,6 +77,11 @@ type Entry struct {
 	// earlier run): nobody will ever confirm it; and on a Queued entry
 	// that was still waiting: it was never sent.
 	Unconfirmed bool
+	// Cut, on a Plain entry, is how many bytes of the text were not kept:
+	// the history keeps the first 4 KiB of an unencrypted message (live
+	// and after a restart alike: the entry is what the store recorded).
+	// Show that it was cut.
+	Cut int
 }
 
 // Entry kinds and acknowledgement states as store.Entry spells them.
@@ -129,7 +134,7 @@ func (e Entry) toStore() store.Entry {
 	return store.Entry{Seq: e.Seq, Kind: storeKinds[e.Kind], ID: e.ID, Replaces: e.Replaces, Until: e.Until,
 		Author: e.Author, Text: e.Text, At: e.At, Own: e.Own, Members: e.Members, Include: e.Include, Exclude: e.Exclude,
 		LogParents: e.LogParents, Ack: storeAcks[e.Ack], NotAcked: e.NotAcked, Final: e.Final, Absent: e.Absent,
-		NotDelivered: e.NotDelivered}
+		NotDelivered: e.NotDelivered, Cut: e.Cut}
 }
 
 func fromStore(s store.Entry) (Entry, error) {
@@ -140,7 +145,7 @@ func fromStore(s store.Entry) (Entry, error) {
 	}
 	return Entry{Seq: s.Seq, Kind: kind, ID: s.ID, Until: s.Until, Author: s.Author, Text: s.Text, At: s.At, Own: s.Own,
 		Members: s.Members, Include: s.Include, Exclude: s.Exclude, LogParents: s.LogParents,
-		Ack: ack, NotAcked: s.NotAcked, Final: s.Final, Absent: s.Absent, NotDelivered: s.NotDelivered}, nil
+		Ack: ack, NotAcked: s.NotAcked, Final: s.Final, Absent: s.Absent, NotDelivered: s.NotDelivered, Cut: s.Cut}, nil
 }
 
 // record stores e in the room's history and returns it as stored, which

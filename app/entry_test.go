@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,7 +88,8 @@ func feed(r *Room, ns []session.Notice) []Event {
 func TestHistoryMatchesLive(t *testing.T) {
 	path := t.TempDir() + "/a.db"
 	a, r := testApp(t, path)
-	evs := feed(r, conversation(time.Date(2026, 1, 2, 15, 4, 5, 6, time.Local)))
+	// Recent: the store keeps unencrypted messages for 30 days.
+	evs := feed(r, conversation(time.Now().Add(-time.Hour).Round(0)))
 
 	var live []Entry // one per Seq, as last delivered, in Seq order
 	for _, ev := range evs {
@@ -338,4 +341,52 @@ func feedOut(r *Room, ns []session.Notice) []Event {
 		}
 	}
 	return out
+}
+
+// TestPlainBodiesBounded: a flood of large unencrypted messages (the
+// review's 61 bodies of 250 KB) is delivered and recorded as the first
+// 4 KiB of each, the same live and after a restart, and the store grows
+// by a bounded amount.
+func TestPlainBodiesBounded(t *testing.T) {
+	path := t.TempDir() + "/a.db"
+	a, r := testApp(t, path)
+	size := func() int64 {
+		var n int64
+		for _, p := range []string{path, path + "-wal"} {
+			if fi, err := os.Stat(p); err == nil {
+				n += fi.Size()
+			}
+		}
+		return n
+	}
+	before := size()
+	big := strings.Repeat("x", 250_000)
+	var ns []session.Notice
+	for range 61 {
+		ns = append(ns, session.Notice{Kind: session.Plain, At: time.Now(), Author: "eve@example.org/e", Text: big})
+	}
+	var live []Entry
+	for _, ev := range feed(r, ns) {
+		if ev.Kind == EventEntry {
+			live = append(live, ev.Entry)
+		}
+	}
+	if len(live) != 61 {
+		t.Fatalf("%d entries delivered", len(live))
+	}
+	for _, e := range live {
+		if len(e.Text) != 4096 {
+			t.Fatalf("a plain entry delivered with %d bytes", len(e.Text))
+		}
+	}
+	if grew := size() - before; grew > 2<<20 {
+		t.Fatalf("the store grew by %d bytes", grew)
+	}
+	a.Close(context.Background())
+	a, _ = testApp(t, path)
+	defer a.Close(context.Background())
+	back, err := a.History(context.Background(), room, 0, 100)
+	if err != nil || len(back) != 61 || fmt.Sprintf("%+v", back[60]) != fmt.Sprintf("%+v", live[60]) {
+		t.Fatalf("history after a restart differs from what was shown: %v", err)
+	}
 }

@@ -23,7 +23,8 @@ type Config struct {
 	// Greeting is sent to members when they are included; "" disables it.
 	// "{name}" is replaced by their bare JID.
 	Greeting string `toml:"greeting"`
-	// LogFile: JSON logs go there (appended); empty: standard error.
+	// LogFile: JSON logs go there (appended, mode 0600, rotated at 10 MiB
+	// with three old files kept); empty: standard error.
 	LogFile string `toml:"log_file"`
 	// LogLevel: debug, info, warn or error.
 	LogLevel string `toml:"log_level"`

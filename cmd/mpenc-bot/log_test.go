@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -63,5 +65,41 @@ func TestLogLines(t *testing.T) {
 		if got := buf.String(); got != tt.want {
 			t.Errorf("level %s: got\n%s\nwant\n%s", tt.level, got, tt.want)
 		}
+	}
+}
+
+// TestLogRotation: the bot's log file is mode 0600 (also an existing one
+// made readable by others), and rotates at 10 MiB: the file becomes .1,
+// and logging goes on in a new one.
+func TestLogRotation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "logs", "bot.log")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("{}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := openLog(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, log := newLogger(f, zerolog.InfoLevel)
+	pad := strings.Repeat("x", 1000)
+	for range 11 << 10 { // 11 Ki lines of about 1 KiB: past 10 MiB
+		log.Info("notice", "room", pad)
+	}
+	log.Info("after the rotation")
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + ".1"} {
+		fi, err := os.Stat(p)
+		if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() > 10<<20 {
+			t.Fatalf("%s: %v, %v", p, fi, err)
+		}
+	}
+	cur, _ := os.ReadFile(path)
+	if !strings.HasSuffix(string(cur), "\"message\":\"after the rotation\"}\n") || !strings.HasPrefix(string(cur), "{\"level\"") {
+		t.Errorf("the current file does not start with a whole line and end with the last one")
 	}
 }

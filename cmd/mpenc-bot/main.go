@@ -18,6 +18,8 @@ import (
 	"syscall"
 
 	"github.com/rs/zerolog"
+
+	"github.com/mpenc/mpenc/app"
 )
 
 const usage = `mpenc-bot: an mpENC bot for XMPP rooms.
@@ -39,7 +41,8 @@ The configuration file (TOML):
     passphrase_env = "MPENC_PASSPHRASE"  # variable holding the key's passphrase
     prefix   = "!"
     greeting = "Hello {name}! ..."    # "" for none
-    log_file = ""                     # JSON logs; default: standard error
+    log_file = ""                     # JSON logs (mode 0600, rotated at 10 MiB, 3 old
+                                      # files kept); default: standard error
     log_level = "info"                # debug | info | warn | error
     rejoin   = true                   # rejoin a room we were removed from (kicked, destroyed,
                                       # a failed join), 5 s doubling to 5 min; false: exit
@@ -96,7 +99,7 @@ func main() {
 	}
 	var out io.Writer = os.Stderr
 	if cfg.LogFile != "" {
-		f, err := os.OpenFile(expandHome(cfg.LogFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		f, err := openLog(cfg.LogFile)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "mpenc-bot: error: log file: %v\n", err)
 			os.Exit(1)
@@ -122,6 +125,13 @@ func main() {
 		os.Exit(1)
 	}
 	zl.Info().Msg("stopped")
+}
+
+// openLog opens the log file of the configuration: mode 0600, rotated
+// at 10 MiB with three old files kept (app.OpenLog), its directory created
+// mode 0700 if missing.
+func openLog(path string) (io.WriteCloser, error) {
+	return app.OpenLog(expandHome(path))
 }
 
 // newLogger returns the bot's logger, JSON lines on out from level up

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"mellium.im/xmpp/jid"
 
 	"github.com/mpenc/mpenc/app"
 	"github.com/mpenc/mpenc/channel/xmpp"
@@ -50,12 +51,21 @@ type client struct {
 	cur     string
 	members map[string][]app.Member
 	initial []string // rooms to join at start
-	// sendHook, if set, sends instead of the room (tests).
-	sendHook func(room, text string) error
+	// shown: the key whose fingerprint /verify or /fingerprint last
+	// displayed for each member; "/verify JID confirm" confirms that key
+	// only, and only while the member still announces it.
+	shown map[string]trust.Record
+	// sendHook, if set, sends instead of the room; testMembers and
+	// testTrust, if set, stand for the current room's members and the
+	// trust store (tests).
+	sendHook    func(room, text string) error
+	testMembers []app.Member
+	testTrust   *trust.Store
 }
 
 func newClient(a *app.App, cfg *Config, log zerolog.Logger) *client {
-	return &client{app: a, cfg: cfg, log: log, views: map[string]*roomView{}, members: map[string][]app.Member{}}
+	return &client{app: a, cfg: cfg, log: log, views: map[string]*roomView{}, members: map[string][]app.Member{},
+		shown: map[string]trust.Record{}}
 }
 
 // start shows the initial rooms with their history and joins them. The
@@ -344,7 +354,7 @@ func (c *client) run(cmd command) error {
 		}
 		ids := slices.DeleteFunc(resolve(ms, cmd.args[0]), func(m string) bool { return m == r.Self() })
 		if len(ids) == 0 {
-			return fmt.Errorf("nobody matches %s in %s", cmd.args[0], r.JID())
+			return fmt.Errorf("no member is %s in %s (%s)", cmd.args[0], r.JID(), exactHint)
 		}
 		c.ui.note("excluding "+strings.Join(ids, ", ")+"…", false)
 		c.background("kick", func(ctx context.Context) (string, error) {
@@ -542,111 +552,224 @@ func (c *client) fingerprint(ctx context.Context, args []string) error {
 			self, fp, fp.Words(), qr), false)
 		return nil
 	}
-	m, err := c.member(ctx, args[0])
+	ms, err := c.keyed(ctx, args[0])
 	if err != nil {
 		return err
 	}
-	fp := trust.FingerprintOf(m.Trust.Key)
-	c.ui.note(fmt.Sprintf("%s (%s):\n  %s\n  %s\ncompare it with what they read from their screen, then /verify %s confirm",
-		oneLine(m.ID), m.Trust.State, fp, fp.Words(), oneLine(m.ID)), false)
+	c.ui.note(c.show(ms), false)
 	return nil
 }
 
-// member finds the one member of the current room matching who that
-// announced a key.
-func (c *client) member(ctx context.Context, who string) (app.Member, error) {
+// exactHint says how commands name members.
+const exactHint = "a full JID names one device, a bare JID every device of exactly that account; no abbreviations"
+
+// roomMembers returns the current room's JID and its members (the room's
+// occupants and the session's members).
+func (c *client) roomMembers(ctx context.Context) (string, []app.Member, error) {
+	if c.testMembers != nil {
+		return c.cur, c.testMembers, nil
+	}
 	r, err := c.room()
 	if err != nil {
-		return app.Member{}, err
+		return "", nil, err
 	}
 	ms, err := r.Members(ctx)
+	return r.JID(), ms, err
+}
+
+// trustStore is the account's trust store.
+func (c *client) trustStore() *trust.Store {
+	if c.testTrust != nil {
+		return c.testTrust
+	}
+	return c.app.Trust()
+}
+
+// matchMembers returns the members who names exactly: a full JID names
+// that device, a bare JID every device of exactly that account. Never a
+// prefix or a look-alike: bob@example.org names neither
+// bob@example.org.evil.net/x nor bobby@example.org/x. The JID typed is
+// normalised as the XMPP layer normalises members' (case of the local
+// part and domain).
+func matchMembers(ms []app.Member, who string) ([]app.Member, error) {
+	j, err := jid.Parse(strings.TrimSpace(who))
 	if err != nil {
-		return app.Member{}, err
+		return nil, fmt.Errorf("%q is not a JID (%s)", oneLine(who), exactHint)
 	}
-	var found []app.Member
+	full, want := j.Resourcepart() != "", j.String()
+	var out []app.Member
 	for _, m := range ms {
-		if !m.Self && m.HasKey && (m.ID == who || trust.Bare(m.ID) == who || strings.HasPrefix(m.ID, who)) {
-			found = append(found, m)
+		if full && m.ID == want || !full && trust.Bare(m.ID) == want {
+			out = append(out, m)
 		}
 	}
-	// An exact full JID wins over prefixes.
-	for _, m := range found {
-		if m.ID == who {
-			return m, nil
-		}
-	}
-	switch len(found) {
-	case 0:
-		return app.Member{}, fmt.Errorf("no member matching %s announced a key in %s", who, r.JID())
-	case 1:
-		return found[0], nil
-	}
-	var ids []string
-	for _, m := range found {
-		ids = append(ids, m.ID)
-	}
-	return app.Member{}, fmt.Errorf("%s matches several devices: %s; give the full JID", who, strings.Join(ids, ", "))
+	return out, nil
 }
 
-// resolve turns what a user typed (a full JID, a bare JID, or a nick-like
-// prefix of either) into the participant ids of the members (in the room
-// or in the session) that match it: an exact full JID first, else every
-// device of that bare JID, else those whose JID starts with it.
+// resolve returns the participant ids of the members (in the room or in
+// the session) that who names exactly (matchMembers): that device for a
+// full JID, every device of exactly that account for a bare JID; none if
+// who is not a JID.
 func resolve(ms []app.Member, who string) []string {
+	found, _ := matchMembers(ms, who)
 	var ids []string
-	for _, m := range ms {
+	for _, m := range found {
 		ids = append(ids, m.ID)
 	}
-	if slices.Contains(ids, who) {
-		return []string{who}
-	}
-	var out []string
-	for _, m := range ids {
-		if trust.Bare(m) == who {
-			out = append(out, m)
-		}
-	}
-	if len(out) > 0 {
-		return out
-	}
-	for _, m := range ids {
-		if strings.HasPrefix(m, who) {
-			out = append(out, m)
-		}
-	}
-	return out
+	return ids
 }
 
-// decide runs /verify, /trust and /distrust.
+// keyed returns the members of the current room other than us that who
+// names exactly (matchMembers) and that announced a key.
+func (c *client) keyed(ctx context.Context, who string) ([]app.Member, error) {
+	room, ms, err := c.roomMembers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	found, err := matchMembers(ms, who)
+	if err != nil {
+		return nil, err
+	}
+	found = slices.DeleteFunc(found, func(m app.Member) bool { return m.Self || !m.HasKey })
+	if len(found) == 0 {
+		return nil, fmt.Errorf("no member %s announced a key in %s (%s)", oneLine(who), room, exactHint)
+	}
+	return found, nil
+}
+
+// show displays the fingerprints of members' keys and remembers each as
+// the one "/verify JID confirm" confirms.
+func (c *client) show(ms []app.Member) string {
+	var b strings.Builder
+	for i, m := range ms {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		fp := trust.FingerprintOf(m.Trust.Key)
+		c.shown[m.ID] = m.Trust
+		state := m.Trust.State.String()
+		if m.Trust.Changed {
+			state += ", CHANGED: not used until you decide"
+		}
+		fmt.Fprintf(&b, "%s (%s):\n  %s\n  %s\ncompare it in full with what they read from their screen; if it is the same, type:\n  /verify %s confirm %s",
+			oneLine(m.ID), state, fp, fp.Words(), oneLine(m.ID), confirmToken(fp))
+	}
+	return b.String()
+}
+
+// confirmToken is what "/verify JID confirm" names a displayed
+// fingerprint by: its first two groups. It is not a verification value
+// (the whole fingerprint is what people compare); it says which of the
+// fingerprints shown the user compared, so that the key confirmed is that
+// one.
+func confirmToken(fp trust.Fingerprint) string { return fp.String()[:9] }
+
+// minConfirmDigits is the least a confirmation must name of the
+// fingerprint shown: two groups.
+const minConfirmDigits = 8
+
+// names reports whether token (hex digits, spaces allowed, any case)
+// names fp: at least its first two groups, and nothing it does not have.
+func names(fp trust.Fingerprint, token string) bool {
+	t := strings.ToLower(strings.Join(strings.Fields(token), ""))
+	h := strings.ReplaceAll(fp.String(), " ", "")
+	return len(t) >= minConfirmDigits && strings.HasPrefix(h, t)
+}
+
+// decide runs /verify, /trust and /distrust. A bare JID acts on every
+// device of exactly that account, a full JID on that device.
 func (c *client) decide(ctx context.Context, cmd command) error {
-	m, err := c.member(ctx, cmd.args[0])
+	ms, err := c.keyed(ctx, cmd.args[0])
 	if err != nil {
 		return err
 	}
-	ts := c.app.Trust()
-	key := m.Trust.Key
-	fp := trust.FingerprintOf(key)
-	var rec trust.Record
+	ts := c.trustStore()
+	var chosen []app.Member // each with the key to decide about
 	switch cmd.name {
 	case "verify":
 		given := strings.TrimSpace(strings.TrimPrefix(cmd.rest, cmd.args[0]))
-		if given == "" {
-			return fmt.Errorf("compare %s's fingerprint %s (%s) with what they read from their screen, then: /verify %s confirm, or type it: /verify %s FINGERPRINT",
-				m.ID, fp, fp.Words(), m.ID, m.ID)
+		switch token, confirm := strings.CutPrefix(given, "confirm"); {
+		case given == "":
+			c.ui.note(c.show(ms), false)
+			return nil
+		case confirm:
+			if chosen, err = c.confirmed(ms, cmd.args[0], token); err != nil {
+				return err
+			}
+		default:
+			for _, m := range ms {
+				if trust.Matches(m.Trust.Key, given) {
+					chosen = append(chosen, m)
+				}
+			}
+			if len(chosen) == 0 {
+				var fps []string
+				for _, m := range ms {
+					fps = append(fps, oneLine(m.ID)+": "+trust.FingerprintOf(m.Trust.Key).String())
+				}
+				return fmt.Errorf("that does NOT match the key of %s (%s): not verified. If they read it to you, someone may be in the middle",
+					oneLine(cmd.args[0]), strings.Join(fps, "; "))
+			}
 		}
-		if given != "confirm" && !trust.Matches(key, given) {
-			return fmt.Errorf("that does NOT match %s's key %s: not verified. If they read it to you, someone may be in the middle", m.ID, fp)
+	default:
+		chosen = ms
+	}
+	var out []string
+	for _, m := range chosen {
+		var rec trust.Record
+		switch cmd.name {
+		case "verify":
+			rec, err = ts.Verify(m.ID, m.Trust.Key)
+		case "trust":
+			rec, err = ts.Trust(m.ID, m.Trust.Key)
+		case "distrust":
+			rec, err = ts.Distrust(m.ID, m.Trust.Key)
 		}
-		rec, err = ts.Verify(m.ID, key)
-	case "trust":
-		rec, err = ts.Trust(m.ID, key)
-	case "distrust":
-		rec, err = ts.Distrust(m.ID, key)
+		if err != nil {
+			return err
+		}
+		t := fmt.Sprintf("%s's key %s is now %s", oneLine(m.ID), trust.FingerprintOf(m.Trust.Key), rec.State)
+		if !rec.Trusted && rec.State != trust.Distrusted {
+			t += " (not used: only verified keys count for this account now)"
+		}
+		out = append(out, t)
 	}
-	if err != nil {
-		return err
+	c.ui.note(strings.Join(out, "\n"), false)
+	if c.testMembers == nil {
+		c.refreshMembers(c.cur)
 	}
-	c.ui.note(fmt.Sprintf("%s's key %s is now %s", oneLine(m.ID), fp, rec.State), false)
-	c.refreshMembers(c.cur)
 	return nil
+}
+
+// confirmed returns the members whose key "/verify WHO confirm TOKEN"
+// confirms: those WHO names whose displayed fingerprint TOKEN names, each
+// of which must still announce the key displayed. Anything else is
+// refused, with why.
+func (c *client) confirmed(ms []app.Member, who, token string) ([]app.Member, error) {
+	var out []app.Member
+	token = strings.TrimSpace(token)
+	if token == "" {
+		return nil, fmt.Errorf("confirm which fingerprint? /verify %s shows it, with the line to type (/verify JID confirm and its first two groups)", oneLine(who))
+	}
+	for _, m := range ms {
+		shown, ok := c.shown[m.ID]
+		if !ok || !names(trust.FingerprintOf(shown.Key), token) {
+			continue
+		}
+		if shown.Key != m.Trust.Key {
+			return nil, fmt.Errorf("NOT verified: %s announced another key since its fingerprint was shown (shown %s, now %s): someone may be in the middle; compare the new one first: /verify %s",
+				oneLine(m.ID), trust.FingerprintOf(shown.Key), trust.FingerprintOf(m.Trust.Key), oneLine(m.ID))
+		}
+		out = append(out, m)
+	}
+	if len(out) == 0 {
+		for _, m := range ms {
+			if names(trust.FingerprintOf(m.Trust.Key), token) {
+				return nil, fmt.Errorf("NOT verified: show %s's fingerprint first (/verify %s), compare it in full, then confirm", oneLine(m.ID), oneLine(m.ID))
+			}
+		}
+		return nil, fmt.Errorf("NOT verified: %q is not the start of a fingerprint shown for %s (at least its first two groups: /verify %s shows them)",
+			oneLine(token), oneLine(who), oneLine(who))
+	}
+	return out, nil
 }

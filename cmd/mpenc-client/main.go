@@ -51,8 +51,9 @@ Flags (they override the configuration file):
 
 The XMPP password is read from $MPENC_PASSWORD, else prompted for; the
 passphrase that seals your identity key from $MPENC_PASSPHRASE, else
-prompted for (twice, the first time). Both variables are removed from the
-environment once read.
+prompted for (twice, the first time). Both variables are read at start,
+then overwritten and removed from the environment (docs/USAGE.md says
+what stays visible). The log file rotates at 10 MiB (three old files kept).
 
 In the client, type a message and Enter to send it to the room, encrypted.
 Commands: /join /part /invite /kick /refresh /who /info /resend /fingerprint
@@ -82,15 +83,15 @@ func main() {
 }
 
 func run(cfg *Config) error {
-	if err := os.MkdirAll(filepath.Dir(cfg.Store), 0o700); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(cfg.LogFile), 0o700); err != nil {
-		return err
-	}
-	lf, err := os.OpenFile(cfg.LogFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	// Secrets from the environment are read (and scrubbed from it)
+	// first, so they stay readable in /proc/PID/environ as briefly as
+	// possible; prompts come later, when they are needed.
+	password, _ := store.PassphraseFromEnv(cfg.PasswordEnv)
+	envPassphrase, _ := store.PassphraseFromEnv(cfg.PassphraseEnv)
+	defer clear(envPassphrase)
+	lf, err := openLogFile(cfg)
 	if err != nil {
-		return fmt.Errorf("log file: %w", err)
+		return err
 	}
 	defer lf.Close()
 	level, err := zerolog.ParseLevel(cfg.LogLevel)
@@ -99,19 +100,25 @@ func run(cfg *Config) error {
 	}
 	log, alog := newLogger(lf, level)
 
-	password, err := secret(cfg.PasswordEnv, "XMPP password for "+cfg.Account+": ", false)
-	if err != nil {
-		return err
+	if password == nil {
+		if password, err = secret(cfg.PasswordEnv, "XMPP password for "+cfg.Account+": ", false); err != nil {
+			return err
+		}
 	}
 	acfg, err := cfg.Settings.Config()
 	if err != nil {
 		return err
 	}
 	acfg.Password = string(password)
+	clear(password)
 	acfg.Logger = alog
 	acfg.Passphrase = func(create bool) ([]byte, error) {
 		if create {
 			fmt.Fprintf(os.Stderr, "mpenc-client: creating this device's identity key for %s\n", cfg.Account)
+		}
+		if p := envPassphrase; p != nil {
+			envPassphrase = nil // the App zeroes what it is given
+			return p, nil
 		}
 		return secret(cfg.PassphraseEnv, "passphrase for your identity key: ", create)
 	}
@@ -155,6 +162,32 @@ func run(cfg *Config) error {
 	}
 	log.Info().Msg("exit")
 	return runErr
+}
+
+// openLogFile creates the store's directory if it is missing (mode 0700,
+// as the log's: app.OpenLog creates that one) and opens the log file,
+// which rotates itself (10 MiB, three old files) and is mode 0600.
+func openLogFile(cfg *Config) (io.WriteCloser, error) {
+	if err := privateDir(filepath.Dir(cfg.Store)); err != nil {
+		return nil, err
+	}
+	w, err := app.OpenLog(cfg.LogFile)
+	if err != nil {
+		return nil, fmt.Errorf("log file: %w", err)
+	}
+	return w, nil
+}
+
+// privateDir creates dir, mode 0700, if it does not exist; a directory
+// that exists is left as it is (it may be shared on purpose).
+func privateDir(dir string) error {
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o700) // exactly, whatever the umask
 }
 
 // newLogger returns the client's logger, JSON lines on out (the log file)

@@ -301,7 +301,7 @@ func (t *tui) renderHeader() {
 		}
 		fmt.Fprintf(&b, "  [%s]%s[-]", color, st)
 	}
-	fmt.Fprintf(&b, "  [gray]you: %s %s[-]", tview.Escape(t.c.app.Account()), trust.FingerprintOf(t.c.app.PublicKey()).Short())
+	fmt.Fprintf(&b, "  [gray]you: %s, %s[-]", tview.Escape(t.c.app.Account()), tview.Escape(shortFingerprint(trust.FingerprintOf(t.c.app.PublicKey()))))
 	t.header.SetText(b.String())
 }
 

@@ -180,8 +180,13 @@ func (v *roomView) entry(e app.Entry) (*line, bool) {
 		}
 		return v.add(l), false
 	case session.Plain:
-		// Never trusted: the line kind marks it unencrypted, always.
-		return v.add(&line{kind: linePlain, at: e.At, author: oneLine(e.Author), text: sanitize(e.Text, true)}), false
+		// Never trusted: the line kind marks it unencrypted, always. A
+		// long one was cut by the history (its first 4 KiB kept).
+		text := sanitize(e.Text, true)
+		if e.Cut > 0 {
+			text += fmt.Sprintf(" [cut: %d more bytes not kept]", e.Cut)
+		}
+		return v.add(&line{kind: linePlain, at: e.At, author: oneLine(e.Author), text: text}), false
 	case session.Membership:
 		v.members = sortedClean(append(slices.Clone(e.Members), e.Include...))
 		return v.add(&line{kind: lineMembership, at: e.At, text: membershipText(e.Members, e.Include, e.Exclude)}), true
@@ -298,20 +303,29 @@ func decisionLine(d trust.Decision) *line {
 	l := &line{kind: lineInfo, at: time.Now()}
 	trusted := "trusted until you verify it"
 	if !d.Trusted {
-		trusted = "NOT trusted: /verify " + oneLine(d.JID) + " after comparing fingerprints"
+		trusted = "NOT trusted: /verify " + who + " after comparing fingerprints"
 	}
-	switch d.Kind {
-	case trust.KeyNew:
-		l.text = fmt.Sprintf("%s announced key %s (%s)", who, fp, trusted)
-	case trust.KeyNewDevice:
-		l.text = fmt.Sprintf("new device %s with key %s (%s)", who, fp, trusted)
-	case trust.KeyChanged:
+	switch {
+	case d.Kind == trust.KeyChanged:
 		l.kind = lineWarning
 		l.text = fmt.Sprintf("%s CHANGED its identity key to %s: someone may be impersonating it, or it reinstalled. "+
-			"It is not used until you /verify it (compare fingerprints in person) or /trust it", who, fp)
-	case trust.KeyDistrusted:
+			"It is not used until you /verify %s (compare fingerprints in person) or /trust %s", who, fp, who, who)
+		if d.Own {
+			l.text = "your own account's device " + l.text
+		}
+	case d.Kind == trust.KeyDistrusted:
 		l.kind = lineWarning
 		l.text = fmt.Sprintf("%s announced key %s, which you distrusted: it is not used", who, fp)
+	case d.Own:
+		// Another device of our account: we should know it. Shown
+		// always, trusted only as the policy says.
+		l.kind = lineWarning
+		l.text = fmt.Sprintf("your other device %s announced key %s (%s). If it is not yours, someone else holds your account: /distrust %s",
+			who, fp, trusted, who)
+	case d.Kind == trust.KeyNew:
+		l.text = fmt.Sprintf("%s announced key %s (%s)", who, fp, trusted)
+	case d.Kind == trust.KeyNewDevice:
+		l.text = fmt.Sprintf("new device %s with key %s (%s)", who, fp, trusted)
 	default:
 		l.text = fmt.Sprintf("%s: key %s", who, fp)
 	}
@@ -706,15 +720,26 @@ func clip(s string, n int) string {
 	return s
 }
 
+// shortFingerprint is the first group of a key's fingerprint, to tell
+// keys apart in lists, labelled so that nobody compares it instead of
+// the whole fingerprint: 16 bits, which anyone can match with another
+// key in a moment.
+func shortFingerprint(f trust.Fingerprint) string {
+	return "key " + f.Short() + "… (not for verification)"
+}
+
 // memberLine describes one member for the member list and /who.
 func memberLine(m app.Member) string {
 	t := "no identity key"
 	if m.HasKey {
 		t = m.Trust.State.String()
+		if m.Trust.Changed {
+			t += ", CHANGED its key"
+		}
 		if !m.Trust.Trusted {
 			t += ", not trusted"
 		}
-		t += ", " + trust.FingerprintOf(m.Trust.Key).Short()
+		t += ", " + shortFingerprint(trust.FingerprintOf(m.Trust.Key))
 	}
 	if m.Self {
 		t = "you"
