@@ -16,8 +16,9 @@ import (
 // the bot, which greets; the bot's encrypted answers to !ping and !echo
 // appear on screen; a message is selected to show its details; a second
 // client (line mode) is invited, talks, and is kicked; the client quits
-// properly and, restarted, shows the history again. No log holds message
-// text or secrets.
+// properly and, restarted, shows the history again, then verifies the
+// bot's key with the line /verify shows (an abbreviated JID names
+// nobody). No log holds message text or secrets.
 func TestIntegrationClientTmux(t *testing.T) {
 	s := serverFromEnv(t)
 	botAcct, aAcct, bAcct := s.cmdAccount(t, 0), s.cmdAccount(t, 1), s.cmdAccount(t, 2)
@@ -63,8 +64,9 @@ func TestIntegrationClientTmux(t *testing.T) {
 
 	tm.typeLine("/who")
 	tm.waitScreen("the member list", func(scr string) bool {
-		return regexp.MustCompile(regexp.QuoteMeta(botName) + `/\S+: member \(blindly-trusted`).MatchString(scr)
+		return regexp.MustCompile(regexp.QuoteMeta(botName) + `/\S+: member \(blindly-trusted, key [0-9a-f]{4}… \(not for verification\)`).MatchString(scr)
 	})
+
 	tm.typeLine("/fingerprint")
 	scr = tm.waitText("your fingerprint")
 	if !strings.Contains(scr, "████") {
@@ -126,6 +128,25 @@ func TestIntegrationClientTmux(t *testing.T) {
 	if strings.Contains(scr, "?unconfirmed") {
 		t.Errorf("acknowledged messages shown as unconfirmed after the restart:\n%s", scr)
 	}
+	// In the restarted client (so that the lines compared above stayed
+	// on screen), verify the bot's key: an abbreviation of its JID names
+	// nobody; /verify shows the fingerprint with the line that confirms
+	// it, and that line verifies the key shown.
+	short := botName[:len(botName)-2]
+	tm.typeLine("/verify " + short)
+	tm.waitText("no member " + short + " announced a key")
+	tm.typeLine("/verify " + botName)
+	var confirm []string
+	tm.waitScreen("the bot's fingerprint and the line confirming it", func(scr string) bool {
+		confirm = regexp.MustCompile(`/verify (` + regexp.QuoteMeta(botName) + `/\S+) confirm ([0-9a-f]{4} [0-9a-f]{4})`).FindStringSubmatch(scr)
+		return confirm != nil
+	})
+	tm.typeLine("/verify " + confirm[1] + " confirm " + confirm[2])
+	tm.waitText("is now authenticated")
+	tm.typeLine("/who")
+	tm.waitScreen("the bot verified", func(scr string) bool {
+		return regexp.MustCompile(regexp.QuoteMeta(botName) + `/\S+: [^(\n]*\(authenticated, key`).MatchString(scr)
+	})
 	tm.typeLine("/quit")
 	if st := tm.waitExit(); st != "0" {
 		t.Fatalf("the restarted client exited with status %s; screen:\n%s", st, tm.screen())

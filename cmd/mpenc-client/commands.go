@@ -33,9 +33,9 @@ var cmdSpecs = []cmdSpec{
 	{name: "info", usage: "/info N", help: "show message #N: who it went to, what it answers, who has not acknowledged it", min: 1, max: 1},
 	{name: "resend", usage: "/resend [N|qN]", help: "send again a message not delivered to everyone (#N), or never sent (qN); default: the latest", min: 0, max: 1},
 	{name: "fingerprint", aliases: []string{"fp"}, usage: "/fingerprint [JID]", help: "show your key's fingerprint (or JID's) as hex, words and a QR code", min: 0, max: 1},
-	{name: "verify", usage: "/verify JID FINGERPRINT|WORDS|confirm", help: "mark JID's key authenticated after comparing its fingerprint out of band", min: 1, max: -1},
-	{name: "trust", usage: "/trust JID", help: "trust JID's current key without verifying it", min: 1, max: 1},
-	{name: "distrust", usage: "/distrust JID", help: "never use JID's current key", min: 1, max: 1},
+	{name: "verify", usage: "/verify JID [confirm 1a2b 3c4d|FINGERPRINT|WORDS]", help: "show JID's fingerprints; after comparing one in full out of band, confirm it (the line shown) or type it: the key is authenticated", min: 1, max: -1},
+	{name: "trust", usage: "/trust JID", help: "trust the current key of JID's devices without verifying it", min: 1, max: 1},
+	{name: "distrust", usage: "/distrust JID", help: "never use the current key of JID's devices", min: 1, max: 1},
 	{name: "rooms", usage: "/rooms", help: "list your rooms", min: 0, max: 0},
 	{name: "room", aliases: []string{"switch", "go"}, usage: "/room N|ROOM", help: "switch to a room (also Alt-1..9, Ctrl-N, Ctrl-P)", min: 1, max: 1},
 	{name: "help", aliases: []string{"h", "?"}, usage: "/help", help: "this list", min: 0, max: 0},
@@ -103,6 +103,7 @@ func helpText() string {
 	for _, s := range cmdSpecs {
 		fmt.Fprintf(&b, "\n  %-40s %s", s.usage, s.help)
 	}
+	b.WriteString("\nJID: a full JID names one device, a bare JID every device of exactly that account (no abbreviations)")
 	b.WriteString("\nanything else is sent to the current room, encrypted; // sends a message starting with /")
 	return b.String()
 }

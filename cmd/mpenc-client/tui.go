@@ -436,6 +436,8 @@ func memberCell(m app.Member) string {
 	case m.Self:
 		tr = "[gray]you[-]"
 	case !m.HasKey:
+	case m.Trust.Changed:
+		tr = "[red]CHANGED key[-]"
 	case !m.Trust.Trusted:
 		tr = "[red]untrusted[-]"
 	case m.Trust.State.String() == "authenticated":
