@@ -1,6 +1,8 @@
 package xmpp
 
 import (
+	"bytes"
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
@@ -39,13 +41,14 @@ func mustDecode(t testing.TB, s string) *inStanza {
 	return st
 }
 
-var testKeyA = func() crypto.PublicKey {
-	var k crypto.PublicKey
-	for i := range k {
-		k[i] = byte(i + 1)
-	}
-	return k
-}()
+// testKey returns the public key of the Ed25519 seed {n, n, ...}: a real
+// key, as the identity decoder refuses small-order and non-canonical ones.
+func testKey(n byte) crypto.PublicKey {
+	seed := bytes.Repeat([]byte{n}, ed25519.SeedSize)
+	return crypto.PublicKey(ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey))
+}
+
+var testKeyA = testKey(1)
 
 func identityEl(k crypto.PublicKey) string {
 	return fmt.Sprintf(`<identity xmlns='%s' alg='ed25519'>%s</identity>`, nsIdentity, base64.StdEncoding.EncodeToString(k[:]))
@@ -92,7 +95,7 @@ func TestDecodeStanza(t *testing.T) {
 			want: inStanza{Kind: kindPresence, HasIdentity: true},
 		},
 		7: { // two identities: neither counts
-			in:   `<presence xmlns='jabber:client' from='r@muc.example/x'>` + identityEl(testKeyA) + identityEl(crypto.PublicKey{9}) + `</presence>`,
+			in:   `<presence xmlns='jabber:client' from='r@muc.example/x'>` + identityEl(testKeyA) + identityEl(testKey(9)) + `</presence>`,
 			want: inStanza{Kind: kindPresence, From: jid.MustParse(room + "/x"), FromOK: true, HasIdentity: true},
 		},
 		8: { // text of nested elements inside a body is not body text; wrong namespaces are not ours

@@ -11,7 +11,6 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/mpenc/mpenc/channel"
-	"github.com/mpenc/mpenc/crypto"
 )
 
 // Seeds: every kind of stanza the room state machine handles.
@@ -19,7 +18,7 @@ func stanzaSeeds() []string {
 	return []string{
 		pres("alice", alice, identityEl(testKeyA)),
 		pres("bob", bob, ""),
-		selfPres("participant", identityEl(crypto.PublicKey{7}), 100),
+		selfPres("participant", identityEl(testKey(7)), 100),
 		selfPres("moderator", "", 201),
 		subjectMsg,
 		msg("alice", "?mpENC:AAAA."),

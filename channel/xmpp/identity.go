@@ -9,6 +9,7 @@ import (
 	"mellium.im/xmlstream"
 
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/primitive"
 )
 
 // nsIdentity is the namespace of the identity announcement we put in our
@@ -59,5 +60,10 @@ func parseIdentity(attrs []xml.Attr, text string) (crypto.PublicKey, error) {
 		return key, fmt.Errorf("%w: not base64 of %d bytes", errIdentity, crypto.PublicKeySize)
 	}
 	copy(key[:], b)
+	// A small-order or non-canonical key lets anyone sign as its holder:
+	// no honest client announces one (docs/PROTOCOL.md §7).
+	if err := primitive.CheckEd25519PublicKey(key); err != nil {
+		return crypto.PublicKey{}, fmt.Errorf("%w: %w", errIdentity, err)
+	}
 	return key, nil
 }

@@ -51,6 +51,18 @@ func TestIdentityStrict(t *testing.T) {
 	good := base64.StdEncoding.EncodeToString(testKeyA[:])
 	// A canonical encoding with non-zero padding bits is not canonical.
 	nonCanon := good[:len(good)-2] + "B="
+	b64 := func(k [32]byte) string { return base64.StdEncoding.EncodeToString(k[:]) }
+	identityPoint := [32]byte{1}
+	// 0xc7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a,
+	// a point of order 8 (the list of small-order points in
+	// internal/primitive's tests).
+	order8 := [32]byte{0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67, 0x0f,
+		0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a}
+	yIsP := [32]byte{0xed}
+	for i := 1; i < 31; i++ {
+		yIsP[i] = 0xff
+	}
+	yIsP[31] = 0x7f
 	for i, s := range []string{
 		`<identity xmlns='%[1]s' alg='ed448'>%[2]s</identity>`,
 		`<identity xmlns='%[1]s'>%[2]s</identity>`,
@@ -59,6 +71,12 @@ func TestIdentityStrict(t *testing.T) {
 		`<identity xmlns='%[1]s' alg='ed25519'>` + nonCanon + `</identity>`,
 		`<identity xmlns='%[1]s' alg='ed25519'>` + strings.Replace(good, "A", "\n", 1) + `</identity>`,
 		`<identity xmlns='%[1]s' alg='ed25519'></identity>`,
+		// The identity point (small order: anyone can sign under it).
+		`<identity xmlns='%[1]s' alg='ed25519'>` + b64(identityPoint) + `</identity>`,
+		// A point of order 8.
+		`<identity xmlns='%[1]s' alg='ed25519'>` + b64(order8) + `</identity>`,
+		// y = p: not reduced, a non-canonical encoding of y = 0.
+		`<identity xmlns='%[1]s' alg='ed25519'>` + b64(yIsP) + `</identity>`,
 	} {
 		el := fmt.Sprintf(s, nsIdentity, good)
 		st := mustDecode(t, `<presence xmlns='jabber:client' from='r@muc.example/a'>`+el+`</presence>`)

@@ -10,7 +10,6 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/mpenc/mpenc/channel"
-	"github.com/mpenc/mpenc/crypto"
 )
 
 const (
@@ -194,7 +193,7 @@ func (h *roomHarness) join() []channel.Event {
 	evs := h.feed(
 		pres("alice", alice, identityEl(testKeyA)),
 		pres("bob", bob, ""),
-		selfPres("participant", identityEl(crypto.PublicKey{7}), 100),
+		selfPres("participant", identityEl(testKey(7)), 100),
 	)
 	if len(evs) != 0 {
 		h.t.Fatalf("events before the subject: %v", kinds(evs))
@@ -211,7 +210,7 @@ func TestRoomJoin(t *testing.T) {
 	if want := []string{alice, bob, tSelf}; !slices.Equal(evs[0].Members, want) {
 		t.Fatalf("own enter members %v, want %v", evs[0].Members, want)
 	}
-	if evs[1].Sender != tSelf || evs[1].Key != (crypto.PublicKey{7}) || evs[2].Sender != alice || evs[2].Key != testKeyA {
+	if evs[1].Sender != tSelf || evs[1].Key != (testKey(7)) || evs[2].Sender != alice || evs[2].Key != testKeyA {
 		t.Fatalf("identities:\n%s", fmtEvents(evs))
 	}
 	if h.r.phase != phaseIn || h.r.joinErr != nil {
@@ -265,8 +264,8 @@ func TestRoomOthers(t *testing.T) {
 		channel.Event{Kind: channel.EventOthers, Enter: []string{carol}, Members: []string{alice, bob, carol, tSelf}},
 		channel.Event{Kind: channel.EventIdentity, Sender: carol, Key: testKeyA, Members: []string{alice, bob, carol, tSelf}})
 	check("presence update, same key", h.feed(pres("carol", carol, identityEl(testKeyA))))
-	check("key change", h.feed(pres("carol", carol, identityEl(crypto.PublicKey{3}))),
-		channel.Event{Kind: channel.EventIdentity, Sender: carol, Key: crypto.PublicKey{3}, Members: []string{alice, bob, carol, tSelf}})
+	check("key change", h.feed(pres("carol", carol, identityEl(testKey(3)))),
+		channel.Event{Kind: channel.EventIdentity, Sender: carol, Key: testKey(3), Members: []string{alice, bob, carol, tSelf}})
 	check("malformed key", h.feed(pres("carol", carol, `<identity xmlns='`+nsIdentity+`' alg='ed25519'>AAAA</identity>`)))
 	check("nick change", h.feed(
 		fmt.Sprintf(`<presence xmlns='jabber:client' from='%s/carol' type='unavailable'>%s</presence>`, tRoom,
