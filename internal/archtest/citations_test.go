@@ -40,14 +40,6 @@ var allowedCitations = []allowedCitation{
 		"provenance: where the design document's licence (CC-BY-SA-4.0) was read"},
 	{"docs/DEPENDENCIES.md", "../shared/design/REFERENCE-NOTES.md",
 		"provenance: one of the two sources of the reference implementation's licence (AGPL-3.0)"},
-	// Pending: docs/TESTING.md belongs to another change under way. These
-	// two are citations, not provenance: the scenarios are described in
-	// docs/MESSAGE-LAYER.md §8 and docs/SESSION.md ("Scenario tests").
-	// Replace them there, then delete these two entries.
-	{"docs/TESTING.md", "LIVENESS-NOTES; docs/MESSAGE-LAYER.md §8",
-		"pending: should read \"every scenario of docs/MESSAGE-LAYER.md §8\""},
-	{"docs/TESTING.md", "SESSION-RULES §6",
-		"pending: should read docs/SESSION.md, \"Scenario tests\""},
 }
 
 // TestNoOutsideCitations fails when a Go file or a Markdown file of the
