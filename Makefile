@@ -28,13 +28,14 @@ lint:
 unit:
 	$(GO) test -race -count=1 $(PKGS)
 
-## sim: the session simulator's 1,000 honest and 1,000 hostile seeded runs
-## and its regression seeds, without the race detector (plain `go test`
-## runs 100 each way). SIMSEEDS=N runs another number.
+## sim: the session simulator's seeded runs, 1,000 of each scenario
+## (honest, hostile, server restarts, silent occupants) and its regression
+## seeds, without the race detector (plain `go test` runs 100 of each).
+## SIMSEEDS=N runs another number. About 20 minutes on 2 shared cores.
 ## Replay one seed: go test ./session -run '^TestSimulator$$' -sim.seed=N -v
 SIMSEEDS ?= 1000
 sim:
-	$(GO) test -count=1 -timeout 20m -run '^TestSimulator' ./session/ -sim.seeds=$(SIMSEEDS)
+	$(GO) test -count=1 -timeout 45m -run '^TestSimulator' ./session/ -sim.seeds=$(SIMSEEDS)
 
 ## integration: the tests behind the `integration` build tag, against a
 ## throw-away Prosody and then a throw-away ejabberd on loopback, each
