@@ -501,6 +501,23 @@ func (m Member) status() string {
 	return "gone"
 }
 
+// memberTrust is the record of the key member announced last, as the
+// room's key directory judges it; ok is false if it announced none (or
+// the store could not be read).
+func (r *Room) memberTrust(member string) (rec trust.Record, ok bool) {
+	rec, ok, err := r.trust.Current(member)
+	if err != nil || !ok {
+		return trust.Record{}, false
+	}
+	if rec.Key == r.app.key.Public() && trust.Bare(member) != trust.Bare(r.self) {
+		// Our own key, announced by another account: the store does
+		// not know our key; the directory does, and never uses it for
+		// that member (trust.Directory.IdentityKey).
+		rec.Claimed, rec.Trusted = true, false
+	}
+	return rec, true
+}
+
 // Members lists the session's members and the room's occupants with their
 // status and trust, self first, then by id.
 func (r *Room) Members(ctx context.Context) ([]Member, error) {
@@ -523,10 +540,7 @@ func (r *Room) Members(ctx context.Context) ([]Member, error) {
 			out[i].Trust = trust.Record{JID: trust.Bare(r.self), Key: r.app.key.Public(), State: trust.Authenticated, Trusted: true, Member: r.self}
 			continue
 		}
-		rec, ok, err := r.trust.Current(out[i].ID)
-		if err == nil && ok {
-			out[i].HasKey, out[i].Trust = true, rec
-		}
+		out[i].Trust, out[i].HasKey = r.memberTrust(out[i].ID)
 	}
 	for i := range out {
 		out[i].Status = out[i].status()

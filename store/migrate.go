@@ -30,6 +30,7 @@ var migrations = []migration{
 	{1, "initial schema", schemaV1, nil},
 	{2, "queued messages", schemaV2, nil},
 	{3, "accepted keys, bounded unencrypted messages", schemaV3, cutPlainBodies},
+	{4, "keys by key", schemaV4, nil},
 }
 
 // schemaV1 is the first schema. Times are Unix nanoseconds (0: none);
@@ -153,6 +154,15 @@ ALTER TABLE trust_bindings ADD COLUMN accepted BLOB CHECK (accepted IS NULL OR l
 UPDATE trust_bindings SET accepted = key;
 ALTER TABLE messages ADD COLUMN cut INTEGER NOT NULL DEFAULT 0 CHECK (cut >= 0);
 CREATE INDEX messages_kind ON messages (account_id, room, kind, seq);
+`
+
+// schemaV4 indexes the trust records by key, so that the store finds
+// every account that has a key (trust.Tx.KeyHolders: one key claimed by
+// two accounts is a warning, KeyClaimed) without reading every record.
+// Nothing else changes: records kept before are judged by the same rule
+// when next observed or looked up.
+const schemaV4 = `
+CREATE INDEX trust_keys_key ON trust_keys (account_id, key);
 `
 
 // cutPlainBodies keeps the first maxPlainText bytes (at a character

@@ -6,6 +6,9 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/mpenc/mpenc/internal/trusttest"
+	"github.com/mpenc/mpenc/trust"
 )
 
 func rawDB(t *testing.T, path string) *sql.DB {
@@ -174,5 +177,74 @@ func TestClosed(t *testing.T) {
 	st.Close()
 	if _, err := st.accounts(ctx); !errors.Is(err, errClosed) {
 		t.Fatalf("after Close: %v", err)
+	}
+}
+
+// TestMigrationV4: a version 3 database gains the index on trust_keys
+// (account_id, key) that the lookup of a key's holders uses, and a key
+// that version recorded silently for a second account (first seen after
+// the first one's) is a claimed key when read now: not trusted for the
+// second account, untouched for the first.
+func TestMigrationV4(t *testing.T) {
+	path := tempPath(t)
+	st, err := Open(path, &Options{Now: newClock().now, migrations: migrations[:3]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := mustAccount(t, st, "me@example.org")
+	key := trusttest.Key(1)
+	// What version 3 recorded: both blindly trusted, both bound.
+	for i, member := range []string{"bob@example.org/phone", "ghost@evil.example/r"} {
+		if _, err := st.db.Exec(`INSERT INTO trust_keys (account_id, jid, key, state, first_seen, last_seen, member, decided) VALUES (?, ?, ?, 2, ?, ?, ?, 0)`,
+			a.ID, trust.Bare(member), key[:], i+1, i+1, member); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.db.Exec(`INSERT INTO trust_bindings (account_id, member, key, accepted, since) VALUES (?, ?, ?, ?, ?)`,
+			a.ID, member, key[:], key[:], i+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const holdersQuery = `EXPLAIN QUERY PLAN SELECT ` + trustKeyCols + ` FROM trust_keys WHERE account_id = ? AND key = ? ORDER BY first_seen, jid`
+	plan := func() string {
+		t.Helper()
+		rows, err := st.db.Query(holdersQuery, a.ID, key[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, detail)
+		}
+		return strings.Join(out, "; ")
+	}
+	if p := plan(); strings.Contains(p, "trust_keys_key") {
+		t.Fatalf("version 3 already has the index: %s", p)
+	}
+	st.Close()
+
+	st = openAt(t, path)
+	defer st.Close()
+	if v, err := schemaVersion(ctx, st.db); err != nil || v != 4 {
+		t.Fatalf("version %d, %v", v, err)
+	}
+	if p := plan(); !strings.Contains(p, "USING INDEX trust_keys_key (account_id=? AND key=?)") {
+		t.Fatalf("the holders of a key are not found through the index: %s", p)
+	}
+	ts := st.Trust(a.ID, trust.Config{})
+	dir := &trust.Directory{Store: ts}
+	if r, ok, err := ts.Current("ghost@evil.example/r"); err != nil || !ok || !r.Claimed || r.Trusted {
+		t.Fatalf("Current(ghost) = %+v, %v, %v", r, ok, err)
+	}
+	if _, err := dir.IdentityKey("ghost@evil.example/r"); err == nil || !strings.Contains(err.Error(), "also the key of bob@example.org") {
+		t.Fatalf("IdentityKey(ghost) = %v", err)
+	}
+	if k, err := dir.IdentityKey("bob@example.org/phone"); err != nil || k != key {
+		t.Fatalf("IdentityKey(bob) = %v", err)
 	}
 }

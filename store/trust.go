@@ -74,14 +74,15 @@ func validState(s trust.State) bool {
 	return false
 }
 
-// validEventKind: the history holds the observations KeyNew, KeyNewDevice
-// and KeyChanged, and the user's decisions, which trust stores as 10
+// validEventKind: the history holds the observations KeyNew, KeyNewDevice,
+// KeyChanged and KeyClaimed (a key first observed for a JID while another
+// account has it), and the user's decisions, which trust stores as 10
 // (verified), 11 (trusted) and 12 (distrusted) and does not name outside
 // itself until the history is shown. The trust behaviour tests
 // (TestTrustBackend) record each and read it back through this backend.
 func validEventKind(k trust.Kind) bool {
 	switch k {
-	case trust.KeyNew, trust.KeyNewDevice, trust.KeyChanged, 10, 11, 12:
+	case trust.KeyNew, trust.KeyNewDevice, trust.KeyChanged, trust.KeyClaimed, 10, 11, 12:
 		return true
 	}
 	return false
@@ -131,6 +132,12 @@ func (t *trustTx) Keys(jid string) ([]trust.Record, error) {
 		return t.records(`SELECT `+trustKeyCols+` FROM trust_keys WHERE account_id = ? ORDER BY jid, first_seen, key`, t.account)
 	}
 	return t.records(`SELECT `+trustKeyCols+` FROM trust_keys WHERE account_id = ? AND jid = ? ORDER BY first_seen, key`, t.account, jid)
+}
+
+// KeyHolders finds a key's records through the index trust_keys_key
+// (migration 4): the store asks at every observation and lookup.
+func (t *trustTx) KeyHolders(key crypto.PublicKey) ([]trust.Record, error) {
+	return t.records(`SELECT `+trustKeyCols+` FROM trust_keys WHERE account_id = ? AND key = ? ORDER BY first_seen, jid`, t.account, key[:])
 }
 
 func (t *trustTx) PutKey(r trust.Record) error {

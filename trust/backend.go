@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +39,11 @@ type Tx interface {
 	// Keys returns the records of jid (a bare JID), ordered by FirstSeen
 	// then key bytes; if jid is "", every record, ordered by JID first.
 	Keys(jid string) ([]Record, error)
+	// KeyHolders returns every record of key, whatever its JID, ordered
+	// by FirstSeen then JID: the store looks for other accounts claiming
+	// a key (KeyClaimed) at every observation, so it must not read every
+	// record.
+	KeyHolders(key crypto.PublicKey) ([]Record, error)
 	// PutKey inserts or replaces the record of (r.JID, r.Key).
 	PutKey(r Record) error
 	// Binding returns what is recorded of member (a full JID); ok is
@@ -70,9 +76,12 @@ type Binding struct {
 }
 
 // Event is one entry of the trust history: what changed, when. Its Kind is
-// an observation (KeyNew, KeyNewDevice or KeyChanged) or a decision of the
-// user (verified, trusted, distrusted: kinds 10, 11 and 12). Keys seen
-// again (KeyKnown) and observations of distrusted keys are not events.
+// an observation (KeyNew, KeyNewDevice, KeyChanged, or KeyClaimed: the
+// first observation of a key for a JID when another account has it and
+// the member did not change to it, which is KeyChanged) or
+// a decision of the user (verified, trusted, distrusted: kinds 10, 11 and
+// 12). Keys seen again (KeyKnown, and a claimed key announced again) and
+// observations of distrusted keys are not events.
 type Event struct {
 	At     time.Time
 	Kind   Kind
@@ -179,6 +188,26 @@ func (t *memTx) Keys(jid string) ([]Record, error) {
 	return out, nil
 }
 
+func (t *memTx) KeyHolders(key crypto.PublicKey) ([]Record, error) {
+	all, err := t.Keys("")
+	if err != nil {
+		return nil, err
+	}
+	var out []Record
+	for _, r := range all {
+		if r.Key == key {
+			out = append(out, r)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Record) int {
+		if c := a.FirstSeen.Compare(b.FirstSeen); c != 0 {
+			return c
+		}
+		return strings.Compare(a.JID, b.JID)
+	})
+	return out, nil
+}
+
 // keysOf returns jid's records, committed and pending, sorted.
 func (t *memTx) keysOf(jid string) []Record {
 	merged := map[crypto.PublicKey]Record{}
@@ -200,7 +229,7 @@ func (t *memTx) PutKey(r Record) error {
 	if t.done {
 		return errClosedTx
 	}
-	r.Trusted, r.Changed = false, false
+	r.Trusted, r.Changed, r.Claimed = false, false, false
 	if t.keys[r.JID] == nil {
 		t.keys[r.JID] = map[crypto.PublicKey]Record{}
 	}

@@ -19,44 +19,49 @@ type Directory struct {
 	// answered directly, never recorded in the trust store (our own key
 	// is not "authenticated" by us, and must not switch our other devices
 	// to verified-only). An announcement of another key for Self is
-	// reported as a changed key: someone impersonates us.
+	// reported as a changed key: someone impersonates us; an
+	// announcement of SelfKey by a member of another account, as a
+	// claimed key (KeyClaimed), never used.
 	Self    string
 	SelfKey crypto.PublicKey
 	// OnDecision, if set, receives every decision (new keys, new devices,
-	// changes, distrusted keys), synchronously on the session's goroutine:
+	// changes, claimed and distrusted keys), synchronously on the session's goroutine:
 	// keep it short (hand it to the UI). A decision about another device
 	// of our own account (the bare JID of Self) has Own set.
 	OnDecision func(Decision)
 }
 
 // IdentityKey implements greeter.Directory: our own key for Self, else the
-// key the member announced last if the policy lets it be used; otherwise
-// an error that the session shows as the reason an operation failed (the
+// key the member announced last if the policy lets it be used and it is
+// neither changed nor claimed (our own key announced by a member of
+// another account is claimed, whatever the user decided); otherwise an
+// error that the session shows as the reason an operation failed (the
 // member announced no key, or its key is not trusted, and why).
 func (d *Directory) IdentityKey(member string) (crypto.PublicKey, error) {
 	if d.Self != "" && member == d.Self {
 		return d.SelfKey, nil
 	}
-	return d.Store.identityKey(member)
+	return d.Store.identityKey(member, d.ours())
 }
 
 // ObserveKey implements session.KeyObserver: it records the announcement
 // (a key is never replaced: a member announcing a key other than the one
 // it is known by is a KeyChanged warning, and untrusted for it until the
-// user decides, even when the key is known from another device), hands
-// the Decision to OnDecision, and
-// returns an error only for a changed or distrusted key (which the session
-// shows as a security warning, naming the member and the fingerprints).
-// Invalid input and backend failures are returned too, without a
-// decision: a key we could not record is not silently accepted.
+// user decides, even when the key is known from another device; a key
+// another account has, our own included, is a KeyClaimed warning), hands
+// the Decision to OnDecision, and returns an error only for a changed,
+// claimed or distrusted key (which the session shows as a security
+// warning, naming the member and the fingerprints). Invalid input and
+// backend failures are returned too, without a decision: a key we could
+// not record is not silently accepted.
 func (d *Directory) ObserveKey(member string, key crypto.PublicKey) error {
 	if d.Self != "" && member == d.Self {
 		if !crypto.Equal(key[:], d.SelfKey[:]) {
-			return &keyChangedError{Member: member, Key: key, Previous: []Record{{JID: Bare(member), Key: d.SelfKey, State: Authenticated, Trusted: true}}}
+			return &keyChangedError{Member: member, Key: key, Previous: []Record{*d.ours()}}
 		}
 		return nil
 	}
-	dec, err := d.Store.observe(member, key)
+	dec, err := d.Store.observe(member, key, d.ours())
 	if err != nil {
 		return fmt.Errorf("trust: key from %s not recorded: %w", member, err)
 	}
@@ -65,4 +70,19 @@ func (d *Directory) ObserveKey(member string, key crypto.PublicKey) error {
 		d.OnDecision(dec)
 	}
 	return dec.err()
+}
+
+// ours is our own key's record as the directory answers it (nil without
+// Self), which the store counts as a holder of SelfKey that no other
+// account may be. Our key is never recorded in the store (see Self), so
+// the store cannot remember that another account claimed it; it need
+// not: the directory passes ours to every observation and every lookup,
+// so a member of another account announcing our key is KeyClaimed when
+// observed and refused by IdentityKey for as long as it announces it,
+// and no decision of the user settles that.
+func (d *Directory) ours() *Record {
+	if d.Self == "" {
+		return nil
+	}
+	return &Record{JID: Bare(d.Self), Key: d.SelfKey, State: Authenticated, Trusted: true, Member: d.Self}
 }

@@ -34,24 +34,25 @@ func _() {
 	_ = x[KeyKnown-3]
 	_ = x[KeyChanged-4]
 	_ = x[KeyDistrusted-5]
+	_ = x[KeyClaimed-6]
 	_ = x[kindVerified-10]
 	_ = x[kindTrusted-11]
 	_ = x[kindDistrusted-12]
 }
 
 const (
-	_Kind_name_0 = "newnew-deviceknownchangeddistrusted"
+	_Kind_name_0 = "newnew-deviceknownchangeddistrustedclaimed"
 	_Kind_name_1 = "verifiedtrusteddistrusted"
 )
 
 var (
-	_Kind_index_0 = [...]uint8{0, 3, 13, 18, 25, 35}
+	_Kind_index_0 = [...]uint8{0, 3, 13, 18, 25, 35, 42}
 	_Kind_index_1 = [...]uint8{0, 8, 15, 25}
 )
 
 func (i Kind) String() string {
 	switch {
-	case 1 <= i && i <= 5:
+	case 1 <= i && i <= 6:
 		i -= 1
 		return _Kind_name_0[_Kind_index_0[i]:_Kind_index_0[i+1]]
 	case 10 <= i && i <= 12:

@@ -101,14 +101,72 @@ func (s *Store) withTrusted(rs []Record) []Record {
 	return rs
 }
 
+// claimants returns the records that make rec a claimed key (KeyClaimed),
+// oldest first: ours, our own key's record as the directory knows it
+// (nil if none), if rec is our key for another JID, whatever the user
+// decided (nobody else may hold our key); and the records of rec.Key
+// for other JIDs (holders, from Tx.KeyHolders) first seen no later than
+// rec, unless the user decided about rec at or after the latest of those
+// appeared. Our key for our own JID is never claimed. Within one JID a
+// key is never claimed: one device appears under a resource per room, so
+// several members legitimately announce one key (docs/STORE.md).
+func claimants(rec Record, holders []Record, ours *Record) []Record {
+	if ours != nil && !crypto.Equal(ours.Key[:], rec.Key[:]) {
+		ours = nil
+	}
+	if ours != nil && ours.JID == rec.JID {
+		return nil // our key for our account: ours, whoever announced it before
+	}
+	var out []Record
+	var since time.Time
+	for _, h := range holders {
+		if h.JID == rec.JID || !crypto.Equal(h.Key[:], rec.Key[:]) || h.FirstSeen.After(rec.FirstSeen) ||
+			ours != nil && h.JID == ours.JID {
+			// Ours is named once, below (our other devices' record of
+			// our key is in the store like anyone's).
+			continue
+		}
+		out = append(out, h)
+		if h.FirstSeen.After(since) {
+			since = h.FirstSeen
+		}
+	}
+	if len(out) > 0 && !rec.Decided.IsZero() && !rec.Decided.Before(since) {
+		out = nil // the user decided about the key for this JID since
+	}
+	if ours != nil {
+		out = append([]Record{*ours}, out...)
+	}
+	return out
+}
+
+// trustedAcross fills the computed Trusted field of records of any JIDs,
+// each by its own JID's keys.
+func (s *Store) trustedAcross(tx Tx, rs []Record) ([]Record, error) {
+	for i := range rs {
+		keys, err := tx.Keys(rs[i].JID)
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := find(keys, rs[i].Key); !ok {
+			keys = append(keys, rs[i]) // ours: not in the store
+		}
+		rs[i].Trusted = s.cfg.Policy.allows(rs[i].State, anyAuthenticated(keys))
+	}
+	return rs, nil
+}
+
 // observe records that member (a full JID, the participant id) announced
 // key, and returns what that means. It never replaces a key: a member
 // announcing a key other than the one it is known by is KeyChanged, and
 // untrusted for it until the user decides about that key, whether or not
-// the key is recorded (and trusted) for another device. The error is
-// non-nil only for invalid input or a backend failure; trust outcomes are
-// in the Decision. [Directory.ObserveKey] is its entry point.
-func (s *Store) observe(member string, key crypto.PublicKey) (Decision, error) {
+// the key is recorded (and trusted) for another device; a key another
+// account has (or ours, our own key's record: see claimants) is
+// KeyClaimed, and untrusted for this JID until the user decides about it.
+// The error is non-nil only for invalid input or a backend failure; trust
+// outcomes are in the Decision. [Directory.ObserveKey] is its entry
+// point.
+func (s *Store) observe(member string, key crypto.PublicKey, ours *Record) (Decision, error) {
 	if err := CheckJID(member); err != nil {
 		return Decision{}, err
 	}
@@ -183,6 +241,23 @@ func (s *Store) observe(member string, key crypto.PublicKey) (Decision, error) {
 		if d.Kind == 0 {
 			d.Kind = KeyKnown // a change accepted by a decision since
 		}
+		holders, err := tx.KeyHolders(key)
+		if err != nil {
+			return err
+		}
+		claim := claimants(rec, holders, ours)
+		claimed := len(claim) > 0
+		if claimed && d.Kind != KeyChanged {
+			// KeyChanged says more (the member is known by another key)
+			// and is untrusted already.
+			d.Kind = KeyClaimed
+			if d.Previous, err = s.trustedAcross(tx, claim); err != nil {
+				return err
+			}
+			if !known {
+				rec.State = Undecided // never trusted blindly
+			}
+		}
 		if rec.State == Distrusted {
 			d.Kind = KeyDistrusted
 		}
@@ -196,7 +271,7 @@ func (s *Store) observe(member string, key crypto.PublicKey) (Decision, error) {
 		}
 		if record {
 			// The history records the outcome: a new key, a new device,
-			// or a change (also to a distrusted key).
+			// a claimed key, or a change (also to a distrusted key).
 			ev.Kind = d.Kind
 			if ev.Previous != (crypto.PublicKey{}) {
 				ev.Kind = KeyChanged
@@ -206,7 +281,7 @@ func (s *Store) observe(member string, key crypto.PublicKey) (Decision, error) {
 			}
 		}
 		d.State = rec.State
-		d.Trusted = !changed && s.cfg.Policy.allows(rec.State, anyAuthenticated(recs))
+		d.Trusted = !changed && !claimed && s.cfg.Policy.allows(rec.State, anyAuthenticated(recs))
 		return nil
 	})
 	if err != nil {
@@ -303,31 +378,24 @@ func (s *Store) decide(jid string, key crypto.PublicKey, st State, kind Kind) (R
 	return out, nil
 }
 
-// keys returns jid's records (a bare or full JID: the bare part is used),
-// oldest first, with Trusted filled in.
-func (s *Store) keys(jid string) ([]Record, error) {
-	if err := CheckJID(jid); err != nil {
-		return nil, err
-	}
-	var out []Record
-	err := s.b.View(func(tx Tx) error {
-		var err error
-		out, err = tx.Keys(Bare(jid))
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("trust: listing %s's keys: %w", jid, err)
-	}
-	return s.withTrusted(out), nil
+// Current returns the record of the key member (a full JID) announced
+// last, with Trusted, Changed and Claimed filled in; ok is false if it
+// announced none. A member that announced a key in place of the one it is
+// known by is Changed, and one whose key another account has (first) is
+// Claimed, and neither is Trusted until the user decides about that key.
+// The store does not know our own key: a member of another account
+// announcing it is refused by the Directory, not here.
+func (s *Store) Current(member string) (rec Record, ok bool, err error) {
+	rec, _, _, ok, err = s.current(member, nil)
+	return rec, ok, err
 }
 
-// Current returns the record of the key member (a full JID) announced
-// last, with Trusted and Changed filled in; ok is false if it announced
-// none. A member that announced a key in place of the one it is known by
-// is Changed, and not Trusted, until the user decides about that key.
-func (s *Store) Current(member string) (rec Record, ok bool, err error) {
+// current is Current, with our own key's record (ours, nil if none: see
+// claimants), the records that make the key claimed, and whether the JID
+// has an authenticated key.
+func (s *Store) current(member string, ours *Record) (rec Record, claim []Record, jidAuth, ok bool, err error) {
 	if err := CheckJID(member); err != nil {
-		return Record{}, false, err
+		return Record{}, nil, false, false, err
 	}
 	err = s.b.View(func(tx Tx) error {
 		b, bound, err := tx.Binding(member)
@@ -344,23 +412,30 @@ func (s *Store) Current(member string) (rec Record, ok bool, err error) {
 			// the key as undecided rather than guessing.
 			r = Record{JID: Bare(member), Key: b.Key, State: Undecided}
 		}
-		rec, ok = r, true
+		holders, err := tx.KeyHolders(b.Key)
+		if err != nil {
+			return err
+		}
+		rec, ok, jidAuth = r, true, anyAuthenticated(recs)
+		claim = claimants(r, holders, ours)
 		rec.Changed = !crypto.Equal(b.Key[:], b.Accepted[:]) && !(found && r.Decided.After(b.Since))
-		rec.Trusted = !rec.Changed && s.cfg.Policy.allows(r.State, anyAuthenticated(recs))
+		rec.Claimed = len(claim) > 0
+		rec.Trusted = !rec.Changed && !rec.Claimed && s.cfg.Policy.allows(r.State, jidAuth)
 		return nil
 	})
 	if err != nil {
-		return Record{}, false, fmt.Errorf("trust: looking up %s: %w", member, err)
+		return Record{}, nil, false, false, fmt.Errorf("trust: looking up %s: %w", member, err)
 	}
-	return rec, ok, nil
+	return rec, claim, jidAuth, ok, nil
 }
 
 // identityKey returns the key member announced last if the policy lets it
 // be used; otherwise an error: errUnknownMember (wrapped) if it announced
-// none, *untrustedError if the key is not trusted. [Directory.IdentityKey]
-// is its entry point, which adds our own key.
-func (s *Store) identityKey(member string) (crypto.PublicKey, error) {
-	rec, ok, err := s.Current(member)
+// none, *untrustedError if the key is not trusted. ours is our own key's
+// record (nil if none: see claimants). [Directory.IdentityKey] is its
+// entry point, which adds our own key.
+func (s *Store) identityKey(member string, ours *Record) (crypto.PublicKey, error) {
+	rec, claim, jidAuth, ok, err := s.current(member, ours)
 	if err != nil {
 		return crypto.PublicKey{}, err
 	}
@@ -368,12 +443,8 @@ func (s *Store) identityKey(member string) (crypto.PublicKey, error) {
 		return crypto.PublicKey{}, fmt.Errorf("%w: %s", errUnknownMember, member)
 	}
 	if !rec.Trusted {
-		keys, err := s.keys(member)
-		if err != nil {
-			return crypto.PublicKey{}, err
-		}
-		return crypto.PublicKey{}, &untrustedError{Member: member, Key: rec.Key, State: rec.State, JIDAuthenticated: anyAuthenticated(keys),
-			Changed: rec.Changed}
+		return crypto.PublicKey{}, &untrustedError{Member: member, Key: rec.Key, State: rec.State, JIDAuthenticated: jidAuth,
+			Changed: rec.Changed, ClaimedBy: claim}
 	}
 	return rec.Key, nil
 }

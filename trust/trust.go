@@ -57,12 +57,20 @@ type Record struct {
 	// has not decided about Key since: the key is then not used for that
 	// member, whatever its State. Backends neither store nor read it.
 	Changed bool
+	// Claimed is set by Store.Current when Key is also recorded for
+	// another account (bare JID) no later than for JID, and the user has
+	// not verified or trusted Key for JID since (a KeyClaimed warning):
+	// the key is then not used for JID, whatever its State. Backends
+	// neither store nor read it. Store.Current does not know our own key:
+	// a member of another account announcing it is refused by the
+	// Directory, which does.
+	Claimed bool
 }
 
 // Kind says what happened to a key: the outcome of observing it
 // ([Decision].Kind), or an entry of the trust history ([Event].Kind), which
-// holds the observations KeyNew, KeyNewDevice and KeyChanged and the
-// user's decisions. The numbers are stored on disk (the history) by
+// holds the observations KeyNew, KeyNewDevice, KeyChanged and KeyClaimed
+// and the user's decisions. The numbers are stored on disk (the history) by
 // package store: never renumber. Its String method gives the names in the
 // constants' line comments.
 type Kind uint8
@@ -94,8 +102,29 @@ const (
 	// the key the member is known by (and of the one it announced last,
 	// if that is a third). Reported at every announcement until decided.
 	KeyChanged Kind = 4 // changed
-	// KeyDistrusted: the key is recorded as distrusted.
+	// KeyDistrusted: the key is recorded as distrusted. It takes
+	// precedence over every other outcome.
 	KeyDistrusted Kind = 5 // distrusted
+	// KeyClaimed: the key is also recorded for another account (bare
+	// JID) whose record of it is no newer than this JID's (first seen no
+	// later), and the user has not verified or trusted the key for this
+	// JID at or after the latest such record appeared; or it is our own
+	// key (Directory.SelfKey), announced by a member of another account.
+	// Every device of this project has an identity key of its own for
+	// each account (and mpENC has one key per member), so one of the
+	// accounts may be posing as the other (docs/STORE.md). Loud,
+	// and untrusted for this JID until the user verifies or trusts the
+	// key for it (Verify, Trust: a decision made before the other
+	// account's record appeared does not count, and none counts against
+	// our own key); the other account's record stays as it was. The
+	// account that had the key first is not flagged, except on a tie of
+	// FirstSeen, where both are. A new key is recorded as Undecided.
+	// Previous holds the other accounts' records of the key. Reported
+	// at every announcement until decided. KeyChanged takes precedence
+	// (the key is untrusted for that member already). Within one account
+	// a key announced by several members is not a claim: one device
+	// appears under a resource per room (docs/STORE.md).
+	KeyClaimed Kind = 6 // claimed
 )
 
 // The user's decisions, as the trust history records them (Event.Kind
@@ -123,8 +152,11 @@ type Decision struct {
 	State   State
 	Trusted bool
 	// Previous: for KeyChanged, the record of the key the member is known
-	// by (and of the one it announced last, if that is a third); for
-	// KeyNewDevice, the JID's other keys. Nil otherwise.
+	// by (and of the one it announced last, if that is a third), which a
+	// KeyDistrusted that is also a change keeps; for KeyNewDevice, the
+	// JID's other keys; for KeyClaimed, the other accounts' records of the
+	// key that make it a claim (ours, if it is our own key), oldest first.
+	// Nil otherwise.
 	Previous []Record
 	// Own: the key was announced by another device of our own account
 	// (set by Directory.ObserveKey: the bare JID of Member is that of
@@ -135,18 +167,22 @@ type Decision struct {
 }
 
 // Warning reports whether the decision must be shown to the user as a
-// security warning (a changed or a distrusted key). New devices and
-// untrusted new keys are information, not alarms.
-func (d Decision) Warning() bool { return d.Kind == KeyChanged || d.Kind == KeyDistrusted }
+// security warning (a changed, claimed or distrusted key). New devices
+// and untrusted new keys are information, not alarms.
+func (d Decision) Warning() bool {
+	return d.Kind == KeyChanged || d.Kind == KeyClaimed || d.Kind == KeyDistrusted
+}
 
 // err returns the decision as an error for callers that only pass errors
 // on (session.KeyObserver, through [Directory.ObserveKey]): a
-// *keyChangedError for KeyChanged, a *distrustedError for a distrusted
-// key, nil otherwise.
+// *keyChangedError for KeyChanged, a *keyClaimedError for KeyClaimed, a
+// *distrustedError for a distrusted key, nil otherwise.
 func (d Decision) err() error {
 	switch d.Kind {
 	case KeyChanged:
 		return &keyChangedError{Member: d.Member, Key: d.Key, Previous: d.Previous}
+	case KeyClaimed:
+		return &keyClaimedError{Member: d.Member, Key: d.Key, Others: d.Previous}
 	case KeyDistrusted:
 		return &distrustedError{Member: d.Member, Key: d.Key}
 	}
@@ -189,6 +225,38 @@ func (e *keyChangedError) Error() string {
 	return b.String()
 }
 
+// keyClaimedError reports a member that announced a key another account
+// has (KeyClaimed). Callers show its text; the same facts are in the
+// Decision.
+type keyClaimedError struct {
+	Member string
+	Key    crypto.PublicKey
+	Others []Record // the other accounts' records of Key
+}
+
+// Error names the member, the key's fingerprint and the other accounts.
+func (e *keyClaimedError) Error() string {
+	others := accounts(e.Others)
+	return fmt.Sprintf("trust: %s announced the identity key %s, which is also the key of %s: one account may be posing as another; "+
+		"not used for %s until verified or trusted for it", e.Member, FingerprintOf(e.Key), others, Bare(e.Member))
+}
+
+// accounts names the JIDs of rs for a message: "bob@example.org (another
+// account)", "bob@example.org and carol@example.org (other accounts)".
+func accounts(rs []Record) string {
+	var jids []string
+	for _, r := range rs {
+		jids = append(jids, r.JID)
+	}
+	switch len(jids) {
+	case 0:
+		return "another account"
+	case 1:
+		return jids[0] + " (another account)"
+	}
+	return strings.Join(jids[:len(jids)-1], ", ") + " and " + jids[len(jids)-1] + " (other accounts)"
+}
+
 // distrustedError reports a key the user distrusted.
 type distrustedError struct {
 	Member string
@@ -202,7 +270,8 @@ func (e *distrustedError) Error() string {
 
 // untrustedError is the key directory's refusal of a member whose key the
 // policy does not let us use (undecided, distrusted, or blindly trusted
-// once the JID has an authenticated key or under AuthenticatedOnly). The
+// once the JID has an authenticated key or under AuthenticatedOnly), or
+// that is changed or claimed. The
 // session shows its text as the reason an operation failed.
 type untrustedError struct {
 	Member string
@@ -214,6 +283,9 @@ type untrustedError struct {
 	// Changed: the member announced this key in place of the one it is
 	// known by, and nobody decided about it since.
 	Changed bool
+	// ClaimedBy: the other accounts' records of this key that make it a
+	// claimed key (KeyClaimed); nil if it is not.
+	ClaimedBy []Record
 }
 
 // Error names the member and the key's fingerprint, and says why the key
@@ -225,6 +297,8 @@ func (e *untrustedError) Error() string {
 		why = "it is distrusted"
 	case e.Changed:
 		why = "it replaced the key this device had, and you have not verified or trusted it since"
+	case len(e.ClaimedBy) > 0:
+		why = fmt.Sprintf("it is also the key of %s, and you have not verified or trusted it for %s since", accounts(e.ClaimedBy), Bare(e.Member))
 	case e.State == BlindlyTrusted && e.JIDAuthenticated:
 		why = "the account has verified keys and this one is not verified"
 	case e.State == BlindlyTrusted:

@@ -180,8 +180,9 @@ func TestNames(t *testing.T) {
 		{trust.KeyKnown, "known"},
 		{trust.KeyChanged, "changed"},
 		{trust.KeyDistrusted, "distrusted"},
+		{trust.KeyClaimed, "claimed"},
 		{trust.Kind(0), "Kind(0)"},
-		{trust.Kind(6), "Kind(6)"},
+		{trust.Kind(7), "Kind(7)"},
 		// The user's decisions, in the trust history.
 		{trust.Kind(10), "verified"},
 		{trust.Kind(11), "trusted"},
@@ -280,5 +281,62 @@ func TestKeyChangedEvenIfKnownElsewhere(t *testing.T) {
 	}
 	if k, err := dir.IdentityKey(real); err != nil || k != k2 {
 		t.Fatalf("after the user's decision: %v", err)
+	}
+}
+
+// TestKeyClaimedByAnotherAccount: a device of another account that
+// announces bob's key, or ours, is a loud warning naming the account that
+// has the key, and the key is not used for it until the user verifies or
+// trusts it for that account (never, for our own key); bob, who had the
+// key first, and the devices of one account sharing a key (one device
+// under a resource per room) stay as they were.
+func TestKeyClaimedByAnotherAccount(t *testing.T) {
+	ts := trust.New(new(trust.Memory), trust.Config{})
+	const bob, bobLaptop, ghost = "bob@example.org/phone", "bob@example.org/laptop", "ghost@evil.example/r"
+	k1 := trusttest.Key(1)
+	var got []trust.Decision
+	dir := &trust.Directory{Store: ts, Self: "alice@example.org/phone", SelfKey: trusttest.Key(9),
+		OnDecision: func(d trust.Decision) { got = append(got, d) }}
+	if err := dir.ObserveKey(bob, k1); err != nil {
+		t.Fatal(err)
+	}
+	err := dir.ObserveKey(ghost, k1)
+	d := got[1]
+	if err == nil || !strings.Contains(err.Error(), "bob@example.org (another account)") || !d.Warning() || d.Trusted || d.Kind.String() != "claimed" {
+		t.Fatalf("ghost announcing bob's key: decision %v, error %v; want a claimed-key warning naming bob", d, err)
+	}
+	if k, err := dir.IdentityKey(ghost); err == nil {
+		t.Fatalf("IdentityKey(ghost) = %x: bob's key is used for ghost", k[:4])
+	} else if !strings.Contains(err.Error(), "it is also the key of bob@example.org (another account)") {
+		t.Fatalf("IdentityKey(ghost) = %v: want why", err)
+	}
+	if r, _, _ := ts.Current(ghost); r.Trusted {
+		t.Fatalf("Current(ghost) = %+v: trusted", r)
+	}
+	for _, m := range []string{bob, bobLaptop} {
+		if err := dir.ObserveKey(m, k1); err != nil {
+			t.Fatalf("bob's own devices announcing his key: %v", err)
+		}
+		if k, err := dir.IdentityKey(m); err != nil || k != k1 {
+			t.Fatalf("IdentityKey(%s) = %v", m, err)
+		}
+	}
+	// The user decides: the key is ghost's too.
+	if _, err := ts.Trust(ghost, k1); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := dir.IdentityKey(ghost); err != nil || k != k1 {
+		t.Fatalf("after the user's decision: %v", err)
+	}
+	// Our own key, announced by another account: never used.
+	const mallory = "mallory@evil.example/r"
+	if err := dir.ObserveKey(mallory, trusttest.Key(9)); err == nil || !strings.Contains(err.Error(), "alice@example.org (another account)") {
+		t.Fatalf("our key announced by %s: %v", mallory, err)
+	}
+	if _, err := ts.Trust(mallory, trusttest.Key(9)); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := dir.IdentityKey(mallory); err == nil {
+		t.Fatalf("IdentityKey(%s) = %x: our own key is used for another account", mallory, k[:4])
 	}
 }

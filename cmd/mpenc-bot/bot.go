@@ -182,8 +182,18 @@ func (b *Bot) event(ctx context.Context, ev app.Event, now time.Time) {
 		if ev.Decision.Warning() {
 			lvl = slog.LevelWarn
 		}
-		b.log.Log(ctx, lvl, "key", "room", ev.Room, "member", ev.Decision.Member, "decision", ev.Decision.Kind.String(),
-			"fingerprint", trust.FingerprintOf(ev.Decision.Key).String(), "trusted", ev.Decision.Trusted)
+		kv := []any{"room", ev.Room, "member", ev.Decision.Member, "decision", ev.Decision.Kind.String(),
+			"fingerprint", trust.FingerprintOf(ev.Decision.Key).String(), "trusted", ev.Decision.Trusted}
+		if ev.Decision.Kind == trust.KeyClaimed {
+			// The accounts that have the key too: one may be posing as
+			// the other (a warning, by Warning).
+			var others []string
+			for _, p := range ev.Decision.Previous {
+				others = append(others, p.JID)
+			}
+			kv = append(kv, "also_key_of", others)
+		}
+		b.log.Log(ctx, lvl, "key", kv...)
 	case app.EventEntry:
 		if e := ev.Entry; e.Own && len(e.NotDelivered) > 0 && e.Ack == 0 {
 			what := "a reply of ours did not reach every member (typed while out of the room)"

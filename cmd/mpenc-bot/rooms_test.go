@@ -12,7 +12,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mpenc/mpenc/app"
+	"github.com/mpenc/mpenc/internal/trusttest"
 	"github.com/mpenc/mpenc/session"
+	"github.com/mpenc/mpenc/trust"
 )
 
 const testRoom = "r@muc.example.org"
@@ -183,4 +185,28 @@ func timeRE(s string) string {
 		out = append(out, l)
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestBotLogsClaimedKey: a member announcing a key another account has is
+// logged as a warning naming those accounts; a new key is information.
+func TestBotLogsClaimedKey(t *testing.T) {
+	var buf bytes.Buffer
+	_, log := newLogger(&buf, zerolog.InfoLevel)
+	b := newBot(nil, &Config{Prefix: "!", Rooms: []RoomConfig{{JID: testRoom, Include: "manual"}}}, log)
+	ctx := context.Background()
+	key := trusttest.Key(1)
+	fp := trust.FingerprintOf(key).String()
+	b.event(ctx, app.Event{Room: testRoom, Kind: app.EventDecision, Decision: trust.Decision{Kind: trust.KeyClaimed, Member: "ghost@evil.example/r",
+		JID: "ghost@evil.example", Key: key, Previous: []trust.Record{{JID: "bob@example.org", Key: key}}}}, time.Now())
+	want := `{"level":"warn","cmd":"mpenc-bot","room":"r@muc.example.org","member":"ghost@evil.example/r","decision":"claimed","fingerprint":"` + fp +
+		`","trusted":false,"also_key_of":["bob@example.org"],"time":"T","message":"key"}`
+	if got := timeRE(buf.String()); got != want {
+		t.Errorf("log\n%s\nwant\n%s", got, want)
+	}
+	buf.Reset()
+	b.event(ctx, app.Event{Room: testRoom, Kind: app.EventDecision, Decision: trust.Decision{Kind: trust.KeyNew, Member: "bob@example.org/b",
+		JID: "bob@example.org", Key: key, Trusted: true}}, time.Now())
+	if got := timeRE(buf.String()); !strings.HasPrefix(got, `{"level":"info"`) || strings.Contains(got, "also_key_of") {
+		t.Errorf("a new key logged as %s", got)
+	}
 }

@@ -651,6 +651,12 @@ func (c *client) show(ms []app.Member) string {
 		if m.Trust.Changed {
 			state += ", CHANGED: not used until you decide"
 		}
+		switch {
+		case m.Trust.Claimed && m.Trust.Key == c.app.PublicKey():
+			state += ", it announces YOUR OWN key: never used"
+		case m.Trust.Claimed:
+			state += ", ANOTHER ACCOUNT HAS THIS KEY: not used until you decide"
+		}
 		fmt.Fprintf(&b, "%s (%s):\n  %s\n  %s\ncompare it in full with what they read from their screen; if it is the same, type:\n  /verify %s confirm %s",
 			oneLine(m.ID), state, fp, fp.Words(), oneLine(m.ID), confirmToken(fp))
 	}

@@ -297,3 +297,39 @@ func TestLogRotation(t *testing.T) {
 		t.Errorf("reopened: mode %v", fi.Mode())
 	}
 }
+
+// TestViewClaimedKey: a member announcing a key another account has is a
+// warning line naming that account and saying how to decide; our own key
+// announced by another account says it is ours and never used; /who and
+// the member list mark a member whose key another account has.
+func TestViewClaimedKey(t *testing.T) {
+	const ghost = "ghost@evil.example/r"
+	v := newRoomView("r@muc")
+	v.self = alice
+	k := trusttest.Key(1)
+	fp := trust.FingerprintOf(k).String()
+	v.apply(app.Event{Kind: app.EventDecision, Decision: trust.Decision{Kind: trust.KeyClaimed, Member: ghost, JID: "ghost@evil.example", Key: k,
+		Previous: []trust.Record{{JID: "bob@example.org", Key: k, State: trust.BlindlyTrusted}}}})
+	want := "!! " + ghost + " announced key " + fp + ", which bob@example.org (another account) uses too: someone may be posing as bob@example.org. " +
+		"It is not used for " + ghost + " until you /verify " + ghost + " (compare fingerprints in person) or /trust " + ghost
+	if got := last(v); !strings.Contains(got, want) {
+		t.Errorf("claimed key line:\n%q\nwant\n%q", got, want)
+	}
+	if v.lines[len(v.lines)-1].kind != lineWarning {
+		t.Error("a claimed key is not a warning")
+	}
+	v.apply(app.Event{Kind: app.EventDecision, Decision: trust.Decision{Kind: trust.KeyClaimed, Member: ghost, JID: "ghost@evil.example", Key: k,
+		Previous: []trust.Record{{JID: "bob@example.org", Key: k}, {JID: "carol@example.org", Key: k}}}})
+	if got := last(v); !strings.Contains(got, "which bob@example.org, carol@example.org (other accounts) use too: someone may be posing as bob@example.org or carol@example.org") {
+		t.Errorf("claimed by two: %q", got)
+	}
+	v.apply(app.Event{Kind: app.EventDecision, Decision: trust.Decision{Kind: trust.KeyClaimed, Member: ghost, JID: "ghost@evil.example", Key: k,
+		Previous: []trust.Record{{JID: "alice@example.org", Key: k, State: trust.Authenticated, Trusted: true}}}})
+	if got := last(v); !strings.Contains(got, "!! "+ghost+" announced YOUR OWN identity key "+fp+": someone is posing as you. It is never used for "+ghost) {
+		t.Errorf("our own key claimed: %q", got)
+	}
+	m := app.Member{ID: ghost, HasKey: true, InRoom: true, Trust: trust.Record{JID: "ghost@evil.example", Key: k, State: trust.Undecided, Claimed: true}}
+	if got := memberLine(m); !strings.Contains(got, "undecided, its key is ANOTHER ACCOUNT's too, not trusted") {
+		t.Errorf("/who shows %q", got)
+	}
+}

@@ -267,7 +267,7 @@ func (v *roomView) apply(ev app.Event) (changed *line, membersChanged bool) {
 	case app.EventNotice:
 		return v.applyNotice(ev.Notice)
 	case app.EventDecision:
-		return v.add(decisionLine(ev.Decision)), true
+		return v.add(decisionLine(ev.Decision, v.self)), true
 	case app.EventJoined:
 		if ev.Err != nil {
 			return v.add(&line{kind: lineWarning, at: time.Now(), text: "could not join: " + oneLine(ev.Err.Error()) + " (/join to try again)"}), true
@@ -297,7 +297,10 @@ func (v *roomView) apply(ev app.Event) (changed *line, membersChanged bool) {
 	return nil, false
 }
 
-func decisionLine(d trust.Decision) *line {
+// decisionLine draws a trust decision; self (our participant id, "" if
+// not known yet) tells our own key from another account's in a claimed
+// key's Previous.
+func decisionLine(d trust.Decision, self string) *line {
 	who := oneLine(d.Member)
 	fp := trust.FingerprintOf(d.Key).String()
 	l := &line{kind: lineInfo, at: time.Now()}
@@ -313,6 +316,31 @@ func decisionLine(d trust.Decision) *line {
 		if d.Own {
 			l.text = "your own account's device " + l.text
 		}
+	case d.Kind == trust.KeyClaimed:
+		// Every device has its own key for each account: two accounts
+		// with one key means one is posing as the other (docs/STORE.md).
+		l.kind = lineWarning
+		var others []string
+		ours := false
+		for _, p := range d.Previous {
+			if self != "" && p.JID == trust.Bare(self) {
+				ours = true
+			} else {
+				others = append(others, oneLine(p.JID))
+			}
+		}
+		if ours {
+			l.text = fmt.Sprintf("%s announced YOUR OWN identity key %s: someone is posing as you. It is never used for %s", who, fp, who)
+			break
+		}
+		names := strings.Join(others, ", ")
+		account := "another account) uses"
+		if len(others) > 1 {
+			account = "other accounts) use"
+		}
+		l.text = fmt.Sprintf("%s announced key %s, which %s (%s too: someone may be posing as %s. "+
+			"It is not used for %s until you /verify %s (compare fingerprints in person) or /trust %s",
+			who, fp, names, account, strings.Join(others, " or "), who, who, who)
 	case d.Kind == trust.KeyDistrusted:
 		l.kind = lineWarning
 		l.text = fmt.Sprintf("%s announced key %s, which you distrusted: it is not used", who, fp)
@@ -735,6 +763,9 @@ func memberLine(m app.Member) string {
 		t = m.Trust.State.String()
 		if m.Trust.Changed {
 			t += ", CHANGED its key"
+		}
+		if m.Trust.Claimed {
+			t += ", its key is ANOTHER ACCOUNT's too"
 		}
 		if !m.Trust.Trusted {
 			t += ", not trusted"

@@ -59,6 +59,12 @@ func Run(t *testing.T, newBackend func(t *testing.T) trust.Backend) {
 		{"ChangedKeyNeverReplaces", testChanged},
 		{"ChangedToKeyKnownElsewhere", testChangedToKnown},
 		{"ChangeSettledByLaterDecision", testChangeSettled},
+		{"ClaimedByAnotherAccount", testClaimed},
+		{"ClaimSettledOnlyByLaterDecision", testClaimSettled},
+		{"ClaimedButChangedOrDistrusted", testClaimPrecedence},
+		{"NoClaimWithinAccount", testNoClaimWithinAccount},
+		{"ClaimTie", testClaimTie},
+		{"ClaimedOwnKey", testClaimOwnKey},
 		{"NewDevice", testNewDevice},
 		{"VerifyAuthenticates", testVerify},
 		{"AfterFirstAuthentication", testTOAKAFA},
@@ -153,6 +159,18 @@ const (
 	whyChanged          = "it replaced the key this device had, and you have not verified or trusted it since"
 )
 
+// whyClaimed is why the directory refuses jid's key that other accounts
+// (named as the refusal names them) have.
+func whyClaimed(jid, others string) string {
+	return fmt.Sprintf("it is also the key of %s, and you have not verified or trusted it for %s since", others, jid)
+}
+
+// claimedWarning is the warning ObserveKey returns for a claimed key.
+func claimedWarning(member string, k crypto.PublicKey, others string) string {
+	return fmt.Sprintf("trust: %s announced the identity key %s, which is also the key of %s: one account may be posing as another; "+
+		"not used for %s until verified or trusted for it", member, fp(k), others, trust.Bare(member))
+}
+
 // refused checks that the directory refused member's key k, and why.
 func refused(t *testing.T, s *trust.Store, member string, k crypto.PublicKey, why string) {
 	t.Helper()
@@ -203,11 +221,38 @@ func records(t *testing.T, b trust.Backend, jid string) []trust.Record {
 		t.Fatal(err)
 	}
 	for _, r := range rs {
-		if r.Trusted || r.Changed {
-			t.Fatalf("the backend returned Trusted or Changed: %+v", r)
+		if r.Trusted || r.Changed || r.Claimed {
+			t.Fatalf("the backend returned Trusted, Changed or Claimed: %+v", r)
 		}
 	}
 	return rs
+}
+
+// holders reads every record of key from the backend (Tx.KeyHolders).
+func holders(t *testing.T, b trust.Backend, key crypto.PublicKey) []trust.Record {
+	t.Helper()
+	var rs []trust.Record
+	if err := b.View(func(tx trust.Tx) error {
+		var err error
+		rs, err = tx.KeyHolders(key)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if r.Key != key || r.Trusted || r.Changed || r.Claimed {
+			t.Fatalf("KeyHolders(%x) returned %+v", key[:4], r)
+		}
+	}
+	return rs
+}
+
+func jidsOf(rs []trust.Record) string {
+	var jids []string
+	for _, r := range rs {
+		jids = append(jids, r.JID)
+	}
+	return strings.Join(jids, " ")
 }
 
 func keysOf(t *testing.T, b trust.Backend, jid string) map[crypto.PublicKey]trust.Record {
@@ -249,6 +294,13 @@ const (
 	aliceLaptop = "alice@example.org/laptop"
 	alice       = "alice@example.org"
 	bobPhone    = "bob@example.org/phone"
+	bobLaptop   = "bob@example.org/laptop"
+	bob         = "bob@example.org"
+	// ghost is a device of another account that announces bob's key.
+	ghost      = "ghost@evil.example/mpenc-1"
+	ghost2     = "ghost@evil.example/mpenc-2"
+	ghostJID   = "ghost@evil.example"
+	carolPhone = "carol@example.net/phone"
 )
 
 func testFirstKey(t *testing.T, b trust.Backend) {
@@ -408,6 +460,254 @@ func testChangeSettled(t *testing.T, b trust.Backend) {
 	refused(t, s, tablet, Key(4), whyDistrusted)
 	// Going back to the key it is known by: quiet, trusted as before.
 	want(t, observe(t, s, tablet, Key(3)), trust.KeyKnown, trust.BlindlyTrusted, true)
+}
+
+// testClaimed: a device of another account that announces a key bob
+// has is a loud KeyClaimed, untrusted for its account until the user
+// verifies or trusts the key for it, and recorded in the history; bob,
+// who had the key first, is not flagged, and decisions about other keys
+// or about bob's do not settle the claim.
+func testClaimed(t *testing.T, b trust.Backend) {
+	const bobOnly = "bob@example.org (another account)"
+	s := newStore(b, trust.BlindTrustBeforeVerification)
+	want(t, observe(t, s, bobPhone, Key(1)), trust.KeyNew, trust.BlindlyTrusted, true)
+	d, err := observeErr(t, s, ghost, Key(1))
+	want(t, d, trust.KeyClaimed, trust.Undecided, false)
+	if !d.Warning() || d.JID != ghostJID || len(d.Previous) != 1 || d.Previous[0].JID != bob || d.Previous[0].Key != Key(1) ||
+		d.Previous[0].Member != bobPhone || d.Previous[0].State != trust.BlindlyTrusted || !d.Previous[0].Trusted {
+		t.Fatalf("claimed: %+v", d)
+	}
+	if err.Error() != claimedWarning(ghost, Key(1), bobOnly) {
+		t.Fatalf("ObserveKey = %q", err)
+	}
+	refused(t, s, ghost, Key(1), whyClaimed(ghostJID, bobOnly))
+	if c := current(t, s, ghost); !c.Claimed || c.Changed || c.State != trust.Undecided {
+		t.Fatalf("Current(ghost) = %+v", c)
+	}
+	if evs := events(t, b, ghostJID, 0); len(evs) != 1 || evs[0].Kind != trust.KeyClaimed || evs[0].Kind.String() != "claimed" ||
+		evs[0].Member != ghost || evs[0].Key != Key(1) || evs[0].Previous != (crypto.PublicKey{}) {
+		t.Fatalf("ghost's events %+v", evs)
+	}
+	if hs := holders(t, b, Key(1)); jidsOf(hs) != bob+" "+ghostJID || hs[1].State != trust.Undecided {
+		t.Fatalf("KeyHolders = %+v", hs)
+	}
+	// bob is unaffected, and announcing the key again, from another
+	// device of his account too, stays quiet.
+	if k, err := identityKey(s, bobPhone); err != nil || k != Key(1) {
+		t.Fatalf("IdentityKey(bob) = %v", err)
+	}
+	if c := current(t, s, bobPhone); c.Claimed || !c.Trusted {
+		t.Fatalf("Current(bob) = %+v", c)
+	}
+	want(t, observe(t, s, bobPhone, Key(1)), trust.KeyKnown, trust.BlindlyTrusted, true)
+	want(t, observe(t, s, bobLaptop, Key(1)), trust.KeyKnown, trust.BlindlyTrusted, true)
+	// ghost again, and its other resource: the same warning, no new event.
+	n := len(events(t, b, "", 0))
+	want(t, observe(t, s, ghost, Key(1)), trust.KeyClaimed, trust.Undecided, false)
+	want(t, observe(t, s, ghost2, Key(1)), trust.KeyClaimed, trust.Undecided, false)
+	refused(t, s, ghost2, Key(1), whyClaimed(ghostJID, bobOnly))
+	if len(events(t, b, "", 0)) != n {
+		t.Fatal("a claimed key announced again is a new event")
+	}
+	// Decisions about bob's key, or about another key of ghost's, do not
+	// settle it.
+	if _, err := s.Verify(bob, Key(1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Trust(ghostJID, Key(2)); err != nil {
+		t.Fatal(err)
+	}
+	refused(t, s, ghost, Key(1), whyClaimed(ghostJID, "bob@example.org (another account)"))
+	// A third account is claimed by both that had the key before it.
+	d, err = observeErr(t, s, carolPhone, Key(1))
+	want(t, d, trust.KeyClaimed, trust.Undecided, false)
+	if jidsOf(d.Previous) != bob+" "+ghostJID || !d.Previous[0].Trusted || d.Previous[1].Trusted ||
+		err.Error() != claimedWarning(carolPhone, Key(1), "bob@example.org and ghost@evil.example (other accounts)") {
+		t.Fatalf("a third claim: %+v, %v", d, err)
+	}
+	// Verifying the key for ghost, or trusting it for carol, settles it.
+	if r, err := s.Verify(ghost, Key(1)); err != nil || !r.Trusted {
+		t.Fatalf("Verify = %+v, %v", r, err)
+	}
+	if r, err := s.Trust(carolPhone, Key(1)); err != nil || !r.Trusted {
+		t.Fatalf("Trust = %+v, %v", r, err)
+	}
+	for _, m := range []string{ghost, ghost2, carolPhone, bobPhone} {
+		if k, err := identityKey(s, m); err != nil || k != Key(1) {
+			t.Fatalf("IdentityKey(%s) after the decisions = %v", m, err)
+		}
+		if c := current(t, s, m); c.Claimed || !c.Trusted {
+			t.Fatalf("Current(%s) after the decisions = %+v", m, c)
+		}
+	}
+	want(t, observe(t, s, ghost, Key(1)), trust.KeyKnown, trust.Authenticated, true)
+	want(t, observe(t, s, carolPhone, Key(1)), trust.KeyKnown, trust.BlindlyTrusted, true)
+}
+
+// testClaimSettled: only a decision made at or after the other account's
+// record appeared settles a claim. With a clock that only goes forward a
+// decision about ghost's key before bob had it would make ghost the
+// first holder; a clock set back between them makes it come before.
+func testClaimSettled(t *testing.T, b trust.Backend) {
+	base := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	var now time.Time
+	at := func(sec int) { now = base.Add(time.Duration(sec) * time.Second) }
+	s := trust.New(b, trust.Config{Now: func() time.Time { return now }})
+	at(10)
+	want(t, observe(t, s, ghost, Key(1)), trust.KeyNew, trust.BlindlyTrusted, true)
+	at(3) // the clock set back
+	if _, err := s.Trust(ghost, Key(1)); err != nil {
+		t.Fatal(err)
+	}
+	at(5)
+	// bob's record is first seen before ghost's: bob is not flagged, ghost is.
+	want(t, observe(t, s, bobPhone, Key(1)), trust.KeyNew, trust.BlindlyTrusted, true)
+	at(11)
+	d := observe(t, s, ghost, Key(1))
+	want(t, d, trust.KeyClaimed, trust.BlindlyTrusted, false)
+	if jidsOf(d.Previous) != bob {
+		t.Fatalf("claimed by %q", jidsOf(d.Previous))
+	}
+	refused(t, s, ghost, Key(1), whyClaimed(ghostJID, "bob@example.org (another account)"))
+	at(12)
+	if _, err := s.Trust(ghost, Key(1)); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := identityKey(s, ghost); err != nil || k != Key(1) {
+		t.Fatalf("IdentityKey(ghost) after a later decision = %v", err)
+	}
+}
+
+// testClaimPrecedence: a member that changes to a key another account
+// has is a KeyChanged (it says more, and is untrusted already), and a
+// distrusted key is KeyDistrusted, claimed or not.
+func testClaimPrecedence(t *testing.T, b trust.Backend) {
+	s := newStore(b, trust.BlindTrustBeforeVerification)
+	observe(t, s, bobPhone, Key(1))
+	want(t, observe(t, s, ghost, Key(2)), trust.KeyNew, trust.BlindlyTrusted, true)
+	d, err := observeErr(t, s, ghost, Key(1))
+	want(t, d, trust.KeyChanged, trust.Undecided, false)
+	if len(d.Previous) != 1 || d.Previous[0].Key != Key(2) || !strings.Contains(err.Error(), "a DIFFERENT identity key "+fp(Key(1))) {
+		t.Fatalf("changed to a claimed key: %+v, %v", d, err)
+	}
+	refused(t, s, ghost, Key(1), whyChanged)
+	if c := current(t, s, ghost); !c.Changed || !c.Claimed {
+		t.Fatalf("Current(ghost) = %+v", c)
+	}
+	if evs := events(t, b, ghostJID, 0); len(evs) != 2 || evs[1].Kind != trust.KeyChanged || evs[1].Previous != Key(2) {
+		t.Fatalf("events %+v", evs)
+	}
+	if _, err := s.Distrust(ghostJID, Key(1)); err != nil {
+		t.Fatal(err)
+	}
+	d, err = observeErr(t, s, ghost, Key(1))
+	want(t, d, trust.KeyDistrusted, trust.Distrusted, false)
+	if want := fmt.Sprintf("trust: %s uses the distrusted identity key %s", ghost, fp(Key(1))); err.Error() != want {
+		t.Fatalf("distrusted: %v", err)
+	}
+	refused(t, s, ghost, Key(1), whyDistrusted)
+	// Distrusted before it is announced: distrusted, not claimed.
+	if _, err := s.Distrust(carolPhone, Key(1)); err != nil {
+		t.Fatal(err)
+	}
+	want(t, observe(t, s, carolPhone, Key(1)), trust.KeyDistrusted, trust.Distrusted, false)
+	refused(t, s, carolPhone, Key(1), whyDistrusted)
+	// bob, who had it first, is untouched by all of it.
+	if k, err := identityKey(s, bobPhone); err != nil || k != Key(1) {
+		t.Fatalf("IdentityKey(bob) = %v", err)
+	}
+}
+
+// testNoClaimWithinAccount: members of one account announcing one key
+// are no claim (one device appears under a resource per room), whatever
+// other accounts do.
+func testNoClaimWithinAccount(t *testing.T, b trust.Backend) {
+	s := newStore(b, trust.BlindTrustBeforeVerification)
+	observe(t, s, alicePhone, Key(2))
+	want(t, observe(t, s, bobPhone, Key(1)), trust.KeyNew, trust.BlindlyTrusted, true)
+	for _, m := range []string{bobLaptop, "bob@example.org/room-3", bobPhone} {
+		d := observe(t, s, m, Key(1))
+		want(t, d, trust.KeyKnown, trust.BlindlyTrusted, true)
+		if d.Warning() || d.Previous != nil {
+			t.Fatalf("%s: %+v", m, d)
+		}
+		if c := current(t, s, m); c.Claimed || !c.Trusted {
+			t.Fatalf("Current(%s) = %+v", m, c)
+		}
+	}
+	if evs := events(t, b, bob, 0); len(evs) != 1 || evs[0].Kind != trust.KeyNew {
+		t.Fatalf("events %+v", evs)
+	}
+}
+
+// testClaimTie: two accounts whose records of a key are first seen at
+// the same time are both claimed; a decision at that time settles it.
+func testClaimTie(t *testing.T, b trust.Backend) {
+	fixed := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	s := trust.New(b, trust.Config{Now: func() time.Time { return fixed }})
+	want(t, observe(t, s, bobPhone, Key(1)), trust.KeyNew, trust.BlindlyTrusted, true)
+	want(t, observe(t, s, ghost, Key(1)), trust.KeyClaimed, trust.Undecided, false)
+	d, err := observeErr(t, s, bobPhone, Key(1))
+	want(t, d, trust.KeyClaimed, trust.BlindlyTrusted, false)
+	if jidsOf(d.Previous) != ghostJID || err.Error() != claimedWarning(bobPhone, Key(1), "ghost@evil.example (another account)") {
+		t.Fatalf("a tie: %+v, %v", d, err)
+	}
+	refused(t, s, bobPhone, Key(1), whyClaimed(bob, "ghost@evil.example (another account)"))
+	if _, err := s.Verify(bob, Key(1)); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := identityKey(s, bobPhone); err != nil || k != Key(1) {
+		t.Fatalf("IdentityKey(bob) after the decision = %v", err)
+	}
+	refused(t, s, ghost, Key(1), whyClaimed(ghostJID, "bob@example.org (another account)"))
+}
+
+// testClaimOwnKey: a member of another account announcing our own key is
+// claimed by us, refused by the directory whatever the user decides, and
+// recorded (our key is not); our own account's other resource announcing
+// it is not a claim, even after the other account announced it.
+func testClaimOwnKey(t *testing.T, b trust.Backend) {
+	const us = "alice@example.org (another account)"
+	s := newStore(b, trust.BlindTrustBeforeVerification)
+	var got []trust.Decision
+	dir := &trust.Directory{Store: s, Self: alicePhone, SelfKey: Key(1), OnDecision: func(d trust.Decision) { got = append(got, d) }}
+	err := dir.ObserveKey(ghost, Key(1))
+	if len(got) != 1 {
+		t.Fatalf("decisions %+v", got)
+	}
+	d := got[0]
+	want(t, d, trust.KeyClaimed, trust.Undecided, false)
+	if d.Own || len(d.Previous) != 1 || d.Previous[0].JID != alice || d.Previous[0].Key != Key(1) || d.Previous[0].State != trust.Authenticated ||
+		err == nil || err.Error() != claimedWarning(ghost, Key(1), us) {
+		t.Fatalf("our key claimed: %+v, %v", d, err)
+	}
+	refusal := fmt.Sprintf("trust: %s's identity key %s is not trusted: %s", ghost, fp(Key(1)), whyClaimed(ghostJID, us))
+	if _, err := dir.IdentityKey(ghost); err == nil || err.Error() != refusal {
+		t.Fatalf("IdentityKey(ghost) = %v", err)
+	}
+	if rs := records(t, b, ""); len(rs) != 1 || rs[0].JID != ghostJID || rs[0].State != trust.Undecided {
+		t.Fatalf("records %+v", rs)
+	}
+	if evs := events(t, b, "", 0); len(evs) != 1 || evs[0].Kind != trust.KeyClaimed || evs[0].Member != ghost {
+		t.Fatalf("events %+v", evs)
+	}
+	// No decision settles it: nobody else may hold our key.
+	if _, err := s.Verify(ghostJID, Key(1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dir.IdentityKey(ghost); err == nil || err.Error() != refusal {
+		t.Fatalf("IdentityKey(ghost) after Verify = %v", err)
+	}
+	if err := dir.ObserveKey(ghost, Key(1)); err == nil || got[1].Kind != trust.KeyClaimed || got[1].Trusted {
+		t.Fatalf("ghost again after Verify: %+v, %v", got[1], err)
+	}
+	// Our own account's other resource: ours, not a claim.
+	if err := dir.ObserveKey(aliceLaptop, Key(1)); err != nil || got[2].Kind != trust.KeyNew || !got[2].Own || !got[2].Trusted {
+		t.Fatalf("our other resource: %+v, %v", got[2], err)
+	}
+	if k, err := dir.IdentityKey(aliceLaptop); err != nil || k != Key(1) {
+		t.Fatalf("IdentityKey(our other resource) = %v", err)
+	}
 }
 
 func testNewDevice(t *testing.T, b trust.Backend) {
