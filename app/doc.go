@@ -24,7 +24,10 @@
 // choice). [App.Join] connects to the room with channel/xmpp, announcing
 // our identity key, runs a session.Session over it with a trust.Directory
 // as its key directory (keys announced in the room reach the trust store
-// through session.KeyObserver), enters, and joins in the background.
+// through session.KeyObserver, and the room's occupants reach the
+// directory in the same order through session.Config.OnOccupants, so that
+// one key announced by two members of one account present at once is a
+// warning), enters, and joins in the background.
 //
 // # One conversation, live and after a restart
 //

@@ -187,23 +187,7 @@ func (r *Room) start(ctx context.Context) (err error) {
 	r.ch = ch
 	r.channelErr = ch.Err
 	r.self = ch.Self()
-	auto, policy, _ := includePolicy(r.opt.Include) // checked by Join
-	r.trust = a.st.Trust(a.acct.ID, trust.Config{Policy: policy})
-	r.dir = &trust.Directory{Store: r.trust, Self: r.self, SelfKey: a.key.Public(),
-		OnDecision: func(d trust.Decision) {
-			if d.Kind != trust.KeyKnown {
-				a.q.push(Event{Room: r.jid, Kind: EventDecision, Decision: d})
-			}
-		}}
-	r.sess, err = session.New(session.Config{
-		Self:             r.self,
-		Identity:         a.key,
-		Directory:        r.dir,
-		Timing:           a.cfg.Timing,
-		AutoInclude:      auto,
-		StayIfLastMember: r.opt.StayIfLastMember,
-		JoinWindow:       a.cfg.JoinWindow,
-	}, roomChannel{ch, r})
+	r.sess, err = session.New(r.sessionConfig(), roomChannel{ch, r})
 	if err != nil {
 		ch.Close()
 		return fmt.Errorf("app: session for %s: %w", r.jid, err)
@@ -221,6 +205,34 @@ func (r *Room) start(ctx context.Context) (err error) {
 	a.log().Info("connected", "room", r.jid, "self", r.self)
 	go r.join(r.rctx)
 	return nil
+}
+
+// sessionConfig makes the room's trust store view and key directory
+// (r.self must be set), and returns its session's configuration over
+// them. The session tells the directory who is in the room
+// (OnOccupants), in order with the identity announcements it passes on,
+// so that a key announced twice in the room at once is a warning
+// (trust.Directory.SetPresent).
+func (r *Room) sessionConfig() session.Config {
+	a := r.app
+	auto, policy, _ := includePolicy(r.opt.Include) // checked by Join
+	r.trust = a.st.Trust(a.acct.ID, trust.Config{Policy: policy})
+	r.dir = &trust.Directory{Store: r.trust, Self: r.self, SelfKey: a.key.Public(),
+		OnDecision: func(d trust.Decision) {
+			if d.Kind != trust.KeyKnown {
+				a.q.push(Event{Room: r.jid, Kind: EventDecision, Decision: d})
+			}
+		}}
+	return session.Config{
+		Self:             r.self,
+		Identity:         a.key,
+		Directory:        r.dir,
+		OnOccupants:      r.dir.SetPresent,
+		Timing:           a.cfg.Timing,
+		AutoInclude:      auto,
+		StayIfLastMember: r.opt.StayIfLastMember,
+		JoinWindow:       a.cfg.JoinWindow,
+	}
 }
 
 // join enters the room (so that a refusal is reported clearly: nick in
@@ -476,10 +488,18 @@ type Member struct {
 	// LastSeen is when the member was last known alive (the send time of
 	// our latest message it acknowledged); zero if unknown.
 	LastSeen time.Time
-	// Trust: the key it announced last and what we think of it; HasKey
-	// is false if it announced none (a client that does not speak mpENC).
+	// Trust: the key it announced last and what we think of it, as the
+	// room's key directory judges it; HasKey is false if it announced none
+	// (a client that does not speak mpENC).
 	HasKey bool
 	Trust  trust.Record
+	// ClaimedBy: when Trust.Claimed, the records that make the key claimed,
+	// as trust.Decision.Previous for KeyClaimed: other accounts' (ours
+	// among them, for our own key), or, with JID the member's own bare
+	// JID, that of another member of its account in the room, named by
+	// Member, that announced the key there first (ours, Member our id, for
+	// our own key): one of the two is not the device it claims to be.
+	ClaimedBy []trust.Record
 }
 
 // status is a short word for the member's session status.
@@ -502,20 +522,16 @@ func (m Member) status() string {
 }
 
 // memberTrust is the record of the key member announced last, as the
-// room's key directory judges it; ok is false if it announced none (or
-// the store could not be read).
-func (r *Room) memberTrust(member string) (rec trust.Record, ok bool) {
-	rec, ok, err := r.trust.Current(member)
+// room's key directory judges it (which knows our own key and who is in
+// the room, as the store does not), with the records that make it
+// claimed; ok is false if it announced none (or the store could not be
+// read).
+func (r *Room) memberTrust(member string) (rec trust.Record, claimedBy []trust.Record, ok bool) {
+	rec, claimedBy, ok, err := r.dir.Current(member)
 	if err != nil || !ok {
-		return trust.Record{}, false
+		return trust.Record{}, nil, false
 	}
-	if rec.Key == r.app.key.Public() && trust.Bare(member) != trust.Bare(r.self) {
-		// Our own key, announced by another account: the store does
-		// not know our key; the directory does, and never uses it for
-		// that member (trust.Directory.IdentityKey).
-		rec.Claimed, rec.Trusted = true, false
-	}
-	return rec, true
+	return rec, claimedBy, true
 }
 
 // Members lists the session's members and the room's occupants with their
@@ -540,7 +556,7 @@ func (r *Room) Members(ctx context.Context) ([]Member, error) {
 			out[i].Trust = trust.Record{JID: trust.Bare(r.self), Key: r.app.key.Public(), State: trust.Authenticated, Trusted: true, Member: r.self}
 			continue
 		}
-		out[i].Trust, out[i].HasKey = r.memberTrust(out[i].ID)
+		out[i].Trust, out[i].ClaimedBy, out[i].HasKey = r.memberTrust(out[i].ID)
 	}
 	for i := range out {
 		out[i].Status = out[i].status()

@@ -22,6 +22,15 @@ type Config struct {
 	// Identity is our static identity key; Directory gives the others'.
 	Identity  *crypto.SigningKey
 	Directory greeter.Directory
+	// OnOccupants, if set, is told the room's occupants (us included;
+	// none once we are out) at every change, synchronously on the
+	// session's goroutine and in the channel's order, before the event's
+	// other effects: so between the same announcements the session passes
+	// to Directory (KeyObserver), and before any later one. The app hands
+	// them to its trust.Directory (SetPresent), which judges an identity
+	// announcement by who else is in the room then. It must not keep the
+	// slice, nor call the session.
+	OnOccupants func(members []string)
 	// Timing holds every timer (LoopbackTiming for tests on
 	// loopback, InternetTiming for real rooms).
 	Timing Timing

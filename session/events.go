@@ -26,6 +26,14 @@ type room struct {
 func (c *Core) HandleEvent(ev channel.Event, now time.Time) {
 	c.advance(now)
 	c.tick() // timers due before this event fire first
+	if c.cfg.OnOccupants != nil {
+		switch ev.Kind {
+		case channel.EventOwnEnter, channel.EventOthers:
+			c.cfg.OnOccupants(ev.Members)
+		case channel.EventOwnLeave:
+			c.cfg.OnOccupants(nil) // its Members are those before it
+		}
+	}
 	if c.fatal == nil || ev.Kind == channel.EventOwnLeave {
 		switch ev.Kind {
 		case channel.EventOwnEnter:

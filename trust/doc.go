@@ -26,12 +26,16 @@
 //     key and hands OnDecision a [Decision], data in the manner of
 //     ssh/knownhosts: [KeyNew], [KeyNewDevice], [KeyKnown], [KeyChanged]
 //     (a loud warning; the new key never replaces the old one and is not
-//     used for that member until the user decides about it) or
-//     [KeyDistrusted]; a changed or distrusted key is also its error,
-//     which the session shows. Decision.Own marks another device of our
-//     own account.
+//     used for that member until the user decides about it),
+//     [KeyClaimed] (a loud warning: another account has the key, or
+//     another member of the same account present in the room announced
+//     it first) or [KeyDistrusted]; a warning is also its error, which
+//     the session shows. Decision.Own marks another device of our own
+//     account. [Directory.SetPresent] tells the directory who is in its
+//     room, in order with the announcements.
 //     [Directory.IdentityKey] answers only keys the policy allows and
-//     refuses the rest with an error saying why.
+//     refuses the rest with an error saying why; [Directory.Current]
+//     gives the record it judges by.
 //   - [Store.Verify], [Store.Trust], [Store.Distrust] record the user's
 //     decisions; [Store.Current] gives the record of the key a member
 //     announced last. New keys, new devices, changed keys and the user's

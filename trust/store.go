@@ -107,9 +107,11 @@ func (s *Store) withTrusted(rs []Record) []Record {
 // decided (nobody else may hold our key); and the records of rec.Key
 // for other JIDs (holders, from Tx.KeyHolders) first seen no later than
 // rec, unless the user decided about rec at or after the latest of those
-// appeared. Our key for our own JID is never claimed. Within one JID a
-// key is never claimed: one device appears under a resource per room, so
-// several members legitimately announce one key (docs/STORE.md).
+// appeared. Our key for our own JID is never claimed here. Within one
+// JID a key is never claimed here: one device appears under a resource
+// per room, so several members legitimately announce one key; only two
+// of them present in one room at once are a claim, which the room's
+// Directory judges (Directory.SetPresent; docs/STORE.md).
 func claimants(rec Record, holders []Record, ours *Record) []Record {
 	if ours != nil && !crypto.Equal(ours.Key[:], rec.Key[:]) {
 		ours = nil
@@ -383,8 +385,10 @@ func (s *Store) decide(jid string, key crypto.PublicKey, st State, kind Kind) (R
 // announced none. A member that announced a key in place of the one it is
 // known by is Changed, and one whose key another account has (first) is
 // Claimed, and neither is Trusted until the user decides about that key.
-// The store does not know our own key: a member of another account
-// announcing it is refused by the Directory, not here.
+// The store does not know our own key, nor who is in a room: a member of
+// another account announcing our key, and a member announcing a key
+// another present member of its account announced first, are claimed by
+// the Directory (Directory.Current), not here.
 func (s *Store) Current(member string) (rec Record, ok bool, err error) {
 	rec, _, _, ok, err = s.current(member, nil)
 	return rec, ok, err
@@ -429,22 +433,22 @@ func (s *Store) current(member string, ours *Record) (rec Record, claim []Record
 	return rec, claim, jidAuth, ok, nil
 }
 
-// identityKey returns the key member announced last if the policy lets it
-// be used; otherwise an error: errUnknownMember (wrapped) if it announced
-// none, *untrustedError if the key is not trusted. ours is our own key's
-// record (nil if none: see claimants). [Directory.IdentityKey] is its
-// entry point, which adds our own key.
-func (s *Store) identityKey(member string, ours *Record) (crypto.PublicKey, error) {
-	rec, claim, jidAuth, ok, err := s.current(member, ours)
-	if err != nil {
-		return crypto.PublicKey{}, err
-	}
-	if !ok {
-		return crypto.PublicKey{}, fmt.Errorf("%w: %s", errUnknownMember, member)
-	}
-	if !rec.Trusted {
-		return crypto.PublicKey{}, &untrustedError{Member: member, Key: rec.Key, State: rec.State, JIDAuthenticated: jidAuth,
-			Changed: rec.Changed, ClaimedBy: claim}
-	}
-	return rec.Key, nil
+// record returns the record of key for jid (a bare JID), with Trusted
+// filled in; an undecided record if there is none (only a damaged
+// database gets here: the caller saw the key announced for jid).
+func (s *Store) record(jid string, key crypto.PublicKey) (Record, error) {
+	var out Record
+	err := s.b.View(func(tx Tx) error {
+		recs, err := tx.Keys(jid)
+		if err != nil {
+			return err
+		}
+		r, ok := find(s.withTrusted(recs), key)
+		if !ok {
+			r = Record{JID: jid, Key: key, State: Undecided}
+		}
+		out = r
+		return nil
+	})
+	return out, err
 }

@@ -61,9 +61,11 @@ type Record struct {
 	// another account (bare JID) no later than for JID, and the user has
 	// not verified or trusted Key for JID since (a KeyClaimed warning):
 	// the key is then not used for JID, whatever its State. Backends
-	// neither store nor read it. Store.Current does not know our own key:
-	// a member of another account announcing it is refused by the
-	// Directory, which does.
+	// neither store nor read it. Store.Current does not know our own key,
+	// nor who is in the room: Directory.Current also sets it for our own
+	// key announced by a member of another account, and for a key another
+	// member of the same account present in the room announced there
+	// first (Directory.SetPresent), for as long as both are present.
 	Claimed bool
 }
 
@@ -121,9 +123,19 @@ const (
 	// FirstSeen, where both are. A new key is recorded as Undecided.
 	// Previous holds the other accounts' records of the key. Reported
 	// at every announcement until decided. KeyChanged takes precedence
-	// (the key is untrusted for that member already). Within one account
-	// a key announced by several members is not a claim: one device
-	// appears under a resource per room (docs/STORE.md).
+	// (the key is untrusted for that member already).
+	//
+	// Within one account a key announced by several members is not a
+	// claim in the store: one device appears under a resource per room.
+	// It is one in the room, once the Directory knows who is present
+	// (Directory.SetPresent): a member that announces a key another
+	// member of its account, present in the room, announced there before
+	// it (Self first, for our own key) cannot be that device too, which
+	// has one full JID per room. It is untrusted for that member while
+	// both are present, whatever the user decided, and nothing more is
+	// recorded; Previous ends with the other member's record of the key
+	// (Member set to it: ours for Self). KeyChanged and KeyDistrusted
+	// take precedence (docs/STORE.md).
 	KeyClaimed Kind = 6 // claimed
 )
 
@@ -155,8 +167,10 @@ type Decision struct {
 	// by (and of the one it announced last, if that is a third), which a
 	// KeyDistrusted that is also a change keeps; for KeyNewDevice, the
 	// JID's other keys; for KeyClaimed, the other accounts' records of the
-	// key that make it a claim (ours, if it is our own key), oldest first.
-	// Nil otherwise.
+	// key that make it a claim (ours, if it is our own key), oldest first,
+	// then the record of the member of the same account present in the
+	// room that announced it there first, if any (JID is Decision.JID,
+	// Member that member). Nil otherwise.
 	Previous []Record
 	// Own: the key was announced by another device of our own account
 	// (set by Directory.ObserveKey: the bare JID of Member is that of
@@ -226,19 +240,49 @@ func (e *keyChangedError) Error() string {
 }
 
 // keyClaimedError reports a member that announced a key another account
-// has (KeyClaimed). Callers show its text; the same facts are in the
+// has, or another member of its account present in the room announced
+// first (KeyClaimed). Callers show its text; the same facts are in the
 // Decision.
 type keyClaimedError struct {
 	Member string
 	Key    crypto.PublicKey
-	Others []Record // the other accounts' records of Key
+	Others []Record // Decision.Previous: the records that make Key claimed
+	self   string   // Directory.Self, to tell our own device among Others
 }
 
-// Error names the member, the key's fingerprint and the other accounts.
+// Error names the member, the key's fingerprint and the other accounts,
+// or the other member in the room.
 func (e *keyClaimedError) Error() string {
-	others := accounts(e.Others)
+	fp := FingerprintOf(e.Key)
+	accts, here := splitClaim(e.Member, e.Others)
+	switch {
+	case len(here) > 0 && here[0].Member == e.self:
+		return fmt.Sprintf("trust: %s announced YOUR OWN identity key %s, which this device uses in this room: "+
+			"someone is posing as this device; never used for %s", e.Member, fp, e.Member)
+	case len(here) > 0:
+		also := ""
+		if len(accts) > 0 {
+			also = " (it is also the key of " + accounts(accts) + ")"
+		}
+		return fmt.Sprintf("trust: %s announced the identity key %s, which %s, also in this room, announced first%s: "+
+			"one of them is not the device it claims to be; not used for %s while both are here", e.Member, fp, here[0].Member, also, e.Member)
+	}
 	return fmt.Sprintf("trust: %s announced the identity key %s, which is also the key of %s: one account may be posing as another; "+
-		"not used for %s until verified or trusted for it", e.Member, FingerprintOf(e.Key), others, Bare(e.Member))
+		"not used for %s until verified or trusted for it", e.Member, fp, accounts(accts), Bare(e.Member))
+}
+
+// splitClaim splits the records that make member's key claimed into the
+// other accounts' (accts) and those of members of its own account present
+// in the room (here: see Directory.SetPresent).
+func splitClaim(member string, rs []Record) (accts, here []Record) {
+	for _, r := range rs {
+		if r.JID == Bare(member) {
+			here = append(here, r)
+		} else {
+			accts = append(accts, r)
+		}
+	}
+	return accts, here
 }
 
 // accounts names the JIDs of rs for a message: "bob@example.org (another
@@ -283,9 +327,11 @@ type untrustedError struct {
 	// Changed: the member announced this key in place of the one it is
 	// known by, and nobody decided about it since.
 	Changed bool
-	// ClaimedBy: the other accounts' records of this key that make it a
-	// claimed key (KeyClaimed); nil if it is not.
+	// ClaimedBy: the records of this key that make it a claimed key
+	// (KeyClaimed: other accounts', or another present member's of its
+	// account); nil if it is not.
 	ClaimedBy []Record
+	self      string // Directory.Self, to tell our own device in ClaimedBy
 }
 
 // Error names the member and the key's fingerprint, and says why the key
@@ -298,7 +344,15 @@ func (e *untrustedError) Error() string {
 	case e.Changed:
 		why = "it replaced the key this device had, and you have not verified or trusted it since"
 	case len(e.ClaimedBy) > 0:
-		why = fmt.Sprintf("it is also the key of %s, and you have not verified or trusted it for %s since", accounts(e.ClaimedBy), Bare(e.Member))
+		accts, here := splitClaim(e.Member, e.ClaimedBy)
+		switch {
+		case len(here) > 0 && here[0].Member == e.self:
+			why = "it is YOUR OWN key, which this device uses in this room: someone is posing as this device"
+		case len(here) > 0:
+			why = fmt.Sprintf("%s, also in this room, announced it first: one of them is not the device it claims to be", here[0].Member)
+		default:
+			why = fmt.Sprintf("it is also the key of %s, and you have not verified or trusted it for %s since", accounts(accts), Bare(e.Member))
+		}
 	case e.State == BlindlyTrusted && e.JIDAuthenticated:
 		why = "the account has verified keys and this one is not verified"
 	case e.State == BlindlyTrusted:

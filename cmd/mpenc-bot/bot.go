@@ -186,12 +186,23 @@ func (b *Bot) event(ctx context.Context, ev app.Event, now time.Time) {
 			"fingerprint", trust.FingerprintOf(ev.Decision.Key).String(), "trusted", ev.Decision.Trusted}
 		if ev.Decision.Kind == trust.KeyClaimed {
 			// The accounts that have the key too: one may be posing as
-			// the other (a warning, by Warning).
-			var others []string
+			// the other; or the members of its own account in the room
+			// that announced it first (ours included): one is not the
+			// device it claims to be (a warning, by Warning).
+			var others, here []string
 			for _, p := range ev.Decision.Previous {
-				others = append(others, p.JID)
+				if p.JID == ev.Decision.JID {
+					here = append(here, p.Member)
+				} else {
+					others = append(others, p.JID)
+				}
 			}
-			kv = append(kv, "also_key_of", others)
+			if len(others) > 0 {
+				kv = append(kv, "also_key_of", others)
+			}
+			if len(here) > 0 {
+				kv = append(kv, "also_announced_in_room_by", here)
+			}
 		}
 		b.log.Log(ctx, lvl, "key", kv...)
 	case app.EventEntry:

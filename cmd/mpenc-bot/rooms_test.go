@@ -188,7 +188,9 @@ func timeRE(s string) string {
 }
 
 // TestBotLogsClaimedKey: a member announcing a key another account has is
-// logged as a warning naming those accounts; a new key is information.
+// logged as a warning naming those accounts, one announcing a key another
+// member of its account in the room announced first as one naming that
+// member; a new key is information.
 func TestBotLogsClaimedKey(t *testing.T) {
 	var buf bytes.Buffer
 	_, log := newLogger(&buf, zerolog.InfoLevel)
@@ -208,5 +210,15 @@ func TestBotLogsClaimedKey(t *testing.T) {
 		JID: "bob@example.org", Key: key, Trusted: true}}, time.Now())
 	if got := timeRE(buf.String()); !strings.HasPrefix(got, `{"level":"info"`) || strings.Contains(got, "also_key_of") {
 		t.Errorf("a new key logged as %s", got)
+	}
+	// A key another member of the account in the room announced first:
+	// that member is named, by its full JID.
+	buf.Reset()
+	b.event(ctx, app.Event{Room: testRoom, Kind: app.EventDecision, Decision: trust.Decision{Kind: trust.KeyClaimed, Member: "bob@example.org/ghost",
+		JID: "bob@example.org", Key: key, Previous: []trust.Record{{JID: "bob@example.org", Key: key, Member: "bob@example.org/b"}}}}, time.Now())
+	want = `{"level":"warn","cmd":"mpenc-bot","room":"r@muc.example.org","member":"bob@example.org/ghost","decision":"claimed","fingerprint":"` + fp +
+		`","trusted":false,"also_announced_in_room_by":["bob@example.org/b"],"time":"T","message":"key"}`
+	if got := timeRE(buf.String()); got != want {
+		t.Errorf("log\n%s\nwant\n%s", got, want)
 	}
 }

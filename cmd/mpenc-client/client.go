@@ -380,7 +380,7 @@ func (c *client) run(cmd command) error {
 		}
 		lines := []string{"in " + r.JID() + ":"}
 		for _, m := range ms {
-			lines = append(lines, "  "+memberLine(m))
+			lines = append(lines, "  "+memberLine(m, r.Self()))
 		}
 		c.ui.note(strings.Join(lines, "\n"), false)
 	case "info":
@@ -654,6 +654,8 @@ func (c *client) show(ms []app.Member) string {
 		switch {
 		case m.Trust.Claimed && m.Trust.Key == c.app.PublicKey():
 			state += ", it announces YOUR OWN key: never used"
+		case m.Trust.Claimed && claimedHere(m) != "":
+			state += ", " + oneLine(claimedHere(m)) + " IN THIS ROOM ANNOUNCES THIS KEY TOO: not used while both are here"
 		case m.Trust.Claimed:
 			state += ", ANOTHER ACCOUNT HAS THIS KEY: not used until you decide"
 		}

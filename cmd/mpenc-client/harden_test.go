@@ -206,7 +206,7 @@ func TestVerifyConfirmsDisplayedKey(t *testing.T) {
 // (every use goes through shortFingerprint).
 func TestShortFingerprintLabelled(t *testing.T) {
 	m := lookAlikes()[1]
-	got := memberLine(m)
+	got := memberLine(m, "")
 	short := trust.FingerprintOf(m.Trust.Key).Short()
 	if !strings.Contains(got, "key "+short+"… (not for verification)") {
 		t.Errorf("/who shows %q", got)
@@ -329,7 +329,56 @@ func TestViewClaimedKey(t *testing.T) {
 		t.Errorf("our own key claimed: %q", got)
 	}
 	m := app.Member{ID: ghost, HasKey: true, InRoom: true, Trust: trust.Record{JID: "ghost@evil.example", Key: k, State: trust.Undecided, Claimed: true}}
-	if got := memberLine(m); !strings.Contains(got, "undecided, its key is ANOTHER ACCOUNT's too, not trusted") {
+	if got := memberLine(m, alice); !strings.Contains(got, "undecided, its key is ANOTHER ACCOUNT's too, not trusted") {
+		t.Errorf("/who shows %q", got)
+	}
+}
+
+// TestViewKeyTwiceInRoom: a member announcing a key another member of its
+// account in the room announced first is a warning naming that member
+// (one of them is not the device it claims to be); our own key announced
+// by another member of our account says someone is posing as this
+// device; /who and the member list mark both.
+func TestViewKeyTwiceInRoom(t *testing.T) {
+	const ghost, aliceGhost = "bob@example.org/ghost", "alice@example.org/ghost"
+	v := newRoomView("r@muc")
+	v.self = alice
+	k := trusttest.Key(1)
+	fp := trust.FingerprintOf(k).String()
+	here := trust.Record{JID: "bob@example.org", Key: k, State: trust.BlindlyTrusted, Member: bob}
+	v.apply(app.Event{Kind: app.EventDecision, Decision: trust.Decision{Kind: trust.KeyClaimed, Member: ghost, JID: "bob@example.org", Key: k,
+		Previous: []trust.Record{here}}})
+	want := "!! " + ghost + " announced key " + fp + ", which " + bob + ", also in this room, announces too: one of them is not the device it claims to be. " +
+		"It is not used for " + ghost + " while both are here"
+	if got := last(v); !strings.Contains(got, want) {
+		t.Errorf("key twice in the room:\n%q\nwant\n%q", got, want)
+	}
+	if v.lines[len(v.lines)-1].kind != lineWarning {
+		t.Error("a key twice in the room is not a warning")
+	}
+	v.apply(app.Event{Kind: app.EventDecision, Decision: trust.Decision{Kind: trust.KeyClaimed, Member: ghost, JID: "bob@example.org", Key: k,
+		Previous: []trust.Record{{JID: "carol@example.org", Key: k}, here}}})
+	if got := last(v); !strings.Contains(got, "which "+bob+", also in this room, announces too (it is also the key of carol@example.org): one of them") {
+		t.Errorf("twice in the room and another account's: %q", got)
+	}
+	ours := trusttest.Key(9)
+	v.apply(app.Event{Kind: app.EventDecision, Decision: trust.Decision{Kind: trust.KeyClaimed, Member: aliceGhost, JID: "alice@example.org", Key: ours, Own: true,
+		Previous: []trust.Record{{JID: "alice@example.org", Key: ours, State: trust.Authenticated, Trusted: true, Member: alice}}}})
+	if got := last(v); !strings.Contains(got, "!! "+aliceGhost+" announced YOUR OWN identity key "+trust.FingerprintOf(ours).String()+
+		", which this device uses in this room: someone is posing as this device. It is never used for "+aliceGhost) {
+		t.Errorf("our own key twice in the room: %q", got)
+	}
+	m := app.Member{ID: ghost, HasKey: true, InRoom: true, Trust: trust.Record{JID: "bob@example.org", Key: k, State: trust.BlindlyTrusted, Claimed: true},
+		ClaimedBy: []trust.Record{here}}
+	if got := memberLine(m, alice); !strings.Contains(got, "blindly-trusted, "+bob+" IN THIS ROOM ANNOUNCES ITS KEY TOO: one of them is not the device it claims to be, not trusted") {
+		t.Errorf("/who shows %q", got)
+	}
+	if got := memberCell(m); !strings.Contains(got, "its key is here twice") {
+		t.Errorf("the member list shows %q", got)
+	}
+	m = app.Member{ID: aliceGhost, HasKey: true, InRoom: true, Trust: trust.Record{JID: "alice@example.org", Key: ours, Claimed: true},
+		ClaimedBy: []trust.Record{{JID: "alice@example.org", Key: ours, Member: alice}}}
+	if got := memberLine(m, alice); !strings.Contains(got, "it announces YOUR OWN key, which this device uses here: someone is posing as this device") {
 		t.Errorf("/who shows %q", got)
 	}
 }

@@ -438,6 +438,8 @@ func memberCell(m app.Member) string {
 	case !m.HasKey:
 	case m.Trust.Changed:
 		tr = "[red]CHANGED key[-]"
+	case m.Trust.Claimed && claimedHere(m) != "":
+		tr = "[red]its key is here twice[-]"
 	case m.Trust.Claimed:
 		tr = "[red]another account's key[-]"
 	case !m.Trust.Trusted:

@@ -318,16 +318,39 @@ func decisionLine(d trust.Decision, self string) *line {
 		}
 	case d.Kind == trust.KeyClaimed:
 		// Every device has its own key for each account: two accounts
-		// with one key means one is posing as the other (docs/STORE.md).
+		// with one key means one is posing as the other; one device has
+		// one full JID per room, so two members of one account in the
+		// room with one key means one is posing as the device
+		// (docs/STORE.md).
 		l.kind = lineWarning
 		var others []string
 		ours := false
+		here := ""
 		for _, p := range d.Previous {
-			if self != "" && p.JID == trust.Bare(self) {
+			switch {
+			case p.JID == d.JID: // another member of its account, in the room
+				if here == "" {
+					here = p.Member
+				}
+			case self != "" && p.JID == trust.Bare(self):
 				ours = true
-			} else {
+			default:
 				others = append(others, oneLine(p.JID))
 			}
+		}
+		if here != "" && here == self {
+			l.text = fmt.Sprintf("%s announced YOUR OWN identity key %s, which this device uses in this room: someone is posing as this device. "+
+				"It is never used for %s", who, fp, who)
+			break
+		}
+		if here != "" {
+			also := ""
+			if len(others) > 0 {
+				also = " (it is also the key of " + strings.Join(others, ", ") + ")"
+			}
+			l.text = fmt.Sprintf("%s announced key %s, which %s, also in this room, announces too%s: one of them is not the device it claims to be. "+
+				"It is not used for %s while both are here", who, fp, oneLine(here), also, who)
+			break
 		}
 		if ours {
 			l.text = fmt.Sprintf("%s announced YOUR OWN identity key %s: someone is posing as you. It is never used for %s", who, fp, who)
@@ -756,15 +779,34 @@ func shortFingerprint(f trust.Fingerprint) string {
 	return "key " + f.Short() + "… (not for verification)"
 }
 
-// memberLine describes one member for the member list and /who.
-func memberLine(m app.Member) string {
+// claimedHere returns the member of m's account in the room whose
+// announcement of m's key makes it claimed ("" if none: see
+// app.Member.ClaimedBy).
+func claimedHere(m app.Member) string {
+	for _, p := range m.ClaimedBy {
+		if p.JID == trust.Bare(m.ID) {
+			return p.Member
+		}
+	}
+	return ""
+}
+
+// memberLine describes one member for the member list and /who; self is
+// our participant id in the room.
+func memberLine(m app.Member, self string) string {
 	t := "no identity key"
 	if m.HasKey {
 		t = m.Trust.State.String()
 		if m.Trust.Changed {
 			t += ", CHANGED its key"
 		}
-		if m.Trust.Claimed {
+		switch here := claimedHere(m); {
+		case !m.Trust.Claimed:
+		case here != "" && here == self:
+			t += ", it announces YOUR OWN key, which this device uses here: someone is posing as this device"
+		case here != "":
+			t += ", " + oneLine(here) + " IN THIS ROOM ANNOUNCES ITS KEY TOO: one of them is not the device it claims to be"
+		default:
 			t += ", its key is ANOTHER ACCOUNT's too"
 		}
 		if !m.Trust.Trusted {
