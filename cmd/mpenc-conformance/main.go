@@ -6,9 +6,9 @@
 //
 // Usage:
 //
-//	go run ./cmd/mpenc-conformance [-kind KIND] [FILE...]
+//	go run ./cmd/mpenc-conformance [-kind KIND] [FILE|FOLDER...]
 //
-// Without files it checks every *.json file of the vectors folder: testdata/
+// A folder stands for its *.json files. Without files it checks every *.json file of the vectors folder: testdata/
 // at the module root (found by walking up from the working directory to
 // go.mod), or $MPENC_VECTORS when set. Each file's shape is recognised from
 // its top-level keys, the most specific shape first (internal/conformance,
@@ -32,11 +32,11 @@ import (
 	"github.com/mpenc/mpenc/internal/conformance"
 )
 
-const usage = `usage: mpenc-conformance [-kind KIND] [FILE...]
+const usage = `usage: mpenc-conformance [-kind KIND] [FILE|FOLDER...]
 
 Checks conformance vector files (upstream KATs, derived misc vectors,
-greeter flows, session traces) through mpenc's own components. Without
-FILE, checks every *.json file of the vectors folder (testdata/ at the
+greeter flows, session traces) through mpenc's own components; a FOLDER
+stands for its *.json files. Without FILE, checks every *.json file of the vectors folder (testdata/ at the
 module root, or $MPENC_VECTORS). Prints a line per failed check and a
 summary; exits 1 on any failure.
 
@@ -67,8 +67,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		kind = k
 	}
-	files := fs.Args()
-	if len(files) == 0 {
+	var files []string
+	for _, arg := range fs.Args() {
+		if st, err := os.Stat(arg); err == nil && st.IsDir() {
+			// A folder (testdata, say) stands for its vector files.
+			inDir, _ := filepath.Glob(filepath.Join(arg, "*.json"))
+			if len(inDir) == 0 {
+				fmt.Fprintf(stderr, "mpenc-conformance: no *.json file in %s\n", arg)
+				return 1
+			}
+			files = append(files, inDir...)
+			continue
+		}
+		files = append(files, arg)
+	}
+	if len(fs.Args()) == 0 {
 		dir, err := conformance.VectorsDir()
 		if err != nil {
 			fmt.Fprintf(stderr, "mpenc-conformance: %v\n", err)
