@@ -391,7 +391,12 @@ func (c *Core) opFailed(err error) {
 		return
 	}
 	c.op.failed = err
-	c.warn(c.op.initiator, fmt.Errorf("session: operation by %s failed: %w", c.op.initiator, err))
+	if !errors.Is(err, greeting.ErrIdentityRefused) {
+		c.warn(c.op.initiator, fmt.Errorf("session: operation by %s failed: %w", c.op.initiator, err))
+	}
+	// Else our own key directory refused a member (a key we do not trust,
+	// or none announced): our decision, not the initiator's doing, so no
+	// security warning; the operation's OpFailed notice says why (onAbort).
 	c.scheduleAbort()
 }
 
@@ -528,7 +533,32 @@ func (c *Core) onAbort(p *wire.GreetPacket, ev channel.Event) {
 	// next (D5 of docs/SESSION.md): otherwise every later operation would
 	// stall behind them.
 	reason := fmt.Errorf("%w: ended by %s after a stall", ErrAborted, p.Source)
-	if op.prevMembers != nil {
+	if op.failed != nil && errors.Is(op.failed, greeting.ErrIdentityRefused) {
+		reason = fmt.Errorf("%w; here: %w", reason, op.failed)
+	}
+	if op.prevMembers != nil && c.now.Before(op.started.Add(c.opTimeout()-c.cfg.Timing.BC)) {
+		// An abort this early is no stall: the operation's time is not up,
+		// so its source aborted because its own part failed (its key
+		// directory refused a newcomer's key, say). The members that have
+		// not confirmed yet had no time to: excluding them would remove
+		// honest members. The newcomers are left out of automatic
+		// inclusions for a while, as after a stall, or the same inclusion
+		// is proposed again at once and fails the same way, over and over.
+		var newcomers []string
+		for _, m := range op.members {
+			if m != c.cfg.Self && !slices.Contains(op.prevMembers, m) {
+				newcomers = append(newcomers, m)
+			}
+		}
+		if len(newcomers) > 0 {
+			until := c.pauseStalled(newcomers)
+			reason = fmt.Errorf("%w: ended early by %s, whose part failed; %v not proposed again automatically before %s",
+				ErrAborted, p.Source, newcomers, until.UTC().Format(time.TimeOnly))
+			if op.failed != nil && errors.Is(op.failed, greeting.ErrIdentityRefused) {
+				reason = fmt.Errorf("%w; here: %w", reason, op.failed)
+			}
+		}
+	} else if op.prevMembers != nil {
 		var newcomers []string
 		for _, m := range op.g.Stalled() {
 			switch {
