@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rivo/tview"
+
 	"github.com/rs/zerolog"
 
 	"github.com/mpenc/mpenc/app"
@@ -380,5 +382,20 @@ func TestViewKeyTwiceInRoom(t *testing.T) {
 		ClaimedBy: []trust.Record{{JID: "alice@example.org", Key: ours, Member: alice}}}
 	if got := memberLine(m, alice); !strings.Contains(got, "it announces YOUR OWN key, which this device uses here: someone is posing as this device") {
 		t.Errorf("/who shows %q", got)
+	}
+}
+
+// TestTUIPlainMarkShown: the full-screen client shows the [UNENCRYPTED]
+// mark. Found by a new-user trial: written as tview markup unescaped,
+// "[UNENCRYPTED]" was taken for a tag and swallowed, so a plain message
+// looked like any other.
+func TestTUIPlainMarkShown(t *testing.T) {
+	v := newRoomView("r@muc")
+	v.apply(entry(app.Entry{Kind: session.Plain, Author: "eve@example.org/e", Text: "hello [red]x"}))
+	l := v.lines[len(v.lines)-1]
+	tv := tview.NewTextView().SetDynamicColors(true).SetRegions(true)
+	tv.SetText((&tui{}).styled(v, l, false, false))
+	if got := tv.GetText(true); !strings.Contains(got, "[UNENCRYPTED] eve@example.org: hello [red]x") {
+		t.Errorf("the screen shows %q", got)
 	}
 }

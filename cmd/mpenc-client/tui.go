@@ -386,7 +386,7 @@ func (t *tui) styled(v *roomView, l *line, dim, selected bool) string {
 		}
 		return fmt.Sprintf("[gray]%s %s[-] [green::b]%s[-::-]: %s[%s]%s[-]", ts, l.label(), e(v.author(l)), e(indent(l.text)), color, e(suf))
 	case linePlain:
-		return fmt.Sprintf("[gray]%s[-] [red::b][UNENCRYPTED][-::-] %s: %s", ts, e(v.author(l)), e(indent(l.text)))
+		return fmt.Sprintf("[gray]%s[-] [red::b]%s[-::-] %s: %s", ts, e("[UNENCRYPTED]"), e(v.author(l)), e(indent(l.text)))
 	case lineMembership:
 		return fmt.Sprintf("[gray]%s[-] [blue::b]── %s[-::-]", ts, e(l.text))
 	case lineWarning:
