@@ -37,6 +37,33 @@ type rotation struct {
 	// copy is dropped without a signature check: replayed garbage costs
 	// a hash). A rotation forgets them: they may open now.
 	unopened packetSet
+	// lateTries counts, per channel sender, the late packets of the
+	// current minute (since lateMinute) looked for among the other
+	// members' keys of finished subsessions (a third member's resend)
+	// after the sender's own key failed: at most othersPerMinute each, so
+	// that a member flooding junk costs one verification per packet and
+	// retired subsession.
+	lateTries  map[string]int
+	lateMinute time.Time
+}
+
+// othersPerMinute is how many late packets per channel sender and minute
+// may be checked against every key of a finished subsession (as the
+// subsessions do for live ones).
+const othersPerMinute = 8
+
+// mayTryOthersLate spends one of sender's late trials of this minute, if
+// any is left. It is called only for a sender that is a member of the
+// finished subsession, so the map holds members only.
+func (c *Core) mayTryOthersLate(sender string) bool {
+	if c.lateTries == nil || !c.now.Before(c.lateMinute.Add(time.Minute)) {
+		c.lateTries, c.lateMinute = map[string]int{}, c.now
+	}
+	if c.lateTries[sender] >= othersPerMinute {
+		return false
+	}
+	c.lateTries[sender]++
+	return true
 }
 
 // failedPacket names a data packet by its channel sender and id.
@@ -142,11 +169,14 @@ func (c *Core) wipeSigningKey(k *crypto.SigningKey) {
 }
 
 // lateForRetired reports whether a data packet no live subsession took is
-// a late packet of a finished one.
+// a late packet of a finished one: its author's, or one a third member
+// resent (before, only the sender's key was tried, and such a resend
+// after the end of its subsession was reported as undecryptable: honest
+// simulator seed 14496, TestSimulatorRegressions).
 func (c *Core) lateForRetired(p *wire.DataPacket, sender string) bool {
 	c.retired = slices.DeleteFunc(c.retired, func(r retiredSub) bool { return !c.now.Before(r.until) })
 	for _, r := range c.retired {
-		if _, err := r.v.IdentifyFrom(p, sender); err == nil {
+		if _, err := r.v.IdentifyFrom(p, sender, func() bool { return c.mayTryOthersLate(sender) }); err == nil {
 			return true
 		}
 	}

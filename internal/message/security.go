@@ -267,13 +267,14 @@ func (v *Verifier) Identify(p *wire.DataPacket, sender string) (int, error) {
 
 // IdentifyFrom is Identify for the room's traffic: a packet whose channel
 // sender is not a member of the subsession is not its (ErrNotVerified,
-// without any signature check), and only the sender's key is tried: a
-// late packet is its author's own resend.
-func (v *Verifier) IdentifyFrom(p *wire.DataPacket, sender string) (int, error) {
+// without any signature check); the sender's key is tried first, and the
+// other members' keys (a late packet a third member resent) only if that
+// fails and tryOthers (nil: never) allows it, as in [Security.OpenFrom].
+func (v *Verifier) IdentifyFrom(p *wire.DataPacket, sender string, tryOthers func() bool) (int, error) {
 	if err := checkPacket(v.skh[0], p); err != nil {
 		return -1, err
 	}
-	return identifyFrom(v.members, v.pubs, &v.skh, p, sender, nil)
+	return identifyFrom(v.members, v.pubs, &v.skh, p, sender, tryOthers)
 }
 
 // OpenFrom is Open for the room's traffic, cheap on garbage: a packet
