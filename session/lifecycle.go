@@ -475,13 +475,17 @@ func (c *Core) onOwnLeave(ev channel.Event) {
 // we still hold: the current one (our leave intent) and any previous one
 // still shutting down, so the acks of our last messages are not lost by
 // leaving early. The others exclude us and kick us if we are still there.
-// Being excluded already, we sent no leave intent and our current
-// subsession only ends with the kick: we wait for the previous ones only.
+// Excluded before we parted, we sent no leave intent (our current
+// subsession is still JOINED) and it only ends with the kick: we wait for
+// the previous ones only. Excluded after our leave intent, which is how
+// the others answer it, we still wait for the intent's shutdown: the
+// exclusion's initial packet usually comes before their acks of our FIN
+// and of our last messages (simulator seed 13899).
 func (c *Core) leaveIfParted() {
 	if c.stage != stageParting || len(c.prevs) > 0 {
 		return
 	}
-	if c.cur != nil && !c.cur.base.State().Done() && !c.isExcluded() {
+	if c.cur != nil && !c.cur.base.State().Done() && !(c.isExcluded() && c.cur.base.State() == subsession.Joined) {
 		return
 	}
 	c.leaveAt = c.now

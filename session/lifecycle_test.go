@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mpenc/mpenc/internal/sessionpeek"
+	"github.com/mpenc/mpenc/internal/sim"
 	"github.com/mpenc/mpenc/session"
 )
 
@@ -187,5 +188,52 @@ func TestPlainOccupantIsNoSenior(t *testing.T) {
 	run(t, w, time.Minute)
 	if !slices.Contains(w.Hub.Members(), "A") || session.LettersOf(w.Members["A"].Core) != "COsJ" {
 		t.Fatalf("A, last member with StayIfLastMember, did not stay: %s", session.LettersOf(w.Members["A"].Core))
+	}
+}
+
+// A member that parts is excluded by the others in answer to its leave
+// intent, usually before their acks of its FIN reach it: those acks are
+// the acks of its last messages, so it leaves only once its intent's
+// subsession has completed, even when a previous subsession's shutdown
+// completes in between. (It left at once then, and reported its last
+// message not acknowledged: honest simulator seed 13899.) A parts at
+// moments 20 ms apart in the second before its previous subsession
+// completes.
+func TestPartWaitsForFinAcksWhenExcluded(t *testing.T) {
+	refresh := func(c *session.Core, now time.Time) (*session.Op, error) { return c.Refresh(now) }
+	setup := func() *sim.World {
+		w := world(t, 84, hop)
+		addAll(w, auto, "A", "B", "C")
+		formSession(t, w, "A", "B", "C")
+		opOf(t, w, "B", refresh)
+		run(t, w, time.Second)
+		if err := w.Send("A", "last"); err != nil { // nobody answers it
+			t.Fatal(err)
+		}
+		return w
+	}
+	w := setup()
+	if session.FinishingOf(w.Members["A"].Core) == 0 {
+		t.Fatal("A has no previous subsession shutting down")
+	}
+	for session.FinishingOf(w.Members["A"].Core) > 0 {
+		if _, err := w.Step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := w.Now()
+	for d := time.Second; d > 0; d -= 20 * time.Millisecond {
+		w := setup()
+		if err := w.RunUntil(done.Add(-d)); err != nil {
+			t.Fatal(err)
+		}
+		op := opOf(t, w, "A", part)
+		run(t, w, 3*time.Minute)
+		a := w.Members["A"]
+		if !op.Done() || op.Err() != nil || a.Core.State() != session.StateParted || len(a.Warnings()) > 0 {
+			t.Fatalf("A parting %v before its previous subsession completed: part %v, %v, warnings %v",
+				d, op, a.Core.State(), a.Warnings())
+		}
+		noWarnings(t, w)
 	}
 }

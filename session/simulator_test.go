@@ -100,6 +100,7 @@ func TestSimulatorRegressions(t *testing.T) {
 		{15692, true, "a second divergence found while the run was extended for an earlier one's detection got no time of its own (a harness bug: warned 53 s later)"},
 		{50, true, "a server showed members different fresh STARTs (forward secrecy): only a START's founder could abort it, so all stalled unnoticed; now every member of the group it renews can"},
 		{14496, false, "a third member resent a packet after its subsession ended: only the sender's key was tried on finished subsessions (cheap rejection), so it was reported as undecryptable"},
+		{13899, false, "a member excluded in answer to its leave intent left as soon as a previous subsession finished, before the acks of its FIN (and so of its last message) came: reported not acknowledged"},
 	} {
 		sc := sim.NewScenario(c.seed, c.hostile)
 		if w, err := sc.Run(); err != nil {
