@@ -153,8 +153,9 @@ type Notice struct {
 	Severity string
 	// Until is when something the notice announces ends: the wait of a
 	// JOINING state for someone to include us, a queued message's wait,
-	// our re-entry after a kick, the pause before a stalled newcomer is
-	// tried again.
+	// our re-entry after a kick, and (OpFailed) the pause before the
+	// newcomers of a failed inclusion (one stalled, or a member refused
+	// one) are proposed again automatically.
 	Until time.Time
 
 	Remain, Include, Exclude []string

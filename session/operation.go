@@ -536,7 +536,15 @@ func (c *Core) onAbort(p *wire.GreetPacket, ev channel.Event) {
 	if op.failed != nil && errors.Is(op.failed, greeting.ErrIdentityRefused) {
 		reason = fmt.Errorf("%w; here: %w", reason, op.failed)
 	}
-	if op.prevMembers != nil && c.now.Before(op.started.Add(c.opTimeout()-c.cfg.Timing.BC)) {
+	early := c.now.Before(op.started.Add(c.opTimeout() - c.cfg.Timing.BC))
+	var until time.Time // the newcomers' pause, if any (Notice.Until)
+	if op.prevMembers == nil && early {
+		// We are a newcomer: a member that does not accept our key (yet)
+		// ends our inclusion this way; no stall of anyone's.
+		reason = fmt.Errorf("%w: ended early by %s, whose part failed (a member that does not trust our key yet ends an inclusion this way)",
+			ErrAborted, p.Source)
+	}
+	if op.prevMembers != nil && early {
 		// An abort this early is no stall: the operation's time is not up,
 		// so its source aborted because its own part failed (its key
 		// directory refused a newcomer's key, say). The members that have
@@ -551,7 +559,7 @@ func (c *Core) onAbort(p *wire.GreetPacket, ev channel.Event) {
 			}
 		}
 		if len(newcomers) > 0 {
-			until := c.pauseStalled(newcomers)
+			until = c.pauseStalled(newcomers)
 			reason = fmt.Errorf("%w: ended early by %s, whose part failed; %v not proposed again automatically before %s",
 				ErrAborted, p.Source, newcomers, until.UTC().Format(time.TimeOnly))
 			if op.failed != nil && errors.Is(op.failed, greeting.ErrIdentityRefused) {
@@ -576,26 +584,30 @@ func (c *Core) onAbort(p *wire.GreetPacket, ev channel.Event) {
 		// EO, which we do not apply, they also got honest newcomers kicked:
 		// docs/SESSION.md, "Channel rules").
 		if len(newcomers) > 0 {
-			until := c.pauseStalled(newcomers)
+			until = c.pauseStalled(newcomers)
 			reason = fmt.Errorf("%w: ended by %s: %v did not answer; not proposed again automatically before %s",
 				ErrAborted, p.Source, newcomers, until.UTC().Format(time.TimeOnly))
 		}
 	}
-	c.endOp(reason, false)
+	c.endOpUntil(reason, false, until)
 	c.statePosition()
 }
 
 // endOp ends the running operation without a result: a leave (LOI), an abort,
 // or our own leave (LI; docs/SESSION.md, "Channel rules"). ignored: it
 // excluded us and we assume it succeeded.
-func (c *Core) endOp(reason error, ignored bool) {
+func (c *Core) endOp(reason error, ignored bool) { c.endOpUntil(reason, ignored, time.Time{}) }
+
+// endOpUntil is endOp whose OpFailed notice also says until when the
+// operation's newcomers are left out of automatic inclusions (zero: not).
+func (c *Core) endOpUntil(reason error, ignored bool, until time.Time) {
 	op := c.op
 	if op == nil {
 		return
 	}
 	c.op = nil
 	op.g.Abandon()
-	n := Notice{Kind: OpFailed, Author: op.initiator, Err: reason}
+	n := Notice{Kind: OpFailed, Author: op.initiator, Err: reason, Until: until}
 	kind, inc, exc := opShape(op.prevMembers, op.members, op.g.Op())
 	n.OpKind, n.Include, n.Exclude = kind, inc, exc
 	if ignored {

@@ -72,5 +72,15 @@ func TestRefusedNewcomerNotRetriedAtOnce(t *testing.T) {
 	if len(k) > 0 {
 		t.Errorf("kicked: %v", k)
 	}
+	// The initiator's notice says until when C waits (the bot logs it);
+	// C is told the inclusion ended early, not that anyone stalled.
+	if af := notices(w.Members["A"], session.OpFailed); len(af) == 0 || af[0].Until.IsZero() {
+		t.Errorf("A's OpFailed notices say no pause: %v", af)
+	}
+	for _, n := range notices(w.Members["C"], session.OpFailed) {
+		if msg := n.Err.Error(); strings.Contains(msg, "stall") || !strings.Contains(msg, "ended early") {
+			t.Errorf("C is told %q", msg)
+		}
+	}
 	sameSession(t, w, "A", "B", "D")
 }

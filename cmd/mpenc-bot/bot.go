@@ -270,7 +270,7 @@ func (b *Bot) notice(room string, n session.Notice, now time.Time) {
 		}
 	case session.OpFailed:
 		if !n.Until.IsZero() {
-			b.log.Warn("an inclusion stalled: whoever did not answer is left out of automatic inclusions for a while",
+			b.log.Warn("an inclusion failed (a newcomer did not answer, or a member refused its key): its newcomers are left out of automatic inclusions for a while",
 				"room", room, "include", n.Include, "until", n.Until.Format(time.RFC3339), "err", n.Err)
 		}
 	}

@@ -222,3 +222,24 @@ func TestBotLogsClaimedKey(t *testing.T) {
 		t.Errorf("log\n%s\nwant\n%s", got, want)
 	}
 }
+
+// TestBotLogsFailedInclusion: an inclusion that failed with a pause for
+// its newcomers (the session's OpFailed notice with Until) is a warning
+// in the bot's log saying until when. Before, the session never set
+// Until on OpFailed, so a bot retrying a refused newcomer logged nothing
+// (found by a new-user trial).
+func TestBotLogsFailedInclusion(t *testing.T) {
+	var buf bytes.Buffer
+	_, log := newLogger(&buf, zerolog.InfoLevel)
+	b := newBot(nil, &Config{Prefix: "!", Rooms: []RoomConfig{{JID: testRoom, Include: "everyone"}}}, log)
+	b.selfIn = func(string) string { return "bot@example.org/b" }
+	until := time.Date(2026, 3, 4, 5, 7, 0, 0, time.UTC)
+	b.event(context.Background(), app.Event{Room: testRoom, Kind: app.EventNotice, Notice: session.Notice{Kind: session.OpFailed,
+		Include: []string{"dave@example.org/d"}, Until: until, Err: errors.New("session: operation aborted: ended early by bob")}}, until.Add(-time.Minute))
+	got := timeRE(buf.String())
+	for _, want := range []string{`"level":"warn"`, `"include":["dave@example.org/d"]`, `"until":"2026-03-04T05:07:00Z"`, "ended early by bob", "an inclusion failed"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("log %s lacks %s", got, want)
+		}
+	}
+}

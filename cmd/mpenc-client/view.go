@@ -416,7 +416,7 @@ func (v *roomView) applyNotice(n session.Notice) (*line, bool) {
 			return warn("%s failed (%s)", n.OpKind, errText), true
 		}
 		if !n.Until.IsZero() {
-			return warn("%s: failed (%s); whoever did not answer is left out of automatic inclusions until %s",
+			return warn("%s: failed (%s); not proposed again automatically before %s",
 				v.opText(n), errText, n.Until.Local().Format("15:04:05")), true
 		}
 		return warn("%s: failed (%s)", v.opText(n), errText), true

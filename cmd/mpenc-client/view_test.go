@@ -225,7 +225,7 @@ func TestViewNoticesToLines(t *testing.T) {
 		26: {notice(session.Notice{Kind: session.ErrorReport, Author: bob, Text: "bad \x1b[2Jpacket", Severity: "terminal"}),
 			"bob@example.org/b reports an error (terminal, unsigned): “bad [2Jpacket”", false},
 		25: {notice(session.Notice{Kind: session.OpFailed, OpKind: session.OpInclude, Include: []string{carol}, Err: errors.New("aborted"), Until: testTime.Add(30 * time.Second)}),
-			"including carol@example.org: failed (aborted); whoever did not answer is left out of automatic inclusions until 15:04:30", true},
+			"including carol@example.org: failed (aborted); not proposed again automatically before 15:04:30", true},
 		14: {app.Event{Kind: app.EventDecision, Decision: trust.Decision{Kind: trust.KeyChanged, Member: bob, JID: "bob@example.org", Key: crypto.PublicKey{1}}}, "bob@example.org/b CHANGED its identity key", true},
 		15: {app.Event{Kind: app.EventDecision, Decision: trust.Decision{Kind: trust.KeyNew, Member: bob, JID: "bob@example.org", Key: crypto.PublicKey{1}, Trusted: true}}, "bob@example.org/b announced key", false},
 		16: {app.Event{Kind: app.EventDecision, Decision: trust.Decision{Kind: trust.KeyNewDevice, Member: bob, JID: "bob@example.org", Key: crypto.PublicKey{1}}}, "NOT trusted: /verify bob@example.org", false},
