@@ -26,7 +26,7 @@ lint:
 ## unit: the Go tests under the race detector (vectors read from testdata/;
 ## the simulator with its default 100 seeds each way).
 unit:
-	$(GO) test -race -count=1 $(PKGS)
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 ## sim: the session simulator's seeded runs, 1,000 of each scenario
 ## (honest, hostile, server restarts, silent occupants) and its regression
