@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mpenc/mpenc/internal/primitive"
+	"github.com/mpenc/mpenc/internal/subsession"
 	"github.com/mpenc/mpenc/internal/wire"
 	"github.com/mpenc/mpenc/session"
 )
@@ -146,5 +147,5 @@ func TestForgedDataFloodIsCheap(t *testing.T) {
 	t.Logf("%d forged packets, 6 readers: %d verifications (%.1f per packet and reader)", n, fresh, float64(fresh)/(6*n))
 }
 
-// othersBudget mirrors internal/subsession's othersPerMinute.
-const othersBudget = 8
+// othersBudget is the live subsessions' budget of other-key trials.
+const othersBudget = subsession.OthersPerMinute

@@ -40,17 +40,13 @@ type rotation struct {
 	// lateTries counts, per channel sender, the late packets of the
 	// current minute (since lateMinute) looked for among the other
 	// members' keys of finished subsessions (a third member's resend)
-	// after the sender's own key failed: at most othersPerMinute each, so
+	// after the sender's own key failed: at most subsession.OthersPerMinute each (the live
+	// subsessions' budget), so
 	// that a member flooding junk costs one verification per packet and
 	// retired subsession.
 	lateTries  map[string]int
 	lateMinute time.Time
 }
-
-// othersPerMinute is how many late packets per channel sender and minute
-// may be checked against every key of a finished subsession (as the
-// subsessions do for live ones).
-const othersPerMinute = 8
 
 // mayTryOthersLate spends one of sender's late trials of this minute, if
 // any is left. It is called only for a sender that is a member of the
@@ -59,7 +55,7 @@ func (c *Core) mayTryOthersLate(sender string) bool {
 	if c.lateTries == nil || !c.now.Before(c.lateMinute.Add(time.Minute)) {
 		c.lateTries, c.lateMinute = map[string]int{}, c.now
 	}
-	if c.lateTries[sender] >= othersPerMinute {
+	if c.lateTries[sender] >= subsession.OthersPerMinute {
 		return false
 	}
 	c.lateTries[sender]++

@@ -124,15 +124,15 @@ type SessionBase struct {
 	// of the current minute whose author we looked for among the other
 	// members' keys (a third member's resend) after the sender's own key
 	// failed: each costs n − 1 verifications, so a member flooding packets
-	// with a junk signature gets a few (othersPerMinute), then one
+	// with a junk signature gets a few (OthersPerMinute), then one
 	// verification per packet.
 	othersTried  []int
 	othersMinute time.Duration
 }
 
-// othersPerMinute is how many packets per channel sender and minute may
+// OthersPerMinute is how many packets per channel sender and minute may
 // be checked against every member's key when the sender's key fails.
-const othersPerMinute = 8
+const OthersPerMinute = 8
 
 type watchItem struct {
 	idx causal.Index
@@ -490,7 +490,7 @@ func (s *SessionBase) mayTryOthers(sender string, t time.Duration) bool {
 		s.othersTried = make([]int, len(s.members))
 		s.othersMinute = t
 	}
-	if s.othersTried[i] >= othersPerMinute {
+	if s.othersTried[i] >= OthersPerMinute {
 		return false
 	}
 	s.othersTried[i]++
