@@ -2,10 +2,8 @@ package app
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,7 +32,15 @@ type Config struct {
 	Store string
 	// Account is our bare JID, "alice@example.org".
 	Account string
-	// Nick is our default nick in rooms; empty: the account's local part.
+	// Label names this device to people ("laptop", "phone"): it is shown
+	// next to our name when we have several devices in a room, and
+	// announced, signed by the device's key, in our room presence. Empty:
+	// the host's name (its first label), or "device". At most 32 bytes of
+	// printable text.
+	Label string
+	// Nick is our default nick in rooms; empty: the account's local part,
+	// "/" and the label ("alice/laptop"), so that two devices of one
+	// account do not share one (a server merges those into one occupant).
 	Nick string
 	// Password is the XMPP account password.
 	Password string
@@ -79,8 +85,8 @@ type Config struct {
 	// history entry not recorded). The values never hold message text,
 	// keys or passwords. nil: discard.
 	Logger *slog.Logger
-	// XMPP, if set, may adjust each room's channel configuration before
-	// it is dialled (tests shorten timers with it).
+	// XMPP, if set, may adjust the account's connection configuration
+	// before it is dialled (tests shorten timers with it).
 	XMPP func(*xmpp.Config)
 }
 
@@ -95,6 +101,11 @@ type App struct {
 	trust *trust.Store
 
 	q *queue
+
+	// xmu guards xa, the account's connection, dialled by the first Join
+	// and shared by every room.
+	xmu sync.Mutex
+	xa  *xmpp.Account
 
 	mu      sync.Mutex
 	rooms   map[string]*Room
@@ -134,8 +145,14 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil || j.Localpart() == "" || j.Resourcepart() != "" {
 		return nil, fmt.Errorf("app: account %q must be a bare JID user@example.org", cfg.Account)
 	}
+	if cfg.Label == "" {
+		cfg.Label = hostLabel()
+	}
+	if err := checkLabel(cfg.Label); err != nil {
+		return nil, err
+	}
 	if cfg.Nick == "" {
-		cfg.Nick = j.Localpart()
+		cfg.Nick = j.Localpart() + "/" + cfg.Label
 	}
 	if cfg.Timing == (session.Timing{}) {
 		cfg.Timing = session.InternetTiming()
@@ -255,12 +272,40 @@ func normRoom(s string) string {
 	return j.Bare().String()
 }
 
-// resourceFor is our resource in a room: the device's resource and a hash
-// of the room, so that the connections of several rooms do not replace
-// each other, and each room's participant id survives restarts.
-func (a *App) resourceFor(room string) string {
-	h := sha256.Sum256([]byte("mpenc/app/room-resource\x00" + room))
-	return a.res + "-" + hex.EncodeToString(h[:3])
+// account returns the account's connection, dialling it the first time:
+// one connection, one resource (the device's) for every room.
+func (a *App) account(ctx context.Context) (*xmpp.Account, error) {
+	a.xmu.Lock()
+	defer a.xmu.Unlock()
+	if a.xa != nil {
+		return a.xa, nil
+	}
+	xc := &xmpp.Config{
+		JID:       a.acct.JID + "/" + a.res,
+		Password:  a.cfg.Password,
+		Addr:      a.cfg.Server,
+		Security:  a.cfg.Security,
+		TLS:       a.tlsConfig(),
+		Identity:  a.key.Public(),
+		Label:     a.cfg.Label,
+		SignLabel: a.key.Sign,
+
+		RequireChannelBinding: a.cfg.RequireChannelBinding,
+		OnInvitation:          a.invitation,
+		Logf: func(format string, args ...any) {
+			a.log().Debug(fmt.Sprintf(format, args...))
+		},
+	}
+	if a.cfg.XMPP != nil {
+		a.cfg.XMPP(xc)
+	}
+	xa, err := xmpp.Dial(ctx, xc)
+	if err != nil {
+		return nil, fmt.Errorf("app: connecting %s: %w", a.acct.JID, err)
+	}
+	a.xa = xa
+	a.log().Info("connected", "self", xc.JID)
+	return xa, nil
 }
 
 // RoomOptions configures one room.
@@ -391,6 +436,11 @@ func (a *App) Close(ctx context.Context) error {
 		})
 	}
 	wg.Wait()
+	a.xmu.Lock()
+	if a.xa != nil {
+		_ = a.xa.Close()
+	}
+	a.xmu.Unlock()
 	a.q.close()
 	err := a.st.Close()
 	a.key.Zero()

@@ -109,14 +109,6 @@ func TestJoinUnreachable(t *testing.T) {
 	}
 }
 
-func TestResourcePerRoom(t *testing.T) {
-	a := &App{res: "mpenc-01020304"}
-	r1, r2 := a.resourceFor("a@muc"), a.resourceFor("b@muc")
-	if r1 == r2 || r1 != a.resourceFor("a@muc") || !strings.HasPrefix(r1, "mpenc-01020304-") {
-		t.Errorf("resources %q %q", r1, r2)
-	}
-}
-
 func TestQueueOrderAndClose(t *testing.T) {
 	q := newQueue()
 	for i := range 1000 {

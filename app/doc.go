@@ -1,6 +1,6 @@
 // Package app is the wiring a client or a bot needs to run one account:
-// the store, the device's identity key, one XMPP connection and one mpENC
-// session per room, the trust store as every session's key directory, the
+// the store, the device's identity key, one XMPP connection shared by every
+// room, one mpENC session per room, the trust store as every session's key directory, the
 // history, and the notices for the user interface.
 //
 // It is an edge package: cmd/mpenc-client and cmd/mpenc-bot are thin
@@ -21,8 +21,9 @@
 // [Open] opens (or creates) the store, the account and the device, and
 // unlocks (or creates) the device's Ed25519 identity key with the
 // passphrase the caller supplies (environment or prompt: the caller's
-// choice). [App.Join] connects to the room with channel/xmpp, announcing
-// our identity key, runs a session.Session over it with a trust.Directory
+// choice). [App.Join] opens the room on the account's connection
+// (channel/xmpp, dialled by the first Join), announcing our identity key
+// and the device's label, runs a session.Session over it with a trust.Directory
 // as its key directory (keys announced in the room reach the trust store
 // through session.KeyObserver, and the room's occupants reach the
 // directory in the same order through session.Config.OnOccupants, so that
@@ -51,13 +52,18 @@
 // Send, Invite, Exclude (kick), Refresh, Members (session status and
 // trust), Unacked.
 //
-// # Rooms and resources
+// # Devices, resources and nicks
 //
-// Each room has its own XMPP connection (channel/xmpp serves one room per
-// connection). Two connections with the same full JID would keep
-// replacing each other, so each room's resource is the device's resource
-// plus a short hash of the room: our participant id is stable per room
-// across restarts, and every room sees the same identity key.
+// The device has one XMPP connection, shared by every room, under one
+// resource: "mpenc-" and the first 8 hex digits of its key's fingerprint,
+// stored with the device (docs/PROTOCOL.md, "Devices"). Its participant
+// id, the full JID, is therefore the same in every room and across
+// restarts. Its label ([Config.Label], default the host's name) names it
+// to people, and its default nick in a room is the account's local part
+// and the label ("alice/laptop"), so that two devices of one account do
+// not share a nick (a server merges those into one occupant); a nick in
+// use is resolved by the channel (" (2)", " (3)", ...). [Member.Label]
+// is each member's label as its device signed it.
 //
 // # Logging
 //

@@ -40,8 +40,8 @@ const (
 	// EventClosed: the room was left and its connection closed; Err says
 	// why if it was not on request.
 	EventClosed
-	// EventInvitation: someone invites us to another room (Invitation),
-	// received on the connection of Room. Nothing is joined by itself.
+	// EventInvitation: someone invites us to a room we are not in
+	// (Invitation); Room is empty. Nothing is joined by itself.
 	EventInvitation
 	// EventOut: we are out of the room, and nothing brings us back by
 	// itself until App.Join is called for it: the room removed us
@@ -63,8 +63,12 @@ type Event struct {
 	Entry    Entry
 	Notice   session.Notice
 	Decision trust.Decision
-	Text     string
-	Err      error
+	// Label is, for EventDecision, the label the member's device
+	// announced with the key, signed by it ("" if none): its owner's
+	// words, sanitise them.
+	Label string
+	Text  string
+	Err   error
 	// Invitation is an invitation to a room we are not in: an XEP-0045
 	// mediated one (sent by the room, which says who invites) or an
 	// XEP-0249 direct one. Only the server vouches for the sender (Room

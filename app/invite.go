@@ -7,7 +7,8 @@ import (
 )
 
 // recentInviteWindow is how many invitations are remembered to drop the
-// copies of one invitation that every connection of the account receives.
+// copies of one invitation (a server may deliver it both to the bare JID's
+// connections and again, and a room may repeat it).
 const recentInviteWindow = 64
 
 // Invitations shown are limited to inviteBurst per invitePeriod: anyone who
@@ -50,21 +51,20 @@ func (r *recentInvites) add(inv xmpp.Invitation, now time.Time) bool {
 	return true
 }
 
-// invitations turns the invitations received on one room's connection
-// into EventInvitation until the connection closes: once each (the
-// account's other connections may get the same one), none for a room we
-// are in already, and no more than inviteBurst a minute.
-func (a *App) invitations(via string, in <-chan xmpp.Invitation) {
-	for inv := range in {
-		a.mu.Lock()
-		_, joined := a.rooms[inv.Room]
-		fresh := !joined && !a.closed && a.invites.add(inv, time.Now())
-		a.mu.Unlock()
-		if !fresh {
-			a.log().Debug("invitation not shown (a copy, a room we are in, or over the rate)", "room", inv.Room, "via", via)
-			continue
-		}
-		a.log().Info("invitation", "room", inv.Room, "from", inv.From, "via", via)
-		a.q.push(Event{Room: via, Kind: EventInvitation, Invitation: inv})
+// invitation turns an invitation received on the account's connection
+// into EventInvitation: once each (the server may deliver one twice), none
+// for a room we are in already, and no more than inviteBurst a minute. It
+// runs on the connection's receive loop (xmpp.Config.OnInvitation) and
+// does not wait.
+func (a *App) invitation(inv xmpp.Invitation) {
+	a.mu.Lock()
+	_, joined := a.rooms[inv.Room]
+	fresh := !joined && !a.closed && a.invites.add(inv, time.Now())
+	a.mu.Unlock()
+	if !fresh {
+		a.log().Debug("invitation not shown (a copy, a room we are in, or over the rate)", "room", inv.Room)
+		return
 	}
+	a.log().Info("invitation", "room", inv.Room, "from", inv.From)
+	a.q.push(Event{Kind: EventInvitation, Invitation: inv})
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mpenc/mpenc/channel"
 	"github.com/mpenc/mpenc/channel/xmpp"
 	"github.com/mpenc/mpenc/session"
 	"github.com/mpenc/mpenc/transcript"
@@ -27,10 +28,11 @@ type Room struct {
 	opt  RoomOptions
 	self string
 
-	ch    *xmpp.Channel
-	sess  *session.Session
-	dir   *trust.Directory
-	trust *trust.Store
+	ch     *xmpp.Channel
+	events chan channel.Event // ch's events, passed on to the session once their labels are noted
+	sess   *session.Session
+	dir    *trust.Directory
+	trust  *trust.Store
 
 	rctx     context.Context // the room's life: cancelled by stop
 	cancel   context.CancelFunc
@@ -43,9 +45,10 @@ type Room struct {
 
 	mu      sync.Mutex
 	state   session.State
-	expired map[string]bool // members not responding
-	absent  map[string]bool // members who left the session on purpose
-	invited map[string]bool // bare JIDs to include when they enter
+	expired map[string]bool   // members not responding
+	absent  map[string]bool   // members who left the session on purpose
+	invited map[string]bool   // bare JIDs to include when they enter
+	labels  map[string]string // device labels by member, as last announced (signed)
 	// waiting: this session's messages not yet acknowledged by everyone,
 	// as last delivered; their acknowledgement notices update them.
 	waiting map[transcript.ID]Entry
@@ -72,7 +75,7 @@ type outWatch struct {
 // newRoom returns a room of a that is not started.
 func newRoom(a *App, jid string, opt RoomOptions) *Room {
 	return &Room{app: a, jid: jid, opt: opt, started: make(chan struct{}), done: make(chan struct{}), pumpDone: make(chan struct{}),
-		expired: map[string]bool{}, absent: map[string]bool{}, invited: map[string]bool{},
+		expired: map[string]bool{}, absent: map[string]bool{}, invited: map[string]bool{}, labels: map[string]string{},
 		waiting: map[transcript.ID]Entry{}, queued: map[transcript.ID]Entry{}}
 }
 
@@ -82,6 +85,33 @@ func newRoom(a *App, jid string, opt RoomOptions) *Room {
 type roomChannel struct {
 	*xmpp.Channel
 	r *Room
+}
+
+// Events are the channel's, with the device labels of identity
+// announcements noted on their way to the session.
+func (c roomChannel) Events() <-chan channel.Event { return c.r.events }
+
+// tap passes the channel's events on to the session (r.events), noting
+// each member's device label, until the channel closes them or the room
+// stops.
+func (r *Room) tap() {
+	defer close(r.events)
+	for ev := range r.ch.Events() {
+		if ev.Kind == channel.EventIdentity {
+			r.mu.Lock()
+			if ev.Label == "" {
+				delete(r.labels, ev.Sender)
+			} else {
+				r.labels[ev.Sender] = ev.Label
+			}
+			r.mu.Unlock()
+		}
+		select {
+		case r.events <- ev:
+		case <-r.rctx.Done():
+			return
+		}
+	}
 }
 
 func (c roomChannel) Enter(ctx context.Context) error {
@@ -153,7 +183,7 @@ func (r *Room) JID() string { return r.jid }
 // Self returns our participant id in the room (our full JID there).
 func (r *Room) Self() string { return r.self }
 
-// start dials the room and starts the session, the notice pump and the
+// start opens the room's channel on the account's connection and starts the session, the notice pump and the
 // background join.
 func (r *Room) start(ctx context.Context) (err error) {
 	defer close(r.started)
@@ -162,27 +192,13 @@ func (r *Room) start(ctx context.Context) (err error) {
 	if nick == "" {
 		nick = a.cfg.Nick
 	}
-	xc := &xmpp.Config{
-		JID:      a.acct.JID + "/" + a.resourceFor(r.jid),
-		Password: a.cfg.Password,
-		Addr:     a.cfg.Server,
-		Security: a.cfg.Security,
-		TLS:      a.tlsConfig(),
-		Room:     r.jid,
-		Nick:     nick,
-		Identity: a.key.Public(),
-
-		RequireChannelBinding: a.cfg.RequireChannelBinding,
-		Logf: func(format string, args ...any) {
-			a.log().Debug(fmt.Sprintf(format, args...), "room", r.jid)
-		},
-	}
-	if a.cfg.XMPP != nil {
-		a.cfg.XMPP(xc)
-	}
-	ch, err := xmpp.Dial(ctx, xc)
+	xa, err := a.account(ctx)
 	if err != nil {
-		return fmt.Errorf("app: connecting for %s: %w", r.jid, err)
+		return err
+	}
+	ch, err := xa.Room(r.jid, nick)
+	if err != nil {
+		return fmt.Errorf("app: %s: %w", r.jid, err)
 	}
 	r.ch = ch
 	r.channelErr = ch.Err
@@ -193,6 +209,8 @@ func (r *Room) start(ctx context.Context) (err error) {
 		return fmt.Errorf("app: session for %s: %w", r.jid, err)
 	}
 	r.rctx, r.cancel = context.WithCancel(context.Background())
+	r.events = make(chan channel.Event)
+	go r.tap()
 	r.runDone = make(chan struct{})
 	go func() {
 		defer close(r.runDone)
@@ -201,8 +219,7 @@ func (r *Room) start(ctx context.Context) (err error) {
 		}
 	}()
 	go r.pump()
-	go a.invitations(r.jid, ch.Invitations())
-	a.log().Info("connected", "room", r.jid, "self", r.self)
+	a.log().Info("room ready", "room", r.jid, "self", r.self)
 	go r.join(r.rctx)
 	return nil
 }
@@ -220,7 +237,10 @@ func (r *Room) sessionConfig() session.Config {
 	r.dir = &trust.Directory{Store: r.trust, Self: r.self, SelfKey: a.key.Public(),
 		OnDecision: func(d trust.Decision) {
 			if d.Kind != trust.KeyKnown {
-				a.q.push(Event{Room: r.jid, Kind: EventDecision, Decision: d})
+				r.mu.Lock()
+				label := r.labels[d.Member]
+				r.mu.Unlock()
+				a.q.push(Event{Room: r.jid, Kind: EventDecision, Decision: d, Label: label})
 			}
 		}}
 	return session.Config{
@@ -387,6 +407,10 @@ func (r *Room) observe(n session.Notice) {
 		if r.invited[trust.Bare(n.Author)] {
 			who := n.Author
 			go func() {
+				if why := r.notIncludable(who); why != "" {
+					a.q.push(Event{Room: r.jid, Kind: EventInfo, Text: who + " entered (you invited " + trust.Bare(who) + "), but " + why})
+					return
+				}
 				a.q.push(Event{Room: r.jid, Kind: EventInfo, Text: "including " + who + " (invited)"})
 				if err := r.sess.Include(context.Background(), []string{who}); err != nil {
 					a.q.push(Event{Room: r.jid, Kind: EventInfo, Text: "could not include " + who, Err: err})
@@ -394,6 +418,23 @@ func (r *Room) observe(n session.Notice) {
 			}()
 		}
 	}
+}
+
+// notIncludable says why we do not include member on an invitation of its
+// account (a bare JID: "every device of alice"): its key is not trusted
+// (new and undecided, changed, claimed or distrusted), or it announced
+// none. "" if it may be included. A device named in full is included as
+// the session decides (its key must still be trusted for the key
+// agreement).
+func (r *Room) notIncludable(member string) string {
+	rec, _, ok := r.memberTrust(member)
+	switch {
+	case !ok:
+		return "it announced no identity key"
+	case !rec.Trusted:
+		return fmt.Sprintf("its key %s is not trusted (%s): /verify or /trust it, then /invite %s", trust.FingerprintOf(rec.Key), rec.State, member)
+	}
+	return ""
 }
 
 // Send sends a message to the session's members. It arrives back as an
@@ -419,34 +460,51 @@ func (r *Room) Exclude(ctx context.Context, members []string) error {
 // Refresh renews the group key.
 func (r *Room) Refresh(ctx context.Context) error { return r.sess.Refresh(ctx) }
 
-// Invite brings who (a full or bare JID) into the session. Members of that
-// account present in the room and not in the session are included (the
-// call waits for the operation). If none is present, the invitation is
-// remembered (they are included as soon as they enter) and sent as an XMPP
-// mediated invitation (XEP-0045 §7.8.2), which any XMPP client shows: to
-// the account's bare JID, or to who itself if it is a full JID. The
-// returned text says what happened, including an invitation that could not
-// be sent (the remembered one still holds).
+// Invite brings who (a full or bare JID) into the session. The devices of
+// that account present in the room and not in the session whose keys we
+// trust are included (the call waits for the operation), and those we do
+// not are named with the reason; a device named in full is included if
+// present. If none is present, the invitation is remembered (the
+// account's devices are included as they enter, if their keys are
+// trusted; the others are named) and sent as an XMPP mediated invitation
+// (XEP-0045 §7.8.2), which any XMPP client shows: to the account's bare
+// JID, or to who itself if it is a full JID. The returned text says what
+// happened, including an invitation that could not be sent (the
+// remembered one still holds).
 func (r *Room) Invite(ctx context.Context, who string) (string, error) {
 	ro, err := r.sess.Roster(ctx)
 	if err != nil {
 		return "", err
 	}
 	channel, members := ro.Occupants, ro.Members
-	var in []string
+	var in, skipped []string
 	for _, m := range channel {
 		if m == r.self || slices.Contains(members, m) {
 			continue
 		}
-		if m == who || trust.Bare(m) == trust.Bare(who) && !strings.Contains(who, "/") {
+		switch {
+		case m == who:
+			in = append(in, m)
+		case trust.Bare(m) == trust.Bare(who) && !strings.Contains(who, "/"):
+			if why := r.notIncludable(m); why != "" {
+				skipped = append(skipped, m+": "+why)
+				continue
+			}
 			in = append(in, m)
 		}
 	}
-	if len(in) > 0 {
-		if err := r.sess.Include(ctx, in); err != nil {
-			return "", err
+	if len(in) > 0 || len(skipped) > 0 {
+		var parts []string
+		if len(in) > 0 {
+			if err := r.sess.Include(ctx, in); err != nil {
+				return "", err
+			}
+			parts = append(parts, "included "+strings.Join(in, ", "))
 		}
-		return "included " + strings.Join(in, ", "), nil
+		if len(skipped) > 0 {
+			parts = append(parts, "not included "+strings.Join(skipped, "; "))
+		}
+		return strings.Join(parts, "; "), nil
 	}
 	for _, m := range members {
 		if m == who || trust.Bare(m) == who {
@@ -488,6 +546,9 @@ type Member struct {
 	// LastSeen is when the member was last known alive (the send time of
 	// our latest message it acknowledged); zero if unknown.
 	LastSeen time.Time
+	// Label is the name the member's device gave itself ("laptop"),
+	// signed by its key; empty if none. Its owner's words: sanitise them.
+	Label string
 	// Trust: the key it announced last and what we think of it, as the
 	// room's key directory judges it; HasKey is false if it announced none
 	// (a client that does not speak mpENC).
@@ -547,12 +608,12 @@ func (r *Room) Members(ctx context.Context) ([]Member, error) {
 	var out []Member
 	for _, id := range all {
 		out = append(out, Member{ID: id, InSession: slices.Contains(members, id), InRoom: slices.Contains(channel, id),
-			Expired: r.expired[id], Absent: r.absent[id], Self: id == r.self, LastSeen: seen[id]})
+			Expired: r.expired[id], Absent: r.absent[id], Self: id == r.self, LastSeen: seen[id], Label: r.labels[id]})
 	}
 	r.mu.Unlock()
 	for i := range out {
 		if out[i].Self {
-			out[i].HasKey = true
+			out[i].HasKey, out[i].Label = true, r.app.cfg.Label
 			out[i].Trust = trust.Record{JID: trust.Bare(r.self), Key: r.app.key.Public(), State: trust.Authenticated, Trusted: true, Member: r.self}
 			continue
 		}

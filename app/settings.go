@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/mpenc/mpenc/channel/xmpp"
 	"github.com/mpenc/mpenc/session"
@@ -16,7 +18,11 @@ import (
 type Settings struct {
 	// Account is the bare JID, "alice@example.org".
 	Account string `toml:"account" json:"account"`
-	// Nick in rooms; empty: the account's local part.
+	// Label names this device to people; empty: the host's name
+	// (Config.Label).
+	Label string `toml:"label" json:"label"`
+	// Nick in rooms; empty: the account's local part and the label,
+	// "alice/laptop".
 	Nick string `toml:"nick" json:"nick"`
 	// Store is the database path; "~/" is the home directory. Empty: the
 	// caller's default.
@@ -87,7 +93,7 @@ func (s Settings) Config() (Config, error) {
 	if err != nil {
 		return c, err
 	}
-	c = Config{Store: expandHome(s.Store), Account: s.Account, Nick: s.Nick, Server: s.Server, Security: sec, Timing: tm,
+	c = Config{Store: expandHome(s.Store), Account: s.Account, Label: s.Label, Nick: s.Nick, Server: s.Server, Security: sec, Timing: tm,
 		RequireChannelBinding: s.RequireChannelBinding}
 	if c.RequireChannelBinding && sec == xmpp.UnsafePlaintext {
 		return c, fmt.Errorf("app: require_channel_binding needs TLS, not security %q", s.Security)
@@ -98,4 +104,42 @@ func (s Settings) Config() (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// maxLabel caps a device label (bytes).
+const maxLabel = 32
+
+// checkLabel checks a device label: 1 to maxLabel bytes of UTF-8 without
+// control characters, not blank.
+func checkLabel(l string) error {
+	if l == "" || len(l) > maxLabel || !utf8.ValidString(l) || strings.TrimSpace(l) == "" {
+		return fmt.Errorf("app: device label %.40q: want 1 to %d bytes of text", l, maxLabel)
+	}
+	for _, r := range l {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return fmt.Errorf("app: device label %.40q has a control character", l)
+		}
+	}
+	return nil
+}
+
+// hostLabel is the default device label: the host name's first label
+// (letters, digits, '-' and '_' only, at most maxLabel bytes), or
+// "device".
+func hostLabel() string {
+	h, _ := os.Hostname()
+	h, _, _ = strings.Cut(h, ".")
+	var b strings.Builder
+	for _, r := range h {
+		if b.Len() >= maxLabel {
+			break
+		}
+		if r < utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-' || r == '_') {
+			b.WriteRune(r)
+		}
+	}
+	if b.Len() == 0 {
+		return "device"
+	}
+	return b.String()
 }

@@ -46,10 +46,10 @@ const (
 	EventOwnLeave
 	// EventOthers: others entered (Enter) and/or left (Leave).
 	EventOthers
-	// EventIdentity: Sender announced identity key Key (on entering, or
-	// later in a presence update; also for ourselves, just after our own
-	// enter). The channel reports announcements; it does not judge them:
-	// the trust layer does.
+	// EventIdentity: Sender announced identity key Key, and device label
+	// Label (on entering, or later in a presence update that changes
+	// either; also for ourselves, just after our own enter). The channel
+	// reports announcements; it does not judge them: the trust layer does.
 	EventIdentity
 )
 
@@ -86,6 +86,10 @@ type Event struct {
 	Members []string
 	// Key is the announced identity key (EventIdentity).
 	Key crypto.PublicKey
+	// Label is the device label announced with Key (EventIdentity), only
+	// when signed by Key; empty otherwise. Text from another member: show
+	// it as theirs, sanitised.
+	Label string
 	// Err says why we are out of the room (EventOwnLeave): nil when we left
 	// on request; otherwise a lost connection, a kick, a ban... Channels
 	// report what they know; the session shows it and does not branch on

@@ -33,16 +33,6 @@ func TestRandomnessIsInjected(t *testing.T) {
 	if _, err := crypto.GenerateSigningKey(iotest.ErrReader(errors.New("boom"))); err == nil {
 		t.Error("a failing reader must fail key generation")
 	}
-	if _, err := crypto.Random32(strings.NewReader("short")); err == nil {
-		t.Error("a short reader must fail")
-	}
-	b := make([]byte, 5)
-	if err := crypto.RandomBytes(&seq{n: 7}, b); err != nil || !bytes.Equal(b, []byte{7, 8, 9, 10, 11}) {
-		t.Errorf("RandomBytes = %x, %v: want the reader's bytes", b, err)
-	}
-	if err := crypto.RandomBytes(strings.NewReader("shor"), b); err == nil {
-		t.Error("a short reader must fail")
-	}
 }
 
 func TestSignVerify(t *testing.T) {

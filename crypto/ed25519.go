@@ -42,7 +42,7 @@ func NewSigningKey(seed [SeedSize]byte) *SigningKey {
 // GenerateSigningKey draws a 32-byte seed from r (crypto/rand.Reader when
 // nil).
 func GenerateSigningKey(r io.Reader) (*SigningKey, error) {
-	seed, err := Random32(r)
+	seed, err := primitive.Random32(r)
 	if err != nil {
 		return nil, err
 	}

@@ -132,7 +132,9 @@ func (p *appPeer) dump() string {
 		case app.EventNotice:
 			b.WriteString(" " + ev.Notice.String())
 		case app.EventEntry:
-			fmt.Fprintf(&b, " %v seq=%d author=%s ack=%v", ev.Entry.Kind, ev.Entry.Seq, ev.Entry.Author, ev.Entry.Ack)
+			fmt.Fprintf(&b, " %v seq=%d author=%s ack=%v own=%v", ev.Entry.Kind, ev.Entry.Seq, ev.Entry.Author, ev.Entry.Ack, ev.Entry.Own)
+		case app.EventDecision:
+			b.WriteString(" " + ev.Decision.String())
 		}
 		if ev.Err != nil {
 			b.WriteString(" err=" + ev.Err.Error())

@@ -23,9 +23,10 @@ const waitBound = 30 * time.Second
 
 // client is one device: a Channel and the events it has delivered so far.
 type client struct {
-	t   testing.TB
-	ch  *xmpp.Channel
-	key crypto.PublicKey
+	t    testing.TB
+	acct *xmpp.Account // the device's connection (its own)
+	ch   *xmpp.Channel
+	key  crypto.PublicKey
 
 	mu     sync.Mutex
 	evs    []channel.Event
@@ -44,18 +45,18 @@ func testKey(t testing.TB, i int) crypto.PublicKey {
 // dial connects device i; the client is closed at the end of the test.
 func (s *server) dial(t testing.TB, i int, room string, tweak ...func(*xmpp.Config)) *client {
 	t.Helper()
-	cfg := s.config(i, room, testKey(t, i))
+	cfg := s.config(i, testKey(t, i))
 	cfg.Logf = func(format string, args ...any) { t.Logf("device %d: "+format, append([]any{i}, args...)...) }
 	for _, f := range tweak {
 		f(cfg)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitBound)
 	defer cancel()
-	ch, err := xmpp.Dial(ctx, cfg)
+	acct, ch, err := openRoom(ctx, cfg, i, room)
 	if err != nil {
 		t.Fatalf("dial device %d: %v", i, err)
 	}
-	c := &client{t: t, ch: ch, key: cfg.Identity, notify: make(chan struct{}, 1), done: make(chan struct{}), gate: gates[cfg]}
+	c := &client{t: t, acct: acct, ch: ch, key: cfg.Identity, notify: make(chan struct{}, 1), done: make(chan struct{}), gate: gates[cfg]}
 	delete(gates, cfg)
 	go func() {
 		defer close(c.done)
@@ -84,6 +85,9 @@ func (s *server) dial(t testing.TB, i int, room string, tweak ...func(*xmpp.Conf
 			t.Errorf("close: %v", err)
 		}
 		<-c.done
+		if err := acct.Close(); err != nil {
+			t.Errorf("close the account: %v", err)
+		}
 	})
 	return c
 }

@@ -96,15 +96,15 @@ func (s *server) newRoom(t testing.TB) string {
 
 // config returns a Config for device i (accounts are shared round-robin;
 // every device has its own resource and nick).
-func (s *server) config(i int, room string, key crypto.PublicKey) *xmpp.Config {
+// config is device i's account configuration (its rooms are opened with
+// openRoom).
+func (s *server) config(i int, key crypto.PublicKey) *xmpp.Config {
 	a := s.accounts[i%len(s.accounts)]
 	cfg := &xmpp.Config{
 		JID:            fmt.Sprintf("%s/dev%d-%d", a.jid, i, time.Now().UnixNano()%1e6),
 		Password:       a.password,
 		Addr:           s.addr,
 		Security:       s.security,
-		Room:           room,
-		Nick:           fmt.Sprintf("dev%d", i),
 		Identity:       key,
 		ReconnectMin:   100 * time.Millisecond,
 		ReconnectMax:   2 * time.Second,
@@ -130,4 +130,34 @@ func (s *server) restart(t testing.TB) {
 	if err != nil {
 		t.Fatalf("restarting the server: %v\n%s", err, out)
 	}
+}
+
+// nicks holds the nick a tweak asked for, by config (see withNick).
+var nicks = map[*xmpp.Config]string{}
+
+// withNick is a dial tweak: the device enters under nick rather than
+// "dev<i>".
+func withNick(nick string) func(*xmpp.Config) {
+	return func(cfg *xmpp.Config) { nicks[cfg] = nick }
+}
+
+// openRoom dials cfg's account (a connection of its own) and opens the
+// channel of room on it under device i's nick ("dev<i>", or withNick's).
+// Closing the account closes the channel too.
+func openRoom(ctx context.Context, cfg *xmpp.Config, i int, room string) (*xmpp.Account, *xmpp.Channel, error) {
+	nick := fmt.Sprintf("dev%d", i)
+	if n, ok := nicks[cfg]; ok {
+		nick = n
+		delete(nicks, cfg)
+	}
+	a, err := xmpp.Dial(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	ch, err := a.Room(room, nick)
+	if err != nil {
+		a.Close()
+		return nil, nil, err
+	}
+	return a, ch, nil
 }

@@ -32,6 +32,7 @@ func measuring(t *testing.T) *server {
 // meter is a room of n channels whose packet arrivals are time-stamped.
 type meter struct {
 	chans []*xmpp.Channel
+	accts []*xmpp.Account // each channel's
 	mu    sync.Mutex
 	// arrivals[k][i] is when channel i received message k.
 	arrivals map[int][]time.Time
@@ -46,12 +47,13 @@ func newMeter(t *testing.T, s *server, n int) *meter {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	for i := range n {
-		cfg := s.config(i, room, testKey(t, i))
+		cfg := s.config(i, testKey(t, i))
 		cfg.EventQueue = 1 << 17
-		ch, err := xmpp.Dial(ctx, cfg)
+		acct, ch, err := openRoom(ctx, cfg, i, room)
 		if err != nil {
 			t.Fatalf("dial %d: %v", i, err)
 		}
+		m.accts = append(m.accts, acct)
 		m.chans = append(m.chans, ch)
 		m.done.Add(1)
 		go func() {
@@ -83,8 +85,8 @@ func newMeter(t *testing.T, s *server, n int) *meter {
 	}
 	t.Cleanup(func() {
 		var wg sync.WaitGroup
-		for _, ch := range m.chans {
-			wg.Go(func() { ch.Close() })
+		for _, a := range m.accts {
+			wg.Go(func() { a.Close() })
 		}
 		wg.Wait()
 		m.done.Wait()

@@ -31,7 +31,8 @@ import (
 type peer struct {
 	t    testing.TB
 	i    int
-	id   string // our participant id (full JID)
+	id   string        // our participant id (full JID)
+	acct *xmpp.Account // the device's connection (its own)
 	ch   *xmpp.Channel
 	tap  *tap
 	sess *session.Session
@@ -90,7 +91,7 @@ func (s *server) newPeer(t testing.TB, i int, room string, o peerOpts) *peer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := s.config(i, room, sk.Public())
+	cfg := s.config(i, sk.Public())
 	if !o.quiet {
 		cfg.Logf = func(format string, args ...any) { t.Logf("device %d: "+format, append([]any{i}, args...)...) }
 	}
@@ -102,7 +103,7 @@ func (s *server) newPeer(t testing.TB, i int, room string, o peerOpts) *peer {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitBound)
 	defer cancel()
-	p.ch, err = xmpp.Dial(ctx, cfg)
+	p.acct, p.ch, err = openRoom(ctx, cfg, i, room)
 	if err != nil {
 		t.Fatalf("dial device %d: %v", i, err)
 	}
@@ -159,7 +160,7 @@ func (p *peer) close() {
 		<-p.runDone
 		<-p.noteDone
 		p.tap.stop()
-		if err := p.ch.Close(); err != nil {
+		if err := p.acct.Close(); err != nil {
 			p.t.Errorf("device %d: close: %v", p.i, err)
 		}
 		<-p.tap.done

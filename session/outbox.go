@@ -4,7 +4,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/primitive"
 	"github.com/mpenc/mpenc/internal/subsession"
 	"github.com/mpenc/mpenc/transcript"
 )
@@ -45,7 +45,7 @@ func (c *Core) canQueue() bool {
 // of our last subsession, and tells the user.
 func (c *Core) enqueue(text string) (transcript.ID, error) {
 	var h transcript.ID
-	if err := crypto.RandomBytes(c.cfg.Rand, h[:]); err != nil {
+	if err := primitive.RandomBytes(c.cfg.Rand, h[:]); err != nil {
 		return transcript.ID{}, err
 	}
 	q := queuedMessage{handle: h, text: text, readers: slices.Clone(c.lastReaders), until: c.now.Add(c.cfg.JoinWindow)}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/internal/greeting"
+	"github.com/mpenc/mpenc/internal/primitive"
 	"github.com/mpenc/mpenc/internal/wire"
 	"github.com/mpenc/mpenc/transcript"
 )
@@ -47,7 +48,7 @@ func (c *Core) settle(op *Op, err error) {
 
 // randFloat draws a float in [0, 1) from the configured randomness.
 func (c *Core) randFloat() float64 {
-	b, err := crypto.Random32(c.cfg.Rand)
+	b, err := primitive.Random32(c.cfg.Rand)
 	if err != nil {
 		return 0.5
 	}

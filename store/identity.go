@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/trust"
 )
 
 // deviceRow is one of our devices: an account's resource with its own
@@ -63,24 +64,24 @@ func checkPassphrase(p []byte) error {
 	return nil
 }
 
-// randomResource returns a fresh resource name for a new device,
-// "mpenc-" and 8 hex digits from r (crypto/rand if nil). Store it with the
-// device and reuse it: the participant id then survives restarts.
-func randomResource(r io.Reader) (string, error) {
-	var b [4]byte
-	if err := crypto.RandomBytes(r, b[:]); err != nil {
-		return "", err
-	}
-	return "mpenc-" + hex.EncodeToString(b[:]), nil
+// DeviceResource is the resource of a new device with identity key key:
+// "mpenc-" and the first 8 hex digits of the key's fingerprint
+// (docs/PROTOCOL.md, "Devices"), so that the device's participant id, its
+// full JID, names its key to anyone who looks. It is stored with the
+// device and reused (stores made before it have random ones, kept).
+func deviceResource(key crypto.PublicKey) string {
+	fp := trust.FingerprintOf(key)
+	return "mpenc-" + hex.EncodeToString(fp[:4])
 }
 
 // createDevice generates an identity key for a new device of account,
 // seals it under passphrase (Argon2id + XChaCha20-Poly1305, see
 // docs/STORE.md) and records it. It returns the device and the unlocked
-// key; the caller owns the key and should Zero it when done. A resource
-// already recorded for the account gives ErrExists.
+// key; the caller owns the key and should Zero it when done. An empty
+// resource is derived from the key (deviceResource). A resource already
+// recorded for the account gives ErrExists.
 func (s *Store) createDevice(ctx context.Context, account int64, resource string, passphrase []byte, opt *deviceOptions) (deviceRow, *crypto.SigningKey, error) {
-	if err := checkText("resource", resource, 1023, false); err != nil {
+	if err := checkText("resource", resource, 1023, true); err != nil {
 		return deviceRow{}, nil, err
 	}
 	if err := checkPassphrase(passphrase); err != nil {
@@ -89,6 +90,9 @@ func (s *Store) createDevice(ctx context.Context, account int64, resource string
 	sk, err := crypto.GenerateSigningKey(opt.rand())
 	if err != nil {
 		return deviceRow{}, nil, fmt.Errorf("store: generating identity key: %w", err)
+	}
+	if resource == "" {
+		resource = deviceResource(sk.Public())
 	}
 	seed := sk.Seed()
 	blob, err := seal(&seed, sk.Public(), passphrase, opt.kdf(), opt.rand())
@@ -228,8 +232,9 @@ func (s *Store) changePassphrase(ctx context.Context, device int64, old, passphr
 // passphrase that passphrase returns. The first time, it records the
 // account (with nick, the default room nick) and creates the device, and
 // passphrase is called with create true (a prompt should ask twice): the
-// device gets a random resource ("mpenc-" and 8 hex digits, kept so that
-// its participant ids survive restarts) and a new identity key sealed
+// device gets a new identity key and a resource derived from it ("mpenc-"
+// and the first 8 hex digits of its fingerprint, kept so that its
+// participant id survives restarts), the key sealed
 // under the passphrase with kdf (zero: Argon2id t=3, 64 MiB, p=4; tests
 // pass smaller parameters). Unlock zeroes the passphrase once used.
 //
@@ -256,11 +261,7 @@ func (s *Store) Unlock(ctx context.Context, accountJID, nick string, passphrase 
 	}
 	defer crypto.Zero(pass)
 	if create {
-		res, err := randomResource(nil)
-		if err != nil {
-			return Account{}, "", nil, err
-		}
-		d, key, err := s.createDevice(ctx, acct.ID, res, pass, &deviceOptions{KDF: kdf})
+		d, key, err := s.createDevice(ctx, acct.ID, "", pass, &deviceOptions{KDF: kdf})
 		if err != nil {
 			return Account{}, "", nil, err
 		}

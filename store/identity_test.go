@@ -2,12 +2,16 @@ package store
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/trust"
 )
 
 func newDevice(t *testing.T, st *Store, pass string) (Account, deviceRow, *crypto.SigningKey) {
@@ -166,8 +170,8 @@ func TestDeviceDeterministicAndDuplicates(t *testing.T) {
 	if _, _, err := st.createDevice(ctx, a.ID, "r3", []byte("passphrase"), &deviceOptions{KDF: KDFParams{Time: 1, MemoryKiB: 1, Threads: 1}}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("bad KDF params: %v", err)
 	}
-	if _, _, err := st.createDevice(ctx, a.ID, "", []byte("passphrase"), &deviceOptions{KDF: fastKDF}); !errors.Is(err, ErrInvalid) {
-		t.Fatalf("empty resource: %v", err)
+	if _, _, err := st.createDevice(ctx, a.ID, "bad\xff", []byte("passphrase"), &deviceOptions{KDF: fastKDF}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("resource not UTF-8: %v", err)
 	}
 }
 
@@ -247,10 +251,27 @@ func TestSealedCodec(t *testing.T) {
 	}
 }
 
-func TestRandomResource(t *testing.T) {
-	r, err := randomResource(&seqReader{})
-	if err != nil || r != "mpenc-01020304" {
-		t.Fatalf("RandomResource = %q, %v", r, err)
+// TestDeviceResource: a new device's resource is "mpenc-" and the first
+// 8 hex digits of its key's fingerprint.
+func TestDeviceResource(t *testing.T) {
+	var key crypto.PublicKey // the fingerprint of the zero key, by hand
+	h := sha256.Sum256(append([]byte("mpenc/v1/fingerprint"), key[:]...))
+	if got, want := deviceResource(key), "mpenc-"+hex.EncodeToString(h[:4]); got != want {
+		t.Fatalf("deviceResource = %q, want %q", got, want)
+	}
+	ctx := context.Background()
+	st := openTemp(t)
+	a, err := st.CreateAccount(ctx, "d@example.org", "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, sk, err := st.createDevice(ctx, a.ID, "", []byte("passphrase"), &deviceOptions{KDF: fastKDF})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sk.Zero()
+	if d.Resource != deviceResource(sk.Public()) || !strings.HasPrefix(trust.FingerprintOf(sk.Public()).String(), d.Resource[6:10]) {
+		t.Fatalf("resource %q for fingerprint %s", d.Resource, trust.FingerprintOf(sk.Public()))
 	}
 }
 

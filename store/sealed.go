@@ -13,6 +13,7 @@ import (
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/primitive"
 )
 
 // KDFParams are the Argon2id parameters that turn a passphrase into the
@@ -155,10 +156,10 @@ func seal(seed *[crypto.SeedSize]byte, pub crypto.PublicKey, passphrase []byte, 
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	k := &sealedKey{kdf: p}
-	if err := crypto.RandomBytes(r, k.salt[:]); err != nil {
+	if err := primitive.RandomBytes(r, k.salt[:]); err != nil {
 		return nil, err
 	}
-	if err := crypto.RandomBytes(r, k.nonce[:]); err != nil {
+	if err := primitive.RandomBytes(r, k.nonce[:]); err != nil {
 		return nil, err
 	}
 	aeadKey, check := deriveKeys(passphrase, k.salt[:], p)

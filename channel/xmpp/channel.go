@@ -5,13 +5,10 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
 
-	"mellium.im/xmlstream"
-	mxmpp "mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/muc"
 	"mellium.im/xmpp/ping"
@@ -26,10 +23,27 @@ var _ channel.GroupChannel = (*Channel)(nil)
 // Enter that asked for it gave up). It is never returned to callers.
 var errAbandoned = errors.New("xmpp: join abandoned")
 
-// Channel is a GroupChannel over one multi-user chat room. Create it with
-// Dial; it is safe for concurrent use.
+// errOffline: a join attempt found the account disconnected; the channel
+// waits for the account's next connection. Never returned to callers.
+var errOffline = errors.New("xmpp: account offline")
+
+// exitWait bounds how long a new join waits for the room to confirm our
+// previous exit, whose late confirmation would otherwise read as a removal
+// of the new join.
+const exitWait = 3 * time.Second
+
+// maxNickTries is how many nicks a join tries when the room says ours is
+// in use: the one asked for, then the same with " (2)", " (3)", ...
+const maxNickTries = 9
+
+// Channel is a GroupChannel over one multi-user chat room, on the
+// connection of an Account. Get it from Account.Room; it is safe for
+// concurrent use.
 type Channel struct {
-	cfg *settings
+	acct *Account
+	cfg  *settings
+	addr jid.JID // the room's bare JID
+	base string  // the nick asked for
 
 	events chan channel.Event // unbuffered; the pump writes, the consumer reads
 	wake   chan struct{}      // cap 1: something changed; the manager looks
@@ -37,85 +51,57 @@ type Channel struct {
 	done   chan struct{}      // closed by Close
 	ctx    context.Context    // the channel's life; cancelled by Close
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // the pump, the manager, and each connection's goroutines
+	wg     sync.WaitGroup // the pump and the manager
 
 	// mu guards everything below. It is never held during network I/O,
 	// so the receive loop never waits behind a sender.
-	mu       sync.Mutex
-	closed   bool
-	self     jid.JID // our full JID; the resource is requested again on reconnect
-	conn     *conn   // nil while disconnected
-	room     *room
-	want     bool         // we should be in the room (Enter called, Leave not)
-	waiters  []chan error // Enter calls waiting for EventOwnEnter or a permanent error
-	entered  uint64       // EventOwnEnter events queued so far
-	err      error        // why we stay out for good (permanent failure or removal)
-	retryAt  time.Time    // no join attempt before this (backoff)
-	fails    int          // consecutive failed attempts
-	queue    []channel.Event
-	qNotify  chan struct{} // cap 1: the queue grew
-	paused   bool          // the queue overflowed: no reconnect until it drains
-	invStats invStats
-	invites  chan Invitation // cap maxPendingInvitations; closed by Close
+	mu        sync.Mutex
+	closed    bool
+	self      jid.JID // our full JID (the account's)
+	conn      *conn   // the account's connection; nil while it is down
+	room      *room
+	nick      string       // the nick we ask for: base, or an alternative after a conflict
+	nickTries int          // conflicts in a row
+	want      bool         // we should be in the room (Enter called, Leave not)
+	waiters   []chan error // Enter calls waiting for EventOwnEnter or a permanent error
+	entered   uint64       // EventOwnEnter events queued so far
+	err       error        // why we stay out for good (permanent failure or removal)
+	retryAt   time.Time    // no join attempt before this (backoff)
+	fails     int          // consecutive failed attempts
+	exiting   bool         // we sent the room our exit and await its confirmation
+	queue     []channel.Event
+	qNotify   chan struct{} // cap 1: the queue grew
+	paused    bool          // the queue overflowed: no re-entry until it drains
 }
 
 // invStats counts invitations, for tests.
 type invStats struct {
-	Invites uint64 // invitations to other rooms queued for Invitations
-	// InvitesDropped counts invitations not queued: malformed, to this
-	// channel's own room, or finding the queue full.
+	Invites uint64 // invitations queued for Invitations
+	// InvitesDropped counts invitations not queued: malformed, to a room
+	// we have a channel for, or finding the queue full.
 	InvitesDropped uint64
 }
 
-// Dial connects and authenticates to the server of cfg.JID. It does not
-// enter the room: call Enter. The returned Channel must be closed with
-// Close. Dial fails for an invalid cfg ("xmpp: invalid configuration"), an
-// unsafe option for a remote server ("xmpp: unsafe transport options are
-// for loopback servers only"), TLS or authentication refusals that
-// retrying cannot fix ("xmpp: TLS failed", "xmpp: authentication failed";
-// with Config.RequireChannelBinding also "xmpp: the server refused channel
-// binding" and "xmpp: channel binding is required but not possible"), or a
-// network error.
-func Dial(ctx context.Context, cfg *Config) (*Channel, error) {
-	s, err := cfg.validate()
-	if err != nil {
-		return nil, err
-	}
-	resource := s.resource
-	if resource == "" {
-		resource = "mpenc-" + randomID()
-	}
-	origin, err := s.account.WithResource(resource)
-	if err != nil {
-		return nil, fmt.Errorf("%w: resource %q: %v", errConfig, resource, err)
-	}
-	cn, err := s.connect(ctx, origin)
-	if err != nil {
-		return nil, err
-	}
+// newChannel makes the channel of room addr on account a; Account.Room
+// completes it and starts its goroutines.
+func newChannel(a *Account, addr jid.JID, nick string) *Channel {
 	c := &Channel{
-		cfg:     s,
+		acct:    a,
+		cfg:     a.cfg,
+		addr:    addr,
+		base:    nick,
+		nick:    nick,
 		events:  make(chan channel.Event),
 		wake:    make(chan struct{}, 1),
 		poked:   make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		qNotify: make(chan struct{}, 1),
-		invites: make(chan Invitation, maxPendingInvitations),
 	}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.self = cn.sess.LocalAddr()
-	c.room = newRoom(s.room, c.self.String(), s.MaxOccupants)
-	c.mu.Lock()
-	c.installLocked(cn)
-	c.mu.Unlock()
-	c.wg.Add(2)
-	go c.pump()
-	go c.manage()
-	s.logf("xmpp: connected as %s", c.self)
-	return c, nil
+	c.ctx, c.cancel = context.WithCancel(a.ctx)
+	return c
 }
 
-// Self returns our participant id: our real full JID.
+// Self returns our participant id: our real full JID, the account's.
 func (c *Channel) Self() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -194,12 +180,13 @@ func (c *Channel) Enter(ctx context.Context) error {
 		c.want = false // nobody wants the attempt this call started
 		c.kickLocked()
 	}
-	return fmt.Errorf("xmpp: enter %s: %w", c.cfg.room, ctx.Err())
+	return fmt.Errorf("xmpp: enter %s: %w", c.addr, ctx.Err())
 }
 
 // Leave leaves the room and returns once EventOwnLeave is queued (at once if
-// we were not in the room). If the server does not confirm before ctx
-// ends, the connection is dropped, which takes us out for sure.
+// we were not in the room). If the room does not confirm before ctx ends,
+// the channel counts itself out (EventOwnLeave) and ignores the room from
+// then on; the account's connection, which other rooms share, is kept.
 func (c *Channel) Leave(ctx context.Context) error {
 	c.mu.Lock()
 	if c.closed {
@@ -207,7 +194,7 @@ func (c *Channel) Leave(ctx context.Context) error {
 		return errClosed
 	}
 	c.want = false
-	c.failWaitersLocked(fmt.Errorf("xmpp: enter %s: %w", c.cfg.room, errors.New("left before entering")))
+	c.failWaitersLocked(fmt.Errorf("xmpp: enter %s: %w", c.addr, errors.New("left before entering")))
 	if !c.room.inRoom() {
 		c.mu.Unlock()
 		c.kick()
@@ -216,11 +203,11 @@ func (c *Channel) Leave(ctx context.Context) error {
 	cn := c.conn
 	sendLeave := c.room.phase == phaseIn && cn != nil
 	c.room.phase = phaseLeaving
-	occ, _ := c.cfg.room.WithResource(c.room.nick)
+	occ, _ := c.addr.WithResource(c.room.nick)
 	c.mu.Unlock()
 	if sendLeave {
 		if err := cn.sess.Send(cn.ctx, leavePresence(occ, randomID())); err != nil {
-			c.dropConn(cn, fmt.Errorf("send leave: %w", err))
+			c.acct.dropConn(cn, fmt.Errorf("send leave: %w", err))
 		}
 	}
 	for {
@@ -234,7 +221,14 @@ func (c *Channel) Leave(ctx context.Context) error {
 		case <-c.poked:
 		case <-time.After(100 * time.Millisecond):
 		case <-ctx.Done():
-			c.dropConn(cn, errors.New("leave not confirmed in time"))
+			// We count ourselves out; the room's late confirmation is
+			// ignored, and a new Enter waits for it a little (exitWait).
+			c.mu.Lock()
+			if c.room.phase == phaseLeaving {
+				c.pushLocked(c.room.lost(errors.New("xmpp: leave not confirmed in time"))...)
+				c.exiting = true
+			}
+			c.mu.Unlock()
 			return nil
 		}
 	}
@@ -259,7 +253,7 @@ func (c *Channel) Send(ctx context.Context, wire string) error {
 		return errInvalidBody
 	}
 	id := randomID()
-	size, err := stanzaSize(groupchat(c.cfg.room, id, wire))
+	size, err := stanzaSize(groupchat(c.addr, id, wire))
 	if err != nil {
 		return fmt.Errorf("xmpp: encode message: %w", err)
 	}
@@ -279,9 +273,9 @@ func (c *Channel) Send(ctx context.Context, wire string) error {
 	}
 	cn := c.conn
 	c.mu.Unlock()
-	if err := cn.sess.Send(cn.ctx, groupchat(c.cfg.room, id, wire)); err != nil {
-		c.dropConn(cn, fmt.Errorf("send: %w", err))
-		return fmt.Errorf("xmpp: send to %s: %w", c.cfg.room, err)
+	if err := cn.sess.Send(cn.ctx, groupchat(c.addr, id, wire)); err != nil {
+		c.acct.dropConn(cn, fmt.Errorf("send: %w", err))
+		return fmt.Errorf("xmpp: send to %s: %w", c.addr, err)
 	}
 	return nil
 }
@@ -323,11 +317,11 @@ func (c *Channel) Kick(ctx context.Context, members []string, reason string) err
 		case errors.As(err, &se) && se.Condition == stanza.ItemNotFound:
 			// Gone already: a no-op by contract.
 		case errors.As(err, &se) && (se.Condition == stanza.Forbidden || se.Condition == stanza.NotAllowed):
-			errs = append(errs, fmt.Errorf("%w: %w", errNotModerator, &roomError{Op: "kick", Room: c.cfg.room.String(), Condition: string(se.Condition), Text: clip(se.Text[""], maxErrText)}))
+			errs = append(errs, fmt.Errorf("%w: %w", errNotModerator, &roomError{Op: "kick", Room: c.addr.String(), Condition: string(se.Condition), Text: clip(se.Text[""], maxErrText)}))
 		case errors.As(err, &se):
-			errs = append(errs, &roomError{Op: "kick", Room: c.cfg.room.String(), Condition: string(se.Condition), Text: clip(se.Text[""], maxErrText)})
+			errs = append(errs, &roomError{Op: "kick", Room: c.addr.String(), Condition: string(se.Condition), Text: clip(se.Text[""], maxErrText)})
 		default:
-			errs = append(errs, fmt.Errorf("xmpp: kick in %s: %w", c.cfg.room, err))
+			errs = append(errs, fmt.Errorf("xmpp: kick in %s: %w", c.addr, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -372,20 +366,22 @@ func (c *Channel) Invite(ctx context.Context, to, reason string) error {
 	}
 	cn := c.conn
 	c.mu.Unlock()
-	if err := cn.sess.Send(cn.ctx, invitation(c.cfg.room, randomID(), invitee.String(), reason)); err != nil {
-		c.dropConn(cn, fmt.Errorf("send: %w", err))
-		return fmt.Errorf("xmpp: invite in %s: %w", c.cfg.room, err)
+	if err := cn.sess.Send(cn.ctx, invitation(c.addr, randomID(), invitee.String(), reason)); err != nil {
+		c.acct.dropConn(cn, fmt.Errorf("send: %w", err))
+		return fmt.Errorf("xmpp: invite in %s: %w", c.addr, err)
 	}
 	return nil
 }
 
 // Close leaves the room if needed (waiting a few seconds for the server),
-// disconnects, stops every goroutine and closes Events. Events not yet
-// received are discarded. Close is idempotent.
+// stops the channel's goroutines, closes Events and removes the room from
+// the account, whose connection stays up. Events not yet received are
+// discarded. Close is idempotent.
 func (c *Channel) Close() error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
+		<-c.done
 		return nil
 	}
 	in := c.room.inRoom()
@@ -403,143 +399,138 @@ func (c *Channel) Close() error {
 		return nil
 	}
 	c.closed, c.want = true, false
-	close(c.invites)
 	c.failWaitersLocked(errClosed)
-	cn := c.conn
 	c.conn = nil
 	c.mu.Unlock()
-	if cn != nil {
-		// End the stream politely, then the socket; a server that does not
-		// read gets two seconds.
-		t := time.AfterFunc(2*time.Second, func() { _ = cn.raw.Close() })
-		_ = cn.sess.Close()
-		t.Stop()
-		cn.cancel()
-		_ = cn.raw.Close()
-	}
+	c.acct.forget(c)
 	c.cancel()
 	close(c.done)
 	c.wg.Wait()
 	return nil
 }
 
-// installLocked makes cn the current connection and starts its receive loop
-// and keep-alive.
-func (c *Channel) installLocked(cn *conn) {
-	c.conn = cn
-	c.wg.Add(2)
-	go func() {
-		defer c.wg.Done()
-		err := cn.sess.Serve(c.handler(cn))
-		close(cn.served)
-		if err == nil {
-			err = errors.New("stream closed by the server")
-		}
-		c.dropConn(cn, err)
-	}()
-	go func() {
-		defer c.wg.Done()
-		c.keepAlive(cn)
-	}()
-}
-
-// dropConn tears cn down if it is still current: the socket is closed, and
-// if we were in the room EventOwnLeave is queued (the membership before it,
-// us included). The manager reconnects if we still want to be in.
-func (c *Channel) dropConn(cn *conn, why error) {
+// attach gives the channel the account's new connection cn, on which the
+// account is self; the manager enters again if we want to be in.
+func (c *Channel) attach(cn *conn, self jid.JID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.dropConnLocked(cn, why)
+	if c.closed || cn.ctx.Err() != nil {
+		return // closed, or cn dropped already (detach came first)
+	}
+	c.conn, c.self, c.exiting = cn, self, false
+	if c.room.phase == phaseOut {
+		c.room.self = self.String()
+	}
+	c.kickLocked()
 }
 
-func (c *Channel) dropConnLocked(cn *conn, why error) {
-	if cn == nil || c.conn != cn {
+// detach tells the channel that the account lost connection cn: if we were
+// in the room, EventOwnLeave is queued (the membership before it, us
+// included), and the manager enters again on the next connection.
+func (c *Channel) detach(cn *conn, why error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != cn {
 		return
 	}
 	c.conn = nil
-	cn.cancel()
-	_ = cn.raw.Close()
+	c.exiting = false // the server forgets us with the connection
 	wasIn := c.room.inRoom()
 	c.pushLocked(c.room.lost(fmt.Errorf("xmpp: connection lost: %w", why))...)
 	if wasIn && c.want {
 		c.scheduleRetryLocked()
 	}
-	if !c.closed {
-		c.cfg.logf("xmpp: connection lost: %v", why)
-	}
 	c.kickLocked()
 	c.pokeLocked()
 }
 
-// handler is the receive loop's stanza handler for connection cn. It only
-// decodes and applies the stanza to the room state under the mutex (no I/O,
-// no waiting) and queues the resulting events.
-//
-// mellium workaround (mellium problems 2–5 of docs/XMPP.md): we do not use
-// mux or muc.Client. Handlers run on the receive loop, where an IQ would
-// deadlock; muc.Client ignores other occupants' presence and its Join/Leave
-// hang on re-entry. We read every stanza ourselves and do requests from other
-// goroutines.
-func (c *Channel) handler(cn *conn) mxmpp.Handler {
-	return mxmpp.HandlerFunc(func(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
-		st, err := decodeStanza(*start, t)
-		if errors.Is(err, errNotStanza) {
-			return nil // a stream-level element we do not use
-		}
-		if err != nil {
-			return err // the stream is broken; Serve ends and we reconnect
-		}
-		if st.Kind == kindOther {
-			return nil // IQs: the session answers get/set with service-unavailable
-		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if c.conn != cn {
-			return nil // a torn-down connection's last stanzas
-		}
-		if !c.want && (c.room.phase == phaseJoining || c.room.phase == phaseSettling) {
-			// The join was abandoned (Leave, or Enter gave up): never let it
-			// complete; the manager drops the connection.
+// fail ends the channel's hopes of entering: the account will not connect
+// again (authentication or TLS refused).
+func (c *Channel) fail(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.want, c.err = false, err
+	c.failWaitersLocked(err)
+	c.kickLocked()
+}
+
+// outLocked takes us out of the room on our own initiative (the event
+// queue overflowed): EventOwnLeave if we were in, a join in progress
+// fails, and the manager tells the room we left.
+func (c *Channel) outLocked(why error) {
+	ph := c.room.phase
+	if ph == phaseOut {
+		return
+	}
+	wasIn := c.room.inRoom()
+	c.pushLocked(c.room.lost(fmt.Errorf("xmpp: left the room: %w", why))...)
+	if ph == phaseJoining || ph == phaseSettling {
+		c.room.joinErr = why // the join attempt tells the room
+	} else {
+		c.room.needsExit = true
+	}
+	if wasIn && c.want {
+		c.scheduleRetryLocked()
+	}
+	c.kickLocked()
+}
+
+// apply applies a stanza from the room, received on connection cn, to
+// the room state under the mutex (no I/O, no waiting) and queues the
+// resulting events. It runs on the account's receive loop.
+func (c *Channel) apply(cn *conn, st *inStanza) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != cn || c.closed {
+		return // a torn-down connection's last stanzas
+	}
+	if c.room.phase == phaseOut {
+		if c.exiting && st.Kind == kindPresence && st.Type == "unavailable" &&
+			(st.hasStatus(statusSelf) || st.From.Resourcepart() == c.room.nick) {
+			c.exiting = false // the room confirmed our exit
 			c.pokeLocked()
-			return nil
 		}
-		if st.Kind == kindMessage && st.Invite != nil {
-			c.inviteLocked(st)
-		}
-		c.pushLocked(c.room.handle(st)...)
-		if rm := c.room.removed; rm != nil {
-			c.room.removed = nil
-			if rm.Reason != leftByRequest { // (Leave already cleared want; an Enter since may have set it)
-				c.want = false
-				c.err = rm
-				c.failWaitersLocked(rm)
-				c.cfg.logf("xmpp: %v", rm)
-			}
-		}
-		if c.room.lossTransient {
-			c.room.lossTransient = false
-			c.scheduleRetryLocked()
-		}
+		return
+	}
+	if !c.want && (c.room.phase == phaseJoining || c.room.phase == phaseSettling) {
+		// The join was abandoned (Leave, or Enter gave up): never let it
+		// complete; the manager tells the room we leave.
 		c.pokeLocked()
-		c.kickLocked()
-		return nil
-	})
+		return
+	}
+	c.pushLocked(c.room.handle(st)...)
+	if rm := c.room.removed; rm != nil {
+		c.room.removed = nil
+		if rm.Reason != leftByRequest { // (Leave already cleared want; an Enter since may have set it)
+			c.want = false
+			c.err = rm
+			c.failWaitersLocked(rm)
+			c.cfg.logf("xmpp: %v", rm)
+		}
+	}
+	if c.room.lossTransient {
+		c.room.lossTransient = false
+		c.scheduleRetryLocked()
+	}
+	c.pokeLocked()
+	c.kickLocked()
 }
 
 // pushLocked queues events for the consumer. An EventOwnLeave is always
 // queued; any other event that finds the queue full overflows it: the event
-// is dropped and so is the connection, whose EventOwnLeave then marks the
-// gap. No reconnect happens until the queue has drained to half.
+// is dropped and we leave the room, whose EventOwnLeave then marks the
+// gap. No re-entry happens until the queue has drained to half.
 func (c *Channel) pushLocked(evs ...channel.Event) {
 	for _, ev := range evs {
 		if ev.Kind != channel.EventOwnLeave && len(c.queue) >= c.cfg.EventQueue {
 			if !c.paused {
 				c.paused = true
-				c.cfg.logf("xmpp: event queue full (%d): dropping the connection", len(c.queue))
+				c.cfg.logf("xmpp: event queue full (%d) in %s: leaving the room until it drains", len(c.queue), c.addr)
 			}
-			if c.conn != nil {
-				c.dropConnLocked(c.conn, errOverflow)
-			}
+			c.outLocked(errOverflow)
 			return
 		}
 		if ev.Kind == channel.EventOwnEnter {
@@ -619,16 +610,10 @@ func (c *Channel) failWaitersLocked(err error) {
 // scheduleRetryLocked sets the next join attempt after a backoff delay:
 // ReconnectMin doubled per consecutive failure up to ReconnectMax, ±25 %.
 func (c *Channel) scheduleRetryLocked() {
-	d := c.cfg.ReconnectMin
-	for i := 0; i < c.fails && d < c.cfg.ReconnectMax; i++ {
-		d *= 2
-	}
-	d = min(d, c.cfg.ReconnectMax)
-	d = d*3/4 + time.Duration(rand.Int64N(int64(d/2)+1))
-	c.retryAt = time.Now().Add(d)
+	c.retryAt = time.Now().Add(backoff(c.cfg, c.fails))
 }
 
-// manage is the one goroutine that connects and joins. It runs until Close.
+// manage is the one goroutine that enters the room. It runs until Close.
 func (c *Channel) manage() {
 	defer c.wg.Done()
 	timer := time.NewTimer(time.Hour)
@@ -646,11 +631,15 @@ func (c *Channel) manage() {
 			return
 		}
 		if c.room.needsExit && c.conn != nil {
-			// The room turned semi-anonymous: we are out (EventOwnLeave is
-			// queued) but the server still has us. Drop the connection,
-			// which takes us out of the room for sure.
+			// The room turned semi-anonymous, or our queue overflowed: we
+			// are out (EventOwnLeave is queued) but the server still has
+			// us. Tell the room we leave.
 			c.room.needsExit = false
-			c.dropConnLocked(c.conn, errRoomAnonymous)
+			cn, nick := c.conn, c.room.nick
+			c.exiting = true
+			c.mu.Unlock()
+			c.sendExit(cn, nick)
+			continue
 		}
 		if !c.want || c.room.phase != phaseOut || c.paused {
 			c.mu.Unlock()
@@ -671,17 +660,19 @@ func (c *Channel) manage() {
 			c.fails = 0
 			c.retryAt = time.Time{}
 			c.failWaitersLocked(nil)
-		case errors.Is(err, errAbandoned):
+		case errors.Is(err, errAbandoned), errors.Is(err, errOffline):
+			// Nobody wants it any more, or the account is reconnecting
+			// (attach wakes us).
 		case permanent(err):
 			c.fails = 0
 			c.want = false
 			c.err = err
 			c.failWaitersLocked(err)
-			c.cfg.logf("xmpp: not entering %s: %v", c.cfg.room, err)
+			c.cfg.logf("xmpp: not entering %s: %v", c.addr, err)
 		default:
 			c.fails++
 			c.scheduleRetryLocked()
-			c.cfg.logf("xmpp: entering %s failed (attempt %d), retrying: %v", c.cfg.room, c.fails, err)
+			c.cfg.logf("xmpp: entering %s failed (attempt %d), retrying: %v", c.addr, c.fails, err)
 		}
 		c.kickLocked()
 		c.mu.Unlock()
@@ -693,30 +684,47 @@ func (c *Channel) manage() {
 func (c *Channel) attempt() error {
 	c.mu.Lock()
 	cn := c.conn
-	c.mu.Unlock()
 	if cn == nil {
-		var err error
-		cn, err = c.reconnect()
-		if err != nil {
-			return err
-		}
+		c.mu.Unlock()
+		c.acct.kick()
+		return errOffline
 	}
-
-	c.mu.Lock()
+	if c.exiting {
+		// Our last exit is not confirmed yet: its confirmation must not
+		// arrive in the middle of the new join, where it would read as a
+		// removal.
+		wait := time.NewTimer(min(exitWait, c.cfg.JoinTimeout))
+		for c.exiting && c.conn == cn && c.want {
+			c.mu.Unlock()
+			select {
+			case <-c.poked:
+			case <-time.After(100 * time.Millisecond):
+			case <-wait.C:
+				c.mu.Lock()
+				c.exiting = false
+				c.mu.Unlock()
+			case <-c.done:
+				wait.Stop()
+				return errClosed
+			}
+			c.mu.Lock()
+		}
+		wait.Stop()
+	}
 	if !c.want || c.conn != cn || c.closed {
 		c.mu.Unlock()
 		return errAbandoned
 	}
-	c.room.startJoin(c.cfg.Nick)
+	c.room.startJoin(c.nick)
 	entered := c.entered
-	occ, err := c.cfg.room.WithResource(c.cfg.Nick)
+	occ, err := c.addr.WithResource(c.nick)
 	c.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("%w: nick: %v", errConfig, err)
 	}
-	if err := cn.sess.Send(cn.ctx, joinPresence(occ, randomID(), c.cfg.Identity)); err != nil {
-		c.dropConn(cn, fmt.Errorf("send join: %w", err))
-		return fmt.Errorf("xmpp: join %s: %w", c.cfg.room, err)
+	if err := cn.sess.Send(cn.ctx, joinPresence(occ, randomID(), c.cfg.announce)); err != nil {
+		c.acct.dropConn(cn, fmt.Errorf("send join: %w", err))
+		return fmt.Errorf("xmpp: join %s: %w", c.addr, err)
 	}
 
 	deadline := time.NewTimer(c.cfg.JoinTimeout)
@@ -727,26 +735,34 @@ func (c *Channel) attempt() error {
 		c.mu.Lock()
 		switch {
 		case c.entered != entered:
+			c.nickTries = 0
 			c.mu.Unlock()
 			return nil
 		case c.conn != cn:
 			c.mu.Unlock()
-			return fmt.Errorf("xmpp: join %s: connection lost", c.cfg.room)
+			return fmt.Errorf("xmpp: join %s: connection lost", c.addr)
 		case c.room.joinErr != nil:
 			err := c.room.joinErr
 			c.room.reset()
+			var re *roomError
+			if errors.As(err, &re) && re.Condition == "conflict" && c.nickTries+1 < maxNickTries {
+				// Our nick is taken (by a client that is not ours, or one
+				// of our own that has not left yet): try the next one.
+				c.nickTries++
+				old := c.nick
+				c.nick = fmt.Sprintf("%s (%d)", c.base, c.nickTries+1)
+				c.mu.Unlock()
+				return fmt.Errorf("xmpp: join %s: nick %q in use, trying %q", c.addr, old, c.nick)
+			}
 			c.mu.Unlock()
 			switch {
-			case errors.Is(err, errOverflow):
-				c.dropConn(cn, err)
-			case errors.Is(err, errHiddenOccupants):
+			case errors.Is(err, errOverflow), errors.Is(err, errHiddenOccupants):
 				c.exitRoom(cn) // the server has us in the room
 			}
 			return err
 		case !c.want:
-			c.room.reset()
-			c.dropConnLocked(cn, errAbandoned)
 			c.mu.Unlock()
+			c.exitRoom(cn)
 			return errAbandoned
 		case c.room.phase == phaseSettling && !c.room.nonAnon:
 			if c.room.created && !configuring {
@@ -778,10 +794,10 @@ func (c *Channel) attempt() error {
 		case <-time.After(100 * time.Millisecond): // pokes are shared with Leave
 		case <-deadline.C:
 			c.exitRoom(cn)
-			return fmt.Errorf("xmpp: join %s: no answer in %v", c.cfg.room, c.cfg.JoinTimeout)
+			return fmt.Errorf("xmpp: join %s: no answer in %v", c.addr, c.cfg.JoinTimeout)
 		case <-grace:
 			c.exitRoom(cn)
-			return fmt.Errorf("%w (%s: no status 100 or 172 after %v)", errRoomAnonymous, c.cfg.room, c.cfg.AnonymityGrace)
+			return fmt.Errorf("%w (%s: no status 100 or 172 after %v)", errRoomAnonymous, c.addr, c.cfg.AnonymityGrace)
 		case <-c.done:
 			return errClosed
 		}
@@ -797,10 +813,20 @@ func (c *Channel) exitRoom(cn *conn) {
 		return
 	}
 	c.room.reset()
-	occ, _ := c.cfg.room.WithResource(c.room.nick)
+	nick := c.room.nick
+	c.exiting = true
 	c.mu.Unlock()
+	c.sendExit(cn, nick)
+}
+
+// sendExit sends the room our unavailable presence under nick.
+func (c *Channel) sendExit(cn *conn, nick string) {
+	occ, err := c.addr.WithResource(nick)
+	if err != nil {
+		return
+	}
 	if err := cn.sess.Send(cn.ctx, leavePresence(occ, randomID())); err != nil {
-		c.dropConn(cn, err)
+		c.acct.dropConn(cn, err)
 	}
 }
 
@@ -809,9 +835,9 @@ func (c *Channel) exitRoom(cn *conn) {
 func (c *Channel) configure(cn *conn) error {
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.IQTimeout)
 	defer cancel()
-	form, err := muc.GetConfig(ctx, c.cfg.room, cn.sess)
+	form, err := muc.GetConfig(ctx, c.addr, cn.sess)
 	if err != nil {
-		return fmt.Errorf("%w: %s: fetching the room configuration: %w", errRoomAnonymous, c.cfg.room, err)
+		return fmt.Errorf("%w: %s: fetching the room configuration: %w", errRoomAnonymous, c.addr, err)
 	}
 	opts, ok := form.GetOptions("muc#roomconfig_whois")
 	offers := false
@@ -819,12 +845,12 @@ func (c *Channel) configure(cn *conn) error {
 		offers = offers || o.Value == "anyone"
 	}
 	if !ok || !offers {
-		return fmt.Errorf("%w: %s: the configuration form offers no muc#roomconfig_whois=anyone", errRoomAnonymous, c.cfg.room)
+		return fmt.Errorf("%w: %s: the configuration form offers no muc#roomconfig_whois=anyone", errRoomAnonymous, c.addr)
 	}
 	if err := c.iq(ctx, cn, nonAnonymousForm(), stanza.SetIQ); err != nil {
-		return fmt.Errorf("%w: %s: configuring the room: %w", errRoomAnonymous, c.cfg.room, err)
+		return fmt.Errorf("%w: %s: configuring the room: %w", errRoomAnonymous, c.addr, err)
 	}
-	c.cfg.logf("xmpp: created %s and made it non-anonymous", c.cfg.room)
+	c.cfg.logf("xmpp: created %s and made it non-anonymous", c.addr)
 	return nil
 }
 
@@ -835,56 +861,7 @@ func (c *Channel) iq(ctx context.Context, cn *conn, payload xml.TokenReader, typ
 	defer cancel()
 	stop := context.AfterFunc(cn.ctx, cancel) // the connection went away
 	defer stop()
-	return cn.sess.UnmarshalIQElement(ctx, payload, stanza.IQ{Type: typ, To: c.cfg.room, ID: randomID()}, nil)
-}
-
-// reconnect opens a new connection with the same full JID and installs it.
-func (c *Channel) reconnect() (*conn, error) {
-	c.mu.Lock()
-	origin := c.self
-	c.mu.Unlock()
-	cn, err := c.cfg.connect(c.ctx, origin)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		_ = cn.raw.Close()
-		cn.cancel()
-		return nil, errClosed
-	}
-	if got := cn.sess.LocalAddr(); !got.Equal(c.self) {
-		// The server gave us another resource: our participant id changes.
-		// The session sees us leave and enter as someone new.
-		c.cfg.logf("xmpp: server bound %s instead of %s", got, c.self)
-		c.self = got
-		c.room.self = got.String()
-	}
-	c.installLocked(cn)
-	c.cfg.logf("xmpp: reconnected as %s", c.self)
-	return cn, nil
-}
-
-// keepAlive pings the server every KeepAlive; a ping that is not answered
-// within IQTimeout drops the connection (a silent network failure would
-// otherwise go unnoticed until the next write).
-func (c *Channel) keepAlive(cn *conn) {
-	if c.cfg.KeepAlive < 0 {
-		return
-	}
-	t := time.NewTicker(c.cfg.KeepAlive)
-	defer t.Stop()
-	for {
-		select {
-		case <-cn.ctx.Done():
-			return
-		case <-t.C:
-		}
-		if !c.selfPing(cn) && !c.pingServer(cn) {
-			return
-		}
-	}
+	return cn.sess.UnmarshalIQElement(ctx, payload, stanza.IQ{Type: typ, To: c.addr, ID: randomID()}, nil)
 }
 
 // selfPing pings our own occupant JID (XEP-0410 MUC self-ping) when we are
@@ -901,7 +878,7 @@ func (c *Channel) selfPing(cn *conn) bool {
 		c.mu.Unlock()
 		return false
 	}
-	occ, err := c.cfg.room.WithResource(c.room.nick)
+	occ, err := c.addr.WithResource(c.room.nick)
 	entered := c.entered
 	c.mu.Unlock()
 	if err != nil {
@@ -999,20 +976,6 @@ func roomVerdict(err error) roomState {
 	return roomExists
 }
 
-// pingServer pings our server and drops the connection if it does not
-// answer. It reports whether the connection is kept.
-func (c *Channel) pingServer(cn *conn) bool {
-	ctx, cancel := context.WithTimeout(cn.ctx, c.cfg.IQTimeout)
-	err := ping.Send(ctx, cn.sess, cn.sess.LocalAddr().Domain())
-	cancel()
-	var se stanza.Error
-	if err != nil && !errors.As(err, &se) { // an error reply still proves the server is there
-		c.dropConn(cn, fmt.Errorf("keep-alive: %w", err))
-		return false
-	}
-	return true
-}
-
 // roomLost handles a room that no longer has us while we believe we are in
 // (since the enter numbered entered): it forgot us (errForgotten), or it
 // no longer exists (errRoomGone). The gap becomes EventOwnLeave with why
@@ -1029,7 +992,7 @@ func (c *Channel) roomLost(cn *conn, entered uint64, why error) {
 	}
 	c.pushLocked(c.room.lost(why)...)
 	c.scheduleRetryLocked()
-	c.cfg.logf("xmpp: %s: %s: entering again", c.cfg.room, strings.TrimPrefix(why.Error(), "xmpp: "))
+	c.cfg.logf("xmpp: %s: %s: entering again", c.addr, strings.TrimPrefix(why.Error(), "xmpp: "))
 	c.kickLocked()
 	c.mu.Unlock()
 }

@@ -56,8 +56,8 @@ const (
 	defaultMaxOccupants   = 4096
 )
 
-// Config configures a Channel. A Config is never modified by this package
-// and may be reused for several channels (give each its own Nick).
+// Config configures an Account. A Config is never modified by this
+// package.
 type Config struct {
 	// JID is our account, "user@example.org" or "user@example.org/resource".
 	// The resource is requested at every (re)connection so that our
@@ -97,15 +97,18 @@ type Config struct {
 	// UnsafePlaintext.
 	RequireChannelBinding bool
 
-	// Room is the bare JID of the multi-user chat, "room@conference.example.org".
-	Room string
-	// Nick is our nickname in the room. It must be unique per device: some
-	// servers merge two devices of one account that share a nick.
-	Nick string
-	// Identity is our Ed25519 identity public key, announced in our room
-	// presence (an <identity/> element, docs/XMPP.md). The zero key is not
-	// announced.
+	// Identity is our Ed25519 identity public key, announced in our
+	// presence in every room (an <identity/> element, docs/XMPP.md). The
+	// zero key is not announced.
 	Identity crypto.PublicKey
+	// Label names this device to people ("laptop"): announced with
+	// Identity, signed with SignLabel, and shown by the others' clients
+	// next to our name. At most 32 bytes of text without control
+	// characters; empty: none.
+	Label string
+	// SignLabel signs the label's message with the identity key (Identity's
+	// private half, which this package never holds); required with Label.
+	SignLabel func(message []byte) crypto.Signature
 
 	// MaxStanzaSize bounds what Send writes: default 192 KiB, at most
 	// 248 KiB. Prosody (and ejabberd by default) end the whole session of a
@@ -113,8 +116,8 @@ type Config struct {
 	// below that; an mpENC packet of the codec's maximum size (128 KiB,
 	// about 171 KiB armoured) still fits.
 	MaxStanzaSize int
-	// EventQueue is how many events may wait for the consumer (default
-	// 16384). See the package documentation for what happens when it is
+	// EventQueue is how many events of one room may wait for the consumer
+	// (default 16384). See the package documentation for what happens when it is
 	// full.
 	EventQueue int
 	// MaxOccupants caps the occupants tracked per room (default 4096);
@@ -135,6 +138,13 @@ type Config struct {
 	// its creator is still configuring.
 	AnonymityGrace time.Duration
 
+	// OnInvitation, when set, is called with each invitation to a room we
+	// have no channel for, in the order they arrive. It runs on the
+	// receive loop: it must return quickly, and must not call the
+	// Account. Anyone who knows our full JID can send invitations: rate
+	// limit what you show.
+	OnInvitation func(Invitation)
+
 	// Logf, when set, receives diagnostics (connection state, reconnects,
 	// dropped stanzas). It never receives passwords, keys or message bodies.
 	Logf func(format string, args ...any)
@@ -143,14 +153,14 @@ type Config struct {
 // Format prints the configuration without the password, whatever the verb:
 // %v, %+v, %#v and %s give
 //
-//	xmpp.Config{JID:"…" Addr:"…" Security:starttls Room:"…" Nick:"…" Password:[redacted]}
+//	xmpp.Config{JID:"…" Addr:"…" Security:starttls Password:[redacted]}
 //
 // (honouring width and precision), %q that text quoted, %x and %X its hex.
 // Config is a fmt.Formatter rather than a Stringer so that no verb (%d, for
 // one) falls back to printing the fields.
 func (c Config) Format(f fmt.State, verb rune) {
-	s := fmt.Sprintf("xmpp.Config{JID:%q Addr:%q Security:%v Room:%q Nick:%q Password:[redacted]}",
-		c.JID, c.Addr, c.Security, c.Room, c.Nick)
+	s := fmt.Sprintf("xmpp.Config{JID:%q Addr:%q Security:%v Password:[redacted]}",
+		c.JID, c.Addr, c.Security)
 	switch verb {
 	case 'q', 'x', 'X':
 	default:
@@ -164,10 +174,13 @@ type settings struct {
 	Config
 	account  jid.JID // bare
 	resource string
-	room     jid.JID // bare
 	tls      *tls.Config
+	// announce is what our room presence says: Identity, Label and its
+	// signature.
+	announce announcement
 	// noChannelBinding: the server refused channel binding and a login
-	// without it worked; later connections go without it from the start.
+	// without it worked; the account's later connections go without it
+	// from the start.
 	noChannelBinding atomic.Bool
 }
 
@@ -186,19 +199,19 @@ func (c *Config) validate() (*settings, error) {
 	if c.Password == "" {
 		return nil, fmt.Errorf("%w: empty password", errConfig)
 	}
-	r, err := jid.Parse(c.Room)
-	if err != nil {
-		return nil, fmt.Errorf("%w: room %q: %v", errConfig, c.Room, err)
-	}
-	if r.Localpart() == "" || r.Resourcepart() != "" {
-		return nil, fmt.Errorf("%w: room %q must be a bare JID room@service", errConfig, c.Room)
-	}
-	s.room = r
-	if c.Nick == "" {
-		return nil, fmt.Errorf("%w: empty nick", errConfig)
-	}
-	if _, err := r.WithResource(c.Nick); err != nil {
-		return nil, fmt.Errorf("%w: nick %q: %v", errConfig, c.Nick, err)
+	s.announce.key = c.Identity
+	if c.Label != "" {
+		if !validLabel(c.Label) {
+			return nil, fmt.Errorf("%w: label %.40q: want 1 to %d bytes of text", errConfig, c.Label, maxLabel)
+		}
+		if c.SignLabel == nil || c.Identity == (crypto.PublicKey{}) {
+			return nil, fmt.Errorf("%w: a label needs Identity and SignLabel", errConfig)
+		}
+		sig := c.SignLabel(labelMessage(c.Label))
+		if !checkLabel(c.Identity, c.Label, &sig) {
+			return nil, fmt.Errorf("%w: SignLabel does not sign with Identity's key", errConfig)
+		}
+		s.announce.label, s.announce.sig = c.Label, sig
 	}
 	if c.Security > UnsafePlaintext {
 		return nil, fmt.Errorf("%w: unknown security mode %d", errConfig, c.Security)

@@ -103,6 +103,10 @@ type inStanza struct {
 	HasIdentity bool // an identity element was present, valid or not
 	IdentityOK  bool
 	Identity    crypto.PublicKey
+	// Label and LabelSig are the announced device label and its
+	// signature, well formed but not verified; empty without IdentityOK.
+	Label    string
+	LabelSig crypto.Signature
 
 	ErrCondition string
 	ErrText      string
@@ -241,6 +245,7 @@ func walkStanza(st *inStanza, d *walker) (*inStanza, error) {
 				// Two announcements in one presence: trust neither.
 				st.IdentityOK = false
 				st.Identity = crypto.PublicKey{}
+				st.Label, st.LabelSig = "", crypto.Signature{}
 				continue
 			}
 			st.HasIdentity = true
@@ -251,6 +256,9 @@ func walkStanza(st *inStanza, d *walker) (*inStanza, error) {
 			if !tooLong {
 				if key, err := parseIdentity(t.Attr, text); err == nil {
 					st.Identity, st.IdentityOK = key, true
+					if label, sig, ok := parseLabel(t.Attr); ok {
+						st.Label, st.LabelSig = label, sig
+					}
 				}
 			}
 		case t.Name.Local == "error" && (t.Name.Space == nsClient || t.Name.Space == ""):

@@ -2,13 +2,7 @@ package xmpp
 
 import "mellium.im/xmpp/jid"
 
-// maxPendingInvitations is how many received invitations wait for the
-// consumer of Invitations; more are dropped (and counted), so that a
-// stranger sending invitations in a loop costs us a bounded amount of
-// memory.
-const maxPendingInvitations = 16
-
-// Invitation is an invitation to another room that arrived on the channel's
+// Invitation is an invitation to a room that arrived on the account's
 // connection: a mediated one (XEP-0045 §7.8.2, sent by the room on an
 // occupant's behalf) or a direct one (XEP-0249, sent by the inviter).
 //
@@ -28,31 +22,17 @@ type Invitation struct {
 	ID string
 }
 
-// Invitations returns the invitations to other rooms received on this
-// channel's connection, in the order they came. The channel is closed by
-// Close. Reading it is optional: when nobody does, the invitations beyond
-// the first few are dropped.
-//
-// An account's messages go to its connections with the highest priority,
-// so an invitation sent to a bare JID may arrive on every Channel of the
-// account at once; deduplicate by (Room, From, ID) when holding several.
-func (c *Channel) Invitations() <-chan Invitation { return c.invites }
-
-// inviteLocked queues the invitation a message stanza carries, if it is
-// well formed and for a room other than ours.
-func (c *Channel) inviteLocked(st *inStanza) {
+// invitationLocked returns the invitation a message stanza carries, if it
+// is well formed, for a room we have no channel for, and someone wants
+// it (Config.OnInvitation).
+func (a *Account) invitationLocked(st *inStanza) (Invitation, bool) {
 	inv, ok := invitationOf(st)
-	if !ok || inv.Room == c.cfg.room.String() || c.closed {
-		c.invStats.InvitesDropped++
-		return
+	if !ok || a.rooms[inv.Room] != nil || a.closed || a.cfg.OnInvitation == nil {
+		a.invStats.InvitesDropped++
+		return Invitation{}, false
 	}
-	select {
-	case c.invites <- inv:
-		c.invStats.Invites++
-	default:
-		c.invStats.InvitesDropped++
-		c.cfg.logf("xmpp: invitation dropped: %d waiting", maxPendingInvitations)
-	}
+	a.invStats.Invites++
+	return inv, true
 }
 
 // invitationOf checks an invitation as received: a mediated one comes from

@@ -32,7 +32,7 @@ func encode(t testing.TB, r xml.TokenReader) string {
 }
 
 func TestIdentityRoundTrip(t *testing.T) {
-	got := encode(t, identityElement(testKeyA))
+	got := encode(t, identityElement(announcement{key: testKeyA}))
 	want := fmt.Sprintf(`<identity xmlns="%s" alg="ed25519">%s</identity>`, nsIdentity, base64.StdEncoding.EncodeToString(testKeyA[:]))
 	if got != want {
 		t.Fatalf("encoded:\n%s\nwant\n%s", got, want)
@@ -89,17 +89,17 @@ func TestIdentityStrict(t *testing.T) {
 func TestOutgoingStanzas(t *testing.T) {
 	room := jid.MustParse("r@muc.example")
 	occ := jid.MustParse("r@muc.example/nick")
-	p := encode(t, joinPresence(occ, "id1", testKeyA))
+	p := encode(t, joinPresence(occ, "id1", announcement{key: testKeyA}))
 	for _, want := range []string{`to="r@muc.example/nick"`, `<history maxstanzas="0">`, `xmlns="http://jabber.org/protocol/muc"`, nsIdentity} {
 		if !strings.Contains(p, want) {
 			t.Errorf("join presence %s lacks %s", p, want)
 		}
 	}
-	if p := encode(t, joinPresence(occ, "id1", crypto.PublicKey{})); strings.Contains(p, nsIdentity) {
+	if p := encode(t, joinPresence(occ, "id1", announcement{})); strings.Contains(p, nsIdentity) {
 		t.Errorf("the zero key was announced: %s", p)
 	}
 	// The join presence decodes back into what the room expects of us.
-	st := mustDecode(t, strings.Replace(encode(t, joinPresence(occ, "id1", testKeyA)), "<presence", "<presence xmlns='jabber:client' from='r@muc.example/nick'", 1))
+	st := mustDecode(t, strings.Replace(encode(t, joinPresence(occ, "id1", announcement{key: testKeyA})), "<presence", "<presence xmlns='jabber:client' from='r@muc.example/nick'", 1))
 	if !st.IdentityOK || st.Identity != testKeyA {
 		t.Fatalf("own announcement does not decode: %+v", st)
 	}
@@ -154,7 +154,7 @@ func TestXMLSafe(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	base := Config{JID: "me@example.org", Password: "pw", Room: "r@muc.example.org", Nick: "n"}
+	base := Config{JID: "me@example.org", Password: "pw"}
 	if _, err := base.validate(); err != nil {
 		t.Fatalf("valid config: %v", err)
 	}
@@ -164,9 +164,6 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		"no local part":      {func(c *Config) { c.JID = "example.org" }, errConfig},
 		"no password":        {func(c *Config) { c.Password = "" }, errConfig},
-		"room with resource": {func(c *Config) { c.Room = "r@m/x" }, errConfig},
-		"room without local": {func(c *Config) { c.Room = "muc.example.org" }, errConfig},
-		"no nick":            {func(c *Config) { c.Nick = "" }, errConfig},
 		"bad addr":           {func(c *Config) { c.Addr = "nohostport" }, errConfig},
 		"plaintext remote":   {func(c *Config) { c.Security = UnsafePlaintext; c.Addr = "192.0.2.1:5222" }, errInsecure},
 		"plaintext no addr":  {func(c *Config) { c.Security = UnsafePlaintext }, errInsecure},
@@ -187,6 +184,12 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("loopback %s refused: %v", addr, err)
 		}
 	}
+	r := jid.MustParse("r@muc.example.org")
+	for nick, ok := range map[string]bool{"n": true, "alice/laptop": true, "": false, "bad\x00": false} {
+		if err := checkNick(r, nick); (err == nil) != ok || (err != nil && !errors.Is(err, errConfig)) {
+			t.Errorf("nick %q: %v", nick, err)
+		}
+	}
 	s, _ := base.validate()
 	if s.tls.ServerName != "example.org" || s.tls.InsecureSkipVerify || s.MaxStanzaSize != defaultMaxStanzaSize {
 		t.Errorf("defaults: %+v", s.tls)
@@ -194,8 +197,8 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestConfigRedactsPassword(t *testing.T) {
-	c := Config{JID: "me@example.org", Password: "hunter2-secret", Security: DirectTLS, Nick: "n"}
-	const want = `xmpp.Config{JID:"me@example.org" Addr:"" Security:directtls Room:"" Nick:"n" Password:[redacted]}`
+	c := Config{JID: "me@example.org", Password: "hunter2-secret", Security: DirectTLS}
+	const want = `xmpp.Config{JID:"me@example.org" Addr:"" Security:directtls Password:[redacted]}`
 	for _, s := range []string{
 		fmt.Sprint(c), fmt.Sprintf("%v %+v %#v %s %q %x %X %d %t", c, c, c, c, c, c, c, c, c), fmt.Sprint(&c),
 		fmt.Sprintf("%+v %#v", struct{ C Config }{c}, struct{ C Config }{c}), fmt.Sprintf("%v", []*Config{&c}),
@@ -235,7 +238,7 @@ func TestErrors(t *testing.T) {
 // channel out of the room, fails without writing anything (there is no
 // connection to write to here).
 func TestInviteRefusesBeforeSending(t *testing.T) {
-	c := &Channel{room: newRoom(jid.MustParse("r@muc.example"), "a@example.org/x", 0)}
+	c := &Channel{addr: jid.MustParse("r@muc.example"), room: newRoom(jid.MustParse("r@muc.example"), "a@example.org/x", 0)}
 	ctx := context.Background()
 	for _, to := range []string{"", "muc.example", "a@b@c", "@example.org"} {
 		if err := c.Invite(ctx, to, "hi"); err == nil {
@@ -258,19 +261,83 @@ func TestInviteRefusesBeforeSending(t *testing.T) {
 }
 
 func TestInvitationsQueued(t *testing.T) {
-	c := &Channel{cfg: &settings{room: jid.MustParse("r@muc.example")}, invites: make(chan Invitation, maxPendingInvitations)}
+	a := &Account{cfg: &settings{Config: Config{OnInvitation: func(Invitation) {}}}, rooms: map[string]*Channel{"r@muc.example": {}}}
 	mediated := func(room string) *inStanza {
 		return mustDecode(t, fmt.Sprintf(`<message xmlns='jabber:client' from='%s' id='i'><x xmlns='http://jabber.org/protocol/muc#user'><invite from='alice@example.org'/></x></message>`, room))
 	}
-	c.inviteLocked(mediated("r@muc.example")) // our own room: nothing to tell
-	for range maxPendingInvitations + 3 {     // a flood: the first few wait, the rest are dropped
-		c.inviteLocked(mediated("other@muc.example"))
+	if _, ok := a.invitationLocked(mediated("r@muc.example")); ok { // a room we have a channel for: nothing to tell
+		t.Fatal("an invitation to our own room")
 	}
-	if s := c.invStats; s.Invites != maxPendingInvitations || s.InvitesDropped != 4 {
+	got, ok := a.invitationLocked(mediated("other@muc.example"))
+	if want := (Invitation{Room: "other@muc.example", From: "alice@example.org", ID: "i"}); !ok || got != want {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	a.cfg.OnInvitation = nil // nobody wants them
+	if _, ok := a.invitationLocked(mediated("other@muc.example")); ok {
+		t.Fatal("an invitation nobody asked for")
+	}
+	if s := a.invStats; s.Invites != 1 || s.InvitesDropped != 2 {
 		t.Fatalf("stats %+v", s)
 	}
-	got := <-c.invites
-	if want := (Invitation{Room: "other@muc.example", From: "alice@example.org", ID: "i"}); got != want {
-		t.Fatalf("got %+v, want %+v", got, want)
+}
+
+// signedLabel is an announcement of testKey(n)'s device labelled label.
+func signedLabel(n byte, label string) announcement {
+	sk := crypto.NewSigningKey([32]byte(bytes.Repeat([]byte{n}, 32)))
+	return announcement{key: sk.Public(), label: label, sig: sk.Sign(labelMessage(label))}
+}
+
+// TestLabelAnnouncement: a label travels with its signature, decodes back,
+// and only well-formed labels are read; the signature itself is checked
+// by the room (TestRoomLabels).
+func TestLabelAnnouncement(t *testing.T) {
+	a := signedLabel(5, "laptop")
+	if a.key != testKey(5) {
+		t.Fatal("test keys disagree")
+	}
+	el := encode(t, identityElement(a))
+	st := mustDecode(t, `<presence xmlns='jabber:client' from='r@muc.example/a'>`+el+`</presence>`)
+	if !st.IdentityOK || st.Identity != a.key || st.Label != "laptop" || st.LabelSig != a.sig || !checkLabel(st.Identity, st.Label, &st.LabelSig) {
+		t.Fatalf("decoded %+v from %s", st, el)
+	}
+	sig := base64.StdEncoding.EncodeToString(a.sig[:])
+	key := base64.StdEncoding.EncodeToString(a.key[:])
+	for _, attrs := range []string{
+		`label='laptop'`,                     // no signature
+		`labelsig='` + sig + `'`,             // no label
+		`label='' labelsig='` + sig + `'`,    // empty
+		`label='   ' labelsig='` + sig + `'`, // blank
+		`label='` + strings.Repeat("x", maxLabel+1) + `' labelsig='` + sig + `'`,
+		`label='a&#x85;b' labelsig='` + sig + `'`,            // control character
+		`label='a&#x202E;b' labelsig='` + sig + `'`,          // bidi override
+		`label='laptop' labelsig='` + sig[:len(sig)-4] + `'`, // short
+		`label='laptop' labelsig='` + strings.Repeat("!", len(sig)) + `'`,
+	} {
+		el := fmt.Sprintf(`<identity xmlns='%s' alg='ed25519' %s>%s</identity>`, nsIdentity, attrs, key)
+		st := mustDecode(t, `<presence xmlns='jabber:client' from='r@muc.example/a'>`+el+`</presence>`)
+		if !st.IdentityOK || st.Label != "" {
+			t.Errorf("%s: identity ok %v, label %q", attrs, st.IdentityOK, st.Label)
+		}
+	}
+	// The configuration signs our label with the caller's function, and
+	// refuses a signer of another key or a bad label.
+	sk := crypto.NewSigningKey([32]byte(bytes.Repeat([]byte{5}, 32)))
+	base := Config{JID: "me@example.org", Password: "pw", Identity: sk.Public(), Label: "laptop", SignLabel: sk.Sign}
+	s, err := base.validate()
+	if err != nil || s.announce != a {
+		t.Fatalf("validate: %v, %+v", err, s.announce)
+	}
+	other := crypto.NewSigningKey([32]byte(bytes.Repeat([]byte{6}, 32)))
+	for name, mod := range map[string]func(*Config){
+		"other key": func(c *Config) { c.SignLabel = other.Sign },
+		"no signer": func(c *Config) { c.SignLabel = nil },
+		"no key":    func(c *Config) { c.Identity = crypto.PublicKey{} },
+		"bad label": func(c *Config) { c.Label = "a\nb" },
+	} {
+		c := base
+		mod(&c)
+		if _, err := c.validate(); !errors.Is(err, errConfig) {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }

@@ -15,8 +15,9 @@ import (
 // Outgoing stanzas. Each builder returns a fresh token stream.
 
 // joinPresence asks to enter the room as nick, with no history replay
-// (XEP-0045 §7.2.14, maxstanzas='0'), announcing our identity key.
-func joinPresence(occupant jid.JID, id string, key crypto.PublicKey) xml.TokenReader {
+// (XEP-0045 §7.2.14, maxstanzas='0'), announcing our identity key and
+// label.
+func joinPresence(occupant jid.JID, id string, a announcement) xml.TokenReader {
 	mucX := xmlstream.Wrap(
 		xmlstream.Wrap(nil, xml.StartElement{
 			Name: xml.Name{Local: "history"},
@@ -25,8 +26,8 @@ func joinPresence(occupant jid.JID, id string, key crypto.PublicKey) xml.TokenRe
 		xml.StartElement{Name: xml.Name{Space: nsMUC, Local: "x"}},
 	)
 	payload := mucX
-	if key != (crypto.PublicKey{}) {
-		payload = xmlstream.MultiReader(mucX, identityElement(key))
+	if a.key != (crypto.PublicKey{}) {
+		payload = xmlstream.MultiReader(mucX, identityElement(a))
 	}
 	return stanza.Presence{To: occupant, ID: id}.Wrap(payload)
 }

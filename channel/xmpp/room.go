@@ -2,6 +2,7 @@ package xmpp
 
 import (
 	"slices"
+	"strings"
 
 	"mellium.im/xmpp/jid"
 
@@ -49,14 +50,17 @@ type occupant struct {
 	affil  string
 	key    crypto.PublicKey
 	hasKey bool
+	label  string           // the device label, verified against key
+	sig    crypto.Signature // label's signature
 }
 
 // counters are diagnostics kept by the room state machine.
 type counters struct {
-	ignored   uint64 // stanzas ignored: malformed, unknown sender, hidden JID, over caps
-	delayed   uint64 // delayed (history) messages ignored
-	tooLong   uint64 // bodies over maxBody
-	keyErrors uint64 // malformed identity announcements
+	ignored     uint64 // stanzas ignored: malformed, unknown sender, hidden JID, over caps
+	delayed     uint64 // delayed (history) messages ignored
+	tooLong     uint64 // bodies over maxBody
+	keyErrors   uint64 // malformed identity announcements, labels with bad signatures
+	labelChecks uint64 // label signatures checked
 }
 
 // room is the state machine that turns the stanzas of one room, in the
@@ -226,16 +230,17 @@ func (r *room) complete() []channel.Event {
 	evs := []channel.Event{{Kind: channel.EventOwnEnter, Members: r.enterMembers}}
 	r.enterMembers = nil
 	if r.me.hasKey {
-		evs = append(evs, channel.Event{Kind: channel.EventIdentity, Sender: r.self, Key: r.me.key, Members: r.members()})
+		evs = append(evs, channel.Event{Kind: channel.EventIdentity, Sender: r.self, Key: r.me.key, Label: r.me.label, Members: r.members()})
 	}
 	type ann struct {
-		jid string
-		key crypto.PublicKey
+		jid   string
+		key   crypto.PublicKey
+		label string
 	}
 	var anns []ann
 	seen := make(map[ann]bool)
 	for _, o := range r.occ {
-		a := ann{o.jid, o.key}
+		a := ann{o.jid, o.key, o.label}
 		if o.hasKey && !seen[a] {
 			seen[a] = true
 			anns = append(anns, a)
@@ -248,12 +253,15 @@ func (r *room) complete() []channel.Event {
 			}
 			return 1
 		}
-		return slices.Compare(a.key[:], b.key[:])
+		if c := slices.Compare(a.key[:], b.key[:]); c != 0 {
+			return c
+		}
+		return strings.Compare(a.label, b.label)
 	})
 	if len(anns) > 0 {
 		m := r.members()
 		for _, a := range anns {
-			evs = append(evs, channel.Event{Kind: channel.EventIdentity, Sender: a.jid, Key: a.key, Members: m})
+			evs = append(evs, channel.Event{Kind: channel.EventIdentity, Sender: a.jid, Key: a.key, Label: a.label, Members: m})
 		}
 	}
 	held := r.pending
@@ -388,6 +396,7 @@ func (r *room) selfPresence(st *inStanza, nick string) []channel.Event {
 		r.nonAnon = r.nonAnon || st.hasStatus(statusNonAnonymous)
 		if st.HasIdentity && st.IdentityOK {
 			r.me.key, r.me.hasKey = st.Identity, true
+			r.me.label = r.label(&r.me, st)
 		}
 	case phaseIn, phaseLeaving:
 		if nick != r.nick && st.hasStatus(statusNickAssigned) {
@@ -447,13 +456,37 @@ func (r *room) otherAvailable(st *inStanza, nick string) []channel.Event {
 	if r.phase != phaseJoining {
 		evs = r.othersEvent(leave, enter)
 	}
-	if st.HasIdentity && st.IdentityOK && (!o.hasKey || o.key != st.Identity) {
-		o.key, o.hasKey = st.Identity, true
-		if r.phase != phaseJoining {
-			evs = append(evs, channel.Event{Kind: channel.EventIdentity, Sender: j, Key: st.Identity, Members: r.members()})
+	if st.HasIdentity && st.IdentityOK {
+		label := r.label(o, st)
+		if !o.hasKey || o.key != st.Identity || o.label != label {
+			o.key, o.hasKey, o.label = st.Identity, true, label
+			if r.phase != phaseJoining {
+				evs = append(evs, channel.Event{Kind: channel.EventIdentity, Sender: j, Key: st.Identity, Label: label, Members: r.members()})
+			}
 		}
 	}
 	return evs
+}
+
+// label is the device label a presence with a valid identity announces for
+// occupant o: its label if signed by the announced key, else "". The
+// signature is checked only when the key, label or signature differs from
+// what o has verified, so that repeated presences cost no signature
+// checks. It records the verified signature in o.
+func (r *room) label(o *occupant, st *inStanza) string {
+	if st.Label == "" {
+		return ""
+	}
+	if o.hasKey && o.key == st.Identity && o.label == st.Label && o.sig == st.LabelSig {
+		return o.label
+	}
+	r.stats.labelChecks++
+	if !checkLabel(st.Identity, st.Label, &st.LabelSig) {
+		r.stats.keyErrors++
+		return ""
+	}
+	o.sig = st.LabelSig
+	return st.Label
 }
 
 func (r *room) otherLeft(st *inStanza, nick string) []channel.Event {

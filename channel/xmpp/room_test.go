@@ -1,6 +1,7 @@
 package xmpp
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -246,7 +247,7 @@ func TestRoomMessages(t *testing.T) {
 }
 
 func eventEqual(a, b channel.Event) bool {
-	return a.Kind == b.Kind && a.Sender == b.Sender && a.Body == b.Body && a.Key == b.Key &&
+	return a.Kind == b.Kind && a.Sender == b.Sender && a.Body == b.Body && a.Key == b.Key && a.Label == b.Label &&
 		slices.Equal(a.Enter, b.Enter) && slices.Equal(a.Leave, b.Leave) && slices.Equal(a.Members, b.Members)
 }
 
@@ -458,4 +459,43 @@ func TestRoomHiddenOccupantsRetry(t *testing.T) {
 	if evs := h.feed(roomStatus(172)); len(evs) != 1 || evs[0].Kind != channel.EventOwnEnter {
 		t.Fatalf("events: %v, joinErr %v", kinds(evs), h.r.joinErr)
 	}
+}
+
+// labelEl is testKey(n)'s identity element with a signed label.
+func labelEl(t *testing.T, n byte, label string) string {
+	return encode(t, identityElement(signedLabel(n, label)))
+}
+
+// TestRoomLabels: a signed label comes with the identity; a changed label
+// is announced again; a label whose signature does not match the key is
+// dropped; the same presence again costs no signature check.
+func TestRoomLabels(t *testing.T) {
+	h := newHarness(t)
+	h.join()
+	carol := "carol@example.org/x"
+	k := testKey(9)
+	all := []string{alice, bob, carol, tSelf}
+	check := func(what string, evs []channel.Event, want ...channel.Event) {
+		t.Helper()
+		if !slices.EqualFunc(evs, want, eventEqual) {
+			t.Fatalf("%s: got\n%swant\n%s", what, fmtEvents(evs), fmtEvents(want))
+		}
+	}
+	check("enter with a label", h.feed(pres("carol", carol, labelEl(t, 9, "phone"))),
+		channel.Event{Kind: channel.EventOthers, Enter: []string{carol}, Members: all},
+		channel.Event{Kind: channel.EventIdentity, Sender: carol, Key: k, Label: "phone", Members: all})
+	checks := h.r.stats.labelChecks
+	check("same presence", h.feed(pres("carol", carol, labelEl(t, 9, "phone"))))
+	if h.r.stats.labelChecks != checks {
+		t.Fatal("an unchanged label was checked again")
+	}
+	check("new label", h.feed(pres("carol", carol, labelEl(t, 9, "tablet"))),
+		channel.Event{Kind: channel.EventIdentity, Sender: carol, Key: k, Label: "tablet", Members: all})
+	// Another key's signature over the same label: the label is dropped,
+	// the key (the server's word, as every key) is still announced.
+	k8 := testKey(8)
+	forged := strings.Replace(labelEl(t, 8, "tablet"), base64.StdEncoding.EncodeToString(k8[:]), base64.StdEncoding.EncodeToString(k[:]), 1)
+	check("forged label", h.feed(pres("carol", carol, forged)),
+		channel.Event{Kind: channel.EventIdentity, Sender: carol, Key: k, Label: "", Members: all})
+	check("no label", h.feed(pres("carol", carol, identityEl(k))))
 }

@@ -194,7 +194,7 @@ var errFakeDone = errors.New("done")
 func (s *fakeServer) config() *Config {
 	return &Config{
 		JID: "user@localhost/res", Password: "pw", Addr: s.ln.Addr().String(), Security: DirectTLS,
-		TLS: &tls.Config{RootCAs: s.roots}, Room: "room@conference.localhost", Nick: "n",
+		TLS: &tls.Config{RootCAs: s.roots},
 	}
 }
 

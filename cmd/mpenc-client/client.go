@@ -233,6 +233,7 @@ func (c *client) refreshMembers(room string) {
 		c.post(func() {
 			c.members[room] = ms
 			if v, ok := c.views[room]; ok {
+				v.noteDevices(ms)
 				c.ui.membersChanged(v)
 			}
 		})

@@ -81,6 +81,7 @@ func loadConfig(args []string) (*Config, error) {
 	var (
 		path                                = fs.String("config", "", "configuration file")
 		account, nick, server, security, ca string
+		label                               string
 		storePath, timing, include, logFile string
 		logLevel                            string
 		plain, verbose, requireCB           bool
@@ -88,6 +89,7 @@ func loadConfig(args []string) (*Config, error) {
 	)
 	fs.StringVar(&account, "account", "", "account JID")
 	fs.StringVar(&nick, "nick", "", "nick in rooms")
+	fs.StringVar(&label, "label", "", "this device's name shown to others")
 	fs.StringVar(&server, "server", "", "server host:port")
 	fs.StringVar(&security, "security", "", "starttls, directtls or plaintext")
 	fs.StringVar(&ca, "ca", "", "PEM file of root certificates")
@@ -127,6 +129,7 @@ func loadConfig(args []string) (*Config, error) {
 	}
 	set(&c.Account, account)
 	set(&c.Nick, nick)
+	set(&c.Label, label)
 	set(&c.Server, server)
 	set(&c.Security, security)
 	set(&c.CAFile, ca)

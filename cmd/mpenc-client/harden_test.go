@@ -240,9 +240,14 @@ func TestViewPlainCutAndOwnDevice(t *testing.T) {
 		t.Errorf("cut plain line: %q", got)
 	}
 	v.apply(app.Event{Kind: app.EventDecision, Decision: trust.Decision{Kind: trust.KeyNew, Own: true, Member: "alice@example.org/laptop",
-		JID: "alice@example.org", Key: trusttest.Key(1), Trusted: true}})
-	if got := last(v); !strings.Contains(got, "!! your other device alice@example.org/laptop announced key") || !strings.Contains(got, "/distrust alice@example.org/laptop") {
+		JID: "alice@example.org", Key: trusttest.Key(1), Trusted: true}, Label: "laptop"})
+	if got := last(v); !strings.Contains(got, "!! your other device “laptop”, alice@example.org/laptop, announced key") || !strings.Contains(got, "/distrust alice@example.org/laptop") {
 		t.Errorf("own device line: %q", got)
+	}
+	v.apply(app.Event{Kind: app.EventDecision, Decision: trust.Decision{Kind: trust.KeyNewDevice, Member: "bob@example.org/mpenc-1",
+		JID: "bob@example.org", Key: trusttest.Key(2), Trusted: true}, Label: "phone"})
+	if got := last(v); !strings.Contains(got, "bob@example.org has a new device “phone”: bob@example.org/mpenc-1, key ") {
+		t.Errorf("new device line: %q", got)
 	}
 	v.apply(app.Event{Kind: app.EventDecision, Decision: trust.Decision{Kind: trust.KeyChanged, Member: "bob@example.org/b", JID: "bob@example.org", Key: trusttest.Key(1)}})
 	if got := last(v); !strings.Contains(got, "CHANGED its identity key") || !strings.Contains(got, "/verify bob@example.org/b") {
@@ -375,7 +380,7 @@ func TestViewKeyTwiceInRoom(t *testing.T) {
 	if got := memberLine(m, alice); !strings.Contains(got, "blindly-trusted, "+bob+" IN THIS ROOM ANNOUNCES ITS KEY TOO: one of them is not the device it claims to be, not trusted") {
 		t.Errorf("/who shows %q", got)
 	}
-	if got := memberCell(m); !strings.Contains(got, "its key is here twice") {
+	if got := memberCell(m, trust.Bare(m.ID)); !strings.Contains(got, "its key is here twice") {
 		t.Errorf("the member list shows %q", got)
 	}
 	m = app.Member{ID: aliceGhost, HasKey: true, InRoom: true, Trust: trust.Record{JID: "alice@example.org", Key: ours, Claimed: true},

@@ -35,7 +35,8 @@ Flags (they override the configuration file):
     -config FILE     configuration file (TOML); default ~/.config/mpenc/client.toml if it exists
     -account JID     your account, user@example.org
     -room ROOM       a room to join, room@conference.example.org (repeat, or comma-separated)
-    -nick NICK       your nick in rooms (default: the account's local part)
+    -label NAME      this device's name shown to others (default: the host's name)
+    -nick NICK       your nick in rooms (default: the account's local part/label, alice/laptop)
     -server H:P      the server's host:port (default: the domain's SRV records)
     -security S      starttls (default), directtls, or plaintext (loopback servers only)
     -ca FILE         PEM roots to verify the server with (default: the system's)

@@ -407,15 +407,16 @@ func (t *tui) renderMembers() {
 	}
 	var b strings.Builder
 	for _, m := range t.c.members[v.jid] {
-		b.WriteString(memberCell(m))
+		b.WriteString(memberCell(m, v.deviceName(m.ID)))
 		b.WriteByte('\n')
 	}
 	t.members.SetText(b.String())
 }
 
-// memberCell is one member in the member list: a status dot, the name,
-// and the trust state.
-func memberCell(m app.Member) string {
+// memberCell is one member in the member list: a status dot, the name
+// (name: the bare JID, with the device when its user has several), and
+// the trust state.
+func memberCell(m app.Member, name string) string {
 	dot, color := "●", "green"
 	switch m.Status {
 	case "expired", "gone", "member, gone":
@@ -427,10 +428,7 @@ func memberCell(m app.Member) string {
 	case "no mpENC":
 		dot, color = "✗", "red"
 	}
-	name := tview.Escape(oneLine(m.ID))
-	if at := strings.IndexByte(name, '/'); at > 0 {
-		name = name[:at]
-	}
+	name = tview.Escape(oneLine(name))
 	tr := ""
 	switch {
 	case m.Self:

@@ -92,10 +92,57 @@ type roomView struct {
 	// ends (zero otherwise).
 	joinUntil time.Time
 	absent    map[string]bool // members who left the session on purpose
+	// devices: every device (participant id) seen in the room's member
+	// list since the start, with its label ("" if it announced none);
+	// perUser counts them by bare JID.
+	devices map[string]string
+	perUser map[string]int
 }
 
 func newRoomView(jid string) *roomView {
-	return &roomView{jid: jid, byID: map[transcript.ID]*line{}, queued: map[transcript.ID]*line{}, absent: map[string]bool{}}
+	return &roomView{jid: jid, byID: map[transcript.ID]*line{}, queued: map[transcript.ID]*line{}, absent: map[string]bool{},
+		devices: map[string]string{}, perUser: map[string]int{}}
+}
+
+// noteDevices records the devices of a member list: a user with more than
+// one device seen in the room is shown with the device's label from then
+// on ("bob (laptop)"; deviceName).
+func (v *roomView) noteDevices(ms []app.Member) {
+	for _, m := range ms {
+		label := oneLine(m.Label) // its owner's words, sanitised
+		if old, ok := v.devices[m.ID]; !ok {
+			v.perUser[trust.Bare(m.ID)]++
+		} else if label == "" {
+			label = old // announced none this time: keep what we knew
+		}
+		v.devices[m.ID] = label
+	}
+}
+
+// deviceName is member's bare JID, with its device when its user has more
+// than one device in the room: the label, and the resource too when the
+// label is missing or another device of the user has it
+// ("bob (laptop, mpenc-1a2b3c4d)"). Not the short fingerprint, which is
+// shown only labelled as not for verification (shortFingerprint): names
+// tell devices apart, the trust state says which to believe.
+func (v *roomView) deviceName(member string) string {
+	b := trust.Bare(member)
+	if v.perUser[b] < 2 {
+		return b
+	}
+	label := v.devices[member]
+	shared := label == ""
+	for id, l := range v.devices {
+		shared = shared || (id != member && l == label && trust.Bare(id) == b)
+	}
+	_, res, _ := strings.Cut(member, "/")
+	switch {
+	case !shared:
+		return b + " (" + label + ")"
+	case label == "":
+		return b + " (" + oneLine(res) + ")"
+	}
+	return b + " (" + label + ", " + oneLine(res) + ")"
 }
 
 func (v *roomView) add(l *line) *line {
@@ -206,12 +253,13 @@ func sortedClean(l []string) []string {
 	return out
 }
 
-// name is how a participant is shown: the bare JID, or "you".
+// name is how a participant is shown: "you", or the bare JID, with the
+// device when the user has several in the room (deviceName).
 func (v *roomView) name(member string) string {
 	if member == v.self && v.self != "" {
 		return "you"
 	}
-	return trust.Bare(member)
+	return v.deviceName(member)
 }
 
 // author is how a line's author is shown: "you" for our own messages,
@@ -267,7 +315,7 @@ func (v *roomView) apply(ev app.Event) (changed *line, membersChanged bool) {
 	case app.EventNotice:
 		return v.applyNotice(ev.Notice)
 	case app.EventDecision:
-		return v.add(decisionLine(ev.Decision, v.self)), true
+		return v.add(decisionLine(ev.Decision, v.self, ev.Label)), true
 	case app.EventJoined:
 		if ev.Err != nil {
 			return v.add(&line{kind: lineWarning, at: time.Now(), text: "could not join: " + oneLine(ev.Err.Error()) + " (/join to try again)"}), true
@@ -299,9 +347,14 @@ func (v *roomView) apply(ev app.Event) (changed *line, membersChanged bool) {
 
 // decisionLine draws a trust decision; self (our participant id, "" if
 // not known yet) tells our own key from another account's in a claimed
-// key's Previous.
-func decisionLine(d trust.Decision, self string) *line {
+// key's Previous; label is the device label the member announced with the
+// key ("" if none).
+func decisionLine(d trust.Decision, self, label string) *line {
 	who := oneLine(d.Member)
+	named := "" // the device's label, quoted, with a leading space
+	if l := oneLine(label); l != "" {
+		named = " “" + l + "”"
+	}
 	fp := trust.FingerprintOf(d.Key).String()
 	l := &line{kind: lineInfo, at: time.Now()}
 	trusted := "trusted until you verify it"
@@ -371,12 +424,12 @@ func decisionLine(d trust.Decision, self string) *line {
 		// Another device of our account: we should know it. Shown
 		// always, trusted only as the policy says.
 		l.kind = lineWarning
-		l.text = fmt.Sprintf("your other device %s announced key %s (%s). If it is not yours, someone else holds your account: /distrust %s",
-			who, fp, trusted, who)
+		l.text = fmt.Sprintf("your other device%s, %s, announced key %s (%s). If it is not yours, someone else holds your account: /distrust %s",
+			named, who, fp, trusted, who)
 	case d.Kind == trust.KeyNew:
 		l.text = fmt.Sprintf("%s announced key %s (%s)", who, fp, trusted)
 	case d.Kind == trust.KeyNewDevice:
-		l.text = fmt.Sprintf("new device %s with key %s (%s)", who, fp, trusted)
+		l.text = fmt.Sprintf("%s has a new device%s: %s, key %s (%s)", oneLine(trust.Bare(d.Member)), named, who, fp, trusted)
 	default:
 		l.text = fmt.Sprintf("%s: key %s", who, fp)
 	}

@@ -545,3 +545,40 @@ func TestPlainChanges(t *testing.T) {
 		t.Errorf("line mode printed\n%s\nwant\n%s", out.String(), want)
 	}
 }
+
+// TestViewDeviceNames: a user with one device in the room is its bare
+// JID; with several, each is named by its label, with the resource when
+// the label is missing or shared; a device seen once keeps its name after
+// it leaves the list, and a label announced later is kept when a refresh
+// lacks it.
+func TestViewDeviceNames(t *testing.T) {
+	v := newRoomView("r@muc")
+	v.self = "alice@example.org/mpenc-self"
+	m := func(id, label string) app.Member { return app.Member{ID: id, Label: label} }
+	v.noteDevices([]app.Member{m(v.self, "desk"), m("bob@example.org/mpenc-1", "laptop")})
+	if got := v.name("bob@example.org/mpenc-1"); got != "bob@example.org" {
+		t.Fatalf("one device: %q", got)
+	}
+	v.noteDevices([]app.Member{m("bob@example.org/mpenc-2", "phone"), m("carol@example.org/c1", "")})
+	for id, want := range map[string]string{
+		"bob@example.org/mpenc-1": "bob@example.org (laptop)",
+		"bob@example.org/mpenc-2": "bob@example.org (phone)",
+		"carol@example.org/c1":    "carol@example.org",
+		v.self:                    "you",
+	} {
+		if got := v.name(id); got != want {
+			t.Errorf("%s: %q, want %q", id, got, want)
+		}
+	}
+	v.noteDevices([]app.Member{m("bob@example.org/mpenc-3", "laptop"), m("bob@example.org/mpenc-4", ""), m("bob@example.org/mpenc-2", "")})
+	for id, want := range map[string]string{
+		"bob@example.org/mpenc-1": "bob@example.org (laptop, mpenc-1)",
+		"bob@example.org/mpenc-3": "bob@example.org (laptop, mpenc-3)",
+		"bob@example.org/mpenc-4": "bob@example.org (mpenc-4)",
+		"bob@example.org/mpenc-2": "bob@example.org (phone)",
+	} {
+		if got := v.name(id); got != want {
+			t.Errorf("%s: %q, want %q", id, got, want)
+		}
+	}
+}

@@ -232,7 +232,7 @@ func (g *Greeting) newContribution() (*primitive.X25519Key, error) {
 }
 
 func (g *Greeting) newNonce() error {
-	n, err := crypto.Random32(g.gr.Rand)
+	n, err := primitive.Random32(g.gr.Rand)
 	g.nonce = n
 	return err
 }

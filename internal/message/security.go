@@ -151,7 +151,7 @@ type Sealed struct {
 // encoded body (see [EncodeBody]), signed with our ephemeral key.
 func (s *Security) Seal(parents []transcript.ID, body []byte) (Sealed, error) {
 	var iv [primitive.IVSize]byte
-	if err := crypto.RandomBytes(s.rand, iv[:]); err != nil {
+	if err := primitive.RandomBytes(s.rand, iv[:]); err != nil {
 		return Sealed{}, fmt.Errorf("message: drawing the IV: %w", err)
 	}
 	return s.seal(parents, body, 0, &iv)

@@ -14,8 +14,7 @@ func reader(r io.Reader) io.Reader {
 	return r
 }
 
-// Random32 reads 32 bytes from r (crypto/rand.Reader when r is nil). It is
-// crypto.Random32, which calls it.
+// Random32 reads 32 bytes from r (crypto/rand.Reader when r is nil).
 //
 // Every random value the protocol draws goes through the caller's reader, so
 // a test that injects a recorded stream reproduces a run byte for byte.
@@ -27,8 +26,7 @@ func Random32(r io.Reader) ([32]byte, error) {
 	return b, nil
 }
 
-// RandomBytes fills b from r (crypto/rand.Reader when r is nil). It is
-// crypto.RandomBytes, which calls it.
+// RandomBytes fills b from r (crypto/rand.Reader when r is nil).
 func RandomBytes(r io.Reader, b []byte) error {
 	if _, err := io.ReadFull(reader(r), b); err != nil {
 		return fmt.Errorf("crypto: reading randomness: %w", err)

@@ -10,7 +10,7 @@ import (
 	"io"
 	"slices"
 
-	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/primitive"
 	"github.com/mpenc/mpenc/internal/wire"
 )
 
@@ -118,7 +118,7 @@ func (s *Resolver) Clear() { *s = Resolver{} }
 // SyncNew starts a new chain from a random parent: prevPf = 32 random bytes,
 // chain hash SHA256(prevPf ‖ 0xFF).
 func (s *Resolver) SyncNew(rand io.Reader) error {
-	pf, err := crypto.Random32(rand)
+	pf, err := primitive.Random32(rand)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/internal/causal"
 	"github.com/mpenc/mpenc/internal/message"
+	"github.com/mpenc/mpenc/internal/primitive"
 	"github.com/mpenc/mpenc/internal/wire"
 	"github.com/mpenc/mpenc/transcript"
 )
@@ -171,7 +172,7 @@ func New(cfg Config, now time.Time) (*SessionBase, error) {
 		return nil, fmt.Errorf("subsession: %w", err)
 	}
 	var k [8]byte
-	if err := crypto.RandomBytes(cfg.Rand, k[:]); err != nil {
+	if err := primitive.RandomBytes(cfg.Rand, k[:]); err != nil {
 		return nil, fmt.Errorf("subsession: %w", err)
 	}
 	g, err := causal.New(cfg.Members, causal.Options{HashKey: binary.LittleEndian.Uint64(k[:])})
@@ -912,7 +913,7 @@ func (s *SessionBase) jitter(d time.Duration) time.Duration {
 		return d
 	}
 	var b [2]byte
-	if err := crypto.RandomBytes(s.rand, b[:]); err != nil {
+	if err := primitive.RandomBytes(s.rand, b[:]); err != nil {
 		return d
 	}
 	u := float64(binary.BigEndian.Uint16(b[:])) / 65535

@@ -1,0 +1,447 @@
+package xmpp
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmlstream"
+	mxmpp "mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/ping"
+	"mellium.im/xmpp/stanza"
+)
+
+// Account is one device's login to its XMPP account: one connection,
+// reconnected when it drops, shared by every room the device is in (the
+// model of mellium's muc package: rooms multiplexed on one session). Its
+// full JID, the device's participant id in every room, is requested again
+// at each reconnection. Create it with Dial, add rooms with Room, end it
+// with Close. It is safe for concurrent use.
+type Account struct {
+	cfg *settings
+
+	ctx    context.Context // the account's life; cancelled by Close
+	cancel context.CancelFunc
+	done   chan struct{} // closed by Close
+	wake   chan struct{} // cap 1: the manager looks
+	wg     sync.WaitGroup
+
+	// mu guards everything below. It is never held during network I/O nor
+	// while a Channel's mutex is taken: the account calls into its rooms
+	// only with mu released (lock order: a Channel's mutex may be held
+	// while taking nothing of the account's).
+	mu       sync.Mutex
+	closed   bool
+	self     jid.JID             // our full JID
+	conn     *conn               // nil while disconnected
+	err      error               // why the account stays offline for good (authentication, TLS)
+	fails    int                 // consecutive failed connections
+	retryAt  time.Time           // no connection attempt before this (backoff)
+	rooms    map[string]*Channel // by the room's bare JID
+	invStats invStats
+
+	connections atomic.Uint64 // connections opened, for tests
+}
+
+// Dial connects and authenticates to the server of cfg.JID, and keeps the
+// account connected until Close: a lost connection is opened again with
+// exponential backoff (Config.ReconnectMin to ReconnectMax, ±25 %) under
+// the same full JID, and every room re-enters on it. Dial fails for an
+// invalid cfg ("xmpp: invalid configuration"), an unsafe option for a
+// remote server ("xmpp: unsafe transport options are for loopback servers
+// only"), TLS or authentication refusals that retrying cannot fix ("xmpp:
+// TLS failed", "xmpp: authentication failed"; with
+// Config.RequireChannelBinding also "xmpp: the server refused channel
+// binding" and "xmpp: channel binding is required but not possible"), or a
+// network error.
+func Dial(ctx context.Context, cfg *Config) (*Account, error) {
+	s, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	resource := s.resource
+	if resource == "" {
+		resource = "mpenc-" + randomID()
+	}
+	origin, err := s.account.WithResource(resource)
+	if err != nil {
+		return nil, fmt.Errorf("%w: resource %q: %v", errConfig, resource, err)
+	}
+	cn, err := s.connect(ctx, origin)
+	if err != nil {
+		return nil, err
+	}
+	a := &Account{
+		cfg:   s,
+		done:  make(chan struct{}),
+		wake:  make(chan struct{}, 1),
+		rooms: make(map[string]*Channel),
+	}
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	a.mu.Lock()
+	a.self = cn.sess.LocalAddr()
+	a.installLocked(cn)
+	a.mu.Unlock()
+	a.wg.Add(1)
+	go a.manage()
+	s.logf("xmpp: connected as %s", a.self)
+	return a, nil
+}
+
+// Room returns the channel of one multi-user chat room (its bare JID,
+// "room@conference.example.org") on this account's connection, entering
+// under nick; call Enter to enter it. nick is our nickname there: it must
+// be unique per device, as some servers merge two devices of one account
+// that share a nick into one occupant. A room has one channel per account:
+// asking for a room that has one fails until that one is closed.
+func (a *Account) Room(room, nick string) (*Channel, error) {
+	r, err := jid.Parse(room)
+	if err != nil {
+		return nil, fmt.Errorf("%w: room %q: %v", errConfig, room, err)
+	}
+	if r.Localpart() == "" || r.Resourcepart() != "" {
+		return nil, fmt.Errorf("%w: room %q must be a bare JID room@service", errConfig, room)
+	}
+	if err := checkNick(r, nick); err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.closed:
+		return nil, errClosed
+	case a.err != nil:
+		return nil, a.err
+	case a.rooms[r.String()] != nil:
+		return nil, fmt.Errorf("xmpp: %s already has a channel on this account", r)
+	}
+	c := newChannel(a, r, nick)
+	c.room = newRoom(r, a.self.String(), a.cfg.MaxOccupants)
+	c.self = a.self
+	if a.conn != nil {
+		c.conn = a.conn
+	}
+	a.rooms[r.String()] = c
+	c.wg.Add(2)
+	go c.pump()
+	go c.manage()
+	return c, nil
+}
+
+// checkNick checks that nick can be our nickname in room r.
+func checkNick(r jid.JID, nick string) error {
+	if nick == "" {
+		return fmt.Errorf("%w: empty nick", errConfig)
+	}
+	if _, err := r.WithResource(nick); err != nil {
+		return fmt.Errorf("%w: nick %q: %v", errConfig, nick, err)
+	}
+	return nil
+}
+
+// Close closes every room's channel (each leaves its room first), ends the
+// stream, disconnects and stops every goroutine. It is idempotent.
+func (a *Account) Close() error {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		<-a.done
+		return nil
+	}
+	rooms := a.roomsLocked()
+	a.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, c := range rooms {
+		wg.Go(func() { _ = c.Close() })
+	}
+	wg.Wait()
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		<-a.done
+		return nil
+	}
+	a.closed = true
+	cn := a.conn
+	a.conn = nil
+	a.mu.Unlock()
+	if cn != nil {
+		// End the stream politely, then the socket; a server that does not
+		// read gets two seconds.
+		t := time.AfterFunc(2*time.Second, func() { _ = cn.raw.Close() })
+		_ = cn.sess.Close()
+		t.Stop()
+		cn.cancel()
+		_ = cn.raw.Close()
+	}
+	a.cancel()
+	close(a.done)
+	a.wg.Wait()
+	return nil
+}
+
+// roomsLocked returns the rooms' channels, in no particular order.
+func (a *Account) roomsLocked() []*Channel {
+	out := make([]*Channel, 0, len(a.rooms))
+	for _, c := range a.rooms {
+		out = append(out, c)
+	}
+	return out
+}
+
+// forget removes a closed channel from the account.
+func (a *Account) forget(c *Channel) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.rooms[c.addr.String()] == c {
+		delete(a.rooms, c.addr.String())
+	}
+}
+
+// installLocked makes cn the current connection and starts its receive loop
+// and keep-alive.
+func (a *Account) installLocked(cn *conn) {
+	a.conn = cn
+	a.connections.Add(1)
+	a.wg.Add(2)
+	go func() {
+		defer a.wg.Done()
+		err := cn.sess.Serve(a.handler(cn))
+		close(cn.served)
+		if err == nil {
+			err = errors.New("stream closed by the server")
+		}
+		a.dropConn(cn, err)
+	}()
+	go func() {
+		defer a.wg.Done()
+		a.keepAlive(cn)
+	}()
+}
+
+// dropConn tears cn down if it is still current: the socket is closed,
+// every room that was in is told (its EventOwnLeave), and the manager
+// reconnects after the backoff delay.
+func (a *Account) dropConn(cn *conn, why error) {
+	a.mu.Lock()
+	if cn == nil || a.conn != cn {
+		a.mu.Unlock()
+		return
+	}
+	a.conn = nil
+	cn.cancel()
+	_ = cn.raw.Close()
+	closed := a.closed
+	rooms := a.roomsLocked()
+	if !closed {
+		a.scheduleRetryLocked()
+		a.cfg.logf("xmpp: connection lost: %v", why)
+	}
+	a.mu.Unlock()
+	for _, c := range rooms {
+		c.detach(cn, why)
+	}
+	a.kick()
+}
+
+// kick wakes the manager.
+func (a *Account) kick() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// scheduleRetryLocked sets the next connection attempt after a backoff
+// delay: ReconnectMin doubled per consecutive failure up to ReconnectMax,
+// ±25 %.
+func (a *Account) scheduleRetryLocked() {
+	a.retryAt = time.Now().Add(backoff(a.cfg, a.fails))
+}
+
+// backoff is the delay before retrying after fails consecutive failures:
+// ReconnectMin doubled per failure up to ReconnectMax, ±25 %.
+func backoff(s *settings, fails int) time.Duration {
+	d := s.ReconnectMin
+	for i := 0; i < fails && d < s.ReconnectMax; i++ {
+		d *= 2
+	}
+	d = min(d, s.ReconnectMax)
+	return d*3/4 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+// manage is the one goroutine that reconnects. It runs until Close.
+func (a *Account) manage() {
+	defer a.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		select {
+		case <-a.done:
+			return
+		case <-a.wake:
+		case <-timer.C:
+		}
+		a.mu.Lock()
+		if a.closed {
+			a.mu.Unlock()
+			return
+		}
+		if a.conn != nil || a.err != nil {
+			a.mu.Unlock()
+			continue
+		}
+		if wait := time.Until(a.retryAt); wait > 0 {
+			a.mu.Unlock()
+			timer.Reset(wait)
+			continue
+		}
+		origin := a.self
+		a.mu.Unlock()
+
+		cn, err := a.cfg.connect(a.ctx, origin)
+
+		a.mu.Lock()
+		if a.closed {
+			a.mu.Unlock()
+			if cn != nil {
+				cn.cancel()
+				_ = cn.raw.Close()
+			}
+			return
+		}
+		switch {
+		case err == nil:
+			a.fails, a.retryAt = 0, time.Time{}
+			if got := cn.sess.LocalAddr(); !got.Equal(a.self) {
+				// The server gave us another resource: our participant id
+				// changes; each room's session sees us leave and enter as
+				// someone new.
+				a.cfg.logf("xmpp: server bound %s instead of %s", got, a.self)
+				a.self = got
+			}
+			a.installLocked(cn)
+			a.cfg.logf("xmpp: reconnected as %s", a.self)
+		case permanent(err):
+			a.err = err
+			a.cfg.logf("xmpp: staying offline: %v", err)
+		default:
+			a.fails++
+			a.scheduleRetryLocked()
+			a.cfg.logf("xmpp: connecting failed (attempt %d), retrying: %v", a.fails, err)
+		}
+		rooms := a.roomsLocked()
+		self := a.self
+		a.mu.Unlock()
+		for _, c := range rooms {
+			switch {
+			case err == nil:
+				c.attach(cn, self)
+			case permanent(err):
+				c.fail(err)
+			}
+		}
+		a.kick()
+	}
+}
+
+// handler is the receive loop's stanza handler for connection cn. It
+// decodes the stanza and hands it to the room it comes from, which applies
+// it under its own mutex (no I/O, no waiting); invitations to other rooms
+// go to Config.OnInvitation.
+//
+// mellium workaround (mellium problems 2–5 of docs/XMPP.md): we do not use
+// mux or muc.Client. Handlers run on the receive loop, where an IQ would
+// deadlock; muc.Client ignores other occupants' presence and its Join/Leave
+// hang on re-entry. We read every stanza ourselves and do requests from other
+// goroutines.
+func (a *Account) handler(cn *conn) mxmpp.Handler {
+	return mxmpp.HandlerFunc(func(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+		st, err := decodeStanza(*start, t)
+		if errors.Is(err, errNotStanza) {
+			return nil // a stream-level element we do not use
+		}
+		if err != nil {
+			return err // the stream is broken; Serve ends and we reconnect
+		}
+		if st.Kind == kindOther || !st.FromOK {
+			return nil // IQs: the session answers get/set with service-unavailable
+		}
+		a.mu.Lock()
+		if a.conn != cn {
+			a.mu.Unlock()
+			return nil // a torn-down connection's last stanzas
+		}
+		c := a.rooms[st.From.Bare().String()]
+		var inv Invitation
+		invited := false
+		if st.Kind == kindMessage && st.Invite != nil {
+			inv, invited = a.invitationLocked(st)
+		}
+		a.mu.Unlock()
+		if invited {
+			a.cfg.OnInvitation(inv)
+		}
+		if c != nil {
+			c.apply(cn, st)
+		}
+		return nil
+	})
+}
+
+// keepAlive checks the connection every KeepAlive. A room we are in
+// answers a self-ping (XEP-0410), which proves the connection alive and
+// tells whether the room still has us; when no room settles it, the
+// server is pinged, and a ping not answered within IQTimeout drops the
+// connection (a silent network failure would otherwise go unnoticed until
+// the next write).
+func (a *Account) keepAlive(cn *conn) {
+	if a.cfg.KeepAlive < 0 {
+		return
+	}
+	t := time.NewTicker(a.cfg.KeepAlive)
+	defer t.Stop()
+	for {
+		select {
+		case <-cn.ctx.Done():
+			return
+		case <-t.C:
+		}
+		a.mu.Lock()
+		rooms := a.roomsLocked()
+		a.mu.Unlock()
+		var settled atomic.Bool
+		var wg sync.WaitGroup
+		for _, c := range rooms {
+			wg.Go(func() {
+				if c.selfPing(cn) {
+					settled.Store(true)
+				}
+			})
+		}
+		wg.Wait()
+		if !settled.Load() && !a.pingServer(cn) {
+			return
+		}
+	}
+}
+
+// pingServer pings our server and drops the connection if it does not
+// answer. It reports whether the connection is kept.
+func (a *Account) pingServer(cn *conn) bool {
+	ctx, cancel := context.WithTimeout(cn.ctx, a.cfg.IQTimeout)
+	err := ping.Send(ctx, cn.sess, cn.sess.LocalAddr().Domain())
+	cancel()
+	var se stanza.Error
+	if err != nil && !errors.As(err, &se) { // an error reply still proves the server is there
+		a.dropConn(cn, fmt.Errorf("keep-alive: %w", err))
+		return false
+	}
+	return true
+}
