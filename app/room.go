@@ -250,9 +250,22 @@ func (r *Room) sessionConfig() session.Config {
 		OnOccupants:      r.dir.SetPresent,
 		Timing:           a.cfg.Timing,
 		AutoInclude:      auto,
+		AskFirst:         r.askFirst,
 		StayIfLastMember: r.opt.StayIfLastMember,
 		JoinWindow:       a.cfg.JoinWindow,
 	}
+}
+
+// askFirst names the newcomers an automatic inclusion leaves to the user:
+// devices of our own account whose keys we have not verified. Until
+// devices vouch for each other (XEP-0450, issue [L]), a device of our
+// account we do not know as ours may be someone holding our password.
+func (r *Room) askFirst(member string) bool {
+	if trust.Bare(member) != trust.Bare(r.self) {
+		return false
+	}
+	rec, _, ok := r.memberTrust(member)
+	return !ok || rec.State != trust.Authenticated
 }
 
 // join enters the room (so that a refusal is reported clearly: nick in

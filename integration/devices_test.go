@@ -368,3 +368,34 @@ func TestIntegrationGhostDevice(t *testing.T) {
 		t.Errorf("alice's warnings:\n%s", strings.Join(w, "\n"))
 	}
 }
+
+// TestIntegrationOwnDeviceAsked: a room that includes everyone by itself
+// still asks about a device of our own account we have not verified (it
+// may be someone holding our password), and includes it when told to.
+func TestIntegrationOwnDeviceAsked(t *testing.T) {
+	s := serverFromEnv(t)
+	acct := s.cmdAccount(t, 3)
+	room := s.newRoom(t)
+	first := s.newAppPeer(t, acct, t.TempDir(), withLabel("laptop"))
+	second := s.newAppPeer(t, acct, t.TempDir(), withLabel("phone"))
+	from := first.mark()
+	r1 := first.join(room, "everyone")
+	first.waitJoinEvent(from, room)
+	from = first.mark()
+	r2 := second.join(room, "everyone")
+	first.waitEvent(from, "the join request of our other device", func(ev app.Event) bool {
+		return ev.Room == room && ev.Kind == app.EventNotice && ev.Notice.Kind == session.JoinRequest && ev.Notice.Author == r2.Self()
+	})
+	time.Sleep(2 * time.Second) // an automatic inclusion would have happened by now (loopback timing)
+	for _, m := range members(t, r1) {
+		if m.ID == r2.Self() && m.InSession {
+			t.Fatal("our other device was included without asking")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cmdBound)
+	defer cancel()
+	if text, err := r1.Invite(ctx, r2.Self()); err != nil || !strings.HasPrefix(text, "included") {
+		t.Fatalf("invite our other device: %q, %v", text, err)
+	}
+	waitInSession(t, r1, r1.Self(), r2.Self())
+}

@@ -39,6 +39,13 @@ type Config struct {
 	// AutoInclude makes us propose to include whoever enters the room
 	// (autoIncludeExtra of the reference). Off: a JoinRequest notice.
 	AutoInclude bool
+	// AskFirst, when set, names the newcomers AutoInclude must leave to
+	// the user: they get a JoinRequest notice, as without AutoInclude.
+	// The app asks about devices of our own account that are not known to
+	// be ours (docs/USAGE.md, "Several devices"). It is called on the
+	// session's goroutine, after the member's key reached the Directory,
+	// and must not call the session.
+	AskFirst func(member string) bool
 	// StayIfLastMember keeps us in the room, keeping the chain, when
 	// everyone else has been excluded (stayIfLastMember of the reference).
 	StayIfLastMember bool

@@ -58,7 +58,7 @@ func (c *Core) HandleEvent(ev channel.Event, now time.Time) {
 			}
 			// A newcomer's key usually arrives just after its entry: now it
 			// is known to speak mpENC, ask for its inclusion.
-			if !known && ev.Sender != c.cfg.Self && c.so.Synced() && !c.cfg.AutoInclude &&
+			if !known && ev.Sender != c.cfg.Self && c.so.Synced() && !c.autoIncludes(ev.Sender) &&
 				slices.Contains(c.channel, ev.Sender) && !slices.Contains(c.Members(), ev.Sender) {
 				c.notify(Notice{Kind: JoinRequest, Author: ev.Sender})
 			}
@@ -159,7 +159,7 @@ func (c *Core) onEnter(m string) {
 		c.kick([]string{m}, reasonEAL)
 	case !c.so.Synced():
 		// D11 (docs/SESSION.md): unsynced members ignore entries.
-	case !c.cfg.AutoInclude && c.speaksMpENC(m):
+	case !c.autoIncludes(m) && c.speaksMpENC(m):
 		c.notify(Notice{Kind: JoinRequest, Author: m})
 	}
 	// With AutoInclude, handleTasks proposes the inclusion when idle.

@@ -370,11 +370,9 @@ func (c *Core) seniority() {
 	c.settle(c.joinOp, nil)
 	// Members already present may be included (handleTasks does it with
 	// AutoInclude; otherwise the user is asked).
-	if !c.cfg.AutoInclude {
-		for _, m := range c.channel {
-			if m != c.cfg.Self && c.speaksMpENC(m) {
-				c.notify(Notice{Kind: JoinRequest, Author: m})
-			}
+	for _, m := range c.channel {
+		if m != c.cfg.Self && !c.autoIncludes(m) && c.speaksMpENC(m) {
+			c.notify(Notice{Kind: JoinRequest, Author: m})
 		}
 	}
 }

@@ -282,6 +282,12 @@ func (c *Core) keyed(m string) bool {
 	return err == nil
 }
 
+// autoIncludes reports whether we include m by ourselves when it enters:
+// AutoInclude, unless AskFirst leaves m to the user.
+func (c *Core) autoIncludes(m string) bool {
+	return c.cfg.AutoInclude && (c.cfg.AskFirst == nil || !c.cfg.AskFirst(m))
+}
+
 // speaksMpENC reports whether m announced an identity key in the room or
 // the directory knows one: a join request is worth showing, even when the
 // key still needs the user's trust.
@@ -325,7 +331,7 @@ func (c *Core) handleTasks() {
 	var inc []string
 	for _, m := range c.channel {
 		if m == c.cfg.Self || slices.Contains(members, m) || c.taskLeave[m] || c.taskExclude[m] ||
-			c.pausedStall(m) || !(c.cfg.AutoInclude || c.isReturning(m)) || !c.keyed(m) {
+			c.pausedStall(m) || !(c.autoIncludes(m) || c.isReturning(m)) || !c.keyed(m) {
 			continue
 		}
 		inc = append(inc, m)

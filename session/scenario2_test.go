@@ -292,3 +292,42 @@ func TestScenario11And12LOIandLOX(t *testing.T) {
 	}
 	sameSession(t, w, "A", "B", "D")
 }
+
+// AskFirst: with AutoInclude, a newcomer AskFirst names is not included
+// by itself but asked about (a JoinRequest notice), and is included once
+// the user says so; others are still included by themselves.
+func TestAskFirstLeavesNewcomerToUser(t *testing.T) {
+	w := world(t, 3, hop)
+	w.Add("A", func(c *session.Config) {
+		c.AutoInclude = true
+		c.AskFirst = func(m string) bool { return m == "B" }
+	})
+	w.Add("B", nil)
+	w.Add("C", nil)
+	join(t, w, "A")
+	run(t, w, time.Second)
+	opB := join(t, w, "B")
+	run(t, w, 5*time.Second)
+	if n := notices(w.Members["A"], session.JoinRequest); len(n) != 1 || n[0].Author != "B" {
+		t.Fatalf("A's join requests %v", n)
+	}
+	if opB.Done() {
+		t.Fatalf("B was included without being asked about: %v", opB)
+	}
+	opC := join(t, w, "C")
+	run(t, w, 10*time.Second)
+	if !opC.Done() || opC.Err() != nil {
+		t.Fatalf("C's join: %v", opC)
+	}
+	w.Do("A", func(c *session.Core, now time.Time) {
+		if _, err := c.Include([]string{"B"}, now); err != nil {
+			t.Fatal(err)
+		}
+	})
+	run(t, w, 10*time.Second)
+	if !opB.Done() || opB.Err() != nil {
+		t.Fatalf("B's join once included: %v", opB)
+	}
+	sameSession(t, w, "A", "B", "C")
+	noWarnings(t, w)
+}
