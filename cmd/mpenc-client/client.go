@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -384,6 +386,8 @@ func (c *client) run(cmd command) error {
 			lines = append(lines, "  "+memberLine(m, r.Self()))
 		}
 		c.ui.note(strings.Join(lines, "\n"), false)
+	case "devices":
+		return c.devices(ctx)
 	case "info":
 		return c.info(ctx, cmd.args[0])
 	case "fingerprint":
@@ -781,4 +785,102 @@ func (c *client) confirmed(ms []app.Member, who, token string) ([]app.Member, er
 			oneLine(token), oneLine(who), oneLine(who))
 	}
 	return out, nil
+}
+
+// deviceRow is one device as /devices lists it.
+type deviceRow struct {
+	m     app.Member
+	rooms []string
+}
+
+// devices lists the devices in our rooms, grouped by account, ours first:
+// label, address, device id, fingerprint, trust and when last seen, and
+// the rooms each is in. Only devices in a room we are in are known.
+func (c *client) devices(ctx context.Context) error {
+	byID := map[string]*deviceRow{}
+	self := ""
+	for _, room := range c.order {
+		r := c.appRoom(room)
+		if r == nil {
+			continue
+		}
+		ms, err := r.Members(ctx)
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			if m.Self {
+				self = m.ID
+			}
+			d := byID[m.ID]
+			if d == nil {
+				d = &deviceRow{m: m}
+				byID[m.ID] = d
+			}
+			if m.InRoom || m.InSession {
+				d.rooms = append(d.rooms, room)
+			}
+		}
+	}
+	if len(byID) == 0 {
+		c.ui.note("no devices known: join a room first (devices are known when they are in a room you are in)", false)
+		return nil
+	}
+	ids := slices.Collect(maps.Keys(byID))
+	slices.SortFunc(ids, func(a, b string) int {
+		ao, bo := trust.Bare(a) == trust.Bare(self), trust.Bare(b) == trust.Bare(self)
+		switch {
+		case ao != bo && ao:
+			return -1
+		case ao != bo:
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	var lines []string
+	account := ""
+	for _, id := range ids {
+		if b := trust.Bare(id); b != account {
+			account = b
+			head := oneLine(b)
+			if b == trust.Bare(self) {
+				head += " (your account)"
+			}
+			lines = append(lines, head)
+		}
+		lines = append(lines, "  "+deviceLine(byID[id].m, byID[id].rooms))
+	}
+	c.ui.note(strings.Join(lines, "\n"), false)
+	return nil
+}
+
+// deviceLine is one device in /devices.
+func deviceLine(m app.Member, rooms []string) string {
+	label := "(no label)"
+	if l := strings.TrimSpace(oneLine(m.Label)); l != "" {
+		label = "“" + l + "”"
+	}
+	s := label + " " + oneLine(m.ID)
+	switch {
+	case m.Self:
+		s += ": this device"
+	case !m.HasKey:
+		s += ": no identity key (no mpENC)"
+	default:
+		s += ": " + m.Trust.State.String()
+		if !m.Trust.Trusted {
+			s += ", not trusted"
+		}
+		if !m.Trust.LastSeen.IsZero() {
+			s += ", last seen " + m.Trust.LastSeen.Local().Format("2006-01-02 15:04")
+		}
+	}
+	if m.HasKey {
+		fp := trust.FingerprintOf(m.Trust.Key)
+		s += "\n    device id " + hex.EncodeToString(fp[:8]) + ", fingerprint " + fp.String()
+	}
+	if len(rooms) > 0 {
+		s += "\n    in " + strings.Join(sortedClean(rooms), ", ")
+	}
+	return s
 }

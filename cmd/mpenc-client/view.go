@@ -874,5 +874,9 @@ func memberLine(m app.Member, self string) string {
 	if m.Expired && !m.LastSeen.IsZero() {
 		st += fmt.Sprintf(" (no response since %s ago)", time.Since(m.LastSeen).Round(time.Second))
 	}
-	return fmt.Sprintf("%s: %s (%s)", oneLine(m.ID), st, t)
+	name := oneLine(m.ID)
+	if l := oneLine(m.Label); l != "" {
+		name += " “" + l + "”"
+	}
+	return fmt.Sprintf("%s: %s (%s)", name, st, t)
 }

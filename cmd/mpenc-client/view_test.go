@@ -11,6 +11,7 @@ import (
 
 	"github.com/mpenc/mpenc/app"
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/trusttest"
 	"github.com/mpenc/mpenc/session"
 	"github.com/mpenc/mpenc/transcript"
 	"github.com/mpenc/mpenc/trust"
@@ -580,5 +581,26 @@ func TestViewDeviceNames(t *testing.T) {
 		if got := v.name(id); got != want {
 			t.Errorf("%s: %q, want %q", id, got, want)
 		}
+	}
+}
+
+// TestDeviceLine: /devices shows a device's label (its owner's words,
+// sanitised), address, trust, last seen, device id and full fingerprint,
+// and the rooms it is in.
+func TestDeviceLine(t *testing.T) {
+	key := trusttest.Key(3)
+	fp := trust.FingerprintOf(key)
+	seen := time.Date(2026, 12, 7, 10, 4, 0, 0, time.Local)
+	m := app.Member{ID: "bob@example.org/mpenc-1", Label: "phone\n", HasKey: true,
+		Trust: trust.Record{JID: "bob@example.org", Key: key, State: trust.Undecided, LastSeen: seen}}
+	got := deviceLine(m, []string{"b@muc", "a@muc"})
+	for _, want := range []string{"“phone” bob@example.org/mpenc-1: undecided, not trusted, last seen 2026-12-07 10:04",
+		"device id " + strings.ReplaceAll(fp.String()[:19], " ", ""), "fingerprint " + fp.String(), "in a@muc, b@muc"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("%q lacks %q", got, want)
+		}
+	}
+	if got := deviceLine(app.Member{ID: "c@example.org/x"}, nil); got != "(no label) c@example.org/x: no identity key (no mpENC)" {
+		t.Errorf("no key: %q", got)
 	}
 }
