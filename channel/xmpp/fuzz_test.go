@@ -2,8 +2,11 @@ package xmpp
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -33,7 +36,17 @@ func stanzaSeeds() []string {
 		`<message xmlns='jabber:client' from='` + tRoom + `/alice' type='groupchat'><body>x</body><delay xmlns='urn:xmpp:delay'/></message>`,
 		`<message xmlns='jabber:client' from='other@muc.example' id='i'><x xmlns='http://jabber.org/protocol/muc#user'><invite from='alice@example.org/x'><reason>come</reason></invite></x></message>`,
 		`<message xmlns='jabber:client' from='alice@example.org/x'><x xmlns='jabber:x:conference' jid='` + tRoom + `' reason='hi'/></message>`,
+		pres("alice", alice, labelSeed(1, "phone")),
+		pres("bob", bob, strings.Replace(labelSeed(2, "laptop"), "label='laptop'", "label='lapt0p'", 1)), // a signature that does not match
+		selfPres("participant", labelSeed(7, "desk"), 100),
 	}
+}
+
+// labelSeed is testKey(n)'s identity element with a signed label.
+func labelSeed(n byte, label string) string {
+	a := signedLabel(n, label)
+	return fmt.Sprintf(`<identity xmlns='%s' alg='ed25519' label='%s' labelsig='%s'>%s</identity>`, nsIdentity, label,
+		base64.StdEncoding.EncodeToString(a.sig[:]), base64.StdEncoding.EncodeToString(a.key[:]))
 }
 
 func FuzzDecodeStanza(f *testing.F) {
@@ -61,6 +74,9 @@ func FuzzDecodeStanza(f *testing.F) {
 		}
 		if st.IdentityOK && !st.HasIdentity {
 			t.Fatal("identity OK without an identity element")
+		}
+		if st.Label != "" && (!st.IdentityOK || !validLabel(st.Label)) {
+			t.Fatalf("label %q kept (identity ok %v)", st.Label, st.IdentityOK)
 		}
 		if st.Item != nil && (len(st.Item.JID) > maxJID || len(st.Item.Nick) > maxJID || !utf8.ValidString(st.Item.JID)) {
 			t.Fatalf("item over the caps: %+v", st.Item)
@@ -154,6 +170,11 @@ func (h *fuzzRoom) checkInternal(t *testing.T) {
 		}
 	} else {
 		want := make(map[string]int)
+		for _, o := range append(slices.Collect(maps.Values(r.occ)), &r.me) {
+			if o.label != "" && (!o.hasKey || !checkLabel(o.key, o.label, &o.sig)) {
+				t.Fatalf("occupant %s has label %q its key did not sign", o.jid, o.label)
+			}
+		}
 		for _, o := range r.occ {
 			want[o.jid]++
 			if o.jid == r.self || o.jid == "" {
