@@ -30,7 +30,8 @@ Usage:
 The configuration file (TOML):
 
     account  = "bot@example.org"      # required
-    nick     = "bot"                  # default: the account's local part
+    label    = "bot"                  # this device's name, shown to others; default: the host's name
+    nick     = "bot"                  # default: the account's local part/label
     store    = "bot.db"               # identity key, trust, history (SQLite)
     server   = "xmpp.example.org:5222"  # default: SRV records
     security = "starttls"             # starttls | directtls | plaintext (loopback only)
