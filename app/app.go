@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,8 +40,11 @@ type Config struct {
 	// printable text.
 	Label string
 	// Nick is our default nick in rooms; empty: the account's local part,
-	// "/" and the label ("alice/laptop"), so that two devices of one
-	// account do not share one (a server merges those into one occupant).
+	// "/", the label and the device's resource suffix
+	// ("alice/laptop-1a2b3c4d"), so that two devices of one account never
+	// share one: Prosody and ejabberd merge two sessions of one account
+	// under one nick into one occupant, which breaks the session. A nick
+	// set here is used as it is: give each device its own.
 	Nick string
 	// Password is the XMPP account password.
 	Password string
@@ -151,9 +155,6 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err := checkLabel(cfg.Label); err != nil {
 		return nil, err
 	}
-	if cfg.Nick == "" {
-		cfg.Nick = j.Localpart() + "/" + cfg.Label
-	}
 	if cfg.Timing == (session.Timing{}) {
 		cfg.Timing = session.InternetTiming()
 	}
@@ -188,11 +189,15 @@ func (a *App) unlock(ctx context.Context) error {
 		created = create
 		return a.cfg.Passphrase(create)
 	}
-	acct, res, key, err := a.st.Unlock(ctx, a.cfg.Account, a.cfg.Nick, ask, a.cfg.KDF)
+	local, _, _ := strings.Cut(a.cfg.Account, "@")
+	acct, res, key, err := a.st.Unlock(ctx, a.cfg.Account, local, ask, a.cfg.KDF)
 	if err != nil {
 		return fmt.Errorf("app: the identity key of %s: %w", a.cfg.Account, err)
 	}
 	a.acct, a.res, a.key = acct, res, key
+	if a.cfg.Nick == "" {
+		a.cfg.Nick = defaultNick(local, a.cfg.Label, res)
+	}
 	if created {
 		a.log().Info("created device", "device", res)
 	}

@@ -59,10 +59,11 @@
 // stored with the device (docs/PROTOCOL.md, "Devices"). Its participant
 // id, the full JID, is therefore the same in every room and across
 // restarts. Its label ([Config.Label], default the host's name) names it
-// to people, and its default nick in a room is the account's local part
-// and the label ("alice/laptop"), so that two devices of one account do
-// not share a nick (a server merges those into one occupant); a nick in
-// use is resolved by the channel (" (2)", " (3)", ...). [Member.Label]
+// to people, and its default nick in a room is the account's local part,
+// the label and the resource's suffix ("alice/laptop-1a2b3c4d"), so that
+// two devices of one account never share a nick (Prosody and ejabberd
+// merge those into one occupant); a nick another account holds is
+// resolved by the channel (" (2)", " (3)", ...). [Member.Label]
 // is each member's label as its device signed it.
 //
 // # Logging

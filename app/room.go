@@ -445,7 +445,7 @@ func (r *Room) notIncludable(member string) string {
 	case !ok:
 		return "it announced no identity key"
 	case !rec.Trusted:
-		return fmt.Sprintf("its key %s is not trusted (%s): /verify or /trust it, then /invite %s", trust.FingerprintOf(rec.Key), rec.State, member)
+		return fmt.Sprintf("its key %s is not trusted (%s): /verify it (compare fingerprints), then /invite %s", trust.FingerprintOf(rec.Key), rec.State, member)
 	}
 	return ""
 }

@@ -21,8 +21,8 @@ type Settings struct {
 	// Label names this device to people; empty: the host's name
 	// (Config.Label).
 	Label string `toml:"label" json:"label"`
-	// Nick in rooms; empty: the account's local part and the label,
-	// "alice/laptop".
+	// Nick in rooms; empty: the account's local part, the label and the
+	// device's resource suffix, "alice/laptop-1a2b3c4d" (Config.Nick).
 	Nick string `toml:"nick" json:"nick"`
 	// Store is the database path; "~/" is the home directory. Empty: the
 	// caller's default.
@@ -142,4 +142,11 @@ func hostLabel() string {
 		return "device"
 	}
 	return b.String()
+}
+
+// defaultNick is a device's default nick in rooms: the account's local
+// part, "/", the label and the resource's suffix after "mpenc-"
+// ("alice/laptop-1a2b3c4d"): unique per device, as the resource is.
+func defaultNick(local, label, resource string) string {
+	return local + "/" + label + "-" + strings.TrimPrefix(resource, "mpenc-")
 }

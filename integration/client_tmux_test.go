@@ -64,7 +64,7 @@ func TestIntegrationClientTmux(t *testing.T) {
 
 	tm.typeLine("/who")
 	tm.waitScreen("the member list", func(scr string) bool {
-		return regexp.MustCompile(regexp.QuoteMeta(botName) + `/\S+: member \(blindly-trusted, key [0-9a-f]{4}… \(not for verification\)`).MatchString(scr)
+		return regexp.MustCompile(regexp.QuoteMeta(botName) + `/\S+ “[^”]+”: member \(blindly-trusted, key [0-9a-f]{4}… \(not for verification\)`).MatchString(scr)
 	})
 
 	tm.typeLine("/fingerprint")
@@ -145,7 +145,7 @@ func TestIntegrationClientTmux(t *testing.T) {
 	tm.waitText("is now authenticated")
 	tm.typeLine("/who")
 	tm.waitScreen("the bot verified", func(scr string) bool {
-		return regexp.MustCompile(regexp.QuoteMeta(botName) + `/\S+: [^(\n]*\(authenticated, key`).MatchString(scr)
+		return regexp.MustCompile(regexp.QuoteMeta(botName) + `/\S+ “[^”]+”: [^(\n]*\(authenticated, key`).MatchString(scr)
 	})
 	tm.typeLine("/quit")
 	if st := tm.waitExit(); st != "0" {

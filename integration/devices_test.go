@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -92,13 +93,22 @@ func members(t *testing.T, r *app.Room) []app.Member {
 // member, every message reaches every device, no warning fires, both
 // devices are listed with their labels, and one device leaving and coming
 // back leaves the other in the session.
-func TestIntegrationTwoDevicesOneAccount(t *testing.T) {
+func TestIntegrationTwoDevicesOneAccount(t *testing.T) { twoDevices(t, "") }
+
+// TestIntegrationTwoDevicesOneLabel: the same with both devices of the
+// account labelled alike: their default nicks still differ (a server
+// would merge one account's devices under one nick into one occupant).
+func TestIntegrationTwoDevicesOneLabel(t *testing.T) { twoDevices(t, "laptop") }
+
+// twoDevices runs the two-device scenario, the second device labelled
+// label2 ("" for the default, the host's name).
+func twoDevices(t *testing.T, label2 string) {
 	s := serverFromEnv(t)
 	aliceAcct, bobAcct := s.cmdAccount(t, 3), s.cmdAccount(t, 4)
 	room := s.newRoom(t)
 	bob := s.newAppPeer(t, bobAcct, t.TempDir(), withLabel("desk"))
 	laptop := s.newAppPeer(t, aliceAcct, t.TempDir(), withLabel("laptop"))
-	other := s.newAppPeer(t, aliceAcct, t.TempDir()) // the default label
+	other := s.newAppPeer(t, aliceAcct, t.TempDir(), withLabel(label2))
 	peers := []*appPeer{bob, laptop, other}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -171,7 +181,7 @@ func TestIntegrationTwoDevicesOneAccount(t *testing.T) {
 	exchange("first")
 
 	// Bob lists both of Alice's devices, each with its label.
-	host := map[string]string{rooms[0].Self(): "desk", rooms[1].Self(): "laptop", rooms[2].Self(): ""}
+	host := map[string]string{rooms[0].Self(): "desk", rooms[1].Self(): "laptop", rooms[2].Self(): label2}
 	ms := members(t, rooms[0])
 	for _, m := range ms {
 		want, ok := host[m.ID]
@@ -398,4 +408,64 @@ func TestIntegrationOwnDeviceAsked(t *testing.T) {
 		t.Fatalf("invite our other device: %q, %v", text, err)
 	}
 	waitInSession(t, r1, r1.Self(), r2.Self())
+}
+
+// TestIntegrationVerifyExcludesSibling: when the user verifies one of
+// alice's devices, her other device in the session is no longer trusted
+// (only verified keys count for her account then), so the client says so
+// and excludes it at once, rather than leaving it in to make the next key
+// agreement fail at this member only (a split, and false alarms at the
+// others). The refresh that follows succeeds for everyone still in.
+func TestIntegrationVerifyExcludesSibling(t *testing.T) {
+	s := serverFromEnv(t)
+	aliceAcct, bAcct := s.cmdAccount(t, 3), s.cmdAccount(t, 4)
+	room := s.newRoom(t)
+	clientBin, _ := buildCommands(t)
+	dir := t.TempDir()
+	laptop := s.newAppPeer(t, aliceAcct, t.TempDir(), withLabel("laptop"))
+	phone := s.newAppPeer(t, aliceAcct, t.TempDir(), withLabel("phone"))
+	aliceJID := bare(aliceAcct.jid)
+
+	rs := formApps(t, room, []*appPeer{laptop, phone})
+	from := laptop.mark()
+	cfgB := s.clientConfig(t, dir, "b", bAcct, "manual", room)
+	b := startProc(t, "client b", secretEnv(bAcct, "passphrase of b"), true, clientBin, "-plain", "-config", cfgB)
+	logOnFailure(t, filepath.Join(dir, "b.db.log"))
+	ev := laptop.waitEvent(from, "b's join request", func(ev app.Event) bool {
+		return ev.Kind == app.EventNotice && ev.Notice.Kind == session.JoinRequest && trust.Bare(ev.Notice.Author) == bare(bAcct.jid)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), cmdBound)
+	defer cancel()
+	if _, err := rs[0].Invite(ctx, ev.Notice.Author); err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor("joined the session")
+	waitInSession(t, rs[0], rs[0].Self(), rs[1].Self(), ev.Notice.Author)
+
+	// b verifies the laptop with the line /verify shows.
+	b.writeLine("/verify " + aliceJID)
+	var confirm []string
+	b.waitOutput("the laptop's confirm line", func(out string) bool {
+		confirm = regexp.MustCompile(`/verify (` + regexp.QuoteMeta(rs[0].Self()) + `) confirm ([0-9a-f]{4} [0-9a-f]{4})`).FindStringSubmatch(out)
+		return confirm != nil
+	})
+	b.writeLine("/verify " + confirm[1] + " confirm " + confirm[2])
+	b.waitFor("is now authenticated")
+	b.waitFor("no longer trusted: " + rs[1].Self() + " “phone” (blindly-trusted). Excluding from the session")
+	waitInSession(t, rs[0], rs[0].Self(), ev.Notice.Author)
+
+	// A fresh key agreement now succeeds for the two left.
+	if err := rs[0].Refresh(ctx); err != nil {
+		t.Fatalf("refresh after the exclusion: %v", err)
+	}
+	if w := laptop.warnings(); len(w) > 0 {
+		t.Errorf("the laptop's warnings:\n%s", strings.Join(w, "\n"))
+	}
+	if out := b.output(); strings.Contains(out, "SECURITY WARNING") || strings.Contains(out, "could not be decrypted") {
+		t.Errorf("b shows warnings:\n%s", out)
+	}
+	b.writeLine("/quit")
+	if err := b.wait(); err != nil {
+		t.Errorf("client b: %v", err)
+	}
 }

@@ -746,12 +746,17 @@ func (c *Channel) attempt() error {
 			c.room.reset()
 			var re *roomError
 			if errors.As(err, &re) && re.Condition == "conflict" && c.nickTries+1 < maxNickTries {
-				// Our nick is taken (by a client that is not ours, or one
-				// of our own that has not left yet): try the next one.
+				// Our nick is taken (by another account, or by another
+				// device of ours, which the server would merge with us):
+				// try the next one. In the second case the server has us
+				// in the room under it: leave it first.
 				c.nickTries++
 				old := c.nick
 				c.nick = fmt.Sprintf("%s (%d)", c.base, c.nickTries+1)
 				c.mu.Unlock()
+				if re.Text == sharedNick {
+					c.exitRoom(cn)
+				}
 				return fmt.Errorf("xmpp: join %s: nick %q in use, trying %q", c.addr, old, c.nick)
 			}
 			c.mu.Unlock()

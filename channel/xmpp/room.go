@@ -318,8 +318,16 @@ func (r *room) presence(st *inStanza) []channel.Event {
 	}
 	if nick == r.nick {
 		// Another session sharing our nick (same account, other device):
-		// indistinguishable from us by nick, so not tracked. Config.Nick is
-		// documented as unique per device.
+		// indistinguishable from us by nick, so not tracked. Prosody and
+		// ejabberd merge two sessions of one account under one nick into
+		// one occupant, which the others see as one device replacing the
+		// other: while we are entering, give the nick up and try the next
+		// one, as for a nick in use.
+		if j := realJID(st.Item); r.phase == phaseJoining && j != "" && j != r.self && sameAccount(j, r.self) {
+			r.joinErr = &roomError{Op: "join", Room: r.addr.String(), Condition: "conflict", Text: sharedNick}
+			r.reset()
+			return nil
+		}
 		r.stats.ignored++
 		return nil
 	}
@@ -612,4 +620,15 @@ func orUnknown(s string) string {
 		return "undefined-condition"
 	}
 	return s
+}
+
+// sharedNick is the text of the conflict a join ends in when another
+// device of our account holds the nick (the server merged us with it).
+const sharedNick = "another device of this account has this nick"
+
+// sameAccount reports whether full JIDs a and b are of one account.
+func sameAccount(a, b string) bool {
+	ja, err1 := jid.Parse(a)
+	jb, err2 := jid.Parse(b)
+	return err1 == nil && err2 == nil && ja.Bare().Equal(jb.Bare())
 }

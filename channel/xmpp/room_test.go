@@ -336,6 +336,19 @@ func TestRoomJoinErrors(t *testing.T) {
 	if !errors.As(h.r.joinErr, &re) || re.Condition != "conflict" || !re.permanent() || h.r.phase != phaseOut {
 		t.Fatalf("joinErr %v phase %v", h.r.joinErr, h.r.phase)
 	}
+	// Another device of our account under our nick while we enter: the
+	// server merged us with it; a conflict we resolve with another nick.
+	h = newHarness(t)
+	h.feed(pres(tNick, "me@example.org/phone", ""))
+	if !errors.As(h.r.joinErr, &re) || re.Condition != "conflict" || re.Text != sharedNick || h.r.phase != phaseOut {
+		t.Fatalf("shared nick: joinErr %v phase %v", h.r.joinErr, h.r.phase)
+	}
+	// Once in, such a presence is ignored (the other device must give way).
+	h = newHarness(t)
+	h.join()
+	if evs := h.feed(pres(tNick, "me@example.org/phone", "")); len(evs) != 0 || h.r.phase != phaseIn {
+		t.Fatalf("shared nick once in: %v, phase %v", kinds(evs), h.r.phase)
+	}
 	// Removed while settling.
 	h = newHarness(t)
 	h.feed(selfPres("participant", ""), subjectMsg, fmt.Sprintf(`<presence xmlns='jabber:client' from='%s/%s' type='unavailable'>%s</presence>`, tRoom, tNick, xUser("", 110, 307)))

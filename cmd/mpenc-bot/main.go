@@ -31,7 +31,7 @@ The configuration file (TOML):
 
     account  = "bot@example.org"      # required
     label    = "bot"                  # this device's name, shown to others; default: the host's name
-    nick     = "bot"                  # default: the account's local part/label
+    nick     = "bot"                  # default: local part/label-device, one per device
     store    = "bot.db"               # identity key, trust, history (SQLite)
     server   = "xmpp.example.org:5222"  # default: SRV records
     security = "starttls"             # starttls | directtls | plaintext (loopback only)

@@ -664,8 +664,12 @@ func (c *client) show(ms []app.Member) string {
 		case m.Trust.Claimed:
 			state += ", ANOTHER ACCOUNT HAS THIS KEY: not used until you decide"
 		}
+		name := oneLine(m.ID)
+		if l := strings.TrimSpace(oneLine(m.Label)); l != "" {
+			name += " “" + l + "”" // the device's label: what its owner calls it
+		}
 		fmt.Fprintf(&b, "%s (%s):\n  %s\n  %s\ncompare it in full with what they read from their screen; if it is the same, type:\n  /verify %s confirm %s",
-			oneLine(m.ID), state, fp, fp.Words(), oneLine(m.ID), confirmToken(fp))
+			name, state, fp, fp.Words(), oneLine(m.ID), confirmToken(fp))
 	}
 	return b.String()
 }
@@ -750,8 +754,47 @@ func (c *client) decide(ctx context.Context, cmd command) error {
 	c.ui.note(strings.Join(out, "\n"), false)
 	if c.testMembers == nil {
 		c.refreshMembers(c.cur)
+		c.excludeUntrusted(ctx)
 	}
 	return nil
+}
+
+// excludeUntrusted excludes, in every room, the session members whose
+// keys we no longer trust after a trust decision: a distrusted key, or
+// another device of an account of which we just verified one (only
+// verified keys count then). Left in, such a member would make our next
+// key agreement fail where the others' succeed: a split. Each is named,
+// with how to bring it back.
+func (c *client) excludeUntrusted(ctx context.Context) {
+	for _, room := range c.order {
+		r := c.appRoom(room)
+		if r == nil {
+			continue
+		}
+		ms, err := r.Members(ctx)
+		if err != nil {
+			continue
+		}
+		var out []string
+		var names []string
+		for _, m := range ms {
+			if m.Self || !m.InSession || !m.HasKey || m.Trust.Trusted {
+				continue
+			}
+			out = append(out, m.ID)
+			name := oneLine(m.ID)
+			if l := strings.TrimSpace(oneLine(m.Label)); l != "" {
+				name += " “" + l + "”"
+			}
+			names = append(names, fmt.Sprintf("%s (%s)", name, m.Trust.State))
+		}
+		if len(out) == 0 {
+			continue
+		}
+		c.ui.note(fmt.Sprintf("in %s, no longer trusted: %s. Excluding from the session (/verify, then /invite, to bring one back)",
+			oneLine(room), strings.Join(names, ", ")), true)
+		c.background("exclude", func(ctx context.Context) (string, error) { return "", r.Exclude(ctx, out) })
+	}
 }
 
 // confirmed returns the members whose key "/verify WHO confirm TOKEN"

@@ -36,7 +36,7 @@ Flags (they override the configuration file):
     -account JID     your account, user@example.org
     -room ROOM       a room to join, room@conference.example.org (repeat, or comma-separated)
     -label NAME      this device's name shown to others (default: the host's name)
-    -nick NICK       your nick in rooms (default: the account's local part/label, alice/laptop)
+    -nick NICK       your nick in rooms, one per device (default: local part/label-device, alice/laptop-1a2b3c4d)
     -server H:P      the server's host:port (default: the domain's SRV records)
     -security S      starttls (default), directtls, or plaintext (loopback servers only)
     -ca FILE         PEM roots to verify the server with (default: the system's)

@@ -236,7 +236,7 @@ func (v *roomView) entry(e app.Entry) (*line, bool) {
 		return v.add(&line{kind: linePlain, at: e.At, author: oneLine(e.Author), text: text}), false
 	case session.Membership:
 		v.members = sortedClean(append(slices.Clone(e.Members), e.Include...))
-		return v.add(&line{kind: lineMembership, at: e.At, text: membershipText(e.Members, e.Include, e.Exclude)}), true
+		return v.add(&line{kind: lineMembership, at: e.At, text: v.membershipText(e.Members, e.Include, e.Exclude)}), true
 	}
 	return nil, false
 }
@@ -280,22 +280,25 @@ func (v *roomView) names(ms []string) string {
 	return strings.Join(out, ", ")
 }
 
-func membershipText(remain, include, exclude []string) string {
-	s := "members: " + strings.Join(bareAll(remain, include), ", ")
+// membershipText is a membership change's line: who the members are, who
+// joined (+) and who left (−), each named as deviceName names them.
+func (v *roomView) membershipText(remain, include, exclude []string) string {
+	s := "members: " + strings.Join(v.devicesAll(remain, include), ", ")
 	if len(include) > 0 {
-		s += " (+" + strings.Join(bareAll(include), ", +") + ")"
+		s += " (+" + strings.Join(v.devicesAll(include), ", +") + ")"
 	}
 	if len(exclude) > 0 {
-		s += " (−" + strings.Join(bareAll(exclude), ", −") + ")"
+		s += " (−" + strings.Join(v.devicesAll(exclude), ", −") + ")"
 	}
 	return s
 }
 
-func bareAll(lists ...[]string) []string {
+// devicesAll names the members of lists as deviceName does, sorted.
+func (v *roomView) devicesAll(lists ...[]string) []string {
 	var out []string
 	for _, l := range lists {
 		for _, m := range l {
-			out = append(out, oneLine(trust.Bare(m)))
+			out = append(out, oneLine(v.deviceName(m)))
 		}
 	}
 	slices.Sort(out)
@@ -501,7 +504,11 @@ func (v *roomView) applyNotice(n session.Notice) (*line, bool) {
 		}
 		return info("session state: %s", n.State), true
 	case session.JoinRequest:
-		return info("%s waits to be included: /invite %s", who, trust.Bare(who)), true
+		invite := trust.Bare(who)
+		if v.perUser[invite] > 1 {
+			invite = who // one device of several: name it
+		}
+		return info("%s waits to be included: /invite %s", who, invite), true
 	case session.ChannelEnter:
 		return info("%s entered the room", who), true
 	case session.ChannelLeave:
@@ -577,15 +584,18 @@ func (v *roomView) opText(n session.Notice) string {
 		var out []string
 		for _, m := range l {
 			if m != v.self {
-				out = append(out, oneLine(trust.Bare(m)))
+				out = append(out, oneLine(v.deviceName(m)))
 			}
+		}
+		if len(out) == 0 && len(l) > 0 {
+			return "you" // only us: never a blank name
 		}
 		slices.Sort(out)
 		return strings.Join(slices.Compact(out), ", ")
 	}
 	byOther := n.Author != "" && n.Author != v.self
 	if byOther && v.self != "" && slices.Contains(n.Include, v.self) {
-		return oneLine(trust.Bare(n.Author)) + " including you"
+		return oneLine(v.deviceName(n.Author)) + " including you"
 	}
 	var s string
 	switch n.OpKind {
@@ -601,7 +611,7 @@ func (v *roomView) opText(n session.Notice) string {
 		s = n.OpKind.String()
 	}
 	if byOther && n.Kind != session.OpProposed {
-		s += " (by " + oneLine(trust.Bare(n.Author)) + ")"
+		s += " (by " + oneLine(v.deviceName(n.Author)) + ")"
 	}
 	return s
 }

@@ -604,3 +604,22 @@ func TestDeviceLine(t *testing.T) {
 		t.Errorf("no key: %q", got)
 	}
 }
+
+// TestViewMembershipNamesDevices: membership lines and operations name a
+// user's devices apart once it has several, and never leave a blank
+// where we are the one excluded.
+func TestViewMembershipNamesDevices(t *testing.T) {
+	v := newRoomView("r@muc")
+	v.self = "me@example.org/d"
+	a1, a2 := "alice@example.org/mpenc-1", "alice@example.org/mpenc-2"
+	v.noteDevices([]app.Member{{ID: a1, Label: "laptop"}, {ID: a2, Label: "phone"}, {ID: v.self}})
+	if got := v.membershipText([]string{a1, v.self}, []string{a2}, nil); got != "members: alice@example.org (laptop), alice@example.org (phone), me@example.org (+alice@example.org (phone))" {
+		t.Errorf("membership %q", got)
+	}
+	if got := v.opText(session.Notice{Kind: session.OpAccepted, OpKind: session.OpExclude, Author: a1, Exclude: []string{v.self}}); got != "excluding you (by alice@example.org (laptop))" {
+		t.Errorf("exclusion of us %q", got)
+	}
+	if l, _ := v.applyNotice(session.Notice{Kind: session.JoinRequest, Author: a2}); l == nil || !strings.Contains(l.text, "/invite "+a2) {
+		t.Errorf("join request of one device of several: %v", l)
+	}
+}
