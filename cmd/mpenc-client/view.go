@@ -48,6 +48,9 @@ type line struct {
 	id       transcript.ID // a queued message's handle until it is sent
 	num      int           // 1-based message number in this view; a queued message's own number (q1, q2...)
 	members  []string      // who it was sent to (its subsession's members), or is meant for (queued), sorted
+	// stale: a message whose members differ from the session's members
+	// where it appears (it was sent before a change it is shown after).
+	stale bool
 	parents  []int         // log parents: how many messages above each one is
 	ack      ackState
 	notAcked []string
@@ -210,6 +213,7 @@ func (v *roomView) entry(e app.Entry) (*line, bool) {
 			old.ack, old.notAcked, old.final, old.absent, old.notDelivered = l.ack, l.notAcked, l.final, l.absent, l.notDelivered
 			return old, false
 		}
+		l.stale = v.members != nil && !slices.Equal(l.members, v.members)
 		if q, ok := v.queued[e.Replaces]; ok && e.Replaces != (transcript.ID{}) {
 			v.remove(q)
 			delete(v.queued, e.Replaces)
@@ -638,9 +642,12 @@ func highlight(l *line) bool {
 }
 
 // oldMembers reports whether a message went to another membership than
-// the session's current one ("sent to the old members").
+// the one in effect where it is shown: sent before a change that it
+// arrived after ("sent to the old members", docs/USAGE.md). Messages from
+// before a change are not marked: the membership line above them says
+// whom they went to.
 func (v *roomView) oldMembers(l *line) bool {
-	return l.kind == lineMessage && v.members != nil && !slices.Equal(l.members, v.members)
+	return l.kind == lineMessage && l.stale
 }
 
 // ancestors returns the set of message numbers l descends from.
@@ -738,7 +745,7 @@ func (v *roomView) marks(l *line) (prefix, suffix string) {
 		}
 	}
 	if v.oldMembers(l) {
-		s = append(s, "(sent to other members: "+v.names(l.members)+")")
+		s = append(s, "(sent to the earlier members: "+v.names(l.members)+")")
 	}
 	if len(s) > 0 {
 		suffix = " " + strings.Join(s, " ")
@@ -777,7 +784,7 @@ func (v *roomView) details(l *line, unacked []string, live bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "#%d by %s at %s\n", l.num, l.author, l.at.Local().Format("2006-01-02 15:04:05"))
 	fmt.Fprintf(&b, "sent to: %s", v.names(l.members))
-	if v.oldMembers(l) {
+	if l.kind == lineMessage && v.members != nil && !slices.Equal(l.members, v.members) {
 		fmt.Fprintf(&b, " (the session's members are now: %s)", v.names(v.members))
 	}
 	b.WriteString("\n")
