@@ -42,9 +42,13 @@ type Entry struct {
 	// whoever is back, or reported not sent.
 	Until  time.Time
 	Author string // participant id; empty for a membership change
-	Text   string // message text: display it, never log it
-	At     time.Time
-	Own    bool
+	// AuthorLabel is the label the author's device announced, signed by
+	// its key, when the entry was made ("" if none): its owner's words,
+	// sanitise them.
+	AuthorLabel string
+	Text        string // message text: display it, never log it
+	At          time.Time
+	Own         bool
 	// Members: who a message was sent to (its subsession's members), who
 	// a queued one is meant for (the others of our last subsession), or
 	// who remains after a membership change; Include and Exclude: who
@@ -132,7 +136,7 @@ func withAck(e Entry, n session.Notice) Entry {
 
 func (e Entry) toStore() store.Entry {
 	return store.Entry{Seq: e.Seq, Kind: storeKinds[e.Kind], ID: e.ID, Replaces: e.Replaces, Until: e.Until,
-		Author: e.Author, Text: e.Text, At: e.At, Own: e.Own, Members: e.Members, Include: e.Include, Exclude: e.Exclude,
+		Author: e.Author, AuthorLabel: e.AuthorLabel, Text: e.Text, At: e.At, Own: e.Own, Members: e.Members, Include: e.Include, Exclude: e.Exclude,
 		LogParents: e.LogParents, Ack: storeAcks[e.Ack], NotAcked: e.NotAcked, Final: e.Final, Absent: e.Absent,
 		NotDelivered: e.NotDelivered, Cut: e.Cut}
 }
@@ -143,7 +147,7 @@ func fromStore(s store.Entry) (Entry, error) {
 	if !ok || !ok2 {
 		return Entry{}, fmt.Errorf("app: history entry %d: kind %q, ack %q", s.Seq, s.Kind, s.Ack)
 	}
-	return Entry{Seq: s.Seq, Kind: kind, ID: s.ID, Until: s.Until, Author: s.Author, Text: s.Text, At: s.At, Own: s.Own,
+	return Entry{Seq: s.Seq, Kind: kind, ID: s.ID, Until: s.Until, Author: s.Author, AuthorLabel: s.AuthorLabel, Text: s.Text, At: s.At, Own: s.Own,
 		Members: s.Members, Include: s.Include, Exclude: s.Exclude, LogParents: s.LogParents,
 		Ack: ack, NotAcked: s.NotAcked, Final: s.Final, Absent: s.Absent, NotDelivered: s.NotDelivered, Cut: s.Cut}, nil
 }
@@ -191,6 +195,14 @@ func (r *Room) entry(n session.Notice) (e Entry, ok bool) {
 			return Entry{}, false // the same message twice: one line
 		}
 		e, _ = entryOf(n)
+		if e.Author != "" {
+			r.mu.Lock()
+			e.AuthorLabel = r.labels[e.Author]
+			r.mu.Unlock()
+			if e.Author == r.self {
+				e.AuthorLabel = r.app.cfg.Label
+			}
+		}
 		e = r.record(e)
 		e.Replaces = n.Replaces // not stored: it only tells the client which line this one takes over
 	case session.FullyAcked, session.NotFullyAcked:

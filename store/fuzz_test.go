@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -113,11 +114,11 @@ func (r rowScanner) Scan(dest ...any) error {
 // corrupt; never a panic. The cut of an unencrypted message is checked
 // like the rest.
 func FuzzScanEntry(f *testing.F) {
-	f.Add(int64(3), []byte(nil), "eve@x/r", "text", `[]`, `[]`, int64(0), int64(0), int64(100))
-	f.Add(int64(1), make([]byte, 20), "bob@x/r", "hi", `["a@b/c"]`, `[1]`, int64(1), int64(0), int64(0))
-	f.Add(int64(1), make([]byte, 20), "bob@x/r", "hi", `[]`, `[]`, int64(0), int64(2), int64(5))
-	f.Fuzz(func(t *testing.T, kind int64, id []byte, author, body, list, ints string, own, ack, cut int64) {
-		row := rowScanner{int64(1), kind, id, author, body, int64(0), own, list, list, list, ints, ack, list, int64(0), int64(0), list, int64(0), cut}
+	f.Add(int64(3), []byte(nil), "eve@x/r", "text", `[]`, `[]`, int64(0), int64(0), int64(100), "")
+	f.Add(int64(1), make([]byte, 20), "bob@x/r", "hi", `["a@b/c"]`, `[1]`, int64(1), int64(0), int64(0), "laptop")
+	f.Add(int64(1), make([]byte, 20), "bob@x/r", "hi", `[]`, `[]`, int64(0), int64(2), int64(5), strings.Repeat("x", 65))
+	f.Fuzz(func(t *testing.T, kind int64, id []byte, author, body, list, ints string, own, ack, cut int64, label string) {
+		row := rowScanner{int64(1), kind, id, author, body, int64(0), own, list, list, list, ints, ack, list, int64(0), int64(0), list, int64(0), cut, label}
 		e, err := scanEntry(row)
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
@@ -127,6 +128,9 @@ func FuzzScanEntry(f *testing.F) {
 		}
 		if e.Cut < 0 || e.Cut > maxTextSize || e.Cut > 0 && e.Kind != kindPlain {
 			t.Fatalf("cut %d on a %s entry", e.Cut, e.Kind)
+		}
+		if len(e.AuthorLabel) > maxAuthorLabel || !utf8.ValidString(e.AuthorLabel) {
+			t.Fatalf("author label of %d bytes kept", len(e.AuthorLabel))
 		}
 		if len(e.Text) > maxTextSize || !utf8.ValidString(e.Text) || hasID(e.Kind) && len(id) != transcript.IDSize || !hasID(e.Kind) && id != nil {
 			t.Fatalf("entry %+v from id %x", e, id)

@@ -71,9 +71,12 @@ type Entry struct {
 	// Until is when a queued message stops waiting.
 	Until  time.Time
 	Author string // participant id; empty for membership
-	Text   string // message text; never logged
-	At     time.Time
-	Own    bool
+	// AuthorLabel is the label the author's device announced (signed by
+	// its key) when the entry was made; empty if none. At most 64 bytes.
+	AuthorLabel string
+	Text        string // message text; never logged
+	At          time.Time
+	Own         bool
 	// Members: who a message was sent to, or who remains after a
 	// membership change; Include and Exclude: who joined and who left.
 	Members          []string
@@ -98,6 +101,10 @@ type Entry struct {
 	// character boundary). 0: Text is whole.
 	Cut int
 }
+
+// maxAuthorLabel caps Entry.AuthorLabel (bytes): twice what a device
+// label may be (32), room for a later, longer rule.
+const maxAuthorLabel = 64
 
 // Bounds on the unencrypted messages kept (plain entries): anyone in a
 // room can send them, as large and as fast as the server relays them,
@@ -162,6 +169,9 @@ func (e *Entry) check() error {
 		return err
 	}
 	if err := checkText("text", e.Text, maxTextSize, true); err != nil {
+		return err
+	}
+	if err := checkText("author label", e.AuthorLabel, maxAuthorLabel, true); err != nil {
 		return err
 	}
 	for what, l := range map[string][]string{"members": e.Members, "include": e.Include, "exclude": e.Exclude, "not acked": e.NotAcked,
@@ -301,12 +311,12 @@ func (h *history) append(ctx context.Context, e Entry) (int64, error) {
 			}
 		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO messages (account_id, room, kind, msg_id, author, body, at, own,
-			members, include, exclude, log_parents, ack, not_acked, final, absent, not_delivered, wait_until, cut)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			members, include, exclude, log_parents, ack, not_acked, final, absent, not_delivered, wait_until, cut, author_label)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (account_id, room, msg_id) DO NOTHING`,
 			h.account, h.room, kind, id, e.Author, e.Text, encTime(e.At), boolInt(e.Own),
 			listJSON(e.Members), listJSON(e.Include), listJSON(e.Exclude), listJSON(e.LogParents),
-			ack, listJSON(e.NotAcked), boolInt(e.Final), boolInt(e.Absent), listJSON(e.NotDelivered), encTime(e.Until), e.Cut)
+			ack, listJSON(e.NotAcked), boolInt(e.Final), boolInt(e.Absent), listJSON(e.NotDelivered), encTime(e.Until), e.Cut, e.AuthorLabel)
 		if isFK(err) {
 			return fmt.Errorf("%w: account %d", ErrNotFound, h.account)
 		}
@@ -407,7 +417,7 @@ func (s *Store) prunePlain(ctx context.Context, tx *sql.Tx, account int64, room 
 }
 
 const entryCols = `seq, kind, msg_id, author, body, at, own, members, include, exclude, log_parents, ack, not_acked, final, absent,
-	not_delivered, wait_until, cut`
+	not_delivered, wait_until, cut, author_label`
 
 func scanEntry(sc interface{ Scan(...any) error }) (Entry, error) {
 	var e Entry
@@ -415,7 +425,7 @@ func scanEntry(sc interface{ Scan(...any) error }) (Entry, error) {
 	var id []byte
 	var members, include, exclude, parents, notAcked, notDelivered string
 	if err := sc.Scan(&e.Seq, &kind, &id, &e.Author, &e.Text, &at, &own, &members, &include, &exclude, &parents,
-		&ack, &notAcked, &final, &absent, &notDelivered, &until, &cut); err != nil {
+		&ack, &notAcked, &final, &absent, &notDelivered, &until, &cut, &e.AuthorLabel); err != nil {
 		return Entry{}, err
 	}
 	corrupt := func(why string) (Entry, error) {
@@ -432,8 +442,9 @@ func scanEntry(sc interface{ Scan(...any) error }) (Entry, error) {
 		return corrupt("message id")
 	}
 	copy(e.ID[:], id)
-	if len(e.Text) > maxTextSize || !utf8.ValidString(e.Text) || len(e.Author) > 3*1023+2 || !utf8.ValidString(e.Author) {
-		return corrupt("text or author")
+	if len(e.Text) > maxTextSize || !utf8.ValidString(e.Text) || len(e.Author) > 3*1023+2 || !utf8.ValidString(e.Author) ||
+		len(e.AuthorLabel) > maxAuthorLabel || !utf8.ValidString(e.AuthorLabel) {
+		return corrupt("text, author or label")
 	}
 	if cut < 0 || cut > maxTextSize || cut > 0 && e.Kind != kindPlain {
 		return corrupt("cut")

@@ -31,6 +31,7 @@ var migrations = []migration{
 	{2, "queued messages", schemaV2, nil},
 	{3, "accepted keys, bounded unencrypted messages", schemaV3, cutPlainBodies},
 	{4, "keys by key", schemaV4, nil},
+	{5, "device labels of authors", schemaV5, nil},
 }
 
 // schemaV1 is the first schema. Times are Unix nanoseconds (0: none);
@@ -163,6 +164,13 @@ CREATE INDEX messages_kind ON messages (account_id, room, kind, seq);
 // when next observed or looked up.
 const schemaV4 = `
 CREATE INDEX trust_keys_key ON trust_keys (account_id, key);
+`
+
+// schemaV5: the label each message's author announced for its device
+// (issue [J]), so that a history names one user's devices apart after a
+// restart as it did live. Rows recorded before have none.
+const schemaV5 = `
+ALTER TABLE messages ADD COLUMN author_label TEXT NOT NULL DEFAULT '';
 `
 
 // cutPlainBodies keeps the first maxPlainText bytes (at a character

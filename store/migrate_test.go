@@ -230,7 +230,7 @@ func TestMigrationV4(t *testing.T) {
 
 	st = openAt(t, path)
 	defer st.Close()
-	if v, err := schemaVersion(ctx, st.db); err != nil || v != 4 {
+	if v, err := schemaVersion(ctx, st.db); err != nil || v != len(migrations) {
 		t.Fatalf("version %d, %v", v, err)
 	}
 	if p := plan(); !strings.Contains(p, "USING INDEX trust_keys_key (account_id=? AND key=?)") {
@@ -246,5 +246,36 @@ func TestMigrationV4(t *testing.T) {
 	}
 	if k, err := dir.IdentityKey("bob@example.org/phone"); err != nil || k != key {
 		t.Fatalf("IdentityKey(bob) = %v", err)
+	}
+}
+
+// TestMigrationV5: a version 4 history reads back with no author labels;
+// entries appended after the migration keep theirs, and a label over its
+// cap is refused.
+func TestMigrationV5(t *testing.T) {
+	path := tempPath(t)
+	st, err := Open(path, &Options{Now: newClock().now, migrations: migrations[:4]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := mustAccount(t, st, "me@example.org")
+	const room = "room@muc.example.org"
+	id := msgID(1)
+	if _, err := st.db.Exec(`INSERT INTO messages (account_id, room, kind, msg_id, author, body, at, own, members, include, exclude, log_parents, ack, not_acked, final, absent)
+		VALUES (?, ?, 1, ?, 'bob@x/laptop', 'before', 1, 0, '[]', '[]', '[]', '[]', 0, '[]', 0, 0)`, a.ID, room, id[:]); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	st = openAt(t, path)
+	defer st.Close()
+	if _, err := st.Append(ctx, a.ID, room, Entry{Kind: "message", ID: msgID(2), Author: "bob@x/phone", AuthorLabel: "phone", Text: "after"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Append(ctx, a.ID, room, Entry{Kind: "message", ID: msgID(3), Author: "bob@x/phone", AuthorLabel: strings.Repeat("x", maxAuthorLabel+1)}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a label over the cap: %v", err)
+	}
+	es, err := st.History(ctx, a.ID, room, 0, 10)
+	if err != nil || len(es) != 2 || es[0].AuthorLabel != "" || es[1].AuthorLabel != "phone" {
+		t.Fatalf("history %+v, %v", es, err)
 	}
 }

@@ -122,6 +122,21 @@ func (v *roomView) noteDevices(ms []app.Member) {
 	}
 }
 
+// noteAuthor records the device of an entry's author with the label it
+// had then (from the history too: a restart names devices apart as they
+// were live), unless a member list named it already.
+func (v *roomView) noteAuthor(author, label string) {
+	label = oneLine(label)
+	if old, ok := v.devices[author]; ok {
+		if old == "" {
+			v.devices[author] = label
+		}
+		return
+	}
+	v.perUser[trust.Bare(author)]++
+	v.devices[author] = label
+}
+
 // deviceName is member's bare JID, with its device when its user has more
 // than one device in the room: the label, and the resource too when the
 // label is missing or another device of the user has it
@@ -197,6 +212,9 @@ func (v *roomView) loadHistory(es []app.Entry) {
 // so a conversation looks the same either way. It returns the line added
 // or changed and whether the session's members changed.
 func (v *roomView) entry(e app.Entry) (*line, bool) {
+	if e.Author != "" {
+		v.noteAuthor(e.Author, e.AuthorLabel)
+	}
 	switch e.Kind {
 	case session.Message:
 		l := &line{kind: lineMessage, at: e.At, author: oneLine(e.Author), text: sanitize(e.Text, true), own: e.Own, id: e.ID,

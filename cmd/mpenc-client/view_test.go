@@ -626,3 +626,19 @@ func TestViewMembershipNamesDevices(t *testing.T) {
 		t.Errorf("join request of one device of several: %v", l)
 	}
 }
+
+// TestViewHistoryNamesDevices: a history read back after a restart names
+// one user's devices apart by the labels stored with the messages, before
+// any member list arrives (a trial found them all shown as the bare JID).
+func TestViewHistoryNamesDevices(t *testing.T) {
+	v := newRoomView("r@muc")
+	v.loadHistory([]app.Entry{
+		{Seq: 1, Kind: session.Message, ID: id(1), Author: "bob@example.org/mpenc-1", AuthorLabel: "laptop", Text: "one", At: testTime},
+		{Seq: 2, Kind: session.Message, ID: id(2), Author: "bob@example.org/mpenc-2", AuthorLabel: "phone", Text: "two", At: testTime},
+	})
+	for n, want := range map[int]string{1: "bob@example.org (laptop): one", 2: "bob@example.org (phone): two"} {
+		if got := v.plainText(v.message(n)); !strings.Contains(got, want) {
+			t.Errorf("#%d: %q, want %q", n, got, want)
+		}
+	}
+}
