@@ -451,7 +451,7 @@ func TestIntegrationVerifyExcludesSibling(t *testing.T) {
 	})
 	b.writeLine("/verify " + confirm[1] + " confirm " + confirm[2])
 	b.waitFor("is now authenticated")
-	b.waitFor("no longer trusted: " + rs[1].Self() + " “phone” (blindly-trusted). Excluding from the session")
+	b.waitFor("no longer trusted: " + rs[1].Self() + " “phone” (not verified, and only verified keys count for " + aliceJID + " now). Excluding from the session")
 	waitInSession(t, rs[0], rs[0].Self(), ev.Notice.Author)
 
 	// A fresh key agreement now succeeds for the two left.

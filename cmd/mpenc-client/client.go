@@ -786,7 +786,18 @@ func (c *client) excludeUntrusted(ctx context.Context) {
 			if l := strings.TrimSpace(oneLine(m.Label)); l != "" {
 				name += " “" + l + "”"
 			}
-			names = append(names, fmt.Sprintf("%s (%s)", name, m.Trust.State))
+			why := m.Trust.State.String()
+			switch {
+			case m.Trust.State == trust.Distrusted:
+				why = "distrusted"
+			case m.Trust.Changed:
+				why = "its key changed"
+			case m.Trust.Claimed:
+				why = "its key is claimed by another"
+			default:
+				why = "not verified, and only verified keys count for " + oneLine(trust.Bare(m.ID)) + " now"
+			}
+			names = append(names, fmt.Sprintf("%s (%s)", name, why))
 		}
 		if len(out) == 0 {
 			continue

@@ -388,7 +388,7 @@ func (t *tui) styled(v *roomView, l *line, dim, selected bool) string {
 	case linePlain:
 		return fmt.Sprintf("[gray]%s[-] [red::b]%s[-::-] %s: %s", ts, e("[UNENCRYPTED]"), e(v.author(l)), e(indent(l.text)))
 	case lineMembership:
-		return fmt.Sprintf("[gray]%s[-] [blue::b]── %s[-::-]", ts, e(l.text))
+		return fmt.Sprintf("[gray]%s[-] [blue::b]── %s[-::-]", ts, e(v.lineText(l)))
 	case lineWarning:
 		return fmt.Sprintf("[gray]%s[-] [red::b]!! %s[-::-]", ts, e(l.text))
 	default:
@@ -407,16 +407,17 @@ func (t *tui) renderMembers() {
 	}
 	var b strings.Builder
 	for _, m := range t.c.members[v.jid] {
-		b.WriteString(memberCell(m, v.deviceName(m.ID)))
+		b.WriteString(memberCell(m, v.deviceTag(m.ID)))
 		b.WriteByte('\n')
 	}
 	t.members.SetText(b.String())
 }
 
-// memberCell is one member in the member list: a status dot, the name
-// (name: the bare JID, with the device when its user has several), and
-// the trust state.
-func memberCell(m app.Member, name string) string {
+// memberCell is one member in the member list: a status dot and the bare
+// JID, then the device (tag: when its user has several, deviceTag) first
+// on the second line, where the narrow pane does not cut it, the status
+// and the trust state.
+func memberCell(m app.Member, tag string) string {
 	dot, color := "●", "green"
 	switch m.Status {
 	case "expired", "gone", "member, gone":
@@ -428,7 +429,10 @@ func memberCell(m app.Member, name string) string {
 	case "no mpENC":
 		dot, color = "✗", "red"
 	}
-	name = tview.Escape(oneLine(name))
+	name := tview.Escape(oneLine(trust.Bare(m.ID)))
+	if tag != "" {
+		tag = tview.Escape("("+oneLine(tag)+")") + " "
+	}
 	tr := ""
 	switch {
 	case m.Self:
@@ -451,7 +455,7 @@ func memberCell(m app.Member, name string) string {
 	if m.Expired && !m.LastSeen.IsZero() {
 		st += ", silent " + time.Since(m.LastSeen).Round(time.Second).String()
 	}
-	return fmt.Sprintf("[%s]%s[-] %s\n   [gray]%s[-] %s", color, dot, name, st, tr)
+	return fmt.Sprintf("[%s]%s[-] %s\n   %s[gray]%s[-] %s", color, dot, name, tag, st, tr)
 }
 
 func (t *tui) renderDetails() {

@@ -45,13 +45,13 @@ type line struct {
 	own    bool
 
 	// Messages and queued messages only.
-	id       transcript.ID // a queued message's handle until it is sent
-	num      int           // 1-based message number in this view; a queued message's own number (q1, q2...)
-	members  []string      // who it was sent to (its subsession's members), or is meant for (queued), sorted
+	id      transcript.ID // a queued message's handle until it is sent
+	num     int           // 1-based message number in this view; a queued message's own number (q1, q2...)
+	members []string      // who it was sent to (its subsession's members), or is meant for (queued), sorted
 	// stale: a message whose members differ from the session's members
 	// where it appears (it was sent before a change it is shown after).
-	stale bool
-	parents  []int         // log parents: how many messages above each one is
+	stale    bool
+	parents  []int // log parents: how many messages above each one is
 	ack      ackState
 	notAcked []string
 	final    bool // can no longer be acknowledged
@@ -62,6 +62,16 @@ type line struct {
 	notDelivered []string
 	until        time.Time // a queued message waits until then
 	resent       bool      // sent again (/resend)
+
+	// change is a membership line's change: drawn when shown, so that
+	// devices are named as the view knows them then (a history's later
+	// messages name the devices its earlier membership lines list).
+	change *membershipChange
+}
+
+// membershipChange is who remains, joined and left in a membership change.
+type membershipChange struct {
+	remain, include, exclude []string
 }
 
 // notSent reports whether a queued line was never sent.
@@ -144,9 +154,18 @@ func (v *roomView) noteAuthor(author, label string) {
 // shown only labelled as not for verification (shortFingerprint): names
 // tell devices apart, the trust state says which to believe.
 func (v *roomView) deviceName(member string) string {
+	if tag := v.deviceTag(member); tag != "" {
+		return trust.Bare(member) + " (" + tag + ")"
+	}
+	return trust.Bare(member)
+}
+
+// deviceTag is what deviceName adds to the bare JID: "" when the user
+// has one device in the room, else the label, the resource, or both.
+func (v *roomView) deviceTag(member string) string {
 	b := trust.Bare(member)
 	if v.perUser[b] < 2 {
-		return b
+		return ""
 	}
 	label := v.devices[member]
 	shared := label == ""
@@ -156,11 +175,11 @@ func (v *roomView) deviceName(member string) string {
 	_, res, _ := strings.Cut(member, "/")
 	switch {
 	case !shared:
-		return b + " (" + label + ")"
+		return label
 	case label == "":
-		return b + " (" + oneLine(res) + ")"
+		return oneLine(res)
 	}
-	return b + " (" + label + ", " + oneLine(res) + ")"
+	return label + ", " + oneLine(res)
 }
 
 func (v *roomView) add(l *line) *line {
@@ -258,7 +277,8 @@ func (v *roomView) entry(e app.Entry) (*line, bool) {
 		return v.add(&line{kind: linePlain, at: e.At, author: oneLine(e.Author), text: text}), false
 	case session.Membership:
 		v.members = sortedClean(append(slices.Clone(e.Members), e.Include...))
-		return v.add(&line{kind: lineMembership, at: e.At, text: v.membershipText(e.Members, e.Include, e.Exclude)}), true
+		return v.add(&line{kind: lineMembership, at: e.At, text: v.membershipText(e.Members, e.Include, e.Exclude),
+			change: &membershipChange{slices.Clone(e.Members), slices.Clone(e.Include), slices.Clone(e.Exclude)}}), true
 	}
 	return nil, false
 }
@@ -313,6 +333,15 @@ func (v *roomView) membershipText(remain, include, exclude []string) string {
 		s += " (−" + strings.Join(v.devicesAll(exclude), ", −") + ")"
 	}
 	return s
+}
+
+// lineText is the text a line shows now: a membership line's is drawn
+// again with the devices as the view knows them now.
+func (v *roomView) lineText(l *line) string {
+	if l.kind == lineMembership && l.change != nil {
+		return v.membershipText(l.change.remain, l.change.include, l.change.exclude)
+	}
+	return l.text
 }
 
 // devicesAll names the members of lists as deviceName does, sorted.
@@ -784,7 +813,7 @@ func (v *roomView) plainText(l *line) string {
 	case linePlain:
 		return fmt.Sprintf("%s [UNENCRYPTED] %s: %s", ts, v.author(l), indent(l.text))
 	case lineMembership:
-		return fmt.Sprintf("%s -- %s", ts, l.text)
+		return fmt.Sprintf("%s -- %s", ts, v.lineText(l))
 	case lineWarning:
 		return fmt.Sprintf("%s !! %s", ts, l.text)
 	default:

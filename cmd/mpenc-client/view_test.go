@@ -633,12 +633,17 @@ func TestViewMembershipNamesDevices(t *testing.T) {
 func TestViewHistoryNamesDevices(t *testing.T) {
 	v := newRoomView("r@muc")
 	v.loadHistory([]app.Entry{
-		{Seq: 1, Kind: session.Message, ID: id(1), Author: "bob@example.org/mpenc-1", AuthorLabel: "laptop", Text: "one", At: testTime},
-		{Seq: 2, Kind: session.Message, ID: id(2), Author: "bob@example.org/mpenc-2", AuthorLabel: "phone", Text: "two", At: testTime},
+		{Seq: 1, Kind: session.Membership, Members: []string{"bob@example.org/mpenc-1", "bob@example.org/mpenc-2"}, At: testTime},
+		{Seq: 2, Kind: session.Message, ID: id(1), Author: "bob@example.org/mpenc-1", AuthorLabel: "laptop", Text: "one", At: testTime},
+		{Seq: 3, Kind: session.Message, ID: id(2), Author: "bob@example.org/mpenc-2", AuthorLabel: "phone", Text: "two", At: testTime},
 	})
 	for n, want := range map[int]string{1: "bob@example.org (laptop): one", 2: "bob@example.org (phone): two"} {
 		if got := v.plainText(v.message(n)); !strings.Contains(got, want) {
 			t.Errorf("#%d: %q, want %q", n, got, want)
 		}
+	}
+	// The membership line above them, drawn now, names them too.
+	if got := v.plainText(v.lines[0]); !strings.Contains(got, "members: bob@example.org (laptop), bob@example.org (phone)") {
+		t.Errorf("membership line %q", got)
 	}
 }
