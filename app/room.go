@@ -48,7 +48,7 @@ type Room struct {
 	expired map[string]bool   // members not responding
 	absent  map[string]bool   // members who left the session on purpose
 	invited map[string]bool   // bare JIDs to include when they enter
-	labels  map[string]string // device labels by member, as last announced (signed)
+	labels  map[string]string // device labels of the members present, as last announced (signed)
 	// waiting: this session's messages not yet acknowledged by everyone,
 	// as last delivered; their acknowledgement notices update them.
 	waiting map[transcript.ID]Entry
@@ -92,17 +92,25 @@ type roomChannel struct {
 func (c roomChannel) Events() <-chan channel.Event { return c.r.events }
 
 // tap passes the channel's events on to the session (r.events), noting
-// each member's device label, until the channel closes them or the room
-// stops.
+// each present member's device label (forgotten when it leaves, so that
+// occupants coming and going under new addresses cannot grow the map),
+// until the channel closes them or the room stops.
 func (r *Room) tap() {
 	defer close(r.events)
 	for ev := range r.ch.Events() {
-		if ev.Kind == channel.EventIdentity {
+		switch ev.Kind {
+		case channel.EventIdentity:
 			r.mu.Lock()
 			if ev.Label == "" {
 				delete(r.labels, ev.Sender)
 			} else {
 				r.labels[ev.Sender] = ev.Label
+			}
+			r.mu.Unlock()
+		case channel.EventOthers:
+			r.mu.Lock()
+			for _, m := range ev.Leave {
+				delete(r.labels, m)
 			}
 			r.mu.Unlock()
 		}

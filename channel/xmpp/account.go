@@ -45,8 +45,6 @@ type Account struct {
 	retryAt  time.Time           // no connection attempt before this (backoff)
 	rooms    map[string]*Channel // by the room's bare JID
 	invStats invStats
-
-	connections atomic.Uint64 // connections opened, for tests
 }
 
 // Dial connects and authenticates to the server of cfg.JID, and keeps the
@@ -208,7 +206,6 @@ func (a *Account) forget(c *Channel) {
 // and keep-alive.
 func (a *Account) installLocked(cn *conn) {
 	a.conn = cn
-	a.connections.Add(1)
 	a.wg.Add(2)
 	go func() {
 		defer a.wg.Done()

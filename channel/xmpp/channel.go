@@ -74,14 +74,6 @@ type Channel struct {
 	paused    bool          // the queue overflowed: no re-entry until it drains
 }
 
-// invStats counts invitations, for tests.
-type invStats struct {
-	Invites uint64 // invitations queued for Invitations
-	// InvitesDropped counts invitations not queued: malformed, to a room
-	// we have a channel for, or finding the queue full.
-	InvitesDropped uint64
-}
-
 // newChannel makes the channel of room addr on account a; Account.Room
 // completes it and starts its goroutines.
 func newChannel(a *Account, addr jid.JID, nick string) *Channel {

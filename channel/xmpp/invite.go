@@ -22,6 +22,14 @@ type Invitation struct {
 	ID string
 }
 
+// invStats counts invitations, for tests.
+type invStats struct {
+	Invites uint64 // invitations handed to Config.OnInvitation
+	// InvitesDropped counts invitations not handed on: malformed, to a
+	// room we have a channel for, or with nobody to take them.
+	InvitesDropped uint64
+}
+
 // invitationLocked returns the invitation a message stanza carries, if it
 // is well formed, for a room we have no channel for, and someone wants
 // it (Config.OnInvitation).

@@ -105,16 +105,32 @@ type roomView struct {
 	// ends (zero otherwise).
 	joinUntil time.Time
 	absent    map[string]bool // members who left the session on purpose
-	// devices: every device (participant id) seen in the room's member
-	// list since the start, with its label ("" if it announced none);
-	// perUser counts them by bare JID.
+	// devices: every device (participant id) seen in the room since the
+	// start (member lists, authors), with its label ("" if it announced
+	// none); users: each user's devices (bare JID → participant ids).
 	devices map[string]string
-	perUser map[string]int
+	users   map[string][]string
 }
 
 func newRoomView(jid string) *roomView {
 	return &roomView{jid: jid, byID: map[transcript.ID]*line{}, queued: map[transcript.ID]*line{}, absent: map[string]bool{},
-		devices: map[string]string{}, perUser: map[string]int{}}
+		devices: map[string]string{}, users: map[string][]string{}}
+}
+
+// noteDevice records device id with label (its owner's words, sanitised
+// here). A label already known is replaced by a new one when override is
+// set, and never by none.
+func (v *roomView) noteDevice(id, label string, override bool) {
+	label = oneLine(label)
+	old, ok := v.devices[id]
+	switch {
+	case !ok:
+		b := trust.Bare(id)
+		v.users[b] = append(v.users[b], id)
+	case label == "" || old != "" && !override:
+		return
+	}
+	v.devices[id] = label
 }
 
 // noteDevices records the devices of a member list: a user with more than
@@ -122,30 +138,14 @@ func newRoomView(jid string) *roomView {
 // on ("bob (laptop)"; deviceName).
 func (v *roomView) noteDevices(ms []app.Member) {
 	for _, m := range ms {
-		label := oneLine(m.Label) // its owner's words, sanitised
-		if old, ok := v.devices[m.ID]; !ok {
-			v.perUser[trust.Bare(m.ID)]++
-		} else if label == "" {
-			label = old // announced none this time: keep what we knew
-		}
-		v.devices[m.ID] = label
+		v.noteDevice(m.ID, m.Label, true)
 	}
 }
 
 // noteAuthor records the device of an entry's author with the label it
 // had then (from the history too: a restart names devices apart as they
 // were live), unless a member list named it already.
-func (v *roomView) noteAuthor(author, label string) {
-	label = oneLine(label)
-	if old, ok := v.devices[author]; ok {
-		if old == "" {
-			v.devices[author] = label
-		}
-		return
-	}
-	v.perUser[trust.Bare(author)]++
-	v.devices[author] = label
-}
+func (v *roomView) noteAuthor(author, label string) { v.noteDevice(author, label, false) }
 
 // deviceName is member's bare JID, with its device when its user has more
 // than one device in the room: the label, and the resource too when the
@@ -163,14 +163,14 @@ func (v *roomView) deviceName(member string) string {
 // deviceTag is what deviceName adds to the bare JID: "" when the user
 // has one device in the room, else the label, the resource, or both.
 func (v *roomView) deviceTag(member string) string {
-	b := trust.Bare(member)
-	if v.perUser[b] < 2 {
+	siblings := v.users[trust.Bare(member)]
+	if len(siblings) < 2 {
 		return ""
 	}
 	label := v.devices[member]
 	shared := label == ""
-	for id, l := range v.devices {
-		shared = shared || (id != member && l == label && trust.Bare(id) == b)
+	for _, id := range siblings {
+		shared = shared || id != member && v.devices[id] == label
 	}
 	_, res, _ := strings.Cut(member, "/")
 	switch {
@@ -556,7 +556,7 @@ func (v *roomView) applyNotice(n session.Notice) (*line, bool) {
 		return info("session state: %s", n.State), true
 	case session.JoinRequest:
 		invite := trust.Bare(who)
-		if v.perUser[invite] > 1 {
+		if len(v.users[invite]) > 1 {
 			invite = who // one device of several: name it
 		}
 		return info("%s waits to be included: /invite %s", who, invite), true
