@@ -214,6 +214,21 @@ func (a *App) PublicKey() crypto.PublicKey { return a.key.Public() }
 // /distrust, and listing keys).
 func (a *App) Trust() *trust.Store { return a.trust }
 
+// PublishedDevices fetches the device list that account (a bare JID)
+// publishes (xmpp.Account.Devices): the devices whose entry is signed by
+// their key for that account. It returns none and no error for an account
+// that publishes no list, and fails before the first room is joined (the
+// connection is opened then).
+func (a *App) PublishedDevices(ctx context.Context, account string) ([]xmpp.Device, error) {
+	a.xmu.Lock()
+	xa := a.xa
+	a.xmu.Unlock()
+	if xa == nil {
+		return nil, errors.New("app: not connected yet (the connection opens with the first room)")
+	}
+	return xa.Devices(ctx, account)
+}
+
 // Events returns every room's events, in order per room. It must be
 // drained; it is closed by Close.
 func (a *App) Events() <-chan Event { return a.q.out }
@@ -286,14 +301,14 @@ func (a *App) account(ctx context.Context) (*xmpp.Account, error) {
 		return a.xa, nil
 	}
 	xc := &xmpp.Config{
-		JID:       a.acct.JID + "/" + a.res,
-		Password:  a.cfg.Password,
-		Addr:      a.cfg.Server,
-		Security:  a.cfg.Security,
-		TLS:       a.tlsConfig(),
-		Identity:  a.key.Public(),
-		Label:     a.cfg.Label,
-		SignLabel: a.key.Sign,
+		JID:      a.acct.JID + "/" + a.res,
+		Password: a.cfg.Password,
+		Addr:     a.cfg.Server,
+		Security: a.cfg.Security,
+		TLS:      a.tlsConfig(),
+		Identity: a.key.Public(),
+		Label:    a.cfg.Label,
+		Sign:     a.key.Sign,
 
 		RequireChannelBinding: a.cfg.RequireChannelBinding,
 		OnInvitation:          a.invitation,

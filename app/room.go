@@ -244,10 +244,18 @@ func (r *Room) sessionConfig() session.Config {
 	r.trust = a.st.Trust(a.acct.ID, trust.Config{Policy: policy})
 	r.dir = &trust.Directory{Store: r.trust, Self: r.self, SelfKey: a.key.Public(),
 		OnDecision: func(d trust.Decision) {
+			r.mu.Lock()
+			label := r.labels[d.Member]
+			r.mu.Unlock()
+			// The device's signed label is kept with its key (a claimed
+			// key's is not: its holder is somebody else), so that the
+			// device list names devices in none of our rooms.
+			if label != "" && d.Kind != trust.KeyClaimed {
+				if err := r.trust.SetLabel(d.JID, d.Key, label); err != nil {
+					a.log().Warn("recording a device label", "room", r.jid, "err", err)
+				}
+			}
 			if d.Kind != trust.KeyKnown {
-				r.mu.Lock()
-				label := r.labels[d.Member]
-				r.mu.Unlock()
 				a.q.push(Event{Room: r.jid, Kind: EventDecision, Decision: d, Label: label})
 			}
 		}}

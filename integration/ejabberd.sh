@@ -160,6 +160,8 @@ access_rules:
     allow: all
   muc_create:
     allow: all
+  pubsub_createnode:
+    allow: local
 api_permissions:
   "console commands":
     from:
@@ -169,6 +171,13 @@ api_permissions:
 modules:
   mod_disco: {}
   mod_ping: {}
+  mod_caps: {}
+  # PEP: device lists and bundles (docs/XMPP.md "Published devices").
+  mod_pubsub:
+    access_createnode: pubsub_createnode
+    plugins:
+      - flat
+      - pep
   mod_roster: {}
   mod_muc:
     host: "conference.localhost"

@@ -102,6 +102,7 @@ admin_socket = "$dir/admin.sock"
 -- No mod_limits: Debian's default c2s rate (10 kB/s) would cut floods.
 modules_enabled = {
   "roster"; "saslauth"; "tls"; "disco"; "ping"; "register"; "time"; "version";
+  "pep"; -- device lists and bundles (docs/XMPP.md "Published devices")
   "admin_shell"; -- prosody.sh forget-occupant (tests of a silent removal)
 }
 modules_disabled = { "s2s"; "limits"; "offline"; }

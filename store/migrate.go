@@ -32,6 +32,7 @@ var migrations = []migration{
 	{3, "accepted keys, bounded unencrypted messages", schemaV3, cutPlainBodies},
 	{4, "keys by key", schemaV4, nil},
 	{5, "device labels of authors", schemaV5, nil},
+	{6, "device labels of known keys", schemaV6, nil},
 }
 
 // schemaV1 is the first schema. Times are Unix nanoseconds (0: none);
@@ -171,6 +172,13 @@ CREATE INDEX trust_keys_key ON trust_keys (account_id, key);
 // restart as it did live. Rows recorded before have none.
 const schemaV5 = `
 ALTER TABLE messages ADD COLUMN author_label TEXT NOT NULL DEFAULT '';
+`
+
+// schemaV6: the label each known device announced last (issue [J]), so
+// that the device list names devices that are in none of our rooms now.
+// Keys recorded before have none until their device is seen again.
+const schemaV6 = `
+ALTER TABLE trust_keys ADD COLUMN label TEXT NOT NULL DEFAULT '' CHECK (length(CAST(label AS BLOB)) <= 64);
 `
 
 // cutPlainBodies keeps the first maxPlainText bytes (at a character

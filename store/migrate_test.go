@@ -204,7 +204,7 @@ func TestMigrationV4(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	const holdersQuery = `EXPLAIN QUERY PLAN SELECT ` + trustKeyCols + ` FROM trust_keys WHERE account_id = ? AND key = ? ORDER BY first_seen, jid`
+	const holdersQuery = `EXPLAIN QUERY PLAN SELECT jid, key, state FROM trust_keys WHERE account_id = ? AND key = ? ORDER BY first_seen, jid`
 	plan := func() string {
 		t.Helper()
 		rows, err := st.db.Query(holdersQuery, a.ID, key[:])

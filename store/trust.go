@@ -88,13 +88,13 @@ func validEventKind(k trust.Kind) bool {
 	return false
 }
 
-const trustKeyCols = `jid, key, state, first_seen, last_seen, member, decided`
+const trustKeyCols = `jid, key, state, first_seen, last_seen, member, decided, label`
 
 func scanRecord(sc interface{ Scan(...any) error }) (trust.Record, error) {
 	var r trust.Record
 	var key []byte
 	var state, first, last, decided int64
-	if err := sc.Scan(&r.JID, &key, &state, &first, &last, &r.Member, &decided); err != nil {
+	if err := sc.Scan(&r.JID, &key, &state, &first, &last, &r.Member, &decided, &r.Label); err != nil {
 		return r, err
 	}
 	r.State = trust.State(state)
@@ -147,10 +147,10 @@ func (t *trustTx) PutKey(r trust.Record) error {
 	if !validState(r.State) {
 		return fmt.Errorf("%w: trust state %d", ErrInvalid, r.State)
 	}
-	_, err := t.tx.ExecContext(t.ctx, `INSERT INTO trust_keys (account_id, `+trustKeyCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+	_, err := t.tx.ExecContext(t.ctx, `INSERT INTO trust_keys (account_id, `+trustKeyCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (account_id, jid, key) DO UPDATE SET state = excluded.state, first_seen = excluded.first_seen,
-			last_seen = excluded.last_seen, member = excluded.member, decided = excluded.decided`,
-		t.account, r.JID, r.Key[:], int64(r.State), encTime(r.FirstSeen), encTime(r.LastSeen), r.Member, encTime(r.Decided))
+			last_seen = excluded.last_seen, member = excluded.member, decided = excluded.decided, label = excluded.label`,
+		t.account, r.JID, r.Key[:], int64(r.State), encTime(r.FirstSeen), encTime(r.LastSeen), r.Member, encTime(r.Decided), r.Label)
 	if isFK(err) {
 		return fmt.Errorf("%w: account %d", ErrNotFound, t.account)
 	}

@@ -3,6 +3,7 @@ package trust
 import (
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mpenc/mpenc/crypto"
 )
@@ -431,6 +432,63 @@ func (s *Store) current(member string, ours *Record) (rec Record, claim []Record
 		return Record{}, nil, false, false, fmt.Errorf("trust: looking up %s: %w", member, err)
 	}
 	return rec, claim, jidAuth, ok, nil
+}
+
+// maxLabel bounds a label SetLabel keeps (bytes).
+const maxLabel = 64
+
+// Keys returns the records of jid (a bare JID), or of every JID when jid
+// is "", with Trusted filled in, ordered by JID, then FirstSeen: every
+// device this account has seen, for a device list. Changed and Claimed
+// depend on who announced a key where, and are left false: Current has
+// them.
+func (s *Store) Keys(jid string) ([]Record, error) {
+	if jid != "" {
+		if err := CheckJID(jid); err != nil {
+			return nil, err
+		}
+		jid = Bare(jid)
+	}
+	var out []Record
+	err := s.b.View(func(tx Tx) error {
+		recs, err := tx.Keys(jid)
+		out = recs
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("trust: listing keys: %w", err)
+	}
+	return s.withTrusted(out), nil
+}
+
+// SetLabel records label as the name of the device holding key for jid (a
+// bare JID), when the store has that key for jid; otherwise it does
+// nothing. The caller checks the label's signature first (channel/xmpp
+// does, for the labels it reports).
+func (s *Store) SetLabel(jid string, key crypto.PublicKey, label string) error {
+	if err := CheckJID(jid); err != nil {
+		return err
+	}
+	if len(label) > maxLabel || !utf8.ValidString(label) {
+		return fmt.Errorf("trust: label of %d bytes", len(label))
+	}
+	jid = Bare(jid)
+	err := s.b.Update(func(tx Tx) error {
+		recs, err := tx.Keys(jid)
+		if err != nil {
+			return err
+		}
+		r, ok := find(recs, key)
+		if !ok || r.Label == label {
+			return nil
+		}
+		r.Label = label
+		return tx.PutKey(r)
+	})
+	if err != nil {
+		return fmt.Errorf("trust: labelling a key of %s: %w", jid, err)
+	}
+	return nil
 }
 
 // record returns the record of key for jid (a bare JID), with Trusted

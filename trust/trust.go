@@ -47,6 +47,10 @@ type Record struct {
 	LastSeen  time.Time // last observation; equals FirstSeen for a key never announced
 	Member    string    // the full JID that last announced it ("" if never announced)
 	Decided   time.Time // last manual decision (Verify, Trust, Distrust); zero if none
+	// Label is the name the device gave itself, as last announced with a
+	// valid signature (SetLabel); "" if none. Not trust data: nothing in
+	// the policy reads it.
+	Label string
 
 	// Trusted is computed by Store from State and the policy (and, from
 	// Store.Current, Changed): whether the key may be used now. Backends

@@ -202,11 +202,15 @@ func (a *Account) forget(c *Channel) {
 	}
 }
 
-// installLocked makes cn the current connection and starts its receive loop
-// and keep-alive.
+// installLocked makes cn the current connection and starts its receive
+// loop, keep-alive, and the upkeep of our published device list.
 func (a *Account) installLocked(cn *conn) {
 	a.conn = cn
-	a.wg.Add(2)
+	a.wg.Add(3)
+	go func() {
+		defer a.wg.Done()
+		a.upkeep(cn)
+	}()
 	go func() {
 		defer a.wg.Done()
 		err := cn.sess.Serve(a.handler(cn))

@@ -23,8 +23,9 @@ var _ channel.GroupChannel = (*Channel)(nil)
 // Enter that asked for it gave up). It is never returned to callers.
 var errAbandoned = errors.New("xmpp: join abandoned")
 
-// errOffline: a join attempt found the account disconnected; the channel
-// waits for the account's next connection. Never returned to callers.
+// errOffline: the account is disconnected (reconnecting). A join attempt
+// that finds it so waits for the next connection; a request of the
+// account's own (Devices, Bundle) fails with it.
 var errOffline = errors.New("xmpp: account offline")
 
 // exitWait bounds how long a new join waits for the room to confirm our

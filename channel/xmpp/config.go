@@ -98,17 +98,22 @@ type Config struct {
 	RequireChannelBinding bool
 
 	// Identity is our Ed25519 identity public key, announced in our
-	// presence in every room (an <identity/> element, docs/XMPP.md). The
-	// zero key is not announced.
+	// presence in every room (an <identity/> element, docs/XMPP.md) and
+	// in our account's published device list (Account.Devices). The zero
+	// key is announced nowhere.
 	Identity crypto.PublicKey
 	// Label names this device to people ("laptop"): announced with
-	// Identity, signed with SignLabel, and shown by the others' clients
-	// next to our name. At most 32 bytes of text without control
-	// characters; empty: none.
+	// Identity, signed with Sign, and shown by the others' clients next to
+	// our name. At most 32 bytes of text without control characters;
+	// empty: none.
 	Label string
-	// SignLabel signs the label's message with the identity key (Identity's
-	// private half, which this package never holds); required with Label.
-	SignLabel func(message []byte) crypto.Signature
+	// Sign signs with the identity key (Identity's private half, which
+	// this package never holds) what we announce: the label in room
+	// presence, this device's entry in the device list, and its bundle;
+	// each message starts with its own context (docs/PROTOCOL.md
+	// "Devices"). Required with Label. Without it, nothing is published
+	// in the account's device list.
+	Sign func(message []byte) crypto.Signature
 
 	// MaxStanzaSize bounds what Send writes: default 192 KiB, at most
 	// 248 KiB. Prosody (and ejabberd by default) end the whole session of a
@@ -204,12 +209,12 @@ func (c *Config) validate() (*settings, error) {
 		if !validLabel(c.Label) {
 			return nil, fmt.Errorf("%w: label %.40q: want 1 to %d bytes of text", errConfig, c.Label, maxLabel)
 		}
-		if c.SignLabel == nil || c.Identity == (crypto.PublicKey{}) {
-			return nil, fmt.Errorf("%w: a label needs Identity and SignLabel", errConfig)
+		if c.Sign == nil || c.Identity == (crypto.PublicKey{}) {
+			return nil, fmt.Errorf("%w: a label needs Identity and Sign", errConfig)
 		}
-		sig := c.SignLabel(labelMessage(c.Label))
+		sig := c.Sign(labelMessage(c.Label))
 		if !checkLabel(c.Identity, c.Label, &sig) {
-			return nil, fmt.Errorf("%w: SignLabel does not sign with Identity's key", errConfig)
+			return nil, fmt.Errorf("%w: Sign does not sign with Identity's key", errConfig)
 		}
 		s.announce.label, s.announce.sig = c.Label, sig
 	}

@@ -322,15 +322,15 @@ func TestLabelAnnouncement(t *testing.T) {
 	// The configuration signs our label with the caller's function, and
 	// refuses a signer of another key or a bad label.
 	sk := crypto.NewSigningKey([32]byte(bytes.Repeat([]byte{5}, 32)))
-	base := Config{JID: "me@example.org", Password: "pw", Identity: sk.Public(), Label: "laptop", SignLabel: sk.Sign}
+	base := Config{JID: "me@example.org", Password: "pw", Identity: sk.Public(), Label: "laptop", Sign: sk.Sign}
 	s, err := base.validate()
 	if err != nil || s.announce != a {
 		t.Fatalf("validate: %v, %+v", err, s.announce)
 	}
 	other := crypto.NewSigningKey([32]byte(bytes.Repeat([]byte{6}, 32)))
 	for name, mod := range map[string]func(*Config){
-		"other key": func(c *Config) { c.SignLabel = other.Sign },
-		"no signer": func(c *Config) { c.SignLabel = nil },
+		"other key": func(c *Config) { c.Sign = other.Sign },
+		"no signer": func(c *Config) { c.Sign = nil },
 		"no key":    func(c *Config) { c.Identity = crypto.PublicKey{} },
 		"bad label": func(c *Config) { c.Label = "a\nb" },
 	} {

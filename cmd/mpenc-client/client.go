@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -845,11 +846,20 @@ func (c *client) confirmed(ms []app.Member, who, token string) ([]app.Member, er
 type deviceRow struct {
 	m     app.Member
 	rooms []string
+	// published: whether its account's published device list has it,
+	// when that account publishes one (pubKnown).
+	published, pubKnown bool
 }
 
-// devices lists the devices in our rooms, grouped by account, ours first:
-// label, address, device id, fingerprint, trust and when last seen, and
-// the rooms each is in. Only devices in a room we are in are known.
+// publishedWait bounds how long /devices waits for the device lists.
+const publishedWait = 5 * time.Second
+
+// devices lists the devices this account knows, grouped by account, ours
+// first: those in our rooms (label, address, device id, fingerprint,
+// trust, last seen, rooms), then those the store remembers from earlier
+// (keyed by their identity key, labelled as last announced). Each
+// account's published device list (docs/PROTOCOL.md "Devices") is
+// fetched and compared: a device it does not list says so.
 func (c *client) devices(ctx context.Context) error {
 	byID := map[string]*deviceRow{}
 	self := ""
@@ -876,6 +886,34 @@ func (c *client) devices(ctx context.Context) error {
 			}
 		}
 	}
+	if c.app != nil {
+		if self == "" {
+			self = c.app.Account()
+		}
+		// Devices the store knows that no room shows now: one row per
+		// key not already listed.
+		inRooms := map[crypto.PublicKey]bool{}
+		for _, d := range byID {
+			if d.m.HasKey {
+				inRooms[d.m.Trust.Key] = true
+			}
+		}
+		recs, err := c.app.Trust().Keys("")
+		if err != nil {
+			return err
+		}
+		for _, rec := range recs {
+			if inRooms[rec.Key] {
+				continue
+			}
+			id := rec.Member
+			if id == "" {
+				id = rec.JID
+			}
+			key := id + "#" + hex.EncodeToString(rec.Key[:]) // a map key only, never shown
+			byID[key] = &deviceRow{m: app.Member{ID: id, Label: rec.Label, HasKey: true, Trust: rec, Status: "gone"}}
+		}
+	}
 	if len(byID) == 0 {
 		c.ui.note("no devices known: join a room first (devices are known when they are in a room you are in)", false)
 		return nil
@@ -889,8 +927,16 @@ func (c *client) devices(ctx context.Context) error {
 		case ao != bo:
 			return 1
 		}
+		ar, br := len(byID[a].rooms) > 0, len(byID[b].rooms) > 0
+		switch {
+		case ar != br && ar:
+			return -1
+		case ar != br:
+			return 1
+		}
 		return strings.Compare(a, b)
 	})
+	publishes := c.publishedLists(ctx, ids, byID)
 	var lines []string
 	account := ""
 	for _, id := range ids {
@@ -900,16 +946,77 @@ func (c *client) devices(ctx context.Context) error {
 			if b == trust.Bare(self) {
 				head += " (your account)"
 			}
+			switch state, ok := publishes[b]; {
+			case !ok:
+			case state == "":
+				head += ": publishes no device list"
+			default:
+				head += ": " + state
+			}
 			lines = append(lines, head)
 		}
-		lines = append(lines, "  "+deviceLine(byID[id].m, byID[id].rooms))
+		lines = append(lines, "  "+deviceLine(byID[id]))
 	}
 	c.ui.note(strings.Join(lines, "\n"), false)
 	return nil
 }
 
+// publishedLists fetches the published device list of each account in
+// ids, at once and for at most publishedWait, and marks each row whose
+// key it lists. It returns, per account, "" when it publishes none, a
+// short note when the list could not be read, and "published" otherwise.
+func (c *client) publishedLists(ctx context.Context, ids []string, rows map[string]*deviceRow) map[string]string {
+	out := map[string]string{}
+	if c.app == nil {
+		return out
+	}
+	ctx, cancel := context.WithTimeout(ctx, publishedWait)
+	defer cancel()
+	type result struct {
+		account string
+		keys    map[crypto.PublicKey]bool
+		err     error
+	}
+	accounts := map[string]bool{}
+	for _, id := range ids {
+		accounts[trust.Bare(id)] = true
+	}
+	results := make(chan result, len(accounts))
+	for acct := range accounts {
+		go func() {
+			ds, err := c.app.PublishedDevices(ctx, acct)
+			keys := map[crypto.PublicKey]bool{}
+			for _, d := range ds {
+				keys[d.Key] = true
+			}
+			if err == nil && len(ds) == 0 {
+				keys = nil
+			}
+			results <- result{acct, keys, err}
+		}()
+	}
+	for range accounts {
+		r := <-results
+		switch {
+		case r.err != nil:
+			out[r.account] = "its device list could not be read (" + oneLine(r.err.Error()) + ")"
+		case r.keys == nil:
+			out[r.account] = ""
+		default:
+			out[r.account] = "published device list read"
+			for id, row := range rows {
+				if trust.Bare(id) == r.account && row.m.HasKey {
+					row.pubKnown, row.published = true, r.keys[row.m.Trust.Key]
+				}
+			}
+		}
+	}
+	return out
+}
+
 // deviceLine is one device in /devices.
-func deviceLine(m app.Member, rooms []string) string {
+func deviceLine(d *deviceRow) string {
+	m := d.m
 	label := "(no label)"
 	if l := strings.TrimSpace(oneLine(m.Label)); l != "" {
 		label = "“" + l + "”"
@@ -933,8 +1040,17 @@ func deviceLine(m app.Member, rooms []string) string {
 		fp := trust.FingerprintOf(m.Trust.Key)
 		s += "\n    device id " + hex.EncodeToString(fp[:8]) + ", fingerprint " + fp.String()
 	}
-	if len(rooms) > 0 {
-		s += "\n    in " + strings.Join(sortedClean(rooms), ", ")
+	switch {
+	case !d.pubKnown:
+	case d.published:
+		s += "\n    in its account's published device list"
+	default:
+		s += "\n    not in its account's published device list"
+	}
+	if len(d.rooms) > 0 {
+		s += "\n    in " + strings.Join(sortedClean(d.rooms), ", ")
+	} else if !m.Self {
+		s += "\n    in none of your rooms now"
 	}
 	return s
 }

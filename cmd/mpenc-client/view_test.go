@@ -596,14 +596,21 @@ func TestDeviceLine(t *testing.T) {
 	seen := time.Date(2026, 12, 7, 10, 4, 0, 0, time.Local)
 	m := app.Member{ID: "bob@example.org/mpenc-1", Label: "phone\n", HasKey: true,
 		Trust: trust.Record{JID: "bob@example.org", Key: key, State: trust.Undecided, LastSeen: seen}}
-	got := deviceLine(m, []string{"b@muc", "a@muc"})
+	got := deviceLine(&deviceRow{m: m, rooms: []string{"b@muc", "a@muc"}, pubKnown: true, published: true})
 	for _, want := range []string{"“phone” bob@example.org/mpenc-1: undecided, not trusted, last seen 2026-12-07 10:04",
-		"device id " + strings.ReplaceAll(fp.String()[:19], " ", ""), "fingerprint " + fp.String(), "in a@muc, b@muc"} {
+		"device id " + strings.ReplaceAll(fp.String()[:19], " ", ""), "fingerprint " + fp.String(), "in a@muc, b@muc",
+		"in its account's published device list"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("%q lacks %q", got, want)
 		}
 	}
-	if got := deviceLine(app.Member{ID: "c@example.org/x"}, nil); got != "(no label) c@example.org/x: no identity key (no mpENC)" {
+	got = deviceLine(&deviceRow{m: m, pubKnown: true})
+	for _, want := range []string{"not in its account's published device list", "in none of your rooms now"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("%q lacks %q", got, want)
+		}
+	}
+	if got := deviceLine(&deviceRow{m: app.Member{ID: "c@example.org/x"}}); got != "(no label) c@example.org/x: no identity key (no mpENC)\n    in none of your rooms now" {
 		t.Errorf("no key: %q", got)
 	}
 }

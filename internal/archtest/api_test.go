@@ -12,8 +12,10 @@ import (
 )
 
 // maxExportedAPI is the ceiling on the public API: the public packages
-// together must export fewer identifiers than this.
-const maxExportedAPI = 300
+// together must export fewer identifiers than this. 300 held the group
+// core (issue [G]); the device work ([J] to [N]) has a budget of 40 more,
+// spent as docs/ARCHITECTURE.md "Public API" records.
+const maxExportedAPI = 340
 
 // exported is one exported identifier of a public package.
 type exported struct {

@@ -78,6 +78,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) trust.Backend) {
 		{"ConcurrentFirstObservation", testConcurrent},
 		{"FailedUpdateWritesNothing", testRollback},
 		{"TimesKept", testTimes},
+		{"LabelsKept", testLabels},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newBackend(t)) })
@@ -1070,5 +1071,41 @@ func testTimes(t *testing.T, b trust.Backend) {
 	r := keysOf(t, b, alice)[Key(1)]
 	if !r.FirstSeen.Equal(time.Date(2030, 1, 2, 3, 4, 6, 0, time.UTC)) || !r.LastSeen.Equal(time.Date(2030, 1, 2, 3, 4, 7, 0, time.UTC)) || !r.Decided.IsZero() {
 		t.Fatalf("times %+v", r)
+	}
+}
+
+// testLabels: a device's label is kept with its key, survives later
+// observations and decisions, is listed by Keys, and is not recorded for
+// a key the store does not have.
+func testLabels(t *testing.T, b trust.Backend) {
+	s := newStore(b, trust.BlindTrustBeforeVerification)
+	k1, k2 := Key(1), Key(2)
+	observe(t, s, "bob@example.org/laptop", k1)
+	if err := s.SetLabel("bob@example.org", k1, "laptop"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetLabel("bob@example.org/any", k2, "ghost"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Verify("bob@example.org", k1); err != nil {
+		t.Fatal(err)
+	}
+	observe(t, s, "bob@example.org/laptop", k1)
+	observe(t, s, "bob@example.org/phone", k2)
+	recs, err := s.Keys("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 || recs[0].Key != k1 || recs[0].Label != "laptop" || recs[1].Label != "" || !recs[0].Trusted {
+		t.Fatalf("records %+v", recs)
+	}
+	if err := s.SetLabel("bob@example.org", k2, "phone"); err != nil {
+		t.Fatal(err)
+	}
+	if recs, _ := s.Keys("bob@example.org"); len(recs) != 2 || recs[1].Label != "phone" {
+		t.Fatalf("records of bob %+v", recs)
+	}
+	if err := s.SetLabel("bob@example.org", k1, strings.Repeat("x", 65)); err == nil {
+		t.Fatal("a 65-byte label accepted")
 	}
 }
