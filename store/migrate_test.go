@@ -279,3 +279,40 @@ func TestMigrationV5(t *testing.T) {
 		t.Fatalf("history %+v, %v", es, err)
 	}
 }
+
+// TestMigrationV6: a version 5 trust record reads back with no label;
+// a label set after the migration survives a reopen, and the column's
+// cap holds even against a direct write.
+func TestMigrationV6(t *testing.T) {
+	path := tempPath(t)
+	st, err := Open(path, &Options{Now: newClock().now, migrations: migrations[:5]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := mustAccount(t, st, "me@example.org")
+	key := trusttest.Key(2)
+	if _, err := st.db.Exec(`INSERT INTO trust_keys (account_id, jid, key, state, first_seen, last_seen, member, decided) VALUES (?, 'bob@example.org', ?, 2, 1, 1, 'bob@example.org/phone', 0)`,
+		a.ID, key[:]); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	st = openAt(t, path)
+	ts := st.Trust(a.ID, trust.Config{})
+	recs, err := ts.Keys("")
+	if err != nil || len(recs) != 1 || recs[0].Label != "" || recs[0].Key != key {
+		t.Fatalf("records %+v, %v", recs, err)
+	}
+	if err := ts.SetLabel("bob@example.org", key, "phone"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.db.Exec(`UPDATE trust_keys SET label = ?`, strings.Repeat("x", 65)); err == nil {
+		t.Fatal("a 65-byte label written")
+	}
+	st.Close()
+	st = openAt(t, path)
+	defer st.Close()
+	recs, err = st.Trust(a.ID, trust.Config{}).Keys("bob@example.org")
+	if err != nil || len(recs) != 1 || recs[0].Label != "phone" {
+		t.Fatalf("after reopening: %+v, %v", recs, err)
+	}
+}
