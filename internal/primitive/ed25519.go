@@ -1,6 +1,7 @@
 package primitive
 
 import (
+	"crypto/sha512"
 	"errors"
 
 	"filippo.io/edwards25519"
@@ -51,4 +52,33 @@ func canonicalY(k [32]byte) bool {
 		}
 	}
 	return k[0] < 0xed
+}
+
+// X25519FromEd25519Seed is the X25519 key of the Ed25519 key with this
+// seed: the scalar is the first half of SHA-512(seed), the same scalar
+// Ed25519 signs with (RFC 8032 §5.1.5; clamped when used). Its public key
+// is X25519PublicFromEd25519 of the Ed25519 public key: the two are the
+// same point, in Montgomery form (the conversion libsodium and Signal's
+// XEdDSA use). The device channel uses it to run Diffie-Hellman with the
+// identity keys (docs/PROTOCOL.md "The device channel").
+func X25519FromEd25519Seed(seed [32]byte) (*X25519Key, error) {
+	h := sha512.Sum512(seed[:])
+	defer clear(h[:])
+	var s [32]byte
+	copy(s[:], h[:32])
+	defer clear(s[:])
+	return NewX25519Key(s)
+}
+
+// X25519PublicFromEd25519 converts an Ed25519 public key to its X25519
+// (Montgomery u) form, after CheckEd25519PublicKey's checks.
+func X25519PublicFromEd25519(k [32]byte) ([32]byte, error) {
+	if err := CheckEd25519PublicKey(k); err != nil {
+		return [32]byte{}, err
+	}
+	p, err := new(edwards25519.Point).SetBytes(k[:])
+	if err != nil {
+		return [32]byte{}, errKeyEncoding
+	}
+	return [32]byte(p.BytesMontgomery()), nil
 }
