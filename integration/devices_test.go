@@ -197,6 +197,48 @@ func twoDevices(t *testing.T, label2 string) {
 		t.Fatalf("bob does not list %v", host)
 	}
 
+	// Alice's account publishes both devices, each with its room key and
+	// label, and Bob's store keeps the labels with the keys (what /devices
+	// shows of devices in none of his rooms).
+	keys := map[string]app.Member{}
+	for _, m := range ms {
+		keys[m.ID] = m
+	}
+	published := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), cmdBound)
+		defer cancel()
+		ds, err := bob.a.PublishedDevices(ctx, aliceAcct.jid)
+		if err != nil {
+			return err
+		}
+		for _, r := range rooms[1:] {
+			m := keys[r.Self()]
+			if !slices.ContainsFunc(ds, func(d xmpp.Device) bool {
+				return d.Key == m.Trust.Key && d.Label == m.Label && strings.HasSuffix(r.Self(), "/"+d.Resource)
+			}) {
+				return fmt.Errorf("%s (%q) not in %+v", r.Self(), m.Label, ds)
+			}
+		}
+		return nil
+	}
+	deadline := time.Now().Add(cmdBound)
+	for err := published(); err != nil; err = published() {
+		if time.Now().After(deadline) {
+			t.Fatalf("alice's published device list: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	recs, err := bob.a.Trust().Keys(aliceAcct.jid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rooms[1:] {
+		m := keys[r.Self()]
+		if !slices.ContainsFunc(recs, func(rec trust.Record) bool { return rec.Key == m.Trust.Key && rec.Label == m.Label }) {
+			t.Errorf("bob's store lacks %s labelled %q: %+v", r.Self(), m.Label, recs)
+		}
+	}
+
 	// The second device leaves and comes back; the first stays in the
 	// session throughout.
 	ctx, cancel := context.WithTimeout(context.Background(), cmdBound)
