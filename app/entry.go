@@ -195,6 +195,18 @@ func (r *Room) entry(n session.Notice) (e Entry, ok bool) {
 			return Entry{}, false // the same message twice: one line
 		}
 		e, _ = entryOf(n)
+		if n.Kind == session.Membership {
+			r.mu.Lock()
+			parting := r.state == session.StateParting
+			r.mu.Unlock()
+			if parting && len(e.Members) == 1 && e.Members[0] == r.self && len(e.Exclude) > 0 && len(e.Include) == 0 {
+				// Our own part: the session reports it from our last
+				// subsession, where we alone remain, which reads as if
+				// the others had left. Record what happened: we left,
+				// they go on (the client says "you left the session").
+				e.Members, e.Exclude = e.Exclude, []string{r.self}
+			}
+		}
 		if e.Author != "" {
 			r.mu.Lock()
 			e.AuthorLabel = r.labels[e.Author]

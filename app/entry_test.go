@@ -390,3 +390,39 @@ func TestPlainBodiesBounded(t *testing.T) {
 		t.Fatalf("history after a restart differs from what was shown: %v", err)
 	}
 }
+
+// TestOwnPartRecorded: the session reports our own part from our last
+// subsession (we alone remain, the others "excluded"); the entry records
+// that we left and the others go on, live and after a restart, while the
+// same shape when we did not part (the others left) stays as it is.
+func TestOwnPartRecorded(t *testing.T) {
+	path := t.TempDir() + "/a.db"
+	a, r := testApp(t, path)
+	at := time.Now().Round(0)
+	evs := feed(r, []session.Notice{
+		{Kind: session.StateChanged, State: session.StateJoined, At: at},
+		{Kind: session.Membership, At: at, Remain: []string{alice}, Include: []string{bob}},
+		{Kind: session.Membership, At: at, Remain: []string{alice}, Exclude: []string{bob}}, // bob left
+		{Kind: session.Membership, At: at, Remain: []string{alice}, Include: []string{carol}},
+		{Kind: session.StateChanged, State: session.StateParting, At: at}, // our /part
+		{Kind: session.Membership, At: at, Remain: []string{alice}, Exclude: []string{carol}},
+		{Kind: session.StateChanged, State: session.StateParted, At: at},
+	})
+	var got []string
+	for _, ev := range evs {
+		if ev.Kind == EventEntry {
+			got = append(got, fmt.Sprint(ev.Entry.Members, ev.Entry.Exclude))
+		}
+	}
+	want := []string{"[alice@example.org/a] []", "[alice@example.org/a] [bob@example.org/b]", "[alice@example.org/a] []", "[carol@example.org/c] [alice@example.org/a]"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("entries %v, want %v", got, want)
+	}
+	a.Close(context.Background())
+	a, _ = testApp(t, path)
+	defer a.Close(context.Background())
+	back, err := a.History(context.Background(), room, 0, 10)
+	if err != nil || len(back) != 4 || fmt.Sprint(back[3].Members, back[3].Exclude) != want[3] {
+		t.Fatalf("history %+v, %v", back, err)
+	}
+}

@@ -473,7 +473,7 @@ func (a *Account) ensureListed(ctx context.Context, self listedDevice) error {
 	if err != nil {
 		return err
 	}
-	a.cfg.logf("xmpp: published the device list (%d devices; %v)", len(merged), path)
+	a.cfg.logf("xmpp: published the device list (devices: %d; %v)", len(merged), path)
 	return nil
 }
 

@@ -34,6 +34,8 @@ type ui interface {
 	roomsChanged()
 	// membersChanged: room's member list was refreshed.
 	membersChanged(v *roomView)
+	// stateChanged: room's session state changed (the header shows it).
+	stateChanged(v *roomView)
 	// quit ends the front end; the controller then leaves the rooms.
 	quit()
 }
@@ -180,7 +182,11 @@ func (c *client) handle(ev app.Event) {
 	if len(v.lines) > 0 {
 		lastBefore = v.lines[len(v.lines)-1]
 	}
+	state := v.state
 	l, mc := v.apply(ev)
+	if v.state != state {
+		c.ui.stateChanged(v)
+	}
 	if l != nil {
 		// Added: a new last line (also a sent message that took the
 		// place of its queued line); otherwise a line shown already changed.

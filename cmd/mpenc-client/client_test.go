@@ -29,6 +29,7 @@ func (f *fakeUI) note(text string, warning bool) {
 	}
 }
 func (f *fakeUI) roomsChanged()            { f.rooms++ }
+func (f *fakeUI) stateChanged(*roomView)   {}
 func (f *fakeUI) membersChanged(*roomView) {}
 func (f *fakeUI) quit()                    { f.quits++ }
 

@@ -232,7 +232,8 @@ func TestShortFingerprintLabelled(t *testing.T) {
 
 // TestViewPlainCutAndOwnDevice: a plain entry the history cut says so; a
 // key announced by another device of our own account is shown as such,
-// as a warning, and a changed key names the device to /verify.
+// as a notice (not a warning: it is usually just a new device of ours),
+// and a changed key names the device to /verify.
 func TestViewPlainCutAndOwnDevice(t *testing.T) {
 	v := newRoomView("r@muc")
 	v.apply(entry(app.Entry{Kind: session.Plain, Author: "eve@example.org/e", Text: "abc", Cut: 250000}))
@@ -241,7 +242,7 @@ func TestViewPlainCutAndOwnDevice(t *testing.T) {
 	}
 	v.apply(app.Event{Kind: app.EventDecision, Decision: trust.Decision{Kind: trust.KeyNew, Own: true, Member: "alice@example.org/laptop",
 		JID: "alice@example.org", Key: trusttest.Key(1), Trusted: true}, Label: "laptop"})
-	if got := last(v); !strings.Contains(got, "!! your other device “laptop”, alice@example.org/laptop, announced key") || !strings.Contains(got, "/distrust alice@example.org/laptop") {
+	if got := last(v); !strings.Contains(got, "-- your other device “laptop”, alice@example.org/laptop, announced key") || !strings.Contains(got, "/distrust alice@example.org/laptop") {
 		t.Errorf("own device line: %q", got)
 	}
 	v.apply(app.Event{Kind: app.EventDecision, Decision: trust.Decision{Kind: trust.KeyNewDevice, Member: "bob@example.org/mpenc-1",

@@ -93,6 +93,7 @@ func (p *plainUI) roomsChanged() {
 }
 
 func (p *plainUI) membersChanged(v *roomView) {}
+func (p *plainUI) stateChanged(v *roomView)   {}
 func (p *plainUI) quit()                      { p.done = true }
 
 func (p *plainUI) run(ctx context.Context) error {

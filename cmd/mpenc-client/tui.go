@@ -243,8 +243,15 @@ func (t *tui) roomsChanged() {
 	t.render()
 }
 
+func (t *tui) stateChanged(v *roomView) {
+	if v.jid == t.c.cur {
+		t.renderHeader()
+	}
+}
+
 func (t *tui) membersChanged(v *roomView) {
 	if v.jid == t.c.cur {
+		t.renderHeader() // ALONE depends on the members
 		t.renderMembers()
 	}
 }
@@ -291,8 +298,11 @@ func (t *tui) renderHeader() {
 			st = v.state.String()
 		}
 		color := "yellow"
-		if v.state == session.StateJoined {
+		switch {
+		case v.state == session.StateJoined:
 			color = "green"
+		case v.alone(t.c.members[v.jid]):
+			st = "ALONE" // the session's only member: nobody to write to yet
 		}
 		counting := v.state == session.StateJoining && !v.joinUntil.IsZero()
 		t.counting.Store(counting)

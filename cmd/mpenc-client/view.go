@@ -322,9 +322,37 @@ func (v *roomView) names(ms []string) string {
 	return strings.Join(out, ", ")
 }
 
+// alone reports whether we hold the session by ourselves: JOINING with no
+// wait to be included, and no other member in it (a founder before anyone
+// came, or the last member after the others left). The session calls it
+// JOINING; the header says ALONE.
+func (v *roomView) alone(members []app.Member) bool {
+	if v.state != session.StateJoining || !v.joinUntil.IsZero() || v.self == "" {
+		return false
+	}
+	in := false
+	for _, m := range members {
+		switch {
+		case m.Self:
+			in = m.InSession
+		case m.InSession:
+			return false
+		}
+	}
+	return in
+}
+
 // membershipText is a membership change's line: who the members are, who
-// joined (+) and who left (−), each named as deviceName names them.
+// joined (+) and who left (−), each named as deviceName names them. Our
+// own departure (app records it with us excluded) reads as that.
 func (v *roomView) membershipText(remain, include, exclude []string) string {
+	if v.self != "" && slices.Contains(exclude, v.self) {
+		s := "you left the session"
+		if len(remain) > 0 {
+			s += "; it goes on with " + strings.Join(v.devicesAll(remain), ", ")
+		}
+		return s
+	}
 	s := "members: " + strings.Join(v.devicesAll(remain, include), ", ")
 	if len(include) > 0 {
 		s += " (+" + strings.Join(v.devicesAll(include), ", +") + ")"
@@ -476,8 +504,9 @@ func decisionLine(d trust.Decision, self, label string) *line {
 		l.text = fmt.Sprintf("%s announced key %s, which you distrusted: it is not used", who, fp)
 	case d.Own:
 		// Another device of our account: we should know it. Shown
-		// always, trusted only as the policy says.
-		l.kind = lineWarning
+		// always, trusted only as the policy says, as a notice: a new
+		// device of one's own is usually just that (a warning would
+		// cry wolf), and the line says what to do if it is not.
 		l.text = fmt.Sprintf("your other device%s, %s, announced key %s (%s). If it is not yours, someone else holds your account: /distrust %s",
 			named, who, fp, trusted, who)
 	case d.Kind == trust.KeyNew:
@@ -552,6 +581,19 @@ func (v *roomView) applyNotice(n session.Notice) (*line, bool) {
 		case session.StateParted:
 			v.members = nil
 			return info("out of the session"), true
+		case session.StateParting:
+			// Our own /part or /quit says so already; otherwise the
+			// others left and the session winds their subsession down
+			// (the membership line said who left): nothing to add.
+			return nil, true
+		case session.StateJoinFailed:
+			v.members = nil
+			return warn("nobody included you in time: you are out of the session (/join to try again)"), true
+		case session.StatePartFailed:
+			v.members = nil
+			return warn("out of the session, without every member confirming that you left"), true
+		case session.StateError:
+			return warn("the session stopped after the security warning above"), true
 		}
 		return info("session state: %s", n.State), true
 	case session.JoinRequest:

@@ -210,7 +210,7 @@ func TestViewNoticesToLines(t *testing.T) {
 		7:  {notice(session.Notice{Kind: session.SecurityWarning, Author: bob, Err: errors.New("bad \x1b[31msignature"), Terminal: true}), "SECURITY WARNING about bob@example.org/b (the session stopped): bad [31msignature", true},
 		8:  {entry(app.Entry{Kind: session.Plain, Author: bob, Text: "in clear\x07"}), "[UNENCRYPTED] bob@example.org: in clear", false},
 		9:  {notice(session.Notice{Kind: session.Gap, Err: errors.New("xmpp: connection lost")}), "we were out of the room (“xmpp: connection lost”): messages sent meanwhile may be lost; what you type now waits", true},
-		11: {notice(session.Notice{Kind: session.StateChanged, State: session.StateJoinFailed}), "session state: JOIN_FAILED", false},
+		11: {notice(session.Notice{Kind: session.StateChanged, State: session.StateJoinFailed}), "nobody included you in time: you are out of the session (/join to try again)", true},
 		12: {notice(session.Notice{Kind: session.Waiting, Author: bob}), "waits for older messages", true},
 		17: {notice(session.Notice{Kind: session.OpAccepted, Author: bob, OpKind: session.OpStart, Include: []string{alice, bob}}), "bob@example.org including you: started", false},
 		18: {notice(session.Notice{Kind: session.OpSucceeded, Author: bob, OpKind: session.OpInclude, Include: []string{carol}}), "including carol@example.org (by bob@example.org): done", false},
@@ -652,5 +652,36 @@ func TestViewHistoryNamesDevices(t *testing.T) {
 	// The membership line above them, drawn now, names them too.
 	if got := v.plainText(v.lines[0]); !strings.Contains(got, "members: bob@example.org (laptop), bob@example.org (phone)") {
 		t.Errorf("membership line %q", got)
+	}
+}
+
+// TestViewOwnPartAndAlone: our own departure reads as such (not as the
+// others leaving); the header's ALONE is for a session we hold by
+// ourselves, not for a wait to be included or a session with others.
+func TestViewOwnPartAndAlone(t *testing.T) {
+	v := newRoomView("r@muc")
+	v.self = "me@example.org/d"
+	if got := v.membershipText([]string{"bob@example.org/b"}, nil, []string{v.self}); got != "you left the session; it goes on with bob@example.org" {
+		t.Errorf("own part: %q", got)
+	}
+	if got := v.membershipText([]string{v.self}, nil, []string{"bob@example.org/b"}); got != "members: me@example.org (−bob@example.org)" {
+		t.Errorf("the others left: %q", got)
+	}
+	me := app.Member{ID: v.self, Self: true, InSession: true}
+	bob := app.Member{ID: "bob@example.org/b", InSession: true}
+	v.state = session.StateJoining
+	if !v.alone([]app.Member{me}) {
+		t.Error("a founder alone is not ALONE")
+	}
+	if v.alone([]app.Member{me, bob}) || v.alone([]app.Member{{ID: v.self, Self: true}, bob}) {
+		t.Error("ALONE with others, or while waiting to be included")
+	}
+	v.joinUntil = testTime
+	if v.alone([]app.Member{me}) {
+		t.Error("ALONE during a timed wait")
+	}
+	v.joinUntil, v.state = time.Time{}, session.StateJoined
+	if v.alone([]app.Member{me}) {
+		t.Error("ALONE when JOINED")
 	}
 }
