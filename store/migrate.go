@@ -33,6 +33,7 @@ var migrations = []migration{
 	{4, "keys by key", schemaV4, nil},
 	{5, "device labels of authors", schemaV5, nil},
 	{6, "device labels of known keys", schemaV6, nil},
+	{7, "device channel keys and sessions", schemaV7, nil},
 }
 
 // schemaV1 is the first schema. Times are Unix nanoseconds (0: none);

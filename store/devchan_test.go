@@ -1,0 +1,116 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/primitive"
+)
+
+func testDigest(pub [32]byte) [32]byte { return crypto.Hash([]byte("test-ek"), pub[:]) }
+
+func testIdentity(n byte) *crypto.SigningKey {
+	var seed [32]byte
+	seed[0], seed[31] = n, 0x5e
+	return crypto.NewSigningKey(seed)
+}
+
+// TestDeviceChannelKeys: the keys are made once and kept; each one's
+// sealed scalar is the key whose digest is published; a one-time key
+// serves one session only, the last-resort key any number; a failed
+// acceptance spends nothing and saves nothing; a week later the
+// last-resort key is replaced.
+func TestDeviceChannelKeys(t *testing.T) {
+	c := newClock()
+	st, err := Open(tempPath(t), &Options{Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	a := mustAccount(t, st, "me@example.org")
+	id := testIdentity(1)
+	otk, lr, err := st.DeviceChannelKeys(ctx, a.ID, id, 10, testDigest, nil)
+	if err != nil || len(otk) != 10 || lr == ([32]byte{}) {
+		t.Fatalf("%d keys, last resort %x: %v", len(otk), lr, err)
+	}
+	again, lr2, err := st.DeviceChannelKeys(ctx, a.ID, id, 10, testDigest, nil)
+	if err != nil || lr2 != lr || len(again) != 10 || again[0] != otk[0] || again[9] != otk[9] {
+		t.Fatalf("the keys changed: %v", err)
+	}
+	session := func(n byte) DeviceSession {
+		return DeviceSession{Peer: "bob@example.org", PeerDevice: [8]byte{n}, InitKey: [8]byte{n, 1}, RespKey: [8]byte{n, 2}, State: bytes.Repeat([]byte{n}, 100)}
+	}
+	accept := func(d [32]byte, ds DeviceSession) error {
+		return st.AcceptDeviceChannel(ctx, a.ID, id, d, func(scalar [32]byte) (DeviceSession, error) {
+			k, err := primitive.NewX25519Key(scalar)
+			if err != nil {
+				return ds, err
+			}
+			if testDigest(k.Public()) != d {
+				t.Fatalf("the sealed key is not the one published")
+			}
+			return ds, nil
+		}, nil)
+	}
+	if err := accept(otk[3], session(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := accept(otk[3], session(2)); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a one-time key used twice: %v", err)
+	}
+	for n := range byte(3) {
+		if err := accept(lr, session(10+n)); err != nil {
+			t.Fatalf("the last-resort key, use %d: %v", n, err)
+		}
+	}
+	boom := errors.New("boom")
+	err = st.AcceptDeviceChannel(ctx, a.ID, id, otk[4], func([32]byte) (DeviceSession, error) { return DeviceSession{}, boom }, nil)
+	if !errors.Is(err, boom) {
+		t.Fatalf("a failed acceptance: %v", err)
+	}
+	if err := accept(otk[4], session(4)); err != nil {
+		t.Fatalf("the key of a failed acceptance was spent: %v", err)
+	}
+	ss, err := st.DeviceSessions(ctx, a.ID, id)
+	if err != nil || len(ss) != 5 {
+		t.Fatalf("%d sessions: %v", len(ss), err)
+	}
+	// Updating a session replaces its state.
+	up := session(1)
+	up.State = []byte("newer")
+	if err := st.SaveDeviceSession(ctx, a.ID, id, up, nil); err != nil {
+		t.Fatal(err)
+	}
+	ss, _ = st.DeviceSessions(ctx, a.ID, id)
+	if len(ss) != 5 || string(ss[0].State) != "newer" || ss[0].PeerDevice != up.PeerDevice {
+		t.Fatalf("after an update: %+v", ss[0])
+	}
+	// Another identity opens nothing.
+	if _, err := st.DeviceSessions(ctx, a.ID, testIdentity(2)); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("opened with another identity key: %v", err)
+	}
+	// The spent key was replaced; a week on, a new last-resort key.
+	otk2, lr3, err := st.DeviceChannelKeys(ctx, a.ID, id, 10, testDigest, nil)
+	if err != nil || len(otk2) != 10 || lr3 != lr {
+		t.Fatalf("refill: %d keys, %v", len(otk2), err)
+	}
+	c.mu.Lock()
+	c.t = c.t.Add(lastResortAge + time.Hour)
+	c.mu.Unlock()
+	_, lr4, err := st.DeviceChannelKeys(ctx, a.ID, id, 10, testDigest, nil)
+	if err != nil || lr4 == lr {
+		t.Fatalf("the last-resort key was not replaced: %v", err)
+	}
+	if err := accept(lr, session(20)); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the old last-resort key still accepted: %v", err)
+	}
+	if _, _, err := st.DeviceChannelKeys(ctx, a.ID, id, maxDeviceKeys+1, testDigest, nil); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("too many keys asked: %v", err)
+	}
+	if err := st.SaveDeviceSession(ctx, a.ID, id, DeviceSession{Peer: "bob@example.org", State: make([]byte, maxSessionState+1)}, nil); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("an oversized state: %v", err)
+	}
+}
