@@ -380,6 +380,12 @@ func (a *Account) handler(cn *conn) mxmpp.Handler {
 			return nil // a torn-down connection's last stanzas
 		}
 		c := a.rooms[st.From.Bare().String()]
+		if c == nil && st.Kind == kindMessage && st.P2P != nil && st.Type == string(stanza.ChatMessage) &&
+			st.From.Resourcepart() != "" && a.cfg.OnDirect != nil {
+			a.mu.Unlock()
+			a.cfg.OnDirect(st.From.String(), st.P2P)
+			return nil
+		}
 		var inv Invitation
 		invited := false
 		if st.Kind == kindMessage && st.Invite != nil {

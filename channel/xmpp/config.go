@@ -150,6 +150,14 @@ type Config struct {
 	// limit what you show.
 	OnInvitation func(Invitation)
 
+	// OnDirect, when set, is called with each device channel payload
+	// (SendDirect's) sent to our full JID by another device (from, its full
+	// JID), in the order they arrive. Like OnInvitation it runs on the
+	// receive loop: it must return quickly and must not call the Account.
+	// Anyone can send them: the payload is unauthenticated bytes of at
+	// most 64 KiB, and a flood must be bounded by the callee.
+	OnDirect func(from string, payload []byte)
+
 	// Logf, when set, receives diagnostics (connection state, reconnects,
 	// dropped stanzas). It never receives passwords, keys or message bodies.
 	Logf func(format string, args ...any)

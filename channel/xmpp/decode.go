@@ -1,6 +1,7 @@
 package xmpp
 
 import (
+	"encoding/base64"
 	"encoding/xml"
 	"errors"
 	"io"
@@ -110,6 +111,12 @@ type inStanza struct {
 
 	ErrCondition string
 	ErrText      string
+
+	// P2P is the decoded payload of a device channel element (<p2p/>,
+	// docs/XMPP.md "Device channel messages"), nil when none or
+	// malformed; P2PBad reports a malformed or oversized one.
+	P2P    []byte
+	P2PBad bool
 
 	// Invite is the first invitation the message carries: a mediated one
 	// (XEP-0045 §7.8.2, inside the muc#user <x/>) or a direct one
@@ -240,6 +247,21 @@ func walkStanza(st *inStanza, d *walker) (*inStanza, error) {
 				}
 			}
 			st.Invite = inv
+		case t.Name.Local == "p2p" && t.Name.Space == nsP2P && st.Kind == kindMessage:
+			if st.P2P != nil || st.P2PBad {
+				st.P2P, st.P2PBad = nil, true // two payloads: take neither
+				continue
+			}
+			text, tooLong, err := d.text(maxP2PText)
+			if err != nil {
+				return st, err
+			}
+			b, derr := base64.StdEncoding.Strict().DecodeString(text)
+			if tooLong || derr != nil || len(b) == 0 {
+				st.P2PBad = true
+				continue
+			}
+			st.P2P = b
 		case t.Name.Local == "identity" && t.Name.Space == nsIdentity:
 			if st.HasIdentity {
 				// Two announcements in one presence: trust neither.

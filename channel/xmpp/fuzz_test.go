@@ -39,6 +39,7 @@ func stanzaSeeds() []string {
 		pres("alice", alice, labelSeed(1, "phone")),
 		pres("bob", bob, strings.Replace(labelSeed(2, "laptop"), "label='laptop'", "label='lapt0p'", 1)), // a signature that does not match
 		selfPres("participant", labelSeed(7, "desk"), 100),
+		`<message xmlns='jabber:client' from='alice@example.org/mpenc-1' type='chat'><p2p xmlns='` + nsP2P + `'>AQID</p2p></message>`,
 	}
 }
 
@@ -68,6 +69,9 @@ func FuzzDecodeStanza(f *testing.F) {
 		}
 		if inv, ok := invitationOf(st); ok && (inv.Room == "" || strings.Contains(inv.Room, "/") || st.Type == "error") {
 			t.Fatalf("accepted a malformed invitation: %+v", inv)
+		}
+		if len(st.P2P) > maxDirect || st.P2P != nil && (st.P2PBad || st.Kind != kindMessage || len(st.P2P) == 0) {
+			t.Fatalf("a device channel payload of %d bytes kept (bad %v, kind %v)", len(st.P2P), st.P2PBad, st.Kind)
 		}
 		if st.BodyTooLong && st.Body != "" {
 			t.Fatal("a body over the cap was kept")
