@@ -111,6 +111,11 @@ type App struct {
 	xmu sync.Mutex
 	xa  *xmpp.Account
 
+	// dev is the device channel; devStop ends its loop (Close).
+	dev     *devices
+	devStop context.CancelFunc
+	devWG   sync.WaitGroup
+
 	mu      sync.Mutex
 	rooms   map[string]*Room
 	closed  bool
@@ -177,6 +182,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	a.trust = st.Trust(a.acct.ID, trust.Config{})
+	a.dev = newDevices(a)
 	a.log().Info("device ready", "account", a.acct.JID, "device", a.res,
 		"fingerprint", trust.FingerprintOf(a.key.Public()).String())
 	return a, nil
@@ -312,6 +318,8 @@ func (a *App) account(ctx context.Context) (*xmpp.Account, error) {
 
 		RequireChannelBinding: a.cfg.RequireChannelBinding,
 		OnInvitation:          a.invitation,
+		OneTimeKeys:           a.dev.keyDigests,
+		OnDirect:              a.dev.receive,
 		Logf: func(format string, args ...any) {
 			a.log().Debug(fmt.Sprintf(format, args...))
 		},
@@ -319,11 +327,22 @@ func (a *App) account(ctx context.Context) (*xmpp.Account, error) {
 	if a.cfg.XMPP != nil {
 		a.cfg.XMPP(xc)
 	}
+	// The device channel's keys are made before the first connection
+	// publishes them, and its saved sessions read.
+	if err := a.dev.refill(ctx); err != nil {
+		return nil, fmt.Errorf("app: the device channel's keys: %w", err)
+	}
+	if err := a.dev.load(ctx); err != nil {
+		return nil, fmt.Errorf("app: the device channel's sessions: %w", err)
+	}
 	xa, err := xmpp.Dial(ctx, xc)
 	if err != nil {
 		return nil, fmt.Errorf("app: connecting %s: %w", a.acct.JID, err)
 	}
 	a.xa = xa
+	dctx, stop := context.WithCancel(context.Background())
+	a.devStop = stop
+	a.devWG.Go(func() { a.dev.loop(dctx) })
 	a.log().Info("connected", "self", xc.JID)
 	return xa, nil
 }
@@ -460,7 +479,11 @@ func (a *App) Close(ctx context.Context) error {
 	if a.xa != nil {
 		_ = a.xa.Close()
 	}
+	if a.devStop != nil {
+		a.devStop()
+	}
 	a.xmu.Unlock()
+	a.devWG.Wait()
 	a.q.close()
 	err := a.st.Close()
 	a.key.Zero()

@@ -53,6 +53,11 @@ const (
 	// after which the room is entered and the session joined again by
 	// themselves (a Gap notice says so).
 	EventOut
+	// EventDevice: a payload (Payload) from another device (Device, its
+	// full JID) over the device channel (App.SendToDevice), decrypted
+	// and authenticated for that device's identity key; Room is empty.
+	// Whether that key is trusted is the trust store's question.
+	EventDevice
 )
 
 // Event is something that happened in a room, for the user interface.
@@ -76,6 +81,10 @@ type Event struct {
 	// one names is that room's claim, and Reason is free text: sanitise
 	// both before showing them. Join takes its Room.
 	Invitation xmpp.Invitation
+	// Device and Payload: for EventDevice, the sending device's full JID
+	// and what it sent (its owner's bytes: treat them as untrusted input).
+	Device  string
+	Payload []byte
 }
 
 // queue is an unbounded FIFO of events pumped into an unbuffered channel,

@@ -150,6 +150,12 @@ type Config struct {
 	// limit what you show.
 	OnInvitation func(Invitation)
 
+	// OneTimeKeys, when set, gives the key digests this device's bundle
+	// publishes (Bundle.OneTimeKeys and LastResort, at most 100): called
+	// each time the bundle is published (after each connection, and by
+	// PublishBundle). Without it the bundle carries none.
+	OneTimeKeys func() (oneTime []KeyDigest, lastResort KeyDigest)
+
 	// OnDirect, when set, is called with each device channel payload
 	// (SendDirect's) sent to our full JID by another device (from, its full
 	// JID), in the order they arrive. Like OnInvitation it runs on the

@@ -480,6 +480,9 @@ func (a *Account) ensureListed(ctx context.Context, self listedDevice) error {
 // publishBundle publishes our bundle, one item per device of the node.
 func (a *Account) publishBundle(ctx context.Context, self listedDevice) error {
 	b := &Bundle{Device: self.ID, Key: self.Key, Published: time.Now().Truncate(time.Second)}
+	if a.cfg.OneTimeKeys != nil {
+		b.OneTimeKeys, b.LastResort = a.cfg.OneTimeKeys()
+	}
 	item, err := encodeBundle(a.cfg.account, b, a.cfg.Sign)
 	if err != nil {
 		return err
@@ -490,6 +493,18 @@ func (a *Account) publishBundle(ctx context.Context, self listedDevice) error {
 	}
 	a.cfg.logf("xmpp: published this device's bundle (%v)", path)
 	return nil
+}
+
+// PublishBundle publishes this device's bundle again now, with the key
+// digests Config.OneTimeKeys gives (after one was spent, or new ones
+// made). It fails while the account is reconnecting, and without
+// Config.Identity and Config.Sign.
+func (a *Account) PublishBundle(ctx context.Context) error {
+	self, ok := a.selfEntry()
+	if !ok {
+		return fmt.Errorf("%w: publishing a bundle needs Identity and Sign", errConfig)
+	}
+	return a.publishBundle(ctx, self)
 }
 
 func (p publishPath) String() string {

@@ -111,6 +111,13 @@ func (s *Session) SAS() ([SASWords]int, error) {
 	return sasIndices(s.k.sas), nil
 }
 
+// IDs is the header of the session's packets without a type or a
+// sequence: who sends to whom (from us) and the two key ids that name
+// the session.
+func (s *Session) IDs() Header {
+	return Header{From: s.local.Device, To: s.peer.Device, InitKey: s.initKey, RespKey: s.respKey}
+}
+
 // Peer is the other side.
 func (s *Session) Peer() Party { return s.peer }
 

@@ -1,0 +1,125 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/mpenc/mpenc/app"
+)
+
+// received returns the device channel payloads p got from device from
+// since mark, in order.
+func (p *appPeer) received(since int, from string) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for _, ev := range p.evs[since:] {
+		if ev.Kind == app.EventDevice && ev.Device == from {
+			out = append(out, string(ev.Payload))
+		}
+	}
+	return out
+}
+
+// waitReceived waits until p got want (exactly, in order) from device from
+// since mark.
+func (p *appPeer) waitReceived(since int, from string, want []string) {
+	p.t.Helper()
+	deadline := time.Now().Add(cmdBound)
+	for {
+		got := p.received(since, from)
+		if fmt.Sprint(got) == fmt.Sprint(want) {
+			return
+		}
+		if len(got) > len(want) || time.Now().After(deadline) {
+			p.t.Fatalf("from %s: got %d payloads %.200q, want %d", from, len(got), got, len(want))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestIntegrationDeviceChannel: devices of two accounts and a second
+// device of the first talk over the device channel (a handshake over a
+// published one-time key, then data): every payload arrives once, in
+// order per direction, both ways; after a restart of one device its saved
+// sessions go on without a new handshake's loss.
+func TestIntegrationDeviceChannel(t *testing.T) {
+	s := serverFromEnv(t)
+	aliceAcct, bobAcct := s.cmdAccount(t, 3), s.cmdAccount(t, 4)
+	room := s.newRoom(t)
+	bobDir := t.TempDir()
+	alice := s.newAppPeer(t, aliceAcct, t.TempDir(), withLabel("laptop"))
+	phone := s.newAppPeer(t, aliceAcct, t.TempDir(), withLabel("phone"))
+	bob := s.newAppPeer(t, bobAcct, bobDir, withLabel("desk"))
+	ids := make([]string, 3)
+	for i, p := range []*appPeer{alice, phone, bob} {
+		ids[i] = p.join(room, "everyone").Self()
+	}
+	send := func(from *appPeer, to string, texts ...string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), cmdBound)
+		defer cancel()
+		for _, x := range texts {
+			// The receiver's device list may not be published yet right
+			// after it connected: retry the first send for a while.
+			deadline := time.Now().Add(cmdBound)
+			for {
+				err := from.a.SendToDevice(ctx, to, []byte(x))
+				if err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("send to %s: %v", to, err)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
+	}
+	seq := func(prefix string, n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprintf("%s %d", prefix, i)
+		}
+		return out
+	}
+	mb, mp, ma := bob.mark(), phone.mark(), alice.mark()
+	send(alice, ids[2], seq("to bob", 3)...)
+	send(alice, ids[1], seq("to phone", 3)...)
+	bob.waitReceived(mb, ids[0], seq("to bob", 3))
+	phone.waitReceived(mp, ids[0], seq("to phone", 3))
+	send(bob, ids[0], seq("from bob", 3)...)
+	alice.waitReceived(ma, ids[2], seq("from bob", 3))
+
+	// Many, both ways at once.
+	mb, ma = bob.mark(), alice.mark()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		send(bob, ids[0], seq("burst from bob", 200)...)
+	}()
+	send(alice, ids[2], seq("burst to bob", 200)...)
+	<-done
+	bob.waitReceived(mb, ids[0], seq("burst to bob", 200))
+	alice.waitReceived(ma, ids[2], seq("burst from bob", 200))
+
+	// Bob's device restarts: its sessions were saved; alice goes on.
+	ctx, cancel := context.WithTimeout(context.Background(), cmdBound)
+	defer cancel()
+	if err := bob.a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bob2 := s.newAppPeer(t, bobAcct, bobDir, withLabel("desk"))
+	if got := bob2.join(room, "everyone").Self(); got != ids[2] {
+		t.Fatalf("bob's device came back as %s, not %s", got, ids[2])
+	}
+	mb = bob2.mark()
+	send(alice, ids[2], seq("after the restart", 3)...)
+	bob2.waitReceived(mb, ids[0], seq("after the restart", 3))
+	ma = alice.mark()
+	send(bob2, ids[0], "back")
+	alice.waitReceived(ma, ids[2], []string{"back"})
+}
