@@ -37,6 +37,26 @@ const (
 	maxAttempts = 3
 	// listTTL is how long a fetched device list is used.
 	listTTL = 5 * time.Minute
+	// responseWait is how long a request waits for its response before
+	// another attempt (the responder may have spent the key and crashed
+	// before answering, or the packet was lost).
+	responseWait = 60 * time.Second
+	// simultaneous: two sessions with one device begun within this of
+	// each other were started by both sides at once; the one begun by
+	// the smaller device id is used (the tie-break). Otherwise the newer
+	// one replaces the older for sending.
+	simultaneous = 60 * time.Second
+	// retiredKeep is how long a replaced session still decrypts (packets
+	// already on their way), before its keys are deleted.
+	retiredKeep = time.Hour
+	// rotateAge and rotateCount: a session older, or that sent more, is
+	// replaced by a new handshake (forward secrecy beyond the ratchet's:
+	// the identity keys' part of a session key is renewed).
+	rotateAge   = 7 * 24 * time.Hour
+	rotateCount = 10000
+	// recoverEvery bounds the new handshakes started because a device
+	// sent data for a session we do not have (it has one we lost).
+	recoverEvery = time.Minute
 )
 
 // errNoDevice: SendToDevice found no such device in its account's
@@ -54,6 +74,14 @@ type outbox struct {
 	attempts int
 }
 
+// devSession is one session with its times: Created orders sessions with
+// one device; Retired (not zero) takes it out of sending.
+type devSession struct {
+	s       *devchan.Session
+	created time.Time
+	retired time.Time
+}
+
 type cachedList struct {
 	devices []xmpp.Device
 	at      time.Time
@@ -67,10 +95,11 @@ type devices struct {
 	local devchan.Party
 	in    chan directIn
 
-	op       sync.Mutex // held while a packet or a send is handled
-	sessions map[devchan.DeviceID][]*devchan.Session
-	out      map[devchan.DeviceID]*outbox
-	accepted map[string][]time.Time // bare JID → acceptances in the last minute
+	op        sync.Mutex // held while a packet or a send is handled
+	sessions  map[devchan.DeviceID][]*devSession
+	out       map[devchan.DeviceID]*outbox
+	accepted  map[string][]time.Time // bare JID → acceptances in the last minute
+	recovered map[devchan.DeviceID]time.Time
 
 	mu      sync.Mutex // guards the fields below
 	oneTime []xmpp.KeyDigest
@@ -81,13 +110,14 @@ type devices struct {
 func newDevices(a *App) *devices {
 	fp := trust.FingerprintOf(a.key.Public())
 	return &devices{
-		a:        a,
-		local:    devchan.Party{Account: a.acct.JID, Device: devchan.DeviceID(fp[:8]), Identity: a.key.Public()},
-		in:       make(chan directIn, maxDirectQueue),
-		sessions: map[devchan.DeviceID][]*devchan.Session{},
-		out:      map[devchan.DeviceID]*outbox{},
-		accepted: map[string][]time.Time{},
-		lists:    map[string]cachedList{},
+		a:         a,
+		local:     devchan.Party{Account: a.acct.JID, Device: devchan.DeviceID(fp[:8]), Identity: a.key.Public()},
+		in:        make(chan directIn, maxDirectQueue),
+		sessions:  map[devchan.DeviceID][]*devSession{},
+		out:       map[devchan.DeviceID]*outbox{},
+		accepted:  map[string][]time.Time{},
+		recovered: map[devchan.DeviceID]time.Time{},
+		lists:     map[string]cachedList{},
 	}
 }
 
@@ -129,7 +159,7 @@ func (d *devices) load(ctx context.Context) error {
 			d.a.log().Warn("a saved device session is unreadable; dropped", "peer", ds.Peer, "err", err)
 			continue
 		}
-		d.sessions[s.Peer().Device] = append(d.sessions[s.Peer().Device], s)
+		d.sessions[s.Peer().Device] = append(d.sessions[s.Peer().Device], &devSession{s: s, created: ds.Created, retired: ds.Retired})
 	}
 	return nil
 }
@@ -145,20 +175,61 @@ func (d *devices) receive(from string, payload []byte) {
 
 // loop handles what arrives until ctx ends.
 func (d *devices) loop(ctx context.Context) {
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case m := <-d.in:
 			d.handle(ctx, m.from, m.payload)
+		case <-tick.C:
+			d.tidy(ctx, time.Now())
 		}
 	}
 }
 
-func (d *devices) save(ctx context.Context, s *devchan.Session) {
-	p := s.Peer()
-	h := s.IDs()
-	err := d.a.st.SaveDeviceSession(ctx, d.a.acct.ID, d.a.key, store.DeviceSession{Peer: p.Account, PeerDevice: p.Device, InitKey: h.InitKey, RespKey: h.RespKey, State: s.Marshal()}, nil)
+// tidy deletes retired sessions past retiredKeep, and handshakes that
+// waited past responseWait (retrying what waits for them).
+func (d *devices) tidy(ctx context.Context, now time.Time) {
+	d.op.Lock()
+	var retry []devchan.DeviceID
+	for dev, list := range d.sessions {
+		for _, ds := range list {
+			expired := !ds.retired.IsZero() && now.Sub(ds.retired) > retiredKeep
+			stale := ds.s.State() == devchan.AwaitResponse && now.Sub(ds.created) > responseWait
+			if expired || stale {
+				d.forget(ctx, ds)
+				if stale && d.out[dev] != nil {
+					retry = append(retry, dev)
+				}
+			}
+		}
+	}
+	d.op.Unlock()
+	for _, dev := range retry {
+		go d.retry(dev)
+	}
+}
+
+// forget deletes a session, in memory and in the store.
+func (d *devices) forget(ctx context.Context, ds *devSession) {
+	dev := ds.s.Peer().Device
+	d.sessions[dev] = slices.DeleteFunc(d.sessions[dev], func(x *devSession) bool { return x == ds })
+	if len(d.sessions[dev]) == 0 {
+		delete(d.sessions, dev)
+	}
+	h := ds.s.IDs()
+	if err := d.a.st.DeleteDeviceSession(ctx, d.a.acct.ID, dev, h.InitKey, h.RespKey); err != nil {
+		d.a.log().Warn("deleting a device session", "err", err)
+	}
+}
+
+func (d *devices) save(ctx context.Context, ds *devSession) {
+	p := ds.s.Peer()
+	h := ds.s.IDs()
+	err := d.a.st.SaveDeviceSession(ctx, d.a.acct.ID, d.a.key, store.DeviceSession{Peer: p.Account, PeerDevice: p.Device, InitKey: h.InitKey, RespKey: h.RespKey,
+		State: ds.s.Marshal(), Created: ds.created, Retired: ds.retired}, nil)
 	if err != nil {
 		d.a.log().Warn("saving a device session", "peer", p.Account, "err", err)
 	}
@@ -216,6 +287,7 @@ func (d *devices) onRequest(ctx context.Context, from string, p []byte) {
 	peer := devchan.Party{Account: bare, Device: req.From, Identity: req.Identity}
 	var s *devchan.Session
 	var resp []byte
+	created := time.Now()
 	err = d.a.st.AcceptDeviceChannel(ctx, d.a.acct.ID, d.a.key, req.Digest, func(scalar [32]byte) (store.DeviceSession, error) {
 		ek, err := primitive.NewX25519Key(scalar)
 		if err != nil {
@@ -226,7 +298,7 @@ func (d *devices) onRequest(ctx context.Context, from string, p []byte) {
 		if err != nil {
 			return store.DeviceSession{}, err
 		}
-		return store.DeviceSession{Peer: bare, PeerDevice: req.From, InitKey: req.InitKey, RespKey: req.RespKey, State: s.Marshal()}, nil
+		return store.DeviceSession{Peer: bare, PeerDevice: req.From, InitKey: req.InitKey, RespKey: req.RespKey, State: s.Marshal(), Created: created}, nil
 	}, nil)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -235,11 +307,18 @@ func (d *devices) onRequest(ctx context.Context, from string, p []byte) {
 		d.a.log().Warn("accepting a device channel", "from", from, "err", err)
 		return
 	default:
-		d.sessions[req.From] = append(d.sessions[req.From], s)
+		ds := &devSession{s: s, created: created}
+		d.sessions[req.From] = append(d.sessions[req.From], ds)
+		d.retireForRequest(ctx, ds)
 		go d.republish() // the spent key leaves the bundle
 	}
 	if err := d.send(ctx, from, resp); err != nil {
 		d.a.log().Warn("answering a device channel request", "to", from, "err", err)
+	}
+	// Payloads waiting for our own handshake with that device need not
+	// wait any more.
+	if best, _ := d.usable(req.From); best != nil {
+		d.flush(ctx, req.From, best)
 	}
 }
 
@@ -262,30 +341,55 @@ func (d *devices) republish() {
 }
 
 // find returns the session of device dev with the key ids of h.
-func (d *devices) find(dev devchan.DeviceID, h devchan.Header) *devchan.Session {
-	for _, s := range d.sessions[dev] {
-		if ids := s.IDs(); ids.InitKey == h.InitKey && ids.RespKey == h.RespKey {
-			return s
+func (d *devices) find(dev devchan.DeviceID, h devchan.Header) *devSession {
+	for _, ds := range d.sessions[dev] {
+		if ids := ds.s.IDs(); ids.InitKey == h.InitKey && ids.RespKey == h.RespKey {
+			return ds
 		}
 	}
 	return nil
 }
 
-func (d *devices) drop(s *devchan.Session) {
-	dev := s.Peer().Device
-	d.sessions[dev] = slices.DeleteFunc(d.sessions[dev], func(x *devchan.Session) bool { return x == s })
+// retireForRequest takes out of sending every other session with the
+// device that just sent us a request, which it means to replace (it lost
+// them, or renews them), except one we began ourselves moments ago and
+// have heard nothing on: both sides began at once, and the tie-break of
+// usable picks the same of the two on both sides.
+func (d *devices) retireForRequest(ctx context.Context, ds *devSession) {
+	now := time.Now()
+	for _, o := range d.sessions[ds.s.Peer().Device] {
+		simultaneousOurs := o.s.Role() == devchan.Initiator && !o.s.Received() && ds.created.Sub(o.created) <= simultaneous
+		if o != ds && o.retired.IsZero() && !simultaneousOurs {
+			o.retired = now
+			d.save(ctx, o)
+		}
+	}
+}
+
+// retireOlder takes the sessions with ds's device that ds replaces out of
+// sending: those begun more than simultaneous before it. (One begun by
+// the other side at the same time stays: the tie-break picks one of the
+// two, the same on both sides.)
+func (d *devices) retireOlder(ctx context.Context, ds *devSession) {
+	now := time.Now()
+	for _, o := range d.sessions[ds.s.Peer().Device] {
+		if o != ds && o.retired.IsZero() && ds.created.Sub(o.created) > simultaneous {
+			o.retired = now
+			d.save(ctx, o)
+		}
+	}
 }
 
 func (d *devices) onResponse(ctx context.Context, from string, h devchan.Header, p []byte) {
-	s := d.find(h.From, h)
-	if s == nil || s.Role() != devchan.Initiator || trust.Bare(from) != s.Peer().Account {
+	ds := d.find(h.From, h)
+	if ds == nil || ds.s.Role() != devchan.Initiator || trust.Bare(from) != ds.s.Peer().Account {
 		return
 	}
-	err := s.HandleResponse(p, d.a.key)
+	err := ds.s.HandleResponse(p, d.a.key)
 	switch {
 	case errors.Is(err, devchan.ErrRefused), errors.Is(err, devchan.ErrAuth):
 		d.a.log().Warn("device channel handshake failed", "with", from, "err", err)
-		d.drop(s)
+		d.forget(ctx, ds)
 		if o := d.out[h.From]; o != nil {
 			go d.retry(h.From)
 		}
@@ -294,8 +398,11 @@ func (d *devices) onResponse(ctx context.Context, from string, h devchan.Header,
 		d.a.log().Debug("device channel response dropped", "from", from, "err", err)
 		return
 	}
-	d.save(ctx, s)
-	d.flush(ctx, h.From, s)
+	d.save(ctx, ds)
+	d.retireOlder(ctx, ds)
+	if best, _ := d.usable(h.From); best != nil {
+		d.flush(ctx, h.From, best)
+	}
 }
 
 // retry starts another handshake for a device whose outbox waits.
@@ -308,25 +415,25 @@ func (d *devices) retry(dev devchan.DeviceID) {
 	if o == nil {
 		return
 	}
-	if err := d.a.SendToDevice(ctx, o.to, nil); err != nil {
+	if err := d.a.sendToDevice(ctx, o.to, nil, true); err != nil {
 		d.a.log().Warn("device channel retry", "to", o.to, "err", err)
 	}
 }
 
 // flush sends what waits for dev over s.
-func (d *devices) flush(ctx context.Context, dev devchan.DeviceID, s *devchan.Session) {
+func (d *devices) flush(ctx context.Context, dev devchan.DeviceID, ds *devSession) {
 	o := d.out[dev]
 	if o == nil {
 		return
 	}
 	delete(d.out, dev)
 	for _, pl := range o.payloads {
-		pkt, err := s.Seal(pl)
+		pkt, err := ds.s.Seal(pl)
 		if err != nil {
 			d.a.log().Warn("sealing for a device", "to", o.to, "err", err)
 			continue
 		}
-		d.save(ctx, s) // the key used is gone before the packet leaves
+		d.save(ctx, ds) // the key used is gone before the packet leaves
 		if err := d.send(ctx, o.to, pkt); err != nil {
 			d.a.log().Warn("sending to a device", "to", o.to, "err", err)
 		}
@@ -334,45 +441,63 @@ func (d *devices) flush(ctx context.Context, dev devchan.DeviceID, s *devchan.Se
 }
 
 func (d *devices) onData(ctx context.Context, from string, h devchan.Header, p []byte) {
-	s := d.find(h.From, h)
-	if s == nil || trust.Bare(from) != s.Peer().Account {
-		d.a.log().Debug("device channel data for no session", "from", from)
+	ds := d.find(h.From, h)
+	if ds == nil {
+		// The device has a session we do not (we lost ours): a new
+		// handshake, at most every recoverEvery per device; what it sent
+		// on the lost session is lost.
+		if now := time.Now(); now.Sub(d.recovered[h.From]) > recoverEvery {
+			d.recovered[h.From] = now
+			d.a.log().Info("device channel data for a session we do not have: starting a new one", "from", from)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				if err := d.a.sendToDevice(ctx, from, nil, true); err != nil {
+					d.a.log().Warn("device channel recovery", "with", from, "err", err)
+				}
+			}()
+		}
 		return
 	}
-	pl, err := s.Open(p)
+	if trust.Bare(from) != ds.s.Peer().Account {
+		return
+	}
+	pl, err := ds.s.Open(p)
 	if err != nil {
 		d.a.log().Debug("device channel data refused", "from", from, "err", err)
 		return
 	}
-	d.save(ctx, s)
+	d.save(ctx, ds)
 	d.a.q.push(Event{Kind: EventDevice, Device: from, Payload: pl})
 }
 
-// usable returns the session to send to dev with: an established one,
-// preferring (when both sides started one at once) the one whose
-// initiator has the smaller device id, so that both sides pick the same.
-func (d *devices) usable(dev devchan.DeviceID) (best *devchan.Session, pending bool) {
-	for _, s := range d.sessions[dev] {
-		switch s.State() {
-		case devchan.AwaitResponse:
+// usable returns the session to send to dev with, among those not
+// retired and established: the newest, except that of two begun within
+// simultaneous of each other, the one begun by the smaller device id
+// (both sides then pick the same; the other still decrypts). pending
+// reports a handshake of ours under way.
+func (d *devices) usable(dev devchan.DeviceID) (best *devSession, pending bool) {
+	for _, ds := range d.sessions[dev] {
+		switch {
+		case !ds.retired.IsZero():
+		case ds.s.State() == devchan.AwaitResponse:
 			pending = true
-		case devchan.Established, devchan.Confirmed:
-			if best == nil || initiator(s, d.local) < initiator(best, d.local) {
-				best = s
+		case ds.s.State() == devchan.Established, ds.s.State() == devchan.Confirmed:
+			if best == nil || preferred(ds, best, d.local) {
+				best = ds
 			}
 		}
 	}
 	return best, pending
 }
 
-// initiator is the device id of a session's initiator, as a string to
-// compare.
-func initiator(s *devchan.Session, local devchan.Party) string {
-	if s.Role() == devchan.Initiator {
-		return string(local.Device[:])
+// preferred reports whether session a is to be used rather than b.
+func preferred(a, b *devSession, local devchan.Party) bool {
+	gap := a.created.Sub(b.created)
+	if gap > simultaneous || gap < -simultaneous {
+		return gap > 0
 	}
-	p := s.Peer().Device
-	return string(p[:])
+	return initiator(a.s, local) < initiator(b.s, local)
 }
 
 // published finds device to (a full JID) in its account's published
@@ -404,11 +529,22 @@ func (d *devices) published(ctx context.Context, to jid.JID) (xmpp.Device, error
 // JID, over the device channel: end-to-end encrypted and authenticated
 // for that device's identity key as its account publishes it (whether to
 // trust that key is the trust store's question, as in rooms). The first
-// payload to a device waits for a handshake; the device need not be
-// online to answer it later only when the server keeps messages for it.
-// The device receives it as an EventDevice. It fails when the device is
-// not in its account's published device list.
+// payload to a device waits for a handshake (retried with other keys, up
+// to three times); a session is replaced by a new handshake after a week
+// or 10,000 payloads. The device receives it as an EventDevice. It fails
+// when the device is not in its account's published device list, and
+// when the device does not answer (it must be online, or its server
+// must keep messages for it).
 func (a *App) SendToDevice(ctx context.Context, to string, payload []byte) error {
+	if payload == nil {
+		payload = []byte{}
+	}
+	return a.sendToDevice(ctx, to, payload, false)
+}
+
+// sendToDevice is SendToDevice; a nil payload sends nothing, and force
+// starts a new handshake even when a session can send.
+func (a *App) sendToDevice(ctx context.Context, to string, payload []byte, force bool) error {
 	if len(payload) > devchan.MaxPlaintext {
 		return fmt.Errorf("app: a device payload of %d bytes, more than %d", len(payload), devchan.MaxPlaintext)
 	}
@@ -427,40 +563,56 @@ func (a *App) SendToDevice(ctx context.Context, to string, payload []byte) error
 	}
 	id := devchan.DeviceID(dev.ID)
 	d.op.Lock()
-	if s, _ := d.usable(id); s != nil {
+	best, pending := d.usable(id)
+	if best != nil && !force {
 		defer d.op.Unlock()
+		old := time.Since(best.created) > rotateAge || best.s.Sent() > rotateCount
+		if old && !pending {
+			go func() { // a new session replaces it once established
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				if err := a.sendToDevice(ctx, to, nil, true); err != nil {
+					a.log().Warn("renewing a device session", "with", to, "err", err)
+				}
+			}()
+		}
+		// What waits for a handshake goes first: payloads keep their
+		// order per device, whichever session carries them.
+		d.flush(ctx, id, best)
 		if payload == nil {
 			return nil
 		}
-		pkt, err := s.Seal(payload)
+		pkt, err := best.s.Seal(payload)
 		if err != nil {
 			return err
 		}
-		d.save(ctx, s)
+		d.save(ctx, best)
 		return d.send(ctx, j.String(), pkt)
 	}
 	o := d.out[id]
-	if o == nil {
-		o = &outbox{to: j.String()}
-		d.out[id] = o
-	}
 	if payload != nil {
+		if o == nil {
+			o = &outbox{to: j.String()}
+			d.out[id] = o
+		}
 		if len(o.payloads) >= maxOutbox {
 			d.op.Unlock()
 			return fmt.Errorf("app: %d payloads already wait for %s", maxOutbox, to)
 		}
 		o.payloads = append(o.payloads, slices.Clone(payload))
 	}
-	if _, pending := d.usable(id); pending {
+	if pending && !force {
 		d.op.Unlock()
 		return nil
 	}
-	if o.attempts >= maxAttempts {
-		delete(d.out, id)
-		d.op.Unlock()
-		return fmt.Errorf("app: no device channel with %s after %d attempts", to, maxAttempts)
+	if o != nil {
+		if o.attempts >= maxAttempts {
+			delete(d.out, id)
+			d.op.Unlock()
+			return fmt.Errorf("app: no device channel with %s after %d attempts", to, maxAttempts)
+		}
+		o.attempts++
 	}
-	o.attempts++
 	d.op.Unlock()
 
 	b, err := xa.Bundle(ctx, j.Bare().String(), dev.ID)
@@ -478,9 +630,20 @@ func (a *App) SendToDevice(ctx context.Context, to string, payload []byte) error
 	if err != nil {
 		return err
 	}
+	ds := &devSession{s: s, created: time.Now()}
 	d.op.Lock()
-	d.sessions[id] = append(d.sessions[id], s)
-	d.save(ctx, s)
+	d.sessions[id] = append(d.sessions[id], ds)
+	d.save(ctx, ds)
 	d.op.Unlock()
 	return d.send(ctx, j.String(), req)
+}
+
+// initiator is the device id of a session's initiator, as a string to
+// compare.
+func initiator(s *devchan.Session, local devchan.Party) string {
+	if s.Role() == devchan.Initiator {
+		return string(local.Device[:])
+	}
+	p := s.Peer().Device
+	return string(p[:])
 }

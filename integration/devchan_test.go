@@ -4,7 +4,9 @@ package integration
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -122,4 +124,47 @@ func TestIntegrationDeviceChannel(t *testing.T) {
 	ma = alice.mark()
 	send(bob2, ids[0], "back")
 	alice.waitReceived(ma, ids[2], []string{"back"})
+
+	// Both sides begin at once (the phone and bob never talked): both
+	// handshakes complete, and every payload arrives, both ways.
+	mb, mp = bob2.mark(), phone.mark()
+	done = make(chan struct{})
+	go func() {
+		defer close(done)
+		send(phone, ids[2], seq("phone first", 5)...)
+	}()
+	send(bob2, ids[1], seq("bob first", 5)...)
+	<-done
+	bob2.waitReceived(mb, ids[1], seq("phone first", 5))
+	phone.waitReceived(mp, ids[2], seq("bob first", 5))
+
+	// Bob's device loses its sessions (a store restored from an old
+	// copy): alice's next payload is for a session it does not have; it
+	// starts a new handshake, alice moves to the new session, and what
+	// she sends from then on arrives.
+	if err := bob2.a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", filepath.Join(bobDir, "peer.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM devchan_sessions`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	bob3 := s.newAppPeer(t, bobAcct, bobDir, withLabel("desk"))
+	bob3.join(room, "everyone")
+	mb = bob3.mark()
+	deadline := time.Now().Add(cmdBound)
+	for i := 0; len(bob3.received(mb, ids[0])) == 0; i++ {
+		if time.Now().After(deadline) {
+			t.Fatal("the channel did not recover after bob lost his sessions")
+		}
+		send(alice, ids[2], fmt.Sprintf("probe %d", i))
+		time.Sleep(300 * time.Millisecond)
+	}
+	mb = bob3.mark()
+	send(alice, ids[2], seq("recovered", 5)...)
+	bob3.waitReceived(mb, ids[0], seq("recovered", 5))
 }

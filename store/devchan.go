@@ -38,6 +38,8 @@ CREATE TABLE devchan_sessions (
 	init_key    BLOB    NOT NULL CHECK (length(init_key) = 8),
 	resp_key    BLOB    NOT NULL CHECK (length(resp_key) = 8),
 	sealed      BLOB    NOT NULL,
+	created     INTEGER NOT NULL,
+	retired     INTEGER NOT NULL,
 	updated     INTEGER NOT NULL,
 	PRIMARY KEY (account_id, peer_device, init_key, resp_key)
 ) STRICT;
@@ -66,7 +68,12 @@ type DeviceSession struct {
 	InitKey    [8]byte
 	RespKey    [8]byte
 	State      []byte
-	Updated    time.Time
+	// Created is when the session began; Retired, when not zero, is when
+	// a newer session replaced it for sending (it still decrypts for a
+	// while). Both are the caller's to set.
+	Created time.Time
+	Retired time.Time
+	Updated time.Time // set by the store
 }
 
 const (
@@ -284,8 +291,8 @@ func (s *Store) putSession(ctx context.Context, tx *sql.Tx, a interface {
 	if err != nil {
 		return err
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE devchan_sessions SET sealed = ?, updated = ?, peer = ? WHERE account_id = ? AND peer_device = ? AND init_key = ? AND resp_key = ?`,
-		blob, encTime(s.now()), ds.Peer, account, ds.PeerDevice[:], ds.InitKey[:], ds.RespKey[:])
+	res, err := tx.ExecContext(ctx, `UPDATE devchan_sessions SET sealed = ?, updated = ?, peer = ?, created = ?, retired = ? WHERE account_id = ? AND peer_device = ? AND init_key = ? AND resp_key = ?`,
+		blob, encTime(s.now()), ds.Peer, encTime(ds.Created), encTime(ds.Retired), account, ds.PeerDevice[:], ds.InitKey[:], ds.RespKey[:])
 	if err != nil {
 		return err
 	}
@@ -295,8 +302,8 @@ func (s *Store) putSession(ctx context.Context, tx *sql.Tx, a interface {
 	if n >= maxDeviceSessions {
 		return fmt.Errorf("%w: %d device sessions kept already", ErrInvalid, n)
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO devchan_sessions (account_id, peer, peer_device, init_key, resp_key, sealed, updated) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		account, ds.Peer, ds.PeerDevice[:], ds.InitKey[:], ds.RespKey[:], blob, encTime(s.now()))
+	_, err = tx.ExecContext(ctx, `INSERT INTO devchan_sessions (account_id, peer, peer_device, init_key, resp_key, sealed, created, retired, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		account, ds.Peer, ds.PeerDevice[:], ds.InitKey[:], ds.RespKey[:], blob, encTime(ds.Created), encTime(ds.Retired), encTime(s.now()))
 	if isFK(err) {
 		return fmt.Errorf("%w: account %d", ErrNotFound, account)
 	}
@@ -322,7 +329,7 @@ func (s *Store) DeviceSessions(ctx context.Context, account int64, identity *cry
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT peer, peer_device, init_key, resp_key, sealed, updated FROM devchan_sessions WHERE account_id = ? ORDER BY updated DESC, peer_device`, account)
+	rows, err := s.db.QueryContext(ctx, `SELECT peer, peer_device, init_key, resp_key, sealed, created, retired, updated FROM devchan_sessions WHERE account_id = ? ORDER BY updated DESC, peer_device`, account)
 	if err != nil {
 		return nil, s.wrap("reading device sessions", err)
 	}
@@ -331,18 +338,27 @@ func (s *Store) DeviceSessions(ctx context.Context, account int64, identity *cry
 	for rows.Next() {
 		var ds DeviceSession
 		var dev, ik, rk, blob []byte
-		var updated int64
-		if err := rows.Scan(&ds.Peer, &dev, &ik, &rk, &blob, &updated); err != nil {
+		var created, retired, updated int64
+		if err := rows.Scan(&ds.Peer, &dev, &ik, &rk, &blob, &created, &retired, &updated); err != nil {
 			return nil, s.wrap("reading device sessions", err)
 		}
 		if len(dev) != 8 || len(ik) != 8 || len(rk) != 8 {
 			return nil, fmt.Errorf("store: %w: a device session's ids", ErrCorrupt)
 		}
-		ds.PeerDevice, ds.InitKey, ds.RespKey, ds.Updated = [8]byte(dev), [8]byte(ik), [8]byte(rk), decTime(updated)
+		ds.PeerDevice, ds.InitKey, ds.RespKey = [8]byte(dev), [8]byte(ik), [8]byte(rk)
+		ds.Created, ds.Retired, ds.Updated = decTime(created), decTime(retired), decTime(updated)
 		if ds.State, err = openWith(a, blob, sessionAD(account, &ds)); err != nil {
 			return nil, fmt.Errorf("store: %w", err)
 		}
 		out = append(out, ds)
 	}
 	return out, s.wrap("reading device sessions", rows.Err())
+}
+
+// DeleteDeviceSession forgets one session (a retired one past its time, a
+// handshake that never completed): its keys are gone for good.
+func (s *Store) DeleteDeviceSession(ctx context.Context, account int64, peerDevice, initKey, respKey [8]byte) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM devchan_sessions WHERE account_id = ? AND peer_device = ? AND init_key = ? AND resp_key = ?`,
+		account, peerDevice[:], initKey[:], respKey[:])
+	return s.wrap("deleting a device session", err)
 }

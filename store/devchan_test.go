@@ -88,6 +88,21 @@ func TestDeviceChannelKeys(t *testing.T) {
 	if len(ss) != 5 || string(ss[0].State) != "newer" || ss[0].PeerDevice != up.PeerDevice {
 		t.Fatalf("after an update: %+v", ss[0])
 	}
+	// Times kept; a session deleted is gone.
+	up.Created, up.Retired = time.Unix(1_900_000_000, 0), time.Unix(1_900_000_100, 0)
+	if err := st.SaveDeviceSession(ctx, a.ID, id, up, nil); err != nil {
+		t.Fatal(err)
+	}
+	ss, _ = st.DeviceSessions(ctx, a.ID, id)
+	if !ss[0].Created.Equal(up.Created) || !ss[0].Retired.Equal(up.Retired) {
+		t.Fatalf("times %v %v", ss[0].Created, ss[0].Retired)
+	}
+	if err := st.DeleteDeviceSession(ctx, a.ID, up.PeerDevice, up.InitKey, up.RespKey); err != nil {
+		t.Fatal(err)
+	}
+	if ss, _ = st.DeviceSessions(ctx, a.ID, id); len(ss) != 4 {
+		t.Fatalf("%d sessions after a deletion", len(ss))
+	}
 	// Another identity opens nothing.
 	if _, err := st.DeviceSessions(ctx, a.ID, testIdentity(2)); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("opened with another identity key: %v", err)

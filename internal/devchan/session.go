@@ -118,6 +118,12 @@ func (s *Session) IDs() Header {
 	return Header{From: s.local.Device, To: s.peer.Device, InitKey: s.initKey, RespKey: s.respKey}
 }
 
+// Received reports whether the session has opened a data packet.
+func (s *Session) Received() bool { return s.replay.started }
+
+// Sent is how many data packets the session has sealed.
+func (s *Session) Sent() uint64 { return s.sendSeq }
+
 // Peer is the other side.
 func (s *Session) Peer() Party { return s.peer }
 
