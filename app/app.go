@@ -320,6 +320,8 @@ func (a *App) account(ctx context.Context) (*xmpp.Account, error) {
 		OnInvitation:          a.invitation,
 		OneTimeKeys:           a.dev.keyDigests,
 		OnDirect:              a.dev.receive,
+		ArchiveCursor:         a.dev.archiveCursor,
+		SaveArchiveCursor:     a.dev.saveArchiveCursor,
 		Logf: func(format string, args ...any) {
 			a.log().Debug(fmt.Sprintf(format, args...))
 		},

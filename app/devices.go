@@ -12,6 +12,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/mpenc/mpenc/channel/xmpp"
+	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/internal/devchan"
 	"github.com/mpenc/mpenc/internal/primitive"
 	"github.com/mpenc/mpenc/store"
@@ -24,23 +25,31 @@ import (
 const (
 	// deviceKeys is how many one-time keys the bundle publishes.
 	deviceKeys = 50
-	// maxDirectQueue bounds the device channel packets waiting to be
-	// handled; more are dropped (the peer's own retries cover a loss).
-	maxDirectQueue = 256
+	// maxDirectQueue and maxDirectBytes bound the device channel packets
+	// waiting to be handled (a catch-up from the archive delivers many at
+	// once); more are dropped (the channel's recovery covers a loss).
+	maxDirectQueue = 8192
+	maxDirectBytes = 16 << 20
 	// maxRequestsPerMinute bounds the requests accepted from one account
-	// per minute: each spends a one-time key.
+	// per minute, and maxRequestsTotal from everyone: each spends a key
+	// and makes a session.
 	maxRequestsPerMinute = 10
+	maxRequestsTotal     = 60
 	// maxOutbox bounds the payloads waiting for a session with one device.
 	maxOutbox = 100
-	// maxAttempts bounds the requests sent to one device for one outbox
-	// (a refused key makes another attempt with another digest).
+	// maxAttempts bounds the handshakes begun for one outbox (a refused
+	// key or no answer makes another attempt with another digest).
 	maxAttempts = 3
 	// listTTL is how long a fetched device list is used.
 	listTTL = 5 * time.Minute
 	// responseWait is how long a request waits for its response before
-	// another attempt (the responder may have spent the key and crashed
+	// another attempt (the responder may have spent the key and stopped
 	// before answering, or the packet was lost).
 	responseWait = 60 * time.Second
+	// confirmWait is how long a session we accepted waits for the
+	// initiator's confirmation (its first data packet) before it is
+	// deleted: a request nobody follows up is not kept.
+	confirmWait = 10 * time.Minute
 	// simultaneous: two sessions with one device begun within this of
 	// each other were started by both sides at once; the one begun by
 	// the smaller device id is used (the tie-break). Otherwise the newer
@@ -49,19 +58,37 @@ const (
 	// retiredKeep is how long a replaced session still decrypts (packets
 	// already on their way), before its keys are deleted.
 	retiredKeep = time.Hour
+	// maxPeerSessions bounds the sessions kept with one device.
+	maxPeerSessions = 8
 	// rotateAge and rotateCount: a session older, or that sent more, is
 	// replaced by a new handshake (forward secrecy beyond the ratchet's:
 	// the identity keys' part of a session key is renewed).
 	rotateAge   = 7 * 24 * time.Hour
 	rotateCount = 10000
-	// recoverEvery bounds the new handshakes started because a device
-	// sent data for a session we do not have (it has one we lost).
-	recoverEvery = time.Minute
+	// recoverEvery bounds the new handshakes begun because a device sent
+	// data for a session we do not have (it has one we lost), per device;
+	// maxRecoveries bounds them for everyone, per minute.
+	recoverEvery  = time.Minute
+	maxRecoveries = 20
+	// refillEvery: the keys are topped up and the last-resort key
+	// replaced when due this often (besides after each key spent).
+	refillEvery = time.Hour
 )
+
+// archiveSetting names the store setting that keeps where the archive
+// catch-up stopped.
+const archiveSetting = "devchan.archive"
 
 // errNoDevice: SendToDevice found no such device in its account's
 // published device list.
 var errNoDevice = errors.New("app: no such device in its account's published device list")
+
+// peerID names a device of another account: the account, and the device
+// id its published list gives.
+type peerID struct {
+	account string // bare JID
+	dev     devchan.DeviceID
+}
 
 type directIn struct {
 	from    string
@@ -69,17 +96,43 @@ type directIn struct {
 }
 
 type outbox struct {
-	to       string // the device's full JID
-	payloads [][]byte
-	attempts int
+	to          string // the device's full JID
+	payloads    [][]byte
+	attempts    int
+	handshaking bool // a handshake of ours for it is under way
 }
 
-// devSession is one session with its times: Created orders sessions with
-// one device; Retired (not zero) takes it out of sending.
+// devSession is one session with what the channel itself does not keep:
+// the device's resource (from its account's list), when it began (which
+// orders sessions with one device), and when it was retired (zero: in
+// use for sending).
 type devSession struct {
-	s       *devchan.Session
-	created time.Time
-	retired time.Time
+	s        *devchan.Session
+	resource string
+	created  time.Time
+	retired  time.Time
+}
+
+func (ds *devSession) peer() peerID {
+	p := ds.s.Peer()
+	return peerID{p.Account, p.Device}
+}
+
+// fullJID is the device's full JID as its account's list binds it.
+func (ds *devSession) fullJID() string { return ds.s.Peer().Account + "/" + ds.resource }
+
+// sendable reports whether ds can carry our payloads: established, not
+// retired, and, when the other side began it, confirmed (its first data
+// packet came), so that a request nobody follows up (a stranger claiming
+// a device) never takes our traffic.
+func (ds *devSession) sendable() bool {
+	switch {
+	case !ds.retired.IsZero():
+		return false
+	case ds.s.Role() == devchan.Responder:
+		return ds.s.State() == devchan.Confirmed
+	}
+	return ds.s.State() == devchan.Established || ds.s.State() == devchan.Confirmed
 }
 
 type cachedList struct {
@@ -89,19 +142,29 @@ type cachedList struct {
 
 // devices runs the account's device channel. One goroutine (loop)
 // handles what arrives; SendToDevice runs on the caller's. op serialises
-// both over the sessions.
+// both over the sessions; network requests (device lists, bundles) are
+// made without it.
 type devices struct {
 	a     *App
 	local devchan.Party
-	in    chan directIn
 
-	op        sync.Mutex // held while a packet or a send is handled
-	sessions  map[devchan.DeviceID][]*devSession
-	out       map[devchan.DeviceID]*outbox
-	accepted  map[string][]time.Time // bare JID → acceptances in the last minute
-	recovered map[devchan.DeviceID]time.Time
+	// inMu guards the queue of packets received; wake (cap 1) tells loop.
+	inMu    sync.Mutex
+	in      []directIn
+	inBytes int
+	wake    chan struct{}
 
-	mu      sync.Mutex // guards the fields below
+	op         sync.Mutex // guards everything below
+	loaded     bool
+	sessions   map[peerID][]*devSession
+	out        map[peerID]*outbox
+	accepted   map[string][]time.Time // bare JID → requests accepted in the last minute
+	acceptedAt []time.Time            // every request accepted in the last minute
+	recovered  map[peerID]time.Time
+	recoveries []time.Time
+	refilled   time.Time
+
+	mu      sync.Mutex // guards the key digests and the device lists
 	oneTime []xmpp.KeyDigest
 	lr      xmpp.KeyDigest
 	lists   map[string]cachedList
@@ -112,17 +175,17 @@ func newDevices(a *App) *devices {
 	return &devices{
 		a:         a,
 		local:     devchan.Party{Account: a.acct.JID, Device: devchan.DeviceID(fp[:8]), Identity: a.key.Public()},
-		in:        make(chan directIn, maxDirectQueue),
-		sessions:  map[devchan.DeviceID][]*devSession{},
-		out:       map[devchan.DeviceID]*outbox{},
+		wake:      make(chan struct{}, 1),
+		sessions:  map[peerID][]*devSession{},
+		out:       map[peerID]*outbox{},
 		accepted:  map[string][]time.Time{},
-		recovered: map[devchan.DeviceID]time.Time{},
+		recovered: map[peerID]time.Time{},
 		lists:     map[string]cachedList{},
 	}
 }
 
-// refill tops up the one-time keys in the store and keeps their digests
-// for the bundle.
+// refill tops up the one-time keys in the store (replacing the
+// last-resort key when due) and keeps their digests for the bundle.
 func (d *devices) refill(ctx context.Context) error {
 	otk, lr, err := d.a.st.DeviceChannelKeys(ctx, d.a.acct.ID, d.a.key, deviceKeys, devchan.Digest, nil)
 	if err != nil {
@@ -145,35 +208,80 @@ func (d *devices) keyDigests() ([]xmpp.KeyDigest, xmpp.KeyDigest) {
 	return slices.Clone(d.oneTime), d.lr
 }
 
-// load restores the saved sessions.
+// archiveCursor and saveArchiveCursor are xmpp.Config's.
+func (d *devices) archiveCursor() string {
+	v, _, err := d.a.st.Setting(context.Background(), d.a.acct.ID, archiveSetting)
+	if err != nil {
+		d.a.log().Warn("reading the archive position", "err", err)
+	}
+	return v
+}
+
+func (d *devices) saveArchiveCursor(v string) {
+	if err := d.a.st.SetSetting(context.Background(), d.a.acct.ID, archiveSetting, v); err != nil {
+		d.a.log().Warn("saving the archive position", "err", err)
+	}
+}
+
+// load restores the saved sessions, once.
 func (d *devices) load(ctx context.Context) error {
+	d.op.Lock()
+	defer d.op.Unlock()
+	if d.loaded {
+		return nil
+	}
 	saved, err := d.a.st.DeviceSessions(ctx, d.a.acct.ID, d.a.key)
 	if err != nil {
 		return err
 	}
-	d.op.Lock()
-	defer d.op.Unlock()
 	for _, ds := range saved {
 		s, err := devchan.Unmarshal(ds.State)
+		crypto.Zero(ds.State)
 		if err != nil {
 			d.a.log().Warn("a saved device session is unreadable; dropped", "peer", ds.Peer, "err", err)
 			continue
 		}
-		d.sessions[s.Peer().Device] = append(d.sessions[s.Peer().Device], &devSession{s: s, created: ds.Created, retired: ds.Retired})
+		x := &devSession{s: s, resource: ds.Resource, created: ds.Created, retired: ds.Retired}
+		d.sessions[x.peer()] = append(d.sessions[x.peer()], x)
 	}
+	d.loaded = true
 	return nil
 }
 
 // receive is xmpp.Config.OnDirect: it queues, never waits.
 func (d *devices) receive(from string, payload []byte) {
-	select {
-	case d.in <- directIn{from, payload}:
-	default:
+	d.inMu.Lock()
+	full := len(d.in) >= maxDirectQueue || d.inBytes+len(payload) > maxDirectBytes
+	if !full {
+		d.in = append(d.in, directIn{from, payload})
+		d.inBytes += len(payload)
+	}
+	d.inMu.Unlock()
+	if full {
 		d.a.log().Warn("device channel queue full: a packet dropped", "from", from)
+		return
+	}
+	select {
+	case d.wake <- struct{}{}:
+	default:
 	}
 }
 
-// loop handles what arrives until ctx ends.
+// next takes the oldest packet received, if any.
+func (d *devices) next() (directIn, bool) {
+	d.inMu.Lock()
+	defer d.inMu.Unlock()
+	if len(d.in) == 0 {
+		return directIn{}, false
+	}
+	m := d.in[0]
+	d.in[0] = directIn{}
+	d.in = d.in[1:]
+	d.inBytes -= len(m.payload)
+	return m, true
+}
+
+// loop handles what arrives until ctx ends, and tidies every 10 s.
 func (d *devices) loop(ctx context.Context) {
 	tick := time.NewTicker(10 * time.Second)
 	defer tick.Stop()
@@ -181,55 +289,112 @@ func (d *devices) loop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case m := <-d.in:
-			d.handle(ctx, m.from, m.payload)
+		case <-d.wake:
+			for ctx.Err() == nil {
+				m, ok := d.next()
+				if !ok {
+					break
+				}
+				d.handle(ctx, m.from, m.payload)
+			}
 		case <-tick.C:
 			d.tidy(ctx, time.Now())
 		}
 	}
 }
 
-// tidy deletes retired sessions past retiredKeep, and handshakes that
-// waited past responseWait (retrying what waits for them).
+// tidy deletes sessions past their time (retired ones after
+// retiredKeep, accepted ones never confirmed after confirmWait, our
+// handshakes unanswered after responseWait, retrying what waits for
+// them), forgets old rate-limit entries, and refills the keys when due.
 func (d *devices) tidy(ctx context.Context, now time.Time) {
 	d.op.Lock()
-	var retry []devchan.DeviceID
-	for dev, list := range d.sessions {
-		for _, ds := range list {
+	var retry []peerID
+	for id, list := range d.sessions {
+		for _, ds := range slices.Clone(list) {
 			expired := !ds.retired.IsZero() && now.Sub(ds.retired) > retiredKeep
+			unconfirmed := ds.s.Role() == devchan.Responder && ds.s.State() == devchan.Established && now.Sub(ds.created) > confirmWait
 			stale := ds.s.State() == devchan.AwaitResponse && now.Sub(ds.created) > responseWait
-			if expired || stale {
+			if expired || unconfirmed || stale {
 				d.forget(ctx, ds)
-				if stale && d.out[dev] != nil {
-					retry = append(retry, dev)
+				if stale {
+					if o := d.out[id]; o != nil {
+						o.handshaking = false
+						retry = append(retry, id)
+					}
 				}
 			}
 		}
 	}
-	d.op.Unlock()
-	for _, dev := range retry {
-		go d.retry(dev)
+	for b, ts := range d.accepted {
+		if ts = recent(ts, now); len(ts) == 0 {
+			delete(d.accepted, b)
+		} else {
+			d.accepted[b] = ts
+		}
 	}
+	d.acceptedAt = recent(d.acceptedAt, now)
+	d.recoveries = recent(d.recoveries, now)
+	for id, t := range d.recovered {
+		if now.Sub(t) > recoverEvery {
+			delete(d.recovered, id)
+		}
+	}
+	refill := now.Sub(d.refilled) > refillEvery
+	if refill {
+		d.refilled = now
+	}
+	d.op.Unlock()
+	for _, id := range retry {
+		go d.retry(id)
+	}
+	if refill {
+		go d.republish()
+	}
+	d.mu.Lock()
+	for b, c := range d.lists {
+		if now.Sub(c.at) > listTTL {
+			delete(d.lists, b)
+		}
+	}
+	d.mu.Unlock()
+}
+
+// recent keeps the times of the last minute.
+func recent(ts []time.Time, now time.Time) []time.Time {
+	return slices.DeleteFunc(ts, func(t time.Time) bool { return now.Sub(t) > time.Minute })
 }
 
 // forget deletes a session, in memory and in the store.
 func (d *devices) forget(ctx context.Context, ds *devSession) {
-	dev := ds.s.Peer().Device
-	d.sessions[dev] = slices.DeleteFunc(d.sessions[dev], func(x *devSession) bool { return x == ds })
-	if len(d.sessions[dev]) == 0 {
-		delete(d.sessions, dev)
+	id := ds.peer()
+	d.sessions[id] = slices.DeleteFunc(d.sessions[id], func(x *devSession) bool { return x == ds })
+	if len(d.sessions[id]) == 0 {
+		delete(d.sessions, id)
 	}
 	h := ds.s.IDs()
-	if err := d.a.st.DeleteDeviceSession(ctx, d.a.acct.ID, dev, h.InitKey, h.RespKey); err != nil {
+	if err := d.a.st.DeleteDeviceSession(ctx, d.a.acct.ID, id.dev, h.InitKey, h.RespKey); err != nil {
 		d.a.log().Warn("deleting a device session", "err", err)
 	}
+}
+
+// add keeps a new session, dropping the oldest beyond maxPeerSessions.
+func (d *devices) add(ctx context.Context, ds *devSession) {
+	id := ds.peer()
+	d.sessions[id] = append(d.sessions[id], ds)
+	for len(d.sessions[id]) > maxPeerSessions {
+		d.forget(ctx, d.sessions[id][0])
+	}
+	d.save(ctx, ds)
 }
 
 func (d *devices) save(ctx context.Context, ds *devSession) {
 	p := ds.s.Peer()
 	h := ds.s.IDs()
-	err := d.a.st.SaveDeviceSession(ctx, d.a.acct.ID, d.a.key, store.DeviceSession{Peer: p.Account, PeerDevice: p.Device, InitKey: h.InitKey, RespKey: h.RespKey,
-		State: ds.s.Marshal(), Created: ds.created, Retired: ds.retired}, nil)
+	state := ds.s.Marshal()
+	defer crypto.Zero(state)
+	err := d.a.st.SaveDeviceSession(ctx, d.a.acct.ID, d.a.key, store.DeviceSession{Peer: p.Account, Resource: ds.resource, PeerDevice: p.Device,
+		InitKey: h.InitKey, RespKey: h.RespKey, State: state, Created: ds.created, Retired: ds.retired}, nil)
 	if err != nil {
 		d.a.log().Warn("saving a device session", "peer", p.Account, "err", err)
 	}
@@ -252,42 +417,69 @@ func (d *devices) handle(ctx context.Context, from string, p []byte) {
 		d.a.log().Debug("device channel packet dropped", "from", from, "err", err)
 		return
 	}
-	d.op.Lock()
-	defer d.op.Unlock()
+	fj, err := jid.Parse(from)
+	if err != nil || fj.Resourcepart() == "" {
+		return
+	}
 	switch h.Type {
 	case devchan.TypeRequest:
-		d.onRequest(ctx, from, p)
+		d.onRequest(ctx, fj, p)
 	case devchan.TypeResponse:
-		d.onResponse(ctx, from, h, p)
+		d.op.Lock()
+		d.onResponse(ctx, fj, h, p)
+		d.op.Unlock()
 	case devchan.TypeData:
-		d.onData(ctx, from, h, p)
+		d.op.Lock()
+		d.onData(ctx, fj, h, p)
+		d.op.Unlock()
 	}
 }
 
-func (d *devices) onRequest(ctx context.Context, from string, p []byte) {
+// allowRequest applies the request rate limits (d.op held).
+func (d *devices) allowRequest(bare string, now time.Time) bool {
+	d.accepted[bare] = recent(d.accepted[bare], now)
+	d.acceptedAt = recent(d.acceptedAt, now)
+	if len(d.accepted[bare]) >= maxRequestsPerMinute || len(d.acceptedAt) >= maxRequestsTotal {
+		return false
+	}
+	d.accepted[bare] = append(d.accepted[bare], now)
+	d.acceptedAt = append(d.acceptedAt, now)
+	return true
+}
+
+func (d *devices) onRequest(ctx context.Context, from jid.JID, p []byte) {
 	req, err := devchan.ParseRequest(p, d.local.Device)
 	if err != nil {
 		d.a.log().Debug("device channel request dropped", "from", from, "err", err)
 		return
 	}
-	fp := trust.FingerprintOf(req.Identity)
-	if devchan.DeviceID(fp[:8]) != req.From {
-		d.a.log().Debug("device channel request dropped: the device id is not its key's", "from", from)
+	bare := from.Bare().String()
+	id := peerID{bare, req.From}
+	d.op.Lock()
+	replay := d.find(id, req.Header) != nil
+	allowed := !replay && d.allowRequest(bare, time.Now())
+	d.op.Unlock()
+	if replay {
+		return // a copy (the archive's, a server's replay) of a request we answered
+	}
+	if !allowed {
+		d.a.log().Warn("device channel requests over the rate: dropped", "from", bare)
 		return
 	}
-	bare := trust.Bare(from)
-	now := time.Now()
-	recent := slices.DeleteFunc(d.accepted[bare], func(t time.Time) bool { return now.Sub(t) > time.Minute })
-	if len(recent) >= maxRequestsPerMinute {
-		d.accepted[bare] = recent
-		d.a.log().Warn("device channel requests from one account over the rate: dropped", "from", bare)
+	// The sender must be the device its account lists at that resource,
+	// with the key the request carries: the list's entries are signed for
+	// the account, so nobody else can claim the device.
+	dev, err := d.published(ctx, from)
+	if err != nil || dev.ID != xmpp.DeviceID(req.From) || dev.Key != req.Identity {
+		d.a.log().Warn("device channel request from a device its account does not list with that key: dropped", "from", from, "err", err)
 		return
 	}
-	d.accepted[bare] = append(recent, now)
 	peer := devchan.Party{Account: bare, Device: req.From, Identity: req.Identity}
+	created := time.Now()
+	d.op.Lock()
+	defer d.op.Unlock()
 	var s *devchan.Session
 	var resp []byte
-	created := time.Now()
 	err = d.a.st.AcceptDeviceChannel(ctx, d.a.acct.ID, d.a.key, req.Digest, func(scalar [32]byte) (store.DeviceSession, error) {
 		ek, err := primitive.NewX25519Key(scalar)
 		if err != nil {
@@ -298,27 +490,27 @@ func (d *devices) onRequest(ctx context.Context, from string, p []byte) {
 		if err != nil {
 			return store.DeviceSession{}, err
 		}
-		return store.DeviceSession{Peer: bare, PeerDevice: req.From, InitKey: req.InitKey, RespKey: req.RespKey, State: s.Marshal(), Created: created}, nil
+		return store.DeviceSession{Peer: bare, Resource: from.Resourcepart(), PeerDevice: req.From, InitKey: req.InitKey, RespKey: req.RespKey,
+			State: s.Marshal(), Created: created}, nil
 	}, nil)
 	switch {
+	case errors.Is(err, store.ErrReplayed):
+		return
 	case errors.Is(err, store.ErrNotFound):
 		resp = devchan.Refuse(d.local.Device, req)
 	case err != nil:
 		d.a.log().Warn("accepting a device channel", "from", from, "err", err)
 		return
 	default:
-		ds := &devSession{s: s, created: created}
-		d.sessions[req.From] = append(d.sessions[req.From], ds)
-		d.retireForRequest(ctx, ds)
+		ds := &devSession{s: s, resource: from.Resourcepart(), created: created}
+		d.sessions[id] = append(d.sessions[id], ds)
+		for len(d.sessions[id]) > maxPeerSessions {
+			d.forget(ctx, d.sessions[id][0])
+		}
 		go d.republish() // the spent key leaves the bundle
 	}
-	if err := d.send(ctx, from, resp); err != nil {
+	if err := d.send(ctx, from.String(), resp); err != nil {
 		d.a.log().Warn("answering a device channel request", "to", from, "err", err)
-	}
-	// Payloads waiting for our own handshake with that device need not
-	// wait any more.
-	if best, _ := d.usable(req.From); best != nil {
-		d.flush(ctx, req.From, best)
 	}
 }
 
@@ -340,9 +532,9 @@ func (d *devices) republish() {
 	}
 }
 
-// find returns the session of device dev with the key ids of h.
-func (d *devices) find(dev devchan.DeviceID, h devchan.Header) *devSession {
-	for _, ds := range d.sessions[dev] {
+// find returns the session with the key ids of h.
+func (d *devices) find(id peerID, h devchan.Header) *devSession {
+	for _, ds := range d.sessions[id] {
 		if ids := ds.s.IDs(); ids.InitKey == h.InitKey && ids.RespKey == h.RespKey {
 			return ds
 		}
@@ -350,39 +542,43 @@ func (d *devices) find(dev devchan.DeviceID, h devchan.Header) *devSession {
 	return nil
 }
 
-// retireForRequest takes out of sending every other session with the
-// device that just sent us a request, which it means to replace (it lost
-// them, or renews them), except one we began ourselves moments ago and
-// have heard nothing on: both sides began at once, and the tie-break of
-// usable picks the same of the two on both sides.
-func (d *devices) retireForRequest(ctx context.Context, ds *devSession) {
+// retireFor takes out of sending the sessions that ds, now usable,
+// replaces: when the other side began ds (it lost or renews the
+// others), every other one except one we began within simultaneous of it
+// and heard nothing on (both sides began at once: the tie-break of usable
+// picks the same of the two on both sides); when we began it, those
+// begun more than simultaneous before it.
+func (d *devices) retireFor(ctx context.Context, ds *devSession) {
 	now := time.Now()
-	for _, o := range d.sessions[ds.s.Peer().Device] {
-		simultaneousOurs := o.s.Role() == devchan.Initiator && !o.s.Received() && ds.created.Sub(o.created) <= simultaneous
-		if o != ds && o.retired.IsZero() && !simultaneousOurs {
+	for _, o := range d.sessions[ds.peer()] {
+		if o == ds || !o.retired.IsZero() {
+			continue
+		}
+		var replaced bool
+		if ds.s.Role() == devchan.Responder {
+			simultaneousOurs := o.s.Role() == devchan.Initiator && !o.s.Received() && absDur(ds.created.Sub(o.created)) <= simultaneous
+			replaced = !simultaneousOurs
+		} else {
+			replaced = ds.created.Sub(o.created) > simultaneous
+		}
+		if replaced {
 			o.retired = now
 			d.save(ctx, o)
 		}
 	}
 }
 
-// retireOlder takes the sessions with ds's device that ds replaces out of
-// sending: those begun more than simultaneous before it. (One begun by
-// the other side at the same time stays: the tie-break picks one of the
-// two, the same on both sides.)
-func (d *devices) retireOlder(ctx context.Context, ds *devSession) {
-	now := time.Now()
-	for _, o := range d.sessions[ds.s.Peer().Device] {
-		if o != ds && o.retired.IsZero() && ds.created.Sub(o.created) > simultaneous {
-			o.retired = now
-			d.save(ctx, o)
-		}
+func absDur(x time.Duration) time.Duration {
+	if x < 0 {
+		return -x
 	}
+	return x
 }
 
-func (d *devices) onResponse(ctx context.Context, from string, h devchan.Header, p []byte) {
-	ds := d.find(h.From, h)
-	if ds == nil || ds.s.Role() != devchan.Initiator || trust.Bare(from) != ds.s.Peer().Account {
+func (d *devices) onResponse(ctx context.Context, from jid.JID, h devchan.Header, p []byte) {
+	id := peerID{from.Bare().String(), h.From}
+	ds := d.find(id, h)
+	if ds == nil || ds.s.Role() != devchan.Initiator || from.String() != ds.fullJID() {
 		return
 	}
 	err := ds.s.HandleResponse(p, d.a.key)
@@ -390,8 +586,9 @@ func (d *devices) onResponse(ctx context.Context, from string, h devchan.Header,
 	case errors.Is(err, devchan.ErrRefused), errors.Is(err, devchan.ErrAuth):
 		d.a.log().Warn("device channel handshake failed", "with", from, "err", err)
 		d.forget(ctx, ds)
-		if o := d.out[h.From]; o != nil {
-			go d.retry(h.From)
+		if o := d.out[id]; o != nil {
+			o.handshaking = false
+			go d.retry(id)
 		}
 		return
 	case err != nil:
@@ -399,18 +596,31 @@ func (d *devices) onResponse(ctx context.Context, from string, h devchan.Header,
 		return
 	}
 	d.save(ctx, ds)
-	d.retireOlder(ctx, ds)
-	if best, _ := d.usable(h.From); best != nil {
-		d.flush(ctx, h.From, best)
+	d.retireFor(ctx, ds)
+	o := d.out[id]
+	if o != nil {
+		o.handshaking = false
+	}
+	// An empty packet carries our confirmation at once, so that the
+	// responder takes the session into use whatever carries the payloads
+	// (the tie-break may pick another session).
+	if pkt, err := ds.s.Seal(nil); err == nil {
+		d.save(ctx, ds)
+		if err := d.send(ctx, ds.fullJID(), pkt); err != nil {
+			d.a.log().Warn("confirming a device channel", "to", from, "err", err)
+		}
+	}
+	if best := d.usable(id); best != nil {
+		d.flush(ctx, id, best)
 	}
 }
 
 // retry starts another handshake for a device whose outbox waits.
-func (d *devices) retry(dev devchan.DeviceID) {
+func (d *devices) retry(id peerID) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	d.op.Lock()
-	o := d.out[dev]
+	o := d.out[id]
 	d.op.Unlock()
 	if o == nil {
 		return
@@ -420,13 +630,13 @@ func (d *devices) retry(dev devchan.DeviceID) {
 	}
 }
 
-// flush sends what waits for dev over s.
-func (d *devices) flush(ctx context.Context, dev devchan.DeviceID, ds *devSession) {
-	o := d.out[dev]
-	if o == nil {
+// flush sends what waits for id over ds.
+func (d *devices) flush(ctx context.Context, id peerID, ds *devSession) {
+	o := d.out[id]
+	if o == nil || o.handshaking {
 		return
 	}
-	delete(d.out, dev)
+	delete(d.out, id)
 	for _, pl := range o.payloads {
 		pkt, err := ds.s.Seal(pl)
 		if err != nil {
@@ -434,61 +644,91 @@ func (d *devices) flush(ctx context.Context, dev devchan.DeviceID, ds *devSessio
 			continue
 		}
 		d.save(ctx, ds) // the key used is gone before the packet leaves
-		if err := d.send(ctx, o.to, pkt); err != nil {
+		if err := d.send(ctx, ds.fullJID(), pkt); err != nil {
 			d.a.log().Warn("sending to a device", "to", o.to, "err", err)
 		}
 	}
 }
 
-func (d *devices) onData(ctx context.Context, from string, h devchan.Header, p []byte) {
-	ds := d.find(h.From, h)
+func (d *devices) onData(ctx context.Context, from jid.JID, h devchan.Header, p []byte) {
+	id := peerID{from.Bare().String(), h.From}
+	ds := d.find(id, h)
 	if ds == nil {
-		// The device has a session we do not (we lost ours): a new
-		// handshake, at most every recoverEvery per device; what it sent
-		// on the lost session is lost.
-		if now := time.Now(); now.Sub(d.recovered[h.From]) > recoverEvery {
-			d.recovered[h.From] = now
-			d.a.log().Info("device channel data for a session we do not have: starting a new one", "from", from)
-			go func() {
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				defer cancel()
-				if err := d.a.sendToDevice(ctx, from, nil, true); err != nil {
-					d.a.log().Warn("device channel recovery", "with", from, "err", err)
-				}
-			}()
-		}
+		d.recover(from, id)
 		return
 	}
-	if trust.Bare(from) != ds.s.Peer().Account {
-		return
+	if from.String() != ds.fullJID() {
+		return // another resource of the account: not the device the session is with
 	}
+	was := ds.s.State()
 	pl, err := ds.s.Open(p)
 	if err != nil {
 		d.a.log().Debug("device channel data refused", "from", from, "err", err)
 		return
 	}
 	d.save(ctx, ds)
-	d.a.q.push(Event{Kind: EventDevice, Device: from, Payload: pl})
-}
-
-// usable returns the session to send to dev with, among those not
-// retired and established: the newest, except that of two begun within
-// simultaneous of each other, the one begun by the smaller device id
-// (both sides then pick the same; the other still decrypts). pending
-// reports a handshake of ours under way.
-func (d *devices) usable(dev devchan.DeviceID) (best *devSession, pending bool) {
-	for _, ds := range d.sessions[dev] {
-		switch {
-		case !ds.retired.IsZero():
-		case ds.s.State() == devchan.AwaitResponse:
-			pending = true
-		case ds.s.State() == devchan.Established, ds.s.State() == devchan.Confirmed:
-			if best == nil || preferred(ds, best, d.local) {
-				best = ds
-			}
+	if was == devchan.Established && ds.s.State() == devchan.Confirmed && ds.s.Role() == devchan.Responder {
+		// The initiator proved itself: the session takes over from the
+		// ones it replaces, and carries what waits.
+		d.retireFor(ctx, ds)
+		if best := d.usable(id); best != nil {
+			d.flush(ctx, id, best)
 		}
 	}
-	return best, pending
+	if len(pl) == 0 {
+		return // a confirmation only
+	}
+	d.a.q.push(Event{Kind: EventDevice, Device: ds.fullJID(), Payload: pl})
+}
+
+// recover begins a new handshake with a device that sent data for a
+// session we do not have (it kept one we lost), within the rate limits;
+// sendToDevice checks that the device is the one its account lists at
+// that resource before anything is sent.
+func (d *devices) recover(from jid.JID, id peerID) {
+	now := time.Now()
+	d.recoveries = recent(d.recoveries, now)
+	if now.Sub(d.recovered[id]) <= recoverEvery || len(d.recoveries) >= maxRecoveries {
+		return
+	}
+	d.recovered[id] = now
+	d.recoveries = append(d.recoveries, now)
+	d.a.log().Info("device channel data for a session we do not have: starting a new one", "from", from)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		dev, err := d.published(ctx, from)
+		if err != nil || devchan.DeviceID(dev.ID) != id.dev {
+			return
+		}
+		if err := d.a.sendToDevice(ctx, from.String(), nil, true); err != nil {
+			d.a.log().Warn("device channel recovery", "with", from, "err", err)
+		}
+	}()
+}
+
+// usable returns the session to send to id with, among the sendable
+// ones: the newest, except that of two begun within simultaneous of each
+// other, the one begun by the smaller device id (both sides then pick the
+// same; the other still decrypts).
+func (d *devices) usable(id peerID) *devSession {
+	var best *devSession
+	for _, ds := range d.sessions[id] {
+		if ds.sendable() && (best == nil || preferred(ds, best, d.local)) {
+			best = ds
+		}
+	}
+	return best
+}
+
+// handshaking reports whether a handshake of ours with id is under way.
+func (d *devices) handshaking(id peerID) bool {
+	for _, ds := range d.sessions[id] {
+		if ds.s.State() == devchan.AwaitResponse {
+			return true
+		}
+	}
+	return d.out[id] != nil && d.out[id].handshaking
 }
 
 // preferred reports whether session a is to be used rather than b.
@@ -500,8 +740,19 @@ func preferred(a, b *devSession, local devchan.Party) bool {
 	return initiator(a.s, local) < initiator(b.s, local)
 }
 
+// initiator is the device id of a session's initiator, as a string to
+// compare.
+func initiator(s *devchan.Session, local devchan.Party) string {
+	if s.Role() == devchan.Initiator {
+		return string(local.Device[:])
+	}
+	p := s.Peer().Device
+	return string(p[:])
+}
+
 // published finds device to (a full JID) in its account's published
-// device list (fetched at most every listTTL).
+// device list (fetched at most every listTTL, or again when the resource
+// is not in it).
 func (d *devices) published(ctx context.Context, to jid.JID) (xmpp.Device, error) {
 	bare := to.Bare().String()
 	d.mu.Lock()
@@ -525,25 +776,26 @@ func (d *devices) published(ctx context.Context, to jid.JID) (xmpp.Device, error
 	return xmpp.Device{}, fmt.Errorf("%w: %s", errNoDevice, to)
 }
 
-// SendToDevice sends payload (at most 32 KiB) to one device, by its full
-// JID, over the device channel: end-to-end encrypted and authenticated
-// for that device's identity key as its account publishes it (whether to
-// trust that key is the trust store's question, as in rooms). The first
-// payload to a device waits for a handshake (retried with other keys, up
-// to three times); a session is replaced by a new handshake after a week
-// or 10,000 payloads. The device receives it as an EventDevice. It fails
-// when the device is not in its account's published device list, and
-// when the device does not answer (it must be online, or its server
-// must keep messages for it).
+// SendToDevice sends payload (1 byte to 32 KiB) to one device, by its
+// full JID, over the device channel: end-to-end encrypted and
+// authenticated for that device's identity key as its account publishes
+// it (whether to trust that key is the trust store's question, as in
+// rooms). The first payload to a device waits for a handshake (tried
+// again with other keys, three times in all); a session is replaced by a
+// new handshake after a week or 10,000 payloads. The device receives it
+// as an EventDevice. It fails when the device is not in its account's
+// published device list; a device that does not answer the handshake
+// makes the payloads that wait for it fail silently after three tries
+// (logged).
 func (a *App) SendToDevice(ctx context.Context, to string, payload []byte) error {
-	if payload == nil {
-		payload = []byte{}
+	if len(payload) == 0 {
+		return errors.New("app: an empty device payload")
 	}
 	return a.sendToDevice(ctx, to, payload, false)
 }
 
 // sendToDevice is SendToDevice; a nil payload sends nothing, and force
-// starts a new handshake even when a session can send.
+// begins a new handshake even when a session can send.
 func (a *App) sendToDevice(ctx context.Context, to string, payload []byte, force bool) error {
 	if len(payload) > devchan.MaxPlaintext {
 		return fmt.Errorf("app: a device payload of %d bytes, more than %d", len(payload), devchan.MaxPlaintext)
@@ -561,20 +813,20 @@ func (a *App) sendToDevice(ctx context.Context, to string, payload []byte, force
 	if err != nil {
 		return err
 	}
-	id := devchan.DeviceID(dev.ID)
+	id := peerID{j.Bare().String(), devchan.DeviceID(dev.ID)}
 	d.op.Lock()
-	best, pending := d.usable(id)
-	if best != nil && !force {
+	if best := d.usable(id); best != nil && !force {
 		defer d.op.Unlock()
-		old := time.Since(best.created) > rotateAge || best.s.Sent() > rotateCount
-		if old && !pending {
-			go func() { // a new session replaces it once established
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				defer cancel()
-				if err := a.sendToDevice(ctx, to, nil, true); err != nil {
-					a.log().Warn("renewing a device session", "with", to, "err", err)
-				}
-			}()
+		if time.Since(best.created) > rotateAge || best.s.Sent() > rotateCount {
+			if !d.handshaking(id) {
+				go func() { // a new session replaces it once established
+					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+					defer cancel()
+					if err := a.sendToDevice(ctx, to, nil, true); err != nil {
+						a.log().Warn("renewing a device session", "with", to, "err", err)
+					}
+				}()
+			}
 		}
 		// What waits for a handshake goes first: payloads keep their
 		// order per device, whichever session carries them.
@@ -587,63 +839,58 @@ func (a *App) sendToDevice(ctx context.Context, to string, payload []byte, force
 			return err
 		}
 		d.save(ctx, best)
-		return d.send(ctx, j.String(), pkt)
+		return d.send(ctx, best.fullJID(), pkt)
 	}
 	o := d.out[id]
+	if o == nil {
+		o = &outbox{to: j.String()}
+		d.out[id] = o
+	}
 	if payload != nil {
-		if o == nil {
-			o = &outbox{to: j.String()}
-			d.out[id] = o
-		}
 		if len(o.payloads) >= maxOutbox {
 			d.op.Unlock()
 			return fmt.Errorf("app: %d payloads already wait for %s", maxOutbox, to)
 		}
 		o.payloads = append(o.payloads, slices.Clone(payload))
 	}
-	if pending && !force {
+	if d.handshaking(id) {
 		d.op.Unlock()
-		return nil
+		return nil // the handshake under way carries it
 	}
-	if o != nil {
-		if o.attempts >= maxAttempts {
-			delete(d.out, id)
-			d.op.Unlock()
-			return fmt.Errorf("app: no device channel with %s after %d attempts", to, maxAttempts)
-		}
-		o.attempts++
+	if o.attempts >= maxAttempts {
+		delete(d.out, id)
+		d.op.Unlock()
+		return fmt.Errorf("app: no device channel with %s after %d attempts", to, maxAttempts)
 	}
+	o.attempts++
+	o.handshaking = true // other senders queue behind this handshake
 	d.op.Unlock()
 
+	fail := func(err error) error {
+		d.op.Lock()
+		o.handshaking = false
+		d.op.Unlock()
+		return err
+	}
 	b, err := xa.Bundle(ctx, j.Bare().String(), dev.ID)
 	if err != nil || b == nil {
-		return fmt.Errorf("app: the bundle of %s: %v", to, err)
+		return fail(fmt.Errorf("app: the bundle of %s: %v", to, err))
 	}
 	digest := b.LastResort.Digest
 	if n := len(b.OneTimeKeys); n > 0 {
 		digest = b.OneTimeKeys[rand.IntN(n)].Digest
 	} else if b.LastResort.ID == [8]byte{} {
-		return fmt.Errorf("app: %s publishes no key to start a device channel with", to)
+		return fail(fmt.Errorf("app: %s publishes no key to start a device channel with", to))
 	}
-	peer := devchan.Party{Account: j.Bare().String(), Device: id, Identity: dev.Key}
+	peer := devchan.Party{Account: id.account, Device: id.dev, Identity: dev.Key}
 	s, req, err := devchan.Initiate(d.local, a.key, peer, digest, nil)
 	if err != nil {
-		return err
+		return fail(err)
 	}
-	ds := &devSession{s: s, created: time.Now()}
+	ds := &devSession{s: s, resource: j.Resourcepart(), created: time.Now()}
 	d.op.Lock()
-	d.sessions[id] = append(d.sessions[id], ds)
-	d.save(ctx, ds)
+	o.handshaking = false // the session in AwaitResponse says it now
+	d.add(ctx, ds)
 	d.op.Unlock()
 	return d.send(ctx, j.String(), req)
-}
-
-// initiator is the device id of a session's initiator, as a string to
-// compare.
-func initiator(s *devchan.Session, local devchan.Party) string {
-	if s.Role() == devchan.Initiator {
-		return string(local.Device[:])
-	}
-	p := s.Peer().Device
-	return string(p[:])
 }

@@ -45,13 +45,22 @@ func established(t *testing.T, a, b testDevice) (*devchan.Session, *devchan.Sess
 	if err := sa.HandleResponse(resp, a.key); err != nil {
 		t.Fatal(err)
 	}
+	// The initiator's confirmation (an empty packet, as app sends).
+	p, err := sa.Seal(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sb.Open(p); err != nil || sb.State() != devchan.Confirmed {
+		t.Fatalf("confirmation: %v, %v", err, sb.State())
+	}
 	return sa, sb
 }
 
 // TestDeviceSessionChoice: the newest session is used, except that of two
 // begun at about the same time (both sides started one), each side uses
 // the one the smaller device id began, so both pick the same; a retired
-// session is never used.
+// session is never used, nor one the other side began until it is
+// confirmed (a request nobody follows up never takes our traffic).
 func TestDeviceSessionChoice(t *testing.T) {
 	x, y := newTestDevice("x@example.org", 1), newTestDevice("y@example.org", 2)
 	// Each side's view: x's sessions with y, and y's with x.
@@ -63,12 +72,11 @@ func TestDeviceSessionChoice(t *testing.T) {
 		smaller = y
 	}
 	pick := func(local devchan.Party, sessions ...*devSession) *devSession {
-		d := &devices{local: local, sessions: map[devchan.DeviceID][]*devSession{}}
+		d := &devices{local: local, sessions: map[peerID][]*devSession{}}
 		for _, s := range sessions {
-			d.sessions[s.s.Peer().Device] = append(d.sessions[s.s.Peer().Device], s)
+			d.sessions[s.peer()] = append(d.sessions[s.peer()], s)
 		}
-		best, _ := d.usable(sessions[0].s.Peer().Device)
-		return best
+		return d.usable(sessions[0].peer())
 	}
 	// At the same time (created 20 s apart, in either order on either
 	// side): both pick the session the smaller device began.
@@ -86,6 +94,18 @@ func TestDeviceSessionChoice(t *testing.T) {
 	}
 	if got := pick(x.party, &devSession{s: xy1, created: t0}, &devSession{s: xy2, created: t0.Add(5 * time.Minute)}); got.s != xy2 {
 		t.Fatal("the newer session (y's) was not chosen")
+	}
+	// Begun by the other side and not confirmed: not yet.
+	yd, xd := newTestDevice("y@example.org", 3), newTestDevice("x@example.org", 1)
+	be, _ := primitive.GenerateX25519Key(nil)
+	_, req, _ := devchan.Initiate(yd.party, yd.key, xd.party, devchan.Digest(be.Public()), nil)
+	r, _ := devchan.ParseRequest(req, xd.party.Device)
+	unconfirmed, _, err := devchan.Accept(xd.party, xd.key, yd.party, r, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pick(x.party, &devSession{s: unconfirmed, created: t0}); got != nil {
+		t.Fatal("an unconfirmed session begun by the other side was chosen")
 	}
 	// Retired: never.
 	if got := pick(x.party, &devSession{s: xy1, created: t0}, &devSession{s: xy2, created: t0.Add(5 * time.Minute), retired: t0.Add(6 * time.Minute)}); got.s != xy1 {

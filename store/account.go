@@ -165,10 +165,11 @@ func mustAffect(res sql.Result, what string, id any) error {
 	return nil
 }
 
-// setSetting stores a per-account setting (for example the trust policy
-// or the UI theme). Names are free-form; use dotted names
-// ("trust.policy") so programs do not collide.
-func (s *Store) setSetting(ctx context.Context, account int64, name, value string) error {
+// SetSetting stores a per-account setting (for example where the device
+// channel's archive catch-up stopped). Names are free-form, at most 256
+// bytes; use dotted names ("devchan.archive") so programs do not collide.
+// Values are at most 64 KiB of text.
+func (s *Store) SetSetting(ctx context.Context, account int64, name, value string) error {
 	if err := checkText("setting name", name, maxNameSize, false); err != nil {
 		return err
 	}
@@ -185,8 +186,8 @@ func (s *Store) setSetting(ctx context.Context, account int64, name, value strin
 	}))
 }
 
-// setting returns a setting; ok is false if it is not set.
-func (s *Store) setting(ctx context.Context, account int64, name string) (value string, ok bool, err error) {
+// Setting returns a setting; ok is false if it is not set.
+func (s *Store) Setting(ctx context.Context, account int64, name string) (value string, ok bool, err error) {
 	err = s.db.QueryRowContext(ctx, `SELECT value FROM settings WHERE account_id = ? AND name = ?`, account, name).Scan(&value)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, nil

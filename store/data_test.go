@@ -122,28 +122,28 @@ func TestAccountsAndSettings(t *testing.T) {
 		t.Fatalf("SetNick missing: %v", err)
 	}
 
-	if err := st.setSetting(ctx, a.ID, "trust.policy", "authenticated-only"); err != nil {
+	if err := st.SetSetting(ctx, a.ID, "trust.policy", "authenticated-only"); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.setSetting(ctx, a.ID, "trust.policy", "blind-trust-before-verification"); err != nil {
+	if err := st.SetSetting(ctx, a.ID, "trust.policy", "blind-trust-before-verification"); err != nil {
 		t.Fatal(err)
 	}
-	if v, ok, err := st.setting(ctx, a.ID, "trust.policy"); err != nil || !ok || v != "blind-trust-before-verification" {
+	if v, ok, err := st.Setting(ctx, a.ID, "trust.policy"); err != nil || !ok || v != "blind-trust-before-verification" {
 		t.Fatalf("Setting = %q %v %v", v, ok, err)
 	}
-	if _, ok, err := st.setting(ctx, b.ID, "trust.policy"); err != nil || ok {
+	if _, ok, err := st.Setting(ctx, b.ID, "trust.policy"); err != nil || ok {
 		t.Fatalf("settings leak between accounts: %v %v", ok, err)
 	}
 	if err := st.deleteSetting(ctx, a.ID, "trust.policy"); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, _ := st.setting(ctx, a.ID, "trust.policy"); ok {
+	if _, ok, _ := st.Setting(ctx, a.ID, "trust.policy"); ok {
 		t.Fatal("deleted setting still there")
 	}
-	if err := st.setSetting(ctx, 999, "x", "y"); !errors.Is(err, ErrNotFound) {
+	if err := st.SetSetting(ctx, 999, "x", "y"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing account: %v", err)
 	}
-	if err := st.setSetting(ctx, a.ID, "x", strings.Repeat("y", maxValueSize+1)); !errors.Is(err, ErrInvalid) {
+	if err := st.SetSetting(ctx, a.ID, "x", strings.Repeat("y", maxValueSize+1)); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("oversize value: %v", err)
 	}
 }

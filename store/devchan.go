@@ -31,9 +31,20 @@ CREATE TABLE devchan_keys (
 	PRIMARY KEY (account_id, key_id)
 ) STRICT;
 
+-- Requests accepted under the last-resort key, while it lives: a request
+-- replayed (from the archive, by a server) must not make the same
+-- session again.
+CREATE TABLE devchan_used (
+	account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+	key_id     BLOB    NOT NULL CHECK (length(key_id) = 8),
+	init_key   BLOB    NOT NULL CHECK (length(init_key) = 8),
+	PRIMARY KEY (account_id, key_id, init_key)
+) STRICT;
+
 CREATE TABLE devchan_sessions (
 	account_id  INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
 	peer        TEXT    NOT NULL,
+	resource    TEXT    NOT NULL,
 	peer_device BLOB    NOT NULL CHECK (length(peer_device) = 8),
 	init_key    BLOB    NOT NULL CHECK (length(init_key) = 8),
 	resp_key    BLOB    NOT NULL CHECK (length(resp_key) = 8),
@@ -64,6 +75,7 @@ const (
 // (secret: sealed at rest).
 type DeviceSession struct {
 	Peer       string // the peer device's bare JID
+	Resource   string // its resource, as its account's device list gives it
 	PeerDevice [8]byte
 	InitKey    [8]byte
 	RespKey    [8]byte
@@ -203,6 +215,9 @@ func (s *Store) DeviceChannelKeys(ctx context.Context, account int64, identity *
 				if _, err := tx.ExecContext(ctx, `DELETE FROM devchan_keys WHERE account_id = ? AND last_resort = 1`, account); err != nil {
 					return err
 				}
+				if _, err := tx.ExecContext(ctx, `DELETE FROM devchan_used WHERE account_id = ?`, account); err != nil {
+					return err
+				}
 			}
 			if lastResort, err = add(true); err != nil {
 				return err
@@ -222,6 +237,10 @@ func (s *Store) DeviceChannelKeys(ctx context.Context, account int64, identity *
 	}
 	return oneTime, lastResort, nil
 }
+
+// ErrReplayed: AcceptDeviceChannel was asked for a session it made
+// already (a request replayed): nothing is saved or spent.
+var ErrReplayed = errors.New("store: a device channel request accepted before")
 
 // errNoDeviceKey: AcceptDeviceChannel found no key with the digest.
 var errNoDeviceKey = fmt.Errorf("%w: no device channel key with that digest (used already, or never ours)", ErrNotFound)
@@ -261,6 +280,25 @@ func (s *Store) AcceptDeviceChannel(ctx context.Context, account int64, identity
 		if err != nil {
 			return err
 		}
+		if lr == 1 {
+			// The last-resort key serves many requests, but each once.
+			res, err := tx.ExecContext(ctx, `INSERT INTO devchan_used (account_id, key_id, init_key) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+				account, digest[:8], ds.InitKey[:])
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return ErrReplayed
+			}
+		}
+		var exists int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM devchan_sessions WHERE account_id = ? AND peer_device = ? AND init_key = ? AND resp_key = ?`,
+			account, ds.PeerDevice[:], ds.InitKey[:], ds.RespKey[:]).Scan(&exists); err != nil {
+			return err
+		}
+		if exists > 0 {
+			return ErrReplayed
+		}
 		if err := s.putSession(ctx, tx, a, account, &ds, r); err != nil {
 			return err
 		}
@@ -283,6 +321,9 @@ func (s *Store) putSession(ctx context.Context, tx *sql.Tx, a interface {
 		return err
 	}
 	ds.Peer = peer
+	if err := checkText("resource", ds.Resource, maxNickSize, false); err != nil {
+		return err
+	}
 	var n int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM devchan_sessions WHERE account_id = ?`, account).Scan(&n); err != nil {
 		return err
@@ -291,8 +332,8 @@ func (s *Store) putSession(ctx context.Context, tx *sql.Tx, a interface {
 	if err != nil {
 		return err
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE devchan_sessions SET sealed = ?, updated = ?, peer = ?, created = ?, retired = ? WHERE account_id = ? AND peer_device = ? AND init_key = ? AND resp_key = ?`,
-		blob, encTime(s.now()), ds.Peer, encTime(ds.Created), encTime(ds.Retired), account, ds.PeerDevice[:], ds.InitKey[:], ds.RespKey[:])
+	res, err := tx.ExecContext(ctx, `UPDATE devchan_sessions SET sealed = ?, updated = ?, peer = ?, resource = ?, created = ?, retired = ? WHERE account_id = ? AND peer_device = ? AND init_key = ? AND resp_key = ?`,
+		blob, encTime(s.now()), ds.Peer, ds.Resource, encTime(ds.Created), encTime(ds.Retired), account, ds.PeerDevice[:], ds.InitKey[:], ds.RespKey[:])
 	if err != nil {
 		return err
 	}
@@ -302,8 +343,8 @@ func (s *Store) putSession(ctx context.Context, tx *sql.Tx, a interface {
 	if n >= maxDeviceSessions {
 		return fmt.Errorf("%w: %d device sessions kept already", ErrInvalid, n)
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO devchan_sessions (account_id, peer, peer_device, init_key, resp_key, sealed, created, retired, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		account, ds.Peer, ds.PeerDevice[:], ds.InitKey[:], ds.RespKey[:], blob, encTime(ds.Created), encTime(ds.Retired), encTime(s.now()))
+	_, err = tx.ExecContext(ctx, `INSERT INTO devchan_sessions (account_id, peer, resource, peer_device, init_key, resp_key, sealed, created, retired, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		account, ds.Peer, ds.Resource, ds.PeerDevice[:], ds.InitKey[:], ds.RespKey[:], blob, encTime(ds.Created), encTime(ds.Retired), encTime(s.now()))
 	if isFK(err) {
 		return fmt.Errorf("%w: account %d", ErrNotFound, account)
 	}
@@ -329,7 +370,7 @@ func (s *Store) DeviceSessions(ctx context.Context, account int64, identity *cry
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT peer, peer_device, init_key, resp_key, sealed, created, retired, updated FROM devchan_sessions WHERE account_id = ? ORDER BY updated DESC, peer_device`, account)
+	rows, err := s.db.QueryContext(ctx, `SELECT peer, resource, peer_device, init_key, resp_key, sealed, created, retired, updated FROM devchan_sessions WHERE account_id = ? ORDER BY updated DESC, peer_device`, account)
 	if err != nil {
 		return nil, s.wrap("reading device sessions", err)
 	}
@@ -339,7 +380,7 @@ func (s *Store) DeviceSessions(ctx context.Context, account int64, identity *cry
 		var ds DeviceSession
 		var dev, ik, rk, blob []byte
 		var created, retired, updated int64
-		if err := rows.Scan(&ds.Peer, &dev, &ik, &rk, &blob, &created, &retired, &updated); err != nil {
+		if err := rows.Scan(&ds.Peer, &ds.Resource, &dev, &ik, &rk, &blob, &created, &retired, &updated); err != nil {
 			return nil, s.wrap("reading device sessions", err)
 		}
 		if len(dev) != 8 || len(ik) != 8 || len(rk) != 8 {

@@ -41,7 +41,7 @@ func TestDeviceChannelKeys(t *testing.T) {
 		t.Fatalf("the keys changed: %v", err)
 	}
 	session := func(n byte) DeviceSession {
-		return DeviceSession{Peer: "bob@example.org", PeerDevice: [8]byte{n}, InitKey: [8]byte{n, 1}, RespKey: [8]byte{n, 2}, State: bytes.Repeat([]byte{n}, 100)}
+		return DeviceSession{Peer: "bob@example.org", Resource: "r", PeerDevice: [8]byte{n}, InitKey: [8]byte{n, 1}, RespKey: [8]byte{n, 2}, State: bytes.Repeat([]byte{n}, 100)}
 	}
 	accept := func(d [32]byte, ds DeviceSession) error {
 		return st.AcceptDeviceChannel(ctx, a.ID, id, d, func(scalar [32]byte) (DeviceSession, error) {
@@ -65,6 +65,13 @@ func TestDeviceChannelKeys(t *testing.T) {
 		if err := accept(lr, session(10+n)); err != nil {
 			t.Fatalf("the last-resort key, use %d: %v", n, err)
 		}
+	}
+	// The same request again (same initiator key) under the last-resort
+	// key: refused, nothing saved.
+	again10 := session(10)
+	again10.PeerDevice = [8]byte{99}
+	if err := accept(lr, again10); !errors.Is(err, ErrReplayed) {
+		t.Fatalf("a replayed last-resort request: %v", err)
 	}
 	boom := errors.New("boom")
 	err = st.AcceptDeviceChannel(ctx, a.ID, id, otk[4], func([32]byte) (DeviceSession, error) { return DeviceSession{}, boom }, nil)
@@ -125,7 +132,7 @@ func TestDeviceChannelKeys(t *testing.T) {
 	if _, _, err := st.DeviceChannelKeys(ctx, a.ID, id, maxDeviceKeys+1, testDigest, nil); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("too many keys asked: %v", err)
 	}
-	if err := st.SaveDeviceSession(ctx, a.ID, id, DeviceSession{Peer: "bob@example.org", State: make([]byte, maxSessionState+1)}, nil); !errors.Is(err, ErrInvalid) {
+	if err := st.SaveDeviceSession(ctx, a.ID, id, DeviceSession{Peer: "bob@example.org", Resource: "r", State: make([]byte, maxSessionState+1)}, nil); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("an oversized state: %v", err)
 	}
 }

@@ -8,7 +8,10 @@ package devchan
 type replayFilter struct {
 	started bool
 	top     uint64 // the highest sequence marked
-	bits    [windowSize / 64]uint64
+	// bits has one word more than the window needs, as wireguard-go's
+	// ring has: the word of top and the word of top − (windowSize − 1)
+	// are then never the same word.
+	bits [windowSize/64 + 1]uint64
 }
 
 // windowSize is the number of sequences the filter remembers.

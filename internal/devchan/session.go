@@ -286,6 +286,7 @@ func (s *Session) HandleResponse(p []byte, localKey *crypto.SigningKey) error {
 		return err
 	}
 	want := confirmation(k.confirmB, ctxConfirmB, th)
+	defer clear(want[:])
 	if !crypto.Equal(want[:], r.auth[:]) {
 		k.zero()
 		s.fail()
@@ -436,6 +437,8 @@ func (s *Session) Open(p []byte) ([]byte, error) {
 			s.keep(n, newKeys[i])
 		}
 	} else {
+		k := s.skipped[seq]
+		clear(k[:])
 		delete(s.skipped, seq)
 	}
 	s.replay.mark(seq)

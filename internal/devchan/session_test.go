@@ -491,3 +491,29 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+// TestReplayWindowEdges: at every offset of top within its word, the
+// oldest sequence the window still covers keeps its own state, and
+// anything older is refused.
+func TestReplayWindowEdges(t *testing.T) {
+	for off := range uint64(64) {
+		var f replayFilter
+		first := 64 + off
+		f.mark(first)
+		top := first + windowSize - 1
+		f.mark(top)
+		if f.fresh(first) {
+			t.Fatalf("offset %d: %d marked, then fresh after %d", off, first, top)
+		}
+		if !f.fresh(first + 1) {
+			t.Fatalf("offset %d: %d never marked, not fresh", off, first+1)
+		}
+		f.mark(top + 1)
+		if f.fresh(first) || f.fresh(first-1) {
+			t.Fatalf("offset %d: a sequence out of the window is fresh", off)
+		}
+		if !f.fresh(first + 2) {
+			t.Fatalf("offset %d: %d, in the window and never marked, is not fresh", off, first+2)
+		}
+	}
+}
