@@ -45,7 +45,14 @@ const (
 	// responseWait is how long a request waits for its response before
 	// another attempt (the responder may have spent the key and stopped
 	// before answering, or the packet was lost).
-	responseWait = 60 * time.Second
+	responseWait = 20 * time.Second
+	// listLag is how long a request from a device its account does not
+	// list yet is held back, once, before it is looked up again: a device
+	// that just connected may not be in its list yet (two devices writing
+	// the list at once lose an entry until the re-check puts it back);
+	// maxLate bounds the requests held back.
+	listLag = 5 * time.Second
+	maxLate = 64
 	// confirmWait is how long a session we accepted waits for the
 	// initiator's confirmation (its first data packet) before it is
 	// deleted: a request nobody follows up is not kept.
@@ -97,9 +104,16 @@ type directIn struct {
 
 type outbox struct {
 	to          string // the device's full JID
-	payloads    [][]byte
+	payloads    []queued
 	attempts    int
 	handshaking bool // a handshake of ours for it is under way
+	seq         uint64
+}
+
+// queued is a payload waiting for a session; n tells copies apart.
+type queued struct {
+	n uint64
+	b []byte
 }
 
 // devSession is one session with what the channel itself does not keep:
@@ -152,6 +166,7 @@ type devices struct {
 	inMu    sync.Mutex
 	in      []directIn
 	inBytes int
+	cursor  *string // an archive position to save once in is drained
 	wake    chan struct{}
 
 	op         sync.Mutex // guards everything below
@@ -163,6 +178,8 @@ type devices struct {
 	recovered  map[peerID]time.Time
 	recoveries []time.Time
 	refilled   time.Time
+	late       int                  // requests held back (listLag)
+	dirty      map[*devSession]bool // opened from, not saved since
 
 	mu      sync.Mutex // guards the key digests and the device lists
 	oneTime []xmpp.KeyDigest
@@ -180,6 +197,7 @@ func newDevices(a *App) *devices {
 		out:       map[peerID]*outbox{},
 		accepted:  map[string][]time.Time{},
 		recovered: map[peerID]time.Time{},
+		dirty:     map[*devSession]bool{},
 		lists:     map[string]cachedList{},
 	}
 }
@@ -217,9 +235,17 @@ func (d *devices) archiveCursor() string {
 	return v
 }
 
+// saveArchiveCursor keeps the new position for loop to save once the
+// packets queued before it are handled (and their sessions saved): a
+// crash in between reads them from the archive again rather than losing
+// them.
 func (d *devices) saveArchiveCursor(v string) {
-	if err := d.a.st.SetSetting(context.Background(), d.a.acct.ID, archiveSetting, v); err != nil {
-		d.a.log().Warn("saving the archive position", "err", err)
+	d.inMu.Lock()
+	d.cursor = &v
+	d.inMu.Unlock()
+	select {
+	case d.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -253,7 +279,7 @@ func (d *devices) receive(from string, payload []byte) {
 	d.inMu.Lock()
 	full := len(d.in) >= maxDirectQueue || d.inBytes+len(payload) > maxDirectBytes
 	if !full {
-		d.in = append(d.in, directIn{from, payload})
+		d.in = append(d.in, directIn{from: from, payload: payload})
 		d.inBytes += len(payload)
 	}
 	d.inMu.Unlock()
@@ -285,17 +311,37 @@ func (d *devices) next() (directIn, bool) {
 func (d *devices) loop(ctx context.Context) {
 	tick := time.NewTicker(10 * time.Second)
 	defer tick.Stop()
+	defer func() {
+		// What was opened and not saved yet is saved before the store
+		// closes (App.Close waits for loop).
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		d.saveDirty(ctx)
+	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-d.wake:
-			for ctx.Err() == nil {
+			d.inMu.Lock()
+			cursor := d.cursor // set after the packets queued before it
+			d.cursor = nil
+			d.inMu.Unlock()
+			for n := 1; ctx.Err() == nil; n++ {
 				m, ok := d.next()
 				if !ok {
 					break
 				}
 				d.handle(ctx, m.from, m.payload)
+				if n%256 == 0 {
+					d.saveDirty(ctx)
+				}
+			}
+			d.saveDirty(ctx)
+			if cursor != nil && ctx.Err() == nil {
+				if err := d.a.st.SetSetting(ctx, d.a.acct.ID, archiveSetting, *cursor); err != nil {
+					d.a.log().Warn("saving the archive position", "err", err)
+				}
 			}
 		case <-tick.C:
 			d.tidy(ctx, time.Now())
@@ -365,8 +411,19 @@ func recent(ts []time.Time, now time.Time) []time.Time {
 	return slices.DeleteFunc(ts, func(t time.Time) bool { return now.Sub(t) > time.Minute })
 }
 
+// saveDirty saves the sessions that opened packets since the last time.
+func (d *devices) saveDirty(ctx context.Context) {
+	d.op.Lock()
+	defer d.op.Unlock()
+	for ds := range d.dirty {
+		d.save(ctx, ds)
+	}
+	clear(d.dirty)
+}
+
 // forget deletes a session, in memory and in the store.
 func (d *devices) forget(ctx context.Context, ds *devSession) {
+	delete(d.dirty, ds)
 	id := ds.peer()
 	d.sessions[id] = slices.DeleteFunc(d.sessions[id], func(x *devSession) bool { return x == ds })
 	if len(d.sessions[id]) == 0 {
@@ -423,7 +480,7 @@ func (d *devices) handle(ctx context.Context, from string, p []byte) {
 	}
 	switch h.Type {
 	case devchan.TypeRequest:
-		d.onRequest(ctx, fj, p)
+		d.onRequest(ctx, fj, p, false)
 	case devchan.TypeResponse:
 		d.op.Lock()
 		d.onResponse(ctx, fj, h, p)
@@ -447,7 +504,7 @@ func (d *devices) allowRequest(bare string, now time.Time) bool {
 	return true
 }
 
-func (d *devices) onRequest(ctx context.Context, from jid.JID, p []byte) {
+func (d *devices) onRequest(ctx context.Context, from jid.JID, p []byte, late bool) {
 	req, err := devchan.ParseRequest(p, d.local.Device)
 	if err != nil {
 		d.a.log().Debug("device channel request dropped", "from", from, "err", err)
@@ -470,6 +527,9 @@ func (d *devices) onRequest(ctx context.Context, from jid.JID, p []byte) {
 	// with the key the request carries: the list's entries are signed for
 	// the account, so nobody else can claim the device.
 	dev, err := d.published(ctx, from)
+	if errors.Is(err, errNoDevice) && !late && d.holdBack(from, p) {
+		return
+	}
 	if err != nil || dev.ID != xmpp.DeviceID(req.From) || dev.Key != req.Identity {
 		d.a.log().Warn("device channel request from a device its account does not list with that key: dropped", "from", from, "err", err)
 		return
@@ -512,6 +572,29 @@ func (d *devices) onRequest(ctx context.Context, from jid.JID, p []byte) {
 	if err := d.send(ctx, from.String(), resp); err != nil {
 		d.a.log().Warn("answering a device channel request", "to", from, "err", err)
 	}
+}
+
+// holdBack looks at a request again after listLag, once: its sender
+// may not be in its account's list yet. It reports whether it did.
+func (d *devices) holdBack(from jid.JID, p []byte) bool {
+	d.op.Lock()
+	defer d.op.Unlock()
+	if d.late >= maxLate {
+		return false
+	}
+	d.late++
+	d.mu.Lock()
+	delete(d.lists, from.Bare().String()) // fetch it afresh then
+	d.mu.Unlock()
+	time.AfterFunc(listLag, func() {
+		d.op.Lock()
+		d.late--
+		d.op.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		d.onRequest(ctx, from, p, true)
+	})
+	return true
 }
 
 // republish refills the keys and publishes the bundle again.
@@ -638,7 +721,7 @@ func (d *devices) flush(ctx context.Context, id peerID, ds *devSession) {
 	}
 	delete(d.out, id)
 	for _, pl := range o.payloads {
-		pkt, err := ds.s.Seal(pl)
+		pkt, err := ds.s.Seal(pl.b)
 		if err != nil {
 			d.a.log().Warn("sealing for a device", "to", o.to, "err", err)
 			continue
@@ -666,7 +749,9 @@ func (d *devices) onData(ctx context.Context, from jid.JID, h devchan.Header, p 
 		d.a.log().Debug("device channel data refused", "from", from, "err", err)
 		return
 	}
-	d.save(ctx, ds)
+	// Saved once the queue is drained (loop), not per packet: a catch-up
+	// delivers hundreds at once. (What we seal is saved before it leaves.)
+	d.dirty[ds] = true
 	if was == devchan.Established && ds.s.State() == devchan.Confirmed && ds.s.Role() == devchan.Responder {
 		// The initiator proved itself: the session takes over from the
 		// ones it replaces, and carries what waits.
@@ -846,12 +931,15 @@ func (a *App) sendToDevice(ctx context.Context, to string, payload []byte, force
 		o = &outbox{to: j.String()}
 		d.out[id] = o
 	}
+	var mine uint64 // this call's payload in the outbox, 0 if none
 	if payload != nil {
 		if len(o.payloads) >= maxOutbox {
 			d.op.Unlock()
 			return fmt.Errorf("app: %d payloads already wait for %s", maxOutbox, to)
 		}
-		o.payloads = append(o.payloads, slices.Clone(payload))
+		o.seq++
+		mine = o.seq
+		o.payloads = append(o.payloads, queued{mine, slices.Clone(payload)})
 	}
 	if d.handshaking(id) {
 		d.op.Unlock()
@@ -866,9 +954,12 @@ func (a *App) sendToDevice(ctx context.Context, to string, payload []byte, force
 	o.handshaking = true // other senders queue behind this handshake
 	d.op.Unlock()
 
+	// An error means this payload was not queued: the caller may send it
+	// again without it arriving twice.
 	fail := func(err error) error {
 		d.op.Lock()
 		o.handshaking = false
+		o.payloads = slices.DeleteFunc(o.payloads, func(q queued) bool { return mine != 0 && q.n == mine })
 		d.op.Unlock()
 		return err
 	}
@@ -892,5 +983,10 @@ func (a *App) sendToDevice(ctx context.Context, to string, payload []byte, force
 	o.handshaking = false // the session in AwaitResponse says it now
 	d.add(ctx, ds)
 	d.op.Unlock()
-	return d.send(ctx, j.String(), req)
+	if err := d.send(ctx, j.String(), req); err != nil {
+		// The payload is queued: the request goes again after
+		// responseWait (tidy).
+		a.log().Warn("sending a device channel request", "to", to, "err", err)
+	}
+	return nil
 }

@@ -172,6 +172,9 @@ modules:
   mod_disco: {}
   mod_ping: {}
   mod_caps: {}
+  # The device channel's catch-up (docs/XMPP.md "Device channel messages").
+  mod_mam:
+    default: always
   # PEP: device lists and bundles (docs/XMPP.md "Published devices").
   mod_pubsub:
     access_createnode: pubsub_createnode

@@ -103,6 +103,7 @@ admin_socket = "$dir/admin.sock"
 modules_enabled = {
   "roster"; "saslauth"; "tls"; "disco"; "ping"; "register"; "time"; "version";
   "pep"; -- device lists and bundles (docs/XMPP.md "Published devices")
+  "mam"; -- the device channel's catch-up (docs/XMPP.md "Device channel messages")
   "admin_shell"; -- prosody.sh forget-occupant (tests of a silent removal)
 }
 modules_disabled = { "s2s"; "limits"; "offline"; }
@@ -113,6 +114,8 @@ storage = "internal"
 -- only uses SCRAM, which never sends the password, so plain auth stays off.
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = false
+archive_expires_after = "1w"
+default_archive_policy = true
 allow_registration = true
 min_seconds_between_registrations = 0
 ssl = { certificate = "$dir/cert.pem"; key = "$dir/key.pem"; }

@@ -45,6 +45,11 @@ type Account struct {
 	retryAt  time.Time           // no connection attempt before this (backoff)
 	rooms    map[string]*Channel // by the room's bare JID
 	invStats invStats
+	// The archive catch-up (archive.go): the query in flight, and the
+	// live device channel packets held until it ends.
+	archive    *archiveQuery
+	catchingUp bool
+	held       []heldDirect
 }
 
 // Dial connects and authenticates to the server of cfg.JID, and keeps the
@@ -206,10 +211,14 @@ func (a *Account) forget(c *Channel) {
 // loop, keep-alive, and the upkeep of our published device list.
 func (a *Account) installLocked(cn *conn) {
 	a.conn = cn
-	a.wg.Add(3)
+	a.wg.Add(4)
 	go func() {
 		defer a.wg.Done()
 		a.upkeep(cn)
+	}()
+	go func() {
+		defer a.wg.Done()
+		a.catchUp(cn)
 	}()
 	go func() {
 		defer a.wg.Done()
@@ -371,6 +380,17 @@ func (a *Account) handler(cn *conn) mxmpp.Handler {
 		if err != nil {
 			return err // the stream is broken; Serve ends and we reconnect
 		}
+		if st.Kind == kindMessage && st.MAM != nil && (!st.FromOK || st.From.Equal(a.cfg.account)) {
+			// Our archive's results; a stanza without from comes from our
+			// own account (RFC 6120 §8.1.2.1), as Prosody sends them.
+			a.mu.Lock()
+			from, payload, ok := a.archivedLocked(st)
+			a.mu.Unlock()
+			if ok && a.cfg.OnDirect != nil {
+				a.cfg.OnDirect(from, payload)
+			}
+			return nil
+		}
 		if st.Kind == kindOther || !st.FromOK {
 			return nil // IQs: the session answers get/set with service-unavailable
 		}
@@ -382,8 +402,11 @@ func (a *Account) handler(cn *conn) mxmpp.Handler {
 		c := a.rooms[st.From.Bare().String()]
 		if c == nil && st.Kind == kindMessage && st.P2P != nil && st.Type == string(stanza.ChatMessage) &&
 			st.From.Resourcepart() != "" && a.cfg.OnDirect != nil {
+			deliver := a.directLocked(st.From.String(), st.P2P)
 			a.mu.Unlock()
-			a.cfg.OnDirect(st.From.String(), st.P2P)
+			if deliver {
+				a.cfg.OnDirect(st.From.String(), st.P2P)
+			}
 			return nil
 		}
 		var inv Invitation

@@ -164,6 +164,18 @@ type Config struct {
 	// most 64 KiB, and a flood must be bounded by the callee.
 	OnDirect func(from string, payload []byte)
 
+	// ArchiveCursor and SaveArchiveCursor, when both set with OnDirect,
+	// make the account read its own archive (XEP-0313) after each
+	// connection for device channel payloads sent to this device while it
+	// was offline, and hand them to OnDirect in the archive's order before
+	// the live ones that arrived meanwhile. ArchiveCursor gives where the
+	// last catch-up stopped ("" the first time: then it only finds where
+	// the archive ends), SaveArchiveCursor keeps the new position (the
+	// caller stores it: it must survive restarts). Both are called from
+	// the account's own goroutine.
+	ArchiveCursor     func() string
+	SaveArchiveCursor func(string)
+
 	// Logf, when set, receives diagnostics (connection state, reconnects,
 	// dropped stanzas). It never receives passwords, keys or message bodies.
 	Logf func(format string, args ...any)

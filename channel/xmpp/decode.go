@@ -29,6 +29,9 @@ const (
 	nsPing      = "urn:xmpp:ping"
 	nsDirectInv = "jabber:x:conference" // XEP-0249 direct invitations
 	nsDiscoInfo = "http://jabber.org/protocol/disco#info"
+	nsMAM       = "urn:xmpp:mam:2"
+	nsForward   = "urn:xmpp:forward:0"
+	nsRSM       = "http://jabber.org/protocol/rsm"
 )
 
 // Caps on what one stanza may make us keep. The stream parser below us
@@ -56,6 +59,8 @@ const (
 	// of it is at most maxReason bytes.
 	maxReasonRead = 1024
 	maxReason     = 256
+	// maxArchiveID bounds an archive id we keep (servers use short ones).
+	maxArchiveID = 256
 )
 
 type stanzaKind uint8
@@ -117,6 +122,11 @@ type inStanza struct {
 	// malformed; P2PBad reports a malformed or oversized one.
 	P2P    []byte
 	P2PBad bool
+
+	// MAM is the archive result the message carries (XEP-0313), nil
+	// when none; MAMBad reports two of them (neither is taken).
+	MAM    *mamResult
+	MAMBad bool
 
 	// Invite is the first invitation the message carries: a mediated one
 	// (XEP-0045 §7.8.2, inside the muc#user <x/>) or a direct one
@@ -262,6 +272,27 @@ func walkStanza(st *inStanza, d *walker) (*inStanza, error) {
 				continue
 			}
 			st.P2P = b
+		case t.Name.Local == "result" && t.Name.Space == nsMAM && st.Kind == kindMessage:
+			if st.MAM != nil || st.MAMBad {
+				st.MAM, st.MAMBad = nil, true
+				continue
+			}
+			m := &mamResult{}
+			for _, a := range t.Attr {
+				switch {
+				case a.Name.Space != "":
+				case a.Name.Local == "queryid":
+					m.QueryID = clip(a.Value, maxAttr)
+				case a.Name.Local == "id":
+					m.ID = clip(a.Value, maxArchiveID)
+				}
+			}
+			if err := d.mamResult(m); err != nil {
+				return st, err
+			}
+			if !st.MAMBad {
+				st.MAM = m
+			}
 		case t.Name.Local == "identity" && t.Name.Space == nsIdentity:
 			if st.HasIdentity {
 				// Two announcements in one presence: trust neither.
@@ -286,6 +317,80 @@ func walkStanza(st *inStanza, d *walker) (*inStanza, error) {
 		case t.Name.Local == "error" && (t.Name.Space == nsClient || t.Name.Space == ""):
 			if err := d.stanzaError(st); err != nil {
 				return st, err
+			}
+		}
+	}
+}
+
+// mamResult is an archived message as an archive result carries it
+// (XEP-0313 §4.2: result → forwarded → message): only what a device
+// channel packet needs.
+type mamResult struct {
+	QueryID string
+	ID      string // the archive's id of the message
+	From    jid.JID
+	To      jid.JID
+	FromOK  bool
+	ToOK    bool
+	Type    string
+	P2P     []byte // nil when none or malformed
+}
+
+// mamResult reads the children of a MAM <result/> (the walker is just
+// inside it).
+func (d *walker) mamResult(m *mamResult) error {
+	base := d.depth
+	inFwd, inMsg, p2ps := false, false, 0
+	for {
+		tok, err := d.next()
+		if err != nil || d.stopped {
+			return err
+		}
+		if d.depth < base {
+			return nil
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			switch {
+			case d.depth == base+1 && t.Name.Local == "forwarded" && t.Name.Space == nsForward:
+				inFwd = true
+			case inFwd && d.depth == base+2 && t.Name.Local == "message" && (t.Name.Space == nsClient || t.Name.Space == ""):
+				if inMsg {
+					m.P2P, p2ps = nil, 2 // two messages: take neither
+					continue
+				}
+				inMsg = true
+				for _, a := range t.Attr {
+					switch {
+					case a.Name.Space != "" || len(a.Value) > maxJID:
+					case a.Name.Local == "from":
+						if j, err := jid.Parse(a.Value); err == nil {
+							m.From, m.FromOK = j, true
+						}
+					case a.Name.Local == "to":
+						if j, err := jid.Parse(a.Value); err == nil {
+							m.To, m.ToOK = j, true
+						}
+					case a.Name.Local == "type":
+						m.Type = clip(a.Value, maxAttr)
+					}
+				}
+			case inMsg && d.depth == base+3 && t.Name.Local == "p2p" && t.Name.Space == nsP2P:
+				p2ps++
+				text, tooLong, err := d.text(maxP2PText)
+				if err != nil {
+					return err
+				}
+				b, derr := base64.StdEncoding.Strict().DecodeString(text)
+				if p2ps == 1 && !tooLong && derr == nil && len(b) > 0 {
+					m.P2P = b
+				} else {
+					m.P2P = nil
+				}
+			}
+		case xml.EndElement:
+			if d.depth == base && t.Name.Local == "forwarded" {
+				inFwd = false
 			}
 		}
 	}

@@ -96,6 +96,15 @@ func parsePEPAnswer(data []byte) (*pepAnswer, error) {
 // reads the answer, at most maxPEPResponse bytes of it, bounded by ctx
 // and IQTimeout. Never from the receive loop: it waits for the answer.
 func (a *Account) request(ctx context.Context, to jid.JID, typ stanza.IQType, payload xml.TokenReader) (*pepAnswer, error) {
+	b, err := a.requestBytes(ctx, to, typ, payload)
+	if err != nil {
+		return nil, err
+	}
+	return parsePEPAnswer(b)
+}
+
+// requestBytes is request's answer as XML, at most maxPEPResponse bytes.
+func (a *Account) requestBytes(ctx context.Context, to jid.JID, typ stanza.IQType, payload xml.TokenReader) ([]byte, error) {
 	a.mu.Lock()
 	cn := a.conn
 	a.mu.Unlock()
@@ -135,7 +144,7 @@ func (a *Account) request(ctx context.Context, to jid.JID, typ stanza.IQType, pa
 		}
 	}
 	r.Close()
-	return parsePEPAnswer(buf.Bytes())
+	return buf.Bytes(), nil
 }
 
 // tokens turns XML we produced (a marshalled payload) into a token
@@ -303,6 +312,15 @@ func (a *Account) configure(ctx context.Context, node string, opts []formField) 
 		ans, err = a.request(ctx, jid.JID{}, stanza.SetIQ, tokens(createIQ(node, opts)))
 		if err != nil {
 			return err
+		}
+		if ans.err != nil && ans.err.Condition == stanza.Conflict {
+			// Another device (or its plain publish) created the node
+			// meanwhile, perhaps with the server's settings: configure
+			// that one.
+			ans, err = a.request(ctx, jid.JID{}, stanza.SetIQ, tokens(configureIQ(node, opts)))
+			if err != nil {
+				return err
+			}
 		}
 	}
 	if ans.err != nil {
