@@ -40,6 +40,7 @@ func stanzaSeeds() []string {
 		pres("bob", bob, strings.Replace(labelSeed(2, "laptop"), "label='laptop'", "label='lapt0p'", 1)), // a signature that does not match
 		selfPres("participant", labelSeed(7, "desk"), 100),
 		`<message xmlns='jabber:client' from='alice@example.org/mpenc-1' type='chat'><p2p xmlns='` + nsP2P + `'>AQID</p2p></message>`,
+		`<message xmlns='jabber:client'><result xmlns='urn:xmpp:mam:2' queryid='q' id='i'><forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client' from='a@b/c' to='d@e/f' type='chat'><p2p xmlns='` + nsP2P + `'>AQID</p2p></message></forwarded></result></message>`,
 	}
 }
 
@@ -72,6 +73,9 @@ func FuzzDecodeStanza(f *testing.F) {
 		}
 		if len(st.P2P) > maxDirect || st.P2P != nil && (st.P2PBad || st.Kind != kindMessage || len(st.P2P) == 0) {
 			t.Fatalf("a device channel payload of %d bytes kept (bad %v, kind %v)", len(st.P2P), st.P2PBad, st.Kind)
+		}
+		if m := st.MAM; m != nil && (len(m.P2P) > maxDirect || len(m.QueryID) > maxAttr || len(m.ID) > maxArchiveID || st.MAMBad) {
+			t.Fatalf("an archive result over the caps: %d %d %d", len(m.P2P), len(m.QueryID), len(m.ID))
 		}
 		if st.BodyTooLong && st.Body != "" {
 			t.Fatal("a body over the cap was kept")
