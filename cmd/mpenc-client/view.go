@@ -160,6 +160,17 @@ func (v *roomView) deviceName(member string) string {
 	return trust.Bare(member)
 }
 
+// addressed is a participant's full JID (the address /invite and /kick
+// take), with its device's label when its user has several devices in
+// the room ("bob@example.org/mpenc-1a2b3c4d (laptop)").
+func (v *roomView) addressed(member string) string {
+	s := oneLine(member)
+	if tag := v.deviceTag(member); tag != "" && v.devices[member] != "" {
+		s += " (" + oneLine(v.devices[member]) + ")"
+	}
+	return s
+}
+
 // deviceTag is what deviceName adds to the bare JID: "" when the user
 // has one device in the room, else the label, the resource, or both.
 func (v *roomView) deviceTag(member string) string {
@@ -603,7 +614,7 @@ func (v *roomView) applyNotice(n session.Notice) (*line, bool) {
 		}
 		return info("%s waits to be included: /invite %s", who, invite), true
 	case session.ChannelEnter:
-		return info("%s entered the room", who), true
+		return info("%s entered the room", v.addressed(n.Author)), true
 	case session.ChannelLeave:
 		if slices.Contains(v.members, who) && !v.absent[who] {
 			// A member of the session that did not leave it on purpose
@@ -612,7 +623,7 @@ func (v *roomView) applyNotice(n session.Notice) (*line, bool) {
 			return info("%s left the room without leaving the session: it is included again if it comes back soon", who), true
 		}
 		delete(v.absent, who)
-		return info("%s left the room", who), true
+		return info("%s left the room", v.addressed(n.Author)), true
 	case session.Kicked:
 		if len(n.Members) == 1 && n.Members[0] == v.self && v.self != "" {
 			// The room's words, not ours: quoted, never a warning of ours.

@@ -685,3 +685,19 @@ func TestViewOwnPartAndAlone(t *testing.T) {
 		t.Error("ALONE when JOINED")
 	}
 }
+
+// TestViewEnterLeaveNamesDevices: entering and leaving name the device by
+// its address, and by its label too once its user has several devices.
+func TestViewEnterLeaveNamesDevices(t *testing.T) {
+	v := newRoomView("r@muc")
+	a1, a2 := "alice@example.org/mpenc-1", "alice@example.org/mpenc-2"
+	l, _ := v.applyNotice(session.Notice{Kind: session.ChannelEnter, Author: a1})
+	if l == nil || l.text != a1+" entered the room" {
+		t.Fatalf("one device: %v", l)
+	}
+	v.noteDevices([]app.Member{{ID: a1, Label: "laptop"}, {ID: a2, Label: "phone"}})
+	l, _ = v.applyNotice(session.Notice{Kind: session.ChannelLeave, Author: a2})
+	if l == nil || l.text != a2+" (phone) left the room" {
+		t.Fatalf("two devices: %v", l)
+	}
+}
