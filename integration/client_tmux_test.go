@@ -64,7 +64,7 @@ func TestIntegrationClientTmux(t *testing.T) {
 
 	tm.typeLine("/who")
 	tm.waitScreen("the member list", func(scr string) bool {
-		return regexp.MustCompile(regexp.QuoteMeta(botName) + `/\S+ “[^”]+”: member \(blindly-trusted, key [0-9a-f]{4}… \(not for verification\)`).MatchString(scr)
+		return regexp.MustCompile(regexp.QuoteMeta(botName) + `/\S+ “[^”]+”: member \(unverified, key [0-9a-f]{4}… \(not for verification\)`).MatchString(scr)
 	})
 
 	tm.typeLine("/fingerprint")
@@ -141,10 +141,10 @@ func TestIntegrationClientTmux(t *testing.T) {
 		return confirm != nil
 	})
 	tm.typeLine("/verify " + confirm[1] + " confirm " + confirm[2])
-	tm.waitText("is now authenticated")
+	tm.waitText("is now verified")
 	tm.typeLine("/who")
 	tm.waitScreen("the bot verified", func(scr string) bool {
-		return regexp.MustCompile(regexp.QuoteMeta(botName) + `/\S+ “[^”]+”: [^(\n]*\(authenticated, key`).MatchString(scr)
+		return regexp.MustCompile(regexp.QuoteMeta(botName) + `/\S+ “[^”]+”: [^(\n]*\(verified, key`).MatchString(scr)
 	})
 	tm.typeLine("/quit")
 	if st := tm.waitExit(); st != "0" {

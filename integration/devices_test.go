@@ -492,7 +492,7 @@ func TestIntegrationVerifyExcludesSibling(t *testing.T) {
 		return confirm != nil
 	})
 	b.writeLine("/verify " + confirm[1] + " confirm " + confirm[2])
-	b.waitFor("is now authenticated")
+	b.waitFor("is now verified")
 	b.waitFor("no longer trusted: " + rs[1].Self() + " “phone” (not verified, and only verified keys count for " + aliceJID + " now). Excluding from the session")
 	waitInSession(t, rs[0], rs[0].Self(), ev.Notice.Author)
 

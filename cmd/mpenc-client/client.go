@@ -659,7 +659,7 @@ func (c *client) show(ms []app.Member) string {
 		}
 		fp := trust.FingerprintOf(m.Trust.Key)
 		c.shown[m.ID] = m.Trust
-		state := m.Trust.State.String()
+		state := stateName(m.Trust.State)
 		if m.Trust.Changed {
 			state += ", CHANGED: not used until you decide"
 		}
@@ -752,7 +752,7 @@ func (c *client) decide(ctx context.Context, cmd command) error {
 		if err != nil {
 			return err
 		}
-		t := fmt.Sprintf("%s's key %s is now %s", oneLine(m.ID), trust.FingerprintOf(m.Trust.Key), rec.State)
+		t := fmt.Sprintf("%s's key %s is now %s", oneLine(m.ID), trust.FingerprintOf(m.Trust.Key), stateName(rec.State))
 		if !rec.Trusted && rec.State != trust.Distrusted {
 			t += " (not used: only verified keys count for this account now)"
 		}
@@ -793,7 +793,7 @@ func (c *client) excludeUntrusted(ctx context.Context) {
 			if l := strings.TrimSpace(oneLine(m.Label)); l != "" {
 				name += " “" + l + "”"
 			}
-			why := m.Trust.State.String()
+			why := stateName(m.Trust.State)
 			switch {
 			case m.Trust.State == trust.Distrusted:
 				why = "distrusted"
@@ -1034,7 +1034,7 @@ func deviceLine(d *deviceRow) string {
 	case !m.HasKey:
 		s += ": no identity key (no mpENC)"
 	default:
-		s += ": " + m.Trust.State.String()
+		s += ": " + stateName(m.Trust.State)
 		if !m.Trust.Trusted {
 			s += ", not trusted"
 		}

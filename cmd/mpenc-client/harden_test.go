@@ -378,7 +378,7 @@ func TestViewKeyTwiceInRoom(t *testing.T) {
 	}
 	m := app.Member{ID: ghost, HasKey: true, InRoom: true, Trust: trust.Record{JID: "bob@example.org", Key: k, State: trust.BlindlyTrusted, Claimed: true},
 		ClaimedBy: []trust.Record{here}}
-	if got := memberLine(m, alice); !strings.Contains(got, "blindly-trusted, "+bob+" IN THIS ROOM ANNOUNCES ITS KEY TOO: one of them is not the device it claims to be, not trusted") {
+	if got := memberLine(m, alice); !strings.Contains(got, "unverified, "+bob+" IN THIS ROOM ANNOUNCES ITS KEY TOO: one of them is not the device it claims to be, not trusted") {
 		t.Errorf("/who shows %q", got)
 	}
 	if got := memberCell(m, ""); !strings.Contains(got, "its key is here twice") {

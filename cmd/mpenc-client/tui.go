@@ -456,10 +456,10 @@ func memberCell(m app.Member, tag string) string {
 		tr = "[red]another account's key[-]"
 	case !m.Trust.Trusted:
 		tr = "[red]untrusted[-]"
-	case m.Trust.State.String() == "authenticated":
-		tr = "[green]verified[-]"
+	case m.Trust.State == trust.Authenticated:
+		tr = "[green]" + stateName(m.Trust.State) + "[-]"
 	default:
-		tr = "[gray]unverified[-]"
+		tr = "[gray]" + stateName(m.Trust.State) + "[-]"
 	}
 	st := m.Status
 	if m.Expired && !m.LastSeen.IsZero() {

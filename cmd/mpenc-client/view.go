@@ -450,7 +450,7 @@ func decisionLine(d trust.Decision, self, label string) *line {
 	}
 	fp := trust.FingerprintOf(d.Key).String()
 	l := &line{kind: lineInfo, at: time.Now()}
-	trusted := "trusted until you verify it"
+	trusted := "unverified: trusted until you verify it"
 	if !d.Trusted {
 		trusted = "NOT trusted: /verify " + who + " after comparing fingerprints"
 	}
@@ -961,12 +961,27 @@ func claimedHere(m app.Member) string {
 	return ""
 }
 
+// stateName is the one name the client gives a trust state, everywhere
+// (member list, /who, /devices, key announcements): a blindly trusted
+// key is "unverified" (trusted until the user verifies it, docs/USAGE.md).
+func stateName(s trust.State) string {
+	switch s {
+	case trust.Authenticated:
+		return "verified"
+	case trust.BlindlyTrusted:
+		return "unverified"
+	case trust.Distrusted:
+		return "distrusted"
+	}
+	return "undecided"
+}
+
 // memberLine describes one member for the member list and /who; self is
 // our participant id in the room.
 func memberLine(m app.Member, self string) string {
 	t := "no identity key"
 	if m.HasKey {
-		t = m.Trust.State.String()
+		t = stateName(m.Trust.State)
 		if m.Trust.Changed {
 			t += ", CHANGED its key"
 		}
