@@ -485,6 +485,7 @@ func (a *App) Close(ctx context.Context) error {
 		a.devStop()
 	}
 	a.xmu.Unlock()
+	a.dev.stop()
 	a.devWG.Wait()
 	a.q.close()
 	err := a.st.Close()

@@ -51,8 +51,9 @@ const (
 	// that just connected may not be in its list yet (two devices writing
 	// the list at once lose an entry until the re-check puts it back);
 	// maxLate bounds the requests held back.
-	listLag = 5 * time.Second
-	maxLate = 64
+	listLag           = 5 * time.Second
+	maxLate           = 64
+	maxLatePerAccount = 4
 	// confirmWait is how long a session we accepted waits for the
 	// initiator's confirmation (its first data packet) before it is
 	// deleted: a request nobody follows up is not kept.
@@ -167,6 +168,9 @@ type devices struct {
 	in      []directIn
 	inBytes int
 	cursor  *string // an archive position to save once in is drained
+	// dropped: a packet was dropped (queue full) since the position was
+	// set: it is not saved, so the next catch-up reads them again.
+	dropped bool
 	wake    chan struct{}
 
 	op         sync.Mutex // guards everything below
@@ -178,7 +182,9 @@ type devices struct {
 	recovered  map[peerID]time.Time
 	recoveries []time.Time
 	refilled   time.Time
-	late       int                  // requests held back (listLag)
+	late       map[string]int       // requests held back (listLag), per bare JID
+	timers     map[*time.Timer]bool // their timers, stopped when the App closes
+	closed     bool
 	dirty      map[*devSession]bool // opened from, not saved since
 
 	mu      sync.Mutex // guards the key digests and the device lists
@@ -198,6 +204,8 @@ func newDevices(a *App) *devices {
 		accepted:  map[string][]time.Time{},
 		recovered: map[peerID]time.Time{},
 		dirty:     map[*devSession]bool{},
+		late:      map[string]int{},
+		timers:    map[*time.Timer]bool{},
 		lists:     map[string]cachedList{},
 	}
 }
@@ -227,12 +235,9 @@ func (d *devices) keyDigests() ([]xmpp.KeyDigest, xmpp.KeyDigest) {
 }
 
 // archiveCursor and saveArchiveCursor are xmpp.Config's.
-func (d *devices) archiveCursor() string {
+func (d *devices) archiveCursor() (string, error) {
 	v, _, err := d.a.st.Setting(context.Background(), d.a.acct.ID, archiveSetting)
-	if err != nil {
-		d.a.log().Warn("reading the archive position", "err", err)
-	}
-	return v
+	return v, err
 }
 
 // saveArchiveCursor keeps the new position for loop to save once the
@@ -241,6 +246,12 @@ func (d *devices) archiveCursor() string {
 // them.
 func (d *devices) saveArchiveCursor(v string) {
 	d.inMu.Lock()
+	if d.dropped {
+		// Something the archive gave was dropped: keep the position
+		// before it, so that the next catch-up reads it again.
+		d.inMu.Unlock()
+		return
+	}
 	d.cursor = &v
 	d.inMu.Unlock()
 	select {
@@ -284,6 +295,9 @@ func (d *devices) receive(from string, payload []byte) {
 	}
 	d.inMu.Unlock()
 	if full {
+		d.inMu.Lock()
+		d.dropped = true
+		d.inMu.Unlock()
 		d.a.log().Warn("device channel queue full: a packet dropped", "from", from)
 		return
 	}
@@ -326,6 +340,9 @@ func (d *devices) loop(ctx context.Context) {
 			d.inMu.Lock()
 			cursor := d.cursor // set after the packets queued before it
 			d.cursor = nil
+			if len(d.in) == 0 {
+				d.dropped = false // the queue drained: new positions count again
+			}
 			d.inMu.Unlock()
 			for n := 1; ctx.Err() == nil; n++ {
 				m, ok := d.next()
@@ -514,7 +531,7 @@ func (d *devices) onRequest(ctx context.Context, from jid.JID, p []byte, late bo
 	id := peerID{bare, req.From}
 	d.op.Lock()
 	replay := d.find(id, req.Header) != nil
-	allowed := !replay && d.allowRequest(bare, time.Now())
+	allowed := !replay && (late || d.allowRequest(bare, time.Now())) // a held one was counted once
 	d.op.Unlock()
 	if replay {
 		return // a copy (the archive's, a server's replay) of a request we answered
@@ -577,24 +594,51 @@ func (d *devices) onRequest(ctx context.Context, from jid.JID, p []byte, late bo
 // holdBack looks at a request again after listLag, once: its sender
 // may not be in its account's list yet. It reports whether it did.
 func (d *devices) holdBack(from jid.JID, p []byte) bool {
+	bare := from.Bare().String()
 	d.op.Lock()
 	defer d.op.Unlock()
-	if d.late >= maxLate {
+	total := 0
+	for _, n := range d.late {
+		total += n
+	}
+	if d.closed || total >= maxLate || d.late[bare] >= maxLatePerAccount {
 		return false
 	}
-	d.late++
+	d.late[bare]++
 	d.mu.Lock()
-	delete(d.lists, from.Bare().String()) // fetch it afresh then
+	delete(d.lists, bare) // fetch it afresh then
 	d.mu.Unlock()
-	time.AfterFunc(listLag, func() {
+	var t *time.Timer
+	t = time.AfterFunc(listLag, func() {
 		d.op.Lock()
-		d.late--
+		delete(d.timers, t)
+		if d.late[bare]--; d.late[bare] <= 0 {
+			delete(d.late, bare)
+		}
+		closed := d.closed
 		d.op.Unlock()
+		if closed {
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		d.onRequest(ctx, from, p, true)
 	})
+	d.timers[t] = true
 	return true
+}
+
+// stop stops the held-back requests' timers (App.Close, before the store
+// closes). A timer that fired already may still run its request; it
+// finds the connection closed.
+func (d *devices) stop() {
+	d.op.Lock()
+	defer d.op.Unlock()
+	d.closed = true
+	for t := range d.timers {
+		t.Stop()
+	}
+	clear(d.timers)
 }
 
 // republish refills the keys and publishes the bundle again.
@@ -885,6 +929,12 @@ func (a *App) sendToDevice(ctx context.Context, to string, payload []byte, force
 	if len(payload) > devchan.MaxPlaintext {
 		return fmt.Errorf("app: a device payload of %d bytes, more than %d", len(payload), devchan.MaxPlaintext)
 	}
+	a.dev.op.Lock()
+	closed := a.dev.closed
+	a.dev.op.Unlock()
+	if closed {
+		return errClosed
+	}
 	xa, err := a.account(ctx)
 	if err != nil {
 		return err
@@ -960,7 +1010,16 @@ func (a *App) sendToDevice(ctx context.Context, to string, payload []byte, force
 		d.op.Lock()
 		o.handshaking = false
 		o.payloads = slices.DeleteFunc(o.payloads, func(q queued) bool { return mine != 0 && q.n == mine })
+		others := len(o.payloads) > 0 && o.attempts < maxAttempts
 		d.op.Unlock()
+		if others {
+			// Payloads of other calls wait for this handshake: try again
+			// for them (bounded by maxAttempts).
+			go func() {
+				time.Sleep(listLag)
+				d.retry(id)
+			}()
+		}
 		return err
 	}
 	b, err := xa.Bundle(ctx, j.Bare().String(), dev.ID)

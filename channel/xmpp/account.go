@@ -48,8 +48,9 @@ type Account struct {
 	// The archive catch-up (archive.go): the query in flight, and the
 	// live device channel packets held until it ends.
 	archive    *archiveQuery
-	catchingUp bool
+	catchingUp int // catch-ups under way (one, but a reconnection may overlap)
 	held       []heldDirect
+	heldBytes  int
 }
 
 // Dial connects and authenticates to the server of cfg.JID, and keeps the

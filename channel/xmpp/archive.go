@@ -2,6 +2,7 @@ package xmpp
 
 import (
 	"bytes"
+	"errors"
 	"encoding/xml"
 	"fmt"
 
@@ -15,13 +16,14 @@ import (
 const (
 	// archivePage is the page size of one archive query.
 	archivePage = 100
-	// archivePages bounds the pages read after one connection; the rest
-	// waits for the next.
-	archivePages = 50
+	// archivePages bounds the pages read after one connection (100,000
+	// messages); the rest waits for the next.
+	archivePages = 1000
 	// maxHeld bounds the live device channel packets held while the
 	// archive is read (delivered after it, so that each sender's packets
 	// keep their order); more are dropped.
-	maxHeld = 1024
+	maxHeld      = 1024
+	maxHeldBytes = 16 << 20
 )
 
 type heldDirect struct {
@@ -93,6 +95,9 @@ func parseFin(data []byte) (complete bool, last string, err error) {
 				}
 			}
 		}
+		if cond == "item-not-found" { // XEP-0313 §5.1.2: an unknown id in <after/>
+			return false, "", errArchivePosition
+		}
 		return false, "", fmt.Errorf("xmpp: the archive refused the query: %s", cond)
 	}
 	if x.Type != "result" || x.Fin == nil {
@@ -116,8 +121,8 @@ func (a *Account) archivedLocked(st *inStanza) (from string, payload []byte, ok 
 	}
 	q.last = m.ID
 	if !q.deliver || m.P2P == nil || !m.ToOK || !m.To.Equal(a.self) || m.Type != string(stanza.ChatMessage) ||
-		!m.FromOK || m.From.Resourcepart() == "" {
-		return "", nil, false
+		!m.FromOK || m.From.Resourcepart() == "" || a.rooms[m.From.Bare().String()] != nil {
+		return "", nil, false // (a room's private messages are not device channel packets)
 	}
 	return m.From.String(), m.P2P, true
 }
@@ -125,54 +130,97 @@ func (a *Account) archivedLocked(st *inStanza) (from string, payload []byte, ok 
 // direct delivers a live device channel packet, or holds it while the
 // archive is read.
 func (a *Account) directLocked(from string, payload []byte) (deliver bool) {
-	if !a.catchingUp {
+	if a.catchingUp == 0 {
 		return true
 	}
-	if len(a.held) < maxHeld {
+	if len(a.held) < maxHeld && a.heldBytes+len(payload) <= maxHeldBytes {
 		a.held = append(a.held, heldDirect{from, payload})
+		a.heldBytes += len(payload)
 	} else {
-		a.cfg.logf("xmpp: device channel packets held during the archive catch-up over %d: one dropped", maxHeld)
+		a.cfg.logf("xmpp: device channel packets held during the archive catch-up over the bound: one dropped")
 	}
 	return false
 }
 
+// errArchivePosition: the archive no longer has the position we saved
+// (expired, or purged).
+var errArchivePosition = errors.New("xmpp: the archive no longer has our position")
+
 // catchUp reads our archive from where the last catch-up stopped
 // (Config.ArchiveCursor) and delivers the device channel packets sent to
 // this device, in the archive's order, then the live ones held
-// meanwhile. The first time, it only finds where the archive ends.
+// meanwhile, until the archive is read to its end. The first time, it
+// only finds where the archive ends; a position the archive no longer
+// has starts again from its end (what was in between is lost, and said
+// so).
 func (a *Account) catchUp(cn *conn) {
 	cfg := a.cfg
 	if cfg.OnDirect == nil || cfg.ArchiveCursor == nil || cfg.SaveArchiveCursor == nil {
 		return
 	}
 	a.mu.Lock()
-	a.catchingUp = true
-	a.mu.Unlock()
-	defer func() {
-		a.mu.Lock()
-		held := a.held
-		a.held, a.catchingUp, a.archive = nil, false, nil
+	if a.conn != cn {
 		a.mu.Unlock()
-		for _, h := range held {
-			cfg.OnDirect(h.from, h.payload)
+		return
+	}
+	a.catchingUp++
+	a.mu.Unlock()
+	var mine *archiveQuery
+	defer func() {
+		// Hand over what was held, until nothing more is (new live
+		// packets are held meanwhile, so each sender's order is kept).
+		a.mu.Lock()
+		if a.archive == mine {
+			a.archive = nil
+		}
+		for {
+			held := a.held
+			if len(held) == 0 || a.catchingUp > 1 {
+				a.catchingUp--
+				a.mu.Unlock()
+				return
+			}
+			a.held, a.heldBytes = nil, 0
+			a.mu.Unlock()
+			for _, h := range held {
+				cfg.OnDirect(h.from, h.payload)
+			}
+			a.mu.Lock()
 		}
 	}()
-	cursor := cfg.ArchiveCursor()
+	cursor, err := cfg.ArchiveCursor()
+	if err != nil {
+		cfg.logf("xmpp: no archive catch-up: reading its position: %v", err)
+		return
+	}
 	for page := 0; page < archivePages; page++ {
 		q := &archiveQuery{id: randomID(), deliver: cursor != ""}
 		a.mu.Lock()
-		a.archive = q
-		a.mu.Unlock()
-		after := cursor
-		if after == archiveEmpty {
-			after = ""
+		if a.conn != cn {
+			a.mu.Unlock()
+			return // a newer connection reads the archive
 		}
-		b, err := a.requestBytes(cn.ctx, jid.JID{}, stanza.SetIQ, tokens(mamQueryIQ(q.id, after, archivePage, cursor == "")))
+		a.archive, mine = q, q
+		a.mu.Unlock()
+		after, max := cursor, archivePage
+		switch cursor {
+		case archiveEmpty:
+			after = ""
+		case "":
+			max = 1 // the end only
+		}
+		b, err := a.requestBytes(cn.ctx, jid.JID{}, stanza.SetIQ, tokens(mamQueryIQ(q.id, after, max, cursor == "")))
 		if err != nil {
 			cfg.logf("xmpp: reading the archive: %v", err)
 			return
 		}
 		complete, last, err := parseFin(b)
+		if errors.Is(err, errArchivePosition) && cursor != "" {
+			cfg.logf("xmpp: the archive no longer has our position (expired?): device channel packets sent before now and not read are lost; starting again from its end")
+			cursor = ""
+			page--
+			continue
+		}
 		if err != nil {
 			cfg.logf("xmpp: reading the archive: %v", err)
 			return
@@ -182,7 +230,6 @@ func (a *Account) catchUp(cn *conn) {
 			last = q.last
 		}
 		a.mu.Unlock()
-		cfg.logf("xmpp: archive page %d read (complete %v)", page+1, complete)
 		if last != "" {
 			cursor = last
 			cfg.SaveArchiveCursor(cursor)

@@ -2,6 +2,7 @@ package xmpp
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 
@@ -67,6 +68,10 @@ func TestParseFin(t *testing.T) {
 	}
 	if _, _, err := parseFin([]byte(`<iq type='error'><error type='cancel'><feature-not-implemented xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`)); err == nil || !strings.Contains(err.Error(), "feature-not-implemented") {
 		t.Fatalf("refusal: %v", err)
+	}
+	// A position the archive no longer has (XEP-0313 §5.1.2).
+	if _, _, err := parseFin([]byte(`<iq type='error'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`)); !errors.Is(err, errArchivePosition) {
+		t.Fatalf("an unknown position: %v", err)
 	}
 	for _, bad := range []string{"", `<iq type='result'/>`, `<iq type='result'><fin xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'><last>` + strings.Repeat("x", maxArchiveID+1) + `</last></set></fin></iq>`} {
 		if _, _, err := parseFin([]byte(bad)); err == nil {

@@ -172,8 +172,10 @@ type Config struct {
 	// last catch-up stopped ("" the first time: then it only finds where
 	// the archive ends), SaveArchiveCursor keeps the new position (the
 	// caller stores it: it must survive restarts). Both are called from
-	// the account's own goroutine.
-	ArchiveCursor     func() string
+	// the account's own goroutine; an error from ArchiveCursor skips the
+	// catch-up (rather than taking it for the first time, which would
+	// skip what is unread).
+	ArchiveCursor     func() (string, error)
 	SaveArchiveCursor func(string)
 
 	// Logf, when set, receives diagnostics (connection state, reconnects,
