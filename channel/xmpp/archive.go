@@ -2,8 +2,8 @@ package xmpp
 
 import (
 	"bytes"
-	"errors"
 	"encoding/xml"
+	"errors"
 	"fmt"
 
 	"mellium.im/xmpp/jid"
