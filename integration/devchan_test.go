@@ -52,6 +52,37 @@ func (p *appPeer) waitReceived(since int, from string, want []string) {
 	}
 }
 
+// sendDevice sends each text to device to over the device channel, in
+// order; the receiver's device list may not be published yet right after
+// it connected, so a refused send is tried again for a while.
+func sendDevice(t *testing.T, from *appPeer, to string, texts []string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), cmdBound)
+	defer cancel()
+	for _, x := range texts {
+		deadline := time.Now().Add(cmdBound)
+		for {
+			err := from.a.SendToDevice(ctx, to, []byte(x))
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("send to %s: %v", to, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+}
+
+// numbered is "prefix from" .. "prefix to-1".
+func numbered(prefix string, from, to int) []string {
+	var out []string
+	for i := from; i < to; i++ {
+		out = append(out, fmt.Sprintf("%s %d", prefix, i))
+	}
+	return out
+}
+
 // TestIntegrationDeviceChannel: devices of two accounts and a second
 // device of the first talk over the device channel (a handshake over a
 // published one-time key, then data): every payload arrives once, in
@@ -71,31 +102,9 @@ func TestIntegrationDeviceChannel(t *testing.T) {
 	}
 	send := func(from *appPeer, to string, texts ...string) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), cmdBound)
-		defer cancel()
-		for _, x := range texts {
-			// The receiver's device list may not be published yet right
-			// after it connected: retry the first send for a while.
-			deadline := time.Now().Add(cmdBound)
-			for {
-				err := from.a.SendToDevice(ctx, to, []byte(x))
-				if err == nil {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("send to %s: %v", to, err)
-				}
-				time.Sleep(200 * time.Millisecond)
-			}
-		}
+		sendDevice(t, from, to, texts)
 	}
-	seq := func(prefix string, n int) []string {
-		out := make([]string, n)
-		for i := range out {
-			out[i] = fmt.Sprintf("%s %d", prefix, i)
-		}
-		return out
-	}
+	seq := func(prefix string, n int) []string { return numbered(prefix, 0, n) }
 	mb, mp, ma := bob.mark(), phone.mark(), alice.mark()
 	send(alice, ids[2], seq("to bob", 3)...)
 	send(alice, ids[1], seq("to phone", 3)...)
@@ -207,29 +216,9 @@ func TestIntegrationDeviceChannelOffline(t *testing.T) {
 	}
 	send := func(from *appPeer, to string, texts []string) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), cmdBound)
-		defer cancel()
-		for _, x := range texts {
-			deadline := time.Now().Add(cmdBound)
-			for {
-				err := from.a.SendToDevice(ctx, to, []byte(x))
-				if err == nil {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("send to %s: %v", to, err)
-				}
-				time.Sleep(200 * time.Millisecond)
-			}
-		}
+		sendDevice(t, from, to, texts)
 	}
-	seq := func(prefix string, from, to int) []string {
-		var out []string
-		for i := from; i < to; i++ {
-			out = append(out, fmt.Sprintf("%s %d", prefix, i))
-		}
-		return out
-	}
+	seq := numbered
 	mp := phone.mark()
 	send(laptop, ids[1], seq("laptop", 0, n/2))
 	send(bob, ids[1], seq("bob", 0, n/2))

@@ -262,16 +262,11 @@ func walkStanza(st *inStanza, d *walker) (*inStanza, error) {
 				st.P2P, st.P2PBad = nil, true // two payloads: take neither
 				continue
 			}
-			text, tooLong, err := d.text(maxP2PText)
+			b, err := d.p2pPayload()
 			if err != nil {
 				return st, err
 			}
-			b, derr := base64.StdEncoding.Strict().DecodeString(text)
-			if tooLong || derr != nil || len(b) == 0 {
-				st.P2PBad = true
-				continue
-			}
-			st.P2P = b
+			st.P2P, st.P2PBad = b, b == nil
 		case t.Name.Local == "result" && t.Name.Space == nsMAM && st.Kind == kindMessage:
 			if st.MAM != nil || st.MAMBad {
 				st.MAM, st.MAMBad = nil, true
@@ -377,15 +372,13 @@ func (d *walker) mamResult(m *mamResult) error {
 				}
 			case inMsg && d.depth == base+3 && t.Name.Local == "p2p" && t.Name.Space == nsP2P:
 				p2ps++
-				text, tooLong, err := d.text(maxP2PText)
+				b, err := d.p2pPayload()
 				if err != nil {
 					return err
 				}
-				b, derr := base64.StdEncoding.Strict().DecodeString(text)
-				if p2ps == 1 && !tooLong && derr == nil && len(b) > 0 {
+				m.P2P = nil
+				if p2ps == 1 {
 					m.P2P = b
-				} else {
-					m.P2P = nil
 				}
 			}
 		case xml.EndElement:
@@ -394,6 +387,21 @@ func (d *walker) mamResult(m *mamResult) error {
 			}
 		}
 	}
+}
+
+// p2pPayload reads a <p2p/> element's text (the walker is just inside
+// it): the decoded payload, or nil when it is not strict base64 of 1 to
+// maxDirect bytes.
+func (d *walker) p2pPayload() ([]byte, error) {
+	text, tooLong, err := d.text(maxP2PText)
+	if err != nil || tooLong {
+		return nil, err
+	}
+	b, err := base64.StdEncoding.Strict().DecodeString(text)
+	if err != nil || len(b) == 0 {
+		return nil, nil
+	}
+	return b, nil
 }
 
 // mucUser reads the children of a muc#user <x/> (the walker is just inside it).
