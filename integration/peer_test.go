@@ -100,6 +100,10 @@ func (s *server) newPeer(t testing.TB, i int, room string, o peerOpts) *peer {
 	if o.proxied {
 		p.via = newProxy(t, cfg.Addr)
 		cfg.Addr = p.via.addr()
+		// A proxied device dies when its proxy is cut: no stream
+		// management session for the server to hold it in the room by
+		// (docs/XMPP.md "Stream management").
+		cfg.ResumeWindow = -1
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitBound)
 	defer cancel()
@@ -602,6 +606,26 @@ func newProxy(t testing.TB, target string) *proxy {
 }
 
 func (px *proxy) addr() string { return px.ln.Addr().String() }
+
+// drop closes every connection at once, as a network failure would, and
+// goes on accepting new ones. It returns how many it closed.
+func (px *proxy) drop() int {
+	px.mu.Lock()
+	defer px.mu.Unlock()
+	n := len(px.conns) / 2
+	for _, c := range px.conns {
+		_ = c.Close()
+	}
+	px.conns = nil
+	return n
+}
+
+// open is how many connections are open through the proxy.
+func (px *proxy) open() int {
+	px.mu.Lock()
+	defer px.mu.Unlock()
+	return len(px.conns) / 2
+}
 
 // cut closes every connection and refuses new ones, at once. Idempotent.
 func (px *proxy) cut() {

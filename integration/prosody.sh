@@ -104,6 +104,7 @@ modules_enabled = {
   "roster"; "saslauth"; "tls"; "disco"; "ping"; "register"; "time"; "version";
   "pep"; -- device lists and bundles (docs/XMPP.md "Published devices")
   "mam"; -- the device channel's catch-up (docs/XMPP.md "Device channel messages")
+  "smacks"; -- stream management (docs/XMPP.md "Stream management")
   "admin_shell"; -- prosody.sh forget-occupant (tests of a silent removal)
 }
 modules_disabled = { "s2s"; "limits"; "offline"; }
@@ -115,6 +116,10 @@ storage = "internal"
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = false
 archive_expires_after = "1w"
+-- A lost session is held 60 s for resumption (Prosody's default is 600 s),
+-- the resumption window the client asks for: a test device that dies
+-- leaves its rooms a minute later, not ten.
+smacks_hibernation_time = 60
 default_archive_policy = true
 allow_registration = true
 min_seconds_between_registrations = 0

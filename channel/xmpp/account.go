@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"mellium.im/xmlstream"
@@ -15,6 +16,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/ping"
 	"mellium.im/xmpp/stanza"
+	"mellium.im/xmpp/stream"
 )
 
 // Account is one device's login to its XMPP account: one connection,
@@ -45,6 +47,13 @@ type Account struct {
 	retryAt  time.Time           // no connection attempt before this (backoff)
 	rooms    map[string]*Channel // by the room's bare JID
 	invStats invStats
+	// suspended is a lost connection whose stream management session may
+	// be resumed until suspendedUntil: the rooms keep it meanwhile (they
+	// neither leave nor notice), and writes to it are kept for resending
+	// (sm.go). resumedNote is closed when it is resumed or given up.
+	suspended      *conn
+	suspendedUntil time.Time
+	resumedNote    chan struct{}
 	// The archive catch-up (archive.go): the query in flight, and the
 	// live device channel packets held until it ends.
 	archive    *archiveQuery
@@ -77,7 +86,7 @@ func Dial(ctx context.Context, cfg *Config) (*Account, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: resource %q: %v", errConfig, resource, err)
 	}
-	cn, err := s.connect(ctx, origin)
+	cn, err := s.connect(ctx, origin, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +168,14 @@ func (a *Account) Close() error {
 		return nil
 	}
 	rooms := a.roomsLocked()
+	// A lost connection is not waited for: the rooms are out.
+	suspended := a.endSuspensionLocked()
 	a.mu.Unlock()
+	if suspended != nil {
+		for _, c := range rooms {
+			c.detach(suspended, errClosed)
+		}
+	}
 	var wg sync.WaitGroup
 	for _, c := range rooms {
 		wg.Go(func() { _ = c.Close() })
@@ -212,6 +228,9 @@ func (a *Account) forget(c *Channel) {
 // loop, keep-alive, and the upkeep of our published device list.
 func (a *Account) installLocked(cn *conn) {
 	a.conn = cn
+	if cn.sm != nil {
+		a.wg.Go(func() { smRequests(cn) })
+	}
 	a.wg.Add(4)
 	go func() {
 		defer a.wg.Done()
@@ -223,8 +242,20 @@ func (a *Account) installLocked(cn *conn) {
 	}()
 	go func() {
 		defer a.wg.Done()
-		err := cn.sess.Serve(a.handler(cn))
+		h := a.handler(cn)
+		for i := range cn.early {
+			_ = h.HandleXMPP(cn.early[i].reader(), &cn.early[i].start)
+		}
+		cn.early = nil
+		err := cn.sess.Serve(h)
 		close(cn.served)
+		var se stream.Error
+		if err == nil || errors.As(err, &se) {
+			// The server ended the session on purpose (a stream error:
+			// another login took our resource, a policy violation, a
+			// shutdown): there is nothing to resume.
+			cn.ended.Store(true)
+		}
 		if err == nil {
 			err = errors.New("stream closed by the server")
 		}
@@ -249,6 +280,15 @@ func (a *Account) dropConn(cn *conn, why error) {
 	cn.cancel()
 	_ = cn.raw.Close()
 	closed := a.closed
+	if !closed && cn.sm != nil && !cn.ended.Load() && cn.sm.resumable() {
+		// The rooms keep cn until it is resumed or given up (manage).
+		a.suspendLocked(cn)
+		a.retryAt = time.Time{} // the first attempt at once
+		a.cfg.logf("xmpp: connection lost: %v; resuming it", why)
+		a.mu.Unlock()
+		a.kick()
+		return
+	}
 	rooms := a.roomsLocked()
 	if !closed {
 		a.scheduleRetryLocked()
@@ -259,6 +299,50 @@ func (a *Account) dropConn(cn *conn, why error) {
 		c.detach(cn, why)
 	}
 	a.kick()
+}
+
+// suspendLocked keeps cn for resumption (a.suspended).
+func (a *Account) suspendLocked(cn *conn) {
+	if a.suspended == nil {
+		a.resumedNote = make(chan struct{})
+	}
+	a.suspended = cn
+	a.suspendedUntil = time.Now().Add(cn.sm.window)
+}
+
+// endSuspensionLocked forgets the suspended connection; the caller tells
+// the rooms what became of it. It returns that connection.
+func (a *Account) endSuspensionLocked() *conn {
+	old := a.suspended
+	if old != nil {
+		close(a.resumedNote)
+	}
+	a.suspended, a.suspendedUntil, a.resumedNote = nil, time.Time{}, nil
+	return old
+}
+
+// awaitResumption waits, bounded by ctx, while connection cn is suspended
+// (its resumption is being tried), and returns the connection that
+// resumed it, or nil.
+func (a *Account) awaitResumption(ctx context.Context, cn *conn) *conn {
+	for {
+		a.mu.Lock()
+		if a.suspended != cn {
+			cur := a.conn
+			a.mu.Unlock()
+			if cur != nil && cur.sm != nil && cur.sm == cn.sm {
+				return cur
+			}
+			return nil
+		}
+		note := a.resumedNote
+		a.mu.Unlock()
+		select {
+		case <-note:
+		case <-ctx.Done():
+			return nil
+		}
+	}
 }
 
 // kick wakes the manager.
@@ -308,15 +392,36 @@ func (a *Account) manage() {
 			a.mu.Unlock()
 			continue
 		}
+		if a.suspended != nil && !time.Now().Before(a.suspendedUntil) {
+			// Too long: the rooms are left, and the next connection binds
+			// afresh (replacing the session if the server still has it).
+			old := a.endSuspensionLocked()
+			rooms := a.roomsLocked()
+			a.scheduleRetryLocked()
+			a.cfg.logf("xmpp: connection not resumed within %v; leaving the rooms", old.sm.window)
+			a.mu.Unlock()
+			for _, c := range rooms {
+				c.detach(old, errors.New("not resumed in time"))
+			}
+			a.kick()
+			continue
+		}
 		if wait := time.Until(a.retryAt); wait > 0 {
+			if a.suspended != nil {
+				wait = min(wait, time.Until(a.suspendedUntil))
+			}
 			a.mu.Unlock()
 			timer.Reset(wait)
 			continue
 		}
 		origin := a.self
+		var prev *smSession
+		if a.suspended != nil {
+			prev = a.suspended.sm
+		}
 		a.mu.Unlock()
 
-		cn, err := a.cfg.connect(a.ctx, origin)
+		cn, err := a.cfg.connect(a.ctx, origin, prev)
 
 		a.mu.Lock()
 		if a.closed {
@@ -327,7 +432,41 @@ func (a *Account) manage() {
 			}
 			return
 		}
+		var old *conn // the suspended connection, resumed or not
+		if err == nil || permanent(err) || errors.Is(err, syscall.ECONNREFUSED) {
+			// A server that refuses connections is not running: when it
+			// is back, it will not have our session (no server keeps them
+			// across a restart), so the rooms need not wait for it.
+			old = a.endSuspensionLocked()
+		}
+		lost := errors.New("the server did not resume the session")
+		if err != nil {
+			lost = fmt.Errorf("not resumed: %w", err)
+		}
 		switch {
+		case err == nil && cn.resumed:
+			// Every room carries on over cn as if nothing happened (the
+			// server kept our occupants, and resends what we missed); no
+			// stanza is read from cn before they have it.
+			a.fails, a.retryAt = 0, time.Time{}
+			rooms := a.roomsLocked()
+			a.conn = cn
+			a.mu.Unlock()
+			for _, c := range rooms {
+				c.resume(old, cn)
+			}
+			a.mu.Lock()
+			if a.closed || a.conn != cn {
+				a.mu.Unlock()
+				cn.cancel()
+				_ = cn.raw.Close()
+				continue
+			}
+			a.installLocked(cn)
+			a.cfg.logf("xmpp: connection resumed as %s", a.self)
+			a.mu.Unlock()
+			a.kick()
+			continue
 		case err == nil:
 			a.fails, a.retryAt = 0, time.Time{}
 			if got := cn.sess.LocalAddr(); !got.Equal(a.self) {
@@ -351,6 +490,10 @@ func (a *Account) manage() {
 		self := a.self
 		a.mu.Unlock()
 		for _, c := range rooms {
+			if old != nil {
+				// The server no longer had the session: the rooms left.
+				c.detach(old, lost)
+			}
 			switch {
 			case err == nil:
 				c.attach(cn, self)
@@ -374,6 +517,9 @@ func (a *Account) manage() {
 // goroutines.
 func (a *Account) handler(cn *conn) mxmpp.Handler {
 	return mxmpp.HandlerFunc(func(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+		if start.Name.Space == nsSM {
+			return smElement(cn.sm, t, start)
+		}
 		st, err := decodeStanza(*start, t)
 		if errors.Is(err, errNotStanza) {
 			return nil // a stream-level element we do not use

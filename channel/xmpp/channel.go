@@ -417,6 +417,29 @@ func (c *Channel) attach(cn *conn, self jid.JID) {
 	c.kickLocked()
 }
 
+// resume moves the channel from connection old to cn, which resumed old's
+// stream management session: the room goes on as it was, without a word
+// to the consumer. A channel that had no connection (added while old was
+// lost) is attached to cn.
+func (c *Channel) resume(old, cn *conn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closed:
+		return
+	case c.conn == old && old != nil:
+		c.conn = cn
+	case c.conn == nil:
+		c.conn, c.exiting = cn, false
+		if c.room.phase == phaseOut {
+			c.room.self = c.self.String()
+		}
+	default:
+		return
+	}
+	c.kickLocked()
+}
+
 // detach tells the channel that the account lost connection cn: if we were
 // in the room, EventOwnLeave is queued (the membership before it, us
 // included), and the manager enters again on the next connection.

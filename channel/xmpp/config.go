@@ -50,6 +50,7 @@ const (
 	defaultIQTimeout      = 30 * time.Second
 	defaultJoinTimeout    = 30 * time.Second
 	defaultKeepAlive      = 60 * time.Second
+	defaultResumeWindow   = 60 * time.Second
 	defaultReconnectMin   = 500 * time.Millisecond
 	defaultReconnectMax   = 60 * time.Second
 	defaultAnonymityGrace = 3 * time.Second
@@ -137,6 +138,15 @@ type Config struct {
 	KeepAlive      time.Duration // interval of pings (self-pings in the room, XEP-0410); negative disables (60s)
 	ReconnectMin   time.Duration // first delay before reconnecting, doubled up to ReconnectMax (500ms)
 	ReconnectMax   time.Duration // (60s; at least ReconnectMin)
+	// ResumeWindow is how long a lost connection may be resumed (stream
+	// management, XEP-0198, where the server offers it) before every room
+	// is left; negative disables resumption (60s). While the server holds
+	// the session, the rooms keep our occupants, and what either side sent
+	// meanwhile is delivered after the resumption: a short outage is
+	// invisible to the rooms. The server may hold it longer than we ask
+	// (Prosody ignores the request: 10 minutes by default), so an occupant
+	// whose device died stays that long unless it connects again.
+	ResumeWindow time.Duration
 	// AnonymityGrace is how long an occupant of a room that does not (yet)
 	// show real JIDs waits for the room's owner to make it non-anonymous
 	// (status 172) before refusing it (default 3s). It covers a room that
@@ -287,6 +297,7 @@ func (c *Config) validate() (*settings, error) {
 	def(&s.IQTimeout, defaultIQTimeout)
 	def(&s.JoinTimeout, defaultJoinTimeout)
 	def(&s.KeepAlive, defaultKeepAlive)
+	def(&s.ResumeWindow, defaultResumeWindow)
 	def(&s.ReconnectMin, defaultReconnectMin)
 	def(&s.ReconnectMax, defaultReconnectMax)
 	def(&s.AnonymityGrace, defaultAnonymityGrace)

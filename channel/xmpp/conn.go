@@ -11,6 +11,7 @@ import (
 	"net"
 	"reflect"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	mxmpp "mellium.im/xmpp"
@@ -26,6 +27,14 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	served chan struct{} // closed when Serve has returned
+	// sm is the stream management session (sm.go) this connection runs,
+	// nil without one; resumed: it was resumed here from a lost connection.
+	sm      *smSession
+	resumed bool
+	early   []earlyStanza // for the handler before serving (sm.go)
+	// ended: the server ended the stream on purpose (a stream error or its
+	// closing tag), so its stream management session is gone.
+	ended atomic.Bool
 }
 
 // watchdogConn is the socket we hand to mellium. It gives every write its
@@ -86,11 +95,15 @@ func (s *settings) addrs(ctx context.Context) ([]string, error) {
 // is tried once more without it (unless RequireChannelBinding), on a new
 // connection; once that worked, this channel's later connections go
 // without channel binding from the start.
-func (s *settings) connect(ctx context.Context, origin jid.JID) (*conn, error) {
-	cn, err := s.connectOnce(ctx, origin, s.noChannelBinding.Load())
+//
+// With prev, a stream management session of a lost connection, the new
+// connection resumes it if the server still has it (conn.resumed), and
+// binds afresh otherwise.
+func (s *settings) connect(ctx context.Context, origin jid.JID, prev *smSession) (*conn, error) {
+	cn, err := s.connectOnce(ctx, origin, s.noChannelBinding.Load(), prev)
 	if err != nil && errors.Is(err, errChannelBinding) && !s.RequireChannelBinding {
 		s.logf("%v; retrying without it", errChannelBinding)
-		cn, err = s.connectOnce(ctx, origin, true)
+		cn, err = s.connectOnce(ctx, origin, true, prev)
 		if err == nil {
 			s.noChannelBinding.Store(true)
 		}
@@ -100,7 +113,7 @@ func (s *settings) connect(ctx context.Context, origin jid.JID) (*conn, error) {
 
 // connectOnce is one connection attempt; noPlus leaves channel binding out
 // of the SASL mechanisms.
-func (s *settings) connectOnce(ctx context.Context, origin jid.JID, noPlus bool) (*conn, error) {
+func (s *settings) connectOnce(ctx context.Context, origin jid.JID, noPlus bool, prev *smSession) (*conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.ConnectTimeout)
 	defer cancel()
 	addrs, err := s.addrs(ctx)
@@ -120,7 +133,7 @@ func (s *settings) connectOnce(ctx context.Context, origin jid.JID, noPlus bool)
 	}
 	// The socket is closed if negotiation outlives ctx (see watchdogConn).
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
-	cn, err := s.negotiate(ctx, raw, origin, noPlus)
+	cn, err := s.negotiate(ctx, raw, origin, noPlus, prev)
 	if !stop() && err == nil {
 		err = ctx.Err()
 	}
@@ -131,33 +144,41 @@ func (s *settings) connectOnce(ctx context.Context, origin jid.JID, noPlus bool)
 	return cn, nil
 }
 
-func (s *settings) negotiate(ctx context.Context, raw net.Conn, origin jid.JID, noPlus bool) (*conn, error) {
+func (s *settings) negotiate(ctx context.Context, raw net.Conn, origin jid.JID, noPlus bool, prev *smSession) (*conn, error) {
 	wd := &watchdogConn{Conn: raw, timeout: s.WriteTimeout}
-	var rw net.Conn = wd
+	var rw net.Conn
 	var state mxmpp.SessionState
 	var features []mxmpp.StreamFeature
 	offer := &cbOffer{}
+	// The stream management wire (sm.go) sits right under mellium: over
+	// TLS, so that it sees the stream's bytes.
+	sm := &smNegotiation{window: s.ResumeWindow, prev: prev}
 	switch s.Security {
 	case DirectTLS:
 		tc := tls.Client(wd, s.tls)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return nil, fmt.Errorf("%w: %w", errTLS, err)
 		}
-		rw = tc // mellium marks a *tls.Conn as secure by itself
+		sm.wire = newSMWire(tc)
+		rw = sm.wire
+		state = mxmpp.Secure // mellium only recognises a bare *tls.Conn
 	case StartTLS:
-		features = append(features, startTLS(s.tls, offer))
+		rw = wd
+		features = append(features, startTLS(s.tls, offer, sm))
 	case UnsafePlaintext:
 		// mellium workaround (mellium problem 1 of docs/XMPP.md): mellium only offers
 		// SASL on a session it believes secure. validate made sure the
 		// server is on loopback; SCRAM never sends the password anyway.
 		state = mxmpp.Secure
+		sm.wire = newSMWire(wd)
+		rw = sm.wire
 	}
 	// SCRAM only: the password never crosses the wire, even without TLS.
 	// With channel binding where it is known to work (saslFeature).
 	features = append(features,
 		channelBindingTypes(offer),
 		s.saslFeature(offer, noPlus),
-		bindResource(origin.Resourcepart()),
+		bindResource(origin, sm),
 	)
 	sess, err := mxmpp.NewSession(ctx, origin.Domain(), origin, rw, state,
 		mxmpp.NewNegotiator(func(*mxmpp.Session, *mxmpp.StreamConfig) mxmpp.StreamConfig {
@@ -173,7 +194,7 @@ func (s *settings) negotiate(ctx context.Context, raw net.Conn, origin jid.JID, 
 		return nil, errors.New("xmpp: session not ready after negotiation")
 	}
 	cctx, ccancel := context.WithCancel(context.Background())
-	return &conn{sess: sess, raw: raw, ctx: cctx, cancel: ccancel, served: make(chan struct{})}, nil
+	return &conn{sess: sess, raw: raw, ctx: cctx, cancel: ccancel, served: make(chan struct{}), sm: sm.session, resumed: sm.resumed, early: sm.early}, nil
 }
 
 // classify wraps the errors that retrying cannot fix into errAuth or

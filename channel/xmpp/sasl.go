@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"slices"
 	"strings"
 
@@ -86,12 +87,18 @@ func channelBindingTypes(offer *cbOffer) mxmpp.StreamFeature {
 // startTLS is mellium's StartTLS feature, forgetting any channel-binding
 // advertisement of the plaintext stream: only the one that follows the
 // handshake counts.
-func startTLS(cfg *tls.Config, offer *cbOffer) mxmpp.StreamFeature {
+func startTLS(cfg *tls.Config, offer *cbOffer, sm *smNegotiation) mxmpp.StreamFeature {
 	f := mxmpp.StartTLS(cfg)
 	negotiate := f.Negotiate
 	f.Negotiate = func(ctx context.Context, session *mxmpp.Session, data interface{}) (mxmpp.SessionState, io.ReadWriter, error) {
 		*offer = cbOffer{}
-		return negotiate(ctx, session, data)
+		mask, rw, err := negotiate(ctx, session, data)
+		if c, ok := rw.(net.Conn); ok && err == nil {
+			// Stream management reads the stream over TLS (sm.go).
+			sm.wire = newSMWire(c)
+			rw = sm.wire
+		}
+		return mask, rw, err
 	}
 	return f
 }

@@ -341,7 +341,7 @@ func connectTo(t *testing.T, st *settings) (error, []string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cn, err := st.connect(ctx, jid.MustParse("user@localhost/res"))
+	cn, err := st.connect(ctx, jid.MustParse("user@localhost/res"), nil)
 	if cn != nil {
 		cn.cancel()
 		_ = cn.raw.Close()
