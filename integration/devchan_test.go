@@ -6,7 +6,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -206,13 +205,6 @@ func TestIntegrationDeviceChannelOffline(t *testing.T) {
 	n := 1000
 	if testing.Short() {
 		n = 100
-	}
-	if os.Getenv("MPENC_XMPP_SERVER") == "ejabberd" {
-		// ejabberd 23.01's Mnesia archive (the test server has no SQL
-		// database) stopped storing this account's messages during the
-		// full-size run ("MAM archives too large, won't store message"
-		// in its log): 200 here; docs/TESTING.md says so.
-		n = min(n, 200)
 	}
 	send := func(from *appPeer, to string, texts []string) {
 		t.Helper()
