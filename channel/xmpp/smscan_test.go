@@ -28,7 +28,8 @@ func scanAll(stream []byte, n int) []scanned {
 }
 
 // decodeAll is the oracle: encoding/xml's view of the stream's top-level
-// elements, up to the first thing it rejects.
+// elements, up to the first thing it rejects (Token, not RawToken, so
+// that a stray end tag stops it as it stops mellium's decoder).
 func decodeAll(stream []byte) []scanned {
 	d := xml.NewDecoder(bytes.NewReader(stream))
 	var out []scanned
@@ -37,17 +38,13 @@ func decodeAll(stream []byte) []scanned {
 	var name string
 	for {
 		before := d.InputOffset()
-		tok, err := d.RawToken()
+		tok, err := d.Token()
 		if err != nil {
 			return out
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
-			full := t.Name.Local
-			if t.Name.Space != "" {
-				full = t.Name.Space + ":" + t.Name.Local
-			}
-			if full == "stream:stream" {
+			if isStreamElement(t.Name) {
 				depth = 1
 				continue
 			}
@@ -56,11 +53,7 @@ func decodeAll(stream []byte) []scanned {
 			}
 			depth++
 		case xml.EndElement:
-			full := t.Name.Local
-			if t.Name.Space != "" {
-				full = t.Name.Space + ":" + t.Name.Local
-			}
-			if full == "stream:stream" {
+			if isStreamElement(t.Name) {
 				return out
 			}
 			depth--
@@ -69,6 +62,11 @@ func decodeAll(stream []byte) []scanned {
 			}
 		}
 	}
+}
+
+// isStreamElement recognises <stream:stream> as Token names it.
+func isStreamElement(n xml.Name) bool {
+	return n.Local == "stream" && (n.Space == "http://etherx.jabber.org/streams" || n.Space == "stream")
 }
 
 const testStreamHeader = `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.org' version='1.0'>`
