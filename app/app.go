@@ -345,6 +345,7 @@ func (a *App) account(ctx context.Context) (*xmpp.Account, error) {
 	dctx, stop := context.WithCancel(context.Background())
 	a.devStop = stop
 	a.devWG.Go(func() { a.dev.loop(dctx) })
+	a.devWG.Go(func() { a.dev.sendRestored(dctx) })
 	a.log().Info("connected", "self", xc.JID)
 	return xa, nil
 }

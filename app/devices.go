@@ -175,6 +175,7 @@ type devices struct {
 
 	op         sync.Mutex // guards everything below
 	loaded     bool
+	restored   []peerID // outboxes read back at load, not yet sent again
 	sessions   map[peerID][]*devSession
 	out        map[peerID]*outbox
 	accepted   map[string][]time.Time // bare JID → requests accepted in the last minute
@@ -281,8 +282,61 @@ func (d *devices) load(ctx context.Context) error {
 		x := &devSession{s: s, resource: ds.Resource, created: ds.Created, retired: ds.Retired}
 		d.sessions[x.peer()] = append(d.sessions[x.peer()], x)
 	}
+	outboxes, err := d.a.st.DeviceOutboxes(ctx, d.a.acct.ID, d.a.key)
+	if err != nil {
+		return err
+	}
+	for _, ob := range outboxes {
+		j, err := jid.Parse(ob.To)
+		if err != nil || j.Resourcepart() == "" {
+			continue
+		}
+		id := peerID{j.Bare().String(), devchan.DeviceID(ob.PeerDevice)}
+		o := &outbox{to: ob.To}
+		for _, p := range ob.Payloads {
+			o.seq++
+			o.payloads = append(o.payloads, queued{o.seq, p})
+		}
+		d.out[id] = o
+		d.restored = append(d.restored, id)
+	}
 	d.loaded = true
 	return nil
+}
+
+// keepOutbox saves what waits for device id (to, its full JID) so that
+// it survives a restart; nil: nothing waits. Called with op held.
+func (d *devices) keepOutbox(ctx context.Context, id peerID, to string, payloads []queued) error {
+	ob := store.DeviceOutbox{To: to, PeerDevice: [8]byte(id.dev)}
+	for _, q := range payloads {
+		ob.Payloads = append(ob.Payloads, q.b)
+	}
+	err := d.a.st.SetDeviceOutbox(ctx, d.a.acct.ID, d.a.key, ob, nil)
+	if err != nil {
+		d.a.log().Warn("saving what waits for a device", "to", to, "err", err)
+	}
+	return err
+}
+
+// sendRestored starts over, after a restart, for the devices whose
+// payloads waited for a session: sent over a session that can send, or
+// after a new handshake.
+func (d *devices) sendRestored(ctx context.Context) {
+	d.op.Lock()
+	ids := d.restored
+	d.restored = nil
+	d.op.Unlock()
+	for _, id := range ids {
+		d.op.Lock()
+		o := d.out[id]
+		d.op.Unlock()
+		if o == nil {
+			continue
+		}
+		if err := d.a.sendToDevice(ctx, o.to, nil, false); err != nil {
+			d.a.log().Warn("sending what waited for a device", "to", o.to, "err", err)
+		}
+	}
 }
 
 // receive is xmpp.Config.OnDirect: it queues, never waits.
@@ -764,6 +818,7 @@ func (d *devices) flush(ctx context.Context, id peerID, ds *devSession) {
 		return
 	}
 	delete(d.out, id)
+	d.keepOutbox(ctx, id, o.to, nil)
 	for _, pl := range o.payloads {
 		pkt, err := ds.s.Seal(pl.b)
 		if err != nil {
@@ -912,10 +967,11 @@ func (d *devices) published(ctx context.Context, to jid.JID) (xmpp.Device, error
 // rooms). The first payload to a device waits for a handshake (tried
 // again with other keys, three times in all); a session is replaced by a
 // new handshake after a week or 10,000 payloads. The device receives it
-// as an EventDevice. It fails when the device is not in its account's
-// published device list; a device that does not answer the handshake
-// makes the payloads that wait for it fail silently after three tries
-// (logged).
+// as an EventDevice. What waits for a handshake is kept in the store and
+// sent after a restart, once the account connects. It fails when the
+// device is not in its account's published device list; a device that
+// does not answer the handshake makes the payloads that wait for it fail
+// silently after three tries (logged).
 func (a *App) SendToDevice(ctx context.Context, to string, payload []byte) error {
 	if len(payload) == 0 {
 		return errors.New("app: an empty device payload")
@@ -990,6 +1046,11 @@ func (a *App) sendToDevice(ctx context.Context, to string, payload []byte, force
 		o.seq++
 		mine = o.seq
 		o.payloads = append(o.payloads, queued{mine, slices.Clone(payload)})
+		if err := d.keepOutbox(ctx, id, o.to, o.payloads); err != nil {
+			o.payloads = o.payloads[:len(o.payloads)-1]
+			d.op.Unlock()
+			return err
+		}
 	}
 	if d.handshaking(id) {
 		d.op.Unlock()
@@ -997,6 +1058,7 @@ func (a *App) sendToDevice(ctx context.Context, to string, payload []byte, force
 	}
 	if o.attempts >= maxAttempts {
 		delete(d.out, id)
+		d.keepOutbox(ctx, id, o.to, nil)
 		d.op.Unlock()
 		return fmt.Errorf("app: no device channel with %s after %d attempts", to, maxAttempts)
 	}
@@ -1009,7 +1071,10 @@ func (a *App) sendToDevice(ctx context.Context, to string, payload []byte, force
 	fail := func(err error) error {
 		d.op.Lock()
 		o.handshaking = false
-		o.payloads = slices.DeleteFunc(o.payloads, func(q queued) bool { return mine != 0 && q.n == mine })
+		if mine != 0 {
+			o.payloads = slices.DeleteFunc(o.payloads, func(q queued) bool { return q.n == mine })
+			d.keepOutbox(ctx, id, o.to, o.payloads)
+		}
 		others := len(o.payloads) > 0 && o.attempts < maxAttempts
 		d.op.Unlock()
 		if others {

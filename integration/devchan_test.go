@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/mpenc/mpenc/app"
+	"github.com/mpenc/mpenc/channel/xmpp"
 )
 
 // received returns the device channel payloads p got from device from
@@ -247,4 +249,53 @@ func TestIntegrationDeviceChannelOffline(t *testing.T) {
 	mp = phone2.mark()
 	send(bob, ids[1], []string{"live"})
 	phone2.waitReceived(mp, ids[2], []string{"live"})
+}
+
+// TestIntegrationDeviceChannelOutboxRestart: payloads for a device that
+// has no session yet wait in the sender's outbox, which is kept in its
+// store: the sender restarts before the handshake completes (the
+// receiver is offline), and once both are back every payload arrives,
+// once and in order.
+func TestIntegrationDeviceChannelOutboxRestart(t *testing.T) {
+	s := serverFromEnv(t)
+	aliceAcct, bobAcct := s.cmdAccount(t, 3), s.cmdAccount(t, 4)
+	room := s.newRoom(t)
+	aliceDir, bobDir := t.TempDir(), t.TempDir()
+	alice := s.newAppPeer(t, aliceAcct, aliceDir, withLabel("laptop"))
+	bob := s.newAppPeer(t, bobAcct, bobDir, withLabel("desk"))
+	aliceID := alice.join(room, "everyone").Self()
+	bobID := bob.join(room, "everyone").Self()
+	// Bob's device is in its account's published list (it publishes it
+	// after connecting); then it goes.
+	ctx, cancel := context.WithTimeout(context.Background(), cmdBound)
+	defer cancel()
+	for {
+		ds, err := alice.a.PublishedDevices(ctx, bobAcct.jid)
+		if err == nil && slices.ContainsFunc(ds, func(d xmpp.Device) bool { return strings.HasSuffix(bobID, "/"+d.Resource) }) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("bob's device never published: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err := bob.a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-bob.done
+	texts := numbered("waited across a restart", 0, 3)
+	sendDevice(t, alice, bobID, texts)
+	if err := alice.a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-alice.done
+
+	alice2 := s.newAppPeer(t, aliceAcct, aliceDir, withLabel("laptop"))
+	if got := alice2.join(room, "everyone").Self(); got != aliceID {
+		t.Fatalf("alice came back as %s, not %s", got, aliceID)
+	}
+	bob2 := s.newAppPeer(t, bobAcct, bobDir, withLabel("desk"))
+	mb := bob2.mark()
+	bob2.join(room, "everyone")
+	bob2.waitReceived(mb, aliceID, texts)
 }

@@ -136,3 +136,71 @@ func TestDeviceChannelKeys(t *testing.T) {
 		t.Fatalf("an oversized state: %v", err)
 	}
 }
+
+// TestDeviceOutbox: an outbox is replaced whole, read back in order per
+// device, emptied by an empty list; limits refused with ErrInvalid; a
+// payload moved to another position or device fails authentication.
+func TestDeviceOutbox(t *testing.T) {
+	st, err := Open(tempPath(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	a := mustAccount(t, st, "me@example.org")
+	id := testIdentity(1)
+	phone := DeviceOutbox{To: "me@example.org/phone", PeerDevice: [8]byte{1}, Payloads: [][]byte{[]byte("one"), []byte("two")}}
+	desk := DeviceOutbox{To: "bob@example.org/desk", PeerDevice: [8]byte{2}, Payloads: [][]byte{[]byte("x")}}
+	for _, o := range []DeviceOutbox{phone, desk} {
+		if err := st.SetDeviceOutbox(ctx, a.ID, id, o, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	phone.Payloads = append(phone.Payloads, []byte("three"))
+	if err := st.SetDeviceOutbox(ctx, a.ID, id, phone, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.DeviceOutboxes(ctx, a.ID, id)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("%d outboxes: %v", len(got), err)
+	}
+	if got[0].To != desk.To || got[1].To != phone.To || got[1].PeerDevice != phone.PeerDevice ||
+		len(got[1].Payloads) != 3 || string(got[1].Payloads[2]) != "three" || string(got[0].Payloads[0]) != "x" {
+		t.Fatalf("read back %+v", got)
+	}
+	if err := st.SetDeviceOutbox(ctx, a.ID, id, DeviceOutbox{To: desk.To, PeerDevice: desk.PeerDevice}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = st.DeviceOutboxes(ctx, a.ID, id); len(got) != 1 || got[0].To != phone.To {
+		t.Fatalf("after emptying one: %+v", got)
+	}
+	for _, bad := range []DeviceOutbox{
+		{To: phone.To, Payloads: make([][]byte, maxOutboxPayloads+1)},
+		{To: phone.To, Payloads: [][]byte{make([]byte, maxOutboxPayload+1)}},
+		{To: phone.To, Payloads: [][]byte{{}}},
+		{To: "", Payloads: [][]byte{[]byte("a")}},
+	} {
+		for i := range bad.Payloads {
+			if bad.Payloads[i] == nil {
+				bad.Payloads[i] = []byte("p")
+			}
+		}
+		if err := st.SetDeviceOutbox(ctx, a.ID, id, bad, nil); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%d payloads, first of %d bytes, to %q: %v", len(bad.Payloads), len(bad.Payloads[0]), bad.To, err)
+		}
+	}
+	if got, _ = st.DeviceOutboxes(ctx, a.ID, id); len(got) != 1 || len(got[0].Payloads) != 3 {
+		t.Fatalf("a refused outbox changed the store: %+v", got)
+	}
+	// Swapping two sealed payloads (a tampered file) is caught.
+	for _, q := range []string{`UPDATE devchan_outbox SET seq = 9 WHERE seq = 0`, `UPDATE devchan_outbox SET seq = 0 WHERE seq = 1`, `UPDATE devchan_outbox SET seq = 1 WHERE seq = 9`} {
+		if _, err := st.db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.DeviceOutboxes(ctx, a.ID, id); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("swapped payloads: %v", err)
+	}
+	if _, err := st.DeviceOutboxes(ctx, a.ID, testIdentity(2)); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("opened with another identity key: %v", err)
+	}
+}

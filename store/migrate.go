@@ -34,6 +34,7 @@ var migrations = []migration{
 	{5, "device labels of authors", schemaV5, nil},
 	{6, "device labels of known keys", schemaV6, nil},
 	{7, "device channel keys and sessions", schemaV7, nil},
+	{8, "device channel outbox", schemaV8, nil},
 }
 
 // schemaV1 is the first schema. Times are Unix nanoseconds (0: none);

@@ -39,7 +39,7 @@ func TestMigrateFromEmpty(t *testing.T) {
 		tables = append(tables, n)
 	}
 	rows.Close()
-	want := "accounts devchan_keys devchan_sessions devchan_used devices messages rooms schema_migrations settings trust_bindings trust_events trust_keys"
+	want := "accounts devchan_keys devchan_outbox devchan_sessions devchan_used devices messages rooms schema_migrations settings trust_bindings trust_events trust_keys"
 	if strings.Join(tables, " ") != want {
 		t.Fatalf("tables %v", tables)
 	}
