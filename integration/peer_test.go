@@ -563,6 +563,7 @@ type proxy struct {
 	mu    sync.Mutex
 	conns []net.Conn
 	dead  bool
+	down  bool // accepted connections are closed at once (a network that is down)
 	wg    sync.WaitGroup
 	once  sync.Once
 }
@@ -594,6 +595,12 @@ func newProxy(t testing.TB, target string) *proxy {
 				s.Close()
 				return
 			}
+			if px.down {
+				px.mu.Unlock()
+				c.Close()
+				s.Close()
+				continue
+			}
 			px.conns = append(px.conns, c, s)
 			px.mu.Unlock()
 			px.wg.Add(2)
@@ -618,6 +625,15 @@ func (px *proxy) drop() int {
 	}
 	px.conns = nil
 	return n
+}
+
+// setDown makes the proxy close every connection it accepts at once (or
+// stop doing so): to the client, a network that is down, not a server
+// that refuses.
+func (px *proxy) setDown(down bool) {
+	px.mu.Lock()
+	defer px.mu.Unlock()
+	px.down = down
 }
 
 // open is how many connections are open through the proxy.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mpenc/mpenc/app"
 	"github.com/mpenc/mpenc/channel/xmpp"
@@ -57,7 +58,10 @@ func (l *logLines) count(sub string) int {
 // (XEP-0198): nobody sees it leave or come back, the session goes on
 // unchanged, and what it typed during the outage and what the others
 // sent meanwhile both arrive. Then the same once more: a second outage is
-// resumed on the resumed stream.
+// resumed on the resumed stream. The third outage lasts 8 s (connections
+// fail, without a refusal) while the others send five messages: the
+// server resends them marked as delayed, and they are taken as live (no
+// message waits for older ones, none is dropped).
 func TestIntegrationResumption(t *testing.T) {
 	s := serverFromEnv(t)
 	addr := s.addr
@@ -81,10 +85,28 @@ func TestIntegrationResumption(t *testing.T) {
 			return ev.Kind == app.EventEntry && ev.Entry.Kind == session.Membership && len(ev.Entry.Members)+len(ev.Entry.Include) == 3
 		})
 	}
-	for round := 1; round <= 2; round++ {
+	for round := 1; round <= 3; round++ {
 		marks := []int{ps[0].mark(), ps[1].mark(), ps[2].mark()}
+		if round == 3 {
+			px.setDown(true)
+		}
 		if n := px.drop(); n != 1 {
 			t.Fatalf("round %d: %d connections through the proxy, want 1", round, n)
+		}
+		var burst []string
+		if round == 3 {
+			ctx, cancel := context.WithTimeout(context.Background(), cmdBound)
+			for i := range 5 {
+				text := fmt.Sprintf("while member 2 is away for a while (%d)", i)
+				if _, err := rs[1].Send(ctx, text); err != nil {
+					t.Fatal(err)
+				}
+				burst = append(burst, text)
+				time.Sleep(time.Second)
+			}
+			cancel()
+			time.Sleep(3 * time.Second)
+			px.setDown(false)
 		}
 		// Both sides talk while the connection is down: the others at
 		// once, the cut member right after its own sending side found out.
@@ -102,6 +124,9 @@ func TestIntegrationResumption(t *testing.T) {
 		ps[1].waitMessage(marks[1], room, bare(rs[0].Self()), "the message sent during the outage", func(s string) bool { return s == away })
 		for i := range 2 {
 			ps[i].waitMessage(marks[i], room, bare(rs[2].Self()), "the message typed during the outage", func(s string) bool { return s == during })
+		}
+		for _, text := range burst {
+			ps[2].waitMessage(marks[2], room, bare(rs[1].Self()), "a message of the long outage", func(s string) bool { return s == text })
 		}
 		ps[0].waitEvent(marks[0], "the message acknowledged by everyone", func(ev app.Event) bool {
 			return ev.Kind == app.EventEntry && ev.Entry.Text == away && ev.Entry.Ack == session.FullyAcked
@@ -122,7 +147,8 @@ func TestIntegrationResumption(t *testing.T) {
 					k = ev.Entry.Kind
 				}
 				switch k {
-				case session.ChannelLeave, session.ChannelEnter, session.Membership, session.StateChanged, session.Gap:
+				case session.ChannelLeave, session.ChannelEnter, session.Membership, session.StateChanged, session.Gap,
+					session.Waiting, session.Dropped:
 					t.Errorf("round %d: member %d saw %v (event %d, entry %+v)", round, i, k, ev.Kind, ev.Entry)
 				}
 			}

@@ -301,6 +301,10 @@ func (a *Account) dropConn(cn *conn, why error) {
 	a.kick()
 }
 
+// suspendedRetry bounds the delay between connection attempts while a
+// lost connection may still be resumed.
+const suspendedRetry = 2 * time.Second
+
 // suspendLocked keeps cn for resumption (a.suspended).
 func (a *Account) suspendLocked(cn *conn) {
 	if a.suspended == nil {
@@ -316,6 +320,7 @@ func (a *Account) endSuspensionLocked() *conn {
 	old := a.suspended
 	if old != nil {
 		close(a.resumedNote)
+		a.fails = 0 // what follows is a new outage: back off from the start
 	}
 	a.suspended, a.suspendedUntil, a.resumedNote = nil, time.Time{}, nil
 	return old
@@ -484,6 +489,10 @@ func (a *Account) manage() {
 		default:
 			a.fails++
 			a.scheduleRetryLocked()
+			if a.suspended != nil {
+				// The resumption window is short: try often within it.
+				a.retryAt = time.Now().Add(min(time.Until(a.retryAt), suspendedRetry))
+			}
 			a.cfg.logf("xmpp: connecting failed (attempt %d), retrying: %v", a.fails, err)
 		}
 		rooms := a.roomsLocked()

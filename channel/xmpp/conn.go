@@ -200,7 +200,7 @@ func (s *settings) negotiate(ctx context.Context, raw net.Conn, origin jid.JID, 
 // classify wraps the errors that retrying cannot fix into errAuth or
 // errTLS.
 func classify(err error) error {
-	if errors.Is(err, errTLS) || errors.Is(err, errAuth) || errors.Is(err, errChannelBinding) || errors.Is(err, errNoChannelBinding) {
+	if errors.Is(err, errTLS) || errors.Is(err, ErrAuth) || errors.Is(err, errChannelBinding) || errors.Is(err, errNoChannelBinding) {
 		return err
 	}
 	var cve *tls.CertificateVerificationError
@@ -211,7 +211,7 @@ func classify(err error) error {
 		return fmt.Errorf("%w: %w", errTLS, err)
 	}
 	if isSASLFailure(err) {
-		return fmt.Errorf("%w: %w", errAuth, err)
+		return fmt.Errorf("%w: %w", ErrAuth, err)
 	}
 	return err
 }
@@ -244,7 +244,7 @@ func permanent(err error) bool {
 	if errors.As(err, &re) {
 		return re.permanent()
 	}
-	return errors.Is(err, errAuth) || errors.Is(err, errTLS) || errors.Is(err, errRoomAnonymous) ||
+	return errors.Is(err, ErrAuth) || errors.Is(err, errTLS) || errors.Is(err, errRoomAnonymous) ||
 		errors.Is(err, errConfig) || errors.Is(err, errClosed) || errors.Is(err, errChannelBinding) ||
 		errors.Is(err, errNoChannelBinding)
 }

@@ -233,7 +233,7 @@ func walkStanza(st *inStanza, d *walker) (*inStanza, error) {
 			st.HasSubject = true
 		case t.Name.Local == "delay" && t.Name.Space == nsDelay,
 			t.Name.Local == "x" && t.Name.Space == nsDelayOld:
-			st.Delayed = true
+			st.Delayed = st.Delayed || delayedBySender(t.Attr, st.From)
 		case t.Name.Local == "x" && t.Name.Space == nsMUCUser:
 			if st.HasMUCUser {
 				continue
@@ -685,4 +685,29 @@ func clip(s string, n int) string {
 		s = s[:len(s)-1]
 	}
 	return s
+}
+
+// delayedBySender reports whether a delay mark (XEP-0203, or the old
+// XEP-0091) says the stanza is old news from its sender's side: one
+// without a from, or from the sender's own bare JID (a room marks its
+// history so, XEP-0045 §7.2.15). A mark from anyone else is a server's
+// note that it held the stanza for us: stream management resending what
+// it queued while our connection was lost adds one from our own account
+// (Prosody's mod_smacks) or our server; such a stanza is live
+// (docs/XMPP.md "Stream management").
+func delayedBySender(attrs []xml.Attr, sender jid.JID) bool {
+	for _, a := range attrs {
+		if a.Name.Local != "from" || a.Name.Space != "" {
+			continue
+		}
+		if a.Value == "" {
+			return true
+		}
+		if len(a.Value) > maxJID {
+			return true
+		}
+		j, err := jid.Parse(a.Value)
+		return err != nil || j.Bare().Equal(sender.Bare())
+	}
+	return true
 }

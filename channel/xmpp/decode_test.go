@@ -70,6 +70,19 @@ func TestDecodeStanza(t *testing.T) {
 			want: inStanza{Kind: kindMessage, From: jid.MustParse(room + "/a"), FromOK: true, Type: "groupchat",
 				HasBody: true, Body: "one", Delayed: true},
 		},
+		// The room's own history mark, from the room: delayed. Stream
+		// management's mark on a stanza it resends (Prosody: from our
+		// own account): live.
+		12: {
+			in: `<message xmlns='jabber:client' from='r@muc.example/a' type='groupchat'><body>old</body><delay xmlns='urn:xmpp:delay' from='r@muc.example' stamp='2002-09-10T23:08:25Z'/></message>`,
+			want: inStanza{Kind: kindMessage, From: jid.MustParse(room + "/a"), FromOK: true, Type: "groupchat",
+				HasBody: true, Body: "old", Delayed: true},
+		},
+		13: {
+			in: `<message xmlns='jabber:client' from='r@muc.example/a' type='groupchat'><body>resent</body><delay xmlns='urn:xmpp:delay' from='me@example.org' stamp='2026-12-07T14:26:17Z'/></message>`,
+			want: inStanza{Kind: kindMessage, From: jid.MustParse(room + "/a"), FromOK: true, Type: "groupchat",
+				HasBody: true, Body: "resent"},
+		},
 		2: { // a subject without a body; escaped text
 			in:   `<message xmlns='jabber:client' from='r@muc.example' type='groupchat'><subject>a &amp; b</subject></message>`,
 			want: inStanza{Kind: kindMessage, From: jid.MustParse(room), FromOK: true, Type: "groupchat", HasSubject: true},

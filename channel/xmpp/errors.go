@@ -5,7 +5,8 @@ import (
 	"fmt"
 )
 
-// Sentinel errors. They are not exported: no caller branches on them, and
+// Sentinel errors. Only ErrAuth is exported (the client's exit status
+// tells a refused login apart); no caller branches on the others, and
 // their texts (the package documentation lists them) say what happened.
 // Errors wrap them with %w, so each error's text starts with or contains
 // its sentinel's.
@@ -32,8 +33,9 @@ var (
 	// errInvalidBody: Send refused a string that XML cannot carry unchanged
 	// (invalid UTF-8 or characters outside the XML character range).
 	errInvalidBody = errors.New("xmpp: body not representable in XML")
-	// errAuth: the server refused our credentials. Not retried.
-	errAuth = errors.New("xmpp: authentication failed")
+	// ErrAuth is the error (wrapped) of a login the server refused: a
+	// wrong password, an unknown account. It is not retried.
+	ErrAuth = errors.New("xmpp: authentication failed")
 	// errTLS: TLS could not be established or the server's certificate was
 	// not accepted. Not retried.
 	errTLS = errors.New("xmpp: TLS failed")

@@ -226,7 +226,7 @@ func TestErrors(t *testing.T) {
 	if !errors.Is(err, errStanzaTooLarge) {
 		t.Fatal("StanzaTooLargeError is not ErrStanzaTooLarge")
 	}
-	if !permanent(fmt.Errorf("x: %w", errAuth)) || permanent(errors.New("i/o timeout")) {
+	if !permanent(fmt.Errorf("x: %w", ErrAuth)) || permanent(errors.New("i/o timeout")) {
 		t.Fatal("permanent")
 	}
 	if !permanent(&roomError{Condition: "forbidden"}) || permanent(&roomError{Condition: "item-not-found"}) {

@@ -397,7 +397,7 @@ func TestLoginChannelBindingRequired(t *testing.T) {
 	cfg := srv.config()
 	cfg.RequireChannelBinding = true
 	err, _ := connectTo(t, mustSettings(t, cfg))
-	if !errors.Is(err, errChannelBinding) || errors.Is(err, errAuth) || !permanent(err) ||
+	if !errors.Is(err, errChannelBinding) || errors.Is(err, ErrAuth) || !permanent(err) ||
 		!strings.HasPrefix(err.Error(), "xmpp: the server refused channel binding: ") {
 		t.Fatalf("connect: %v, want the final refusal of channel binding", err)
 	}
@@ -455,7 +455,7 @@ func TestLoginChoosesPerConnection(t *testing.T) {
 	cfg := srv.config()
 	cfg.Password = "wrong"
 	err, _ = connectTo(t, mustSettings(t, cfg))
-	if !errors.Is(err, errAuth) || errors.Is(err, errChannelBinding) {
+	if !errors.Is(err, ErrAuth) || errors.Is(err, errChannelBinding) {
 		t.Fatalf("connect with a wrong password: %v, want authentication failed", err)
 	}
 	if got := srv.logins(); len(got) != 2 {
