@@ -125,6 +125,13 @@ type App struct {
 // errClosed is returned by the methods of a closed App.
 var errClosed = errors.New("app: closed")
 
+// ErrConnect is the error (wrapped, with the XMPP layer's reason) of a
+// Join or a device send that could not connect the account: the server
+// unreachable, TLS refused, the login refused (xmpp.ErrAuth). A
+// connection that worked once and dropped is not reported this way: it is
+// reconnected by itself.
+var ErrConnect = errors.New("app: could not connect")
+
 // discard is the logger of an App whose Config has none.
 var discard = slog.New(slog.DiscardHandler)
 
@@ -339,7 +346,7 @@ func (a *App) account(ctx context.Context) (*xmpp.Account, error) {
 	}
 	xa, err := xmpp.Dial(ctx, xc)
 	if err != nil {
-		return nil, fmt.Errorf("app: connecting %s: %w", a.acct.JID, err)
+		return nil, fmt.Errorf("%w: connecting %s: %w", ErrConnect, a.acct.JID, err)
 	}
 	a.xa = xa
 	dctx, stop := context.WithCancel(context.Background())

@@ -3,7 +3,9 @@
 package integration
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -90,9 +92,12 @@ func TestIntegrationClientTmux(t *testing.T) {
 	tm.waitScreen("b out of the room", func(scr string) bool {
 		return regexp.MustCompile(regexp.QuoteMeta(bName) + `/\S+ left the room`).MatchString(scr)
 	})
+	// Removed from its only room, the line mode ends by itself with the
+	// status for that (docs/USAGE.md "Exit status").
 	b.in.Close()
-	if err := b.wait(); err != nil {
-		t.Errorf("client b: %v", err)
+	var ee *exec.ExitError
+	if err := b.wait(); !errors.As(err, &ee) || ee.ExitCode() != 5 {
+		t.Errorf("client b: %v, want exit status 5", err)
 	}
 
 	// Quit properly, then start again: the history is back, and each

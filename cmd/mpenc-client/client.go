@@ -66,11 +66,16 @@ type client struct {
 	sendHook    func(room, text string) error
 	testMembers []app.Member
 	testTrust   *trust.Store
+
+	// started is when this run began (its own messages are newer);
+	// failures, why each room that could not be joined failed (exit.go).
+	started  time.Time
+	failures map[string]int
 }
 
 func newClient(a *app.App, cfg *Config, log zerolog.Logger) *client {
 	return &client{app: a, cfg: cfg, log: log, views: map[string]*roomView{}, members: map[string][]app.Member{},
-		shown: map[string]trust.Record{}}
+		shown: map[string]trust.Record{}, started: time.Now()}
 }
 
 // start shows the initial rooms with their history and joins them. The
@@ -159,9 +164,11 @@ func (c *client) join(room, nick string, remember bool) {
 		r, err := c.app.Join(ctx, room, app.RoomOptions{Nick: nick, Include: c.cfg.Include, Remember: remember, StayIfLastMember: true})
 		c.post(func() {
 			if err != nil {
+				c.failed(room, joinFailure(err))
 				c.ui.note("could not connect to "+room+": "+oneLine(err.Error()), true)
 				return
 			}
+			delete(c.failures, room)
 			v.self = r.Self()
 			c.ui.roomsChanged()
 		})
@@ -177,6 +184,12 @@ func (c *client) handle(ev app.Event) {
 	v := c.view(ev.Room)
 	if r := c.appRoom(ev.Room); r != nil && v.self == "" {
 		v.self = r.Self()
+	}
+	switch {
+	case ev.Kind == app.EventJoined && ev.Err != nil, ev.Kind == app.EventOut:
+		c.failed(ev.Room, exitRoom)
+	case ev.Kind == app.EventJoined:
+		delete(c.failures, ev.Room)
 	}
 	var lastBefore *line
 	if len(v.lines) > 0 {

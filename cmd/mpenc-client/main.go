@@ -63,6 +63,10 @@ with an empty input selects messages (Up/Down move, Ctrl-R sends the
 selected one again if it did not reach everyone, Esc leaves), PgUp/PgDn
 scroll, Ctrl-N/Ctrl-P or Alt-1..9 switch rooms, Ctrl-C quits.
 
+Exit status: 0 all went well, 1 another error, 2 bad flags or
+configuration, 3 the server unreachable, 4 the login refused, 5 in no
+room, 6 a message typed did not reach everyone (docs/USAGE.md).
+
 Examples:
     mpenc-client -account alice@example.org -room team@conference.example.org
     MPENC_PASSWORD=... MPENC_PASSPHRASE=... mpenc-client -plain -config bot-peer.toml < script.txt
@@ -79,7 +83,7 @@ func main() {
 	}
 	if err := run(cfg); err != nil {
 		fmt.Fprintf(os.Stderr, "mpenc-client: error: %v\n", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
@@ -153,6 +157,13 @@ func run(cfg *Config) error {
 		}
 	}
 	runErr := fe.run(ctx)
+	if runErr == nil && !cfg.Plain {
+		// The full-screen client quits when the user asks; its status
+		// still says when no room could be joined (a wrong password).
+		if code, ok := c.stuck(); ok {
+			runErr = &statusError{code, errors.New("in no room: none could be joined, or each one removed us")}
+		}
+	}
 	if !cfg.Plain {
 		fmt.Fprintln(os.Stderr, "mpenc-client: leaving the rooms properly…")
 	}

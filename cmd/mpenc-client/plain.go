@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -12,7 +13,8 @@ import (
 // plainUI is the line mode: input lines from a reader, events printed as
 // lines. It suits pipes and scripts: at the end of the input it waits
 // (at most drainTimeout) until messages the session queued are sent and
-// its own messages acknowledged, then quits.
+// its own messages acknowledged, then quits; it quits at once when no
+// room can be joined. Its exit status says how it went (exit.go).
 type plainUI struct {
 	c     *client
 	cur   string // the current room last announced
@@ -130,13 +132,17 @@ func (p *plainUI) run(ctx context.Context) error {
 			}
 			p.c.input(strings.TrimRight(s, "\r"))
 		case <-tick.C:
+			if code, ok := p.c.stuck(); ok {
+				// Nothing typed can go anywhere: say so at once (exit.go).
+				return &statusError{code, errors.New("in no room: none could be joined, or each one removed us")}
+			}
 			if lines == nil && p.c.idle() {
-				return nil
+				return p.c.finalStatus()
 			}
 		case <-drain:
 			p.println("!! gave up waiting for acknowledgements")
-			return nil
+			return p.c.finalStatus()
 		}
 	}
-	return nil
+	return p.c.finalStatus()
 }
