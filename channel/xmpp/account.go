@@ -50,10 +50,9 @@ type Account struct {
 	// suspended is a lost connection whose stream management session may
 	// be resumed until suspendedUntil: the rooms keep it meanwhile (they
 	// neither leave nor notice), and writes to it are kept for resending
-	// (sm.go). resumedNote is closed when it is resumed or given up.
+	// (sm.go).
 	suspended      *conn
 	suspendedUntil time.Time
-	resumedNote    chan struct{}
 	// The archive catch-up (archive.go): the query in flight, and the
 	// live device channel packets held until it ends.
 	archive    *archiveQuery
@@ -307,9 +306,6 @@ const suspendedRetry = 2 * time.Second
 
 // suspendLocked keeps cn for resumption (a.suspended).
 func (a *Account) suspendLocked(cn *conn) {
-	if a.suspended == nil {
-		a.resumedNote = make(chan struct{})
-	}
 	a.suspended = cn
 	a.suspendedUntil = time.Now().Add(cn.sm.window)
 }
@@ -319,35 +315,10 @@ func (a *Account) suspendLocked(cn *conn) {
 func (a *Account) endSuspensionLocked() *conn {
 	old := a.suspended
 	if old != nil {
-		close(a.resumedNote)
 		a.fails = 0 // what follows is a new outage: back off from the start
 	}
-	a.suspended, a.suspendedUntil, a.resumedNote = nil, time.Time{}, nil
+	a.suspended, a.suspendedUntil = nil, time.Time{}
 	return old
-}
-
-// awaitResumption waits, bounded by ctx, while connection cn is suspended
-// (its resumption is being tried), and returns the connection that
-// resumed it, or nil.
-func (a *Account) awaitResumption(ctx context.Context, cn *conn) *conn {
-	for {
-		a.mu.Lock()
-		if a.suspended != cn {
-			cur := a.conn
-			a.mu.Unlock()
-			if cur != nil && cur.sm != nil && cur.sm == cn.sm {
-				return cur
-			}
-			return nil
-		}
-		note := a.resumedNote
-		a.mu.Unlock()
-		select {
-		case <-note:
-		case <-ctx.Done():
-			return nil
-		}
-	}
 }
 
 // kick wakes the manager.
