@@ -1,5 +1,7 @@
 package xmpp
 
+import "bytes"
+
 // xmlScanner follows the bytes of one direction of an XML stream just far
 // enough to see where each top-level element (a child of <stream:stream>)
 // begins and ends, for stream management (sm.go): XEP-0198 counts the
@@ -55,7 +57,28 @@ const (
 // write scans p. It never fails: on bytes a decoder would reject it
 // merely loses its place, and the connection ends there anyway.
 func (s *xmlScanner) write(p []byte) {
-	for _, b := range p {
+	for i := 0; i < len(p); {
+		// Character data and attribute values are most of a stanza (an
+		// mpENC body is one long text): skip to the byte that ends them.
+		if s.state == scanText || s.state == scanQuoted {
+			stop := byte('<')
+			if s.state == scanQuoted {
+				stop = s.quote
+			}
+			j := bytes.IndexByte(p[i:], stop)
+			if j < 0 {
+				j = len(p) - i
+			}
+			if s.inElem {
+				s.keepAll(p[i : i+j])
+			}
+			i += j
+			if i == len(p) {
+				return
+			}
+		}
+		b := p[i]
+		i++
 		if s.inElem {
 			s.keep(b)
 		}
@@ -172,6 +195,19 @@ func (s *xmlScanner) addName(b byte) {
 	if len(s.name) < maxScanName {
 		s.name = append(s.name, b)
 	}
+}
+
+// keepAll keeps a run of bytes of the captured element.
+func (s *xmlScanner) keepAll(b []byte) {
+	if !s.capture || s.tooLong || len(b) == 0 {
+		return
+	}
+	if len(s.elem)+len(b) > s.elemCap {
+		s.tooLong = true
+		s.elem = s.elem[:0]
+		return
+	}
+	s.elem = append(s.elem, b...)
 }
 
 func (s *xmlScanner) keep(b byte) {
