@@ -191,7 +191,7 @@ func NewCore(cfg Config, now time.Time) (*Core, error) {
 		now:        now,
 		lifecycle:  lifecycle{stage: stageOutside, outcome: StateParted},
 		room:       room{seniors: set{}, announced: set{}},
-		membership: membership{taskExclude: set{}, taskLeave: set{}, returning: map[string]time.Time{}, stalled: map[string]pause{}},
+		membership: membership{taskExclude: set{}, taskLeave: set{}, excludedLast: set{}, returning: map[string]time.Time{}, stalled: map[string]pause{}},
 		rotation: rotation{
 			log:        causal.NewMessageLog(),
 			trial:      subsession.NewTrialBuffer(cfg.Timing),

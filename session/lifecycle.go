@@ -414,7 +414,7 @@ func (c *Core) onOwnLeave(ev channel.Event) {
 	c.trial = subsession.NewTrialBuffer(c.cfg.Timing)
 	c.oldSenders = map[string]time.Time{}
 	c.so.Clear()
-	c.seniors, c.taskExclude, c.taskLeave = set{}, set{}, set{}
+	c.seniors, c.taskExclude, c.taskLeave, c.excludedLast = set{}, set{}, set{}, set{}
 	c.notExcludedAnyMore()
 	c.leaveAt = time.Time{}
 	if hadSession {
@@ -513,8 +513,10 @@ func (c *Core) leaveAtBackstop() {
 func (c *Core) sessionOver() {
 	rest := 0
 	for _, m := range c.channel {
-		if m != c.cfg.Self && !c.taskLeave[m] && c.speaksMpENC(m) {
-			rest++ // (a plain XMPP client never joins the session: it does not count)
+		if m != c.cfg.Self && !c.taskLeave[m] && !c.excludedLast[m] && c.speaksMpENC(m) {
+			// (a plain XMPP client never joins the session, and a member
+			// we just excluded that came back has none: neither counts)
+			rest++
 		}
 	}
 	if c.cfg.StayIfLastMember && rest == 0 && c.stage != stageParting {

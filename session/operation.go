@@ -26,6 +26,11 @@ type membership struct {
 
 	taskExclude set // members to exclude next (they left, stalled, or asked to leave)
 	taskLeave   set // excluded members still in the room: kicked once the old subsession has shut down
+	// excludedLast: whom the last operation we completed as a member
+	// excluded. Back in the room (a device that restarted under the same
+	// participant id), such a member is a newcomer, not the sign of a
+	// session that went on without us (sessionOver).
+	excludedLast set
 
 	// returning: members of our last subsession who lost the room without
 	// leaving on purpose (a restart, a lost connection), and until when

@@ -266,6 +266,8 @@ func membershipChange(before, after []string) (remain, include, exclude []string
 // down (onPrevSessionFin).
 func (c *Core) scheduleRemovals(exclude []string) {
 	c.taskExclude.del(exclude...)
+	c.excludedLast = set{}
+	c.excludedLast.add(exclude...)
 	for _, m := range exclude {
 		if slices.Contains(c.channel, m) {
 			c.taskLeave.add(m)

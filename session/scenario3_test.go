@@ -336,3 +336,50 @@ func TestProposalWithoutEchoWithdrawn(t *testing.T) {
 	}
 	sameSession(t, w, "A", "B")
 }
+
+// A member comes back under the same participant id while the survivor
+// excludes it: the survivor (StayIfLastMember) kicks the re-entered
+// device (EAL), and when it enters once more, stays in the room and
+// includes it again. It used to count it as someone else in the room, take
+// itself for the one left out, and leave, leaving the device alone. A
+// new-user trial of stream management met this on ejabberd: a device that
+// quit while offline and started again within the server's hold time
+// leaves and re-enters in one instant (its new login replaces the held
+// session).
+func TestStayIfLastMemberReturningDuringExclude(t *testing.T) {
+	w := world(t, 20, hop)
+	w.Add("A", nil)
+	w.Add("B", func(c *session.Config) { c.StayIfLastMember = true; c.AutoInclude = true })
+	join(t, w, "B")
+	run(t, w, time.Second)
+	join(t, w, "A")
+	run(t, w, 15*time.Second)
+	sameSession(t, w, "A", "B")
+	var held []session.Action
+	w.Intercept = func(id string, a session.Action) []session.Action {
+		if id == "B" && a.Kind == session.ActSend && len(held) == 0 {
+			if p, err := wire.DecodeWire(a.Wire); err == nil {
+				if _, ok := p.(*wire.GreetPacket); ok {
+					held = append(held, a) // B's exclusion of A, until A is back
+					return nil
+				}
+			}
+		}
+		return []session.Action{a}
+	}
+	w.Crash("A")
+	run(t, w, time.Second)
+	if len(held) == 0 {
+		t.Fatal("B did not propose to exclude A")
+	}
+	join(t, w, "A")
+	run(t, w, 500*time.Millisecond)
+	for _, a := range held {
+		w.Act("B", a)
+	}
+	run(t, w, 3*time.Minute)
+	if !slices.Contains(w.Hub.Members(), "B") {
+		t.Fatalf("B left the room (%s)", letters(w, "A", "B"))
+	}
+	sameSession(t, w, "A", "B")
+}
