@@ -5,6 +5,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -155,4 +156,65 @@ func TestIntegrationResumption(t *testing.T) {
 			p.mu.Unlock()
 		}
 	}
+}
+
+// TestIntegrationRestartWhileHeld: a device loses its network, quits
+// (its session cannot part properly), and starts again while the server
+// still holds its stream for resumption. Its new login replaces the held
+// session, so the others see it leave and enter in one instant; the
+// member that stayed keeps the room, and the device is in its session
+// again. (Found by a new-user trial: the member that stayed used to leave
+// the room, leaving the device alone.)
+func TestIntegrationRestartWhileHeld(t *testing.T) {
+	s := serverFromEnv(t)
+	addr := s.addr
+	if s.security == xmpp.DirectTLS {
+		addr = s.tlsAddr
+	}
+	px := newProxy(t, addr)
+	aAcct, bAcct := s.cmdAccount(t, 3), s.cmdAccount(t, 4)
+	bDir := t.TempDir()
+	a := s.newAppPeer(t, aAcct, t.TempDir(), shortWindow)
+	b := s.newAppPeer(t, bAcct, bDir, shortWindow, via(px))
+	room := s.newRoom(t)
+	rs := formApps(t, room, []*appPeer{a, b})
+	bID := rs[1].Self()
+	for _, p := range []*appPeer{a, b} {
+		p.waitJoined(0, room)
+	}
+	// The network goes; the device quits (it cannot part: it waits for its
+	// part to time out) and starts again once the network is back, well
+	// within the 60 s the server holds its session.
+	px.setDown(true)
+	px.drop()
+	ctx, cancel := context.WithTimeout(context.Background(), cmdBound)
+	defer cancel()
+	if err := b.a.Close(ctx); err != nil {
+		t.Logf("closing b: %v", err)
+	}
+	<-b.done
+	px.setDown(false)
+	from := a.mark()
+	b2 := s.newAppPeer(t, bAcct, bDir, shortWindow, via(px))
+	r2 := b2.join(room, "everyone")
+	if r2.Self() != bID {
+		t.Fatalf("b came back as %s, not %s", r2.Self(), bID)
+	}
+	b2.waitJoined(0, room)
+	a.waitEvent(from, "b in the session again", func(ev app.Event) bool {
+		return ev.Kind == app.EventEntry && ev.Entry.Kind == session.Membership && slices.Contains(ev.Entry.Include, bID)
+	})
+	a.mu.Lock()
+	for _, ev := range a.evs[from:] {
+		if ev.Kind == app.EventOut || ev.Kind == app.EventClosed {
+			t.Errorf("a left the room: %+v", ev)
+		}
+	}
+	a.mu.Unlock()
+	ctx2, cancel2 := context.WithTimeout(context.Background(), cmdBound)
+	defer cancel2()
+	if _, err := rs[0].Send(ctx2, "still here"); err != nil {
+		t.Fatal(err)
+	}
+	b2.waitMessage(0, room, bare(rs[0].Self()), "a's message after the restart", func(s string) bool { return s == "still here" })
 }
