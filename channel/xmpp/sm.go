@@ -378,7 +378,8 @@ type earlyStanza struct {
 
 const (
 	maxEarlyStanzas = 256
-	maxEarlyTokens  = 4096 // per stanza; a longer one is dropped
+	maxEarlyTokens  = 4096    // per stanza; a longer one is dropped
+	maxEarlyBytes   = 4 << 20 // of text and attributes, all kept stanzas together
 )
 
 // reader replays the stanza to a handler, which must not answer it (ours
@@ -414,6 +415,7 @@ func readSMAnswer(session *mxmpp.Session, early *[]earlyStanza) (xml.StartElemen
 	r := session.TokenReader()
 	defer r.Close()
 	d := xml.NewTokenDecoder(r)
+	budget := maxEarlyBytes
 	for {
 		tok, err := d.Token()
 		if err != nil {
@@ -430,7 +432,7 @@ func readSMAnswer(session *mxmpp.Session, early *[]earlyStanza) (xml.StartElemen
 				}
 				continue
 			}
-			e, err := readEarly(d, start)
+			e, err := readEarly(d, start, &budget)
 			if err != nil {
 				return start, nil, err
 			}
@@ -451,9 +453,11 @@ func readSMAnswer(session *mxmpp.Session, early *[]earlyStanza) (xml.StartElemen
 }
 
 // readEarly reads the rest of a stanza that started with start; nil if it
-// was too long to keep.
-func readEarly(d *xml.Decoder, start xml.StartElement) (*earlyStanza, error) {
+// was too long to keep (more than maxEarlyTokens tokens, or more bytes
+// than what is left of budget, which it spends).
+func readEarly(d *xml.Decoder, start xml.StartElement, budget *int) (*earlyStanza, error) {
 	e := &earlyStanza{start: start.Copy()}
+	left := *budget - tokenBytes(start)
 	depth := 1
 	for depth > 0 {
 		tok, err := d.Token()
@@ -467,13 +471,35 @@ func readEarly(d *xml.Decoder, start xml.StartElement) (*earlyStanza, error) {
 			depth--
 		}
 		if e != nil {
+			left -= tokenBytes(tok)
 			e.inner = append(e.inner, xml.CopyToken(tok))
-			if len(e.inner) > maxEarlyTokens {
+			if len(e.inner) > maxEarlyTokens || left < 0 {
 				e = nil
 			}
 		}
 	}
+	if e != nil {
+		*budget = left
+	}
 	return e, nil
+}
+
+// tokenBytes is about what a token holds: its text, or its names and
+// attribute values.
+func tokenBytes(tok xml.Token) int {
+	switch t := tok.(type) {
+	case xml.CharData:
+		return len(t)
+	case xml.StartElement:
+		n := len(t.Name.Space) + len(t.Name.Local)
+		for _, a := range t.Attr {
+			n += len(a.Name.Space) + len(a.Name.Local) + len(a.Value)
+		}
+		return n
+	case xml.EndElement:
+		return len(t.Name.Space) + len(t.Name.Local)
+	}
+	return 16
 }
 
 // smElement handles a stream management element from the server on the
@@ -541,5 +567,3 @@ func smRequests(cn *conn) {
 		}
 	}
 }
-
-var _ io.Writer = (*smWire)(nil)

@@ -1,6 +1,7 @@
 package xmpp
 
 import (
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"math"
@@ -120,5 +121,32 @@ func TestSMWireKeepsWhatFails(t *testing.T) {
 	}
 	if len(m.queue) != 4 {
 		t.Fatal("a retired wire added to the queue")
+	}
+}
+
+// TestEarlyStanzaBudget: a stanza kept before the stream is served spends
+// the byte budget; one that does not fit in what is left is read through
+// and dropped, and spends nothing.
+func TestEarlyStanzaBudget(t *testing.T) {
+	read := func(body string, budget *int) *earlyStanza {
+		d := xml.NewDecoder(strings.NewReader("<s><message><body>" + body + "</body></message><next/></s>"))
+		_, _ = d.Token() // <s>
+		tok, _ := d.Token()
+		e, err := readEarly(d, tok.(xml.StartElement), budget)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok, _ := d.Token(); tok.(xml.StartElement).Name.Local != "next" {
+			t.Fatalf("the stanza was not read through: next token %v", tok)
+		}
+		return e
+	}
+	budget := 100
+	if e := read(strings.Repeat("a", 50), &budget); e == nil || budget >= 50 {
+		t.Fatalf("kept %v, budget left %d", e != nil, budget)
+	}
+	left := budget
+	if e := read(strings.Repeat("a", 60), &budget); e != nil || budget != left {
+		t.Fatalf("a stanza over the budget: kept %v, budget %d (was %d)", e != nil, budget, left)
 	}
 }
