@@ -69,16 +69,21 @@ func (s *server) cmdAccount(t *testing.T, i int) account {
 	return s.accounts[i]
 }
 
+// clientAddr is the address a client dials: the direct TLS port when the
+// tests run with direct TLS, the other one otherwise.
+func (s *server) clientAddr() string {
+	if s.security == xmpp.DirectTLS {
+		return s.tlsAddr
+	}
+	return s.addr
+}
+
 // settingsTOML is the server part of a configuration file.
 func (s *server) settingsTOML(a account, store string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "account = %q\nstore = %q\ntiming = \"loopback\"\n", a.jid, store)
 	if s.addr != "" {
-		addr := s.addr
-		if s.security == xmpp.DirectTLS {
-			addr = s.tlsAddr
-		}
-		fmt.Fprintf(&b, "server = %q\n", addr)
+		fmt.Fprintf(&b, "server = %q\n", s.clientAddr())
 	}
 	fmt.Fprintf(&b, "security = %q\n", map[xmpp.Security]string{xmpp.StartTLS: "starttls", xmpp.DirectTLS: "directtls", xmpp.UnsafePlaintext: "plaintext"}[s.security])
 	if ca := os.Getenv("MPENC_XMPP_CA"); ca != "" {

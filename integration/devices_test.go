@@ -276,10 +276,7 @@ func twoDevices(t *testing.T, label2 string) {
 func TestIntegrationOneConnectionPerDevice(t *testing.T) {
 	s := serverFromEnv(t)
 	acct := s.cmdAccount(t, 3)
-	addr := s.addr
-	if s.security == xmpp.DirectTLS {
-		addr = s.tlsAddr
-	}
+	addr := s.clientAddr()
 	_, portText, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatal(err)

@@ -249,10 +249,7 @@ func TestIntegrationHealTypedWhileDown(t *testing.T) {
 // it is never shown as acknowledged by everyone without that.
 func TestIntegrationHealTypedWhileDownOneAway(t *testing.T) {
 	s := serverFromEnv(t)
-	addr := s.addr
-	if s.security == xmpp.DirectTLS {
-		addr = s.tlsAddr
-	}
+	addr := s.clientAddr()
 	px := newProxy(t, addr)
 	ps := []*appPeer{
 		s.newAppPeer(t, s.cmdAccount(t, 3), t.TempDir(), shortWindow),

@@ -65,10 +65,7 @@ func (l *logLines) count(sub string) int {
 // message waits for older ones, none is dropped).
 func TestIntegrationResumption(t *testing.T) {
 	s := serverFromEnv(t)
-	addr := s.addr
-	if s.security == xmpp.DirectTLS {
-		addr = s.tlsAddr
-	}
+	addr := s.clientAddr()
 	px := newProxy(t, addr)
 	var logs logLines
 	ps := []*appPeer{
@@ -167,10 +164,7 @@ func TestIntegrationResumption(t *testing.T) {
 // the room, leaving the device alone.)
 func TestIntegrationRestartWhileHeld(t *testing.T) {
 	s := serverFromEnv(t)
-	addr := s.addr
-	if s.security == xmpp.DirectTLS {
-		addr = s.tlsAddr
-	}
+	addr := s.clientAddr()
 	px := newProxy(t, addr)
 	aAcct, bAcct := s.cmdAccount(t, 3), s.cmdAccount(t, 4)
 	bDir := t.TempDir()
