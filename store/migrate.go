@@ -35,6 +35,7 @@ var migrations = []migration{
 	{6, "device labels of known keys", schemaV6, nil},
 	{7, "device channel keys and sessions", schemaV7, nil},
 	{8, "device channel outbox", schemaV8, nil},
+	{9, "trust causes and parked trust messages", schemaV9, nil},
 }
 
 // schemaV1 is the first schema. Times are Unix nanoseconds (0: none);
@@ -181,6 +182,34 @@ ALTER TABLE messages ADD COLUMN author_label TEXT NOT NULL DEFAULT '';
 // Keys recorded before have none until their device is seen again.
 const schemaV6 = `
 ALTER TABLE trust_keys ADD COLUMN label TEXT NOT NULL DEFAULT '' CHECK (length(CAST(label AS BLOB)) <= 64);
+`
+
+// schemaV9 (issue [L]): the cause of each key's last decision
+// (trust_keys.cause: trust's Kind of it), the key behind a decision the
+// user did not make (trust_events.by_key), the automatically distrusted
+// state, and trust messages parked until their sender is authenticated.
+// Decisions recorded before were all the user's; blindly trusted keys of
+// an account with an authenticated key become automatically distrusted,
+// as they now would be (they were not used before either).
+const schemaV9 = `
+ALTER TABLE trust_keys ADD COLUMN cause INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE trust_events ADD COLUMN by_key BLOB CHECK (by_key IS NULL OR length(by_key) = 32);
+UPDATE trust_keys SET cause = CASE state WHEN 3 THEN 10 WHEN 2 THEN 11 WHEN 4 THEN 12 ELSE 0 END WHERE decided != 0;
+UPDATE trust_keys SET state = 5, cause = 15 WHERE state = 2 AND EXISTS (
+	SELECT 1 FROM trust_keys AS a WHERE a.account_id = trust_keys.account_id AND a.jid = trust_keys.jid AND a.state = 3);
+CREATE TABLE trust_parked (
+	id         INTEGER PRIMARY KEY,
+	account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+	sender     TEXT    NOT NULL,
+	sender_jid TEXT    NOT NULL,
+	sender_key BLOB    NOT NULL CHECK (length(sender_key) = 32),
+	owner      TEXT    NOT NULL,
+	key        BLOB    NOT NULL CHECK (length(key) = 32),
+	trust      INTEGER NOT NULL CHECK (trust IN (0, 1)),
+	at         INTEGER NOT NULL,
+	UNIQUE (account_id, sender_key, owner, key)
+) STRICT;
+CREATE INDEX trust_parked_sender ON trust_parked (account_id, sender_jid, id);
 `
 
 // cutPlainBodies keeps the first maxPlainText bytes (at a character

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mpenc/mpenc/internal/trusttest"
 	"github.com/mpenc/mpenc/trust"
@@ -39,7 +40,7 @@ func TestMigrateFromEmpty(t *testing.T) {
 		tables = append(tables, n)
 	}
 	rows.Close()
-	want := "accounts devchan_keys devchan_outbox devchan_sessions devchan_used devices messages rooms schema_migrations settings trust_bindings trust_events trust_keys"
+	want := "accounts devchan_keys devchan_outbox devchan_sessions devchan_used devices messages rooms schema_migrations settings trust_bindings trust_events trust_keys trust_parked"
 	if strings.Join(tables, " ") != want {
 		t.Fatalf("tables %v", tables)
 	}
@@ -314,5 +315,86 @@ func TestMigrationV6(t *testing.T) {
 	recs, err = st.Trust(a.ID, trust.Config{}).Keys("bob@example.org")
 	if err != nil || len(recs) != 1 || recs[0].Label != "phone" {
 		t.Fatalf("after reopening: %+v, %v", recs, err)
+	}
+}
+
+// TestMigrationV9: decisions recorded before version 9 were the user's
+// (their cause says so, and a manual distrust stays sticky against trust
+// messages); a blindly trusted key of an account with an authenticated
+// key becomes automatically distrusted (it was not used before either);
+// parked trust statements round-trip.
+func TestMigrationV9(t *testing.T) {
+	path := tempPath(t)
+	st, err := Open(path, &Options{Now: newClock().now, migrations: migrations[:8]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := mustAccount(t, st, "me@example.org")
+	rows := []struct {
+		jid            string
+		key            byte
+		state, decided int
+	}{
+		{"bob@example.org", 1, 3, 5},   // verified
+		{"bob@example.org", 2, 2, 0},   // blindly trusted, bob has a verified key
+		{"bob@example.org", 3, 4, 6},   // distrusted by the user
+		{"carol@example.org", 4, 2, 0}, // blindly trusted, carol has none verified
+		{"carol@example.org", 5, 2, 7}, // trusted by the user
+		{"dave@example.org", 6, 1, 0},  // undecided
+	}
+	for _, r := range rows {
+		k := trusttest.Key(r.key)
+		if _, err := st.db.Exec(`INSERT INTO trust_keys (account_id, jid, key, state, first_seen, last_seen, member, decided) VALUES (?, ?, ?, ?, 1, 1, '', ?)`,
+			a.ID, r.jid, k[:], r.state, r.decided); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	st = openAt(t, path)
+	defer st.Close()
+	ts := st.Trust(a.ID, trust.Config{})
+	recs, err := ts.Keys("")
+	if err != nil || len(recs) != len(rows) {
+		t.Fatalf("records %+v, %v", recs, err)
+	}
+	want := map[byte]string{1: "authenticated verified", 2: "automatically-distrusted auto-distrusted", 3: "distrusted distrusted",
+		4: "blindly-trusted Kind(0)", 5: "blindly-trusted trusted", 6: "undecided Kind(0)"}
+	for _, r := range recs {
+		var n byte
+		for i := range byte(7) {
+			if trusttest.Key(i) == r.Key {
+				n = i
+			}
+		}
+		if got := r.State.String() + " " + r.Cause.String(); got != want[n] {
+			t.Errorf("key %d: %s, want %s", n, got, want[n])
+		}
+	}
+	// Parked statements: kept, listed per sender account, unparked per
+	// sender key, inside transactions.
+	b := st.trustBackendOf(a.ID)
+	p := trust.Parked{Sender: "bob@example.org/phone", SenderKey: trusttest.Key(1), Owner: "bob@example.org", Key: trusttest.Key(9), Trust: true, At: time.Unix(5, 0)}
+	q := p
+	q.SenderKey, q.Trust = trusttest.Key(2), false
+	if err := b.Update(func(tx trust.Tx) error {
+		for _, x := range []trust.Parked{p, q, p} {
+			if err := tx.Park(x); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var got []trust.Parked
+	b.Update(func(tx trust.Tx) error {
+		if err := tx.Unpark("bob@example.org", trusttest.Key(2)); err != nil {
+			return err
+		}
+		got, err = tx.Parked("bob@example.org")
+		return err
+	})
+	if len(got) != 1 || got[0] != p {
+		t.Fatalf("parked %+v, want %+v", got, p)
 	}
 }

@@ -56,6 +56,14 @@ type Tx interface {
 	// Events returns the most recent events of jid (all JIDs if jid is
 	// ""), at most limit of them (all if limit <= 0), oldest first.
 	Events(jid string, limit int) ([]Event, error)
+	// Park keeps p, replacing what the same sender key parked about the
+	// same (owner, key).
+	Park(p Parked) error
+	// Parked returns what the devices of sender (a bare JID) parked,
+	// in the order it was parked.
+	Parked(sender string) ([]Parked, error)
+	// Unpark deletes what the device with senderKey of sender parked.
+	Unpark(sender string, senderKey crypto.PublicKey) error
 }
 
 // Binding is what the store keeps of one member (a full JID, the
@@ -90,6 +98,10 @@ type Event struct {
 	Key    crypto.PublicKey
 	// Previous is the member's previous key (KeyChanged only).
 	Previous crypto.PublicKey
+	// By is the key that caused a decision the user did not make: the
+	// vouching device's for a trust message (Member is then its full
+	// JID), the newly authenticated key for TOAKAFA's. Zero otherwise.
+	By crypto.PublicKey
 }
 
 // errClosedTx is returned by a memory Tx used outside its callback.
@@ -102,6 +114,7 @@ type memory struct {
 	keys     map[string]map[crypto.PublicKey]Record
 	bindings map[string]Binding
 	events   []Event
+	parked   []Parked
 }
 
 var _ Backend = (*memory)(nil)
@@ -138,6 +151,9 @@ func (m *memory) run(fn func(Tx) error, commit bool) error {
 		m.bindings[member] = b
 	}
 	m.events = append(m.events, tx.events...)
+	if tx.parked != nil {
+		m.parked = *tx.parked
+	}
 	return nil
 }
 
@@ -149,6 +165,7 @@ type memTx struct {
 	keys     map[string]map[crypto.PublicKey]Record
 	bindings map[string]Binding
 	events   []Event
+	parked   *[]Parked // nil: unchanged
 }
 
 func sortRecords(rs []Record) {
@@ -280,4 +297,47 @@ func (t *memTx) Events(jid string, limit int) ([]Event, error) {
 		out = out[len(out)-limit:]
 	}
 	return out, nil
+}
+
+func (t *memTx) parkedNow() []Parked {
+	if t.parked != nil {
+		return *t.parked
+	}
+	return t.m.parked
+}
+
+func (t *memTx) Park(p Parked) error {
+	if t.done {
+		return errClosedTx
+	}
+	ps := slices.DeleteFunc(slices.Clone(t.parkedNow()), func(x Parked) bool {
+		return x.SenderKey == p.SenderKey && x.Owner == p.Owner && x.Key == p.Key
+	})
+	ps = append(ps, p)
+	t.parked = &ps
+	return nil
+}
+
+func (t *memTx) Parked(sender string) ([]Parked, error) {
+	if t.done {
+		return nil, errClosedTx
+	}
+	var out []Parked
+	for _, p := range t.parkedNow() {
+		if Bare(p.Sender) == sender {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+func (t *memTx) Unpark(sender string, senderKey crypto.PublicKey) error {
+	if t.done {
+		return errClosedTx
+	}
+	ps := slices.DeleteFunc(slices.Clone(t.parkedNow()), func(x Parked) bool {
+		return Bare(x.Sender) == sender && x.SenderKey == senderKey
+	})
+	t.parked = &ps
+	return nil
 }

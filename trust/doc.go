@@ -10,7 +10,8 @@
 //
 // Trust is kept per (bare JID, key): an account (XEP-0450's identity) has
 // one key per device (endpoint). Each key is [Undecided], [BlindlyTrusted],
-// [Authenticated] or [Distrusted]. The store also keeps a [Binding] per
+// [Authenticated], [Distrusted] or [AutoDistrusted], with the cause of
+// its last decision (Record.Cause). The store also keeps a [Binding] per
 // member (full JID, the participant id): the key it announced last and
 // the key it is known by. A device keeps its key for life, so a member
 // that announces another key is noticed, and not trusted until the user
@@ -38,9 +39,16 @@
 //     gives the record it judges by.
 //   - [Store.Verify], [Store.Trust], [Store.Distrust] record the user's
 //     decisions; [Store.Current] gives the record of the key a member
-//     announced last. New keys, new devices, changed keys and the user's
-//     decisions also go into the trust history ([Event]), which nothing
-//     shows yet.
+//     announced last. New keys, new devices, changed keys and every
+//     decision go into the trust history ([Event], worded by
+//     [Event.String]); [Store.Why] gives the chain of causes of a key's
+//     state, and Config.OnChange receives each decision as it is made.
+//   - Automatic trust management (XEP-0450 over XEP-0434 trust
+//     messages, docs/PROTOCOL.md "Trust messages"): after the user's
+//     decision, [Store.Vouches] gives the trust messages to send, each
+//     for a device whose key is authenticated; [Store.HandleTrustMessage]
+//     applies one received over the device channel, or parks it
+//     ([Parked]) until its sender's key is authenticated.
 //   - [FingerprintOf] gives a key's [Fingerprint], shown as hex groups
 //     ([Fingerprint.String]) or words ([Fingerprint.Words]); [Matches]
 //     checks what a user typed against a key; [URI] is the payload of a QR
@@ -49,10 +57,10 @@
 // # What it does not do
 //
 // It does not judge JIDs (callers pass them as the XMPP layer normalised
-// them), render QR codes (the client does), nor send or receive XEP-0450
-// trust messages: those need authenticated pairwise channels, which do not
-// exist yet. Nothing here is secret: identity public keys, fingerprints and
-// trust states; private keys are package store's business.
+// them), render QR codes (the client does), nor carry trust messages:
+// the caller sends and receives them over the device channel. Nothing
+// here is secret: identity public keys, fingerprints and trust states;
+// private keys are package store's business.
 //
 // # Concurrency
 //

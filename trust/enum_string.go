@@ -12,11 +12,12 @@ func _() {
 	_ = x[BlindlyTrusted-2]
 	_ = x[Authenticated-3]
 	_ = x[Distrusted-4]
+	_ = x[AutoDistrusted-5]
 }
 
-const _State_name = "undecidedblindly-trustedauthenticateddistrusted"
+const _State_name = "undecidedblindly-trustedauthenticateddistrustedautomatically-distrusted"
 
-var _State_index = [...]uint8{0, 9, 24, 37, 47}
+var _State_index = [...]uint8{0, 9, 24, 37, 47, 71}
 
 func (i State) String() string {
 	idx := int(i) - 1
@@ -38,16 +39,20 @@ func _() {
 	_ = x[kindVerified-10]
 	_ = x[kindTrusted-11]
 	_ = x[kindDistrusted-12]
+	_ = x[kindVouched-13]
+	_ = x[kindVouchedDistrust-14]
+	_ = x[kindAutoDistrusted-15]
+	_ = x[kindVouchRefused-16]
 }
 
 const (
 	_Kind_name_0 = "newnew-deviceknownchangeddistrustedclaimed"
-	_Kind_name_1 = "verifiedtrusteddistrusted"
+	_Kind_name_1 = "verifiedtrusteddistrustedvouchedvouched-distrustauto-distrustedvouch-refused"
 )
 
 var (
 	_Kind_index_0 = [...]uint8{0, 3, 13, 18, 25, 35, 42}
-	_Kind_index_1 = [...]uint8{0, 8, 15, 25}
+	_Kind_index_1 = [...]uint8{0, 8, 15, 25, 32, 48, 63, 76}
 )
 
 func (i Kind) String() string {
@@ -55,7 +60,7 @@ func (i Kind) String() string {
 	case 1 <= i && i <= 6:
 		i -= 1
 		return _Kind_name_0[_Kind_index_0[i]:_Kind_index_0[i+1]]
-	case 10 <= i && i <= 12:
+	case 10 <= i && i <= 16:
 		i -= 10
 		return _Kind_name_1[_Kind_index_1[i]:_Kind_index_1[i+1]]
 	default:

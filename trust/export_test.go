@@ -1,6 +1,11 @@
 package trust
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+
+	"github.com/mpenc/mpenc/crypto"
+)
 
 // What the external tests (which also run internal/trusttest, so cannot be
 // internal) reach of the unexported API.
@@ -37,3 +42,34 @@ func (s *Store) All() ([]Record, error) {
 	}
 	return s.withTrusted(out), nil
 }
+
+// Statement is one statement of a trust message, for the tests.
+type Statement struct {
+	Owner string
+	Key   crypto.PublicKey
+	Trust bool
+}
+
+// ReadTrustMessage parses an envelope as HandleTrustMessage does.
+func ReadTrustMessage(p []byte) (from, to string, at time.Time, stmts []Statement, err error) {
+	m, err := parseTrustMessage(p)
+	for _, st := range m.stmts {
+		stmts = append(stmts, Statement{st.owner, st.key, st.trust})
+	}
+	return m.from, m.to, m.at, stmts, err
+}
+
+// WriteTrustMessage encodes an envelope as Vouches does.
+func WriteTrustMessage(from, to string, at time.Time, stmts []Statement) ([]byte, error) {
+	m := trustMessage{from: from, to: to, at: at}
+	for _, st := range stmts {
+		m.stmts = append(m.stmts, statement{st.Owner, st.Key, st.Trust})
+	}
+	return encodeTrustMessage(m)
+}
+
+const (
+	MaxParked     = maxParked
+	MaxStatements = maxStatements
+	MaxOwners     = maxOwners
+)

@@ -363,6 +363,15 @@ func (m *model) observe(t *testing.T, step, member string, k crypto.PublicKey, d
 
 func (m *model) decide(who string, k crypto.PublicKey, st trust.State) {
 	mk := modelKey{trust.Bare(who), k}
+	if st == trust.Authenticated && !m.jidAuth(mk.jid) {
+		// TOAKAFA: the account's first authenticated key turns its
+		// blindly trusted keys automatically distrusted.
+		for o, ost := range m.state {
+			if o.jid == mk.jid && o != mk && ost == trust.BlindlyTrusted {
+				m.state[o] = trust.AutoDistrusted
+			}
+		}
+	}
 	if _, ok := m.state[mk]; !ok {
 		m.first[mk] = m.now
 	}

@@ -45,6 +45,18 @@ type Config struct {
 	// Now gives the time recorded in records and events; nil means
 	// time.Now. Safe for concurrent use, as the Store is.
 	Now func() time.Time
+	// Self is this device's full JID and SelfKey its identity key: trust
+	// messages (Vouches, HandleTrustMessage) need to know which keys are
+	// our own account's, and never carry or accept a statement about our
+	// own key. Stores that neither send nor receive them leave both zero.
+	Self    string
+	SelfKey crypto.PublicKey
+	// OnChange, if set, receives every decision this Store records (the
+	// user's, trust messages', TOAKAFA's, and a trust message refused
+	// because the user distrusted its key), after it is committed, on the
+	// caller's goroutine: keep it short. Decisions made through another
+	// Store over the same backend are not reported here.
+	OnChange func(Event)
 }
 
 // Store is the trust store: the policy over a Backend. It is safe for
@@ -346,7 +358,9 @@ func (s *Store) decide(jid string, key crypto.PublicKey, st State, kind Kind) (R
 	jid = Bare(jid)
 	now := s.now()
 	var out Record
+	var changes []Event
 	err := s.b.Update(func(tx Tx) error {
+		changes = nil
 		recs, err := tx.Keys(jid)
 		if err != nil {
 			return err
@@ -355,30 +369,80 @@ func (s *Store) decide(jid string, key crypto.PublicKey, st State, kind Kind) (R
 		if !ok {
 			rec = Record{JID: jid, Key: key, FirstSeen: now, LastSeen: now}
 		}
-		rec.State, rec.Decided = st, now
-		if err := tx.PutKey(rec); err != nil {
+		c, err := s.setState(tx, recs, rec, st, Event{At: now, Kind: kind, JID: jid, Key: key})
+		if err != nil {
 			return err
 		}
-		if err := tx.AppendEvent(Event{At: now, Kind: kind, JID: jid, Key: key}); err != nil {
-			return err
-		}
-		if !ok {
-			recs = append(recs, rec)
-		} else {
-			for i := range recs {
-				if crypto.Equal(recs[i].Key[:], key[:]) {
-					recs[i] = rec
-				}
+		changes = c
+		if st == Authenticated {
+			// Trust messages parked until this key was authenticated
+			// (XEP-0450 §5.1) apply now.
+			more, err := s.unpark(tx, jid, key, now)
+			if err != nil {
+				return err
 			}
+			changes = append(changes, more...)
 		}
-		rec.Trusted = s.cfg.Policy.allows(st, anyAuthenticated(recs))
-		out = rec
+		if recs, err = tx.Keys(jid); err != nil {
+			return err
+		}
+		out, _ = find(s.withTrusted(recs), key)
 		return nil
 	})
 	if err != nil {
 		return Record{}, fmt.Errorf("trust: recording %v for %s: %w", st, jid, err)
 	}
+	s.report(changes)
 	return out, nil
+}
+
+// setState records a decision: rec (one of recs, jid's records, or a new
+// one) gets state st, cause ev.Kind and, unless TOAKAFA made it, Decided
+// ev.At; ev goes into the history. The first authenticated key of a JID
+// turns its blindly trusted keys automatically distrusted (TOAKAFA,
+// XEP-0450 §6.2), each with its own event. It returns the events
+// recorded, for Config.OnChange.
+func (s *Store) setState(tx Tx, recs []Record, rec Record, st State, ev Event) ([]Event, error) {
+	first := st == Authenticated && !anyAuthenticated(recs)
+	rec.State, rec.Cause = st, ev.Kind
+	if ev.Kind != kindAutoDistrusted {
+		rec.Decided = ev.At
+	}
+	if err := tx.PutKey(rec); err != nil {
+		return nil, err
+	}
+	if err := tx.AppendEvent(ev); err != nil {
+		return nil, err
+	}
+	out := []Event{ev}
+	if !first {
+		return out, nil
+	}
+	for _, r := range recs {
+		if r.State != BlindlyTrusted || r.Key == rec.Key {
+			continue
+		}
+		r.State, r.Cause = AutoDistrusted, kindAutoDistrusted
+		e := Event{At: ev.At, Kind: kindAutoDistrusted, JID: r.JID, Key: r.Key, By: rec.Key}
+		if err := tx.PutKey(r); err != nil {
+			return nil, err
+		}
+		if err := tx.AppendEvent(e); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// report hands changes to Config.OnChange, after they are committed.
+func (s *Store) report(changes []Event) {
+	if s.cfg.OnChange == nil {
+		return
+	}
+	for _, e := range changes {
+		s.cfg.OnChange(e)
+	}
 }
 
 // Current returns the record of the key member (a full JID) announced

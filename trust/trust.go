@@ -30,8 +30,15 @@ const (
 	BlindlyTrusted State = 2 // blindly-trusted
 	// Authenticated: verified by the user (fingerprint, words or QR code).
 	Authenticated State = 3 // authenticated
-	// Distrusted: never used.
+	// Distrusted: never used. Record.Cause says whether the user
+	// distrusted it here (sticky: ATM never overturns it) or a device
+	// they authenticated told us to (XEP-0450 trust messages).
 	Distrusted State = 4 // distrusted
+	// AutoDistrusted: blindly trusted until its JID's first key was
+	// authenticated, then no longer used (XEP-0450 TOAKAFA). A trust
+	// message from an authenticated device, or the user, authenticates
+	// it; unlike Distrusted it is not a judgement of the key.
+	AutoDistrusted State = 5 // automatically-distrusted
 )
 
 // Record is what the store knows of one identity key of one JID.
@@ -46,7 +53,11 @@ type Record struct {
 	FirstSeen time.Time // when the key was first observed or recorded
 	LastSeen  time.Time // last observation; equals FirstSeen for a key never announced
 	Member    string    // the full JID that last announced it ("" if never announced)
-	Decided   time.Time // last manual decision (Verify, Trust, Distrust); zero if none
+	Decided   time.Time // last decision (the user's, a trust message's, TOAKAFA's); zero if none
+	// Cause is the kind of the last decision about the key (the user's,
+	// a trust message's, or TOAKAFA's: see Event.String), 0 if none;
+	// Decided is when it was made.
+	Cause Kind
 	// Label is the name the device gave itself, as last announced with a
 	// valid signature (SetLabel); "" if none. Not trust data: nothing in
 	// the policy reads it.
@@ -143,8 +154,9 @@ const (
 	KeyClaimed Kind = 6 // claimed
 )
 
-// The user's decisions, as the trust history records them (Event.Kind
-// only). Unexported until the history is shown to the user.
+// Decisions, as the trust history records them (Event.Kind, and
+// Record.Cause for the last one about a key). Unexported: Event.String
+// describes them.
 const (
 	// kindVerified: the user authenticated a key (Store.Verify).
 	kindVerified Kind = 10 // verified
@@ -153,6 +165,17 @@ const (
 	kindTrusted Kind = 11 // trusted
 	// kindDistrusted: the user distrusted a key (Store.Distrust).
 	kindDistrusted Kind = 12 // distrusted
+	// kindVouched: a trust message from a device whose key is
+	// authenticated authenticated the key (Event.By, Event.Member).
+	kindVouched Kind = 13 // vouched
+	// kindVouchedDistrust: such a message distrusted the key.
+	kindVouchedDistrust Kind = 14 // vouched-distrust
+	// kindAutoDistrusted: the key was blindly trusted and its JID's
+	// first key was just authenticated (TOAKAFA, Event.By that key).
+	kindAutoDistrusted Kind = 15 // auto-distrusted
+	// kindVouchRefused: a trust message vouched for a key the user
+	// distrusted; not applied (the user decides), recorded to be shown.
+	kindVouchRefused Kind = 16 // vouch-refused
 )
 
 // Decision is the result of observing a key ([Directory.ObserveKey] hands
@@ -357,6 +380,8 @@ func (e *untrustedError) Error() string {
 		default:
 			why = fmt.Sprintf("it is also the key of %s, and you have not verified or trusted it for %s since", accounts(accts), Bare(e.Member))
 		}
+	case e.State == AutoDistrusted:
+		why = "it was trusted blindly until the account's first key was verified, and it is not verified"
 	case e.State == BlindlyTrusted && e.JIDAuthenticated:
 		why = "the account has verified keys and this one is not verified"
 	case e.State == BlindlyTrusted:

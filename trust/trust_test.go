@@ -174,7 +174,8 @@ func TestNames(t *testing.T) {
 		{trust.Authenticated, "authenticated"},
 		{trust.Distrusted, "distrusted"},
 		{trust.State(0), "State(0)"},
-		{trust.State(5), "State(5)"},
+		{trust.State(5), "automatically-distrusted"},
+		{trust.State(6), "State(6)"},
 		{trust.KeyNew, "new"},
 		{trust.KeyNewDevice, "new-device"},
 		{trust.KeyKnown, "known"},
@@ -187,7 +188,11 @@ func TestNames(t *testing.T) {
 		{trust.Kind(10), "verified"},
 		{trust.Kind(11), "trusted"},
 		{trust.Kind(12), "distrusted"},
-		{trust.Kind(13), "Kind(13)"},
+		{trust.Kind(13), "vouched"},
+		{trust.Kind(14), "vouched-distrust"},
+		{trust.Kind(15), "auto-distrusted"},
+		{trust.Kind(16), "vouch-refused"},
+		{trust.Kind(17), "Kind(17)"},
 		{trust.Kind(255), "Kind(255)"},
 	} {
 		if got := c.v.String(); got != c.want {

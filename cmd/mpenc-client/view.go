@@ -972,6 +972,8 @@ func stateName(s trust.State) string {
 		return "unverified"
 	case trust.Distrusted:
 		return "distrusted"
+	case trust.AutoDistrusted:
+		return "auto-distrusted"
 	}
 	return "undecided"
 }

@@ -157,6 +157,7 @@ const (
 	whyUnverified       = "it is not verified"
 	whyDistrusted       = "it is distrusted"
 	whyJIDAuthenticated = "the account has verified keys and this one is not verified"
+	whyAutoDistrusted   = "it was trusted blindly until the account's first key was verified, and it is not verified"
 	whyChanged          = "it replaced the key this device had, and you have not verified or trusted it since"
 )
 
@@ -749,15 +750,16 @@ func testTOAKAFA(t *testing.T, b trust.Backend) {
 	if _, err := s.Verify(alice, Key(1)); err != nil {
 		t.Fatal(err)
 	}
-	// The blindly trusted laptop key is no longer used.
+	// The blindly trusted laptop key is no longer used: automatically
+	// distrusted.
 	ks := keysOf(t, b, alice)
-	if ks[Key(2)].State != trust.BlindlyTrusted || ks[Key(1)].State != trust.Authenticated {
+	if ks[Key(2)].State != trust.AutoDistrusted || ks[Key(1)].State != trust.Authenticated {
 		t.Fatalf("after verification: %+v", ks)
 	}
 	if c := current(t, s, alicePhone); !c.Trusted {
 		t.Fatalf("verified key not trusted: %+v", c)
 	}
-	refused(t, s, aliceLaptop, Key(2), whyJIDAuthenticated)
+	refused(t, s, aliceLaptop, Key(2), whyAutoDistrusted)
 	// A new device now waits for verification.
 	d := observe(t, s, "alice@example.org/tablet", Key(3))
 	want(t, d, trust.KeyNewDevice, trust.Undecided, false)
@@ -916,12 +918,13 @@ func testDirectorySelf(t *testing.T, b trust.Backend) {
 	refused(t, s, aliceLaptop, Key(3), whyUnverified)
 }
 
-// The user's decisions in the trust history: kinds trust does not export
-// (nothing shows the history yet). The numbers are stored on disk.
+// The decisions in the trust history: kinds trust does not export
+// (Event.String describes them). The numbers are stored on disk.
 const (
-	kindVerified   trust.Kind = 10
-	kindTrusted    trust.Kind = 11
-	kindDistrusted trust.Kind = 12
+	kindVerified       trust.Kind = 10
+	kindTrusted        trust.Kind = 11
+	kindDistrusted     trust.Kind = 12
+	kindAutoDistrusted trust.Kind = 15
 )
 
 func testEvents(t *testing.T, b trust.Backend) {
@@ -936,8 +939,10 @@ func testEvents(t *testing.T, b trust.Backend) {
 	s.Distrust(alice, Key(1))
 	observe(t, s, alicePhone, Key(1)) // distrusted: a warning, not an event
 	evs := events(t, b, alice, 0)
-	kinds := []trust.Kind{trust.KeyNew, trust.KeyNewDevice, trust.KeyChanged, kindVerified, kindTrusted, kindDistrusted}
-	names := []string{"new", "new-device", "changed", "verified", "trusted", "distrusted"}
+	// Verifying the phone's new key turns the two blindly trusted keys
+	// automatically distrusted (TOAKAFA), each with an event.
+	kinds := []trust.Kind{trust.KeyNew, trust.KeyNewDevice, trust.KeyChanged, kindVerified, kindAutoDistrusted, kindAutoDistrusted, kindTrusted, kindDistrusted}
+	names := []string{"new", "new-device", "changed", "verified", "auto-distrusted", "auto-distrusted", "trusted", "distrusted"}
 	if len(evs) != len(kinds) {
 		t.Fatalf("events %+v", evs)
 	}
@@ -949,13 +954,14 @@ func testEvents(t *testing.T, b trust.Backend) {
 	if evs[2].Previous != Key(1) || evs[2].Key != Key(3) || evs[2].Member != alicePhone {
 		t.Fatalf("changed event %+v", evs[2])
 	}
-	if evs[3].Key != Key(3) || evs[4].Key != Key(2) || evs[5].Key != Key(1) {
+	if evs[3].Key != Key(3) || evs[4].Key != Key(1) || evs[5].Key != Key(2) || evs[4].By != Key(3) || evs[5].By != Key(3) ||
+		evs[6].Key != Key(2) || evs[7].Key != Key(1) {
 		t.Fatalf("decision events %+v", evs[3:])
 	}
 	if last := events(t, b, alice, 2); len(last) != 2 || last[1].Kind != kindDistrusted {
 		t.Fatalf("last 2: %+v", last)
 	}
-	if all := events(t, b, "", 0); len(all) != 7 {
+	if all := events(t, b, "", 0); len(all) != 9 {
 		t.Fatalf("all events: %d", len(all))
 	}
 }
