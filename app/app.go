@@ -188,8 +188,11 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		st.Close()
 		return nil, err
 	}
-	a.trust = st.Trust(a.acct.ID, trust.Config{})
 	a.dev = newDevices(a)
+	a.trust = st.Trust(a.acct.ID, trust.Config{
+		Self: a.acct.JID + "/" + a.res, SelfKey: a.key.Public(),
+		OnChange: a.trustChanged, OnVouch: a.dev.vouch,
+	})
 	a.log().Info("device ready", "account", a.acct.JID, "device", a.res,
 		"fingerprint", trust.FingerprintOf(a.key.Public()).String())
 	return a, nil

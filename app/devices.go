@@ -862,6 +862,10 @@ func (d *devices) onData(ctx context.Context, from jid.JID, h devchan.Header, p 
 	if len(pl) == 0 {
 		return // a confirmation only
 	}
+	if rootNamespace(pl) == nsEnvelope {
+		d.onTrustMessage(ds, pl)
+		return
+	}
 	d.a.q.push(Event{Kind: EventDevice, Device: ds.fullJID(), Payload: pl})
 }
 

@@ -58,6 +58,13 @@ const (
 	// and authenticated for that device's identity key; Room is empty.
 	// Whether that key is trusted is the trust store's question.
 	EventDevice
+	// EventTrust: the account's trust store recorded a decision (Trust):
+	// the user's (made through App.Trust), one a trust message from
+	// another device brought (Trust.By is then the vouching device's
+	// key, Trust.Member its full JID), or TOAKAFA's. Trust.String words
+	// it. A key no longer trusted may still be in a session: the client
+	// excludes it. Room is empty.
+	EventTrust
 )
 
 // Event is something that happened in a room, for the user interface.
@@ -68,6 +75,7 @@ type Event struct {
 	Entry    Entry
 	Notice   session.Notice
 	Decision trust.Decision
+	Trust    trust.Event // EventTrust's decision
 	// Label is, for EventDecision, the label the member's device
 	// announced with the key, signed by it ("" if none): its owner's
 	// words, sanitise them.

@@ -283,31 +283,33 @@ func parseTrustMessage(p []byte) (trustMessage, error) {
 	return m, nil
 }
 
-// Vouch is one trust message to send after a decision of the user: the
-// envelope, Payload, for the device whose key is To (authenticated when
-// Vouches made it), sent only over the device channel with that device.
+// Vouch is one trust message to send after a decision of the user
+// (Config.OnVouch): the envelope, Payload, for the device whose key is To
+// (authenticated when it was made), to send only over the device channel
+// with that device.
 type Vouch struct {
 	To      Record
 	Payload []byte
 }
 
-// Vouches returns the trust messages to send now that the user has
-// authenticated or distrusted key as jid's (Verify, Distrust), as
-// XEP-0450 §4 has them (docs/PROTOCOL.md "Trust messages"): for an own
-// key authenticated, {us: trust key} to every other authenticated device
-// and every key we have authenticated to key's device; for a contact's
-// key authenticated, {contact: trust key} to our authenticated devices
-// and our authenticated keys to key's device; for an own key distrusted,
-// {us: distrust key} to every authenticated device; for a contact's key
-// distrusted, {contact: distrust key} to our authenticated devices. Only
-// devices whose keys are authenticated now are addressed; none for a key
-// in any other state. Config.Self and SelfKey must be set.
-func (s *Store) Vouches(jid string, key crypto.PublicKey) ([]Vouch, error) {
+// vouches returns the trust messages to send now that the user has
+// authenticated or distrusted key as jid's (Verify and Distrust hand them
+// to Config.OnVouch), as XEP-0450 §4 has them (docs/PROTOCOL.md "Trust
+// messages"): for an own key authenticated, {us: trust key} to every
+// other authenticated device and every key we have authenticated to
+// key's device; for a contact's key authenticated, {contact: trust key}
+// to our authenticated devices and our authenticated keys to key's
+// device; for an own key distrusted, {us: distrust key} to every
+// authenticated device; for a contact's key distrusted, {contact:
+// distrust key} to our authenticated devices. Only devices whose keys
+// are authenticated now are addressed; none for a key in any other
+// state.
+func (s *Store) vouches(jid string, key crypto.PublicKey) ([]Vouch, error) {
 	if err := CheckJID(jid); err != nil {
 		return nil, err
 	}
 	if s.cfg.Self == "" {
-		return nil, errors.New("trust: Vouches without Config.Self")
+		return nil, errors.New("trust: vouching without Config.Self")
 	}
 	jid = Bare(jid)
 	self := Bare(s.cfg.Self)

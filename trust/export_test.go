@@ -73,3 +73,6 @@ const (
 	MaxStatements = maxStatements
 	MaxOwners     = maxOwners
 )
+
+// Vouches is what Verify and Distrust hand to Config.OnVouch.
+func (s *Store) Vouches(jid string, key crypto.PublicKey) ([]Vouch, error) { return s.vouches(jid, key) }

@@ -57,6 +57,13 @@ type Config struct {
 	// caller's goroutine: keep it short. Decisions made through another
 	// Store over the same backend are not reported here.
 	OnChange func(Event)
+	// OnVouch, if set (with Self and SelfKey), receives each trust
+	// message to send after the user authenticated or distrusted a key
+	// through this Store (Verify, Distrust; XEP-0450 §4, docs/PROTOCOL.md
+	// "Trust messages"), after OnChange has the decisions, on the
+	// caller's goroutine: queue it for the device channel. Decisions the
+	// user did not make send nothing.
+	OnVouch func(Vouch)
 }
 
 // Store is the trust store: the policy over a Backend. It is safe for
@@ -393,6 +400,15 @@ func (s *Store) decide(jid string, key crypto.PublicKey, st State, kind Kind) (R
 		return Record{}, fmt.Errorf("trust: recording %v for %s: %w", st, jid, err)
 	}
 	s.report(changes)
+	if s.cfg.OnVouch != nil && s.cfg.Self != "" && (st == Authenticated || st == Distrusted) {
+		vs, err := s.vouches(jid, key)
+		if err != nil {
+			return out, fmt.Errorf("trust: %v recorded for %s, but not told to other devices: %w", st, jid, err)
+		}
+		for _, v := range vs {
+			s.cfg.OnVouch(v)
+		}
+	}
 	return out, nil
 }
 

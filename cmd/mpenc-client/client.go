@@ -177,8 +177,12 @@ func (c *client) join(room, nick string, remember bool) {
 
 // handle applies an App event.
 func (c *client) handle(ev app.Event) {
-	if ev.Kind == app.EventInvitation {
+	switch ev.Kind {
+	case app.EventInvitation:
 		c.ui.note(invitationText(ev.Invitation), false)
+		return
+	case app.EventTrust:
+		c.trustChanged(ev.Trust)
 		return
 	}
 	v := c.view(ev.Room)
@@ -777,6 +781,32 @@ func (c *client) decide(ctx context.Context, cmd command) error {
 		c.excludeUntrusted(ctx)
 	}
 	return nil
+}
+
+// trustChanged tells the user about a decision they did not make here (a
+// trust message from another of their devices or a contact's, or
+// TOAKAFA's), in the system pane, and excludes from the sessions the
+// members it leaves untrusted. The user's own decisions were reported by
+// the command that made them.
+func (c *client) trustChanged(e trust.Event) {
+	if e.By == (trust.Event{}).By {
+		return
+	}
+	trusted := false
+	if recs, err := c.app.Trust().Keys(e.JID); err == nil {
+		for _, r := range recs {
+			if r.Key == e.Key {
+				trusted = r.Trusted
+			}
+		}
+	}
+	c.ui.note(fmt.Sprintf("%s's key %s: %s", oneLine(e.JID), trust.FingerprintOf(e.Key), oneLine(e.String())), !trusted)
+	for _, room := range c.order {
+		c.refreshMembers(room)
+	}
+	if !trusted && c.testMembers == nil {
+		c.excludeUntrusted(context.Background())
+	}
 }
 
 // excludeUntrusted excludes, in every room, the session members whose

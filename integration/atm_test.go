@@ -1,0 +1,106 @@
+//go:build integration
+
+package integration
+
+import (
+	"testing"
+	"time"
+
+	"github.com/mpenc/mpenc/app"
+	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/trust"
+)
+
+// trustState returns p's trust state of key as account's, 0 if unknown.
+func trustState(t *testing.T, p *appPeer, account string, key crypto.PublicKey) (trust.State, trust.Kind) {
+	t.Helper()
+	recs, err := p.a.Trust().Keys(account)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.Key == key {
+			return r.State, r.Cause
+		}
+	}
+	return 0, 0
+}
+
+// waitTrust waits until p holds key as account's in state st.
+func waitTrust(t *testing.T, p *appPeer, account string, key crypto.PublicKey, st trust.State) {
+	t.Helper()
+	deadline := time.Now().Add(cmdBound)
+	for {
+		got, _ := trustState(t, p, account, key)
+		if got == st {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s holds %s's key %s as %v, want %v", p.a.Account(), account, trust.FingerprintOf(key), got, st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestIntegrationATM: XEP-0450 trust messages over the device channel on
+// a real server. Alice has a laptop and a phone, Bob a desk; they share
+// a room (each has seen the others' keys). The user verifies the phone
+// on the laptop and the laptop on the phone, then Bob's desk on the
+// laptop, and the laptop on the desk: the phone authenticates the desk,
+// and the desk the phone, without anyone verifying them (the desk had
+// parked the laptop's word until its user verified the laptop). Then
+// the laptop distrusts the phone: the desk distrusts it too.
+func TestIntegrationATM(t *testing.T) {
+	s := serverFromEnv(t)
+	aliceAcct, bobAcct := s.cmdAccount(t, 3), s.cmdAccount(t, 4)
+	room := s.newRoom(t)
+	laptop := s.newAppPeer(t, aliceAcct, t.TempDir(), withLabel("laptop"))
+	phone := s.newAppPeer(t, aliceAcct, t.TempDir(), withLabel("phone"))
+	desk := s.newAppPeer(t, bobAcct, t.TempDir(), withLabel("desk"))
+	laptopID := laptop.join(room, "everyone").Self()
+	phone.join(room, "everyone")
+	desk.join(room, "everyone")
+	alice, bob := laptop.a.Account(), desk.a.Account()
+	kl, kp, kd := laptop.a.PublicKey(), phone.a.PublicKey(), desk.a.PublicKey()
+	// Each has seen the others' keys in the room.
+	waitTrust(t, phone, bob, kd, trust.BlindlyTrusted)
+	waitTrust(t, desk, alice, kp, trust.BlindlyTrusted)
+	waitTrust(t, laptop, bob, kd, trust.BlindlyTrusted)
+
+	verify := func(by *appPeer, account string, key crypto.PublicKey) {
+		t.Helper()
+		if _, err := by.a.Trust().Verify(account, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	verify(laptop, alice, kp)
+	verify(phone, alice, kl)
+	mp := phone.mark()
+	verify(laptop, bob, kd)
+	waitTrust(t, phone, bob, kd, trust.Authenticated)
+	if st, cause := trustState(t, phone, bob, kd); cause.String() != "vouched" {
+		t.Fatalf("the phone holds the desk's key %v for %v", st, cause)
+	}
+	// The phone's user is told, naming the laptop.
+	phone.waitEvent(mp, "the desk vouched for by the laptop", func(ev app.Event) bool {
+		return ev.Kind == app.EventTrust && ev.Trust.Key == kd && ev.Trust.By == kl && ev.Trust.Member == laptopID
+	})
+	// The desk parked the laptop's word: the phone is not authenticated
+	// there until the desk's user verifies the laptop.
+	time.Sleep(time.Second)
+	if st, _ := trustState(t, desk, alice, kp); st == trust.Authenticated {
+		t.Fatal("the desk applied a trust message from a device it has not authenticated")
+	}
+	verify(desk, alice, kl)
+	waitTrust(t, desk, alice, kp, trust.Authenticated)
+
+	// Distrust travels too: the laptop's user distrusts the phone (an
+	// own device: every authenticated device is told).
+	if _, err := laptop.a.Trust().Distrust(alice, kp); err != nil {
+		t.Fatal(err)
+	}
+	waitTrust(t, desk, alice, kp, trust.Distrusted)
+	if st, _ := trustState(t, phone, bob, kd); st != trust.Authenticated {
+		t.Fatalf("the phone's own view changed: %v", st)
+	}
+}
