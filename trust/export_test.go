@@ -75,4 +75,6 @@ const (
 )
 
 // Vouches is what Verify and Distrust hand to Config.OnVouch.
-func (s *Store) Vouches(jid string, key crypto.PublicKey) ([]Vouch, error) { return s.vouches(jid, key) }
+func (s *Store) Vouches(jid string, key crypto.PublicKey) ([]Vouch, error) {
+	return s.vouches(jid, key)
+}
