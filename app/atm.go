@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"time"
 
@@ -23,7 +24,10 @@ const nsEnvelope = "urn:xmpp:sce:1"
 // vouchWait bounds the sending of one trust message: finding the
 // device in its account's list and queueing it on the channel (after
 // which the store keeps it until a session carries it).
-const vouchWait = 2 * time.Minute
+const (
+	vouchWait  = 2 * time.Minute
+	vouchRetry = 2 * time.Second
+)
 
 // rootNamespace returns the namespace of a payload's first element, ""
 // if it does not start with one: device channel payloads are XML
@@ -56,17 +60,31 @@ func (a *App) trustChanged(e trust.Event) {
 }
 
 // vouch sends one trust message to its device, in the background: the
-// device is found by its key in its account's published list.
+// device is found by its key in its account's published list. A device
+// that just connected may not be in its list yet, and a server may
+// refuse to read a list for a moment after it was created (ejabberd
+// answers not-authorized): both are tried again, every vouchRetry, for
+// vouchWait.
 func (d *devices) vouch(v trust.Vouch) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), vouchWait)
 		defer cancel()
-		to, err := d.deviceOf(ctx, v.To.JID, v.To.Key)
-		if err == nil {
-			err = d.a.SendToDevice(ctx, to, v.Payload)
-		}
-		if err != nil {
-			d.a.log().Warn("a trust message not sent", "to", v.To.JID, "err", err)
+		for {
+			to, err := d.deviceOf(ctx, v.To.JID, v.To.Key)
+			if err == nil {
+				// An error here means the payload was not queued:
+				// sending it again cannot deliver it twice.
+				err = d.a.SendToDevice(ctx, to, v.Payload)
+			}
+			if err == nil || errors.Is(err, errClosed) {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				d.a.log().Warn("a trust message not sent", "to", v.To.JID, "err", err)
+				return
+			case <-time.After(vouchRetry):
+			}
 		}
 	}()
 }

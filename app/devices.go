@@ -126,6 +126,9 @@ type devSession struct {
 	resource string
 	created  time.Time
 	retired  time.Time
+	// oneTime: begun over a one-time key (not the last-resort key), in
+	// this process; only such a session carries a verification.
+	oneTime bool
 }
 
 func (ds *devSession) peer() peerID {
@@ -186,7 +189,8 @@ type devices struct {
 	late       map[string]int       // requests held back (listLag), per bare JID
 	timers     map[*time.Timer]bool // their timers, stopped when the App closes
 	closed     bool
-	dirty      map[*devSession]bool // opened from, not saved since
+	dirty      map[*devSession]bool     // opened from, not saved since
+	verifs     map[string]*verification // live verifications, by device full JID
 
 	mu      sync.Mutex // guards the key digests and the device lists
 	oneTime []xmpp.KeyDigest
@@ -205,6 +209,7 @@ func newDevices(a *App) *devices {
 		accepted:  map[string][]time.Time{},
 		recovered: map[peerID]time.Time{},
 		dirty:     map[*devSession]bool{},
+		verifs:    map[string]*verification{},
 		late:      map[string]int{},
 		timers:    map[*time.Timer]bool{},
 		lists:     map[string]cachedList{},
@@ -633,7 +638,10 @@ func (d *devices) onRequest(ctx context.Context, from jid.JID, p []byte, late bo
 		d.a.log().Warn("accepting a device channel", "from", from, "err", err)
 		return
 	default:
-		ds := &devSession{s: s, resource: from.Resourcepart(), created: created}
+		d.mu.Lock()
+		oneTime := req.Digest != d.lr.Digest
+		d.mu.Unlock()
+		ds := &devSession{s: s, resource: from.Resourcepart(), created: created, oneTime: oneTime}
 		d.sessions[id] = append(d.sessions[id], ds)
 		for len(d.sessions[id]) > maxPeerSessions {
 			d.forget(ctx, d.sessions[id][0])
@@ -693,6 +701,9 @@ func (d *devices) stop() {
 		t.Stop()
 	}
 	clear(d.timers)
+	for _, v := range d.verifs {
+		d.endVerification(v)
+	}
 }
 
 // republish refills the keys and publishes the bundle again.
@@ -766,6 +777,9 @@ func (d *devices) onResponse(ctx context.Context, from jid.JID, h devchan.Header
 	switch {
 	case errors.Is(err, devchan.ErrRefused), errors.Is(err, devchan.ErrAuth):
 		d.a.log().Warn("device channel handshake failed", "with", from, "err", err)
+		if v := d.verifyFor(ds); v != nil {
+			d.verifyFailed(v, false, fmt.Errorf("the handshake failed: %w", err))
+		}
 		d.forget(ctx, ds)
 		if o := d.out[id]; o != nil {
 			o.handshaking = false
@@ -791,6 +805,7 @@ func (d *devices) onResponse(ctx context.Context, from jid.JID, h devchan.Header
 			d.a.log().Warn("confirming a device channel", "to", from, "err", err)
 		}
 	}
+	d.verifyReady(ctx, ds)
 	if best := d.usable(id); best != nil {
 		d.flush(ctx, id, best)
 	}
@@ -862,8 +877,12 @@ func (d *devices) onData(ctx context.Context, from jid.JID, h devchan.Header, p 
 	if len(pl) == 0 {
 		return // a confirmation only
 	}
-	if rootNamespace(pl) == nsEnvelope {
+	switch rootNamespace(pl) {
+	case nsEnvelope:
 		d.onTrustMessage(ds, pl)
+		return
+	case nsVerify:
+		d.onVerify(ctx, ds, pl)
 		return
 	}
 	d.a.q.push(Event{Kind: EventDevice, Device: ds.fullJID(), Payload: pl})

@@ -65,6 +65,13 @@ const (
 	// it. A key no longer trusted may still be in a session: the client
 	// excludes it. Room is empty.
 	EventTrust
+	// EventVerify: a live verification with Device (App.VerifyDevice, or
+	// the other device's request) moved on. Words, when set, are the
+	// words to compare with the other screen (then ConfirmWords); Err,
+	// when set, says why it failed (Warning: a mismatch, and the
+	// device's key is now distrusted); otherwise Text says what
+	// happened ("verified: …" at the end). Room is empty.
+	EventVerify
 )
 
 // Event is something that happened in a room, for the user interface.
@@ -93,6 +100,9 @@ type Event struct {
 	// and what it sent (its owner's bytes: treat them as untrusted input).
 	Device  string
 	Payload []byte
+	// Words and Warning: for EventVerify.
+	Words   []string
+	Warning bool
 }
 
 // queue is an unbounded FIFO of events pumped into an unbuffered channel,

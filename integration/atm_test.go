@@ -3,6 +3,8 @@
 package integration
 
 import (
+	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,4 +105,118 @@ func TestIntegrationATM(t *testing.T) {
 	if st, _ := trustState(t, phone, bob, kd); st != trust.Authenticated {
 		t.Fatalf("the phone's own view changed: %v", st)
 	}
+}
+
+// TestIntegrationVerifyWords: live verification over the device channel.
+// The laptop asks to verify Bob's desk: both get the same five words;
+// both users say they match; each side authenticates the other's key
+// only once both proofs are in, and the laptop's verification sends
+// its trust messages (the phone, verified before, learns the desk).
+// Then a second verification where the desk's user says the words
+// differ: both sides distrust the other's key, loudly.
+func TestIntegrationVerifyWords(t *testing.T) {
+	s := serverFromEnv(t)
+	aliceAcct, bobAcct := s.cmdAccount(t, 3), s.cmdAccount(t, 4)
+	room := s.newRoom(t)
+	laptop := s.newAppPeer(t, aliceAcct, t.TempDir(), withLabel("laptop"))
+	phone := s.newAppPeer(t, aliceAcct, t.TempDir(), withLabel("phone"))
+	desk := s.newAppPeer(t, bobAcct, t.TempDir(), withLabel("desk"))
+	laptopID := laptop.join(room, "everyone").Self()
+	phone.join(room, "everyone")
+	deskID := desk.join(room, "everyone").Self()
+	alice, bob := laptop.a.Account(), desk.a.Account()
+	kl, kp, kd := laptop.a.PublicKey(), phone.a.PublicKey(), desk.a.PublicKey()
+	waitTrust(t, desk, alice, kl, trust.BlindlyTrusted)
+	waitTrust(t, phone, bob, kd, trust.BlindlyTrusted)
+	for _, v := range []struct {
+		by  *appPeer
+		acc string
+		key crypto.PublicKey
+	}{{laptop, alice, kp}, {phone, alice, kl}} {
+		if _, err := v.by.a.Trust().Verify(v.acc, v.key); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	words := func(p *appPeer, from int, device string) []string {
+		t.Helper()
+		ev := p.waitEvent(from, "the words for "+device, func(ev app.Event) bool {
+			return ev.Kind == app.EventVerify && ev.Device == device && (len(ev.Words) > 0 || ev.Err != nil)
+		})
+		if ev.Err != nil {
+			t.Fatalf("verification with %s failed: %v", device, ev.Err)
+		}
+		return ev.Words
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cmdBound)
+	defer cancel()
+	ml, md := laptop.mark(), desk.mark()
+	deadline := time.Now().Add(cmdBound)
+	for {
+		// Right after connecting, a device's list or bundle may not be
+		// published yet.
+		err := laptop.a.VerifyDevice(ctx, deskID)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	wl, wd := words(laptop, ml, deskID), words(desk, md, laptopID)
+	if len(wl) != 5 || strings.Join(wl, " ") != strings.Join(wd, " ") {
+		t.Fatalf("the screens show %q and %q", wl, wd)
+	}
+	// One side's confirmation authenticates nothing.
+	if err := laptop.a.ConfirmWords(ctx, deskID, true); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if st, _ := trustState(t, laptop, bob, kd); st == trust.Authenticated {
+		t.Fatal("authenticated before the other user confirmed")
+	}
+	if st, _ := trustState(t, desk, alice, kl); st == trust.Authenticated {
+		t.Fatal("the desk authenticated the laptop before its user confirmed")
+	}
+	if err := desk.a.ConfirmWords(ctx, laptopID, true); err != nil {
+		t.Fatal(err)
+	}
+	waitTrust(t, laptop, bob, kd, trust.Authenticated)
+	waitTrust(t, desk, alice, kl, trust.Authenticated)
+	for _, p := range []*appPeer{laptop, desk} {
+		p.waitEvent(0, "the end of the verification", func(ev app.Event) bool {
+			return ev.Kind == app.EventVerify && strings.HasPrefix(ev.Text, "verified:")
+		})
+	}
+	// The laptop's verification told the phone; the desk's told the
+	// laptop nothing new (Bob has one device), and the phone's word
+	// about itself reached the desk through the laptop.
+	waitTrust(t, phone, bob, kd, trust.Authenticated)
+	waitTrust(t, desk, alice, kp, trust.Authenticated)
+
+	// A mismatch: the desk's user says the words differ.
+	ml, md = laptop.mark(), desk.mark()
+	if err := laptop.a.VerifyDevice(ctx, deskID); err != nil {
+		t.Fatal(err)
+	}
+	words(laptop, ml, deskID)
+	words(desk, md, laptopID)
+	if err := desk.a.ConfirmWords(ctx, laptopID, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []struct {
+		p      *appPeer
+		from   int
+		device string
+	}{{laptop, ml, deskID}, {desk, md, laptopID}} {
+		ev := p.p.waitEvent(p.from, "the mismatch", func(ev app.Event) bool {
+			return ev.Kind == app.EventVerify && ev.Device == p.device && ev.Err != nil
+		})
+		if !ev.Warning {
+			t.Fatalf("a mismatch without a warning: %v", ev.Err)
+		}
+	}
+	waitTrust(t, laptop, bob, kd, trust.Distrusted)
+	waitTrust(t, desk, alice, kl, trust.Distrusted)
 }

@@ -387,6 +387,22 @@ func TestATMReceiveRules(t *testing.T) {
 			t.Fatalf("after A2 is verified: %+v", recs)
 		}
 	})
+	t.Run("distrusted sender's parked statements dropped", func(t *testing.T) {
+		w, a1, _ := setup(t)
+		a2 := w.dev("A2")
+		if _, err := send(t, w, a2, a1, trust.Statement{Owner: c, Key: third, Trust: true}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a1.s.Distrust(a, a2.key); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a1.s.Verify(a, a2.key); err != nil {
+			t.Fatal(err)
+		}
+		if recs, _ := a1.s.Keys(c); len(recs) != 0 {
+			t.Fatalf("a distrusted sender's parked word applied: %+v", recs)
+		}
+	})
 	t.Run("older than the last decision", func(t *testing.T) {
 		w, a1, b1 := setup(t)
 		old := w.clock.Now()

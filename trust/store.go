@@ -381,6 +381,14 @@ func (s *Store) decide(jid string, key crypto.PublicKey, st State, kind Kind) (R
 			return err
 		}
 		changes = c
+		if st == Distrusted {
+			// What a distrusted device said while we had not
+			// authenticated it is never applied (a failed
+			// verification distrusts it).
+			if err := tx.Unpark(jid, key); err != nil {
+				return err
+			}
+		}
 		if st == Authenticated {
 			// Trust messages parked until this key was authenticated
 			// (XEP-0450 §5.1) apply now.

@@ -60,6 +60,9 @@ type client struct {
 	// displayed for each member; "/verify JID confirm" confirms that key
 	// only, and only while the member still announces it.
 	shown map[string]trust.Record
+	// comparing: devices whose verification words are shown and wait
+	// for "/verify JID same|differ".
+	comparing map[string]bool
 	// sendHook, if set, sends instead of the room; testMembers and
 	// testTrust, if set, stand for the current room's members and the
 	// trust store (tests).
@@ -75,7 +78,7 @@ type client struct {
 
 func newClient(a *app.App, cfg *Config, log zerolog.Logger) *client {
 	return &client{app: a, cfg: cfg, log: log, views: map[string]*roomView{}, members: map[string][]app.Member{},
-		shown: map[string]trust.Record{}, started: time.Now()}
+		shown: map[string]trust.Record{}, comparing: map[string]bool{}, started: time.Now()}
 }
 
 // start shows the initial rooms with their history and joins them. The
@@ -183,6 +186,9 @@ func (c *client) handle(ev app.Event) {
 		return
 	case app.EventTrust:
 		c.trustChanged(ev.Trust)
+		return
+	case app.EventVerify:
+		c.verifyEvent(ev)
 		return
 	}
 	v := c.view(ev.Room)
@@ -720,6 +726,16 @@ func names(fp trust.Fingerprint, token string) bool {
 // decide runs /verify, /trust and /distrust. A bare JID acts on every
 // device of exactly that account, a full JID on that device.
 func (c *client) decide(ctx context.Context, cmd command) error {
+	if cmd.name == "verify" {
+		switch strings.TrimSpace(strings.TrimPrefix(cmd.rest, cmd.args[0])) {
+		case "live":
+			return c.verifyLive(cmd.args[0])
+		case "same":
+			return c.answerWords(cmd.args[0], true)
+		case "differ":
+			return c.answerWords(cmd.args[0], false)
+		}
+	}
 	ms, err := c.keyed(ctx, cmd.args[0])
 	if err != nil {
 		return err
@@ -855,6 +871,85 @@ func (c *client) excludeUntrusted(ctx context.Context) {
 		c.ui.note(fmt.Sprintf("in %s, no longer trusted: %s. Excluding from the session (/verify, then /invite, to bring one back)",
 			oneLine(room), strings.Join(names, ", ")), true)
 		c.background("exclude", func(ctx context.Context) (string, error) { return "", r.Exclude(ctx, out) })
+	}
+}
+
+// verifyLive starts a live verification (the device channel's words)
+// with one device (a full JID), or with every device an account (a bare
+// JID) publishes but this one, in the background.
+func (c *client) verifyLive(who string) error {
+	c.background("verifying "+oneLine(who), func(ctx context.Context) (string, error) {
+		devs := []string{who}
+		if !strings.Contains(who, "/") {
+			ds, err := c.app.PublishedDevices(ctx, who)
+			if err != nil {
+				return "", err
+			}
+			devs = nil
+			for _, d := range ds {
+				if d.Key != c.app.PublicKey() {
+					devs = append(devs, who+"/"+d.Resource)
+				}
+			}
+			if len(devs) == 0 {
+				return "", fmt.Errorf("%s publishes no other device", oneLine(who))
+			}
+		}
+		var started []string
+		for _, d := range devs {
+			if err := c.app.VerifyDevice(ctx, d); err != nil {
+				return "", err
+			}
+			started = append(started, oneLine(d))
+		}
+		return "verifying " + strings.Join(started, ", ") + ": the words will show here and on the other screen", nil
+	})
+	return nil
+}
+
+// answerWords gives the user's answer (the words are the same, or
+// differ) to the verifications whose words are shown with who (a full
+// JID, or every device of a bare JID).
+func (c *client) answerWords(who string, same bool) error {
+	n := 0
+	for id := range c.comparing {
+		if id != who && trust.Bare(id) != who {
+			continue
+		}
+		n++
+		delete(c.comparing, id)
+		c.background("verifying "+oneLine(id), func(ctx context.Context) (string, error) {
+			return "", c.app.ConfirmWords(ctx, id, same)
+		})
+	}
+	if n == 0 {
+		return fmt.Errorf("no words are shown for %s: /verify %s live starts a verification", oneLine(who), oneLine(who))
+	}
+	return nil
+}
+
+// verifyEvent shows how a live verification moved on, in the system pane.
+func (c *client) verifyEvent(ev app.Event) {
+	who := oneLine(ev.Device)
+	switch {
+	case ev.Err != nil:
+		delete(c.comparing, ev.Device)
+		c.ui.note(fmt.Sprintf("verification with %s FAILED: %s", who, oneLine(ev.Err.Error())), true)
+	case len(ev.Words) > 0:
+		c.comparing[ev.Device] = true
+		var ws []string
+		for _, w := range ev.Words {
+			ws = append(ws, oneLine(w))
+		}
+		c.ui.note(fmt.Sprintf("%s %s:\n  %s\nif its screen shows the same words, type: /verify %s same\notherwise: /verify %s differ",
+			who, oneLine(ev.Text), strings.ToUpper(strings.Join(ws, " ")), who, who), false)
+	default:
+		c.ui.note(fmt.Sprintf("verification with %s: %s", who, oneLine(ev.Text)), false)
+		if c.testMembers == nil {
+			for _, room := range c.order {
+				c.refreshMembers(room)
+			}
+		}
 	}
 }
 

@@ -34,7 +34,7 @@ var cmdSpecs = []cmdSpec{
 	{name: "info", usage: "/info N", help: "show message #N: who it went to, what it answers, who has not acknowledged it", min: 1, max: 1},
 	{name: "resend", usage: "/resend [N|qN]", help: "send again a message not delivered to everyone (#N), or never sent (qN); default: the latest", min: 0, max: 1},
 	{name: "fingerprint", aliases: []string{"fp"}, usage: "/fingerprint [JID]", help: "show your key's fingerprint (or JID's) as hex, words and a QR code", min: 0, max: 1},
-	{name: "verify", usage: "/verify JID [confirm 1a2b 3c4d|FINGERPRINT|WORDS]", help: "show JID's fingerprints; after comparing one in full out of band, confirm it (the line shown) or type it: the key is authenticated", min: 1, max: -1},
+	{name: "verify", usage: "/verify JID [live|same|differ|confirm 1a2b 3c4d|FINGERPRINT|WORDS]", help: "live: compare five words with each of JID's devices (then same or differ; both sides must say same); otherwise show JID's fingerprints, and after comparing one in full out of band, confirm it (the line shown) or type it: the key is authenticated", min: 1, max: -1},
 	{name: "trust", usage: "/trust JID", help: "trust the current key of JID's devices without verifying it", min: 1, max: 1},
 	{name: "distrust", usage: "/distrust JID", help: "never use the current key of JID's devices", min: 1, max: 1},
 	{name: "rooms", usage: "/rooms", help: "list your rooms", min: 0, max: 0},

@@ -18,6 +18,7 @@ const (
 	ctxKeys       = "mpenc/v1/p2p-keys"
 	ctxMessage    = "mpenc/v1/p2p-msg"
 	ctxSAS        = "mpenc/v1/p2p-sas"
+	ctxVerifyMAC  = "mpenc/v1/p2p-verify-mac"
 	ctxConfirmA   = "initiator confirms"
 	ctxConfirmB   = "responder confirms"
 )

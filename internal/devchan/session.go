@@ -111,6 +111,37 @@ func (s *Session) SAS() ([SASWords]int, error) {
 	return sasIndices(s.k.sas), nil
 }
 
+// Words is the SAS as the words both screens show: the EFF short word
+// list #2 (1,296 words; docs/PROTOCOL.md "Verification"), in order.
+func (s *Session) Words() ([SASWords]string, error) {
+	idx, err := s.SAS()
+	if err != nil {
+		return [SASWords]string{}, err
+	}
+	var out [SASWords]string
+	for i, n := range idx {
+		out[i] = Word(n)
+	}
+	return out, nil
+}
+
+// VerifyMAC is what a side sends once its user has seen the words match:
+// HMAC-SHA256, under a key derived from the SAS key by HKDF-SHA256 with
+// the info "mpenc/v1/p2p-verify-mac", of the sender's identity key, the
+// receiver's, and the verification's id. Only the two ends of this
+// session can make it; each checks the other's with crypto.Equal.
+func (s *Session) VerifyMAC(sender, receiver crypto.PublicKey, id [8]byte) ([32]byte, error) {
+	if s.state != Established && s.state != Confirmed {
+		return [32]byte{}, ErrState
+	}
+	k, err := primitive.HKDF(s.k.sas[:], nil, ctxVerifyMAC, 32)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	defer clear(k)
+	return mac([32]byte(k), sender[:], receiver[:], id[:]), nil
+}
+
 // IDs is the header of the session's packets without a type or a
 // sequence: who sends to whom (from us) and the two key ids that name
 // the session.

@@ -517,3 +517,50 @@ func TestReplayWindowEdges(t *testing.T) {
 		}
 	}
 }
+
+// TestWords: the word list is the EFF short list #2 in its order, 1,296
+// distinct words with distinct three-letter prefixes (so a user may type
+// or read only those).
+func TestWords(t *testing.T) {
+	if Word(0) != "aardvark" || Word(1) != "abandoned" || Word(SASSize-1) != "zucchini" {
+		t.Fatalf("ends: %q %q %q", Word(0), Word(1), Word(SASSize-1))
+	}
+	seen := map[string]bool{}
+	prefixes := map[string]bool{}
+	for n := range SASSize {
+		w := Word(n)
+		if w == "" || seen[w] || prefixes[w[:3]] {
+			t.Fatalf("word %d %q: empty or repeated", n, w)
+		}
+		seen[w], prefixes[w[:3]] = true, true
+	}
+}
+
+// TestVerifyMAC: both ends of a session compute the same MAC for one
+// direction and id; the other direction, another id, or another session
+// (a man in the middle has one with each side) gives another.
+func TestVerifyMAC(t *testing.T) {
+	a, b, alice, bob := pair(t, "verify")
+	id := [8]byte{1, 2, 3}
+	ma, err := a.VerifyMAC(alice.party.Identity, bob.party.Identity, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := b.VerifyMAC(alice.party.Identity, bob.party.Identity, id)
+	if err != nil || ma != mb {
+		t.Fatalf("the two ends differ: %x %x %v", ma, mb, err)
+	}
+	back, _ := b.VerifyMAC(bob.party.Identity, alice.party.Identity, id)
+	other, _ := b.VerifyMAC(alice.party.Identity, bob.party.Identity, [8]byte{9})
+	c, _, _, _ := pair(t, "another")
+	third, _ := c.VerifyMAC(alice.party.Identity, bob.party.Identity, id)
+	if back == ma || other == ma || third == ma {
+		t.Fatal("a MAC repeats across directions, ids or sessions")
+	}
+	wa, _ := a.Words()
+	wb, _ := b.Words()
+	wc, _ := c.Words()
+	if wa != wb || wa == wc {
+		t.Fatalf("words %v %v %v", wa, wb, wc)
+	}
+}
