@@ -25,7 +25,7 @@ import (
 // identity keys; a key is authenticated once the local user confirmed
 // and the peer's MAC arrived over that session.
 const (
-	nsVerify = "urn:mpenc:verify:1"
+	nsVerify = "https://github.com/mpenc/mpenc/ns/verify/1"
 	// verifyWait bounds a verification from its start to its end.
 	verifyWait = 10 * time.Minute
 	// verifyFresh: a request is answered only over a session begun this

@@ -22,18 +22,18 @@ func TestVerifyMessages(t *testing.T) {
 	}
 	for _, p := range []string{
 		``, `<request/>`,
-		`<request xmlns='urn:mpenc:verify:2' id='0102030405060708'/>`,
-		`<request xmlns='urn:mpenc:verify:1' id='01020304'/>`,
-		`<request xmlns='urn:mpenc:verify:1' id='0102030405060708'><x/></request>`,
-		`<mac xmlns='urn:mpenc:verify:1' id='0102030405060708'>AAAA</mac>`,
-		`<mac xmlns='urn:mpenc:verify:1' id='0102030405060708'>` + strings.Repeat("A", 600) + `</mac>`,
-		`<hello xmlns='urn:mpenc:verify:1' id='0102030405060708'/>`,
+		`<request xmlns='https://github.com/mpenc/mpenc/ns/verify/2' id='0102030405060708'/>`,
+		`<request xmlns='https://github.com/mpenc/mpenc/ns/verify/1' id='01020304'/>`,
+		`<request xmlns='https://github.com/mpenc/mpenc/ns/verify/1' id='0102030405060708'><x/></request>`,
+		`<mac xmlns='https://github.com/mpenc/mpenc/ns/verify/1' id='0102030405060708'>AAAA</mac>`,
+		`<mac xmlns='https://github.com/mpenc/mpenc/ns/verify/1' id='0102030405060708'>` + strings.Repeat("A", 600) + `</mac>`,
+		`<hello xmlns='https://github.com/mpenc/mpenc/ns/verify/1' id='0102030405060708'/>`,
 	} {
 		if _, err := parseVerifyMsg([]byte(p)); err == nil {
 			t.Errorf("%q accepted", p)
 		}
 	}
-	if m, err := parseVerifyMsg([]byte(`<cancel xmlns='urn:mpenc:verify:1' id='0102030405060708' reason='whatever'/>`)); err != nil || m.reason != "declined" {
+	if m, err := parseVerifyMsg([]byte(`<cancel xmlns='https://github.com/mpenc/mpenc/ns/verify/1' id='0102030405060708' reason='whatever'/>`)); err != nil || m.reason != "declined" {
 		t.Errorf("an unknown reason: %+v, %v", m, err)
 	}
 }

@@ -20,9 +20,9 @@ import (
 // (XEP-0434 0.6.0), carried only inside the device channel. Formats and
 // the differences from the XEPs: docs/PROTOCOL.md "Trust messages".
 const (
-	nsSCE      = "urn:xmpp:sce:1" // XEP-0420 envelope
-	nsATM      = "urn:xmpp:atm:1" // the trust message's usage
-	encryption = "urn:mpenc:1"    // the trust message's encryption
+	nsSCE      = "urn:xmpp:sce:1"                               // XEP-0420 envelope
+	nsATM      = "urn:xmpp:atm:1"                               // the trust message's usage
+	encryption = "https://github.com/mpenc/mpenc/ns/identity/1" // the keys meant: mpENC identity keys
 
 	// maxTrustMessage bounds an envelope (bytes), maxOwners its
 	// key-owner elements and maxStatements its trust and distrust

@@ -491,7 +491,7 @@ func FuzzTrustMessage(f *testing.F) {
 	})
 	f.Add(ok)
 	f.Add([]byte(`<content xmlns='urn:xmpp:sce:1'><rpad>xx</rpad><time stamp='2030-01-02T03:04:05Z'/><from jid='a@b/c'/><to jid='a@b'/><payload>` +
-		`<trust-message xmlns='urn:xmpp:tm:1' usage='urn:xmpp:atm:1' encryption='urn:mpenc:1'><key-owner jid='a@b'>` +
+		`<trust-message xmlns='urn:xmpp:tm:1' usage='urn:xmpp:atm:1' encryption='https://github.com/mpenc/mpenc/ns/identity/1'><key-owner jid='a@b'>` +
 		`<trust>6850019d7ed0feb6d3823072498ceb4f616c6025586f8f666dc6b9c81ef7e0a4</trust></key-owner></trust-message></payload></content>`))
 	f.Add([]byte(`<content xmlns='urn:xmpp:sce:1'><payload><trust-message xmlns='urn:xmpp:tm:1'><key-owner xmlns='evil' jid='a@b'/></trust-message></payload></content>`))
 	f.Fuzz(func(t *testing.T, p []byte) {
@@ -527,7 +527,7 @@ func TestTrustMessageRefused(t *testing.T) {
 		return []byte(`<content xmlns='urn:xmpp:sce:1'><time stamp='2030-01-02T03:04:05Z'/><from jid='a@b/c'/><to jid='a@b'/><payload>` + inner + `</payload></content>`)
 	}
 	tm := func(owners string) string {
-		return `<trust-message xmlns='urn:xmpp:tm:1' usage='urn:xmpp:atm:1' encryption='urn:mpenc:1'>` + owners + `</trust-message>`
+		return `<trust-message xmlns='urn:xmpp:tm:1' usage='urn:xmpp:atm:1' encryption='https://github.com/mpenc/mpenc/ns/identity/1'>` + owners + `</trust-message>`
 	}
 	if _, _, _, st, err := trust.ReadTrustMessage(env(tm(`<key-owner jid='a@b'><trust>` + b64 + `</trust></key-owner>`))); err != nil || len(st) != 1 || st[0].Key != key {
 		t.Fatalf("a good envelope: %v %v", st, err)
@@ -536,7 +536,7 @@ func TestTrustMessageRefused(t *testing.T) {
 	for name, p := range map[string][]byte{
 		"key owner in another namespace": env(tm(`<key-owner xmlns='urn:evil' jid='a@b'><trust>` + b64 + `</trust></key-owner>`)),
 		"other usage":                    env(strings.Replace(tm(``), "urn:xmpp:atm:1", "urn:xmpp:atm:0", 1)),
-		"other encryption":               env(strings.Replace(tm(``), "urn:mpenc:1", "urn:xmpp:omemo:2", 1)),
+		"other encryption":               env(strings.Replace(tm(``), "https://github.com/mpenc/mpenc/ns/identity/1", "urn:xmpp:omemo:2", 1)),
 		"hex key id (XEP-0450 0.1.0)":    env(tm(`<key-owner jid='a@b'><trust>6850019d7ed0feb6d3823072498ceb4f616c6025586f8f666dc6b9c81ef7e0a4</trust></key-owner>`)),
 		"short key id":                   env(tm(`<key-owner jid='a@b'><trust>AAAA</trust></key-owner>`)),
 		"owner with a resource":          env(tm(`<key-owner jid='a@b/r'><trust>` + b64 + `</trust></key-owner>`)),

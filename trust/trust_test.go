@@ -133,29 +133,32 @@ func TestFingerprintParse(t *testing.T) {
 func TestURI(t *testing.T) {
 	k := seqKey()
 	u := trust.URI("alice@example.org/phone", k)
-	const want = "mpenc:alice@example.org/phone?ed25519=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+	const want = "xmpp:alice@example.org?trust-message;encryption=https://github.com/mpenc/mpenc/ns/identity/1;trust=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 	if u != want {
 		t.Fatalf("URI = %q", u)
 	}
-	for _, jid := range []string{"alice@example.org/phone", "x", "ünï@例え.jp/a b?c&d#e%f", "a@b/ed25519=", "a@b/?ed25519=00"} {
+	for _, jid := range []string{"alice@example.org/phone", "x", "ünï@例え.jp/a b?c&d#e%f", "a b?c&d#e%f;trust=@b/r"} {
 		u := trust.URI(jid, k)
 		got, gk, err := trust.ParseURI(u)
-		if err != nil || got != jid || gk != k {
+		if err != nil || got != trust.Bare(jid) || gk != k {
 			t.Fatalf("ParseURI(%q) = %q, %v", u, got, err)
 		}
 	}
-	if u := trust.URI("a b@c", k); !strings.HasPrefix(u, "mpenc:a%20b@c?") {
+	if u := trust.URI("a b@c", k); !strings.HasPrefix(u, "xmpp:a%20b@c?") {
 		t.Fatalf("escaping: %q", u)
 	}
 	hk := hex.EncodeToString(k[:])
+	q := "?trust-message;encryption=https://github.com/mpenc/mpenc/ns/identity/1;trust="
 	for _, bad := range []string{
-		"", "mpenc:", "xmpp:a@b?ed25519=" + hk, "MPENC:a@b?ed25519=" + hk,
-		"mpenc:a@b", "mpenc:?ed25519=" + hk, "mpenc:a@b?ed25519=" + hk[:62], "mpenc:a@b?ed25519=" + hk + "00",
-		"mpenc:a@b?ed25519=" + strings.ToUpper(hk), "mpenc:a@b?x25519=" + hk, "mpenc:a@b?ed25519=" + hk + "&v=1",
-		"mpenc:a%61@b?ed25519=" + hk, "mpenc:a%2x@b?ed25519=" + hk, "mpenc:a%2f@b?ed25519=" + hk, "mpenc:a%2?ed25519=" + hk,
-		"mpenc:a b@c?ed25519=" + hk, "mpenc:a%0A@b?ed25519=" + hk, "mpenc:%FF@b?ed25519=" + hk,
-		"mpenc:/r?ed25519=" + hk, "mpenc:a@b?ed25519=" + strings.Repeat("0", 64),
-		"mpenc:" + strings.Repeat("a", trust.MaxJIDSize+1) + "?ed25519=" + hk,
+		"", "xmpp:", "mpenc:a@b?ed25519=" + hk, "XMPP:a@b" + q + hk,
+		"xmpp:a@b", "xmpp:" + q + hk, "xmpp:a@b" + q + hk[:62], "xmpp:a@b" + q + hk + "00",
+		"xmpp:a@b" + q + strings.ToUpper(hk), "xmpp:a@b?trust-message;encryption=urn:xmpp:omemo:2;trust=" + hk,
+		"xmpp:a@b" + q + hk + ";trust=" + hk, "xmpp:a@b" + q + hk + ";distrust=" + hk,
+		"xmpp:a@b/r" + q + hk,
+		"xmpp:a%61@b" + q + hk, "xmpp:a%2x@b" + q + hk, "xmpp:a%2f@b" + q + hk, "xmpp:a%2" + q + hk,
+		"xmpp:a b@c" + q + hk, "xmpp:a%0A@b" + q + hk, "xmpp:%FF@b" + q + hk,
+		"xmpp:a@b" + q + strings.Repeat("0", 64),
+		"xmpp:" + strings.Repeat("a", trust.MaxJIDSize+1) + q + hk,
 	} {
 		if _, _, err := trust.ParseURI(bad); !errors.Is(err, trust.ErrInvalid) {
 			t.Errorf("ParseURI(%q) = %v", bad, err)

@@ -8,26 +8,30 @@ import (
 	"github.com/mpenc/mpenc/crypto"
 )
 
-// uriScheme is the scheme of the QR code payload.
-const uriScheme = "mpenc:"
+// uriScheme is the scheme of the QR code payload: an XMPP URI (RFC 5122).
+const uriScheme = "xmpp:"
 
-// uriKeyParam names the key's algorithm; another algorithm would be
-// another parameter.
-const uriKeyParam = "?ed25519="
+// uriKeyParam is its query: an XEP-0434 trust message URI for one key
+// of the identity keys mpENC members announce (the encryption of
+// docs/PROTOCOL.md "Trust messages"), the key in lowercase hex.
+const uriKeyParam = "?trust-message;encryption=" + encryption + ";trust="
 
 // maxURISize bounds a URI: a JID escaped in full, and the key.
 const maxURISize = len(uriScheme) + 3*maxJIDSize + len(uriKeyParam) + 2*crypto.PublicKeySize
 
-// URI returns the payload of a QR code that authenticates key as member's
-// (a full JID, so the scanner sees which device):
+// URI returns the payload of a QR code that authenticates key as the
+// account's of member (a bare or full JID: the bare part is used), as an
+// XEP-0434 trust message URI:
 //
-//	mpenc:alice@example.org/phone?ed25519=<64 lowercase hex digits>
+//	xmpp:alice@example.org?trust-message;encryption=https://github.com/mpenc/mpenc/ns/identity/1;trust=<64 lowercase hex digits>
 //
 // The JID is percent-encoded (uppercase hex) except for ASCII letters,
 // digits and "-._~@/", so that a payload has one spelling; a reader must
 // accept no other. The client renders the string as a QR code; a scanner
-// checks it and then calls Store.Verify.
+// checks it and then calls Store.Verify (XEP-0434: a URI from a source
+// not authenticated needs the user's confirmation).
 func URI(member string, key crypto.PublicKey) string {
+	member = Bare(member)
 	var b strings.Builder
 	b.Grow(len(uriScheme) + len(member) + len(uriKeyParam) + 2*len(key))
 	b.WriteString(uriScheme)
@@ -63,12 +67,12 @@ func unhexUpper(c byte) (byte, bool) {
 }
 
 // parseURI parses a QR code payload made by URI. It is strict: the scheme,
-// the canonical escaping, one ed25519 parameter with exactly 64 lowercase
-// hex digits, a valid JID (CheckJID) and a non-zero key; anything else is
-// refused.
+// the canonical escaping, exactly URI's query with one trust parameter of
+// 64 lowercase hex digits, a valid bare JID (CheckJID) and a valid key;
+// anything else is refused.
 func parseURI(s string) (member string, key crypto.PublicKey, err error) {
 	bad := func(why string) (string, crypto.PublicKey, error) {
-		return "", crypto.PublicKey{}, fmt.Errorf("%w: mpenc URI: %s", errInvalid, why)
+		return "", crypto.PublicKey{}, fmt.Errorf("%w: trust message URI: %s", errInvalid, why)
 	}
 	if len(s) > maxURISize {
 		return bad("too long")
@@ -84,7 +88,7 @@ func parseURI(s string) (member string, key crypto.PublicKey, err error) {
 	escaped, query := rest[:i], rest[i:]
 	hexKey, ok := strings.CutPrefix(query, uriKeyParam)
 	if !ok || len(hexKey) != 2*crypto.PublicKeySize {
-		return bad("want one ed25519 parameter of 64 hex digits")
+		return bad("want one trust parameter of 64 hex digits, nothing else")
 	}
 	for j := 0; j < len(hexKey); j++ {
 		if c := hexKey[j]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
@@ -120,6 +124,9 @@ func parseURI(s string) (member string, key crypto.PublicKey, err error) {
 		}
 	}
 	member = string(jid)
+	if strings.Contains(member, "/") {
+		return bad("not a bare JID")
+	}
 	if err := CheckJID(member); err != nil {
 		return "", crypto.PublicKey{}, err
 	}
