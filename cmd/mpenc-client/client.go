@@ -424,6 +424,8 @@ func (c *client) run(cmd command) error {
 		return c.fingerprint(ctx, cmd.args)
 	case "verify", "trust", "distrust":
 		return c.decide(ctx, cmd)
+	case "why":
+		return c.why(cmd.args)
 	default:
 		return fmt.Errorf("/%s is not implemented", cmd.name)
 	}
@@ -799,6 +801,55 @@ func (c *client) decide(ctx context.Context, cmd command) error {
 	return nil
 }
 
+// why shows the recorded causes of the trust state of each known key of
+// an account (args[0]), or of those whose fingerprint starts with
+// args[1] (hex, spaces ignored).
+func (c *client) why(args []string) error {
+	account := trust.Bare(args[0])
+	recs, err := c.trustStore().Keys(account)
+	if err != nil {
+		return err
+	}
+	prefix := ""
+	if len(args) > 1 {
+		prefix = strings.ToLower(strings.ReplaceAll(args[1], " ", ""))
+	}
+	var b strings.Builder
+	for _, r := range recs {
+		fp := trust.FingerprintOf(r.Key)
+		if !strings.HasPrefix(strings.ReplaceAll(fp.String(), " ", ""), prefix) {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString("\n")
+		}
+		name := oneLine(account)
+		if l := strings.TrimSpace(oneLine(r.Label)); l != "" {
+			name += " “" + l + "”"
+		}
+		fmt.Fprintf(&b, "%s, key %s: %s", name, fp, stateName(r.State))
+		evs, err := c.trustStore().Why(account, r.Key)
+		if err != nil {
+			return err
+		}
+		for _, e := range evs {
+			who := ""
+			if e.Key != r.Key {
+				who = oneLine(e.JID) + "'s key " + trust.FingerprintOf(e.Key).String()[:9] + ": "
+			}
+			fmt.Fprintf(&b, "\n  %s%s", who, oneLine(e.String()))
+		}
+	}
+	if b.Len() == 0 && prefix != "" {
+		return fmt.Errorf("no key of %s with a fingerprint starting %s is known", oneLine(account), oneLine(args[1]))
+	}
+	if b.Len() == 0 {
+		return fmt.Errorf("no key of %s is known", oneLine(account))
+	}
+	c.ui.note(b.String(), false)
+	return nil
+}
+
 // trustChanged tells the user about a decision they did not make here (a
 // trust message from another of their devices or a contact's, or
 // TOAKAFA's), in the system pane, and excludes from the sessions the
@@ -809,7 +860,7 @@ func (c *client) trustChanged(e trust.Event) {
 		return
 	}
 	trusted := false
-	if recs, err := c.app.Trust().Keys(e.JID); err == nil {
+	if recs, err := c.trustStore().Keys(e.JID); err == nil {
 		for _, r := range recs {
 			if r.Key == e.Key {
 				trusted = r.Trusted

@@ -37,6 +37,7 @@ var cmdSpecs = []cmdSpec{
 	{name: "verify", usage: "/verify JID [live|same|differ|confirm 1a2b 3c4d|FINGERPRINT|WORDS]", help: "live: compare five words with each of JID's devices (then same or differ; both sides must say same); otherwise show JID's fingerprints, and after comparing one in full out of band, confirm it (the line shown) or type it: the key is authenticated", min: 1, max: -1},
 	{name: "trust", usage: "/trust JID", help: "trust the current key of JID's devices without verifying it", min: 1, max: 1},
 	{name: "distrust", usage: "/distrust JID", help: "never use the current key of JID's devices", min: 1, max: 1},
+	{name: "why", usage: "/why JID [FINGERPRINT]", help: "why each known key of JID (or the one whose fingerprint starts so) is trusted or not: every decision about it, and about the keys that vouched for it", min: 1, max: 2},
 	{name: "rooms", usage: "/rooms", help: "list your rooms", min: 0, max: 0},
 	{name: "room", aliases: []string{"switch", "go"}, usage: "/room N|ROOM", help: "switch to a room (also Alt-1..9, Ctrl-N, Ctrl-P)", min: 1, max: 1},
 	{name: "help", aliases: []string{"h", "?"}, usage: "/help", help: "this list", min: 0, max: 0},
