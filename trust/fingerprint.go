@@ -147,12 +147,17 @@ func parseWords(s string) (Fingerprint, error) {
 }
 
 // Matches reports whether s, hex groups or words as a user typed them, is
-// key's fingerprint. Hex is 32 digits in either case, optionally separated
-// by spaces, tabs, ':' or '-'; words are the 16 of [Fingerprint.Words] in
-// any case, separated by any run of spaces, tabs, newlines, ',' or '-'.
-// Fingerprints are public; the comparison is constant
-// time anyway, as all key comparisons here are.
+// key's fingerprint, or s is a trust message URI for key as [URI] writes
+// it (pasted from a scanned QR code; the URI's account is not checked
+// here: the caller matched the member). Hex is 32 digits in either case,
+// optionally separated by spaces, tabs, ':' or '-'; words are the 16 of
+// [Fingerprint.Words] in any case, separated by any run of spaces, tabs,
+// newlines, ',' or '-'. Fingerprints are public; the comparison is
+// constant time anyway, as all key comparisons here are.
 func Matches(key crypto.PublicKey, s string) bool {
+	if _, k, err := parseURI(strings.TrimSpace(s)); err == nil {
+		return crypto.Equal(k[:], key[:])
+	}
 	f, err := parseFingerprint(s)
 	if err != nil {
 		if f, err = parseWords(s); err != nil {

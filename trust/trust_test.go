@@ -106,7 +106,11 @@ func TestFingerprintParse(t *testing.T) {
 				t.Fatalf("Matches(%q)", s)
 			}
 		}
-		if trust.Matches(trusttest.Key(n+2), f.String()) || trust.Matches(trusttest.Key(n+2), f.Words()) {
+		if u := trust.URI("bob@example.org", k); !trust.Matches(k, u) || !trust.Matches(k, " "+u+"\n") {
+			t.Fatalf("Matches(%q)", u)
+		}
+		if trust.Matches(trusttest.Key(n+2), f.String()) || trust.Matches(trusttest.Key(n+2), f.Words()) ||
+			trust.Matches(trusttest.Key(n+2), trust.URI("bob@example.org", k)) {
 			t.Fatal("matched another key")
 		}
 	}
