@@ -361,7 +361,10 @@ func Transition(s State, e Event, g Guards) Step {
 		case Reject:
 			return handled(End, one(send(CommitReject)), do(Disable))
 		case Accept:
-			return handled(JoiningGroup, do(TrustThisKey))
+			// The draft's code sends nothing here, and the active device
+			// waits in HandshakingGroupedPhase1 for the CommitAccept its
+			// prose (§2.2.2.1, step 10) has: ours.
+			return handled(JoiningGroup, do(TrustThisKey), one(send(CommitAccept)))
 		}
 	case JoiningGroup:
 		switch e {
@@ -429,7 +432,10 @@ func Transition(s State, e Event, g Guards) Step {
 		case Reject:
 			return handled(Grouped, one(send(CommitReject)))
 		case Accept:
-			return handled(Grouped, do(TrustThisKey), one(send(GroupTrustThisKey)), do(PrepareOwnKeys), one(send(GroupKeys)))
+			// The new device waits in HandshakingToJoinPhase1 for a
+			// CommitAcceptForGroup the draft's code does not send here:
+			// ours, before the keys.
+			return handled(Grouped, do(TrustThisKey), one(send(GroupTrustThisKey)), one(send(CommitAcceptForGroup)), do(PrepareOwnKeys), one(send(GroupKeys)))
 		case GroupTrustThisKey:
 			return handled(s, do(TrustThisKey))
 		case GroupKeys:

@@ -105,7 +105,7 @@ HandshakingToJoinPhase1 Timeout -> Sole: send Rollback, UntrustThisKey # ours
 
 HandshakingToJoinPhase2 Cancel -> Sole: send Rollback
 HandshakingToJoinPhase2 Reject -> End: send CommitReject, Disable
-HandshakingToJoinPhase2 Accept -> JoiningGroup: TrustThisKey
+HandshakingToJoinPhase2 Accept -> JoiningGroup: TrustThisKey, send CommitAccept # ours: the CommitAccept
 HandshakingToJoinPhase2 Timeout -> Sole: send Rollback # ours
 
 JoiningGroup GroupKeys snp -> Grouped: SaveGroupKeys, ReceivedKeysAreDefaultKeys, PrepareOwnKeys, send GroupKeys, ShowDeviceAdded # ours: the guard
@@ -131,7 +131,7 @@ HandshakingGroupedPhase1 Timeout -> Grouped: send Rollback, UntrustThisKey # our
 
 HandshakingGroupedPhase2 Cancel -> Grouped: send Rollback
 HandshakingGroupedPhase2 Reject -> Grouped: send CommitReject
-HandshakingGroupedPhase2 Accept -> Grouped: TrustThisKey, send GroupTrustThisKey, PrepareOwnKeys, send GroupKeys
+HandshakingGroupedPhase2 Accept -> Grouped: TrustThisKey, send GroupTrustThisKey, send CommitAcceptForGroup, PrepareOwnKeys, send GroupKeys # ours: the CommitAcceptForGroup
 HandshakingGroupedPhase2 GroupTrustThisKey -> HandshakingGroupedPhase2: TrustThisKey
 HandshakingGroupedPhase2 GroupKeys -> HandshakingGroupedPhase2: SaveGroupKeys
 HandshakingGroupedPhase2 Timeout -> Grouped: send Rollback # ours
