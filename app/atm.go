@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"time"
 
@@ -69,22 +68,17 @@ func (d *devices) vouch(v trust.Vouch) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), vouchWait)
 		defer cancel()
-		for {
+		err := retrying(ctx, func() error {
 			to, err := d.deviceOf(ctx, v.To.JID, v.To.Key)
-			if err == nil {
-				// An error here means the payload was not queued:
-				// sending it again cannot deliver it twice.
-				err = d.a.SendToDevice(ctx, to, v.Payload)
+			if err != nil {
+				return err
 			}
-			if err == nil || errors.Is(err, errClosed) {
-				return
-			}
-			select {
-			case <-ctx.Done():
-				d.a.log().Warn("a trust message not sent", "to", v.To.JID, "err", err)
-				return
-			case <-time.After(vouchRetry):
-			}
+			// An error here means the payload was not queued: sending
+			// it again cannot deliver it twice.
+			return d.a.SendToDevice(ctx, to, v.Payload)
+		})
+		if err != nil {
+			d.a.log().Warn("a trust message not sent", "to", v.To.JID, "err", err)
 		}
 	}()
 }

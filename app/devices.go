@@ -14,6 +14,7 @@ import (
 	"github.com/mpenc/mpenc/channel/xmpp"
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/internal/devchan"
+	"github.com/mpenc/mpenc/internal/keysync"
 	"github.com/mpenc/mpenc/internal/primitive"
 	"github.com/mpenc/mpenc/store"
 	"github.com/mpenc/mpenc/trust"
@@ -191,6 +192,7 @@ type devices struct {
 	closed     bool
 	dirty      map[*devSession]bool     // opened from, not saved since
 	verifs     map[string]*verification // live verifications, by device full JID
+	ks         *pairing                 // KeySync; nil until started
 
 	mu      sync.Mutex // guards the key digests and the device lists
 	oneTime []xmpp.KeyDigest
@@ -306,6 +308,7 @@ func (d *devices) load(ctx context.Context) error {
 		d.restored = append(d.restored, id)
 	}
 	d.loaded = true
+	d.resumeKeySync(ctx)
 	return nil
 }
 
@@ -704,6 +707,9 @@ func (d *devices) stop() {
 	for _, v := range d.verifs {
 		d.endVerification(v)
 	}
+	if d.ks != nil && d.ks.timer != nil {
+		d.ks.timer.Stop()
+	}
 }
 
 // republish refills the keys and publishes the bundle again.
@@ -806,6 +812,7 @@ func (d *devices) onResponse(ctx context.Context, from jid.JID, h devchan.Header
 		}
 	}
 	d.verifyReady(ctx, ds)
+	d.ksReady(ctx, ds)
 	if best := d.usable(id); best != nil {
 		d.flush(ctx, id, best)
 	}
@@ -883,6 +890,9 @@ func (d *devices) onData(ctx context.Context, from jid.JID, h devchan.Header, p 
 		return
 	case nsVerify:
 		d.onVerify(ctx, ds, pl)
+		return
+	case keysync.Namespace:
+		d.onKeySync(ctx, ds, pl)
 		return
 	}
 	d.a.q.push(Event{Kind: EventDevice, Device: ds.fullJID(), Payload: pl})

@@ -72,6 +72,11 @@ const (
 	// device's key is now distrusted); otherwise Text says what
 	// happened ("verified: …" at the end). Room is empty.
 	EventVerify
+	// EventPairing: KeySync (App.PairDevices) moved on. Words, when set,
+	// are the words to compare with Device's screen (then
+	// AnswerPairing); Text says what happened; Warning marks a
+	// rejection. Room is empty.
+	EventPairing
 )
 
 // Event is something that happened in a room, for the user interface.
@@ -100,7 +105,7 @@ type Event struct {
 	// and what it sent (its owner's bytes: treat them as untrusted input).
 	Device  string
 	Payload []byte
-	// Words and Warning: for EventVerify.
+	// Words and Warning: for EventVerify and EventPairing.
 	Words   []string
 	Warning bool
 }

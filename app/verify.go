@@ -137,41 +137,13 @@ func parseVerifyMsg(p []byte) (verifyMsg, error) {
 // once when the device is not in its account's list or publishes no
 // one-time key.
 func (a *App) VerifyDevice(ctx context.Context, device string) error {
-	xa, err := a.account(ctx)
-	if err != nil {
-		return err
-	}
 	d := a.dev
-	j, err := jid.Parse(device)
-	if err != nil || j.Resourcepart() == "" {
-		return fmt.Errorf("app: %q is not a device's full JID", device)
-	}
-	dev, err := d.published(ctx, j)
+	ds, req, err := d.freshSession(ctx, device)
 	if err != nil {
 		return err
 	}
-	if dev.Key == a.key.Public() {
-		return errors.New("app: that is this device")
-	}
-	b, err := xa.Bundle(ctx, j.Bare().String(), dev.ID)
-	if err != nil || b == nil {
-		return fmt.Errorf("app: the bundle of %s: %v", device, err)
-	}
-	if len(b.OneTimeKeys) == 0 {
-		// The last-resort key lives for days: words over a session begun
-		// with it could be matched by a patient man in the middle
-		// (docs/PROTOCOL.md "The device channel").
-		return fmt.Errorf("app: %s publishes no one-time key now: try again in a minute", device)
-	}
-	digest := b.OneTimeKeys[mrand.IntN(len(b.OneTimeKeys))].Digest
-	peer := devchan.Party{Account: j.Bare().String(), Device: devchan.DeviceID(dev.ID), Identity: dev.Key}
-	s, req, err := devchan.Initiate(d.local, a.key, peer, digest, nil)
-	if err != nil {
-		return err
-	}
-	v := &verification{device: j.String(), phase: verifyHandshake}
+	v := &verification{device: ds.fullJID(), phase: verifyHandshake}
 	rand.Read(v.id[:])
-	ds := &devSession{s: s, resource: j.Resourcepart(), created: time.Now(), oneTime: true}
 	d.op.Lock()
 	if err := d.startVerification(v, ds); err != nil {
 		d.op.Unlock()
@@ -179,7 +151,53 @@ func (a *App) VerifyDevice(ctx context.Context, device string) error {
 	}
 	d.add(ctx, ds)
 	d.op.Unlock()
-	return d.send(ctx, j.String(), req)
+	return d.send(ctx, ds.fullJID(), req)
+}
+
+// freshSession begins a session with device (a full JID its account
+// lists) over one of its one-time keys, for what must be bound to a
+// fresh handshake (the words of a verification or a pairing). It returns
+// the session, not yet added, and the request to send. It fails when
+// the device publishes no one-time key: the last-resort key lives for
+// days, and words over a session begun with it could be matched by a
+// patient man in the middle (docs/PROTOCOL.md "The device channel").
+func (d *devices) freshSession(ctx context.Context, device string) (*devSession, []byte, error) {
+	xa, err := d.a.account(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	j, err := jid.Parse(device)
+	if err != nil || j.Resourcepart() == "" {
+		return nil, nil, fmt.Errorf("app: %q is not a device's full JID", device)
+	}
+	dev, err := d.published(ctx, j)
+	if err != nil {
+		return nil, nil, err
+	}
+	if dev.Key == d.a.key.Public() {
+		return nil, nil, errors.New("app: that is this device")
+	}
+	b, err := xa.Bundle(ctx, j.Bare().String(), dev.ID)
+	if err != nil || b == nil {
+		return nil, nil, fmt.Errorf("app: the bundle of %s: %v", device, err)
+	}
+	if len(b.OneTimeKeys) == 0 {
+		return nil, nil, fmt.Errorf("app: %s publishes no one-time key now: try again in a minute", device)
+	}
+	digest := b.OneTimeKeys[mrand.IntN(len(b.OneTimeKeys))].Digest
+	peer := devchan.Party{Account: j.Bare().String(), Device: devchan.DeviceID(dev.ID), Identity: dev.Key}
+	s, req, err := devchan.Initiate(d.local, d.a.key, peer, digest, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &devSession{s: s, resource: j.Resourcepart(), created: time.Now(), oneTime: true}, req, nil
+}
+
+// fresh reports whether ds was begun over one of our one-time keys by
+// the other side, in this process, less than verifyFresh ago: what a
+// request bound to a fresh handshake must arrive over.
+func (ds *devSession) fresh() bool {
+	return ds.s.Role() == devchan.Responder && ds.oneTime && time.Since(ds.created) <= verifyFresh
 }
 
 // ConfirmWords gives the user's answer to a verification with device
@@ -284,7 +302,7 @@ func (d *devices) onVerify(ctx context.Context, ds *devSession, p []byte) {
 		if v != nil {
 			return // a copy
 		}
-		if ds.s.Role() != devchan.Responder || !ds.oneTime || time.Since(ds.created) > verifyFresh {
+		if !ds.fresh() {
 			// Not a session just begun over a one-time key of ours.
 			d.a.log().Info("a verification request over a session that is not fresh: refused", "from", ds.fullJID())
 			d.sendRaw(ctx, ds, verifyMsg{kind: "cancel", id: m.id, reason: "declined"}.encode())

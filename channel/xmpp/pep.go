@@ -443,6 +443,11 @@ func (a *Account) upkeep(cn *conn) {
 		return
 	}
 	bundled := false
+	// unconfigured: our nodes published with the server's settings after
+	// configuring them failed (ejabberd sometimes aborts the transaction
+	// inside the server): others may not be allowed to read them, so
+	// they are configured again at the next, early, re-check.
+	unconfigured := map[string]string{} // node → its max_items
 	delay := time.Duration(0)
 	for round := 0; ; round++ {
 		if delay > 0 {
@@ -452,19 +457,37 @@ func (a *Account) upkeep(cn *conn) {
 			case <-time.After(delay):
 			}
 		}
-		if round == 0 {
+		for node, maxItems := range unconfigured {
+			if err := a.configure(cn.ctx, node, nodeOptions(maxItems)); err != nil {
+				a.cfg.logf("xmpp: configuring %s again: %v", node, err)
+				continue
+			}
+			a.cfg.logf("xmpp: configured %s to our settings", node)
+			delete(unconfigured, node)
+		}
+		if round == 0 || len(unconfigured) > 0 {
 			delay = recheckMin + rand.N(recheckMax-recheckMin)
 		} else {
 			delay = recheckEvery
 		}
-		if err := a.ensureListed(cn.ctx, self); err != nil {
+		path, err := a.ensureListed(cn.ctx, self)
+		if err != nil {
 			a.cfg.logf("xmpp: keeping this device in the published device list: %v", err)
 			continue
 		}
+		if path == publishedPlain {
+			unconfigured[nsDevices] = "1"
+			delay = recheckMin + rand.N(recheckMax-recheckMin)
+		}
 		if !bundled {
-			if err := a.publishBundle(cn.ctx, self); err != nil {
+			path, err := a.publishBundle(cn.ctx, self)
+			if err != nil {
 				a.cfg.logf("xmpp: publishing this device's bundle: %v", err)
 				continue
+			}
+			if path == publishedPlain {
+				unconfigured[nsBundles] = "max"
+				delay = recheckMin + rand.N(recheckMax-recheckMin)
 			}
 			bundled = true
 		}
@@ -473,44 +496,44 @@ func (a *Account) upkeep(cn *conn) {
 
 // ensureListed reads our account's device list and publishes it again
 // with self in it when self is missing or differs.
-func (a *Account) ensureListed(ctx context.Context, self listedDevice) error {
+func (a *Account) ensureListed(ctx context.Context, self listedDevice) (publishPath, error) {
 	list, _, err := a.listed(ctx, a.cfg.account)
 	if err != nil && !errors.Is(err, errPEP) {
-		return err
+		return 0, err
 	}
 	// A malformed list (err wraps errPEP) is replaced by one of us alone.
 	merged, changed := mergeSelf(list, self)
 	if !changed {
-		return nil
+		return 0, nil
 	}
 	item, err := encodeDevices(merged)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	path, err := a.publish(ctx, nsDevices, devicesItem, item, "1")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	a.cfg.logf("xmpp: published the device list (devices: %d; %v)", len(merged), path)
-	return nil
+	return path, nil
 }
 
 // publishBundle publishes our bundle, one item per device of the node.
-func (a *Account) publishBundle(ctx context.Context, self listedDevice) error {
+func (a *Account) publishBundle(ctx context.Context, self listedDevice) (publishPath, error) {
 	b := &Bundle{Device: self.ID, Key: self.Key, Published: time.Now().Truncate(time.Second)}
 	if a.cfg.OneTimeKeys != nil {
 		b.OneTimeKeys, b.LastResort = a.cfg.OneTimeKeys()
 	}
 	item, err := encodeBundle(a.cfg.account, b, a.cfg.Sign)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	path, err := a.publish(ctx, nsBundles, self.ID.String(), item, "max")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	a.cfg.logf("xmpp: published this device's bundle (%v)", path)
-	return nil
+	return path, nil
 }
 
 // PublishBundle publishes this device's bundle again now, with the key
@@ -522,7 +545,14 @@ func (a *Account) PublishBundle(ctx context.Context) error {
 	if !ok {
 		return fmt.Errorf("%w: publishing a bundle needs Identity and Sign", errConfig)
 	}
-	return a.publishBundle(ctx, self)
+	path, err := a.publishBundle(ctx, self)
+	if err == nil && path == publishedPlain {
+		// Try to open the node now; the upkeep tries again otherwise.
+		if cerr := a.configure(ctx, nsBundles, nodeOptions("max")); cerr != nil {
+			a.cfg.logf("xmpp: configuring %s again: %v", nsBundles, cerr)
+		}
+	}
+	return err
 }
 
 func (p publishPath) String() string {

@@ -190,6 +190,9 @@ func (c *client) handle(ev app.Event) {
 	case app.EventVerify:
 		c.verifyEvent(ev)
 		return
+	case app.EventPairing:
+		c.pairingEvent(ev)
+		return
 	}
 	v := c.view(ev.Room)
 	if r := c.appRoom(ev.Room); r != nil && v.self == "" {
@@ -417,6 +420,9 @@ func (c *client) run(cmd command) error {
 		}
 		c.ui.note(strings.Join(lines, "\n"), false)
 	case "devices":
+		if len(cmd.args) == 1 {
+			return c.pairing(cmd.args[0])
+		}
 		return c.devices(ctx)
 	case "info":
 		return c.info(ctx, cmd.args[0])
@@ -799,6 +805,40 @@ func (c *client) decide(ctx context.Context, cmd command) error {
 		c.excludeUntrusted(ctx)
 	}
 	return nil
+}
+
+// pairing runs "/devices pair|accept|reject|cancel" in the background.
+func (c *client) pairing(sub string) error {
+	answers := map[string]app.PairingAnswer{"accept": app.PairAccept, "reject": app.PairReject, "cancel": app.PairCancel}
+	if sub != "pair" && answers[sub] == 0 {
+		return fmt.Errorf("/devices %s: pair, accept, reject or cancel", oneLine(sub))
+	}
+	c.background("pairing", func(ctx context.Context) (string, error) {
+		if sub == "pair" {
+			return "looking for your other devices: run /devices pair on the one to pair with too", c.app.PairDevices(ctx)
+		}
+		return "", c.app.AnswerPairing(ctx, answers[sub])
+	})
+	return nil
+}
+
+// pairingEvent shows how KeySync moved on, in the system pane.
+func (c *client) pairingEvent(ev app.Event) {
+	if len(ev.Words) > 0 {
+		var ws []string
+		for _, w := range ev.Words {
+			ws = append(ws, oneLine(w))
+		}
+		c.ui.note(fmt.Sprintf("%s; compare these words with its screen:\n  %s\nthe same: /devices accept · different: /devices reject · not now: /devices cancel",
+			oneLine(ev.Text), strings.ToUpper(strings.Join(ws, " "))), false)
+		return
+	}
+	c.ui.note(oneLine(ev.Text), ev.Warning)
+	if c.testMembers == nil {
+		for _, room := range c.order {
+			c.refreshMembers(room)
+		}
+	}
 }
 
 // why shows the recorded causes of the trust state of each known key of

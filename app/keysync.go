@@ -1,0 +1,478 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/mpenc/mpenc/channel/xmpp"
+	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/devchan"
+	"github.com/mpenc/mpenc/internal/keysync"
+	"github.com/mpenc/mpenc/trust"
+)
+
+// KeySync (issue [M], docs/PROTOCOL.md "KeySync"): the device's
+// keysync.Machine, its messages inside the device channel, the words of
+// the fresh session each negotiation runs over, and what reaching a
+// group does: the partner's key is authenticated, and the trust messages
+// that follow (ATM) bring the group's trust to the new device.
+
+// groupedSetting names the store setting that keeps whether this device
+// is in a device group ("1").
+const groupedSetting = "keysync.grouped"
+
+// beaconEvery and beaconTimes: a device alone after /devices pair
+// beacons again this often, this many times (rebeacon).
+const (
+	beaconEvery = 5 * time.Second
+	beaconTimes = 24
+)
+
+// PairingAnswer is the user's answer to a pairing's words.
+type PairingAnswer uint8
+
+// Answers (the draft's externals).
+const (
+	PairAccept PairingAnswer = iota + 1 // the words match
+	PairReject                          // they do not: no group with that device, KeySync off until /devices pair
+	PairCancel                          // not now
+)
+
+// pairing is what the app keeps around the machine (d.op guards it).
+type pairing struct {
+	m *keysync.Machine
+	// bound is, per partner device (full JID), the fresh session its
+	// negotiation runs over: the one whose words are shown, and the only
+	// one its messages are taken from.
+	bound map[string]*devSession
+	// waiting holds what waits for a bound session of ours to be up, and
+	// starting what waits for one being begun, per partner.
+	waiting  map[*devSession][][]byte
+	starting map[string][][]byte
+	// provisional is the partner keys the user accepted (TrustThisKey),
+	// authenticated only once the device group formed.
+	provisional map[string]crypto.PublicKey
+	timer       *time.Timer
+}
+
+// PairDevices starts KeySync on this device: a device alone tells the
+// account's other devices (a Beacon to each, over the device channel),
+// and a device of a group answers one that does; a pairing then shows
+// the words of its fresh session (EventPairing with Words) on both
+// devices, for AnswerPairing. Call it on the new device, and on each
+// device alone that should pair with it. A grouped device runs KeySync
+// from the start.
+func (a *App) PairDevices(ctx context.Context) error {
+	if _, err := a.account(ctx); err != nil {
+		return err
+	}
+	d := a.dev
+	d.op.Lock()
+	defer d.op.Unlock()
+	if d.closed {
+		return errClosed
+	}
+	if d.ks == nil {
+		if err := d.startKeySync(ctx, false); err != nil {
+			return err
+		}
+		d.rebeacon(d.ks)
+		return nil
+	}
+	switch d.ks.m.State() {
+	case keysync.Grouped:
+		a.q.push(Event{Kind: EventPairing, Text: "this device is in a device group already: run /devices pair on the device to add"})
+		return nil
+	case keysync.End:
+		// Re-enabled by the user after a rejection.
+		return d.startKeySync(ctx, false)
+	}
+	out, err := d.ks.m.KeyGen(time.Now()) // a Sole device beacons again
+	if err != nil {
+		return err
+	}
+	d.ksApply(ctx, out)
+	return nil
+}
+
+// AnswerPairing gives the user's answer to the pairing whose words are
+// shown.
+func (a *App) AnswerPairing(ctx context.Context, answer PairingAnswer) error {
+	e := map[PairingAnswer]keysync.Event{PairAccept: keysync.Accept, PairReject: keysync.Reject, PairCancel: keysync.Cancel}[answer]
+	if e == 0 {
+		return fmt.Errorf("app: pairing answer %d", answer)
+	}
+	d := a.dev
+	d.op.Lock()
+	defer d.op.Unlock()
+	if d.ks == nil || d.ks.m.State().Resting() {
+		return errors.New("app: no pairing waits for an answer: /devices pair starts one")
+	}
+	out, err := d.ks.m.User(e, time.Now())
+	if err != nil {
+		return err
+	}
+	d.ksApply(ctx, out)
+	return nil
+}
+
+// rebeacon beacons again every beaconEvery, beaconTimes times, while the
+// device is alone: a device list may miss a device that just connected
+// (two devices writing it at once lose an entry until the next check),
+// and a Beacon to a device that is not running KeySync yet is ignored.
+func (d *devices) rebeacon(ks *pairing) {
+	go func() {
+		for range beaconTimes {
+			time.Sleep(beaconEvery)
+			d.op.Lock()
+			if d.closed || d.ks != ks || ks.m.State() != keysync.Sole {
+				d.op.Unlock()
+				return
+			}
+			if out, err := ks.m.KeyGen(time.Now()); err == nil {
+				d.ksApply(context.Background(), out)
+			}
+			d.op.Unlock()
+		}
+	}()
+}
+
+// startKeySync starts the machine (d.op held).
+func (d *devices) startKeySync(ctx context.Context, grouped bool) error {
+	m, out, err := keysync.New(grouped, rand.Reader, time.Now())
+	if err != nil {
+		return err
+	}
+	if d.ks != nil && d.ks.timer != nil {
+		d.ks.timer.Stop()
+	}
+	d.ks = &pairing{m: m, bound: map[string]*devSession{}, waiting: map[*devSession][][]byte{},
+		starting: map[string][][]byte{}, provisional: map[string]crypto.PublicKey{}}
+	d.ksApply(ctx, out)
+	return nil
+}
+
+// resumeKeySync starts the machine of a device that is in a group, when
+// the store says so (d.op held).
+func (d *devices) resumeKeySync(ctx context.Context) {
+	if d.ks != nil {
+		return
+	}
+	if v, ok, err := d.a.st.Setting(ctx, d.a.acct.ID, groupedSetting); err == nil && ok && v == "1" {
+		if err := d.startKeySync(ctx, true); err != nil {
+			d.a.log().Warn("starting KeySync", "err", err)
+		}
+	}
+}
+
+// onKeySync handles a KeySync message that arrived over ds (d.op held).
+func (d *devices) onKeySync(ctx context.Context, ds *devSession, p []byte) {
+	from := ds.fullJID()
+	if ds.s.Peer().Account != d.a.acct.JID || d.ks == nil {
+		return // not one of our devices, or KeySync is not running here
+	}
+	msg, err := keysync.Decode(p)
+	if err != nil {
+		d.a.log().Info("a KeySync message refused", "from", from, "err", err)
+		return
+	}
+	switch msg.Type {
+	case keysync.Beacon:
+	case keysync.NegotiationRequest:
+		// A negotiation runs over a session the requester began for it
+		// over one of our one-time keys: its words are that session's.
+		if !ds.fresh() {
+			d.a.log().Info("a KeySync request over a session that is not fresh: ignored", "from", from)
+			return
+		}
+		if d.ks.bound[from] == nil || d.ks.m.Partner() != from {
+			d.ks.bound[from] = ds
+		}
+	case keysync.GroupKeys, keysync.GroupTrustThisKey:
+		// What a group sends its members: from the negotiation's
+		// partner over its session, or from a device of the group (its
+		// key authenticated here) over any.
+		if d.ks.bound[from] != ds && !d.authenticated(ds) {
+			return
+		}
+	default:
+		if d.ks.bound[from] != ds {
+			return // another session than the negotiation's
+		}
+	}
+	out, err := d.ks.m.Receive(from, msg, time.Now())
+	if err != nil {
+		d.a.log().Warn("KeySync", "err", err)
+	}
+	if msg.Type == keysync.GroupTrustThisKey {
+		// A passive device trusts the new key on the active device's
+		// word: that word is its trust message (authenticated by the
+		// trust store's rules), not this unguarded KeySync message,
+		// which any device of the account could send.
+		out = slices.DeleteFunc(out, func(o keysync.Output) bool { return o.Do == keysync.TrustThisKey })
+	}
+	d.ksApply(ctx, out)
+}
+
+// ksReady sends what waited for a bound session of ours, now up (d.op
+// held).
+func (d *devices) ksReady(ctx context.Context, ds *devSession) {
+	if d.ks == nil {
+		return
+	}
+	if w, ok := d.ks.waiting[ds]; ok {
+		delete(d.ks.waiting, ds)
+		for _, p := range w {
+			d.sendRaw(ctx, ds, p)
+		}
+	}
+}
+
+// ksApply carries out the machine's outputs (d.op held).
+func (d *devices) ksApply(ctx context.Context, out []keysync.Output) {
+	ks := d.ks
+	for _, o := range out {
+		if o.Send != nil {
+			d.ksSend(ctx, o)
+			continue
+		}
+		switch o.Do {
+		case keysync.TrustThisKey:
+			// After the user's Accept (onKeySync drops those a
+			// GroupTrustThisKey makes): held until the group forms.
+			if ds := ks.bound[o.Partner]; o.Partner != "" && ds != nil {
+				ks.provisional[o.Partner] = ds.s.Peer().Identity
+			}
+		case keysync.UntrustThisKey:
+			delete(ks.provisional, o.Partner)
+		case keysync.ShowSoleHandshake, keysync.ShowJoinGroupHandshake, keysync.ShowGroupedHandshake:
+			ds := ks.bound[o.Partner]
+			if ds == nil {
+				continue
+			}
+			w, err := ds.s.Words()
+			if err != nil {
+				continue
+			}
+			text := "pairing with your device " + o.Partner
+			switch o.Do {
+			case keysync.ShowJoinGroupHandshake:
+				text = "joining the device group of " + o.Partner
+			case keysync.ShowGroupedHandshake:
+				text = o.Partner + " asks to join your device group"
+			}
+			d.a.q.push(Event{Kind: EventPairing, Device: o.Partner, Words: w[:], Text: text})
+		case keysync.HideHandshakeDialog:
+			d.a.q.push(Event{Kind: EventPairing, Text: "another of your devices answered the pairing"})
+		case keysync.Disable:
+			d.a.q.push(Event{Kind: EventPairing, Device: o.Partner, Warning: true,
+				Text: "pairing rejected: no device group with " + o.Partner + "; KeySync is off until /devices pair"})
+		}
+	}
+	// Back in Grouped with keys the user accepted: the pairing formed or
+	// joined a group (the active device of a join shows nothing there,
+	// so the state says it, not an action).
+	if ks.m.State() == keysync.Grouped && len(ks.provisional) > 0 {
+		d.grouped(ctx)
+	}
+	// A state that waits times out by itself.
+	if ks.timer != nil {
+		ks.timer.Stop()
+		ks.timer = nil
+	}
+	if dl := ks.m.Deadline(); !dl.IsZero() {
+		m := ks.m
+		ks.timer = time.AfterFunc(time.Until(dl)+time.Second, func() {
+			d.op.Lock()
+			defer d.op.Unlock()
+			if d.closed || d.ks == nil || d.ks.m != m {
+				return
+			}
+			out, err := m.Tick(time.Now())
+			if err == nil {
+				d.ksApply(context.Background(), out)
+			}
+		})
+	}
+}
+
+// grouped finishes a pairing that formed or joined a group: the keys the
+// user accepted are authenticated (which sends the trust messages of
+// docs/PROTOCOL.md "Trust messages": the group's trust reaches the new
+// device), and the device remembers it is grouped (d.op held).
+func (d *devices) grouped(ctx context.Context) {
+	ks := d.ks
+	if err := d.a.st.SetSetting(ctx, d.a.acct.ID, groupedSetting, "1"); err != nil {
+		d.a.log().Warn("saving the device group", "err", err)
+	}
+	for dev, key := range ks.provisional {
+		delete(ks.provisional, dev)
+		if _, err := d.a.trust.Verify(d.a.acct.JID, key); err != nil {
+			d.a.log().Warn("authenticating a paired device", "device", dev, "err", err)
+			d.a.q.push(Event{Kind: EventPairing, Device: dev, Warning: true, Text: "paired, but its key could not be recorded as verified: " + err.Error()})
+			continue
+		}
+		d.a.q.push(Event{Kind: EventPairing, Device: dev,
+			Text: fmt.Sprintf("in a device group with %s: its key is verified, and your verified keys reach it", dev)})
+	}
+}
+
+// ksSend sends one message: to the partner over the negotiation's
+// session (a NegotiationRequest begins a fresh one), or to every own
+// device (d.op held).
+func (d *devices) ksSend(ctx context.Context, o keysync.Output) {
+	msg := *o.Send
+	if msg.Type == keysync.GroupTrustThisKey {
+		if ds := d.ks.bound[o.Partner]; ds != nil {
+			k := ds.s.Peer().Identity
+			msg.Payload = k[:]
+		}
+	}
+	p, err := keysync.Encode(msg)
+	if err != nil {
+		d.a.log().Warn("encoding a KeySync message", "err", err)
+		return
+	}
+	if o.To == "" {
+		// To the group: the partner, if any, over the negotiation's
+		// session (it may not be in the group yet), the others over the
+		// channel.
+		skip := ""
+		if ds := d.ks.bound[o.Partner]; ds != nil && o.Partner != "" {
+			skip = o.Partner
+			if ds.s.State() == devchan.AwaitResponse {
+				d.ks.waiting[ds] = append(d.ks.waiting[ds], p)
+			} else {
+				d.sendRaw(ctx, ds, p)
+			}
+		}
+		go d.toOwnDevices(p, skip)
+		return
+	}
+	if msg.Type == keysync.NegotiationRequest {
+		d.ksRequest(o.To, p)
+		return
+	}
+	ds := d.ks.bound[o.To]
+	switch {
+	case ds == nil:
+		d.a.log().Info("KeySync: no session with the partner", "to", o.To)
+	case ds.s.State() == devchan.AwaitResponse:
+		d.ks.waiting[ds] = append(d.ks.waiting[ds], p) // ksReady sends it
+	default:
+		d.sendRaw(ctx, ds, p)
+	}
+}
+
+// ksRequest sends a NegotiationRequest over a session begun for it with
+// a fresh handshake, whose words both sides then show. Another Beacon of
+// the same device (an offerer answers ours with its own again) makes
+// another request of the same negotiation: it goes over the same
+// session, begun or beginning (d.op held).
+func (d *devices) ksRequest(to string, p []byte) {
+	ks := d.ks
+	if ds := ks.bound[to]; ds != nil && ds.s.Role() == devchan.Initiator && time.Since(ds.created) <= verifyFresh {
+		if ds.s.State() == devchan.AwaitResponse {
+			ks.waiting[ds] = append(ks.waiting[ds], p)
+		} else {
+			d.sendRaw(context.Background(), ds, p)
+		}
+		return
+	}
+	if q, ok := ks.starting[to]; ok {
+		ks.starting[to] = append(q, p)
+		return
+	}
+	ks.starting[to] = [][]byte{p}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), vouchWait)
+		defer cancel()
+		var ds *devSession
+		var req []byte
+		err := retrying(ctx, func() (err error) {
+			ds, req, err = d.freshSession(ctx, to)
+			return err
+		})
+		d.op.Lock()
+		if d.ks != ks {
+			d.op.Unlock()
+			return
+		}
+		q := ks.starting[to]
+		delete(ks.starting, to)
+		if err != nil {
+			d.op.Unlock()
+			d.a.log().Warn("KeySync: no fresh session", "with", to, "err", err)
+			return
+		}
+		ks.bound[to] = ds
+		ks.waiting[ds] = q
+		d.add(ctx, ds)
+		d.op.Unlock()
+		if err := d.send(ctx, to, req); err != nil {
+			d.a.log().Warn("KeySync: sending a request", "to", to, "err", err)
+		}
+	}()
+}
+
+// authenticated reports whether the device at the other end of ds has
+// its key authenticated here (a member of the device group).
+func (d *devices) authenticated(ds *devSession) bool {
+	peer := ds.s.Peer()
+	recs, err := d.a.trust.Keys(peer.Account)
+	if err != nil {
+		return false
+	}
+	for _, r := range recs {
+		if r.Key == peer.Identity {
+			return r.State == trust.Authenticated
+		}
+	}
+	return false
+}
+
+// retrying calls f until it succeeds, every vouchRetry, while ctx lasts:
+// a list or bundle just published may not be readable yet (ejabberd
+// answers not-authorized for a moment), and a device just connected may
+// be missing from its list.
+func retrying(ctx context.Context, f func() error) error {
+	for {
+		err := f()
+		if err == nil || errors.Is(err, errClosed) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(vouchRetry):
+		}
+	}
+}
+
+// toOwnDevices sends p to every device the account lists but this one
+// and skip (a full JID, or "").
+func (d *devices) toOwnDevices(p []byte, skip string) {
+	ctx, cancel := context.WithTimeout(context.Background(), vouchWait)
+	defer cancel()
+	var devs []xmpp.Device
+	err := retrying(ctx, func() (err error) {
+		devs, err = d.a.PublishedDevices(ctx, d.a.acct.JID)
+		return err
+	})
+	if err != nil {
+		d.a.log().Warn("KeySync: listing our devices", "err", err)
+		return
+	}
+	for _, x := range devs {
+		if x.Key == d.a.key.Public() || d.a.acct.JID+"/"+x.Resource == skip {
+			continue
+		}
+		if err := d.a.SendToDevice(ctx, d.a.acct.JID+"/"+x.Resource, p); err != nil {
+			d.a.log().Info("KeySync: to a device", "device", x.Resource, "err", err)
+		}
+	}
+}

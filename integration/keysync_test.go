@@ -1,0 +1,119 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mpenc/mpenc/app"
+	"github.com/mpenc/mpenc/trust"
+)
+
+// TestIntegrationKeySync: pEp KeySync over the device channel. Alice's
+// laptop has verified Bob's desk (and the desk the laptop). The laptop
+// and the phone pair: both show the same five words, both users accept,
+// and each authenticates the other; the phone then trusts Bob's desk
+// without anyone verifying it there (the laptop's trust messages), and
+// the desk the phone. A third device, the tablet, joins the group of
+// two through whichever grouped device answers first; the other is
+// passive and trusts the tablet on the active device's word, and the
+// tablet trusts Bob's desk, all without further action.
+func TestIntegrationKeySync(t *testing.T) {
+	s := serverFromEnv(t)
+	aliceAcct, bobAcct := s.cmdAccount(t, 3), s.cmdAccount(t, 4)
+	room := s.newRoom(t)
+	laptop := s.newAppPeer(t, aliceAcct, t.TempDir(), withLabel("laptop"))
+	phone := s.newAppPeer(t, aliceAcct, t.TempDir(), withLabel("phone"))
+	tablet := s.newAppPeer(t, aliceAcct, t.TempDir(), withLabel("tablet"))
+	desk := s.newAppPeer(t, bobAcct, t.TempDir(), withLabel("desk"))
+	ids := map[*appPeer]string{}
+	for _, p := range []*appPeer{laptop, phone, tablet, desk} {
+		ids[p] = p.join(room, "everyone").Self()
+	}
+	alice, bob := laptop.a.Account(), desk.a.Account()
+	waitTrust(t, laptop, bob, desk.a.PublicKey(), trust.BlindlyTrusted)
+	waitTrust(t, desk, alice, laptop.a.PublicKey(), trust.BlindlyTrusted)
+	if _, err := laptop.a.Trust().Verify(bob, desk.a.PublicKey()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := desk.a.Trust().Verify(alice, laptop.a.PublicKey()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cmdBound)
+	defer cancel()
+
+	words := func(p *appPeer, from int) (string, string) {
+		t.Helper()
+		ev := p.waitEvent(from, "the pairing words", func(ev app.Event) bool {
+			return ev.Kind == app.EventPairing && len(ev.Words) > 0
+		})
+		return ev.Device, strings.Join(ev.Words, " ")
+	}
+	grouped := func(p *appPeer, from int, with string) {
+		t.Helper()
+		p.waitEvent(from, "the group formed with "+with, func(ev app.Event) bool {
+			return ev.Kind == app.EventPairing && ev.Device == with && strings.HasPrefix(ev.Text, "in a device group")
+		})
+	}
+	pair := func(p *appPeer) {
+		t.Helper()
+		deadline := time.Now().Add(cmdBound)
+		for {
+			err := p.a.PairDevices(ctx)
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+
+	ml, mp := laptop.mark(), phone.mark()
+	pair(laptop)
+	pair(phone)
+	dl, wl := words(laptop, ml)
+	dp, wp := words(phone, mp)
+	if dl != ids[phone] || dp != ids[laptop] || wl != wp || len(strings.Fields(wl)) != 5 {
+		t.Fatalf("laptop shows %q for %s, phone %q for %s", wl, dl, wp, dp)
+	}
+	for _, p := range []*appPeer{laptop, phone} {
+		if err := p.a.AnswerPairing(ctx, app.PairAccept); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grouped(laptop, ml, ids[phone])
+	grouped(phone, mp, ids[laptop])
+	waitTrust(t, laptop, alice, phone.a.PublicKey(), trust.Authenticated)
+	waitTrust(t, phone, alice, laptop.a.PublicKey(), trust.Authenticated)
+	waitTrust(t, phone, bob, desk.a.PublicKey(), trust.Authenticated)
+	waitTrust(t, desk, alice, phone.a.PublicKey(), trust.Authenticated)
+
+	// The tablet joins the group of two.
+	mt, ml, mp := tablet.mark(), laptop.mark(), phone.mark()
+	pair(tablet)
+	active, wt := words(tablet, mt)
+	activePeer, passive := laptop, phone
+	if active == ids[phone] {
+		activePeer, passive = phone, laptop
+	}
+	_, wa := words(activePeer, map[*appPeer]int{laptop: ml, phone: mp}[activePeer])
+	if wa != wt {
+		t.Fatalf("the tablet shows %q, %s %q", wt, active, wa)
+	}
+	for _, p := range []*appPeer{tablet, activePeer} {
+		if err := p.a.AnswerPairing(ctx, app.PairAccept); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grouped(tablet, mt, active)
+	waitTrust(t, activePeer, alice, tablet.a.PublicKey(), trust.Authenticated)
+	waitTrust(t, passive, alice, tablet.a.PublicKey(), trust.Authenticated)
+	waitTrust(t, tablet, alice, passive.a.PublicKey(), trust.Authenticated)
+	waitTrust(t, tablet, bob, desk.a.PublicKey(), trust.Authenticated)
+	waitTrust(t, desk, alice, tablet.a.PublicKey(), trust.Authenticated)
+}
