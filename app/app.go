@@ -488,6 +488,11 @@ func (a *App) Close(ctx context.Context) error {
 		})
 	}
 	wg.Wait()
+	// While the connection is up: the other ends of verifications and
+	// pairings under way hear that this device stops.
+	a.dev.op.Lock()
+	a.dev.cancelAll(ctx)
+	a.dev.op.Unlock()
 	a.xmu.Lock()
 	if a.xa != nil {
 		_ = a.xa.Close()

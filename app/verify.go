@@ -16,6 +16,7 @@ import (
 
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/internal/devchan"
+	"github.com/mpenc/mpenc/internal/keysync"
 	"github.com/mpenc/mpenc/trust"
 )
 
@@ -240,7 +241,8 @@ func (d *devices) startVerification(v *verification, ds *devSession) error {
 		return errClosed
 	}
 	if old := d.verifs[v.device]; old != nil {
-		d.verifyFailed(old, false, errors.New("replaced by a new verification"))
+		d.endVerification(old)
+		d.a.q.push(Event{Kind: EventVerify, Device: old.device, Text: "the verification before this one was replaced by a new one"})
 	}
 	if len(d.verifs) >= maxVerifications {
 		return errors.New("app: too many verifications under way")
@@ -358,11 +360,28 @@ func (d *devices) verifyFailed(v *verification, distrust bool, why error) {
 	d.endVerification(v)
 	if distrust {
 		peer := v.ds.s.Peer()
-		if _, err := d.a.trust.Distrust(peer.Account, peer.Identity); err != nil {
+		if _, err := d.a.trust.DistrustMismatch(peer.Account, peer.Identity); err != nil {
 			why = fmt.Errorf("%w (and distrusting it failed: %v)", why, err)
 		}
 	}
 	d.a.q.push(Event{Kind: EventVerify, Device: v.device, Err: why, Warning: distrust})
+}
+
+// cancelAll tells the other side of every verification under way, and
+// the partner of a pairing under way, that this device stops (it is
+// closing), so that they do not wait for the timeout (d.op held).
+func (d *devices) cancelAll(ctx context.Context) {
+	for _, v := range d.verifs {
+		if v.phase != verifyHandshake {
+			d.sendVerify(ctx, v, verifyMsg{kind: "cancel", id: v.id, reason: "declined"})
+		}
+		d.endVerification(v)
+	}
+	if d.ks != nil && !d.ks.m.State().Resting() {
+		if out, err := d.ks.m.User(keysync.Cancel, time.Now()); err == nil {
+			d.ksApply(ctx, out)
+		}
+	}
 }
 
 func (d *devices) endVerification(v *verification) {

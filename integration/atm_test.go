@@ -219,4 +219,28 @@ func TestIntegrationVerifyWords(t *testing.T) {
 	}
 	waitTrust(t, laptop, bob, kd, trust.Distrusted)
 	waitTrust(t, desk, alice, kl, trust.Distrusted)
+	// A failed verification is not told to other devices: the phone,
+	// which verified nothing itself, keeps the desk as the laptop's
+	// earlier trust message left it.
+	time.Sleep(time.Second)
+	if st, _ := trustState(t, phone, bob, kd); st != trust.Authenticated {
+		t.Fatalf("the phone holds the desk's key %v after the laptop's failed verification", st)
+	}
+
+	// A device that quits during a verification tells the other side.
+	ml, md = laptop.mark(), desk.mark()
+	if err := laptop.a.VerifyDevice(ctx, deskID); err != nil {
+		t.Fatal(err)
+	}
+	words(laptop, ml, deskID)
+	words(desk, md, laptopID)
+	if err := desk.a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ev := laptop.waitEvent(ml, "the end of the verification the desk left", func(ev app.Event) bool {
+		return ev.Kind == app.EventVerify && ev.Device == deskID && ev.Err != nil
+	})
+	if ev.Warning || !strings.Contains(ev.Err.Error(), "declined") {
+		t.Fatalf("the desk's leaving: %v (warning %v)", ev.Err, ev.Warning)
+	}
 }

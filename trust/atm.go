@@ -514,7 +514,7 @@ func (s *Store) apply(tx Tx, p Parked, now time.Time) ([]Event, error) {
 	switch {
 	case p.Trust && rec.State == Authenticated, !p.Trust && rec.State == Distrusted:
 		return nil, nil
-	case p.Trust && rec.State == Distrusted && rec.Cause == kindDistrusted:
+	case p.Trust && rec.State == Distrusted && (rec.Cause == kindDistrusted || rec.Cause == kindVerifyFailed):
 		// Manual distrust is sticky: the user decides.
 		ev.Kind = kindVouchRefused
 		return []Event{ev}, tx.AppendEvent(ev)
@@ -594,8 +594,8 @@ func (s *Store) Why(jid string, key crypto.PublicKey) ([]Event, error) {
 			for i := range evs {
 				if evs[i].Key == key {
 					out = append(out, evs[i])
-					if evs[i].Kind >= kindVerified {
-						last = &evs[i]
+					if evs[i].Kind >= kindVerified && evs[i].Kind != kindVouchRefused {
+						last = &evs[i] // the decision the state comes from
 					}
 				}
 			}
@@ -604,7 +604,7 @@ func (s *Store) Why(jid string, key crypto.PublicKey) ([]Event, error) {
 			}
 			by := last.By
 			switch last.Kind {
-			case kindVouched, kindVouchedDistrust, kindVouchRefused:
+			case kindVouched, kindVouchedDistrust:
 				owner = Bare(last.Member)
 			case kindAutoDistrusted:
 				// The authenticated key is the same account's.
@@ -649,7 +649,9 @@ func (e Event) String() string {
 	case kindAutoDistrusted:
 		return fmt.Sprintf("no longer trusted blindly from %s, when the account's key %s was verified", on, by())
 	case kindVouchRefused:
-		return fmt.Sprintf("%s (key %s) vouched for it on %s; not applied, because you distrusted it: /trust or /verify to accept it", e.Member, by(), on)
+		return fmt.Sprintf("%s (key %s) vouched for it on %s; not applied, because it is distrusted here (/why shows by what): /verify to accept it", e.Member, by(), on)
+	case kindVerifyFailed:
+		return "distrusted on " + on + ": a live verification with it failed (the two screens showed different words, or its confirmation did not match)"
 	}
 	return fmt.Sprintf("%v on %s", e.Kind, on)
 }

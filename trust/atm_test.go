@@ -436,6 +436,37 @@ func TestATMReceiveRules(t *testing.T) {
 			t.Fatalf("%v, %v", evs, err)
 		}
 	})
+	t.Run("a failed verification is sticky and not told", func(t *testing.T) {
+		w, a1, b1 := setup(t)
+		a2 := w.dev("A2")
+		if _, err := a1.s.Verify(a, a2.key); err != nil {
+			t.Fatal(err)
+		}
+		w.queue = nil
+		if _, err := a1.s.DistrustMismatch(b, b1.key); err != nil {
+			t.Fatal(err)
+		}
+		if len(w.queue) != 0 {
+			t.Fatalf("a failed verification sent %d trust messages", len(w.queue))
+		}
+		third := trusttest.Key(53)
+		if _, err := a1.s.Verify(b, third); err != nil {
+			t.Fatal(err)
+		}
+		w.queue = nil
+		// Another own device vouches for the key that failed: refused.
+		evs, err := send(t, w, a2, a1, trust.Statement{Owner: b, Key: b1.key, Trust: true})
+		if err != nil || len(evs) != 1 || evs[0].Kind.String() != "vouch-refused" {
+			t.Fatalf("%v, %v", evs, err)
+		}
+		why, _ := a1.s.Why(b, b1.key)
+		if last := why[len(why)-1].String(); !strings.Contains(last, "not applied, because it is distrusted here") {
+			t.Fatalf("why: %q", last)
+		}
+		if !strings.Contains(why[len(why)-2].String(), "a live verification with it failed") {
+			t.Fatalf("why: %q", why[len(why)-2].String())
+		}
+	})
 	t.Run("our own key", func(t *testing.T) {
 		w, a1, _ := setup(t)
 		a2 := w.dev("A2")

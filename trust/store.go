@@ -355,6 +355,17 @@ func (s *Store) Distrust(jid string, key crypto.PublicKey) (Record, error) {
 	return s.decide(jid, key, Distrusted, kindDistrusted)
 }
 
+// DistrustMismatch records that a live verification with the device of
+// key failed (the two screens showed different words, or its proof did
+// not match): key is distrusted for jid as if by the user (a trust
+// message never overturns it), what it said while unverified is dropped,
+// and, unlike Distrust, no trust message is sent: a verification can
+// fail by a user's slip, and the other devices keep their own judgement
+// (docs/PROTOCOL.md "Verification").
+func (s *Store) DistrustMismatch(jid string, key crypto.PublicKey) (Record, error) {
+	return s.decide(jid, key, Distrusted, kindVerifyFailed)
+}
+
 func (s *Store) decide(jid string, key crypto.PublicKey, st State, kind Kind) (Record, error) {
 	if err := CheckJID(jid); err != nil {
 		return Record{}, err
@@ -408,7 +419,7 @@ func (s *Store) decide(jid string, key crypto.PublicKey, st State, kind Kind) (R
 		return Record{}, fmt.Errorf("trust: recording %v for %s: %w", st, jid, err)
 	}
 	s.report(changes)
-	if s.cfg.OnVouch != nil && s.cfg.Self != "" && (st == Authenticated || st == Distrusted) {
+	if s.cfg.OnVouch != nil && s.cfg.Self != "" && (kind == kindVerified || kind == kindDistrusted) {
 		vs, err := s.vouches(jid, key)
 		if err != nil {
 			return out, fmt.Errorf("trust: %v recorded for %s, but not told to other devices: %w", st, jid, err)

@@ -176,6 +176,10 @@ const (
 	// kindVouchRefused: a trust message vouched for a key the user
 	// distrusted; not applied (the user decides), recorded to be shown.
 	kindVouchRefused Kind = 16 // vouch-refused
+	// kindVerifyFailed: a live verification with the key's device
+	// failed (Store.DistrustMismatch): distrusted, as stickily as by the
+	// user, and not told to other devices.
+	kindVerifyFailed Kind = 17 // verify-failed
 )
 
 // Decision is the result of observing a key ([Directory.ObserveKey] hands

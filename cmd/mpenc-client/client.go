@@ -735,8 +735,15 @@ func names(fp trust.Fingerprint, token string) bool {
 // device of exactly that account, a full JID on that device.
 func (c *client) decide(ctx context.Context, cmd command) error {
 	if cmd.name == "verify" {
-		switch strings.TrimSpace(strings.TrimPrefix(cmd.rest, cmd.args[0])) {
+		switch strings.ToLower(cmd.args[0]) {
+		case "live", "same", "differ", "confirm":
+			return fmt.Errorf("/verify JID %s: whom? (a JID, such as bob@example.org)", strings.ToLower(cmd.args[0]))
+		}
+		switch strings.ToLower(strings.TrimSpace(strings.TrimPrefix(cmd.rest, cmd.args[0]))) {
 		case "live":
+			if !strings.Contains(cmd.args[0], "@") {
+				return fmt.Errorf("%s is not a JID (user@example.org)", oneLine(cmd.args[0]))
+			}
 			return c.verifyLive(cmd.args[0])
 		case "same":
 			return c.answerWords(cmd.args[0], true)
@@ -766,6 +773,10 @@ func (c *client) decide(ctx context.Context, cmd command) error {
 				if trust.Matches(m.Trust.Key, given) {
 					chosen = append(chosen, m)
 				}
+			}
+			if len(chosen) == 0 && !fingerprintLike(given) {
+				return fmt.Errorf("%q is not a fingerprint (32 hex digits, its 16 words, or the text of its QR code): compare one in full with /verify %s, or answer words shown with /verify %s same|differ",
+					oneLine(given), oneLine(cmd.args[0]), oneLine(cmd.args[0]))
 			}
 			if len(chosen) == 0 {
 				var fps []string
@@ -850,6 +861,17 @@ func (c *client) why(args []string) error {
 	if err != nil {
 		return err
 	}
+	if account != args[0] {
+		// A full JID names one device: the key it announced last.
+		cur, ok, err := c.trustStore().Current(args[0])
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%s announced no key here", oneLine(args[0]))
+		}
+		recs = slices.DeleteFunc(recs, func(r trust.Record) bool { return r.Key != cur.Key })
+	}
 	prefix := ""
 	if len(args) > 1 {
 		prefix = strings.ToLower(strings.ReplaceAll(args[1], " ", ""))
@@ -899,15 +921,18 @@ func (c *client) trustChanged(e trust.Event) {
 	if e.By == (trust.Event{}).By {
 		return
 	}
-	trusted := false
+	trusted, state := false, trust.State(0)
 	if recs, err := c.trustStore().Keys(e.JID); err == nil {
 		for _, r := range recs {
 			if r.Key == e.Key {
-				trusted = r.Trusted
+				trusted, state = r.Trusted, r.State
 			}
 		}
 	}
-	c.ui.note(fmt.Sprintf("%s's key %s: %s", oneLine(e.JID), trust.FingerprintOf(e.Key), oneLine(e.String())), !trusted)
+	// Blind trust ending because another key of the account was verified
+	// is no alarm: the verified device's trust messages usually vouch
+	// for the key at once (excludeUntrusted waits for them).
+	c.ui.note(fmt.Sprintf("%s's key %s: %s", oneLine(e.JID), trust.FingerprintOf(e.Key), oneLine(e.String())), !trusted && state != trust.AutoDistrusted)
 	for _, room := range c.order {
 		c.refreshMembers(room)
 	}
@@ -923,6 +948,27 @@ func (c *client) trustChanged(e trust.Event) {
 // key agreement fail where the others' succeed: a split. Each is named,
 // with how to bring it back.
 func (c *client) excludeUntrusted(ctx context.Context) {
+	c.excludeUntrustedNow(ctx, false)
+}
+
+// autoDistrustGrace is how long a member whose key TOAKAFA just
+// distrusted (another key of its account was verified) stays in the
+// session before it is excluded: the verified device's trust messages,
+// which usually vouch for it, arrive within it (docs/USAGE.md).
+var autoDistrustGrace = 60 * time.Second
+
+// excludeUntrustedNow is excludeUntrusted; unless late, a member whose
+// key was only automatically distrusted is left in for autoDistrustGrace
+// and looked at again then.
+func (c *client) excludeUntrustedNow(ctx context.Context, late bool) {
+	graced := false
+	defer func() {
+		if graced {
+			time.AfterFunc(autoDistrustGrace, func() {
+				c.post(func() { c.excludeUntrustedNow(context.Background(), true) })
+			})
+		}
+	}()
 	for _, room := range c.order {
 		r := c.appRoom(room)
 		if r == nil {
@@ -936,6 +982,10 @@ func (c *client) excludeUntrusted(ctx context.Context) {
 		var names []string
 		for _, m := range ms {
 			if m.Self || !m.InSession || !m.HasKey || m.Trust.Trusted {
+				continue
+			}
+			if !late && m.Trust.State == trust.AutoDistrusted && !m.Trust.Changed && !m.Trust.Claimed {
+				graced = true
 				continue
 			}
 			out = append(out, m.ID)
@@ -1002,21 +1052,54 @@ func (c *client) verifyLive(who string) error {
 // differ) to the verifications whose words are shown with who (a full
 // JID, or every device of a bare JID).
 func (c *client) answerWords(who string, same bool) error {
-	n := 0
+	var ids []string
 	for id := range c.comparing {
-		if id != who && trust.Bare(id) != who {
-			continue
+		if id == who || trust.Bare(id) == who {
+			ids = append(ids, id)
 		}
-		n++
-		delete(c.comparing, id)
-		c.background("verifying "+oneLine(id), func(ctx context.Context) (string, error) {
-			return "", c.app.ConfirmWords(ctx, id, same)
-		})
 	}
-	if n == 0 {
+	switch {
+	case len(ids) == 0:
 		return fmt.Errorf("no words are shown for %s: /verify %s live starts a verification", oneLine(who), oneLine(who))
+	case len(ids) > 1:
+		// Each device's words are compared on their own: an answer for
+		// an account would confirm words the user may not have read.
+		slices.Sort(ids)
+		for i := range ids {
+			ids[i] = oneLine(ids[i])
+		}
+		return fmt.Errorf("words are shown for %d devices of %s: answer for each by its address: %s", len(ids), oneLine(who), strings.Join(ids, ", "))
 	}
+	id := ids[0]
+	delete(c.comparing, id)
+	c.background("verifying "+oneLine(id), func(ctx context.Context) (string, error) {
+		return "", c.app.ConfirmWords(ctx, id, same)
+	})
 	return nil
+}
+
+// fingerprintLike reports whether s has the form of a fingerprint (32
+// hex digits with separators, or 16 words) or of a trust message URI:
+// only a well-formed one that matches no key is a warning.
+func fingerprintLike(s string) bool {
+	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, "xmpp:") {
+		return true
+	}
+	if len(strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == ',' || r == '-' })) == 16 {
+		return true
+	}
+	hexDigits := 0
+	for _, r := range s {
+		switch {
+		case '0' <= r && r <= '9', 'a' <= r && r <= 'f', 'A' <= r && r <= 'F':
+			hexDigits++
+		case r == ' ' || r == '\t' || r == ':' || r == '-':
+		default:
+			return false
+		}
+	}
+	return hexDigits == 32
 }
 
 // verifyEvent shows how a live verification moved on, in the system pane.

@@ -75,3 +75,58 @@ func TestClientTrustNotice(t *testing.T) {
 		t.Fatalf("warnings %q", f.warnings)
 	}
 }
+
+// TestClientVerifyAnswers: only a well-formed fingerprint that matches no
+// key is the man-in-the-middle warning; an answer that is not one says
+// so; "same" for an account with words shown for two of its devices is
+// refused (each device's words are compared on their own); the words
+// commands need a JID.
+func TestClientVerifyAnswers(t *testing.T) {
+	c, f, _, _ := trustRoom(t)
+	for _, tt := range []struct{ input, want string }{
+		{"/verify bob@example.org/b yes", "is not a fingerprint"},
+		{"/verify bob@example.org/b rebuilt lioness epidemic tiebreaker sacrifice", "is not a fingerprint"},
+		{"/verify bob@example.org/b 0000 0000 0000 0000 0000 0000 0000 0000", "does NOT match"},
+		{"/verify live", "whom?"},
+		{"/verify bob live", "is not a JID"},
+		{"/verify bob@example.org Same", "no words are shown for bob@example.org"},
+	} {
+		n := len(f.warnings)
+		c.input(tt.input)
+		if len(f.warnings) != n+1 || !strings.Contains(f.warnings[n], tt.want) {
+			t.Errorf("%s: %q, want %q", tt.input, f.warnings[n:], tt.want)
+		}
+	}
+	c.comparing["bob@example.org/b"], c.comparing["bob@example.org/phone"] = true, true
+	n := len(f.warnings)
+	c.input("/verify bob@example.org same")
+	if len(f.warnings) != n+1 || !strings.Contains(f.warnings[n], "words are shown for 2 devices of bob@example.org") ||
+		!c.comparing["bob@example.org/b"] || !c.comparing["bob@example.org/phone"] {
+		t.Errorf("an answer for an account: %q", f.warnings[n:])
+	}
+	for _, s := range []string{"9841 6545 49ca a879 78e5 515a db40 7d6b", "98416545:49CA-a879 78e5515adb407d6b",
+		strings.Repeat("word ", 16), "xmpp:a@b?trust-message"} {
+		if !fingerprintLike(s) {
+			t.Errorf("%q is not taken for a fingerprint", s)
+		}
+	}
+	for _, s := range []string{"yes", "9841 6545", strings.Repeat("word ", 5), "zz41 6545 49ca a879 78e5 515a db40 7d6b"} {
+		if fingerprintLike(s) {
+			t.Errorf("%q is taken for a fingerprint", s)
+		}
+	}
+}
+
+// TestClientWhyDevice: /why with a full JID shows that device's key only.
+func TestClientWhyDevice(t *testing.T) {
+	c, f, _, _ := trustRoom(t)
+	c.input("/why bob@example.org/phone")
+	if len(f.notes) != 1 || strings.Count(f.notes[0], ", key ") != 1 ||
+		!strings.Contains(f.notes[0], trust.FingerprintOf(trusttest.Key(5)).String()) {
+		t.Fatalf("/why of a device: %q %q", f.notes, f.warnings)
+	}
+	c.input("/why bob@example.org")
+	if len(f.notes) != 2 || strings.Count(f.notes[1], ", key ") != 3 {
+		t.Fatalf("/why of an account: %q", f.notes[1:])
+	}
+}
