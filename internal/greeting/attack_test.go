@@ -234,6 +234,41 @@ func TestUnknownIdentityKey(t *testing.T) {
 	}
 }
 
+// A key the directory stops giving during the operation (the user, or a
+// trust message, distrusted it after the initial packet): the member
+// whose directory changed fails with ErrIdentityRefused, its own decision
+// (the session shows no security warning for it), not a fault of the
+// member whose key it was.
+func TestIdentityRefusedMidOperation(t *testing.T) {
+	r, m, all := attackSetup(t)
+	r.addMember(all[4])
+	accepting := r.greeters[m[2]].Directory
+	refuse := false
+	r.greeters[m[2]].Directory = greeter.DirectoryFunc(func(id string) (crypto.PublicKey, error) {
+		if id == all[4] && refuse {
+			return crypto.PublicKey{}, errors.New("distrusted by the user")
+		}
+		return accepting.IdentityKey(id)
+	})
+	r.tamper = func(k int, sender, w string) string {
+		if isDown(greetType(t, w)) {
+			refuse = true
+		}
+		return w
+	}
+	before := snapshots(r)
+	o, err := r.run(m[1], all, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(o.failed[m[2]], greeting.ErrIdentityRefused) {
+		t.Fatalf("%s failed with %v, want ErrIdentityRefused", m[2], o.failed[m[2]])
+	}
+	if fmt.Sprint(snapshots(r)) != fmt.Sprint(before) {
+		t.Error("previous states changed")
+	}
+}
+
 // A confirm of an earlier operation with the same members and type, replayed
 // during a later one, does not verify against the new session.
 func TestReplayFromEarlierOperation(t *testing.T) {

@@ -880,10 +880,14 @@ func (g *Greeting) ownSessionSig() crypto.Signature {
 // verifySession checks member i's session signature with its static key.
 func (g *Greeting) verifySession(p *wire.GreetPacket, i int) error {
 	static, err := g.gr.Directory.IdentityKey(g.members[i])
-	if err == nil {
-		err = primitive.CheckEd25519PublicKey(static)
-	}
 	if err != nil {
+		// Our directory no longer gives the key (the user, or a trust
+		// message, changed its trust during the operation): our
+		// decision, as checkIdentities' refusal is, not a fault of the
+		// member's.
+		return fmt.Errorf("%w for %q: %w", ErrIdentityRefused, g.members[i], err)
+	}
+	if err := primitive.CheckEd25519PublicKey(static); err != nil {
 		return fmt.Errorf("identity key of %q: %w", g.members[i], err)
 	}
 	if !greeter.VerifySession(static, g.members[i], g.pubKeys[i], g.nonces[i][:], g.sid, p.SessionSignature) {
