@@ -56,6 +56,15 @@ func rootNamespace(p []byte) string {
 // user interface.
 func (a *App) trustChanged(e trust.Event) {
 	a.q.push(Event{Kind: EventTrust, Trust: e})
+	a.mu.Lock()
+	rooms := make([]*Room, 0, len(a.rooms))
+	for _, r := range a.rooms {
+		rooms = append(rooms, r)
+	}
+	a.mu.Unlock()
+	for _, r := range rooms {
+		r.retryHeld()
+	}
 }
 
 // vouch sends one trust message to its device, in the background: the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/mpenc/mpenc/channel"
 	"github.com/mpenc/mpenc/channel/xmpp"
+	"github.com/mpenc/mpenc/internal/greeting"
 	"github.com/mpenc/mpenc/session"
 	"github.com/mpenc/mpenc/transcript"
 	"github.com/mpenc/mpenc/trust"
@@ -45,10 +47,14 @@ type Room struct {
 
 	mu      sync.Mutex
 	state   session.State
-	expired map[string]bool   // members not responding
-	absent  map[string]bool   // members who left the session on purpose
-	invited map[string]bool   // bare JIDs to include when they enter
-	labels  map[string]string // device labels of the members present, as last announced (signed)
+	expired map[string]bool // members not responding
+	absent  map[string]bool // members who left the session on purpose
+	invited map[string]bool // bare JIDs to include when they enter
+	// held: members whose inclusion failed because their key is not
+	// decided here, with until when a decision (the user's, or a trust
+	// message's) makes this device propose the inclusion again.
+	held   map[string]time.Time
+	labels map[string]string // device labels of the members present, as last announced (signed)
 	// waiting: this session's messages not yet acknowledged by everyone,
 	// as last delivered; their acknowledgement notices update them.
 	waiting map[transcript.ID]Entry
@@ -75,7 +81,7 @@ type outWatch struct {
 // newRoom returns a room of a that is not started.
 func newRoom(a *App, jid string, opt RoomOptions) *Room {
 	return &Room{app: a, jid: jid, opt: opt, started: make(chan struct{}), done: make(chan struct{}), pumpDone: make(chan struct{}),
-		expired: map[string]bool{}, absent: map[string]bool{}, invited: map[string]bool{}, labels: map[string]string{},
+		expired: map[string]bool{}, absent: map[string]bool{}, invited: map[string]bool{}, held: map[string]time.Time{}, labels: map[string]string{},
 		waiting: map[transcript.ID]Entry{}, queued: map[transcript.ID]Entry{}}
 }
 
@@ -411,6 +417,9 @@ func (r *Room) observe(n session.Notice) {
 		kv = append(kv, "err", n.Err)
 	}
 	a.log().Log(context.Background(), lvl, "notice", kv...)
+	if n.Kind == session.OpFailed {
+		r.holdRefused(n)
+	}
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -447,6 +456,73 @@ func (r *Room) observe(n session.Notice) {
 			}()
 		}
 	}
+}
+
+// holdRefused notes the newcomers of an inclusion that failed because
+// our directory refused their keys while undecided here (new, or no
+// longer trusted blindly): the operation ended at once, as the
+// protocol's timing needs, and a decision within heldFor (the user's, or
+// a trust message's) makes this device propose it again (retryHeld;
+// docs/USAGE.md "Verified once, trusted everywhere").
+func (r *Room) holdRefused(n session.Notice) {
+	if n.OpKind != session.OpInclude || !errors.Is(n.Err, greeting.ErrIdentityRefused) {
+		return
+	}
+	a := r.app
+	until := time.Now().Add(heldFor)
+	for _, m := range n.Include {
+		rec, _, ok := r.memberTrust(m)
+		if !ok || rec.Trusted || rec.State == trust.Distrusted || rec.Claimed {
+			continue
+		}
+		r.mu.Lock()
+		_, already := r.held[m]
+		r.held[m] = until
+		r.mu.Unlock()
+		if !already {
+			a.q.push(Event{Room: r.jid, Kind: EventInfo, Text: fmt.Sprintf(
+				"%s's key %s is not decided here (%v), so its inclusion by %s was refused: /verify %s (or /trust %s) in the next %d minutes, and this device proposes it again",
+				m, trust.FingerprintOf(rec.Key), rec.State, n.Author, m, m, int(heldFor/time.Minute))})
+		}
+	}
+}
+
+// heldFor is how long a refused inclusion waits for a decision about the
+// newcomer's key (Room.held).
+const heldFor = 10 * time.Minute
+
+// retryHeld proposes again the inclusions refused for a key not decided
+// then, whose key is trusted now; expired ones are forgotten.
+func (r *Room) retryHeld() {
+	r.mu.Lock()
+	held := maps.Clone(r.held)
+	r.mu.Unlock()
+	var now []string
+	for m, until := range held {
+		rec, _, ok := r.memberTrust(m)
+		switch {
+		case time.Now().After(until):
+		case ok && rec.Trusted:
+			now = append(now, m)
+		default:
+			continue
+		}
+		r.mu.Lock()
+		delete(r.held, m)
+		r.mu.Unlock()
+	}
+	if len(now) == 0 {
+		return
+	}
+	a := r.app
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		a.q.push(Event{Room: r.jid, Kind: EventInfo, Text: "including " + strings.Join(now, ", ") + " again: its key is trusted now"})
+		if err := r.sess.Include(ctx, now); err != nil {
+			a.q.push(Event{Room: r.jid, Kind: EventInfo, Text: "could not include " + strings.Join(now, ", "), Err: err})
+		}
+	}()
 }
 
 // notIncludable says why we do not include member on an invitation of its

@@ -244,3 +244,80 @@ func TestIntegrationVerifyWords(t *testing.T) {
 		t.Fatalf("the desk's leaving: %v (warning %v)", ev.Err, ev.Warning)
 	}
 }
+
+// TestIntegrationHeldInclusion: an inclusion that fails because a
+// member's directory finds the newcomer's key undecided waits for that
+// member's decision. Bob verified Carol's first device, so her second is
+// undecided at his desk (only verified keys count for her there), while
+// Alice, who verified nothing, includes it: Bob's desk refuses, says why
+// and what to do; once Bob verifies the second device, his desk proposes
+// the inclusion itself, and it succeeds.
+func TestIntegrationHeldInclusion(t *testing.T) {
+	s := serverFromEnv(t)
+	aliceAcct, bobAcct, carolAcct := s.cmdAccount(t, 3), s.cmdAccount(t, 4), s.cmdAccount(t, 5)
+	room := s.newRoom(t)
+	laptop := s.newAppPeer(t, aliceAcct, t.TempDir(), withLabel("laptop"))
+	desk := s.newAppPeer(t, bobAcct, t.TempDir(), withLabel("desk"))
+	c1 := s.newAppPeer(t, carolAcct, t.TempDir(), withLabel("c1"))
+	laptop.join(room, "everyone")
+	deskRoom := desk.join(room, "everyone")
+	c1.join(room, "everyone")
+	carol := c1.a.Account()
+	inSession := func(p *appPeer, r *app.Room, member string) bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ms, err := r.Members(ctx)
+		if err != nil {
+			return false
+		}
+		for _, m := range ms {
+			if m.ID == member && m.InSession {
+				return true
+			}
+		}
+		return false
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(cmdBound)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("waited %v for %s", cmdBound, what)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	c1ID := c1.a.Account() + "/" // the device's full JID is found in the roster
+	waitFor("carol's first device in the session", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ms, _ := deskRoom.Members(ctx)
+		for _, m := range ms {
+			if strings.HasPrefix(m.ID, c1ID) && m.InSession {
+				c1ID = m.ID
+				return true
+			}
+		}
+		return false
+	})
+	if _, err := desk.a.Trust().Verify(carol, c1.a.PublicKey()); err != nil {
+		t.Fatal(err)
+	}
+	md := desk.mark()
+	c2 := s.newAppPeer(t, carolAcct, t.TempDir(), withLabel("c2"))
+	c2ID := c2.join(room, "everyone").Self()
+	desk.waitEvent(md, "the refusal and what to do", func(ev app.Event) bool {
+		return ev.Kind == app.EventInfo && strings.Contains(ev.Text, c2ID+"'s key") && strings.Contains(ev.Text, "is not decided here") &&
+			strings.Contains(ev.Text, "/verify "+c2ID)
+	})
+	if inSession(desk, deskRoom, c2ID) {
+		t.Fatal("the second device is in the session before Bob decided")
+	}
+	if _, err := desk.a.Trust().Verify(carol, c2.a.PublicKey()); err != nil {
+		t.Fatal(err)
+	}
+	desk.waitEvent(md, "the inclusion proposed again", func(ev app.Event) bool {
+		return ev.Kind == app.EventInfo && strings.HasPrefix(ev.Text, "including "+c2ID+" again")
+	})
+	waitFor("the second device in the session", func() bool { return inSession(desk, deskRoom, c2ID) })
+}
