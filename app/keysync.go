@@ -8,6 +8,8 @@ import (
 	"slices"
 	"time"
 
+	"mellium.im/xmpp/jid"
+
 	"github.com/mpenc/mpenc/channel/xmpp"
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/internal/devchan"
@@ -475,4 +477,38 @@ func (d *devices) toOwnDevices(p []byte, skip string) {
 			d.a.log().Info("KeySync: to a device", "device", x.Resource, "err", err)
 		}
 	}
+}
+
+// RemoveDevice removes another device of this account (its full JID):
+// its key is distrusted, which the trust messages of docs/PROTOCOL.md
+// "Trust messages" carry to every device whose key is authenticated here
+// (your other devices, and your contacts', whose clients then exclude it
+// from the rooms they share with it), and it is removed from the
+// account's published device list. Its trust messages count for nothing
+// from then on. The client excludes it from this device's rooms.
+func (a *App) RemoveDevice(ctx context.Context, device string) error {
+	xa, err := a.account(ctx)
+	if err != nil {
+		return err
+	}
+	j, err := jid.Parse(device)
+	if err != nil || j.Resourcepart() == "" || j.Bare().String() != a.acct.JID {
+		return fmt.Errorf("app: %q is not a device of this account (its full JID)", device)
+	}
+	dev, err := a.dev.published(ctx, j)
+	if err != nil {
+		return err
+	}
+	if dev.Key == a.key.Public() {
+		return errors.New("app: that is this device")
+	}
+	if _, err := a.trust.Distrust(a.acct.JID, dev.Key); err != nil {
+		return err
+	}
+	if err := xa.RemoveDevice(ctx, dev.ID); err != nil {
+		return fmt.Errorf("app: %s is distrusted, but still in the device list: %w", device, err)
+	}
+	a.q.push(Event{Kind: EventPairing, Device: device,
+		Text: "removed " + device + ": distrusted here and by every device your verified devices reach, and out of your device list"})
+	return nil
 }

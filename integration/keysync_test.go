@@ -116,4 +116,31 @@ func TestIntegrationKeySync(t *testing.T) {
 	waitTrust(t, tablet, alice, passive.a.PublicKey(), trust.Authenticated)
 	waitTrust(t, tablet, bob, desk.a.PublicKey(), trust.Authenticated)
 	waitTrust(t, desk, alice, tablet.a.PublicKey(), trust.Authenticated)
+
+	// The laptop removes the tablet: distrusted at the phone and at Bob's
+	// desk through the laptop's trust messages, off the device list, and
+	// its own trust messages count for nothing any more.
+	if err := laptop.a.RemoveDevice(ctx, ids[tablet]); err != nil {
+		t.Fatal(err)
+	}
+	waitTrust(t, phone, alice, tablet.a.PublicKey(), trust.Distrusted)
+	waitTrust(t, desk, alice, tablet.a.PublicKey(), trust.Distrusted)
+	devs, err := laptop.a.PublishedDevices(ctx, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range devs {
+		if d.Key == tablet.a.PublicKey() {
+			t.Fatal("the removed tablet is still in the device list")
+		}
+	}
+	if _, err := tablet.a.Trust().Distrust(bob, desk.a.PublicKey()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	for _, p := range []*appPeer{laptop, phone} {
+		if st, _ := trustState(t, p, bob, desk.a.PublicKey()); st != trust.Authenticated {
+			t.Fatalf("the removed tablet's word changed %s's trust in the desk: %v", p.a.Account(), st)
+		}
+	}
 }

@@ -426,7 +426,7 @@ func statementsOf(rs []Record, trust bool) []statement {
 // speaking of another account's keys) are dropped; if fromKey is
 // authenticated for its account the rest apply now, otherwise they are
 // parked until it is (Verify, or a trust message, authenticating it
-// applies them). A statement older than the last decision about its key
+// applies them); a distrusted sender's are dropped. A statement older than the last decision about its key
 // is ignored; a trust for a key the user distrusted is not applied (the
 // user decides: a refusal is recorded and returned); a statement about
 // our own key is ignored. It returns the decisions recorded, as
@@ -462,7 +462,11 @@ func (s *Store) HandleTrustMessage(from string, fromKey crypto.PublicKey, payloa
 		if err != nil {
 			return err
 		}
-		if r, ok := find(recs, fromKey); !ok || r.State != Authenticated {
+		r, ok := find(recs, fromKey)
+		if ok && r.State == Distrusted {
+			return nil // a distrusted device's word counts for nothing, now or later
+		}
+		if !ok || r.State != Authenticated {
 			parked, err := tx.Parked(sender)
 			if err != nil {
 				return err

@@ -403,6 +403,23 @@ func TestATMReceiveRules(t *testing.T) {
 			t.Fatalf("a distrusted sender's parked word applied: %+v", recs)
 		}
 	})
+	t.Run("distrusted sender dropped", func(t *testing.T) {
+		w, a1, _ := setup(t)
+		a2 := w.dev("A2")
+		if _, err := a1.s.Distrust(a, a2.key); err != nil {
+			t.Fatal(err)
+		}
+		evs, err := send(t, w, a2, a1, trust.Statement{Owner: c, Key: third, Trust: true})
+		if err != nil || len(evs) != 0 {
+			t.Fatalf("%v, %v", evs, err)
+		}
+		if _, err := a1.s.Verify(a, a2.key); err != nil { // even if the user changes their mind later
+			t.Fatal(err)
+		}
+		if recs, _ := a1.s.Keys(c); len(recs) != 0 {
+			t.Fatalf("a distrusted device's word kept: %+v", recs)
+		}
+	})
 	t.Run("older than the last decision", func(t *testing.T) {
 		w, a1, b1 := setup(t)
 		old := w.clock.Now()

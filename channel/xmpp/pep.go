@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"mellium.im/xmlstream"
@@ -553,6 +554,36 @@ func (a *Account) PublishBundle(ctx context.Context) error {
 		}
 	}
 	return err
+}
+
+// RemoveDevice removes another device of this account from the
+// account's published device list (the user removed it: issue [M]). A
+// device still running puts itself back at its next check (it keeps its
+// own entry listed); what keeps it out of the user's conversations is
+// the distrust the caller records and tells the other devices. It fails
+// for this device itself.
+func (a *Account) RemoveDevice(ctx context.Context, id DeviceID) error {
+	if a.cfg.Identity != (crypto.PublicKey{}) && deviceIDOf(a.cfg.Identity) == id {
+		return fmt.Errorf("%w: removing this device from its own list", errConfig)
+	}
+	list, _, err := a.listed(ctx, a.cfg.account)
+	if err != nil {
+		return err
+	}
+	kept := slices.DeleteFunc(slices.Clone(list), func(d listedDevice) bool { return d.ID == id })
+	if len(kept) == len(list) {
+		return nil
+	}
+	item, err := encodeDevices(kept)
+	if err != nil {
+		return err
+	}
+	path, err := a.publish(ctx, nsDevices, devicesItem, item, "1")
+	if err != nil {
+		return err
+	}
+	a.cfg.logf("xmpp: removed device %v from the device list (devices: %d; %v)", id, len(kept), path)
+	return nil
 }
 
 func (p publishPath) String() string {

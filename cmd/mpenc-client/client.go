@@ -420,8 +420,15 @@ func (c *client) run(cmd command) error {
 		}
 		c.ui.note(strings.Join(lines, "\n"), false)
 	case "devices":
-		if len(cmd.args) == 1 {
+		switch {
+		case len(cmd.args) == 2 && cmd.args[0] == "remove":
+			return c.removeDevice(cmd.args[1])
+		case len(cmd.args) == 1 && cmd.args[0] == "remove":
+			return errors.New("/devices remove DEVICE: which device? its full JID, as /devices shows it")
+		case len(cmd.args) == 1:
 			return c.pairing(cmd.args[0])
+		case len(cmd.args) == 2:
+			return fmt.Errorf("/devices %s: pair, accept, reject, cancel or remove DEVICE", oneLine(cmd.args[0]))
 		}
 		return c.devices(ctx)
 	case "info":
@@ -829,6 +836,23 @@ func (c *client) pairing(sub string) error {
 			return "looking for your other devices: run /devices pair on the one to pair with too", c.app.PairDevices(ctx)
 		}
 		return "", c.app.AnswerPairing(ctx, answers[sub])
+	})
+	return nil
+}
+
+// removeDevice runs "/devices remove DEVICE" in the background, then
+// excludes the device from this device's sessions.
+func (c *client) removeDevice(device string) error {
+	c.background("removing "+oneLine(device), func(ctx context.Context) (string, error) {
+		if err := c.app.RemoveDevice(ctx, device); err != nil {
+			return "", err
+		}
+		c.post(func() {
+			if c.testMembers == nil {
+				c.excludeUntrusted(context.Background())
+			}
+		})
+		return "", nil
 	})
 	return nil
 }

@@ -30,7 +30,7 @@ var cmdSpecs = []cmdSpec{
 	{name: "kick", aliases: []string{"exclude"}, usage: "/kick JID", help: "exclude from the session (and from the room once done, if we are moderator)", min: 1, max: 1},
 	{name: "refresh", usage: "/refresh", help: "renew the group key", min: 0, max: 0},
 	{name: "who", aliases: []string{"members"}, usage: "/who", help: "list members: session status and trust", min: 0, max: 0},
-	{name: "devices", usage: "/devices [pair|accept|reject|cancel]", help: "list the devices in your rooms, yours first: label, address, device id, fingerprint, trust, last seen; pair: join this device with your other devices (KeySync: compare the words both show, then accept, reject or cancel)", min: 0, max: 1},
+	{name: "devices", usage: "/devices [pair|accept|reject|cancel|remove DEVICE]", help: "list the devices in your rooms, yours first: label, address, device id, fingerprint, trust, last seen; pair: join this device with your other devices (KeySync: compare the words both show, then accept, reject or cancel); remove: distrust one of your devices everywhere and take it off your device list", min: 0, max: 2},
 	{name: "info", usage: "/info N", help: "show message #N: who it went to, what it answers, who has not acknowledged it", min: 1, max: 1},
 	{name: "resend", usage: "/resend [N|qN]", help: "send again a message not delivered to everyone (#N), or never sent (qN); default: the latest", min: 0, max: 1},
 	{name: "fingerprint", aliases: []string{"fp"}, usage: "/fingerprint [JID]", help: "show your key's fingerprint (or JID's) as hex, words and a QR code", min: 0, max: 1},
