@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -83,6 +84,7 @@ func (a *App) PairDevices(ctx context.Context) error {
 			return err
 		}
 		d.rebeacon(d.ks)
+		go d.tellAlone()
 		return nil
 	}
 	switch d.ks.m.State() {
@@ -143,6 +145,34 @@ func (d *devices) rebeacon(ks *pairing) {
 	}()
 }
 
+// tellAlone tells the user which devices the account lists, for the
+// pairing just started on this one.
+func (d *devices) tellAlone() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	devs, err := d.a.PublishedDevices(ctx, d.a.acct.JID)
+	if err != nil {
+		return
+	}
+	var names []string
+	for _, x := range devs {
+		if x.Key == d.a.key.Public() {
+			continue
+		}
+		n := d.a.acct.JID + "/" + x.Resource
+		if x.Label != "" {
+			n = "“" + x.Label + "” (" + n + ")"
+		}
+		names = append(names, n)
+	}
+	text := "this device is alone, and your account lists no other device yet: start the other one, and /devices pair there too"
+	if len(names) > 0 {
+		text = "this device is alone; your account lists " + strings.Join(names, ", ") +
+			": run /devices pair on the one to pair with (devices already in a group answer by themselves)"
+	}
+	d.a.q.push(Event{Kind: EventPairing, Text: text})
+}
+
 // startKeySync starts the machine (d.op held).
 func (d *devices) startKeySync(ctx context.Context, grouped bool) error {
 	m, out, err := keysync.New(grouped, rand.Reader, time.Now())
@@ -176,6 +206,9 @@ func (d *devices) onKeySync(ctx context.Context, ds *devSession, p []byte) {
 	from := ds.fullJID()
 	if ds.s.Peer().Account != d.a.acct.JID || d.ks == nil {
 		return // not one of our devices, or KeySync is not running here
+	}
+	if d.distrusted(ds) {
+		return // a removed device (or one whose verification failed) pairs no more
 	}
 	msg, err := keysync.Decode(p)
 	if err != nil {
@@ -453,6 +486,22 @@ func retrying(ctx context.Context, f func() error) error {
 		case <-time.After(vouchRetry):
 		}
 	}
+}
+
+// distrusted reports whether the key at the other end of ds is
+// distrusted here.
+func (d *devices) distrusted(ds *devSession) bool {
+	peer := ds.s.Peer()
+	recs, err := d.a.trust.Keys(peer.Account)
+	if err != nil {
+		return true
+	}
+	for _, r := range recs {
+		if r.Key == peer.Identity {
+			return r.State == trust.Distrusted
+		}
+	}
+	return false
 }
 
 // toOwnDevices sends p to every device the account lists but this one
