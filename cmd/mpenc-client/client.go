@@ -1356,6 +1356,20 @@ func (c *client) publishedLists(ctx context.Context, ids []string, rows map[stri
 	return out
 }
 
+// causeName says how a key got its state, for /devices (/why has the
+// whole story): " by you", " automatically" or "".
+func causeName(k trust.Kind) string {
+	switch k.String() {
+	case "verified", "trusted", "distrusted":
+		return " by you"
+	case "vouched", "vouched-distrust", "auto-distrusted":
+		return " automatically"
+	case "verify-failed":
+		return " (its verification failed)"
+	}
+	return ""
+}
+
 // deviceLine is one device in /devices.
 func deviceLine(d *deviceRow) string {
 	m := d.m
@@ -1370,7 +1384,7 @@ func deviceLine(d *deviceRow) string {
 	case !m.HasKey:
 		s += ": no identity key (no mpENC)"
 	default:
-		s += ": " + stateName(m.Trust.State)
+		s += ": " + stateName(m.Trust.State) + causeName(m.Trust.Cause)
 		if !m.Trust.Trusted {
 			s += ", not trusted"
 		}

@@ -604,6 +604,14 @@ func TestDeviceLine(t *testing.T) {
 			t.Errorf("%q lacks %q", got, want)
 		}
 	}
+	// How the key got its state: by you, or automatically.
+	for cause, want := range map[trust.Kind]string{10: ": verified by you", 13: ": verified automatically"} {
+		v := m
+		v.Trust.State, v.Trust.Cause, v.Trust.Trusted = trust.Authenticated, cause, true
+		if got := deviceLine(&deviceRow{m: v}); !strings.Contains(got, want) {
+			t.Errorf("%q lacks %q", got, want)
+		}
+	}
 	got = deviceLine(&deviceRow{m: m, pubKnown: true})
 	for _, want := range []string{"not in its account's published device list", "in none of your rooms now"} {
 		if !strings.Contains(got, want) {
