@@ -45,6 +45,12 @@ const (
 	PairCancel                          // not now
 )
 
+// startKey names a session being begun for a negotiation with a device.
+type startKey struct {
+	to  string
+	neg keysync.TID
+}
+
 // pairing is what the app keeps around the machine (d.op guards it).
 type pairing struct {
 	m *keysync.Machine
@@ -55,11 +61,26 @@ type pairing struct {
 	// waiting holds what waits for a bound session of ours to be up, and
 	// starting what waits for one being begun, per partner.
 	waiting  map[*devSession][][]byte
-	starting map[string][][]byte
+	starting map[startKey][][]byte
 	// provisional is the partner keys the user accepted (TrustThisKey),
 	// authenticated only once the device group formed.
 	provisional map[string]crypto.PublicKey
 	timer       *time.Timer
+	// boundFor is the negotiation each session of ours was begun for: a
+	// session serves one negotiation only (words a user rejected are
+	// never shown again).
+	boundFor map[*devSession]keysync.TID
+	// quiet: a pairing ended (cancelled, rejected, rolled back, timed
+	// out): no Beacon until the user runs /devices pair again, or the
+	// devices would pair again at once (the draft's Sole beacons on
+	// entry).
+	quiet bool
+	// last is the state after the last step, event what caused the step
+	// under way, and partner the device of the last negotiation: to tell
+	// the user how a pairing ended.
+	last    keysync.State
+	event   keysync.Event
+	partner string
 }
 
 // PairDevices starts KeySync on this device: a device alone tells the
@@ -87,6 +108,7 @@ func (a *App) PairDevices(ctx context.Context) error {
 		go d.tellAlone()
 		return nil
 	}
+	d.ks.quiet = false
 	switch d.ks.m.State() {
 	case keysync.Grouped:
 		a.q.push(Event{Kind: EventPairing, Text: "this device is in a device group already: run /devices pair on the device to add"})
@@ -95,11 +117,13 @@ func (a *App) PairDevices(ctx context.Context) error {
 		// Re-enabled by the user after a rejection.
 		return d.startKeySync(ctx, false)
 	}
+	d.ks.event = keysync.KeyGen
 	out, err := d.ks.m.KeyGen(time.Now()) // a Sole device beacons again
 	if err != nil {
 		return err
 	}
 	d.ksApply(ctx, out)
+	d.rebeacon(d.ks)
 	return nil
 }
 
@@ -116,6 +140,7 @@ func (a *App) AnswerPairing(ctx context.Context, answer PairingAnswer) error {
 	if d.ks == nil || d.ks.m.State().Resting() {
 		return errors.New("app: no pairing waits for an answer: /devices pair starts one")
 	}
+	d.ks.event = e
 	out, err := d.ks.m.User(e, time.Now())
 	if err != nil {
 		return err
@@ -133,10 +158,11 @@ func (d *devices) rebeacon(ks *pairing) {
 		for range beaconTimes {
 			time.Sleep(beaconEvery)
 			d.op.Lock()
-			if d.closed || d.ks != ks || ks.m.State() != keysync.Sole {
+			if d.closed || d.ks != ks || ks.m.State() != keysync.Sole || ks.quiet {
 				d.op.Unlock()
 				return
 			}
+			ks.event = keysync.KeyGen
 			if out, err := ks.m.KeyGen(time.Now()); err == nil {
 				d.ksApply(context.Background(), out)
 			}
@@ -183,7 +209,8 @@ func (d *devices) startKeySync(ctx context.Context, grouped bool) error {
 		d.ks.timer.Stop()
 	}
 	d.ks = &pairing{m: m, bound: map[string]*devSession{}, waiting: map[*devSession][][]byte{},
-		starting: map[string][][]byte{}, provisional: map[string]crypto.PublicKey{}}
+		starting: map[startKey][][]byte{}, provisional: map[string]crypto.PublicKey{}, boundFor: map[*devSession]keysync.TID{},
+		last: keysync.InitState}
 	d.ksApply(ctx, out)
 	return nil
 }
@@ -239,6 +266,7 @@ func (d *devices) onKeySync(ctx context.Context, ds *devSession, p []byte) {
 			return // another session than the negotiation's
 		}
 	}
+	d.ks.event = msg.Type
 	out, err := d.ks.m.Receive(from, msg, time.Now())
 	if err != nil {
 		d.a.log().Warn("KeySync", "err", err)
@@ -304,10 +332,17 @@ func (d *devices) ksApply(ctx context.Context, out []keysync.Output) {
 		case keysync.HideHandshakeDialog:
 			d.a.q.push(Event{Kind: EventPairing, Text: "another of your devices answered the pairing"})
 		case keysync.Disable:
-			d.a.q.push(Event{Kind: EventPairing, Device: o.Partner, Warning: true,
-				Text: "pairing rejected: no device group with " + o.Partner + "; KeySync is off until /devices pair"})
+			// pairingEnded says why; the machine is off (End) until
+			// /devices pair.
 		}
 	}
+	if p := ks.m.Partner(); p != "" {
+		ks.partner = p
+	}
+	if now := ks.m.State(); !ks.last.Resting() && now.Resting() && !(now == keysync.Grouped && len(ks.provisional) > 0) {
+		d.pairingEnded(ks.event, ks.partner)
+	}
+	ks.last = ks.m.State()
 	// Back in Grouped with keys the user accepted: the pairing formed or
 	// joined a group (the active device of a join shows nothing there,
 	// so the state says it, not an action).
@@ -327,12 +362,56 @@ func (d *devices) ksApply(ctx context.Context, out []keysync.Output) {
 			if d.closed || d.ks == nil || d.ks.m != m {
 				return
 			}
+			d.ks.event = keysync.Timeout
 			out, err := m.Tick(time.Now())
 			if err == nil {
 				d.ksApply(context.Background(), out)
 			}
 		})
 	}
+}
+
+// pairingEnded tells the user how a pairing with partner ended without
+// a group (event caused it), and keeps this device from beaconing again
+// until the user asks (d.op held).
+func (d *devices) pairingEnded(event keysync.Event, partner string) {
+	d.ks.quiet = true
+	name := d.deviceName(partner)
+	var text string
+	warning := false
+	switch event {
+	case keysync.Timeout:
+		text = "the pairing with " + name + " timed out (10 minutes without an answer)"
+	case keysync.Cancel:
+		text = "pairing with " + name + " cancelled"
+	case keysync.Reject:
+		text = "you rejected the pairing with " + name + ": it is not in your device group"
+	case keysync.Rollback:
+		text = name + " stopped the pairing (cancelled, timed out, or closed)"
+	case keysync.CommitReject:
+		warning = true
+		text = name + " rejected the pairing: its screen showed other words, or its user declined. If the words differed, someone may be between the two devices"
+	default:
+		return
+	}
+	d.a.q.push(Event{Kind: EventPairing, Device: partner, Warning: warning, Text: text + " (/devices pair to try again)"})
+}
+
+// deviceName names an own device for a line: its label from the cached
+// device list, and its address.
+func (d *devices) deviceName(device string) string {
+	if device == "" {
+		return "the other device"
+	}
+	d.mu.Lock()
+	c := d.lists[d.a.acct.JID]
+	d.mu.Unlock()
+	for _, x := range c.devices {
+		if d.a.acct.JID+"/"+x.Resource == device && x.Label != "" {
+			return "“" + x.Label + "” (" + device + ")"
+		}
+	}
+	return device
 }
 
 // grouped finishes a pairing that formed or joined a group: the keys the
@@ -372,6 +451,9 @@ func (d *devices) ksSend(ctx context.Context, o keysync.Output) {
 		d.a.log().Warn("encoding a KeySync message", "err", err)
 		return
 	}
+	if msg.Type == keysync.Beacon && d.ks.quiet {
+		return // a pairing just ended: no new one until /devices pair
+	}
 	if o.To == "" {
 		// To the group: the partner, if any, over the negotiation's
 		// session (it may not be in the group yet), the others over the
@@ -410,7 +492,8 @@ func (d *devices) ksSend(ctx context.Context, o keysync.Output) {
 // session, begun or beginning (d.op held).
 func (d *devices) ksRequest(to string, p []byte) {
 	ks := d.ks
-	if ds := ks.bound[to]; ds != nil && ds.s.Role() == devchan.Initiator && time.Since(ds.created) <= verifyFresh {
+	neg := ks.m.Negotiation()
+	if ds := ks.bound[to]; ds != nil && ds.s.Role() == devchan.Initiator && time.Since(ds.created) <= verifyFresh && ks.boundFor[ds] == neg {
 		if ds.s.State() == devchan.AwaitResponse {
 			ks.waiting[ds] = append(ks.waiting[ds], p)
 		} else {
@@ -418,11 +501,12 @@ func (d *devices) ksRequest(to string, p []byte) {
 		}
 		return
 	}
-	if q, ok := ks.starting[to]; ok {
-		ks.starting[to] = append(q, p)
+	key := startKey{to, neg}
+	if q, ok := ks.starting[key]; ok {
+		ks.starting[key] = append(q, p)
 		return
 	}
-	ks.starting[to] = [][]byte{p}
+	ks.starting[key] = [][]byte{p}
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), vouchWait)
 		defer cancel()
@@ -437,14 +521,15 @@ func (d *devices) ksRequest(to string, p []byte) {
 			d.op.Unlock()
 			return
 		}
-		q := ks.starting[to]
-		delete(ks.starting, to)
+		q := ks.starting[key]
+		delete(ks.starting, key)
 		if err != nil {
 			d.op.Unlock()
 			d.a.log().Warn("KeySync: no fresh session", "with", to, "err", err)
 			return
 		}
 		ks.bound[to] = ds
+		ks.boundFor[ds] = neg
 		ks.waiting[ds] = q
 		d.add(ctx, ds)
 		d.op.Unlock()

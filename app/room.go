@@ -528,14 +528,16 @@ func (r *Room) retryHeld() {
 // notIncludable says why we do not include member on an invitation of its
 // account (a bare JID: "every device of alice"): its key is not trusted
 // (new and undecided, changed, claimed or distrusted), or it announced
-// none. "" if it may be included. A device named in full is included as
-// the session decides (its key must still be trusted for the key
-// agreement).
+// none. "" if it may be included. A device named in full is refused
+// the same way (a key agreement with it would fail); a device of our own
+// account is told to pair first (docs/PROTOCOL.md "KeySync").
 func (r *Room) notIncludable(member string) string {
 	rec, _, ok := r.memberTrust(member)
 	switch {
 	case !ok:
 		return "it announced no identity key"
+	case !rec.Trusted && trust.Bare(member) == r.app.acct.JID && rec.State != trust.Distrusted:
+		return fmt.Sprintf("its key %s is not trusted (%s): pair it with your devices first (/devices pair on it, then accept the words), then /invite %s", trust.FingerprintOf(rec.Key), rec.State, member)
 	case !rec.Trusted:
 		return fmt.Sprintf("its key %s is not trusted (%s): /verify it (compare fingerprints), then /invite %s", trust.FingerprintOf(rec.Key), rec.State, member)
 	}
@@ -589,6 +591,10 @@ func (r *Room) Invite(ctx context.Context, who string) (string, error) {
 		}
 		switch {
 		case m == who:
+			if why := r.notIncludable(m); why != "" {
+				skipped = append(skipped, m+": "+why)
+				continue
+			}
 			in = append(in, m)
 		case trust.Bare(m) == trust.Bare(who) && !strings.Contains(who, "/"):
 			if why := r.notIncludable(m); why != "" {

@@ -6,10 +6,11 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // screenWords are the five words the full-screen client shows last.
-var screenWordsRe = regexp.MustCompile(`\b([A-Z]{3,}(?: [A-Z]{3,}){4})\b`)
+var screenWordsRe = regexp.MustCompile(`\b([A-Z][A-Z-]{2,}(?: [A-Z][A-Z-]{2,}){4})\b`)
 
 func screenWords(t *testing.T, scr string) string {
 	t.Helper()
@@ -56,7 +57,7 @@ func TestIntegrationClientPairTmux(t *testing.T) {
 	laptop.typeLine("/verify " + bob + " live")
 	desk.waitFor("asks to verify this device")
 	scr := laptop.waitText("compare these words")
-	if wl, wd := screenWords(t, scr), wordsAfter(t, desk.output()); wl != wd {
+	if wl, wd := screenWords(t, scr), waitWords(desk); wl != wd {
 		t.Fatalf("laptop %q, desk %q", wl, wd)
 	}
 	laptop.typeLine("/verify " + bob + " same")
@@ -84,11 +85,20 @@ func TestIntegrationClientPairTmux(t *testing.T) {
 	tablet.waitText("waiting to be included")
 	tablet.typeLine("/devices pair")
 	st := tablet.waitText("joining the device group of")
-	active := laptop
-	scr = laptop.screen()
-	if !strings.Contains(scr, "asks to join your device group") {
-		active = phone
-		scr = phone.waitText("asks to join your device group")
+	// Whichever grouped device answered first shows the words too.
+	var active *term
+	deadline := time.Now().Add(cmdBound)
+	for active == nil {
+		for _, tm := range []*term{laptop, phone} {
+			if scr = tm.screen(); strings.Contains(scr, "asks to join your device group") {
+				active = tm
+				break
+			}
+		}
+		if active == nil && time.Now().After(deadline) {
+			t.Fatalf("no grouped device shows the tablet's words; laptop:\n%s\nphone:\n%s", laptop.screen(), phone.screen())
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	if wt, wa := screenWords(t, st), screenWords(t, scr); wt != wa {
 		t.Fatalf("tablet %q, active device %q", wt, wa)

@@ -9,16 +9,27 @@ import (
 	"time"
 )
 
+var plainWordsRe = regexp.MustCompile(`\n\s+([A-Z-]+(?: [A-Z-]+){4})\n`)
+
 // wordsAfter returns the five words the line-mode client printed after
-// the last "compare these words" in out.
-func wordsAfter(t *testing.T, out string) string {
-	t.Helper()
+// the last "compare these words" in out ("" if not yet printed).
+func wordsAfter(out string) string {
 	i := strings.LastIndex(out, "compare these words")
-	m := regexp.MustCompile(`\n\s+([A-Z]+(?: [A-Z]+){4})\n`).FindStringSubmatch(out[i:])
+	if i < 0 {
+		return ""
+	}
+	m := plainWordsRe.FindStringSubmatch(out[i:])
 	if m == nil {
-		t.Fatalf("no words after %q", out[i:min(len(out), i+300)])
+		return ""
 	}
 	return m[1]
+}
+
+// waitWords waits until p printed words after its last "compare these
+// words", and returns them.
+func waitWords(p *proc) string {
+	p.t.Helper()
+	return wordsAfter(p.waitOutput("the words", func(out string) bool { return wordsAfter(out) != "" }))
 }
 
 // TestIntegrationClientVerifyLive: the line-mode client on real servers,
@@ -60,7 +71,7 @@ func TestIntegrationClientVerifyLive(t *testing.T) {
 		time.Sleep(3 * time.Second)
 	}
 	laptop.waitFor("compare these words")
-	if wl, wp := wordsAfter(t, laptop.output()), wordsAfter(t, phone.output()); wl != wp {
+	if wl, wp := waitWords(laptop), waitWords(phone); wl != wp {
 		t.Fatalf("laptop %q, phone %q", wl, wp)
 	}
 	laptop.writeLine("/verify " + alice + " same")
@@ -73,7 +84,7 @@ func TestIntegrationClientVerifyLive(t *testing.T) {
 	laptop.writeLine("/verify " + bob + " live")
 	desk.waitOutput("the desk's words", func(out string) bool { return strings.Contains(out[mark:], "asks to verify this device") })
 	laptop.waitOutput("the laptop's words", func(out string) bool { return strings.Count(out, "compare these words") >= 2 })
-	if wl, wd := wordsAfter(t, laptop.output()), wordsAfter(t, desk.output()); wl != wd {
+	if wl, wd := waitWords(laptop), waitWords(desk); wl != wd {
 		t.Fatalf("laptop %q, desk %q", wl, wd)
 	}
 	desk.writeLine("/verify " + alice + " same")

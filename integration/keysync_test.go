@@ -73,11 +73,31 @@ func TestIntegrationKeySync(t *testing.T) {
 		}
 	}
 
+	// A first pairing the phone's user rejects: the laptop is warned, and
+	// a new pairing shows other words (a new session).
 	ml, mp := laptop.mark(), phone.mark()
+	pair(laptop)
+	pair(phone)
+	_, rejected := words(laptop, ml)
+	words(phone, mp)
+	if err := phone.a.AnswerPairing(ctx, app.PairReject); err != nil {
+		t.Fatal(err)
+	}
+	laptop.waitEvent(ml, "the warning that the phone rejected", func(ev app.Event) bool {
+		return ev.Kind == app.EventPairing && ev.Warning && strings.Contains(ev.Text, "rejected the pairing")
+	})
+	phone.waitEvent(mp, "the note of the rejection", func(ev app.Event) bool {
+		return ev.Kind == app.EventPairing && !ev.Warning && strings.HasPrefix(ev.Text, "you rejected the pairing")
+	})
+
+	ml, mp = laptop.mark(), phone.mark()
 	pair(laptop)
 	pair(phone)
 	dl, wl := words(laptop, ml)
 	dp, wp := words(phone, mp)
+	if wl == rejected {
+		t.Fatalf("the new pairing shows the rejected words again: %q", wl)
+	}
 	if dl != ids[phone] || dp != ids[laptop] || wl != wp || len(strings.Fields(wl)) != 5 {
 		t.Fatalf("laptop shows %q for %s, phone %q for %s", wl, dl, wp, dp)
 	}

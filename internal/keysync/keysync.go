@@ -251,7 +251,7 @@ func Transition(s State, e Event, g Guards) Step {
 			if partner {
 				return handled(forming)
 			}
-		case Timeout: // ours
+		case Cancel, Timeout: // ours: the draft leaves a user who accepted no way out but the timeout
 			return handled(Sole, one(send(Rollback)), do(UntrustThisKey))
 		}
 	case HandshakingPhase2Offerer, HandshakingPhase2Requester:
@@ -262,6 +262,10 @@ func Transition(s State, e Event, g Guards) Step {
 		switch e {
 		case Cancel, Timeout:
 			return handled(Sole, one(send(Rollback)))
+		case Rollback: // ours: the partner that accepted first may cancel now
+			if partner {
+				return handled(Sole)
+			}
 		case Reject:
 			return handled(End, one(send(CommitReject)), do(Disable))
 		case Accept:
@@ -351,13 +355,17 @@ func Transition(s State, e Event, g Guards) Step {
 			if partner {
 				return handled(JoiningGroup)
 			}
-		case Timeout:
+		case Cancel, Timeout: // ours
 			return handled(Sole, one(send(Rollback)), do(UntrustThisKey))
 		}
 	case HandshakingToJoinPhase2:
 		switch e {
 		case Cancel, Timeout:
 			return handled(Sole, one(send(Rollback)))
+		case Rollback: // ours
+			if partner {
+				return handled(Sole)
+			}
 		case Reject:
 			return handled(End, one(send(CommitReject)), do(Disable))
 		case Accept:
@@ -374,7 +382,7 @@ func Transition(s State, e Event, g Guards) Step {
 			if partner {
 				return handled(Grouped, do(SaveGroupKeys, ReceivedKeysAreDefaultKeys, PrepareOwnKeys), one(send(GroupKeys)), do(ShowDeviceAdded))
 			}
-		case Timeout:
+		case Cancel, Timeout: // ours
 			return handled(Sole, one(send(Rollback)), do(UntrustThisKey))
 		}
 	case HandshakingGrouped:
@@ -422,13 +430,17 @@ func Transition(s State, e Event, g Guards) Step {
 			return handled(s, do(TrustThisKey))
 		case GroupKeys:
 			return handled(s, do(SaveGroupKeys))
-		case Timeout:
+		case Cancel, Timeout: // ours
 			return handled(Grouped, one(send(Rollback)), do(UntrustThisKey))
 		}
 	case HandshakingGroupedPhase2:
 		switch e {
 		case Cancel, Timeout:
 			return handled(Grouped, one(send(Rollback)))
+		case Rollback: // ours
+			if partner {
+				return handled(Grouped)
+			}
 		case Reject:
 			return handled(Grouped, one(send(CommitReject)))
 		case Accept:

@@ -54,21 +54,25 @@ HandshakingPhase1Offerer Rollback snp -> Sole: UntrustThisKey
 HandshakingPhase1Offerer CommitReject snp -> End: UntrustThisKey, Disable
 HandshakingPhase1Offerer CommitAcceptRequester snp -> FormingGroupOfferer:
 HandshakingPhase1Offerer Timeout -> Sole: send Rollback, UntrustThisKey # ours
+HandshakingPhase1Offerer Cancel -> Sole: send Rollback, UntrustThisKey # ours: the draft leaves no way out but the timeout
 
 HandshakingPhase1Requester Rollback snp -> Sole: UntrustThisKey
 HandshakingPhase1Requester CommitReject snp -> End: UntrustThisKey, Disable
 HandshakingPhase1Requester CommitAcceptOfferer snp -> FormingGroupRequester:
 HandshakingPhase1Requester Timeout -> Sole: send Rollback, UntrustThisKey # ours
+HandshakingPhase1Requester Cancel -> Sole: send Rollback, UntrustThisKey # ours: the draft leaves no way out but the timeout
 
 HandshakingPhase2Offerer Cancel -> Sole: send Rollback
 HandshakingPhase2Offerer Reject -> End: send CommitReject, Disable
 HandshakingPhase2Offerer Accept -> FormingGroupOfferer: send CommitAcceptOfferer, TrustThisKey
 HandshakingPhase2Offerer Timeout -> Sole: send Rollback # ours
+HandshakingPhase2Offerer Rollback snp -> Sole: # ours: the partner, who accepted first, may cancel now
 
 HandshakingPhase2Requester Cancel -> Sole: send Rollback
 HandshakingPhase2Requester Reject -> End: send CommitReject, Disable
 HandshakingPhase2Requester Accept -> FormingGroupRequester: send CommitAcceptRequester, TrustThisKey
 HandshakingPhase2Requester Timeout -> Sole: send Rollback # ours
+HandshakingPhase2Requester Rollback snp -> Sole: # ours: the partner, who accepted first, may cancel now
 
 FormingGroupOfferer Init -> FormingGroupOfferer: PrepareOwnKeys, send OwnKeysOfferer, ShowFormingGroup
 FormingGroupOfferer Cancel -> Sole: send Rollback, UntrustThisKey # ours: the untrust
@@ -102,14 +106,17 @@ HandshakingToJoinPhase1 Rollback snp -> Sole: UntrustThisKey # ours: the untrust
 HandshakingToJoinPhase1 CommitReject snp -> End: UntrustThisKey, Disable # ours: the untrust
 HandshakingToJoinPhase1 CommitAcceptForGroup snp -> JoiningGroup:
 HandshakingToJoinPhase1 Timeout -> Sole: send Rollback, UntrustThisKey # ours
+HandshakingToJoinPhase1 Cancel -> Sole: send Rollback, UntrustThisKey # ours
 
 HandshakingToJoinPhase2 Cancel -> Sole: send Rollback
 HandshakingToJoinPhase2 Reject -> End: send CommitReject, Disable
 HandshakingToJoinPhase2 Accept -> JoiningGroup: TrustThisKey, send CommitAccept # ours: the CommitAccept
 HandshakingToJoinPhase2 Timeout -> Sole: send Rollback # ours
+HandshakingToJoinPhase2 Rollback snp -> Sole: # ours: the partner, who accepted first, may cancel now
 
 JoiningGroup GroupKeys snp -> Grouped: SaveGroupKeys, ReceivedKeysAreDefaultKeys, PrepareOwnKeys, send GroupKeys, ShowDeviceAdded # ours: the guard
 JoiningGroup Timeout -> Sole: send Rollback, UntrustThisKey # ours
+JoiningGroup Cancel -> Sole: send Rollback, UntrustThisKey # ours
 
 HandshakingGrouped Init -> HandshakingGrouped: ShowGroupedHandshake
 HandshakingGrouped Cancel -> Grouped: send Rollback
@@ -128,6 +135,7 @@ HandshakingGroupedPhase1 CommitAccept snp -> Grouped: PrepareOwnKeys, send Group
 HandshakingGroupedPhase1 GroupTrustThisKey -> HandshakingGroupedPhase1: TrustThisKey
 HandshakingGroupedPhase1 GroupKeys -> HandshakingGroupedPhase1: SaveGroupKeys
 HandshakingGroupedPhase1 Timeout -> Grouped: send Rollback, UntrustThisKey # ours
+HandshakingGroupedPhase1 Cancel -> Grouped: send Rollback, UntrustThisKey # ours
 
 HandshakingGroupedPhase2 Cancel -> Grouped: send Rollback
 HandshakingGroupedPhase2 Reject -> Grouped: send CommitReject
@@ -135,6 +143,7 @@ HandshakingGroupedPhase2 Accept -> Grouped: TrustThisKey, send GroupTrustThisKey
 HandshakingGroupedPhase2 GroupTrustThisKey -> HandshakingGroupedPhase2: TrustThisKey
 HandshakingGroupedPhase2 GroupKeys -> HandshakingGroupedPhase2: SaveGroupKeys
 HandshakingGroupedPhase2 Timeout -> Grouped: send Rollback # ours
+HandshakingGroupedPhase2 Rollback snp -> Grouped: # ours: the partner, who accepted first, may cancel now
 `
 
 type row struct {
