@@ -75,6 +75,8 @@ type pairing struct {
 	// devices would pair again at once (the draft's Sole beacons on
 	// entry).
 	quiet bool
+	// beaconing: a rebeacon loop runs.
+	beaconing bool
 	// last is the state after the last step, event what caused the step
 	// under way, and partner the device of the last negotiation: to tell
 	// the user how a pairing ended.
@@ -153,8 +155,19 @@ func (a *App) AnswerPairing(ctx context.Context, answer PairingAnswer) error {
 // device is alone: a device list may miss a device that just connected
 // (two devices writing it at once lose an entry until the next check),
 // and a Beacon to a device that is not running KeySync yet is ignored.
+// Called with d.op held; one loop runs at a time (another /devices pair
+// while it runs does not start a second).
 func (d *devices) rebeacon(ks *pairing) {
+	if ks.beaconing {
+		return
+	}
+	ks.beaconing = true
 	go func() {
+		defer func() {
+			d.op.Lock()
+			ks.beaconing = false
+			d.op.Unlock()
+		}()
 		for range beaconTimes {
 			time.Sleep(beaconEvery)
 			d.op.Lock()
@@ -234,7 +247,7 @@ func (d *devices) onKeySync(ctx context.Context, ds *devSession, p []byte) {
 	if ds.s.Peer().Account != d.a.acct.JID || d.ks == nil {
 		return // not one of our devices, or KeySync is not running here
 	}
-	if d.distrusted(ds) {
+	if d.peerState(ds) == trust.Distrusted {
 		return // a removed device (or one whose verification failed) pairs no more
 	}
 	msg, err := keysync.Decode(p)
@@ -258,7 +271,7 @@ func (d *devices) onKeySync(ctx context.Context, ds *devSession, p []byte) {
 		// What a group sends its members: from the negotiation's
 		// partner over its session, or from a device of the group (its
 		// key authenticated here) over any.
-		if d.ks.bound[from] != ds && !d.authenticated(ds) {
+		if d.ks.bound[from] != ds && d.peerState(ds) != trust.Authenticated {
 			return
 		}
 	default:
@@ -528,6 +541,9 @@ func (d *devices) ksRequest(to string, p []byte) {
 			d.a.log().Warn("KeySync: no fresh session", "with", to, "err", err)
 			return
 		}
+		if old := ks.bound[to]; old != nil {
+			delete(ks.boundFor, old) // a session serves one negotiation
+		}
 		ks.bound[to] = ds
 		ks.boundFor[ds] = neg
 		ks.waiting[ds] = q
@@ -539,20 +555,21 @@ func (d *devices) ksRequest(to string, p []byte) {
 	}()
 }
 
-// authenticated reports whether the device at the other end of ds has
-// its key authenticated here (a member of the device group).
-func (d *devices) authenticated(ds *devSession) bool {
+// peerState is the state here of the key at the other end of ds (0 if
+// the store does not know it; Distrusted, failing closed, if the store
+// cannot be read).
+func (d *devices) peerState(ds *devSession) trust.State {
 	peer := ds.s.Peer()
 	recs, err := d.a.trust.Keys(peer.Account)
 	if err != nil {
-		return false
+		return trust.Distrusted
 	}
 	for _, r := range recs {
 		if r.Key == peer.Identity {
-			return r.State == trust.Authenticated
+			return r.State
 		}
 	}
-	return false
+	return 0
 }
 
 // retrying calls f until it succeeds, every vouchRetry, while ctx lasts:
@@ -571,22 +588,6 @@ func retrying(ctx context.Context, f func() error) error {
 		case <-time.After(vouchRetry):
 		}
 	}
-}
-
-// distrusted reports whether the key at the other end of ds is
-// distrusted here.
-func (d *devices) distrusted(ds *devSession) bool {
-	peer := ds.s.Peer()
-	recs, err := d.a.trust.Keys(peer.Account)
-	if err != nil {
-		return true
-	}
-	for _, r := range recs {
-		if r.Key == peer.Identity {
-			return r.State == trust.Distrusted
-		}
-	}
-	return false
 }
 
 // toOwnDevices sends p to every device the account lists but this one

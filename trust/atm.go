@@ -107,39 +107,6 @@ func encodeTrustMessage(m trustMessage) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// isTrustMessage reports whether a device channel payload is an envelope
-// this package reads (its first element is the XEP-0420 content element),
-// so that callers can tell trust messages from other payloads without
-// parsing them twice.
-func isTrustMessage(p []byte) bool {
-	d := xml.NewDecoder(bytes.NewReader(p[:min(len(p), 256)]))
-	for {
-		t, err := d.RawToken()
-		if err != nil {
-			return false
-		}
-		switch t := t.(type) {
-		case xml.StartElement:
-			if t.Name.Local != "content" {
-				return false
-			}
-			for _, a := range t.Attr {
-				if a.Name.Space == "" && a.Name.Local == "xmlns" {
-					return a.Value == nsSCE
-				}
-			}
-			return false
-		case xml.CharData:
-			if len(bytes.TrimSpace(t)) > 0 {
-				return false
-			}
-		case xml.ProcInst:
-		default:
-			return false
-		}
-	}
-}
-
 // shape is where each element of an envelope may be: its parent's local
 // name and its namespace.
 var shape = map[string]struct{ parent, space string }{
@@ -401,8 +368,9 @@ func chunks(stmts []statement) [][]statement {
 	return out
 }
 
-func filter(rs []Record, keep func(Record) bool) []Record {
-	var out []Record
+// filter returns the elements of rs that keep keeps.
+func filter[T any](rs []T, keep func(T) bool) []T {
+	var out []T
 	for _, r := range rs {
 		if keep(r) {
 			out = append(out, r)
@@ -543,7 +511,7 @@ func (s *Store) unpark(tx Tx, jid string, key crypto.PublicKey, now time.Time) (
 	if err != nil {
 		return nil, err
 	}
-	parked = filter2(parked, func(p Parked) bool { return p.SenderKey == key })
+	parked = filter(parked, func(p Parked) bool { return p.SenderKey == key })
 	if len(parked) == 0 {
 		return nil, nil
 	}
@@ -559,16 +527,6 @@ func (s *Store) unpark(tx Tx, jid string, key crypto.PublicKey, now time.Time) (
 		out = append(out, c...)
 	}
 	return out, nil
-}
-
-func filter2(ps []Parked, keep func(Parked) bool) []Parked {
-	var out []Parked
-	for _, p := range ps {
-		if keep(p) {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // Why returns the trust history of key as jid's (a bare JID), oldest

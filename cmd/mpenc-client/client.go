@@ -63,6 +63,10 @@ type client struct {
 	// comparing: devices whose verification words are shown and wait
 	// for "/verify JID same|differ".
 	comparing map[string]bool
+	// graceArmed: a late look at automatically distrusted members is
+	// scheduled, not before graceUntil (excludeUntrustedNow).
+	graceArmed bool
+	graceUntil time.Time
 	// sendHook, if set, sends instead of the room; testMembers and
 	// testTrust, if set, stand for the current room's members and the
 	// trust store (tests).
@@ -981,16 +985,37 @@ func (c *client) excludeUntrusted(ctx context.Context) {
 // which usually vouch for it, arrive within it (docs/USAGE.md).
 var autoDistrustGrace = 60 * time.Second
 
+// armGrace schedules the late look of excludeUntrustedNow in after,
+// unless one is scheduled; when it comes before c.graceUntil (a grace
+// begun since), it waits for that too.
+func (c *client) armGrace(after time.Duration) {
+	if c.graceArmed {
+		return
+	}
+	c.graceArmed = true
+	time.AfterFunc(after, func() {
+		c.post(func() {
+			c.graceArmed = false
+			if left := time.Until(c.graceUntil); left > 0 {
+				c.armGrace(left)
+				return
+			}
+			c.excludeUntrustedNow(context.Background(), true)
+		})
+	})
+}
+
 // excludeUntrustedNow is excludeUntrusted; unless late, a member whose
 // key was only automatically distrusted is left in for autoDistrustGrace
 // and looked at again then.
 func (c *client) excludeUntrustedNow(ctx context.Context, late bool) {
 	graced := false
 	defer func() {
+		// One late look covers every grace running: several trust
+		// changes in a row must not exclude the same member twice.
 		if graced {
-			time.AfterFunc(autoDistrustGrace, func() {
-				c.post(func() { c.excludeUntrustedNow(context.Background(), true) })
-			})
+			c.graceUntil = time.Now().Add(autoDistrustGrace)
+			c.armGrace(autoDistrustGrace)
 		}
 	}()
 	for _, room := range c.order {
