@@ -116,8 +116,14 @@ func (a *App) PairDevices(ctx context.Context) error {
 		a.q.push(Event{Kind: EventPairing, Text: "this device is in a device group already: run /devices pair on the device to add"})
 		return nil
 	case keysync.End:
-		// Re-enabled by the user after a rejection.
-		return d.startKeySync(ctx, false)
+		// Re-enabled by the user after a rejection: beaconing again
+		// like a device that starts (the other device may still be
+		// off when the first Beacon reaches it).
+		if err := d.startKeySync(ctx, false); err != nil {
+			return err
+		}
+		d.rebeacon(d.ks)
+		return nil
 	}
 	d.ks.event = keysync.KeyGen
 	out, err := d.ks.m.KeyGen(time.Now()) // a Sole device beacons again
@@ -245,7 +251,8 @@ func (d *devices) resumeKeySync(ctx context.Context) {
 func (d *devices) onKeySync(ctx context.Context, ds *devSession, p []byte) {
 	from := ds.fullJID()
 	if ds.s.Peer().Account != d.a.acct.JID || d.ks == nil {
-		return // not one of our devices, or KeySync is not running here
+		d.a.log().Info("a KeySync message ignored: KeySync is off, or not our device", "from", from)
+		return
 	}
 	if d.peerState(ds) == trust.Distrusted {
 		return // a removed device (or one whose verification failed) pairs no more
@@ -276,14 +283,17 @@ func (d *devices) onKeySync(ctx context.Context, ds *devSession, p []byte) {
 		}
 	default:
 		if d.ks.bound[from] != ds {
-			return // another session than the negotiation's
+			d.a.log().Info("a KeySync message over another session than the negotiation's: ignored", "from", from, "message", msg.Type)
+			return
 		}
 	}
 	d.ks.event = msg.Type
+	before := d.ks.m.State()
 	out, err := d.ks.m.Receive(from, msg, time.Now())
 	if err != nil {
 		d.a.log().Warn("KeySync", "err", err)
 	}
+	d.a.log().Info("KeySync step", "from", from, "message", msg.Type, "state", before, "next", d.ks.m.State(), "outputs", len(out))
 	if msg.Type == keysync.GroupTrustThisKey {
 		// A passive device trusts the new key on the active device's
 		// word: that word is its trust message (authenticated by the
@@ -467,6 +477,7 @@ func (d *devices) ksSend(ctx context.Context, o keysync.Output) {
 	if msg.Type == keysync.Beacon && d.ks.quiet {
 		return // a pairing just ended: no new one until /devices pair
 	}
+	d.a.log().Info("KeySync send", "message", msg.Type, "to", o.To, "partner", o.Partner)
 	if o.To == "" {
 		// To the group: the partner, if any, over the negotiation's
 		// session (it may not be in the group yet), the others over the

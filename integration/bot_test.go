@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +32,67 @@ type appPeer struct {
 	evs    []app.Event
 	notify chan struct{}
 	done   chan struct{}
+	// recent keeps the peer's last Info lines, shown when a wait fails
+	// (Warn lines go to the test's output at once).
+	recent *ringLog
+}
+
+// ringLog keeps the last lines written to it.
+type ringLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+const ringLogLines = 300
+
+func (r *ringLog) Write(b []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lines = append(r.lines, strings.TrimRight(string(b), "\n"))
+	if len(r.lines) > 2*ringLogLines {
+		r.lines = append(r.lines[:0], r.lines[len(r.lines)-ringLogLines:]...)
+	}
+	return len(b), nil
+}
+
+func (r *ringLog) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return strings.Join(r.lines[max(0, len(r.lines)-ringLogLines):], "\n")
+}
+
+// teeHandler sends every record to each of its handlers that takes it.
+type teeHandler []slog.Handler
+
+func (h teeHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return slices.ContainsFunc(h, func(x slog.Handler) bool { return x.Enabled(ctx, l) })
+}
+
+func (h teeHandler) Handle(ctx context.Context, r slog.Record) error {
+	for _, x := range h {
+		if x.Enabled(ctx, r.Level) {
+			if err := x.Handle(ctx, r.Clone()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (h teeHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	out := make(teeHandler, len(h))
+	for i, x := range h {
+		out[i] = x.WithAttrs(as)
+	}
+	return out
+}
+
+func (h teeHandler) WithGroup(name string) slog.Handler {
+	out := make(teeHandler, len(h))
+	for i, x := range h {
+		out[i] = x.WithGroup(name)
+	}
+	return out
 }
 
 // newAppPeer opens an App for account a in dir (small key-derivation
@@ -38,13 +100,18 @@ type appPeer struct {
 // events until the end of the test, when it is closed (parting properly).
 func (s *server) newAppPeer(t *testing.T, a account, dir string, tweaks ...func(*app.Config)) *appPeer {
 	t.Helper()
+	recent := &ringLog{}
+	logs := teeHandler{
+		slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}),
+		slog.NewTextHandler(recent, &slog.HandlerOptions{Level: slog.LevelInfo}),
+	}
 	cfg := app.Config{
 		Store: filepath.Join(dir, "peer.db"), Account: a.jid, Password: a.password,
 		Passphrase: func(bool) ([]byte, error) { return []byte("peer passphrase"), nil },
 		KDF:        store.KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1},
 		Server:     s.addr, Security: s.security, RootCAs: s.roots,
 		Timing: session.LoopbackTiming(), PartTimeout: 10 * time.Second,
-		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})).With("peer", a.jid),
+		Logger: slog.New(logs).With("peer", a.jid),
 	}
 	if s.security == xmpp.DirectTLS {
 		cfg.Server = s.tlsAddr
@@ -58,7 +125,7 @@ func (s *server) newAppPeer(t *testing.T, a account, dir string, tweaks ...func(
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &appPeer{t: t, a: ap, notify: make(chan struct{}, 1), done: make(chan struct{})}
+	p := &appPeer{t: t, a: ap, notify: make(chan struct{}, 1), done: make(chan struct{}), recent: recent}
 	go func() {
 		defer close(p.done)
 		for ev := range ap.Events() {
@@ -117,7 +184,7 @@ func (p *appPeer) waitEvent(from int, what string, pred func(app.Event) bool) ap
 		select {
 		case <-p.notify:
 		case <-deadline:
-			p.t.Fatalf("peer: waited %v for %s; events:\n%s", cmdBound, what, p.dump())
+			p.t.Fatalf("peer: waited %v for %s; events:\n%s\nits last log lines:\n%s", cmdBound, what, p.dump(), p.recent)
 		}
 	}
 }
@@ -135,6 +202,10 @@ func (p *appPeer) dump() string {
 			fmt.Fprintf(&b, " %v seq=%d author=%s ack=%v own=%v", ev.Entry.Kind, ev.Entry.Seq, ev.Entry.Author, ev.Entry.Ack, ev.Entry.Own)
 		case app.EventDecision:
 			b.WriteString(" " + ev.Decision.String())
+		case app.EventTrust:
+			b.WriteString(" " + ev.Trust.String())
+		case app.EventPairing, app.EventVerify:
+			fmt.Fprintf(&b, " device=%s text=%q words=%d warning=%v", ev.Device, ev.Text, len(ev.Words), ev.Warning)
 		}
 		if ev.Err != nil {
 			b.WriteString(" err=" + ev.Err.Error())
