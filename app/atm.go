@@ -110,7 +110,32 @@ func (d *devices) deviceOf(ctx context.Context, account string, key crypto.Publi
 // onTrustMessage applies a trust message that arrived over the session
 // ds (the trust store knows whether to apply or park it).
 func (d *devices) onTrustMessage(ds *devSession, p []byte) {
-	if _, err := d.a.trust.HandleTrustMessage(ds.fullJID(), ds.s.Peer().Identity, p); err != nil {
+	evs, err := d.a.trust.HandleTrustMessage(ds.fullJID(), ds.s.Peer().Identity, p)
+	if err != nil {
 		d.a.log().Info("a trust message refused", "from", ds.fullJID(), "err", err)
+		return
 	}
+	// One of our devices brought several decisions at once (the
+	// group's trust reaching a device that just joined): one line sums
+	// them up; each has its own EventTrust too.
+	if ds.s.Peer().Account != d.a.acct.JID {
+		return
+	}
+	var verified, distrusted int
+	for _, e := range evs {
+		switch e.Kind.String() {
+		case "vouched":
+			verified++
+		case "vouched-distrust":
+			distrusted++
+		}
+	}
+	if verified+distrusted < 2 {
+		return
+	}
+	text := fmt.Sprintf("%s's trust reached this device: %d key(s) verified", d.deviceName(ds.fullJID()), verified)
+	if distrusted > 0 {
+		text += fmt.Sprintf(", %d distrusted", distrusted)
+	}
+	d.a.q.push(Event{Kind: EventPairing, Device: ds.fullJID(), Text: text})
 }

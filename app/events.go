@@ -108,6 +108,10 @@ type Event struct {
 	// Words and Warning: for EventVerify and EventPairing.
 	Words   []string
 	Warning bool
+	// Rooms: for EventPairing, rooms the device group's devices join at
+	// start that this device does not (bare JIDs from another of your
+	// devices): the client joins them.
+	Rooms []string
 }
 
 // queue is an unbounded FIFO of events pumped into an unbuffered channel,

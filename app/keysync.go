@@ -83,6 +83,9 @@ type pairing struct {
 	last    keysync.State
 	event   keysync.Event
 	partner string
+	// received is the group state each partner sent (GroupKeys,
+	// OwnKeys), merged when the group forms with it.
+	received map[string]keysync.GroupState
 }
 
 // PairDevices starts KeySync on this device: a device alone tells the
@@ -229,7 +232,7 @@ func (d *devices) startKeySync(ctx context.Context, grouped bool) error {
 	}
 	d.ks = &pairing{m: m, bound: map[string]*devSession{}, waiting: map[*devSession][][]byte{},
 		starting: map[startKey][][]byte{}, provisional: map[string]crypto.PublicKey{}, boundFor: map[*devSession]keysync.TID{},
-		last: keysync.InitState}
+		received: map[string]keysync.GroupState{}, last: keysync.InitState}
 	d.ksApply(ctx, out)
 	return nil
 }
@@ -263,6 +266,9 @@ func (d *devices) onKeySync(ctx context.Context, ds *devSession, p []byte) {
 		return
 	}
 	switch msg.Type {
+	case keysync.LeaveGroup:
+		d.onLeave(ctx, ds)
+		return
 	case keysync.Beacon:
 	case keysync.NegotiationRequest:
 		// A negotiation runs over a session the requester began for it
@@ -294,6 +300,10 @@ func (d *devices) onKeySync(ctx context.Context, ds *devSession, p []byte) {
 		d.a.log().Warn("KeySync", "err", err)
 	}
 	d.a.log().Info("KeySync step", "from", from, "message", msg.Type, "state", before, "next", d.ks.m.State(), "outputs", len(out))
+	switch msg.Type {
+	case keysync.GroupKeys, keysync.OwnKeysOfferer, keysync.OwnKeysRequester:
+		d.onGroupState(ctx, ds, msg.Payload)
+	}
 	if msg.Type == keysync.GroupTrustThisKey {
 		// A passive device trusts the new key on the active device's
 		// word: that word is its trust message (authenticated by the
@@ -448,14 +458,49 @@ func (d *devices) grouped(ctx context.Context) {
 	}
 	for dev, key := range ks.provisional {
 		delete(ks.provisional, dev)
+		received := ks.received[dev]
+		delete(ks.received, dev)
 		if _, err := d.a.trust.Verify(d.a.acct.JID, key); err != nil {
 			d.a.log().Warn("authenticating a paired device", "device", dev, "err", err)
 			d.a.q.push(Event{Kind: EventPairing, Device: dev, Warning: true, Text: "paired, but its key could not be recorded as verified: " + err.Error()})
 			continue
 		}
-		d.a.q.push(Event{Kind: EventPairing, Device: dev,
-			Text: fmt.Sprintf("in a device group with %s: its key is verified, and your verified keys reach it", dev)})
+		// The group's state: ours, what the partner sent, and the
+		// partner on our word.
+		rooms := d.mergeGroup(ctx, dev, received, false)
+		s, err := d.loadGroup(ctx)
+		if err == nil {
+			d.addPartner(&s, dev, key, time.Now())
+			err = d.saveGroup(ctx, s)
+		}
+		if err != nil {
+			d.a.log().Warn("saving the device group's state", "err", err)
+		}
+		var names []string
+		for _, x := range s.Devices {
+			if x.Status == keysync.Member {
+				names = append(names, d.groupName(x))
+			}
+		}
+		text := fmt.Sprintf("in a device group with %s: its key is verified, and your verified keys reach it (as trust messages); the group: %s",
+			d.deviceName(dev), strings.Join(names, ", "))
+		if len(rooms) > 0 {
+			text += fmt.Sprintf("; %d room(s) of the group joined here too: %s", len(rooms), strings.Join(rooms, ", "))
+		}
+		d.a.q.push(Event{Kind: EventPairing, Device: dev, Text: text, Rooms: rooms})
 	}
+}
+
+// groupName names a device of the group for a line: its label, or its
+// resource.
+func (d *devices) groupName(x keysync.GroupDevice) string {
+	if x.Key == d.a.key.Public() {
+		return "this device"
+	}
+	if x.Label != "" {
+		return "“" + x.Label + "”"
+	}
+	return x.Resource
 }
 
 // ksSend sends one message: to the partner over the negotiation's
@@ -463,11 +508,18 @@ func (d *devices) grouped(ctx context.Context) {
 // device (d.op held).
 func (d *devices) ksSend(ctx context.Context, o keysync.Output) {
 	msg := *o.Send
-	if msg.Type == keysync.GroupTrustThisKey {
+	switch msg.Type {
+	case keysync.GroupTrustThisKey:
 		if ds := d.ks.bound[o.Partner]; ds != nil {
 			k := ds.s.Peer().Identity
 			msg.Payload = k[:]
 		}
+	case keysync.GroupKeys, keysync.OwnKeysOfferer, keysync.OwnKeysRequester:
+		partner := o.Partner
+		if partner == "" {
+			partner = o.To
+		}
+		msg.Payload = d.groupPayload(ctx, partner)
 	}
 	p, err := keysync.Encode(msg)
 	if err != nil {
@@ -651,6 +703,15 @@ func (a *App) RemoveDevice(ctx context.Context, device string) error {
 	if _, err := a.trust.Distrust(a.acct.JID, dev.Key); err != nil {
 		return err
 	}
+	a.dev.op.Lock()
+	if s, err := a.dev.loadGroup(ctx); err == nil && len(s.Devices) > 0 {
+		s.Set(keysync.GroupDevice{Key: dev.Key, Resource: j.Resourcepart(), Label: dev.Label, Status: keysync.Removed,
+			At: time.Now(), By: a.key.Public()})
+		if err := a.dev.saveGroup(ctx, s); err != nil {
+			a.log().Warn("saving the device group's state", "err", err)
+		}
+	}
+	a.dev.op.Unlock()
 	if err := xa.RemoveDevice(ctx, dev.ID); err != nil {
 		return fmt.Errorf("app: %s is distrusted, but still in the device list: %w", device, err)
 	}

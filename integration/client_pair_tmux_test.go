@@ -110,6 +110,8 @@ func TestIntegrationClientPairTmux(t *testing.T) {
 	tablet.waitText("joined the session")
 	tablet.typeLine("/why " + bob)
 	tablet.waitText("vouched for by " + alice + "/")
+	tablet.typeLine("/devices")
+	tablet.waitText("3 devices in your device group")
 
 	// The laptop removes the tablet: Bob's client distrusts it on the
 	// laptop's word and excludes it.

@@ -4,11 +4,13 @@ package integration
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mpenc/mpenc/app"
+	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/trust"
 )
 
@@ -33,6 +35,16 @@ func TestIntegrationKeySync(t *testing.T) {
 	for _, p := range []*appPeer{laptop, phone, tablet, desk} {
 		ids[p] = p.join(room, "everyone").Self()
 	}
+	// A room the laptop joins at every start: the phone joins it when it
+	// pairs.
+	saved := s.newRoom(t)
+	{
+		ctx, cancel := context.WithTimeout(context.Background(), cmdBound)
+		if _, err := laptop.a.Join(ctx, saved, app.RoomOptions{Include: "trusted", Remember: true, StayIfLastMember: true}); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+	}
 	alice, bob := laptop.a.Account(), desk.a.Account()
 	waitTrust(t, laptop, bob, desk.a.PublicKey(), trust.BlindlyTrusted)
 	waitTrust(t, desk, alice, laptop.a.PublicKey(), trust.BlindlyTrusted)
@@ -52,9 +64,9 @@ func TestIntegrationKeySync(t *testing.T) {
 		})
 		return ev.Device, strings.Join(ev.Words, " ")
 	}
-	grouped := func(p *appPeer, from int, with string) {
+	grouped := func(p *appPeer, from int, with string) app.Event {
 		t.Helper()
-		p.waitEvent(from, "the group formed with "+with, func(ev app.Event) bool {
+		return p.waitEvent(from, "the group formed with "+with, func(ev app.Event) bool {
 			return ev.Kind == app.EventPairing && ev.Device == with && strings.HasPrefix(ev.Text, "in a device group")
 		})
 	}
@@ -107,7 +119,12 @@ func TestIntegrationKeySync(t *testing.T) {
 		}
 	}
 	grouped(laptop, ml, ids[phone])
-	grouped(phone, mp, ids[laptop])
+	ev := grouped(phone, mp, ids[laptop])
+	if !slices.Equal(ev.Rooms, []string{saved}) {
+		t.Fatalf("the phone was given the rooms %q, want the laptop's saved room %s", ev.Rooms, saved)
+	}
+	waitGroup(t, phone, laptop.a.PublicKey(), "in the group", "laptop")
+	waitGroup(t, laptop, phone.a.PublicKey(), "in the group", "phone")
 	waitTrust(t, laptop, alice, phone.a.PublicKey(), trust.Authenticated)
 	waitTrust(t, phone, alice, laptop.a.PublicKey(), trust.Authenticated)
 	waitTrust(t, phone, bob, desk.a.PublicKey(), trust.Authenticated)
@@ -136,6 +153,17 @@ func TestIntegrationKeySync(t *testing.T) {
 	waitTrust(t, tablet, alice, passive.a.PublicKey(), trust.Authenticated)
 	waitTrust(t, tablet, bob, desk.a.PublicKey(), trust.Authenticated)
 	waitTrust(t, desk, alice, tablet.a.PublicKey(), trust.Authenticated)
+	// One line sums up what the group's trust brought the tablet (the
+	// passive device's key and the desk's).
+	tablet.waitEvent(mt, "the summary of the group's trust", func(ev app.Event) bool {
+		return ev.Kind == app.EventPairing && strings.Contains(ev.Text, "trust reached this device: 2 key(s) verified")
+	})
+	// The group's state: the tablet knows all three, the passive device
+	// the tablet (from the active device's GroupKeys).
+	for _, p := range []*appPeer{laptop, phone} {
+		waitGroup(t, tablet, p.a.PublicKey(), "in the group", map[*appPeer]string{laptop: "laptop", phone: "phone"}[p])
+	}
+	waitGroup(t, passive, tablet.a.PublicKey(), "in the group", "tablet")
 
 	// The laptop removes the tablet: distrusted at the phone and at Bob's
 	// desk through the laptop's trust messages, off the device list, and
@@ -154,6 +182,7 @@ func TestIntegrationKeySync(t *testing.T) {
 			t.Fatal("the removed tablet is still in the device list")
 		}
 	}
+	waitGroup(t, laptop, tablet.a.PublicKey(), "removed", "tablet")
 	if _, err := tablet.a.Trust().Distrust(bob, desk.a.PublicKey()); err != nil {
 		t.Fatal(err)
 	}
@@ -162,5 +191,50 @@ func TestIntegrationKeySync(t *testing.T) {
 		if st, _ := trustState(t, p, bob, desk.a.PublicKey()); st != trust.Authenticated {
 			t.Fatalf("the removed tablet's word changed %s's trust in the desk: %v", p.a.Account(), st)
 		}
+	}
+
+	// The phone leaves the group: the laptop distrusts it (and says
+	// why), and so does Bob's desk on the laptop's word; the phone
+	// forgets the group.
+	ml = laptop.mark()
+	if err := phone.a.LeaveDeviceGroup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	laptop.waitEvent(ml, "the warning that the phone left", func(ev app.Event) bool {
+		return ev.Kind == app.EventPairing && ev.Warning && strings.Contains(ev.Text, "left your device group")
+	})
+	waitTrust(t, laptop, alice, phone.a.PublicKey(), trust.Distrusted)
+	waitTrust(t, desk, alice, phone.a.PublicKey(), trust.Distrusted)
+	why, err := laptop.a.Trust().Why(alice, phone.a.PublicKey())
+	if err != nil || !strings.Contains(why[len(why)-1].String(), "left your device group") {
+		t.Fatalf("why: %v, %v", why, err)
+	}
+	waitGroup(t, laptop, phone.a.PublicKey(), "left", "phone")
+	if g, err := phone.a.DeviceGroup(ctx); err != nil || len(g) != 0 {
+		t.Fatalf("the phone still keeps a group after leaving: %+v, %v", g, err)
+	}
+}
+
+// waitGroup waits until p's device group has the device of key with
+// status and label.
+func waitGroup(t *testing.T, p *appPeer, key crypto.PublicKey, status, label string) {
+	t.Helper()
+	deadline := time.Now().Add(cmdBound)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), cmdBound)
+		g, err := p.a.DeviceGroup(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range g {
+			if d.Key == key && d.Status == status && d.Label == label {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no %q device %q in the device group: %+v", p.a.Account(), status, label, g)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -68,9 +68,9 @@ func TestTrustCorruptRowRefused(t *testing.T) {
 	if _, err := (&trust.Directory{Store: ts}).IdentityKey("bob@example.org/phone"); err == nil {
 		t.Fatal("a corrupt record answered as a key")
 	}
-	// A history entry of a kind trust never records (3 is KeyKnown, 18
+	// A history entry of a kind trust never records (3 is KeyKnown, 19
 	// nothing) is refused too.
-	for _, kind := range []int{3, 18} {
+	for _, kind := range []int{3, 19} {
 		if _, err := st.db.Exec(`UPDATE trust_events SET kind = ?`, kind); err != nil {
 			t.Fatal(err)
 		}

@@ -78,12 +78,13 @@ func validState(s trust.State) bool {
 // KeyChanged and KeyClaimed (a key first observed for a JID while another
 // account has it), and the user's decisions, which trust stores as 10
 // (verified), 11 (trusted) and 12 (distrusted), and the decisions trust
-// messages, TOAKAFA and failed verifications make (13 to 17), and does not name outside itself
-// (Event.String describes them). The trust behaviour tests
+// messages, TOAKAFA, failed verifications and devices leaving their
+// group make (13 to 18), and does not name outside itself (Event.String
+// describes them). The trust behaviour tests
 // (TestTrustBackend) record each and read it back through this backend.
 func validEventKind(k trust.Kind) bool {
 	switch k {
-	case trust.KeyNew, trust.KeyNewDevice, trust.KeyChanged, trust.KeyClaimed, 10, 11, 12, 13, 14, 15, 16, 17:
+	case trust.KeyNew, trust.KeyNewDevice, trust.KeyChanged, trust.KeyClaimed, 10, 11, 12, 13, 14, 15, 16, 17, 18:
 		return true
 	}
 	return false

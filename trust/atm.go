@@ -486,7 +486,7 @@ func (s *Store) apply(tx Tx, p Parked, now time.Time) ([]Event, error) {
 	switch {
 	case p.Trust && rec.State == Authenticated, !p.Trust && rec.State == Distrusted:
 		return nil, nil
-	case p.Trust && rec.State == Distrusted && (rec.Cause == kindDistrusted || rec.Cause == kindVerifyFailed):
+	case p.Trust && rec.State == Distrusted && (rec.Cause == kindDistrusted || rec.Cause == kindVerifyFailed || rec.Cause == kindLeft):
 		// Manual distrust is sticky: the user decides.
 		ev.Kind = kindVouchRefused
 		return []Event{ev}, tx.AppendEvent(ev)
@@ -614,6 +614,8 @@ func (e Event) String() string {
 		return fmt.Sprintf("%s (key %s) vouched for it on %s; not applied, because it is distrusted here (/why shows by what): /verify to accept it", e.Member, by(), on)
 	case kindVerifyFailed:
 		return "distrusted on " + on + ": a live verification with it failed (the two screens showed different words, or its confirmation did not match)"
+	case kindLeft:
+		return "distrusted on " + on + ": this device of yours left your device group (/devices leave on it)"
 	}
 	return fmt.Sprintf("%v on %s", e.Kind, on)
 }

@@ -484,6 +484,40 @@ func TestATMReceiveRules(t *testing.T) {
 			t.Fatalf("why: %q", why[len(why)-2].String())
 		}
 	})
+	t.Run("a device that left is distrusted, told and sticky", func(t *testing.T) {
+		w := newATMWorld(t, "A1", "A2", "A3")
+		w.meet()
+		a1, a2, a3 := w.dev("A1"), w.dev("A2"), w.dev("A3")
+		for _, d := range []*atmDevice{a2, a3} {
+			if _, err := a1.s.Verify(a, d.key); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w.queue = nil
+		if _, err := a1.s.DistrustLeft(a, a3.key); err != nil {
+			t.Fatal(err)
+		}
+		if w.state(a1, a3) != trust.Distrusted {
+			t.Fatal("not distrusted")
+		}
+		// Told to the other own device, as a distrust by the user is.
+		told := false
+		for _, v := range w.queue {
+			told = told || v.To.Key == a2.key
+		}
+		if !told {
+			t.Fatalf("the distrust of a device that left was not told to A2: %d messages", len(w.queue))
+		}
+		// A trust message vouching for it again is refused.
+		evs, err := send(t, w, a2, a1, trust.Statement{Owner: a, Key: a3.key, Trust: true})
+		if err != nil || len(evs) != 1 || evs[0].Kind.String() != "vouch-refused" {
+			t.Fatalf("%v, %v", evs, err)
+		}
+		why, _ := a1.s.Why(a, a3.key)
+		if !strings.Contains(why[len(why)-2].String(), "left your device group") {
+			t.Fatalf("why: %q", why[len(why)-2].String())
+		}
+	})
 	t.Run("our own key", func(t *testing.T) {
 		w, a1, _ := setup(t)
 		a2 := w.dev("A2")

@@ -44,16 +44,17 @@ func _() {
 	_ = x[kindAutoDistrusted-15]
 	_ = x[kindVouchRefused-16]
 	_ = x[kindVerifyFailed-17]
+	_ = x[kindLeft-18]
 }
 
 const (
 	_Kind_name_0 = "newnew-deviceknownchangeddistrustedclaimed"
-	_Kind_name_1 = "verifiedtrusteddistrustedvouchedvouched-distrustauto-distrustedvouch-refusedverify-failed"
+	_Kind_name_1 = "verifiedtrusteddistrustedvouchedvouched-distrustauto-distrustedvouch-refusedverify-failedleft"
 )
 
 var (
 	_Kind_index_0 = [...]uint8{0, 3, 13, 18, 25, 35, 42}
-	_Kind_index_1 = [...]uint8{0, 8, 15, 25, 32, 48, 63, 76, 89}
+	_Kind_index_1 = [...]uint8{0, 8, 15, 25, 32, 48, 63, 76, 89, 93}
 )
 
 func (i Kind) String() string {
@@ -61,7 +62,7 @@ func (i Kind) String() string {
 	case 1 <= i && i <= 6:
 		i -= 1
 		return _Kind_name_0[_Kind_index_0[i]:_Kind_index_0[i+1]]
-	case 10 <= i && i <= 17:
+	case 10 <= i && i <= 18:
 		i -= 10
 		return _Kind_name_1[_Kind_index_1[i]:_Kind_index_1[i+1]]
 	default:

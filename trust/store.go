@@ -366,6 +366,15 @@ func (s *Store) DistrustMismatch(jid string, key crypto.PublicKey) (Record, erro
 	return s.decide(jid, key, Distrusted, kindVerifyFailed)
 }
 
+// DistrustLeft records that the device of key, one of our own, left the
+// account's device group (it said so over the device channel, as
+// docs/PROTOCOL.md "KeySync" has it): key is distrusted as if by the
+// user (a trust message never overturns it), and trust messages tell the
+// other devices, as Distrust's do; the history says why.
+func (s *Store) DistrustLeft(jid string, key crypto.PublicKey) (Record, error) {
+	return s.decide(jid, key, Distrusted, kindLeft)
+}
+
 func (s *Store) decide(jid string, key crypto.PublicKey, st State, kind Kind) (Record, error) {
 	if err := CheckJID(jid); err != nil {
 		return Record{}, err
@@ -419,7 +428,7 @@ func (s *Store) decide(jid string, key crypto.PublicKey, st State, kind Kind) (R
 		return Record{}, fmt.Errorf("trust: recording %v for %s: %w", st, jid, err)
 	}
 	s.report(changes)
-	if s.cfg.OnVouch != nil && s.cfg.Self != "" && (kind == kindVerified || kind == kindDistrusted) {
+	if s.cfg.OnVouch != nil && s.cfg.Self != "" && (kind == kindVerified || kind == kindDistrusted || kind == kindLeft) {
 		vs, err := s.vouches(jid, key)
 		if err != nil {
 			return out, fmt.Errorf("trust: %v recorded for %s, but not told to other devices: %w", st, jid, err)

@@ -180,6 +180,10 @@ const (
 	// failed (Store.DistrustMismatch): distrusted, as stickily as by the
 	// user, and not told to other devices.
 	kindVerifyFailed Kind = 17 // verify-failed
+	// kindLeft: the key's device, of our own account, said it left the
+	// account's device group (Store.DistrustLeft): distrusted as by the
+	// user, and told to other devices.
+	kindLeft Kind = 18 // left
 )
 
 // Decision is the result of observing a key ([Directory.ObserveKey] hands

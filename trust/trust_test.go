@@ -200,7 +200,8 @@ func TestNames(t *testing.T) {
 		{trust.Kind(15), "auto-distrusted"},
 		{trust.Kind(16), "vouch-refused"},
 		{trust.Kind(17), "verify-failed"},
-		{trust.Kind(18), "Kind(18)"},
+		{trust.Kind(18), "left"},
+		{trust.Kind(19), "Kind(19)"},
 		{trust.Kind(255), "Kind(255)"},
 	} {
 		if got := c.v.String(); got != c.want {

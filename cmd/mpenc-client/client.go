@@ -429,10 +429,23 @@ func (c *client) run(cmd command) error {
 			return c.removeDevice(cmd.args[1])
 		case len(cmd.args) == 1 && cmd.args[0] == "remove":
 			return errors.New("/devices remove DEVICE: which device? its full JID, as /devices shows it")
+		case len(cmd.args) == 1 && cmd.args[0] == "leave":
+			c.ui.note("/devices leave makes this device leave your device group for good: your other devices will distrust its key, "+
+				"and your contacts' devices follow them, so it is excluded from your rooms; it cannot pair again under this key. "+
+				"Type /devices leave yes to go on", true)
+			return nil
+		case len(cmd.args) == 2 && cmd.args[0] == "leave":
+			if cmd.args[1] != "yes" {
+				return errors.New("/devices leave: type /devices leave yes to go on")
+			}
+			c.background("leaving your device group", func(ctx context.Context) (string, error) {
+				return "", c.app.LeaveDeviceGroup(ctx)
+			})
+			return nil
 		case len(cmd.args) == 1:
 			return c.pairing(cmd.args[0])
 		case len(cmd.args) == 2:
-			return fmt.Errorf("/devices %s: pair, accept, reject, cancel or remove DEVICE", oneLine(cmd.args[0]))
+			return fmt.Errorf("/devices %s: pair, accept, reject, cancel, remove DEVICE or leave", oneLine(cmd.args[0]))
 		}
 		return c.devices(ctx)
 	case "info":
@@ -873,6 +886,17 @@ func (c *client) pairingEvent(ev app.Event) {
 		return
 	}
 	c.ui.note(oneLine(ev.Text), ev.Warning)
+	// Rooms the device group joins at start: joined here too (and
+	// remembered), without leaving the room on screen.
+	for _, room := range ev.Rooms {
+		if c.appRoom(room) != nil {
+			continue
+		}
+		cur := c.cur
+		c.join(room, "", true)
+		c.cur = cur
+		c.ui.roomsChanged()
+	}
 	if c.testMembers == nil {
 		for _, room := range c.order {
 			c.refreshMembers(room)
@@ -1216,6 +1240,8 @@ type deviceRow struct {
 	// published: whether its account's published device list has it,
 	// when that account publishes one (pubKnown).
 	published, pubKnown bool
+	// group: the device group's record of one of our devices, if any.
+	group *app.GroupDevice
 }
 
 // publishedWait bounds how long /devices waits for the device lists.
@@ -1304,6 +1330,24 @@ func (c *client) devices(ctx context.Context) error {
 		return strings.Compare(a, b)
 	})
 	publishes := c.publishedLists(ctx, ids, byID)
+	inGroup := 0
+	if c.app != nil {
+		group, err := c.app.DeviceGroup(ctx)
+		if err != nil {
+			return err
+		}
+		for i := range group {
+			g := &group[i]
+			if g.Status == "in the group" {
+				inGroup++
+			}
+			for _, d := range byID {
+				if d.m.HasKey && d.m.Trust.Key == g.Key && trust.Bare(d.m.ID) == trust.Bare(self) {
+					d.group = g
+				}
+			}
+		}
+	}
 	var lines []string
 	account := ""
 	for _, id := range ids {
@@ -1311,7 +1355,13 @@ func (c *client) devices(ctx context.Context) error {
 			account = b
 			head := oneLine(b)
 			if b == trust.Bare(self) {
-				head += " (your account)"
+				head += " (your account"
+				if inGroup > 1 {
+					head += fmt.Sprintf("; %d devices in your device group", inGroup)
+				} else {
+					head += "; this device is in no device group: /devices pair"
+				}
+				head += ")"
 			}
 			switch state, ok := publishes[b]; {
 			case !ok:
@@ -1391,6 +1441,8 @@ func causeName(k trust.Kind) string {
 		return " automatically"
 	case "verify-failed":
 		return " (its verification failed)"
+	case "left":
+		return " (it left your device group)"
 	}
 	return ""
 }
@@ -1427,6 +1479,20 @@ func deviceLine(d *deviceRow) string {
 		s += "\n    in its account's published device list"
 	default:
 		s += "\n    not in its account's published device list"
+	}
+	if g := d.group; g != nil {
+		on := g.Since.Local().Format("2006-01-02 15:04")
+		switch g.Status {
+		case "in the group":
+			s += "\n    in your device group since " + on
+			if !m.Self {
+				s += " (on the word of " + oneLine(g.By) + ")"
+			}
+		case "left":
+			s += "\n    left your device group on " + on
+		default:
+			s += "\n    " + oneLine(g.Status) + " from your device group on " + on + " (on the word of " + oneLine(g.By) + ")"
+		}
 	}
 	if len(d.rooms) > 0 {
 		s += "\n    in " + strings.Join(sortedClean(d.rooms), ", ")

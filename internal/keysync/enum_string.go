@@ -61,6 +61,7 @@ func _() {
 	_ = x[KeyGen-20]
 	_ = x[CannotDecrypt-21]
 	_ = x[Timeout-22]
+	_ = x[LeaveGroup-32]
 	_ = x[Accept-129]
 	_ = x[Reject-130]
 	_ = x[Cancel-131]
@@ -69,13 +70,14 @@ func _() {
 const (
 	_Event_name_0 = "InitBeaconNegotiationRequestNegotiationOpenRollbackCommitRejectCommitAcceptOffererCommitAcceptRequesterCommitAcceptCommitAcceptForGroupGroupTrustThisKeyGroupKeysOwnKeysOffererOwnKeysRequester"
 	_Event_name_1 = "KeyGenCannotDecryptTimeout"
-	_Event_name_2 = "AcceptRejectCancel"
+	_Event_name_2 = "LeaveGroup"
+	_Event_name_3 = "AcceptRejectCancel"
 )
 
 var (
 	_Event_index_0 = [...]uint8{0, 4, 10, 28, 43, 51, 63, 82, 103, 115, 135, 152, 161, 175, 191}
 	_Event_index_1 = [...]uint8{0, 6, 19, 26}
-	_Event_index_2 = [...]uint8{0, 6, 12, 18}
+	_Event_index_3 = [...]uint8{0, 6, 12, 18}
 )
 
 func (i Event) String() string {
@@ -86,9 +88,11 @@ func (i Event) String() string {
 	case 20 <= i && i <= 22:
 		i -= 20
 		return _Event_name_1[_Event_index_1[i]:_Event_index_1[i+1]]
+	case i == 32:
+		return _Event_name_2
 	case 129 <= i && i <= 131:
 		i -= 129
-		return _Event_name_2[_Event_index_2[i]:_Event_index_2[i+1]]
+		return _Event_name_3[_Event_index_3[i]:_Event_index_3[i+1]]
 	default:
 		return "Event(" + strconv.FormatInt(int64(i), 10) + ")"
 	}

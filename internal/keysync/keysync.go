@@ -67,9 +67,13 @@ const (
 	KeyGen                Event = 20 // a new own key
 	CannotDecrypt         Event = 21 // a message we could not decrypt
 	Timeout               Event = 22 // ours: the state's time is up
-	Accept                Event = 129
-	Reject                Event = 130
-	Cancel                Event = 131
+	// LeaveGroup is ours, a message outside the draft's machine (which
+	// never sees it): a device tells its group it leaves
+	// (docs/PROTOCOL.md "KeySync").
+	LeaveGroup Event = 32
+	Accept     Event = 129
+	Reject     Event = 130
+	Cancel     Event = 131
 )
 
 // Events lists every event, in order.

@@ -32,14 +32,19 @@ var names = map[Event]string{
 	CommitAcceptRequester: "CommitAcceptRequester", CommitAccept: "CommitAccept",
 	CommitAcceptForGroup: "CommitAcceptForGroup", GroupTrustThisKey: "GroupTrustThisKey",
 	GroupKeys: "GroupKeys", OwnKeysOfferer: "OwnKeysOfferer", OwnKeysRequester: "OwnKeysRequester",
+	LeaveGroup: "LeaveGroup",
 }
+
+// hasNegotiation reports whether messages of type t name their
+// negotiation: all but Beacon and LeaveGroup, which belong to none.
+func hasNegotiation(t Event) bool { return t != Beacon && t != LeaveGroup }
 
 // Encode writes m as one element:
 //
 //	<keysync xmlns='…/ns/keysync/1' type='NegotiationRequest' challenge='32 hex' negotiation='32 hex' group='1'>Base64 payload</keysync>
 //
 // challenge only for Beacon and NegotiationRequest, negotiation for every
-// message but Beacon, group only for NegotiationRequest.
+// message but Beacon and LeaveGroup, group only for NegotiationRequest.
 func Encode(m Message) ([]byte, error) {
 	name, ok := names[m.Type]
 	if !ok {
@@ -53,7 +58,7 @@ func Encode(m Message) ([]byte, error) {
 	if m.Type == Beacon || m.Type == NegotiationRequest {
 		fmt.Fprintf(&b, " challenge='%x'", m.Challenge[:])
 	}
-	if m.Type != Beacon {
+	if hasNegotiation(m.Type) {
 		fmt.Fprintf(&b, " negotiation='%x'", m.Negotiation[:])
 	}
 	if m.Type == NegotiationRequest && m.IsGroup {
@@ -139,7 +144,7 @@ func Decode(p []byte) (Message, error) {
 		}
 	}
 	if m.Type == 0 || haveChallenge != (m.Type == Beacon || m.Type == NegotiationRequest) ||
-		haveNegotiation != (m.Type != Beacon) || (group && m.Type != NegotiationRequest) {
+		haveNegotiation != hasNegotiation(m.Type) || (group && m.Type != NegotiationRequest) {
 		return bad("attributes do not fit the type")
 	}
 	var text []byte

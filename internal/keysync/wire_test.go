@@ -25,6 +25,7 @@ func sampleMessages() []Message {
 		{Type: GroupKeys, Negotiation: n, Payload: []byte("shared")},
 		{Type: OwnKeysOfferer, Negotiation: n, Payload: []byte("o")},
 		{Type: OwnKeysRequester, Negotiation: n},
+		{Type: LeaveGroup},
 	}
 }
 
