@@ -258,7 +258,10 @@ func (d *devices) onKeySync(ctx context.Context, ds *devSession, p []byte) {
 		return
 	}
 	if d.peerState(ds) == trust.Distrusted {
-		return // a removed device (or one whose verification failed) pairs no more
+		// A removed device (or one that left, or whose verification
+		// failed) pairs no more, and its word counts for nothing.
+		d.a.log().Info("a KeySync message from a device distrusted here: ignored", "from", from)
+		return
 	}
 	msg, err := keysync.Decode(p)
 	if err != nil {

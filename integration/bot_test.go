@@ -189,6 +189,28 @@ func (p *appPeer) waitEvent(from int, what string, pred func(app.Event) bool) ap
 	}
 }
 
+// waitLog waits until the peer's recent log has a line with every one
+// of parts.
+func (p *appPeer) waitLog(what string, parts ...string) {
+	p.t.Helper()
+	deadline := time.Now().Add(cmdBound)
+	for {
+		for _, l := range strings.Split(p.recent.String(), "\n") {
+			ok := true
+			for _, part := range parts {
+				ok = ok && strings.Contains(l, part)
+			}
+			if ok {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("peer: waited %v for %s; its last log lines:\n%s", cmdBound, what, p.recent)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func (p *appPeer) dump() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mpenc/mpenc/app"
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/keysync"
 	"github.com/mpenc/mpenc/trust"
 )
 
@@ -183,6 +184,23 @@ func TestIntegrationKeySync(t *testing.T) {
 		}
 	}
 	waitGroup(t, laptop, tablet.a.PublicKey(), "removed", "tablet")
+	// The removed tablet claims the laptop was removed: the phone ignores
+	// it (its log says so), and its record keeps the laptop.
+	forged, err := keysync.EncodeState(keysync.GroupState{Devices: []keysync.GroupDevice{{
+		Key: laptop.a.PublicKey(), Resource: strings.TrimPrefix(ids[laptop], alice+"/"), Label: "laptop",
+		Status: keysync.Removed, At: time.Now(), By: tablet.a.PublicKey()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := keysync.Encode(keysync.Message{Type: keysync.GroupKeys, Payload: forged})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tablet.a.SendToDevice(ctx, ids[phone], msg); err != nil {
+		t.Fatal(err)
+	}
+	phone.waitLog("the tablet's forged group state ignored", "a KeySync message from a device distrusted here: ignored", ids[tablet])
+	waitGroup(t, phone, laptop.a.PublicKey(), "in the group", "laptop")
 	if _, err := tablet.a.Trust().Distrust(bob, desk.a.PublicKey()); err != nil {
 		t.Fatal(err)
 	}

@@ -564,3 +564,69 @@ func TestVerifyMAC(t *testing.T) {
 		t.Fatalf("words %v %v %v", wa, wb, wc)
 	}
 }
+
+// TestBundleSwapWordsDiffer: a server that swaps bundles (and device
+// lists) sits between two devices of one account, A1 and A2, as M: A1
+// begins a session with M (M's key and one-time key under A2's name), M
+// one with A2 (under A1's). Each pair of screens shows its own session's
+// words, and M cannot make the two sets agree: it sends its ephemeral
+// key to A2 before A2's one-time key (published only as a digest) is
+// revealed in the response, and A1's ephemeral key reaches it only after
+// M's one-time key was committed by its digest. Over 500 runs the words
+// never match (a match is 2^-51.7 per run), so the users reject, and
+// package keysync's TestReject shows that nothing the group shares then
+// leaves either device.
+func TestBundleSwapWordsDiffer(t *testing.T) {
+	a1, a2 := newDevice("alice@example.org", 1), newDevice("alice@example.org", 2)
+	m := newDevice("alice@example.org", 9)
+	m.party.Device = a2.party.Device // M answers under A2's device id
+	for i := range 500 {
+		rnd := &detRand{seed: fmt.Sprintf("swap-%d", i)}
+		// Session 1: A1 → "A2", the server having given it M's bundle.
+		mOneTime, _ := primitive.GenerateX25519Key(rnd)
+		s1, req1, err := Initiate(a1.party, a1.key, m.party, Digest(mOneTime.Public()), rnd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r1, err := ParseRequest(req1, m.party.Device)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m1, resp1, err := Accept(m.party, m.key, a1.party, r1, mOneTime)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s1.HandleResponse(resp1, a1.key); err != nil {
+			t.Fatal(err)
+		}
+		// Session 2: M → A2 under A1's device id, with M's key (the
+		// server gave A2 M's key for A1).
+		mAsA1 := newDevice("alice@example.org", 9)
+		mAsA1.party.Device = a1.party.Device
+		a2OneTime, _ := primitive.GenerateX25519Key(rnd)
+		m2, req2, err := Initiate(mAsA1.party, mAsA1.key, a2.party, Digest(a2OneTime.Public()), rnd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r2, err := ParseRequest(req2, a2.party.Device)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s2, resp2, err := Accept(a2.party, a2.key, mAsA1.party, r2, a2OneTime)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m2.HandleResponse(resp2, mAsA1.key); err != nil {
+			t.Fatal(err)
+		}
+		w1, _ := s1.Words()
+		wm1, _ := m1.Words()
+		w2, _ := s2.Words()
+		if w1 != wm1 {
+			t.Fatal("the two ends of one session show different words")
+		}
+		if w1 == w2 {
+			t.Fatalf("run %d: the screens of A1 and A2 agree through a man in the middle: %v", i, w1)
+		}
+	}
+}
