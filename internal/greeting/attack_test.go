@@ -522,3 +522,42 @@ func otherKey() crypto.PublicKey {
 	seed[0] = 0xee
 	return crypto.NewSigningKey(seed).Public()
 }
+
+// After refusing a newcomer (at the initial packet, or once the
+// operation ran), the refusing member that later accepts the key
+// proposes the inclusion itself (the client's held inclusion), and it
+// succeeds for everyone: the refusal left nothing behind, its nonce
+// included.
+func TestIncludeAfterRefusal(t *testing.T) {
+	for _, mid := range []bool{false, true} {
+		r, m, all := attackSetup(t)
+		r.addMember(all[4])
+		accepting := r.greeters[m[2]].Directory
+		refuse := !mid
+		r.greeters[m[2]].Directory = greeter.DirectoryFunc(func(id string) (crypto.PublicKey, error) {
+			if id == all[4] && refuse {
+				return crypto.PublicKey{}, errors.New("undecided")
+			}
+			return accepting.IdentityKey(id)
+		})
+		if mid {
+			r.tamper = func(k int, sender, w string) string {
+				if isDown(greetType(t, w)) {
+					refuse = true
+				}
+				return w
+			}
+		}
+		o, err := r.run(m[1], all, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !errors.Is(o.failed[m[2]], greeting.ErrIdentityRefused) {
+			t.Fatalf("mid=%v: %s failed with %v, want ErrIdentityRefused", mid, m[2], o.failed[m[2]])
+		}
+		r.tamper = nil
+		refuse = false
+		r.greeters[m[2]].Directory = accepting
+		r.mustOp(m[2], all)
+	}
+}
