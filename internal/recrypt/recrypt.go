@@ -21,7 +21,9 @@ package recrypt
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/ecdh"
 	"crypto/hkdf"
+	"crypto/hpke"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -254,4 +256,52 @@ func pageAEAD(S, A, T Point, context []byte) (cipher.AEAD, []byte, error) {
 		return nil, nil, err
 	}
 	return aead, nonce[:], nil
+}
+
+// A member's share x_m reaches its device sealed to the device's X25519
+// key (its identity key in Montgomery form): HPKE (RFC 9180) base mode,
+// DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM, info
+// shareInfo ‖ context (the group, epoch and member). The sealed share is
+// 32 + 32 + 16 = 80 bytes; the service stores it and hands it to the
+// member with its pages.
+
+// SealedShareSize is the size of a sealed share.
+const SealedShareSize = 80
+
+const shareInfo = "mpenc recrypt entry v1"
+
+// SealShare seals x for the device whose X25519 public key is device.
+func SealShare(device [32]byte, context []byte, x Scalar) ([]byte, error) {
+	if _, err := decodeScalar(x); err != nil {
+		return nil, err
+	}
+	pub, err := ecdh.X25519().NewPublicKey(device[:])
+	if err != nil {
+		return nil, fmt.Errorf("recrypt: device key: %w", err)
+	}
+	pk, err := hpke.NewDHKEMPublicKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	return hpke.Seal(pk, hpke.HKDFSHA256(), hpke.AES256GCM(), append([]byte(shareInfo), context...), x[:])
+}
+
+// OpenShare opens a sealed share with the device's X25519 private key.
+func OpenShare(device *ecdh.PrivateKey, context, sealed []byte) (Scalar, error) {
+	if len(sealed) != SealedShareSize {
+		return Scalar{}, fmt.Errorf("%w: a sealed share of %d bytes", ErrOpen, len(sealed))
+	}
+	k, err := hpke.NewDHKEMPrivateKey(device)
+	if err != nil {
+		return Scalar{}, err
+	}
+	p, err := hpke.Open(k, hpke.HKDFSHA256(), hpke.AES256GCM(), append([]byte(shareInfo), context...), sealed)
+	if err != nil || len(p) != 32 {
+		return Scalar{}, ErrOpen
+	}
+	x := Scalar(p)
+	if _, err := decodeScalar(x); err != nil {
+		return Scalar{}, err
+	}
+	return x, nil
 }

@@ -2,6 +2,7 @@ package recrypt
 
 import (
 	"bytes"
+	"crypto/ecdh"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -399,6 +400,45 @@ func BenchmarkSeal48KiB(b *testing.B) {
 	for b.Loop() {
 		if _, _, err := Seal(A, nil, page, nil, rnd); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func TestSealedShare(t *testing.T) {
+	rnd := &detRand{seed: "share"}
+	a, A, _ := NewAdmin(rnd)
+	x, r, _ := Split(a, rnd)
+	dev, err := ecdh.X25519().GenerateKey(rnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := []byte("group 1 epoch 0 alice@example.org/phone")
+	sealed, err := SealShare([32]byte(dev.PublicKey().Bytes()), ctx, x)
+	if err != nil || len(sealed) != SealedShareSize {
+		t.Fatalf("%d bytes, %v", len(sealed), err)
+	}
+	got, err := OpenShare(dev, ctx, sealed)
+	if err != nil || got != x {
+		t.Fatalf("%x, %v", got, err)
+	}
+	// The opened share opens a page.
+	T, c, _ := Seal(A, nil, []byte("p"), nil, rnd)
+	R, _ := Recrypt(r, T)
+	if p, err := Open(got, A, T, R, nil, c, nil); err != nil || string(p) != "p" {
+		t.Fatalf("%q, %v", p, err)
+	}
+	// Another device, another context, a changed byte: nothing opens.
+	other, _ := ecdh.X25519().GenerateKey(rnd)
+	bad := bytes.Clone(sealed)
+	bad[40] ^= 1
+	for name, f := range map[string]func() error{
+		"other device":  func() error { _, err := OpenShare(other, ctx, sealed); return err },
+		"other context": func() error { _, err := OpenShare(dev, []byte("group 2"), sealed); return err },
+		"changed":       func() error { _, err := OpenShare(dev, ctx, bad); return err },
+		"short":         func() error { _, err := OpenShare(dev, ctx, sealed[:79]); return err },
+	} {
+		if err := f(); !errors.Is(err, ErrOpen) {
+			t.Errorf("%s: %v", name, err)
 		}
 	}
 }
