@@ -310,3 +310,58 @@ func TestRoomEpoch(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkFetch64: the service answering a fetch of 64 pages of 48 KiB
+// (SQLite reads and 64 recryptions, each checking T); the ratio to one
+// edwards25519 scalar multiplication, measured in the same run, is
+// reported as scalarmults/page.
+func BenchmarkFetch64(b *testing.B) {
+	t := &testing.T{}
+	w := &world{t: t, rnd: &detRand{seed: "bench"}, clock: time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC),
+		path: filepath.Join(b.TempDir(), "bot.db"), devs: map[string]*device{}}
+	w.open()
+	defer w.s.Close()
+	w.admin, _ = crypto.GenerateSigningKey(w.rnd)
+	w.a, w.A, _ = recrypt.NewAdmin(w.rnd)
+	w.create(OwnArchive, "")
+	d := w.add("laptop")
+	page := make([]byte, 48<<10-64)
+	for i := range MaxFetch {
+		T, c, _ := recrypt.Seal(w.A, w.group[:], page, nil, w.rnd)
+		var id PageID
+		copy(id[:], fmt.Sprint(i))
+		if _, err := w.s.Put(context.Background(), "alice@example.org/laptop", Put{Group: w.group, Page: id, T: T, Sealed: c}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	unit := scalarMultCost(b)
+	b.ResetTimer()
+	start := time.Now()
+	for b.Loop() {
+		f, err := w.fetch(d, 0, MaxFetch)
+		if err != nil || len(f.Pages) != MaxFetch {
+			b.Fatal(err)
+		}
+	}
+	perPage := time.Since(start) / time.Duration(b.N*MaxFetch)
+	b.StopTimer()
+	unit = (unit + scalarMultCost(b)) / 2 // before and after the loop
+	b.ReportMetric(float64(perPage)/float64(unit), "scalarmults/page")
+	b.ReportMetric(float64(time.Second)/float64(perPage), "pages/s")
+}
+
+// scalarMultCost times edwards25519 scalar multiplications (the unit of
+// docs/PERFORMANCE.md's recryption ratios).
+func scalarMultCost(b *testing.B) time.Duration {
+	rnd := &detRand{seed: "unit"}
+	_, A, _ := recrypt.NewAdmin(rnd)
+	x, _, _ := recrypt.Split(recrypt.Scalar{1}, rnd)
+	const n = 1000
+	start := time.Now()
+	for range n {
+		if _, err := recrypt.RawScalarMult(x, A); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return time.Since(start) / n
+}
