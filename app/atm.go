@@ -128,9 +128,15 @@ func (d *devices) onTrustMessage(ds *devSession, p []byte) {
 			verified++
 		case "vouched-distrust":
 			distrusted++
+			if e.JID == d.a.acct.JID {
+				// One of our devices removed one of ours: the group's
+				// record says so here too.
+				d.markRemoved(e.Key, ds.s.Peer().Identity)
+			}
 		}
 	}
-	if verified+distrusted < 2 {
+	justGrouped := time.Since(d.groupedAt) < 2*time.Minute // the group's trust arriving
+	if verified+distrusted == 0 || (verified+distrusted < 2 && !justGrouped) {
 		return
 	}
 	text := fmt.Sprintf("%s's trust reached this device: %d key(s) verified", d.deviceName(ds.fullJID()), verified)

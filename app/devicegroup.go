@@ -144,7 +144,9 @@ func (d *devices) groupPayload(ctx context.Context, partner string) []byte {
 // device's word, unless s has it already as a member, or removed.
 func (d *devices) addPartner(s *keysync.GroupState, partner string, key crypto.PublicKey, now time.Time) {
 	for _, x := range s.Devices {
-		if x.Key == key {
+		// Its own record of itself ("I joined") is replaced by ours: we
+		// paired it. A removed one stays removed.
+		if x.Key == key && (x.Status != keysync.Member || x.By == d.a.key.Public()) {
 			return
 		}
 	}
@@ -177,11 +179,14 @@ func (d *devices) mergeGroup(ctx context.Context, from string, other keysync.Gro
 		return nil
 	}
 	d.withSelf(&s, time.Now())
+	// What others say of this device does not replace what it says of
+	// itself.
+	self := d.a.key.Public()
+	other.Devices = slices.DeleteFunc(slices.Clone(other.Devices), func(x keysync.GroupDevice) bool { return x.Key == self })
 	changed := s.Merge(other)
 	if err := d.saveGroup(ctx, s); err != nil {
 		d.a.log().Warn("saving the device group's state", "err", err)
 	}
-	self := d.a.key.Public()
 	fromName := d.deviceName(from)
 	for _, c := range changed {
 		if !tell || c.Key == self || d.a.acct.JID+"/"+c.Resource == from {
@@ -203,8 +208,8 @@ func (d *devices) mergeGroup(ctx context.Context, from string, other keysync.Gro
 	}
 	var fresh []string
 	for _, r := range other.Rooms {
-		if !slices.ContainsFunc(saved, func(x store.Room) bool { return x.JID == r }) {
-			fresh = append(fresh, r)
+		if !slices.ContainsFunc(saved, func(x store.Room) bool { return x.JID == r }) && d.a.Room(r) == nil {
+			fresh = append(fresh, r) // neither remembered nor joined here
 		}
 	}
 	return fresh
@@ -269,11 +274,21 @@ func (a *App) LeaveDeviceGroup(ctx context.Context) error {
 	// which keeps what it could not deliver yet until a session carries
 	// it; the group is forgotten only once every member was told.
 	sent := 0
+	var unreachable []string
 	for _, x := range s.Devices {
 		if x.Key == a.key.Public() || x.Status != keysync.Member {
 			continue
 		}
+		if st, _ := a.trustStateOf(a.acct.JID, x.Key); st == trust.Distrusted {
+			continue // removed meanwhile (its removal did not reach our record)
+		}
 		if err := a.SendToDevice(ctx, a.acct.JID+"/"+x.Resource, p); err != nil {
+			if errors.Is(err, errNoDevice) {
+				// Off the device list (removed, or gone): it has no
+				// channel to be told over.
+				unreachable = append(unreachable, x.Resource)
+				continue
+			}
 			return fmt.Errorf("app: telling %s that this device leaves (nothing forgotten yet: try again): %w", x.Resource, err)
 		}
 		sent++
@@ -294,8 +309,12 @@ func (a *App) LeaveDeviceGroup(ctx context.Context) error {
 		return err
 	}
 	d.ks.quiet = true
-	a.q.push(Event{Kind: EventPairing, Text: "this device left your device group: your other devices distrust its key from now on, " +
-		"and your contacts' devices follow them. To use your account here again, start with a new store and pair it"})
+	text := "this device left your device group: your other devices distrust its key from now on, " +
+		"and your contacts' devices follow them. To use your account here again, start with a new store and pair it"
+	if len(unreachable) > 0 {
+		text += fmt.Sprintf(" (not told: %s, no longer in your device list)", strings.Join(unreachable, ", "))
+	}
+	a.q.push(Event{Kind: EventPairing, Text: text})
 	return nil
 }
 
@@ -330,4 +349,39 @@ func (d *devices) onLeave(ctx context.Context, ds *devSession) {
 	}
 	d.a.q.push(Event{Kind: EventPairing, Device: from, Warning: true,
 		Text: d.deviceName(from) + " left your device group: its key is distrusted here and by the devices that trust this one"})
+}
+
+// markRemoved records in the group's record that the device of key was
+// removed, on the word of the device whose key is by (d.op held).
+func (d *devices) markRemoved(key, by crypto.PublicKey) {
+	ctx := context.Background()
+	s, err := d.loadGroup(ctx)
+	if err != nil {
+		return
+	}
+	for _, x := range s.Devices {
+		if x.Key == key && x.Status == keysync.Member {
+			x.Status, x.At, x.By = keysync.Removed, time.Now(), by
+			s.Set(x)
+			if err := d.saveGroup(ctx, s); err != nil {
+				d.a.log().Warn("saving the device group's state", "err", err)
+			}
+			return
+		}
+	}
+}
+
+// trustStateOf is the state of key for account in the trust store (0 if
+// unknown).
+func (a *App) trustStateOf(account string, key crypto.PublicKey) (trust.State, error) {
+	recs, err := a.trust.Keys(account)
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range recs {
+		if r.Key == key {
+			return r.State, nil
+		}
+	}
+	return 0, nil
 }

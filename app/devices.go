@@ -193,6 +193,7 @@ type devices struct {
 	dirty      map[*devSession]bool     // opened from, not saved since
 	verifs     map[string]*verification // live verifications, by device full JID
 	ks         *pairing                 // KeySync; nil until started
+	groupedAt  time.Time                // when a pairing last brought this device into a group
 
 	mu      sync.Mutex // guards the key digests and the device lists
 	oneTime []xmpp.KeyDigest

@@ -113,6 +113,9 @@ func (a *App) PairDevices(ctx context.Context) error {
 		go d.tellAlone()
 		return nil
 	}
+	if st := d.ks.m.State(); st != keysync.Grouped {
+		a.q.push(Event{Kind: EventPairing, Text: "looking for your other devices again: run /devices pair on the one to pair with too"})
+	}
 	d.ks.quiet = false
 	switch d.ks.m.State() {
 	case keysync.Grouped:
@@ -149,7 +152,7 @@ func (a *App) AnswerPairing(ctx context.Context, answer PairingAnswer) error {
 	d.op.Lock()
 	defer d.op.Unlock()
 	if d.ks == nil || d.ks.m.State().Resting() {
-		return errors.New("app: no pairing waits for an answer: /devices pair starts one")
+		return errors.New("no pairing waits for an answer: /devices pair starts one")
 	}
 	d.ks.event = e
 	out, err := d.ks.m.User(e, time.Now())
@@ -157,6 +160,10 @@ func (a *App) AnswerPairing(ctx context.Context, answer PairingAnswer) error {
 		return err
 	}
 	d.ksApply(ctx, out)
+	if answer == PairAccept && !d.ks.m.State().Resting() {
+		a.q.push(Event{Kind: EventPairing, Device: d.ks.m.Partner(),
+			Text: "you accepted the words: waiting for " + d.deviceName(d.ks.m.Partner()) + " (its user must accept them too)"})
+	}
 	return nil
 }
 
@@ -268,6 +275,13 @@ func (d *devices) onKeySync(ctx context.Context, ds *devSession, p []byte) {
 		d.a.log().Info("a KeySync message refused", "from", from, "err", err)
 		return
 	}
+	if d.ks.quiet && d.ks.m.State() == keysync.Sole && (msg.Type == keysync.Beacon || msg.Type == keysync.NegotiationRequest) {
+		// A pairing of this device ended (cancelled, rejected, timed
+		// out): it does not start another, on its side or another
+		// device's, until the user runs /devices pair again.
+		d.a.log().Info("a KeySync message ignored: pairing stopped here until /devices pair", "from", from, "message", msg.Type)
+		return
+	}
 	switch msg.Type {
 	case keysync.LeaveGroup:
 		d.onLeave(ctx, ds)
@@ -357,12 +371,13 @@ func (d *devices) ksApply(ctx context.Context, out []keysync.Output) {
 			if err != nil {
 				continue
 			}
-			text := "pairing with your device " + o.Partner
+			name := d.deviceName(o.Partner)
+			text := "pairing with your device " + name
 			switch o.Do {
 			case keysync.ShowJoinGroupHandshake:
-				text = "joining the device group of " + o.Partner
+				text = "joining the device group of " + name
 			case keysync.ShowGroupedHandshake:
-				text = o.Partner + " asks to join your device group"
+				text = name + " asks to join your device group"
 			}
 			d.a.q.push(Event{Kind: EventPairing, Device: o.Partner, Words: w[:], Text: text})
 		case keysync.HideHandshakeDialog:
@@ -430,7 +445,10 @@ func (d *devices) pairingEnded(event keysync.Event, partner string) {
 	default:
 		return
 	}
-	d.a.q.push(Event{Kind: EventPairing, Device: partner, Warning: warning, Text: text + " (/devices pair to try again)"})
+	if d.ks.m.State() != keysync.Grouped {
+		text += " (/devices pair to try again)" // a grouped device answers the next one by itself
+	}
+	d.a.q.push(Event{Kind: EventPairing, Device: partner, Warning: warning, Text: text})
 }
 
 // deviceName names an own device for a line: its label from the cached
@@ -459,6 +477,7 @@ func (d *devices) grouped(ctx context.Context) {
 	if err := d.a.st.SetSetting(ctx, d.a.acct.ID, groupedSetting, "1"); err != nil {
 		d.a.log().Warn("saving the device group", "err", err)
 	}
+	d.groupedAt = time.Now()
 	for dev, key := range ks.provisional {
 		delete(ks.provisional, dev)
 		received := ks.received[dev]
@@ -626,16 +645,11 @@ func (d *devices) ksRequest(to string, p []byte) {
 // cannot be read).
 func (d *devices) peerState(ds *devSession) trust.State {
 	peer := ds.s.Peer()
-	recs, err := d.a.trust.Keys(peer.Account)
+	st, err := d.a.trustStateOf(peer.Account, peer.Identity)
 	if err != nil {
 		return trust.Distrusted
 	}
-	for _, r := range recs {
-		if r.Key == peer.Identity {
-			return r.State
-		}
-	}
-	return 0
+	return st
 }
 
 // retrying calls f until it succeeds, every vouchRetry, while ctx lasts:
@@ -694,9 +708,12 @@ func (a *App) RemoveDevice(ctx context.Context, device string) error {
 	}
 	j, err := jid.Parse(device)
 	if err != nil || j.Resourcepart() == "" || j.Bare().String() != a.acct.JID {
-		return fmt.Errorf("app: %q is not a device of this account (its full JID)", device)
+		return fmt.Errorf("%q is not one of your devices: name it by its full JID or its label, as /devices shows them", device)
 	}
 	dev, err := a.dev.published(ctx, j)
+	if errors.Is(err, errNoDevice) {
+		return fmt.Errorf("%s is not in your device list: removed already, or never listed", device)
+	}
 	if err != nil {
 		return err
 	}

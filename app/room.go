@@ -9,10 +9,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mpenc/mpenc/channel"
 	"github.com/mpenc/mpenc/channel/xmpp"
+	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/internal/greeting"
 	"github.com/mpenc/mpenc/session"
 	"github.com/mpenc/mpenc/transcript"
@@ -34,7 +36,10 @@ type Room struct {
 	events chan channel.Event // ch's events, passed on to the session once their labels are noted
 	sess   *session.Session
 	dir    *trust.Directory
-	trust  *trust.Store
+	// lastDistrusted: the decision of the key observation under way
+	// (roomDirectory) was KeyDistrusted.
+	lastDistrusted atomic.Bool
+	trust          *trust.Store
 
 	rctx     context.Context // the room's life: cancelled by stop
 	cancel   context.CancelFunc
@@ -264,11 +269,12 @@ func (r *Room) sessionConfig() session.Config {
 			if d.Kind != trust.KeyKnown {
 				a.q.push(Event{Room: r.jid, Kind: EventDecision, Decision: d, Label: label})
 			}
+			r.lastDistrusted.Store(d.Kind == trust.KeyDistrusted)
 		}}
 	return session.Config{
 		Self:             r.self,
 		Identity:         a.key,
-		Directory:        r.dir,
+		Directory:        roomDirectory{r.dir, r},
 		OnOccupants:      r.dir.SetPresent,
 		Timing:           a.cfg.Timing,
 		AutoInclude:      auto,
@@ -276,6 +282,27 @@ func (r *Room) sessionConfig() session.Config {
 		StayIfLastMember: r.opt.StayIfLastMember,
 		JoinWindow:       a.cfg.JoinWindow,
 	}
+}
+
+// roomDirectory is the room's trust directory as the session sees it: a
+// member announcing a key that is distrusted here (the user's decision,
+// a trust message's, a removed or departed own device) is shown as that
+// decision (EventDecision) and its key is refused, but it is no
+// security warning: nothing is wrong, the decision is being applied.
+// Changed and claimed keys are still warnings.
+type roomDirectory struct {
+	*trust.Directory
+	r *Room
+}
+
+// ObserveKey implements session.KeyObserver.
+func (d roomDirectory) ObserveKey(member string, key crypto.PublicKey) error {
+	d.r.lastDistrusted.Store(false)
+	err := d.Directory.ObserveKey(member, key)
+	if err != nil && d.r.lastDistrusted.Load() {
+		return nil // OnDecision saw KeyDistrusted: shown, refused, not a warning
+	}
+	return err
 }
 
 // askFirst names the newcomers an automatic inclusion leaves to the user:
@@ -442,14 +469,22 @@ func (r *Room) observe(n session.Notice) {
 			delete(r.absent, m)
 		}
 	case session.JoinRequest:
-		if r.invited[trust.Bare(n.Author)] {
+		// Invited, or one of our own devices whose key is verified
+		// here (a device of our group): included whatever the room's
+		// policy, which is about other people.
+		own := trust.Bare(n.Author) == trust.Bare(r.self) && !r.askFirst(n.Author)
+		if r.invited[trust.Bare(n.Author)] || own {
 			who := n.Author
+			reason := "(invited)"
+			if own && !r.invited[trust.Bare(n.Author)] {
+				reason = "(your verified device)"
+			}
 			go func() {
 				if why := r.notIncludable(who); why != "" {
 					a.q.push(Event{Room: r.jid, Kind: EventInfo, Text: who + " entered (you invited " + trust.Bare(who) + "), but " + why})
 					return
 				}
-				a.q.push(Event{Room: r.jid, Kind: EventInfo, Text: "including " + who + " (invited)"})
+				a.q.push(Event{Room: r.jid, Kind: EventInfo, Text: "including " + who + " " + reason})
 				if err := r.sess.Include(context.Background(), []string{who}); err != nil {
 					a.q.push(Event{Room: r.jid, Kind: EventInfo, Text: "could not include " + who, Err: err})
 				}

@@ -513,9 +513,11 @@ func (c *Core) leaveAtBackstop() {
 func (c *Core) sessionOver() {
 	rest := 0
 	for _, m := range c.channel {
-		if m != c.cfg.Self && !c.taskLeave[m] && !c.excludedLast[m] && c.speaksMpENC(m) {
-			// (a plain XMPP client never joins the session, and a member
-			// we just excluded that came back has none: neither counts)
+		if m != c.cfg.Self && !c.taskLeave[m] && !c.excludedLast[m] && c.lastMembers[m] && c.speaksMpENC(m) {
+			// (a plain XMPP client never joins the session, a member we
+			// just excluded that came back has none, and an occupant
+			// that was not in our last subsession is no sign of one:
+			// none counts)
 			rest++
 		}
 	}

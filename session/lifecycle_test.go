@@ -237,3 +237,33 @@ func TestPartWaitsForFinAcksWhenExcluded(t *testing.T) {
 		noWarnings(t, w)
 	}
 }
+
+// The last other member parts while an occupant that was never in the
+// session (one waiting to be included, or refused) is in the room: the
+// survivor with StayIfLastMember stays, alone. It used to count the
+// waiting occupant as the sign of a session that went on without it and
+// leave the room (a new-user trial: a removed device waiting in the room
+// took the room away from the others).
+func TestStayIfLastMemberBesideWaitingOccupant(t *testing.T) {
+	w := world(t, 84, hop)
+	w.Add("A", func(c *session.Config) { c.StayIfLastMember = true })
+	w.Add("B", nil)
+	w.Add("C", nil)
+	join(t, w, "A")
+	run(t, w, 6*time.Second)
+	join(t, w, "B")
+	run(t, w, time.Second)
+	opOf(t, w, "A", include("B"))
+	run(t, w, 10*time.Second)
+	sameSession(t, w, "A", "B")
+	join(t, w, "C") // nobody includes it: it waits
+	run(t, w, 2*time.Second)
+	opOf(t, w, "B", part)
+	run(t, w, time.Minute)
+	if !slices.Contains(w.Hub.Members(), "A") {
+		t.Fatalf("A left the room beside a waiting occupant (%s)", letters(w, "A", "B", "C"))
+	}
+	if l := session.LettersOf(w.Members["A"].Core); l != "COsJ" {
+		t.Fatalf("A is not alone in the session: %s", letters(w, "A", "B", "C"))
+	}
+}

@@ -31,6 +31,11 @@ type membership struct {
 	// participant id), such a member is a newcomer, not the sign of a
 	// session that went on without us (sessionOver).
 	excludedLast set
+	// lastMembers: the members of the subsession we were last in. Only
+	// they, still in the room, tell sessionOver that the session went on
+	// without us: an occupant that was never in it (one waiting to be
+	// included, or refused) does not.
+	lastMembers set
 
 	// returning: members of our last subsession who lost the room without
 	// leaving on purpose (a restart, a lost connection), and until when

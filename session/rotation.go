@@ -285,6 +285,8 @@ func (c *Core) shutDownCurrent(exclude []string) causal.TranscriptRef {
 		prevRef = old.ref
 		old.excluded = set{}
 		old.excluded.add(exclude...)
+		c.lastMembers = set{}
+		c.lastMembers.add(old.base.Members()...)
 		c.prevs = append(c.prevs, old)
 		if old.base.State() == subsession.Joined {
 			old.base.Fin(c.now)

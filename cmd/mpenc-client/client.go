@@ -444,8 +444,10 @@ func (c *client) run(cmd command) error {
 			return nil
 		case len(cmd.args) == 1:
 			return c.pairing(cmd.args[0])
+		case len(cmd.args) == 2 && cmd.args[0] == "pair":
+			return errors.New("/devices pair takes no device: run /devices pair on each of the two devices, and the one already in a group answers")
 		case len(cmd.args) == 2:
-			return fmt.Errorf("/devices %s: pair, accept, reject, cancel, remove DEVICE or leave", oneLine(cmd.args[0]))
+			return fmt.Errorf("/devices %s: try /devices, or /devices pair, accept, reject, cancel, remove DEVICE or leave", oneLine(cmd.args[0]))
 		}
 		return c.devices(ctx)
 	case "info":
@@ -846,11 +848,11 @@ func (c *client) decide(ctx context.Context, cmd command) error {
 func (c *client) pairing(sub string) error {
 	answers := map[string]app.PairingAnswer{"accept": app.PairAccept, "reject": app.PairReject, "cancel": app.PairCancel}
 	if sub != "pair" && answers[sub] == 0 {
-		return fmt.Errorf("/devices %s: pair, accept, reject or cancel", oneLine(sub))
+		return fmt.Errorf("/devices %s: try /devices, or /devices pair, accept, reject, cancel, remove DEVICE or leave", oneLine(sub))
 	}
 	c.background("pairing", func(ctx context.Context) (string, error) {
 		if sub == "pair" {
-			return "looking for your other devices: run /devices pair on the one to pair with too", c.app.PairDevices(ctx)
+			return "", c.app.PairDevices(ctx) // the app says what it does
 		}
 		return "", c.app.AnswerPairing(ctx, answers[sub])
 	})
@@ -861,6 +863,14 @@ func (c *client) pairing(sub string) error {
 // excludes the device from this device's sessions.
 func (c *client) removeDevice(device string) error {
 	c.background("removing "+oneLine(device), func(ctx context.Context) (string, error) {
+		if !strings.Contains(device, "@") {
+			// A label: the device of the account's list that has it.
+			full, err := c.ownDeviceByLabel(ctx, device)
+			if err != nil {
+				return "", err
+			}
+			device = full
+		}
 		if err := c.app.RemoveDevice(ctx, device); err != nil {
 			return "", err
 		}
@@ -872,6 +882,30 @@ func (c *client) removeDevice(device string) error {
 		return "", nil
 	})
 	return nil
+}
+
+// ownDeviceByLabel finds the one device of our account's published list
+// whose label is label.
+func (c *client) ownDeviceByLabel(ctx context.Context, label string) (string, error) {
+	devs, err := c.app.PublishedDevices(ctx, c.app.Account())
+	if err != nil {
+		return "", err
+	}
+	var found, all []string
+	for _, d := range devs {
+		full := c.app.Account() + "/" + d.Resource
+		all = append(all, fmt.Sprintf("“%s” %s", oneLine(d.Label), full))
+		if strings.EqualFold(d.Label, label) {
+			found = append(found, full)
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+		return "", fmt.Errorf("no device of yours is labelled %q; your device list: %s", oneLine(label), strings.Join(all, ", "))
+	}
+	return "", fmt.Errorf("%d devices are labelled %q: name one by its address (%s)", len(found), oneLine(label), strings.Join(found, ", "))
 }
 
 // pairingEvent shows how KeySync moved on, in the system pane.
@@ -1356,9 +1390,16 @@ func (c *client) devices(ctx context.Context) error {
 			head := oneLine(b)
 			if b == trust.Bare(self) {
 				head += " (your account"
-				if inGroup > 1 {
+				ownRows := 0
+				for _, id2 := range ids {
+					if trust.Bare(id2) == b {
+						ownRows++
+					}
+				}
+				switch {
+				case inGroup > 1:
 					head += fmt.Sprintf("; %d devices in your device group", inGroup)
-				} else {
+				case ownRows > 1:
 					head += "; this device is in no device group: /devices pair"
 				}
 				head += ")"

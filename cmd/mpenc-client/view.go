@@ -511,8 +511,14 @@ func decisionLine(d trust.Decision, self, label string) *line {
 			"It is not used for %s until you /verify %s (compare fingerprints in person) or /trust %s",
 			who, fp, names, account, strings.Join(others, " or "), who, who, who)
 	case d.Kind == trust.KeyDistrusted:
-		l.kind = lineWarning
-		l.text = fmt.Sprintf("%s announced key %s, which you distrusted: it is not used", who, fp)
+		// Information: the decision is being applied (by the user, a
+		// trust message, a removal or a device leaving its group: /why
+		// says which), nothing is wrong.
+		whose := ""
+		if d.Own {
+			whose = "your device "
+		}
+		l.text = fmt.Sprintf("%s%s is here with key %s, which is distrusted (/why %s): it is not used", whose, who, fp, oneLine(d.Member))
 	case d.Own:
 		// Another device of our account: we should know it. Shown
 		// always, trusted only as the policy says, as a notice: a new
