@@ -227,6 +227,9 @@ func (a *Account) forget(c *Channel) {
 // loop, keep-alive, and the upkeep of our published device list.
 func (a *Account) installLocked(cn *conn) {
 	a.conn = cn
+	if a.catchesUp() {
+		a.catchingUp++ // live device packets are held from the first one (catchUp)
+	}
 	if cn.sm != nil {
 		a.wg.Go(func() { smRequests(cn) })
 	}

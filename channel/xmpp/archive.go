@@ -146,6 +146,12 @@ func (a *Account) directLocked(from string, payload []byte) (deliver bool) {
 // (expired, or purged).
 var errArchivePosition = errors.New("xmpp: the archive no longer has our position")
 
+// catchesUp reports whether the account reads its archive at each
+// connection (the device channel's packets).
+func (a *Account) catchesUp() bool {
+	return a.cfg.OnDirect != nil && a.cfg.ArchiveCursor != nil && a.cfg.SaveArchiveCursor != nil
+}
+
 // catchUp reads our archive from where the last catch-up stopped
 // (Config.ArchiveCursor) and delivers the device channel packets sent to
 // this device, in the archive's order, then the live ones held
@@ -155,16 +161,12 @@ var errArchivePosition = errors.New("xmpp: the archive no longer has our positio
 // so).
 func (a *Account) catchUp(cn *conn) {
 	cfg := a.cfg
-	if cfg.OnDirect == nil || cfg.ArchiveCursor == nil || cfg.SaveArchiveCursor == nil {
+	if !a.catchesUp() {
 		return
 	}
-	a.mu.Lock()
-	if a.conn != cn {
-		a.mu.Unlock()
-		return
-	}
-	a.catchingUp++
-	a.mu.Unlock()
+	// installLocked counted this catch-up (catchingUp) before the
+	// connection's receive loop started, so that no live packet is
+	// handed over ahead of the archived ones it follows; released below.
 	var mine *archiveQuery
 	defer func() {
 		// Hand over what was held, until nothing more is (new live
@@ -188,6 +190,12 @@ func (a *Account) catchUp(cn *conn) {
 			a.mu.Lock()
 		}
 	}()
+	a.mu.Lock()
+	current := a.conn == cn
+	a.mu.Unlock()
+	if !current {
+		return
+	}
 	cursor, err := cfg.ArchiveCursor()
 	if err != nil {
 		cfg.logf("xmpp: no archive catch-up: reading its position: %v", err)
