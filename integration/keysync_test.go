@@ -184,6 +184,8 @@ func TestIntegrationKeySync(t *testing.T) {
 		}
 	}
 	waitGroup(t, laptop, tablet.a.PublicKey(), "removed", "tablet")
+	// The phone's record says so too, on the laptop's trust message.
+	waitGroup(t, phone, tablet.a.PublicKey(), "removed", "tablet")
 	// The removed tablet claims the laptop was removed: the phone ignores
 	// it (its log says so), and its record keeps the laptop.
 	forged, err := keysync.EncodeState(keysync.GroupState{Devices: []keysync.GroupDevice{{
