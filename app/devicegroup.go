@@ -305,6 +305,9 @@ func (a *App) LeaveDeviceGroup(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := a.st.SetSetting(ctx, a.acct.ID, leftSetting, "1"); err != nil {
+		return err
+	}
 	if err := d.startKeySync(ctx, false); err != nil {
 		return err
 	}
@@ -384,4 +387,20 @@ func (a *App) trustStateOf(account string, key crypto.PublicKey) (trust.State, e
 		}
 	}
 	return 0, nil
+}
+
+// leftOrRemoved reports whether our record of the group has the device
+// of key as removed or left: such a device does not pair again (under
+// that key), whatever the trust store says of it (d.op held).
+func (d *devices) leftOrRemoved(ctx context.Context, key crypto.PublicKey) bool {
+	s, err := d.loadGroup(ctx)
+	if err != nil {
+		return false
+	}
+	for _, x := range s.Devices {
+		if x.Key == key {
+			return x.Status != keysync.Member
+		}
+	}
+	return false
 }

@@ -28,6 +28,10 @@ import (
 // is in a device group ("1").
 const groupedSetting = "keysync.grouped"
 
+// leftSetting names the store setting that keeps that this device left
+// its group ("1"): it never pairs again under its key.
+const leftSetting = "keysync.left"
+
 // beaconEvery and beaconTimes: a device alone after /devices pair
 // beacons again this often, this many times (rebeacon).
 const (
@@ -104,6 +108,9 @@ func (a *App) PairDevices(ctx context.Context) error {
 	defer d.op.Unlock()
 	if d.closed {
 		return errClosed
+	}
+	if v, ok, err := a.st.Setting(ctx, a.acct.ID, leftSetting); err == nil && ok && v == "1" {
+		return errors.New("this device left its device group for good: your other devices distrust its key. To use your account here again, start with a new store")
 	}
 	if d.ks == nil {
 		if err := d.startKeySync(ctx, false); err != nil {
@@ -264,7 +271,7 @@ func (d *devices) onKeySync(ctx context.Context, ds *devSession, p []byte) {
 		d.a.log().Info("a KeySync message ignored: KeySync is off, or not our device", "from", from)
 		return
 	}
-	if d.peerState(ds) == trust.Distrusted {
+	if d.peerState(ds) == trust.Distrusted || d.leftOrRemoved(ctx, ds.s.Peer().Identity) {
 		// A removed device (or one that left, or whose verification
 		// failed) pairs no more, and its word counts for nothing.
 		d.a.log().Info("a KeySync message from a device distrusted here: ignored", "from", from)

@@ -233,6 +233,10 @@ func TestIntegrationKeySync(t *testing.T) {
 	if g, err := phone.a.DeviceGroup(ctx); err != nil || len(g) != 0 {
 		t.Fatalf("the phone still keeps a group after leaving: %+v, %v", g, err)
 	}
+	// It does not pair again under its key.
+	if err := phone.a.PairDevices(ctx); err == nil || !strings.Contains(err.Error(), "left its device group for good") {
+		t.Fatalf("the phone that left pairs again: %v", err)
+	}
 }
 
 // waitGroup waits until p's device group has the device of key with

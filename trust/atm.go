@@ -315,8 +315,15 @@ func (s *Store) vouches(jid string, key crypto.PublicKey) ([]Vouch, error) {
 	var err error
 	switch {
 	case subject.State == Authenticated && jid == self:
+		// The new own device learns every key we authenticated and,
+		// ours (docs/PROTOCOL.md "Trust messages"), every key we
+		// distrusted: a device removed, or one that left its group,
+		// must not be trusted by a device that joins afterwards.
+		distrusted := filter(all, func(r Record) bool {
+			return r.State == Distrusted && r.Key != s.cfg.SelfKey && !(r.JID == jid && r.Key == key)
+		})
 		if err = add(recipients, one); err == nil {
-			err = add([]Record{subject}, statementsOf(recipients, true))
+			err = add([]Record{subject}, append(statementsOf(recipients, true), statementsOf(distrusted, false)...))
 		}
 	case subject.State == Authenticated:
 		if err = add(own, one); err == nil {

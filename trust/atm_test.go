@@ -636,3 +636,33 @@ func TestTrustMessageRefused(t *testing.T) {
 		}
 	}
 }
+
+// A device that joins after another was distrusted learns that too (ours:
+// docs/PROTOCOL.md "Trust messages"): A1 removed A3 and distrusted B2;
+// when A1 authenticates the new A2, its message to A2 distrusts both, so
+// that A2 neither pairs with A3 nor vouches for it to others later.
+func TestATMNewOwnDeviceLearnsDistrust(t *testing.T) {
+	w := newATMWorld(t, "A1", "A2", "A3", "B1", "B2")
+	w.meet()
+	w.decide("A1", "verify", "B1")
+	w.decide("A1", "verify", "A3")
+	w.decide("A1", "distrust", "A3")
+	w.decide("A1", "distrust", "B2")
+	w.sent = nil
+	w.decide("A2", "verify", "A1")
+	w.decide("A1", "verify", "A2")
+	found := false
+	for _, m := range w.sent {
+		if strings.HasPrefix(m, "A1→A2 ") {
+			found = strings.Contains(m, "alice@example.org: distrust A3") && strings.Contains(m, "bob@example.com: distrust B2") &&
+				strings.Contains(m, "bob@example.com: trust B1")
+		}
+	}
+	if !found {
+		t.Fatalf("A1's message to the new A2: %q", w.sent)
+	}
+	a2 := w.dev("A2")
+	if w.state(a2, w.dev("A3")) != trust.Distrusted || w.state(a2, w.dev("B2")) != trust.Distrusted || w.state(a2, w.dev("B1")) != trust.Authenticated {
+		t.Fatalf("at A2:\n%s", w.matrix())
+	}
+}

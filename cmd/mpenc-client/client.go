@@ -1118,7 +1118,19 @@ func (c *client) excludeUntrustedNow(ctx context.Context, late bool) {
 		}
 		c.ui.note(fmt.Sprintf("in %s, no longer trusted: %s. Excluding from the session (/verify, then /invite, to bring one back)",
 			oneLine(room), strings.Join(names, ", ")), true)
-		c.background("exclude", func(ctx context.Context) (string, error) { return "", r.Exclude(ctx, out) })
+		c.background("exclude", func(ctx context.Context) (string, error) {
+			err := r.Exclude(ctx, out)
+			if errors.Is(err, session.ErrBusy) {
+				// Another operation runs (often another member's
+				// exclusion of the same device): look again once it is
+				// over, rather than show the session's refusal.
+				time.AfterFunc(5*time.Second, func() {
+					c.post(func() { c.excludeUntrusted(context.Background()) })
+				})
+				return "", nil
+			}
+			return "", err
+		})
 	}
 }
 

@@ -105,6 +105,9 @@ type roomView struct {
 	// ends (zero otherwise).
 	joinUntil time.Time
 	absent    map[string]bool // members who left the session on purpose
+	// distrusted: occupants whose key the room showed as distrusted
+	// (not asked to be invited).
+	distrusted map[string]bool
 	// devices: every device (participant id) seen in the room since the
 	// start (member lists, authors), with its label ("" if it announced
 	// none); users: each user's devices (bare JID → participant ids).
@@ -113,7 +116,7 @@ type roomView struct {
 }
 
 func newRoomView(jid string) *roomView {
-	return &roomView{jid: jid, byID: map[transcript.ID]*line{}, queued: map[transcript.ID]*line{}, absent: map[string]bool{},
+	return &roomView{jid: jid, byID: map[transcript.ID]*line{}, queued: map[transcript.ID]*line{}, absent: map[string]bool{}, distrusted: map[string]bool{},
 		devices: map[string]string{}, users: map[string][]string{}}
 }
 
@@ -408,6 +411,9 @@ func (v *roomView) apply(ev app.Event) (changed *line, membersChanged bool) {
 	case app.EventNotice:
 		return v.applyNotice(ev.Notice)
 	case app.EventDecision:
+		// A distrusted occupant is not offered for /invite; a later
+		// decision about it (trusted again) lifts that.
+		v.distrusted[ev.Decision.Member] = ev.Decision.Kind == trust.KeyDistrusted
 		return v.add(decisionLine(ev.Decision, v.self, ev.Label)), true
 	case app.EventJoined:
 		if ev.Err != nil {
@@ -614,6 +620,10 @@ func (v *roomView) applyNotice(n session.Notice) (*line, bool) {
 		}
 		return info("session state: %s", n.State), true
 	case session.JoinRequest:
+		if v.distrusted[n.Author] {
+			// Its key's line said it is distrusted: nothing to invite.
+			return nil, true
+		}
 		invite := trust.Bare(who)
 		if len(v.users[invite]) > 1 {
 			invite = who // one device of several: name it

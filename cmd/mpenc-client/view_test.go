@@ -709,3 +709,22 @@ func TestViewEnterLeaveNamesDevices(t *testing.T) {
 		t.Fatalf("two devices: %v", l)
 	}
 }
+
+// TestViewDistrustedOccupant: a device whose key is distrusted (removed,
+// left its group, or the user's decision) is shown as such, as
+// information, and not offered for /invite when it asks to be included
+// (a trial found "which you distrusted" in red, then "/invite" for it).
+func TestViewDistrustedOccupant(t *testing.T) {
+	v := newRoomView("r@muc")
+	v.self = "me@example.org/d"
+	tablet := "me@example.org/mpenc-3"
+	l, _ := v.apply(app.Event{Kind: app.EventDecision, Decision: trust.Decision{Kind: trust.KeyDistrusted, Member: tablet,
+		JID: "me@example.org", State: trust.Distrusted, Own: true}})
+	if l == nil || l.kind == lineWarning || !strings.Contains(l.text, "your device "+tablet+" is here with key") ||
+		!strings.Contains(l.text, "which is distrusted (/why "+tablet+")") || strings.Contains(l.text, "you distrusted") {
+		t.Fatalf("decision line %+v", l)
+	}
+	if l, _ := v.applyNotice(session.Notice{Kind: session.JoinRequest, Author: tablet}); l != nil {
+		t.Errorf("a distrusted device offered for /invite: %q", l.text)
+	}
+}
