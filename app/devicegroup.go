@@ -235,8 +235,10 @@ func (d *devices) onGroupState(ctx context.Context, ds *devSession, payload []by
 	}
 	if d.peerState(ds) == trust.Authenticated && d.ks.m.State() == keysync.Grouped {
 		if rooms := d.mergeGroup(ctx, from, s, true); len(rooms) > 0 {
-			d.a.q.push(Event{Kind: EventPairing, Rooms: rooms,
-				Text: fmt.Sprintf("your device group is in %d room(s) this device is not: %s", len(rooms), strings.Join(rooms, ", "))})
+			// A device already set up is told, not moved: only a device
+			// that joins the group joins its rooms (grouped).
+			d.a.q.push(Event{Kind: EventPairing,
+				Text: fmt.Sprintf("your other devices join %d room(s) this device does not: %s (/join to enter one here)", len(rooms), strings.Join(rooms, ", "))})
 		}
 	}
 }
