@@ -301,9 +301,10 @@ func (d *devices) onKeySync(ctx context.Context, ds *devSession, p []byte) {
 			d.a.log().Info("a KeySync request over a session that is not fresh: ignored", "from", from)
 			return
 		}
-		if d.ks.bound[from] == nil || d.ks.m.Partner() != from {
-			d.ks.bound[from] = ds
-		}
+		// Bound below only if the machine takes the request: a request
+		// it ignores (both devices requested at once, on a stale
+		// Beacon) must not take the place of the session our own
+		// request runs over.
 	case keysync.GroupKeys, keysync.GroupTrustThisKey:
 		// What a group sends its members: from the negotiation's
 		// partner over its session, or from a device of the group (its
@@ -322,6 +323,9 @@ func (d *devices) onKeySync(ctx context.Context, ds *devSession, p []byte) {
 	out, err := d.ks.m.Receive(from, msg, time.Now())
 	if err != nil {
 		d.a.log().Warn("KeySync", "err", err)
+	}
+	if msg.Type == keysync.NegotiationRequest && d.ks.m.Partner() == from && (d.ks.m.State() != before || d.ks.bound[from] == nil) {
+		d.ks.bound[from] = ds
 	}
 	d.a.log().Info("KeySync step", "from", from, "message", msg.Type, "state", before, "next", d.ks.m.State(), "outputs", len(out))
 	switch msg.Type {
