@@ -26,6 +26,10 @@ const (
 	maxField    = 16 << 10
 )
 
+// maxIndex bounds a page's index in its writer's chain (a million pages
+// of one writer in one group).
+const maxIndex = 1 << 20
+
 // ErrMalformed is returned (wrapped) by Decode.
 var ErrMalformed = errors.New("history: malformed page")
 
@@ -246,6 +250,12 @@ func (r *Reader) Add(seq uint64, plain []byte, openErr error) {
 	p, err := Decode(plain, r.key)
 	if err != nil {
 		r.warn = append(r.warn, Warning{Problem: Tampered, Seq: seq})
+		return
+	}
+	if p.Index > maxIndex {
+		// Finish walks each chain up to its highest index: an index no
+		// honest writer reaches would make that walk endless.
+		r.warn = append(r.warn, Warning{Problem: Tampered, Writer: p.Writer, Seq: seq})
 		return
 	}
 	c := r.chains[p.Writer]

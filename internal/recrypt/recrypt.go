@@ -305,17 +305,3 @@ func OpenShare(device *ecdh.PrivateKey, context, sealed []byte) (Scalar, error) 
 	}
 	return x, nil
 }
-
-// RawScalarMult is [s]P without checks beyond decoding P: the unit of
-// docs/PERFORMANCE.md's recryption ratios (benchmarks only).
-func RawScalarMult(s Scalar, P Point) (Point, error) {
-	ss, err := edwards25519.NewScalar().SetCanonicalBytes(s[:])
-	if err != nil {
-		return Point{}, ErrBadScalar
-	}
-	p, err := new(edwards25519.Point).SetBytes(P[:])
-	if err != nil {
-		return Point{}, ErrBadPoint
-	}
-	return pointOf(p.ScalarMult(ss, p)), nil
-}
