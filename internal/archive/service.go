@@ -15,6 +15,7 @@
 package archive
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/binary"
@@ -460,7 +461,9 @@ func (s *Service) SetStatus(ctx context.Context, sender string, r SetStatus) (er
 	})
 }
 
-// Put stores a page and returns its sequence number.
+// Put stores a page and returns its sequence number. The same page
+// (id, T and sealed bytes) put again returns its number and stores
+// nothing; another page under a stored id is refused.
 func (s *Service) Put(ctx context.Context, sender string, r Put) (seq uint64, err error) {
 	defer func() { s.audit(ctx, &r.Group, sender, "put", err) }()
 	if len(r.Sealed) <= recrypt.Overhead || len(r.Sealed) > MaxPage {
@@ -483,6 +486,20 @@ func (s *Service) Put(ctx context.Context, sender string, r Put) (seq uint64, er
 			if !crypto.Verify(g.adminKey, r.bytes(), &r.Sig) {
 				return refused("bad epoch signature")
 			}
+		}
+		// The same page again (a writer that did not see our answer
+		// retries it) is stored once: its number is the answer.
+		var have int64
+		var haveT, haveC []byte
+		err = tx.QueryRowContext(ctx, `SELECT seq, t, c FROM pages WHERE grp = ? AND page_id = ?`, r.Group[:], r.Page[:]).Scan(&have, &haveT, &haveC)
+		switch {
+		case err == nil && bytes.Equal(haveT, r.T[:]) && bytes.Equal(haveC, r.Sealed):
+			seq = uint64(have)
+			return nil
+		case err == nil:
+			return refused("page id stored already, with other contents")
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
 		}
 		var last int64
 		var n int

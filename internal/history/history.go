@@ -16,6 +16,8 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"github.com/mpenc/mpenc/transcript"
 	"unicode/utf8"
 )
 
@@ -35,11 +37,14 @@ var ErrMalformed = errors.New("history: malformed page")
 
 // Record is one message of a room's transcript as archived.
 type Record struct {
-	Room   string    // the room's bare JID
-	Author string    // the author's full JID
-	Time   time.Time // when its author sent it (to the millisecond)
-	ID     [32]byte  // the message id
-	Body   string
+	Room   string // the room's bare JID
+	Author string // the author's participant id (full JID)
+	// Label is the device label the author's key signed, as the writer
+	// saw it ("" for none).
+	Label string
+	Time  time.Time     // when its author sent it (to the millisecond)
+	ID    transcript.ID // the message id
+	Body  string
 }
 
 // Page is a writer's page: its place in the writer's chain, the hash of
@@ -77,6 +82,7 @@ func Encode(p Page, key []byte) ([]byte, error) {
 	for _, r := range p.Records {
 		b = appendField(b, []byte(r.Room))
 		b = appendField(b, []byte(r.Author))
+		b = appendField(b, []byte(r.Label))
 		b = binary.BigEndian.AppendUint64(b, uint64(r.Time.UnixMilli()))
 		b = append(b, r.ID[:]...)
 		b = appendField(b, []byte(r.Body))
@@ -126,8 +132,9 @@ func Decode(b, key []byte) (Page, error) {
 		var rec Record
 		rec.Room = r.text()
 		rec.Author = r.text()
+		rec.Label = r.text()
 		rec.Time = time.UnixMilli(int64(r.u64())).UTC()
-		copy(rec.ID[:], r.n(32))
+		copy(rec.ID[:], r.n(transcript.IDSize))
 		rec.Body = r.text()
 		p.Records = append(p.Records, rec)
 	}

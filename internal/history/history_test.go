@@ -10,6 +10,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/mpenc/mpenc/transcript"
 )
 
 var key = []byte("the archive's MAC key, 32 bytes!")
@@ -22,7 +24,7 @@ func chainOf(t *testing.T, writer string, n int) [][]byte {
 	for i := range n {
 		p := Page{Writer: writer, Index: uint64(i), Prev: prev, Records: []Record{{
 			Room: "team@conference.example.org", Author: writer, Time: time.UnixMilli(int64(1_765_000_000_000 + i)).UTC(),
-			ID: [32]byte{byte(i)}, Body: fmt.Sprintf("%s %d", writer, i)}}}
+			ID: transcript.ID{byte(i)}, Body: fmt.Sprintf("%s %d", writer, i)}}}
 		b, err := Encode(p, key)
 		if err != nil {
 			t.Fatal(err)
