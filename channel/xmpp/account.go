@@ -521,8 +521,12 @@ func (a *Account) handler(cn *conn) mxmpp.Handler {
 			}
 			return nil
 		}
-		if st.Kind == kindOther || !st.FromOK {
-			return nil // IQs: the session answers get/set with service-unavailable
+		if st.Kind == kindIQ && st.HistoryRequest != nil && st.FromOK && st.ID != "" &&
+			st.From.Resourcepart() != "" && a.cfg.OnHistoryRequest != nil {
+			return a.answerHistory(t, st)
+		}
+		if st.Kind == kindOther || st.Kind == kindIQ || !st.FromOK {
+			return nil // other IQs: the session answers get/set with service-unavailable
 		}
 		a.mu.Lock()
 		if a.conn != cn {

@@ -174,6 +174,15 @@ type Config struct {
 	// most 64 KiB, and a flood must be bounded by the callee.
 	OnDirect func(from string, payload []byte)
 
+	// OnHistoryRequest, when set, makes this account a history service
+	// (issue [N]): it is called with each history request (from: the
+	// sender's full JID, as the server vouches for it; request: at most
+	// 50 KiB of unauthenticated bytes) and returns the answer (1 byte to
+	// 98 KiB), which goes back as the IQ's result. It runs on the receive
+	// loop, which waits for it: it must answer promptly and must not call
+	// the Account. Without it such requests get service-unavailable.
+	OnHistoryRequest func(from string, request []byte) (answer []byte)
+
 	// ArchiveCursor and SaveArchiveCursor, when both set with OnDirect,
 	// make the account read its own archive (XEP-0313) after each
 	// connection for device channel payloads sent to this device while it

@@ -69,6 +69,7 @@ const (
 	kindOther stanzaKind = iota
 	kindPresence
 	kindMessage
+	kindIQ
 )
 
 // mucItem is the <item/> of a muc#user payload.
@@ -133,6 +134,13 @@ type inStanza struct {
 	// (XEP-0249), nil when none.
 	Invite *inInvite
 
+	// HistoryRequest is the decoded payload of a history service request
+	// (an IQ set, docs/XMPP.md "History service requests"), nil when none
+	// or malformed (HistoryBad).
+	HistoryRequest []byte
+	HistoryBad     bool
+	IDTooLong      bool // an IQ's id over maxIQID (not kept: not answered)
+
 	Truncated bool // hit maxTokens or maxDepth
 }
 
@@ -168,7 +176,7 @@ func decodeStanza(start xml.StartElement, r xml.TokenReader) (*inStanza, error) 
 	case start.Name.Local == "message" && (start.Name.Space == nsClient || start.Name.Space == ""):
 		st.Kind = kindMessage
 	case start.Name.Local == "iq" && (start.Name.Space == nsClient || start.Name.Space == ""):
-		st.Kind = kindOther
+		st.Kind = kindIQ
 	default:
 		return nil, errNotStanza
 	}
@@ -187,10 +195,17 @@ func decodeStanza(start xml.StartElement, r xml.TokenReader) (*inStanza, error) 
 			st.Type = clip(a.Value, maxAttr)
 		case "id":
 			st.ID = clip(a.Value, maxAttr)
+			if st.Kind == kindIQ {
+				// An IQ's answer must carry its id whole.
+				st.ID, st.IDTooLong = a.Value, len(a.Value) > maxIQID
+				if st.IDTooLong {
+					st.ID = ""
+				}
+			}
 		}
 	}
-	if st.Kind == kindOther {
-		return st, nil
+	if st.Kind == kindIQ && st.Type != "set" {
+		return st, nil // gets and results are not ours to read here
 	}
 
 	st, err := walkStanza(st, &walker{r: r})
@@ -257,6 +272,23 @@ func walkStanza(st *inStanza, d *walker) (*inStanza, error) {
 				}
 			}
 			st.Invite = inv
+		case t.Name.Local == "request" && t.Name.Space == nsHistory && st.Kind == kindIQ:
+			if st.HistoryRequest != nil || st.HistoryBad {
+				st.HistoryRequest, st.HistoryBad = nil, true
+				continue
+			}
+			text, tooLong, err := d.text(maxHistoryRequestText)
+			if err != nil {
+				return st, err
+			}
+			var b []byte
+			if !tooLong {
+				b, _ = base64.StdEncoding.Strict().DecodeString(text)
+			}
+			st.HistoryRequest, st.HistoryBad = b, len(b) == 0
+			if st.HistoryBad {
+				st.HistoryRequest = nil
+			}
 		case t.Name.Local == "p2p" && t.Name.Space == nsP2P && st.Kind == kindMessage:
 			if st.P2P != nil || st.P2PBad {
 				st.P2P, st.P2PBad = nil, true // two payloads: take neither

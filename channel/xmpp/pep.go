@@ -106,6 +106,11 @@ func (a *Account) request(ctx context.Context, to jid.JID, typ stanza.IQType, pa
 
 // requestBytes is request's answer as XML, at most maxPEPResponse bytes.
 func (a *Account) requestBytes(ctx context.Context, to jid.JID, typ stanza.IQType, payload xml.TokenReader) ([]byte, error) {
+	return a.requestLimited(ctx, to, typ, payload, maxPEPResponse)
+}
+
+// requestLimited is requestBytes with its own bound on the answer.
+func (a *Account) requestLimited(ctx context.Context, to jid.JID, typ stanza.IQType, payload xml.TokenReader, limit int) ([]byte, error) {
 	a.mu.Lock()
 	cn := a.conn
 	a.mu.Unlock()
@@ -131,9 +136,9 @@ func (a *Account) requestBytes(ctx context.Context, to jid.JID, typ stanza.IQTyp
 				r.Close()
 				return nil, fmt.Errorf("%w: %v", errPEP, err)
 			}
-			if err := enc.Flush(); err != nil || buf.Len() > maxPEPResponse {
+			if err := enc.Flush(); err != nil || buf.Len() > limit {
 				r.Close()
-				return nil, fmt.Errorf("%w: answer of more than %d bytes", errPEP, maxPEPResponse)
+				return nil, fmt.Errorf("%w: answer of more than %d bytes", errPEP, limit)
 			}
 		}
 		if rerr == io.EOF {
