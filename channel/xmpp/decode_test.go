@@ -135,11 +135,11 @@ func TestDecodeStanza(t *testing.T) {
 				HistoryRequest: []byte{1, 2}},
 		},
 		15: { // two requests in one IQ: neither is taken
-			in: `<iq xmlns='jabber:client' from='a@example.org/r' type='set' id='h1'><request xmlns='https://github.com/mpenc/mpenc/ns/history/1'>AQI=</request><request xmlns='https://github.com/mpenc/mpenc/ns/history/1'>AQI=</request></iq>`,
+			in:   `<iq xmlns='jabber:client' from='a@example.org/r' type='set' id='h1'><request xmlns='https://github.com/mpenc/mpenc/ns/history/1'>AQI=</request><request xmlns='https://github.com/mpenc/mpenc/ns/history/1'>AQI=</request></iq>`,
 			want: inStanza{Kind: kindIQ, From: jid.MustParse("a@example.org/r"), FromOK: true, Type: "set", ID: "h1", HistoryBad: true},
 		},
 		16: { // not base64; and an id too long to answer
-			in: `<iq xmlns='jabber:client' from='a@example.org/r' type='set' id='` + strings.Repeat("i", maxIQID+1) + `'><request xmlns='https://github.com/mpenc/mpenc/ns/history/1'>A!I=</request></iq>`,
+			in:   `<iq xmlns='jabber:client' from='a@example.org/r' type='set' id='` + strings.Repeat("i", maxIQID+1) + `'><request xmlns='https://github.com/mpenc/mpenc/ns/history/1'>A!I=</request></iq>`,
 			want: inStanza{Kind: kindIQ, From: jid.MustParse("a@example.org/r"), FromOK: true, Type: "set", IDTooLong: true, HistoryBad: true},
 		},
 		17: { // a request in an IQ get is not read
