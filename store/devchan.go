@@ -3,10 +3,12 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
@@ -402,4 +404,53 @@ func (s *Store) DeleteDeviceSession(ctx context.Context, account int64, peerDevi
 	_, err := s.db.ExecContext(ctx, `DELETE FROM devchan_sessions WHERE account_id = ? AND peer_device = ? AND init_key = ? AND resp_key = ?`,
 		account, peerDevice[:], initKey[:], respKey[:])
 	return s.wrap("deleting a device session", err)
+}
+
+const adSecretSetting = "secret-setting\x00"
+
+// SetSecretSetting stores a per-account secret (the history archive's
+// keys, issue [N]) sealed with a key derived from the device's identity
+// key, as the device channel's secrets are: the file alone does not
+// reveal it. Names are as SetSetting's; values at most 32 KiB.
+func (s *Store) SetSecretSetting(ctx context.Context, account int64, identity *crypto.SigningKey, name string, value []byte, r io.Reader) error {
+	if len(value) > maxValueSize/2 {
+		return fmt.Errorf("%w: a secret setting of %d bytes", ErrInvalid, len(value))
+	}
+	a, err := devchanSealer(identity)
+	if err != nil {
+		return err
+	}
+	blob, err := sealWith(a, value, secretAD(account, name), r)
+	if err != nil {
+		return err
+	}
+	return s.SetSetting(ctx, account, name, "sealed:"+base64.StdEncoding.EncodeToString(blob))
+}
+
+// SecretSetting returns a secret SetSecretSetting stored; ok is false if
+// it is not set, ErrCorrupt if it does not open (another device's key,
+// or changed).
+func (s *Store) SecretSetting(ctx context.Context, account int64, identity *crypto.SigningKey, name string) (value []byte, ok bool, err error) {
+	v, ok, err := s.Setting(ctx, account, name)
+	if err != nil || !ok {
+		return nil, ok, err
+	}
+	b64, sealed := strings.CutPrefix(v, "sealed:")
+	blob, derr := base64.StdEncoding.Strict().DecodeString(b64)
+	if !sealed || derr != nil {
+		return nil, false, fmt.Errorf("%w: setting %.40q is not sealed", ErrCorrupt, name)
+	}
+	a, err := devchanSealer(identity)
+	if err != nil {
+		return nil, false, err
+	}
+	p, err := openWith(a, blob, secretAD(account, name))
+	if err != nil {
+		return nil, false, err
+	}
+	return p, true, nil
+}
+
+func secretAD(account int64, name string) []byte {
+	return append(binary.BigEndian.AppendUint64([]byte(adSecretSetting), uint64(account)), name...)
 }

@@ -3,11 +3,13 @@ package store
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/mpenc/mpenc/crypto"
 	"github.com/mpenc/mpenc/internal/primitive"
+	"github.com/mpenc/mpenc/transcript"
 )
 
 func testDigest(pub [32]byte) [32]byte { return crypto.Hash([]byte("test-ek"), pub[:]) }
@@ -202,5 +204,77 @@ func TestDeviceOutbox(t *testing.T) {
 	}
 	if _, err := st.DeviceOutboxes(ctx, a.ID, testIdentity(2)); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("opened with another identity key: %v", err)
+	}
+}
+
+// TestSecretSetting: a secret setting reads back under the device's key,
+// is not in the file as written, and does not open under another key or
+// another name.
+func TestSecretSetting(t *testing.T) {
+	st, err := Open(tempPath(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	acct, key := mustAccount(t, st, "me@example.org").ID, testIdentity(1)
+	secret := []byte("ARCHIVE-SECRET-MARKER-1234")
+	if err := st.SetSecretSetting(ctx, acct, key, "history.own", secret, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := st.SecretSetting(ctx, acct, key, "history.own")
+	if err != nil || !ok || string(got) != string(secret) {
+		t.Fatalf("read back %q, %v, %v", got, ok, err)
+	}
+	if _, ok, err := st.SecretSetting(ctx, acct, key, "history.none"); ok || err != nil {
+		t.Fatalf("an unset secret: %v, %v", ok, err)
+	}
+	other := testIdentity(2)
+	if _, _, err := st.SecretSetting(ctx, acct, other, "history.own"); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("opened under another key: %v", err)
+	}
+	v, _, _ := st.Setting(ctx, acct, "history.own")
+	if err := st.SetSetting(ctx, acct, "history.moved", v); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.SecretSetting(ctx, acct, key, "history.moved"); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("opened under another name: %v", err)
+	}
+	if strings.Contains(v, string(secret)) {
+		t.Fatal("the secret is in the clear")
+	}
+}
+
+// TestSinceAndArchived: Since reads every room's entries after a cursor
+// in the order they were appended, each with its room; an archived
+// message already recorded (seen live) is not added again.
+func TestSinceAndArchived(t *testing.T) {
+	st, err := Open(tempPath(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	acct := mustAccount(t, st, "me@example.org").ID
+	at := time.Date(2026, 12, 8, 1, 0, 0, 0, time.UTC)
+	live, err := st.Append(ctx, acct, "a@muc.example.org", Entry{Kind: "message", ID: transcript.ID{1}, Author: "bob@example.org/x", Text: "hi", At: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Append(ctx, acct, "b@muc.example.org", Entry{Kind: "membership", Include: []string{"bob@example.org/x"}, At: at}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := st.Append(ctx, acct, "a@muc.example.org", Entry{Kind: "archived", ID: transcript.ID{1}, Author: "bob@example.org/x", Text: "hi", At: at})
+	if err != nil || again.Seq != live.Seq || again.Kind != "message" {
+		t.Fatalf("an archived copy of a live message: %+v, %v", again, err)
+	}
+	arch, err := st.Append(ctx, acct, "a@muc.example.org", Entry{Kind: "archived", ID: transcript.ID{2}, Author: "bob@example.org/y", Text: "earlier", At: at})
+	if err != nil || arch.Kind != "archived" || arch.Own {
+		t.Fatalf("an archived message: %+v, %v", arch, err)
+	}
+	got, err := st.Since(ctx, acct, 0, 10)
+	if err != nil || len(got) != 3 || got[0].Room != "a@muc.example.org" || got[1].Room != "b@muc.example.org" || got[2].Kind != "archived" {
+		t.Fatalf("since 0: %+v, %v", got, err)
+	}
+	if got, _ := st.Since(ctx, acct, got[1].Seq, 10); len(got) != 1 || got[0].ID != (transcript.ID{2}) {
+		t.Fatalf("since the second: %+v", got)
 	}
 }

@@ -20,6 +20,7 @@ const (
 	kindMembership = "membership"
 	kindPlain      = "plain"
 	kindQueued     = "queued"
+	kindArchived   = "archived"
 
 	ackPending = "pending"
 	ackFull    = "acked"
@@ -27,7 +28,7 @@ const (
 )
 
 var (
-	kindCodes = []string{1: kindMessage, 2: kindMembership, 3: kindPlain, 4: kindQueued}
+	kindCodes = []string{1: kindMessage, 2: kindMembership, 3: kindPlain, 4: kindQueued, 5: kindArchived}
 	ackCodes  = []string{0: ackPending, 1: ackFull, 2: ackMissing}
 )
 
@@ -61,9 +62,14 @@ type Entry struct {
 	// Kind is "message" (mpENC), "queued" (a message typed while out of
 	// the session, waiting to be sent; ID is its handle until then),
 	// "plain" (a message sent without encryption: always show it marked
-	// as such) or "membership".
+	// as such), "membership", or "archived" (a message of the room this
+	// device did not see, fetched from the history service: show it as
+	// such; Own is false).
 	Kind string
-	// ID is the message id (messages and queued messages only).
+	// Room is the entry's room, set by Since (Append and History take
+	// the room as an argument).
+	Room string
+	// ID is the message id (messages, queued and archived messages).
 	ID transcript.ID
 	// Replaces is, on a message, the ID of the queued entry it was sent
 	// as: Append removes that entry (see Append). Not stored.
@@ -193,7 +199,7 @@ func (e *Entry) check() error {
 }
 
 // hasID reports whether entries of kind carry a message id.
-func hasID(kind string) bool { return kind == kindMessage || kind == kindQueued }
+func hasID(kind string) bool { return kind == kindMessage || kind == kindQueued || kind == kindArchived }
 
 // listJSON encodes a list for a TEXT column ("[]" for none).
 func listJSON[T any](l []T) string {
@@ -471,6 +477,45 @@ func scanEntry(sc interface{ Scan(...any) error }) (Entry, error) {
 	}
 	e.At, e.Own, e.Final, e.Absent, e.Until = decTime(at), own != 0, final != 0, absent != 0, decTime(until)
 	return e, nil
+}
+
+// Since returns up to limit entries of every room of the account
+// appended after the entry at after (a Seq; 0: from the first), oldest
+// first, each with its Room.
+func (s *Store) Since(ctx context.Context, account int64, after int64, limit int) ([]Entry, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT room, `+entryCols+` FROM messages
+		WHERE account_id = ? AND seq > ? ORDER BY seq LIMIT ?`, account, after, min(limit, maxPage))
+	if err != nil {
+		return nil, s.wrap("reading history", err)
+	}
+	defer rows.Close()
+	var out []Entry
+	for rows.Next() {
+		var room string
+		e, err := scanEntry(prefixScanner{rows, &room})
+		if err != nil {
+			return nil, s.wrap("reading history", err)
+		}
+		e.Room = room
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.wrap("reading history", err)
+	}
+	return out, nil
+}
+
+// prefixScanner scans one column into first, the rest as scanEntry asks.
+type prefixScanner struct {
+	rows  *sql.Rows
+	first *string
+}
+
+func (p prefixScanner) Scan(dest ...any) error {
+	return p.rows.Scan(append([]any{p.first}, dest...)...)
 }
 
 // page returns up to limit entries older than before, oldest first (see

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/mpenc/mpenc/app"
+	"github.com/mpenc/mpenc/channel/xmpp"
 	"github.com/mpenc/mpenc/crypto"
+	"github.com/mpenc/mpenc/internal/archive"
 	"github.com/mpenc/mpenc/session"
 	"github.com/mpenc/mpenc/trust"
 )
@@ -55,6 +57,24 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	acfg.Password = password
 	acfg.Logger = log
 	acfg.Passphrase = func(bool) ([]byte, error) { return passphrase, nil }
+	if cfg.HistoryService != "" {
+		svc, err := archive.Open(expandHome(cfg.HistoryService), nil)
+		if err != nil {
+			return fmt.Errorf("the history service: %w", err)
+		}
+		defer svc.Close()
+		acfg.XMPP = func(xc *xmpp.Config) {
+			xc.OnHistoryRequest = func(from string, req []byte) []byte {
+				// The receive loop waits for this: bounded.
+				hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				defer cancel()
+				ans := svc.Handle(hctx, from, req)
+				log.Debug("history request", "from", from, "bytes", len(req), "answer_bytes", len(ans))
+				return ans
+			}
+		}
+		log.Info("history service on", "database", cfg.HistoryService)
+	}
 	a, err := app.Open(ctx, acfg)
 	crypto.Zero(passphrase)
 	if err != nil {

@@ -32,8 +32,12 @@ type Config struct {
 	// (kicked, banned, the room destroyed), whose join failed, or whose
 	// session stopped; nil (not set) means true. Off, the bot exits with
 	// an error once it is out of every room.
-	Rejoin *bool        `toml:"rejoin"`
-	Rooms  []RoomConfig `toml:"rooms"`
+	Rejoin *bool `toml:"rejoin"`
+	// HistoryService is the database of the history service the bot
+	// hosts (issue [N], docs/USAGE.md "The bot as a history service");
+	// "" (default): none. "~/" is the home directory.
+	HistoryService string       `toml:"history_service"`
+	Rooms          []RoomConfig `toml:"rooms"`
 }
 
 // rejoin reports whether the bot rejoins the rooms it was removed from.
@@ -75,8 +79,11 @@ func (c *Config) check() error {
 	if c.Store == "" {
 		c.Store = "mpenc-bot.db"
 	}
-	if len(c.Rooms) == 0 {
-		return fmt.Errorf("config: no [[rooms]]")
+	if len(c.Rooms) == 0 && c.HistoryService == "" {
+		return fmt.Errorf("config: no [[rooms]] and no history_service: nothing to do")
+	}
+	if c.HistoryService != "" && expandHome(c.HistoryService) == expandHome(c.Store) {
+		return fmt.Errorf("config: history_service must be a database of its own, not the store")
 	}
 	if c.Prefix == "" {
 		return fmt.Errorf("config: empty prefix")

@@ -43,6 +43,16 @@ const (
 	// fetchWindow: a fetch's signed time must be this close to ours.
 	fetchWindow = 5 * time.Minute
 	maxNonces   = 4096
+	// RatePerWindow requests per account (bare JID) per rateWindow reach
+	// the database; more are answered busy.
+	RatePerWindow   = 120
+	rateWindow      = 10 * time.Second
+	maxRateAccounts = 10_000
+	// The audit log keeps its last MaxAudit lines and none older than
+	// AuditAge, pruned every auditPruneEvery lines.
+	MaxAudit        = 100_000
+	AuditAge        = 90 * 24 * time.Hour
+	auditPruneEvery = 1000
 )
 
 // Errors callers branch on (each wrapped with the reason).
@@ -96,6 +106,14 @@ type Service struct {
 
 	mu     sync.Mutex
 	nonces map[[16]byte]time.Time // fetch nonces seen within fetchWindow
+	// budgets: requests each account may still make in the current
+	// rate window (Handle), reset every rateWindow.
+	budgets     map[string]int
+	budgetSince time.Time
+	audits      int // audit lines written since the last pruning
+	// maxAudit and pruneEvery are MaxAudit and auditPruneEvery (tests
+	// make them small).
+	maxAudit, pruneEvery int
 }
 
 // Open opens (creating if needed) the service's database at path; now
@@ -120,7 +138,8 @@ func Open(path string, now func() time.Time) (*Service, error) {
 		db.Close()
 		return nil, fmt.Errorf("archive: schema of %s: %w", path, err)
 	}
-	return &Service{db: db, now: now, nonces: map[[16]byte]time.Time{}}, nil
+	return &Service{db: db, now: now, nonces: map[[16]byte]time.Time{}, budgets: map[string]int{},
+		maxAudit: MaxAudit, pruneEvery: auditPruneEvery}, nil
 }
 
 // Close closes the database.
@@ -307,6 +326,37 @@ func (s *Service) audit(ctx context.Context, g *GroupID, actor, op string, err e
 	}
 	_, _ = s.db.ExecContext(ctx, `INSERT INTO audit (at, grp, actor, op, result) VALUES (?, ?, ?, ?, ?)`,
 		s.now().UnixMilli(), grp, actor, op, result)
+	s.mu.Lock()
+	s.audits++
+	prune := s.audits >= s.pruneEvery
+	if prune {
+		s.audits = 0
+	}
+	s.mu.Unlock()
+	if prune {
+		// The log keeps the last MaxAudit lines and nothing older than
+		// AuditAge: bounded however many requests arrive.
+		_, _ = s.db.ExecContext(ctx, `DELETE FROM audit WHERE id <= (SELECT max(id) FROM audit) - ? OR at < ?`,
+			s.maxAudit, s.now().Add(-AuditAge).UnixMilli())
+	}
+}
+
+// allow takes one request from the account's budget for the current
+// rate window: false when it has none left (Handle answers busy, and
+// nothing is written, not even to the audit log).
+func (s *Service) allow(account string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if now.Sub(s.budgetSince) >= rateWindow || now.Before(s.budgetSince) || len(s.budgets) >= maxRateAccounts {
+		clear(s.budgets)
+		s.budgetSince = now
+	}
+	if s.budgets[account] >= RatePerWindow {
+		return false
+	}
+	s.budgets[account]++
+	return true
 }
 
 func refused(why string, args ...any) error {

@@ -36,6 +36,7 @@ const (
 	codeRevoked   = 3
 	codeFailed    = 4 // the service could not answer (its database)
 	codeMalformed = 5 // the request did not decode
+	codeBusy      = 6 // the account made too many requests: later
 )
 
 // Bounds of what travels.
@@ -52,6 +53,10 @@ var ErrMalformed = errors.New("archive: malformed request or answer")
 
 // ErrFailed: the service says it could not carry out the request.
 var ErrFailed = errors.New("archive: the service failed")
+
+// ErrBusy: the service says the account made too many requests; ask
+// again later.
+var ErrBusy = errors.New("archive: the service is busy")
 
 // Request is one of the service's requests: CreateGroup, AddMember,
 // SetStatus, Put or Fetch.
@@ -209,6 +214,9 @@ func DecodeRequest(b []byte) (Request, error) {
 // transport authenticated, and returns the answer to send back. It never
 // fails: a refusal is an answer.
 func (s *Service) Handle(ctx context.Context, sender string, b []byte) []byte {
+	if !s.allow(bare(sender)) {
+		return []byte{wireVersion, codeBusy}
+	}
 	req, err := DecodeRequest(b)
 	if err != nil {
 		s.audit(ctx, nil, sender, "malformed request", err)
@@ -282,13 +290,16 @@ func answer(b []byte) (*fieldReader, error) {
 		return nil, ErrFailed
 	case codeMalformed:
 		return nil, fmt.Errorf("%w: the service could not read our request", ErrMalformed)
+	case codeBusy:
+		return nil, ErrBusy
 	}
 	return nil, fmt.Errorf("%w: answer code %d", ErrMalformed, b[1])
 }
 
 // DecodeAnswer reads the answer to a request that returns nothing
 // (CreateGroup, AddMember, SetStatus): nil, or the error its code stands
-// for (ErrRefused, ErrNotFound, ErrRevoked, ErrFailed, ErrMalformed).
+// for (ErrRefused, ErrNotFound, ErrRevoked, ErrFailed, ErrBusy,
+// ErrMalformed).
 func DecodeAnswer(b []byte) error {
 	r, err := answer(b)
 	if err != nil {

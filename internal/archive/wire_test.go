@@ -190,3 +190,32 @@ func FuzzDecodeFetchAnswer(f *testing.F) {
 		}
 	})
 }
+
+// TestBounded: an account's requests beyond RatePerWindow in one window
+// are answered busy, and written nowhere; the audit log keeps its last
+// lines only.
+func TestBounded(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	w.s.maxAudit, w.s.pruneEvery = 50, 10
+	junk := []byte{wireVersion, 99}
+	for i := range RatePerWindow {
+		if err := DecodeAnswer(w.s.Handle(ctx, "mallory@example.org/a", junk)); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	if err := DecodeAnswer(w.s.Handle(ctx, "mallory@example.org/b", junk)); !errors.Is(err, ErrBusy) {
+		t.Fatalf("one request over the budget (from another device of the account): %v", err)
+	}
+	if err := DecodeAnswer(w.s.Handle(ctx, "alice@example.org/laptop", junk)); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("another account: %v", err)
+	}
+	var n int
+	if err := w.s.db.QueryRow(`SELECT count(*) FROM audit`).Scan(&n); err != nil || n > 51+10 || n < 50 {
+		t.Fatalf("%d audit lines kept (%v), want about 50", n, err)
+	}
+	w.clock = w.clock.Add(rateWindow)
+	if err := DecodeAnswer(w.s.Handle(ctx, "mallory@example.org/a", junk)); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("in the next window: %v", err)
+	}
+}
