@@ -199,7 +199,9 @@ func (e *Entry) check() error {
 }
 
 // hasID reports whether entries of kind carry a message id.
-func hasID(kind string) bool { return kind == kindMessage || kind == kindQueued || kind == kindArchived }
+func hasID(kind string) bool {
+	return kind == kindMessage || kind == kindQueued || kind == kindArchived
+}
 
 // listJSON encodes a list for a TEXT column ("[]" for none).
 func listJSON[T any](l []T) string {
