@@ -223,9 +223,17 @@ func (w Warning) String() string {
 type Reader struct {
 	key    []byte
 	after  uint64
+	ends   map[string]ChainEnd
 	chains map[string]*chain
 	seqs   map[uint64]bool
 	warn   []Warning
+}
+
+// ChainEnd is where a writer's chain stood at the end of an earlier read:
+// the index of its next page and the hash that page must name.
+type ChainEnd struct {
+	Next uint64
+	Prev Hash
 }
 
 type chain struct {
@@ -237,9 +245,11 @@ type chain struct {
 }
 
 // NewReader starts reading a group whose pages are authenticated with
-// key, from the service's sequence number after (0: from the start).
-func NewReader(key []byte, after uint64) *Reader {
-	return &Reader{key: key, after: after, chains: map[string]*chain{}, seqs: map[uint64]bool{}}
+// key, from the service's sequence number after (0: from the start),
+// each writer's chain from where an earlier read left it (ends, from
+// Result.Ends; nil: from the start).
+func NewReader(key []byte, after uint64, ends map[string]ChainEnd) *Reader {
+	return &Reader{key: key, after: after, ends: maps.Clone(ends), chains: map[string]*chain{}, seqs: map[uint64]bool{}}
 }
 
 // Add takes one page: seq is the service's sequence number, plain its
@@ -263,6 +273,12 @@ func (r *Reader) Add(seq uint64, plain []byte, openErr error) {
 		// Finish walks each chain up to its highest index: an index no
 		// honest writer reaches would make that walk endless.
 		r.warn = append(r.warn, Warning{Problem: Tampered, Writer: p.Writer, Seq: seq})
+		return
+	}
+	if e, ok := r.ends[p.Writer]; ok && p.Index < e.Next {
+		// A page an earlier read had: handed back again under a new
+		// number.
+		r.warn = append(r.warn, Warning{Problem: Replayed, Writer: p.Writer, Seq: seq})
 		return
 	}
 	c := r.chains[p.Writer]
@@ -294,6 +310,9 @@ func (r *Reader) Add(seq uint64, plain []byte, openErr error) {
 type Result struct {
 	Records  []Record
 	Warnings []Warning
+	// Ends is where each writer's chain stands after this read: the
+	// next read starts there (a gap stops a chain's end before it).
+	Ends map[string]ChainEnd
 }
 
 // Finish checks the chains — each page names its predecessor's hash, no
@@ -304,6 +323,10 @@ type Result struct {
 func (r *Reader) Finish(last uint64, heads map[string]Hash) Result {
 	var out Result
 	out.Warnings = slices.Clone(r.warn)
+	out.Ends = maps.Clone(r.ends)
+	if out.Ends == nil {
+		out.Ends = map[string]ChainEnd{}
+	}
 	writers := make([]string, 0, len(r.chains))
 	for w := range r.chains {
 		writers = append(writers, w)
@@ -312,22 +335,27 @@ func (r *Reader) Finish(last uint64, heads map[string]Hash) Result {
 	for _, w := range writers {
 		c := r.chains[w]
 		missing := 0
-		var prev Hash
-		havePrev := false
-		for i := uint64(0); i <= c.max; i++ {
+		start := r.ends[w]
+		prev, havePrev := start.Prev, start.Next > 0
+		contiguous := true
+		for i := start.Next; i <= c.max; i++ {
 			p, ok := c.pages[i]
 			if !ok {
 				missing++
-				havePrev = false
+				havePrev, contiguous = false, false
 				continue
 			}
 			if i > 0 && havePrev && Hash(p.Prev) != prev {
+				contiguous = false
 				// The page names another predecessor than the one we
 				// have: both come from the group's devices, but they do
 				// not make one chain.
 				out.Warnings = append(out.Warnings, Warning{Problem: Tampered, Writer: w, Seq: c.seqs[i]})
 			} else {
 				out.Records = append(out.Records, p.Records...)
+				if contiguous {
+					out.Ends[w] = ChainEnd{Next: i + 1, Prev: c.hash[i]}
+				}
 			}
 			prev, havePrev = c.hash[i], true
 		}
@@ -339,6 +367,9 @@ func (r *Reader) Finish(last uint64, heads map[string]Hash) Result {
 		}
 	}
 	for _, w := range slices.Sorted(maps.Keys(heads)) {
+		if e, ok := r.ends[w]; ok && e.Prev == heads[w] {
+			continue // an earlier read reached this head
+		}
 		if r.chains[w] == nil {
 			out.Warnings = append(out.Warnings, Warning{Problem: Withheld, Writer: w, Count: 1})
 		}

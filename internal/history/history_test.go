@@ -118,7 +118,7 @@ func TestReader(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r := NewReader(key, 0)
+			r := NewReader(key, 0, nil)
 			for _, p := range c.pages {
 				var err error
 				if p.fail {
@@ -139,7 +139,7 @@ func TestReader(t *testing.T) {
 	// page in the place of one in the chain.
 	other := chainOf(t, laptop, 1)
 	forged, _ := Encode(Page{Writer: laptop, Index: 1, Prev: HashOf(lc[0]), Records: []Record{{Body: "forged"}}}, []byte("not the key"))
-	r := NewReader(key, 0)
+	r := NewReader(key, 0, nil)
 	r.Add(1, other[0], nil)
 	r.Add(2, forged, nil)
 	res := r.Finish(2, nil)
@@ -147,7 +147,7 @@ func TestReader(t *testing.T) {
 		t.Errorf("a page under another key: %q", got)
 	}
 	fork, _ := Encode(Page{Writer: laptop, Index: 1, Prev: HashOf(lc[0]), Records: []Record{{Body: "fork"}}}, key)
-	r = NewReader(key, 0)
+	r = NewReader(key, 0, nil)
 	r.Add(1, lc[0], nil)
 	r.Add(2, lc[1], nil)
 	r.Add(3, fork, nil)
@@ -155,7 +155,7 @@ func TestReader(t *testing.T) {
 		t.Errorf("a fork: %q", got)
 	}
 	// The same sequence number twice.
-	r = NewReader(key, 0)
+	r = NewReader(key, 0, nil)
 	r.Add(1, lc[0], nil)
 	r.Add(1, lc[0], nil)
 	if got := problems(r.Finish(1, nil)); len(got) != 1 || got[0] != "the history service handed back page 1 twice: shown once" {
@@ -192,4 +192,40 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReaderContinues: a second read starts where the first left each
+// chain: only the new pages are shown, a page of the first read handed
+// back again is a replay, a gap after the first read's end is withheld,
+// and a head reached by the first read needs no page.
+func TestReaderContinues(t *testing.T) {
+	const laptop, phone = "alice@example.org/laptop", "alice@example.org/phone"
+	lc, pc := chainOf(t, laptop, 4), chainOf(t, phone, 1)
+	r := NewReader(key, 0, nil)
+	r.Add(1, lc[0], nil)
+	r.Add(2, lc[1], nil)
+	r.Add(3, pc[0], nil)
+	first := r.Finish(3, nil)
+	if len(first.Warnings) != 0 || len(first.Records) != 3 || first.Ends[laptop].Next != 2 || first.Ends[phone].Prev != HashOf(pc[0]) {
+		t.Fatalf("first read: %q, %d records, ends %+v", problems(first), len(first.Records), first.Ends)
+	}
+	heads := map[string]Hash{laptop: HashOf(lc[3]), phone: HashOf(pc[0])}
+	r = NewReader(key, 3, first.Ends)
+	r.Add(4, lc[2], nil)
+	r.Add(5, lc[3], nil)
+	second := r.Finish(5, heads)
+	if got := bodies(second); len(second.Warnings) != 0 || !slices.Equal(got, []string{laptop + " 2", laptop + " 3"}) || second.Ends[laptop].Next != 4 {
+		t.Fatalf("second read: %q, %q, ends %+v", got, problems(second), second.Ends)
+	}
+	// Page 1 of the laptop again under a new number; page 3 of the
+	// laptop held back.
+	r = NewReader(key, 3, first.Ends)
+	r.Add(4, lc[1], nil)
+	r.Add(5, lc[3], nil)
+	got := problems(r.Finish(5, heads))
+	want := []string{"the history service handed back page 4 of " + laptop + " twice: shown once",
+		"the history service withheld 1 page(s) of " + laptop}
+	if !slices.Equal(got, want) {
+		t.Fatalf("a replay and a gap: %q, want %q", got, want)
+	}
 }
