@@ -318,8 +318,9 @@ type Result struct {
 // Finish checks the chains — each page names its predecessor's hash, no
 // index is missing — and the service's numbering: every sequence number
 // after the reader's start up to last, the service's last (what it says
-// it holds), must have come. heads, when known, is the hash each
-// writer's chain must end with (from a grant, or a device of the group).
+// it holds), must have come. heads, when known, is a hash each writer's
+// chain must reach (where it stood when a grant or a device of the group
+// gave it).
 func (r *Reader) Finish(last uint64, heads map[string]Hash) Result {
 	var out Result
 	out.Warnings = slices.Clone(r.warn)
@@ -359,8 +360,11 @@ func (r *Reader) Finish(last uint64, heads map[string]Hash) Result {
 			}
 			prev, havePrev = c.hash[i], true
 		}
-		if h, ok := heads[w]; ok && c.hash[c.max] != h {
-			missing++ // the chain does not end where its writer said
+		if h, ok := heads[w]; ok && start.Prev != h && !slices.Contains(slices.Collect(maps.Values(c.hash)), h) {
+			// The chain never reaches the head its writer gave (a head
+			// is where the chain stood when it was given: the writer
+			// may have written more since).
+			missing++
 		}
 		if missing > 0 {
 			out.Warnings = append(out.Warnings, Warning{Problem: Withheld, Writer: w, Count: missing})

@@ -217,6 +217,14 @@ func TestReaderContinues(t *testing.T) {
 	if got := bodies(second); len(second.Warnings) != 0 || !slices.Equal(got, []string{laptop + " 2", laptop + " 3"}) || second.Ends[laptop].Next != 4 {
 		t.Fatalf("second read: %q, %q, ends %+v", got, problems(second), second.Ends)
 	}
+	// A head given before the writer wrote more is reached, not
+	// withheld.
+	r = NewReader(key, 3, first.Ends)
+	r.Add(4, lc[2], nil)
+	r.Add(5, lc[3], nil)
+	if got := problems(r.Finish(5, map[string]Hash{laptop: HashOf(lc[2]), phone: HashOf(pc[0])})); len(got) != 0 {
+		t.Fatalf("an older head: %q", got)
+	}
 	// Page 1 of the laptop again under a new number; page 3 of the
 	// laptop held back.
 	r = NewReader(key, 3, first.Ends)
