@@ -111,6 +111,9 @@ type App struct {
 	xmu sync.Mutex
 	xa  *xmpp.Account
 
+	// hist is the own archive (history.go).
+	hist *archiver
+
 	// dev is the device channel; devStop ends its loop (Close).
 	dev     *devices
 	devStop context.CancelFunc
@@ -189,6 +192,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	a.dev = newDevices(a)
+	a.hist = newArchiver(a)
 	a.trust = st.Trust(a.acct.ID, trust.Config{
 		Self: a.acct.JID + "/" + a.res, SelfKey: a.key.Public(),
 		OnChange: a.trustChanged, OnVouch: a.dev.vouch,
@@ -229,6 +233,14 @@ func (a *App) PublicKey() crypto.PublicKey { return a.key.Public() }
 // Trust returns the account's trust store (for /verify, /trust,
 // /distrust, and listing keys).
 func (a *App) Trust() *trust.Store { return a.trust }
+
+// Connect opens the account's connection now, if it is not open (the
+// first Join opens it by itself): for a bot that serves only as a
+// history service, or a device in no room. A failure is ErrConnect.
+func (a *App) Connect(ctx context.Context) error {
+	_, err := a.account(ctx)
+	return err
+}
 
 // PublishedDevices fetches the device list that account (a bare JID)
 // publishes (xmpp.Account.Devices): the devices whose entry is signed by
@@ -356,6 +368,7 @@ func (a *App) account(ctx context.Context) (*xmpp.Account, error) {
 	a.devStop = stop
 	a.devWG.Go(func() { a.dev.loop(dctx) })
 	a.devWG.Go(func() { a.dev.sendRestored(dctx) })
+	a.devWG.Go(func() { a.hist.loop(dctx) })
 	a.log().Info("connected", "self", xc.JID)
 	return xa, nil
 }
@@ -493,6 +506,13 @@ func (a *App) Close(ctx context.Context) error {
 	a.dev.op.Lock()
 	a.dev.cancelAll(ctx)
 	a.dev.op.Unlock()
+	a.xmu.Lock()
+	connected := a.xa != nil
+	a.xmu.Unlock()
+	if connected {
+		// What this device saw last reaches the archive.
+		a.hist.flush(ctx)
+	}
 	a.xmu.Lock()
 	if a.xa != nil {
 		_ = a.xa.Close()

@@ -56,6 +56,9 @@ func rootNamespace(p []byte) string {
 // user interface.
 func (a *App) trustChanged(e trust.Event) {
 	a.q.push(Event{Kind: EventTrust, Trust: e})
+	if a.hist != nil && e.JID == a.acct.JID {
+		a.hist.wake() // an own device verified or distrusted: the archive's members
+	}
 	a.mu.Lock()
 	rooms := make([]*Room, 0, len(a.rooms))
 	for _, r := range a.rooms {

@@ -187,6 +187,9 @@ func (d *devices) mergeGroup(ctx context.Context, from string, other keysync.Gro
 	if err := d.saveGroup(ctx, s); err != nil {
 		d.a.log().Warn("saving the device group's state", "err", err)
 	}
+	if len(changed) > 0 {
+		d.a.hist.wake() // devices to add to the archive, or to revoke
+	}
 	fromName := d.deviceName(from)
 	for _, c := range changed {
 		if !tell || c.Key == self || d.a.acct.JID+"/"+c.Resource == from {
@@ -354,6 +357,7 @@ func (d *devices) onLeave(ctx context.Context, ds *devSession) {
 	}
 	d.a.q.push(Event{Kind: EventPairing, Device: from, Warning: true,
 		Text: d.deviceName(from) + " left your device group: its key is distrusted here and by the devices that trust this one"})
+	d.a.hist.wake() // revoked at the archive
 }
 
 // markRemoved records in the group's record that the device of key was
@@ -371,6 +375,7 @@ func (d *devices) markRemoved(key, by crypto.PublicKey) {
 			if err := d.saveGroup(ctx, s); err != nil {
 				d.a.log().Warn("saving the device group's state", "err", err)
 			}
+			d.a.hist.wake() // revoked at the archive
 			return
 		}
 	}

@@ -895,6 +895,9 @@ func (d *devices) onData(ctx context.Context, from jid.JID, h devchan.Header, p 
 	case keysync.Namespace:
 		d.onKeySync(ctx, ds, pl)
 		return
+	case nsArchiveKeys:
+		d.onArchiveKeys(ds, pl)
+		return
 	}
 	d.a.q.push(Event{Kind: EventDevice, Device: ds.fullJID(), Payload: pl})
 }

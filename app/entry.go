@@ -81,6 +81,11 @@ type Entry struct {
 	// earlier run): nobody will ever confirm it; and on a Queued entry
 	// that was still waiting: it was never sent.
 	Unconfirmed bool
+	// Archived is set on a Message this device did not see in its room:
+	// another of your devices saw it and wrote it to your history
+	// service, and this device fetched it (App.EnableHistory). Show it as
+	// such; its acknowledgement state is not known here.
+	Archived bool
 	// Cut, on a Plain entry, is how many bytes of the text were not kept:
 	// the history keeps the first 4 KiB of an unencrypted message (live
 	// and after a restart alike: the entry is what the store recorded).
@@ -135,13 +140,21 @@ func withAck(e Entry, n session.Notice) Entry {
 }
 
 func (e Entry) toStore() store.Entry {
-	return store.Entry{Seq: e.Seq, Kind: storeKinds[e.Kind], ID: e.ID, Replaces: e.Replaces, Until: e.Until,
+	kind := storeKinds[e.Kind]
+	if e.Archived {
+		kind = "archived"
+	}
+	return store.Entry{Seq: e.Seq, Kind: kind, ID: e.ID, Replaces: e.Replaces, Until: e.Until,
 		Author: e.Author, AuthorLabel: e.AuthorLabel, Text: e.Text, At: e.At, Own: e.Own, Members: e.Members, Include: e.Include, Exclude: e.Exclude,
 		LogParents: e.LogParents, Ack: storeAcks[e.Ack], NotAcked: e.NotAcked, Final: e.Final, Absent: e.Absent,
 		NotDelivered: e.NotDelivered, Cut: e.Cut}
 }
 
 func fromStore(s store.Entry) (Entry, error) {
+	archived := s.Kind == "archived"
+	if archived {
+		s.Kind = storeKinds[session.Message]
+	}
 	kind, ok := lookup(storeKinds, s.Kind)
 	ack, ok2 := lookup(storeAcks, s.Ack)
 	if !ok || !ok2 {
@@ -149,7 +162,7 @@ func fromStore(s store.Entry) (Entry, error) {
 	}
 	return Entry{Seq: s.Seq, Kind: kind, ID: s.ID, Until: s.Until, Author: s.Author, AuthorLabel: s.AuthorLabel, Text: s.Text, At: s.At, Own: s.Own,
 		Members: s.Members, Include: s.Include, Exclude: s.Exclude, LogParents: s.LogParents,
-		Ack: ack, NotAcked: s.NotAcked, Final: s.Final, Absent: s.Absent, NotDelivered: s.NotDelivered, Cut: s.Cut}, nil
+		Ack: ack, NotAcked: s.NotAcked, Final: s.Final, Absent: s.Absent, NotDelivered: s.NotDelivered, Cut: s.Cut, Archived: archived}, nil
 }
 
 // record stores e in the room's history and returns it as stored, which

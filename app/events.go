@@ -77,6 +77,12 @@ const (
 	// AnswerPairing); Text says what happened; Warning marks a
 	// rejection. Room is empty.
 	EventPairing
+	// EventHistory: the own archive (App.EnableHistory) moved on: Text
+	// says what was read or done; Warning marks a problem with what the
+	// history service handed back (pages withheld, reordered, replayed
+	// or tampered with) or a read that failed. Room is empty; fetched
+	// messages come as EventEntry (Entry.Archived).
+	EventHistory
 )
 
 // Event is something that happened in a room, for the user interface.
@@ -105,7 +111,8 @@ type Event struct {
 	// and what it sent (its owner's bytes: treat them as untrusted input).
 	Device  string
 	Payload []byte
-	// Words and Warning: for EventVerify and EventPairing.
+	// Words and Warning: for EventVerify and EventPairing; Warning for
+	// EventHistory too.
 	Words   []string
 	Warning bool
 	// Rooms: for EventPairing, rooms the device group's devices join at

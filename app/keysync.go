@@ -522,6 +522,7 @@ func (d *devices) grouped(ctx context.Context) {
 		}
 		d.a.q.push(Event{Kind: EventPairing, Device: dev, Text: text, Rooms: rooms})
 	}
+	d.a.hist.wake() // the archive's keys for the new device
 }
 
 // groupName names a device of the group for a line: its label, or its

@@ -226,6 +226,8 @@ func (p *appPeer) dump() string {
 			b.WriteString(" " + ev.Decision.String())
 		case app.EventTrust:
 			b.WriteString(" " + ev.Trust.String())
+		case app.EventHistory:
+			fmt.Fprintf(&b, " history %q warning=%v", ev.Text, ev.Warning)
 		case app.EventPairing, app.EventVerify:
 			fmt.Fprintf(&b, " device=%s text=%q words=%d warning=%v", ev.Device, ev.Text, len(ev.Words), ev.Warning)
 		}

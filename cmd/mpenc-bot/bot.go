@@ -88,6 +88,12 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			log.Error("close", "err", err)
 		}
 	}()
+	if len(cfg.Rooms) == 0 {
+		// A history service only: connect without a room.
+		if err := a.Connect(ctx); err != nil {
+			return err
+		}
+	}
 	for _, rc := range cfg.Rooms {
 		if _, err := a.Join(ctx, rc.JID, b.roomOptions(rc.JID)); err != nil {
 			return fmt.Errorf("room %s: %w", rc.JID, err)

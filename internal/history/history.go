@@ -196,6 +196,10 @@ type Warning struct {
 	Writer  string // the chain's writer, if known
 	Seq     uint64 // the service's sequence number of the page concerned, if any
 	Count   int    // pages concerned (Withheld)
+	// OrTampered, on a Withheld warning of a writer's chain: some pages
+	// of this read failed verification, and may be among the missing
+	// ones (a page that does not open does not say whose it is).
+	OrTampered bool
 }
 
 func (w Warning) String() string {
@@ -205,6 +209,9 @@ func (w Warning) String() string {
 	case Withheld:
 		if w.Writer == "" {
 			return fmt.Sprintf("the history service withheld %d page(s) it says it holds", w.Count)
+		}
+		if w.OrTampered {
+			return fmt.Sprintf("%d page(s) of %s missing: held back by the history service, or among the pages that failed verification", w.Count, w.Writer)
 		}
 		return fmt.Sprintf("the history service withheld %d page(s) of %s", w.Count, w.Writer)
 	case Reordered:
@@ -328,6 +335,7 @@ func (r *Reader) Finish(last uint64, heads map[string]Hash) Result {
 	if out.Ends == nil {
 		out.Ends = map[string]ChainEnd{}
 	}
+	unopened := slices.ContainsFunc(r.warn, func(w Warning) bool { return w.Problem == Tampered && w.Writer == "" })
 	writers := make([]string, 0, len(r.chains))
 	for w := range r.chains {
 		writers = append(writers, w)
@@ -367,7 +375,7 @@ func (r *Reader) Finish(last uint64, heads map[string]Hash) Result {
 			missing++
 		}
 		if missing > 0 {
-			out.Warnings = append(out.Warnings, Warning{Problem: Withheld, Writer: w, Count: missing})
+			out.Warnings = append(out.Warnings, Warning{Problem: Withheld, Writer: w, Count: missing, OrTampered: unopened})
 		}
 	}
 	for _, w := range slices.Sorted(maps.Keys(heads)) {

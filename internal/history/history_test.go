@@ -114,7 +114,7 @@ func TestReader(t *testing.T) {
 			[]string{"the history service handed back page 6 of " + laptop + " twice: shown once"}},
 		{"a page that does not open", []page{{1, lc[0], false}, {2, pc[0], false}, {3, lc[1], true}, {4, pc[1], false}, {5, lc[2], false}}, 5, heads,
 			[]string{laptop + " 0", laptop + " 2", phone + " 0", phone + " 1"},
-			[]string{"page 3 failed verification (changed, or not written by your devices): not shown", "the history service withheld 1 page(s) of " + laptop}},
+			[]string{"page 3 failed verification (changed, or not written by your devices): not shown", "1 page(s) of " + laptop + " missing: held back by the history service, or among the pages that failed verification"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
