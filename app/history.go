@@ -128,9 +128,9 @@ type HistoryInfo struct {
 	Writing bool   // this device writes its rooms' messages there
 }
 
-// ErrHistory is the error (wrapped) of a history request the service
+// errHistory is the error (wrapped) of a history request the service
 // refused or did not answer.
-var ErrHistory = errors.New("app: history service")
+var errHistory = errors.New("app: history service")
 
 type archiver struct {
 	a    *App
@@ -187,7 +187,7 @@ func (h *archiver) request(ctx context.Context, service string, r archive.Reques
 	defer cancel()
 	b, err := xa.HistoryRequest(ctx, service, archive.EncodeRequest(r))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrHistory, err)
+		return nil, fmt.Errorf("%w: %w", errHistory, err)
 	}
 	return b, nil
 }
@@ -220,7 +220,7 @@ func (h *archiver) findService(ctx context.Context, addr string) (string, error)
 			return full, nil
 		}
 	}
-	return "", fmt.Errorf("%w: no device of %s answers as a history service", ErrHistory, j)
+	return "", fmt.Errorf("%w: no device of %s answers as a history service", errHistory, j)
 }
 
 // EnableHistory turns on the own archive at the history service addr
@@ -353,7 +353,7 @@ func (h *archiver) newEpoch(ctx context.Context, s *ownArchive) error {
 		err = archive.DecodeAnswer(b)
 	}
 	if err != nil {
-		return fmt.Errorf("%w: creating the archive: %w", ErrHistory, err)
+		return fmt.Errorf("%w: creating the archive: %w", errHistory, err)
 	}
 	if err := h.addMember(ctx, s.Service, &e, h.self(), h.a.key.Public()); err != nil {
 		return err
@@ -386,7 +386,7 @@ func (h *archiver) addMember(ctx context.Context, service string, e *epochState,
 		err = archive.DecodeAnswer(b)
 	}
 	if err != nil {
-		return fmt.Errorf("%w: adding %s: %w", ErrHistory, device, err)
+		return fmt.Errorf("%w: adding %s: %w", errHistory, device, err)
 	}
 	e.AdminSeq++
 	if e.Members == nil {
@@ -767,7 +767,7 @@ func (h *archiver) write(ctx context.Context, s *ownArchive) error {
 			_, err = archive.DecodePutAnswer(b)
 		}
 		if err != nil {
-			return fmt.Errorf("%w: writing a page: %w", ErrHistory, err)
+			return fmt.Errorf("%w: writing a page: %w", errHistory, err)
 		}
 		h.a.log().Info("history: page written", "index", e.Index, "records", len(page.Records), "epoch", e.Epoch)
 		e.Index++
@@ -926,7 +926,7 @@ func (h *archiver) fetchEpoch(ctx context.Context, service string, e *epochState
 		}
 		if !haveX {
 			if x, err = recrypt.OpenShare(priv, shareContext(e, h.self()), f.Entry); err != nil {
-				return 0, 0, nil, fmt.Errorf("%w: our entry does not open (%v)", ErrHistory, err)
+				return 0, 0, nil, fmt.Errorf("%w: our entry does not open (%v)", errHistory, err)
 			}
 			haveX = true
 		}

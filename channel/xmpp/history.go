@@ -73,12 +73,12 @@ func (a *Account) HistoryRequest(ctx context.Context, to string, request []byte)
 	return parseHistoryAnswer(b)
 }
 
-// Errors of HistoryRequest callers branch on.
+// Errors of HistoryRequest.
 var (
 	errHistoryAnswer = errors.New("xmpp: not a history service's answer")
-	// ErrNoHistoryService: the address answered with an error (no
+	// errNoHistoryService: the address answered with an error (no
 	// history service runs there, or it is offline).
-	ErrNoHistoryService = errors.New("xmpp: no history service answers there")
+	errNoHistoryService = errors.New("xmpp: no history service answers there")
 )
 
 // parseHistoryAnswer reads an IQ result (as requestBytes re-encodes it)
@@ -102,7 +102,7 @@ func parseHistoryAnswer(b []byte) ([]byte, error) {
 			if depth == 1 {
 				for _, at := range t.Attr {
 					if at.Name.Space == "" && at.Name.Local == "type" && at.Value == string(stanza.ErrorIQ) {
-						return nil, ErrNoHistoryService
+						return nil, errNoHistoryService
 					}
 				}
 			}

@@ -18,7 +18,7 @@ func TestParseHistoryAnswer(t *testing.T) {
 		in   string
 		want error
 	}{
-		"error":       {`<iq type='error' id='x'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`, ErrNoHistoryService},
+		"error":       {`<iq type='error' id='x'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`, errNoHistoryService},
 		"two answers": {`<iq type='result'><answer ` + ns + `>AQI=</answer><answer ` + ns + `>AQI=</answer></iq>`, errHistoryAnswer},
 		"nested":      {`<iq type='result'><x><answer ` + ns + `>AQI=</answer></x></iq>`, errHistoryAnswer},
 		"not base64":  {`<iq type='result'><answer ` + ns + `>A!I=</answer></iq>`, errHistoryAnswer},

@@ -13,11 +13,11 @@ import (
 
 // maxExportedAPI is the ceiling on the public API: the public packages
 // together must export fewer identifiers than this. 300 held the group
-// core (issue [G]); the device work ([J] to [N]) has a budget of 55 more
+// core (issue [G]); the device work ([J] to [N]) has a budget of 70 more
 // (40 at first, raised by 15 with [L]: the client's live verification
-// and trust notices), spent as docs/ARCHITECTURE.md "Public API"
-// records.
-const maxExportedAPI = 355
+// and trust notices; by 15 again with [N]: the own archive), spent as
+// docs/ARCHITECTURE.md "Public API" records.
+const maxExportedAPI = 370
 
 // exported is one exported identifier of a public package.
 type exported struct {
