@@ -197,6 +197,9 @@ func (c *client) handle(ev app.Event) {
 	case app.EventPairing:
 		c.pairingEvent(ev)
 		return
+	case app.EventHistory:
+		c.ui.note(oneLine(ev.Text), ev.Warning)
+		return
 	}
 	v := c.view(ev.Room)
 	if r := c.appRoom(ev.Room); r != nil && v.self == "" {
@@ -233,6 +236,71 @@ func (c *client) handle(ev app.Event) {
 		delete(c.members, ev.Room)
 		c.ui.membersChanged(v)
 	}
+}
+
+// history runs /history: where the own archive stands, on (after the
+// user read what it means), off, or a read now.
+func (c *client) history(ctx context.Context, args []string) error {
+	switch {
+	case len(args) == 0:
+		info, err := c.app.HistoryStatus(ctx)
+		switch {
+		case err != nil:
+			return err
+		case !info.On:
+			c.ui.note("history: off on this device. /history on BOT@example.org keeps your rooms' messages, encrypted, at that history service, "+
+				"where your other devices (and the ones you pair later) read them", false)
+		default:
+			writes := "this device writes its rooms' messages there"
+			if !info.Writing {
+				writes = "this device does not write there (/history on to start again), and reads what your other devices write"
+			}
+			admin := ""
+			if info.Admin {
+				admin = "; this device adds your other devices to it"
+			}
+			c.ui.note(fmt.Sprintf("history: kept at %s; %s%s", oneLine(info.Service), writes, admin), false)
+		}
+		return nil
+	case args[0] == "off" && len(args) == 1:
+		c.background("history off", func(ctx context.Context) (string, error) {
+			return "this device no longer writes to your history service (it still reads what your other devices write)", c.app.DisableHistory(ctx)
+		})
+		return nil
+	case args[0] == "fetch" && len(args) == 1:
+		c.background("reading your history", func(ctx context.Context) (string, error) {
+			return "", c.app.FetchHistory(ctx)
+		})
+		return nil
+	case args[0] == "on" && len(args) == 2:
+		bot := oneLine(args[1])
+		c.ui.note("Messages will be stored encrypted at "+bot+". It cannot read them unless it colludes with one of your devices "+
+			"(a stolen one, say): then everything stored is readable, and stored messages lose forward secrecy. "+
+			"Type /history on "+bot+" yes to go on", true)
+		return nil
+	case args[0] == "on" && len(args) == 3 && args[2] == "yes":
+		bot := args[1]
+		c.background("history on", func(ctx context.Context) (string, error) {
+			if err := c.app.EnableHistory(ctx, bot); err != nil {
+				return "", err
+			}
+			return "history on: your rooms' messages are kept at " + oneLine(bot) + " from now on; your other devices get its keys", nil
+		})
+		return nil
+	case args[0] == "on" && len(args) == 1:
+		info, err := c.app.HistoryStatus(ctx)
+		if err != nil {
+			return err
+		}
+		if !info.On {
+			return errors.New("/history on BOT@example.org: which history service? a bot's address")
+		}
+		c.background("history on", func(ctx context.Context) (string, error) {
+			return "this device writes to your history service again", c.app.EnableHistory(ctx, info.Service)
+		})
+		return nil
+	}
+	return errors.New("usage: /history [on BOT|off|fetch]")
 }
 
 // invitationText tells the user about an invitation and how to accept it.
@@ -450,6 +518,8 @@ func (c *client) run(cmd command) error {
 			return fmt.Errorf("/devices %s: try /devices, or /devices pair, accept, reject, cancel, remove DEVICE or leave", oneLine(cmd.args[0]))
 		}
 		return c.devices(ctx)
+	case "history":
+		return c.history(ctx, cmd.args)
 	case "info":
 		return c.info(ctx, cmd.args[0])
 	case "fingerprint":

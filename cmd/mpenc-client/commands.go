@@ -31,6 +31,7 @@ var cmdSpecs = []cmdSpec{
 	{name: "refresh", usage: "/refresh", help: "renew the group key", min: 0, max: 0},
 	{name: "who", aliases: []string{"members"}, usage: "/who", help: "list members: session status and trust", min: 0, max: 0},
 	{name: "devices", usage: "/devices [pair|accept|reject|cancel|remove DEVICE|leave]", help: "list the devices in your rooms, yours first: label, address, device id, fingerprint, trust, last seen, device group; pair: join this device with your other devices (KeySync: compare the words both show, then accept, reject or cancel); remove: distrust one of your devices everywhere and take it off your device list; leave: this device leaves your device group for good (asks first)", min: 0, max: 2},
+	{name: "history", usage: "/history [on BOT|off|fetch]", help: "your own archive: on keeps your rooms' messages, encrypted, at the history service BOT (a bot's address; asks first), where your other devices, and devices you pair later, read them; off: this device stops writing there; fetch: read what your other devices wrote, now; alone: where it stands", min: 0, max: 3},
 	{name: "info", usage: "/info N", help: "show message #N: who it went to, what it answers, who has not acknowledged it", min: 1, max: 1},
 	{name: "resend", usage: "/resend [N|qN]", help: "send again a message not delivered to everyone (#N), or never sent (qN); default: the latest", min: 0, max: 1},
 	{name: "fingerprint", aliases: []string{"fp"}, usage: "/fingerprint [JID]", help: "show your key's fingerprint (or JID's) as hex, words and a QR code", min: 0, max: 1},

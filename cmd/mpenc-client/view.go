@@ -62,6 +62,9 @@ type line struct {
 	notDelivered []string
 	until        time.Time // a queued message waits until then
 	resent       bool      // sent again (/resend)
+	// archived: a message this device did not see, read from the
+	// history service (another of the user's devices saw it).
+	archived bool
 
 	// change is a membership line's change: drawn when shown, so that
 	// devices are named as the view knows them then (a history's later
@@ -263,6 +266,10 @@ func (v *roomView) entry(e app.Entry) (*line, bool) {
 		if old, ok := v.byID[e.ID]; ok {
 			old.ack, old.notAcked, old.final, old.absent, old.notDelivered = l.ack, l.notAcked, l.final, l.absent, l.notDelivered
 			return old, false
+		}
+		if e.Archived {
+			l.archived = true
+			return v.add(l), false
 		}
 		l.stale = v.members != nil && !slices.Equal(l.members, v.members)
 		if q, ok := v.queued[e.Replaces]; ok && e.Replaces != (transcript.ID{}) {
@@ -820,6 +827,9 @@ func (v *roomView) marks(l *line) (prefix, suffix string) {
 	}
 	if l.kind != lineMessage {
 		return "", ""
+	}
+	if l.archived {
+		return "", " (from your history: seen by another of your devices, not here)"
 	}
 	if highlight(l) {
 		var refs []string

@@ -728,3 +728,20 @@ func TestViewDistrustedOccupant(t *testing.T) {
 		t.Errorf("a distrusted device offered for /invite: %q", l.text)
 	}
 }
+
+// TestViewArchived: a message read from the history service says so,
+// carries no acknowledgement or membership mark, and is numbered as
+// any message.
+func TestViewArchived(t *testing.T) {
+	v := newRoomView("r@muc")
+	v.self = alice
+	v.apply(membership([]string{alice}, []string{bob}, nil))
+	ev := msg(1, bob, "said before this device came", false, nil, alice, bob)
+	ev.Entry.Archived, ev.Entry.Members = true, nil
+	v.apply(ev)
+	got := v.plainText(v.message(1))
+	if !strings.Contains(got, "said before this device came (from your history: seen by another of your devices, not here)") ||
+		strings.Contains(got, "earlier members") || strings.Contains(got, "unacked") {
+		t.Fatalf("an archived message: %q", got)
+	}
+}
