@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mpenc/mpenc/internal/history"
+	"github.com/mpenc/mpenc/internal/recrypt"
 	"github.com/mpenc/mpenc/session"
 	"github.com/mpenc/mpenc/transcript"
 )
@@ -425,4 +429,36 @@ func TestOwnPartRecorded(t *testing.T) {
 	if err != nil || len(back) != 4 || fmt.Sprint(back[3].Members, back[3].Exclude) != want[3] {
 		t.Fatalf("history %+v, %v", back, err)
 	}
+}
+
+// FuzzDecodeArchiveKeys: whatever the keys reader accepts is within its
+// bounds and carries no admin secret, member list or chain ends.
+func FuzzDecodeArchiveKeys(f *testing.F) {
+	f.Add([]byte(`<archive xmlns='https://github.com/mpenc/mpenc/ns/archive/1'>eyJWIjoxfQ==</archive>`))
+	f.Add([]byte(`<archive xmlns='https://github.com/mpenc/mpenc/ns/archive/1'></archive>`))
+	var B recrypt.Point // the base point: a valid A
+	B[0] = 0x58
+	for i := 1; i < 32; i++ {
+		B[i] = 0x66
+	}
+	good, _ := json.Marshal(archiveKeys{V: 1, Service: "bot@example.org/x", Epochs: []epochState{{Epoch: 2, A: B,
+		Heads: map[string]history.Hash{"alice@example.org/laptop": {1}}}}})
+	f.Add([]byte("<archive xmlns='" + nsArchiveKeys + "'>" + base64.StdEncoding.EncodeToString(good) + "</archive>"))
+	if _, err := decodeArchiveKeys([]byte("<archive xmlns='" + nsArchiveKeys + "'>" + base64.StdEncoding.EncodeToString(good) + "</archive>")); err != nil {
+		f.Fatalf("valid keys refused: %v", err)
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		k, err := decodeArchiveKeys(p)
+		if err != nil {
+			return
+		}
+		if len(k.Epochs) == 0 || len(k.Epochs) > maxArchiveEpochs {
+			t.Fatalf("%d epochs", len(k.Epochs))
+		}
+		for _, e := range k.Epochs {
+			if e.Admin != nil || len(e.Members) > 0 || len(e.Ends) > 0 || len(e.Heads) > maxArchiveWriters {
+				t.Fatalf("an epoch with what keys never carry: %+v", e)
+			}
+		}
+	})
 }
