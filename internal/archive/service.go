@@ -45,7 +45,7 @@ const (
 	maxNonces   = 4096
 	// RatePerWindow requests per account (bare JID) per rateWindow reach
 	// the database; more are answered busy.
-	RatePerWindow   = 120
+	RatePerWindow   = 600
 	rateWindow      = 10 * time.Second
 	maxRateAccounts = 10_000
 	// The audit log keeps its last MaxAudit lines and none older than
