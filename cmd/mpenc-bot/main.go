@@ -48,6 +48,8 @@ The configuration file (TOML):
     rejoin   = true                   # rejoin a room we were removed from (kicked, destroyed,
                                       # a failed join), 5 s doubling to 5 min; false: exit
                                       # with an error once out of every room
+    history_service = ""              # a database path: also serve as a history service
+                                      # for users' own archives (then [[rooms]] may be empty)
 
     [[rooms]]
     jid     = "lobby@conference.example.org"
