@@ -54,7 +54,7 @@ integration-prosody integration-ejabberd:
 	$(GO) vet -tags integration ./integration/...
 	MPENC_XMPP_SERVER=$(@:integration-%=%) ./integration/run.sh $(INTEGRATION_TEST)
 
-## xmpp-measure: plain groupchat latency and throughput (docs/XMPP.md).
+## xmpp-measure: plain groupchat latency and throughput (docs/XMPP.md), the history service over XMPP (docs/PERFORMANCE.md).
 xmpp-measure:
 	MPENC_XMPP_MEASURE=1 ./integration/run.sh $(GO) test -tags integration -run '^TestIntegrationMeasure' -count=1 -v -timeout 30m ./integration/...
 

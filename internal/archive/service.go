@@ -574,7 +574,8 @@ func (s *Service) Put(ctx context.Context, sender string, r Put) (seq uint64, er
 }
 
 // Fetch answers a member's fetch: its entry, and up to Max pages after
-// After, each with R = [share]T.
+// After, each with R = [share]T, as many as fit in an answer (MaxAnswer;
+// at least one).
 func (s *Service) Fetch(ctx context.Context, sender string, r Fetch) (out Fetched, err error) {
 	defer func() { s.audit(ctx, &r.Group, sender, fmt.Sprintf("fetch after %d", r.After), err) }()
 	if err := checkJID("sender", sender, true); err != nil {
@@ -614,6 +615,7 @@ func (s *Service) Fetch(ctx context.Context, sender string, r Fetch) (out Fetche
 	}
 	defer rows.Close()
 	out.Entry = entry
+	size := 0
 	for rows.Next() {
 		var p Page
 		var seq int64
@@ -622,6 +624,11 @@ func (s *Service) Fetch(ctx context.Context, sender string, r Fetch) (out Fetche
 			return Fetched{}, err
 		}
 		p.Seq, p.ID, p.T = uint64(seq), PageID(id), recrypt.Point(t)
+		// What an answer carries (MaxAnswer): the rest is not worth a
+		// recryption, the member asks again from here.
+		if size += len(p.Sealed) + 100; len(out.Pages) > 0 && size > MaxAnswer-len(entry)-64 {
+			break
+		}
 		if p.R, err = recrypt.Recrypt(recrypt.Scalar(share), p.T); err != nil {
 			return Fetched{}, fmt.Errorf("archive: page %d: %w", seq, err)
 		}
@@ -630,6 +637,7 @@ func (s *Service) Fetch(ctx context.Context, sender string, r Fetch) (out Fetche
 	if err := rows.Err(); err != nil {
 		return Fetched{}, err
 	}
+	rows.Close() // before the next query: one connection
 	var last int64
 	if err := s.db.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM pages WHERE grp = ?`, r.Group[:]).Scan(&last); err != nil {
 		return Fetched{}, err

@@ -327,7 +327,7 @@ func BenchmarkFetch64(b *testing.B) {
 	w.a, w.A, _ = recrypt.NewAdmin(w.rnd)
 	w.create(OwnArchive, "")
 	d := w.add("laptop")
-	page := make([]byte, 48<<10-64)
+	page := make([]byte, 1<<10) // 64 of them fit in one answer (MaxAnswer)
 	for i := range MaxFetch {
 		T, c, _ := recrypt.Seal(w.A, w.group[:], page, nil, w.rnd)
 		var id PageID
