@@ -152,7 +152,7 @@ func TestIntegrationMeasureHistory(t *testing.T) {
 		fetchService := handling / time.Duration(read)
 		lines = append(lines, fmt.Sprintf("%2d KiB pages: put %v/page (one request each; the service's own part %v); fetch and open %v/page (%d requests; the service's part %v, opening %v)",
 			size>>10, put.Round(time.Microsecond), putService.Round(time.Microsecond), fetch.Round(time.Microsecond), rounds,
-			fetchService.Round(time.Microsecond), (open / time.Duration(read)).Round(time.Microsecond)))
+			fetchService.Round(time.Microsecond), (open/time.Duration(read)).Round(time.Microsecond)))
 	}
 	unitAfter := scalarMult()
 	unit := (unitBefore + unitAfter) / 2
