@@ -125,11 +125,23 @@ func (d *devices) groupPayload(ctx context.Context, partner string) []byte {
 	if ds := d.ks.bound[partner]; ds != nil {
 		d.addPartner(&s, partner, ds.s.Peer().Identity, now)
 	}
+	var joined []string
 	if rooms, err := d.a.SavedRooms(ctx); err == nil {
 		for _, r := range rooms {
-			if len(s.Rooms) < keysync.MaxGroupRooms && !slices.Contains(s.Rooms, r.JID) {
-				s.Rooms = append(s.Rooms, r.JID)
-			}
+			joined = append(joined, r.JID)
+		}
+	}
+	// And the rooms it is in now (a client's configuration file lists
+	// rooms it joins at start without remembering them in the store).
+	d.a.mu.Lock()
+	for jid := range d.a.rooms {
+		joined = append(joined, jid)
+	}
+	d.a.mu.Unlock()
+	slices.Sort(joined)
+	for _, r := range joined {
+		if len(s.Rooms) < keysync.MaxGroupRooms && !slices.Contains(s.Rooms, r) {
+			s.Rooms = append(s.Rooms, r)
 		}
 	}
 	p, err := keysync.EncodeState(s)

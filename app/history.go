@@ -110,6 +110,12 @@ type ownArchive struct {
 	Seed [32]byte
 	// KeysSent: how many epochs each device of the group was given.
 	KeysSent map[string]int `json:",omitempty"`
+	// Revoked: the service said this device is no longer a member (it
+	// was removed from the group): it neither writes nor reads.
+	Revoked bool `json:",omitempty"`
+	// Waiting: an epoch's entry for this device is not there yet (the
+	// admin device adds it): the loop reads again until it is.
+	Waiting bool `json:",omitempty"`
 }
 
 // archiveKeys is what one device hands another: every epoch without
@@ -126,6 +132,15 @@ type HistoryInfo struct {
 	Service string // the history service's address
 	Admin   bool   // this device adds the group's devices
 	Writing bool   // this device writes its rooms' messages there
+	// Revoked: the service no longer lets this device read or write
+	// (it was removed from your device group).
+	Revoked bool
+	// Waiting: the device that turned history on has not added this one
+	// yet; it reads by itself once it has.
+	Waiting bool
+	// Unreachable: the last attempt to write or read did not reach the
+	// service (what this device sees is written once it does).
+	Unreachable bool
 }
 
 // errHistory is the error (wrapped) of a history request the service
@@ -137,6 +152,26 @@ type archiver struct {
 	op   sync.Mutex // one operation on the state at a time
 	kick chan struct{}
 	keys chan directKeys
+	// unreachable: the last request did not reach the service (said
+	// once when it starts and once when it ends; h.op held).
+	unreachable bool
+	// waitTicks counts loop ticks while s.Waiting (h.op held).
+	waitTicks int
+}
+
+// reached records whether a request reached the service, and says so
+// when that changes (h.op held).
+func (h *archiver) reached(service string, err error) {
+	down := err != nil && !errors.Is(err, archive.ErrRefused) && !errors.Is(err, archive.ErrNotFound) &&
+		!errors.Is(err, archive.ErrRevoked) && !errors.Is(err, archive.ErrBusy)
+	switch {
+	case down && !h.unreachable:
+		h.a.log().Info("history: the service is not reachable", "err", err)
+		h.a.q.push(Event{Kind: EventHistory, Text: fmt.Sprintf("history: %s does not answer; what this device sees is written there once it does", bareOf(service))})
+	case !down && h.unreachable:
+		h.a.q.push(Event{Kind: EventHistory, Text: fmt.Sprintf("history: %s answers again", bareOf(service))})
+	}
+	h.unreachable = down
 }
 
 type directKeys struct {
@@ -240,6 +275,12 @@ func (a *App) EnableHistory(ctx context.Context, addr string) error {
 		return err
 	}
 	if s != nil {
+		switch {
+		case s.Revoked:
+			return fmt.Errorf("this device can no longer use your history at %s: it was removed from your device group", bareOf(s.Service))
+		case addr != "" && bareOf(addr) != bareOf(s.Service) && addr != s.Service:
+			return fmt.Errorf("your history is kept at %s already; another service is not supported yet", bareOf(s.Service))
+		}
 		s.Writing = true
 		if err := h.save(ctx, s); err != nil {
 			return err
@@ -249,7 +290,8 @@ func (a *App) EnableHistory(ctx context.Context, addr string) error {
 	}
 	service, err := h.findService(ctx, addr)
 	if err != nil {
-		return err
+		a.log().Info("history: no service found", "address", addr, "err", err)
+		return fmt.Errorf("%s does not answer as a history service (a bot with history_service in its configuration, online)", oneLineJID(addr))
 	}
 	s = &ownArchive{V: 1, Service: service, Writing: true}
 	if err := primitive.RandomBytes(nil, s.Seed[:]); err != nil {
@@ -258,7 +300,8 @@ func (a *App) EnableHistory(ctx context.Context, addr string) error {
 	// The archive covers what the store records from now on.
 	s.Cursor = a.lastSeq(ctx)
 	if err := h.newEpoch(ctx, s); err != nil {
-		return err
+		a.log().Info("history: creating the archive", "service", service, "err", err)
+		return fmt.Errorf("%s refused to keep your history, or did not answer", bareOf(service))
 	}
 	if err := h.save(ctx, s); err != nil {
 		return err
@@ -287,8 +330,11 @@ func (a *App) DisableHistory(ctx context.Context) error {
 	h.op.Lock()
 	defer h.op.Unlock()
 	s, err := h.load(ctx)
-	if err != nil || s == nil {
+	if err != nil {
 		return err
+	}
+	if s == nil {
+		return errors.New("history is off on this device already")
 	}
 	s.Writing = false
 	return h.save(ctx, s)
@@ -304,7 +350,8 @@ func (a *App) HistoryStatus(ctx context.Context) (HistoryInfo, error) {
 		return HistoryInfo{}, err
 	}
 	admin := len(s.Epochs) > 0 && s.Epochs[len(s.Epochs)-1].Admin != nil
-	return HistoryInfo{On: true, Service: s.Service, Admin: admin, Writing: s.Writing}, nil
+	return HistoryInfo{On: true, Service: s.Service, Admin: admin, Writing: s.Writing && !s.Revoked,
+		Revoked: s.Revoked, Waiting: s.Waiting, Unreachable: h.unreachable}, nil
 }
 
 // FetchHistory reads what the account's other devices wrote to the own
@@ -320,7 +367,10 @@ func (a *App) FetchHistory(ctx context.Context) error {
 		return err
 	}
 	if s == nil {
-		return errors.New("app: history is off on this device")
+		return errors.New("history is off on this device (/history on BOT)")
+	}
+	if s.Revoked {
+		return fmt.Errorf("this device can no longer read your history at %s: it was removed from your device group", bareOf(s.Service))
 	}
 	return h.fetch(ctx, s)
 }
@@ -690,8 +740,18 @@ func (h *archiver) loop(ctx context.Context) {
 		if err != nil {
 			h.a.log().Warn("history: reading the archive's state", "err", err)
 		}
+		if s != nil && s.Revoked {
+			s = nil // removed: nothing to do
+		}
 		if s != nil {
 			h.addMembers(ctx, s)
+			if s.Waiting {
+				// Not a member yet: read again every 30 s until the admin
+				// device added this one.
+				if h.waitTicks++; h.waitTicks >= int(30*time.Second/historyEvery) {
+					h.waitTicks, first = 0, true
+				}
+			}
 			if s.Writing {
 				if err := h.write(ctx, s); err != nil && ctx.Err() == nil {
 					h.a.log().Info("history: writing", "err", err)
@@ -765,6 +825,11 @@ func (h *archiver) write(ctx context.Context, s *ownArchive) error {
 		b, err := h.request(ctx, s.Service, archive.Put{Group: e.Group, Page: id, T: T, Sealed: sealed})
 		if err == nil {
 			_, err = archive.DecodePutAnswer(b)
+		}
+		h.reached(s.Service, err)
+		if errors.Is(err, archive.ErrRevoked) {
+			h.revoked(s)
+			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("%w: writing a page: %w", errHistory, err)
@@ -874,33 +939,72 @@ func (h *archiver) fetch(ctx context.Context, s *ownArchive) error {
 	total, shown := 0, 0
 	var warnings []string
 	var failed error
+	waiting := false
 	for i := range s.Epochs {
 		e := &s.Epochs[i]
 		n, added, warns, err := h.fetchEpoch(ctx, s.Service, e, priv)
+		h.reached(s.Service, err)
 		total += n
 		shown += added
 		warnings = append(warnings, warns...)
-		if err != nil && !errors.Is(err, archive.ErrNotFound) {
+		switch {
+		case errors.Is(err, archive.ErrNotFound):
+			waiting = true
+		case errors.Is(err, archive.ErrRevoked):
+			h.revoked(s)
+			return h.save(ctx, s)
+		case err != nil:
 			failed = err
 		}
-		if errors.Is(err, archive.ErrNotFound) {
-			warnings = append(warnings, fmt.Sprintf("this device is not (yet) a member of epoch %d at %s: the device that turned history on adds it when it is online", e.Epoch, bareOf(s.Service)))
-		}
 	}
+	if waiting && !s.Waiting {
+		h.a.q.push(Event{Kind: EventHistory, Text: fmt.Sprintf("history: this device cannot read your history at %s yet: "+
+			"the device that turned history on adds it when it is online, and this device reads then by itself", bareOf(s.Service))})
+	}
+	s.Waiting = waiting
 	if err := h.save(ctx, s); err != nil {
 		return err
 	}
 	if total > 0 || len(warnings) > 0 || failed != nil {
 		text := fmt.Sprintf("history from %s: %d message(s) read, %d new here", bareOf(s.Service), total, shown)
 		if failed != nil {
-			text += "; the read stopped: " + failed.Error()
+			h.a.log().Info("history: a read stopped", "err", failed)
+			text += "; the read stopped: " + readFailure(s.Service, failed)
 		}
-		h.a.q.push(Event{Kind: EventHistory, Text: text, Warning: len(warnings) > 0})
+		h.a.q.push(Event{Kind: EventHistory, Text: text, Warning: len(warnings) > 0 || failed != nil})
 		for _, w := range warnings {
 			h.a.q.push(Event{Kind: EventHistory, Text: w, Warning: true})
 		}
 	}
-	return failed
+	if failed != nil {
+		return errors.New(readFailure(s.Service, failed))
+	}
+	return nil
+}
+
+// readFailure words why a read stopped, in our words (the service's
+// reasons are its own: in its audit log).
+func readFailure(service string, err error) string {
+	switch {
+	case errors.Is(err, archive.ErrBusy):
+		return bareOf(service) + " is busy; try again in a minute (/history fetch)"
+	case errors.Is(err, archive.ErrRefused):
+		return bareOf(service) + " refused the request"
+	case errors.Is(err, errHistory):
+		return bareOf(service) + " does not answer"
+	}
+	return "this device could not open what " + bareOf(service) + " sent"
+}
+
+// revoked records that the service no longer has this device as a
+// member, and says so once (h.op held; s saved by the caller).
+func (h *archiver) revoked(s *ownArchive) {
+	if s.Revoked {
+		return
+	}
+	s.Revoked, s.Writing = true, false
+	h.a.q.push(Event{Kind: EventHistory, Warning: true, Text: fmt.Sprintf("this device can no longer read or write your history at %s: "+
+		"its access was revoked (it was removed from your device group)", bareOf(s.Service))})
 }
 
 // fetchEpoch reads one epoch's new pages: how many records, how many
@@ -926,7 +1030,7 @@ func (h *archiver) fetchEpoch(ctx context.Context, service string, e *epochState
 		}
 		if !haveX {
 			if x, err = recrypt.OpenShare(priv, shareContext(e, h.self()), f.Entry); err != nil {
-				return 0, 0, nil, fmt.Errorf("%w: our entry does not open (%v)", errHistory, err)
+				return 0, 0, nil, fmt.Errorf("app: our entry at the history service does not open: %v", err)
 			}
 			haveX = true
 		}
@@ -945,6 +1049,13 @@ func (h *archiver) fetchEpoch(ctx context.Context, service string, e *epochState
 	for _, w := range res.Warnings {
 		warns = append(warns, w.String())
 	}
+	for _, w := range res.Reached {
+		delete(e.Heads, w) // checked: later reads start past it
+	}
+	// An entry is new here when the store gives it a place after what
+	// it held before this read (one message written by two devices, or
+	// read before, is not).
+	before := h.a.lastSeq(ctx)
 	added := 0
 	for _, rec := range res.Records {
 		if rec.Author == "" {
@@ -958,7 +1069,7 @@ func (h *archiver) fetchEpoch(ctx context.Context, service string, e *epochState
 			h.a.log().Info("history: an archived message not recorded", "room", room, "err", err)
 			continue
 		}
-		if st.Kind != "archived" {
+		if st.Kind != "archived" || st.Seq <= before {
 			continue // this device has it already
 		}
 		got, err := fromStore(st)
@@ -971,4 +1082,12 @@ func (h *archiver) fetchEpoch(ctx context.Context, service string, e *epochState
 	e.After = max(e.After, after)
 	e.Ends = res.Ends
 	return len(res.Records), added, warns, nil
+}
+
+// oneLineJID is an address the user typed, as a line shows it.
+func oneLineJID(s string) string {
+	if j, err := jid.Parse(s); err == nil {
+		return j.String()
+	}
+	return fmt.Sprintf("%.64q", s)
 }

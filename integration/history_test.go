@@ -105,7 +105,7 @@ func TestIntegrationHistory(t *testing.T) {
 
 	// The phone pairs with the laptop.
 	mp := phone.mark()
-	pairDevices(t, ctx, laptop, phone)
+	phoneJID := pairDevices(t, ctx, laptop, phone)
 	fetched := phone.waitEvent(mp, "the history read", func(ev app.Event) bool {
 		return ev.Kind == app.EventHistory && strings.HasPrefix(ev.Text, "history from "+botName)
 	})
@@ -216,11 +216,66 @@ func TestIntegrationHistory(t *testing.T) {
 	phone.waitEvent(mp, "the read's summary", func(ev app.Event) bool {
 		return ev.Kind == app.EventHistory && strings.HasPrefix(ev.Text, "history from "+botName+": 1 message(s) read")
 	})
+
+	// The laptop removes the phone: the service refuses it from then on,
+	// and what the laptop writes next goes to a new epoch.
+	ml := laptop.mark()
+	if err := laptop.a.RemoveDevice(ctx, phoneJID); err != nil {
+		t.Fatal(err)
+	}
+	laptop.waitEvent(ml, "the phone revoked", func(ev app.Event) bool {
+		return ev.Kind == app.EventHistory && strings.Contains(ev.Text, "can no longer fetch history from "+botName)
+	})
+	laptop.waitEvent(ml, "a new epoch", func(ev app.Event) bool {
+		return ev.Kind == app.EventHistory && strings.HasPrefix(ev.Text, "history: a new epoch began")
+	})
+	mp = phone.mark()
+	if err := phone.a.FetchHistory(ctx); err != nil {
+		t.Fatalf("the removed phone's first read after the removal: %v", err)
+	}
+	phone.waitEvent(mp, "the phone told it was revoked", func(ev app.Event) bool {
+		return ev.Kind == app.EventHistory && ev.Warning && strings.HasPrefix(ev.Text, "this device can no longer read or write your history at "+botName)
+	})
+	if err := phone.a.FetchHistory(ctx); err == nil || !strings.Contains(err.Error(), "can no longer read your history") {
+		t.Fatalf("the removed phone's next read: %v", err)
+	}
+	if info, err := phone.a.HistoryStatus(ctx); err != nil || !info.Revoked || info.Writing {
+		t.Fatalf("the removed phone's history: %+v, %v", info, err)
+	}
+	pages := pagesIn(t, botDB)
+	m := desk.mark()
+	if _, err := lr.Send(ctx, historyMarker+" after the removal"); err != nil {
+		t.Fatal(err)
+	}
+	desk.waitEvent(m, "the message after the removal", func(ev app.Event) bool {
+		return ev.Kind == app.EventEntry && strings.HasSuffix(ev.Entry.Text, "after the removal")
+	})
+	waitPages(pages + 1)
+	if n := groupsIn(t, botDB); n != 2 {
+		t.Fatalf("the bot holds %d group(s), want 2 (two epochs)", n)
+	}
+	noMarker(t, botDB)
+}
+
+// groupsIn counts the groups of the bot's database.
+func groupsIn(t *testing.T, path string) int {
+	t.Helper()
+	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM groups`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // pairDevices pairs a (in a group or alone) and b (alone) through
-// KeySync: both accept the words, which must match.
-func pairDevices(t *testing.T, ctx context.Context, a, b *appPeer) {
+// KeySync: both accept the words, which must match. It returns b's full
+// JID, as a names it.
+func pairDevices(t *testing.T, ctx context.Context, a, b *appPeer) string {
 	t.Helper()
 	pair := func(p *appPeer) {
 		t.Helper()
@@ -254,11 +309,13 @@ func pairDevices(t *testing.T, ctx context.Context, a, b *appPeer) {
 			t.Fatal(err)
 		}
 	}
-	for p, m := range map[*appPeer]int{a: ma, b: mb} {
-		p.waitEvent(m, "the group formed", func(ev app.Event) bool {
-			return ev.Kind == app.EventPairing && strings.HasPrefix(ev.Text, "in a device group")
-		})
-	}
+	ev := a.waitEvent(ma, "the group formed", func(ev app.Event) bool {
+		return ev.Kind == app.EventPairing && strings.HasPrefix(ev.Text, "in a device group")
+	})
+	b.waitEvent(mb, "the group formed", func(ev app.Event) bool {
+		return ev.Kind == app.EventPairing && strings.HasPrefix(ev.Text, "in a device group")
+	})
+	return ev.Device
 }
 
 // events are the peer's events after position from.

@@ -250,16 +250,24 @@ func (c *client) history(ctx context.Context, args []string) error {
 		case !info.On:
 			c.ui.note("history: off on this device. /history on BOT@example.org keeps your rooms' messages, encrypted, at that history service, "+
 				"where your other devices (and the ones you pair later) read them", false)
+		case info.Revoked:
+			c.ui.note(fmt.Sprintf("history: this device can no longer read or write your history at %s (it was removed from your device group)", oneLine(trust.Bare(info.Service))), true)
 		default:
 			writes := "this device writes its rooms' messages there"
 			if !info.Writing {
 				writes = "this device does not write there (/history on to start again), and reads what your other devices write"
 			}
-			admin := ""
+			more := ""
 			if info.Admin {
-				admin = "; this device adds your other devices to it"
+				more += "; this device adds your other devices to it"
 			}
-			c.ui.note(fmt.Sprintf("history: kept at %s; %s%s", oneLine(info.Service), writes, admin), false)
+			if info.Waiting {
+				more += "; this device cannot read it yet: the device that turned history on adds it when it is online"
+			}
+			if info.Unreachable {
+				more += "; the service does not answer at the moment"
+			}
+			c.ui.note(fmt.Sprintf("history: kept at %s; %s%s", oneLine(trust.Bare(info.Service)), writes, more), false)
 		}
 		return nil
 	case args[0] == "off" && len(args) == 1:
@@ -284,7 +292,7 @@ func (c *client) history(ctx context.Context, args []string) error {
 			if err := c.app.EnableHistory(ctx, bot); err != nil {
 				return "", err
 			}
-			return "history on: your rooms' messages are kept at " + oneLine(bot) + " from now on; your other devices get its keys", nil
+			return "history on: your rooms' messages are kept at " + oneLine(bot) + " from now on, and the devices of your device group get the keys to read them", nil
 		})
 		return nil
 	case args[0] == "on" && len(args) == 1:
@@ -292,11 +300,15 @@ func (c *client) history(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		if !info.On {
+		switch {
+		case !info.On:
 			return errors.New("/history on BOT@example.org: which history service? a bot's address")
+		case info.Writing:
+			c.ui.note("this device writes to your history at "+oneLine(trust.Bare(info.Service))+" already", false)
+			return nil
 		}
 		c.background("history on", func(ctx context.Context) (string, error) {
-			return "this device writes to your history service again", c.app.EnableHistory(ctx, info.Service)
+			return "this device writes to your history at " + oneLine(trust.Bare(info.Service)) + " again", c.app.EnableHistory(ctx, info.Service)
 		})
 		return nil
 	}

@@ -57,8 +57,8 @@ then overwritten and removed from the environment (docs/USAGE.md says
 what stays visible). The log file rotates at 10 MiB (three old files kept).
 
 In the client, type a message and Enter to send it to the room, encrypted.
-Commands: /join /part /invite /kick /refresh /who /devices /info /resend /fingerprint
-/verify /why /trust /distrust /rooms /room /help /quit. Keys (full screen): Up
+Commands: /join /part /invite /kick /refresh /who /devices /history /info /resend
+/fingerprint /verify /why /trust /distrust /rooms /room /help /quit. Keys (full screen): Up
 with an empty input selects messages (Up/Down move, Ctrl-R sends the
 selected one again if it did not reach everyone, Esc leaves), PgUp/PgDn
 scroll, Ctrl-N/Ctrl-P or Alt-1..9 switch rooms, Ctrl-C quits.

@@ -739,6 +739,15 @@ func TestViewArchived(t *testing.T) {
 	ev := msg(1, bob, "said before this device came", false, nil, alice, bob)
 	ev.Entry.Archived, ev.Entry.Members = true, nil
 	v.apply(ev)
+	if n := len(v.lines); n < 2 || !strings.Contains(v.plainText(v.lines[n-2]), "from your history") {
+		t.Fatalf("no rule before the archived messages")
+	}
+	ev2 := msg(2, bob, "and another", false, nil, alice, bob)
+	ev2.Entry.Archived = true
+	v.apply(ev2)
+	if n := len(v.lines); strings.Contains(v.plainText(v.lines[n-2]), "──") {
+		t.Fatal("a second rule inside one run")
+	}
 	got := v.plainText(v.message(1))
 	if !strings.Contains(got, "said before this device came (from your history: seen by another of your devices, not here)") ||
 		strings.Contains(got, "earlier members") || strings.Contains(got, "unacked") {

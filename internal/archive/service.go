@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -121,6 +122,23 @@ type Service struct {
 func Open(path string, now func() time.Time) (*Service, error) {
 	if now == nil {
 		now = time.Now
+	}
+	// Private from its first byte (SQLite gives the -wal and -shm files
+	// the database's mode), and again at every open: it holds who wrote
+	// when, and the audit log.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("archive: opening %s: %w", path, err)
+	}
+	err = f.Chmod(0o600)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("archive: making %s private: %w", path, err)
+	}
+	for _, companion := range []string{path + "-wal", path + "-shm"} {
+		if err := os.Chmod(companion, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("archive: making %s private: %w", companion, err)
+		}
 	}
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")

@@ -162,9 +162,15 @@ func TestOwnArchive(t *testing.T) {
 	if got := w.read(phone, f); len(got) != 3 || got[0] != marker+" page 0" || f.Last != 5 || string(f.Entry) != "sealed entry of phone" {
 		t.Fatalf("fetched %q, last %d, entry %q", got, f.Last, f.Entry)
 	}
-	// Restart: everything kept.
+	// Restart: everything kept; the files are private.
 	w.s.Close()
+	os.Chmod(w.path, 0o644)
 	w.open()
+	for _, p := range []string{w.path, w.path + "-wal"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v", p, fi.Mode().Perm())
+		}
+	}
 	f, err = w.fetch(laptop, 3, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -320,6 +320,10 @@ type Result struct {
 	// Ends is where each writer's chain stands after this read: the
 	// next read starts there (a gap stops a chain's end before it).
 	Ends map[string]ChainEnd
+	// Reached are the writers whose head (Finish's heads) this read or
+	// an earlier one reached: their heads are checked, and the next read
+	// must not be given them again (its chain starts past them).
+	Reached []string
 }
 
 // Finish checks the chains — each page names its predecessor's hash, no
@@ -368,11 +372,15 @@ func (r *Reader) Finish(last uint64, heads map[string]Hash) Result {
 			}
 			prev, havePrev = c.hash[i], true
 		}
-		if h, ok := heads[w]; ok && start.Prev != h && !slices.Contains(slices.Collect(maps.Values(c.hash)), h) {
-			// The chain never reaches the head its writer gave (a head
-			// is where the chain stood when it was given: the writer
-			// may have written more since).
-			missing++
+		if h, ok := heads[w]; ok {
+			if start.Prev != h && !slices.Contains(slices.Collect(maps.Values(c.hash)), h) {
+				// The chain never reaches the head its writer gave (a
+				// head is where the chain stood when it was given: the
+				// writer may have written more since).
+				missing++
+			} else {
+				out.Reached = append(out.Reached, w)
+			}
 		}
 		if missing > 0 {
 			out.Warnings = append(out.Warnings, Warning{Problem: Withheld, Writer: w, Count: missing, OrTampered: unopened})
@@ -380,7 +388,8 @@ func (r *Reader) Finish(last uint64, heads map[string]Hash) Result {
 	}
 	for _, w := range slices.Sorted(maps.Keys(heads)) {
 		if e, ok := r.ends[w]; ok && e.Prev == heads[w] {
-			continue // an earlier read reached this head
+			out.Reached = append(out.Reached, w) // an earlier read reached this head
+			continue
 		}
 		if r.chains[w] == nil {
 			out.Warnings = append(out.Warnings, Warning{Problem: Withheld, Writer: w, Count: 1})

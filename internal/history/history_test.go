@@ -217,6 +217,14 @@ func TestReaderContinues(t *testing.T) {
 	if got := bodies(second); len(second.Warnings) != 0 || !slices.Equal(got, []string{laptop + " 2", laptop + " 3"}) || second.Ends[laptop].Next != 4 {
 		t.Fatalf("second read: %q, %q, ends %+v", got, problems(second), second.Ends)
 	}
+	if slices.Sort(second.Reached); !slices.Equal(second.Reached, []string{laptop, phone}) {
+		t.Fatalf("heads reached: %q", second.Reached)
+	}
+	// A third read with nothing new, and no heads (the owner dropped
+	// the ones reached): no warning.
+	if got := problems(NewReader(key, 5, second.Ends).Finish(5, nil)); len(got) != 0 {
+		t.Fatalf("a read with nothing new: %q", got)
+	}
 	// A head given before the writer wrote more is reached, not
 	// withheld.
 	r = NewReader(key, 3, first.Ends)
