@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -75,8 +76,16 @@ func TestIntegrationHistory(t *testing.T) {
 	say := func(r *app.Room, to *appPeer, text string) {
 		t.Helper()
 		m := to.mark()
-		if _, err := r.Send(ctx, text); err != nil {
-			t.Fatal(err)
+		deadline := time.Now().Add(cmdBound)
+		for {
+			_, err := r.Send(ctx, text)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, session.ErrNotJoined) || time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+			time.Sleep(200 * time.Millisecond) // the session is still forming
 		}
 		to.waitEvent(m, "the message "+text, func(ev app.Event) bool {
 			return ev.Kind == app.EventEntry && ev.Entry.Kind == session.Message && ev.Entry.Text == text

@@ -201,6 +201,14 @@ func (c *client) handle(ev app.Event) {
 		c.ui.note(oneLine(ev.Text), ev.Warning)
 		return
 	}
+	if _, ok := c.views[ev.Room]; !ok && ev.Kind == app.EventEntry && ev.Entry.Archived {
+		// History read for a room without a tab: the tab is made, but
+		// what is on screen stays (the words of a pairing, say).
+		cur := c.cur
+		c.view(ev.Room)
+		c.cur = cur
+		c.ui.roomsChanged()
+	}
 	v := c.view(ev.Room)
 	if r := c.appRoom(ev.Room); r != nil && v.self == "" {
 		v.self = r.Self()
@@ -1440,8 +1448,11 @@ func (c *client) devices(ctx context.Context) error {
 		return nil
 	}
 	ids := slices.Collect(maps.Keys(byID))
+	// The account of a row: its member's (a map key may carry a key's
+	// hex after the member, never shown).
+	accountOf := func(k string) string { return trust.Bare(byID[k].m.ID) }
 	slices.SortFunc(ids, func(a, b string) int {
-		ao, bo := trust.Bare(a) == trust.Bare(self), trust.Bare(b) == trust.Bare(self)
+		ao, bo := accountOf(a) == trust.Bare(self), accountOf(b) == trust.Bare(self)
 		switch {
 		case ao != bo && ao:
 			return -1
@@ -1479,14 +1490,14 @@ func (c *client) devices(ctx context.Context) error {
 	var lines []string
 	account := ""
 	for _, id := range ids {
-		if b := trust.Bare(id); b != account {
+		if b := accountOf(id); b != account {
 			account = b
 			head := oneLine(b)
 			if b == trust.Bare(self) {
 				head += " (your account"
 				ownRows := 0
 				for _, id2 := range ids {
-					if trust.Bare(id2) == b {
+					if accountOf(id2) == b {
 						ownRows++
 					}
 				}
@@ -1531,7 +1542,7 @@ func (c *client) publishedLists(ctx context.Context, ids []string, rows map[stri
 	}
 	accounts := map[string]bool{}
 	for _, id := range ids {
-		accounts[trust.Bare(id)] = true
+		accounts[trust.Bare(rows[id].m.ID)] = true
 	}
 	results := make(chan result, len(accounts))
 	for acct := range accounts {
@@ -1556,8 +1567,8 @@ func (c *client) publishedLists(ctx context.Context, ids []string, rows map[stri
 			out[r.account] = ""
 		default:
 			out[r.account] = "published device list read"
-			for id, row := range rows {
-				if trust.Bare(id) == r.account && row.m.HasKey {
+			for _, row := range rows {
+				if trust.Bare(row.m.ID) == r.account && row.m.HasKey {
 					row.pubKnown, row.published = true, r.keys[row.m.Trust.Key]
 				}
 			}
