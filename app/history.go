@@ -869,7 +869,11 @@ func (h *archiver) buildPage(ctx context.Context, s *ownArchive, e *epochState, 
 				break
 			}
 			size += n
-			page.Records = append(page.Records, history.Record{Room: x.Room, Author: x.Author, Label: x.AuthorLabel,
+			label := x.AuthorLabel
+			if x.Own && label == "" {
+				label = h.a.cfg.Label // our own lines carry no announced label
+			}
+			page.Records = append(page.Records, history.Record{Room: x.Room, Author: x.Author, Label: label,
 				Time: x.At.Truncate(time.Millisecond).UTC(), ID: x.ID, Body: x.Text})
 		}
 		end = x.Seq
