@@ -311,16 +311,14 @@ func (a *App) EnableHistory(ctx context.Context, addr string) error {
 	return nil
 }
 
-// lastSeq is the Seq of the newest entry in the store (0 if none).
+// lastSeq is the Seq of the newest entry in the store (0 if none, or
+// if it cannot be read: then everything is taken as new).
 func (a *App) lastSeq(ctx context.Context) int64 {
-	var last int64
-	for {
-		es, err := a.st.Since(ctx, a.acct.ID, last, 1000)
-		if err != nil || len(es) == 0 {
-			return last
-		}
-		last = es[len(es)-1].Seq
+	last, err := a.st.LastSeq(ctx, a.acct.ID)
+	if err != nil {
+		a.log().Warn("history: the store's last entry", "err", err)
 	}
+	return last
 }
 
 // DisableHistory stops this device writing to the own archive (it keeps

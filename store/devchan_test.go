@@ -270,6 +270,9 @@ func TestSinceAndArchived(t *testing.T) {
 	if err != nil || arch.Kind != "archived" || arch.Own {
 		t.Fatalf("an archived message: %+v, %v", arch, err)
 	}
+	if last, err := st.LastSeq(ctx, acct); err != nil || last != arch.Seq {
+		t.Fatalf("the last seq: %d, %v; want %d", last, err, arch.Seq)
+	}
 	got, err := st.Since(ctx, acct, 0, 10)
 	if err != nil || len(got) != 3 || got[0].Room != "a@muc.example.org" || got[1].Room != "b@muc.example.org" || got[2].Kind != "archived" {
 		t.Fatalf("since 0: %+v, %v", got, err)

@@ -510,6 +510,17 @@ func (s *Store) Since(ctx context.Context, account int64, after int64, limit int
 	return out, nil
 }
 
+// LastSeq is the Seq of the account's newest history entry, in any
+// room (0 when there is none): what Since starts after to read only
+// what comes next.
+func (s *Store) LastSeq(ctx context.Context, account int64) (int64, error) {
+	var last int64
+	if err := s.db.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM messages WHERE account_id = ?`, account).Scan(&last); err != nil {
+		return 0, s.wrap("reading history", err)
+	}
+	return last, nil
+}
+
 // prefixScanner scans one column into first, the rest as scanEntry asks.
 type prefixScanner struct {
 	rows  *sql.Rows
