@@ -111,8 +111,10 @@ type App struct {
 	xmu sync.Mutex
 	xa  *xmpp.Account
 
-	// hist is the own archive (history.go).
-	hist *archiver
+	// hist is the own archive (history.go); histStop ends its loop
+	// (Close, before the last write).
+	hist     *archiver
+	histStop context.CancelFunc
 
 	// dev is the device channel; devStop ends its loop (Close).
 	dev     *devices
@@ -368,7 +370,9 @@ func (a *App) account(ctx context.Context) (*xmpp.Account, error) {
 	a.devStop = stop
 	a.devWG.Go(func() { a.dev.loop(dctx) })
 	a.devWG.Go(func() { a.dev.sendRestored(dctx) })
-	a.devWG.Go(func() { a.hist.loop(dctx) })
+	hctx, hstop := context.WithCancel(context.Background())
+	a.histStop = hstop
+	a.devWG.Go(func() { a.hist.loop(hctx) })
 	a.log().Info("connected", "self", xc.JID)
 	return xa, nil
 }
@@ -507,11 +511,16 @@ func (a *App) Close(ctx context.Context) error {
 	a.dev.cancelAll(ctx)
 	a.dev.op.Unlock()
 	a.xmu.Lock()
-	connected := a.xa != nil
+	connected, histStop := a.xa != nil, a.histStop
 	a.xmu.Unlock()
 	if connected {
-		// What this device saw last reaches the archive.
-		a.hist.flush(ctx)
+		// What this device saw last reaches the archive: the loop's
+		// requests end first (a service that does not answer must not
+		// hold up quitting), then one bounded write.
+		histStop()
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		a.hist.flush(fctx)
+		cancel()
 	}
 	a.xmu.Lock()
 	if a.xa != nil {
