@@ -47,6 +47,9 @@ const (
 	// historyEvery is how often the archive's loop writes what is new
 	// and retries what failed.
 	historyEvery = 5 * time.Second
+	// historyReadEvery is how often a device reads what the others
+	// wrote, besides at start and when keys arrive.
+	historyReadEvery = 10 * time.Minute
 	// historyTimeout bounds one request to the service.
 	historyTimeout = 20 * time.Second
 	// maxArchiveEpochs bounds the epochs kept (a removal starts one).
@@ -147,6 +150,10 @@ type HistoryInfo struct {
 // refused or did not answer.
 var errHistory = errors.New("app: history service")
 
+// errNotAnAddress: what the user gave as a service is not a JID with a
+// local part.
+var errNotAnAddress = errors.New("app: not the address of a history service")
+
 type archiver struct {
 	a    *App
 	op   sync.Mutex // one operation on the state at a time
@@ -155,8 +162,8 @@ type archiver struct {
 	// unreachable: the last request did not reach the service (said
 	// once when it starts and once when it ends; h.op held).
 	unreachable bool
-	// waitTicks counts loop ticks while s.Waiting (h.op held).
-	waitTicks int
+	// lastRead is when the loop last read (h.op held).
+	lastRead time.Time
 }
 
 // reached records whether a request reached the service, and says so
@@ -235,21 +242,25 @@ func (h *archiver) self() string { return h.a.acct.JID + "/" + h.a.res }
 func (h *archiver) findService(ctx context.Context, addr string) (string, error) {
 	j, err := jid.Parse(addr)
 	if err != nil || j.Localpart() == "" {
-		return "", fmt.Errorf("app: %q is not the address of a history service (bot@example.org)", addr)
-	}
-	if j.Resourcepart() != "" {
-		return j.String(), nil
+		return "", errNotAnAddress
 	}
 	if err := h.a.Connect(ctx); err != nil {
 		return "", err
 	}
-	devs, err := h.a.PublishedDevices(ctx, j.String())
-	if err != nil {
-		return "", fmt.Errorf("app: the devices of %s: %w", j, err)
+	var fulls []string
+	if j.Resourcepart() != "" {
+		fulls = []string{j.String()}
+	} else {
+		devs, err := h.a.PublishedDevices(ctx, j.String())
+		if err != nil {
+			return "", fmt.Errorf("app: the devices of %s: %w", j, err)
+		}
+		for _, d := range devs {
+			fulls = append(fulls, j.String()+"/"+d.Resource)
+		}
 	}
 	probe := archive.Fetch{Time: time.Now()} // a fetch of no group: a service answers "not found"
-	for _, d := range devs {
-		full := j.String() + "/" + d.Resource
+	for _, full := range fulls {
 		b, err := h.request(ctx, full, probe)
 		if err == nil && errors.Is(archive.DecodeAnswer(b), archive.ErrNotFound) {
 			return full, nil
@@ -289,6 +300,9 @@ func (a *App) EnableHistory(ctx context.Context, addr string) error {
 		return nil
 	}
 	service, err := h.findService(ctx, addr)
+	if errors.Is(err, errNotAnAddress) {
+		return fmt.Errorf("%s is not an address: give the history service's, bot@example.org", oneLineJID(addr))
+	}
 	if err != nil {
 		a.log().Info("history: no service found", "address", addr, "err", err)
 		return fmt.Errorf("%s does not answer as a history service (a bot with history_service in its configuration, online)", oneLineJID(addr))
@@ -353,9 +367,10 @@ func (a *App) HistoryStatus(ctx context.Context) (HistoryInfo, error) {
 }
 
 // FetchHistory reads what the account's other devices wrote to the own
-// archive since the last read, now (it is read at each start and when
-// the keys arrive): new messages come as EventEntry (Entry.Archived),
-// and an EventHistory says what was read and every problem.
+// archive since the last read, now (it is read at each start, when the
+// keys arrive, and every 10 minutes): new messages come as EventEntry
+// (Entry.Archived), and an EventHistory says what was read, every
+// problem, and why a read stopped (which is not an error here).
 func (a *App) FetchHistory(ctx context.Context) error {
 	h := a.hist
 	h.op.Lock()
@@ -370,7 +385,7 @@ func (a *App) FetchHistory(ctx context.Context) error {
 	if s.Revoked {
 		return fmt.Errorf("this device can no longer read your history at %s: it was removed from your device group", bareOf(s.Service))
 	}
-	return h.fetch(ctx, s)
+	return h.fetch(ctx, s, true)
 }
 
 // newEpoch starts an epoch with a fresh admin secret and MAC key, adds
@@ -523,7 +538,7 @@ func (h *archiver) addMembers(ctx context.Context, s *ownArchive) {
 			if err := h.newEpoch(ctx, s); err != nil {
 				h.a.log().Warn("history: a new epoch", "err", err)
 			} else {
-				h.a.q.push(Event{Kind: EventHistory, Text: "history: a new epoch began (a device was removed: it cannot read what is written from now on)"})
+				h.a.q.push(Event{Kind: EventHistory, Text: "history: what your devices write from now on is kept under new keys, which the removed device does not get (what it could read before, it may have kept)"})
 			}
 			return // newEpoch sent the keys
 		}
@@ -655,7 +670,7 @@ func (h *archiver) takeKeys(ctx context.Context, k directKeys) {
 		h.a.q.push(Event{Kind: EventHistory, Text: fmt.Sprintf("history is kept at %s for your devices (keys from %s): fetching it", bareOf(s.Service), h.a.dev.deviceName(k.from))})
 	}
 	if added > 0 {
-		if err := h.fetch(ctx, s); err != nil {
+		if err := h.fetch(ctx, s, false); err != nil {
 			h.a.log().Info("history: fetching", "err", err)
 		}
 	}
@@ -720,7 +735,7 @@ func decodeArchiveKeys(p []byte) (archiveKeys, error) {
 func (h *archiver) loop(ctx context.Context) {
 	t := time.NewTicker(historyEvery)
 	defer t.Stop()
-	first := true
+	readNow := true
 	for {
 		select {
 		case <-ctx.Done():
@@ -743,12 +758,15 @@ func (h *archiver) loop(ctx context.Context) {
 		}
 		if s != nil {
 			h.addMembers(ctx, s)
+			// Read again every 10 minutes (what the other devices wrote
+			// meanwhile; and a revoked device learns it), every 30 s while
+			// the admin device has not added this one yet.
+			every := historyReadEvery
 			if s.Waiting {
-				// Not a member yet: read again every 30 s until the admin
-				// device added this one.
-				if h.waitTicks++; h.waitTicks >= int(30*time.Second/historyEvery) {
-					h.waitTicks, first = 0, true
-				}
+				every = 30 * time.Second
+			}
+			if time.Since(h.lastRead) >= every {
+				readNow = true
 			}
 			if s.Writing {
 				if err := h.write(ctx, s); err != nil && ctx.Err() == nil {
@@ -758,9 +776,10 @@ func (h *archiver) loop(ctx context.Context) {
 			if err := h.save(ctx, s); err != nil && ctx.Err() == nil {
 				h.a.log().Warn("history: saving the archive's state", "err", err)
 			}
-			if first {
-				first = false
-				if err := h.fetch(ctx, s); err != nil && ctx.Err() == nil {
+			if readNow {
+				readNow = false
+				h.lastRead = time.Now()
+				if err := h.fetch(ctx, s, false); err != nil && ctx.Err() == nil {
 					h.a.log().Info("history: fetching", "err", err)
 				}
 			}
@@ -925,7 +944,7 @@ func (r *hkdfStream) Read(p []byte) (int, error) {
 // fetch reads every epoch from where the last read stopped, records the
 // messages this device does not have, and says what it read and what
 // was wrong (h.op held; saves s).
-func (h *archiver) fetch(ctx context.Context, s *ownArchive) error {
+func (h *archiver) fetch(ctx context.Context, s *ownArchive, explicit bool) error {
 	seed := h.a.key.Seed()
 	xk, err := primitive.X25519FromEd25519Seed(seed)
 	crypto.Zero(seed[:])
@@ -967,7 +986,9 @@ func (h *archiver) fetch(ctx context.Context, s *ownArchive) error {
 	if err := h.save(ctx, s); err != nil {
 		return err
 	}
-	if total > 0 || len(warnings) > 0 || failed != nil {
+	// A read the user asked for always says what it found; one of the
+	// loop's only when it found something new or something wrong.
+	if explicit && total > 0 || shown > 0 || len(warnings) > 0 || failed != nil {
 		text := fmt.Sprintf("history from %s: %d message(s) read, %d new here", bareOf(s.Service), total, shown)
 		if failed != nil {
 			h.a.log().Info("history: a read stopped", "err", failed)
@@ -978,10 +999,10 @@ func (h *archiver) fetch(ctx context.Context, s *ownArchive) error {
 			h.a.q.push(Event{Kind: EventHistory, Text: w, Warning: true})
 		}
 	}
-	if failed != nil {
-		return errors.New(readFailure(s.Service, failed))
+	if explicit && total == 0 && shown == 0 && len(warnings) == 0 && failed == nil {
+		h.a.q.push(Event{Kind: EventHistory, Text: fmt.Sprintf("history from %s: nothing new", bareOf(s.Service))})
 	}
-	return nil
+	return nil // a failure is told by the EventHistory above
 }
 
 // readFailure words why a read stopped, in our words (the service's
@@ -1059,6 +1080,7 @@ func (h *archiver) fetchEpoch(ctx context.Context, service string, e *epochState
 	// read before, is not).
 	before := h.a.lastSeq(ctx)
 	added := 0
+	counted := map[int64]bool{} // one message written by two devices: one line
 	for _, rec := range res.Records {
 		if rec.Author == "" {
 			continue
@@ -1071,9 +1093,10 @@ func (h *archiver) fetchEpoch(ctx context.Context, service string, e *epochState
 			h.a.log().Info("history: an archived message not recorded", "room", room, "err", err)
 			continue
 		}
-		if st.Kind != "archived" || st.Seq <= before {
+		if st.Kind != "archived" || st.Seq <= before || counted[st.Seq] {
 			continue // this device has it already
 		}
+		counted[st.Seq] = true
 		got, err := fromStore(st)
 		if err != nil {
 			continue

@@ -199,15 +199,21 @@ func TestIntegrationHistory(t *testing.T) {
 	bot = startProc(t, "bot", env, false, botBin, "-config", cfgPath)
 	waitFile(t, botLog, `"message":"connected"`, 3)
 	mp = phone.mark()
-	var ferr error
-	for range 20 { // the bot may not be connected yet when we ask
-		if ferr = phone.a.FetchHistory(ctx); ferr == nil {
+	for tries := 0; ; tries++ { // the bot may not answer yet when we ask
+		m := phone.mark()
+		if err := phone.a.FetchHistory(ctx); err != nil {
+			t.Fatal(err)
+		}
+		ev := phone.waitEvent(m, "a read's summary", func(ev app.Event) bool {
+			return ev.Kind == app.EventHistory && strings.HasPrefix(ev.Text, "history from ")
+		})
+		if !strings.Contains(ev.Text, "the read stopped") {
 			break
 		}
+		if tries == 20 {
+			t.Fatalf("the read after the bot's restart: %q", ev.Text)
+		}
 		time.Sleep(500 * time.Millisecond)
-	}
-	if ferr != nil {
-		t.Fatal(ferr)
 	}
 	laptopJID := bare(aliceAcct.jid) + "/"
 	wantWarn := []string{
@@ -236,7 +242,7 @@ func TestIntegrationHistory(t *testing.T) {
 		return ev.Kind == app.EventHistory && strings.Contains(ev.Text, "can no longer fetch history from "+botName)
 	})
 	laptop.waitEvent(ml, "a new epoch", func(ev app.Event) bool {
-		return ev.Kind == app.EventHistory && strings.HasPrefix(ev.Text, "history: a new epoch began")
+		return ev.Kind == app.EventHistory && strings.HasPrefix(ev.Text, "history: what your devices write from now on is kept under new keys")
 	})
 	mp = phone.mark()
 	if err := phone.a.FetchHistory(ctx); err != nil {

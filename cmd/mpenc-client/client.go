@@ -279,6 +279,14 @@ func (c *client) history(ctx context.Context, args []string) error {
 		}
 		return nil
 	case args[0] == "off" && len(args) == 1:
+		info, err := c.app.HistoryStatus(ctx)
+		if err != nil {
+			return err
+		}
+		if info.On && !info.Writing {
+			c.ui.note("this device does not write to your history already", false)
+			return nil
+		}
 		c.background("history off", func(ctx context.Context) (string, error) {
 			return "this device no longer writes to your history service (it still reads what your other devices write)", c.app.DisableHistory(ctx)
 		})
@@ -288,20 +296,25 @@ func (c *client) history(ctx context.Context, args []string) error {
 			return "", c.app.FetchHistory(ctx)
 		})
 		return nil
-	case args[0] == "on" && len(args) == 2:
+	case args[0] == "on" && len(args) >= 2 && (len(args) == 2 || args[2] == "yes"):
+		// Already kept somewhere: no warning again, and no switch.
+		info, err := c.app.HistoryStatus(ctx)
+		if err != nil {
+			return err
+		}
+		if info.On {
+			if trust.Bare(info.Service) != trust.Bare(args[1]) && info.Service != args[1] {
+				return fmt.Errorf("your history is kept at %s already; another service is not supported yet", oneLine(trust.Bare(info.Service)))
+			}
+			return c.history(ctx, []string{"on"})
+		}
+		if len(args) == 3 {
+			return c.historyOn(args[1])
+		}
 		bot := oneLine(args[1])
 		c.ui.note("Messages will be stored encrypted at "+bot+". It cannot read them unless it colludes with one of your devices "+
 			"(a stolen one, say): then everything stored is readable, and stored messages lose forward secrecy. "+
 			"Type /history on "+bot+" yes to go on", true)
-		return nil
-	case args[0] == "on" && len(args) == 3 && args[2] == "yes":
-		bot := args[1]
-		c.background("history on", func(ctx context.Context) (string, error) {
-			if err := c.app.EnableHistory(ctx, bot); err != nil {
-				return "", err
-			}
-			return "history on: your rooms' messages are kept at " + oneLine(bot) + " from now on, and the devices of your device group get the keys to read them", nil
-		})
 		return nil
 	case args[0] == "on" && len(args) == 1:
 		info, err := c.app.HistoryStatus(ctx)
@@ -321,6 +334,17 @@ func (c *client) history(ctx context.Context, args []string) error {
 		return nil
 	}
 	return errors.New("usage: /history [on BOT|off|fetch]")
+}
+
+// historyOn turns history on at bot, once the user said yes.
+func (c *client) historyOn(bot string) error {
+	c.background("history on", func(ctx context.Context) (string, error) {
+		if err := c.app.EnableHistory(ctx, bot); err != nil {
+			return "", err
+		}
+		return "history on: your rooms' messages are kept at " + oneLine(bot) + " from now on, and the devices of your device group get the keys to read them", nil
+	})
+	return nil
 }
 
 // invitationText tells the user about an invitation and how to accept it.

@@ -272,7 +272,7 @@ func (v *roomView) entry(e app.Entry) (*line, bool) {
 			// a rule says where such a run starts (it is not in time
 			// order with the lines above).
 			if n := len(v.lines); n == 0 || !v.lines[n-1].archived {
-				v.add(&line{kind: lineInfo, at: e.At, text: "── from your history: messages your other devices saw ──", archived: true})
+				v.add(&line{kind: lineInfo, at: e.At, text: "from your history: messages your other devices saw", archived: true})
 			}
 			l.archived = true
 			return v.add(l), false
