@@ -1467,6 +1467,34 @@ func (c *client) devices(ctx context.Context) error {
 			byID[key] = &deviceRow{m: app.Member{ID: id, Label: rec.Label, HasKey: true, Trust: rec, Status: "gone"}}
 		}
 	}
+	// The device group (KeySync) knows our own devices' labels and
+	// addresses, and this device, also when no room shows them.
+	var group []app.GroupDevice
+	if c.app != nil {
+		g, err := c.app.DeviceGroup(ctx)
+		if err != nil {
+			return err
+		}
+		group = g
+	}
+	for i := range group {
+		g := &group[i]
+		found := false
+		for _, d := range byID {
+			if d.m.HasKey && d.m.Trust.Key == g.Key && trust.Bare(d.m.ID) == trust.Bare(self) {
+				found = true
+				if d.m.Label == "" {
+					d.m.Label = g.Label
+				}
+				if !strings.Contains(d.m.ID, "/") && g.Device != "" {
+					d.m.ID = g.Device // the trust store knew only the account
+				}
+			}
+		}
+		if !found && g.Key == c.app.PublicKey() && g.Device != "" {
+			byID[g.Device] = &deviceRow{m: app.Member{ID: g.Device, Label: g.Label, Self: true, HasKey: true, Trust: trust.Record{Key: g.Key}}}
+		}
+	}
 	if len(byID) == 0 {
 		c.ui.note("no devices known: join a room first (devices are known when they are in a room you are in)", false)
 		return nil
@@ -1495,10 +1523,6 @@ func (c *client) devices(ctx context.Context) error {
 	publishes := c.publishedLists(ctx, ids, byID)
 	inGroup := 0
 	if c.app != nil {
-		group, err := c.app.DeviceGroup(ctx)
-		if err != nil {
-			return err
-		}
 		for i := range group {
 			g := &group[i]
 			if g.Status == "in the group" {
