@@ -164,6 +164,8 @@ type archiver struct {
 	unreachable bool
 	// lastRead is when the loop last read (h.op held).
 	lastRead time.Time
+	// stored is the state as the store holds it, marshalled (h.op held).
+	stored []byte
 }
 
 // reached records whether a request reached the service, and says so
@@ -208,15 +210,25 @@ func (h *archiver) load(ctx context.Context) (*ownArchive, error) {
 	if err := json.Unmarshal(b, &s); err != nil || s.V != 1 {
 		return nil, fmt.Errorf("app: the archive's state does not read: %v", err)
 	}
+	h.stored = b
 	return &s, nil
 }
 
+// save stores s, unless it is what the store holds already (the loop
+// looks every 5 s: a write, and its fsync, only when something changed).
 func (h *archiver) save(ctx context.Context, s *ownArchive) error {
 	b, err := json.Marshal(s)
 	if err != nil {
 		return err
 	}
-	return h.a.st.SetSecretSetting(ctx, h.a.acct.ID, h.a.key, historySetting, b, nil)
+	if bytes.Equal(b, h.stored) {
+		return nil
+	}
+	if err := h.a.st.SetSecretSetting(ctx, h.a.acct.ID, h.a.key, historySetting, b, nil); err != nil {
+		return err
+	}
+	h.stored = b
+	return nil
 }
 
 // request sends one request to the service and returns its answer.
