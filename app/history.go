@@ -166,6 +166,13 @@ type archiver struct {
 	lastRead time.Time
 	// stored is the state as the store holds it, marshalled (h.op held).
 	stored []byte
+
+	// Tests replace the network: send carries a request to the service
+	// (default: the account's HistoryRequest), deliver a keys payload to
+	// a device (default: the device channel), connect opens the account.
+	send    func(ctx context.Context, service string, req []byte) ([]byte, error)
+	deliver func(ctx context.Context, device string, payload []byte) error
+	connect func(ctx context.Context) error
 }
 
 // reached records whether a request reached the service, and says so
@@ -233,13 +240,17 @@ func (h *archiver) save(ctx context.Context, s *ownArchive) error {
 
 // request sends one request to the service and returns its answer.
 func (h *archiver) request(ctx context.Context, service string, r archive.Request) ([]byte, error) {
-	xa, err := h.a.account(ctx)
-	if err != nil {
-		return nil, err
-	}
 	ctx, cancel := context.WithTimeout(ctx, historyTimeout)
 	defer cancel()
-	b, err := xa.HistoryRequest(ctx, service, archive.EncodeRequest(r))
+	send := h.send
+	if send == nil {
+		xa, err := h.a.account(ctx)
+		if err != nil {
+			return nil, err
+		}
+		send = xa.HistoryRequest
+	}
+	b, err := send(ctx, service, archive.EncodeRequest(r))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errHistory, err)
 	}
@@ -256,7 +267,11 @@ func (h *archiver) findService(ctx context.Context, addr string) (string, error)
 	if err != nil || j.Localpart() == "" {
 		return "", errNotAnAddress
 	}
-	if err := h.a.Connect(ctx); err != nil {
+	connect := h.connect
+	if connect == nil {
+		connect = h.a.Connect
+	}
+	if err := connect(ctx); err != nil {
 		return "", err
 	}
 	var fulls []string
@@ -610,6 +625,9 @@ func (h *archiver) sendKeys(ctx context.Context, s *ownArchive, dev string) erro
 	buf.WriteString(`</archive>`)
 	sctx, cancel := context.WithTimeout(ctx, vouchWait)
 	defer cancel()
+	if h.deliver != nil {
+		return h.deliver(sctx, dev, buf.Bytes())
+	}
 	return h.a.sendToDevice(sctx, dev, buf.Bytes(), false)
 }
 
