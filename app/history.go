@@ -59,6 +59,9 @@ const (
 	// pageBudget is what a page's records may take before encoding
 	// (history.MaxPageSize less room for its header and MAC).
 	pageBudget = history.MaxPageSize - 4<<10
+	// epochLifetime: the admin device starts a new epoch this long after
+	// the last began.
+	epochLifetime = 90 * 24 * time.Hour
 	// maxArchiveWriters bounds the heads kept per epoch.
 	maxArchiveWriters = 256
 	// fetchRounds bounds the fetches of one read of one epoch
@@ -72,6 +75,8 @@ type epochState struct {
 	Epoch uint64
 	A     recrypt.Point
 	MAC   [32]byte
+	// Started is when the admin device began the epoch (admin only).
+	Started time.Time `json:",omitzero"`
 	// Admin is a (admin devices only); AdminSeq the last admin request's
 	// number; Members the devices added (full JID → key) and Revoked
 	// the ones revoked.
@@ -173,6 +178,14 @@ type archiver struct {
 	send    func(ctx context.Context, service string, req []byte) ([]byte, error)
 	deliver func(ctx context.Context, device string, payload []byte) error
 	connect func(ctx context.Context) error
+	clock   func() time.Time // default time.Now
+}
+
+func (h *archiver) now() time.Time {
+	if h.clock != nil {
+		return h.clock()
+	}
+	return time.Now()
 }
 
 // reached records whether a request reached the service, and says so
@@ -421,7 +434,7 @@ func (h *archiver) newEpoch(ctx context.Context, s *ownArchive) error {
 	if len(s.Epochs) >= maxArchiveEpochs {
 		return fmt.Errorf("app: the archive has %d epochs, the most it keeps", len(s.Epochs))
 	}
-	e := epochState{Members: map[string]crypto.PublicKey{}}
+	e := epochState{Members: map[string]crypto.PublicKey{}, Started: h.now()}
 	if err := primitive.RandomBytes(nil, e.Group[:]); err != nil {
 		return err
 	}
@@ -568,6 +581,16 @@ func (h *archiver) addMembers(ctx context.Context, s *ownArchive) {
 				h.a.q.push(Event{Kind: EventHistory, Text: "history: what your devices write from now on is kept under new keys, which the removed device does not get (what it could read before, it may have kept)"})
 			}
 			return // newEpoch sent the keys
+		}
+		if last := s.Epochs[len(s.Epochs)-1]; !last.Started.IsZero() && h.now().Sub(last.Started) >= epochLifetime && len(s.Epochs) < maxArchiveEpochs {
+			// Bounds what a device stolen later, with the service, can
+			// read of what is written from now on (docs/PROTOCOL.md).
+			if err := h.newEpoch(ctx, s); err != nil {
+				h.a.log().Warn("history: a new epoch", "err", err)
+			} else {
+				h.a.log().Info("history: a new epoch after 90 days", "epoch", s.Epochs[len(s.Epochs)-1].Epoch)
+			}
+			return
 		}
 	}
 	if s.KeysSent == nil {

@@ -278,4 +278,15 @@ func TestArchiveDevices(t *testing.T) {
 	if err := phone.FetchHistory(ctx); err == nil {
 		t.Fatal("a removed device read again")
 	}
+
+	// 90 days later the laptop starts a new epoch by itself, once.
+	laptop.hist.clock = func() time.Time { return time.Now().Add(epochLifetime + time.Hour) }
+	w.tick(laptop)
+	w.tick(laptop)
+	laptop.hist.op.Lock()
+	s, _ = laptop.hist.load(ctx)
+	laptop.hist.op.Unlock()
+	if len(s.Epochs) != 3 {
+		t.Fatalf("90 days on: %d epochs, want 3", len(s.Epochs))
+	}
 }
