@@ -169,6 +169,8 @@ type archiver struct {
 	unreachable bool
 	// lastRead is when the loop last read (h.op held).
 	lastRead time.Time
+	// parked are keys from own devices not verified yet (h.op held).
+	parked []directKeys
 	// stored is the state as the store holds it, marshalled (h.op held).
 	stored []byte
 
@@ -207,7 +209,16 @@ type directKeys struct {
 	from string
 	key  crypto.PublicKey
 	p    []byte
+	at   time.Time // when it was parked
 }
+
+// Keys from an own device not verified here yet (they can overtake the
+// end of the pairing that verifies it) wait, at most maxParkedKeys of
+// them for parkedKeysFor, and are taken once it is verified.
+const (
+	maxParkedKeys = 8
+	parkedKeysFor = 10 * time.Minute
+)
 
 func newArchiver(a *App) *archiver {
 	return &archiver{a: a, kick: make(chan struct{}, 1), keys: make(chan directKeys, 8)}
@@ -669,6 +680,14 @@ func (d *devices) onArchiveKeys(ds *devSession, p []byte) {
 // verified here (h.op held); others are ignored.
 func (h *archiver) takeKeys(ctx context.Context, k directKeys) {
 	if st, err := h.a.trustStateOf(h.a.acct.JID, k.key); err != nil || st != trust.Authenticated || !h.inGroupElsewhere(ctx, k.key) {
+		if bareOf(k.from) == h.a.acct.JID && len(h.parked) < maxParkedKeys && (k.at.IsZero() || h.now().Sub(k.at) < parkedKeysFor) {
+			if k.at.IsZero() {
+				k.at = h.now()
+				h.a.log().Info("history: keys from an own device not verified here yet: kept until it is", "from", k.from)
+			}
+			h.parked = append(h.parked, k)
+			return
+		}
 		h.a.log().Info("history: keys from a device not verified or not in the group ignored", "from", k.from)
 		return
 	}
@@ -726,6 +745,16 @@ func (h *archiver) takeKeys(ctx context.Context, k directKeys) {
 		if err := h.fetch(ctx, s, false); err != nil {
 			h.a.log().Info("history: fetching", "err", err)
 		}
+	}
+}
+
+// retryParked takes the parked keys whose sender is verified now; the
+// others wait, until parkedKeysFor (h.op held).
+func (h *archiver) retryParked(ctx context.Context) {
+	parked := h.parked
+	h.parked = nil
+	for _, k := range parked {
+		h.takeKeys(ctx, k) // parked again while its sender is unverified
 	}
 }
 
@@ -802,6 +831,7 @@ func (h *archiver) loop(ctx context.Context) {
 		case <-t.C:
 		}
 		h.op.Lock()
+		h.retryParked(ctx)
 		s, err := h.load(ctx)
 		if err != nil {
 			h.a.log().Warn("history: reading the archive's state", "err", err)

@@ -279,6 +279,36 @@ func TestArchiveDevices(t *testing.T) {
 		t.Fatal("a removed device read again")
 	}
 
+	// Keys that overtake the pairing: a tablet gets the laptop's keys
+	// before it has verified the laptop; they wait, and are taken once it
+	// has.
+	tablet := w.device("tablet")
+	var g2 keysync.GroupState
+	for _, d := range []*App{laptop, tablet} {
+		g2.Set(keysync.GroupDevice{Key: d.key.Public(), Resource: d.res, Label: d.cfg.Label, Status: keysync.Member, At: time.Now(), By: d.key.Public()})
+	}
+	if err := tablet.dev.saveGroup(ctx, g2); err != nil {
+		t.Fatal(err)
+	}
+	laptop.hist.op.Lock()
+	s, _ = laptop.hist.load(ctx)
+	if err := laptop.hist.sendKeys(ctx, s, w.full(tablet)); err != nil {
+		t.Fatal(err)
+	}
+	laptop.hist.op.Unlock()
+	if info, _ := tablet.HistoryStatus(ctx); info.On {
+		t.Fatal("keys taken from a device not verified")
+	}
+	if _, err := tablet.trust.Verify(tablet.acct.JID, laptop.key.Public()); err != nil {
+		t.Fatal(err)
+	}
+	tablet.hist.op.Lock()
+	tablet.hist.retryParked(ctx)
+	tablet.hist.op.Unlock()
+	if info, _ := tablet.HistoryStatus(ctx); !info.On {
+		t.Fatal("parked keys not taken once their sender was verified")
+	}
+
 	// 90 days later the laptop starts a new epoch by itself, once.
 	laptop.hist.clock = func() time.Time { return time.Now().Add(epochLifetime + time.Hour) }
 	w.tick(laptop)
