@@ -714,15 +714,17 @@ func (h *archiver) takeKeys(ctx context.Context, k directKeys) {
 	}
 	added := 0
 	for _, e := range in.Epochs {
-		i := slices.IndexFunc(s.Epochs, func(x epochState) bool { return x.Group == e.Group })
-		if i < 0 {
-			if len(s.Epochs) >= maxArchiveEpochs {
-				break
-			}
-			s.Epochs = append(s.Epochs, epochState{Group: e.Group, Epoch: e.Epoch, A: e.A, MAC: e.MAC})
-			i, added = len(s.Epochs)-1, added+1
+		if slices.ContainsFunc(s.Epochs, func(x epochState) bool { return x.Group == e.Group }) {
+			// Known already: its heads are not taken (this device may have
+			// read past them, and would then take them for a withholding).
+			continue
 		}
-		mine := &s.Epochs[i]
+		if len(s.Epochs) >= maxArchiveEpochs {
+			break
+		}
+		s.Epochs = append(s.Epochs, epochState{Group: e.Group, Epoch: e.Epoch, A: e.A, MAC: e.MAC})
+		added++
+		mine := &s.Epochs[len(s.Epochs)-1]
 		for w, hd := range e.Heads {
 			if w == h.self() || len(mine.Heads) >= maxArchiveWriters {
 				continue

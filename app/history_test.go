@@ -308,8 +308,27 @@ func TestArchiveDevices(t *testing.T) {
 	if info, _ := tablet.HistoryStatus(ctx); !info.On {
 		t.Fatal("parked keys not taken once their sender was verified")
 	}
+	// The laptop adds the tablet; the tablet reads everything, cleanly.
+	g, _ = laptop.dev.loadGroup(ctx)
+	g.Set(keysync.GroupDevice{Key: tablet.key.Public(), Resource: tablet.res, Label: "tablet", Status: keysync.Member, At: time.Now(), By: laptop.key.Public()})
+	if err := laptop.dev.saveGroup(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := laptop.trust.Verify(laptop.acct.JID, tablet.key.Public()); err != nil {
+		t.Fatal(err)
+	}
+	w.tick(laptop)
+	m = w.mark(tablet)
+	if err := tablet.FetchHistory(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if lines := w.historyLines(tablet, m); len(lines) != 1 || !strings.HasSuffix(lines[0], ", 4 new here") {
+		t.Fatalf("the tablet's read: %q", lines)
+	}
 
-	// 90 days later the laptop starts a new epoch by itself, once.
+	// 90 days later the laptop starts a new epoch by itself, once, and
+	// hands the keys again (with its heads of the old epochs, which the
+	// tablet has read past: not a withholding).
 	laptop.hist.clock = func() time.Time { return time.Now().Add(epochLifetime + time.Hour) }
 	w.tick(laptop)
 	w.tick(laptop)
@@ -318,5 +337,14 @@ func TestArchiveDevices(t *testing.T) {
 	laptop.hist.op.Unlock()
 	if len(s.Epochs) != 3 {
 		t.Fatalf("90 days on: %d epochs, want 3", len(s.Epochs))
+	}
+	w.say(laptop, 5, w.full(laptop), "laptop five")
+	w.tick(laptop)
+	m = w.mark(tablet)
+	if err := tablet.FetchHistory(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if lines := w.historyLines(tablet, m); len(lines) != 1 || !strings.Contains(lines[0], "1 message(s) read, 1 new here") {
+		t.Fatalf("the tablet's read after the new epoch: %q", lines)
 	}
 }
