@@ -853,7 +853,7 @@ func (h *archiver) loop(ctx context.Context) {
 			if time.Since(h.lastRead) >= every {
 				readNow = true
 			}
-			if s.Writing {
+			if s.Writing && !s.Waiting { // the service takes pages from members only
 				if err := h.write(ctx, s); err != nil && ctx.Err() == nil {
 					h.a.log().Info("history: writing", "err", err)
 				}

@@ -277,8 +277,8 @@ func (r SetStatus) bytes() []byte {
 func SignSetStatus(r *SetStatus, k *crypto.SigningKey) { r.Sig = k.Sign(r.bytes()) }
 
 // Put stores a page. For a room epoch it must be signed by the admin key
-// (every member of the epoch holds it); for an own archive the sender's
-// account must own the group.
+// (every member of the epoch holds it); for an own archive the sender
+// must be an active member (of the account that owns the group).
 type Put struct {
 	Group  GroupID
 	Page   PageID
@@ -549,6 +549,18 @@ func (s *Service) Put(ctx context.Context, sender string, r Put) (seq uint64, er
 		case OwnArchive:
 			if bare(sender) != g.owner {
 				return refused("%s does not own this archive", bare(sender))
+			}
+			// And only an active member writes: a device removed from
+			// the group still logs in as the account.
+			var status int64
+			err := tx.QueryRowContext(ctx, `SELECT status FROM members WHERE grp = ? AND member = ?`, r.Group[:], sender).Scan(&status)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+				return refused("%s is not a member of this archive", sender)
+			case err != nil:
+				return err
+			case Status(status) != Active:
+				return fmt.Errorf("%w: %v", ErrRevoked, Status(status))
 			}
 		case RoomEpoch:
 			if !crypto.Verify(g.adminKey, r.bytes(), &r.Sig) {

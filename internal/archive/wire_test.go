@@ -74,6 +74,15 @@ func TestWire(t *testing.T) {
 	if _, err := DecodeFetchAnswer(w.s.Handle(ctx, d.jid, EncodeRequest(f))); !errors.Is(err, ErrRevoked) {
 		t.Fatalf("a revoked member's fetch: %v", err)
 	}
+	// Only an active member writes, though every device of the account
+	// logs in as the account.
+	p.Page[0] ^= 0xff
+	if _, err := DecodePutAnswer(do(p)); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("a revoked member's put: %v", err)
+	}
+	if _, err := DecodePutAnswer(w.s.Handle(ctx, "alice@example.org/stranger", EncodeRequest(p))); !errors.Is(err, ErrRefused) {
+		t.Fatalf("a put from a device of the account that is no member: %v", err)
+	}
 	if err := DecodeAnswer(w.s.Handle(ctx, laptop, []byte{1, 99})); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("an unknown operation: %v", err)
 	}
