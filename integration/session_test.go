@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -185,6 +186,11 @@ func TestIntegrationSessionDisconnectDuringOperation(t *testing.T) {
 	room := s.newRoom(t)
 	var armed atomic.Bool
 	var victimProxy atomic.Pointer[proxy]
+	// saw is closed when the victim receives the proposal, before it
+	// dies: the tap's own mark comes after the cut, which the others
+	// may hear of first (a CI run under -race saw that).
+	saw := make(chan struct{})
+	var sawOnce sync.Once
 	var ps []*peer
 	for i := range 4 {
 		var o peerOpts
@@ -194,6 +200,7 @@ func TestIntegrationSessionDisconnectDuringOperation(t *testing.T) {
 				if !armed.Load() || !isProposal(ev) {
 					return false
 				}
+				sawOnce.Do(func() { close(saw) })
 				victimProxy.Load().cut() // dies right there
 				return true
 			}
@@ -221,7 +228,7 @@ func TestIntegrationSessionDisconnectDuringOperation(t *testing.T) {
 		t.Fatalf("include during which a member died: %v, want ErrAborted", err)
 	}
 	select {
-	case <-victim.tap.froze:
+	case <-saw:
 	default:
 		t.Fatal("the victim did not see the operation")
 	}
