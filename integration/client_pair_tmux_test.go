@@ -115,11 +115,13 @@ func TestIntegrationClientPairTmux(t *testing.T) {
 
 	// The laptop removes the tablet: Bob's client distrusts it on the
 	// laptop's word and excludes it.
-	m := regexp.MustCompile(regexp.QuoteMeta(alice) + `/mpenc-[0-9a-f]+`).FindString(tablet.waitText("you: "))
-	if m == "" {
+	// Its own row of /devices (the rows of the group's other devices
+	// come first: the address is taken from the one "this device" marks).
+	m := regexp.MustCompile(`(` + regexp.QuoteMeta(alice) + `/mpenc-[0-9a-f]+): this device`).FindStringSubmatch(tablet.waitText(": this device"))
+	if m == nil {
 		t.Fatalf("no address of the tablet on its screen:\n%s", tablet.screen())
 	}
-	tabletID := m
+	tabletID := m[1]
 	laptop.typeLine("/devices remove " + tabletID)
 	laptop.waitText("removed " + tabletID)
 	desk.waitFor("distrusted automatically")
