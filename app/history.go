@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ecdh"
 	"crypto/hmac"
@@ -198,9 +199,9 @@ func (h *archiver) reached(service string, err error) {
 	switch {
 	case down && !h.unreachable:
 		h.a.log().Info("history: the service is not reachable", "err", err)
-		h.a.q.push(Event{Kind: EventHistory, Text: fmt.Sprintf("history: %s does not answer; what this device sees is written there once it does", bareOf(service))})
+		h.a.q.push(Event{Kind: EventHistory, Text: fmt.Sprintf("history: %s does not answer; what this device sees is written there once it does", trust.Bare(service))})
 	case !down && h.unreachable:
-		h.a.q.push(Event{Kind: EventHistory, Text: fmt.Sprintf("history: %s answers again", bareOf(service))})
+		h.a.q.push(Event{Kind: EventHistory, Text: fmt.Sprintf("history: %s answers again", trust.Bare(service))})
 	}
 	h.unreachable = down
 }
@@ -339,9 +340,9 @@ func (a *App) EnableHistory(ctx context.Context, addr string) error {
 	if s != nil {
 		switch {
 		case s.Revoked:
-			return fmt.Errorf("this device can no longer use your history at %s: it was removed from your device group", bareOf(s.Service))
-		case addr != "" && bareOf(addr) != bareOf(s.Service) && addr != s.Service:
-			return fmt.Errorf("your history is kept at %s already; another service is not supported yet", bareOf(s.Service))
+			return fmt.Errorf("this device can no longer use your history at %s: it was removed from your device group", trust.Bare(s.Service))
+		case addr != "" && trust.Bare(addr) != trust.Bare(s.Service) && addr != s.Service:
+			return fmt.Errorf("your history is kept at %s already; another service is not supported yet", trust.Bare(s.Service))
 		}
 		s.Writing = true
 		if err := h.save(ctx, s); err != nil {
@@ -366,7 +367,7 @@ func (a *App) EnableHistory(ctx context.Context, addr string) error {
 	s.Cursor = a.lastSeq(ctx)
 	if err := h.newEpoch(ctx, s); err != nil {
 		a.log().Info("history: creating the archive", "service", service, "err", err)
-		return fmt.Errorf("%s refused to keep your history, or did not answer", bareOf(service))
+		return fmt.Errorf("%s refused to keep your history, or did not answer", trust.Bare(service))
 	}
 	if err := h.save(ctx, s); err != nil {
 		return err
@@ -434,7 +435,7 @@ func (a *App) FetchHistory(ctx context.Context) error {
 		return errors.New("history is off on this device (/history on BOT)")
 	}
 	if s.Revoked {
-		return fmt.Errorf("this device can no longer read your history at %s: it was removed from your device group", bareOf(s.Service))
+		return fmt.Errorf("this device can no longer read your history at %s: it was removed from your device group", trust.Bare(s.Service))
 	}
 	return h.fetch(ctx, s, true)
 }
@@ -572,7 +573,7 @@ func (h *archiver) addMembers(ctx context.Context, s *ownArchive) {
 				e.AdminSeq++
 				e.Revoked = append(e.Revoked, dev)
 				gone = gone || i == last
-				h.a.q.push(Event{Kind: EventHistory, Text: fmt.Sprintf("%s can no longer fetch history from %s", h.a.dev.deviceName(dev), bareOf(s.Service))})
+				h.a.q.push(Event{Kind: EventHistory, Text: fmt.Sprintf("%s can no longer fetch history from %s", h.a.dev.deviceName(dev), trust.Bare(s.Service))})
 			}
 			for dev, key := range devs {
 				if k, ok := e.Members[dev]; ok && k == key {
@@ -680,7 +681,7 @@ func (d *devices) onArchiveKeys(ds *devSession, p []byte) {
 // verified here (h.op held); others are ignored.
 func (h *archiver) takeKeys(ctx context.Context, k directKeys) {
 	if st, err := h.a.trustStateOf(h.a.acct.JID, k.key); err != nil || st != trust.Authenticated || !h.inGroupElsewhere(ctx, k.key) {
-		if bareOf(k.from) == h.a.acct.JID && len(h.parked) < maxParkedKeys && (k.at.IsZero() || h.now().Sub(k.at) < parkedKeysFor) {
+		if trust.Bare(k.from) == h.a.acct.JID && len(h.parked) < maxParkedKeys && (k.at.IsZero() || h.now().Sub(k.at) < parkedKeysFor) {
 			if k.at.IsZero() {
 				k.at = h.now()
 				h.a.log().Info("history: keys from an own device not verified here yet: kept until it is", "from", k.from)
@@ -735,13 +736,13 @@ func (h *archiver) takeKeys(ctx context.Context, k directKeys) {
 			mine.Heads[w] = hd
 		}
 	}
-	slices.SortStableFunc(s.Epochs, func(x, y epochState) int { return cmpU64(x.Epoch, y.Epoch) })
+	slices.SortStableFunc(s.Epochs, func(x, y epochState) int { return cmp.Compare(x.Epoch, y.Epoch) })
 	if err := h.save(ctx, s); err != nil {
 		h.a.log().Warn("history: saving the archive's keys", "err", err)
 		return
 	}
 	if fresh {
-		h.a.q.push(Event{Kind: EventHistory, Text: fmt.Sprintf("history is kept at %s for your devices (keys from %s): fetching it", bareOf(s.Service), h.a.dev.deviceName(k.from))})
+		h.a.q.push(Event{Kind: EventHistory, Text: fmt.Sprintf("history is kept at %s for your devices (keys from %s): fetching it", trust.Bare(s.Service), h.a.dev.deviceName(k.from))})
 	}
 	if added > 0 {
 		if err := h.fetch(ctx, s, false); err != nil {
@@ -758,24 +759,6 @@ func (h *archiver) retryParked(ctx context.Context) {
 	for _, k := range parked {
 		h.takeKeys(ctx, k) // parked again while its sender is unverified
 	}
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func bareOf(full string) string {
-	j, err := jid.Parse(full)
-	if err != nil {
-		return full
-	}
-	return j.Bare().String()
 }
 
 // decodeArchiveKeys reads a keys payload: the element, its base64, the
@@ -1002,28 +985,13 @@ func (h *archiver) pageSecrets(s *ownArchive, e *epochState, plain []byte) (arch
 	k := m.Sum(nil)
 	var id archive.PageID
 	copy(id[:], k)
-	return id, &hkdfStream{key: k}
-}
-
-// hkdfStream is a deterministic stream of bytes from a key (HMAC-SHA256
-// in counter mode): the t of a page.
-type hkdfStream struct {
-	key []byte
-	n   uint32
-	buf []byte
-}
-
-func (r *hkdfStream) Read(p []byte) (int, error) {
-	for len(r.buf) < len(p) {
-		m := hmac.New(sha256.New, r.key)
-		m.Write([]byte("mpenc archive t"))
-		m.Write(binary.BigEndian.AppendUint32(nil, r.n))
-		r.n++
-		r.buf = m.Sum(r.buf)
+	// t is drawn from 64 bytes; 128 leave room for the (never seen)
+	// draw that is refused.
+	t, err := primitive.HKDF(k, nil, "mpenc archive t", 128)
+	if err != nil {
+		panic(err) // HKDF-SHA256 of 128 bytes cannot fail
 	}
-	n := copy(p, r.buf)
-	r.buf = r.buf[n:]
-	return n, nil
+	return id, bytes.NewReader(t)
 }
 
 // fetch reads every epoch from where the last read stopped, records the
@@ -1065,7 +1033,7 @@ func (h *archiver) fetch(ctx context.Context, s *ownArchive, explicit bool) erro
 	}
 	if waiting && !s.Waiting {
 		h.a.q.push(Event{Kind: EventHistory, Text: fmt.Sprintf("history: this device cannot read your history at %s yet: "+
-			"the device that turned history on adds it when it is online, and this device reads then by itself", bareOf(s.Service))})
+			"the device that turned history on adds it when it is online, and this device reads then by itself", trust.Bare(s.Service))})
 	}
 	s.Waiting = waiting
 	if err := h.save(ctx, s); err != nil {
@@ -1074,7 +1042,7 @@ func (h *archiver) fetch(ctx context.Context, s *ownArchive, explicit bool) erro
 	// A read the user asked for always says what it found; one of the
 	// loop's only when it found something new or something wrong.
 	if explicit && total > 0 || shown > 0 || len(warnings) > 0 || failed != nil {
-		text := fmt.Sprintf("history from %s: %d message(s) read, %d new here", bareOf(s.Service), total, shown)
+		text := fmt.Sprintf("history from %s: %d message(s) read, %d new here", trust.Bare(s.Service), total, shown)
 		if failed != nil {
 			h.a.log().Info("history: a read stopped", "err", failed)
 			text += "; the read stopped: " + readFailure(s.Service, failed)
@@ -1085,7 +1053,7 @@ func (h *archiver) fetch(ctx context.Context, s *ownArchive, explicit bool) erro
 		}
 	}
 	if explicit && total == 0 && shown == 0 && len(warnings) == 0 && failed == nil {
-		h.a.q.push(Event{Kind: EventHistory, Text: fmt.Sprintf("history from %s: nothing new", bareOf(s.Service))})
+		h.a.q.push(Event{Kind: EventHistory, Text: fmt.Sprintf("history from %s: nothing new", trust.Bare(s.Service))})
 	}
 	return nil // a failure is told by the EventHistory above
 }
@@ -1095,13 +1063,13 @@ func (h *archiver) fetch(ctx context.Context, s *ownArchive, explicit bool) erro
 func readFailure(service string, err error) string {
 	switch {
 	case errors.Is(err, archive.ErrBusy):
-		return bareOf(service) + " is busy; try again in a minute (/history fetch)"
+		return trust.Bare(service) + " is busy; try again in a minute (/history fetch)"
 	case errors.Is(err, archive.ErrRefused):
-		return bareOf(service) + " refused the request"
+		return trust.Bare(service) + " refused the request"
 	case errors.Is(err, errHistory):
-		return bareOf(service) + " does not answer"
+		return trust.Bare(service) + " does not answer"
 	}
-	return "this device could not open what " + bareOf(service) + " sent"
+	return "this device could not open what " + trust.Bare(service) + " sent"
 }
 
 // revoked records that the service no longer has this device as a
@@ -1112,7 +1080,7 @@ func (h *archiver) revoked(s *ownArchive) {
 	}
 	s.Revoked, s.Writing = true, false
 	h.a.q.push(Event{Kind: EventHistory, Warning: true, Text: fmt.Sprintf("this device can no longer read or write your history at %s: "+
-		"its access was revoked (it was removed from your device group)", bareOf(s.Service))})
+		"its access was revoked (it was removed from your device group)", trust.Bare(s.Service))})
 }
 
 // fetchEpoch reads one epoch's new pages: how many records, how many

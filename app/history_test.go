@@ -13,6 +13,7 @@ import (
 	"github.com/mpenc/mpenc/internal/keysync"
 	"github.com/mpenc/mpenc/store"
 	"github.com/mpenc/mpenc/transcript"
+	"github.com/mpenc/mpenc/trust"
 )
 
 // archiveWorld is one account's devices and a history service, wired
@@ -213,7 +214,7 @@ func TestArchiveDevices(t *testing.T) {
 		t.Fatalf("the phone shows %q from the archive, want the one message it did not have", got)
 	}
 	info, _ := phone.HistoryStatus(ctx)
-	if !info.On || info.Admin || !info.Writing || bareOf(info.Service) != "bot@example.org" {
+	if !info.On || info.Admin || !info.Writing || trust.Bare(info.Service) != "bot@example.org" {
 		t.Fatalf("the phone's history: %+v", info)
 	}
 
