@@ -63,6 +63,8 @@ const (
 	// epochLifetime: the admin device starts a new epoch this long after
 	// the last began.
 	epochLifetime = 90 * 24 * time.Hour
+	// maxShownWarnings bounds the problems one read shows one by one.
+	maxShownWarnings = 10
 	// maxArchiveWriters bounds the heads kept per epoch.
 	maxArchiveWriters = 256
 	// fetchRounds bounds the fetches of one read of one epoch
@@ -1048,8 +1050,13 @@ func (h *archiver) fetch(ctx context.Context, s *ownArchive, explicit bool) erro
 			text += "; the read stopped: " + readFailure(s.Service, failed)
 		}
 		h.a.q.push(Event{Kind: EventHistory, Text: text, Warning: len(warnings) > 0 || failed != nil})
-		for _, w := range warnings {
+		// A hostile service can make every page of a read fail: the
+		// first problems are shown, the rest counted.
+		for _, w := range warnings[:min(len(warnings), maxShownWarnings)] {
 			h.a.q.push(Event{Kind: EventHistory, Text: w, Warning: true})
+		}
+		if n := len(warnings) - maxShownWarnings; n > 0 {
+			h.a.q.push(Event{Kind: EventHistory, Text: fmt.Sprintf("… and %d more problem(s) with what %s handed back", n, trust.Bare(s.Service)), Warning: true})
 		}
 	}
 	if explicit && total == 0 && shown == 0 && len(warnings) == 0 && failed == nil {
